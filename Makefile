@@ -1,0 +1,36 @@
+# Two commands for a fresh machine with Python 3.11:  `make demo`  and  `make test`.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+POSTGRES_URL ?= postgresql://postgres@127.0.0.1:5432/test
+
+.PHONY: demo test test-postgres postgres browser lint
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+## The server on http://127.0.0.1:8000 with a demo plan on SQLite (var/demo.db).
+demo: $(STAMP)
+	$(BIN)/mutualaid demo
+
+## The whole test suite (SQLite; browser tests in Debian's chromium, installed when missing).
+test: $(STAMP) browser
+	$(BIN)/python -m pytest
+
+## The database tests again, against PostgreSQL (started, or installed, when missing).
+test-postgres: $(STAMP) postgres
+	MUTUALAID_TEST_DATABASE_URL=$(POSTGRES_URL) $(BIN)/python -m pytest tests/integration tests/api -m "not e2e"
+
+browser:
+	@command -v chromium >/dev/null 2>&1 || sh scripts/install-system-packages.sh chromium
+
+postgres:
+	@sh scripts/ensure-postgres.sh
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/mypy src

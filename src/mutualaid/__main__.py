@@ -1,0 +1,3 @@
+from mutualaid.cli.app import main
+
+main()

@@ -1,0 +1,1 @@
+"""The JSON API (FastAPI): thin adapters over services. OpenAPI at /docs."""

@@ -1,0 +1,67 @@
+"""Registering and logging in."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, Field
+
+from mutualaid.api.dependencies import Context, CurrentActor
+from mutualaid.services.accounts import (
+    AccountView,
+    get_account,
+    log_in,
+    log_out,
+    register_account,
+)
+
+router = APIRouter(prefix="/api/v1", tags=["accounts"])
+
+
+class Registration(BaseModel):
+    phone: str = Field(examples=["13800138000"])
+    password: str = Field(min_length=8, max_length=200)
+    display_name: str | None = Field(default=None, max_length=100)
+    locale: str = Field(default="zh_CN", pattern="^(zh_CN|en)$")
+
+
+class Credentials(BaseModel):
+    phone: str
+    password: str = Field(max_length=200)
+
+
+class Session(BaseModel):
+    token: str
+    token_type: str = "bearer"
+    expires_at: datetime
+    account: dict[str, Any]
+
+
+@router.post("/accounts", status_code=status.HTTP_201_CREATED, response_model=None)
+def register(body: Registration, ctx: Context) -> AccountView:
+    return register_account(ctx, body.phone, body.password, display_name=body.display_name,
+                            locale=body.locale)
+
+
+@router.post("/sessions", status_code=status.HTTP_201_CREATED)
+def create_session(body: Credentials, ctx: Context) -> Session:
+    issued = log_in(ctx, body.phone, body.password)
+    return Session(token=issued.token, expires_at=issued.expires_at, account=asdict(issued.account))
+
+
+@router.delete("/sessions/current", status_code=status.HTTP_204_NO_CONTENT)
+def delete_session(
+    ctx: Context,
+    _: CurrentActor,
+    credentials: Annotated[HTTPAuthorizationCredentials, Depends(HTTPBearer())],
+) -> None:
+    log_out(ctx, credentials.credentials)
+
+
+@router.get("/me", response_model=None)
+def me(ctx: Context, actor: CurrentActor) -> AccountView:
+    return get_account(ctx, actor.account_id)

@@ -1,0 +1,40 @@
+"""The ASGI application. Several workers can serve it: all state lives in the database."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from mutualaid import __version__
+from mutualaid.api import accounts, memberships, plans
+from mutualaid.api.errors import install_error_handlers
+from mutualaid.logging import configure_logging
+from mutualaid.services.context import ServiceContext, build_context
+from mutualaid.settings import Settings
+
+
+def create_app(ctx: ServiceContext) -> FastAPI:
+    app = FastAPI(
+        title="mutualaid",
+        version=__version__,
+        description=(
+            "Run an online mutual aid plan. Money is integer fen (`*_fen`); dates are in the plan's "
+            "time zone (`*_on`); instants are UTC (`*_at`). Errors are "
+            '`{"error": {"code", "message", "field"}}`. Mutations accept an `Idempotency-Key` header.'
+        ),
+    )
+    app.state.ctx = ctx
+    install_error_handlers(app)
+    app.include_router(accounts.router)
+    app.include_router(plans.router)
+    app.include_router(memberships.router)
+    from mutualaid.web.pages import router as web_router
+
+    app.include_router(web_router)
+    return app
+
+
+def app_from_environment() -> FastAPI:
+    """Factory for `uvicorn --factory` (each worker builds its own context from MUTUALAID_*)."""
+    settings = Settings()
+    configure_logging(settings.log_level, settings.log_json)
+    return create_app(build_context(settings))

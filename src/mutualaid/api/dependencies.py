@@ -1,0 +1,39 @@
+"""Request-scoped dependencies: the service context and the authenticated actor."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from mutualaid.domain.errors import Unauthenticated
+from mutualaid.services.accounts import Actor, authenticate
+from mutualaid.services.context import ServiceContext
+
+_bearer = HTTPBearer(auto_error=False, description="A token from POST /api/v1/sessions")
+
+
+def service_context(request: Request) -> ServiceContext:
+    ctx: ServiceContext = request.app.state.ctx
+    return ctx
+
+
+Context = Annotated[ServiceContext, Depends(service_context)]
+
+
+def current_actor(
+    ctx: Context,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Actor:
+    if credentials is None:
+        raise Unauthenticated("not_authenticated", "log in first: send Authorization: Bearer <token>")
+    return authenticate(ctx, credentials.credentials)
+
+
+CurrentActor = Annotated[Actor, Depends(current_actor)]
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(alias="Idempotency-Key", description="Retries with the same key act once", max_length=200),
+]

@@ -1,0 +1,50 @@
+"""Every error answers JSON naming the field: {"error": {"code", "message", "field"}}. No stack traces."""
+
+from __future__ import annotations
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from mutualaid.domain.errors import DomainError
+
+log = structlog.get_logger()
+
+
+def error_body(code: str, message: str, field: str | None = None, **extra: object) -> dict[str, object]:
+    return {"error": {"code": code, "message": message, "field": field, **extra}}
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(DomainError)
+    async def _domain(_: Request, error: DomainError) -> JSONResponse:
+        headers = {"WWW-Authenticate": "Bearer"} if error.status == 401 else None
+        return JSONResponse(error_body(**error.as_dict()), status_code=error.status, headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, error: RequestValidationError) -> JSONResponse:
+        problems = []
+        for item in error.errors():
+            location = [str(part) for part in item["loc"] if part not in ("body", "query", "path", "header")]
+            problems.append({"field": ".".join(location) or None, "message": item["msg"]})
+        first = problems[0] if problems else {"field": None, "message": "invalid request"}
+        return JSONResponse(
+            error_body("invalid_request", f"{first['field']}: {first['message']}", first["field"],
+                       problems=problems),
+            status_code=422,
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, error: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(error.status_code, "http_error")
+        return JSONResponse(error_body(code, str(error.detail)), status_code=error.status_code)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, error: Exception) -> JSONResponse:
+        log.exception("unhandled_error", path=request.url.path)
+        return JSONResponse(
+            error_body("internal_error", "something went wrong on our side; nothing was changed"),
+            status_code=500,
+        )

@@ -1,0 +1,86 @@
+"""Joining a plan, seeing one's family's memberships, leaving."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Body, status
+from pydantic import BaseModel, Field
+
+from mutualaid.api.dependencies import Context, CurrentActor, IdempotencyKey
+from mutualaid.domain.memberships import MembershipEvent, Relation
+from mutualaid.services.memberships import (
+    AdvanceResult,
+    EnrollmentRequest,
+    MembershipView,
+    advance_memberships,
+    change_membership,
+    enroll_member,
+    get_membership,
+    list_family_memberships,
+)
+from mutualaid.domain.accounts import Role, require_role
+
+router = APIRouter(prefix="/api/v1", tags=["memberships"])
+
+
+class Enrollment(BaseModel):
+    full_name: str = Field(min_length=1, max_length=50, examples=["张三华"])
+    id_number: str = Field(min_length=1, max_length=30, examples=["110101199003070019"])
+    relation: Relation = Relation.SELF
+    health_answers: dict[str, bool] = Field(
+        default_factory=dict, description="question code -> answer; every question must be answered"
+    )
+
+
+class Reason(BaseModel):
+    reason: str | None = Field(default=None, max_length=500)
+
+
+@router.post("/plans/{plan_code}/memberships", status_code=status.HTTP_201_CREATED,
+             response_model=None)
+def join(
+    plan_code: str, body: Enrollment, ctx: Context, actor: CurrentActor, key: IdempotencyKey = None
+) -> MembershipView:
+    """Enroll yourself or a family member (you pay their shares). Send an Idempotency-Key."""
+    request = EnrollmentRequest(full_name=body.full_name, id_number=body.id_number,
+                                relation=body.relation, health_answers=body.health_answers)
+    return enroll_member(ctx, actor, plan_code, request, idempotency_key=key)
+
+
+@router.get("/memberships", response_model=None)
+def my_memberships(ctx: Context, actor: CurrentActor) -> list[MembershipView]:
+    """Your family's memberships in every plan."""
+    return list_family_memberships(ctx, actor)
+
+
+@router.get("/memberships/{membership_id}", response_model=None)
+def membership(membership_id: int, ctx: Context, actor: CurrentActor) -> MembershipView:
+    return get_membership(ctx, actor, membership_id)
+
+
+@router.post("/memberships/{membership_id}/leave", response_model=None)
+def leave(
+    membership_id: int, ctx: Context, actor: CurrentActor, key: IdempotencyKey = None,
+    body: Annotated[Reason | None, Body()] = None,
+) -> MembershipView:
+    """Leave a plan. Rejoining later starts a new waiting period."""
+    return change_membership(ctx, actor, membership_id, MembershipEvent.LEAVE,
+                             reason=body.reason if body else None, idempotency_key=key)
+
+
+@router.post("/memberships/{membership_id}/events/{event}", response_model=None)
+def apply_event(
+    membership_id: int, event: MembershipEvent, ctx: Context, actor: CurrentActor,
+    key: IdempotencyKey = None, body: Annotated[Reason | None, Body()] = None,
+) -> MembershipView:
+    """Operators: suspend, reinstate or remove a membership."""
+    return change_membership(ctx, actor, membership_id, event,
+                             reason=body.reason if body else None, idempotency_key=key)
+
+
+@router.post("/plans/{plan_code}/advance", response_model=None)
+def advance(plan_code: str, ctx: Context, actor: CurrentActor) -> AdvanceResult:
+    """Operators: run the daily job (waiting periods over, ageing out) now."""
+    require_role(actor.role, Role.OPERATOR)
+    return advance_memberships(ctx, plan_code)

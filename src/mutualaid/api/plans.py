@@ -1,0 +1,64 @@
+"""Plans: read the rules, publish a new version (operators), page through members (staff)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Query, status
+from fastapi.responses import PlainTextResponse
+
+from mutualaid.api.dependencies import Context, CurrentActor
+from mutualaid.domain.memberships import MembershipState
+from mutualaid.services.memberships import MemberPage, list_plan_members
+from mutualaid.services.plans import (
+    PlanSummary,
+    PublishedPlan,
+    list_plans,
+    plan_rules,
+    plan_source,
+    publish_plan,
+)
+
+router = APIRouter(prefix="/api/v1/plans", tags=["plans"])
+
+
+@router.get("", response_model=None)
+def plans(ctx: Context) -> list[PlanSummary]:
+    """Every plan with its current rule version and active member count (public)."""
+    return list_plans(ctx)
+
+
+@router.get("/{plan_code}")
+def plan(plan_code: str, ctx: Context) -> dict[str, Any]:
+    """A plan's current rules, as structured data (public)."""
+    view, rules = plan_rules(ctx, plan_code)
+    return {"plan": view, "rules": rules.to_json()}
+
+
+@router.get("/{plan_code}/source", response_class=PlainTextResponse)
+def source(plan_code: str, ctx: Context, version: int | None = None) -> str:
+    """The plan file (TOML) of the current or a given version (public)."""
+    return plan_source(ctx, plan_code, version)
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=None)
+def publish(
+    ctx: Context,
+    actor: CurrentActor,
+    source_toml: Annotated[str, Body(media_type="application/toml", description="The plan file")],
+) -> PublishedPlan:
+    """Publish a plan file as a new version (operators). Malformed files are refused per key."""
+    return publish_plan(ctx, actor, source_toml)
+
+
+@router.get("/{plan_code}/members", response_model=None)
+def members(
+    plan_code: str,
+    ctx: Context,
+    actor: CurrentActor,
+    after_id: Annotated[int, Query(ge=0, description="Keyset cursor: next_after_id of the last page")] = 0,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    state: MembershipState | None = None,
+) -> MemberPage:
+    """Members of a plan, masked, 50 a page (staff)."""
+    return list_plan_members(ctx, actor, plan_code, after_id=after_id, limit=limit, state=state)

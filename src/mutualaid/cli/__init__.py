@@ -1,0 +1,1 @@
+"""The `mutualaid` command (Typer)."""

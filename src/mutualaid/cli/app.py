@@ -1,0 +1,89 @@
+"""The one console script: `mutualaid`."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import typer
+import uvicorn
+
+from mutualaid import __version__
+from mutualaid.cli import accounts, database, members, plans
+from mutualaid.cli.common import EXIT_REFUSED, console, context, err_console, friendly_errors
+from mutualaid.db.schema import current_revision, upgrade
+
+app = typer.Typer(
+    help="mutualaid: run an online mutual aid plan. Settings come from MUTUALAID_* variables "
+    "(MUTUALAID_DATABASE_URL, MUTUALAID_SECRET_KEY, MUTUALAID_TIME_ZONE, MUTUALAID_DEMO).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(database.app, name="db")
+app.add_typer(plans.app, name="plans")
+app.add_typer(members.app, name="members")
+app.add_typer(accounts.app, name="accounts")
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.print(f"mutualaid {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                 help="Show the version and exit"),
+) -> None:
+    """mutualaid command line."""
+
+
+@app.command()
+@friendly_errors
+def serve(
+    host: str = typer.Option("127.0.0.1", help="Address to listen on"),
+    port: int = typer.Option(8000, help="Port to listen on"),
+    workers: int = typer.Option(1, min=1, max=64, help="Worker processes (use several in production)"),
+    access_log: bool = typer.Option(False, help="Log every request"),
+) -> None:
+    """Serve the web app and JSON API (OpenAPI docs at /docs)."""
+    ctx = context()
+    if current_revision(ctx.engine) is None:
+        err_console.print("[red]error:[/red] the database is empty: run `mutualaid db upgrade` first")
+        raise typer.Exit(EXIT_REFUSED)
+    ctx.engine.dispose()
+    uvicorn.run("mutualaid.api.app:app_from_environment", factory=True, host=host, port=port,
+                workers=workers, access_log=access_log, log_level="warning")
+
+
+@app.command()
+@friendly_errors
+def demo(
+    port: int = typer.Option(8000, help="Port to listen on"),
+    database: Path = typer.Option(Path("var/demo.db"), help="SQLite file for the demo"),
+    crowd: int = typer.Option(300, min=0, help="How many generated members to add"),
+    serve_after: bool = typer.Option(True, "--serve/--no-serve", help="Start the server afterwards"),
+) -> None:
+    """Create (once) a demo on SQLite: the Xiang Hu Bao plans, staff, members; then serve it."""
+    os.environ.setdefault("MUTUALAID_DATABASE_URL", f"sqlite:///{database}")
+    os.environ.setdefault("MUTUALAID_DEMO", "1")
+    from mutualaid.services.demo_data import seed_demo
+
+    ctx = context()
+    upgrade(ctx.engine)
+    logins = seed_demo(ctx, crowd=crowd)
+    ctx.engine.dispose()
+    url = f"http://127.0.0.1:{port}"
+    console.print(f"[bold]mutualaid demo[/bold] ({'created' if logins.created else 'already there'}: "
+                  f"{os.environ['MUTUALAID_DATABASE_URL']})")
+    console.print(f"  open      {url}/   API docs {url}/docs")
+    console.print(f"  member    phone {logins.member_phone}  password {logins.password}")
+    for role, phone in logins.staff.items():
+        console.print(f"  {role:<9} phone {phone}  password {logins.password}")
+    if serve_after:
+        serve(host="127.0.0.1", port=port, workers=1, access_log=False)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,1 @@
+"""Pure rules of a mutual aid plan. No I/O: time, ids and randomness come in as arguments."""

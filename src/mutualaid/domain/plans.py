@@ -1,0 +1,275 @@
+"""Plan rules: every number of a plan is configuration, read from a TOML file and validated here.
+
+A malformed plan is refused with the exact key (``payout_bands[1].amount_fen``) and the reason, so an
+operator can fix the file without reading code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tomllib
+from dataclasses import asdict, field
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic.dataclasses import dataclass
+
+from mutualaid.domain.errors import DomainError
+from mutualaid.domain.money import Fen
+
+_STRICT = ConfigDict(extra="forbid")
+
+
+class Tier(StrEnum):
+    SEVERE = "severe"
+    MILD = "mild"
+
+
+class FundingModel(StrEnum):
+    POST_PAID = "post_paid"
+    PREPAID = "prepaid"
+
+
+@dataclass(frozen=True, config=_STRICT)
+class EntryRules:
+    min_age_days: int = Field(default=30, ge=0)
+    min_age_years: int = Field(default=0, ge=0, le=120)
+    max_age_years: int = Field(default=59, ge=0, le=120)
+    #: Membership ends on this birthday (in the plan's zone).
+    exit_age_years: int = Field(default=60, ge=1, le=130)
+    #: Credit/risk check threshold for the pluggable hook (Xiang Hu Bao: Sesame score >= 650).
+    credit_min_score: int | None = None
+
+
+@dataclass(frozen=True, config=_STRICT)
+class WaitingPeriod:
+    days: int = Field(default=90, ge=0, le=3650)
+    #: During the waiting period only illness caused by an accident qualifies.
+    accidents_covered: bool = True
+
+
+@dataclass(frozen=True, config=_STRICT)
+class HealthQuestion:
+    code: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{1,40}$")]
+    text_zh: Annotated[str, Field(min_length=1)]
+    text_en: Annotated[str, Field(min_length=1)]
+
+
+@dataclass(frozen=True, config=_STRICT)
+class PayoutBand:
+    from_age: Annotated[int, Field(ge=0, le=130)]
+    to_age: Annotated[int, Field(ge=0, le=130)]
+    tier: Tier
+    amount_fen: Annotated[int, Field(gt=0)]
+    cause: Literal["any", "illness", "accident"] = "any"
+
+
+@dataclass(frozen=True, config=_STRICT)
+class Illness:
+    code: Annotated[str, Field(pattern=r"^[A-Z0-9][A-Z0-9_.-]{0,19}$")]
+    name_zh: Annotated[str, Field(min_length=1)]
+    name_en: Annotated[str, Field(min_length=1)]
+    tier: Tier
+
+
+@dataclass(frozen=True, config=_STRICT)
+class Fees:
+    management_fee_bp: int = Field(default=800, ge=0, le=5000)
+
+
+@dataclass(frozen=True, config=_STRICT)
+class Caps:
+    per_case_fen: int | None = Field(default=10, gt=0)
+    annual_fen: int | None = Field(default=18_800, gt=0)
+
+
+@dataclass(frozen=True, config=_STRICT)
+class PeriodSchedule:
+    publicity_days: list[int] = field(default_factory=lambda: [7, 21])
+    debit_days: list[int] = field(default_factory=lambda: [14, 28])
+    publicity_length_days: int = Field(default=3, ge=1, le=30)
+    payment_retry_days: int = Field(default=5, ge=0, le=60)
+
+
+@dataclass(frozen=True, config=_STRICT)
+class ClaimRules:
+    deadline_days: int = Field(default=180, ge=1, le=3650)
+
+
+@dataclass(frozen=True, config=_STRICT)
+class PlanRules:
+    code: Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{1,40}$")]
+    name_zh: Annotated[str, Field(min_length=1)]
+    name_en: Annotated[str, Field(min_length=1)]
+    illnesses: Annotated[list[Illness], Field(min_length=1)]
+    payout_bands: Annotated[list[PayoutBand], Field(min_length=1)]
+    time_zone: str = "Asia/Shanghai"
+    funding_model: FundingModel = FundingModel.POST_PAID
+    sharing_rule: Literal["uniform"] = "uniform"
+    minimum_members: int = Field(default=0, ge=0)
+    entry: EntryRules = field(default_factory=EntryRules)
+    waiting_period: WaitingPeriod = field(default_factory=WaitingPeriod)
+    health_questions: list[HealthQuestion] = field(default_factory=list)
+    fees: Fees = field(default_factory=Fees)
+    caps: Caps = field(default_factory=Caps)
+    periods: PeriodSchedule = field(default_factory=PeriodSchedule)
+    claims: ClaimRules = field(default_factory=ClaimRules)
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.time_zone)
+
+    def illness(self, code: str) -> Illness | None:
+        return next((i for i in self.illnesses if i.code == code), None)
+
+    def payout_fen(self, age_years: int, tier: Tier, accident: bool) -> Fen | None:
+        """The one-time payout for a member of this age at first diagnosis (None: not covered)."""
+        cause = "accident" if accident else "illness"
+        matches = [
+            band
+            for band in self.payout_bands
+            if band.tier == tier and band.from_age <= age_years <= band.to_age
+            and band.cause in ("any", cause)
+        ]
+        if not matches:
+            return None
+        # A cause-specific band beats an "any" band.
+        best = min(matches, key=lambda band: band.cause == "any")
+        return Fen(best.amount_fen)
+
+    def to_json(self) -> dict[str, Any]:
+        return json.loads(json.dumps(asdict(self), default=str))  # type: ignore[no-any-return]
+
+
+_RULES_ADAPTER = TypeAdapter(PlanRules)
+
+
+def _dotted(location: tuple[int | str, ...]) -> str:
+    text = ""
+    for part in location:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += f".{part}" if text else part
+    return text
+
+
+def _check_consistency(rules: PlanRules) -> None:
+    """Cross-key rules a per-field schema cannot express."""
+    try:
+        ZoneInfo(rules.time_zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise DomainError(
+            "invalid_plan", f"{rules.time_zone!r} is not an IANA time zone", "time_zone"
+        ) from None
+    entry = rules.entry
+    if entry.min_age_years > entry.max_age_years:
+        raise DomainError(
+            "invalid_plan", "the minimum entry age is above the maximum", "entry.min_age_years"
+        )
+    if entry.max_age_years >= entry.exit_age_years:
+        raise DomainError(
+            "invalid_plan",
+            "the maximum entry age must be below the exit age",
+            "entry.max_age_years",
+        )
+    seen: set[str] = set()
+    for index, illness in enumerate(rules.illnesses):
+        if illness.code in seen:
+            raise DomainError(
+                "invalid_plan", f"illness code {illness.code} appears twice", f"illnesses[{index}].code"
+            )
+        seen.add(illness.code)
+    seen.clear()
+    for index, question in enumerate(rules.health_questions):
+        if question.code in seen:
+            raise DomainError(
+                "invalid_plan",
+                f"question code {question.code} appears twice",
+                f"health_questions[{index}].code",
+            )
+        seen.add(question.code)
+    for index, band in enumerate(rules.payout_bands):
+        if band.from_age > band.to_age:
+            raise DomainError(
+                "invalid_plan",
+                f"from_age {band.from_age} is above to_age {band.to_age}",
+                f"payout_bands[{index}].from_age",
+            )
+    tiers_used = {illness.tier for illness in rules.illnesses}
+    for tier in sorted(tiers_used):
+        for age in range(entry.min_age_years, entry.exit_age_years):
+            if rules.payout_fen(age, tier, accident=False) is None:
+                raise DomainError(
+                    "invalid_plan",
+                    f"no payout band covers age {age} for tier {tier}",
+                    "payout_bands",
+                )
+    periods = rules.periods
+    for name, days in (("publicity_days", periods.publicity_days), ("debit_days", periods.debit_days)):
+        if not days:
+            raise DomainError("invalid_plan", "at least one day is needed", f"periods.{name}")
+        for index, day in enumerate(days):
+            if not 1 <= day <= 28:
+                raise DomainError(
+                    "invalid_plan",
+                    f"day {day} must be between 1 and 28 so that it exists in every month",
+                    f"periods.{name}[{index}]",
+                )
+        if list(days) != sorted(set(days)):
+            raise DomainError("invalid_plan", "days must be increasing", f"periods.{name}")
+    if len(periods.debit_days) != len(periods.publicity_days):
+        raise DomainError(
+            "invalid_plan",
+            "each publicity day needs a debit day (the same number of each)",
+            "periods.debit_days",
+        )
+    for index, (publicity, debit) in enumerate(
+        zip(periods.publicity_days, periods.debit_days, strict=True)
+    ):
+        if debit <= publicity + periods.publicity_length_days - 1:
+            raise DomainError(
+                "invalid_plan",
+                f"debit day {debit} falls before publicity from day {publicity} has ended",
+                f"periods.debit_days[{index}]",
+            )
+
+
+def parse_plan_rules(data: dict[str, Any]) -> PlanRules:
+    try:
+        # Validated as JSON in strict mode: no silent coercion (true is not 1, "90" is not 90),
+        # while enums and nested tables still come from their plain JSON forms.
+        rules = _RULES_ADAPTER.validate_json(json.dumps(data, default=str), strict=True)
+    except ValidationError as error:
+        first = error.errors(include_url=False)[0]
+        key = _dotted(first["loc"]) or "(top level)"
+        reason = first["msg"]
+        if first["type"] in ("extra_forbidden", "unexpected_keyword_argument"):
+            reason = "unknown key (misspelt?)"
+        raise DomainError(
+            "invalid_plan",
+            f"{key}: {reason}",
+            key,
+            details={"problems": [
+                {"field": _dotted(e["loc"]), "message": e["msg"]} for e in error.errors(include_url=False)
+            ]},
+        ) from None
+    _check_consistency(rules)
+    return rules
+
+
+def parse_plan_toml(text: str) -> PlanRules:
+    """Read a plan file; refuse it with the exact key and reason when it is malformed."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise DomainError("invalid_plan", f"not valid TOML: {error}", "(file)") from None
+    return parse_plan_rules(data)
+
+
+def rules_fingerprint(rules: PlanRules) -> str:
+    canonical = json.dumps(rules.to_json(), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()

@@ -1,0 +1,162 @@
+"""Registering, logging in and out, and turning a bearer token into an actor."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+
+from mutualaid.db.models import Account, ApiToken
+from mutualaid.domain.accounts import Role, check_password_strength, normalise_phone
+from mutualaid.domain.errors import Conflict, Unauthenticated
+from mutualaid.services import audit
+from mutualaid.services.context import ServiceContext
+
+_hasher = PasswordHasher()
+# Verifying against this keeps a login for an unknown phone as slow as one with a wrong password,
+# so timing does not reveal which phone numbers have accounts.
+_DUMMY_HASH = _hasher.hash("not-a-real-password")
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    account_id: int
+    role: Role
+
+    @property
+    def recorded_id(self) -> int | None:
+        """The account id to record as author (None for the system actor, which has no row)."""
+        return self.account_id or None
+
+
+SYSTEM_ACTOR = Actor(account_id=0, role=Role.OPERATOR)
+"""Whoever runs the CLI on the server: trusted like an operator, audited as the system."""
+
+
+@dataclass(frozen=True, slots=True)
+class AccountView:
+    id: int
+    phone: str
+    role: Role
+    display_name: str | None
+    locale: str
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedToken:
+    token: str
+    account: AccountView
+    expires_at: datetime
+
+
+def _view(account: Account) -> AccountView:
+    return AccountView(
+        id=account.id,
+        phone=account.phone,
+        role=Role(account.role),
+        display_name=account.display_name,
+        locale=account.locale,
+    )
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def register_account(
+    ctx: ServiceContext,
+    phone: str,
+    password: str,
+    *,
+    display_name: str | None = None,
+    locale: str = "zh_CN",
+    role: Role = Role.MEMBER,
+    actor_account_id: int | None = None,
+) -> AccountView:
+    phone = normalise_phone(phone)
+    check_password_strength(password)
+    password_hash = _hasher.hash(password)
+    try:
+        with ctx.transaction() as session:
+            existing = session.scalar(select(Account).where(Account.phone == phone))
+            if existing is not None and existing.password_hash is None:
+                # An imported member claims their account by setting a password.
+                existing.password_hash = password_hash
+                existing.display_name = existing.display_name or display_name
+                account = existing
+            elif existing is not None:
+                raise Conflict("phone_taken", "an account with this phone number exists", "phone")
+            else:
+                account = Account(
+                    phone=phone, password_hash=password_hash, role=role, display_name=display_name,
+                    locale=locale, created_at=ctx.clock.now(),
+                )
+                session.add(account)
+                session.flush()
+            audit.record(
+                session, at=ctx.clock.now(), actor_account_id=actor_account_id or account.id,
+                action="account_registered", subject_type="account", subject_id=account.id,
+                role=str(role),
+            )
+            return _view(account)
+    except IntegrityError:
+        raise Conflict("phone_taken", "an account with this phone number exists", "phone") from None
+
+
+def log_in(ctx: ServiceContext, phone: str, password: str) -> IssuedToken:
+    refusal = Unauthenticated("bad_credentials", "the phone number or password is wrong", "password")
+    try:
+        phone = normalise_phone(phone)
+    except Exception:
+        raise refusal from None
+    with ctx.transaction() as session:
+        account = session.scalar(select(Account).where(Account.phone == phone))
+        try:
+            _hasher.verify(account.password_hash if account and account.password_hash else _DUMMY_HASH,
+                           password)
+        except (VerificationError, InvalidHashError):
+            raise refusal from None
+        if account is None or account.password_hash is None:
+            raise refusal
+        if _hasher.check_needs_rehash(account.password_hash):
+            account.password_hash = _hasher.hash(password)
+        token = secrets.token_urlsafe(32)
+        now = ctx.clock.now()
+        expires_at = now + timedelta(hours=ctx.token_ttl_hours)
+        session.add(ApiToken(
+            token_hash=_token_hash(token), account_id=account.id, created_at=now, expires_at=expires_at,
+        ))
+        audit.record(session, at=now, actor_account_id=account.id, action="logged_in",
+                     subject_type="account", subject_id=account.id)
+        return IssuedToken(token=token, account=_view(account), expires_at=expires_at)
+
+
+def log_out(ctx: ServiceContext, token: str) -> None:
+    with ctx.transaction() as session:
+        session.execute(delete(ApiToken).where(ApiToken.token_hash == _token_hash(token)))
+
+
+def authenticate(ctx: ServiceContext, token: str) -> Actor:
+    with ctx.reading() as session:
+        row = session.execute(
+            select(Account.id, Account.role, ApiToken.expires_at)
+            .join(ApiToken, ApiToken.account_id == Account.id)
+            .where(ApiToken.token_hash == _token_hash(token))
+        ).first()
+    if row is None or row.expires_at <= ctx.clock.now():
+        raise Unauthenticated("invalid_token", "log in again: the token is unknown or expired")
+    return Actor(account_id=row.id, role=Role(row.role))
+
+
+def get_account(ctx: ServiceContext, account_id: int) -> AccountView:
+    with ctx.reading() as session:
+        account = session.get(Account, account_id)
+        if account is None:
+            raise Unauthenticated("invalid_token", "the account no longer exists")
+        return _view(account)

@@ -1,0 +1,31 @@
+"""Audit rows, written inside the transaction of the change they describe."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from mutualaid.db.models import AuditEvent
+
+
+def record(
+    session: Session,
+    *,
+    at: datetime,
+    actor_account_id: int | None,
+    action: str,
+    subject_type: str,
+    subject_id: int | None,
+    **details: Any,
+) -> None:
+    session.add(AuditEvent(
+        occurred_at=at,
+        # Account id 0 is the system itself (the CLI, scheduled jobs): no account row.
+        actor_account_id=actor_account_id or None,
+        action=action,
+        subject_type=subject_type,
+        subject_id=subject_id,
+        details=details,
+    ))

@@ -1,0 +1,325 @@
+"""Joining a plan, leaving it, and the daily job that applies what time alone changes."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date
+
+from sqlalchemy import func, insert, literal, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from mutualaid.db.models import Account, AuditEvent, Membership, Person, Plan
+from mutualaid.db.queries.plans import current_rules, plan_by_code, rules_of
+from mutualaid.domain.accounts import STAFF_ROLES, Role
+from mutualaid.domain.calendars import local_date
+from mutualaid.domain.errors import Conflict, DomainError, NotFound
+from mutualaid.domain.identities import mask_name, parse_resident_id
+from mutualaid.domain.memberships import (
+    ACTIVE_STATES,
+    END_REASONS,
+    CoverageDates,
+    MembershipEvent,
+    MembershipState,
+    Relation,
+    coverage_dates,
+    enrollment_refusals,
+    refuse_if_any,
+    state_on,
+    transition,
+)
+from mutualaid.services import audit
+from mutualaid.services.accounts import Actor
+from mutualaid.services.context import ServiceContext
+from mutualaid.services.idempotency import run_idempotent
+
+_ACTIVE = [str(s) for s in ACTIVE_STATES]
+
+
+@dataclass(frozen=True, slots=True)
+class EnrollmentRequest:
+    full_name: str
+    id_number: str
+    relation: Relation = Relation.SELF
+    health_answers: Mapping[str, bool] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class MembershipView:
+    id: int
+    plan_code: str
+    person_id: int
+    name_masked: str
+    relation: Relation
+    state: MembershipState
+    joined_on: date
+    waiting_ends_on: date
+    covered_from_on: date
+    ages_out_on: date
+    end_reason: str | None = None
+
+
+def _view(m: Membership, person: Person, plan_code: str, today: date) -> MembershipView:
+    dates = CoverageDates(m.joined_on, m.waiting_ends_on, m.covered_from_on, m.ages_out_on)
+    return MembershipView(
+        id=m.id, plan_code=plan_code, person_id=person.id, name_masked=person.name_masked,
+        relation=Relation(person.relation), state=state_on(dates, MembershipState(m.state), today),
+        joined_on=m.joined_on, waiting_ends_on=m.waiting_ends_on,
+        covered_from_on=m.covered_from_on, ages_out_on=m.ages_out_on, end_reason=m.end_reason,
+    )
+
+
+def _already_member() -> Conflict:
+    return Conflict("already_member", "this person already has a membership in this plan", "id_number")
+
+
+def enroll_member(
+    ctx: ServiceContext,
+    actor: Actor,
+    plan_code: str,
+    request: EnrollmentRequest,
+    *,
+    idempotency_key: str | None = None,
+) -> MembershipView:
+    """Enroll a person (the actor themself or a family member) in a plan; the actor pays for them."""
+    resident = parse_resident_id(request.id_number)
+    full_name = request.full_name.strip()
+    if not full_name or len(full_name) > 50:
+        raise DomainError("invalid_name", "a name has 1 to 50 characters", "full_name")
+    identity_hash = ctx.protector.identity_hash(resident.number)
+    credit_score = (
+        ctx.credit_check.score(identity_hash, resident.birth_on) if ctx.credit_check else None
+    )
+
+    def enroll(session: Session) -> MembershipView:
+        now = ctx.clock.now()
+        plan = plan_by_code(session, plan_code)
+        if plan.status != "open":
+            raise DomainError("plan_closed", "this plan no longer accepts members", "plan_code")
+        rules = current_rules(session, plan)
+        today = local_date(now, rules.zone)
+        refuse_if_any(enrollment_refusals(rules, resident, request.health_answers, today, credit_score))
+        person = session.scalar(select(Person).where(Person.identity_hash == identity_hash))
+        if person is not None and person.account_id != actor.account_id:
+            raise Conflict(
+                "identity_registered_elsewhere",
+                "this person is already registered by another account; that account can enroll them",
+                "id_number",
+            )
+        if person is None:
+            if request.relation is Relation.SELF and session.scalar(
+                select(Person.id).where(Person.account_id == actor.account_id,
+                                        Person.relation == Relation.SELF)
+            ) is not None:
+                raise Conflict("self_already_registered",
+                               "this account has already enrolled its holder; choose a relation",
+                               "relation")
+            person = Person(
+                account_id=actor.account_id, relation=request.relation, identity_hash=identity_hash,
+                identity_ciphertext=ctx.protector.encrypt(resident.number),
+                name_ciphertext=ctx.protector.encrypt(full_name), name_masked=mask_name(full_name),
+                birth_on=resident.birth_on, sex=resident.sex, province_code=resident.province_code,
+                created_at=now,
+            )
+            session.add(person)
+        elif session.scalar(select(Membership.id).where(
+            Membership.plan_id == plan.id, Membership.person_id == person.id,
+            Membership.state.in_(_ACTIVE),
+        )) is not None:
+            raise _already_member()
+        try:
+            session.flush()
+        except IntegrityError:
+            raise _already_member() from None
+        dates = coverage_dates(rules, today, resident.birth_on)
+        membership = Membership(
+            plan_id=plan.id, plan_version=plan.current_version, person_id=person.id,
+            payer_account_id=actor.account_id, state=MembershipState.WAITING, joined_at=now,
+            joined_on=dates.joined_on, waiting_ends_on=dates.waiting_ends_on,
+            covered_from_on=dates.covered_from_on, ages_out_on=dates.ages_out_on,
+        )
+        session.add(membership)
+        try:
+            session.flush()
+        except IntegrityError:
+            raise _already_member() from None
+        audit.record(session, at=now, actor_account_id=actor.account_id, action="member_enrolled",
+                     subject_type="membership", subject_id=membership.id, plan=plan.code,
+                     relation=str(request.relation), plan_version=plan.current_version)
+        return _view(membership, person, plan.code, today)
+
+    return run_idempotent(
+        ctx, account_id=actor.account_id, key=idempotency_key, operation=f"enroll:{plan_code}",
+        request={"id": identity_hash, "name": full_name, "relation": str(request.relation),
+                 "answers": dict(request.health_answers)},
+        result_type=MembershipView, action=enroll,
+    )
+
+
+def _load_visible(session: Session, actor: Actor, membership_id: int) -> tuple[Membership, Person, Plan]:
+    row = session.execute(
+        select(Membership, Person, Plan)
+        .join(Person, Person.id == Membership.person_id)
+        .join(Plan, Plan.id == Membership.plan_id)
+        .where(Membership.id == membership_id)
+    ).tuples().first()
+    # A member sees only their own family's memberships; to anyone else they do not exist.
+    if row is None or (actor.role not in STAFF_ROLES and row[0].payer_account_id != actor.account_id):
+        raise NotFound("membership_not_found", f"there is no membership {membership_id}", "membership_id")
+    return row
+
+
+def get_membership(ctx: ServiceContext, actor: Actor, membership_id: int) -> MembershipView:
+    with ctx.reading() as session:
+        membership, person, plan = _load_visible(session, actor, membership_id)
+        rules = rules_of(session, plan.id, membership.plan_version)
+        return _view(membership, person, plan.code, local_date(ctx.clock.now(), rules.zone))
+
+
+def list_family_memberships(ctx: ServiceContext, actor: Actor) -> list[MembershipView]:
+    with ctx.reading() as session:
+        rows = session.execute(
+            select(Membership, Person, Plan)
+            .join(Person, Person.id == Membership.person_id)
+            .join(Plan, Plan.id == Membership.plan_id)
+            .where(Membership.payer_account_id == actor.account_id)
+            .order_by(Membership.id)
+        ).tuples().all()
+        views = []
+        for membership, person, plan in rows:
+            rules = rules_of(session, plan.id, membership.plan_version)
+            views.append(_view(membership, person, plan.code, local_date(ctx.clock.now(), rules.zone)))
+        return views
+
+
+def change_membership(
+    ctx: ServiceContext,
+    actor: Actor,
+    membership_id: int,
+    event: MembershipEvent,
+    *,
+    reason: str | None = None,
+    idempotency_key: str | None = None,
+) -> MembershipView:
+    """Apply one state-machine event (leave, suspend, reinstate, remove) to a membership."""
+    if event is not MembershipEvent.LEAVE and actor.role is not Role.OPERATOR:
+        raise DomainError("forbidden", f"only an operator may {event}", "event")
+
+    def change(session: Session) -> MembershipView:
+        now = ctx.clock.now()
+        membership, person, plan = _load_visible(session, actor, membership_id)
+        rules = rules_of(session, plan.id, membership.plan_version)
+        today = local_date(now, rules.zone)
+        dates = CoverageDates(membership.joined_on, membership.waiting_ends_on,
+                              membership.covered_from_on, membership.ages_out_on)
+        current = state_on(dates, MembershipState(membership.state), today)
+        new_state = transition(current, event)
+        membership.state = new_state
+        if new_state in (MembershipState.LEFT, MembershipState.ENDED):
+            membership.ended_at = now
+            membership.end_reason = END_REASONS[event]
+        audit.record(session, at=now, actor_account_id=actor.account_id,
+                     action=f"membership_{event}", subject_type="membership", subject_id=membership.id,
+                     from_state=str(current), to_state=str(new_state), reason=reason)
+        return _view(membership, person, plan.code, today)
+
+    return run_idempotent(
+        ctx, account_id=actor.account_id, key=idempotency_key,
+        operation=f"membership:{membership_id}:{event}", request={"reason": reason},
+        result_type=MembershipView, action=change,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class AdvanceResult:
+    plan_code: str
+    on: date
+    now_covered: int
+    aged_out: int
+
+
+def advance_memberships(ctx: ServiceContext, plan_code: str) -> AdvanceResult:
+    """The daily job: waiting periods that are over become covered; birthdays at the exit age end.
+
+    Set-based: two UPDATEs and one INSERT … SELECT of audit rows, whatever the member count.
+    Coverage never depends on this job having run (state_on() derives it from the dates), so a
+    missed day changes nothing but the stored state column.
+    """
+    with ctx.transaction() as session:
+        now = ctx.clock.now()
+        plan = plan_by_code(session, plan_code)
+        today = local_date(now, current_rules(session, plan).zone)
+        ageing_out = (
+            (Membership.plan_id == plan.id)
+            & Membership.state.in_(_ACTIVE)
+            & (Membership.ages_out_on <= today)
+        )
+        session.execute(insert(AuditEvent).from_select(
+            ["occurred_at", "actor_account_id", "action", "subject_type", "subject_id", "details"],
+            select(literal(now, AuditEvent.occurred_at.type), literal(None).cast(Account.id.type),
+                   literal("membership_age_out"), literal("membership"), Membership.id,
+                   literal({"from_state": "active", "to_state": "ended"}, AuditEvent.details.type))
+            .where(ageing_out),
+        ))
+        aged_out = session.execute(
+            update(Membership).where(ageing_out)
+            .values(state=MembershipState.ENDED, end_reason="aged_out", ended_at=now)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        now_covered = session.execute(
+            update(Membership)
+            .where(Membership.plan_id == plan.id, Membership.state == MembershipState.WAITING,
+                   Membership.covered_from_on <= today)
+            .values(state=MembershipState.COVERED)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        audit.record(session, at=now, actor_account_id=None, action="memberships_advanced",
+                     subject_type="plan", subject_id=plan.id, on=today.isoformat(),
+                     now_covered=now_covered, aged_out=aged_out)
+        return AdvanceResult(plan.code, today, now_covered, aged_out)
+
+
+@dataclass(frozen=True, slots=True)
+class MemberRow:
+    membership_id: int
+    name_masked: str
+    relation: str
+    sex: str
+    province_code: str
+    birth_year: int
+    state: str
+    joined_on: date
+
+
+@dataclass(frozen=True, slots=True)
+class MemberPage:
+    items: list[MemberRow]
+    total: int
+    next_after_id: int | None
+
+
+def list_plan_members(
+    ctx: ServiceContext, actor: Actor, plan_code: str, *, after_id: int = 0, limit: int = 50,
+    state: MembershipState | None = None,
+) -> MemberPage:
+    """Operators page through a plan's members by keyset (fast at any depth), masked."""
+    if actor.role not in (Role.OPERATOR, Role.AUDITOR, Role.REVIEWER):
+        raise DomainError("forbidden", "only staff may list members", "role")
+    limit = max(1, min(limit, 500))
+    with ctx.reading() as session:
+        plan = plan_by_code(session, plan_code)
+        where = [Membership.plan_id == plan.id]
+        if state is not None:
+            where.append(Membership.state == state)
+        total = session.scalar(select(func.count()).select_from(Membership).where(*where)) or 0
+        rows = session.execute(
+            select(Membership.id, Person.name_masked, Person.relation, Person.sex,
+                   Person.province_code, Person.birth_on, Membership.state, Membership.joined_on)
+            .join(Person, Person.id == Membership.person_id)
+            .where(*where, Membership.id > after_id)
+            .order_by(Membership.id).limit(limit)
+        ).all()
+        items = [MemberRow(r[0], r[1], r[2], r[3], r[4], r[5].year, r[6], r[7]) for r in rows]
+        return MemberPage(items=items, total=total,
+                          next_after_id=items[-1].membership_id if len(items) == limit else None)

@@ -1,0 +1,46 @@
+"""Settings from MUTUALAID_* environment variables."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEMO_SECRET_KEY = "demo-secret-key-do-not-use-in-production"
+
+
+class InsecureSettings(RuntimeError):
+    pass
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MUTUALAID_", extra="ignore")
+
+    database_url: str = "sqlite:///var/mutualaid.db"
+    secret_key: str = DEMO_SECRET_KEY
+    demo: bool = False
+    time_zone: str = "Asia/Shanghai"
+    data_dir: Path = Path("var")
+    log_json: bool = False
+    log_level: str = "INFO"
+    #: Dotted path "module:factory" of a credit/risk check (see services/credit_checks.py).
+    credit_check: str | None = None
+    token_ttl_hours: int = Field(default=24 * 30, ge=1)
+
+    @model_validator(mode="after")
+    def _refuse_default_secret(self) -> Settings:
+        if self.secret_key == DEMO_SECRET_KEY and not self.demo:
+            raise InsecureSettings(
+                "MUTUALAID_SECRET_KEY is the demo key; set a secret of your own "
+                "(e.g. `python -c 'import secrets; print(secrets.token_urlsafe(48))'`) "
+                "or set MUTUALAID_DEMO=1 for a demo"
+            )
+        if len(self.secret_key) < 32:
+            raise InsecureSettings("MUTUALAID_SECRET_KEY must be at least 32 characters")
+        return self
+
+    @cached_property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")

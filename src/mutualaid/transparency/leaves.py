@@ -1,0 +1,245 @@
+"""Canonical, versioned leaf records: the bytes that go into the transparency log.
+
+A leaf is one JSON object with sorted keys, no whitespace, UTF-8 (``ensure_ascii=False``), holding
+``"v": 1``, a ``"type"`` and that type's fields. Only strings and integers appear, never floats,
+so every implementation re-encodes a leaf to the same bytes (and hence the same leaf hash).
+
+Leaves are public forever, so they hold *no personal data*: people appear only as salted
+commitments (`commit`), documents only as their SHA-256, claims and plans as opaque references.
+Each type's schema lists its fields exactly; unknown fields are refused so that nothing slips in.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from types import MappingProxyType
+from typing import Any
+
+from mutualaid.transparency.errors import LeafError
+
+LEAF_VERSION = 1
+#: Integers above 2**53 - 1 lose precision in JavaScript verifiers; no leaf needs them.
+MAX_LEAF_INT = 2**53 - 1
+MIN_SALT_BYTES = 16
+COMMITMENT_DOMAIN = b"mutualaid/commitment/v1\n"
+
+
+class FieldKind(StrEnum):
+    SHA256_HEX = "sha256_hex"  # 64 lowercase hex digits (a document hash, a Merkle root)
+    COUNT = "count"  # integer in 0..2**53-1 (sizes, votes, amounts in fen)
+    POSITIVE = "positive"  # integer in 1..2**53-1 (versions)
+    UNIX_SECONDS = "unix_seconds"  # integer POSIX time in seconds
+    REF = "ref"  # opaque public identifier, e.g. "claim-2019-000123"
+    TOKEN = "token"  # lowercase word from a fixed vocabulary, e.g. "approved"
+    MEDIA_TYPE = "media_type"  # e.g. "image/jpeg"
+    DATE = "date"  # calendar date "YYYY-MM-DD"
+
+
+_PATTERNS: Mapping[FieldKind, re.Pattern[str]] = {
+    FieldKind.SHA256_HEX: re.compile(r"[0-9a-f]{64}"),
+    FieldKind.REF: re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}"),
+    FieldKind.TOKEN: re.compile(r"[a-z][a-z0-9_]{0,63}"),
+    FieldKind.MEDIA_TYPE: re.compile(
+        r"[a-z0-9][a-z0-9!#$&^_.+-]{0,126}/[a-z0-9][a-z0-9!#$&^_.+-]{0,126}"
+    ),
+    FieldKind.DATE: re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}"),
+}
+_INTEGER_KINDS = (FieldKind.COUNT, FieldKind.POSITIVE, FieldKind.UNIX_SECONDS)
+
+
+@dataclass(frozen=True, slots=True)
+class FieldSpec:
+    kind: FieldKind
+    #: When set, the only values allowed (a closed vocabulary for TOKEN fields).
+    choices: frozenset[str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LeafSchema:
+    required: Mapping[str, FieldSpec]
+    optional: Mapping[str, FieldSpec] = field(default_factory=dict)
+
+
+def _spec(kind: FieldKind, *choices: str) -> FieldSpec:
+    return FieldSpec(kind, frozenset(choices) if choices else None)
+
+
+_REF = _spec(FieldKind.REF)
+_HASH = _spec(FieldKind.SHA256_HEX)
+_COUNT = _spec(FieldKind.COUNT)
+_TIME = _spec(FieldKind.UNIX_SECONDS)
+
+#: The leaf types of log version 1. To add a type, build a new mapping
+#: ``{**LEAF_SCHEMAS, "new_type": LeafSchema(...)}`` and pass it as `schemas`; never change the
+#: meaning of an existing type (old leaves must keep verifying) — add a new one instead.
+LEAF_SCHEMAS: Mapping[str, LeafSchema] = MappingProxyType(
+    {
+        "evidence": LeafSchema(
+            required={
+                "claim_ref": _REF,
+                "sha256": _HASH,
+                "size": _COUNT,
+                "media_type": _spec(FieldKind.MEDIA_TYPE),
+            },
+            optional={"submitted_at": _TIME},
+        ),
+        "claim_decision": LeafSchema(
+            required={
+                "claim_ref": _REF,
+                "decision": _spec(FieldKind.TOKEN, "approved", "rejected"),
+                "aid_fen": _COUNT,
+                "decided_at": _TIME,
+            },
+            optional={
+                "stage": _spec(FieldKind.TOKEN),
+                "reason_code": _spec(FieldKind.TOKEN),
+                "evidence_root": _HASH,
+            },
+        ),
+        "jury_result": LeafSchema(
+            required={
+                "claim_ref": _REF,
+                "jury_ref": _REF,
+                "votes_for": _COUNT,
+                "votes_against": _COUNT,
+                "outcome": _spec(FieldKind.TOKEN, "approved", "rejected", "no_quorum"),
+                "closed_at": _TIME,
+            },
+        ),
+        "period_commitment": LeafSchema(
+            required={
+                "plan_ref": _REF,
+                "period_ref": _REF,
+                "charges_root": _HASH,
+                "charges_count": _COUNT,
+                "total_charged_fen": _COUNT,
+                "aid_fen": _COUNT,
+                "fee_fen": _COUNT,
+                "surplus_in_fen": _COUNT,
+                "surplus_out_fen": _COUNT,
+            },
+        ),
+        "plan_version": LeafSchema(
+            required={
+                "plan_ref": _REF,
+                "version": _spec(FieldKind.POSITIVE),
+                "rules_sha256": _HASH,
+                "effective_on": _spec(FieldKind.DATE),
+            },
+        ),
+        "membership_event": LeafSchema(
+            required={
+                "plan_ref": _REF,
+                "member_commitment": _HASH,
+                "event": _spec(FieldKind.TOKEN, "joined", "left", "removed", "coverage_ended"),
+                "occurred_at": _TIME,
+            },
+        ),
+    }
+)
+
+LeafValue = str | int
+
+
+@dataclass(frozen=True, slots=True)
+class Leaf:
+    type: str
+    fields: Mapping[str, LeafValue]
+
+
+def canonical_leaf(
+    leaf_type: str,
+    fields: Mapping[str, Any],
+    *,
+    schemas: Mapping[str, LeafSchema] = LEAF_SCHEMAS,
+) -> bytes:
+    """Validate `fields` against `leaf_type`'s schema and encode the canonical leaf bytes."""
+    schema = schemas.get(leaf_type)
+    if schema is None:
+        raise LeafError(f"unknown leaf type {leaf_type!r}; known: {', '.join(sorted(schemas))}")
+    for reserved in ("v", "type"):
+        if reserved in fields:
+            raise LeafError(f"{leaf_type} leaf field {reserved!r} is reserved")
+    missing = sorted(set(schema.required) - set(fields))
+    if missing:
+        raise LeafError(f"{leaf_type} leaf is missing field(s) {', '.join(missing)}")
+    unknown = sorted(set(fields) - set(schema.required) - set(schema.optional))
+    if unknown:
+        raise LeafError(f"{leaf_type} leaf has unknown field(s) {', '.join(unknown)}")
+    for name, value in fields.items():
+        spec = schema.required.get(name) or schema.optional[name]
+        _check_value(leaf_type, name, value, spec)
+    record: dict[str, LeafValue] = {"v": LEAF_VERSION, "type": leaf_type, **fields}
+    return _encode(record)
+
+
+def decode_leaf(data: bytes, *, schemas: Mapping[str, LeafSchema] = LEAF_SCHEMAS) -> Leaf:
+    """Parse leaf bytes, insisting they are exactly the canonical encoding of a valid leaf."""
+    try:
+        text = data.decode("utf-8")
+        record = json.loads(text, parse_float=_refuse_float, parse_constant=_refuse_float)
+    except (UnicodeDecodeError, json.JSONDecodeError, ValueError) as error:
+        raise LeafError(f"leaf is not UTF-8 JSON of integers and strings: {error}") from None
+    if not isinstance(record, dict):
+        raise LeafError("leaf is not a JSON object")
+    version = record.pop("v", None)
+    leaf_type = record.pop("type", None)
+    if version != LEAF_VERSION or isinstance(version, bool):
+        raise LeafError(f"leaf version is {version!r}, expected {LEAF_VERSION}")
+    if not isinstance(leaf_type, str):
+        raise LeafError("leaf has no string 'type'")
+    canonical = canonical_leaf(leaf_type, record, schemas=schemas)
+    if canonical != data:
+        raise LeafError("leaf bytes are not in canonical form (key order, spacing or escapes)")
+    return Leaf(leaf_type, MappingProxyType(record))
+
+
+def commit(salt: bytes, value: str | bytes) -> str:
+    """A hiding commitment to a personal value: hex SHA-256 over a domain-separated encoding.
+
+    The salt (secret, random, at least 16 bytes, kept by the operator and given to the person)
+    stops anyone from confirming a guessed identity number against a public leaf; the length
+    prefix keeps salt and value from running into each other.
+    """
+    if len(salt) < MIN_SALT_BYTES:
+        raise LeafError(f"commitment salt is {len(salt)} bytes, expected at least {MIN_SALT_BYTES}")
+    raw = value.encode("utf-8") if isinstance(value, str) else value
+    return hashlib.sha256(COMMITMENT_DOMAIN + len(salt).to_bytes(4, "big") + salt + raw).hexdigest()
+
+
+def _check_value(leaf_type: str, name: str, value: object, spec: FieldSpec) -> None:
+    where = f"{leaf_type} leaf field {name!r}"
+    if spec.kind in _INTEGER_KINDS:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise LeafError(f"{where} must be an integer, got {type(value).__name__}")
+        low = 1 if spec.kind is FieldKind.POSITIVE else 0
+        if not low <= value <= MAX_LEAF_INT:
+            raise LeafError(f"{where} is {value}, outside {low}..{MAX_LEAF_INT}")
+        return
+    if not isinstance(value, str):
+        raise LeafError(f"{where} must be a string, got {type(value).__name__}")
+    if not _PATTERNS[spec.kind].fullmatch(value):
+        raise LeafError(f"{where} value {value!r} is not a valid {spec.kind.value}")
+    if spec.kind is FieldKind.DATE:
+        try:
+            datetime.date.fromisoformat(value)
+        except ValueError:
+            raise LeafError(f"{where} value {value!r} is not a calendar date") from None
+    if spec.choices is not None and value not in spec.choices:
+        raise LeafError(f"{where} value {value!r} is not one of {', '.join(sorted(spec.choices))}")
+
+
+def _encode(record: Mapping[str, LeafValue]) -> bytes:
+    return json.dumps(
+        record, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    ).encode("utf-8")
+
+
+def _refuse_float(text: str) -> object:
+    raise ValueError(f"number {text} is not an integer")
