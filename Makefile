@@ -18,7 +18,7 @@ demo: $(STAMP)
 	$(BIN)/mutualaid demo
 
 ## The whole test suite (SQLite; browser tests in Debian's chromium, installed when missing).
-test: $(STAMP) browser
+test: $(STAMP)
 	$(BIN)/python -m pytest
 
 ## The database tests again, against PostgreSQL (started, or installed, when missing).

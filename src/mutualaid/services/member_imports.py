@@ -226,7 +226,7 @@ def _move_staged(session: Session, plan_id: int, plan_version: int, now: datetim
 def _staged_errors(session: Session) -> list[tuple[int, str]]:
     rows = session.execute(text(
         "SELECT line_no, error FROM import_staging WHERE error IS NOT NULL ORDER BY line_no"
-    )).tuples().all()
+    )).all()
     session.execute(text("DELETE FROM import_staging"))
     return [(int(line), str(code)) for line, code in rows]
 

@@ -163,7 +163,7 @@ def _load_visible(session: Session, actor: Actor, membership_id: int) -> tuple[M
         .join(Person, Person.id == Membership.person_id)
         .join(Plan, Plan.id == Membership.plan_id)
         .where(Membership.id == membership_id)
-    ).tuples().first()
+    ).first()
     # A member sees only their own family's memberships; to anyone else they do not exist.
     if row is None or (actor.role not in STAFF_ROLES and row[0].payer_account_id != actor.account_id):
         raise NotFound("membership_not_found", f"there is no membership {membership_id}", "membership_id")
@@ -185,7 +185,7 @@ def list_family_memberships(ctx: ServiceContext, actor: Actor) -> list[Membershi
             .join(Plan, Plan.id == Membership.plan_id)
             .where(Membership.payer_account_id == actor.account_id)
             .order_by(Membership.id)
-        ).tuples().all()
+        ).all()
         views = []
         for membership, person, plan in rows:
             rules = rules_of(session, plan.id, membership.plan_version)

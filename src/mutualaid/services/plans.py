@@ -84,13 +84,13 @@ def list_plans(ctx: ServiceContext) -> list[PlanSummary]:
             select(Membership.plan_id, func.count())
             .where(Membership.state.in_([str(s) for s in ACTIVE_STATES]))
             .group_by(Membership.plan_id)
-        ).tuples().all())
+        ).all())
         rows = session.execute(
             select(Plan, PlanVersion.rules_sha256)
             .join(PlanVersion, (PlanVersion.plan_id == Plan.id)
                   & (PlanVersion.version == Plan.current_version))
             .order_by(Plan.code)
-        ).tuples().all()
+        ).all()
         return [PlanSummary(_view(plan, sha), counts.get(plan.id, 0)) for plan, sha in rows]
 
 

@@ -209,8 +209,8 @@ def parse_signer_key(text: str) -> SignerKey:
 def _parse_key_material(name: str, hex_id: str, encoded: str, what: str) -> tuple[int, bytes]:
     if not is_valid_key_name(name):
         raise KeyFormatError(f"{what} name {name!r} is empty or contains a space, '+' or control")
-    if not re.fullmatch(r"[0-9a-f]{8}", hex_id):
-        raise KeyFormatError(f"{what} '{name}' key ID {hex_id!r} is not 8 lowercase hex digits")
+    if not re.fullmatch(r"[0-9a-fA-F]{8}", hex_id):
+        raise KeyFormatError(f"{what} '{name}' key ID {hex_id!r} is not 8 hex digits")
     raw = _strict_b64decode(encoded)
     if raw is None or not raw:
         raise KeyFormatError(f"{what} '{name}' key material is not valid base64")

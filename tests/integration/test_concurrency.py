@@ -1,0 +1,79 @@
+"""Double clicks, retries and two workers at once: the database decides, exactly one wins."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from datetime import date
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from mutualaid.db.models import Membership, Person
+from mutualaid.domain.errors import Conflict
+from mutualaid.services.context import ServiceContext
+from tests.factories import account, enroll, publish_demo_plans, resident_id
+
+THREADS = 8
+
+
+def run_together(action: Callable[[int], Any], threads: int = THREADS) -> list[Any]:
+    """Start `threads` calls at the same instant; collect each result or exception."""
+    barrier = threading.Barrier(threads)
+    outcomes: list[Any] = [None] * threads
+
+    def worker(index: int) -> None:
+        barrier.wait()
+        try:
+            outcomes[index] = action(index)
+        except Exception as error:  # noqa: BLE001 - the test inspects what each caller saw
+            outcomes[index] = error
+
+    workers = [threading.Thread(target=worker, args=(i,)) for i in range(threads)]
+    for thread in workers:
+        thread.start()
+    for thread in workers:
+        thread.join(timeout=60)
+    return outcomes
+
+
+@pytest.fixture
+def plans(ctx: ServiceContext) -> None:
+    publish_demo_plans(ctx)
+
+
+@pytest.mark.usefixtures("plans")
+def test_concurrent_duplicate_joins_let_exactly_one_succeed(ctx: ServiceContext) -> None:
+    holder = account(ctx)
+    number = resident_id(date(1990, 5, 1))
+    outcomes = run_together(lambda i: enroll(ctx, holder, date(1990, 5, 1), id_number=number))
+    winners = [o for o in outcomes if not isinstance(o, Exception)]
+    losers = [o for o in outcomes if isinstance(o, Exception)]
+    assert len(winners) == 1
+    assert all(isinstance(o, Conflict) and o.code == "already_member" for o in losers), losers
+    with ctx.reading() as session:
+        assert session.scalar(select(func.count()).select_from(Membership)) == 1
+        assert session.scalar(select(func.count()).select_from(Person)) == 1
+
+
+@pytest.mark.usefixtures("plans")
+def test_concurrent_retries_with_one_key_return_one_membership(ctx: ServiceContext) -> None:
+    holder = account(ctx)
+    number = resident_id(date(1990, 5, 1))
+    outcomes = run_together(
+        lambda i: enroll(ctx, holder, date(1990, 5, 1), id_number=number, key="double-click")
+    )
+    assert not [o for o in outcomes if isinstance(o, Exception)], outcomes
+    assert len({o.id for o in outcomes}) == 1
+    with ctx.reading() as session:
+        assert session.scalar(select(func.count()).select_from(Membership)) == 1
+
+
+@pytest.mark.usefixtures("plans")
+def test_concurrent_joins_of_different_people_all_succeed(ctx: ServiceContext) -> None:
+    holders = [account(ctx) for _ in range(THREADS)]
+    outcomes = run_together(lambda i: enroll(ctx, holders[i], date(1990, 5, 1)))
+    assert not [o for o in outcomes if isinstance(o, Exception)], outcomes
+    with ctx.reading() as session:
+        assert session.scalar(select(func.count()).select_from(Membership)) == THREADS
