@@ -202,3 +202,231 @@ class IdempotencyKey(Base):
     request_sha256: Mapped[str] = mapped_column(String(64))
     response: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class LogEntry(Base):
+    """A leaf of the transparency log, queued in the transaction of the change it records.
+
+    This table is the outbox: a change and its leaf commit (or roll back) together. The sequencer
+    later gives queued leaves their `leaf_index` (a single writer, so no gaps and no duplicates).
+    """
+
+    __tablename__ = "log_entries"
+    __table_args__ = (
+        Index("ix_log_entries_subject", "subject_type", "subject_ref"),
+        Index("ix_log_entries_unsequenced", "id", sqlite_where=text("leaf_index IS NULL"),
+              postgresql_where=text("leaf_index IS NULL")),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    leaf_type: Mapped[str] = mapped_column(String(40))
+    leaf_data: Mapped[bytes] = mapped_column(LargeBinary)
+    leaf_hash: Mapped[bytes] = mapped_column(LargeBinary(32), index=True)
+    leaf_index: Mapped[int | None] = mapped_column(BigInteger, unique=True)
+    subject_type: Mapped[str] = mapped_column(String(30))
+    subject_ref: Mapped[str] = mapped_column(String(80))
+    queued_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class Notification(Base):
+    """In-app notices; an outbound channel (SMS, e-mail) is sent after commit from these rows."""
+
+    __tablename__ = "notifications"
+    __table_args__ = (Index("ix_notifications_account", "account_id", "id"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(40))
+    subject_type: Mapped[str] = mapped_column(String(30))
+    subject_id: Mapped[int | None] = mapped_column(BigInteger)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    read_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+
+OPEN_CLAIM_STATES_SQL = (
+    "state IN ('submitted', 'in_review', 'investigating', 'awaiting_documents', 're_review', "
+    "'approval_proposed', 'in_publicity', 'approved', 'jury_voting')"
+)
+
+
+class Claim(Base):
+    __tablename__ = "claims"
+    __table_args__ = (
+        # One open claim per person per plan, guaranteed by the database.
+        Index("uq_claims_open_person", "plan_id", "person_id", unique=True,
+              sqlite_where=text(OPEN_CLAIM_STATES_SQL), postgresql_where=text(OPEN_CLAIM_STATES_SQL)),
+        Index("ix_claims_plan_state", "plan_id", "state"),
+        Index("ix_claims_claimant", "claimant_account_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    ref: Mapped[str] = mapped_column(String(40), unique=True)
+    plan_id: Mapped[int] = mapped_column(ForeignKey("plans.id"))
+    plan_version: Mapped[int] = mapped_column(Integer)
+    membership_id: Mapped[int] = mapped_column(ForeignKey("memberships.id"))
+    person_id: Mapped[int] = mapped_column(ForeignKey("persons.id"))
+    claimant_account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    illness_code: Mapped[str] = mapped_column(String(20))
+    tier: Mapped[str] = mapped_column(String(10))
+    accident: Mapped[bool] = mapped_column()
+    diagnosed_on: Mapped[date] = mapped_column(Date)
+    hospital: Mapped[str] = mapped_column(String(200))
+    age_at_diagnosis: Mapped[int] = mapped_column(Integer)
+    payout_fen: Mapped[int] = mapped_column(BigInteger)
+    state: Mapped[str] = mapped_column(String(20))
+    reported_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    reported_on: Mapped[date] = mapped_column(Date)
+    initial_reviewer_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"))
+    investigator_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"))
+    approver_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"))
+    decision_reason: Mapped[str | None] = mapped_column(String(40))
+    decision_note: Mapped[str | None] = mapped_column(Text)
+    publicity_on: Mapped[date | None] = mapped_column(Date)
+    publicity_closes_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    decided_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    approved_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), index=True)
+    paid_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    period_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
+    sponsored: Mapped[bool] = mapped_column(default=False)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class ClaimEventRow(Base):
+    """The claim's timeline: every transition, with what the member is told and what staff noted."""
+
+    __tablename__ = "claim_events"
+    __table_args__ = (Index("ix_claim_events_claim", "claim_id", "id"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    claim_id: Mapped[int] = mapped_column(ForeignKey("claims.id", ondelete="CASCADE"))
+    at: Mapped[datetime] = mapped_column(UtcDateTime())
+    actor_account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"))
+    event: Mapped[str] = mapped_column(String(30))
+    from_state: Mapped[str | None] = mapped_column(String(20))
+    to_state: Mapped[str] = mapped_column(String(20))
+    reason_code: Mapped[str | None] = mapped_column(String(40))
+    public_note: Mapped[str | None] = mapped_column(Text)
+    internal_note: Mapped[str | None] = mapped_column(Text)
+
+
+class Evidence(Base):
+    """A document attached to a claim (or an objection). The file lives, encrypted, in the
+    content-addressed evidence store under its SHA-256; only the hash goes on the public log."""
+
+    __tablename__ = "evidence"
+    __table_args__ = (UniqueConstraint("claim_id", "sha256"), Index("ix_evidence_sha256", "sha256"))
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    claim_id: Mapped[int] = mapped_column(ForeignKey("claims.id", ondelete="CASCADE"))
+    sha256: Mapped[str] = mapped_column(String(64))
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    media_type: Mapped[str] = mapped_column(String(100))
+    label: Mapped[str] = mapped_column(String(100))
+    purpose: Mapped[str] = mapped_column(String(20), default="claim")
+    uploaded_by: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"))
+    uploaded_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class InvestigationReport(Base):
+    __tablename__ = "investigation_reports"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    claim_id: Mapped[int] = mapped_column(ForeignKey("claims.id", ondelete="CASCADE"), index=True)
+    investigator_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    findings: Mapped[str] = mapped_column(Text)
+    recommendation: Mapped[str] = mapped_column(String(10))
+    cost_fen: Mapped[int] = mapped_column(BigInteger, default=0)
+    filed_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class Objection(Base):
+    """Any covered member may object once per published case."""
+
+    __tablename__ = "objections"
+    __table_args__ = (UniqueConstraint("claim_id", "objector_account_id"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    claim_id: Mapped[int] = mapped_column(ForeignKey("claims.id", ondelete="CASCADE"), index=True)
+    objector_account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    reason: Mapped[str] = mapped_column(Text)
+    evidence_sha256: Mapped[str | None] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(10), default="pending")
+    filed_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    reviewed_by: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"))
+    reviewed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    review_note: Mapped[str | None] = mapped_column(Text)
+
+
+class JurorCertification(Base):
+    __tablename__ = "juror_certifications"
+
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"),
+                                            primary_key=True)
+    passed_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    score: Mapped[int] = mapped_column(Integer)
+
+
+class FraudRecord(Base):
+    """A proven fraud: the person loses juror status and may not rejoin (appealable, so revocable)."""
+
+    __tablename__ = "fraud_records"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    person_id: Mapped[int | None] = mapped_column(ForeignKey("persons.id"), index=True)
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"), index=True)
+    claim_id: Mapped[int | None] = mapped_column(ForeignKey("claims.id"))
+    reason: Mapped[str] = mapped_column(Text)
+    recorded_by: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"))
+    recorded_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+
+class JuryCase(Base):
+    """One round of a jury vote on a claim."""
+
+    __tablename__ = "jury_cases"
+    __table_args__ = (UniqueConstraint("claim_id", "round"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    claim_id: Mapped[int] = mapped_column(ForeignKey("claims.id", ondelete="CASCADE"))
+    round: Mapped[int] = mapped_column(Integer)
+    mode: Mapped[str] = mapped_column(String(10))
+    status: Mapped[str] = mapped_column(String(10))  # awaiting_seed, open, closed
+    referred_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    opens_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    closes_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    seats: Mapped[int] = mapped_column(Integer, default=0)
+    candidates_sha256: Mapped[str | None] = mapped_column(String(64))
+    seed_hex: Mapped[str | None] = mapped_column(String(64))
+    seed_tree_size: Mapped[int | None] = mapped_column(BigInteger)
+    outcome: Mapped[str | None] = mapped_column(String(20))
+    approve_votes: Mapped[int | None] = mapped_column(Integer)
+    reject_votes: Mapped[int | None] = mapped_column(Integer)
+    recusals: Mapped[int | None] = mapped_column(Integer)
+
+
+class JurySeat(Base):
+    """A drawn panel seat (panel mode)."""
+
+    __tablename__ = "jury_seats"
+    __table_args__ = (UniqueConstraint("jury_case_id", "juror_account_id"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    jury_case_id: Mapped[int] = mapped_column(ForeignKey("jury_cases.id", ondelete="CASCADE"))
+    juror_account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    juror_ref: Mapped[str] = mapped_column(String(64))
+    drawn_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class JuryVote(Base):
+    """One member, one vote: the UNIQUE constraint makes a second vote impossible, even racing."""
+
+    __tablename__ = "jury_votes"
+    __table_args__ = (UniqueConstraint("jury_case_id", "juror_account_id"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    jury_case_id: Mapped[int] = mapped_column(ForeignKey("jury_cases.id", ondelete="CASCADE"))
+    juror_account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    choice: Mapped[str] = mapped_column(String(10))  # approve, reject, recuse
+    cast_at: Mapped[datetime] = mapped_column(UtcDateTime())

@@ -100,6 +100,21 @@ class ClaimRules:
 
 
 @dataclass(frozen=True, config=_STRICT)
+class JuryRules:
+    """Xiang Hu Bao's open vote (valid with >= 1,000 votes, > 50% approves) or a drawn panel."""
+
+    mode: Literal["open_vote", "panel"] = "open_vote"
+    min_votes: int = Field(default=1000, ge=1)
+    #: Share of the votes cast (basis points) that approval must EXCEED.
+    approve_above_bp: int = Field(default=5000, ge=0, lt=10000)
+    panel_size: int = Field(default=13, ge=1, le=1001)
+    vote_hours: int = Field(default=72, ge=1, le=24 * 60)
+    max_rounds: int = Field(default=3, ge=1, le=10)
+    juror_min_age_years: int = Field(default=18, ge=0)
+    juror_min_membership_days: int = Field(default=30, ge=0)
+
+
+@dataclass(frozen=True, config=_STRICT)
 class PlanRules:
     code: Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{1,40}$")]
     name_zh: Annotated[str, Field(min_length=1)]
@@ -117,6 +132,7 @@ class PlanRules:
     caps: Caps = field(default_factory=Caps)
     periods: PeriodSchedule = field(default_factory=PeriodSchedule)
     claims: ClaimRules = field(default_factory=ClaimRules)
+    jury: JuryRules = field(default_factory=JuryRules)
 
     @property
     def zone(self) -> ZoneInfo:

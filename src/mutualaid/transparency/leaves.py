@@ -133,6 +133,25 @@ LEAF_SCHEMAS: Mapping[str, LeafSchema] = MappingProxyType(
                 "effective_on": _spec(FieldKind.DATE),
             },
         ),
+        "claim_event": LeafSchema(
+            required={
+                "claim_ref": _REF,
+                "event": _spec(FieldKind.TOKEN),
+                "state": _spec(FieldKind.TOKEN),
+                "at": _TIME,
+            },
+            optional={"reason_code": _spec(FieldKind.TOKEN), "plan_ref": _REF,
+                      "illness_code": _REF, "aid_fen": _COUNT},
+        ),
+        "objection": LeafSchema(
+            required={
+                "claim_ref": _REF,
+                "objection_ref": _REF,
+                "event": _spec(FieldKind.TOKEN, "filed", "upheld", "dismissed"),
+                "at": _TIME,
+            },
+            optional={"evidence_sha256": _HASH},
+        ),
         "membership_event": LeafSchema(
             required={
                 "plan_ref": _REF,

@@ -22,9 +22,7 @@ ROOT = MemoryTree.from_entries([b"a", b"b", b"c"]).root()
 ROOT_B64 = base64.b64encode(ROOT).decode()
 
 # The example checkpoint of https://c2sp.org/tlog-checkpoint.
-SPEC_BODY = (
-    "example.com/behind-the-sofa\n20852163\nCsUYapGGPo4dkMgIAUqom/Xajj7h2fB2MPA3j2jxq2I=\n"
-)
+SPEC_BODY = "example.com/behind-the-sofa\n20852163\nCsUYapGGPo4dkMgIAUqom/Xajj7h2fB2MPA3j2jxq2I=\n"
 
 
 def test_the_specification_example_parses() -> None:

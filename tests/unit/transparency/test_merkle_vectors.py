@@ -285,7 +285,11 @@ def test_inclusion_proof_matches_published_vector_and_verifies(
 ) -> None:
     assert tree.inclusion_proof(index, size) == proof
     verify_inclusion(
-        leaf_hash=hash_leaf(LEAF_INPUTS[index]), index=index, size=size, proof=proof, root=ROOTS[size]
+        leaf_hash=hash_leaf(LEAF_INPUTS[index]),
+        index=index,
+        size=size,
+        proof=proof,
+        root=ROOTS[size],
     )
 
 

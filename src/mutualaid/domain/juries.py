@@ -1,0 +1,86 @@
+"""Member juries: who may serve, how a panel is drawn so anyone can recompute it, how votes count."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+from mutualaid.domain.plans import JuryRules
+
+
+class JuryOutcome(StrEnum):
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    TOO_FEW_VOTES = "too_few_votes"
+
+
+@dataclass(frozen=True, slots=True)
+class Tally:
+    approve: int
+    reject: int
+
+    @property
+    def votes(self) -> int:
+        return self.approve + self.reject
+
+
+def decide(tally: Tally, rules: JuryRules, seats: int | None = None) -> JuryOutcome:
+    """Apply the plan's rule to a closed vote. Recusals are not votes; a tie does not approve."""
+    needed = rules.min_votes if rules.mode == "open_vote" else (seats or rules.panel_size)
+    if tally.votes < needed:
+        return JuryOutcome.TOO_FEW_VOTES
+    if tally.approve * 10_000 > tally.votes * rules.approve_above_bp:
+        return JuryOutcome.APPROVED
+    return JuryOutcome.REJECTED
+
+
+@dataclass(frozen=True, slots=True)
+class JurorFacts:
+    age_years: int
+    is_paying_member: bool
+    membership_days: int
+    certified: bool
+    fraud_record: bool
+
+
+def juror_refusal(facts: JurorFacts, rules: JuryRules) -> tuple[str, str] | None:
+    """Why someone may not serve as a juror (code, message), or None."""
+    if facts.fraud_record:
+        return ("fraud_record", "members with a fraud record cannot serve on a jury")
+    if not facts.is_paying_member:
+        return ("not_paying_member", "jurors must be paying members of the plan")
+    if facts.age_years < rules.juror_min_age_years:
+        return ("too_young", f"jurors must be at least {rules.juror_min_age_years} years old")
+    if facts.membership_days < rules.juror_min_membership_days:
+        return ("membership_too_recent",
+                f"jurors must have been members for at least {rules.juror_min_membership_days} days")
+    if not facts.certified:
+        return ("not_certified", "pass the juror certification quiz first")
+    return None
+
+
+def draw_order_key(seed: bytes, case_ref: str, juror_ref: str) -> bytes:
+    """A juror's place in the draw: SHA-256 over the public seed, the case and the juror's pseudonym."""
+    return hashlib.sha256(b"mutualaid/jury-draw/v1\n" + seed + b"\n" + case_ref.encode() + b"\n"
+                          + juror_ref.encode()).digest()
+
+
+def draw_panel(
+    seed: bytes, case_ref: str, candidates: Sequence[str], seats: int,
+    exclude: frozenset[str] = frozenset(),
+) -> list[str]:
+    """Draw `seats` jurors from `candidates` (pseudonymous refs), skipping `exclude`.
+
+    The seed is a checkpoint root hash published *after* the case was referred, so nobody could
+    know the draw in advance; the candidate list is committed when the case is referred. Anyone
+    holding both can recompute the panel: it is the `seats` candidates with the smallest keys.
+    """
+    eligible = [c for c in candidates if c not in exclude]
+    return sorted(eligible, key=lambda ref: draw_order_key(seed, case_ref, ref))[:seats]
+
+
+def candidates_commitment(candidates: Sequence[str]) -> str:
+    """SHA-256 of the sorted candidate list, published when a case is referred."""
+    return hashlib.sha256("\n".join(sorted(candidates)).encode()).hexdigest()
