@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
+from argon2 import PasswordHasher, profiles
 from sqlalchemy import Engine, text
 
 from mutualaid.clock import FixedClock
@@ -63,6 +64,8 @@ def ctx(engine: Engine, clock: FixedClock) -> Iterator[ServiceContext]:
         sessions=make_sessionmaker(engine),
         protector=PersonalDataProtector(TEST_SECRET),
         clock=clock,
+        # The cheapest argon2 parameters: tests check behaviour, not brute-force resistance.
+        password_hasher=PasswordHasher.from_parameters(profiles.CHEAPEST),
     )
     try:
         yield context

@@ -57,3 +57,24 @@ def enroll(
         health_answers=HEALTHY if answers is None else answers,
     )
     return enroll_member(ctx, actor, plan, request, idempotency_key=key)
+
+
+def staff(ctx: ServiceContext, role: Role) -> Actor:
+    return account(ctx, role)
+
+
+def covered_member(ctx: ServiceContext, clock: object, birth_on: date = date(1990, 5, 1)) -> tuple[Actor, MembershipView]:
+    """A member who joined 200 days before the clock's present, so covered for the last 109 days."""
+    from datetime import timedelta
+
+    from mutualaid.clock import FixedClock
+
+    assert isinstance(clock, FixedClock)
+    holder = account(ctx)
+    now = clock.now()
+    clock.set(now - timedelta(days=200))
+    try:
+        membership = enroll(ctx, holder, birth_on)
+    finally:
+        clock.set(now)
+    return holder, membership

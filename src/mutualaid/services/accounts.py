@@ -18,10 +18,17 @@ from mutualaid.domain.errors import Conflict, Unauthenticated
 from mutualaid.services import audit
 from mutualaid.services.context import ServiceContext
 
-_hasher = PasswordHasher()
-# Verifying against this keeps a login for an unknown phone as slow as one with a wrong password,
-# so timing does not reveal which phone numbers have accounts.
-_DUMMY_HASH = _hasher.hash("not-a-real-password")
+_DUMMY_PASSWORD = "not-a-real-password"
+_dummy_hashes: dict[str, str] = {}
+
+
+def _dummy_hash(hasher: PasswordHasher) -> str:
+    # Verifying against this keeps a login for an unknown phone as slow as one with a wrong
+    # password, so timing does not reveal which phone numbers have accounts.
+    key = repr((hasher.time_cost, hasher.memory_cost, hasher.parallelism))
+    if key not in _dummy_hashes:
+        _dummy_hashes[key] = hasher.hash(_DUMMY_PASSWORD)
+    return _dummy_hashes[key]
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +88,7 @@ def register_account(
 ) -> AccountView:
     phone = normalise_phone(phone)
     check_password_strength(password)
-    password_hash = _hasher.hash(password)
+    password_hash = ctx.password_hasher.hash(password)
     try:
         with ctx.transaction() as session:
             existing = session.scalar(select(Account).where(Account.phone == phone))
@@ -115,17 +122,18 @@ def log_in(ctx: ServiceContext, phone: str, password: str) -> IssuedToken:
         phone = normalise_phone(phone)
     except Exception:
         raise refusal from None
+    hasher = ctx.password_hasher
     with ctx.transaction() as session:
         account = session.scalar(select(Account).where(Account.phone == phone))
         try:
-            _hasher.verify(account.password_hash if account and account.password_hash else _DUMMY_HASH,
-                           password)
+            hasher.verify(account.password_hash if account and account.password_hash
+                          else _dummy_hash(hasher), password)
         except (VerificationError, InvalidHashError):
             raise refusal from None
         if account is None or account.password_hash is None:
             raise refusal
-        if _hasher.check_needs_rehash(account.password_hash):
-            account.password_hash = _hasher.hash(password)
+        if hasher.check_needs_rehash(account.password_hash):
+            account.password_hash = hasher.hash(password)
         token = secrets.token_urlsafe(32)
         now = ctx.clock.now()
         expires_at = now + timedelta(hours=ctx.token_ttl_hours)

@@ -287,8 +287,10 @@ def assign_investigation(ctx: ServiceContext, actor: Actor, ref: str, investigat
 
     def body(session: Session, claim: Claim, plan: Plan, now: datetime) -> None:
         investigator = session.get(Account, investigator_id)
-        if investigator is None or investigator.role != Role.INVESTIGATOR:
-            raise DomainError("not_an_investigator", f"account {investigator_id} is not an investigator",
+        # A reviewer may run a desk investigation; then someone else must decide (separated duties).
+        if investigator is None or investigator.role not in (Role.INVESTIGATOR, Role.REVIEWER):
+            raise DomainError("not_an_investigator",
+                              f"account {investigator_id} is not an investigator or reviewer",
                               "investigator_id")
         claim.investigator_id = investigator_id
         _apply(session, claim, plan, ClaimEvent.ASSIGN_INVESTIGATION, actor, now,
@@ -300,7 +302,7 @@ def assign_investigation(ctx: ServiceContext, actor: Actor, ref: str, investigat
 
 
 def _require_investigator(claim: Claim, actor: Actor) -> None:
-    if actor.role is not Role.INVESTIGATOR or claim.investigator_id != actor.account_id:
+    if claim.investigator_id is None or claim.investigator_id != actor.account_id:
         raise Forbidden("not_assigned", "only the investigator assigned to this claim may do this")
 
 

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+from argon2 import PasswordHasher
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -24,6 +25,8 @@ class ServiceContext:
     clock: Clock = field(default_factory=SystemClock)
     credit_check: CreditCheck | None = None
     token_ttl_hours: int = 24 * 30
+    #: argon2id with the library's recommended parameters (RFC 9106 low-memory profile).
+    password_hasher: PasswordHasher = field(default_factory=PasswordHasher)
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
