@@ -392,7 +392,7 @@ class JuryCase(Base):
     claim_id: Mapped[int] = mapped_column(ForeignKey("claims.id", ondelete="CASCADE"))
     round: Mapped[int] = mapped_column(Integer)
     mode: Mapped[str] = mapped_column(String(10))
-    status: Mapped[str] = mapped_column(String(10))  # awaiting_seed, open, closed
+    status: Mapped[str] = mapped_column(String(20))  # awaiting_seed, open, closed
     referred_at: Mapped[datetime] = mapped_column(UtcDateTime())
     opens_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     closes_at: Mapped[datetime | None] = mapped_column(UtcDateTime())

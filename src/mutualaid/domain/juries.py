@@ -84,3 +84,53 @@ def draw_panel(
 def candidates_commitment(candidates: Sequence[str]) -> str:
     """SHA-256 of the sorted candidate list, published when a case is referred."""
     return hashlib.sha256("\n".join(sorted(candidates)).encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class QuizQuestion:
+    code: str
+    text_zh: str
+    text_en: str
+    choices: tuple[str, ...]
+    answer: str
+
+
+#: The juror certification quiz: the rules a juror applies. Passing needs every answer right.
+CERTIFICATION_QUIZ: tuple[QuizQuestion, ...] = (
+    QuizQuestion("waiting_period", "等待期内非意外导致的疾病能否获得互助金?",
+                 "Does an illness not caused by an accident qualify during the waiting period?",
+                 ("yes", "no"), "no"),
+    QuizQuestion("evidence", "判断一个案件时,应依据什么?",
+                 "What should a juror base a decision on?",
+                 ("case_file", "rumours", "sympathy"), "case_file"),
+    QuizQuestion("declaration", "加入时隐瞒已患重病的成员能否获得互助金?",
+                 "Can a member who hid a serious existing illness when joining receive aid?",
+                 ("yes", "no"), "no"),
+    QuizQuestion("conflict", "如果你认识申请人,应该怎么做?",
+                 "What should you do if you know the applicant?",
+                 ("vote", "recuse"), "recuse"),
+)
+
+
+def quiz_passed(questions: Sequence[QuizQuestion], answers: dict[str, str]) -> bool:
+    return all(answers.get(q.code) == q.answer for q in questions)
+
+
+def case_quiz(case_ref: str, illness_code: str, illness_choices: Sequence[str], age: int,
+              ) -> tuple[QuizQuestion, ...]:
+    """Two questions a juror answers from the anonymised case file before voting.
+
+    They show the juror read the file; the choices are drawn deterministically from the case ref
+    so every juror sees the same quiz.
+    """
+    others = sorted(c for c in illness_choices if c != illness_code)
+    start = int(hashlib.sha256(case_ref.encode()).hexdigest(), 16) % max(len(others), 1)
+    distractors = (others[start:] + others[:start])[:3]
+    illness_options = tuple(sorted([illness_code, *distractors]))
+    band = f"{(age // 10) * 10}-{(age // 10) * 10 + 9}"
+    bands = tuple(f"{low}-{low + 9}" for low in range(0, 80, 10))
+    return (
+        QuizQuestion("illness", "申请的是哪种疾病?", "Which illness is claimed?", illness_options,
+                     illness_code),
+        QuizQuestion("age_band", "确诊时的年龄段?", "The age band at diagnosis?", bands, band),
+    )

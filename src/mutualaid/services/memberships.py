@@ -107,14 +107,16 @@ def enroll_member(
                 "this person is already registered by another account; that account can enroll them",
                 "id_number",
             )
-        if person is None:
-            if request.relation is Relation.SELF and session.scalar(
-                select(Person.id).where(Person.account_id == actor.account_id,
-                                        Person.relation == Relation.SELF)
-            ) is not None:
+        if person is None and request.relation is Relation.SELF:
+            holder = session.scalar(select(Person).where(Person.account_id == actor.account_id,
+                                                         Person.relation == Relation.SELF))
+            if holder is not None and holder.identity_hash != identity_hash:
                 raise Conflict("self_already_registered",
                                "this account has already enrolled its holder; choose a relation",
                                "relation")
+            # A concurrent request for the same person may have just committed it.
+            person = holder
+        if person is None:
             person = Person(
                 account_id=actor.account_id, relation=request.relation, identity_hash=identity_hash,
                 identity_ciphertext=ctx.protector.encrypt(resident.number),

@@ -183,7 +183,7 @@ def upgrade() -> None:
     sa.Column('claim_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('round', sa.Integer(), nullable=False),
     sa.Column('mode', sa.String(length=10), nullable=False),
-    sa.Column('status', sa.String(length=10), nullable=False),
+    sa.Column('status', sa.String(length=20), nullable=False),
     sa.Column('referred_at', mutualaid.db.models.UtcDateTime(timezone=True), nullable=False),
     sa.Column('opens_at', mutualaid.db.models.UtcDateTime(timezone=True), nullable=True),
     sa.Column('closes_at', mutualaid.db.models.UtcDateTime(timezone=True), nullable=True),
