@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from mutualaid import __version__
-from mutualaid.api import accounts, memberships, plans
+from mutualaid.api import accounts, claims, juries, memberships, plans
 from mutualaid.api.errors import install_error_handlers
 from mutualaid.logging import configure_logging
 from mutualaid.services.context import ServiceContext, build_context
@@ -27,6 +27,8 @@ def create_app(ctx: ServiceContext) -> FastAPI:
     app.include_router(accounts.router)
     app.include_router(plans.router)
     app.include_router(memberships.router)
+    app.include_router(claims.router)
+    app.include_router(juries.router)
     from mutualaid.web.pages import router as web_router
 
     app.include_router(web_router)

@@ -1,0 +1,180 @@
+"""Claims: report, follow, review, investigate, decide, publicity notices and objections."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated
+
+from fastapi import APIRouter, Query, status
+from pydantic import BaseModel, Field
+
+from mutualaid.api.dependencies import Context, CurrentActor, IdempotencyKey
+from mutualaid.domain.claims import ClaimState, RejectionReason
+from mutualaid.services.claims import (
+    ClaimReport,
+    ClaimView,
+    ObjectionView,
+    PublicCase,
+    PublicityRun,
+    QueueItem,
+    TimelineEntry,
+    assign_investigation,
+    cases_in_publicity,
+    claim_timeline,
+    decide_claim,
+    file_investigation_report,
+    get_claim,
+    object_to_claim,
+    provide_documents,
+    report_claim,
+    request_documents,
+    review_objection,
+    run_publicity,
+    start_review,
+    withdraw_claim,
+    work_queue,
+)
+
+router = APIRouter(prefix="/api/v1", tags=["claims"])
+
+
+class NewClaim(BaseModel):
+    membership_id: int
+    illness_code: str = Field(min_length=1, max_length=20, examples=["CI01"])
+    diagnosed_on: date
+    hospital: str = Field(min_length=1, max_length=200)
+    accident: bool = False
+
+
+class Assignment(BaseModel):
+    investigator_id: int
+
+
+class Message(BaseModel):
+    message: str = Field(min_length=1, max_length=2000)
+
+
+class Note(BaseModel):
+    note: str = Field(default="", max_length=2000)
+
+
+class Report(BaseModel):
+    findings: str = Field(min_length=1, max_length=10_000)
+    recommendation: str = Field(pattern="^(approve|reject)$")
+    cost_fen: int = Field(default=0, ge=0)
+
+
+class Decision(BaseModel):
+    approve: bool
+    reason_code: RejectionReason | None = None
+    note: str = Field(default="", max_length=2000)
+
+
+class NewObjection(BaseModel):
+    reason: str = Field(min_length=10, max_length=2000)
+    evidence_sha256: str | None = Field(default=None, pattern="^[0-9a-f]{64}$")
+
+
+class ObjectionReview(BaseModel):
+    uphold: bool
+    note: str = Field(min_length=1, max_length=2000)
+
+
+@router.post("/claims", status_code=status.HTTP_201_CREATED, response_model=None)
+def report(body: NewClaim, ctx: Context, actor: CurrentActor, key: IdempotencyKey = None) -> ClaimView:
+    """Report a claim for a covered family member. The payout follows from the plan's schedule."""
+    return report_claim(ctx, actor, ClaimReport(body.membership_id, body.illness_code,
+                                                body.diagnosed_on, body.hospital, body.accident),
+                        idempotency_key=key)
+
+
+@router.get("/claims/{ref}", response_model=None)
+def claim(ref: str, ctx: Context, actor: CurrentActor) -> ClaimView:
+    return get_claim(ctx, actor, ref)
+
+
+@router.get("/claims/{ref}/timeline", response_model=None)
+def timeline(ref: str, ctx: Context, actor: CurrentActor) -> list[TimelineEntry]:
+    """What happened, with what the member was told (staff also see internal notes)."""
+    return claim_timeline(ctx, actor, ref)
+
+
+@router.get("/claims", response_model=None)
+def queue(
+    ctx: Context, actor: CurrentActor,
+    state: Annotated[list[ClaimState] | None, Query()] = None, plan: str | None = None,
+    assigned_to_me: bool = False, after_id: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> list[QueueItem]:
+    """Staff work queue, filtered by state, plan and assignment."""
+    return work_queue(ctx, actor, states=state, plan_code=plan, assigned_to_me=assigned_to_me,
+                      after_id=after_id, limit=limit)
+
+
+@router.post("/claims/{ref}/review", response_model=None)
+def review(ref: str, ctx: Context, actor: CurrentActor, key: IdempotencyKey = None) -> ClaimView:
+    return start_review(ctx, actor, ref, idempotency_key=key)
+
+
+@router.post("/claims/{ref}/investigation", response_model=None)
+def investigate(ref: str, body: Assignment, ctx: Context, actor: CurrentActor,
+                key: IdempotencyKey = None) -> ClaimView:
+    return assign_investigation(ctx, actor, ref, body.investigator_id, idempotency_key=key)
+
+
+@router.post("/claims/{ref}/document-requests", response_model=None)
+def ask_documents(ref: str, body: Message, ctx: Context, actor: CurrentActor,
+                  key: IdempotencyKey = None) -> ClaimView:
+    return request_documents(ctx, actor, ref, body.message, idempotency_key=key)
+
+
+@router.post("/claims/{ref}/documents-provided", response_model=None)
+def documents_provided(ref: str, body: Note, ctx: Context, actor: CurrentActor,
+                       key: IdempotencyKey = None) -> ClaimView:
+    return provide_documents(ctx, actor, ref, body.note, idempotency_key=key)
+
+
+@router.post("/claims/{ref}/investigation-report", response_model=None)
+def investigation_report(ref: str, body: Report, ctx: Context, actor: CurrentActor,
+                         key: IdempotencyKey = None) -> ClaimView:
+    return file_investigation_report(ctx, actor, ref, body.findings, body.recommendation,
+                                     body.cost_fen, idempotency_key=key)
+
+
+@router.post("/claims/{ref}/decision", response_model=None)
+def decision(ref: str, body: Decision, ctx: Context, actor: CurrentActor,
+             key: IdempotencyKey = None) -> ClaimView:
+    """Independent re-review. The investigator of the claim may not decide it."""
+    return decide_claim(ctx, actor, ref, approve=body.approve, reason_code=body.reason_code,
+                        note=body.note, idempotency_key=key)
+
+
+@router.post("/claims/{ref}/withdrawal", response_model=None)
+def withdraw(ref: str, ctx: Context, actor: CurrentActor, key: IdempotencyKey = None) -> ClaimView:
+    return withdraw_claim(ctx, actor, ref, idempotency_key=key)
+
+
+@router.get("/plans/{plan_code}/publicity", response_model=None)
+def publicity(plan_code: str, ctx: Context) -> list[PublicCase]:
+    """The public notice: cases open for objections, anonymised (no login needed)."""
+    return cases_in_publicity(ctx, plan_code)
+
+
+@router.post("/plans/{plan_code}/publicity/run", response_model=None)
+def publicity_job(plan_code: str, ctx: Context, actor: CurrentActor) -> PublicityRun:
+    """Operators: publish today's batch and close windows that have passed."""
+    return run_publicity(ctx, plan_code, actor)
+
+
+@router.post("/claims/{ref}/objections", status_code=status.HTTP_201_CREATED, response_model=None)
+def object_(ref: str, body: NewObjection, ctx: Context, actor: CurrentActor,
+            key: IdempotencyKey = None) -> ObjectionView:
+    """Covered members may object once per case while it is in publicity."""
+    return object_to_claim(ctx, actor, ref, body.reason, body.evidence_sha256, idempotency_key=key)
+
+
+@router.post("/objections/{objection_id}/review", response_model=None)
+def review_objection_(objection_id: int, body: ObjectionReview, ctx: Context, actor: CurrentActor,
+                      key: IdempotencyKey = None) -> ObjectionView:
+    return review_objection(ctx, actor, objection_id, uphold=body.uphold, note=body.note,
+                            idempotency_key=key)

@@ -1,0 +1,106 @@
+"""Juries: certification, disputes, referrals, case files, votes, results; notifications."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, status
+from pydantic import BaseModel, Field
+
+from mutualaid.api.dependencies import Context, CurrentActor, IdempotencyKey
+from mutualaid.services.juries import (
+    CertificationResult,
+    JurorCaseFile,
+    JuryCloseRun,
+    JuryView,
+    VoteReceipt,
+    cast_vote,
+    certification_quiz,
+    certify_juror,
+    close_due_juries,
+    dispute_rejection,
+    juror_case_file,
+    jury_rounds,
+    open_votes_for,
+    refer_to_jury,
+)
+from mutualaid.services.notifications import list_notifications, mark_read, unread_count
+
+router = APIRouter(prefix="/api/v1", tags=["juries"])
+
+
+class Answers(BaseModel):
+    answers: dict[str, str]
+
+
+class Dispute(BaseModel):
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+class Vote(BaseModel):
+    choice: str = Field(pattern="^(approve|reject|recuse)$")
+    quiz_answers: dict[str, str] = Field(default_factory=dict)
+
+
+@router.get("/juror-certification")
+def quiz() -> list[dict[str, Any]]:
+    """The juror certification quiz (answer every question right to become a juror)."""
+    return certification_quiz()
+
+
+@router.post("/juror-certification", response_model=None)
+def certify(body: Answers, ctx: Context, actor: CurrentActor) -> CertificationResult:
+    return certify_juror(ctx, actor, body.answers)
+
+
+@router.post("/claims/{ref}/dispute", status_code=status.HTTP_201_CREATED, response_model=None)
+def dispute(ref: str, body: Dispute, ctx: Context, actor: CurrentActor,
+            key: IdempotencyKey = None) -> JuryView:
+    """The applicant disputes a rejection; a member jury decides."""
+    return dispute_rejection(ctx, actor, ref, body.reason, idempotency_key=key)
+
+
+@router.post("/claims/{ref}/jury-referral", status_code=status.HTTP_201_CREATED, response_model=None)
+def refer(ref: str, body: Dispute, ctx: Context, actor: CurrentActor) -> JuryView:
+    """Operators refer a contested case to a jury."""
+    return refer_to_jury(ctx, actor, ref, body.reason)
+
+
+@router.get("/claims/{ref}/juries", response_model=None)
+def rounds(ref: str, ctx: Context) -> list[JuryView]:
+    """Jury rounds of a case; counts appear only after a vote closes (public)."""
+    return jury_rounds(ctx, ref)
+
+
+@router.get("/plans/{plan_code}/open-votes", response_model=None)
+def open_votes(plan_code: str, ctx: Context, actor: CurrentActor) -> list[JuryView]:
+    return open_votes_for(ctx, actor, plan_code)
+
+
+@router.get("/juries/{jury_case_id}/case-file", response_model=None)
+def case_file(jury_case_id: int, ctx: Context, actor: CurrentActor) -> JurorCaseFile:
+    return juror_case_file(ctx, actor, jury_case_id)
+
+
+@router.post("/juries/{jury_case_id}/votes", status_code=status.HTTP_201_CREATED, response_model=None)
+def vote(jury_case_id: int, body: Vote, ctx: Context, actor: CurrentActor) -> VoteReceipt:
+    """One member, one vote (or recuse). Answer the case quiz first."""
+    return cast_vote(ctx, actor, jury_case_id, body.choice, body.quiz_answers)
+
+
+@router.post("/juries/close-due", response_model=None)
+def close_due(ctx: Context, actor: CurrentActor) -> JuryCloseRun:
+    """Operators: close votes whose window has passed."""
+    return close_due_juries(ctx, actor)
+
+
+@router.get("/notifications")
+def notifications(ctx: Context, actor: CurrentActor, after_id: int = 0, limit: int = 50
+                  ) -> dict[str, Any]:
+    return {"unread": unread_count(ctx, actor.account_id),
+            "items": list_notifications(ctx, actor.account_id, after_id=after_id, limit=limit)}
+
+
+@router.post("/notifications/read", status_code=status.HTTP_204_NO_CONTENT)
+def read(ctx: Context, actor: CurrentActor, up_to_id: int) -> None:
+    mark_read(ctx, actor.account_id, up_to_id)
