@@ -9,7 +9,7 @@ import typer
 import uvicorn
 
 from mutualaid import __version__
-from mutualaid.cli import accounts, database, members, plans
+from mutualaid.cli import accounts, claims, database, members, plans
 from mutualaid.cli.common import EXIT_REFUSED, console, context, err_console, friendly_errors
 from mutualaid.db.schema import current_revision, upgrade
 
@@ -23,6 +23,8 @@ app.add_typer(database.app, name="db")
 app.add_typer(plans.app, name="plans")
 app.add_typer(members.app, name="members")
 app.add_typer(accounts.app, name="accounts")
+app.add_typer(claims.app, name="claims")
+app.add_typer(claims.jobs, name="jobs")
 
 
 def _version(value: bool) -> None:

@@ -232,7 +232,11 @@ class Notification(Base):
     """In-app notices; an outbound channel (SMS, e-mail) is sent after commit from these rows."""
 
     __tablename__ = "notifications"
-    __table_args__ = (Index("ix_notifications_account", "account_id", "id"),)
+    __table_args__ = (
+        Index("ix_notifications_account", "account_id", "id"),
+        Index("ix_notifications_unsent", "id", sqlite_where=text("sent_at IS NULL"),
+              postgresql_where=text("sent_at IS NULL")),
+    )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
@@ -242,6 +246,8 @@ class Notification(Base):
     payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     read_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    #: Set once the outbound channel has taken it (the table doubles as the channel's outbox).
+    sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
 
 
 OPEN_CLAIM_STATES_SQL = (

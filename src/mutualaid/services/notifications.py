@@ -6,6 +6,7 @@ machine unless an operator configures a real channel.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -49,6 +50,38 @@ def notify_many(
     result = session.execute(insert(Notification).from_select(
         ["account_id", "kind", "subject_type", "subject_id", "payload", "created_at"], query))
     return int(result.rowcount or 0)
+
+
+@dataclass(frozen=True, slots=True)
+class DispatchResult:
+    sent: int
+    failed: int
+
+
+def dispatch_notifications(ctx: ServiceContext, channel: OutboundChannel, *, batch: int = 500
+                           ) -> DispatchResult:
+    """Hand unsent notifications to the outbound channel, after the changes that made them committed.
+
+    A notification whose sending fails stays unsent and is tried again on the next run; one that
+    was sent is marked in the same transaction that read it, so a re-run does not send it twice
+    (at-least-once only if the process dies between the channel call and the commit).
+    """
+    sent = failed = 0
+    with ctx.transaction() as session:
+        rows = session.scalars(select(Notification).where(Notification.sent_at.is_(None))
+                               .order_by(Notification.id).limit(batch).with_for_update(skip_locked=True)
+                               ).all()
+        now = ctx.clock.now()
+        for row in rows:
+            try:
+                channel.send(row.account_id, row.kind, dict(row.payload))
+            except Exception:  # noqa: BLE001 - a channel outage must not lose the others
+                log.warning("notification_send_failed", notification_id=row.id)
+                failed += 1
+                continue
+            row.sent_at = now
+            sent += 1
+    return DispatchResult(sent, failed)
 
 
 def list_notifications(ctx: ServiceContext, account_id: int, *, after_id: int = 0,

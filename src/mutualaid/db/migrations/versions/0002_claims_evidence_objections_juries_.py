@@ -54,11 +54,13 @@ def upgrade() -> None:
     sa.Column('payload', sa.JSON(), nullable=False),
     sa.Column('created_at', mutualaid.db.models.UtcDateTime(timezone=True), nullable=False),
     sa.Column('read_at', mutualaid.db.models.UtcDateTime(timezone=True), nullable=True),
+    sa.Column('sent_at', mutualaid.db.models.UtcDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['account_id'], ['accounts.id'], name=op.f('fk_notifications_account_id_accounts'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_notifications'))
     )
     with op.batch_alter_table('notifications', schema=None) as batch_op:
         batch_op.create_index('ix_notifications_account', ['account_id', 'id'], unique=False)
+        batch_op.create_index('ix_notifications_unsent', ['id'], unique=False, sqlite_where=sa.text('sent_at IS NULL'), postgresql_where=sa.text('sent_at IS NULL'))
 
     op.create_table('claims',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -279,6 +281,7 @@ def downgrade() -> None:
 
     op.drop_table('claims')
     with op.batch_alter_table('notifications', schema=None) as batch_op:
+        batch_op.drop_index('ix_notifications_unsent', sqlite_where=sa.text('sent_at IS NULL'), postgresql_where=sa.text('sent_at IS NULL'))
         batch_op.drop_index('ix_notifications_account')
 
     op.drop_table('notifications')

@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+
+from mutualaid.db.models import Notification
+from mutualaid.services.context import ServiceContext
+from mutualaid.services.notifications import dispatch_notifications, notify, unread_count, mark_read
+from tests.factories import account
+
+
+class RecordingChannel:
+    def __init__(self, fail_for: set[int] | None = None) -> None:
+        self.sent: list[tuple[int, str]] = []
+        self.fail_for = fail_for or set()
+
+    def send(self, account_id: int, kind: str, payload: dict[str, Any]) -> None:
+        if account_id in self.fail_for:
+            raise ConnectionError("SMS gateway down")
+        self.sent.append((account_id, kind))
+
+
+def test_notifications_are_sent_once_and_failures_are_retried(ctx: ServiceContext) -> None:
+    alice, bob = account(ctx), account(ctx)
+    with ctx.transaction() as session:
+        for who in (alice, bob):
+            notify(session, at=ctx.clock.now(), account_id=who.account_id, kind="claim_approved",
+                   subject_type="claim", subject_id=1, ref="C1")
+    flaky = RecordingChannel(fail_for={bob.account_id})
+    first = dispatch_notifications(ctx, flaky)
+    assert (first.sent, first.failed) == (1, 1)
+    working = RecordingChannel()
+    second = dispatch_notifications(ctx, working)
+    assert working.sent == [(bob.account_id, "claim_approved")]
+    assert (second.sent, second.failed) == (1, 0)
+    assert dispatch_notifications(ctx, RecordingChannel()).sent == 0
+
+
+def test_unread_notifications_are_counted_until_read(ctx: ServiceContext) -> None:
+    alice = account(ctx)
+    with ctx.transaction() as session:
+        for _ in range(3):
+            notify(session, at=ctx.clock.now(), account_id=alice.account_id, kind="x",
+                   subject_type="claim", subject_id=None)
+    assert unread_count(ctx, alice.account_id) == 3
+    with ctx.reading() as session:
+        newest = max(session.scalars(select(Notification.id)))
+    mark_read(ctx, alice.account_id, newest)
+    assert unread_count(ctx, alice.account_id) == 0
