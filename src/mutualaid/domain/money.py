@@ -84,7 +84,7 @@ def allocate(total: int, weights: Sequence[int], tie_keys: Sequence[Hashable] | 
         remainders.append((remainder, position))
     leftover = total - sum(floors)
     # Sort by largest remainder first; ties by tie key then position (both ascending).
-    order = sorted(remainders, key=lambda rp: (-rp[0], keys[rp[1]], rp[1]))  # type: ignore[operator]
+    order = sorted(remainders, key=lambda rp: (-rp[0], keys[rp[1]], rp[1]))
     for _, position in order[:leftover]:
         floors[position] += 1
     return [Fen(part) for part in floors]

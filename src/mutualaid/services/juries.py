@@ -88,7 +88,7 @@ def certify_juror(ctx: ServiceContext, actor: Actor, answers: dict[str, str]) ->
 # --- eligibility (one query, also used set-based to notify every eligible juror) -------------------
 
 def eligible_jurors(plan_id: int, today: date, rules: PlanRules, exclude_account: int | None
-                    ) -> Select[tuple[int]]:
+                    ) -> Select[Any]:
     """Accounts that may serve: certified, paying for an active membership, themself a member of
     the plan for >= 30 days and >= 18 years old, with no fraud record."""
     jury = rules.jury

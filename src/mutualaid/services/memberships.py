@@ -264,18 +264,20 @@ def advance_memberships(ctx: ServiceContext, plan_code: str) -> AdvanceResult:
                    literal({"from_state": "active", "to_state": "ended"}, AuditEvent.details.type))
             .where(ageing_out),
         ))
-        aged_out = session.execute(
+        aged_out_result = session.execute(
             update(Membership).where(ageing_out)
             .values(state=MembershipState.ENDED, end_reason="aged_out", ended_at=now)
             .execution_options(synchronize_session=False)
-        ).rowcount
-        now_covered = session.execute(
+        )
+        now_covered_result = session.execute(
             update(Membership)
             .where(Membership.plan_id == plan.id, Membership.state == MembershipState.WAITING,
                    Membership.covered_from_on <= today)
             .values(state=MembershipState.COVERED)
             .execution_options(synchronize_session=False)
-        ).rowcount
+        )
+        aged_out = int(getattr(aged_out_result, "rowcount", 0))
+        now_covered = int(getattr(now_covered_result, "rowcount", 0))
         audit.record(session, at=now, actor_account_id=None, action="memberships_advanced",
                      subject_type="plan", subject_id=plan.id, on=today.isoformat(),
                      now_covered=now_covered, aged_out=aged_out)

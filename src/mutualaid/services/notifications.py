@@ -38,7 +38,7 @@ def notify(
 
 
 def notify_many(
-    session: Session, *, at: datetime, account_ids: Select[tuple[int]], kind: str,
+    session: Session, *, at: datetime, account_ids: Select[Any], kind: str,
     subject_type: str, subject_id: int | None, payload: dict[str, Any],
 ) -> int:
     """Notify every account a query selects, in one INSERT … SELECT (jurors of an open vote: 250k)."""
@@ -49,7 +49,7 @@ def notify_many(
     )
     result = session.execute(insert(Notification).from_select(
         ["account_id", "kind", "subject_type", "subject_id", "payload", "created_at"], query))
-    return int(result.rowcount or 0)
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 @dataclass(frozen=True, slots=True)
