@@ -16,6 +16,7 @@ from mutualaid.db.engines import make_engine, make_sessionmaker
 from mutualaid.db.models import Base
 from mutualaid.db.schema import upgrade
 from mutualaid.services.context import ServiceContext
+from mutualaid.services.evidence_store import FileSystemEvidenceStore, evidence_key
 from mutualaid.services.personal_data import PersonalDataProtector
 
 TEST_SECRET = "test-secret-key-0123456789abcdefghijklmnop"
@@ -58,7 +59,8 @@ def clock() -> FixedClock:
 
 
 @pytest.fixture
-def ctx(engine: Engine, clock: FixedClock) -> Iterator[ServiceContext]:
+def ctx(engine: Engine, clock: FixedClock, tmp_path_factory: pytest.TempPathFactory
+        ) -> Iterator[ServiceContext]:
     context = ServiceContext(
         engine=engine,
         sessions=make_sessionmaker(engine),
@@ -66,6 +68,8 @@ def ctx(engine: Engine, clock: FixedClock) -> Iterator[ServiceContext]:
         clock=clock,
         # The cheapest argon2 parameters: tests check behaviour, not brute-force resistance.
         password_hasher=PasswordHasher.from_parameters(profiles.CHEAPEST),
+        evidence_store=FileSystemEvidenceStore(tmp_path_factory.mktemp("evidence"),
+                                               evidence_key(TEST_SECRET)),
     )
     try:
         yield context

@@ -28,6 +28,12 @@ class Settings(BaseSettings):
     #: Dotted path "module:factory" of a credit/risk check (see services/credit_checks.py).
     credit_check: str | None = None
     token_ttl_hours: int = Field(default=24 * 30, ge=1)
+    #: The transparency log's signer key (`mutualaid log keygen`); generated under data_dir in demo mode.
+    log_key_file: Path | None = None
+    log_origin: str = "mutualaid.example/log"
+    #: Witnesses as comma-separated "name=verifierkey@url"; a checkpoint needs `witness_quorum` of them.
+    witnesses: str = ""
+    witness_quorum: int = Field(default=0, ge=0)
 
     @model_validator(mode="after")
     def _refuse_default_secret(self) -> Settings:

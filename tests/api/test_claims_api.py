@@ -5,13 +5,13 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 
 from fastapi.testclient import TestClient
+from tests.factories import HEALTHY, PASSWORD, account, publish_demo_plans, resident_id
 
 from mutualaid.api.app import create_app
 from mutualaid.clock import FixedClock
 from mutualaid.domain.accounts import Role
 from mutualaid.domain.juries import CERTIFICATION_QUIZ
 from mutualaid.services.context import ServiceContext
-from tests.factories import HEALTHY, PASSWORD, account, publish_demo_plans, resident_id
 
 
 def login(client: TestClient, ctx: ServiceContext, role: Role = Role.MEMBER) -> dict[str, str]:
@@ -150,3 +150,39 @@ def test_the_openapi_document_describes_the_claim_endpoints(ctx: ServiceContext)
     schema = TestClient(create_app(ctx)).get("/openapi.json").json()
     assert "/api/v1/claims/{ref}/decision" in schema["paths"]
     assert "/api/v1/juries/{jury_case_id}/votes" in schema["paths"]
+
+
+def test_evidence_is_uploaded_hashed_and_only_staff_can_open_it(ctx: ServiceContext, clock: FixedClock) -> None:
+    import hashlib
+
+    from sqlalchemy import select
+
+    from mutualaid.db.models import AuditEvent, LogEntry
+
+    publish_demo_plans(ctx)
+    ctx.token_ttl_hours = 24 * 365
+    client = TestClient(create_app(ctx))
+    member = login(client, ctx)
+    membership = join(client, member, date(1990, 5, 1))
+    clock.advance(timedelta(days=120))
+    ref = client.post("/api/v1/claims", headers=member, json={
+        "membership_id": membership, "illness_code": "CI01", "diagnosed_on": "2026-06-20",
+        "hospital": "医院"}).json()["ref"]
+    content = b"%PDF-1.7\n" + b"diagnosis certificate " * 5000
+    uploaded = client.post(f"/api/v1/claims/{ref}/evidence", headers=member,
+                           files={"file": ("diagnosis.pdf", content, "application/pdf")},
+                           data={"label": "diagnosis certificate"})
+    assert uploaded.status_code == 201, uploaded.text
+    assert uploaded.json()["sha256"] == hashlib.sha256(content).hexdigest()
+    lying = client.post(f"/api/v1/claims/{ref}/evidence", headers=member,
+                        files={"file": ("x.jpg", content, "image/jpeg")})
+    assert lying.status_code == 400 and lying.json()["error"]["code"] == "media_type_mismatch"
+    evidence_id = uploaded.json()["id"]
+    assert client.get(f"/api/v1/claims/{ref}/evidence/{evidence_id}", headers=member).status_code == 403
+    reviewer = login(client, ctx, Role.REVIEWER)
+    opened = client.get(f"/api/v1/claims/{ref}/evidence/{evidence_id}", headers=reviewer)
+    assert opened.status_code == 200 and opened.content == content
+    with ctx.reading() as session:
+        assert session.scalar(select(AuditEvent.id).where(AuditEvent.action == "evidence_viewed"))
+        leaf = session.scalars(select(LogEntry.leaf_data).where(LogEntry.leaf_type == "evidence")).one()
+    assert hashlib.sha256(content).hexdigest().encode() in leaf and b"diagnosis" not in leaf

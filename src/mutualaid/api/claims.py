@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import date
 from typing import Annotated
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, File, Form, Query, UploadFile, status
+from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
 from mutualaid.api.dependencies import Context, CurrentActor, IdempotencyKey
@@ -34,6 +36,7 @@ from mutualaid.services.claims import (
     withdraw_claim,
     work_queue,
 )
+from mutualaid.services.evidence import EvidenceView, add_evidence, list_evidence, open_evidence
 
 router = APIRouter(prefix="/api/v1", tags=["claims"])
 
@@ -178,3 +181,33 @@ def review_objection_(objection_id: int, body: ObjectionReview, ctx: Context, ac
                       key: IdempotencyKey = None) -> ObjectionView:
     return review_objection(ctx, actor, objection_id, uphold=body.uphold, note=body.note,
                             idempotency_key=key)
+
+
+@router.post("/claims/{ref}/evidence", status_code=status.HTTP_201_CREATED, response_model=None)
+def upload_evidence(
+    ref: str, ctx: Context, actor: CurrentActor,
+    file: Annotated[UploadFile, File(description="JPEG, PNG, WEBP, HEIC or PDF, up to 20 MB")],
+    label: Annotated[str, Form(max_length=100)] = "document",
+) -> EvidenceView:
+    """Attach a document. It is streamed, hashed, encrypted at rest; only its hash is public."""
+
+    def chunks() -> Iterator[bytes]:
+        while block := file.file.read(64 * 1024):
+            yield block
+
+    return add_evidence(ctx, actor, ref, chunks(), file.content_type or "application/octet-stream",
+                        label)
+
+
+@router.get("/claims/{ref}/evidence", response_model=None)
+def evidence_list(ref: str, ctx: Context, actor: CurrentActor) -> list[EvidenceView]:
+    return list_evidence(ctx, actor, ref)
+
+
+@router.get("/claims/{ref}/evidence/{evidence_id}")
+def evidence_file(ref: str, evidence_id: int, ctx: Context, actor: CurrentActor) -> StreamingResponse:
+    """Staff only; every access is audited."""
+    view, content = open_evidence(ctx, actor, ref, evidence_id)
+    return StreamingResponse(content, media_type=view.media_type,
+                             headers={"Cache-Control": "no-store",
+                                      "Content-Disposition": f'inline; filename="{view.sha256[:16]}"'})

@@ -9,7 +9,17 @@ import typer
 import uvicorn
 
 from mutualaid import __version__
-from mutualaid.cli import accounts, claims, database, members, plans
+from mutualaid.cli import (
+    accounts,
+    claims,
+    database,
+    forecasts,
+    members,
+    plans,
+    transparency,
+    verify,
+    witness,
+)
 from mutualaid.cli.common import EXIT_REFUSED, console, context, err_console, friendly_errors
 from mutualaid.db.schema import current_revision, upgrade
 
@@ -25,6 +35,11 @@ app.add_typer(members.app, name="members")
 app.add_typer(accounts.app, name="accounts")
 app.add_typer(claims.app, name="claims")
 app.add_typer(claims.jobs, name="jobs")
+app.add_typer(transparency.app, name="log")
+app.add_typer(witness.app, name="witness")
+app.add_typer(verify.app, name="verify")
+app.command("simulate")(forecasts.simulate)
+app.command("calibrate")(forecasts.calibrate)
 
 
 def _version(value: bool) -> None:

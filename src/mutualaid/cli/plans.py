@@ -56,7 +56,7 @@ def show(
     """Show a plan's current rules."""
     ctx = context()
     if source:
-        console.print(plan_source(ctx, code), markup=False, highlight=False)
+        typer.echo(plan_source(ctx, code), nl=False)
         return
     view, rules = plan_rules(ctx, code)
     if as_json:

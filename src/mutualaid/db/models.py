@@ -436,3 +436,238 @@ class JuryVote(Base):
     juror_account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
     choice: Mapped[str] = mapped_column(String(10))  # approve, reject, recuse
     cast_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+# --- transparency log: sequencer state, stored tree nodes, checkpoints (issue 3) ------------------
+
+
+class LogState(Base):
+    """The sequencer's state: one row (id 1), locked FOR UPDATE by whoever integrates leaves.
+
+    `compact_range` is the concatenation of the 32-byte perfect-subtree roots covering
+    [0, size) (tallest first), all the sequencer needs to append and to compute the root.
+    """
+
+    __tablename__ = "log_state"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    size: Mapped[int] = mapped_column(BigInteger)
+    compact_range: Mapped[bytes] = mapped_column(LargeBinary)
+    root_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class LogNode(Base):
+    """A complete perfect subtree of the Merkle tree (level >= 1; level 0 is log_entries.leaf_hash).
+
+    Written once by the sequencer and never changed, so any proof is O(log n) indexed reads.
+    """
+
+    __tablename__ = "log_nodes"
+    __table_args__ = ({"sqlite_with_rowid": False},)
+
+    level: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    idx: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+
+
+class LogCheckpoint(Base):
+    """A signed checkpoint (C2SP tlog-checkpoint) with the cosignatures gathered for it.
+
+    `published` once `quorum` witnesses cosigned; the keys are recorded as they were configured
+    when it was signed, so a proof bundle can be served from this row alone.
+    """
+
+    __tablename__ = "checkpoints"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    size: Mapped[int] = mapped_column(BigInteger, unique=True)
+    root_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    note: Mapped[str] = mapped_column(Text)
+    log_key: Mapped[str] = mapped_column(String(300))
+    witness_keys: Mapped[list[str]] = mapped_column(JSON, default=list)
+    quorum: Mapped[int] = mapped_column(Integer)
+    cosigners: Mapped[int] = mapped_column(Integer, default=0)
+    published: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    published_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+
+class LogWitnessState(Base):
+    """The size of the last checkpoint each witness is known to have cosigned (tlog-witness "old")."""
+
+    __tablename__ = "log_witness_states"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+# --- periods, collections and the ledger (issue 5) -----------------------------------------------
+# What every sharing member has in common is stored once per period (the share, the figures); only
+# what differs is a row: exceptions to the share, failed collections, prepaid balances. A member's
+# charge in a period follows from the period row, their membership's dates and those exceptions.
+
+
+class Period(Base):
+    """One sharing period of a plan, from its lock (00:00 on publicity day) to its payouts."""
+
+    __tablename__ = "periods"
+    __table_args__ = (UniqueConstraint("plan_id", "publicity_on"),
+                      Index("ix_periods_plan_lock", "plan_id", "lock_at"))
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    ref: Mapped[str] = mapped_column(String(80), unique=True)
+    plan_id: Mapped[int] = mapped_column(ForeignKey("plans.id"))
+    plan_version: Mapped[int] = mapped_column(Integer)
+    publicity_on: Mapped[date] = mapped_column(Date)
+    debit_on: Mapped[date] = mapped_column(Date)
+    lock_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    state: Mapped[str] = mapped_column(String(12))
+    #: Who bears what the caps remove: "sponsor" or "prorate".
+    cap_excess: Mapped[str] = mapped_column(String(10))
+    fee_bp: Mapped[int] = mapped_column(Integer)
+    per_case_cap_fen: Mapped[int | None] = mapped_column(BigInteger)
+    annual_cap_fen: Mapped[int | None] = mapped_column(BigInteger)
+    payment_retry_days: Mapped[int] = mapped_column(Integer)
+    member_count: Mapped[int | None] = mapped_column(BigInteger)
+    case_count: Mapped[int | None] = mapped_column(Integer)
+    aid_fen: Mapped[int | None] = mapped_column(BigInteger)
+    sponsored_aid_fen: Mapped[int | None] = mapped_column(BigInteger)
+    fee_fen: Mapped[int | None] = mapped_column(BigInteger)
+    surplus_in_fen: Mapped[int | None] = mapped_column(BigInteger)
+    uncapped_share_fen: Mapped[int | None] = mapped_column(BigInteger)
+    share_fen: Mapped[int | None] = mapped_column(BigInteger)
+    total_charged_fen: Mapped[int | None] = mapped_column(BigInteger)
+    capped_fen: Mapped[int | None] = mapped_column(BigInteger)
+    sponsor_fen: Mapped[int | None] = mapped_column(BigInteger)
+    prorated_fen: Mapped[int | None] = mapped_column(BigInteger)
+    surplus_out_fen: Mapped[int | None] = mapped_column(BigInteger)
+    charges_root: Mapped[str | None] = mapped_column(String(64))
+    charges_leaves: Mapped[int | None] = mapped_column(Integer)
+    commitment_entry_id: Mapped[int | None] = mapped_column(BigInteger)
+    collect_cursor: Mapped[int | None] = mapped_column(BigInteger)
+    failed_fen: Mapped[int | None] = mapped_column(BigInteger)
+    locked_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    computed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    committed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    collected_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    paid_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+
+class PeriodCohort(Base):
+    """Members of a period who pay the same charge (they differ only when the annual cap binds)."""
+
+    __tablename__ = "period_cohorts"
+
+    period_id: Mapped[int] = mapped_column(ForeignKey("periods.id", ondelete="CASCADE"),
+                                           primary_key=True)
+    #: The first period of the calendar year its members shared in.
+    cohort_on: Mapped[date] = mapped_column(Date, primary_key=True)
+    ytd_fen: Mapped[int] = mapped_column(BigInteger)
+    member_count: Mapped[int] = mapped_column(BigInteger)
+    charge_fen: Mapped[int] = mapped_column(BigInteger)
+
+
+class PeriodChargeException(Base):
+    """A membership whose charge in a period is not its cohort's: excluded (suspended at the lock)
+    or cap_adjusted (its own year so far differs, e.g. after leaving and rejoining)."""
+
+    __tablename__ = "period_charge_exceptions"
+    __table_args__ = (UniqueConstraint("period_id", "membership_id"),
+                      Index("ix_period_charge_exceptions_membership", "membership_id"))
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    period_id: Mapped[int] = mapped_column(ForeignKey("periods.id", ondelete="CASCADE"))
+    membership_id: Mapped[int] = mapped_column(ForeignKey("memberships.id"))
+    payer_account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    kind: Mapped[str] = mapped_column(String(20))
+    amount_fen: Mapped[int] = mapped_column(BigInteger)
+    reason: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class PeriodChargeTree(Base):
+    """The leaf hashes of a period's charges tree (one per non-empty block of 1,024 membership
+    ids), kept so that a member's inclusion proof needs only their own block re-read."""
+
+    __tablename__ = "period_charge_trees"
+
+    period_id: Mapped[int] = mapped_column(ForeignKey("periods.id", ondelete="CASCADE"),
+                                           primary_key=True)
+    block_bits: Mapped[int] = mapped_column(Integer)
+    #: Block indexes, 8 bytes big-endian each, ascending.
+    block_indexes: Mapped[bytes] = mapped_column(LargeBinary)
+    #: The matching leaf hashes, 32 bytes each.
+    leaf_hashes: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class CollectionFailure(Base):
+    """A membership whose share was not collected at the first attempt: retried daily until
+    `retry_until_on`, then its membership is removed and the share written off to the sponsor."""
+
+    __tablename__ = "collection_failures"
+    __table_args__ = (UniqueConstraint("period_id", "membership_id"),
+                      Index("ix_collection_failures_membership", "membership_id"),
+                      Index("ix_collection_failures_status", "status", "retry_until_on"))
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    period_id: Mapped[int] = mapped_column(ForeignKey("periods.id", ondelete="CASCADE"))
+    membership_id: Mapped[int] = mapped_column(ForeignKey("memberships.id"))
+    payer_account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    amount_fen: Mapped[int] = mapped_column(BigInteger)
+    #: retrying, paid_late, written_off
+    status: Mapped[str] = mapped_column(String(12))
+    attempts: Mapped[int] = mapped_column(Integer)
+    retry_until_on: Mapped[date] = mapped_column(Date)
+    first_failed_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    last_attempt_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    suspended_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    resolved_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+
+class PrepaidBalance(Base):
+    """A payer's prepaid balance in a plan (the per-payer detail of ledger account plan:P:prepaid)."""
+
+    __tablename__ = "prepaid_balances"
+
+    plan_id: Mapped[int] = mapped_column(ForeignKey("plans.id"), primary_key=True)
+    payer_account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), primary_key=True)
+    balance_fen: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class LedgerAccount(Base):
+    __tablename__ = "ledger_accounts"
+
+    code: Mapped[str] = mapped_column(String(80), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class LedgerTransaction(Base):
+    """Immutable: never updated; corrected by a reversing transaction (`reverses_id`, memo)."""
+
+    __tablename__ = "ledger_transactions"
+    __table_args__ = (Index("ix_ledger_transactions_period", "period_id"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    #: One transaction per key, ever: a re-run cannot post twice.
+    key: Mapped[str] = mapped_column(String(160), unique=True)
+    kind: Mapped[str] = mapped_column(String(30))
+    plan_id: Mapped[int | None] = mapped_column(ForeignKey("plans.id"))
+    period_id: Mapped[int | None] = mapped_column(ForeignKey("periods.id"))
+    memo: Mapped[str] = mapped_column(Text, default="")
+    reverses_id: Mapped[int | None] = mapped_column(ForeignKey("ledger_transactions.id"))
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class LedgerEntry(Base):
+    __tablename__ = "ledger_entries"
+    __table_args__ = (Index("ix_ledger_entries_account", "account_code"),
+                      Index("ix_ledger_entries_transaction", "transaction_id"))
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    transaction_id: Mapped[int] = mapped_column(ForeignKey("ledger_transactions.id"))
+    account_code: Mapped[str] = mapped_column(ForeignKey("ledger_accounts.code"))
+    amount_fen: Mapped[int] = mapped_column(BigInteger)

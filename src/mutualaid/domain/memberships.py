@@ -50,7 +50,8 @@ TRANSITIONS: Mapping[tuple[MembershipState, MembershipEvent], MembershipState] =
     (_W, MembershipEvent.WAITING_PERIOD_OVER): _C,
     (_W, MembershipEvent.SUSPEND): _S,
     (_C, MembershipEvent.SUSPEND): _S,
-    (_S, MembershipEvent.REINSTATE): _C,
+    # Back to waiting: state_on() makes it covered again only once the waiting period is over.
+    (_S, MembershipEvent.REINSTATE): _W,
     (_W, MembershipEvent.LEAVE): _L,
     (_C, MembershipEvent.LEAVE): _L,
     (_S, MembershipEvent.LEAVE): _L,

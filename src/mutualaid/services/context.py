@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from mutualaid.clock import Clock, SystemClock
 from mutualaid.db.engines import make_engine, make_sessionmaker
 from mutualaid.services.credit_checks import CreditCheck, load_credit_check
+from mutualaid.services.evidence_store import EvidenceStore, FileSystemEvidenceStore, evidence_key
 from mutualaid.services.personal_data import PersonalDataProtector
 from mutualaid.settings import Settings
 
@@ -27,6 +28,8 @@ class ServiceContext:
     token_ttl_hours: int = 24 * 30
     #: argon2id with the library's recommended parameters (RFC 9106 low-memory profile).
     password_hasher: PasswordHasher = field(default_factory=PasswordHasher)
+    #: Where claim evidence is kept, encrypted and content-addressed (None: uploads are refused).
+    evidence_store: EvidenceStore | None = None
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
@@ -49,4 +52,6 @@ def build_context(settings: Settings, clock: Clock | None = None) -> ServiceCont
         clock=clock or SystemClock(),
         credit_check=load_credit_check(settings.credit_check),
         token_ttl_hours=settings.token_ttl_hours,
+        evidence_store=FileSystemEvidenceStore(settings.data_dir / "evidence",
+                                               evidence_key(settings.secret_key)),
     )

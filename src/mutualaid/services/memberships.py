@@ -14,7 +14,7 @@ from mutualaid.db.models import Account, AuditEvent, Membership, Person, Plan
 from mutualaid.db.queries.plans import current_rules, plan_by_code, rules_of
 from mutualaid.domain.accounts import STAFF_ROLES, Role
 from mutualaid.domain.calendars import local_date
-from mutualaid.domain.errors import Conflict, DomainError, NotFound
+from mutualaid.domain.errors import Conflict, DomainError, Forbidden, NotFound
 from mutualaid.domain.identities import mask_name, parse_resident_id
 from mutualaid.domain.memberships import (
     ACTIVE_STATES,
@@ -206,7 +206,7 @@ def change_membership(
 ) -> MembershipView:
     """Apply one state-machine event (leave, suspend, reinstate, remove) to a membership."""
     if event is not MembershipEvent.LEAVE and actor.role is not Role.OPERATOR:
-        raise DomainError("forbidden", f"only an operator may {event}", "event")
+        raise Forbidden("forbidden", f"only an operator may {event}", "event")
 
     def change(session: Session) -> MembershipView:
         now = ctx.clock.now()
@@ -309,7 +309,7 @@ def list_plan_members(
 ) -> MemberPage:
     """Operators page through a plan's members by keyset (fast at any depth), masked."""
     if actor.role not in (Role.OPERATOR, Role.AUDITOR, Role.REVIEWER):
-        raise DomainError("forbidden", "only staff may list members", "role")
+        raise Forbidden("forbidden", "only staff may list members", "role")
     limit = max(1, min(limit, 500))
     with ctx.reading() as session:
         plan = plan_by_code(session, plan_code)

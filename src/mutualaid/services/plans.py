@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 from mutualaid.db.models import Membership, Plan, PlanVersion
 from mutualaid.db.queries.plans import current_rules, plan_by_code
 from mutualaid.domain.accounts import Role, require_role
+from mutualaid.domain.errors import NotFound
 from mutualaid.domain.memberships import ACTIVE_STATES
 from mutualaid.domain.plans import PlanRules, parse_plan_toml, rules_fingerprint
 from mutualaid.services import audit
@@ -106,6 +107,11 @@ def plan_rules(ctx: ServiceContext, code: str) -> tuple[PlanView, PlanRules]:
 def plan_source(ctx: ServiceContext, code: str, version: int | None = None) -> str:
     with ctx.reading() as session:
         plan = plan_by_code(session, code)
-        return session.scalars(select(PlanVersion.source_toml).where(
-            PlanVersion.plan_id == plan.id,
-            PlanVersion.version == (version or plan.current_version))).one()
+        wanted = version or plan.current_version
+        source = session.scalar(select(PlanVersion.source_toml).where(
+            PlanVersion.plan_id == plan.id, PlanVersion.version == wanted))
+        if source is None:
+            raise NotFound("plan_version_not_found",
+                           f"plan {code} has versions 1 to {plan.current_version}, not {wanted}",
+                           "version")
+        return source

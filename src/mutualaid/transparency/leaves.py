@@ -124,6 +124,16 @@ LEAF_SCHEMAS: Mapping[str, LeafSchema] = MappingProxyType(
                 "surplus_in_fen": _COUNT,
                 "surplus_out_fen": _COUNT,
             },
+            # Added with period closing (issue 5); optional, so earlier leaves still verify.
+            optional={
+                "sponsor_fen": _COUNT,
+                "prorated_fen": _COUNT,
+                "share_fen": _COUNT,
+                "member_count": _COUNT,
+                "case_count": _COUNT,
+                "charges_leaves": _COUNT,
+                "lock_at": _TIME,
+            },
         ),
         "plan_version": LeafSchema(
             required={

@@ -98,6 +98,16 @@ class Check:
 
 
 @dataclass(frozen=True, slots=True)
+class VerifiedEntry:
+    """One leaf of a subject bundle as the verifier saw it."""
+
+    leaf_index: int
+    leaf_hash: bytes
+    leaf: Leaf | None
+    included: bool
+
+
+@dataclass(frozen=True, slots=True)
 class VerificationReport:
     checks: tuple[Check, ...]
     checkpoint: Checkpoint | None
@@ -107,6 +117,8 @@ class VerificationReport:
     cosigners: tuple[str, ...]
     #: True when keys came from the bundle itself rather than from a `TrustPolicy`.
     keys_from_bundle: bool
+    #: For a subject bundle: every leaf it carries (whether or not its inclusion held).
+    entries: tuple[VerifiedEntry, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -231,7 +243,9 @@ def verify_bundle(bundle: ProofBundle, trust: TrustPolicy | None = None) -> Veri
     return report(checkpoint, cosigners)
 
 
-def _check_consistency(bundle: ProofBundle, policy: TrustPolicy, newer: Checkpoint) -> Check:
+def _check_consistency(
+    bundle: ProofBundle | SubjectBundle, policy: TrustPolicy, newer: Checkpoint
+) -> Check:
     name = "consistency with older checkpoint"
     assert bundle.older_checkpoint is not None
     try:
@@ -253,7 +267,7 @@ def _check_consistency(bundle: ProofBundle, policy: TrustPolicy, newer: Checkpoi
     return Check(name, True, f"the log at size {newer.size} extends the log at size {older.size}")
 
 
-def _policy_from_bundle(bundle: ProofBundle) -> TrustPolicy:
+def _policy_from_bundle(bundle: ProofBundle | SubjectBundle) -> TrustPolicy:
     try:
         log_key = parse_verifier_key(bundle.log_key)
         witness_keys = tuple(parse_verifier_key(key) for key in bundle.witness_keys)
@@ -273,10 +287,10 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
-def _str(body: dict[str, Any], key: str) -> str:
+def _str(body: dict[str, Any], key: str, where: str = "") -> str:
     value = body.get(key)
     if not isinstance(value, str):
-        raise VerificationError(f"bundle field {key!r} must be a string")
+        raise VerificationError(f"bundle field {where + key!r} must be a string")
     return value
 
 
@@ -284,23 +298,24 @@ def _optional_str(body: dict[str, Any], key: str) -> str | None:
     return None if body.get(key) is None else _str(body, key)
 
 
-def _int(body: dict[str, Any], key: str) -> int:
+def _int(body: dict[str, Any], key: str, where: str = "") -> int:
     value = body.get(key)
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise VerificationError(f"bundle field {key!r} must be a non-negative integer")
+        raise VerificationError(f"bundle field {where + key!r} must be a non-negative integer")
     return value
 
 
-def _str_list(body: dict[str, Any], key: str) -> list[str]:
+def _str_list(body: dict[str, Any], key: str, where: str = "") -> list[str]:
     value = body.get(key)
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-        raise VerificationError(f"bundle field {key!r} must be a list of strings")
+        raise VerificationError(f"bundle field {where + key!r} must be a list of strings")
     return value
 
 
-def _hash_list(body: dict[str, Any], key: str) -> list[bytes]:
+def _hash_list(body: dict[str, Any], key: str, where: str = "") -> list[bytes]:
     return [
-        _b64_field(item, f"{key}[{position}]") for position, item in enumerate(_str_list(body, key))
+        _b64_field(item, f"{where}{key}[{position}]")
+        for position, item in enumerate(_str_list(body, key, where))
     ]
 
 
@@ -311,3 +326,206 @@ def _b64_field(value: object, where: str) -> bytes:
         return base64.b64decode(value.encode("ascii"), validate=True)
     except (binascii.Error, UnicodeEncodeError):
         raise VerificationError(f"bundle field {where!r} is not valid base64") from None
+
+
+# --------------------------------------------------------------------------------------------
+# Subject bundles: every leaf about one subject (a claim), proven against one checkpoint
+
+SUBJECT_BUNDLE_FORMAT = "mutualaid-subject-bundle/v1"
+
+
+@dataclass(frozen=True, slots=True)
+class BundleEntry:
+    leaf_index: int
+    leaf_data: bytes
+    inclusion_proof: tuple[bytes, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SubjectBundle:
+    """All the leaves the log holds about one subject (e.g. a claim), each with its inclusion
+    proof at one cosigned checkpoint: what a member downloads to check their claim's record.
+
+    JSON: the fields of a proof bundle, except that ``leaf_index``/``leaf_data``/
+    ``inclusion_proof`` move into ``"entries": [{...}, ...]``, plus
+    ``"subject": {"type": "claim", "ref": "..."}`` and ``"format":
+    "mutualaid-subject-bundle/v1"``.
+    """
+
+    subject_type: str
+    subject_ref: str
+    origin: str
+    log_key: str
+    witness_keys: tuple[str, ...]
+    quorum: int
+    checkpoint: str
+    entries: tuple[BundleEntry, ...]
+    older_checkpoint: str | None = None
+    consistency_proof: tuple[bytes, ...] = ()
+
+    def to_json(self) -> str:
+        body: dict[str, Any] = {
+            "format": SUBJECT_BUNDLE_FORMAT,
+            "subject": {"type": self.subject_type, "ref": self.subject_ref},
+            "origin": self.origin,
+            "log_key": self.log_key,
+            "witness_keys": list(self.witness_keys),
+            "quorum": self.quorum,
+            "checkpoint": self.checkpoint,
+            "entries": [
+                {
+                    "leaf_index": entry.leaf_index,
+                    "leaf_data": _b64(entry.leaf_data),
+                    "inclusion_proof": [_b64(h) for h in entry.inclusion_proof],
+                }
+                for entry in self.entries
+            ],
+        }
+        if self.older_checkpoint is not None:
+            body["older_checkpoint"] = self.older_checkpoint
+            body["consistency_proof"] = [_b64(h) for h in self.consistency_proof]
+        return json.dumps(body, indent=2, ensure_ascii=False) + "\n"
+
+
+def parse_subject_bundle(text: str | bytes) -> SubjectBundle:
+    body = _load_object(text)
+    if body.get("format") != SUBJECT_BUNDLE_FORMAT:
+        raise VerificationError(
+            f"bundle format is {body.get('format')!r}, expected {SUBJECT_BUNDLE_FORMAT!r}"
+        )
+    subject = body.get("subject")
+    if not isinstance(subject, dict):
+        raise VerificationError("bundle field 'subject' must be an object with 'type' and 'ref'")
+    raw_entries = body.get("entries")
+    if not isinstance(raw_entries, list) or not raw_entries:
+        raise VerificationError("bundle field 'entries' must be a non-empty list")
+    entries: list[BundleEntry] = []
+    for position, raw in enumerate(raw_entries):
+        if not isinstance(raw, dict):
+            raise VerificationError(f"bundle field 'entries[{position}]' must be an object")
+        where = f"entries[{position}]."
+        entries.append(
+            BundleEntry(
+                leaf_index=_int(raw, "leaf_index", where),
+                leaf_data=_b64_field(raw.get("leaf_data"), f"{where}leaf_data"),
+                inclusion_proof=tuple(_hash_list(raw, "inclusion_proof", where)),
+            )
+        )
+    older = _optional_str(body, "older_checkpoint")
+    if older is None and "consistency_proof" in body:
+        raise VerificationError("bundle has a consistency_proof but no older_checkpoint")
+    return SubjectBundle(
+        subject_type=_str(subject, "type", "subject."),
+        subject_ref=_str(subject, "ref", "subject."),
+        origin=_str(body, "origin"),
+        log_key=_str(body, "log_key"),
+        witness_keys=tuple(_str_list(body, "witness_keys")),
+        quorum=_int(body, "quorum"),
+        checkpoint=_str(body, "checkpoint"),
+        entries=tuple(entries),
+        older_checkpoint=older,
+        consistency_proof=tuple(_hash_list(body, "consistency_proof")) if older else (),
+    )
+
+
+def parse_any_bundle(text: str | bytes) -> ProofBundle | SubjectBundle:
+    """A proof bundle or a subject bundle, told apart by their ``format``."""
+    body = _load_object(text)
+    if body.get("format") == SUBJECT_BUNDLE_FORMAT:
+        return parse_subject_bundle(text)
+    if body.get("format") == BUNDLE_FORMAT:
+        return parse_bundle(text)
+    raise VerificationError(
+        f"bundle format is {body.get('format')!r}, expected {BUNDLE_FORMAT!r} or "
+        f"{SUBJECT_BUNDLE_FORMAT!r}"
+    )
+
+
+def verify_subject_bundle(
+    bundle: SubjectBundle, trust: TrustPolicy | None = None
+) -> VerificationReport:
+    """`verify_bundle` for every leaf of a subject bundle: the checkpoint's signatures and quorum
+    once, then one inclusion check per leaf (named ``leaf <index> inclusion``), then consistency
+    with the older checkpoint when one is given."""
+    checks: list[Check] = []
+    entries: list[VerifiedEntry] = []
+
+    def report(checkpoint: Checkpoint | None, cosigners: Sequence[str] = ()) -> VerificationReport:
+        return VerificationReport(
+            tuple(checks), checkpoint, None, None, tuple(cosigners), trust is None, tuple(entries)
+        )
+
+    try:
+        policy = trust or _policy_from_bundle(bundle)
+    except TransparencyError as error:
+        checks.append(Check("keys", False, error.message))
+        return report(None)
+    if trust is not None and bundle.origin != trust.origin:
+        checks.append(
+            Check(
+                "origin",
+                False,
+                f"bundle origin '{bundle.origin}' does not match expected origin '{trust.origin}'",
+            )
+        )
+        return report(None)
+    try:
+        cosigned = verify_cosigned(
+            bundle.checkpoint,
+            policy.log_key,
+            policy.witness_keys,
+            policy.quorum,
+            expected_origin=policy.origin,
+        )
+    except TransparencyError as error:
+        checks.append(Check("checkpoint signatures", False, error.message))
+        return report(None)
+    checkpoint = cosigned.checkpoint
+    cosigners = [c.name for c in cosigned.cosigners]
+    checks.append(
+        Check(
+            "checkpoint signatures",
+            True,
+            f"signed by log key '{policy.log_key.label}' and cosigned by {len(cosigners)} of "
+            f"{len(policy.witness_keys)} witnesses (quorum {policy.quorum})",
+        )
+    )
+    for entry in bundle.entries:
+        leaf_hash = hash_leaf(entry.leaf_data)
+        name = f"leaf {entry.leaf_index} inclusion"
+        try:
+            verify_inclusion(
+                leaf_hash=leaf_hash,
+                index=entry.leaf_index,
+                size=checkpoint.size,
+                proof=entry.inclusion_proof,
+                root=checkpoint.root_hash,
+            )
+        except VerificationError as error:
+            checks.append(Check(name, False, error.message))
+            included = False
+        else:
+            checks.append(
+                Check(
+                    name,
+                    True,
+                    f"leaf {entry.leaf_index} (hash {leaf_hash.hex()}) is in the log at size "
+                    f"{checkpoint.size}",
+                )
+            )
+            included = True
+        leaf = _decode_leaf_or_none(entry.leaf_data)
+        entries.append(VerifiedEntry(entry.leaf_index, leaf_hash, leaf, included))
+    if bundle.older_checkpoint is not None:
+        checks.append(_check_consistency(bundle, policy, checkpoint))
+    return report(checkpoint, cosigners)
+
+
+def _load_object(text: str | bytes) -> dict[str, Any]:
+    try:
+        body = json.loads(text)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise VerificationError(f"bundle is not valid JSON: {error}") from None
+    if not isinstance(body, dict):
+        raise VerificationError("bundle is not a JSON object")
+    return body

@@ -1,0 +1,368 @@
+"""Transparency log benchmarks (issue 3): durable batched appends on SQLite and PostgreSQL against
+raw SHA-256 of the same leaves; proofs from stored nodes on a 10,000,000-leaf log; bytes per leaf.
+
+    python benchmarks/bench_log.py                       # both backends, 1M appends, 10M log
+    python benchmarks/bench_log.py --backend sqlite --leaves 200000 --big 1000000   # quick look
+
+PostgreSQL: the script creates (and at the end drops, unless --keep) its own database `bench_log`
+through --pg-url's server; it never touches the `test` database. SQLite: a file under --workdir.
+Both run with full durability: PostgreSQL fsync=on, synchronous_commit=on (the server's
+settings, printed); SQLite WAL with synchronous=FULL (an fsync per commit).
+
+What is timed:
+1. raw: ``hashlib.sha256(b"\\x00" + leaf).digest()`` over the leaves (the RFC 9162 leaf hash).
+2. append: `services.transparency.append_leaves` in one transaction per batch, commit included:
+   leaf rows (with every index of the real schema), the Merkle nodes that became complete, the
+   sequencer state. Also the outbox path: `queue_leaves` then `integrate_pending`, two commits.
+3. The log is grown to --big leaves with the same `append_leaves` (the leaf-hash and subject
+   indexes dropped during the build and rebuilt after it: the allowed fast path), then
+   --proofs random inclusion proofs (random leaf, tree size = --big) and consistency proofs
+   (random old size, new size = --big) through `inclusion_proof_at` /
+   `consistency_proof_between` (what the API calls: the size check and one query for all the
+   proof's stored nodes), each verified against the root outside the timing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import math
+import os
+import platform
+import random
+import sqlite3
+import statistics
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from functools import partial
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, event, text
+from sqlalchemy.orm import Session, sessionmaker
+
+from mutualaid.db.engines import make_engine, make_sessionmaker
+from mutualaid.db.schema import upgrade
+from mutualaid.services.transparency import (
+    PendingLeaf,
+    append_leaves,
+    consistency_proof_between,
+    inclusion_proof_at,
+    integrate_in_session,
+    queue_leaves,
+    root_at,
+)
+from mutualaid.transparency.leaves import decode_leaf
+from mutualaid.transparency.merkle import verify_consistency, verify_inclusion
+
+AT = datetime(2026, 11, 24, tzinfo=UTC)
+SUBJECT_TYPE = "claim"
+#: Secondary indexes rebuilt after the bulk build (random keys make per-row maintenance slow).
+DEFERRED_INDEXES = ("ix_log_entries_leaf_hash", "ix_log_entries_subject")
+
+
+def leaf(i: int) -> bytes:
+    """A canonical evidence leaf (the most common kind), 4 per claim."""
+    digest = hashlib.sha256(i.to_bytes(8, "big")).hexdigest().encode()
+    return (b'{"claim_ref":"claim-2026-%07d","media_type":"application/pdf","sha256":"%s",'
+            b'"size":%d,"type":"evidence","v":1}' % (i // 4, digest, 10_000 + i % 90_000))
+
+
+def pending(start: int, count: int) -> list[PendingLeaf]:
+    return [PendingLeaf("evidence", leaf(i), SUBJECT_TYPE, f"claim-2026-{i // 4:07d}")
+            for i in range(start, start + count)]
+
+
+def log(message: str) -> None:
+    print(message, flush=True)
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, math.ceil(fraction * len(ordered)) - 1)]
+
+
+# --- backends ---------------------------------------------------------------------------------
+
+
+def sqlite_engine(path: Path) -> Engine:
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    engine = make_engine(f"sqlite:///{path}")
+
+    @event.listens_for(engine, "connect")
+    def _durable(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute("PRAGMA cache_size=-65536")  # 64 MiB page cache
+        cursor.close()
+
+    upgrade(engine)
+    return engine
+
+
+def postgres_engine(server_url: str) -> Engine:
+    admin = make_engine(server_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text("DROP DATABASE IF EXISTS bench_log"))
+        connection.execute(text("CREATE DATABASE bench_log"))
+        settings = {name: connection.execute(text(f"SHOW {name}")).scalar()
+                    for name in ("fsync", "synchronous_commit", "shared_buffers", "server_version")}
+    admin.dispose()
+    log(f"  PostgreSQL settings: {settings}")
+    base = server_url.rsplit("/", 1)[0]
+    engine = make_engine(f"{base}/bench_log")
+    upgrade(engine)
+    return engine
+
+
+def drop_postgres(server_url: str) -> None:
+    admin = make_engine(server_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text("DROP DATABASE IF EXISTS bench_log"))
+    admin.dispose()
+
+
+def storage_bytes(engine: Engine, sqlite_path: Path | None) -> dict[str, int]:
+    if sqlite_path is None:
+        with engine.connect() as connection:
+            return {table: int(connection.execute(
+                text(f"SELECT pg_total_relation_size('{table}')")).scalar() or 0)
+                for table in ("log_entries", "log_nodes", "log_state")}
+    raw = engine.raw_connection()  # autocommit: no BEGIN IMMEDIATE around the checkpoint
+    try:
+        cursor = raw.cursor()
+        cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        sizes: dict[str, int] = {}
+        try:
+            for name, size in cursor.execute("SELECT name, SUM(pgsize) FROM dbstat GROUP BY name"):
+                for table in ("log_nodes", "log_entries"):
+                    if table in name:
+                        sizes[table] = sizes.get(table, 0) + int(size)
+        except sqlite3.OperationalError:  # dbstat is an optional SQLite module
+            sizes = {}
+        cursor.close()
+    finally:
+        raw.close()
+    sizes["file"] = sqlite_path.stat().st_size
+    return sizes
+
+
+# --- 1. appends -----------------------------------------------------------------------------
+
+
+def bench_appends(name: str, sessions: sessionmaker[Session], total: int, batch: int,
+                  raw_rate: float) -> dict[str, float]:
+    start = time.perf_counter()
+    for first in range(0, total, batch):
+        leaves = pending(first, min(batch, total - first))
+        with sessions.begin() as session:
+            append_leaves(session, at=AT, leaves=leaves)
+    elapsed = time.perf_counter() - start
+    rate = total / elapsed
+    log(f"  {name}: append_leaves {total:,} leaves in batches of {batch:,}: {elapsed:.2f} s = "
+        f"{rate:,.0f} leaves/s; raw SHA-256 {raw_rate:,.0f}/s; ratio {rate / raw_rate:.4f} "
+        f"(SHA-256 alone is {raw_rate / rate:.0f}x faster)")
+    return {"append_rate": rate, "append_s": elapsed}
+
+
+def bench_outbox(name: str, sessions: sessionmaker[Session], first: int, total: int,
+                 batch: int) -> float:
+    start = time.perf_counter()
+    for offset in range(first, first + total, batch):
+        with sessions.begin() as session:
+            queue_leaves(session, at=AT, leaves=pending(offset, min(batch, first + total - offset)))
+        with sessions.begin() as session:
+            integrate_in_session(session, at=AT, max_batch=batch)
+    elapsed = time.perf_counter() - start
+    log(f"  {name}: outbox path (queue_leaves, commit, integrate_pending, commit) {total:,} "
+        f"leaves: {elapsed:.2f} s = {total / elapsed:,.0f} leaves/s")
+    return total / elapsed
+
+
+# --- 2. the big log and its proofs ----------------------------------------------------------
+
+
+@contextmanager
+def deferred_indexes(engine: Engine) -> Iterator[None]:
+    """Drop the random-key secondary indexes for the bulk build, then rebuild them."""
+    with engine.begin() as connection:
+        if engine.dialect.name == "postgresql":
+            definitions = {row[0]: row[1] for row in connection.execute(text(
+                "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'log_entries'"))}
+        else:
+            definitions = {row[0]: row[1] for row in connection.execute(text(
+                "SELECT name, sql FROM sqlite_master WHERE type = 'index' "
+                "AND tbl_name = 'log_entries' AND sql IS NOT NULL"))}
+        for index in DEFERRED_INDEXES:
+            connection.execute(text(f"DROP INDEX {index}"))
+    yield
+    start = time.perf_counter()
+    with engine.begin() as connection:
+        for index in DEFERRED_INDEXES:
+            connection.execute(text(definitions[index]))
+        if engine.dialect.name == "postgresql":
+            connection.execute(text("ANALYZE log_entries"))
+            connection.execute(text("ANALYZE log_nodes"))
+        else:
+            connection.execute(text("ANALYZE"))
+    log(f"  rebuilt {', '.join(DEFERRED_INDEXES)} in {time.perf_counter() - start:.1f} s")
+
+
+def grow_to(name: str, engine: Engine, sessions: sessionmaker[Session], size: int,
+            target: int, batch: int) -> None:
+    start = time.perf_counter()
+    with deferred_indexes(engine):
+        for first in range(size, target, batch):
+            with sessions.begin() as session:
+                append_leaves(session, at=AT, leaves=pending(first, min(batch, target - first)))
+            if (first // batch) % 10 == 0:
+                done = min(first + batch, target)
+                log(f"    {done:,} leaves, {time.perf_counter() - start:.0f} s")
+    elapsed = time.perf_counter() - start
+    log(f"  {name}: grew the log from {size:,} to {target:,} leaves in {elapsed:.0f} s "
+        f"({(target - size) / elapsed:,.0f} leaves/s, index build included)")
+
+
+def time_calls(session: Session, calls: list[Callable[[Session], list[bytes]]]
+               ) -> tuple[list[float], list[list[bytes]]]:
+    timings, results = [], []
+    for call in calls:
+        start = time.perf_counter()
+        results.append(call(session))
+        timings.append((time.perf_counter() - start) * 1000)
+    return timings, results
+
+
+def _inclusion(session: Session, index: int, size: int) -> list[bytes]:
+    return inclusion_proof_at(session, index, size)
+
+
+def _consistency(session: Session, old: int, size: int) -> list[bytes]:
+    return consistency_proof_between(session, old, size)
+
+
+def bench_proofs(name: str, sessions: sessionmaker[Session], size: int, count: int,
+                 seed: int) -> dict[str, Any]:
+    rng = random.Random(seed)
+    indexes = [rng.randrange(size) for _ in range(count)]
+    olds = [rng.randrange(1, size) for _ in range(count)]
+    with sessions() as session:
+        state_root = session.execute(text("SELECT root_hash FROM log_state")).scalar_one()
+        # Warm up: the first queries load the tables' upper B-tree pages.
+        for i in range(200):
+            inclusion_proof_at(session, indexes[i], size)
+        inclusion_ms, inclusion = time_calls(
+            session, [partial(_inclusion, index=i, size=size) for i in indexes])
+        consistency_ms, consistency = time_calls(
+            session, [partial(_consistency, old=o, size=size) for o in olds])
+        leaf_hashes: dict[int, bytes] = dict(session.execute(text(
+            "SELECT leaf_index, leaf_hash FROM log_entries WHERE leaf_index IN "
+            f"({', '.join(str(i) for i in set(indexes))})")).all())
+        old_roots = {}
+        for old in olds[:200]:
+            old_roots[old] = root_at(session, old)
+    for index, proof in zip(indexes, inclusion, strict=True):
+        verify_inclusion(leaf_hash=bytes(leaf_hashes[index]), index=index, size=size,
+                         proof=proof, root=bytes(state_root))
+    for old, proof in list(zip(olds, consistency, strict=True))[:200]:
+        verify_consistency(old_size=old, new_size=size, old_root=old_roots[old],
+                           new_root=bytes(state_root), proof=proof)
+    bound = math.ceil(math.log2(size))
+    result: dict[str, Any] = {
+        "inclusion_median_ms": statistics.median(inclusion_ms),
+        "inclusion_p99_ms": percentile(inclusion_ms, 0.99),
+        "consistency_median_ms": statistics.median(consistency_ms),
+        "consistency_p99_ms": percentile(consistency_ms, 0.99),
+        "inclusion_len": (min(map(len, inclusion)), max(map(len, inclusion))),
+        "consistency_len": (min(map(len, consistency)), max(map(len, consistency))),
+        "bound": bound,
+    }
+    log(f"  {name}: {count:,} inclusion proofs at size {size:,}: median "
+        f"{result['inclusion_median_ms']:.3f} ms, p99 {result['inclusion_p99_ms']:.3f} ms, "
+        f"{result['inclusion_len'][0]}-{result['inclusion_len'][1]} hashes "
+        f"(ceil(log2 n) = {bound}); all verified against the root")
+    log(f"  {name}: {count:,} consistency proofs to size {size:,}: median "
+        f"{result['consistency_median_ms']:.3f} ms, p99 {result['consistency_p99_ms']:.3f} ms, "
+        f"{result['consistency_len'][0]}-{result['consistency_len'][1]} hashes; "
+        f"200 verified against stored roots")
+    return result
+
+
+def report_storage(name: str, engine: Engine, sqlite_path: Path | None, size: int) -> None:
+    sizes = storage_bytes(engine, sqlite_path)
+    leaf_bytes = sum(len(leaf(i)) for i in range(0, size, max(1, size // 10_000)))
+    average = leaf_bytes / len(range(0, size, max(1, size // 10_000)))
+    parts = ", ".join(f"{table} {value / size:,.1f}" for table, value in sizes.items())
+    total = sizes.get("file") or sum(sizes.values())
+    log(f"  {name}: storage at {size:,} leaves: {total / size:,.1f} bytes/leaf in all "
+        f"({parts} bytes/leaf; the leaf itself averages {average:.0f} bytes)")
+
+
+# --- main -------------------------------------------------------------------------------------
+
+
+def run_backend(name: str, engine: Engine, sqlite_path: Path | None, args: argparse.Namespace,
+                raw_rate: float) -> None:
+    sessions = make_sessionmaker(engine)
+    log(f"\n== {name} ==")
+    bench_appends(name, sessions, args.leaves, args.batch, raw_rate)
+    bench_outbox(name, sessions, args.leaves, args.outbox, args.batch)
+    report_storage(name, engine, sqlite_path, args.leaves + args.outbox)
+    if args.big:
+        grow_to(name, engine, sessions, args.leaves + args.outbox, args.big, args.build_batch)
+        report_storage(name, engine, sqlite_path, args.big)
+        bench_proofs(name, sessions, args.big, args.proofs, args.seed)
+    engine.dispose()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--backend", choices=("both", "sqlite", "postgresql"), default="both")
+    parser.add_argument("--leaves", type=int, default=1_000_000, help="leaves appended (timed)")
+    parser.add_argument("--batch", type=int, default=50_000, help="leaves per transaction")
+    parser.add_argument("--outbox", type=int, default=200_000, help="leaves via the outbox path")
+    parser.add_argument("--big", type=int, default=10_000_000, help="log size for proofs "
+                        "(0: skip)")
+    parser.add_argument("--build-batch", type=int, default=200_000)
+    parser.add_argument("--proofs", type=int, default=10_000)
+    parser.add_argument("--seed", type=int, default=9162)
+    parser.add_argument("--pg-url", default="postgresql://postgres@127.0.0.1:5432/postgres",
+                        help="a maintenance database on the server (bench_log is created)")
+    parser.add_argument("--workdir", type=Path, default=Path("var/bench"))
+    parser.add_argument("--keep", action="store_true", help="keep the databases afterwards")
+    args = parser.parse_args()
+
+    log(f"python {sys.version.split()[0]}, {platform.platform()}, {os.cpu_count()} CPUs")
+    sample = [leaf(i) for i in (0, 1, 999_999, 9_999_999)]
+    for data in sample:
+        decode_leaf(data)  # the generated leaves are canonical mutualaid leaves
+    leaves = [leaf(i) for i in range(args.leaves)]
+    start = time.perf_counter()
+    sha256 = hashlib.sha256
+    for data in leaves:
+        sha256(b"\x00" + data).digest()
+    raw_rate = len(leaves) / (time.perf_counter() - start)
+    average = sum(map(len, leaves)) / len(leaves)
+    del leaves
+    log(f"raw hashlib SHA-256 of the {args.leaves:,} leaves (avg {average:.0f} bytes): "
+        f"{raw_rate:,.0f} leaves/s")
+
+    if args.backend in ("both", "sqlite"):
+        args.workdir.mkdir(parents=True, exist_ok=True)
+        path = args.workdir / "bench_log.db"
+        run_backend("SQLite", sqlite_engine(path), path, args, raw_rate)
+        if not args.keep:
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{path}{suffix}").unlink(missing_ok=True)
+    if args.backend in ("both", "postgresql"):
+        run_backend("PostgreSQL", postgres_engine(args.pg_url), None, args, raw_rate)
+        if not args.keep:
+            drop_postgres(args.pg_url)
+
+
+if __name__ == "__main__":
+    main()

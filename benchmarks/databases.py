@@ -1,0 +1,48 @@
+"""What both benchmarks need: a fresh PostgreSQL database at the newest schema, with the demo plan."""
+
+from __future__ import annotations
+
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+
+from mutualaid.db.engines import make_engine, make_sessionmaker
+from mutualaid.db.schema import upgrade
+from mutualaid.plan_files import read_plan_file
+from mutualaid.services.context import ServiceContext
+from mutualaid.services.personal_data import PersonalDataProtector
+from mutualaid.services.plans import publish_plan
+
+DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/bench"
+#: A benchmark-only secret (40+ characters, not the demo key).
+BENCH_SECRET = "benchmark-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz"
+PLAN_CODE = "xhb-main"
+
+
+def ensure_database(url: str) -> None:
+    """CREATE DATABASE when it is missing (connecting to the `postgres` maintenance database)."""
+    parsed = make_url(url)
+    name = parsed.database
+    if not name:
+        raise SystemExit("the database URL names no database")
+    if name == "test":
+        raise SystemExit("refusing to benchmark in database `test` (the test suites use it)")
+    admin = make_engine(parsed.set(database="postgres").render_as_string(hide_password=False),
+                        isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        if connection.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}).first() is None:
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+
+
+def fresh_context(url: str) -> ServiceContext:
+    """Drop everything in the database, upgrade it to head, publish the demo plan."""
+    ensure_database(url)
+    engine = make_engine(url)
+    with engine.begin() as connection:
+        connection.execute(text("DROP SCHEMA public CASCADE"))
+        connection.execute(text("CREATE SCHEMA public"))
+    upgrade(engine)
+    ctx = ServiceContext(engine=engine, sessions=make_sessionmaker(engine),
+                         protector=PersonalDataProtector(BENCH_SECRET))
+    publish_plan(ctx, None, read_plan_file(f"{PLAN_CODE}.toml"))
+    return ctx

@@ -1,0 +1,446 @@
+"""Simulate a plan over many periods and many random scenarios at once, without a row per member.
+
+The population is held as cohorts: counts per (scenario, period of joining, sex, age band), int64.
+Everything a member's fate depends on is a function of those four: the waiting period and the
+wearing off of the health declaration (time since joining), incidence (age, sex), payouts (age),
+leaving (age band and the band's recent charge) and the annual cap (every member of a joining
+cohort has shared in the same periods, so has the same charges so far this year). Each period
+draws, per cohort and vectorised over scenarios, binomial counts of leavers, of members moving to
+the next age band, and of new cases per tier. Money is integer fen throughout (int64); the period
+arithmetic is the product rule (see `settle`), identical to `mutualaid.domain.apportionment`.
+
+Reproducible: scenario batches of `BATCH_SIZE` each draw from their own stream
+``SeedSequence(seed, spawn_key=(batch,))``, so a result depends on the seed only, never on how
+many worker processes ran it, and the first k × BATCH_SIZE scenarios are the same for any total.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from datetime import date, timedelta
+from multiprocessing import get_context
+
+import numpy as np
+from numpy.typing import NDArray
+
+from mutualaid.domain.errors import DomainError
+from mutualaid.domain.money import BASIS_POINTS, allocate
+from mutualaid.domain.plans import PlanRules, Tier
+from mutualaid.domain.sharing import SharingRule
+from mutualaid.forecasts.models import ForecastModel
+from mutualaid.forecasts.rules import WEIGHT_BITS, band_weights
+
+DAYS_PER_YEAR = 365.25
+BATCH_SIZE = 25
+#: Above this a period's need times a rule's weight could overflow int64.
+MAX_NEED_FEN = 1 << (62 - WEIGHT_BITS)
+MAX_PERIODS = 480
+
+I64 = NDArray[np.int64]
+F64 = NDArray[np.float64]
+
+#: Per-period outputs, each (scenarios, periods). Money in fen.
+INT_SERIES = ("members", "joins", "leavers", "exits", "diagnosed", "cases", "aid_fen", "fee_fen",
+              "charged_fen", "share_fen", "sponsor_fen", "surplus_fen", "capped_members")
+FLOAT_SERIES = ("per_case_cap_use", "annual_cap_use")
+
+
+@dataclass(frozen=True, slots=True)
+class SimulationSettings:
+    periods: int
+    scenarios: int
+    seed: int
+    rule: SharingRule = SharingRule.UNIFORM
+    #: Day 0 of the join ramp; None: the model's `joins.start_on`.
+    start_on: date | None = None
+    workers: int = 1
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.periods <= MAX_PERIODS:
+            raise DomainError("invalid_periods", f"periods must be between 1 and {MAX_PERIODS}",
+                              "periods")
+        if self.scenarios < 1:
+            raise DomainError("invalid_scenarios", "at least one scenario is needed", "scenarios")
+        if self.seed < 0:
+            raise DomainError("invalid_seed", "a seed is a non-negative integer", "seed")
+        if self.workers < 1:
+            raise DomainError("invalid_workers", "at least one worker is needed", "workers")
+
+
+@dataclass(frozen=True, slots=True)
+class Setup:
+    """Everything a batch needs, precomputed once (small arrays; pickled to worker processes)."""
+
+    publicity_on: tuple[date, ...]
+    band_edges: tuple[int, ...]
+    tiers: tuple[Tier, ...]
+    rule: SharingRule
+    fee_bp: int
+    per_case_cap_fen: int | None
+    annual_cap_fen: int | None
+    #: (N, 2, A) joiners of each period by sex (0 male, 1 female) and age band.
+    joins: I64
+    #: (N, N) [t, j]: a member of cohort j's share of the period's incidence that is covered
+    #: (waiting period, exposure, health-declaration factor, period length in years).
+    cover: F64
+    #: (T, 2, A) approved claims per member-year, mature.
+    rates: F64
+    #: (N, A, T) the rule's per-period claim probabilities (age-banded, both sexes).
+    rule_probabilities: F64
+    #: (A, T) payout per case.
+    payouts: I64
+    severe: tuple[bool, ...]
+    #: (N, A) chance of moving to the next band during the period.
+    ageing: F64
+    churn_base: F64
+    churn_per_yuan: F64
+    churn_alpha: float
+    churn_max: float
+    delay: F64
+    year_start: tuple[bool, ...]
+
+    @property
+    def periods(self) -> int:
+        return len(self.publicity_on)
+
+    @property
+    def bands(self) -> int:
+        return len(self.band_edges) - 1
+
+    def band_labels(self) -> list[str]:
+        return [f"{low}-{high - 1}" for low, high in zip(self.band_edges, self.band_edges[1:],
+                                                          strict=False)]
+
+
+# --- setting up ----------------------------------------------------------------------------------
+
+
+def publicity_dates(start_on: date, publicity_days: list[int], periods: int) -> list[date]:
+    """The first `periods` publicity days strictly after `start_on`."""
+    dates: list[date] = []
+    day = start_on
+    while len(dates) < periods:
+        day += timedelta(days=1)
+        if day.day in publicity_days:
+            dates.append(day)
+    return dates
+
+
+def _band_edges(rules: PlanRules, model: ForecastModel) -> list[int]:
+    low, high = rules.entry.min_age_years, rules.entry.exit_age_years
+    edges = {low, high, rules.entry.max_age_years + 1, *range(0, high, 5)}
+    for band in rules.payout_bands:
+        edges |= {band.from_age, band.to_age + 1}
+    for rows in (model.incidence, model.churn.bands, model.joins.age_mix):
+        for row in rows:
+            edges |= {row.from_age, row.to_age + 1}
+    return sorted(edge for edge in edges if low <= edge <= high)
+
+
+def _row_for(rows: list[object], age: int, key: str) -> int:
+    for index, row in enumerate(rows):
+        if row.from_age <= age <= row.to_age:  # type: ignore[attr-defined]
+            return index
+    raise DomainError("invalid_model", f"no row covers age {age}, which the plan covers", key)
+
+
+def _interpolate(knots: list[tuple[float, float]], x: F64) -> F64:
+    xs = np.array([k[0] for k in knots])
+    ys = np.array([k[1] for k in knots])
+    return np.interp(x, xs, ys)
+
+
+def build_setup(rules: PlanRules, model: ForecastModel, settings: SimulationSettings) -> Setup:
+    start_on = settings.start_on or model.joins.start_on
+    dates = publicity_dates(start_on, rules.periods.publicity_days, settings.periods)
+    periods = len(dates)
+    edges = _band_edges(rules, model)
+    lows, highs = np.array(edges[:-1]), np.array(edges[1:])
+    bands = len(lows)
+    tiers = tuple(t for t in (Tier.SEVERE, Tier.MILD) if any(i.tier == t for i in rules.illnesses))
+
+    payouts = np.zeros((bands, len(tiers)), dtype=np.int64)
+    for a, age in enumerate(lows):
+        for k, tier in enumerate(tiers):
+            payouts[a, k] = rules.payout_fen(int(age), tier, accident=False) or 0
+    rates = np.zeros((len(tiers), 2, bands))
+    for a, age in enumerate(lows):
+        row = model.incidence[_row_for(list(model.incidence), int(age), "incidence")]
+        for k, tier in enumerate(tiers):
+            per_sex = row.severe if tier is Tier.SEVERE else row.mild
+            rates[k, :, a] = np.array(per_sex) / 100_000 * model.incidence_level
+    rates *= (payouts.T > 0)[:, None, :]  # an uncovered tier at an age is no case
+
+    # Joiners: the ramp's cumulative count at each publicity day, split by sex and age band.
+    days = np.array([(d - start_on).days for d in dates], dtype=np.float64)
+    cumulative = np.rint(_interpolate(model.joins.cumulative, days)).astype(np.int64)
+    per_period = np.diff(cumulative, prepend=0)
+    mix = np.zeros(bands)
+    if model.joins.age_mix:
+        for a, (low, high) in enumerate(zip(lows, highs, strict=True)):
+            if low > rules.entry.max_age_years:
+                continue
+            for row in model.joins.age_mix:
+                if row.from_age <= low <= row.to_age:
+                    mix[a] = row.weight * (high - low) / (row.to_age + 1 - row.from_age)
+    else:
+        mix = (lows <= rules.entry.max_age_years).astype(np.float64) * (highs - lows)
+    if mix.sum() <= 0:
+        raise DomainError("invalid_model", "the joiners' age mix gives no weight to the plan's "
+                          f"entry ages {rules.entry.min_age_years}-{rules.entry.max_age_years}",
+                          "joins.age_mix")
+    male = model.joins.male_share
+    cell_weights = np.concatenate([mix * male, mix * (1 - male)])
+    integer_weights = [int(w) for w in np.rint(cell_weights / cell_weights.sum() * 1_000_000_000)]
+    joins = np.array([allocate(int(total), integer_weights) for total in per_period],
+                     dtype=np.int64).reshape(periods, 2, bands)
+
+    # Exposure, waiting period and selection of cohort j during period t's interval.
+    ends = days
+    starts = np.concatenate([[0.0], days[:-1]])
+    lengths = np.maximum(ends - starts, 1e-9)
+    joined = (starts + ends) / 2  # joiners arrive, on average, mid-interval
+    waiting = rules.waiting_period.days + 1 if rules.waiting_period.days else 0
+    exposure_from = np.maximum(starts[:, None], joined[None, :])
+    exposed = np.clip(ends[:, None] - exposure_from, 0.0, None) / lengths[:, None]
+    covered = np.clip(ends[:, None] - np.maximum(starts[:, None], joined[None, :] + waiting),
+                      0.0, None) / lengths[:, None]
+    accident_cover = exposed if rules.waiting_period.accidents_covered else covered
+    tenure_years = np.clip((starts + ends)[:, None] / 2 - joined[None, :], 0.0, None) / DAYS_PER_YEAR
+    selection = _interpolate(model.selection.knots, tenure_years)
+    share = model.accident_share
+    cover = selection * ((1 - share) * covered + share * accident_cover)
+    cover *= (lengths / DAYS_PER_YEAR)[:, None]
+    cover = np.tril(cover)  # cohorts that have not joined yet are empty anyway
+
+    years = lengths / DAYS_PER_YEAR
+    rule_rates = (male * rates[:, 0, :] + (1 - male) * rates[:, 1, :]).T  # (A, T)
+    rule_probabilities = np.clip(rule_rates[None, :, :] * years[:, None, None], 0.0, 1.0)
+    ageing = np.clip(years[:, None] / (highs - lows)[None, :], 0.0, 1.0)
+
+    churn_rows = list(model.churn.bands)
+    base = np.array([churn_rows[_row_for(churn_rows, int(a), "churn.bands")].base_per_period
+                     for a in lows])
+    per_yuan = np.array([churn_rows[_row_for(churn_rows, int(a), "churn.bands")].per_yuan
+                         for a in lows])
+    year_start = tuple(t > 0 and dates[t].year != dates[t - 1].year for t in range(periods))
+    return Setup(
+        publicity_on=tuple(dates), band_edges=tuple(edges), tiers=tiers, rule=settings.rule,
+        fee_bp=rules.fees.management_fee_bp, per_case_cap_fen=rules.caps.per_case_fen,
+        annual_cap_fen=rules.caps.annual_fen, joins=joins, cover=cover, rates=rates,
+        rule_probabilities=rule_probabilities, payouts=payouts,
+        severe=tuple(t is Tier.SEVERE for t in tiers), ageing=ageing, churn_base=base,
+        churn_per_yuan=per_yuan, churn_alpha=1 - 0.5 ** (1 / model.churn.half_life_periods),
+        churn_max=model.churn.max_per_period, delay=np.array(model.reporting_delay),
+        year_start=year_start,
+    )
+
+
+# --- the period's arithmetic ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Settlement:
+    """One period's figures for a batch of scenarios (all int64 fen except counts)."""
+
+    fee_fen: I64  # (B,)
+    need_fen: I64  # (B,) aid + fee − surplus_in
+    uncapped_fen: I64  # (B, A) per-member charge of each band before the caps
+    charge_fen: I64  # (B, A) after the per-case cap
+    pay_fen: I64  # (B, C, A) after the annual cap, per cell
+    total_fen: I64  # (B,)
+    sponsor_fen: I64  # (B,)
+    surplus_out_fen: I64  # (B,)
+
+
+def settle(*, cases: I64, aid_fen: I64, surplus_in_fen: I64, counts: I64, ytd_fen: I64,
+           weights: I64, fee_bp: int, per_case_cap_fen: int | None,
+           annual_cap_fen: int | None) -> Settlement:
+    """The product rule, vectorised: cells (B, C, A) of members in band a pay
+    ``min(min(ceil(need · w_a / Σ n·w), cases × per-case cap), annual cap − ytd)``;
+    no case, no fee, no charge; the sponsor pays what the caps leave unpaid; over-collection is
+    the next period's surplus. With uniform weights this is `domain.apportionment.apportion`.
+    """
+    has_case = cases > 0
+    fee = np.where(has_case, (aid_fen * fee_bp * 2 + BASIS_POINTS) // (2 * BASIS_POINTS), 0)
+    need = aid_fen + fee - surplus_in_fen
+    band_members = counts.sum(axis=1)  # (B, A)
+    if weights.max(initial=0) > 1 and need.max(initial=0) >= MAX_NEED_FEN:
+        raise DomainError("out_of_range", "a period's aid is beyond what the simulator can weigh",
+                          "aid_fen")
+    denominator = (band_members * weights).sum(axis=1)
+    owed = has_case & (need > 0) & (denominator > 0)
+    safe = np.where(owed, denominator, 1)[:, None]
+    uncapped = np.where(owed[:, None], -((-need[:, None] * weights) // safe), 0)
+    charge = uncapped
+    if per_case_cap_fen is not None:
+        charge = np.minimum(charge, cases[:, None] * per_case_cap_fen)
+    if annual_cap_fen is None:
+        pay = np.broadcast_to(charge[:, None, :], counts.shape)
+    else:
+        pay = np.minimum(charge[:, None, :], np.maximum(annual_cap_fen - ytd_fen, 0))
+    total = (counts * pay).sum(axis=(1, 2))
+    return Settlement(
+        fee_fen=fee, need_fen=need, uncapped_fen=uncapped, charge_fen=charge,
+        pay_fen=np.asarray(pay), total_fen=total, sponsor_fen=np.maximum(need - total, 0),
+        surplus_out_fen=np.maximum(total - need, 0),
+    )
+
+
+# --- one batch of scenarios ----------------------------------------------------------------------
+
+
+def _generator(seed: int, batch: int) -> np.random.Generator:
+    return np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=(batch,))))
+
+
+def run_batch(setup: Setup, seed: int, batch: int, size: int) -> dict[str, NDArray[np.generic]]:
+    """Simulate `size` scenarios (the batch-th batch of this seed)."""
+    rng = _generator(seed, batch)
+    periods, bands, tiers = setup.periods, setup.bands, len(setup.tiers)
+    lags = len(setup.delay)
+    counts = np.zeros((size, periods, 2, bands), dtype=np.int64)
+    ytd = np.zeros_like(counts)
+    pending = np.zeros((lags, size, bands, tiers), dtype=np.int64)
+    surplus = np.zeros(size, dtype=np.int64)
+    signal = np.zeros((size, bands))
+    out: dict[str, NDArray[np.generic]] = {
+        name: np.zeros((size, periods), dtype=np.int64) for name in INT_SERIES}
+    out |= {name: np.zeros((size, periods)) for name in FLOAT_SERIES}
+    band_charge = np.zeros((size, periods, bands), dtype=np.int64)
+    band_members = np.zeros((size, periods, bands), dtype=np.int64)
+    band_paid = np.zeros((size, bands), dtype=np.int64)
+    band_benefit = np.zeros((size, bands), dtype=np.int64)
+    for t in range(periods):
+        if setup.year_start[t]:
+            ytd[:] = 0
+        if t:
+            present = counts[:, :t]
+            hazard = np.minimum(setup.churn_max,
+                                setup.churn_base + setup.churn_per_yuan * signal)  # (B, A)
+            leave = rng.binomial(present, hazard[:, None, None, :])
+            present -= leave
+            move = rng.binomial(present, setup.ageing[t][None, None, None, :])
+            present -= move
+            present[..., 1:] += move[..., :-1]
+            out["leavers"][:, t] = leave.sum(axis=(1, 2, 3))
+            out["exits"][:, t] = move[..., -1].sum(axis=(1, 2))
+        counts[:, t] = setup.joins[t]
+        out["joins"][:, t] = setup.joins[t].sum()
+        sharing = counts[:, : t + 1]
+        diagnosed = np.empty((size, bands, tiers), dtype=np.int64)
+        for k in range(tiers):
+            chance = setup.cover[t, : t + 1, None, None] * setup.rates[k][None, :, :]
+            new = rng.binomial(sharing, np.clip(chance, 0.0, 1.0))
+            if setup.severe[k]:
+                sharing -= new  # after a severe payout that member's coverage ends
+            diagnosed[:, :, k] = new.sum(axis=(1, 2))
+        out["diagnosed"][:, t] = diagnosed.sum(axis=(1, 2))
+        if lags == 1:
+            pending[0] += diagnosed
+        else:
+            split = rng.multinomial(diagnosed, setup.delay)  # (B, A, T, L)
+            for lag in range(lags):
+                pending[(t + lag) % lags] += split[..., lag]
+        published = pending[t % lags].copy()
+        pending[t % lags] = 0
+
+        cases = published.sum(axis=(1, 2))
+        aid_band = (published * setup.payouts[None]).sum(axis=2)
+        aid = aid_band.sum(axis=1)
+        cells = sharing.reshape(size, (t + 1) * 2, bands)
+        members_band = cells.sum(axis=1)
+        weights = band_weights(setup.rule, members_band, setup.rule_probabilities[t],
+                               setup.payouts, aid)
+        result = settle(cases=cases, aid_fen=aid, surplus_in_fen=surplus, counts=cells,
+                        ytd_fen=ytd[:, : t + 1].reshape(size, (t + 1) * 2, bands),
+                        weights=weights, fee_bp=setup.fee_bp,
+                        per_case_cap_fen=setup.per_case_cap_fen,
+                        annual_cap_fen=setup.annual_cap_fen)
+        ytd[:, : t + 1] += result.pay_fen.reshape(size, t + 1, 2, bands)
+        surplus = result.surplus_out_fen
+        members = members_band.sum(axis=1)
+        charged_band = (cells * result.pay_fen).sum(axis=1)
+        signal = (setup.churn_alpha * result.charge_fen / 100.0
+                  + (1 - setup.churn_alpha) * signal)
+
+        out["members"][:, t] = members
+        out["cases"][:, t] = cases
+        out["aid_fen"][:, t] = aid
+        out["fee_fen"][:, t] = result.fee_fen
+        out["charged_fen"][:, t] = result.total_fen
+        before_annual_cap = (members_band * result.charge_fen).sum(axis=1)
+        out["share_fen"][:, t] = -(-before_annual_cap // np.maximum(members, 1))
+        out["sponsor_fen"][:, t] = result.sponsor_fen
+        out["surplus_fen"][:, t] = result.surplus_out_fen
+        out["capped_members"][:, t] = (
+            cells * (result.pay_fen < result.charge_fen[:, None, :])).sum(axis=(1, 2))
+        if setup.per_case_cap_fen is not None:
+            limit = np.maximum(cases * setup.per_case_cap_fen, 1)
+            out["per_case_cap_use"][:, t] = result.uncapped_fen.max(axis=1) / limit
+        if setup.annual_cap_fen is not None:
+            held = np.where(cells > 0, ytd[:, : t + 1].reshape(size, (t + 1) * 2, bands), 0)
+            out["annual_cap_use"][:, t] = held.max(axis=(1, 2)) / setup.annual_cap_fen
+        band_charge[:, t] = result.charge_fen
+        band_members[:, t] = members_band
+        band_paid += charged_band
+        band_benefit += aid_band
+    out["band_charge_fen"] = band_charge
+    out["band_members"] = band_members
+    out["band_paid_fen"] = band_paid
+    out["band_benefit_fen"] = band_benefit
+    return out
+
+
+# --- many batches ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SimulationResult:
+    setup: Setup
+    settings: SimulationSettings
+    #: name -> array; per-period series are (scenarios, periods); see INT_SERIES / FLOAT_SERIES,
+    #: plus band_charge_fen and band_members (scenarios, periods, bands), band_paid_fen and
+    #: band_benefit_fen (scenarios, bands): totals over the horizon.
+    arrays: dict[str, NDArray[np.generic]]
+
+    def __getitem__(self, name: str) -> NDArray[np.generic]:
+        return self.arrays[name]
+
+    def percentiles(self, name: str, q: tuple[int, ...] = (5, 50, 95)) -> NDArray[np.generic]:
+        """Per period (len(q), periods); integer series stay integers (observed values)."""
+        return np.percentile(self.arrays[name], q, axis=0, method="inverted_cdf")
+
+
+def batches(scenarios: int) -> list[tuple[int, int]]:
+    return [(b, min(BATCH_SIZE, scenarios - b * BATCH_SIZE))
+            for b in range(math.ceil(scenarios / BATCH_SIZE))]
+
+
+def simulate(rules: PlanRules, model: ForecastModel, settings: SimulationSettings,
+             on_batch: Callable[[int], None] | None = None) -> SimulationResult:
+    """Run `settings.scenarios` scenarios; `on_batch(n)` is called as each batch of n finishes."""
+    setup = build_setup(rules, model, settings)
+    plan = batches(settings.scenarios)
+    parts: dict[int, dict[str, NDArray[np.generic]]] = {}
+    if settings.workers == 1 or len(plan) == 1:
+        for batch, size in plan:
+            parts[batch] = run_batch(setup, settings.seed, batch, size)
+            if on_batch:
+                on_batch(size)
+    else:
+        workers = min(settings.workers, len(plan))
+        with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+            futures = {pool.submit(run_batch, setup, settings.seed, batch, size): (batch, size)
+                       for batch, size in plan}
+            for future in as_completed(futures):
+                batch, size = futures[future]
+                parts[batch] = future.result()
+                if on_batch:
+                    on_batch(size)
+    ordered = [parts[batch] for batch, _ in plan]
+    arrays = {name: np.concatenate([part[name] for part in ordered]) for name in ordered[0]}
+    return SimulationResult(setup=setup, settings=settings, arrays=arrays)

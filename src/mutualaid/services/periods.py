@@ -1,0 +1,1116 @@
+"""Periods: close one (lock, compute, commit), its public notice, a member's statement and proof.
+
+Storage grows with periods, not with members × periods. Every sharing member of a period pays the
+same share (or, once the annual cap binds, the same charge as everyone in their *cohort*: members
+whose first shared period this calendar year is the same). So a member's charge follows from the
+period row, the membership's dates and the few *exceptions* stored for the period
+(`period_charge_exceptions`: excluded while suspended, or a charge of its own after leaving and
+rejoining). Whatever touches every member is one SQL scan or one streamed pass; nothing loops over
+members in Python row by row.
+
+Closing is three steps, each its own transaction guarded by the period's state, so a crash, a
+retry or a second worker resumes where the first stopped and never charges anyone twice:
+
+1. **lock** — the period row (UNIQUE(plan_id, publicity_on)) with the lock instant, 00:00 on
+   publicity day in the plan's zone;
+2. **compute** — the cases (claims approved before the lock get the period's id), the exclusions,
+   the member count (per cohort if the annual cap can bind), the figures, and the one ledger
+   transaction that charges the members;
+3. **commit** — the Merkle root over every sharing member's (id, charge), in blocks of 1,024
+   membership ids, queued to the transparency log as a ``period_commitment`` leaf.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+import numpy as np
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Integer,
+    LargeBinary,
+    case,
+    func,
+    insert,
+    literal,
+    literal_column,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from mutualaid.db.models import (
+    Claim,
+    CollectionFailure,
+    LogEntry,
+    Membership,
+    Period,
+    PeriodChargeException,
+    PeriodChargeTree,
+    PeriodCohort,
+    Person,
+    Plan,
+)
+from mutualaid.db.queries.plans import current_rules, plan_by_code, rules_of
+from mutualaid.domain.accounts import STAFF_ROLES, Role, require_role
+from mutualaid.domain.apportionment import (
+    BLOCK_BITS,
+    CapExcess,
+    Cohort,
+    PastPeriod,
+    PeriodFigures,
+    PeriodState,
+    apportion,
+    cap_may_bind,
+    capped_charge,
+    charges_leaf,
+    charges_leaf_header,
+    cohort_of,
+    latest_publicity_day,
+    period_dates,
+    period_ref,
+    reached,
+    year_to_date,
+)
+from mutualaid.domain.calendars import local_date
+from mutualaid.domain.claims import ClaimState
+from mutualaid.domain.errors import Conflict, DomainError, NotFound
+from mutualaid.domain.ledger import period_charge
+from mutualaid.domain.memberships import ACTIVE_STATES
+from mutualaid.services import audit
+from mutualaid.services.accounts import Actor
+from mutualaid.services.claims import PublicCase, public_case
+from mutualaid.services.context import ServiceContext
+from mutualaid.services.ledger import post
+from mutualaid.services.transparency import queue_leaf, unix_seconds
+from mutualaid.transparency.merkle import EMPTY_ROOT, MemoryTree, hash_leaf, verify_inclusion
+
+#: Called with a step name at each point a close may be interrupted ("locked", "computing",
+#: "computed", "tree", "committed"): progress reports, and the crash tests' kill switch.
+StepHook = Callable[[str], None]
+#: Called with (members done, members in all) while the charges tree is built.
+Progress = Callable[[int, int], None]
+
+EXCLUDED = "excluded"
+CAP_ADJUSTED = "cap_adjusted"
+STREAM_CHUNK = 65_536
+_ACTIVE = [str(s) for s in ACTIVE_STATES]
+
+
+# --- who shares, and what each pays -----------------------------------------------------------------
+
+
+def sharing_where(dialect: str, plan_id: int, lock_at: datetime, publicity_on: date, *,
+                  scan: bool = True) -> list[ColumnElement[bool]]:
+    """Memberships in the plan at the lock instant: joined before it, not ended before it, not aged
+    out by publicity day. (Suspension is handled by `excluded` exceptions, recorded at compute.)
+
+    `scan`: the caller reads most of the plan. SQLite, without statistics, would otherwise walk the
+    (plan_id, state) index and fetch every row by id, 1.6× slower than reading the table in order;
+    ``plan_id + 0`` keeps it on the table scan (PostgreSQL decides from its statistics).
+    """
+    plan_match = (Membership.plan_id + 0 == plan_id) if scan and dialect == "sqlite" \
+        else (Membership.plan_id == plan_id)
+    return [
+        plan_match,
+        Membership.joined_at < lock_at,
+        or_(Membership.ended_at.is_(None), Membership.ended_at >= lock_at),
+        Membership.ages_out_on > publicity_on,
+    ]
+
+
+def shares_in(joined_at: datetime, ended_at: datetime | None, ages_out_on: date,
+              lock_at: datetime, publicity_on: date) -> bool:
+    """`sharing_where` for one membership, in Python."""
+    return joined_at < lock_at and (ended_at is None or ended_at >= lock_at) \
+        and ages_out_on > publicity_on
+
+
+@dataclass(frozen=True, slots=True)
+class ChargeRule:
+    """Everything needed to compute any sharing member's charge in a period, set-based."""
+
+    period_id: int
+    period_ref: str
+    plan_id: int
+    lock_at: datetime
+    publicity_on: date
+    share_fen: int
+    #: (joined before this instant, charge) per cohort in order, the last one open-ended;
+    #: empty when every sharing member pays `share_fen`.
+    bounds: tuple[tuple[datetime, int], ...]
+    #: membership id -> (kind, amount) for the period's exceptions.
+    exceptions: Mapping[int, tuple[str, int]]
+
+    def where(self, dialect: str, *, scan: bool = True) -> list[ColumnElement[bool]]:
+        return sharing_where(dialect, self.plan_id, self.lock_at, self.publicity_on, scan=scan)
+
+    def charge_sql(self) -> ColumnElement[Any]:
+        """The cohort charge of a membership row, as SQL (exceptions are applied separately)."""
+        if not self.bounds:
+            return literal(self.share_fen, BigInteger())
+        return case(*[(Membership.joined_at < bound, literal(charge, BigInteger()))
+                      for bound, charge in self.bounds[:-1]],
+                    else_=literal(self.bounds[-1][1], BigInteger()))
+
+    def cohort_charge(self, joined_at: datetime) -> int:
+        for bound, charge in self.bounds[:-1]:
+            if joined_at < bound:
+                return charge
+        return self.bounds[-1][1] if self.bounds else self.share_fen
+
+    def charge_of(self, membership_id: int, joined_at: datetime) -> int | None:
+        """The charge of a membership that passes `where` (None: excluded, not charged)."""
+        exception = self.exceptions.get(membership_id)
+        if exception is not None:
+            return None if exception[0] == EXCLUDED else exception[1]
+        return self.cohort_charge(joined_at)
+
+
+def charge_rule(session: Session, period: Period) -> ChargeRule:
+    cohorts = session.execute(
+        select(PeriodCohort.cohort_on, PeriodCohort.charge_fen)
+        .where(PeriodCohort.period_id == period.id).order_by(PeriodCohort.cohort_on)).all()
+    bounds: list[tuple[datetime, int]] = []
+    if cohorts:
+        locks = dict(session.execute(select(Period.publicity_on, Period.lock_at).where(
+            Period.plan_id == period.plan_id,
+            Period.publicity_on.in_([c for c, _ in cohorts]))).all())
+        locks[period.publicity_on] = period.lock_at
+        bounds = [(locks[cohort_on], charge) for cohort_on, charge in cohorts]
+    exceptions = {
+        membership_id: (kind, amount) for membership_id, kind, amount in session.execute(
+            select(PeriodChargeException.membership_id, PeriodChargeException.kind,
+                   PeriodChargeException.amount_fen)
+            .where(PeriodChargeException.period_id == period.id))
+    }
+    return ChargeRule(period.id, period.ref, period.plan_id, period.lock_at, period.publicity_on,
+                      period.share_fen or 0, tuple(bounds), exceptions)
+
+
+def _dialect(session: Session) -> str:
+    return session.get_bind().dialect.name
+
+
+# --- views -------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PeriodView:
+    ref: str
+    plan_code: str
+    publicity_on: date
+    debit_on: date
+    lock_at: datetime
+    state: PeriodState
+    cap_excess: str
+    member_count: int | None
+    case_count: int | None
+    aid_fen: int | None
+    sponsored_aid_fen: int | None
+    fee_fen: int | None
+    surplus_in_fen: int | None
+    uncapped_share_fen: int | None
+    share_fen: int | None
+    total_charged_fen: int | None
+    capped_fen: int | None
+    sponsor_fen: int | None
+    prorated_fen: int | None
+    surplus_out_fen: int | None
+    charges_root: str | None
+    charges_leaves: int | None
+    failed_fen: int | None
+
+
+def view(period: Period, plan_code: str) -> PeriodView:
+    return PeriodView(
+        ref=period.ref, plan_code=plan_code, publicity_on=period.publicity_on,
+        debit_on=period.debit_on, lock_at=period.lock_at, state=PeriodState(period.state),
+        cap_excess=period.cap_excess, member_count=period.member_count,
+        case_count=period.case_count, aid_fen=period.aid_fen,
+        sponsored_aid_fen=period.sponsored_aid_fen, fee_fen=period.fee_fen,
+        surplus_in_fen=period.surplus_in_fen, uncapped_share_fen=period.uncapped_share_fen,
+        share_fen=period.share_fen, total_charged_fen=period.total_charged_fen,
+        capped_fen=period.capped_fen, sponsor_fen=period.sponsor_fen,
+        prorated_fen=period.prorated_fen, surplus_out_fen=period.surplus_out_fen,
+        charges_root=period.charges_root, charges_leaves=period.charges_leaves,
+        failed_fen=period.failed_fen,
+    )
+
+
+def find_period(session: Session, plan: Plan, publicity_on: date, *,
+                for_update: bool = False) -> Period:
+    query = select(Period).where(Period.plan_id == plan.id, Period.publicity_on == publicity_on)
+    if for_update:
+        query = query.with_for_update()
+    period = session.scalar(query)
+    if period is None:
+        raise NotFound("period_not_found",
+                       f"there is no period {period_ref(plan.code, publicity_on)}", "on")
+    return period
+
+
+def get_period(ctx: ServiceContext, plan_code: str, publicity_on: date) -> PeriodView:
+    with ctx.reading() as session:
+        plan = plan_by_code(session, plan_code)
+        return view(find_period(session, plan, publicity_on), plan.code)
+
+
+def list_periods(ctx: ServiceContext, plan_code: str, *, limit: int = 100) -> list[PeriodView]:
+    with ctx.reading() as session:
+        plan = plan_by_code(session, plan_code)
+        rows = session.scalars(select(Period).where(Period.plan_id == plan.id)
+                               .order_by(Period.publicity_on.desc()).limit(max(1, min(limit, 500))))
+        return [view(p, plan.code) for p in rows]
+
+
+# --- closing ---------------------------------------------------------------------------------------
+
+
+def close_period(
+    ctx: ServiceContext, actor: Actor, plan_code: str, on: date | None = None, *,
+    cap_excess: CapExcess = CapExcess.SPONSOR, hook: StepHook | None = None,
+    progress: Progress | None = None,
+) -> PeriodView:
+    """Close the period whose publicity day is `on` (default: the latest one up to today).
+
+    Idempotent and resumable: it runs whichever of lock, compute and commit are not done yet.
+    """
+    require_role(actor.role, Role.OPERATOR)
+    step = hook or (lambda _name: None)
+    period_id = _lock(ctx, actor, plan_code, on, cap_excess)
+    step("locked")
+    _compute(ctx, actor, period_id, step)
+    step("computed")
+    _commit(ctx, actor, period_id, step, progress)
+    step("committed")
+    with ctx.reading() as session:
+        period = session.get_one(Period, period_id)
+        return view(period, plan_code)
+
+
+def _lock(ctx: ServiceContext, actor: Actor, plan_code: str, on: date | None,
+          cap_excess: CapExcess) -> int:
+    try:
+        with ctx.transaction() as session:
+            now = ctx.clock.now()
+            plan = plan_by_code(session, plan_code)
+            rules = current_rules(session, plan)
+            publicity_on = on or latest_publicity_day(rules, local_date(now, rules.zone))
+            dates = period_dates(rules, publicity_on)
+            existing = session.scalar(select(Period.id).where(
+                Period.plan_id == plan.id, Period.publicity_on == publicity_on))
+            if existing is not None:
+                return existing
+            if dates.lock_at > now:
+                raise DomainError("period_not_locked_yet",
+                                  f"the period of {publicity_on} locks at {dates.lock_at:%Y-%m-%d %H:%M} "
+                                  "UTC; it cannot be closed before", "on")
+            later = session.scalar(select(Period.ref).where(
+                Period.plan_id == plan.id, Period.publicity_on > publicity_on).limit(1))
+            if later is not None:
+                raise Conflict("later_period_closed",
+                               f"period {later} is already closed; periods close in order", "on")
+            period = Period(
+                ref=period_ref(plan.code, publicity_on), plan_id=plan.id,
+                plan_version=plan.current_version, publicity_on=publicity_on,
+                debit_on=dates.debit_on, lock_at=dates.lock_at, state=PeriodState.LOCKED,
+                cap_excess=cap_excess, fee_bp=rules.fees.management_fee_bp,
+                per_case_cap_fen=rules.caps.per_case_fen, annual_cap_fen=rules.caps.annual_fen,
+                payment_retry_days=rules.periods.payment_retry_days, locked_at=now,
+            )
+            session.add(period)
+            session.flush()
+            audit.record(session, at=now, actor_account_id=actor.account_id, action="period_locked",
+                         subject_type="period", subject_id=period.id, ref=period.ref,
+                         lock_at=dates.lock_at.isoformat())
+            return period.id
+    except IntegrityError:
+        # Another worker locked the same period a moment ago: carry on with theirs.
+        with ctx.reading() as session:
+            plan = plan_by_code(session, plan_code)
+            rules = current_rules(session, plan)
+            publicity_on = on or latest_publicity_day(rules, local_date(ctx.clock.now(), rules.zone))
+            return find_period(session, plan, publicity_on).id
+
+
+def _year_periods(session: Session, period: Period) -> list[Period]:
+    """The plan's earlier periods of the same calendar year, computed, in order."""
+    computed = [str(s) for s in PeriodState if reached(s, PeriodState.COMPUTED)]
+    return list(session.scalars(select(Period).where(
+        Period.plan_id == period.plan_id,
+        Period.publicity_on >= date(period.publicity_on.year, 1, 1),
+        Period.publicity_on < period.publicity_on, Period.state.in_(computed),
+    ).order_by(Period.publicity_on)))
+
+
+def _past(periods: Sequence[Period]) -> list[PastPeriod]:
+    return [PastPeriod(p.publicity_on, p.lock_at, p.share_fen or 0, p.annual_cap_fen)
+            for p in periods]
+
+
+def _compute(ctx: ServiceContext, actor: Actor, period_id: int, step: StepHook) -> None:
+    with ctx.transaction() as session:
+        period = session.scalars(select(Period).where(Period.id == period_id).with_for_update()).one()
+        if period.state != PeriodState.LOCKED:
+            return
+        now = ctx.clock.now()
+        plan = session.get_one(Plan, period.plan_id)
+        previous = session.scalar(select(Period).where(
+            Period.plan_id == plan.id, Period.publicity_on < period.publicity_on)
+            .order_by(Period.publicity_on.desc()).limit(1))
+        if previous is not None and not reached(PeriodState(previous.state), PeriodState.COMPUTED):
+            raise Conflict("previous_period_open",
+                           f"close period {previous.ref} first: its surplus carries into this one")
+        surplus_in = (previous.surplus_out_fen or 0) if previous is not None else 0
+
+        # The cases: approved (after publicity or by a jury) before the lock, not yet in a period.
+        session.execute(update(Claim).where(
+            Claim.plan_id == plan.id, Claim.state == ClaimState.APPROVED,
+            Claim.approved_at < period.lock_at, Claim.period_id.is_(None),
+        ).values(period_id=period.id).execution_options(synchronize_session=False))
+        shared_cases, shared_aid, sponsored_aid = 0, 0, 0
+        for sponsored, count, total in session.execute(
+            select(Claim.sponsored, func.count(), func.coalesce(func.sum(Claim.payout_fen), 0))
+            .where(Claim.period_id == period.id).group_by(Claim.sponsored)
+        ):
+            if sponsored:
+                sponsored_aid += int(total)
+            else:
+                shared_cases, shared_aid = int(count), int(total)
+
+        dialect = _dialect(session)
+        excluded = _record_exclusions(session, period, now, dialect)
+        counted = session.scalar(select(func.count()).select_from(Membership).where(
+            *sharing_where(dialect, plan.id, period.lock_at, period.publicity_on))) or 0
+        members = counted - len(excluded)
+        year = _year_periods(session, period)
+        common: dict[str, Any] = {
+            "aid_fen": shared_aid, "case_count": shared_cases, "fee_bp": period.fee_bp,
+            "surplus_in_fen": surplus_in, "per_case_cap_fen": period.per_case_cap_fen,
+            "annual_cap_fen": period.annual_cap_fen, "cap_excess": CapExcess(period.cap_excess),
+        }
+        figures = apportion(cohorts=[Cohort("all", members)], **common)
+        if cap_may_bind(figures.share_fen, period.annual_cap_fen, year_to_date(_past(year))):
+            figures = _compute_cohorts(session, period, year, excluded, members, common, now)
+        step("computing")
+
+        period.member_count = figures.member_count
+        period.case_count = figures.case_count
+        period.aid_fen = figures.aid_fen
+        period.sponsored_aid_fen = sponsored_aid
+        period.fee_fen = figures.fee_fen
+        period.surplus_in_fen = figures.surplus_in_fen
+        period.uncapped_share_fen = figures.uncapped_share_fen
+        period.share_fen = figures.share_fen
+        period.total_charged_fen = figures.total_charged_fen
+        period.capped_fen = figures.capped_fen
+        period.sponsor_fen = figures.sponsor_fen
+        period.prorated_fen = figures.prorated_fen
+        period.surplus_out_fen = figures.surplus_out_fen
+        charge = period_charge(
+            plan.code, period.ref, total_charged=figures.total_charged_fen,
+            sponsor=figures.sponsor_fen, prorated=figures.prorated_fen, aid=figures.aid_fen,
+            fee=figures.fee_fen, surplus_in=figures.surplus_in_fen,
+            surplus_out=figures.surplus_out_fen)
+        if charge is not None:
+            post(session, charge, at=now, plan_id=plan.id, period_id=period.id,
+                 actor_id=actor.recorded_id)
+        period.state = PeriodState.COMPUTED
+        period.computed_at = now
+        audit.record(session, at=now, actor_account_id=actor.account_id, action="period_computed",
+                     subject_type="period", subject_id=period.id, ref=period.ref,
+                     members=figures.member_count, cases=figures.case_count,
+                     share_fen=figures.share_fen, total_charged_fen=figures.total_charged_fen,
+                     sponsor_fen=figures.sponsor_fen, excluded=len(excluded))
+
+
+def _record_exclusions(session: Session, period: Period, now: datetime,
+                       dialect: str) -> dict[int, datetime]:
+    """Members in the plan at the lock but suspended for an unpaid share: they are not charged.
+
+    Suspended now (the close runs at the lock: the stored state is the state at the lock), or
+    suspended by a failed collection before the lock and not resolved by then (exact even when the
+    close runs later). Returns membership id -> joined_at.
+    """
+    where = sharing_where(dialect, period.plan_id, period.lock_at, period.publicity_on, scan=False)
+    by_state = select(Membership.id, Membership.payer_account_id, Membership.joined_at).where(
+        *where, Membership.state == "suspended")
+    by_failure = (
+        select(Membership.id, Membership.payer_account_id, Membership.joined_at)
+        .join(CollectionFailure, CollectionFailure.membership_id == Membership.id)
+        .where(*where, CollectionFailure.suspended_at < period.lock_at,
+               or_(CollectionFailure.resolved_at.is_(None),
+                   CollectionFailure.resolved_at >= period.lock_at)))
+    rows: dict[int, tuple[int, datetime]] = {}
+    for query in (by_state, by_failure):
+        for membership_id, payer, joined_at in session.execute(query):
+            rows[membership_id] = (payer, joined_at)
+    if rows:
+        session.execute(insert(PeriodChargeException), [
+            {"period_id": period.id, "membership_id": membership_id, "payer_account_id": payer,
+             "kind": EXCLUDED, "amount_fen": 0, "reason": "suspended at the lock",
+             "created_at": now}
+            for membership_id, (payer, _) in sorted(rows.items())
+        ])
+    return {membership_id: joined_at for membership_id, (_, joined_at) in rows.items()}
+
+
+@dataclass(frozen=True, slots=True)
+class _Facts:
+    id: int
+    payer_account_id: int
+    person_id: int
+    joined_at: datetime
+    ended_at: datetime | None
+    ages_out_on: date
+
+
+def _facts_query() -> Any:
+    return select(Membership.id, Membership.payer_account_id, Membership.person_id,
+                  Membership.joined_at, Membership.ended_at, Membership.ages_out_on)
+
+
+def _charge_in(period: Period, facts: _Facts, before: Sequence[Period],
+               exceptions: Mapping[tuple[int, int], tuple[str, int]],
+               cohorts: Mapping[int, Mapping[date, int]]) -> int | None:
+    """What a membership was charged in an earlier period (None: it did not share in it)."""
+    if not shares_in(facts.joined_at, facts.ended_at, facts.ages_out_on, period.lock_at,
+                     period.publicity_on):
+        return None
+    exception = exceptions.get((period.id, facts.id))
+    if exception is not None:
+        return None if exception[0] == EXCLUDED else exception[1]
+    period_cohorts = cohorts.get(period.id)
+    if not period_cohorts:
+        return period.share_fen or 0
+    return period_cohorts[cohort_of(facts.joined_at, _past(before), period.publicity_on)]
+
+
+def _compute_cohorts(session: Session, period: Period, year: list[Period],
+                     excluded: Mapping[int, datetime], members: int, common: dict[str, Any],
+                     now: datetime) -> PeriodFigures:
+    """The annual cap can bind: count members per cohort, and give a charge of their own to the
+    few whose year so far is not their cohort's (they left and rejoined, or were excluded)."""
+    dialect = _dialect(session)
+    past = _past(year)
+    keys = [p.publicity_on for p in year] + [period.publicity_on]
+    cohort_index = case(*[(Membership.joined_at < p.lock_at, literal(i)) for i, p in enumerate(year)],
+                        else_=literal(len(year))).label("cohort")
+    counts = [0] * len(keys)
+    for index, count in session.execute(
+        select(cohort_index, func.count()).where(
+            *sharing_where(dialect, period.plan_id, period.lock_at, period.publicity_on))
+        .group_by(cohort_index)
+    ):
+        counts[int(index)] = int(count)
+    for joined_at in excluded.values():
+        counts[keys.index(cohort_of(joined_at, past, period.publicity_on))] -= 1
+    ytds = [year_to_date(past[i:]) for i in range(len(year))] + [0]
+    share = apportion(cohorts=[Cohort("all", members)], **common).share_fen
+    charges = [capped_charge(share, period.annual_cap_fen, ytd) for ytd in ytds]
+
+    singles: list[Cohort] = []
+    adjusted: list[tuple[_Facts, int]] = []
+    for facts, ytd in _irregular_year_to_date(session, period, year, excluded):
+        index = keys.index(cohort_of(facts.joined_at, past, period.publicity_on))
+        exact = capped_charge(share, period.annual_cap_fen, ytd)
+        if exact != charges[index]:
+            counts[index] -= 1
+            singles.append(Cohort(f"membership:{facts.id}", 1, ytd))
+            adjusted.append((facts, exact))
+    cohorts = [Cohort(key.isoformat(), count, ytd)
+               for key, count, ytd in zip(keys, counts, ytds, strict=True)]
+    figures = apportion(cohorts=cohorts + singles, **common)
+    for key, cohort, result in zip(keys, cohorts, figures.charges, strict=False):
+        session.add(PeriodCohort(period_id=period.id, cohort_on=key, ytd_fen=cohort.ytd_fen,
+                                 member_count=cohort.count, charge_fen=result.charge_fen))
+    if adjusted:
+        session.execute(insert(PeriodChargeException), [
+            {"period_id": period.id, "membership_id": facts.id,
+             "payer_account_id": facts.payer_account_id, "kind": CAP_ADJUSTED,
+             "amount_fen": amount, "reason": "own charges this year differ from the cohort's",
+             "created_at": now}
+            for facts, amount in adjusted
+        ])
+    return figures
+
+
+def _irregular_year_to_date(session: Session, period: Period, year: list[Period],
+                            excluded: Mapping[int, datetime]) -> list[tuple[_Facts, int]]:
+    """Sharing memberships whose person's charges this year are not their cohort's, with the exact
+    year to date: the person had another membership in the plan this year, or the membership had
+    an exception in an earlier period of the year. Few by nature; read individually."""
+    if not year:
+        return []
+    where = sharing_where(_dialect(session), period.plan_id, period.lock_at, period.publicity_on,
+                          scan=False)
+    leavers = select(Membership.person_id).where(
+        Membership.plan_id == period.plan_id, Membership.ended_at >= year[0].lock_at,
+        Membership.ended_at < period.lock_at)
+    candidates = {row[0]: _Facts(*row) for row in session.execute(
+        _facts_query().where(*where, Membership.state.in_(_ACTIVE),
+                             Membership.person_id.in_(leavers)))}
+    earlier = select(PeriodChargeException.membership_id).where(
+        PeriodChargeException.period_id.in_([p.id for p in year]))
+    for row in session.execute(_facts_query().where(*where, Membership.id.in_(earlier))):
+        candidates[row[0]] = _Facts(*row)
+    candidates = {k: v for k, v in candidates.items() if k not in excluded}
+    if not candidates:
+        return []
+    persons = {f.person_id for f in candidates.values()}
+    history: dict[int, list[_Facts]] = defaultdict(list)
+    for row in session.execute(_facts_query().where(Membership.plan_id == period.plan_id,
+                                                    Membership.person_id.in_(persons))):
+        history[row[2]].append(_Facts(*row))
+    memberships = [f.id for fs in history.values() for f in fs]
+    exceptions = {
+        (p, m): (kind, amount) for p, m, kind, amount in session.execute(
+            select(PeriodChargeException.period_id, PeriodChargeException.membership_id,
+                   PeriodChargeException.kind, PeriodChargeException.amount_fen)
+            .where(PeriodChargeException.period_id.in_([p.id for p in year]),
+                   PeriodChargeException.membership_id.in_(memberships)))
+    }
+    cohorts = _cohort_charges(session, [p.id for p in year])
+    result = []
+    for facts in sorted(candidates.values(), key=lambda f: f.id):
+        ytd = 0
+        for position, past_period in enumerate(year):
+            for other in history[facts.person_id]:
+                charged = _charge_in(past_period, other, year[:position], exceptions, cohorts)
+                if charged is not None:
+                    ytd += charged
+        result.append((facts, ytd))
+    return result
+
+
+def _cohort_charges(session: Session, period_ids: Sequence[int]) -> dict[int, dict[date, int]]:
+    cohorts: dict[int, dict[date, int]] = defaultdict(dict)
+    for period_id, cohort_on, charge in session.execute(
+        select(PeriodCohort.period_id, PeriodCohort.cohort_on, PeriodCohort.charge_fen)
+        .where(PeriodCohort.period_id.in_(period_ids))
+    ):
+        cohorts[period_id][cohort_on] = charge
+    return cohorts
+
+
+# --- the charges tree -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ChargeBlock:
+    index: int
+    leaf_hash: bytes
+    members: int
+    total_fen: int
+
+
+def _apply_exceptions(rule: ChargeRule, ids: np.ndarray, charges: np.ndarray
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    if not rule.exceptions:
+        return ids, charges
+    exception_ids = np.fromiter(rule.exceptions, dtype=np.int64, count=len(rule.exceptions))
+    hits = np.flatnonzero(np.isin(ids, exception_ids))
+    if not len(hits):
+        return ids, charges
+    keep = np.ones(len(ids), dtype=bool)
+    charges = charges.copy()
+    for position in hits:
+        kind, amount = rule.exceptions[int(ids[position])]
+        if kind == EXCLUDED:
+            keep[position] = False
+        else:
+            charges[position] = amount
+    return ids[keep], charges[keep]
+
+
+def stream_charges(session: Session, rule: ChargeRule, *, id_from: int | None = None,
+                   id_to: int | None = None, chunk: int = STREAM_CHUNK
+                   ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(membership ids, charges) of every sharing member, ascending by id, in chunks."""
+    stmt = select(Membership.id, rule.charge_sql()).where(*rule.where(_dialect(session)))
+    if id_from is not None:
+        stmt = stmt.where(Membership.id >= id_from)
+    if id_to is not None:
+        stmt = stmt.where(Membership.id < id_to)
+    result = session.connection().execution_options(stream_results=True, yield_per=chunk).execute(
+        stmt.order_by(Membership.id))
+    for rows in result.partitions(chunk):
+        pairs = np.array(rows, dtype=np.int64).reshape(-1, 2)
+        ids, charges = _apply_exceptions(rule, pairs[:, 0], pairs[:, 1])
+        if len(ids):
+            yield ids, charges
+
+
+def _leaf_for(rule: ChargeRule, block: int, ids: np.ndarray, charges: np.ndarray) -> bytes:
+    body = np.empty((len(ids), 2), dtype=">u8")
+    body[:, 0] = ids
+    body[:, 1] = charges
+    return charges_leaf_header(rule.period_ref, block) + body.tobytes()
+
+
+def charge_blocks_streamed(session: Session, rule: ChargeRule, progress: Progress | None = None,
+                           total: int = 0) -> list[ChargeBlock]:
+    """The tree's leaves, built in Python from a streamed scan (any database)."""
+    blocks: list[ChargeBlock] = []
+    carry_ids = np.empty(0, dtype=np.int64)
+    carry_charges = np.empty(0, dtype=np.int64)
+    done = 0
+
+    def emit(ids: np.ndarray, charges: np.ndarray) -> None:
+        block = int(ids[0]) >> BLOCK_BITS
+        blocks.append(ChargeBlock(block, hash_leaf(_leaf_for(rule, block, ids, charges)),
+                                  len(ids), int(charges.sum())))
+
+    for ids, charges in stream_charges(session, rule):
+        ids = np.concatenate((carry_ids, ids))
+        charges = np.concatenate((carry_charges, charges))
+        block_of = ids >> BLOCK_BITS
+        starts = np.flatnonzero(np.diff(block_of)) + 1
+        edges = [0, *starts.tolist()]
+        for begin, end in itertools.pairwise(edges):
+            emit(ids[begin:end], charges[begin:end])
+        carry_ids, carry_charges = ids[edges[-1]:], charges[edges[-1]:]
+        done += len(ids) - len(carry_ids)
+        if progress:
+            progress(done, total)
+    if len(carry_ids):
+        emit(carry_ids, carry_charges)
+    if progress:
+        progress(total, total)
+    return blocks
+
+
+def charge_blocks_postgres(session: Session, rule: ChargeRule) -> list[ChargeBlock]:
+    """The same leaves, hashed by PostgreSQL itself: only one row per 1,024 ids comes back."""
+    from sqlalchemy.dialects.postgresql import aggregate_order_by
+
+    exception = PeriodChargeException
+    charge = func.coalesce(exception.amount_fen, rule.charge_sql())
+    block = Membership.id.op(">>")(literal_column(str(BLOCK_BITS), Integer()))
+    pairs = func.string_agg(func.int8send(Membership.id).op("||")(func.int8send(charge)),
+                            aggregate_order_by(literal(b"", LargeBinary()), Membership.id))
+    header = literal(b"\x00" + charges_leaf_header(rule.period_ref, 0)[:-8], LargeBinary())
+    leaf_hash = func.sha256(header.op("||")(func.int8send(block)).op("||")(pairs))
+    query = (
+        select(block, leaf_hash, func.count(), func.sum(charge))
+        .select_from(Membership)
+        .outerjoin(exception, (exception.period_id == rule.period_id)
+                   & (exception.membership_id == Membership.id))
+        .where(*rule.where("postgresql"),
+               or_(exception.kind.is_(None), exception.kind != EXCLUDED))
+        .group_by(block).order_by(block)
+    )
+    return [ChargeBlock(int(b), bytes(h), int(n), int(t)) for b, h, n, t in session.execute(query)]
+
+
+def charge_blocks(session: Session, rule: ChargeRule, progress: Progress | None = None,
+                  total: int = 0) -> list[ChargeBlock]:
+    if _dialect(session) == "postgresql":
+        blocks = charge_blocks_postgres(session, rule)
+        if progress:
+            progress(total, total)
+        return blocks
+    return charge_blocks_streamed(session, rule, progress, total)
+
+
+def _commit(ctx: ServiceContext, actor: Actor, period_id: int, step: StepHook,
+            progress: Progress | None) -> None:
+    # The long read happens outside any write transaction; the write re-checks the state.
+    with ctx.reading() as session:
+        period = session.get_one(Period, period_id)
+        if period.state != PeriodState.COMPUTED:
+            return
+        blocks: list[ChargeBlock] = []
+        if period.share_fen:
+            step("tree")
+            blocks = charge_blocks(session, charge_rule(session, period), progress,
+                                   period.member_count or 0)
+    with ctx.transaction() as session:
+        period = session.scalars(select(Period).where(Period.id == period_id).with_for_update()).one()
+        if period.state != PeriodState.COMPUTED:
+            return
+        now = ctx.clock.now()
+        plan = session.get_one(Plan, period.plan_id)
+        committed = sum(b.members for b in blocks)
+        if blocks and (committed != period.member_count
+                       or sum(b.total_fen for b in blocks) != period.total_charged_fen):
+            raise Conflict("charges_changed",
+                           f"the charges of {period.ref} no longer add up to the computed figures; "
+                           "memberships were changed behind the close", "period")
+        tree = MemoryTree(b.leaf_hash for b in blocks)
+        root = tree.root() if blocks else EMPTY_ROOT
+        session.add(PeriodChargeTree(
+            period_id=period.id, block_bits=BLOCK_BITS,
+            block_indexes=b"".join(b.index.to_bytes(8, "big") for b in blocks),
+            leaf_hashes=b"".join(b.leaf_hash for b in blocks)))
+        period.charges_root = root.hex()
+        period.charges_leaves = len(blocks)
+        entry = queue_leaf(session, at=now, leaf_type="period_commitment",
+                           fields=commitment_fields(period, plan.code, committed),
+                           subject_type="period", subject_ref=period.ref)
+        session.flush()
+        period.commitment_entry_id = entry.id
+        period.state = PeriodState.COMMITTED
+        period.committed_at = now
+        audit.record(session, at=now, actor_account_id=actor.account_id, action="period_committed",
+                     subject_type="period", subject_id=period.id, ref=period.ref,
+                     charges_root=period.charges_root, leaves=len(blocks))
+
+
+def commitment_fields(period: Period, plan_code: str, committed: int) -> dict[str, Any]:
+    return {
+        "plan_ref": plan_code, "period_ref": period.ref, "charges_root": period.charges_root,
+        "charges_count": committed, "total_charged_fen": period.total_charged_fen,
+        "aid_fen": period.aid_fen, "fee_fen": period.fee_fen,
+        "surplus_in_fen": period.surplus_in_fen, "surplus_out_fen": period.surplus_out_fen,
+        "sponsor_fen": period.sponsor_fen, "prorated_fen": period.prorated_fen,
+        "share_fen": period.share_fen, "member_count": period.member_count,
+        "case_count": period.case_count, "charges_leaves": period.charges_leaves,
+        "lock_at": unix_seconds(period.lock_at),
+    }
+
+
+# --- the public notice --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ArithmeticCheck:
+    """One line of "the numbers add up", with both sides so anyone can redo it."""
+
+    name: str
+    expression: str
+    left: int
+    right: int
+    holds: bool
+
+
+@dataclass(frozen=True, slots=True)
+class CohortLine:
+    cohort_on: date
+    member_count: int
+    charged_so_far_this_year_fen: int
+    charge_fen: int
+
+
+@dataclass(frozen=True, slots=True)
+class PeriodNotice:
+    period: PeriodView
+    fee_bp: int
+    per_case_cap_fen: int | None
+    annual_cap_fen: int | None
+    cases: list[PublicCase]
+    sponsored_cases: list[PublicCase]
+    cohorts: list[CohortLine]
+    excluded_members: int
+    own_charges: int
+    own_charges_fen: int
+    checks: list[ArithmeticCheck]
+    commitment_leaf: str | None
+    commitment_leaf_index: int | None
+
+
+def period_notice(ctx: ServiceContext, plan_code: str, publicity_on: date) -> PeriodNotice:
+    """The public notice of a computed period: every case (anonymised), the figures, the cohorts,
+    and the arithmetic that shows the total is exactly aid + fee − surplus carried (+ new surplus,
+    − the sponsor's and prorated parts). Needs no login."""
+    with ctx.reading() as session:
+        plan = plan_by_code(session, plan_code)
+        period = find_period(session, plan, publicity_on)
+        if not reached(PeriodState(period.state), PeriodState.COMPUTED):
+            raise Conflict("period_not_computed", f"period {period.ref} is still being closed")
+        rules = rules_of(session, plan.id, period.plan_version)
+        rows = session.execute(
+            select(Claim, Person, Membership).join(Person, Person.id == Claim.person_id)
+            .join(Membership, Membership.id == Claim.membership_id)
+            .where(Claim.period_id == period.id).order_by(Claim.approved_at, Claim.id)).all()
+        cases = [public_case(rules, c, p, m) for c, p, m in rows if not c.sponsored]
+        sponsored = [public_case(rules, c, p, m) for c, p, m in rows if c.sponsored]
+        cohorts = [CohortLine(c.cohort_on, c.member_count, c.ytd_fen, c.charge_fen)
+                   for c in session.scalars(select(PeriodCohort).where(
+                       PeriodCohort.period_id == period.id).order_by(PeriodCohort.cohort_on))]
+        exception_rows = session.execute(
+            select(PeriodChargeException.kind, func.count(), func.sum(PeriodChargeException.amount_fen))
+            .where(PeriodChargeException.period_id == period.id)
+            .group_by(PeriodChargeException.kind)).all()
+        by_kind = {kind: (int(n), int(total or 0)) for kind, n, total in exception_rows}
+        entry = session.get(LogEntry, period.commitment_entry_id) \
+            if period.commitment_entry_id else None
+        pv = view(period, plan.code)
+        checks = notice_checks(pv, cohorts, by_kind.get(CAP_ADJUSTED, (0, 0)), cases)
+        return PeriodNotice(
+            period=pv, fee_bp=period.fee_bp, per_case_cap_fen=period.per_case_cap_fen,
+            annual_cap_fen=period.annual_cap_fen, cases=cases, sponsored_cases=sponsored,
+            cohorts=cohorts, excluded_members=by_kind.get(EXCLUDED, (0, 0))[0],
+            own_charges=by_kind.get(CAP_ADJUSTED, (0, 0))[0],
+            own_charges_fen=by_kind.get(CAP_ADJUSTED, (0, 0))[1], checks=checks,
+            commitment_leaf=entry.leaf_data.decode() if entry is not None else None,
+            commitment_leaf_index=entry.leaf_index if entry is not None else None,
+        )
+
+
+def notice_checks(p: PeriodView, cohorts: Sequence[CohortLine], own: tuple[int, int],
+                  cases: Sequence[PublicCase]) -> list[ArithmeticCheck]:
+    aid, fee = p.aid_fen or 0, p.fee_fen or 0
+    s_in, s_out = p.surplus_in_fen or 0, p.surplus_out_fen or 0
+    total, sponsor, prorated = p.total_charged_fen or 0, p.sponsor_fen or 0, p.prorated_fen or 0
+    members, share = p.member_count or 0, p.share_fen or 0
+    need = aid + fee - s_in
+    if cohorts:
+        summed = sum(c.member_count * c.charge_fen for c in cohorts) + own[1]
+        counted = sum(c.member_count for c in cohorts) + own[0]
+    else:
+        summed, counted = members * share, members
+    checks = [
+        ArithmeticCheck("aid", "Σ payouts of the shared cases = aid", sum(c.payout_fen for c in cases),
+                        aid, sum(c.payout_fen for c in cases) == aid),
+        ArithmeticCheck("charges", "Σ members × charge = total charged", summed, total,
+                        summed == total),
+        ArithmeticCheck("members", "Σ members of every cohort = members", counted, members,
+                        counted == members),
+        ArithmeticCheck("balance",
+                        "total + sponsor + prorated = aid + fee − surplus in + surplus out",
+                        total + sponsor + prorated, aid + fee - s_in + s_out,
+                        total + sponsor + prorated == aid + fee - s_in + s_out),
+    ]
+    if members and need > 0:
+        uncapped = -(-need // members)
+        checks.append(ArithmeticCheck(
+            "share", "uncapped share = ⌈(aid + fee − surplus in) / members⌉",
+            p.uncapped_share_fen or 0, uncapped, (p.uncapped_share_fen or 0) == uncapped))
+    return checks
+
+
+# --- a member's statement ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StatementLine:
+    period_ref: str
+    publicity_on: date
+    debit_on: date
+    share_fen: int
+    charge_fen: int
+    paid_fen: int
+    #: paid, due, unpaid (being retried), paid_late, written_off, excluded, nothing_due
+    status: str
+    case_count: int
+    aid_fen: int
+    fee_fen: int
+    member_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class MemberStatement:
+    membership_id: int
+    plan_code: str
+    name_masked: str
+    joined_on: date
+    lines: list[StatementLine] = field(default_factory=list)
+    charged_fen: int = 0
+    paid_fen: int = 0
+
+
+def member_statement(ctx: ServiceContext, actor: Actor, membership_id: int) -> MemberStatement:
+    """Every period a membership shared in: the share, its charge, what was paid and what for.
+
+    Computed from the period rows, the membership's dates and its exceptions and failures: there
+    is no row per member per period to read.
+    """
+    with ctx.reading() as session:
+        row = session.execute(
+            select(Membership, Person.name_masked, Plan.code)
+            .join(Person, Person.id == Membership.person_id).join(Plan, Plan.id == Membership.plan_id)
+            .where(Membership.id == membership_id)).first()
+        if row is None or (actor.role not in STAFF_ROLES
+                           and row[0].payer_account_id != actor.account_id):
+            raise NotFound("membership_not_found", f"there is no membership {membership_id}",
+                           "membership_id")
+        membership, name_masked, plan_code = row
+        facts = _Facts(membership.id, membership.payer_account_id, membership.person_id,
+                       membership.joined_at, membership.ended_at, membership.ages_out_on)
+        computed = [str(s) for s in PeriodState if reached(s, PeriodState.COMPUTED)]
+        # Every computed period it was in the plan at the lock of. Earlier periods of a year in
+        # which it did not share cannot change its cohort, so they are not needed.
+        periods = list(session.scalars(select(Period).where(
+            Period.plan_id == membership.plan_id, Period.state.in_(computed),
+            Period.lock_at > membership.joined_at,
+            or_(literal(membership.ended_at is None),
+                Period.lock_at <= (membership.ended_at or membership.joined_at)),
+        ).order_by(Period.publicity_on)))
+        exceptions = {
+            (p, membership.id): (kind, amount) for p, kind, amount in session.execute(
+                select(PeriodChargeException.period_id, PeriodChargeException.kind,
+                       PeriodChargeException.amount_fen)
+                .where(PeriodChargeException.membership_id == membership.id))
+        }
+        failures = {
+            p: (status, amount) for p, status, amount in session.execute(
+                select(CollectionFailure.period_id, CollectionFailure.status,
+                       CollectionFailure.amount_fen)
+                .where(CollectionFailure.membership_id == membership.id))
+        }
+        cohorts = _cohort_charges(session, [p.id for p in periods if p.share_fen])
+        statement = MemberStatement(membership.id, plan_code, name_masked, membership.joined_on)
+        for position, period in enumerate(periods):
+            before = [p for p in periods[:position] if p.publicity_on.year == period.publicity_on.year]
+            charge = _charge_in(period, facts, before, exceptions, cohorts)
+            if charge is None:
+                if (period.id, membership.id) not in exceptions:
+                    continue
+                statement.lines.append(_line(period, 0, 0, EXCLUDED))
+                continue
+            status, paid = _payment(period, charge, failures.get(period.id),
+                                    membership.payer_account_id)
+            statement.lines.append(_line(period, charge, paid, status))
+        return MemberStatement(
+            statement.membership_id, statement.plan_code, statement.name_masked,
+            statement.joined_on, statement.lines,
+            charged_fen=sum(line.charge_fen for line in statement.lines),
+            paid_fen=sum(line.paid_fen for line in statement.lines))
+
+
+def _payment(period: Period, charge: int, failure: tuple[str, int] | None,
+             payer: int) -> tuple[str, int]:
+    if charge == 0:
+        return "nothing_due", 0
+    if failure is not None:
+        status, amount = failure
+        return {"retrying": ("unpaid", 0), "paid_late": ("paid_late", amount),
+                "written_off": ("written_off", 0)}.get(status, (status, 0))
+    state = PeriodState(period.state)
+    if reached(state, PeriodState.COLLECTED) or (
+        state is PeriodState.COLLECTING and period.collect_cursor is not None
+        and payer <= period.collect_cursor
+    ):
+        return "paid", charge
+    return "due", 0
+
+
+def _line(period: Period, charge: int, paid: int, status: str) -> StatementLine:
+    return StatementLine(
+        period_ref=period.ref, publicity_on=period.publicity_on, debit_on=period.debit_on,
+        share_fen=period.share_fen or 0, charge_fen=charge, paid_fen=paid, status=status,
+        case_count=period.case_count or 0, aid_fen=period.aid_fen or 0,
+        fee_fen=period.fee_fen or 0, member_count=period.member_count or 0)
+
+
+def account_statements(ctx: ServiceContext, actor: Actor) -> list[MemberStatement]:
+    """The statements of every membership the actor pays for."""
+    with ctx.reading() as session:
+        ids = list(session.scalars(select(Membership.id).where(
+            Membership.payer_account_id == actor.account_id).order_by(Membership.id)))
+    return [member_statement(ctx, actor, membership_id) for membership_id in ids]
+
+
+# --- a member's proof that their charge is in the committed total --------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ChargeProof:
+    period_ref: str
+    membership_id: int
+    charge_fen: int
+    share_fen: int
+    #: Every (membership id, charge) of the member's block: the leaf, to be re-encoded.
+    block_index: int
+    block: list[tuple[int, int]]
+    leaf_index: int
+    tree_size: int
+    inclusion_proof: list[str]
+    charges_root: str
+    #: The period_commitment leaf (canonical JSON) holding `charges_root`, and its log index.
+    commitment_leaf: str | None
+    commitment_leaf_index: int | None
+
+
+def charge_proof(ctx: ServiceContext, actor: Actor, membership_id: int, plan_code: str,
+                 publicity_on: date) -> ChargeProof:
+    """The evidence a member needs to check, without trusting us, that their charge is one leaf
+    entry of the committed charges tree and equal to the period's share (see `verify_charge_proof`)."""
+    with ctx.reading() as session:
+        plan = plan_by_code(session, plan_code)
+        membership = session.get(Membership, membership_id)
+        if membership is None or membership.plan_id != plan.id or (
+            actor.role not in STAFF_ROLES and membership.payer_account_id != actor.account_id
+        ):
+            raise NotFound("membership_not_found", f"there is no membership {membership_id}",
+                           "membership_id")
+        period = find_period(session, plan, publicity_on)
+        if not reached(PeriodState(period.state), PeriodState.COMMITTED):
+            raise Conflict("period_not_committed", f"period {period.ref} is not committed yet")
+        tree_row = session.get_one(PeriodChargeTree, period.id)
+        rule = charge_rule(session, period)
+        block_index = membership_id >> tree_row.block_bits
+        pairs: list[tuple[int, int]] = []
+        for ids, charges in stream_charges(session, rule, id_from=block_index << BLOCK_BITS,
+                                           id_to=(block_index + 1) << BLOCK_BITS):
+            pairs.extend(zip(ids.tolist(), charges.tolist(), strict=True))
+        own = [charge for mid, charge in pairs if mid == membership_id]
+        if not own:
+            raise NotFound("not_charged", f"membership {membership_id} was not charged in {period.ref}",
+                           "membership_id")
+        indexes = np.frombuffer(tree_row.block_indexes, dtype=">u8")
+        leaf_index = int(np.searchsorted(indexes, block_index))
+        if leaf_index >= len(indexes) or int(indexes[leaf_index]) != block_index:
+            raise Conflict("charges_changed", "this block is not in the committed tree")
+        hashes = [tree_row.leaf_hashes[i:i + 32] for i in range(0, len(tree_row.leaf_hashes), 32)]
+        leaf = charges_leaf(period.ref, block_index, pairs)
+        if hashes[leaf_index] != hash_leaf(leaf):
+            raise Conflict("charges_changed", "this block no longer matches the committed tree")
+        tree = MemoryTree(hashes)
+        entry = session.get(LogEntry, period.commitment_entry_id) \
+            if period.commitment_entry_id else None
+        return ChargeProof(
+            period_ref=period.ref, membership_id=membership_id, charge_fen=own[0],
+            share_fen=period.share_fen or 0, block_index=block_index, block=pairs,
+            leaf_index=leaf_index, tree_size=len(hashes),
+            inclusion_proof=[h.hex() for h in tree.inclusion_proof(leaf_index)],
+            charges_root=period.charges_root or "",
+            commitment_leaf=entry.leaf_data.decode() if entry is not None else None,
+            commitment_leaf_index=entry.leaf_index if entry is not None else None,
+        )
+
+
+def verify_charge_proof(proof: ChargeProof) -> None:
+    """Check a charge proof offline; raises VerificationError or DomainError when it fails.
+
+    1. the member's (id, charge) is in the block, and the block re-encodes to the leaf;
+    2. the leaf's inclusion proof leads to `charges_root`;
+    3. the commitment leaf (logged in the transparency log) names that root and this period;
+    4. the charge equals the period's share (or is lower only where the annual cap binds, which
+       the commitment's share and the member's own statement show).
+    """
+    import json
+
+    from mutualaid.transparency.errors import VerificationError
+
+    if (proof.membership_id, proof.charge_fen) not in [tuple(p) for p in proof.block]:
+        raise VerificationError("the member's charge is not in the block")
+    leaf = charges_leaf(proof.period_ref, proof.block_index, [(a, b) for a, b in proof.block])
+    verify_inclusion(leaf_hash=hash_leaf(leaf), index=proof.leaf_index, size=proof.tree_size,
+                     proof=[bytes.fromhex(h) for h in proof.inclusion_proof],
+                     root=bytes.fromhex(proof.charges_root))
+    if proof.commitment_leaf is not None:
+        commitment = json.loads(proof.commitment_leaf)
+        if commitment.get("charges_root") != proof.charges_root \
+                or commitment.get("period_ref") != proof.period_ref:
+            raise VerificationError("the logged commitment names another root or period")
+        if commitment.get("share_fen", proof.share_fen) != proof.share_fen:
+            raise VerificationError("the logged share differs")
+    if proof.charge_fen > proof.share_fen:
+        raise VerificationError("the charge is above the period's share")
+
+
+def block_digest(period_ref_text: str, block_index: int, pairs: Sequence[tuple[int, int]]) -> str:
+    """Hex leaf hash of a block, for tools that check a downloaded charges file."""
+    return hashlib.sha256(b"\x00" + charges_leaf(period_ref_text, block_index, pairs)).hexdigest()

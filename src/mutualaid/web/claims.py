@@ -1,0 +1,162 @@
+"""Member claim pages: report a claim, follow it, answer a request for documents, dispute a
+rejection, object to a published case, download the claim's proof bundle."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from fastapi.responses import HTMLResponse, Response
+
+from mutualaid.domain.accounts import Role
+from mutualaid.domain.errors import DomainError
+from mutualaid.domain.plans import PlanRules
+from mutualaid.services.casework import claim_evidence
+from mutualaid.services.claims import (
+    ClaimReport,
+    PublicCase,
+    cases_in_publicity,
+    claim_timeline,
+    get_claim,
+    object_to_claim,
+    provide_documents,
+    report_claim,
+    withdraw_claim,
+)
+from mutualaid.services.juries import dispute_rejection
+from mutualaid.services.member_data import family_coverage
+from mutualaid.services.plans import plan_rules
+from mutualaid.services.transparency import proof_bundle
+from mutualaid.web.pages import page_router, redirect, render, render_form
+from mutualaid.web.sessions import Page, PageState
+
+router = page_router()
+
+
+def _report_context(page: PageState) -> dict[str, object]:
+    actor = page.need(Role.MEMBER)
+    coverage = [c for c in family_coverage(page.ctx, actor) if c.active]
+    plans = {c.plan_code: plan_rules(page.ctx, c.plan_code)[1] for c in coverage}
+    return {"coverage": coverage, "plans": plans,
+            "today": page.ctx.clock.now().astimezone(next(iter(plans.values())).zone).date()
+            if plans else page.ctx.clock.now().date()}
+
+
+@router.get("/claims/new")
+def report_form(page: Page) -> HTMLResponse:
+    return render(page, "claims/new.html", **_report_context(page))
+
+
+@router.post("/claims/new")
+def report(page: Page) -> Response:
+    actor = page.need(Role.MEMBER)
+    context = _report_context(page)
+    try:
+        try:
+            membership_id = int(page.text("membership_id"))
+        except ValueError:
+            raise DomainError("membership_required", "choose who is ill", "membership_id") from None
+        try:
+            diagnosed_on = date.fromisoformat(page.text("diagnosed_on"))
+        except ValueError:
+            raise DomainError("invalid_date", "give the date of the first diagnosis",
+                              "diagnosed_on") from None
+        view = report_claim(page.ctx, actor, ClaimReport(
+            membership_id=membership_id, illness_code=page.text("illness_code"),
+            diagnosed_on=diagnosed_on, hospital=page.text("hospital"),
+            accident=page.text("accident") == "yes"),
+            idempotency_key=page.text("form_key") or None)
+    except DomainError as error:
+        return render_form(page, "claims/new.html", error, **context)
+    return redirect(f"/claims/{view.ref}", ok="claim_reported")
+
+
+def _claim_context(page: PageState, ref: str) -> dict[str, object]:
+    actor = page.need()
+    claim = get_claim(page.ctx, actor, ref)
+    _, rules = plan_rules(page.ctx, claim.plan_code)
+    return {"claim": claim, "rules": rules, "zone": rules.zone,
+            "illness": rules.illness(claim.illness_code),
+            "timeline": claim_timeline(page.ctx, actor, ref),
+            "evidence": claim_evidence(page.ctx, actor, ref),
+            "is_claimant": actor.role is Role.MEMBER}
+
+
+@router.get("/claims/{ref}")
+def claim(ref: str, page: Page) -> HTMLResponse:
+    page.need(Role.MEMBER)
+    return render(page, "claims/claim.html", **_claim_context(page, ref))
+
+
+@router.post("/claims/{ref}/documents-provided")
+def documents_provided(ref: str, page: Page) -> Response:
+    actor = page.need(Role.MEMBER)
+    try:
+        provide_documents(page.ctx, actor, ref, page.text("note"),
+                          idempotency_key=page.text("form_key") or None)
+    except DomainError as error:
+        return render_form(page, "claims/claim.html", error, **_claim_context(page, ref))
+    return redirect(f"/claims/{ref}", ok="documents_provided")
+
+
+@router.post("/claims/{ref}/dispute")
+def dispute(ref: str, page: Page) -> Response:
+    actor = page.need(Role.MEMBER)
+    try:
+        dispute_rejection(page.ctx, actor, ref, page.text("reason"),
+                          idempotency_key=page.text("form_key") or None)
+    except DomainError as error:
+        return render_form(page, "claims/claim.html", error, **_claim_context(page, ref))
+    return redirect(f"/claims/{ref}", ok="disputed")
+
+
+@router.post("/claims/{ref}/withdraw")
+def withdraw(ref: str, page: Page) -> Response:
+    actor = page.need(Role.MEMBER)
+    try:
+        if page.text("confirm") != "yes":
+            raise DomainError("confirm_required", "tick the box to confirm", "confirm")
+        withdraw_claim(page.ctx, actor, ref, idempotency_key=page.text("form_key") or None)
+    except DomainError as error:
+        return render_form(page, "claims/claim.html", error, **_claim_context(page, ref))
+    return redirect(f"/claims/{ref}", ok="done")
+
+
+@router.get("/claims/{ref}/proof.json")
+def claim_proof(ref: str, page: Page) -> Response:
+    """The claim's proof bundle (every log leaf about it), for `mutualaid verify bundle`."""
+    get_claim(page.ctx, page.need(), ref)
+    bundle = proof_bundle(page.ctx, "claim", ref)
+    return Response(bundle.to_json(), media_type="application/json", headers={
+        "Content-Disposition": f'attachment; filename="proof-claim-{ref}.json"'})
+
+
+# --- objections to a published case ---------------------------------------------------------------
+
+def _published_case(page: PageState, ref: str) -> tuple[PublicCase, PlanRules]:
+    for code in sorted({c.plan_code for c in family_coverage(page.ctx, page.need(Role.MEMBER))}):
+        for case in cases_in_publicity(page.ctx, code):
+            if case.ref == ref:
+                return case, plan_rules(page.ctx, code)[1]
+    raise DomainError("publicity_closed",
+                      "objections are taken only while a case is in publicity", "claim_ref")
+
+
+@router.get("/claims/{ref}/objection")
+def objection_form(ref: str, page: Page) -> HTMLResponse:
+    case, rules = _published_case(page, ref)
+    return render(page, "claims/objection.html", case=case, rules=rules,
+                  zone=rules.zone)
+
+
+@router.post("/claims/{ref}/objection")
+def objection(ref: str, page: Page) -> Response:
+    actor = page.need(Role.MEMBER)
+    case, rules = _published_case(page, ref)
+    try:
+        object_to_claim(page.ctx, actor, ref, page.text("reason"),
+                        idempotency_key=page.text("form_key") or None)
+    except DomainError as error:
+        return render_form(page, "claims/objection.html", error, case=case, rules=rules,
+                           zone=rules.zone)
+    return redirect("/me", ok="objected")
+

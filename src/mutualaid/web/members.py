@@ -1,0 +1,174 @@
+"""Member pages: register, log in and out, join a plan (self and family), my coverage, leave,
+notifications, and downloading my data."""
+
+from __future__ import annotations
+
+import json
+
+from fastapi.responses import HTMLResponse, Response
+
+from mutualaid.domain.accounts import STAFF_ROLES, Role
+from mutualaid.domain.errors import DomainError, Unauthenticated
+from mutualaid.domain.memberships import MembershipEvent, Relation
+from mutualaid.services.accounts import log_in, log_out, register_account
+from mutualaid.services.casework import claims_reported_by, objections_filed_by
+from mutualaid.services.login_throttle import check_login_allowed, record_failed_login
+from mutualaid.services.member_data import export_member_data, family_coverage
+from mutualaid.services.memberships import EnrollmentRequest, enroll_member
+from mutualaid.services.memberships import change_membership as change
+from mutualaid.services.notifications import list_notifications, mark_read
+from mutualaid.services.plans import list_plans, plan_rules
+from mutualaid.web.pages import page_router, redirect, render, render_form
+from mutualaid.web.sessions import Page, PageState, client_address, safe_next
+
+router = page_router()
+
+
+def _home_for(page: PageState, role: Role) -> str:
+    return "/staff" if role in STAFF_ROLES else "/me"
+
+
+# --- accounts -------------------------------------------------------------------------------------
+
+@router.get("/register")
+def register_form(page: Page) -> HTMLResponse:
+    return render(page, "members/register.html")
+
+
+@router.post("/register")
+def register(page: Page) -> Response:
+    phone, password = page.text("phone"), page.raw("password")
+    try:
+        if password != page.raw("password_again"):
+            raise DomainError("passwords_differ", "the two passwords differ", "password_again")
+        register_account(page.ctx, phone, password, display_name=page.text("display_name") or None,
+                         locale=page.lang.code)
+        issued = log_in(page.ctx, phone, password)
+    except DomainError as error:
+        return render_form(page, "members/register.html", error)
+    page.start_session(issued.token, page.ctx.token_ttl_hours * 3600)
+    return redirect("/me", ok="registered")
+
+
+@router.get("/login")
+def login_form(page: Page) -> HTMLResponse:
+    return render(page, "members/login.html", next=safe_next(page.request.query_params.get("next"), ""))
+
+
+@router.post("/login")
+def login(page: Page) -> Response:
+    phone, password = page.text("phone"), page.raw("password")
+    target = safe_next(page.text("next"), "")
+    address = client_address(page)
+    try:
+        check_login_allowed(page.ctx, phone, address)
+        try:
+            issued = log_in(page.ctx, phone, password)
+        except Unauthenticated:
+            record_failed_login(page.ctx, phone, address)
+            raise
+    except DomainError as error:
+        return render_form(page, "members/login.html", error, next=target)
+    if page.session_token:
+        log_out(page.ctx, page.session_token)
+    page.start_session(issued.token, page.ctx.token_ttl_hours * 3600)
+    return redirect(target or _home_for(page, issued.account.role), ok="logged_in")
+
+
+@router.post("/logout")
+def logout(page: Page) -> Response:
+    if page.session_token:
+        log_out(page.ctx, page.session_token)
+    page.end_session()
+    return redirect("/", ok="logged_out")
+
+
+# --- my cover -------------------------------------------------------------------------------------
+
+@router.get("/me")
+def me(page: Page) -> HTMLResponse:
+    actor = page.need()
+    if actor.role in STAFF_ROLES:
+        return render(page, "members/staff_me.html")
+    return render(page, "members/me.html", coverage=family_coverage(page.ctx, actor),
+                  claims=claims_reported_by(page.ctx, actor),
+                  objections=objections_filed_by(page.ctx, actor), plans=list_plans(page.ctx))
+
+
+def _enrollment_context(page: PageState, code: str) -> dict[str, object]:
+    view, rules = plan_rules(page.ctx, code)
+    has_self = any(c.relation is Relation.SELF and c.active
+                   for c in family_coverage(page.ctx, page.need(Role.MEMBER)))
+    return {"plan": view, "rules": rules, "zone": rules.zone, "has_self": has_self,
+            "relations": [r for r in Relation if not (has_self and r is Relation.SELF)]}
+
+
+@router.get("/plans/{code}/join")
+def join_form(code: str, page: Page) -> HTMLResponse:
+    page.need(Role.MEMBER)
+    return render(page, "members/join.html", **_enrollment_context(page, code))
+
+
+@router.post("/plans/{code}/join")
+def join(code: str, page: Page) -> Response:
+    actor = page.need(Role.MEMBER)
+    context = _enrollment_context(page, code)
+    rules = plan_rules(page.ctx, code)[1]
+    answers: dict[str, bool] = {}
+    for question in rules.health_questions:
+        answer = page.text(f"health_answers.{question.code}")
+        if answer in ("yes", "no"):
+            answers[question.code] = answer == "yes"
+    try:
+        relation = Relation(page.text("relation") or "self")
+    except ValueError:
+        relation = Relation.SELF
+    try:
+        enroll_member(page.ctx, actor, code, EnrollmentRequest(
+            full_name=page.text("full_name"), id_number=page.text("id_number"),
+            relation=relation, health_answers=answers),
+            idempotency_key=page.text("form_key") or None)
+    except DomainError as error:
+        return render_form(page, "members/join.html", error, rules=rules, **context)
+    return redirect("/me", ok="enrolled")
+
+
+@router.get("/me/memberships/{membership_id}/leave")
+def leave_form(membership_id: int, page: Page) -> Response:
+    actor = page.need(Role.MEMBER)
+    coverage = next((c for c in family_coverage(page.ctx, actor)
+                     if c.membership_id == membership_id and c.active), None)
+    if coverage is None:
+        return redirect("/me")
+    return render(page, "members/leave.html", coverage=coverage)
+
+
+@router.post("/me/memberships/{membership_id}/leave")
+def leave(membership_id: int, page: Page) -> Response:
+    actor = page.need(Role.MEMBER)
+    if page.text("confirm") != "yes":
+        coverage = next((c for c in family_coverage(page.ctx, actor)
+                         if c.membership_id == membership_id), None)
+        return render_form(page, "members/leave.html",
+                           DomainError("confirm_required", "tick the box to confirm", "confirm"),
+                           coverage=coverage)
+    change(page.ctx, actor, membership_id, MembershipEvent.LEAVE,
+           reason=page.text("reason") or None, idempotency_key=page.text("form_key") or None)
+    return redirect("/me", ok="left")
+
+
+@router.get("/me/data.json")
+def my_data(page: Page) -> Response:
+    actor = page.need()
+    body = json.dumps(export_member_data(page.ctx, actor), ensure_ascii=False, indent=2)
+    return Response(body, media_type="application/json", headers={
+        "Content-Disposition": 'attachment; filename="my-mutualaid-data.json"'})
+
+
+@router.get("/me/notifications")
+def notifications(page: Page) -> HTMLResponse:
+    actor = page.need()
+    items = list_notifications(page.ctx, actor.account_id)
+    if items:
+        mark_read(page.ctx, actor.account_id, max(int(n["id"]) for n in items))
+    return render(page, "members/notifications.html", items=items)

@@ -1,0 +1,104 @@
+"""Public pages: the plans and their rules in plain words, notices, statistics, the transparency
+log and proof verification. No login, and nothing personal: cases are anonymised by the services
+(masked name, age, province) and no evidence file is ever linked from here."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from fastapi.responses import HTMLResponse, Response
+
+from mutualaid.domain.errors import DomainError, NotFound
+from mutualaid.services.claims import cases_in_publicity
+from mutualaid.services.notices import notice_days, notice_of
+from mutualaid.services.plan_statistics import plan_statistics
+from mutualaid.services.plans import list_plans, plan_rules
+from mutualaid.services.transparency import latest_checkpoint, proof_bundle
+from mutualaid.transparency.errors import LeafError
+from mutualaid.transparency.leaves import decode_leaf
+from mutualaid.transparency.verification import verify_subject_bundle
+from mutualaid.web.pages import page_router, render
+from mutualaid.web.sessions import Page
+
+router = page_router()
+
+
+@router.get("/")
+def home(page: Page) -> HTMLResponse:
+    return render(page, "public/home.html", plans=list_plans(page.ctx))
+
+
+@router.get("/plans/{code}")
+def plan(code: str, page: Page) -> HTMLResponse:
+    view, rules = plan_rules(page.ctx, code)
+    return render(page, "public/plan.html", plan=view, rules=rules, zone=rules.zone)
+
+
+@router.get("/notices")
+def all_notices(page: Page) -> HTMLResponse:
+    plans = list_plans(page.ctx)
+    current = [(summary, plan_rules(page.ctx, summary.plan.code)[1],
+                cases_in_publicity(page.ctx, summary.plan.code)) for summary in plans]
+    return render(page, "public/notices_all.html", current=current)
+
+
+@router.get("/plans/{code}/notices")
+def notices(code: str, page: Page) -> HTMLResponse:
+    view, rules = plan_rules(page.ctx, code)
+    current = cases_in_publicity(page.ctx, code)
+    return render(page, "public/notices.html", plan=view, rules=rules, zone=rules.zone,
+                  current=current, current_aid=sum(c.payout_fen for c in current),
+                  days=notice_days(page.ctx, code))
+
+
+@router.get("/plans/{code}/notices/{published_on}")
+def notice(code: str, published_on: date, page: Page) -> HTMLResponse:
+    view, rules = plan_rules(page.ctx, code)
+    return render(page, "public/notice.html", plan=view, rules=rules, zone=rules.zone,
+                  notice=notice_of(page.ctx, code, published_on))
+
+
+@router.get("/plans/{code}/statistics")
+def statistics(code: str, page: Page) -> HTMLResponse:
+    view, rules = plan_rules(page.ctx, code)
+    return render(page, "public/statistics.html", plan=view, rules=rules,
+                  stats=plan_statistics(page.ctx, code))
+
+
+@router.get("/transparency")
+def transparency(page: Page) -> HTMLResponse:
+    return render(page, "public/transparency.html", checkpoint=latest_checkpoint(page.ctx))
+
+
+@router.get("/verify/{subject_type}/{subject_ref}")
+def verify(subject_type: str, subject_ref: str, page: Page) -> HTMLResponse:
+    """A subject's proof, checked here with the keys the bundle names, and how to check it
+    independently with `mutualaid verify bundle`."""
+    if subject_type not in ("claim", "period"):
+        raise NotFound("no_such_subject", "there is no such page")
+    try:
+        bundle = proof_bundle(page.ctx, subject_type, subject_ref)
+    except DomainError as error:
+        return render(page, "public/verify.html", status_code=error.status,
+                      subject_type=subject_type, subject_ref=subject_ref, bundle=None,
+                      unavailable=page.lang.explain(error.code, error.message, error.field))
+    report = verify_subject_bundle(bundle)
+    leaves = []
+    for entry in bundle.entries:
+        try:
+            leaf = decode_leaf(entry.leaf_data)
+            leaves.append((entry.leaf_index, leaf.type, dict(leaf.fields)))
+        except LeafError:  # shown as undecodable; the checks above still ran
+            leaves.append((entry.leaf_index, "?", {}))
+    return render(page, "public/verify.html", subject_type=subject_type, subject_ref=subject_ref,
+                  bundle=bundle, report=report, leaves=leaves, unavailable=None)
+
+
+@router.get("/verify/{subject_type}/{subject_ref}/bundle.json")
+def verify_bundle_file(subject_type: str, subject_ref: str, page: Page) -> Response:
+    if subject_type not in ("claim", "period"):
+        raise NotFound("no_such_subject", "there is no such page")
+    bundle = proof_bundle(page.ctx, subject_type, subject_ref)
+    safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in subject_ref)
+    return Response(bundle.to_json(), media_type="application/json", headers={
+        "Content-Disposition": f'attachment; filename="proof-{subject_type}-{safe}.json"'})

@@ -1,0 +1,323 @@
+"""Staff pages: work queues, the case file, investigation, decisions, objections, and the
+operator's desk (publicity, juries, plan configuration, dashboards, audit log).
+
+Separated duties are shown and enforced: a claim's investigator sees why they cannot decide it,
+and the services refuse it anyway. Every page checks the role first.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, time, timedelta
+
+from fastapi.responses import HTMLResponse, Response
+
+from mutualaid.domain.accounts import STAFF_ROLES, Role
+from mutualaid.domain.claims import ClaimState, RejectionReason
+from mutualaid.domain.errors import DomainError
+from mutualaid.domain.money import parse_yuan
+from mutualaid.services.audit_search import AuditFilter, search_audit
+from mutualaid.services.casework import case_file_extras, objections_to_review, staff_members
+from mutualaid.services.claims import (
+    assign_investigation,
+    claim_timeline,
+    decide_claim,
+    file_investigation_report,
+    get_claim,
+    request_documents,
+    review_objection,
+    run_publicity,
+    start_review,
+    work_queue,
+)
+from mutualaid.services.juries import close_due_juries, jury_rounds, refer_to_jury
+from mutualaid.services.plan_statistics import operator_dashboard, plan_statistics
+from mutualaid.services.plans import list_plans, plan_rules, plan_source, publish_plan
+from mutualaid.web.pages import DEFAULT_ZONE, page_router, redirect, render, render_form
+from mutualaid.web.sessions import Page, PageState
+
+router = page_router()
+
+STAFF = tuple(sorted(STAFF_ROLES))
+DECIDERS = (Role.REVIEWER, Role.OPERATOR)
+DESK = (Role.OPERATOR, Role.AUDITOR)
+
+#: What each role works on first when the queue opens without filters.
+DEFAULT_QUEUE: dict[Role, tuple[ClaimState, ...]] = {
+    Role.REVIEWER: (ClaimState.SUBMITTED, ClaimState.IN_REVIEW, ClaimState.RE_REVIEW),
+    Role.OPERATOR: (ClaimState.SUBMITTED, ClaimState.IN_REVIEW, ClaimState.RE_REVIEW,
+                    ClaimState.APPROVAL_PROPOSED, ClaimState.IN_PUBLICITY),
+    Role.INVESTIGATOR: (ClaimState.INVESTIGATING, ClaimState.AWAITING_DOCUMENTS),
+    Role.AUDITOR: (),
+}
+
+
+# --- work queue -----------------------------------------------------------------------------------
+
+@router.get("/staff")
+def queue(page: Page) -> HTMLResponse:
+    actor = page.need(*STAFF)
+    params = page.request.query_params
+    chosen = params.get("state", "todo")
+    if chosen == "todo":
+        states = list(DEFAULT_QUEUE[actor.role])
+    elif chosen in set(ClaimState):
+        states = [ClaimState(chosen)]
+    else:
+        states = []
+    plan = params.get("plan") or None
+    mine = params.get("mine") == "1" or (chosen == "todo" and actor.role is Role.INVESTIGATOR)
+    items = work_queue(page.ctx, actor, states=states or None, plan_code=plan,
+                       assigned_to_me=mine, limit=200)
+    template = "staff/queue_rows.html" if page.request.headers.get("HX-Request") else \
+        "staff/queue.html"
+    return render(page, template, items=items, chosen=chosen, plan_code=plan or "", mine=mine,
+                  states=list(ClaimState), plans=list_plans(page.ctx))
+
+
+# --- the case file --------------------------------------------------------------------------------
+
+def _case_context(page: PageState, ref: str) -> dict[str, object]:
+    actor = page.need(*STAFF)
+    claim = get_claim(page.ctx, actor, ref)
+    _, rules = plan_rules(page.ctx, claim.plan_code)
+    investigators = staff_members(page.ctx, actor, (Role.INVESTIGATOR, Role.REVIEWER)) \
+        if actor.role in DECIDERS and claim.state is ClaimState.IN_REVIEW else []
+    return {
+        "claim": claim, "rules": rules, "zone": rules.zone,
+        "illness": rules.illness(claim.illness_code),
+        "timeline": claim_timeline(page.ctx, actor, ref),
+        "extras": case_file_extras(page.ctx, actor, ref),
+        "juries": jury_rounds(page.ctx, ref),
+        "investigators": [s for s in investigators if s.id != actor.account_id],
+        "reasons": list(RejectionReason),
+        "is_decider": actor.role in DECIDERS,
+        "is_investigator": claim.investigator_id is not None
+        and claim.investigator_id == actor.account_id,
+        "is_operator": actor.role is Role.OPERATOR,
+    }
+
+
+@router.get("/staff/claims/{ref}")
+def case_file(ref: str, page: Page) -> HTMLResponse:
+    return render(page, "staff/case.html", **_case_context(page, ref))
+
+
+def _step(page: PageState, ref: str, action: object) -> Response:
+    try:
+        action()  # type: ignore[operator]
+    except DomainError as error:
+        return render_form(page, "staff/case.html", error, **_case_context(page, ref))
+    return redirect(f"/staff/claims/{ref}", ok="done")
+
+
+@router.post("/staff/claims/{ref}/review")
+def review(ref: str, page: Page) -> Response:
+    actor = page.need(*DECIDERS)
+    return _step(page, ref, lambda: start_review(page.ctx, actor, ref,
+                                                 idempotency_key=page.text("form_key") or None))
+
+
+@router.post("/staff/claims/{ref}/assign")
+def assign(ref: str, page: Page) -> Response:
+    actor = page.need(*DECIDERS)
+
+    def act() -> None:
+        try:
+            investigator = int(page.text("investigator_id"))
+        except ValueError:
+            raise DomainError("investigator_required", "choose an investigator",
+                              "investigator_id") from None
+        assign_investigation(page.ctx, actor, ref, investigator,
+                             idempotency_key=page.text("form_key") or None)
+
+    return _step(page, ref, act)
+
+
+@router.post("/staff/claims/{ref}/request-documents")
+def ask_documents(ref: str, page: Page) -> Response:
+    actor = page.need(Role.INVESTIGATOR, Role.REVIEWER)
+    return _step(page, ref, lambda: request_documents(
+        page.ctx, actor, ref, page.text("message"), idempotency_key=page.text("form_key") or None))
+
+
+@router.post("/staff/claims/{ref}/report")
+def report(ref: str, page: Page) -> Response:
+    actor = page.need(Role.INVESTIGATOR, Role.REVIEWER)
+
+    def act() -> None:
+        cost = parse_yuan(page.text("cost") or "0", "cost")
+        file_investigation_report(page.ctx, actor, ref, page.text("findings"),
+                                  page.text("recommendation"), cost,
+                                  idempotency_key=page.text("form_key") or None)
+
+    return _step(page, ref, act)
+
+
+@router.post("/staff/claims/{ref}/decision")
+def decision(ref: str, page: Page) -> Response:
+    actor = page.need(*DECIDERS)
+
+    def act() -> None:
+        outcome = page.text("outcome")
+        if outcome not in ("approve", "reject"):
+            raise DomainError("outcome_required", "choose approve or reject", "outcome")
+        reason = page.text("reason_code")
+        decide_claim(page.ctx, actor, ref, approve=outcome == "approve",
+                     reason_code=RejectionReason(reason) if reason in set(RejectionReason)
+                     else None, note=page.text("note"),
+                     idempotency_key=page.text("form_key") or None)
+
+    return _step(page, ref, act)
+
+
+@router.post("/staff/claims/{ref}/jury")
+def refer(ref: str, page: Page) -> Response:
+    actor = page.need(Role.OPERATOR)
+
+    def act() -> None:
+        note = page.text("note")
+        if not note:
+            raise DomainError("note_required", "say why the case goes to a member jury", "note")
+        refer_to_jury(page.ctx, actor, ref, note)
+
+    return _step(page, ref, act)
+
+
+# --- objections -----------------------------------------------------------------------------------
+
+@router.get("/staff/objections")
+def objections(page: Page) -> HTMLResponse:
+    actor = page.need(Role.REVIEWER, Role.OPERATOR, Role.AUDITOR)
+    state = page.request.query_params.get("state", "pending")
+    state = state if state in ("pending", "upheld", "dismissed") else "pending"
+    return render(page, "staff/objections.html", items=objections_to_review(
+        page.ctx, actor, state=state), state=state)
+
+
+@router.post("/staff/objections/{objection_id}/review")
+def objection_review(objection_id: int, page: Page) -> Response:
+    actor = page.need(*DECIDERS)
+    ref = page.text("claim_ref")
+    try:
+        outcome = page.text("outcome")
+        if outcome not in ("uphold", "dismiss"):
+            raise DomainError("outcome_required", "choose uphold or dismiss", "outcome")
+        review_objection(page.ctx, actor, objection_id, uphold=outcome == "uphold",
+                         note=page.text("note"), idempotency_key=page.text("form_key") or None)
+    except DomainError as error:
+        if ref:
+            return render_form(page, "staff/case.html", error, **_case_context(page, ref))
+        return render_form(page, "staff/objections.html", error,
+                           items=objections_to_review(page.ctx, actor), state="pending")
+    return redirect(f"/staff/claims/{ref}" if ref else "/staff/objections", ok="done")
+
+
+# --- the operator's desk --------------------------------------------------------------------------
+
+@router.get("/staff/operations")
+def operations(page: Page) -> HTMLResponse:
+    page.need(*DESK)
+    return render(page, "staff/operations.html", plans=list_plans(page.ctx), result=None)
+
+
+@router.post("/staff/plans/{code}/publicity")
+def publicity(code: str, page: Page) -> Response:
+    actor = page.need(Role.OPERATOR)
+    result = run_publicity(page.ctx, code, actor)
+    return render(page, "staff/operations.html", plans=list_plans(page.ctx),
+                  result=page.lang.gettext(
+                      "Publicity run for {plan}: {published} published, {approved} approved, "
+                      "{held} held by objections", plan=code, published=result.published,
+                      approved=result.approved, held=result.held_by_objections))
+
+
+@router.post("/staff/juries/close")
+def close_juries(page: Page) -> Response:
+    actor = page.need(Role.OPERATOR)
+    result = close_due_juries(page.ctx, actor)
+    return render(page, "staff/operations.html", plans=list_plans(page.ctx),
+                  result=page.lang.gettext(
+                      "Juries closed: {closed} ({approved} approved, {rejected} rejected, "
+                      "{rounds} new rounds)", closed=result.closed, approved=result.approved,
+                      rejected=result.rejected, rounds=result.new_rounds))
+
+
+@router.get("/staff/plans/{code}")
+def plan_config(code: str, page: Page) -> HTMLResponse:
+    page.need(*DESK)
+    view, rules = plan_rules(page.ctx, code)
+    return render(page, "staff/plan.html", plan=view, rules=rules,
+                  source=plan_source(page.ctx, code))
+
+
+@router.post("/staff/plans/{code}/versions")
+def publish(code: str, page: Page) -> Response:
+    actor = page.need(Role.OPERATOR)
+    view, rules = plan_rules(page.ctx, code)
+    source = page.raw("source")
+    try:
+        upload = page.file("plan_file")
+        if upload is not None:
+            data = upload.file.read(1024 * 1024 + 1)
+            if len(data) > 1024 * 1024:
+                raise DomainError("file_too_large", "a plan file is at most 1 MB", "plan_file")
+            try:
+                source = data.decode("utf-8")
+            except UnicodeDecodeError:
+                raise DomainError("invalid_plan", "the plan file is not UTF-8 text",
+                                  "plan_file") from None
+        if not source.strip():
+            raise DomainError("invalid_plan", "paste the plan file or choose it", "source")
+        published = publish_plan(page.ctx, actor, source)
+        if published.plan.code != code:
+            # Publishing stored it under its own code: say so rather than pretend.
+            return redirect(f"/staff/plans/{published.plan.code}", ok="plan_published")
+    except DomainError as error:
+        problems = error.details.get("problems") or [
+            {"field": error.field, "message": error.message}]
+        return render(page, "staff/plan.html", status_code=422, plan=view, rules=rules,
+                      source=source, key_problems=problems, problems=page.lang.problems(error))
+    return redirect(f"/staff/plans/{code}",
+                    ok="plan_published" if published.created_version else "plan_unchanged")
+
+
+@router.get("/staff/dashboard")
+def dashboard(page: Page) -> HTMLResponse:
+    actor = page.need(*DESK)
+    plans = list_plans(page.ctx)
+    code = page.request.query_params.get("plan") or (plans[0].plan.code if plans else "")
+    if not code:
+        return render(page, "staff/dashboard.html", plans=plans, board=None, stats=None,
+                      plan_code="")
+    return render(page, "staff/dashboard.html", plans=plans, plan_code=code,
+                  board=operator_dashboard(page.ctx, actor, code),
+                  stats=plan_statistics(page.ctx, code))
+
+
+@router.get("/staff/audit")
+def audit(page: Page) -> HTMLResponse:
+    actor = page.need(*DESK)
+    params = page.request.query_params
+
+    def number(name: str) -> int | None:
+        value = params.get(name, "").strip()
+        return int(value) if value.isdigit() else None
+
+    def day(name: str, end: bool = False) -> datetime | None:
+        value = params.get(name, "").strip()
+        try:
+            parsed = datetime.strptime(value, "%Y-%m-%d").date()
+        except ValueError:
+            return None
+        start = datetime.combine(parsed + timedelta(days=1 if end else 0), time.min,
+                                 tzinfo=DEFAULT_ZONE)
+        return start.astimezone(UTC)
+
+    where = AuditFilter(action=params.get("action") or None,
+                        subject_type=params.get("subject_type") or None,
+                        subject_id=number("subject_id"), actor_account_id=number("actor"),
+                        since=day("since"), until=day("until", end=True))
+    result = search_audit(page.ctx, actor, where, before_id=number("before"))
+    query = [(k, v) for k, v in params.multi_items() if k not in ("before", "lang", "ok")]
+    return render(page, "staff/audit.html", result=result, filters=dict(params),
+                  query=query)

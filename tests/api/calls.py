@@ -1,0 +1,72 @@
+"""How the API tests talk to the app: logged-in callers and the usual requests, over real HTTP."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import date
+from typing import Any
+
+from fastapi.testclient import TestClient
+from tests.factories import HEALTHY, PASSWORD, account, resident_id
+
+from mutualaid.domain.accounts import Role
+from mutualaid.services.context import ServiceContext
+
+Headers = dict[str, str]
+
+_phones = itertools.count(13700000000)
+
+
+def next_phone() -> str:
+    return str(next(_phones))
+
+
+def bearer(token: str) -> Headers:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def enrollment(birth_on: date = date(1990, 5, 1), **overrides: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {"full_name": "张三华", "id_number": resident_id(birth_on),
+                            "relation": "self", "health_answers": dict(HEALTHY)}
+    body.update(overrides)
+    return body
+
+
+class Api:
+    """A TestClient plus the steps most tests need: register, log in, join."""
+
+    def __init__(self, client: TestClient, ctx: ServiceContext) -> None:
+        self.client = client
+        self.ctx = ctx
+
+    def log_in(self, phone: str, password: str = PASSWORD) -> Headers:
+        response = self.client.post("/api/v1/sessions", json={"phone": phone, "password": password})
+        assert response.status_code == 201, response.text
+        return bearer(response.json()["token"])
+
+    def member(self) -> Headers:
+        """A member who registered through the API, as a person on a phone would, logged in."""
+        phone = next_phone()
+        registered = self.client.post("/api/v1/accounts", json={"phone": phone, "password": PASSWORD})
+        assert registered.status_code == 201, registered.text
+        return self.log_in(phone)
+
+    def staff(self, role: Role = Role.OPERATOR) -> Headers:
+        """Staff accounts are made on the server (the CLI); they log in through the API."""
+        phone = next_phone()
+        account(self.ctx, role, phone=phone)
+        return self.log_in(phone)
+
+    def join(self, headers: Headers, birth_on: date = date(1990, 5, 1), **overrides: Any
+             ) -> dict[str, Any]:
+        response = self.client.post("/api/v1/plans/xhb-main/memberships", headers=headers,
+                                    json=enrollment(birth_on, **overrides))
+        assert response.status_code == 201, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+    def memberships(self, headers: Headers) -> list[dict[str, Any]]:
+        response = self.client.get("/api/v1/memberships", headers=headers)
+        assert response.status_code == 200, response.text
+        body: list[dict[str, Any]] = response.json()
+        return body

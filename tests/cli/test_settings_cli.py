@@ -1,0 +1,50 @@
+"""Settings: commands refuse to run with the demo secret outside demo mode, or a short secret."""
+
+from __future__ import annotations
+
+import pytest
+from tests.cli.cli import assert_clean_failure, mutualaid
+
+from mutualaid.services.context import ServiceContext
+
+
+def test_the_default_secret_is_refused_outside_demo_mode(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MUTUALAID_SECRET_KEY")
+
+    result = mutualaid("plans", "list")
+
+    assert result.exit_code == 2
+    assert "MUTUALAID_SECRET_KEY" in result.stderr
+    assert "MUTUALAID_DEMO" in result.stderr
+    assert_clean_failure(result)
+
+
+def test_a_short_secret_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MUTUALAID_SECRET_KEY", "too-short")
+
+    result = mutualaid("plans", "list")
+
+    assert result.exit_code == 2
+    assert "MUTUALAID_SECRET_KEY must be at least 32 characters" in result.stderr
+    assert_clean_failure(result)
+
+
+def test_the_default_secret_is_accepted_in_demo_mode(
+    monkeypatch: pytest.MonkeyPatch, ctx: ServiceContext
+) -> None:
+    monkeypatch.delenv("MUTUALAID_SECRET_KEY")
+    monkeypatch.setenv("MUTUALAID_DEMO", "1")
+
+    result = mutualaid("plans", "list")
+
+    assert result.exit_code == 0, result.output
+
+
+def test_a_malformed_setting_is_refused_naming_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MUTUALAID_TOKEN_TTL_HOURS", "forever")
+
+    result = mutualaid("plans", "list")
+
+    assert result.exit_code == 2
+    assert "MUTUALAID_TOKEN_TTL_HOURS" in result.stderr
+    assert_clean_failure(result)

@@ -1,0 +1,374 @@
+"""Closing periods: who shares, what they pay, caps, surplus, the ledger, the notice, statements."""
+
+from __future__ import annotations
+
+import itertools
+import re
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from mutualaid.clock import FixedClock
+from mutualaid.db.models import (
+    Claim,
+    LedgerTransaction,
+    LogEntry,
+    Membership,
+    Period,
+    PeriodChargeException,
+    PeriodCohort,
+)
+from mutualaid.domain.accounts import Role
+from mutualaid.domain.apportionment import CapExcess, PeriodState
+from mutualaid.domain.claims import ClaimState
+from mutualaid.domain.errors import Conflict, DomainError
+from mutualaid.domain.memberships import MembershipEvent, Relation
+from mutualaid.plan_files import read_plan_file
+from mutualaid.services.accounts import SYSTEM_ACTOR, Actor
+from mutualaid.services.context import ServiceContext
+from mutualaid.services.ledger import balances, unbalanced_transactions
+from mutualaid.services.memberships import MembershipView, change_membership
+from mutualaid.services.periods import (
+    charge_proof,
+    close_period,
+    member_statement,
+    period_notice,
+    verify_charge_proof,
+)
+from mutualaid.services.plans import publish_plan
+from mutualaid.transparency.errors import VerificationError
+from tests.factories import MAIN_PLAN, account, enroll, publish_demo_plans
+
+SHANGHAI = "Asia/Shanghai"
+#: Period of 7 March 2026: locks at 00:00 Shanghai on the 7th = 16:00 UTC on the 6th.
+MARCH_7 = date(2026, 3, 7)
+LOCK_MARCH_7 = datetime(2026, 3, 6, 16, 0, tzinfo=UTC)
+_births = itertools.count()
+
+
+def use_rules(ctx: ServiceContext, *, per_case_fen: int = 10**9, annual_fen: int = 10**12,
+              fee_bp: int = 800, funding_model: str = "post_paid", retry_days: int = 5) -> None:
+    """Publish the demo main plan again with other money rules (a new plan version)."""
+    text = read_plan_file("xhb-main.toml")
+    for key, value in (("per_case_fen", per_case_fen), ("annual_fen", annual_fen),
+                       ("management_fee_bp", fee_bp), ("payment_retry_days", retry_days)):
+        text, count = re.subn(rf"^{key} = [0-9_]+", f"{key} = {value}", text, flags=re.M)
+        assert count == 1, key
+    text = text.replace('funding_model = "post_paid"', f'funding_model = "{funding_model}"')
+    publish_plan(ctx, None, text)
+
+
+def birth() -> date:
+    return date(1980, 1, 1) + timedelta(days=next(_births) % 9000)
+
+
+def join_at(ctx: ServiceContext, clock: FixedClock, when: datetime, holder: Actor | None = None,
+            relation: Relation = Relation.SELF) -> tuple[Actor, MembershipView]:
+    """Enroll a member at the instant `when` (the clock is put back afterwards)."""
+    holder = holder or account(ctx)
+    now = clock.now()
+    clock.set(when)
+    try:
+        return holder, enroll(ctx, holder, birth(), relation=relation)
+    finally:
+        clock.set(now)
+
+
+def members(ctx: ServiceContext, clock: FixedClock, count: int,
+            when: datetime = datetime(2025, 6, 1, tzinfo=UTC)) -> list[tuple[Actor, MembershipView]]:
+    return [join_at(ctx, clock, when) for _ in range(count)]
+
+
+_refs = itertools.count(1)
+
+
+def approved_claim(ctx: ServiceContext, membership_id: int, payout_fen: int, approved_at: datetime,
+                   *, tier: str = "severe", sponsored: bool = False) -> str:
+    """A claim that has passed publicity (built directly: the claim flow has its own tests)."""
+    with ctx.transaction() as session:
+        m = session.get_one(Membership, membership_id)
+        ref = f"claim-test-{next(_refs):06d}"
+        session.add(Claim(
+            ref=ref, plan_id=m.plan_id, plan_version=m.plan_version, membership_id=m.id,
+            person_id=m.person_id, claimant_account_id=m.payer_account_id, illness_code="CI01",
+            tier=tier, accident=False, diagnosed_on=date(2026, 1, 10), hospital="浙江省肿瘤医院",
+            age_at_diagnosis=35, payout_fen=payout_fen, state=ClaimState.APPROVED,
+            reported_at=approved_at - timedelta(days=20), reported_on=date(2026, 1, 20),
+            publicity_on=date(2026, 2, 7), approved_at=approved_at, sponsored=sponsored,
+            updated_at=approved_at))
+    return ref
+
+
+def close_on(ctx: ServiceContext, clock: FixedClock, on: date, **options: object):  # type: ignore[no-untyped-def]
+    """Close the period of `on`, with the clock at 09:00 Shanghai that day."""
+    clock.set(datetime(on.year, on.month, on.day, 1, 0, tzinfo=UTC))
+    return close_period(ctx, SYSTEM_ACTOR, MAIN_PLAN, on, **options)  # type: ignore[arg-type]
+
+
+@pytest.fixture(autouse=True)
+def plans(ctx: ServiceContext) -> None:
+    publish_demo_plans(ctx)
+
+
+class TestShare:
+    def test_the_share_is_aid_plus_fee_over_the_members_rounded_up_and_the_rest_carries(
+        self, ctx: ServiceContext, clock: FixedClock
+    ) -> None:
+        use_rules(ctx)
+        people = members(ctx, clock, 7)
+        approved_claim(ctx, people[0][1].id, 1000, LOCK_MARCH_7 - timedelta(days=3))
+        period = close_on(ctx, clock, MARCH_7)
+        # aid 1000 + fee 8% 80 = 1080 over 7 members: 154.29 -> 155 each, 1085 in all, 5 over.
+        assert (period.member_count, period.case_count) == (7, 1)
+        assert (period.aid_fen, period.fee_fen, period.share_fen) == (1000, 80, 155)
+        assert (period.total_charged_fen, period.surplus_out_fen, period.sponsor_fen) == (1085, 5, 0)
+        assert period.state is PeriodState.COMMITTED
+
+        quiet = close_on(ctx, clock, date(2026, 3, 21))
+        assert (quiet.case_count, quiet.share_fen, quiet.fee_fen, quiet.total_charged_fen) == (0, 0, 0, 0)
+        assert (quiet.surplus_in_fen, quiet.surplus_out_fen) == (5, 5)
+
+        approved_claim(ctx, people[1][1].id, 2000, datetime(2026, 3, 25, tzinfo=UTC))
+        april = close_on(ctx, clock, date(2026, 4, 7))
+        # 2000 + 160 − 5 carried = 2155 over 7: 307.86 -> 308, 2156 in all, 1 over.
+        assert (april.surplus_in_fen, april.share_fen, april.surplus_out_fen) == (5, 308, 1)
+        with ctx.reading() as session:
+            assert unbalanced_transactions(session) == []
+            accounts = balances(session, f"plan:{MAIN_PLAN}:")
+        assert accounts[f"plan:{MAIN_PLAN}:members"] == -(1085 + 2156)
+        assert accounts[f"plan:{MAIN_PLAN}:aid_pool"] == 3000
+        assert accounts[f"plan:{MAIN_PLAN}:fee_income"] == 240
+        assert accounts[f"plan:{MAIN_PLAN}:surplus"] == 1
+
+    def test_a_period_without_a_case_charges_nothing_and_books_nothing(
+        self, ctx: ServiceContext, clock: FixedClock
+    ) -> None:
+        members(ctx, clock, 3)
+        period = close_on(ctx, clock, MARCH_7)
+        assert (period.member_count, period.share_fen, period.fee_fen, period.total_charged_fen) \
+            == (3, 0, 0, 0)
+        assert period.charges_leaves == 0
+        with ctx.reading() as session:
+            assert session.scalar(select(func.count()).select_from(LedgerTransaction)) == 0
+
+    def test_a_case_approved_after_the_lock_waits_for_the_next_period(
+        self, ctx: ServiceContext, clock: FixedClock
+    ) -> None:
+        use_rules(ctx)
+        people = members(ctx, clock, 2)
+        late = approved_claim(ctx, people[0][1].id, 500, LOCK_MARCH_7)
+        assert close_on(ctx, clock, MARCH_7).case_count == 0
+        assert close_on(ctx, clock, date(2026, 3, 21)).case_count == 1
+        with ctx.reading() as session:
+            claim = session.scalars(select(Claim).where(Claim.ref == late)).one()
+            period = session.get_one(Period, claim.period_id)
+        assert period.publicity_on == date(2026, 3, 21)
+
+
+class TestWhoShares:
+    def test_joining_at_23_59_the_day_before_shares_and_at_00_00_does_not(
+        self, ctx: ServiceContext, clock: FixedClock
+    ) -> None:
+        use_rules(ctx)
+        _, before = join_at(ctx, clock, LOCK_MARCH_7 - timedelta(minutes=1))
+        _, at_lock = join_at(ctx, clock, LOCK_MARCH_7)
+        approved_claim(ctx, before.id, 100, LOCK_MARCH_7 - timedelta(days=1))
+        period = close_on(ctx, clock, MARCH_7)
+        assert period.member_count == 1
+        assert period.share_fen == 108
+        assert [line.charge_fen for line in member_statement(ctx, SYSTEM_ACTOR, before.id).lines] \
+            == [108]
+        assert member_statement(ctx, SYSTEM_ACTOR, at_lock.id).lines == []
+
+    def test_a_member_who_leaves_after_the_lock_still_pays_that_period(
+        self, ctx: ServiceContext, clock: FixedClock
+    ) -> None:
+        use_rules(ctx)
+        (early, leaver), (_, stayer) = members(ctx, clock, 2)
+        (_, gone) = members(ctx, clock, 1)[0]
+        approved_claim(ctx, stayer.id, 300, LOCK_MARCH_7 - timedelta(days=1))
+        clock.set(LOCK_MARCH_7 - timedelta(hours=1))
+        change_membership(ctx, SYSTEM_ACTOR, gone.id, MembershipEvent.LEAVE)
+        clock.set(LOCK_MARCH_7 + timedelta(hours=1))
+        change_membership(ctx, early, leaver.id, MembershipEvent.LEAVE)
+        period = close_on(ctx, clock, MARCH_7)
+        assert period.member_count == 2
+        assert [line.charge_fen for line in member_statement(ctx, early, leaver.id).lines] == [162]
+        assert member_statement(ctx, SYSTEM_ACTOR, gone.id).lines == []
+
+    def test_a_member_suspended_at_the_lock_is_not_charged(
+        self, ctx: ServiceContext, clock: FixedClock
+    ) -> None:
+        use_rules(ctx)
+        people = members(ctx, clock, 3)
+        change_membership(ctx, staff_operator(ctx), people[0][1].id, MembershipEvent.SUSPEND)
+        approved_claim(ctx, people[1][1].id, 200, LOCK_MARCH_7 - timedelta(days=1))
+        period = close_on(ctx, clock, MARCH_7)
+        assert period.member_count == 2
+        assert [(line.status, line.charge_fen)
+                for line in member_statement(ctx, SYSTEM_ACTOR, people[0][1].id).lines] \
+            == [("excluded", 0)]
+        notice = period_notice(ctx, MAIN_PLAN, MARCH_7)
+        assert notice.excluded_members == 1
+        assert all(check.holds for check in notice.checks)
+
+
+def staff_operator(ctx: ServiceContext) -> Actor:
+    return account(ctx, Role.OPERATOR)
+
+
+class TestCaps:
+    def test_the_per_case_cap_limits_the_share_and_the_sponsor_pays_the_rest(
+        self, ctx: ServiceContext, clock: FixedClock
+    ) -> None:
+        # The demo plan: 0.10 yuan per case. 4 members cannot carry a 300,000 yuan case.
+        people = members(ctx, clock, 4)
+        approved_claim(ctx, people[0][1].id, 30_000_000, LOCK_MARCH_7 - timedelta(days=1))
+        approved_claim(ctx, people[1][1].id, 10_000_000, LOCK_MARCH_7 - timedelta(days=2))
+        period = close_on(ctx, clock, MARCH_7)
+        assert period.share_fen == 20  # 2 cases × 10 fen
+        assert period.total_charged_fen == 80
+        assert period.sponsor_fen == 40_000_000 + 3_200_000 - 80
+        notice = period_notice(ctx, MAIN_PLAN, MARCH_7)
+        assert all(check.holds for check in notice.checks), notice.checks
+        assert len(notice.cases) == 2
+        with ctx.reading() as session:
+            assert balances(session, "operator:")["operator:sponsor"] == -(43_200_000 - 80)
+
+    def test_prorated_payouts_instead_of_a_sponsor(self, ctx: ServiceContext, clock: FixedClock) -> None:
+        people = members(ctx, clock, 4)
+        approved_claim(ctx, people[0][1].id, 30_000_000, LOCK_MARCH_7 - timedelta(days=1))
+        period = close_on(ctx, clock, MARCH_7, cap_excess=CapExcess.PRORATE)
+        assert (period.sponsor_fen, period.prorated_fen) == (0, 32_400_000 - 40)
+        with ctx.reading() as session:
+            accounts = balances(session, f"plan:{MAIN_PLAN}:")
+        # The 40 fen collected are split between the aid and the fee in proportion 30 : 2.4.
+        assert accounts[f"plan:{MAIN_PLAN}:aid_pool"] == 37
+        assert accounts[f"plan:{MAIN_PLAN}:fee_income"] == 3
+
+    def test_nobody_pays_more_than_the_annual_cap_and_the_sponsor_pays_the_excess(
+        self, ctx: ServiceContext, clock: FixedClock
+    ) -> None:
+        use_rules(ctx, annual_fen=500, fee_bp=0)
+        early = members(ctx, clock, 2)
+        approved_claim(ctx, early[0][1].id, 600, datetime(2026, 1, 1, tzinfo=UTC))
+        january = close_on(ctx, clock, date(2026, 1, 7))
+        assert january.share_fen == 300
+        late = members(ctx, clock, 2, when=datetime(2026, 1, 10, tzinfo=UTC))
+        approved_claim(ctx, late[0][1].id, 1200, datetime(2026, 1, 15, tzinfo=UTC))
+        second = close_on(ctx, clock, date(2026, 1, 21))
+        # share 300 each; the January members have 300 so far and pay only 200.
+        assert second.share_fen == 300
+        assert second.total_charged_fen == 2 * 200 + 2 * 300
+        assert second.sponsor_fen == 200
+        with ctx.reading() as session:
+            cohorts = {c.cohort_on: (c.member_count, c.charge_fen) for c in session.scalars(
+                select(PeriodCohort))}
+        assert cohorts == {date(2026, 1, 7): (2, 200), date(2026, 1, 21): (2, 300)}
+        for _, membership in early + late:
+            statement = member_statement(ctx, SYSTEM_ACTOR, membership.id)
+            assert statement.charged_fen <= 500
+        assert all(c.holds for c in period_notice(ctx, MAIN_PLAN, date(2026, 1, 21)).checks)
+
+    def test_a_member_who_left_and_rejoined_still_never_passes_the_annual_cap(
+        self, ctx: ServiceContext, clock: FixedClock
+    ) -> None:
+        use_rules(ctx, annual_fen=500, fee_bp=0)
+        holder, first = join_at(ctx, clock, datetime(2025, 6, 1, tzinfo=UTC))
+        others = members(ctx, clock, 1)
+        approved_claim(ctx, others[0][1].id, 800, datetime(2026, 1, 2, tzinfo=UTC))
+        close_on(ctx, clock, date(2026, 1, 7))  # 400 each
+        clock.set(datetime(2026, 1, 8, tzinfo=UTC))
+        change_membership(ctx, holder, first.id, MembershipEvent.LEAVE)
+        clock.set(datetime(2026, 1, 9, tzinfo=UTC))
+        second = enroll_again(ctx, holder, first.id)
+        approved_claim(ctx, first.id, 800, datetime(2026, 1, 15, tzinfo=UTC))
+        period = close_on(ctx, clock, date(2026, 1, 21))
+        assert period.share_fen == 400
+        # The rejoined person has paid 400 this year under the old membership: 100 more at most.
+        statement = member_statement(ctx, holder, second)
+        assert [line.charge_fen for line in statement.lines] == [100]
+        with ctx.reading() as session:
+            exception = session.scalars(select(PeriodChargeException)).one()
+        assert (exception.membership_id, exception.kind, exception.amount_fen) \
+            == (second, "cap_adjusted", 100)
+        assert period.total_charged_fen == 100 + 100
+        assert all(c.holds for c in period_notice(ctx, MAIN_PLAN, date(2026, 1, 21)).checks)
+
+
+def enroll_again(ctx: ServiceContext, holder: Actor, old_membership_id: int) -> int:
+    from mutualaid.db.models import Person
+    from mutualaid.services.personal_data import PersonalDataProtector  # noqa: F401
+    from tests.factories import HEALTHY
+
+    with ctx.reading() as session:
+        membership = session.get_one(Membership, old_membership_id)
+        person = session.get_one(Person, membership.person_id)
+        number = ctx.protector.decrypt(person.identity_ciphertext)
+    from mutualaid.services.memberships import EnrollmentRequest, enroll_member
+
+    return enroll_member(ctx, holder, MAIN_PLAN, EnrollmentRequest(
+        full_name="张三华", id_number=number, health_answers=HEALTHY)).id
+
+
+class TestClosing:
+    def test_closing_twice_changes_nothing(self, ctx: ServiceContext, clock: FixedClock) -> None:
+        use_rules(ctx)
+        people = members(ctx, clock, 3)
+        approved_claim(ctx, people[0][1].id, 999, LOCK_MARCH_7 - timedelta(days=1))
+        first = close_on(ctx, clock, MARCH_7)
+        again = close_on(ctx, clock, MARCH_7)
+        assert first == again
+        with ctx.reading() as session:
+            assert session.scalar(select(func.count()).select_from(LedgerTransaction)) == 1
+            assert session.scalar(select(func.count()).select_from(LogEntry).where(
+                LogEntry.leaf_type == "period_commitment")) == 1
+
+    def test_a_period_cannot_be_closed_before_its_lock_or_out_of_order(
+        self, ctx: ServiceContext, clock: FixedClock
+    ) -> None:
+        clock.set(LOCK_MARCH_7 - timedelta(seconds=1))
+        with pytest.raises(DomainError) as early:
+            close_period(ctx, SYSTEM_ACTOR, MAIN_PLAN, MARCH_7)
+        assert early.value.code == "period_not_locked_yet"
+        with pytest.raises(DomainError) as wrong_day:
+            close_period(ctx, SYSTEM_ACTOR, MAIN_PLAN, date(2026, 3, 8))
+        assert wrong_day.value.code == "not_a_publicity_day"
+        close_on(ctx, clock, date(2026, 3, 21))
+        with pytest.raises(Conflict) as out_of_order:
+            close_on(ctx, clock, MARCH_7)
+        assert out_of_order.value.code == "later_period_closed"
+
+    def test_only_an_operator_closes_a_period(self, ctx: ServiceContext, clock: FixedClock) -> None:
+        with pytest.raises(DomainError):
+            close_on_as(ctx, clock, account(ctx))
+
+
+def close_on_as(ctx: ServiceContext, clock: FixedClock, actor: Actor) -> None:
+    clock.set(datetime(2026, 3, 7, 1, tzinfo=UTC))
+    close_period(ctx, actor, MAIN_PLAN, MARCH_7)
+
+
+class TestProofs:
+    def test_a_member_can_prove_their_charge_is_in_the_committed_root(
+        self, ctx: ServiceContext, clock: FixedClock
+    ) -> None:
+        use_rules(ctx)
+        people = members(ctx, clock, 5)
+        approved_claim(ctx, people[0][1].id, 1000, LOCK_MARCH_7 - timedelta(days=1))
+        period = close_on(ctx, clock, MARCH_7)
+        holder, membership = people[3]
+        proof = charge_proof(ctx, holder, membership.id, MAIN_PLAN, MARCH_7)
+        assert proof.charge_fen == proof.share_fen == period.share_fen
+        assert len(proof.block) == 5
+        verify_charge_proof(proof)
+        assert proof.commitment_leaf is not None and period.charges_root in proof.commitment_leaf
+        from dataclasses import replace
+
+        tampered = replace(proof, block=[(m, c - 1) if m != membership.id else (m, c)
+                                         for m, c in proof.block])
+        with pytest.raises(VerificationError):
+            verify_charge_proof(tampered)
+        with pytest.raises(DomainError):
+            charge_proof(ctx, account(ctx), membership.id, MAIN_PLAN, MARCH_7)
