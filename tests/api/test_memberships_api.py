@@ -430,3 +430,56 @@ def test_a_page_size_out_of_range_is_a_422_naming_limit(api: Api, limit: int) ->
 
     assert response.status_code == 422
     assert response.json()["error"]["field"] == "limit"
+
+
+def test_a_refusal_lists_every_reason_not_only_the_first(api: Api) -> None:
+    response = api.client.post(JOIN, headers=api.member(), json=enrollment(
+        TODAY - timedelta(days=10), relation="child",
+        health_answers=HEALTHY | {"heart_disease": True, "diabetes": True}))
+
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["code"] == "too_young"
+    assert [(r["code"], r["field"]) for r in error["details"]["refusals"]] == [
+        ("too_young", "id_number"),
+        ("health_declaration", "health_answers.heart_disease"),
+        ("health_declaration", "health_answers.diabetes"),
+    ]
+
+
+def test_each_plan_applies_its_own_entry_ages(api: Api) -> None:
+    headers = api.member()
+    elderly = "/api/v1/plans/xhb-elderly-cancer/memberships"
+    answers = {"tumour": False, "long_hospital_stay": False}
+
+    too_young = api.client.post(elderly, headers=headers,
+                                json=enrollment(date(1990, 5, 1), health_answers=answers))
+    assert too_young.status_code == 400
+    assert too_young.json()["error"]["code"] == "too_young"
+
+    joined = api.client.post(elderly, headers=headers, json=enrollment(
+        date(1961, 5, 1), relation="parent", full_name="张老", health_answers=answers))
+    assert joined.status_code == 201, joined.text
+    assert joined.json()["plan_code"] == "xhb-elderly-cancer"
+    assert joined.json()["ages_out_on"] == "2042-05-01"  # the 81st birthday
+
+
+def test_a_repeated_leave_with_the_same_key_answers_as_the_first_time(api: Api) -> None:
+    headers = api.member()
+    membership = api.join(headers)
+    url = f"/api/v1/memberships/{membership['id']}/leave"
+
+    first = api.client.post(url, headers=headers | {"Idempotency-Key": "leave-1"})
+    retry = api.client.post(url, headers=headers | {"Idempotency-Key": "leave-1"})
+
+    assert first.status_code == retry.status_code == 200
+    assert retry.json() == first.json()
+    assert retry.json()["state"] == "left"
+
+
+def test_an_overlong_idempotency_key_is_a_422_naming_the_header(api: Api) -> None:
+    response = api.client.post(JOIN, headers=api.member() | {"Idempotency-Key": "k" * 201},
+                               json=enrollment())
+
+    assert response.status_code == 422
+    assert response.json()["error"]["field"] == "Idempotency-Key"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 from alembic.script import ScriptDirectory
-from tests.cli.cli import assert_clean_failure, mutualaid
+from tests.cli.cli import assert_clean_failure, mutualaid, said
 
 from mutualaid.db.schema import alembic_config
 from mutualaid.domain.accounts import Role
@@ -25,7 +25,7 @@ def test_an_operator_account_is_created_with_the_password_from_the_environment(
     result = mutualaid("accounts", "create", "--phone", "10000000077", "--name", "值班运营")
 
     assert result.exit_code == 0, result.output
-    assert "(10000000077) created with role operator" in result.stdout
+    assert "(10000000077) created with role operator" in said(result.stdout)
     assert NEW_PASSWORD not in result.output
     session = log_in(ctx, "10000000077", NEW_PASSWORD)
     assert session.account.role is Role.OPERATOR
@@ -52,7 +52,7 @@ def test_a_phone_number_that_has_an_account_is_refused(
     again = mutualaid("accounts", "create", "--phone", "10000000079", "--role", "member")
 
     assert again.exit_code == 2
-    assert "phone_taken" in again.stderr
+    assert "phone_taken" in said(again.stderr)
     assert_clean_failure(again)
     assert log_in(ctx, "10000000079", NEW_PASSWORD).account.role is Role.OPERATOR
 
@@ -63,7 +63,7 @@ def test_a_weak_password_is_refused(ctx: ServiceContext, monkeypatch: pytest.Mon
     result = mutualaid("accounts", "create", "--phone", "10000000080")
 
     assert result.exit_code == 2
-    assert "weak_password" in result.stderr
+    assert "weak_password" in said(result.stderr)
     assert_clean_failure(result)
 
 
@@ -78,12 +78,12 @@ def test_an_empty_database_is_upgraded_to_the_newest_revision(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.setenv("MUTUALAID_DATABASE_URL", f"sqlite:///{tmp_path / 'fresh.db'}")
-    assert "empty (run `mutualaid db upgrade`)" in mutualaid("db", "current").stdout
+    assert "empty (run `mutualaid db upgrade`)" in said(mutualaid("db", "current").stdout)
 
     result = mutualaid("db", "upgrade")
 
     assert result.exit_code == 0, result.output
-    assert f"database at revision {HEAD}" in result.stdout
+    assert f"database at revision {HEAD}" in said(result.stdout)
     assert mutualaid("db", "current").stdout.strip() == HEAD
 
 
@@ -95,5 +95,5 @@ def test_serve_refuses_an_empty_database_instead_of_starting(
     result = mutualaid("serve", "--port", "1")
 
     assert result.exit_code == 2
-    assert "mutualaid db upgrade" in result.stderr
+    assert "mutualaid db upgrade" in said(result.stderr)
     assert_clean_failure(result)

@@ -5,14 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from tests.cli.cli import mutualaid
+from tests.cli.cli import mutualaid, said
 
 from mutualaid.services.demo_data import DEMO_MEMBER_PHONE, DEMO_PASSWORD, DEMO_STAFF
-
-
-def _words(text: str) -> str:
-    """The output with line wrapping undone (the console wraps long lines)."""
-    return " ".join(text.split())
 
 
 def _joined(text: str) -> str:
@@ -34,11 +29,11 @@ def test_the_demo_is_created_once_and_running_it_again_says_it_is_there(
     first = mutualaid("demo", "--no-serve", "--crowd", "20", "--database", str(demo_database))
 
     assert first.exit_code == 0, first.output
-    said = _words(first.stdout)
+    output = said(first.stdout)
     assert f"(created:sqlite:///{demo_database})" in _joined(first.stdout)
-    assert f"member phone {DEMO_MEMBER_PHONE} password {DEMO_PASSWORD}" in said
+    assert f"member phone {DEMO_MEMBER_PHONE} password {DEMO_PASSWORD}" in output
     for role, phone in DEMO_STAFF.items():
-        assert f"{role} phone {phone} password {DEMO_PASSWORD}" in said
+        assert f"{role} phone {phone} password {DEMO_PASSWORD}" in output
     assert demo_database.exists()
 
     second = mutualaid("demo", "--no-serve", "--crowd", "20", "--database", str(demo_database))
@@ -49,6 +44,6 @@ def test_the_demo_is_created_once_and_running_it_again_says_it_is_there(
     monkeypatch.setenv("MUTUALAID_DATABASE_URL", f"sqlite:///{demo_database}")
     monkeypatch.setenv("MUTUALAID_DEMO", "1")
     listed = mutualaid("members", "list", "xhb-main", "--limit", "1")
-    assert "22 members" in listed.stdout  # the demo member, their child and a crowd of 20
+    assert "22 members" in said(listed.stdout)  # the demo member, their child and a crowd of 20
     plans = mutualaid("plans", "list")
-    assert "xhb-main" in plans.stdout and "xhb-elderly-cancer" in plans.stdout
+    assert "xhb-main" in said(plans.stdout) and "xhb-elderly-cancer" in said(plans.stdout)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from tests.cli.cli import assert_clean_failure, mutualaid
+from tests.cli.cli import assert_clean_failure, mutualaid, said
 
 from mutualaid.services.context import ServiceContext
 
@@ -14,8 +14,8 @@ def test_the_default_secret_is_refused_outside_demo_mode(monkeypatch: pytest.Mon
     result = mutualaid("plans", "list")
 
     assert result.exit_code == 2
-    assert "MUTUALAID_SECRET_KEY" in result.stderr
-    assert "MUTUALAID_DEMO" in result.stderr
+    assert "MUTUALAID_SECRET_KEY" in said(result.stderr)
+    assert "MUTUALAID_DEMO" in said(result.stderr)
     assert_clean_failure(result)
 
 
@@ -25,7 +25,7 @@ def test_a_short_secret_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     result = mutualaid("plans", "list")
 
     assert result.exit_code == 2
-    assert "MUTUALAID_SECRET_KEY must be at least 32 characters" in result.stderr
+    assert "MUTUALAID_SECRET_KEY must be at least 32 characters" in said(result.stderr)
     assert_clean_failure(result)
 
 
@@ -46,5 +46,5 @@ def test_a_malformed_setting_is_refused_naming_the_variable(monkeypatch: pytest.
     result = mutualaid("plans", "list")
 
     assert result.exit_code == 2
-    assert "MUTUALAID_TOKEN_TTL_HOURS" in result.stderr
+    assert "MUTUALAID_TOKEN_TTL_HOURS" in said(result.stderr)
     assert_clean_failure(result)

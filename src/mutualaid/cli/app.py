@@ -15,6 +15,7 @@ from mutualaid.cli import (
     database,
     forecasts,
     members,
+    periods,
     plans,
     transparency,
     verify,
@@ -38,6 +39,7 @@ app.add_typer(claims.jobs, name="jobs")
 app.add_typer(transparency.app, name="log")
 app.add_typer(witness.app, name="witness")
 app.add_typer(verify.app, name="verify")
+app.add_typer(periods.app, name="periods")
 app.command("simulate")(forecasts.simulate)
 app.command("calibrate")(forecasts.calibrate)
 

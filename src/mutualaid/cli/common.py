@@ -19,8 +19,9 @@ from mutualaid.settings import InsecureSettings, Settings
 P = ParamSpec("P")
 R = TypeVar("R")
 
-console = Console()
-err_console = Console(stderr=True)
+# soft_wrap: long lines (paths, keys) stay whole when output goes to a pipe or a file.
+console = Console(soft_wrap=True)
+err_console = Console(stderr=True, soft_wrap=True)
 
 EXIT_REFUSED = 2
 EXIT_NOT_FOUND = 3
@@ -40,8 +41,19 @@ def load_settings() -> Settings:
         raise typer.Exit(EXIT_REFUSED) from None
 
 
+_open_contexts: list[ServiceContext] = []
+
+
 def context() -> ServiceContext:
-    return build_context(load_settings())
+    """The service context for this command; its connections close when the command ends."""
+    ctx = build_context(load_settings())
+    _open_contexts.append(ctx)
+    return ctx
+
+
+def _close_contexts() -> None:
+    while _open_contexts:
+        _open_contexts.pop().engine.dispose()
 
 
 def friendly_errors(command: Callable[P, R]) -> Callable[P, R]:
@@ -70,6 +82,8 @@ def friendly_errors(command: Callable[P, R]) -> Callable[P, R]:
             err_console.print("nothing was half-written (each step is one transaction); "
                               "set MUTUALAID_DEBUG=1 for the full traceback")
             raise typer.Exit(1) from None
+        finally:
+            _close_contexts()
 
     return wrapper
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -178,7 +179,7 @@ def simulate(
     """Simulate a plan: members, cases, aid, fee, shares, caps and sponsor cost per period, with
     percentiles over many seeded random scenarios; writes CSV files and charts to --out."""
     if print_model:
-        console.print(DEFAULT_MODEL_TOML, markup=False, highlight=False, end="")
+        typer.echo(DEFAULT_MODEL_TOML, nl=False)  # raw: no wrapping, ready to save
         return
     rules, model = _load(plan_file, model_file)
     settings = SimulationSettings(
@@ -219,14 +220,13 @@ def _figure(value: float, unit: str) -> str:
 
 
 def _calibration_table(rows: list[CalibrationRow]) -> Table:
-    table = Table("figure", "published", "simulated (median)", "5–95%", "relative error",
-                  "source", title="Default model against Xiang Hu Bao's published figures")
+    table = Table("figure", "published", "simulated (median)", "5–95%", "error",
+                  title="The model against Xiang Hu Bao's published figures")
     for row in rows:
         unit = row.target.unit
         table.add_row(
             row.target.label, _figure(row.target.published, unit), _figure(row.median, unit),
             f"{_figure(row.p5, unit)}–{_figure(row.p95, unit)}", f"{row.relative_error:+.1%}",
-            row.target.source,
         )
     return table
 
@@ -254,9 +254,12 @@ def calibrate(
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         path = out / "calibration.csv"
-        with path.open("w", encoding="utf-8") as handle:
-            handle.write("key,published,p5,median,p95,relative_error\n")
+        with path.open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["key", "figure", "published", "p5", "median", "p95",
+                             "relative_error", "source"])
             for row in rows:
-                handle.write(f"{row.target.key},{row.target.published:.6g},{row.p5:.6g},"
-                             f"{row.median:.6g},{row.p95:.6g},{row.relative_error:.4f}\n")
+                writer.writerow([row.target.key, row.target.label, f"{row.target.published:.6g}",
+                                 f"{row.p5:.6g}", f"{row.median:.6g}", f"{row.p95:.6g}",
+                                 f"{row.relative_error:.4f}", row.target.source])
         console.print(f"wrote {path}")

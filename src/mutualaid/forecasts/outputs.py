@@ -107,7 +107,7 @@ def write_charts(result: SimulationResult, directory: Path) -> list[Path]:
 
     plt.rcParams["svg.hashsalt"] = "mutualaid"
 
-    dates = list(result.setup.publicity_on)
+    dates = np.array(result.setup.publicity_on, dtype="datetime64[D]")
     charts = (
         ("members", "members", 1e6, "members (millions)"),
         ("share", "share_fen", 100.0, "share per member per period (yuan)"),

@@ -22,6 +22,7 @@ from mutualaid.domain.sharing import SharingRule
 
 WEIGHT_BITS = 20
 _NEWTON_STEPS = 80
+_TOLERANCE = 1e-12
 
 
 def tilted_means(counts: NDArray[np.int64], probabilities: NDArray[np.float64],
@@ -53,6 +54,8 @@ def tilted_means(counts: NDArray[np.int64], probabilities: NDArray[np.float64],
         mean = (weighted * x[None]).sum(axis=2) / mass
         second = (weighted * x[None] ** 2).sum(axis=2) / mass
         total = (n * mean).sum(axis=1)
+        if np.all(np.abs(total - target) <= _TOLERANCE * target):
+            break
         slope = (n * (second - mean**2)).sum(axis=1)
         too_high = total > target
         high = np.where(too_high, theta, high)
@@ -66,7 +69,7 @@ def tilted_means(counts: NDArray[np.int64], probabilities: NDArray[np.float64],
     nothing = (1.0 - p.sum(axis=1))[None, :] * np.exp(-shift)
     mean = (weighted * x[None]).sum(axis=2) / (nothing + weighted.sum(axis=2))
     plain = (p * x).sum(axis=1)[None, :]
-    return np.where((realised > 0)[:, None], mean, plain) * scale
+    return np.asarray(np.where((realised > 0)[:, None], mean, plain) * scale, dtype=np.float64)
 
 
 def quantise(weights: NDArray[np.float64]) -> NDArray[np.int64]:

@@ -17,11 +17,12 @@ many worker processes ran it, and the first k × BATCH_SIZE scenarios are the sa
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from datetime import date, timedelta
 from multiprocessing import get_context
+from typing import Any, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
@@ -43,8 +44,11 @@ I64 = NDArray[np.int64]
 F64 = NDArray[np.float64]
 
 #: Per-period outputs, each (scenarios, periods). Money in fen.
-INT_SERIES = ("members", "joins", "leavers", "exits", "diagnosed", "cases", "aid_fen", "fee_fen",
+INT_SERIES = ("members", "joins", "leavers", "exits", "diagnosed", "ended", "cases", "aid_fen",
+              "fee_fen",
               "charged_fen", "share_fen", "sponsor_fen", "surplus_fen", "capped_members")
+#: A process pool pays off only for this many batches or more (starting a worker takes seconds).
+MIN_BATCHES_FOR_WORKERS = 4
 FLOAT_SERIES = ("per_case_cap_use", "annual_cap_use")
 
 
@@ -93,7 +97,8 @@ class Setup:
     #: (A, T) payout per case.
     payouts: I64
     severe: tuple[bool, ...]
-    #: (N, A) chance of moving to the next band during the period.
+    #: (N, N, A) [t, j, a]: chance that a member of cohort j in band a moves to the next band
+    #: (or, from the last band, out of the plan) during period t.
     ageing: F64
     churn_base: F64
     churn_per_yuan: F64
@@ -140,9 +145,17 @@ def _band_edges(rules: PlanRules, model: ForecastModel) -> list[int]:
     return sorted(edge for edge in edges if low <= edge <= high)
 
 
-def _row_for(rows: list[object], age: int, key: str) -> int:
+class _AgeRow(Protocol):
+    @property
+    def from_age(self) -> int: ...
+
+    @property
+    def to_age(self) -> int: ...
+
+
+def _row_for(rows: Sequence[_AgeRow], age: int, key: str) -> int:
     for index, row in enumerate(rows):
-        if row.from_age <= age <= row.to_age:  # type: ignore[attr-defined]
+        if row.from_age <= age <= row.to_age:
             return index
     raise DomainError("invalid_model", f"no row covers age {age}, which the plan covers", key)
 
@@ -150,7 +163,36 @@ def _row_for(rows: list[object], age: int, key: str) -> int:
 def _interpolate(knots: list[tuple[float, float]], x: F64) -> F64:
     xs = np.array([k[0] for k in knots])
     ys = np.array([k[1] for k in knots])
-    return np.interp(x, xs, ys)
+    return np.asarray(np.interp(x, xs, ys), dtype=np.float64)
+
+
+def ageing_chances(lows: F64, highs: F64, joins_by_band: F64, tenure_from: F64,
+                   tenure_to: F64) -> F64:
+    """[t, j, a]: the chance that a member of cohort j in band a crosses the band's upper edge
+    between `tenure_from[t, j]` and `tenure_to[t, j]` (years since joining).
+
+    A cohort's members join spread evenly over their band's ages, so at tenure τ the joiners of
+    band b are spread evenly over [low_b + τ, high_b + τ): the mass of the cohort in each band and
+    the mass crossing each edge are known exactly; their ratio is the crossing chance. (Exact when
+    leaving and claims do not depend on the age within a band; a cohort does not spread out.)
+    """
+    mass = np.zeros((*tenure_from.shape, len(lows)))
+    crossing = np.zeros_like(mass)
+    elapsed = (tenure_to - tenure_from)[:, :, None]
+    for b in range(len(lows)):
+        weight = joins_by_band[None, :, b, None]  # (1, N, 1)
+        if not weight.any():
+            continue
+        width = highs[b] - lows[b]
+        low = lows[b] + tenure_from[:, :, None]
+        high = highs[b] + tenure_from[:, :, None]
+        inside = np.clip(np.minimum(high, highs) - np.maximum(low, lows), 0.0, None)
+        passing = np.clip(np.minimum(high, highs) - np.maximum(low, highs - elapsed), 0.0, None)
+        mass += weight * inside / width
+        crossing += weight * passing / width
+    with np.errstate(divide="ignore", invalid="ignore"):
+        chance = np.where(mass > 0, crossing / np.where(mass > 0, mass, 1.0), 0.0)
+    return np.clip(chance, 0.0, 1.0)
 
 
 def build_setup(rules: PlanRules, model: ForecastModel, settings: SimulationSettings) -> Setup:
@@ -168,7 +210,7 @@ def build_setup(rules: PlanRules, model: ForecastModel, settings: SimulationSett
             payouts[a, k] = rules.payout_fen(int(age), tier, accident=False) or 0
     rates = np.zeros((len(tiers), 2, bands))
     for a, age in enumerate(lows):
-        row = model.incidence[_row_for(list(model.incidence), int(age), "incidence")]
+        row = model.incidence[_row_for(model.incidence, int(age), "incidence")]
         for k, tier in enumerate(tiers):
             per_sex = row.severe if tier is Tier.SEVERE else row.mild
             rates[k, :, a] = np.array(per_sex) / 100_000 * model.incidence_level
@@ -183,9 +225,9 @@ def build_setup(rules: PlanRules, model: ForecastModel, settings: SimulationSett
         for a, (low, high) in enumerate(zip(lows, highs, strict=True)):
             if low > rules.entry.max_age_years:
                 continue
-            for row in model.joins.age_mix:
-                if row.from_age <= low <= row.to_age:
-                    mix[a] = row.weight * (high - low) / (row.to_age + 1 - row.from_age)
+            for weight in model.joins.age_mix:
+                if weight.from_age <= low <= weight.to_age:
+                    mix[a] = weight.weight * (high - low) / (weight.to_age + 1 - weight.from_age)
     else:
         mix = (lows <= rules.entry.max_age_years).astype(np.float64) * (highs - lows)
     if mix.sum() <= 0:
@@ -219,9 +261,18 @@ def build_setup(rules: PlanRules, model: ForecastModel, settings: SimulationSett
     years = lengths / DAYS_PER_YEAR
     rule_rates = (male * rates[:, 0, :] + (1 - male) * rates[:, 1, :]).T  # (A, T)
     rule_probabilities = np.clip(rule_rates[None, :, :] * years[:, None, None], 0.0, 1.0)
-    ageing = np.clip(years[:, None] / (highs - lows)[None, :], 0.0, 1.0)
+    # Ageing during period t of cohort j (j < t): from the interval's start (or from joining,
+    # for the first interval after it) to its end.
+    since_join_end = (ends[:, None] - joined[None, :]) / DAYS_PER_YEAR
+    since_join_start = (starts[:, None] - joined[None, :]) / DAYS_PER_YEAR
+    first = np.eye(periods, k=-1, dtype=bool)
+    since_join_start = np.where(first, 0.0, np.clip(since_join_start, 0.0, None))
+    ageing = ageing_chances(lows.astype(np.float64), highs.astype(np.float64),
+                            joins.sum(axis=1).astype(np.float64),
+                            since_join_start, np.clip(since_join_end, 0.0, None))
+    ageing = np.tril(ageing.transpose(2, 0, 1), k=-1).transpose(1, 2, 0)
 
-    churn_rows = list(model.churn.bands)
+    churn_rows = model.churn.bands
     base = np.array([churn_rows[_row_for(churn_rows, int(a), "churn.bands")].base_per_period
                      for a in lows])
     per_yuan = np.array([churn_rows[_row_for(churn_rows, int(a), "churn.bands")].per_yuan
@@ -297,7 +348,7 @@ def _generator(seed: int, batch: int) -> np.random.Generator:
     return np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=(batch,))))
 
 
-def run_batch(setup: Setup, seed: int, batch: int, size: int) -> dict[str, NDArray[np.generic]]:
+def run_batch(setup: Setup, seed: int, batch: int, size: int) -> dict[str, NDArray[Any]]:
     """Simulate `size` scenarios (the batch-th batch of this seed)."""
     rng = _generator(seed, batch)
     periods, bands, tiers = setup.periods, setup.bands, len(setup.tiers)
@@ -307,7 +358,7 @@ def run_batch(setup: Setup, seed: int, batch: int, size: int) -> dict[str, NDArr
     pending = np.zeros((lags, size, bands, tiers), dtype=np.int64)
     surplus = np.zeros(size, dtype=np.int64)
     signal = np.zeros((size, bands))
-    out: dict[str, NDArray[np.generic]] = {
+    out: dict[str, NDArray[Any]] = {
         name: np.zeros((size, periods), dtype=np.int64) for name in INT_SERIES}
     out |= {name: np.zeros((size, periods)) for name in FLOAT_SERIES}
     band_charge = np.zeros((size, periods, bands), dtype=np.int64)
@@ -323,7 +374,7 @@ def run_batch(setup: Setup, seed: int, batch: int, size: int) -> dict[str, NDArr
                                 setup.churn_base + setup.churn_per_yuan * signal)  # (B, A)
             leave = rng.binomial(present, hazard[:, None, None, :])
             present -= leave
-            move = rng.binomial(present, setup.ageing[t][None, None, None, :])
+            move = rng.binomial(present, setup.ageing[t, :t][None, :, None, :])
             present -= move
             present[..., 1:] += move[..., :-1]
             out["leavers"][:, t] = leave.sum(axis=(1, 2, 3))
@@ -337,6 +388,7 @@ def run_batch(setup: Setup, seed: int, batch: int, size: int) -> dict[str, NDArr
             new = rng.binomial(sharing, np.clip(chance, 0.0, 1.0))
             if setup.severe[k]:
                 sharing -= new  # after a severe payout that member's coverage ends
+                out["ended"][:, t] += new.sum(axis=(1, 2, 3))
             diagnosed[:, :, k] = new.sum(axis=(1, 2))
         out["diagnosed"][:, t] = diagnosed.sum(axis=(1, 2))
         if lags == 1:
@@ -405,14 +457,14 @@ class SimulationResult:
     #: name -> array; per-period series are (scenarios, periods); see INT_SERIES / FLOAT_SERIES,
     #: plus band_charge_fen and band_members (scenarios, periods, bands), band_paid_fen and
     #: band_benefit_fen (scenarios, bands): totals over the horizon.
-    arrays: dict[str, NDArray[np.generic]]
+    arrays: dict[str, NDArray[Any]]
 
-    def __getitem__(self, name: str) -> NDArray[np.generic]:
+    def __getitem__(self, name: str) -> NDArray[Any]:
         return self.arrays[name]
 
-    def percentiles(self, name: str, q: tuple[int, ...] = (5, 50, 95)) -> NDArray[np.generic]:
+    def percentiles(self, name: str, q: tuple[int, ...] = (5, 50, 95)) -> NDArray[Any]:
         """Per period (len(q), periods); integer series stay integers (observed values)."""
-        return np.percentile(self.arrays[name], q, axis=0, method="inverted_cdf")
+        return np.asarray(np.percentile(self.arrays[name], q, axis=0, method="inverted_cdf"))
 
 
 def batches(scenarios: int) -> list[tuple[int, int]]:
@@ -425,8 +477,8 @@ def simulate(rules: PlanRules, model: ForecastModel, settings: SimulationSetting
     """Run `settings.scenarios` scenarios; `on_batch(n)` is called as each batch of n finishes."""
     setup = build_setup(rules, model, settings)
     plan = batches(settings.scenarios)
-    parts: dict[int, dict[str, NDArray[np.generic]]] = {}
-    if settings.workers == 1 or len(plan) == 1:
+    parts: dict[int, dict[str, NDArray[Any]]] = {}
+    if settings.workers == 1 or len(plan) < MIN_BATCHES_FOR_WORKERS:
         for batch, size in plan:
             parts[batch] = run_batch(setup, settings.seed, batch, size)
             if on_batch:

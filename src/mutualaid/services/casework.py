@@ -1,5 +1,6 @@
-"""What staff read around a claim: its evidence list, investigation reports, objections, and who
-can be assigned. Read-only; every change goes through services.claims."""
+"""What staff read around a claim (evidence list, investigation reports, objections, who can be
+assigned) and what a member lists of their own (claims, objections). Read-only; every change goes
+through services.claims."""
 
 from __future__ import annotations
 
@@ -8,11 +9,12 @@ from datetime import datetime
 
 from sqlalchemy import select
 
-from mutualaid.db.models import Account, Claim, Evidence, InvestigationReport, Objection, Plan
+from mutualaid.db.models import Account, Claim, InvestigationReport, Objection, Person, Plan
 from mutualaid.domain.accounts import STAFF_ROLES, Role
 from mutualaid.domain.errors import Forbidden, NotFound
 from mutualaid.services.accounts import Actor
 from mutualaid.services.context import ServiceContext
+from mutualaid.services.evidence import EvidenceView, list_evidence
 
 
 def _require_staff(actor: Actor) -> None:
@@ -38,17 +40,6 @@ def staff_members(ctx: ServiceContext, actor: Actor, roles: tuple[Role, ...]) ->
 
 
 @dataclass(frozen=True, slots=True)
-class EvidenceItem:
-    id: int
-    sha256: str
-    size_bytes: int
-    media_type: str
-    label: str
-    purpose: str
-    uploaded_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
 class ReportItem:
     investigator_id: int
     findings: str
@@ -71,7 +62,7 @@ class ObjectionItem:
 
 @dataclass(frozen=True, slots=True)
 class CaseFileExtras:
-    evidence: list[EvidenceItem]
+    evidence: list[EvidenceView]
     reports: list[ReportItem]
     objections: list[ObjectionItem]
 
@@ -82,19 +73,6 @@ def _claim_id(ctx: ServiceContext, ref: str) -> int:
     if claim_id is None:
         raise NotFound("claim_not_found", f"there is no claim {ref}", "claim_ref")
     return claim_id
-
-
-def claim_evidence(ctx: ServiceContext, actor: Actor, ref: str) -> list[EvidenceItem]:
-    """The evidence recorded for a claim (staff, or the member who reported it)."""
-    with ctx.reading() as session:
-        claim = session.scalar(select(Claim).where(Claim.ref == ref))
-        if claim is None or (actor.role is Role.MEMBER
-                             and claim.claimant_account_id != actor.account_id):
-            raise NotFound("claim_not_found", f"there is no claim {ref}", "claim_ref")
-        rows = session.scalars(select(Evidence).where(Evidence.claim_id == claim.id)
-                               .order_by(Evidence.id)).all()
-    return [EvidenceItem(e.id, e.sha256, e.size_bytes, e.media_type, e.label, e.purpose,
-                         e.uploaded_at) for e in rows]
 
 
 def case_file_extras(ctx: ServiceContext, actor: Actor, ref: str) -> CaseFileExtras:
@@ -109,7 +87,7 @@ def case_file_extras(ctx: ServiceContext, actor: Actor, ref: str) -> CaseFileExt
             .join(Plan, Plan.id == Claim.plan_id).where(Objection.claim_id == claim_id)
             .order_by(Objection.id)).all()
     return CaseFileExtras(
-        evidence=claim_evidence(ctx, actor, ref),
+        evidence=list_evidence(ctx, actor, ref),
         reports=[ReportItem(r.investigator_id, r.findings, r.recommendation, r.cost_fen, r.filed_at)
                  for r in reports],
         objections=[_objection(o, claim_ref, code) for o, claim_ref, code in objections],
@@ -157,8 +135,6 @@ class MemberClaim:
 
 
 def claims_reported_by(ctx: ServiceContext, actor: Actor) -> list[MemberClaim]:
-    from mutualaid.db.models import Person
-
     with ctx.reading() as session:
         rows = session.execute(
             select(Claim, Plan.code, Person.name_masked).join(Plan, Plan.id == Claim.plan_id)

@@ -19,7 +19,7 @@ import hashlib
 import io
 import secrets
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -201,7 +201,7 @@ def _next_bound(session: Session, plan_id: int, after: int, chunk: int) -> int |
     return session.scalar(
         select(Membership.payer_account_id)
         .where(plan_match, Membership.payer_account_id > after)
-        .order_by(Membership.payer_account_id).offset(chunk).limit(1))
+        .order_by(Membership.payer_account_id).offset(max(chunk - 1, 0)).limit(1))
 
 
 # --- recording what was not paid ----------------------------------------------------------------
@@ -280,7 +280,7 @@ def _start_collecting(ctx: ServiceContext, plan_code: str, publicity_on: date, *
 def collect_period(
     ctx: ServiceContext, actor: Actor, plan_code: str, publicity_on: date,
     provider: PaymentProvider | None = None, *, chunk: int = DEFAULT_CHUNK,
-    progress: Progress | None = None, hook: Callable[[int], None] | None = None,
+    progress: Progress | None = None, hook: Callable[[str], None] | None = None,
 ) -> CollectionRun:
     """Debit every payer's share of a committed period (post-paid: through `provider`; prepaid:
     from their balance). Resumable: it continues after the last chunk that committed."""
@@ -323,6 +323,8 @@ def collect_period(
                 chunk_collected += paid
                 chunk_failed += _record_unpaid(session, period, item.payer_account_id, unpaid,
                                                now, today)
+            if hook:
+                hook("chunk_debited")  # debits made, nothing recorded yet: the worst moment to die
             for payer, balance, expected in low:
                 notify(session, at=now, account_id=payer, kind="prepaid_balance_low",
                        subject_type="plan", subject_id=plan.id, plan=plan.code,
@@ -352,7 +354,7 @@ def collect_period(
         if progress:
             progress(done, started.member_count or 0)
         if hook:
-            hook(bound or 0)
+            hook("chunk_committed")
         if bound is None:
             break
     return CollectionRun(started.ref, PeriodState.COLLECTED, asked, collected, failed)
@@ -487,20 +489,28 @@ def _export_streamed(session: Session, rule: ChargeRule, out: IO[bytes],
     stmt = (select(Membership.payer_account_id, func.sum(rule.charge_sql()))
             .where(*rule.where(session.get_bind().dialect.name))
             .group_by(Membership.payer_account_id).order_by(Membership.payer_account_id))
-    result = session.connection().execution_options(stream_results=True, yield_per=20_000).execute(
-        stmt)
+    connection = session.connection()
+    batches: Iterator[Sequence[Any]]
+    if session.get_bind().dialect.name == "sqlite":
+        # pysqlite steps through the result as it is fetched: read the driver's cursor directly.
+        result = connection.execute(stmt)
+        batches = iter(lambda: result.cursor.fetchmany(20_000), [])
+    else:
+        result = connection.execution_options(stream_results=True, yield_per=20_000).execute(stmt)
+        batches = result.partitions(20_000)
     prefix = rule.period_ref + ":"
     lines = 0
-    for rows in result.partitions(20_000):
-        if adjust:
-            text = "".join(f"{p},{a},{prefix}{p}\n" for p, a in
-                           ((p, a + adjust.get(p, 0)) for p, a in rows) if a > 0)
-        else:
+    try:
+        for rows in batches:
+            if adjust:
+                rows = [(p, a + adjust.get(p, 0)) for p, a in rows]
             text = "".join([f"{p},{a},{prefix}{p}\n" for p, a in rows if a > 0])
-        out.write(text.encode())
-        lines += text.count("\n")
-        if progress:
-            progress(lines, total)
+            out.write(text.encode())
+            lines += text.count("\n")
+            if progress:
+                progress(lines, total)
+    finally:
+        result.close()
     return lines
 
 

@@ -27,7 +27,7 @@ import itertools
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import numpy as np
@@ -101,6 +101,8 @@ StepHook = Callable[[str], None]
 Progress = Callable[[int, int], None]
 
 EXCLUDED = "excluded"
+#: An instant before anyone joined (the cohort charge when there is only one cohort).
+START_OF_TIME = datetime(1970, 1, 1, tzinfo=UTC)
 CAP_ADJUSTED = "cap_adjusted"
 STREAM_CHUNK = 65_536
 _ACTIVE = [str(s) for s in ACTIVE_STATES]
@@ -156,8 +158,8 @@ class ChargeRule:
 
     def charge_sql(self) -> ColumnElement[Any]:
         """The cohort charge of a membership row, as SQL (exceptions are applied separately)."""
-        if not self.bounds:
-            return literal(self.share_fen, BigInteger())
+        if len(self.bounds) <= 1:
+            return literal(self.bounds[0][1] if self.bounds else self.share_fen, BigInteger())
         return case(*[(Membership.joined_at < bound, literal(charge, BigInteger()))
                       for bound, charge in self.bounds[:-1]],
                     else_=literal(self.bounds[-1][1], BigInteger()))
@@ -504,8 +506,10 @@ def _compute_cohorts(session: Session, period: Period, year: list[Period],
     dialect = _dialect(session)
     past = _past(year)
     keys = [p.publicity_on for p in year] + [period.publicity_on]
-    cohort_index = case(*[(Membership.joined_at < p.lock_at, literal(i)) for i, p in enumerate(year)],
-                        else_=literal(len(year))).label("cohort")
+    cohort_index = (
+        case(*[(Membership.joined_at < p.lock_at, literal(i)) for i, p in enumerate(year)],
+             else_=literal(len(year))) if year else literal(0)
+    ).label("cohort")
     counts = [0] * len(keys)
     for index, count in session.execute(
         select(cohort_index, func.count()).where(
@@ -636,19 +640,45 @@ def _apply_exceptions(rule: ChargeRule, ids: np.ndarray, charges: np.ndarray
 def stream_charges(session: Session, rule: ChargeRule, *, id_from: int | None = None,
                    id_to: int | None = None, chunk: int = STREAM_CHUNK
                    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """(membership ids, charges) of every sharing member, ascending by id, in chunks."""
-    stmt = select(Membership.id, rule.charge_sql()).where(*rule.where(_dialect(session)))
+    """(membership ids, charges) of every sharing member, ascending by id, in chunks.
+
+    Rows come straight from the driver's cursor into numpy arrays (no ORM row objects); when
+    everyone pays the same, only the ids are read.
+    """
+    constant = len(rule.bounds) <= 1
+    columns: list[Any] = [Membership.id] if constant else [Membership.id, rule.charge_sql()]
+    dialect = _dialect(session)
+    stmt = select(*columns).where(*rule.where(dialect))
     if id_from is not None:
         stmt = stmt.where(Membership.id >= id_from)
     if id_to is not None:
         stmt = stmt.where(Membership.id < id_to)
-    result = session.connection().execution_options(stream_results=True, yield_per=chunk).execute(
-        stmt.order_by(Membership.id))
-    for rows in result.partitions(chunk):
-        pairs = np.array(rows, dtype=np.int64).reshape(-1, 2)
-        ids, charges = _apply_exceptions(rule, pairs[:, 0], pairs[:, 1])
-        if len(ids):
-            yield ids, charges
+    connection = session.connection()
+    batches: Iterator[Sequence[Any]]
+    if dialect == "sqlite":
+        # pysqlite steps through the result as it is fetched: read the driver's cursor directly.
+        result = connection.execute(stmt.order_by(Membership.id))
+        batches = iter(lambda: result.cursor.fetchmany(chunk), [])
+    else:
+        result = connection.execution_options(stream_results=True, yield_per=chunk).execute(
+            stmt.order_by(Membership.id))
+        batches = result.partitions(chunk)
+    width = len(columns)
+    try:
+        for rows in batches:
+            flat = np.fromiter(itertools.chain.from_iterable(rows), dtype=np.int64,
+                               count=len(rows) * width)
+            if constant:
+                ids, charges = flat, np.full(len(flat), rule.cohort_charge(START_OF_TIME),
+                                             dtype=np.int64)
+            else:
+                pairs = flat.reshape(-1, 2)
+                ids, charges = pairs[:, 0], pairs[:, 1]
+            ids, charges = _apply_exceptions(rule, ids, charges)
+            if len(ids):
+                yield ids, charges
+    finally:
+        result.close()
 
 
 def _leaf_for(rule: ChargeRule, block: int, ids: np.ndarray, charges: np.ndarray) -> bytes:

@@ -13,11 +13,11 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 import httpx
 from sqlalchemy import func, select, text
@@ -88,10 +88,13 @@ class LogError(DomainError):
 # Bulk appends and the sequencer
 
 
-@dataclass(frozen=True, slots=True)
-class PendingLeaf:
+class PendingLeaf(NamedTuple):
     """An already-encoded canonical leaf for `queue_leaves` / `append_leaves` (bulk producers,
-    imports). Build it with `PendingLeaf.of` unless the bytes came from `canonical_leaf`."""
+    imports). Build it with `PendingLeaf.of` unless the bytes came from `canonical_leaf`.
+
+    A NamedTuple rather than a dataclass: bulk appends make millions, and a tuple is several
+    times cheaper to create.
+    """
 
     leaf_type: str
     leaf_data: bytes
@@ -117,11 +120,12 @@ def queue_leaves(session: Session, *, at: datetime, leaves: Sequence[PendingLeaf
     raw: Any = connection.connection.driver_connection
     columns = "leaf_type, leaf_data, leaf_hash, subject_type, subject_ref, queued_at"
     if connection.dialect.name == "postgresql":
-        stamp = at.isoformat()
-        _copy_text(raw, f"COPY log_entries ({columns}) FROM STDIN", (
-            f"{_copy_field(leaf.leaf_type)}\t\\\\x{leaf.leaf_data.hex()}\t\\\\x{row[2].hex()}\t"
-            f"{_copy_field(leaf.subject_type)}\t{_copy_field(leaf.subject_ref)}\t{stamp}\n"
-            for leaf, row in zip(leaves, rows, strict=True)))
+        with raw.cursor() as cursor, cursor.copy(
+            f"COPY log_entries ({columns}) FROM STDIN (FORMAT BINARY)"
+        ) as copy:
+            copy.set_types(["varchar", "bytea", "bytea", "varchar", "varchar", "timestamptz"])
+            for row in rows:
+                copy.write_row(row)
     else:
         stamp = _sqlite_instant(connection.dialect, at)
         cursor = raw.cursor()
@@ -154,12 +158,14 @@ def append_leaves(
     raw: Any = connection.connection.driver_connection
     columns = "leaf_type, leaf_data, leaf_hash, leaf_index, subject_type, subject_ref, queued_at"
     if connection.dialect.name == "postgresql":
-        stamp = at.isoformat()
-        _copy_text(raw, f"COPY log_entries ({columns}) FROM STDIN", (
-            f"{_copy_field(leaf.leaf_type)}\t\\\\x{leaf.leaf_data.hex()}\t"
-            f"\\\\x{hashes[position].hex()}\t{base + position}\t"
-            f"{_copy_field(leaf.subject_type)}\t{_copy_field(leaf.subject_ref)}\t{stamp}\n"
-            for position, leaf in enumerate(leaves)))
+        with raw.cursor() as cursor, cursor.copy(
+            f"COPY log_entries ({columns}) FROM STDIN (FORMAT BINARY)"
+        ) as copy:
+            copy.set_types(["varchar", "bytea", "bytea", "int8", "varchar", "varchar",
+                            "timestamptz"])
+            for position, leaf in enumerate(leaves):
+                copy.write_row((leaf.leaf_type, leaf.leaf_data, hashes[position], base + position,
+                                leaf.subject_type, leaf.subject_ref, at))
     else:
         stamp = _sqlite_instant(connection.dialect, at)
         cursor = raw.cursor()
@@ -173,27 +179,6 @@ def append_leaves(
         finally:
             cursor.close()
     return _grow(session, state, hashes, at)
-
-
-_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
-
-
-def _copy_field(value: str) -> str:
-    """A text value for COPY's text format (backslash, tab and line breaks escaped)."""
-    return value.translate(_COPY_ESCAPES)
-
-
-def _copy_text(raw: Any, statement: str, lines: Iterable[str], chunk: int = 4096) -> None:
-    """Stream COPY text-format lines in chunks: far fewer Python calls than a row at a time."""
-    with raw.cursor() as cursor, cursor.copy(statement) as copy:
-        buffer: list[str] = []
-        for line in lines:
-            buffer.append(line)
-            if len(buffer) == chunk:
-                copy.write("".join(buffer))
-                buffer.clear()
-        if buffer:
-            copy.write("".join(buffer))
 
 
 def _sqlite_instant(dialect: Any, at: datetime) -> Any:
@@ -302,8 +287,12 @@ def _store_nodes(session: Session, nodes: Sequence[RawNode]) -> None:
     connection = session.connection()
     raw: Any = connection.connection.driver_connection
     if connection.dialect.name == "postgresql":
-        _copy_text(raw, "COPY log_nodes (level, idx, hash) FROM STDIN",
-                   (f"{level}\t{index}\t\\\\x{value.hex()}\n" for level, index, value in nodes))
+        with raw.cursor() as cursor, cursor.copy(
+            "COPY log_nodes (level, idx, hash) FROM STDIN (FORMAT BINARY)"
+        ) as copy:
+            copy.set_types(["int4", "int8", "bytea"])
+            for node in nodes:
+                copy.write_row(node)
     else:
         cursor = raw.cursor()
         try:

@@ -3,14 +3,17 @@ rejection, object to a published case, download the claim's proof bundle."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import date
 
-from fastapi.responses import HTMLResponse, Response
+from fastapi import Request
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
 
 from mutualaid.domain.accounts import Role
+from mutualaid.domain.claims import EVIDENCE_STATES
 from mutualaid.domain.errors import DomainError
 from mutualaid.domain.plans import PlanRules
-from mutualaid.services.casework import claim_evidence
 from mutualaid.services.claims import (
     ClaimReport,
     PublicCase,
@@ -22,10 +25,12 @@ from mutualaid.services.claims import (
     report_claim,
     withdraw_claim,
 )
+from mutualaid.services.evidence import add_evidence, list_evidence
 from mutualaid.services.juries import dispute_rejection
 from mutualaid.services.member_data import family_coverage
 from mutualaid.services.plans import plan_rules
 from mutualaid.services.transparency import proof_bundle
+from mutualaid.web import uploads
 from mutualaid.web.pages import page_router, redirect, render, render_form
 from mutualaid.web.sessions import Page, PageState
 
@@ -77,14 +82,115 @@ def _claim_context(page: PageState, ref: str) -> dict[str, object]:
     return {"claim": claim, "rules": rules, "zone": rules.zone,
             "illness": rules.illness(claim.illness_code),
             "timeline": claim_timeline(page.ctx, actor, ref),
-            "evidence": claim_evidence(page.ctx, actor, ref),
-            "is_claimant": actor.role is Role.MEMBER}
+            "evidence": list_evidence(page.ctx, actor, ref),
+            "upload": claim.state in EVIDENCE_STATES and page.ctx.evidence_store is not None,
+            "piece_bytes": uploads.PIECE_BYTES}
 
 
 @router.get("/claims/{ref}")
 def claim(ref: str, page: Page) -> HTMLResponse:
     page.need(Role.MEMBER)
     return render(page, "claims/claim.html", **_claim_context(page, ref))
+
+
+# --- evidence: one request without JavaScript, resumable pieces with it ----------------------------
+
+def _file_chunks(page: PageState) -> tuple[Iterator[bytes], str]:
+    upload = page.file("file")
+    if upload is None:
+        raise DomainError("file_required", "choose a photo or a PDF of the document", "file")
+
+    def chunks() -> Iterator[bytes]:
+        while block := upload.file.read(64 * 1024):
+            yield block
+
+    return chunks(), upload.content_type or "application/octet-stream"
+
+
+@router.post("/claims/{ref}/evidence")
+def evidence(ref: str, page: Page) -> Response:
+    actor = page.need(Role.MEMBER)
+    try:
+        chunks, media_type = _file_chunks(page)
+        add_evidence(page.ctx, actor, ref, chunks, media_type, page.text("label"))
+    except DomainError as error:
+        return render_form(page, "claims/claim.html", error, **_claim_context(page, ref))
+    return redirect(f"/claims/{ref}#evidence", ok="evidence_added")
+
+
+def _json_error(page: PageState, error: DomainError) -> JSONResponse:
+    return JSONResponse({"error": {"code": error.code, "field": error.field,
+                                   "message": page.lang.explain(error.code, error.message,
+                                                                error.field),
+                                   **({"received": error.details["received"]}
+                                      if "received" in error.details else {})}},
+                        status_code=error.status)
+
+
+def _upload_json(upload: uploads.PartialUpload) -> JSONResponse:
+    return JSONResponse({"upload_id": upload.upload_id, "size": upload.size,
+                         "received": upload.received, "piece_bytes": uploads.PIECE_BYTES})
+
+
+@router.post("/claims/{ref}/uploads")
+def upload_start(ref: str, page: Page) -> Response:
+    actor = page.need(Role.MEMBER)
+    try:
+        get_claim(page.ctx, actor, ref)
+        try:
+            size = int(page.text("size"))
+        except ValueError:
+            raise DomainError("empty_file", "the file is empty", "file") from None
+        upload = uploads.start_upload(actor.account_id, ref, size,
+                                      page.text("media_type") or "application/octet-stream",
+                                      page.text("label"))
+    except DomainError as error:
+        return _json_error(page, error)
+    return _upload_json(upload)
+
+
+@router.get("/claims/{ref}/uploads/{upload_id}")
+def upload_state(ref: str, upload_id: str, page: Page) -> Response:
+    actor = page.need(Role.MEMBER)
+    try:
+        upload = uploads.find_upload(page.ctx, actor.account_id, upload_id)
+    except DomainError as error:
+        return _json_error(page, error)
+    return _upload_json(upload)
+
+
+@router.put("/claims/{ref}/uploads/{upload_id}")
+async def upload_piece(ref: str, upload_id: str, request: Request, page: Page) -> Response:
+    actor = page.need(Role.MEMBER)
+    try:
+        offset = int(request.query_params.get("offset", "-1"))
+        body = bytearray()
+        async for block in request.stream():
+            body += block
+            if len(body) > uploads.PIECE_BYTES * 2:
+                raise DomainError("piece_too_large", "send the file in smaller pieces", "file")
+        upload = await run_in_threadpool(uploads.append_piece, page.ctx, actor.account_id,
+                                         upload_id, offset, bytes(body))
+    except ValueError:
+        return _json_error(page, DomainError("wrong_offset", "resume from the start", "offset"))
+    except DomainError as error:
+        return _json_error(page, error)
+    return _upload_json(upload)
+
+
+@router.post("/claims/{ref}/uploads/{upload_id}/finish")
+def upload_finish(ref: str, upload_id: str, page: Page) -> Response:
+    actor = page.need(Role.MEMBER)
+    try:
+        upload = uploads.find_upload(page.ctx, actor.account_id, upload_id)
+        if upload.claim_ref != ref:
+            raise DomainError("upload_not_found", "there is no such upload", "upload_id")
+        add_evidence(page.ctx, actor, ref, uploads.pieces(page.ctx, upload), upload.media_type,
+                     upload.label)
+        uploads.discard(upload_id)
+    except DomainError as error:
+        return _json_error(page, error)
+    return JSONResponse({"redirect": f"/claims/{ref}?ok=evidence_added#evidence"})
 
 
 @router.post("/claims/{ref}/documents-provided")

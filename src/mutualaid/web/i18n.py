@@ -39,7 +39,7 @@ LOCALE_NAMES = {"zh_CN": "中文", "en": "English"}
 LOCALE_DIR = Path(__file__).resolve().parent.parent / "locales"
 
 
-def N_(message: str) -> str:  # noqa: N802 - the gettext convention for "mark for extraction"
+def N_(message: str) -> str:  # the gettext convention: mark a string for extraction
     return message
 
 
@@ -109,6 +109,35 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
          N_("account {id} is not an investigator or reviewer")),
         (r"^this needs the role (?P<roles>[\w, ]+); you are (?P<role>\w+)$",
          N_("your role ({role}) may not do this")),
+        # Evidence files.
+        (r"^the file is larger than the (?P<limit>[\w ]+) limit$",
+         N_("the file is larger than the {limit} limit")),
+        (r"^.* is not accepted; send .*$",
+         N_("this type of file is not accepted: send a photo (JPEG, PNG, WEBP, HEIC) or a PDF")),
+        (r"^the file is not a .*$",
+         N_("this type of file is not accepted: send a photo (JPEG, PNG, WEBP, HEIC) or a PDF")),
+        (r"^the file is .+ but was sent as .+$",
+         N_("the file's content does not match its type: send the photo or PDF itself")),
+        (r"^resume from byte (?P<n>\d+)$", N_("resume from byte {n}")),
+        (r"^(?P<received>\d+) of (?P<size>\d+) bytes have arrived$",
+         N_("{received} of {size} bytes have arrived")),
+        (r"^claim \S+ has no evidence \d+$", N_("there is no such document")),
+        # Periods and collection.
+        (r"^the period of (?P<on>[\d-]+) locks at .* it cannot be closed before$",
+         N_("the period of {on} cannot be closed before its publicity day begins")),
+        (r"^period (?P<ref>\S+) is already closed; periods close in order$",
+         N_("period {ref} is already closed; periods close in order")),
+        (r"^close period (?P<ref>\S+) first(: its surplus carries into this one)?$",
+         N_("close period {ref} first")),
+        (r"^collect period (?P<ref>\S+) first$", N_("collect period {ref} first")),
+        (r"^period (?P<ref>\S+) is still being closed$", N_("period {ref} is still being closed")),
+        (r"^period (?P<ref>\S+) is not committed yet$", N_("period {ref} is not committed yet")),
+        (r"^there is no period (?P<ref>\S+)$", N_("there is no period {ref}")),
+        (r"^(?P<on>[\d-]+) is not a publicity day of this plan.*$",
+         N_("{on} is not a publicity day of this plan")),
+        (r"^line (?P<n>\d+): .*$", N_("line {n} of the results file is not valid")),
+        (r"^membership \d+ was not charged in (?P<ref>\S+)$",
+         N_("this membership was not charged in {ref}")),
         # Timeline notes the services write for the member.
         (r"^approved subject to publicity from (?P<on>[\d-]+)$",
          N_("approved subject to publicity from {on}")),
@@ -177,7 +206,41 @@ KNOWN_MESSAGES = (
     N_("a reviewer is checking your claim"),
     N_("the two passwords differ"),
     N_("tick the box to confirm"),
-    N_("choose yes or no"),
+    N_("choose who is ill"),
+    N_("give the date of the first diagnosis"),
+    N_("a plan file is at most 1 MB"),
+    N_("paste the plan file or choose it"),
+    N_("the plan file is not UTF-8 text"),
+    N_("say why the case goes to a member jury"),
+    N_("choose approve or reject"),
+    N_("choose uphold or dismiss"),
+    N_("choose an investigator"),
+    N_("there is no such page"),
+    N_("something went wrong on our side; nothing was changed"),
+    N_("this form has expired: go back, reload the page and try again"),
+    N_("a request with this key is still running"),
+    N_("investigation recommends: approve"),
+    N_("investigation recommends: reject"),
+    N_("no field investigation"),
+    N_("investigation recommends approve"),
+    N_("investigation recommends reject"),
+    N_("the file is empty"),
+    N_("a label has at most 100 characters"),
+    N_("this deployment has no evidence store"),
+    N_("only the member who reported the claim may add evidence"),
+    N_("documents can be added only before the decision"),
+    N_("this file is already attached"),
+    N_("only reviewers, investigators and operators open evidence"),
+    N_("choose a photo or a PDF of the document"),
+    N_("send the file in smaller pieces"),
+    N_("there is no such upload"),
+    N_("the file is larger than announced"),
+    N_("resume from the start"),
+    N_("choose the provider's results file"),
+    N_("the results file is not UTF-8 text"),
+    N_("this period's collection is already complete"),
+    N_("a post-paid plan needs a payment provider"),
+    N_("the file is larger than the 20 MB limit"),
     N_("an investigator will check the documents and may contact you"),
     N_("the investigation is complete; an independent reviewer will decide"),
     N_("publicity passed: your aid will be paid after the next collection"),
@@ -258,6 +321,13 @@ class Lang:
 
     def number(self, value: int) -> str:
         return f"{value:,}"
+
+    def size(self, size_bytes: int) -> str:
+        if size_bytes < 1024:
+            return f"{size_bytes} B"
+        if size_bytes < 1024 * 1024:
+            return f"{size_bytes / 1024:.0f} KB"
+        return f"{size_bytes / (1024 * 1024):.1f} MB"
 
     # --- refusals ----------------------------------------------------------------------------
 
@@ -378,6 +448,10 @@ EVENT_NAMES = {
     "withdraw": N_("withdrawn"),
 }
 
+
+PAYMENT_NAMES = {"paid": N_("paid"), "due": N_("to be collected"), "unpaid": N_("not paid yet"),
+                 "paid_late": N_("paid late"), "written_off": N_("written off"),
+                 "excluded": N_("not charged (suspended)"), "nothing_due": N_("nothing to pay")}
 
 NOTIFICATION_NAMES = {
     "investigation_assigned": N_("a claim was assigned to you for investigation"),

@@ -4,11 +4,12 @@ notifications, and downloading my data."""
 from __future__ import annotations
 
 import json
+from datetime import date
 
 from fastapi.responses import HTMLResponse, Response
 
 from mutualaid.domain.accounts import STAFF_ROLES, Role
-from mutualaid.domain.errors import DomainError, Unauthenticated
+from mutualaid.domain.errors import DomainError, NotFound, Unauthenticated
 from mutualaid.domain.memberships import MembershipEvent, Relation
 from mutualaid.services.accounts import log_in, log_out, register_account
 from mutualaid.services.casework import claims_reported_by, objections_filed_by
@@ -17,7 +18,9 @@ from mutualaid.services.member_data import export_member_data, family_coverage
 from mutualaid.services.memberships import EnrollmentRequest, enroll_member
 from mutualaid.services.memberships import change_membership as change
 from mutualaid.services.notifications import list_notifications, mark_read
+from mutualaid.services.periods import account_statements, charge_proof, verify_charge_proof
 from mutualaid.services.plans import list_plans, plan_rules
+from mutualaid.transparency.errors import VerificationError
 from mutualaid.web.pages import page_router, redirect, render, render_form
 from mutualaid.web.sessions import Page, PageState, client_address, safe_next
 
@@ -129,7 +132,7 @@ def join(code: str, page: Page) -> Response:
             relation=relation, health_answers=answers),
             idempotency_key=page.text("form_key") or None)
     except DomainError as error:
-        return render_form(page, "members/join.html", error, rules=rules, **context)
+        return render_form(page, "members/join.html", error, **context)
     return redirect("/me", ok="enrolled")
 
 
@@ -155,6 +158,30 @@ def leave(membership_id: int, page: Page) -> Response:
     change(page.ctx, actor, membership_id, MembershipEvent.LEAVE,
            reason=page.text("reason") or None, idempotency_key=page.text("form_key") or None)
     return redirect("/me", ok="left")
+
+
+@router.get("/me/statement")
+def statement(page: Page) -> HTMLResponse:
+    actor = page.need(Role.MEMBER)
+    return render(page, "members/statement.html", statements=account_statements(page.ctx, actor))
+
+
+@router.get("/me/statement/{membership_id}/{publicity_on}")
+def charge_check(membership_id: int, publicity_on: date, page: Page) -> HTMLResponse:
+    """The member's proof that their charge is one entry of the committed charges, checked."""
+    actor = page.need(Role.MEMBER)
+    plan_code = next((s.plan_code for s in account_statements(page.ctx, actor)
+                      if s.membership_id == membership_id), None)
+    if plan_code is None:
+        raise NotFound("membership_not_found", f"there is no membership {membership_id}")
+    proof = charge_proof(page.ctx, actor, membership_id, plan_code, publicity_on)
+    try:
+        verify_charge_proof(proof)
+        failure = None
+    except (VerificationError, DomainError) as error:
+        failure = error.message
+    return render(page, "members/charge_proof.html", proof=proof, failure=failure,
+                  plan_code=plan_code)
 
 
 @router.get("/me/data.json")

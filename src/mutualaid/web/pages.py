@@ -58,6 +58,7 @@ CONFIRMATIONS = {
     "done": i18n.N_("Done."),
     "plan_published": i18n.N_("The new plan version is published."),
     "plan_unchanged": i18n.N_("The rules are unchanged: no new version."),
+    "period_closed": i18n.N_("The period is closed: shares are computed and committed."),
 }
 
 SECURITY_HEADERS = {
@@ -88,6 +89,8 @@ def context_for(page: PageState, extra: dict[str, Any]) -> dict[str, Any]:
         "date": lang.date,
         "dt": lambda value, z=None: lang.datetime(value, z or zone),
         "number": lang.number,
+        "size": lang.size,
+        "tier_name": lambda tier: lang.gettext("severe") if tier == "severe" else lang.gettext("mild"),
         "state_name": i18n.named(lang, i18n.STATE_NAMES),
         "relation_name": i18n.named(lang, i18n.RELATION_NAMES),
         "role_name": i18n.named(lang, i18n.ROLE_NAMES),
@@ -97,6 +100,7 @@ def context_for(page: PageState, extra: dict[str, Any]) -> dict[str, Any]:
         "sex_name": i18n.named(lang, i18n.SEX_NAMES),
         "event_name": i18n.named(lang, i18n.EVENT_NAMES),
         "notification_name": i18n.named(lang, i18n.NOTIFICATION_NAMES),
+        "payment_name": i18n.named(lang, i18n.PAYMENT_NAMES),
         "say": lambda message: lang.explain("", message or "", None) if message else "",
         "csrf_field": CSRF_FIELD,
         "csrf_token": page.csrf_token,
@@ -130,6 +134,8 @@ def render_form(page: PageState, template: str, error: DomainError, *,
     for problem in problems:
         by_field.setdefault(problem.field or "", []).append(problem.message)
     status = 429 if error.status == 429 else 422
+    if rules is not None:
+        extra["rules"] = rules
     return render(page, template, status_code=status, problems=problems, errors=by_field,
                   values=page.values(), **extra)
 
@@ -148,7 +154,8 @@ def _error_page(request: Request, error: DomainError) -> Response:
     lang = page.lang
     titles = {401: i18n.N_("Please log in"), 403: i18n.N_("Not allowed"),
               404: i18n.N_("Not found"), 429: i18n.N_("Too many attempts")}
-    title = lang.gettext(titles.get(error.status, i18n.N_("That did not work")))
+    fallback = i18n.N_("That did not work")
+    title = lang.gettext(titles.get(error.status, fallback))
     return render(page, "error.html", status_code=error.status, title=title,
                   message=lang.explain(error.code, error.message, error.field),
                   error_code=error.code)

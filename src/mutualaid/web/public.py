@@ -4,7 +4,7 @@ log and proof verification. No login, and nothing personal: cases are anonymised
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
 
 from fastapi.responses import HTMLResponse, Response
 
@@ -12,13 +12,15 @@ from mutualaid.domain.errors import DomainError, NotFound
 from mutualaid.services.claims import cases_in_publicity
 from mutualaid.services.notices import notice_days, notice_of
 from mutualaid.services.plan_statistics import plan_statistics
+from mutualaid.domain.apportionment import PeriodState, reached
+from mutualaid.services.periods import PeriodView, list_periods, period_notice
 from mutualaid.services.plans import list_plans, plan_rules
 from mutualaid.services.transparency import latest_checkpoint, proof_bundle
 from mutualaid.transparency.errors import LeafError
 from mutualaid.transparency.leaves import decode_leaf
 from mutualaid.transparency.verification import verify_subject_bundle
-from mutualaid.web.pages import page_router, render
-from mutualaid.web.sessions import Page
+from mutualaid.web.pages import DEFAULT_ZONE, page_router, render
+from mutualaid.web.sessions import Page, PageState
 
 router = page_router()
 
@@ -48,7 +50,20 @@ def notices(code: str, page: Page) -> HTMLResponse:
     current = cases_in_publicity(page.ctx, code)
     return render(page, "public/notices.html", plan=view, rules=rules, zone=rules.zone,
                   current=current, current_aid=sum(c.payout_fen for c in current),
-                  days=notice_days(page.ctx, code))
+                  days=notice_days(page.ctx, code), periods=closed_periods(page, code))
+
+
+def closed_periods(page: PageState, code: str) -> list[PeriodView]:
+    return [p for p in list_periods(page.ctx, code, limit=48)
+            if reached(PeriodState(p.state), PeriodState.COMPUTED)]
+
+
+@router.get("/plans/{code}/periods/{publicity_on}")
+def period(code: str, publicity_on: date, page: Page) -> HTMLResponse:
+    """A closed period's notice: its cases (anonymised), the figures, and the arithmetic."""
+    view, rules = plan_rules(page.ctx, code)
+    return render(page, "public/period.html", plan=view, rules=rules, zone=rules.zone,
+                  notice=period_notice(page.ctx, code, publicity_on))
 
 
 @router.get("/plans/{code}/notices/{published_on}")
@@ -61,8 +76,11 @@ def notice(code: str, published_on: date, page: Page) -> HTMLResponse:
 @router.get("/plans/{code}/statistics")
 def statistics(code: str, page: Page) -> HTMLResponse:
     view, rules = plan_rules(page.ctx, code)
+    shares = [{"label": page.lang.date(p.publicity_on), "share_fen": p.share_fen or 0,
+               "cases": p.case_count or 0, "members": p.member_count or 0}
+              for p in reversed(closed_periods(page, code))]
     return render(page, "public/statistics.html", plan=view, rules=rules,
-                  stats=plan_statistics(page.ctx, code))
+                  stats=plan_statistics(page.ctx, code), shares=shares[-24:])
 
 
 @router.get("/transparency")
@@ -70,7 +88,16 @@ def transparency(page: Page) -> HTMLResponse:
     return render(page, "public/transparency.html", checkpoint=latest_checkpoint(page.ctx))
 
 
-@router.get("/verify/{subject_type}/{subject_ref}")
+@router.get("/verify/{subject_type}/{subject_ref:path}/bundle.json")
+def verify_bundle_file(subject_type: str, subject_ref: str, page: Page) -> Response:
+    if subject_type not in ("claim", "period"):
+        raise NotFound("no_such_subject", "there is no such page")
+    bundle = proof_bundle(page.ctx, subject_type, subject_ref)
+    return Response(bundle.to_json(), media_type="application/json", headers={
+        "Content-Disposition": f'attachment; filename="{bundle_file_name(subject_type, subject_ref)}"'})
+
+
+@router.get("/verify/{subject_type}/{subject_ref:path}")
 def verify(subject_type: str, subject_ref: str, page: Page) -> HTMLResponse:
     """A subject's proof, checked here with the keys the bundle names, and how to check it
     independently with `mutualaid verify bundle`."""
@@ -87,18 +114,26 @@ def verify(subject_type: str, subject_ref: str, page: Page) -> HTMLResponse:
     for entry in bundle.entries:
         try:
             leaf = decode_leaf(entry.leaf_data)
-            leaves.append((entry.leaf_index, leaf.type, dict(leaf.fields)))
         except LeafError:  # shown as undecodable; the checks above still ran
-            leaves.append((entry.leaf_index, "?", {}))
+            leaves.append((entry.leaf_index, "?", []))
+            continue
+        leaves.append((entry.leaf_index, leaf.type,
+                       [(key, _leaf_value(page, key, value)) for key, value in leaf.fields.items()]))
     return render(page, "public/verify.html", subject_type=subject_type, subject_ref=subject_ref,
-                  bundle=bundle, report=report, leaves=leaves, unavailable=None)
+                  bundle=bundle, report=report, leaves=leaves, unavailable=None,
+                  file_name=bundle_file_name(subject_type, subject_ref))
 
 
-@router.get("/verify/{subject_type}/{subject_ref}/bundle.json")
-def verify_bundle_file(subject_type: str, subject_ref: str, page: Page) -> Response:
-    if subject_type not in ("claim", "period"):
-        raise NotFound("no_such_subject", "there is no such page")
-    bundle = proof_bundle(page.ctx, subject_type, subject_ref)
+def _leaf_value(page: PageState, key: str, value: object) -> str:
+    """A leaf field for people: instants as local times, fen as money; the rest as recorded."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        if key.endswith("_fen"):
+            return page.lang.money(value)
+        if key == "at" or key.endswith("_at"):
+            return page.lang.datetime(datetime.fromtimestamp(value, UTC), DEFAULT_ZONE)
+    return str(value)
+
+
+def bundle_file_name(subject_type: str, subject_ref: str) -> str:
     safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in subject_ref)
-    return Response(bundle.to_json(), media_type="application/json", headers={
-        "Content-Disposition": f'attachment; filename="proof-{subject_type}-{safe}.json"'})
+    return f"proof-{subject_type}-{safe}.json"

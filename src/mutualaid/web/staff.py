@@ -7,13 +7,15 @@ and the services refuse it anyway. Every page checks the role first.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, time, timedelta
+import tempfile
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, time, timedelta
 
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import HTMLResponse, Response, StreamingResponse
 
 from mutualaid.domain.accounts import STAFF_ROLES, Role
 from mutualaid.domain.claims import ClaimState, RejectionReason
-from mutualaid.domain.errors import DomainError
+from mutualaid.domain.errors import DomainError, NotFound
 from mutualaid.domain.money import parse_yuan
 from mutualaid.services.audit_search import AuditFilter, search_audit
 from mutualaid.services.casework import case_file_extras, objections_to_review, staff_members
@@ -29,7 +31,11 @@ from mutualaid.services.claims import (
     start_review,
     work_queue,
 )
+from mutualaid.services.collections import export_collection_file, import_collection_results
+from mutualaid.services.evidence import EVIDENCE_READERS, list_evidence, open_evidence
 from mutualaid.services.juries import close_due_juries, jury_rounds, refer_to_jury
+from mutualaid.services.period_preview import preview_period
+from mutualaid.services.periods import close_period, list_periods
 from mutualaid.services.plan_statistics import operator_dashboard, plan_statistics
 from mutualaid.services.plans import list_plans, plan_rules, plan_source, publish_plan
 from mutualaid.web.pages import DEFAULT_ZONE, page_router, redirect, render, render_form
@@ -94,6 +100,7 @@ def _case_context(page: PageState, ref: str) -> dict[str, object]:
         "is_investigator": claim.investigator_id is not None
         and claim.investigator_id == actor.account_id,
         "is_operator": actor.role is Role.OPERATOR,
+        "can_open_evidence": actor.role in EVIDENCE_READERS,
     }
 
 
@@ -108,6 +115,29 @@ def _step(page: PageState, ref: str, action: object) -> Response:
     except DomainError as error:
         return render_form(page, "staff/case.html", error, **_case_context(page, ref))
     return redirect(f"/staff/claims/{ref}", ok="done")
+
+
+@router.get("/staff/claims/{ref}/evidence/{evidence_id}")
+def evidence_viewer(ref: str, evidence_id: int, page: Page) -> HTMLResponse:
+    """One document of the case file; the file itself is fetched (and its access audited) below."""
+    actor = page.need(*EVIDENCE_READERS)
+    items = list_evidence(page.ctx, actor, ref)
+    position = next((i for i, e in enumerate(items) if e.id == evidence_id), None)
+    if position is None:
+        raise NotFound("evidence_not_found", "there is no such page")
+    return render(page, "staff/evidence.html", ref=ref, item=items[position],
+                  previous=items[position - 1] if position else None,
+                  following=items[position + 1] if position + 1 < len(items) else None,
+                  count=len(items), position=position + 1)
+
+
+@router.get("/staff/claims/{ref}/evidence/{evidence_id}/file")
+def evidence_file(ref: str, evidence_id: int, page: Page) -> Response:
+    actor = page.need(*EVIDENCE_READERS)
+    view, content = open_evidence(page.ctx, actor, ref, evidence_id)
+    return StreamingResponse(content, media_type=view.media_type, headers={
+        "Cache-Control": "no-store", "X-Content-Type-Options": "nosniff",
+        "Content-Disposition": f'inline; filename="{view.sha256[:16]}"'})
 
 
 @router.post("/staff/claims/{ref}/review")
@@ -281,6 +311,76 @@ def publish(code: str, page: Page) -> Response:
                     ok="plan_published" if published.created_version else "plan_unchanged")
 
 
+# --- periods: preview, close, collection file ------------------------------------------------------
+
+def _periods_context(page: PageState, code: str, on: date | None = None) -> dict[str, object]:
+    actor = page.need(*DESK)
+    view, rules = plan_rules(page.ctx, code)
+    return {"plan": view, "rules": rules, "zone": rules.zone,
+            "periods": list_periods(page.ctx, code, limit=48),
+            "preview": preview_period(page.ctx, actor, code, on)}
+
+
+@router.get("/staff/plans/{code}/periods")
+def periods(code: str, page: Page) -> HTMLResponse:
+    on = page.request.query_params.get("on")
+    try:
+        chosen = date.fromisoformat(on) if on else None
+    except ValueError:
+        chosen = None
+    try:
+        context = _periods_context(page, code, chosen)
+    except DomainError as error:  # e.g. a day that is not a publicity day
+        return render_form(page, "staff/periods.html", error,
+                           **_periods_context(page, code, None))
+    return render(page, "staff/periods.html", **context)
+
+
+@router.post("/staff/plans/{code}/periods/close")
+def close(code: str, page: Page) -> Response:
+    actor = page.need(Role.OPERATOR)
+    try:
+        on = date.fromisoformat(page.text("on"))
+        close_period(page.ctx, actor, code, on)
+    except ValueError:
+        return redirect(f"/staff/plans/{code}/periods")
+    except DomainError as error:
+        return render_form(page, "staff/periods.html", error, **_periods_context(page, code))
+    return redirect(f"/staff/plans/{code}/periods", ok="period_closed")
+
+
+@router.get("/staff/plans/{code}/periods/{publicity_on}/collection.csv")
+def collection_file(code: str, publicity_on: date, page: Page) -> Response:
+    page.need(Role.OPERATOR)
+    spool = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024)  # noqa: SIM115 - streamed below
+    export_collection_file(page.ctx, code, publicity_on, spool)
+    spool.seek(0)
+
+    def stream() -> Iterator[bytes]:
+        with spool:
+            while block := spool.read(64 * 1024):
+                yield block
+
+    return StreamingResponse(stream(), media_type="text/csv", headers={
+        "Content-Disposition": f'attachment; filename="collection-{code}-{publicity_on}.csv"'})
+
+
+@router.post("/staff/plans/{code}/periods/{publicity_on}/results")
+def collection_results(code: str, publicity_on: date, page: Page) -> Response:
+    actor = page.need(Role.OPERATOR)
+    try:
+        upload = page.file("results")
+        if upload is None:
+            raise DomainError("file_required", "choose the provider's results file", "results")
+        lines = (line.decode("utf-8") for line in upload.file)
+        result = import_collection_results(page.ctx, actor, code, publicity_on, lines)
+    except (DomainError, UnicodeDecodeError) as error:
+        refusal = error if isinstance(error, DomainError) else DomainError(
+            "invalid_results_file", "the results file is not UTF-8 text", "results")
+        return render_form(page, "staff/periods.html", refusal, **_periods_context(page, code))
+    return render(page, "staff/periods.html", imported=result, **_periods_context(page, code))
+
+
 @router.get("/staff/dashboard")
 def dashboard(page: Page) -> HTMLResponse:
     actor = page.need(*DESK)
@@ -291,7 +391,8 @@ def dashboard(page: Page) -> HTMLResponse:
                       plan_code="")
     return render(page, "staff/dashboard.html", plans=plans, plan_code=code,
                   board=operator_dashboard(page.ctx, actor, code),
-                  stats=plan_statistics(page.ctx, code))
+                  stats=plan_statistics(page.ctx, code),
+                  periods=list_periods(page.ctx, code, limit=24))
 
 
 @router.get("/staff/audit")

@@ -1,0 +1,156 @@
+"""Periods: close, the public notice, collection files, payouts, statements, proofs, prepaid."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator
+from datetime import date
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, status
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+
+from mutualaid.api.dependencies import Context, CurrentActor, IdempotencyKey
+from mutualaid.domain.accounts import Role, require_role
+from mutualaid.domain.apportionment import CapExcess
+from mutualaid.services.collections import (
+    CollectionRun,
+    PayoutRun,
+    PrepaidView,
+    export_collection_file,
+    import_collection_results,
+    pay_approved_claims,
+    prepaid_balance,
+    top_up,
+)
+from mutualaid.services.ledger import account_balances
+from mutualaid.services.periods import (
+    ChargeProof,
+    MemberStatement,
+    PeriodNotice,
+    PeriodView,
+    account_statements,
+    charge_proof,
+    close_period,
+    list_periods,
+    member_statement,
+    period_notice,
+)
+
+router = APIRouter(prefix="/api/v1", tags=["periods"])
+
+
+class CloseRequest(BaseModel):
+    on: date | None = Field(default=None, description="The publicity day (default: the latest)")
+    cap_excess: CapExcess = Field(
+        default=CapExcess.SPONSOR,
+        description="Who bears what the caps remove: the sponsor, or the payouts (prorated)")
+
+
+class TopUp(BaseModel):
+    amount_fen: int = Field(gt=0, le=10_000_000)
+
+
+@router.get("/plans/{plan_code}/periods", response_model=None)
+def periods(plan_code: str, ctx: Context,
+            limit: Annotated[int, Query(ge=1, le=500)] = 100) -> list[PeriodView]:
+    """The plan's periods, newest first, with their figures (public)."""
+    return list_periods(ctx, plan_code, limit=limit)
+
+
+@router.post("/plans/{plan_code}/periods", response_model=None)
+def close(plan_code: str, body: CloseRequest, ctx: Context, actor: CurrentActor) -> PeriodView:
+    """Operators: close a period (lock, figures, commitment). Idempotent: closing it again
+    returns the same period and charges nobody twice."""
+    return close_period(ctx, actor, plan_code, body.on, cap_excess=body.cap_excess)
+
+
+@router.get("/plans/{plan_code}/periods/{publicity_on}", response_model=None)
+def notice(plan_code: str, publicity_on: date, ctx: Context) -> PeriodNotice:
+    """The public period notice: every case (anonymised), aid, fee, surplus, sponsor amount,
+    member count, share per member, and the arithmetic that proves the numbers add up."""
+    return period_notice(ctx, plan_code, publicity_on)
+
+
+@router.get("/plans/{plan_code}/periods/{publicity_on}/collection-file", response_model=None)
+def collection_file(plan_code: str, publicity_on: date, ctx: Context,
+                    actor: CurrentActor) -> StreamingResponse:
+    """Operators: the CSV of debit instructions for a payment provider (one line per payer)."""
+    require_role(actor.role, Role.OPERATOR)
+    spool = tempfile.SpooledTemporaryFile(max_size=8 << 20)  # noqa: SIM115 - closed by the stream
+    export_collection_file(ctx, plan_code, publicity_on, spool)
+    spool.seek(0)
+
+    def stream() -> Iterator[bytes]:
+        with spool:
+            while block := spool.read(1 << 20):
+                yield block
+
+    name = f"{plan_code}-{publicity_on.isoformat()}-collection.csv"
+    return StreamingResponse(stream(), media_type="text/csv",
+                             headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
+@router.post("/plans/{plan_code}/periods/{publicity_on}/collection-results", response_model=None)
+async def collection_results(plan_code: str, publicity_on: date, request: Request, ctx: Context,
+                             actor: CurrentActor) -> CollectionRun:
+    """Operators: the provider's results file (CSV body: payer_account_id,status,amount_paid_fen;
+    status paid or failed). Payers not listed were paid in full."""
+    require_role(actor.role, Role.OPERATOR)
+    spool = tempfile.SpooledTemporaryFile(max_size=8 << 20, mode="w+b")  # noqa: SIM115
+    with spool:
+        async for block in request.stream():
+            spool.write(block)
+        spool.seek(0)
+        lines = (line.decode("utf-8-sig") for line in spool)
+        return await run_in_threadpool(import_collection_results, ctx, actor, plan_code,
+                                       publicity_on, lines)
+
+
+@router.post("/plans/{plan_code}/periods/{publicity_on}/payouts", response_model=None)
+def payouts(plan_code: str, publicity_on: date, ctx: Context, actor: CurrentActor) -> PayoutRun:
+    """Operators: pay every case of a collected period, once each."""
+    return pay_approved_claims(ctx, actor, plan_code, publicity_on)
+
+
+@router.get("/plans/{plan_code}/periods/{publicity_on}/charge-proof", response_model=None)
+def proof(plan_code: str, publicity_on: date, membership_id: int, ctx: Context,
+          actor: CurrentActor) -> ChargeProof:
+    """A member's proof that their charge is in the period's committed charges root."""
+    return charge_proof(ctx, actor, membership_id, plan_code, publicity_on)
+
+
+@router.get("/memberships/{membership_id}/statement", response_model=None)
+def statement(membership_id: int, ctx: Context, actor: CurrentActor) -> MemberStatement:
+    """Every period a membership shared in: the share, its charge, what was paid, what for."""
+    return member_statement(ctx, actor, membership_id)
+
+
+@router.get("/statements", response_model=None)
+def my_statements(ctx: Context, actor: CurrentActor) -> list[MemberStatement]:
+    """The statements of every membership the caller pays for."""
+    return account_statements(ctx, actor)
+
+
+@router.get("/plans/{plan_code}/prepaid", response_model=None)
+def balance(plan_code: str, ctx: Context, actor: CurrentActor) -> PrepaidView:
+    return prepaid_balance(ctx, actor, plan_code)
+
+
+@router.post("/plans/{plan_code}/prepaid/top-ups", status_code=status.HTTP_201_CREATED,
+             response_model=None)
+def add_funds(plan_code: str, body: TopUp, ctx: Context, actor: CurrentActor,
+              key: IdempotencyKey = None) -> PrepaidView:
+    """Prepaid plans: add to the caller's balance (shares are deducted from it)."""
+    return top_up(ctx, actor, plan_code, body.amount_fen, idempotency_key=key)
+
+
+@router.get("/ledger/balances", response_model=None)
+def ledger(ctx: Context, actor: CurrentActor, prefix: str = "") -> dict[str, object]:
+    """Operators and auditors: every ledger account's balance (integer fen)."""
+    balances = account_balances(ctx, actor, prefix)
+    # Over all accounts the total is 0: every transaction's legs sum to zero.
+    return {"balances": balances, "total_fen": sum(balances.values())}
+

@@ -1,0 +1,105 @@
+"""Browser tests: the real app served by uvicorn on 127.0.0.1 (a background thread, over the test's
+database and its movable clock), driven by Debian's chromium through Playwright.
+
+Screenshots go to test-artifacts/screenshots/<test>/ at a phone size (390×844) and a desktop size
+(1280×800); the folder is kept after the run (git-ignored) for people to look at.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import uvicorn
+
+from mutualaid.api.app import create_app
+from mutualaid.services.context import ServiceContext
+
+CHROMIUM = Path("/usr/bin/chromium")
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
+PHONE = {"width": 390, "height": 844}
+DESKTOP = {"width": 1280, "height": 800}
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run",
+                 "--disable-dev-shm-usage"]
+
+
+@dataclass
+class LiveServer:
+    url: str
+    server: uvicorn.Server
+    thread: threading.Thread
+
+
+@pytest.fixture
+def live_server(ctx: ServiceContext) -> Iterator[LiveServer]:
+    # The flows move the clock by months; sessions must outlive that like a member's phone does.
+    ctx.token_ttl_hours = 24 * 365
+    config = uvicorn.Config(create_app(ctx), host="127.0.0.1", port=0, log_level="warning",
+                            lifespan="off", ws="none", http="h11", loop="asyncio",
+                            access_log=False)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="uvicorn-e2e", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("the test server did not start")
+        time.sleep(0.02)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield LiveServer(f"http://127.0.0.1:{port}", server, thread)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Iterator[object]:
+    if not CHROMIUM.exists():
+        pytest.fail("Debian's chromium is not installed: run `make browser` "
+                    "(apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@dataclass
+class Shots:
+    """Screenshots of one test, numbered in the order they were taken."""
+
+    folder: Path
+    taken: list[Path] = field(default_factory=list)
+
+    def __call__(self, page: object, name: str) -> None:
+        from playwright.sync_api import Page
+
+        assert isinstance(page, Page)
+        number = len(self.taken) // 2 + 1
+        slug = re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-")
+        for label, size in (("phone", PHONE), ("desktop", DESKTOP)):
+            page.set_viewport_size(size)
+            path = self.folder / f"{number:02d}-{slug}-{label}.png"
+            page.screenshot(path=str(path), full_page=True)
+            self.taken.append(path)
+        page.set_viewport_size(PHONE)
+
+
+@pytest.fixture
+def shots(request: pytest.FixtureRequest) -> Shots:
+    slug = re.sub(r"[^A-Za-z0-9_-]+", "-", request.node.name).strip("-")
+    folder = SCREENSHOTS / slug
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    return Shots(folder)

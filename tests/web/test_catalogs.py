@@ -1,0 +1,63 @@
+"""Every string the web app shows has a Chinese translation, with the same placeholders."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from babel.messages.extract import extract_from_dir
+from babel.messages.pofile import read_po
+
+from mutualaid.web.i18n import LOCALE_DIR, Lang
+
+WEB = Path(__file__).resolve().parents[2] / "src" / "mutualaid" / "web"
+PLACEHOLDER = re.compile(r"\{(\w+)\}")
+
+
+def extracted() -> set[str]:
+    methods = [("**.py", "python"), ("templates/**.html", "jinja2")]
+    keywords = {"_": None, "gettext": None, "N_": None, "ngettext": (1, 2)}
+    found: set[str] = set()
+    for _, _, message, _, _ in extract_from_dir(str(WEB), methods, keywords=keywords):
+        found.add(message[0] if isinstance(message, tuple) else message)
+    return found
+
+
+def test_every_web_string_has_a_chinese_translation_with_the_same_placeholders() -> None:
+    with (LOCALE_DIR / "zh_CN" / "LC_MESSAGES" / "messages.po").open("rb") as handle:
+        catalog = read_po(handle, locale="zh_CN")
+    translated = {}
+    for message in catalog:
+        if message.id:
+            key = message.id[0] if isinstance(message.id, tuple) else message.id
+            text = message.string[0] if isinstance(message.string, tuple) else message.string
+            translated[key] = text
+    messages = extracted()
+    assert len(messages) > 400
+    missing = sorted(m for m in messages if not translated.get(m))
+    assert not missing, f"add these to locales/zh_CN/LC_MESSAGES/messages.po: {missing[:10]}"
+    for msgid, msgstr in translated.items():
+        assert set(PLACEHOLDER.findall(msgid)) == set(PLACEHOLDER.findall(msgstr)), msgid
+
+
+def test_a_refusal_is_told_in_the_readers_language() -> None:
+    message = "the identity number's check digit does not match (a digit was mistyped)"
+    assert Lang.of("zh_CN").explain("invalid_id_number", message, "id_number") == \
+        "身份证号码的校验位不符(有数字输错了)"
+    assert Lang.of("en").explain("invalid_id_number", message, "id_number") == message
+    waiting = ("the illness was diagnosed in the waiting period (until 2026-06-01) and was not "
+               "caused by an accident")
+    assert "2026年6月1日" in Lang.of("zh_CN").explain("waiting_period", waiting, "diagnosed_on")
+
+
+def test_money_and_dates_follow_the_locale() -> None:
+    from datetime import UTC, date, datetime
+    from zoneinfo import ZoneInfo
+
+    zh, en = Lang.of("zh_CN"), Lang.of("en")
+    assert zh.money(123456) == en.money(123456) == "¥1,234.56"
+    assert zh.date(date(2026, 3, 1)) == "2026年3月1日"
+    assert en.date(date(2026, 3, 1)) == "March 1, 2026"
+    # 16:30 UTC is 00:30 the next day in Shanghai.
+    instant = datetime(2026, 3, 1, 16, 30, tzinfo=UTC)
+    assert zh.datetime(instant, ZoneInfo("Asia/Shanghai")) == "2026年3月2日 00:30 (UTC+8)"
