@@ -14,8 +14,10 @@ Figures go to benchmarks/RESULTS.md with the command that made them.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import random
+import resource
 import sys
 import tempfile
 import threading
@@ -23,19 +25,20 @@ import time
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 import psutil
 from sqlalchemy import text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from databases import DEFAULT_URL, PLAN_CODE, fresh_context  # noqa: E402
+from databases import DEFAULT_URL, PLAN_CODE, fresh_context
 
-from mutualaid.domain.calendars import local_date  # noqa: E402
-from mutualaid.domain.identities import PROVINCES, check_character, parse_resident_id  # noqa: E402
-from mutualaid.services.accounts import SYSTEM_ACTOR  # noqa: E402
-from mutualaid.services.member_imports import DEFAULT_CHUNK_ROWS, import_members  # noqa: E402
-from mutualaid.services.plans import plan_rules  # noqa: E402
+from mutualaid.domain.calendars import local_date
+from mutualaid.domain.identities import PROVINCES, check_character, parse_resident_id
+from mutualaid.services.accounts import SYSTEM_ACTOR
+from mutualaid.services.member_imports import DEFAULT_CHUNK_ROWS, import_members
+from mutualaid.services.plans import plan_rules
 
 _WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _CHECK = "10X98765432"
@@ -111,9 +114,13 @@ def write_member_csv(path: Path, rows: int, today: date, seed: int = 2018) -> No
 
 
 class MemorySampler:
-    """Peak resident memory of this process plus all its children, sampled in a thread."""
+    """Peak resident memory of this process plus its children, sampled in a thread.
 
-    def __init__(self, interval: float = 0.02) -> None:
+    Listing children scans every process on the machine, so it is done once a second; the
+    resident size of the known processes is read every `interval` seconds.
+    """
+
+    def __init__(self, interval: float = 0.05) -> None:
         self._process = psutil.Process()
         self._interval = interval
         self._stop = threading.Event()
@@ -123,20 +130,20 @@ class MemorySampler:
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
+        children: list[psutil.Process] = []
+        listed_at = 0.0
         while not self._stop.is_set():
-            try:
-                own = self._process.memory_info().rss
-                children = 0
-                for child in self._process.children(recursive=True):
-                    try:
-                        children += child.memory_info().rss
-                    except psutil.Error:
-                        pass
-            except psutil.Error:
-                continue
+            if time.monotonic() - listed_at > 1.0:
+                children = self._process.children(recursive=True)
+                listed_at = time.monotonic()
+            own = self._process.memory_info().rss
+            in_children = 0
+            for child in children:
+                with contextlib.suppress(psutil.Error):
+                    in_children += child.memory_info().rss
             self.peak_self = max(self.peak_self, own)
-            self.peak_children = max(self.peak_children, children)
-            self.peak_total = max(self.peak_total, own + children)
+            self.peak_children = max(self.peak_children, in_children)
+            self.peak_total = max(self.peak_total, own + in_children)
             self._stop.wait(self._interval)
 
     def __enter__(self) -> MemorySampler:
@@ -146,6 +153,35 @@ class MemorySampler:
     def __exit__(self, *_: object) -> None:
         self._stop.set()
         self._thread.join()
+
+
+def postgres_cpu(engine: Any) -> dict[str, float]:
+    """CPU seconds so far of this database's backends and of PostgreSQL's background writers."""
+    with engine.connect() as connection:
+        pids = connection.execute(text(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database()")).scalars().all()
+    seconds: dict[str, float] = {}
+    for pid in pids:
+        try:
+            times = psutil.Process(pid).cpu_times()
+        except psutil.Error:
+            continue
+        seconds[f"backend {pid}"] = times.user + times.system
+    for process in psutil.process_iter(["cmdline"]):
+        name = " ".join(process.info["cmdline"] or [])
+        if name.startswith("postgres: ") and any(
+                role in name for role in ("walwriter", "checkpointer", "background writer")):
+            try:
+                times = process.cpu_times()
+            except psutil.Error:
+                continue
+            seconds[name.split(":")[-1].strip()] = times.user + times.system
+    return seconds
+
+
+def cpu_delta(before: dict[str, float], after: dict[str, float], backends: bool) -> float:
+    return sum(value - before.get(key, 0.0) for key, value in after.items()
+               if key.startswith("backend ") == backends)
 
 
 @dataclass
@@ -161,6 +197,10 @@ class SizeResult:
     peak_self_mb: float
     peak_children_mb: float
     peak_total_mb: float
+    cpu_main_s: float
+    cpu_workers_s: float
+    cpu_backend_s: float
+    cpu_pg_background_s: float
 
     @property
     def copy_rate(self) -> float:
@@ -214,12 +254,21 @@ def run_size(url: str, rows: int, workdir: Path, workers: int, chunk_rows: int,
 
     rss_before = psutil.Process().memory_info().rss
     errors_path = workdir / f"members-{rows}.errors.csv"
+    pg_before = postgres_cpu(ctx.engine)
+    own_before = psutil.Process().cpu_times()
+    children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     with MemorySampler() as memory, path.open(newline="", encoding="utf-8-sig") as source, \
             errors_path.open("w", newline="", encoding="utf-8") as errors_out:
         started = time.perf_counter()
         report = import_members(ctx, SYSTEM_ACTOR, PLAN_CODE, source, errors_out,
                                 chunk_rows=chunk_rows, workers=workers)
         import_s = time.perf_counter() - started
+    own_after = psutil.Process().cpu_times()
+    children_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    pg_after = postgres_cpu(ctx.engine)
+    cpu_main = own_after.user + own_after.system - own_before.user - own_before.system
+    cpu_workers = (children_after.ru_utime + children_after.ru_stime
+                   - children_before.ru_utime - children_before.ru_stime)
     print(f"  import: {import_s:.1f} s, {rows / import_s:,.0f} rows/s, "
           f"{report.imported:,} imported, {report.rejected:,} refused", flush=True)
 
@@ -236,7 +285,8 @@ def run_size(url: str, rows: int, workdir: Path, workers: int, chunk_rows: int,
     mb = 1 / 2**20
     return SizeResult(rows, csv_mb, generate_s, copy_s, import_s, report.imported, report.rejected,
                       rss_before * mb, memory.peak_self * mb, memory.peak_children * mb,
-                      memory.peak_total * mb)
+                      memory.peak_total * mb, cpu_main, cpu_workers,
+                      cpu_delta(pg_before, pg_after, True), cpu_delta(pg_before, pg_after, False))
 
 
 def main() -> None:
@@ -251,7 +301,8 @@ def main() -> None:
     parser.add_argument("--keep-csv", action="store_true")
     args = parser.parse_args()
 
-    print(f"machine: {psutil.cpu_count()} CPUs, {psutil.virtual_memory().total / 2**30:.0f} GiB; "
+    print(f"machine: {psutil.cpu_count()} CPUs, {psutil.virtual_memory().total / 2**30:.0f} GiB, "
+          f"load average {os.getloadavg()[0]:.1f}; "
           f"PostgreSQL on the same machine; workers={args.workers} chunk_rows={args.chunk_rows}",
           flush=True)
     results: list[SizeResult] = []
@@ -269,6 +320,14 @@ def main() -> None:
               f"{r.import_rate / r.copy_rate:.2f} | {r.import_s:.1f} | "
               f"{r.peak_total_mb:,.0f} ({r.peak_self_mb:,.0f} + {r.peak_children_mb:,.0f}) | "
               f"{r.rss_before_mb:,.0f} |")
+    print()
+    print("CPU per imported row (µs): | rows | parent | validation workers | PostgreSQL backend "
+          "| PostgreSQL WAL/checkpoint/bgwriter | total |")
+    print("|---:|---:|---:|---:|---:|---:|")
+    for r in results:
+        per = [v / r.rows * 1e6 for v in (r.cpu_main_s, r.cpu_workers_s, r.cpu_backend_s,
+                                           r.cpu_pg_background_s)]
+        print(f"| {r.rows:,} | " + " | ".join(f"{v:.1f}" for v in per) + f" | {sum(per):.1f} |")
     if len(results) > 1:
         small, large = results[0], results[-1]
         print(f"\nmemory growth {small.rows:,} -> {large.rows:,} rows "

@@ -68,13 +68,17 @@ DEFERRED_INDEXES = ("ix_log_entries_leaf_hash", "ix_log_entries_subject")
 def leaf(i: int) -> bytes:
     """A canonical evidence leaf (the most common kind), 4 per claim."""
     digest = hashlib.sha256(i.to_bytes(8, "big")).hexdigest().encode()
-    return (b'{"claim_ref":"claim-2026-%07d","media_type":"application/pdf","sha256":"%s",'
-            b'"size":%d,"type":"evidence","v":1}' % (i // 4, digest, 10_000 + i % 90_000))
+    return (
+        b'{"claim_ref":"claim-2026-%07d","media_type":"application/pdf","sha256":"%s",'
+        b'"size":%d,"type":"evidence","v":1}' % (i // 4, digest, 10_000 + i % 90_000)
+    )
 
 
 def pending(start: int, count: int) -> list[PendingLeaf]:
-    return [PendingLeaf("evidence", leaf(i), SUBJECT_TYPE, f"claim-2026-{i // 4:07d}")
-            for i in range(start, start + count)]
+    return [
+        PendingLeaf("evidence", leaf(i), SUBJECT_TYPE, f"claim-2026-{i // 4:07d}")
+        for i in range(start, start + count)
+    ]
 
 
 def log(message: str) -> None:
@@ -116,8 +120,10 @@ def postgres_engine(server_url: str) -> Engine:
     with admin.connect() as connection:
         connection.execute(text("DROP DATABASE IF EXISTS bench_log"))
         connection.execute(text("CREATE DATABASE bench_log"))
-        settings = {name: connection.execute(text(f"SHOW {name}")).scalar()
-                    for name in ("fsync", "synchronous_commit", "shared_buffers", "server_version")}
+        settings = {
+            name: connection.execute(text(f"SHOW {name}")).scalar()
+            for name in ("fsync", "synchronous_commit", "shared_buffers", "server_version")
+        }
     admin.dispose()
     log(f"  PostgreSQL settings: {settings}")
     base = server_url.rsplit("/", 1)[0]
@@ -136,9 +142,13 @@ def drop_postgres(server_url: str) -> None:
 def storage_bytes(engine: Engine, sqlite_path: Path | None) -> dict[str, int]:
     if sqlite_path is None:
         with engine.connect() as connection:
-            return {table: int(connection.execute(
-                text(f"SELECT pg_total_relation_size('{table}')")).scalar() or 0)
-                for table in ("log_entries", "log_nodes", "log_state")}
+            return {
+                table: int(
+                    connection.execute(text(f"SELECT pg_total_relation_size('{table}')")).scalar()
+                    or 0
+                )
+                for table in ("log_entries", "log_nodes", "log_state")
+            }
     raw = engine.raw_connection()  # autocommit: no BEGIN IMMEDIATE around the checkpoint
     try:
         cursor = raw.cursor()
@@ -161,8 +171,9 @@ def storage_bytes(engine: Engine, sqlite_path: Path | None) -> dict[str, int]:
 # --- 1. appends -----------------------------------------------------------------------------
 
 
-def bench_appends(name: str, sessions: sessionmaker[Session], total: int, batch: int,
-                  raw_rate: float) -> dict[str, float]:
+def bench_appends(
+    name: str, sessions: sessionmaker[Session], total: int, batch: int, raw_rate: float
+) -> dict[str, float]:
     elapsed = 0.0
     for first in range(0, total, batch):
         leaves = pending(first, min(batch, total - first))  # the producer's work: not timed
@@ -171,14 +182,17 @@ def bench_appends(name: str, sessions: sessionmaker[Session], total: int, batch:
             append_leaves(session, at=AT, leaves=leaves)
         elapsed += time.perf_counter() - start
     rate = total / elapsed
-    log(f"  {name}: append_leaves {total:,} leaves in batches of {batch:,}: {elapsed:.2f} s = "
+    log(
+        f"  {name}: append_leaves {total:,} leaves in batches of {batch:,}: {elapsed:.2f} s = "
         f"{rate:,.0f} leaves/s; raw SHA-256 {raw_rate:,.0f}/s; ratio {rate / raw_rate:.4f} "
-        f"(SHA-256 alone is {raw_rate / rate:.0f}x faster)")
+        f"(SHA-256 alone is {raw_rate / rate:.0f}x faster)"
+    )
     return {"append_rate": rate, "append_s": elapsed}
 
 
-def bench_outbox(name: str, sessions: sessionmaker[Session], first: int, total: int,
-                 batch: int) -> float:
+def bench_outbox(
+    name: str, sessions: sessionmaker[Session], first: int, total: int, batch: int
+) -> float:
     elapsed = 0.0
     for offset in range(first, first + total, batch):
         leaves = pending(offset, min(batch, first + total - offset))
@@ -188,8 +202,10 @@ def bench_outbox(name: str, sessions: sessionmaker[Session], first: int, total: 
         with sessions.begin() as session:
             integrate_in_session(session, at=AT, max_batch=batch)
         elapsed += time.perf_counter() - start
-    log(f"  {name}: outbox path (queue_leaves, commit, integrate_pending, commit) {total:,} "
-        f"leaves: {elapsed:.2f} s = {total / elapsed:,.0f} leaves/s")
+    log(
+        f"  {name}: outbox path (queue_leaves, commit, integrate_pending, commit) {total:,} "
+        f"leaves: {elapsed:.2f} s = {total / elapsed:,.0f} leaves/s"
+    )
     return total / elapsed
 
 
@@ -201,12 +217,24 @@ def deferred_indexes(engine: Engine) -> Iterator[None]:
     """Drop the random-key secondary indexes for the bulk build, then rebuild them."""
     with engine.begin() as connection:
         if engine.dialect.name == "postgresql":
-            definitions = {row[0]: row[1] for row in connection.execute(text(
-                "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'log_entries'"))}
+            definitions = {
+                row[0]: row[1]
+                for row in connection.execute(
+                    text(
+                        "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'log_entries'"
+                    )
+                )
+            }
         else:
-            definitions = {row[0]: row[1] for row in connection.execute(text(
-                "SELECT name, sql FROM sqlite_master WHERE type = 'index' "
-                "AND tbl_name = 'log_entries' AND sql IS NOT NULL"))}
+            definitions = {
+                row[0]: row[1]
+                for row in connection.execute(
+                    text(
+                        "SELECT name, sql FROM sqlite_master WHERE type = 'index' "
+                        "AND tbl_name = 'log_entries' AND sql IS NOT NULL"
+                    )
+                )
+            }
         for index in DEFERRED_INDEXES:
             connection.execute(text(f"DROP INDEX {index}"))
     yield
@@ -222,8 +250,9 @@ def deferred_indexes(engine: Engine) -> Iterator[None]:
     log(f"  rebuilt {', '.join(DEFERRED_INDEXES)} in {time.perf_counter() - start:.1f} s")
 
 
-def grow_to(name: str, engine: Engine, sessions: sessionmaker[Session], size: int,
-            target: int, batch: int) -> None:
+def grow_to(
+    name: str, engine: Engine, sessions: sessionmaker[Session], size: int, target: int, batch: int
+) -> None:
     start = time.perf_counter()
     with deferred_indexes(engine):
         for first in range(size, target, batch):
@@ -233,12 +262,15 @@ def grow_to(name: str, engine: Engine, sessions: sessionmaker[Session], size: in
                 done = min(first + batch, target)
                 log(f"    {done:,} leaves, {time.perf_counter() - start:.0f} s")
     elapsed = time.perf_counter() - start
-    log(f"  {name}: grew the log from {size:,} to {target:,} leaves in {elapsed:.0f} s "
-        f"({(target - size) / elapsed:,.0f} leaves/s, index build included)")
+    log(
+        f"  {name}: grew the log from {size:,} to {target:,} leaves in {elapsed:.0f} s "
+        f"({(target - size) / elapsed:,.0f} leaves/s, index build included)"
+    )
 
 
-def time_calls(session: Session, calls: list[Callable[[Session], list[bytes]]]
-               ) -> tuple[list[float], list[list[bytes]]]:
+def time_calls(
+    session: Session, calls: list[Callable[[Session], list[bytes]]]
+) -> tuple[list[float], list[list[bytes]]]:
     timings, results = [], []
     for call in calls:
         start = time.perf_counter()
@@ -255,8 +287,9 @@ def _consistency(session: Session, old: int, size: int) -> list[bytes]:
     return consistency_proof_between(session, old, size)
 
 
-def bench_proofs(name: str, sessions: sessionmaker[Session], size: int, count: int,
-                 seed: int) -> dict[str, Any]:
+def bench_proofs(
+    name: str, sessions: sessionmaker[Session], size: int, count: int, seed: int
+) -> dict[str, Any]:
     rng = random.Random(seed)
     indexes = [rng.randrange(size) for _ in range(count)]
     olds = [rng.randrange(1, size) for _ in range(count)]
@@ -266,21 +299,38 @@ def bench_proofs(name: str, sessions: sessionmaker[Session], size: int, count: i
         for i in range(200):
             inclusion_proof_at(session, indexes[i], size)
         inclusion_ms, inclusion = time_calls(
-            session, [partial(_inclusion, index=i, size=size) for i in indexes])
+            session, [partial(_inclusion, index=i, size=size) for i in indexes]
+        )
         consistency_ms, consistency = time_calls(
-            session, [partial(_consistency, old=o, size=size) for o in olds])
-        leaf_hashes: dict[int, bytes] = dict(session.execute(text(
-            "SELECT leaf_index, leaf_hash FROM log_entries WHERE leaf_index IN "
-            f"({', '.join(str(i) for i in set(indexes))})")).all())
+            session, [partial(_consistency, old=o, size=size) for o in olds]
+        )
+        leaf_hashes: dict[int, bytes] = dict(
+            session.execute(
+                text(
+                    "SELECT leaf_index, leaf_hash FROM log_entries WHERE leaf_index IN "
+                    f"({', '.join(str(i) for i in set(indexes))})"
+                )
+            ).all()
+        )
         old_roots = {}
         for old in olds[:200]:
             old_roots[old] = root_at(session, old)
     for index, proof in zip(indexes, inclusion, strict=True):
-        verify_inclusion(leaf_hash=bytes(leaf_hashes[index]), index=index, size=size,
-                         proof=proof, root=bytes(state_root))
+        verify_inclusion(
+            leaf_hash=bytes(leaf_hashes[index]),
+            index=index,
+            size=size,
+            proof=proof,
+            root=bytes(state_root),
+        )
     for old, proof in list(zip(olds, consistency, strict=True))[:200]:
-        verify_consistency(old_size=old, new_size=size, old_root=old_roots[old],
-                           new_root=bytes(state_root), proof=proof)
+        verify_consistency(
+            old_size=old,
+            new_size=size,
+            old_root=old_roots[old],
+            new_root=bytes(state_root),
+            proof=proof,
+        )
     bound = math.ceil(math.log2(size))
     result: dict[str, Any] = {
         "inclusion_median_ms": statistics.median(inclusion_ms),
@@ -291,14 +341,18 @@ def bench_proofs(name: str, sessions: sessionmaker[Session], size: int, count: i
         "consistency_len": (min(map(len, consistency)), max(map(len, consistency))),
         "bound": bound,
     }
-    log(f"  {name}: {count:,} inclusion proofs at size {size:,}: median "
+    log(
+        f"  {name}: {count:,} inclusion proofs at size {size:,}: median "
         f"{result['inclusion_median_ms']:.3f} ms, p99 {result['inclusion_p99_ms']:.3f} ms, "
         f"{result['inclusion_len'][0]}-{result['inclusion_len'][1]} hashes "
-        f"(ceil(log2 n) = {bound}); all verified against the root")
-    log(f"  {name}: {count:,} consistency proofs to size {size:,}: median "
+        f"(ceil(log2 n) = {bound}); all verified against the root"
+    )
+    log(
+        f"  {name}: {count:,} consistency proofs to size {size:,}: median "
         f"{result['consistency_median_ms']:.3f} ms, p99 {result['consistency_p99_ms']:.3f} ms, "
         f"{result['consistency_len'][0]}-{result['consistency_len'][1]} hashes; "
-        f"200 verified against stored roots")
+        f"200 verified against stored roots"
+    )
     return result
 
 
@@ -308,15 +362,18 @@ def report_storage(name: str, engine: Engine, sqlite_path: Path | None, size: in
     average = leaf_bytes / len(range(0, size, max(1, size // 10_000)))
     parts = ", ".join(f"{table} {value / size:,.1f}" for table, value in sizes.items())
     total = sizes.get("file") or sum(sizes.values())
-    log(f"  {name}: storage at {size:,} leaves: {total / size:,.1f} bytes/leaf in all "
-        f"({parts} bytes/leaf; the leaf itself averages {average:.0f} bytes)")
+    log(
+        f"  {name}: storage at {size:,} leaves: {total / size:,.1f} bytes/leaf in all "
+        f"({parts} bytes/leaf; the leaf itself averages {average:.0f} bytes)"
+    )
 
 
 # --- main -------------------------------------------------------------------------------------
 
 
-def run_backend(name: str, engine: Engine, sqlite_path: Path | None, args: argparse.Namespace,
-                raw_rate: float) -> None:
+def run_backend(
+    name: str, engine: Engine, sqlite_path: Path | None, args: argparse.Namespace, raw_rate: float
+) -> None:
     sessions = make_sessionmaker(engine)
     log(f"\n== {name} == ({load()})")
     bench_appends(name, sessions, args.leaves, args.batch, raw_rate)
@@ -336,13 +393,15 @@ def main() -> None:
     parser.add_argument("--leaves", type=int, default=1_000_000, help="leaves appended (timed)")
     parser.add_argument("--batch", type=int, default=100_000, help="leaves per transaction")
     parser.add_argument("--outbox", type=int, default=200_000, help="leaves via the outbox path")
-    parser.add_argument("--big", type=int, default=10_000_000, help="log size for proofs "
-                        "(0: skip)")
+    parser.add_argument("--big", type=int, default=10_000_000, help="log size for proofs (0: skip)")
     parser.add_argument("--build-batch", type=int, default=200_000)
     parser.add_argument("--proofs", type=int, default=10_000)
     parser.add_argument("--seed", type=int, default=9162)
-    parser.add_argument("--pg-url", default="postgresql://postgres@127.0.0.1:5432/postgres",
-                        help="a maintenance database on the server (bench_log is created)")
+    parser.add_argument(
+        "--pg-url",
+        default="postgresql://postgres@127.0.0.1:5432/postgres",
+        help="a maintenance database on the server (bench_log is created)",
+    )
     parser.add_argument("--workdir", type=Path, default=Path("var/bench"))
     parser.add_argument("--keep", action="store_true", help="keep the databases afterwards")
     args = parser.parse_args()
@@ -359,8 +418,10 @@ def main() -> None:
     raw_rate = len(leaves) / (time.perf_counter() - start)
     average = sum(map(len, leaves)) / len(leaves)
     del leaves
-    log(f"raw hashlib SHA-256 of the {args.leaves:,} leaves (avg {average:.0f} bytes): "
-        f"{raw_rate:,.0f} leaves/s")
+    log(
+        f"raw hashlib SHA-256 of the {args.leaves:,} leaves (avg {average:.0f} bytes): "
+        f"{raw_rate:,.0f} leaves/s"
+    )
 
     if args.backend in ("both", "sqlite"):
         args.workdir.mkdir(parents=True, exist_ok=True)

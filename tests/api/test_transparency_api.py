@@ -27,16 +27,30 @@ LOG_KEY = generate_signer_key("mutualaid.example/log", seed=b"\x42" * 32)
 
 
 def leaves(start: int, count: int) -> list[bytes]:
-    return [canonical_leaf("evidence", {
-        "claim_ref": f"claim-2026-{n % 7:06d}", "size": n, "media_type": "image/jpeg",
-        "sha256": hashlib.sha256(str(n).encode()).hexdigest()}) for n in range(start, start + count)]
+    return [
+        canonical_leaf(
+            "evidence",
+            {
+                "claim_ref": f"claim-2026-{n % 7:06d}",
+                "size": n,
+                "media_type": "image/jpeg",
+                "sha256": hashlib.sha256(str(n).encode()).hexdigest(),
+            },
+        )
+        for n in range(start, start + count)
+    ]
 
 
 def grow(ctx: ServiceContext, data: list[bytes]) -> None:
     with ctx.transaction() as session:
-        append_leaves(session, at=ctx.clock.now(), leaves=[
-            PendingLeaf("evidence", d, "claim", f"claim-2026-{n % 7:06d}")
-            for n, d in enumerate(data, start=0)])
+        append_leaves(
+            session,
+            at=ctx.clock.now(),
+            leaves=[
+                PendingLeaf("evidence", d, "claim", f"claim-2026-{n % 7:06d}")
+                for n, d in enumerate(data, start=0)
+            ],
+        )
     publish_checkpoint(ctx, LogConfig(LOG_KEY))
 
 
@@ -60,9 +74,14 @@ def test_the_public_log_serves_verifiable_checkpoints_tiles_proofs_and_bundles(
     older = TestClient(create_app(ctx)).get("/log/checkpoint").text
     # Leaves for claim n % 7, so indexes 200.. continue the same pattern.
     with ctx.transaction() as session:
-        append_leaves(session, at=ctx.clock.now(), leaves=[
-            PendingLeaf("evidence", d, "claim", f"claim-2026-{n % 7:06d}")
-            for n, d in enumerate(data[200:], start=200)])
+        append_leaves(
+            session,
+            at=ctx.clock.now(),
+            leaves=[
+                PendingLeaf("evidence", d, "claim", f"claim-2026-{n % 7:06d}")
+                for n, d in enumerate(data[200:], start=200)
+            ],
+        )
     publish_checkpoint(ctx, LogConfig(LOG_KEY))
     tree = MemoryTree.from_entries(data)
     client = TestClient(create_app(ctx))
@@ -79,7 +98,8 @@ def test_the_public_log_serves_verifiable_checkpoints_tiles_proofs_and_bundles(
     assert full.content == b"".join(tree.leaf_hash(i) for i in range(256))
     assert "immutable" in full.headers["cache-control"]
     assert client.get("/log/tile/0/001.p/44").content == b"".join(
-        tree.leaf_hash(i) for i in range(256, 300))
+        tree.leaf_hash(i) for i in range(256, 300)
+    )
     assert client.get("/log/tile/1/000.p/1").content == tree.read_nodes([NodeId(8, 0)])[0]
     assert decode_entry_bundle(client.get("/log/tile/entries/000").content) == data[:256]
     for missing in ("0/001", "0/1", "0/x000/001", "0/000.p/256", "64/000", "entries/001.p/45"):
@@ -88,16 +108,27 @@ def test_the_public_log_serves_verifiable_checkpoints_tiles_proofs_and_bundles(
     # Inclusion by index and by hash, consistency: all verify against the checkpoint.
     by_index = client.get("/api/v1/log/proofs/inclusion", params={"index": 123}).json()
     assert by_index["checkpoint"] == note.text and by_index["tree_size"] == 300
-    verify_inclusion(leaf_hash=tree.leaf_hash(123), index=123, size=300,
-                     proof=b64(by_index["proof"]), root=checkpoint.root_hash)
-    by_hash = client.get("/api/v1/log/proofs/inclusion",
-                         params={"leaf_hash": tree.leaf_hash(299).hex(), "size": 300}).json()
+    verify_inclusion(
+        leaf_hash=tree.leaf_hash(123),
+        index=123,
+        size=300,
+        proof=b64(by_index["proof"]),
+        root=checkpoint.root_hash,
+    )
+    by_hash = client.get(
+        "/api/v1/log/proofs/inclusion", params={"leaf_hash": tree.leaf_hash(299).hex(), "size": 300}
+    ).json()
     assert by_hash["leaf_index"] == 299
     consistency = client.get("/api/v1/log/proofs/consistency", params={"old": 200}).json()
     old = open_checkpoint(older, LOG_KEY.verifier()).checkpoint
     assert consistency["old_checkpoint"] == older
-    verify_consistency(old_size=200, new_size=300, old_root=old.root_hash,
-                       new_root=checkpoint.root_hash, proof=b64(consistency["proof"]))
+    verify_consistency(
+        old_size=200,
+        new_size=300,
+        old_root=old.root_hash,
+        new_root=checkpoint.root_hash,
+        proof=b64(consistency["proof"]),
+    )
 
     # Leaves, a page at a time.
     page = client.get("/api/v1/log/leaves", params={"start": 250}).json()
@@ -109,8 +140,7 @@ def test_the_public_log_serves_verifiable_checkpoints_tiles_proofs_and_bundles(
     assert len(first["leaves"]) == 300 and first["next"] is None
 
     # A member's bundle: every leaf of their claim, each proven at the checkpoint.
-    answer = client.get("/api/v1/log/bundles/claim/claim-2026-000003",
-                        params={"older_size": 200})
+    answer = client.get("/api/v1/log/bundles/claim/claim-2026-000003", params={"older_size": 200})
     assert answer.status_code == 200
     assert "proof-claim-claim-2026-000003.json" in answer.headers["content-disposition"]
     bundle = parse_subject_bundle(answer.content)
@@ -134,5 +164,4 @@ def test_bad_proof_requests_name_the_parameter(ctx: ServiceContext) -> None:
     assert error(inclusion, leaf_hash="00" * 32) == (404, "leaf_not_found", "leaf_hash")
     assert error(inclusion, leaf_hash="XYZ")[:2] == (422, "invalid_request")
     assert error("/api/v1/log/proofs/consistency", old=11) == (400, "bad_sizes", "old")
-    assert error("/api/v1/log/bundles/claim/claim-2026-999999") == (404, "no_leaves",
-                                                                     "subject_ref")
+    assert error("/api/v1/log/bundles/claim/claim-2026-999999") == (404, "no_leaves", "subject_ref")

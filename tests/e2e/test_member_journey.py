@@ -13,11 +13,13 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
-from zoneinfo import ZoneInfo
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect
+from tests.e2e.conftest import PHONE, LiveServer, Shots
+from tests.factories import PASSWORD, account, covered_member, publish_demo_plans, resident_id
 
 from mutualaid.clock import FixedClock
 from mutualaid.domain.accounts import Role
@@ -27,8 +29,6 @@ from mutualaid.services.claims import ClaimReport, decide_claim, report_claim, s
 from mutualaid.services.context import ServiceContext
 from mutualaid.services.transparency import LogConfig, publish_checkpoint
 from mutualaid.transparency.notes import generate_signer_key
-from tests.e2e.conftest import PHONE, LiveServer, Shots
-from tests.factories import PASSWORD, account, covered_member, publish_demo_plans, resident_id
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

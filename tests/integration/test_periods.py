@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
+from tests.factories import MAIN_PLAN, account, enroll, publish_demo_plans
 
 from mutualaid.clock import FixedClock
 from mutualaid.db.models import (
@@ -38,7 +39,6 @@ from mutualaid.services.periods import (
 )
 from mutualaid.services.plans import publish_plan
 from mutualaid.transparency.errors import VerificationError
-from tests.factories import MAIN_PLAN, account, enroll, publish_demo_plans
 
 SHANGHAI = "Asia/Shanghai"
 #: Period of 7 March 2026: locks at 00:00 Shanghai on the 7th = 16:00 UTC on the 6th.
@@ -298,9 +298,9 @@ class TestCaps:
 
 
 def enroll_again(ctx: ServiceContext, holder: Actor, old_membership_id: int) -> int:
-    from mutualaid.db.models import Person
-    from mutualaid.services.personal_data import PersonalDataProtector  # noqa: F401
     from tests.factories import HEALTHY
+
+    from mutualaid.db.models import Person
 
     with ctx.reading() as session:
         membership = session.get_one(Membership, old_membership_id)
@@ -372,3 +372,54 @@ class TestProofs:
             verify_charge_proof(tampered)
         with pytest.raises(DomainError):
             charge_proof(ctx, account(ctx), membership.id, MAIN_PLAN, MARCH_7)
+
+    @pytest.mark.parametrize("block_bits", [10, 1])
+    def test_the_committed_root_is_every_members_charge_recomputed_from_the_statements(
+        self, ctx: ServiceContext, clock: FixedClock, block_bits: int,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        """With blocks of 2 ids and chunks of 3 rows, blocks also straddle the streamed chunks."""
+        import mutualaid.domain.apportionment
+        import mutualaid.services.periods
+
+        for module in (mutualaid.domain.apportionment, mutualaid.services.periods):
+            monkeypatch.setattr(module, "BLOCK_BITS", block_bits)
+        from collections import defaultdict
+
+        from mutualaid.domain.apportionment import charges_leaf
+        from mutualaid.services.periods import (
+            charge_blocks_postgres,
+            charge_blocks_streamed,
+            charge_rule,
+        )
+        from mutualaid.transparency.merkle import MemoryTree
+
+        use_rules(ctx, annual_fen=400, fee_bp=0)
+        people = members(ctx, clock, 6)
+        approved_claim(ctx, people[0][1].id, 1200, datetime(2026, 1, 2, tzinfo=UTC))
+        close_on(ctx, clock, date(2026, 1, 7))
+        members(ctx, clock, 3, when=datetime(2026, 1, 10, tzinfo=UTC))
+        change_membership(ctx, staff_operator(ctx), people[5][1].id, MembershipEvent.SUSPEND)
+        approved_claim(ctx, people[1][1].id, 2400, datetime(2026, 1, 15, tzinfo=UTC))
+        period = close_on(ctx, clock, date(2026, 1, 21))
+        assert period.sponsor_fen  # the annual cap binds for the January members
+        blocks: dict[int, list[tuple[int, int]]] = defaultdict(list)
+        with ctx.reading() as session:
+            ids = session.scalars(select(Membership.id).order_by(Membership.id)).all()
+        for membership_id in ids:
+            for line in member_statement(ctx, SYSTEM_ACTOR, membership_id).lines:
+                if line.period_ref == period.ref and line.status != "excluded":
+                    blocks[membership_id >> block_bits].append((membership_id, line.charge_fen))
+        leaves = [charges_leaf(period.ref, b, pairs) for b, pairs in sorted(blocks.items())]
+        assert MemoryTree.from_entries(leaves).root().hex() == period.charges_root
+        with ctx.reading() as session:
+            row = session.scalars(select(Period).where(Period.ref == period.ref)).one()
+            rule = charge_rule(session, row)
+            streamed = charge_blocks_streamed(session, rule, chunk=3)
+            assert len(streamed) == len(leaves)
+            if ctx.engine.dialect.name == "postgresql":
+                assert charge_blocks_postgres(session, rule) == streamed
+        for membership_id in ids[1:5]:
+            if membership_id != people[5][1].id:
+                verify_charge_proof(charge_proof(ctx, SYSTEM_ACTOR, membership_id, MAIN_PLAN,
+                                                 date(2026, 1, 21)))

@@ -7,6 +7,16 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
+from tests.factories import MAIN_PLAN, publish_demo_plans
+from tests.integration.test_periods import (
+    LOCK_MARCH_7,
+    MARCH_7,
+    approved_claim,
+    close_on,
+    join_at,
+    members,
+    use_rules,
+)
 
 from mutualaid.clock import FixedClock
 from mutualaid.db.models import Claim, CollectionFailure, Membership, Notification
@@ -29,16 +39,6 @@ from mutualaid.services.collections import (
 from mutualaid.services.context import ServiceContext
 from mutualaid.services.ledger import balances, unbalanced_transactions
 from mutualaid.services.periods import member_statement
-from tests.factories import MAIN_PLAN, publish_demo_plans
-from tests.integration.test_periods import (
-    LOCK_MARCH_7,
-    MARCH_7,
-    approved_claim,
-    close_on,
-    join_at,
-    members,
-    use_rules,
-)
 
 MEMBERS = f"plan:{MAIN_PLAN}:members"
 DEBIT_DAY = datetime(2026, 3, 14, 2, tzinfo=UTC)  # 10:00 Shanghai on the 14th

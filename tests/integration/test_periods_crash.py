@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
+from tests.factories import MAIN_PLAN, publish_demo_plans
+from tests.integration.test_periods import LOCK_MARCH_7, MARCH_7, approved_claim, members, use_rules
 
 from mutualaid.clock import FixedClock
 from mutualaid.db.models import LedgerTransaction, LogEntry, Period, PeriodChargeTree
@@ -22,8 +24,6 @@ from mutualaid.services.collections import SimulatedProvider, collect_period
 from mutualaid.services.context import ServiceContext
 from mutualaid.services.ledger import balances, unbalanced_transactions
 from mutualaid.services.periods import charge_proof, close_period, verify_charge_proof
-from tests.factories import MAIN_PLAN, publish_demo_plans
-from tests.integration.test_periods import LOCK_MARCH_7, MARCH_7, approved_claim, members, use_rules
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -136,3 +136,23 @@ def test_a_collection_killed_after_debiting_and_run_again_debits_each_payer_once
             == {f"plan:{MAIN_PLAN}:members": -(period.share_fen or 0)}
         assert unbalanced_transactions(session) == []
     assert date(2026, 3, 14) == period.debit_on
+
+
+def test_two_workers_closing_the_same_period_at_once_charge_once(
+    ctx: ServiceContext, clock: FixedClock
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    use_rules(ctx)
+    people = members(ctx, clock, 4)
+    approved_claim(ctx, people[0][1].id, 400, LOCK_MARCH_7 - timedelta(days=1))
+    clock.set(LOCK_MARCH_7 + timedelta(hours=9))
+    with ThreadPoolExecutor(2) as pool:
+        views = list(pool.map(lambda _: close_period(ctx, SYSTEM_ACTOR, MAIN_PLAN, MARCH_7),
+                              range(2)))
+    assert views[0] == views[1] and views[0].state is PeriodState.COMMITTED
+    with ctx.reading() as session:
+        assert session.scalar(select(func.count()).select_from(Period)) == 1
+        assert session.scalar(select(func.count()).select_from(LedgerTransaction)) == 1
+        assert session.scalar(select(func.count()).select_from(LogEntry).where(
+            LogEntry.leaf_type == "period_commitment")) == 1

@@ -12,6 +12,8 @@ from datetime import UTC, date, datetime, timedelta
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
+from tests.factories import HEALTHY, account, resident_id
+from tests.integration.test_periods import approved_claim
 
 from mutualaid.clock import FixedClock
 from mutualaid.db.models import LedgerEntry, Membership
@@ -24,8 +26,6 @@ from mutualaid.services.ledger import unbalanced_transactions
 from mutualaid.services.memberships import EnrollmentRequest, change_membership, enroll_member
 from mutualaid.services.periods import close_period, member_statement, period_notice
 from mutualaid.services.plans import publish_plan
-from tests.factories import HEALTHY, account, resident_id
-from tests.integration.test_periods import approved_claim
 
 PUBLICITY_DAYS = [date(2026, 1, 7), date(2026, 1, 21), date(2026, 2, 7), date(2026, 2, 21)]
 _plans = itertools.count(1)

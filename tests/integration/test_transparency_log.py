@@ -49,29 +49,44 @@ LOG_KEY = generate_signer_key(ORIGIN, seed=b"\x42" * 32)
 
 
 def evidence(n: int, claim: str = "claim-2026-000001") -> dict[str, object]:
-    return {"claim_ref": claim, "sha256": hashlib.sha256(f"scan {n}".encode()).hexdigest(),
-            "size": 1000 + n, "media_type": "image/jpeg"}
+    return {
+        "claim_ref": claim,
+        "sha256": hashlib.sha256(f"scan {n}".encode()).hexdigest(),
+        "size": 1000 + n,
+        "media_type": "image/jpeg",
+    }
 
 
 def queue(ctx: ServiceContext, n: int, claim: str = "claim-2026-000001") -> None:
     with ctx.transaction() as session:
-        queue_leaf(session, at=ctx.clock.now(), leaf_type="evidence", fields=evidence(n, claim),
-                   subject_type="claim", subject_ref=claim)
+        queue_leaf(
+            session,
+            at=ctx.clock.now(),
+            leaf_type="evidence",
+            fields=evidence(n, claim),
+            subject_type="claim",
+            subject_ref=claim,
+        )
 
 
 def bulk(ctx: ServiceContext, count: int, start: int = 0) -> list[bytes]:
     data = [canonical_leaf("evidence", evidence(n)) for n in range(start, start + count)]
     with ctx.transaction() as session:
-        queue_leaves(session, at=ctx.clock.now(), leaves=[
-            PendingLeaf("evidence", d, "claim", "claim-2026-000001") for d in data])
+        queue_leaves(
+            session,
+            at=ctx.clock.now(),
+            leaves=[PendingLeaf("evidence", d, "claim", "claim-2026-000001") for d in data],
+        )
     return data
 
 
 def indexed_hashes(ctx: ServiceContext) -> list[tuple[int, bytes]]:
     with ctx.reading() as session:
-        rows = session.execute(select(LogEntry.leaf_index, LogEntry.leaf_hash)
-                               .where(LogEntry.leaf_index.is_not(None))
-                               .order_by(LogEntry.leaf_index)).all()
+        rows = session.execute(
+            select(LogEntry.leaf_index, LogEntry.leaf_hash)
+            .where(LogEntry.leaf_index.is_not(None))
+            .order_by(LogEntry.leaf_index)
+        ).all()
     return [(int(i), bytes(h)) for i, h in rows]
 
 
@@ -91,7 +106,7 @@ def test_sequencer_numbers_queued_leaves_in_order_and_stores_the_tree(ctx: Servi
         assert root_at(session, 37) == tree.root()
         assert root_at(session, 20) == tree.root(20)
         # Only complete interior nodes are stored: n - popcount(n) of them.
-        assert session.scalar(select(func.count()).select_from(LogNode)) == 37 - 37 .bit_count()
+        assert session.scalar(select(func.count()).select_from(LogNode)) == 37 - (37).bit_count()
 
 
 def test_proofs_from_stored_nodes_equal_the_reference_for_random_sizes(ctx: ServiceContext) -> None:
@@ -107,7 +122,9 @@ def test_proofs_from_stored_nodes_equal_the_reference_for_random_sizes(ctx: Serv
             index = rng.randrange(size)
             old = rng.randint(0, size)
             assert inclusion_proof_at(session, index, size) == tree.inclusion_proof(index, size)
-            assert consistency_proof_between(session, old, size) == tree.consistency_proof(old, size)
+            assert consistency_proof_between(session, old, size) == tree.consistency_proof(
+                old, size
+            )
         assert leaf_index_of(session, hash_leaf(data[77]), len(data)) == 77
         assert hash_tile(session, 0, 0, 256) == [tree.leaf_hash(i) for i in range(256)]
         assert hash_tile(session, 0, 1, 245) == [tree.leaf_hash(i) for i in range(256, 501)]
@@ -130,8 +147,14 @@ def test_proofs_have_at_most_ceil_log2_n_hashes(ctx: ServiceContext) -> None:
 def test_a_rolled_back_transaction_leaves_no_leaf(ctx: ServiceContext) -> None:
     queue(ctx, 1)
     with pytest.raises(RuntimeError), ctx.transaction() as session:
-        queue_leaf(session, at=ctx.clock.now(), leaf_type="evidence", fields=evidence(2),
-                   subject_type="claim", subject_ref="claim-2026-000001")
+        queue_leaf(
+            session,
+            at=ctx.clock.now(),
+            leaf_type="evidence",
+            fields=evidence(2),
+            subject_type="claim",
+            subject_ref="claim-2026-000001",
+        )
         raise RuntimeError("the decision failed after its leaf was queued")
     queue(ctx, 3)
     assert integrate_all(ctx).size == 2
@@ -180,8 +203,9 @@ def test_concurrent_producers_and_sequencers_never_duplicate_or_skip_an_index(
     assert final.root_hash == MemoryTree(h for _, h in rows).root()
 
 
-def test_publishing_without_witnesses_signs_and_serves_a_bundle(ctx: ServiceContext,
-                                                                 clock: FixedClock) -> None:
+def test_publishing_without_witnesses_signs_and_serves_a_bundle(
+    ctx: ServiceContext, clock: FixedClock
+) -> None:
     config = LogConfig(LOG_KEY)
     for n in range(5):
         queue(ctx, n, claim="claim-2026-000007" if n % 2 else "claim-2026-000008")
@@ -220,8 +244,12 @@ def test_key_files_and_settings(tmp_path: Path) -> None:
     with pytest.raises(FileExistsError):
         write_key_file(path, LOG_KEY)
     witness = generate_witness_key("w1.example", seed=b"\x01" * 32).verifier()
-    settings = Settings(secret_key="x" * 40, log_key_file=path,
-                        witnesses=f"w1={witness.encode()}@http://127.0.0.1:9/", witness_quorum=1)
+    settings = Settings(
+        secret_key="x" * 40,
+        log_key_file=path,
+        witnesses=f"w1={witness.encode()}@http://127.0.0.1:9/",
+        witness_quorum=1,
+    )
     config = load_log_config(settings)
     assert config.origin == ORIGIN and config.witnesses[0].url == "http://127.0.0.1:9"
     with pytest.raises(LogError, match="quorum of 2 can never be met with 1 witnesses"):

@@ -38,8 +38,9 @@ from mutualaid.transparency.witnesses import generate_witness_key
 
 ORIGIN = "mutualaid.example/log"
 LOG_KEY = generate_signer_key(ORIGIN, seed=b"\x42" * 32)
-WITNESS_KEYS = [generate_witness_key(f"w{n}.example", seed=bytes([0x60 + n]) * 32)
-                for n in range(3)]
+WITNESS_KEYS = [
+    generate_witness_key(f"w{n}.example", seed=bytes([0x60 + n]) * 32) for n in range(3)
+]
 NOW = 1_770_000_000
 TREE = MemoryTree.from_entries(f"leaf {n}".encode() for n in range(20))
 FORK = MemoryTree.from_entries(f"forged {n}".encode() for n in range(20))
@@ -49,8 +50,13 @@ def note(size: int, tree: MemoryTree = TREE, key: SignerKey = LOG_KEY) -> str:
     return sign_checkpoint(Checkpoint(ORIGIN, size, tree.root(size)), key)
 
 
-def body(old: int, new: int, tree: MemoryTree = TREE, proof: list[bytes] | None = None,
-         checkpoint: str | None = None) -> bytes:
+def body(
+    old: int,
+    new: int,
+    tree: MemoryTree = TREE,
+    proof: list[bytes] | None = None,
+    checkpoint: str | None = None,
+) -> bytes:
     hashes = tree.consistency_proof(old, new) if proof is None else proof
     lines = "".join(base64.b64encode(h).decode() + "\n" for h in hashes)
     return f"old {old}\n{lines}\n{checkpoint or note(new, tree)}".encode()
@@ -89,14 +95,28 @@ def test_witness_cosigns_a_growing_log_and_remembers_across_restarts(
         (lambda: body(8, 8, FORK), 409, "fork: checkpoint at size 8 has root"),
         (lambda: body(8, 12, FORK), 422, "bad_proof: cannot verify that size 12 extends size 8"),
         (lambda: body(8, 12, proof=TREE.consistency_proof(8, 12)[:-1]), 422, "bad_proof"),
-        (lambda: body(8, 5, proof=[]), 400, "shrink: checkpoint size 5 is smaller than the old "
-                                            "size 8"),
-        (lambda: body(0, 5, checkpoint=note(5, key=generate_signer_key(ORIGIN))), 403,
-         "bad_signature: note has no signature by a known key"),
-        (lambda: body(0, 5, checkpoint=sign_checkpoint(
-            Checkpoint("other.example/log", 5, TREE.root(5)),
-            generate_signer_key("other.example/log"))), 404,
-         "unknown_origin: this witness does not follow the log 'other.example/log'"),
+        (
+            lambda: body(8, 5, proof=[]),
+            400,
+            "shrink: checkpoint size 5 is smaller than the old size 8",
+        ),
+        (
+            lambda: body(0, 5, checkpoint=note(5, key=generate_signer_key(ORIGIN))),
+            403,
+            "bad_signature: note has no signature by a known key",
+        ),
+        (
+            lambda: body(
+                0,
+                5,
+                checkpoint=sign_checkpoint(
+                    Checkpoint("other.example/log", 5, TREE.root(5)),
+                    generate_signer_key("other.example/log"),
+                ),
+            ),
+            404,
+            "unknown_origin: this witness does not follow the log 'other.example/log'",
+        ),
         (lambda: b"old 08\n\n" + note(5).encode(), 400, "malformed: first line 'old 08'"),
         (lambda: b"old 0\n", 400, "malformed: request has no empty line before the checkpoint"),
         (lambda: b"old 0\n\n" + note(5).encode()[:-90], 400, "malformed: note"),
@@ -117,22 +137,35 @@ def test_witness_refuses_with_a_status_and_a_code(
 
 def queue(ctx: ServiceContext, n: int) -> None:
     with ctx.transaction() as session:
-        queue_leaf(session, at=ctx.clock.now(), leaf_type="evidence",
-                   fields={"claim_ref": "claim-2026-000001", "size": n,
-                           "sha256": hashlib.sha256(str(n).encode()).hexdigest(),
-                           "media_type": "application/pdf"},
-                   subject_type="claim", subject_ref="claim-2026-000001")
+        queue_leaf(
+            session,
+            at=ctx.clock.now(),
+            leaf_type="evidence",
+            fields={
+                "claim_ref": "claim-2026-000001",
+                "size": n,
+                "sha256": hashlib.sha256(str(n).encode()).hexdigest(),
+                "media_type": "application/pdf",
+            },
+            subject_type="claim",
+            subject_ref="claim-2026-000001",
+        )
 
 
 @pytest.fixture
 def in_process(tmp_path: Path) -> Iterator[tuple[tuple[WitnessEndpoint, ...], httpx.Client]]:
     """Three witness apps reached through one httpx client, routed by host name; w2 is down."""
     stores = [WitnessStore(tmp_path / f"w{n}.sqlite") for n in range(3)]
-    clients = {f"w{n}.test": TestClient(create_witness_app(
-        key, [LOG_KEY.verifier()], stores[n], clock=lambda: NOW))
-        for n, key in enumerate(WITNESS_KEYS)}
-    endpoints = tuple(WitnessEndpoint(f"w{n}", key.verifier(), f"http://w{n}.test")
-                      for n, key in enumerate(WITNESS_KEYS))
+    clients = {
+        f"w{n}.test": TestClient(
+            create_witness_app(key, [LOG_KEY.verifier()], stores[n], clock=lambda: NOW)
+        )
+        for n, key in enumerate(WITNESS_KEYS)
+    }
+    endpoints = tuple(
+        WitnessEndpoint(f"w{n}", key.verifier(), f"http://w{n}.test")
+        for n, key in enumerate(WITNESS_KEYS)
+    )
 
     def route(request: httpx.Request) -> httpx.Response:
         if request.url.host == "w2.test":
@@ -181,11 +214,30 @@ def witness_processes(tmp_path: Path) -> Iterator[list[WitnessEndpoint]]:
     for n, key in enumerate(WITNESS_KEYS):
         write_key_file(tmp_path / f"w{n}.key", key)
         port = free_port()
-        processes.append(subprocess.Popen(
-            [sys.executable, "-m", "mutualaid", "witness", "serve", "--key", str(tmp_path / f"w{n}.key"),
-             "--state", str(tmp_path / f"w{n}.sqlite"), "--log-key", LOG_KEY.verifier().encode(),
-             "--host", "127.0.0.1", "--port", str(port)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ}))
+        processes.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "mutualaid",
+                    "witness",
+                    "serve",
+                    "--key",
+                    str(tmp_path / f"w{n}.key"),
+                    "--state",
+                    str(tmp_path / f"w{n}.sqlite"),
+                    "--log-key",
+                    LOG_KEY.verifier().encode(),
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(port),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                env={**os.environ},
+            )
+        )
         endpoints.append(WitnessEndpoint(f"w{n}", key.verifier(), f"http://127.0.0.1:{port}"))
     try:
         deadline = time.monotonic() + 30
@@ -214,8 +266,7 @@ def test_real_witness_processes_publish_with_two_of_three_when_one_saw_a_fork(
 ) -> None:
     # Witness w2 was shown a forked history at size 3, signed by the log's own key.
     forked = MemoryTree.from_entries(f"forged {n}".encode() for n in range(3))
-    shown = httpx.post(witness_processes[2].url + "/add-checkpoint",
-                       content=body(0, 3, forked))
+    shown = httpx.post(witness_processes[2].url + "/add-checkpoint", content=body(0, 3, forked))
     assert shown.status_code == 200, shown.text
 
     for n in range(6):
@@ -227,7 +278,8 @@ def test_real_witness_processes_publish_with_two_of_three_when_one_saw_a_fork(
     assert not refused.cosigned
     assert refused.detail.startswith(
         "refused (HTTP 422): bad_proof: cannot verify that size 6 extends size 3 this witness "
-        "cosigned (a fork of the log, or a bad proof)"), refused.detail
+        "cosigned (a fork of the log, or a bad proof)"
+    ), refused.detail
     # The honest witnesses keep following the log.
     queue(ctx, 6)
     again = publish_checkpoint(ctx, LogConfig(LOG_KEY, tuple(witness_processes), quorum=2))

@@ -5,15 +5,20 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from fastapi.testclient import TestClient
+from tests.factories import PASSWORD, account, enroll, publish_demo_plans, resident_id
 
 from mutualaid.api.app import create_app
+from mutualaid.clock import FixedClock
 from mutualaid.db.models import Account
 from mutualaid.domain.accounts import Role
+from mutualaid.services.accounts import Actor
 from mutualaid.services.context import ServiceContext
-from tests.factories import PASSWORD, account, publish_demo_plans
 
 _TOKEN = re.compile(r'name="csrf_token" value="([0-9a-f]+)"')
 
@@ -73,3 +78,52 @@ def member_browser(ctx: ServiceContext, client: TestClient) -> Browser:
     browser = Browser(client)
     browser.log_in(phone_of(ctx, actor.account_id))
     return browser
+
+
+@dataclass(frozen=True)
+class PublishedCase:
+    member: Actor
+    membership_id: int
+    ref: str
+    full_name: str
+    id_number: str
+    hospital: str
+    reviewer: Actor
+    investigator: Actor
+    approver: Actor
+
+
+def published_case(ctx: ServiceContext, clock: FixedClock, *, name: str = "欧阳明华",
+                   hospital: str = "杭州市第一人民医院") -> PublishedCase:
+    """A member covered for 200 days whose claim was investigated, approved by someone else and
+    is now in publicity (the clock is moved to the publicity day)."""
+    from mutualaid.services.claims import (
+        ClaimReport,
+        assign_investigation,
+        decide_claim,
+        file_investigation_report,
+        report_claim,
+        run_publicity,
+        start_review,
+    )
+
+    member = account(ctx)
+    id_number = resident_id(date(1988, 4, 2))
+    now = clock.now()
+    clock.set(now - timedelta(days=200))
+    membership = enroll(ctx, member, date(1988, 4, 2), name=name, id_number=id_number)
+    clock.set(now)
+    claim = report_claim(ctx, member, ClaimReport(membership.id, "CI01", now.date() - timedelta(
+        days=3), hospital))
+    reviewer, approver = account(ctx, Role.REVIEWER), account(ctx, Role.REVIEWER)
+    investigator = account(ctx, Role.INVESTIGATOR)
+    operator = account(ctx, Role.OPERATOR)
+    start_review(ctx, reviewer, claim.ref)
+    assign_investigation(ctx, reviewer, claim.ref, investigator.account_id)
+    file_investigation_report(ctx, investigator, claim.ref, "confirmed", "approve")
+    decided = decide_claim(ctx, approver, claim.ref, approve=True)
+    assert decided.publicity_on is not None
+    clock.set(datetime.combine(decided.publicity_on, time(9), tzinfo=ZoneInfo("Asia/Shanghai")))
+    run_publicity(ctx, claim.plan_code, operator)
+    return PublishedCase(member, membership.id, claim.ref, name, id_number, hospital, reviewer,
+                         investigator, approver)

@@ -61,3 +61,11 @@ def test_money_and_dates_follow_the_locale() -> None:
     # 16:30 UTC is 00:30 the next day in Shanghai.
     instant = datetime(2026, 3, 1, 16, 30, tzinfo=UTC)
     assert zh.datetime(instant, ZoneInfo("Asia/Shanghai")) == "2026年3月2日 00:30 (UTC+8)"
+
+
+def test_the_english_catalog_says_what_the_code_says() -> None:
+    with (LOCALE_DIR / "en" / "LC_MESSAGES" / "messages.po").open("rb") as handle:
+        catalog = read_po(handle, locale="en")
+    for message in catalog:
+        text = message.string[0] if isinstance(message.string, tuple) else message.string
+        assert not message.id or not text or not re.search(r"[\u4e00-\u9fff]", text), message.id

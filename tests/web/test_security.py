@@ -8,6 +8,8 @@ from datetime import timedelta
 import pytest
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
+from tests.factories import PASSWORD, account
+from tests.web.conftest import Browser, csrf, phone_of
 
 from mutualaid.api.app import create_app
 from mutualaid.clock import FixedClock
@@ -16,8 +18,6 @@ from mutualaid.services.accounts import authenticate
 from mutualaid.services.context import ServiceContext
 from mutualaid.web import claims, juries, members, public, staff
 from mutualaid.web.pages import PageRoute
-from tests.factories import PASSWORD, account
-from tests.web.conftest import Browser, csrf, phone_of
 
 
 def test_a_form_without_its_csrf_token_is_refused(client: TestClient) -> None:

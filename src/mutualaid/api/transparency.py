@@ -44,8 +44,11 @@ def _b64(data: bytes) -> str:
 # --- C2SP tlog-tiles --------------------------------------------------------------------------
 
 
-@tiles.get("/checkpoint", response_class=Response,
-           responses={200: {"content": {"text/plain": {}}}, 404: {}})
+@tiles.get(
+    "/checkpoint",
+    response_class=Response,
+    responses={200: {"content": {"text/plain": {}}}, 404: {}},
+)
 def checkpoint_note(ctx: Context) -> Response:
     """The latest published checkpoint: a C2SP signed note, signed by the log and cosigned by
     at least the quorum of witnesses."""
@@ -53,12 +56,16 @@ def checkpoint_note(ctx: Context) -> Response:
         checkpoint = latest_published(session)
     if checkpoint is None:
         raise NotFound("no_checkpoint", "the log has not published a checkpoint yet")
-    return Response(checkpoint.note, media_type="text/plain; charset=utf-8",
-                    headers={"Cache-Control": _FRESH})
+    return Response(
+        checkpoint.note, media_type="text/plain; charset=utf-8", headers={"Cache-Control": _FRESH}
+    )
 
 
-@tiles.get("/tile/{tile_path:path}", response_class=Response,
-           responses={200: {"content": {"application/octet-stream": {}}}, 404: {}})
+@tiles.get(
+    "/tile/{tile_path:path}",
+    response_class=Response,
+    responses={200: {"content": {"application/octet-stream": {}}}, 404: {}},
+)
 def tile(tile_path: str, ctx: Context) -> Response:
     """A tlog-tiles hash tile (``<L>/<N>[.p/<W>]``) or entry bundle (``entries/<N>[.p/<W>]``)."""
     try:
@@ -72,8 +79,11 @@ def tile(tile_path: str, ctx: Context) -> Response:
             body = b"".join(hash_tile(session, ref.level, ref.index, ref.width))
     if not body:
         raise NotFound("no_tile", f"the log has not grown to {ref.path} yet", "tile_path")
-    return Response(body, media_type="application/octet-stream",
-                    headers={"Cache-Control": _IMMUTABLE if ref.is_full else _FRESH})
+    return Response(
+        body,
+        media_type="application/octet-stream",
+        headers={"Cache-Control": _IMMUTABLE if ref.is_full else _FRESH},
+    )
 
 
 # --- JSON ---------------------------------------------------------------------------------------
@@ -143,21 +153,29 @@ def checkpoint_json(ctx: Context) -> CheckpointOut:
         integrated = log_size(session)
     if checkpoint is None:
         raise NotFound("no_checkpoint", "the log has not published a checkpoint yet")
-    return CheckpointOut(size=checkpoint.size, root_hash=_b64(checkpoint.root_hash),
-                         root_hash_hex=checkpoint.root_hash.hex(), note=checkpoint.note,
-                         cosigners=checkpoint.cosigners, quorum=checkpoint.quorum,
-                         created_at=checkpoint.created_at, published_at=checkpoint.published_at,
-                         integrated_size=integrated)
+    return CheckpointOut(
+        size=checkpoint.size,
+        root_hash=_b64(checkpoint.root_hash),
+        root_hash_hex=checkpoint.root_hash.hex(),
+        note=checkpoint.note,
+        cosigners=checkpoint.cosigners,
+        quorum=checkpoint.quorum,
+        created_at=checkpoint.created_at,
+        published_at=checkpoint.published_at,
+        integrated_size=integrated,
+    )
 
 
 @api.get("/proofs/inclusion", response_model=InclusionOut)
 def inclusion(
     ctx: Context,
     index: Annotated[int | None, Query(ge=0, description="The leaf's index")] = None,
-    leaf_hash: Annotated[str | None, Query(pattern="^[0-9a-f]{64}$",
-                                           description="Or the leaf's RFC 9162 hash, hex")] = None,
-    size: Annotated[int | None, Query(ge=1, description="Tree size; default: the latest "
-                                      "published checkpoint")] = None,
+    leaf_hash: Annotated[
+        str | None, Query(pattern="^[0-9a-f]{64}$", description="Or the leaf's RFC 9162 hash, hex")
+    ] = None,
+    size: Annotated[
+        int | None, Query(ge=1, description="Tree size; default: the latest published checkpoint")
+    ] = None,
 ) -> InclusionOut:
     """An inclusion proof by leaf index or by leaf hash (RFC 9162 §2.1.3)."""
     if (index is None) == (leaf_hash is None):
@@ -170,17 +188,23 @@ def inclusion(
         proof = inclusion_proof_at(session, index, tree_size)
         hash_value = leaves_between(session, index, index + 1)[0].leaf_hash
         published = checkpoint_at(session, tree_size)
-    return InclusionOut(leaf_index=index, tree_size=tree_size, leaf_hash=hash_value.hex(),
-                        proof=[_b64(h) for h in proof],
-                        checkpoint=published.note if published and published.published else None)
+    return InclusionOut(
+        leaf_index=index,
+        tree_size=tree_size,
+        leaf_hash=hash_value.hex(),
+        proof=[_b64(h) for h in proof],
+        checkpoint=published.note if published and published.published else None,
+    )
 
 
 @api.get("/proofs/consistency", response_model=ConsistencyOut)
 def consistency(
     ctx: Context,
     old: Annotated[int, Query(ge=0, description="The older tree size")],
-    new: Annotated[int | None, Query(ge=0, description="The newer tree size; default: the "
-                                     "latest published checkpoint")] = None,
+    new: Annotated[
+        int | None,
+        Query(ge=0, description="The newer tree size; default: the latest published checkpoint"),
+    ] = None,
 ) -> ConsistencyOut:
     """A consistency proof between two tree sizes (RFC 9162 §2.1.4)."""
     new_size = _default_size(ctx, new)
@@ -188,16 +212,22 @@ def consistency(
         proof = consistency_proof_between(session, old, new_size)
         notes = [checkpoint_at(session, s) for s in (old, new_size)]
     old_note, new_note = (n.note if n and n.published else None for n in notes)
-    return ConsistencyOut(old_size=old, new_size=new_size, proof=[_b64(h) for h in proof],
-                          old_checkpoint=old_note, new_checkpoint=new_note)
+    return ConsistencyOut(
+        old_size=old,
+        new_size=new_size,
+        proof=[_b64(h) for h in proof],
+        old_checkpoint=old_note,
+        new_checkpoint=new_note,
+    )
 
 
 @api.get("/leaves", response_model=LeavesOut)
 def leaves(
     ctx: Context,
     start: Annotated[int, Query(ge=0)] = 0,
-    end: Annotated[int | None, Query(ge=0, description=f"Exclusive; at most {MAX_LEAVES_PAGE} "
-                                     "leaves per page")] = None,
+    end: Annotated[
+        int | None, Query(ge=0, description=f"Exclusive; at most {MAX_LEAVES_PAGE} leaves per page")
+    ] = None,
 ) -> LeavesOut:
     """Integrated leaves with their decoded records, a page at a time."""
     stop = min(start + MAX_LEAVES_PAGE, end if end is not None else start + 100)
@@ -207,31 +237,53 @@ def leaves(
     out = []
     for row in rows:
         try:
-            record: dict[str, Any] | None = {"type": (leaf := decode_leaf(row.leaf_data)).type,
-                                             **leaf.fields}
+            record: dict[str, Any] | None = {
+                "type": (leaf := decode_leaf(row.leaf_data)).type,
+                **leaf.fields,
+            }
         except LeafError:
             record = None
-        out.append(LeafOut(index=row.index, leaf_hash=row.leaf_hash.hex(),
-                           leaf_data=_b64(row.leaf_data), leaf=record, leaf_type=row.leaf_type,
-                           subject_type=row.subject_type, subject_ref=row.subject_ref))
+        out.append(
+            LeafOut(
+                index=row.index,
+                leaf_hash=row.leaf_hash.hex(),
+                leaf_data=_b64(row.leaf_data),
+                leaf=record,
+                leaf_type=row.leaf_type,
+                subject_type=row.subject_type,
+                subject_ref=row.subject_ref,
+            )
+        )
     more = stop < integrated and (end is None or stop < end)
     return LeavesOut(start=start, end=stop, leaves=out, next=stop if more else None)
 
 
-@api.get("/bundles/{subject_type}/{subject_ref:path}", response_class=Response,
-            responses={200: {"content": {"application/json": {}}}, 404: {}})
+@api.get(
+    "/bundles/{subject_type}/{subject_ref:path}",
+    response_class=Response,
+    responses={200: {"content": {"application/json": {}}}, 404: {}},
+)
 def bundle(
-    subject_type: str, subject_ref: str, ctx: Context,
-    older_size: Annotated[int | None, Query(ge=0, description="Also prove consistency with "
-                                            "the published checkpoint at this size")] = None,
+    subject_type: str,
+    subject_ref: str,
+    ctx: Context,
+    older_size: Annotated[
+        int | None,
+        Query(
+            ge=0, description="Also prove consistency with the published checkpoint at this size"
+        ),
+    ] = None,
 ) -> Response:
     """A self-contained proof bundle: every leaf about the subject (e.g. ``claim``/its ref) with
     its inclusion proof at the latest published checkpoint, the checkpoint and the keys. Check it
     offline with ``mutualaid verify bundle FILE``."""
     result = proof_bundle(ctx, subject_type, subject_ref, older_size=older_size)
     filename = re.sub(r"[^A-Za-z0-9._-]", "_", f"proof-{subject_type}-{subject_ref}.json")
-    return Response(result.to_json(), media_type="application/json",
-                    headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+    return Response(
+        result.to_json(),
+        media_type="application/json",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
 
 
 #: Both routers, for the app's one `include_router` line.

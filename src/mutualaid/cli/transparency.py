@@ -49,10 +49,15 @@ app = typer.Typer(
 @app.command("keygen")
 @friendly_errors
 def keygen(
-    name: str = typer.Option(None, help="Key name = the log's origin (default: "
-                             "MUTUALAID_LOG_ORIGIN or mutualaid.example/log)"),
-    out: Path = typer.Option(..., help="Where to write the secret key (mode 0600, never "
-                             "overwritten); point MUTUALAID_LOG_KEY_FILE at it"),
+    name: str = typer.Option(
+        None,
+        help="Key name = the log's origin (default: MUTUALAID_LOG_ORIGIN or mutualaid.example/log)",
+    ),
+    out: Path = typer.Option(
+        ...,
+        help="Where to write the secret key (mode 0600, never "
+        "overwritten); point MUTUALAID_LOG_KEY_FILE at it",
+    ),
 ) -> None:
     """Create the log's Ed25519 signer key; prints the verifier key to publish."""
     origin = name or os.environ.get("MUTUALAID_LOG_ORIGIN") or DEFAULT_ORIGIN
@@ -71,8 +76,10 @@ def integrate(
     with service_context() as ctx:
         while True:
             result = integrate_all(ctx, max_batch=batch)
-            typer.echo(f"integrated {result.integrated} leaves; log size {result.size}, "
-                       f"root {result.root_hash.hex()}")
+            typer.echo(
+                f"integrated {result.integrated} leaves; log size {result.size}, "
+                f"root {result.root_hash.hex()}"
+            )
             if not every:
                 return
             time.sleep(every)
@@ -95,9 +102,11 @@ def checkpoint(
             result = publish_checkpoint(ctx, config)
             cp = result.checkpoint
             state = "published" if cp.published else "NOT published"
-            typer.echo(f"checkpoint {config.origin} size {cp.size} root {cp.root_hash.hex()}: "
-                       f"{state}, {cp.cosigners} of {len(config.witnesses)} witnesses cosigned "
-                       f"(quorum {config.quorum}); {result.integrated} leaves integrated")
+            typer.echo(
+                f"checkpoint {config.origin} size {cp.size} root {cp.root_hash.hex()}: "
+                f"{state}, {cp.cosigners} of {len(config.witnesses)} witnesses cosigned "
+                f"(quorum {config.quorum}); {result.integrated} leaves integrated"
+            )
             for outcome in result.outcomes:
                 typer.echo(f"  {outcome.name}: {outcome.detail}", err=not outcome.cosigned)
             if not every:
@@ -119,9 +128,11 @@ def status() -> None:
     if latest is None:
         typer.echo("no published checkpoint yet")
     else:
-        typer.echo(f"latest published checkpoint: size {latest.size}, root "
-                   f"{latest.root_hash.hex()}, {latest.cosigners} cosigners, published "
-                   f"{latest.published_at}")
+        typer.echo(
+            f"latest published checkpoint: size {latest.size}, root "
+            f"{latest.root_hash.hex()}, {latest.cosigners} cosigners, published "
+            f"{latest.published_at}"
+        )
 
 
 @app.command("bundle")
@@ -130,8 +141,9 @@ def bundle(
     subject_type: str = typer.Argument(..., help="e.g. claim"),
     subject_ref: str = typer.Argument(..., help="e.g. the claim's ref"),
     out: Path = typer.Option(None, help="Write here instead of standard output"),
-    older_size: int = typer.Option(None, min=0, help="Also prove consistency with the "
-                                   "published checkpoint at this size"),
+    older_size: int = typer.Option(
+        None, min=0, help="Also prove consistency with the published checkpoint at this size"
+    ),
 ) -> None:
     """Export a subject's self-contained proof bundle (check it with `mutualaid verify bundle`)."""
     with service_context() as ctx:

@@ -55,8 +55,9 @@ def read_source(source: str) -> bytes:
         except httpx.HTTPError as error:
             _unusable(f"cannot fetch {source}: {type(error).__name__}: {error}")
         if response.status_code != 200:
-            _unusable(f"cannot fetch {source}: HTTP {response.status_code} "
-                      f"{response.text.strip()[:200]}")
+            _unusable(
+                f"cannot fetch {source}: HTTP {response.status_code} {response.text.strip()[:200]}"
+            )
         return response.content
     try:
         return Path(source).read_bytes()
@@ -114,8 +115,11 @@ def bundle(
     witness_key: list[str] = typer.Option([], help=WITNESS_KEY_HELP),
     quorum: int = typer.Option(None, min=0, help=QUORUM_HELP),
     origin: str = typer.Option(None, help="Expected log origin (default: the log key's name)"),
-    evidence: list[Path] = typer.Option([], help="A document whose SHA-256 must be in an "
-                                        "included evidence leaf of the bundle (repeatable)"),
+    evidence: list[Path] = typer.Option(
+        [],
+        help="A document whose SHA-256 must be in an "
+        "included evidence leaf of the bundle (repeatable)",
+    ),
 ) -> None:
     """Check a proof bundle: (c) the checkpoint's log signature and witness quorum, (a) each
     leaf's inclusion at it, (b) consistency with an older checkpoint when the bundle has one;
@@ -126,12 +130,18 @@ def bundle(
         parsed = parse_any_bundle(read_source(source))
     except VerificationError as error:
         _fail(f"bundle: {error.message}")
-    report = (verify_bundle(parsed, policy) if isinstance(parsed, ProofBundle)
-              else verify_subject_bundle(parsed, policy))
+    report = (
+        verify_bundle(parsed, policy)
+        if isinstance(parsed, ProofBundle)
+        else verify_subject_bundle(parsed, policy)
+    )
     if policy is None:
-        typer.echo("warning: no --log-key given: checked against the keys inside the bundle, "
-                   "which only say what the operator claims; pass keys you obtained "
-                   "independently", err=True)
+        typer.echo(
+            "warning: no --log-key given: checked against the keys inside the bundle, "
+            "which only say what the operator claims; pass keys you obtained "
+            "independently",
+            err=True,
+        )
     checks = list(report.checks)
     for path, digest in hashes.items():
         checks.append(_evidence_check(report, parsed, path, digest))
@@ -141,8 +151,10 @@ def bundle(
         typer.echo(f"leaf {index}: {leaf}")
     failures = [check for check in checks if not check.passed]
     if failures:
-        _fail(f"{len(failures)} of {len(checks)} checks failed; first: {failures[0].name}: "
-              f"{failures[0].detail}")
+        _fail(
+            f"{len(failures)} of {len(checks)} checks failed; first: {failures[0].name}: "
+            f"{failures[0].detail}"
+        )
     typer.echo(f"verified: all {len(checks)} checks hold")
 
 
@@ -180,8 +192,11 @@ def _evidence_check(report: VerificationReport, parsed: object, path: Path, dige
             leaf.type == "objection" and leaf.fields.get("evidence_sha256") == digest
         ):
             return Check(name, True, f"SHA-256 {digest} is recorded in {leaf.type} leaf {index}")
-    return Check(name, False, f"file {path} (SHA-256 {digest}) is not in any included evidence "
-                 "leaf of the bundle")
+    return Check(
+        name,
+        False,
+        f"file {path} (SHA-256 {digest}) is not in any included evidence leaf of the bundle",
+    )
 
 
 @app.command("consistency")
@@ -189,8 +204,11 @@ def _evidence_check(report: VerificationReport, parsed: object, path: Path, dige
 def consistency(
     old_checkpoint: str = typer.Argument(..., help="The older checkpoint note: file or URL"),
     new_checkpoint: str = typer.Argument(..., help="The newer checkpoint note: file or URL"),
-    proof: str = typer.Option(None, help="The consistency proof: file or URL, JSON from "
-                              "/api/v1/log/proofs/consistency or one base64 hash per line"),
+    proof: str = typer.Option(
+        None,
+        help="The consistency proof: file or URL, JSON from "
+        "/api/v1/log/proofs/consistency or one base64 hash per line",
+    ),
     log_key: str = typer.Option(..., help=LOG_KEY_HELP),
     witness_key: list[str] = typer.Option([], help=WITNESS_KEY_HELP),
     quorum: int = typer.Option(None, min=0, help=QUORUM_HELP),
@@ -204,8 +222,13 @@ def consistency(
     new = _checkpoint(read_source(new_checkpoint), policy, "new checkpoint")
     hashes = _proof_hashes(read_source(proof) if proof else b"", old.size, new.size)
     try:
-        verify_consistency(old_size=old.size, new_size=new.size, old_root=old.root_hash,
-                           new_root=new.root_hash, proof=hashes)
+        verify_consistency(
+            old_size=old.size,
+            new_size=new.size,
+            old_root=old.root_hash,
+            new_root=new.root_hash,
+            proof=hashes,
+        )
     except VerificationError as error:
         _fail(f"consistency: {error.message}")
     typer.echo(f"verified: the log at size {new.size} extends the log at size {old.size}")
@@ -214,14 +237,20 @@ def consistency(
 def _checkpoint(note: bytes, policy: TrustPolicy, what: str) -> Checkpoint:
     try:
         if policy.witness_keys or policy.quorum:
-            cosigned = verify_cosigned(note, policy.log_key, policy.witness_keys, policy.quorum,
-                                       expected_origin=policy.origin)
+            cosigned = verify_cosigned(
+                note,
+                policy.log_key,
+                policy.witness_keys,
+                policy.quorum,
+                expected_origin=policy.origin,
+            )
             names = ", ".join(c.name for c in cosigned.cosigners) or "no witness"
-            typer.echo(f"ok      {what}: size {cosigned.checkpoint.size}, signed by the log, "
-                       f"cosigned by {names}")
+            typer.echo(
+                f"ok      {what}: size {cosigned.checkpoint.size}, signed by the log, "
+                f"cosigned by {names}"
+            )
             return cosigned.checkpoint
-        checkpoint = open_checkpoint(note, policy.log_key,
-                                     expected_origin=policy.origin).checkpoint
+        checkpoint = open_checkpoint(note, policy.log_key, expected_origin=policy.origin).checkpoint
     except TransparencyError as error:
         _fail(f"{what}: {error.message}")
     typer.echo(f"ok      {what}: size {checkpoint.size}, signed by the log")
@@ -238,8 +267,10 @@ def _proof_hashes(data: bytes, old_size: int, new_size: int) -> list[bytes]:
             _fail(f"proof: not valid JSON: {error}")
         sizes = (body.get("old_size", old_size), body.get("new_size", new_size))
         if sizes != (old_size, new_size):
-            _fail(f"proof: it is for sizes {sizes[0]} to {sizes[1]}, but the checkpoints have "
-                  f"sizes {old_size} and {new_size}")
+            _fail(
+                f"proof: it is for sizes {sizes[0]} to {sizes[1]}, but the checkpoints have "
+                f"sizes {old_size} and {new_size}"
+            )
         lines = body.get("proof", [])
         if not isinstance(lines, list) or not all(isinstance(x, str) for x in lines):
             _fail("proof: 'proof' must be a list of base64 strings")

@@ -48,9 +48,14 @@ def keygen(
 @app.command("serve")
 @friendly_errors
 def serve(
-    key: Path = typer.Option(..., help="The witness's secret key file (`mutualaid witness keygen`)"),
-    state: Path = typer.Option(..., help="SQLite file remembering the last cosigned checkpoints; "
-                               "back it up: a witness that forgets can be made to cosign a fork"),
+    key: Path = typer.Option(
+        ..., help="The witness's secret key file (`mutualaid witness keygen`)"
+    ),
+    state: Path = typer.Option(
+        ...,
+        help="SQLite file remembering the last cosigned checkpoints; "
+        "back it up: a witness that forgets can be made to cosign a fork",
+    ),
     log_key: list[str] = typer.Option(..., help="Verifier key of a log to follow (repeatable)"),
     host: str = typer.Option("127.0.0.1", help="Address to listen on"),
     port: int = typer.Option(8081, help="Port to listen on"),
@@ -58,8 +63,10 @@ def serve(
     """Serve POST /add-checkpoint (C2SP tlog-witness) and GET / (the witness's key and state)."""
     signer = read_key_file(key)
     if signer.signature_type != SIGNATURE_TYPE_COSIGNATURE_V1:
-        _refuse(f"--key: '{signer.label}' is not a witness (cosignature/v1) key; create one "
-                "with `mutualaid witness keygen`")
+        _refuse(
+            f"--key: '{signer.label}' is not a witness (cosignature/v1) key; create one "
+            "with `mutualaid witness keygen`"
+        )
     try:
         logs = [parse_verifier_key(text.strip()) for text in log_key]
     except KeyFormatError as error:
@@ -68,6 +75,9 @@ def serve(
         if log.signature_type != SIGNATURE_TYPE_ED25519:
             _refuse(f"--log-key: '{log.label}' is not an Ed25519 (0x01) log key")
     application = create_witness_app(signer, logs, WitnessStore(state))
-    typer.echo(f"witness {signer.verifier().encode()} following "
-               f"{', '.join(log.name for log in logs)} on http://{host}:{port}", err=True)
+    typer.echo(
+        f"witness {signer.verifier().encode()} following "
+        f"{', '.join(log.name for log in logs)} on http://{host}:{port}",
+        err=True,
+    )
     uvicorn.run(application, host=host, port=port, log_level="warning")

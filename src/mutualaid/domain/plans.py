@@ -123,7 +123,7 @@ class PlanRules:
     payout_bands: Annotated[list[PayoutBand], Field(min_length=1)]
     time_zone: str = "Asia/Shanghai"
     funding_model: FundingModel = FundingModel.POST_PAID
-    sharing_rule: Literal["uniform"] = "uniform"
+    sharing_rule: Literal["uniform", "proportional", "conditional_mean"] = "uniform"
     minimum_members: int = Field(default=0, ge=0)
     entry: EntryRules = field(default_factory=EntryRules)
     waiting_period: WaitingPeriod = field(default_factory=WaitingPeriod)

@@ -93,19 +93,26 @@ class _ChunkResult:
 # --- validation (runs in a worker process; pure apart from the protector's keyed hashing) ---------
 
 _worker_protector: PersonalDataProtector | None = None
+_worker_facts: _DateFacts | None = None
 
 
-def _init_worker(protector: PersonalDataProtector) -> None:
-    global _worker_protector
+def _init_worker(protector: PersonalDataProtector, rules: PlanRules, today: date) -> None:
+    global _worker_protector, _worker_facts
     _worker_protector = protector
+    _worker_facts = _DateFacts(rules, today)
 
 
 _RELATIONS = {str(relation): relation for relation in Relation}
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
+_CACHE_LIMIT = 50_000  # dates; a file of odd dates cannot make the caches grow without bound
+
+
 class _DateFacts:
-    """What the plan's dates make of one joined_on and one birth date, each computed once per chunk.
+    """What the plan's dates make of one joined_on and one birth date, each computed once per import.
+
+    Both caches are bounded (about a hundred years of dates), whatever the file's size.
 
     The checks are those of the per-row code they replace (kept below as the slow path): a row whose
     dates fall inside the precomputed window is accepted without recomputing ages; any other row is
@@ -124,9 +131,9 @@ class _DateFacts:
         self.births: dict[date, tuple[date, date, date] | None] = {}
 
     def joined_on(self, joined_text: str) -> tuple[date, str, date, date]:
-        facts = self.joined.get(joined_text)
+        stripped = joined_text.strip()
+        facts = self.joined.get(stripped)
         if facts is None:
-            stripped = joined_text.strip()
             try:
                 joined_on = date.fromisoformat(stripped) if stripped else self.today
             except ValueError:
@@ -140,7 +147,9 @@ class _DateFacts:
             fragment = f"{joined_at.isoformat()}\t{joined_on}\t{dates.waiting_ends_on}\t" \
                        f"{dates.covered_from_on}"
             facts = (joined_on, fragment, dates.waiting_ends_on, dates.covered_from_on)
-            self.joined[joined_text] = facts
+            if len(self.joined) >= _CACHE_LIMIT:
+                self.joined.clear()
+            self.joined[stripped] = facts
         return facts
 
     def birth(self, birth_on: date) -> tuple[date, date, date] | None:
@@ -154,6 +163,8 @@ class _DateFacts:
             )
         except (OverflowError, ValueError):
             window = None  # a date at the calendar's end: leave it to the exact checks
+        if len(self.births) >= _CACHE_LIMIT:
+            self.births.clear()
         self.births[birth_on] = window
         return window
 
@@ -168,14 +179,13 @@ class _DateFacts:
 
 
 def _validate_chunk(
-    chunk: _Chunk, columns: tuple[int, int, int, int, int], rules: PlanRules, today: date,
-    for_copy: bool,
+    chunk: _Chunk, columns: tuple[int, int, int, int, int], for_copy: bool
 ) -> _ChunkResult:
-    protector = _worker_protector
-    assert protector is not None, "worker not initialised"
+    protector, facts = _worker_protector, _worker_facts
+    assert protector is not None and facts is not None, "worker not initialised"
+    rules, today = facts.rules, facts.today
     identity_hash_of, encrypt = protector.identity_hash, protector.encrypt
     zone = rules.zone
-    facts = _DateFacts(rules, today)
     phone_at, name_at, id_at, relation_at, joined_at_column = columns
     width = max(columns) + 1
     phones: dict[str, str] = {}
@@ -505,10 +515,10 @@ def import_members(
             progress(rows_in_chunk)
 
     with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker,
-                             initargs=(ctx.protector,)) as pool:
+                             initargs=(ctx.protector, rules, today)) as pool:
         in_flight: deque[tuple[Future[_ChunkResult], int]] = deque()
         for chunk in chunks:
-            in_flight.append((pool.submit(_validate_chunk, chunk, columns, rules, today, postgres),
+            in_flight.append((pool.submit(_validate_chunk, chunk, columns, postgres),
                               len(chunk.rows)))
             # Keep at most workers + 1 chunks in flight so memory stays flat.
             while len(in_flight) > workers:

@@ -75,7 +75,7 @@ def dispatch_notifications(ctx: ServiceContext, channel: OutboundChannel, *, bat
         for row in rows:
             try:
                 channel.send(row.account_id, row.kind, dict(row.payload))
-            except Exception:  # noqa: BLE001 - a channel outage must not lose the others
+            except Exception:
                 log.warning("notification_send_failed", notification_id=row.id)
                 failed += 1
                 continue

@@ -28,7 +28,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from sqlalchemy import (
@@ -116,9 +116,12 @@ def sharing_where(dialect: str, plan_id: int, lock_at: datetime, publicity_on: d
     """Memberships in the plan at the lock instant: joined before it, not ended before it, not aged
     out by publicity day. (Suspension is handled by `excluded` exceptions, recorded at compute.)
 
-    `scan`: the caller reads most of the plan. SQLite, without statistics, would otherwise walk the
-    (plan_id, state) index and fetch every row by id, 1.6× slower than reading the table in order;
-    ``plan_id + 0`` keeps it on the table scan (PostgreSQL decides from its statistics).
+    `scan` (the default) writes the plan test as ``plan_id + 0`` on SQLite, which has no
+    statistics and would otherwise pick the (plan_id, state) index for any query with this
+    predicate: walking it and fetching each row by id is 1.6× slower than reading the table in
+    order, and far slower than the id, payer or failure lookups the other queries want. Pass
+    ``scan=False`` only when that index is the right one (a state lookup). PostgreSQL decides
+    from its statistics either way.
     """
     plan_match = (Membership.plan_id + 0 == plan_id) if scan and dialect == "sqlite" \
         else (Membership.plan_id == plan_id)
@@ -355,7 +358,22 @@ def _year_periods(session: Session, period: Period) -> list[Period]:
     ).order_by(Period.publicity_on)))
 
 
-def _past(periods: Sequence[Period]) -> list[PastPeriod]:
+class PeriodFacts(Protocol):
+    """What the charge arithmetic reads of a period: an ORM row or a plain selected row."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def lock_at(self) -> datetime: ...
+    @property
+    def publicity_on(self) -> date: ...
+    @property
+    def share_fen(self) -> int | None: ...
+    @property
+    def annual_cap_fen(self) -> int | None: ...
+
+
+def _past(periods: Sequence[PeriodFacts]) -> list[PastPeriod]:
     return [PastPeriod(p.publicity_on, p.lock_at, p.share_fen or 0, p.annual_cap_fen)
             for p in periods]
 
@@ -447,12 +465,16 @@ def _record_exclusions(session: Session, period: Period, now: datetime,
     where = sharing_where(dialect, period.plan_id, period.lock_at, period.publicity_on, scan=False)
     by_state = select(Membership.id, Membership.payer_account_id, Membership.joined_at).where(
         *where, Membership.state == "suspended")
-    by_failure = (
-        select(Membership.id, Membership.payer_account_id, Membership.joined_at)
-        .join(CollectionFailure, CollectionFailure.membership_id == Membership.id)
-        .where(*where, CollectionFailure.suspended_at < period.lock_at,
+    # Driven from the (small) failures table: never a walk over the plan's memberships.
+    suspended_then = (
+        select(CollectionFailure.membership_id)
+        .join(Period, Period.id == CollectionFailure.period_id)
+        .where(Period.plan_id == period.plan_id, CollectionFailure.suspended_at < period.lock_at,
                or_(CollectionFailure.resolved_at.is_(None),
                    CollectionFailure.resolved_at >= period.lock_at)))
+    by_failure = select(Membership.id, Membership.payer_account_id, Membership.joined_at).where(
+        *sharing_where(dialect, period.plan_id, period.lock_at, period.publicity_on),
+        Membership.id.in_(suspended_then))
     rows: dict[int, tuple[int, datetime]] = {}
     for query in (by_state, by_failure):
         for membership_id, payer, joined_at in session.execute(query):
@@ -482,7 +504,7 @@ def _facts_query() -> Any:
                   Membership.joined_at, Membership.ended_at, Membership.ages_out_on)
 
 
-def _charge_in(period: Period, facts: _Facts, before: Sequence[Period],
+def _charge_in(period: PeriodFacts, facts: _Facts, before: Sequence[PeriodFacts],
                exceptions: Mapping[tuple[int, int], tuple[str, int]],
                cohorts: Mapping[int, Mapping[date, int]]) -> int | None:
     """What a membership was charged in an earlier period (None: it did not share in it)."""
@@ -566,7 +588,8 @@ def _irregular_year_to_date(session: Session, period: Period, year: list[Period]
                              Membership.person_id.in_(leavers)))}
     earlier = select(PeriodChargeException.membership_id).where(
         PeriodChargeException.period_id.in_([p.id for p in year]))
-    for row in session.execute(_facts_query().where(*where, Membership.id.in_(earlier))):
+    scan = sharing_where(_dialect(session), period.plan_id, period.lock_at, period.publicity_on)
+    for row in session.execute(_facts_query().where(*scan, Membership.id.in_(earlier))):
         candidates[row[0]] = _Facts(*row)
     candidates = {k: v for k, v in candidates.items() if k not in excluded}
     if not candidates:
@@ -689,7 +712,7 @@ def _leaf_for(rule: ChargeRule, block: int, ids: np.ndarray, charges: np.ndarray
 
 
 def charge_blocks_streamed(session: Session, rule: ChargeRule, progress: Progress | None = None,
-                           total: int = 0) -> list[ChargeBlock]:
+                           total: int = 0, *, chunk: int = STREAM_CHUNK) -> list[ChargeBlock]:
     """The tree's leaves, built in Python from a streamed scan (any database)."""
     blocks: list[ChargeBlock] = []
     carry_ids = np.empty(0, dtype=np.int64)
@@ -701,7 +724,7 @@ def charge_blocks_streamed(session: Session, rule: ChargeRule, progress: Progres
         blocks.append(ChargeBlock(block, hash_leaf(_leaf_for(rule, block, ids, charges)),
                                   len(ids), int(charges.sum())))
 
-    for ids, charges in stream_charges(session, rule):
+    for ids, charges in stream_charges(session, rule, chunk=chunk):
         ids = np.concatenate((carry_ids, ids))
         charges = np.concatenate((carry_charges, charges))
         block_of = ids >> BLOCK_BITS
@@ -971,7 +994,10 @@ def member_statement(ctx: ServiceContext, actor: Actor, membership_id: int) -> M
         computed = [str(s) for s in PeriodState if reached(s, PeriodState.COMPUTED)]
         # Every computed period it was in the plan at the lock of. Earlier periods of a year in
         # which it did not share cannot change its cohort, so they are not needed.
-        periods = list(session.scalars(select(Period).where(
+        columns = (Period.id, Period.ref, Period.publicity_on, Period.debit_on, Period.lock_at,
+                   Period.state, Period.share_fen, Period.annual_cap_fen, Period.case_count,
+                   Period.aid_fen, Period.fee_fen, Period.member_count, Period.collect_cursor)
+        periods: list[Any] = list(session.execute(select(*columns).where(
             Period.plan_id == membership.plan_id, Period.state.in_(computed),
             Period.lock_at > membership.joined_at,
             or_(literal(membership.ended_at is None),
@@ -991,9 +1017,12 @@ def member_statement(ctx: ServiceContext, actor: Actor, membership_id: int) -> M
         }
         cohorts = _cohort_charges(session, [p.id for p in periods if p.share_fen])
         statement = MemberStatement(membership.id, plan_code, name_masked, membership.joined_on)
-        for position, period in enumerate(periods):
-            before = [p for p in periods[:position] if p.publicity_on.year == period.publicity_on.year]
+        before: list[Any] = []
+        for period in periods:
+            if before and before[-1].publicity_on.year != period.publicity_on.year:
+                before = []
             charge = _charge_in(period, facts, before, exceptions, cohorts)
+            before.append(period)
             if charge is None:
                 if (period.id, membership.id) not in exceptions:
                     continue
@@ -1009,7 +1038,7 @@ def member_statement(ctx: ServiceContext, actor: Actor, membership_id: int) -> M
             paid_fen=sum(line.paid_fen for line in statement.lines))
 
 
-def _payment(period: Period, charge: int, failure: tuple[str, int] | None,
+def _payment(period: Any, charge: int, failure: tuple[str, int] | None,
              payer: int) -> tuple[str, int]:
     if charge == 0:
         return "nothing_due", 0
@@ -1026,7 +1055,7 @@ def _payment(period: Period, charge: int, failure: tuple[str, int] | None,
     return "due", 0
 
 
-def _line(period: Period, charge: int, paid: int, status: str) -> StatementLine:
+def _line(period: Any, charge: int, paid: int, status: str) -> StatementLine:
     return StatementLine(
         period_ref=period.ref, publicity_on=period.publicity_on, debit_on=period.debit_on,
         share_fen=period.share_fen or 0, charge_fen=charge, paid_fen=paid, status=status,
@@ -1082,8 +1111,9 @@ def charge_proof(ctx: ServiceContext, actor: Actor, membership_id: int, plan_cod
         rule = charge_rule(session, period)
         block_index = membership_id >> tree_row.block_bits
         pairs: list[tuple[int, int]] = []
-        for ids, charges in stream_charges(session, rule, id_from=block_index << BLOCK_BITS,
-                                           id_to=(block_index + 1) << BLOCK_BITS):
+        bits = tree_row.block_bits
+        for ids, charges in stream_charges(session, rule, id_from=block_index << bits,
+                                           id_to=(block_index + 1) << bits):
             pairs.extend(zip(ids.tolist(), charges.tolist(), strict=True))
         own = [charge for mid, charge in pairs if mid == membership_id]
         if not own:

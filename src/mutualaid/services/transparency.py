@@ -651,7 +651,9 @@ def publish_checkpoint(
         size = log_size(session)
         root = root_at(session, size)
         row = _checkpoint_row(session, size, root, config, now)
-        if row.published:
+        if row.published or not config.witnesses:
+            if not row.published:  # quorum 0 and no witnesses: the log's signature suffices
+                row.published, row.published_at = True, now
             return PublishResult(_view(row), integrated.integrated, ())
         note = row.note
         known = {w.name: w.size for w in session.scalars(select(LogWitnessState))}
@@ -704,8 +706,6 @@ def _checkpoint_row(
     if not row.published and (row.witness_keys != witness_keys or row.quorum != config.quorum):
         row.witness_keys, row.quorum = witness_keys, config.quorum
         row.cosigners = _count_cosigners(row.note, config)
-    if not row.published and row.cosigners >= config.quorum:
-        row.published, row.published_at = True, now
     return row
 
 

@@ -93,15 +93,21 @@ class WitnessStore:
             self._connection.execute("COMMIT")
 
     def state(self, origin: str, connection: sqlite3.Connection | None = None) -> WitnessState:
-        row = (connection or self._connection).execute(
-            "SELECT size, root_hash FROM witnessed WHERE origin = ?", (origin,)
-        ).fetchone()
+        row = (
+            (connection or self._connection)
+            .execute("SELECT size, root_hash FROM witnessed WHERE origin = ?", (origin,))
+            .fetchone()
+        )
         return WitnessState.initial(origin) if row is None else WitnessState(origin, row[0], row[1])
 
     def states(self) -> list[tuple[str, int, bytes]]:
         with self._lock:
-            return [(o, s, bytes(r)) for o, s, r in self._connection.execute(
-                "SELECT origin, size, root_hash FROM witnessed ORDER BY origin")]
+            return [
+                (o, s, bytes(r))
+                for o, s, r in self._connection.execute(
+                    "SELECT origin, size, root_hash FROM witnessed ORDER BY origin"
+                )
+            ]
 
     def close(self) -> None:
         self._connection.close()
@@ -137,8 +143,9 @@ def parse_add_checkpoint(body: bytes) -> AddCheckpointRequest:
     if not lines[0].startswith("old ") or not _DECIMAL.fullmatch(old):
         raise VerificationError(f"first line {lines[0]!r} is not 'old <size>'")
     if len(lines) - 1 > MAX_PROOF_LINES:
-        raise VerificationError(f"consistency proof has {len(lines) - 1} lines, more than "
-                                f"{MAX_PROOF_LINES}")
+        raise VerificationError(
+            f"consistency proof has {len(lines) - 1} lines, more than {MAX_PROOF_LINES}"
+        )
     proof = []
     for number, line in enumerate(lines[1:], 1):
         try:
@@ -170,15 +177,20 @@ def add_checkpoint(
         return refuse(RefusalCode.MALFORMED, error.message)
     log_key = logs.get(checkpoint.origin)
     if log_key is None:
-        return refuse(RefusalCode.UNKNOWN_ORIGIN,
-                      f"this witness does not follow the log '{checkpoint.origin}'")
+        return refuse(
+            RefusalCode.UNKNOWN_ORIGIN,
+            f"this witness does not follow the log '{checkpoint.origin}'",
+        )
     try:
         open_note(request.note, [log_key])
     except VerificationError as error:
         return refuse(RefusalCode.BAD_SIGNATURE, error.message)
     if request.old_size > checkpoint.size:
-        return refuse(RefusalCode.SHRINK, f"checkpoint size {checkpoint.size} is smaller than "
-                      f"the old size {request.old_size}: a log can only grow")
+        return refuse(
+            RefusalCode.SHRINK,
+            f"checkpoint size {checkpoint.size} is smaller than "
+            f"the old size {request.old_size}: a log can only grow",
+        )
     with store.transaction() as connection:
         state = store.state(checkpoint.origin, connection)
         if request.old_size != state.size:
@@ -188,8 +200,10 @@ def add_checkpoint(
         except WitnessRefusal as refusal:
             message = refusal.message
             if refusal.code is RefusalCode.BAD_PROOF:
-                message = (f"cannot verify that size {checkpoint.size} extends size {state.size} "
-                           f"this witness cosigned (a fork of the log, or a bad proof): {message}")
+                message = (
+                    f"cannot verify that size {checkpoint.size} extends size {state.size} "
+                    f"this witness cosigned (a fork of the log, or a bad proof): {message}"
+                )
             return refuse(refusal.code, message)
         connection.execute(
             "INSERT INTO witnessed (origin, size, root_hash, note, updated_at) "
@@ -208,8 +222,10 @@ def create_witness_app(
 ) -> FastAPI:
     """The witness's HTTP app: POST /add-checkpoint, and GET / describing the witness."""
     if signer.signature_type != SIGNATURE_TYPE_COSIGNATURE_V1:
-        raise ValueError(f"witness key '{signer.label}' is not a cosignature/v1 (0x04) key; "
-                         "create one with `mutualaid witness keygen`")
+        raise ValueError(
+            f"witness key '{signer.label}' is not a cosignature/v1 (0x04) key; "
+            "create one with `mutualaid witness keygen`"
+        )
     logs = {key.name: key for key in log_keys}
     app = FastAPI(title="mutualaid witness", description=__doc__)
 
@@ -227,10 +243,14 @@ def create_witness_app(
             "witness": signer.name,
             "verifier_key": signer.verifier().encode(),
             "logs": [
-                {"origin": origin, "log_key": key.encode(),
-                 "size": seen.get(origin, (0, b""))[0],
-                 "root_hash": base64.b64encode(seen[origin][1]).decode() if origin in seen
-                 else None}
+                {
+                    "origin": origin,
+                    "log_key": key.encode(),
+                    "size": seen.get(origin, (0, b""))[0],
+                    "root_hash": base64.b64encode(seen[origin][1]).decode()
+                    if origin in seen
+                    else None,
+                }
                 for origin, key in logs.items()
             ],
         }

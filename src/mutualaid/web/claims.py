@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import date
+from typing import Any
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
@@ -37,7 +38,7 @@ from mutualaid.web.sessions import Page, PageState
 router = page_router()
 
 
-def _report_context(page: PageState) -> dict[str, object]:
+def _report_context(page: PageState) -> dict[str, Any]:
     actor = page.need(Role.MEMBER)
     coverage = [c for c in family_coverage(page.ctx, actor) if c.active]
     plans = {c.plan_code: plan_rules(page.ctx, c.plan_code)[1] for c in coverage}
@@ -75,7 +76,7 @@ def report(page: Page) -> Response:
     return redirect(f"/claims/{view.ref}", ok="claim_reported")
 
 
-def _claim_context(page: PageState, ref: str) -> dict[str, object]:
+def _claim_context(page: PageState, ref: str) -> dict[str, Any]:
     actor = page.need()
     claim = get_claim(page.ctx, actor, ref)
     _, rules = plan_rules(page.ctx, claim.plan_code)

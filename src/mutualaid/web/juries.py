@@ -3,6 +3,8 @@ and my votes. No running tally is ever shown: counts appear only once a vote has
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi.responses import HTMLResponse, Response
 
 from mutualaid.domain.accounts import Role
@@ -49,7 +51,7 @@ def certification(page: Page) -> Response:
     return redirect("/jury", ok="certified")
 
 
-def _case_context(page: PageState, jury_case_id: int) -> dict[str, object]:
+def _case_context(page: PageState, jury_case_id: int) -> dict[str, Any]:
     actor = page.need(Role.MEMBER)
     case_file = juror_case_file(page.ctx, actor, jury_case_id)
     # The quiz offers illness codes: name them in the reader's language (from every plan's catalogue).

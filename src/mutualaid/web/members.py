@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from datetime import date
+from typing import Any
 
 from fastapi.responses import HTMLResponse, Response
 
@@ -98,7 +99,7 @@ def me(page: Page) -> HTMLResponse:
                   objections=objections_filed_by(page.ctx, actor), plans=list_plans(page.ctx))
 
 
-def _enrollment_context(page: PageState, code: str) -> dict[str, object]:
+def _enrollment_context(page: PageState, code: str) -> dict[str, Any]:
     view, rules = plan_rules(page.ctx, code)
     has_self = any(c.relation is Relation.SELF and c.active
                    for c in family_coverage(page.ctx, page.need(Role.MEMBER)))

@@ -8,12 +8,12 @@ from datetime import UTC, date, datetime
 
 from fastapi.responses import HTMLResponse, Response
 
+from mutualaid.domain.apportionment import PeriodState, reached
 from mutualaid.domain.errors import DomainError, NotFound
 from mutualaid.services.claims import cases_in_publicity
 from mutualaid.services.notices import notice_days, notice_of
-from mutualaid.services.plan_statistics import plan_statistics
-from mutualaid.domain.apportionment import PeriodState, reached
 from mutualaid.services.periods import PeriodView, list_periods, period_notice
+from mutualaid.services.plan_statistics import plan_statistics
 from mutualaid.services.plans import list_plans, plan_rules
 from mutualaid.services.transparency import latest_checkpoint, proof_bundle
 from mutualaid.transparency.errors import LeafError
@@ -110,7 +110,7 @@ def verify(subject_type: str, subject_ref: str, page: Page) -> HTMLResponse:
                       subject_type=subject_type, subject_ref=subject_ref, bundle=None,
                       unavailable=page.lang.explain(error.code, error.message, error.field))
     report = verify_subject_bundle(bundle)
-    leaves = []
+    leaves: list[tuple[int, str, list[tuple[str, str]]]] = []
     for entry in bundle.entries:
         try:
             leaf = decode_leaf(entry.leaf_data)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
 
@@ -82,7 +83,7 @@ def queue(page: Page) -> HTMLResponse:
 
 # --- the case file --------------------------------------------------------------------------------
 
-def _case_context(page: PageState, ref: str) -> dict[str, object]:
+def _case_context(page: PageState, ref: str) -> dict[str, Any]:
     actor = page.need(*STAFF)
     claim = get_claim(page.ctx, actor, ref)
     _, rules = plan_rules(page.ctx, claim.plan_code)
@@ -313,7 +314,7 @@ def publish(code: str, page: Page) -> Response:
 
 # --- periods: preview, close, collection file ------------------------------------------------------
 
-def _periods_context(page: PageState, code: str, on: date | None = None) -> dict[str, object]:
+def _periods_context(page: PageState, code: str, on: date | None = None) -> dict[str, Any]:
     actor = page.need(*DESK)
     view, rules = plan_rules(page.ctx, code)
     return {"plan": view, "rules": rules, "zone": rules.zone,

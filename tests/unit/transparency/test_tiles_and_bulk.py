@@ -79,8 +79,9 @@ def test_extend_creates_the_same_interior_nodes_as_append(batches: list[int]) ->
         slow, created = slow.append(chunk)
         fast, raw = fast.extend(chunk)
         assert fast == slow
-        assert raw == [(n.node_id.level, n.node_id.index, n.hash) for n in created
-                       if n.node_id.level > 0]
+        assert raw == [
+            (n.node_id.level, n.node_id.index, n.hash) for n in created if n.node_id.level > 0
+        ]
         assert CompactRange.from_bytes(fast.size, fast.to_bytes()) == fast
 
 
@@ -92,13 +93,22 @@ def test_extend_refuses_a_short_hash_and_from_bytes_a_wrong_length() -> None:
 
 
 def test_subject_bundle_fields_are_checked_by_name() -> None:
-    base = {"format": "mutualaid-subject-bundle/v1", "subject": {"type": "claim", "ref": "c-1"},
-            "origin": "o", "log_key": "k", "witness_keys": [], "quorum": 0, "checkpoint": "n",
-            "entries": [{"leaf_index": 0, "leaf_data": "AA==", "inclusion_proof": []}]}
+    base = {
+        "format": "mutualaid-subject-bundle/v1",
+        "subject": {"type": "claim", "ref": "c-1"},
+        "origin": "o",
+        "log_key": "k",
+        "witness_keys": [],
+        "quorum": 0,
+        "checkpoint": "n",
+        "entries": [{"leaf_index": 0, "leaf_data": "AA==", "inclusion_proof": []}],
+    }
     assert parse_subject_bundle(json.dumps(base)).entries[0].leaf_data == b"\x00"
     broken = json.loads(json.dumps(base))
     broken["entries"][0]["inclusion_proof"] = ["%%"]
-    with pytest.raises(VerificationError, match=r"'entries\[0\].inclusion_proof\[0\]' is not valid"):
+    with pytest.raises(
+        VerificationError, match=r"'entries\[0\].inclusion_proof\[0\]' is not valid"
+    ):
         parse_subject_bundle(json.dumps(broken))
     with pytest.raises(VerificationError, match=r"'subject\.ref' must be a string"):
         parse_subject_bundle(json.dumps(base | {"subject": {"type": "claim"}}))

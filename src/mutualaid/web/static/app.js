@@ -78,6 +78,7 @@
       } catch (e) {
         failures += 1;
         if (failures > 30) { say(form, "failed", percent); return; }
+        say(form, "waiting", percent);
         await sleep(Math.min(30000, 1000 * Math.pow(2, Math.min(failures, 5))));
         try { state.received = (await call(form, "GET", base + "/" + state.upload_id)).data.received; }
         catch (e2) { /* still offline: try again */ }
