@@ -69,7 +69,9 @@ def test_the_period_charge_always_balances(aid: int, fee_bp: int, surplus: int, 
                        sponsor=f.sponsor_fen, prorated=f.prorated_fen, aid=f.aid_fen,
                        fee=f.fee_fen, surplus_in=f.surplus_in_fen, surplus_out=f.surplus_out_fen)
     if tx is None:
-        assert f.total_charged_fen == f.aid_fen == 0 and f.surplus_in_fen == f.surplus_out_fen
+        # Nothing moves: no charge, no sponsor, everything prorated away, the surplus unchanged.
+        assert f.total_charged_fen == f.sponsor_fen == 0
+        assert f.surplus_in_fen == f.surplus_out_fen and f.aid_fen + f.fee_fen == f.prorated_fen
         return
     assert balanced(tx.legs)
     legs = dict((leg.account, leg.amount_fen) for leg in tx.legs)

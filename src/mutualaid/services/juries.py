@@ -87,8 +87,8 @@ def certify_juror(ctx: ServiceContext, actor: Actor, answers: dict[str, str]) ->
 
 # --- eligibility (one query, also used set-based to notify every eligible juror) -------------------
 
-def eligible_jurors(plan_id: int, today: date, rules: PlanRules, exclude_account: int | None
-                    ) -> Select[Any]:
+def eligible_jurors(plan_id: int, today: date, rules: PlanRules, exclude_account: int | None,
+                    only_account: int | None = None) -> Select[Any]:
     """Accounts that may serve: certified, paying for an active membership, themself a member of
     the plan for >= 30 days and >= 18 years old, with no fraud record."""
     jury = rules.jury
@@ -100,6 +100,9 @@ def eligible_jurors(plan_id: int, today: date, rules: PlanRules, exclude_account
            .where(Membership.plan_id == plan_id, Person.relation == "self",
                   Membership.state.in_(["waiting", "covered"]),
                   Membership.joined_on <= joined_by, Person.birth_on <= latest_birth))
+    if only_account is not None:
+        # Checking one juror (a vote): narrow every part to that account so it is index lookups.
+        own = own.where(Membership.payer_account_id == only_account)
     fraud = select(FraudRecord.account_id).where(FraudRecord.revoked_at.is_(None),
                                                   FraudRecord.account_id.is_not(None))
     query = (select(JurorCertification.account_id)
@@ -107,12 +110,13 @@ def eligible_jurors(plan_id: int, today: date, rules: PlanRules, exclude_account
                     JurorCertification.account_id.not_in(fraud)))
     if exclude_account is not None:
         query = query.where(JurorCertification.account_id != exclude_account)
+    if only_account is not None:
+        query = query.where(JurorCertification.account_id == only_account)
     return query
 
 
 def _eligible(session: Session, account_id: int, claim: Claim, rules: PlanRules, today: date) -> bool:
-    query = eligible_jurors(claim.plan_id, today, rules, claim.claimant_account_id).where(
-        JurorCertification.account_id == account_id)
+    query = eligible_jurors(claim.plan_id, today, rules, claim.claimant_account_id, account_id)
     return session.scalar(query) is not None
 
 
