@@ -32,7 +32,7 @@ from sqlalchemy import text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from databases import DEFAULT_URL, PLAN_CODE, fresh_context
+from databases import PLAN_CODE, fresh_context, url_for
 
 from mutualaid.domain.calendars import local_date
 from mutualaid.domain.identities import PROVINCES, check_character, parse_resident_id
@@ -40,6 +40,8 @@ from mutualaid.services.accounts import SYSTEM_ACTOR
 from mutualaid.services.member_imports import DEFAULT_CHUNK_ROWS, import_members
 from mutualaid.services.plans import plan_rules
 
+#: Its own database, so it can run while another benchmark uses `bench`.
+OWN_URL = url_for("bench_import")
 _WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _CHECK = "10X98765432"
 _SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗梁宋郑谢韩唐冯于董萧程曹袁邓许傅沈曾彭吕"
@@ -291,8 +293,8 @@ def run_size(url: str, rows: int, workdir: Path, workers: int, chunk_rows: int,
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL", DEFAULT_URL),
-                        help=f"PostgreSQL database to drop and refill (default {DEFAULT_URL})")
+    parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL", OWN_URL),
+                        help=f"PostgreSQL database to drop and refill (default {OWN_URL})")
     parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000],
                         help="file sizes to import, each into a fresh database (default 1000000)")
     parser.add_argument("--workers", type=int, default=1, help="validation worker processes")

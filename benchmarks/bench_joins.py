@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import hashlib
 import json
 import os
@@ -39,7 +40,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from databases import BENCH_SECRET, DEFAULT_URL, PLAN_CODE, fresh_context
+import psutil
+from databases import BENCH_SECRET, PLAN_CODE, fresh_context, url_for
 from fastapi import FastAPI, Header, status
 from pydantic import BaseModel, Field
 from sqlalchemy import BigInteger, Column, DateTime, MetaData, String, Table, insert
@@ -48,6 +50,8 @@ from mutualaid.db.engines import make_engine
 from mutualaid.domain.identities import PROVINCES, Sex, make_resident_id
 
 HERE = Path(__file__).resolve().parent
+#: Its own database, so it can run while another benchmark uses `bench`.
+OWN_URL = url_for("bench_joins")
 
 HEALTH_ANSWERS = {"long_medication": False, "long_hospital_stay": False, "tumour": False,
                   "heart_disease": False, "diabetes": False}
@@ -180,6 +184,7 @@ class Phase:
     statuses: dict[int, int] = field(default_factory=dict)  # every answer, warm-up included
     failures: list[str] = field(default_factory=list)
     requests_sent: int = 0
+    cpu_ms_per_request: dict[str, float] = field(default_factory=dict)
 
     @property
     def ok_in_window(self) -> int:
@@ -214,18 +219,24 @@ async def _request(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, p
 
 
 async def drive(port: int, path: str, tokens: list[str], ids: list[str], concurrency: int,
-                warmup_s: float, duration_s: float, phase: Phase, ok_status: int) -> None:
-    """Send requests from `concurrency` connections; request i uses tokens[i] and ids[i]."""
+                warmup_s: float, duration_s: float, phase: Phase, ok_status: int,
+                unique: bool) -> None:
+    """Send requests from `concurrency` connections; request i uses tokens[i] and ids[i].
+
+    `unique`: each prepared member is used once (a join), and the phase ends when they run out;
+    otherwise they are reused round robin (the baseline has no uniqueness to respect).
+    """
     next_index = 0
+    last_done = 0.0
     started = time.perf_counter()
     window_start, window_end = started + warmup_s, started + warmup_s + duration_s
 
     async def connection_loop() -> None:
-        nonlocal next_index
+        nonlocal next_index, last_done
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         try:
-            while time.perf_counter() < window_end and next_index < len(ids):
-                i = next_index
+            while time.perf_counter() < window_end and not (unique and next_index >= len(ids)):
+                i = next_index % len(ids)
                 next_index += 1
                 body = json.dumps({"full_name": f"会员{i}", "id_number": ids[i], "relation": "self",
                                    "health_answers": HEALTH_ANSWERS}).encode()
@@ -246,23 +257,55 @@ async def drive(port: int, path: str, tokens: list[str], ids: list[str], concurr
                     phase.failures.append(f"{status}: {answer[:200]!r}")
                 if status == ok_status and window_start <= sent and done <= window_end:
                     phase.latencies.append(done - sent)
+                    last_done = max(last_done, done)
         finally:
             writer.close()
 
     await asyncio.gather(*(connection_loop() for _ in range(concurrency)))
     phase.measured_s = duration_s
-    if next_index >= len(ids):
-        phase.failures.append(f"ran out of prepared members after {next_index} requests: "
-                              "raise --members")
+    if unique and next_index >= len(ids):
+        phase.measured_s = max(last_done - window_start, 0.0)
+        phase.failures.append(f"ran out of prepared members after {next_index} requests "
+                              f"(measured {phase.measured_s:.1f} s): raise --members")
+
+
+def cpu_seconds(server: subprocess.Popen[bytes], url: str) -> dict[str, float]:
+    """CPU seconds so far: the server's processes, this database's backends, this process."""
+    import psycopg
+
+    totals = {"server": 0.0, "postgres": 0.0, "load generator": 0.0}
+    try:
+        processes = [psutil.Process(server.pid), *psutil.Process(server.pid).children(recursive=True)]
+    except psutil.Error:
+        processes = []
+    with psycopg.connect(url) as connection:
+        pids = [row[0] for row in connection.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+            "AND pid <> pg_backend_pid()").fetchall()]
+    for group, members in (("server", processes),
+                           ("postgres", [psutil.Process(pid) for pid in pids])):
+        for process in members:
+            with contextlib.suppress(psutil.Error):
+                times = process.cpu_times()
+                totals[group] += times.user + times.system
+    own = psutil.Process().cpu_times()
+    totals["load generator"] = own.user + own.system
+    return totals
 
 
 def run_phase(name: str, command: list[str], env: dict[str, str], port: int, path: str,
-              tokens: list[str], ids: list[str], args: argparse.Namespace, ok_status: int) -> Phase:
+              tokens: list[str], ids: list[str], args: argparse.Namespace, unique: bool) -> Phase:
     phase = Phase(name)
     server = start_server(command, env, port)
     try:
+        before = cpu_seconds(server, env["MUTUALAID_DATABASE_URL"])
         asyncio.run(drive(port, path, tokens, ids, args.concurrency, args.warmup, args.duration,
-                          phase, ok_status))
+                          phase, 201, unique))
+        after = cpu_seconds(server, env["MUTUALAID_DATABASE_URL"])
+        # Backends that closed during the phase are missed; the pools keep theirs open.
+        answered = sum(phase.statuses.values())
+        phase.cpu_ms_per_request = {key: (after[key] - before.get(key, 0.0)) / answered * 1000
+                                    for key in after} if answered else {}
     finally:
         stop_server(server)
     return phase
@@ -278,12 +321,13 @@ def count_rows(url: str, table: str) -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL", DEFAULT_URL))
+    parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL", OWN_URL),
+                        help=f"PostgreSQL database to drop and refill (default {OWN_URL})")
     parser.add_argument("--workers", type=int, default=2, help="server worker processes (both apps)")
     parser.add_argument("--concurrency", type=int, default=16, help="concurrent connections")
     parser.add_argument("--duration", type=float, default=30, help="measured seconds per phase")
     parser.add_argument("--warmup", type=float, default=3, help="unmeasured seconds first")
-    parser.add_argument("--members", type=int, default=40_000,
+    parser.add_argument("--members", type=int, default=20_000,
                         help="accounts prepared (one join each; the phase stops if they run out)")
     args = parser.parse_args()
     url = args.database_url
@@ -306,7 +350,7 @@ def main() -> None:
     port = free_port()
     joins = run_phase("joins", [mutualaid, "serve", "--host", "127.0.0.1", "--port", str(port),
                                 "--workers", str(args.workers)],
-                      env, port, JOIN_PATH, tokens, ids, args, 201)
+                      env, port, JOIN_PATH, tokens, ids, args, unique=True)
     print(f"joins: {joins.rate:,.1f}/s  p50 {joins.percentile(0.5):.1f} ms  "
           f"p99 {joins.percentile(0.99):.1f} ms  answers {joins.statuses}", flush=True)
 
@@ -316,7 +360,7 @@ def main() -> None:
         [sys.executable, "-m", "uvicorn", "--app-dir", str(HERE), "bench_joins:baseline_app",
          "--factory", "--host", "127.0.0.1", "--port", str(port), "--workers", str(args.workers),
          "--no-access-log", "--log-level", "warning"],
-        env, port, BASELINE_PATH, tokens, ids, args, 201)
+        env, port, BASELINE_PATH, tokens, ids, args, unique=False)
     print(f"baseline: {baseline.rate:,.1f}/s  p50 {baseline.percentile(0.5):.1f} ms  "
           f"p99 {baseline.percentile(0.99):.1f} ms  answers {baseline.statuses}", flush=True)
 
@@ -332,6 +376,10 @@ def main() -> None:
         others = {k: v for k, v in phase.statuses.items() if k != 201}
         print(f"| {phase.name} | {phase.rate:,.1f} | {phase.percentile(0.5):.1f} | "
               f"{phase.percentile(0.99):.1f} | {phase.statuses.get(201, 0):,} | {others or '-'} |")
+    print("\nCPU ms per answered request (server processes | PostgreSQL backends | load generator):")
+    for phase in (joins, baseline):
+        cpu = phase.cpu_ms_per_request
+        print(f"  {phase.name}: " + " | ".join(f"{key} {value:.2f}" for key, value in cpu.items()))
     print(f"\nratio joins / baseline inserts: {ratio:.2f} (target >= 0.5: "
           f"{'met' if ratio >= 0.5 else 'NOT met'})")
     print(f"memberships in the database: {memberships:,}; 201 answers to joins: {joined:,} "

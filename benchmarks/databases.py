@@ -1,4 +1,4 @@
-"""What both benchmarks need: a fresh PostgreSQL database at the newest schema, with the demo plan."""
+"""What the PostgreSQL benchmarks need: a fresh PostgreSQL database at the newest schema, with the demo plan."""
 
 from __future__ import annotations
 
@@ -12,7 +12,13 @@ from mutualaid.services.context import ServiceContext
 from mutualaid.services.personal_data import PersonalDataProtector
 from mutualaid.services.plans import publish_plan
 
-DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/bench"
+
+def url_for(database: str) -> str:
+    """The local PostgreSQL server (trust authentication), one database per benchmark."""
+    return f"postgresql://postgres@127.0.0.1:5432/{database}"
+
+
+DEFAULT_URL = url_for("bench")
 #: A benchmark-only secret (40+ characters, not the demo key).
 BENCH_SECRET = "benchmark-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz"
 PLAN_CODE = "xhb-main"

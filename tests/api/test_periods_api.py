@@ -59,9 +59,8 @@ def test_an_operator_closes_collects_and_pays_and_everyone_can_check_the_numbers
     assert exported.status_code == 200
     assert exported.headers["content-type"].startswith("text/csv")
     lines = exported.text.splitlines()
-    assert len(lines) == 5 and lines[0] == "payer_account_id,amount_fen,reference"
-    payer = lines[1].split(",")[0]
-    results = f"payer_account_id,status,amount_paid_fen\n{payer},failed,0\n"
+    assert len(lines) == 5 and lines[0] == "membership_id,payer_account_id,amount_fen,reference"
+    results = f"membership_id,status\n{joined[2]},failed\n"
     imported = client.post(f"{PERIOD}/collection-results", headers=operator, content=results)
     assert imported.status_code == 200, imported.text
     assert (imported.json()["collected_fen"], imported.json()["failed_fen"]) == (810, 270)

@@ -65,8 +65,10 @@ def chromium() -> Iterator[object]:
     if not CHROMIUM.exists():
         pytest.fail("Debian's chromium is not installed: run `make browser` "
                     "(apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
+    # A loaded CI machine with two cores is slower than a laptop: wait a little longer.
+    expect.set_options(timeout=15_000)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:

@@ -60,7 +60,7 @@ class Person:
     def __init__(self, browser: Browser, server: LiveServer, lang: str, shots: Shots,
                  name: str) -> None:
         self.context: BrowserContext = browser.new_context(viewport=PHONE, locale="zh-CN")
-        self.context.set_default_timeout(10_000)
+        self.context.set_default_timeout(20_000)
         self.page: Page = self.context.new_page()
         self.server, self.lang, self.shots, self.name = server, lang, shots, name
         self.page.goto(f"{server.url}/?lang={lang}")

@@ -9,12 +9,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from playwright.sync_api import Browser, Route, expect
-
-from mutualaid.clock import FixedClock
-from mutualaid.services.context import ServiceContext
 from tests.e2e.conftest import PHONE, LiveServer, Shots
 from tests.factories import PASSWORD, covered_member, publish_demo_plans, resident_id
 from tests.web.conftest import phone_of
+
+from mutualaid.clock import FixedClock
+from mutualaid.services.context import ServiceContext
 
 pytestmark = pytest.mark.e2e
 

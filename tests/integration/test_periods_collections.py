@@ -173,14 +173,17 @@ class TestCollectionFile:
         period = close_on(ctx, clock, MARCH_7)
         out = io.BytesIO()
         clock.set(DEBIT_DAY)
-        assert export_collection_file(ctx, MAIN_PLAN, MARCH_7, out) == 3
+        assert export_collection_file(ctx, MAIN_PLAN, MARCH_7, out) == 4
         lines = out.getvalue().decode().splitlines()
-        assert lines[0] == "payer_account_id,amount_fen,reference"
-        assert lines[1] == f"{holder.account_id},{2 * period.share_fen},{period.ref}:{holder.account_id}"  # type: ignore[operator]
-        text = results_file_text([(holder.account_id, "failed", period.share_fen or 0),
-                                  (others[0][0].account_id, "paid", period.share_fen or 0)])
+        share = period.share_fen or 0
+        assert lines[0] == "membership_id,payer_account_id,amount_fen,reference"
+        assert lines[1:3] == [f"{m},{holder.account_id},{share},{period.ref}:{m}"
+                              for m in (first.id, second.id)]
+        # The provider took the child's share and refused the holder's: the holder's own share
+        # is taken first all the same, so the child's is the one left unpaid.
+        text = results_file_text([(first.id, "failed"), (second.id, "paid")])
         run = import_collection_results(ctx, SYSTEM_ACTOR, MAIN_PLAN, MARCH_7, text.splitlines())
-        assert run.failed_fen == period.share_fen
+        assert run.failed_fen == share
         assert state_of(ctx, first.id)[0] == "waiting"  # as stored; not suspended
         assert state_of(ctx, second.id)[0] == "suspended"
         with pytest.raises(Conflict):

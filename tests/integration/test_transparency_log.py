@@ -13,13 +13,14 @@ import pytest
 from sqlalchemy import func, select
 
 from mutualaid.clock import FixedClock
-from mutualaid.db.models import LogEntry, LogNode
+from mutualaid.db.models import LogEntry, LogTile
 from mutualaid.domain.errors import DomainError
 from mutualaid.services.context import ServiceContext
 from mutualaid.services.transparency import (
     LogConfig,
     LogError,
     PendingLeaf,
+    append_leaves,
     consistency_proof_between,
     hash_tile,
     inclusion_proof_at,
@@ -105,8 +106,14 @@ def test_sequencer_numbers_queued_leaves_in_order_and_stores_the_tree(ctx: Servi
         assert first.subject_ref == "claim-2026-000001"
         assert root_at(session, 37) == tree.root()
         assert root_at(session, 20) == tree.root(20)
-        # Only complete interior nodes are stored: n - popcount(n) of them.
-        assert session.scalar(select(func.count()).select_from(LogNode)) == 37 - (37).bit_count()
+        # Tiles of 4 levels: 3 at the bottom (16 + 16 + 5 leaves), 1 above (2 nodes of level 4).
+        tiles = session.execute(select(LogTile.level, LogTile.idx, LogTile.hashes)).all()
+        assert sorted((t, j, len(h) // 32) for t, j, h in tiles) == [
+            (0, 0, 30),
+            (0, 1, 30),
+            (0, 2, 5 + 2 + 1),
+            (1, 0, 2 + 1),
+        ]
 
 
 def test_proofs_from_stored_nodes_equal_the_reference_for_random_sizes(ctx: ServiceContext) -> None:
@@ -135,6 +142,26 @@ def test_proofs_from_stored_nodes_equal_the_reference_for_random_sizes(ctx: Serv
             inclusion_proof_at(session, 0, 502)
         with pytest.raises(DomainError, match="no leaf with hash"):
             leaf_index_of(session, b"\x00" * 32, len(data))
+
+
+def test_growing_a_leaf_at_a_time_rewrites_partial_tiles_correctly(ctx: ServiceContext) -> None:
+    data = [canonical_leaf("evidence", evidence(n)) for n in range(70)]
+    tree = MemoryTree.from_entries(data)
+    for size in range(1, 71):
+        with ctx.transaction() as session:
+            append_leaves(
+                session,
+                at=ctx.clock.now(),
+                leaves=[PendingLeaf("evidence", data[size - 1], "claim", "claim-2026-000001")],
+            )
+        with ctx.reading() as session:
+            assert root_at(session, size) == tree.root(size)
+            assert inclusion_proof_at(session, size // 2, size) == tree.inclusion_proof(
+                size // 2, size
+            )
+            assert consistency_proof_between(session, size // 3, size) == (
+                tree.consistency_proof(size // 3, size)
+            )
 
 
 def test_proofs_have_at_most_ceil_log2_n_hashes(ctx: ServiceContext) -> None:

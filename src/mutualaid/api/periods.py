@@ -77,7 +77,8 @@ def notice(plan_code: str, publicity_on: date, ctx: Context) -> PeriodNotice:
 @router.get("/plans/{plan_code}/periods/{publicity_on}/collection-file", response_model=None)
 def collection_file(plan_code: str, publicity_on: date, ctx: Context,
                     actor: CurrentActor) -> StreamingResponse:
-    """Operators: the CSV of debit instructions for a payment provider (one line per payer)."""
+    """Operators: the CSV of debit instructions for a payment provider, one line per charged
+    membership (membership_id, payer_account_id, amount_fen, reference)."""
     require_role(actor.role, Role.OPERATOR)
     spool = tempfile.SpooledTemporaryFile(max_size=8 << 20)  # noqa: SIM115 - closed by the stream
     export_collection_file(ctx, plan_code, publicity_on, spool)
@@ -96,8 +97,8 @@ def collection_file(plan_code: str, publicity_on: date, ctx: Context,
 @router.post("/plans/{plan_code}/periods/{publicity_on}/collection-results", response_model=None)
 async def collection_results(plan_code: str, publicity_on: date, request: Request, ctx: Context,
                              actor: CurrentActor) -> CollectionRun:
-    """Operators: the provider's results file (CSV body: payer_account_id,status,amount_paid_fen;
-    status paid or failed). Payers not listed were paid in full."""
+    """Operators: the provider's results file (CSV body: membership_id,status; status paid or
+    failed). Memberships not listed were paid; a payer's own share is taken first."""
     require_role(actor.role, Role.OPERATOR)
     spool = tempfile.SpooledTemporaryFile(max_size=8 << 20, mode="w+b")  # noqa: SIM115
     with spool:

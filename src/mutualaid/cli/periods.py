@@ -139,17 +139,18 @@ def retry(plan: str = PLAN, failure_bp: int = FAILURE_BP) -> None:
 @friendly_errors
 def export_collection(plan: str = PLAN, on: str = ON,
                       out: Path = typer.Argument(..., dir_okay=False, help="CSV file to write")) -> None:
-    """Write the debit instructions for a real payment provider: payer, amount, reference."""
+    """Write the debit instructions for a real payment provider, one line per charged
+    membership: membership, payer, amount, reference."""
     with out.open("wb") as handle, _progress("exporting") as progress:
         lines = export_collection_file(context(), plan, date.fromisoformat(on), handle, progress)
-    console.print(f"{lines:,} payers written to {out}")
+    console.print(f"{lines:,} lines written to {out}")
 
 
 @app.command("import-results")
 @friendly_errors
 def import_results(plan: str = PLAN, on: str = ON,
                    path: Path = typer.Argument(..., exists=True, dir_okay=False,
-                                               help="CSV: payer_account_id,status,amount_paid_fen")
+                                               help="CSV: membership_id,status (paid or failed)")
                    ) -> None:
     """Apply a provider's results: failed payers are suspended and retried; the rest paid."""
     with path.open(newline="", encoding="utf-8-sig") as source:

@@ -457,18 +457,20 @@ class LogState(Base):
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
-class LogNode(Base):
-    """A complete perfect subtree of the Merkle tree (level >= 1; level 0 is log_entries.leaf_hash).
+class LogTile(Base):
+    """The Merkle tree, stored in tiles of 4 levels (`transparency.tiles.STORAGE_HEIGHT`).
 
-    Written once by the sequencer and never changed, so any proof is O(log n) indexed reads.
+    Tile (level t, idx j) holds the nodes of tree level 4t with indexes 16j..16j+15 (level 0:
+    the leaf hashes) and the complete nodes above them inside that subtree, bottom row first
+    (`tiles.encode_storage_tile`). Full tiles never change; the sequencer rewrites the rightmost,
+    partial tile of each level as the log grows. A proof reads one row per 4 tree levels.
     """
 
-    __tablename__ = "log_nodes"
-    __table_args__ = ({"sqlite_with_rowid": False},)
+    __tablename__ = "log_tiles"
 
     level: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     idx: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
-    hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    hashes: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class LogCheckpoint(Base):

@@ -163,7 +163,8 @@ class PlanRules:
 _RULES_ADAPTER = TypeAdapter(PlanRules)
 
 
-def _dotted(location: tuple[int | str, ...]) -> str:
+def dotted_key(location: tuple[int | str, ...]) -> str:
+    """A validation error location as the key an operator would look for: ``payout_bands[1].amount_fen``."""
     text = ""
     for part in location:
         if isinstance(part, int):
@@ -261,7 +262,7 @@ def parse_plan_rules(data: dict[str, Any]) -> PlanRules:
         rules = _RULES_ADAPTER.validate_json(json.dumps(data, default=str), strict=True)
     except ValidationError as error:
         first = error.errors(include_url=False)[0]
-        key = _dotted(first["loc"]) or "(top level)"
+        key = dotted_key(first["loc"]) or "(top level)"
         reason = first["msg"]
         if first["type"] in ("extra_forbidden", "unexpected_keyword_argument"):
             reason = "unknown key (misspelt?)"
@@ -270,7 +271,7 @@ def parse_plan_rules(data: dict[str, Any]) -> PlanRules:
             f"{key}: {reason}",
             key,
             details={"problems": [
-                {"field": _dotted(e["loc"]), "message": e["msg"]} for e in error.errors(include_url=False)
+                {"field": dotted_key(e["loc"]), "message": e["msg"]} for e in error.errors(include_url=False)
             ]},
         ) from None
     _check_consistency(rules)

@@ -17,6 +17,7 @@ from pydantic import ConfigDict, Field, TypeAdapter, ValidationError
 from pydantic.dataclasses import dataclass
 
 from mutualaid.domain.errors import DomainError
+from mutualaid.domain.plans import dotted_key
 
 _STRICT = ConfigDict(extra="forbid")
 
@@ -98,16 +99,6 @@ class ForecastModel:
 _MODEL_ADAPTER = TypeAdapter(ForecastModel)
 
 
-def _dotted(location: tuple[int | str, ...]) -> str:
-    text = ""
-    for part in location:
-        if isinstance(part, int):
-            text += f"[{part}]"
-        else:
-            text += f".{part}" if text else part
-    return text
-
-
 def _check_rows(rows: list[Any], key: str) -> None:
     previous_to: int | None = None
     for index, row in enumerate(rows):
@@ -150,7 +141,7 @@ def parse_model(data: dict[str, Any]) -> ForecastModel:
         model = _MODEL_ADAPTER.validate_json(json.dumps(data, default=str), strict=True)
     except ValidationError as error:
         first = error.errors(include_url=False)[0]
-        key = _dotted(first["loc"]) or "(top level)"
+        key = dotted_key(first["loc"]) or "(top level)"
         reason = first["msg"]
         if first["type"] in ("extra_forbidden", "unexpected_keyword_argument"):
             reason = "unknown key (misspelt?)"

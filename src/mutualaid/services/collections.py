@@ -414,16 +414,19 @@ def collection_summary(ctx: ServiceContext, plan_code: str, publicity_on: date) 
 
 # --- the collection file (for a real provider) ----------------------------------------------------
 
-COLLECTION_HEADER = "payer_account_id,amount_fen,reference\n"
-RESULTS_HEADER = "payer_account_id,status,amount_paid_fen"
+COLLECTION_HEADER = "membership_id,payer_account_id,amount_fen,reference\n"
+RESULTS_HEADER = "membership_id,status"
 
 
 def export_collection_file(ctx: ServiceContext, plan_code: str, publicity_on: date,
                            out: IO[bytes], progress: Progress | None = None) -> int:
-    """Stream the period's debit instructions as CSV, one line per payer: payer, amount, reference.
+    """Stream the period's debit instructions as CSV, one line per charged membership: membership,
+    payer, amount, reference (``<period>:<membership>``, the provider's idempotency key).
 
-    PostgreSQL: one ``COPY (SELECT …) TO STDOUT``; SQLite: one streamed GROUP BY. Memory stays flat
-    whatever the member count. Returns the number of lines (payers).
+    One line per membership, not per payer: no GROUP BY, so no sort — the file streams at the
+    speed of one table scan, with flat memory (PostgreSQL: one ``COPY (SELECT …) TO STDOUT``;
+    SQLite: one streamed scan in id order). A payer's lines add up to what they owe; the results
+    are applied per payer (`import_collection_results`). Returns the number of lines.
     """
     with ctx.reading() as session:
         plan = plan_by_code(session, plan_code)
@@ -437,26 +440,20 @@ def export_collection_file(ctx: ServiceContext, plan_code: str, publicity_on: da
         return _export_streamed(session, rule, out, progress, period.member_count or 0)
 
 
-def _export_select(session: Session, rule: ChargeRule) -> Any:
+def _export_postgres(session: Session, rule: ChargeRule, out: IO[bytes],
+                     progress: Progress | None, total: int) -> int:
     exception = PeriodChargeException
     charge = func.coalesce(exception.amount_fen, rule.charge_sql())
-    amount = func.sum(charge)
-    return (
-        select(Membership.payer_account_id, amount,
-               literal(rule.period_ref + ":") + cast(Membership.payer_account_id, Text()))
+    query = (
+        select(Membership.id, Membership.payer_account_id, charge,
+               literal(rule.period_ref + ":") + cast(Membership.id, Text()))
         .select_from(Membership)
         .outerjoin(exception, (exception.period_id == rule.period_id)
                    & (exception.membership_id == Membership.id))
-        .where(*rule.where(session.get_bind().dialect.name),
-               or_(exception.kind.is_(None), exception.kind != EXCLUDED))
-        .group_by(Membership.payer_account_id).having(amount > 0)
-        .order_by(Membership.payer_account_id)
+        .where(*rule.where("postgresql"),
+               or_(exception.kind.is_(None), exception.kind != EXCLUDED), charge > 0)
     )
-
-
-def _export_postgres(session: Session, rule: ChargeRule, out: IO[bytes],
-                     progress: Progress | None, total: int) -> int:
-    compiled = _export_select(session, rule).compile(dialect=session.get_bind().dialect)
+    compiled = query.compile(dialect=session.get_bind().dialect)
     raw: Any = session.connection().connection.driver_connection
     lines = 0
     buffer: list[bytes] = []
@@ -465,9 +462,8 @@ def _export_postgres(session: Session, rule: ChargeRule, out: IO[bytes],
         f"COPY ({compiled.string}) TO STDOUT WITH (FORMAT csv)", compiled.params
     ) as copy:
         for data in copy:
-            chunk = bytes(data)
-            buffer.append(chunk)
-            size += len(chunk)
+            buffer.append(bytes(data))
+            size += len(data)
             if size >= 1 << 20:
                 block = b"".join(buffer)
                 out.write(block)
@@ -486,103 +482,90 @@ def _export_postgres(session: Session, rule: ChargeRule, out: IO[bytes],
 
 def _export_streamed(session: Session, rule: ChargeRule, out: IO[bytes],
                      progress: Progress | None, total: int) -> int:
-    """The database writes each line (one string per payer); the few payers with an exception
-    in this period are left out of the scan and written last, from their adjusted totals."""
-    adjust = _payer_adjustments(session, rule)
+    """One scan in id order; the few exception memberships are skipped there and written last."""
     dialect = session.get_bind().dialect.name
-    payer = Membership.payer_account_id
-    amount = func.sum(rule.charge_sql())
-    line = (cast(payer, Text()) + literal(",") + cast(amount, Text()) + literal(","
-            + rule.period_ref + ":") + cast(payer, Text()) + literal("\n"))
-    where = rule.where(dialect)
-    if adjust:
-        where.append(payer.not_in(list(adjust)))
-    stmt = select(line).where(*where).group_by(payer).having(amount > 0).order_by(payer)
+    constant = len(rule.bounds) <= 1
+    columns: list[Any] = [Membership.id, Membership.payer_account_id]
+    if not constant:
+        columns.append(rule.charge_sql())
+    stmt = select(*columns).where(*rule.where(dialect)).order_by(Membership.id)
     connection = session.connection()
     batches: Iterator[Sequence[Any]]
     if dialect == "sqlite":
         # pysqlite steps through the result as it is fetched: read the driver's cursor directly.
         result = connection.execute(stmt)
-        batches = iter(lambda: result.cursor.fetchmany(50_000), [])
+        cursor: Any = result.cursor
+        batches = iter(lambda: cursor.fetchmany(50_000), [])
     else:
         result = connection.execution_options(stream_results=True, yield_per=50_000).execute(stmt)
         batches = result.partitions(50_000)
+    prefix = rule.period_ref + ":"
+    share = rule.share_fen
+    skip = set(rule.exceptions)
     lines = 0
     try:
         for rows in batches:
-            out.write("".join([row[0] for row in rows]).encode())
-            lines += len(rows)
+            if constant:
+                text = "".join([f"{m},{p},{share},{prefix}{m}\n" for m, p in rows
+                                if m not in skip]) if share > 0 else ""
+            else:
+                text = "".join([f"{m},{p},{a},{prefix}{m}\n" for m, p, a in rows
+                                if a > 0 and m not in skip])
+            out.write(text.encode())
+            lines += text.count("\n")
             if progress:
                 progress(lines, total)
     finally:
         result.close()
-    if adjust:
-        special: dict[int, int] = dict(session.execute(
-            select(payer, amount).where(*rule.where(dialect), payer.in_(list(adjust)))
-            .group_by(payer)).all())
-        text = "".join(f"{p},{special[p] + delta},{rule.period_ref}:{p}\n"
-                       for p, delta in sorted(adjust.items())
-                       if p in special and special[p] + delta > 0)
+    own = [(m, kind, amount) for m, (kind, amount) in sorted(rule.exceptions.items())
+           if kind != EXCLUDED and amount > 0]
+    if own:
+        payers = dict(session.execute(select(Membership.id, Membership.payer_account_id).where(
+            Membership.id.in_([m for m, _, _ in own]))).all())
+        text = "".join(f"{m},{payers[m]},{amount},{prefix}{m}\n" for m, _, amount in own)
         out.write(text.encode())
-        lines += text.count("\n")
+        lines += len(own)
     return lines
-
-
-def _payer_adjustments(session: Session, rule: ChargeRule) -> dict[int, int]:
-    adjust: dict[int, int] = defaultdict(int)
-    if not rule.exceptions:
-        return adjust
-    for payer, joined_at, membership_id in session.execute(
-        select(Membership.payer_account_id, Membership.joined_at, Membership.id)
-        .join(PeriodChargeException, PeriodChargeException.membership_id == Membership.id)
-        .where(PeriodChargeException.period_id == rule.period_id,
-               *rule.where(session.get_bind().dialect.name))
-    ):
-        kind, amount = rule.exceptions[membership_id]
-        adjust[payer] += (0 if kind == EXCLUDED else amount) - rule.cohort_charge(joined_at)
-    return adjust
 
 
 def import_collection_results(
     ctx: ServiceContext, actor: Actor, plan_code: str, publicity_on: date, lines: Iterable[str],
     *, chunk: int = DEFAULT_CHUNK,
 ) -> CollectionRun:
-    """Apply a provider's results file: ``payer_account_id,status,amount_paid_fen`` per line,
-    status ``paid`` or ``failed`` (with what could be taken, if anything). Payers not listed were
-    paid in full. Streamed, in chunks of failures; a re-import changes nothing."""
+    """Apply a provider's results file: ``membership_id,status`` per line, status ``paid`` or
+    ``failed``. Memberships not listed were paid. A payer with a failed line is treated as having
+    paid the rest of what they owe, and that is taken in payment order: their own share first,
+    then family members by joining order; what is left unpaid is suspended and retried.
+    Streamed (only failed lines are kept); a re-import changes nothing."""
     require_role(actor.role, Role.OPERATOR)
     started = _start_collecting(ctx, plan_code, publicity_on, by_file=True)
     if started is None:
         raise Conflict("already_collected", "this period's collection is already complete")
+    failed_ids = sorted({membership for membership, status in _parse_results(lines)
+                         if status == "failed"})
     unknown: list[int] = []
     failed = 0
-    batch: list[tuple[int, int]] = []
-
-    def apply(rows: list[tuple[int, int]]) -> None:
-        nonlocal failed
+    for offset in range(0, len(failed_ids), chunk):
         with ctx.transaction() as session:
             plan = plan_by_code(session, plan_code)
             period = find_period(session, plan, publicity_on, for_update=True)
             now = ctx.clock.now()
             today = local_date(now, rules_of(session, plan.id, period.plan_version).zone)
             rule = charge_rule(session, period)
-            for payer, paid_fen in rows:
+            batch = failed_ids[offset:offset + chunk]
+            by_payer: dict[int, set[int]] = defaultdict(set)
+            for membership_id, payer in session.execute(
+                select(Membership.id, Membership.payer_account_id).where(
+                    Membership.plan_id == plan.id, Membership.id.in_(batch))):
+                by_payer[payer].add(membership_id)
+            unknown.extend(sorted(set(batch) - {m for ms in by_payer.values() for m in ms}))
+            for payer, failed_memberships in sorted(by_payer.items()):
                 dues = _dues(session, rule, payer)
-                if not dues:
-                    unknown.append(payer)
-                    continue
+                charged = {d.membership_id for d in dues}
+                unknown.extend(sorted(failed_memberships - charged))
+                paid_fen = sum(d.charge_fen for d in dues if d.membership_id not in failed_memberships)
                 _, unpaid = take_in_order(paid_fen, dues)
                 failed += _record_unpaid(session, period, payer, unpaid, now, today)
-
-    for payer, status, paid in _parse_results(lines):
-        if status == "paid":
-            continue
-        batch.append((payer, paid))
-        if len(batch) >= chunk:
-            apply(batch)
-            batch = []
-    if batch:
-        apply(batch)
     with ctx.transaction() as session:
         plan = plan_by_code(session, plan_code)
         period = find_period(session, plan, publicity_on, for_update=True)
@@ -608,21 +591,20 @@ def import_collection_results(
                              unknown)
 
 
-def _parse_results(lines: Iterable[str]) -> Iterator[tuple[int, str, int]]:
+def _parse_results(lines: Iterable[str]) -> Iterator[tuple[int, str]]:
     for number, row in enumerate(csv.reader(lines), start=1):
-        if not row or (number == 1 and row[0] == "payer_account_id"):
+        if not row or (number == 1 and row[0] == "membership_id"):
             continue
         try:
-            payer = int(row[0])
+            membership = int(row[0])
             status = row[1].strip().lower()
-            paid = int(row[2]) if len(row) > 2 and row[2].strip() else 0
         except (IndexError, ValueError):
             raise DomainError("invalid_results_file",
                               f"line {number}: expected {RESULTS_HEADER}", "file") from None
-        if status not in ("paid", "failed") or paid < 0:
-            raise DomainError("invalid_results_file",
-                              f"line {number}: status is paid or failed, amounts are ≥ 0", "file")
-        yield payer, status, paid
+        if status not in ("paid", "failed"):
+            raise DomainError("invalid_results_file", f"line {number}: status is paid or failed",
+                              "file")
+        yield membership, status
 
 
 # --- retries, reinstatement, removal -----------------------------------------------------------------
@@ -902,10 +884,10 @@ def _pay_one(ctx: ServiceContext, actor: Actor, claim_id: int, amount: int,
         return Payout(claim.ref, claim.claimant_account_id, amount, key)
 
 
-def results_file_text(rows: Iterable[tuple[int, str, int]]) -> str:
+def results_file_text(rows: Iterable[tuple[int, str]]) -> str:
     """A results file as a provider would send it (tests, demo)."""
     buffer = io.StringIO()
     buffer.write(RESULTS_HEADER + "\n")
-    for payer, status, paid in rows:
-        buffer.write(f"{payer},{status},{paid}\n")
+    for membership, status in rows:
+        buffer.write(f"{membership},{status}\n")
     return buffer.getvalue()

@@ -52,6 +52,16 @@ from mutualaid.transparency.notes import (
     parse_signer_key,
     parse_verifier_key,
 )
+from mutualaid.transparency.tiles import (
+    STORAGE_HEIGHT,
+    STORAGE_WIDTH,
+    TILE_HEIGHT,
+    TILE_WIDTH,
+    encode_storage_tile,
+    storage_slot,
+    storage_tile_node,
+    storage_tile_width,
+)
 from mutualaid.transparency.verification import BundleEntry, SubjectBundle
 
 LOG_STATE_ID = 1
@@ -143,10 +153,10 @@ def append_leaves(
     session: Session, *, at: datetime, leaves: Sequence[PendingLeaf]
 ) -> IntegrationResult:
     """Append a batch directly, in the caller's transaction: take the sequencer lock, write the
-    leaves already numbered (after the current size) and the nodes they complete.
+    leaves already numbered (after the current size) and the tree tiles they change.
 
     The fast path for bulk work (imports, period commitments over many members): one COPY for
-    the leaves, one for the nodes, no second pass over the rows. Queued (outbox) leaves are not
+    the leaves, one for the tiles, no second pass over the rows. Queued (outbox) leaves are not
     affected; they get the indexes after these when the sequencer next runs.
     """
     state = _lock_state(session, at)
@@ -194,7 +204,7 @@ def _grow(session: Session, state: LogState, hashes: Sequence[bytes],
     base = state.size
     compact = CompactRange.from_bytes(state.size, state.compact_range)
     new_range, nodes = compact.extend(hashes)
-    _store_nodes(session, nodes)
+    _store_tiles(session, base, hashes, nodes)
     state.size = new_range.size
     state.compact_range = new_range.to_bytes()
     state.root_hash = new_range.root()
@@ -230,7 +240,7 @@ def integrate_all(ctx: ServiceContext, *, max_batch: int = DEFAULT_BATCH) -> Int
 
 
 def integrate_in_session(session: Session, *, at: datetime, max_batch: int) -> IntegrationResult:
-    """The sequencer: lock log_state, number queued leaves in id order, store the new nodes.
+    """The sequencer: lock log_state, number queued leaves in id order, store the new tiles.
 
     The lock (``SELECT … FOR UPDATE`` on PostgreSQL; SQLite's BEGIN IMMEDIATE already holds the
     whole database) makes sequencers take turns, so indexes never repeat and never skip; numbering
@@ -281,24 +291,96 @@ def _lock_state(session: Session, at: datetime) -> LogState:
     return state
 
 
-def _store_nodes(session: Session, nodes: Sequence[RawNode]) -> None:
-    if not nodes:
+def _store_tiles(
+    session: Session, base: int, leaf_hashes: Sequence[bytes], nodes: Sequence[RawNode]
+) -> None:
+    """Write every stored tile that gained nodes when leaves [base, base + n) were appended.
+
+    The rightmost tile of each tile level may already exist, partial: it is read, merged and
+    rewritten; all other affected tiles are new. `nodes` are the interior nodes that became
+    complete (`CompactRange.extend`).
+    """
+    if not leaf_hashes:
         return
+    size = base + len(leaf_hashes)
+    by_level: dict[int, dict[int, bytes]] = {0: dict(zip(range(base, size), leaf_hashes,
+                                                         strict=True))}
+    for level, index, value in nodes:
+        by_level.setdefault(level, {})[index] = value
+    tile_levels = range(max(by_level) // STORAGE_HEIGHT + 1)
+    # The partial tile each tile level had before this append, if any, to be rewritten.
+    partial = [(t, (base >> (STORAGE_HEIGHT * t)) >> STORAGE_HEIGHT) for t in tile_levels
+               if (base >> (STORAGE_HEIGHT * t)) % STORAGE_WIDTH]
     connection = session.connection()
     raw: Any = connection.connection.driver_connection
-    if connection.dialect.name == "postgresql":
-        with raw.cursor() as cursor, cursor.copy(
-            "COPY log_nodes (level, idx, hash) FROM STDIN (FORMAT BINARY)"
-        ) as copy:
-            copy.set_types(["int4", "int8", "bytea"])
-            for node in nodes:
-                copy.write_row(node)
+    postgres = connection.dialect.name == "postgresql"
+    if partial:
+        for (t, j), data in _read_tiles(raw, postgres, partial).items():
+            for row in range(STORAGE_HEIGHT):
+                level = t * STORAGE_HEIGHT + row
+                first = j * (STORAGE_WIDTH >> row)
+                for position in range(storage_tile_width(data) >> row):
+                    stored = storage_tile_node(data, row, position)
+                    assert stored is not None  # a position below the row's width is complete
+                    by_level.setdefault(level, {})[first + position] = stored
+    tiles: list[tuple[int, int, bytes]] = []
+    for t in tile_levels:
+        bottom = t * STORAGE_HEIGHT
+        complete = size >> bottom  # nodes of the tile's bottom level in the tree of `size`
+        new_bottom = by_level.get(bottom)
+        if not new_bottom:
+            continue
+        for j in range(min(new_bottom) >> STORAGE_HEIGHT, ((complete - 1) >> STORAGE_HEIGHT) + 1):
+            width = min(STORAGE_WIDTH, complete - j * STORAGE_WIDTH)
+            rows = [
+                [by_level[bottom + row][j * (STORAGE_WIDTH >> row) + position]
+                 for position in range(width >> row)]
+                for row in range(STORAGE_HEIGHT)
+            ]
+            tiles.append((t, j, encode_storage_tile(rows)))
+    if postgres:
+        with raw.cursor() as cursor:
+            if partial:
+                cursor.execute(
+                    "DELETE FROM log_tiles WHERE (level, idx) IN "
+                    "(SELECT * FROM unnest(%s::integer[], %s::bigint[]))",
+                    ([t for t, _ in partial], [j for _, j in partial]))
+            with cursor.copy("COPY log_tiles (level, idx, hashes) FROM STDIN (FORMAT BINARY)"
+                             ) as copy:
+                copy.set_types(["int4", "int8", "bytea"])
+                for tile in tiles:
+                    copy.write_row(tile)
     else:
         cursor = raw.cursor()
         try:
-            cursor.executemany("INSERT INTO log_nodes (level, idx, hash) VALUES (?, ?, ?)", nodes)
+            cursor.executemany(
+                "INSERT OR REPLACE INTO log_tiles (level, idx, hashes) VALUES (?, ?, ?)", tiles)
         finally:
             cursor.close()
+
+
+def _read_tiles(
+    raw: Any, postgres: bool, wanted: Sequence[tuple[int, int]]
+) -> dict[tuple[int, int], bytes]:
+    """Stored tiles by (tile level, tile index); missing ones are left out."""
+    if postgres:
+        with raw.cursor() as cursor:
+            cursor.execute(
+                "SELECT t.level, t.idx, t.hashes FROM log_tiles AS t "
+                "JOIN unnest(%s::integer[], %s::bigint[]) AS wanted(level, idx) "
+                "ON t.level = wanted.level AND t.idx = wanted.idx",
+                ([t for t, _ in wanted], [j for _, j in wanted]))
+            rows = cursor.fetchall()
+    else:
+        cursor = raw.cursor()
+        try:
+            rows = cursor.execute(
+                "SELECT level, idx, hashes FROM log_tiles WHERE "
+                + " OR ".join(["(level = ? AND idx = ?)"] * len(wanted)),
+                [value for pair in wanted for value in pair]).fetchall()
+        finally:
+            cursor.close()
+    return {(level, index): bytes(data) for level, index, data in rows}
 
 
 # --------------------------------------------------------------------------------------------
@@ -306,8 +388,8 @@ def _store_nodes(session: Session, nodes: Sequence[RawNode]) -> None:
 
 
 class StoredNodes:
-    """A `NodeReader` over the database: level 0 from log_entries, higher levels from log_nodes,
-    every node of a proof in one query.
+    """A `NodeReader` over the database's stored tiles: every node of a proof in one query
+    (one tile row per 4 tree levels).
 
     With `within`, the same query also reads the log's size and refuses (`LogError`) a tree
     size beyond it, so a proof costs one round trip.
@@ -320,42 +402,36 @@ class StoredNodes:
     def read_nodes(self, node_ids: Sequence[NodeId]) -> list[bytes]:
         if not node_ids:
             return []
-        leaves = sorted({n.index for n in node_ids if n.level == 0})
-        inner = sorted({(n.level, n.index) for n in node_ids if n.level > 0})
+        slots = [storage_slot(n.level, n.index) for n in node_ids]
+        wanted = sorted({(slot.tile_level, slot.tile_index) for slot in slots})
         raw: Any = self._connection.connection.driver_connection
         if self._connection.dialect.name == "postgresql":
             with raw.cursor() as cursor:
-                cursor.execute(_PG_READ_NODES, (leaves, [n[0] for n in inner],
-                                                [n[1] for n in inner]))
+                cursor.execute(_PG_READ_TILES, ([t for t, _ in wanted], [j for _, j in wanted]))
                 rows = cursor.fetchall()
         else:
-            parts = ["SELECT -1, size, NULL FROM log_state"]
-            params: list[int] = []
-            if leaves:
-                parts.append("SELECT 0, leaf_index, leaf_hash FROM log_entries WHERE leaf_index "
-                             f"IN ({', '.join('?' * len(leaves))})")
-                params.extend(leaves)
-            if inner:
-                parts.append("SELECT level, idx, hash FROM log_nodes WHERE "
-                             + " OR ".join(["(level = ? AND idx = ?)"] * len(inner)))
-                params.extend(value for pair in inner for value in pair)
             cursor = raw.cursor()
             try:
-                rows = cursor.execute(" UNION ALL ".join(parts), params).fetchall()
+                rows = cursor.execute(
+                    "SELECT -1, size, NULL FROM log_state UNION ALL "
+                    "SELECT level, idx, hashes FROM log_tiles WHERE "
+                    + " OR ".join(["(level = ? AND idx = ?)"] * len(wanted)),
+                    [value for pair in wanted for value in pair]).fetchall()
             finally:
                 cursor.close()
-        found: dict[tuple[int, int], bytes] = {}
+        tiles: dict[tuple[int, int], bytes] = {}
         integrated = 0
-        for level, index, value in rows:
+        for level, index, data in rows:
             if level < 0:
                 integrated = index
             else:
-                found[(level, index)] = bytes(value)
+                tiles[(level, index)] = bytes(data)
         if self._within is not None and self._within > integrated:
             raise _beyond(self._within, integrated)
         hashes: list[bytes] = []
-        for node_id in node_ids:
-            value = found.get((node_id.level, node_id.index))
+        for node_id, slot in zip(node_ids, slots, strict=True):
+            data = tiles.get((slot.tile_level, slot.tile_index))
+            value = None if data is None else storage_tile_node(data, slot.row, slot.position)
             if value is None:
                 raise TreeError(
                     f"node (level {node_id.level}, index {node_id.index}) is not stored: the log "
@@ -365,14 +441,12 @@ class StoredNodes:
         return hashes
 
 
-_PG_READ_NODES = (
+_PG_READ_TILES = (
     "SELECT -1, size, NULL::bytea FROM log_state "
     "UNION ALL "
-    "SELECT 0, leaf_index, leaf_hash FROM log_entries WHERE leaf_index = ANY(%s::bigint[]) "
-    "UNION ALL "
-    "SELECT n.level, n.idx, n.hash FROM log_nodes AS n "
+    "SELECT t.level, t.idx, t.hashes FROM log_tiles AS t "
     "JOIN unnest(%s::integer[], %s::bigint[]) AS wanted(level, idx) "
-    "ON n.level = wanted.level AND n.idx = wanted.idx"
+    "ON t.level = wanted.level AND t.idx = wanted.idx"
 )
 
 
@@ -455,21 +529,23 @@ def leaves_between(session: Session, start: int, end: int) -> list[LeafView]:
 
 def hash_tile(session: Session, level: int, index: int, width: int) -> list[bytes]:
     """The hashes of a C2SP tlog-tiles hash tile: nodes at tree level 8·`level`, indexes
-    256·`index` to 256·`index` + `width` − 1. Empty if the log has not integrated that far."""
-    first = index * 256
-    if level == 0:
-        rows = session.scalars(
-            select(LogEntry.leaf_hash)
-            .where(LogEntry.leaf_index >= first, LogEntry.leaf_index < first + width)
-            .order_by(LogEntry.leaf_index)
-        ).all()
-    else:
-        rows = session.scalars(
-            text("SELECT hash FROM log_nodes WHERE level = :level AND idx >= :first "
-                 "AND idx < :end ORDER BY idx"),
-            {"level": level * 8, "first": first, "end": first + width},
-        ).all()
-    return [bytes(row) for row in rows] if len(rows) == width else []
+    256·`index` to 256·`index` + `width` − 1. Empty if the log has not integrated that far.
+
+    They are the bottom rows of stored tiles at tile level 2·`level`.
+    """
+    per = TILE_HEIGHT // STORAGE_HEIGHT
+    first = index * TILE_WIDTH
+    rows = session.execute(
+        text("SELECT idx, hashes FROM log_tiles WHERE level = :level AND idx >= :first "
+             "AND idx < :end ORDER BY idx"),
+        {"level": level * per, "first": first // STORAGE_WIDTH,
+         "end": (first + width + STORAGE_WIDTH - 1) // STORAGE_WIDTH},
+    ).all()
+    hashes: list[bytes] = []
+    for _, data in rows:
+        blob = bytes(data)
+        hashes.extend(blob[i * 32 : i * 32 + 32] for i in range(storage_tile_width(blob)))
+    return hashes[:width] if len(hashes) >= width else []
 
 
 def entry_bundle(session: Session, index: int, width: int) -> list[bytes]:

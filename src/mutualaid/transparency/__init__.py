@@ -5,5 +5,9 @@
 - `checkpoints`: C2SP tlog-checkpoint bodies, signed by the log
 - `witnesses`: C2SP tlog-cosignature v1: the witness's cosign decision and quorum checks
 - `leaves`: canonical leaf records (no personal data) and salted commitments
-- `verification`: offline proof bundles, as checked by `mutualaid verify`
+- `verification`: offline proof bundles (one leaf, or every leaf of a subject), as checked by
+  `mutualaid verify`
+- `tiles`: C2SP tlog-tiles paths and entry bundles, and the 4-level tiles a database stores
+
+The one adapter is `witness_server`: a C2SP tlog-witness HTTP server with its own SQLite file.
 """

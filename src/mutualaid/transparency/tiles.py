@@ -109,3 +109,66 @@ def decode_entry_bundle(data: bytes) -> list[bytes]:
         entries.append(data[position : position + length])
         position += length
     return entries
+
+
+# --------------------------------------------------------------------------------------------
+# Storage tiles: how a database keeps the tree (not served; `TILE_HEIGHT` tiles are)
+
+#: Tree levels per stored tile. A full stored tile holds 16 nodes of its bottom level and the 8 + 4
+#: + 2 complete nodes above them inside its subtree (30 hashes, 960 bytes): small enough to stay
+#: inline in a PostgreSQL row, and a proof reads one tile per 4 levels instead of one row per node.
+STORAGE_HEIGHT = 4
+STORAGE_WIDTH = 1 << STORAGE_HEIGHT
+
+
+def storage_tile_hashes(width: int) -> int:
+    """How many hashes a stored tile with `width` bottom nodes holds (its complete nodes)."""
+    return sum(width >> row for row in range(STORAGE_HEIGHT))
+
+
+_WIDTH_BY_HASHES = {storage_tile_hashes(w): w for w in range(1, STORAGE_WIDTH + 1)}
+
+
+@dataclass(frozen=True, slots=True)
+class StorageSlot:
+    """Where node (level, index) lives: tile (tile_level, tile_index), `row` levels above the
+    tile's bottom, `position` within that row."""
+
+    tile_level: int
+    tile_index: int
+    row: int
+    position: int
+
+
+def storage_slot(level: int, index: int) -> StorageSlot:
+    tile_level, row = divmod(level, STORAGE_HEIGHT)
+    shift = STORAGE_HEIGHT - row
+    return StorageSlot(tile_level, index >> shift, row, index & ((1 << shift) - 1))
+
+
+def encode_storage_tile(rows: Sequence[Sequence[bytes]]) -> bytes:
+    """Concatenate a tile's rows, bottom first; row r must hold ``len(rows[0]) >> r`` hashes."""
+    width = len(rows[0]) if rows else 0
+    if not 1 <= width <= STORAGE_WIDTH or len(rows) != STORAGE_HEIGHT:
+        raise ValueError(f"a stored tile has {STORAGE_HEIGHT} rows and 1..16 bottom nodes")
+    for number, row in enumerate(rows):
+        if len(row) != width >> number:
+            raise ValueError(f"stored tile row {number} has {len(row)} hashes, expected "
+                             f"{width >> number}")
+    return b"".join(value for row in rows for value in row)
+
+
+def storage_tile_node(data: bytes, row: int, position: int) -> bytes | None:
+    """The hash at (`row`, `position`) of a stored tile, or None if that node is not complete."""
+    width = storage_tile_width(data)
+    if position >= width >> row:
+        return None
+    offset = sum(width >> r for r in range(row)) + position
+    return data[offset * 32 : offset * 32 + 32]
+
+
+def storage_tile_width(data: bytes) -> int:
+    width = _WIDTH_BY_HASHES.get(len(data) // 32)
+    if width is None or len(data) % 32:
+        raise VerificationError(f"stored tile of {len(data)} bytes has no valid width")
+    return width

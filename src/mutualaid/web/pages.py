@@ -23,6 +23,7 @@ from starlette.responses import Response
 from mutualaid import __version__
 from mutualaid.domain.errors import DomainError, NotFound
 from mutualaid.domain.plans import PlanRules
+from mutualaid.services.notifications import unread_count
 from mutualaid.web import i18n
 from mutualaid.web.sessions import (
     CSRF_FIELD,
@@ -111,6 +112,7 @@ def context_for(page: PageState, extra: dict[str, Any]) -> dict[str, Any]:
                                          if page.request.url.query else ""),
         "switch_lang": lambda code: _switch_url(page, code),
         "zone": zone,
+        "unread": unread_count(page.ctx, page.actor.account_id) if page.actor else 0,
         **extra,
     }
 

@@ -136,8 +136,11 @@ def evidence_viewer(ref: str, evidence_id: int, page: Page) -> HTMLResponse:
 def evidence_file(ref: str, evidence_id: int, page: Page) -> Response:
     actor = page.need(*EVIDENCE_READERS)
     view, content = open_evidence(page.ctx, actor, ref, evidence_id)
+    # The type was checked against the file's first bytes at upload, so the browser may show it
+    # (the page's script policy is left off here: a PDF viewer is a plugin).
     return StreamingResponse(content, media_type=view.media_type, headers={
         "Cache-Control": "no-store", "X-Content-Type-Options": "nosniff",
+        "Content-Security-Policy": "frame-ancestors 'none'",
         "Content-Disposition": f'inline; filename="{view.sha256[:16]}"'})
 
 
@@ -386,7 +389,8 @@ def collection_results(code: str, publicity_on: date, page: Page) -> Response:
 def dashboard(page: Page) -> HTMLResponse:
     actor = page.need(*DESK)
     plans = list_plans(page.ctx)
-    code = page.request.query_params.get("plan") or (plans[0].plan.code if plans else "")
+    busiest = max(plans, key=lambda p: p.active_members).plan.code if plans else ""
+    code = page.request.query_params.get("plan") or busiest
     if not code:
         return render(page, "staff/dashboard.html", plans=plans, board=None, stats=None,
                       plan_code="")

@@ -10,13 +10,19 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mutualaid.transparency.errors import TreeError, VerificationError
-from mutualaid.transparency.merkle import CompactRange, hash_leaf
+from mutualaid.transparency.merkle import CompactRange, MemoryTree, NodeId, hash_leaf
 from mutualaid.transparency.tiles import (
+    StorageSlot,
     TileRef,
     decode_entry_bundle,
     encode_entry_bundle,
+    encode_storage_tile,
     encode_tile_index,
     parse_tile_path,
+    storage_slot,
+    storage_tile_hashes,
+    storage_tile_node,
+    storage_tile_width,
 )
 from mutualaid.transparency.verification import parse_any_bundle, parse_subject_bundle
 
@@ -114,3 +120,24 @@ def test_subject_bundle_fields_are_checked_by_name() -> None:
         parse_subject_bundle(json.dumps(base | {"subject": {"type": "claim"}}))
     with pytest.raises(VerificationError, match="expected 'mutualaid-proof-bundle/v1' or"):
         parse_any_bundle(json.dumps(base | {"format": "v9"}))
+
+
+def test_a_stored_tile_holds_the_complete_nodes_of_its_subtree() -> None:
+    tree = MemoryTree(HASHES[:22])
+    # Tile (0, 1): leaves 16..21, then the complete nodes above them inside the tile.
+    rows = [
+        [tree.leaf_hash(i) for i in range(16, 22)],
+        tree.read_nodes([NodeId(1, i) for i in range(8, 11)]),
+        tree.read_nodes([NodeId(2, 4)]),
+        [],
+    ]
+    data = encode_storage_tile(rows)
+    assert storage_tile_width(data) == 6 and len(data) == 32 * storage_tile_hashes(6)
+    assert storage_tile_node(data, 1, 2) == tree.read_nodes([NodeId(1, 10)])[0]
+    assert storage_tile_node(data, 2, 1) is None  # (2, 5) needs leaf 23
+    assert storage_slot(1, 10) == StorageSlot(0, 1, 1, 2)
+    assert storage_slot(9, 21) == StorageSlot(2, 2, 1, 5)  # level 8 nodes 42, 43: tile 2
+    with pytest.raises(ValueError, match="row 1 has 2 hashes, expected 3"):
+        encode_storage_tile([rows[0], rows[1][:2], rows[2], []])
+    with pytest.raises(VerificationError, match="stored tile of 64 bytes has no valid width"):
+        storage_tile_width(b"\x00" * 64)

@@ -1,4 +1,4 @@
-"""transparency log: sequencer state, stored tree nodes, checkpoints, witness progress
+"""transparency log: sequencer state, stored tree tiles, checkpoints, witness progress
 
 Revision ID: 0003
 Revises: 0002
@@ -29,12 +29,11 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_log_state")),
     )
     op.create_table(
-        "log_nodes",
+        "log_tiles",
         sa.Column("level", sa.Integer(), autoincrement=False, nullable=False),
         sa.Column("idx", sa.BigInteger(), autoincrement=False, nullable=False),
-        sa.Column("hash", sa.LargeBinary(length=32), nullable=False),
-        sa.PrimaryKeyConstraint("level", "idx", name=op.f("pk_log_nodes")),
-        sqlite_with_rowid=False,
+        sa.Column("hashes", sa.LargeBinary(), nullable=False),
+        sa.PrimaryKeyConstraint("level", "idx", name=op.f("pk_log_tiles")),
     )
     op.create_table(
         "checkpoints",
@@ -64,5 +63,5 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("log_witness_states")
     op.drop_table("checkpoints")
-    op.drop_table("log_nodes")
+    op.drop_table("log_tiles")
     op.drop_table("log_state")
