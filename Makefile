@@ -18,15 +18,16 @@ demo: $(STAMP)
 	$(BIN)/mutualaid demo
 
 ## The whole test suite (SQLite; browser tests in Debian's chromium, installed when missing).
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/python -m pytest
 
 ## The database tests again, against PostgreSQL (started, or installed, when missing).
 test-postgres: $(STAMP) postgres
-	MUTUALAID_TEST_DATABASE_URL=$(POSTGRES_URL) $(BIN)/python -m pytest tests/integration tests/api -m "not e2e"
+	MUTUALAID_TEST_DATABASE_URL=$(POSTGRES_URL) $(BIN)/python -m pytest tests/integration tests/api tests/web -m "not e2e"
 
 browser:
-	@command -v chromium >/dev/null 2>&1 || sh scripts/install-system-packages.sh chromium
+	@(command -v chromium >/dev/null 2>&1 && fc-list 2>/dev/null | grep -qi wqy) \
+	  || sh scripts/install-system-packages.sh chromium fonts-wqy-microhei
 
 postgres:
 	@sh scripts/ensure-postgres.sh
