@@ -372,6 +372,10 @@ class TestProofs:
             verify_charge_proof(tampered)
         with pytest.raises(DomainError):
             charge_proof(ctx, account(ctx), membership.id, MAIN_PLAN, MARCH_7)
+        close_on(ctx, clock, date(2026, 3, 21))  # no case: nothing charged, nothing to prove
+        with pytest.raises(DomainError) as nothing:
+            charge_proof(ctx, holder, membership.id, MAIN_PLAN, date(2026, 3, 21))
+        assert nothing.value.code == "not_charged"
 
     @pytest.mark.parametrize("block_bits", [10, 1])
     def test_the_committed_root_is_every_members_charge_recomputed_from_the_statements(

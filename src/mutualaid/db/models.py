@@ -673,3 +673,9 @@ class LedgerEntry(Base):
     transaction_id: Mapped[int] = mapped_column(ForeignKey("ledger_transactions.id"))
     account_code: Mapped[str] = mapped_column(ForeignKey("ledger_accounts.code"))
     amount_fen: Mapped[int] = mapped_column(BigInteger)
+
+
+#: This year's leavers of a plan (who may have rejoined: the annual cap counts both memberships),
+#: found without a scan over every membership. Only ended memberships are in it. (Issue 5.)
+Index("ix_memberships_ended", Membership.plan_id, Membership.ended_at,
+      sqlite_where=text("ended_at IS NOT NULL"), postgresql_where=text("ended_at IS NOT NULL"))

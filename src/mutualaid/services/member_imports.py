@@ -189,7 +189,7 @@ def _validate_chunk(
     phone_at, name_at, id_at, relation_at, joined_at_column = columns
     width = max(columns) + 1
     phones: dict[str, str] = {}
-    waiting, covered, ended = MembershipState.WAITING, MembershipState.COVERED, MembershipState.ENDED
+    waiting, ended = MembershipState.WAITING, MembershipState.ENDED
     copy_lines: list[str] = []
     good: list[tuple[Any, ...]] = []
     errors: list[tuple[int, str, str, str]] = []
@@ -236,7 +236,7 @@ def _validate_chunk(
                 f"{line_no}\t{phone}\t{identity_hash}\t\\\\x{encrypt(resident.number).hex()}\t"
                 f"\\\\x{encrypt(name).hex()}\t{mask_name(name).translate(_COPY_ESCAPES)}\t"
                 f"{birth_on}\t{resident.sex}\t{resident.province_code}\t{relation}\t"
-                f"{covered if state is covered else waiting}\t{joined_fragment}\t{ages_out_on}\n"
+                f"{state}\t{joined_fragment}\t{ages_out_on}\n"
             )
         else:
             good.append((
@@ -343,14 +343,14 @@ _POSTGRES_EXISTING = (
                   AND m.state IN ('waiting', 'covered', 'suspended') LIMIT 1) IS NOT NULL
             THEN 'already_member'
         END
-        WHERE NOT s.person_is_new""",
+        WHERE s.person_is_new IS NOT TRUE""",
     f"""WITH new_memberships AS (
           INSERT INTO memberships (plan_id, plan_version, person_id, payer_account_id, state,
                                    joined_at, joined_on, waiting_ends_on, covered_from_on,
                                    ages_out_on)
           SELECT %(plan_id)s, %(version)s, person_id, person_account_id, state, joined_at,
                  joined_on, waiting_ends_on, covered_from_on, ages_out_on
-          FROM {_STAGING} WHERE NOT person_is_new AND error IS NULL
+          FROM {_STAGING} WHERE person_is_new IS NOT TRUE AND error IS NULL
           ON CONFLICT (plan_id, person_id) WHERE state IN ('waiting', 'covered', 'suspended')
           DO NOTHING
           RETURNING 1
@@ -361,7 +361,7 @@ _POSTGRES_EXISTING = (
 # Only when a concurrent enrollment took the membership between the check and the insert.
 _POSTGRES_RACED = f"""
 UPDATE {_STAGING} s SET error = 'already_member'
-WHERE NOT s.person_is_new AND s.error IS NULL
+WHERE s.person_is_new IS NOT TRUE AND s.error IS NULL
   AND (SELECT 1 FROM memberships m
        WHERE m.plan_id = %(plan_id)s AND m.person_id = s.person_id
          AND m.xmin = pg_current_xact_id()::xid LIMIT 1) IS NULL"""

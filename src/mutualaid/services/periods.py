@@ -43,12 +43,15 @@ from sqlalchemy import (
     literal_column,
     or_,
     select,
+    text,
+    union_all,
     update,
 )
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from mutualaid.db.models import (
+    ACTIVE_STATES_SQL,
     Claim,
     CollectionFailure,
     LogEntry,
@@ -85,7 +88,6 @@ from mutualaid.domain.calendars import local_date
 from mutualaid.domain.claims import ClaimState
 from mutualaid.domain.errors import Conflict, DomainError, NotFound
 from mutualaid.domain.ledger import period_charge
-from mutualaid.domain.memberships import ACTIVE_STATES
 from mutualaid.services import audit
 from mutualaid.services.accounts import Actor
 from mutualaid.services.claims import PublicCase, public_case
@@ -105,7 +107,6 @@ EXCLUDED = "excluded"
 START_OF_TIME = datetime(1970, 1, 1, tzinfo=UTC)
 CAP_ADJUSTED = "cap_adjusted"
 STREAM_CHUNK = 65_536
-_ACTIVE = [str(s) for s in ACTIVE_STATES]
 
 
 # --- who shares, and what each pays -----------------------------------------------------------------
@@ -410,18 +411,22 @@ def _compute(ctx: ServiceContext, actor: Actor, period_id: int, step: StepHook) 
 
         dialect = _dialect(session)
         excluded = _record_exclusions(session, period, now, dialect)
-        counted = session.scalar(select(func.count()).select_from(Membership).where(
-            *sharing_where(dialect, plan.id, period.lock_at, period.publicity_on))) or 0
-        members = counted - len(excluded)
         year = _year_periods(session, period)
+        longest = year_to_date(_past(year))
         common: dict[str, Any] = {
             "aid_fen": shared_aid, "case_count": shared_cases, "fee_bp": period.fee_bp,
             "surplus_in_fen": surplus_in, "per_case_cap_fen": period.per_case_cap_fen,
             "annual_cap_fen": period.annual_cap_fen, "cap_excess": CapExcess(period.cap_excess),
         }
-        figures = apportion(cohorts=[Cohort("all", members)], **common)
-        if cap_may_bind(figures.share_fen, period.annual_cap_fen, year_to_date(_past(year))):
-            figures = _compute_cohorts(session, period, year, excluded, members, common, now)
+        # One scan either way: a plain count when no share this period could reach the annual
+        # cap (the share is at most the need, and at most cases × the per-case cap), else the
+        # count per cohort straight away.
+        if cap_may_bind(_share_bound(common), period.annual_cap_fen, longest):
+            figures = _compute_cohorts(session, period, year, excluded, common, now)
+        else:
+            counted = session.scalar(select(func.count()).select_from(Membership).where(
+                *sharing_where(dialect, plan.id, period.lock_at, period.publicity_on))) or 0
+            figures = apportion(cohorts=[Cohort("all", counted - len(excluded))], **common)
         step("computing")
 
         period.member_count = figures.member_count
@@ -460,11 +465,10 @@ def _record_exclusions(session: Session, period: Period, now: datetime,
 
     Suspended now (the close runs at the lock: the stored state is the state at the lock), or
     suspended by a failed collection before the lock and not resolved by then (exact even when the
-    close runs later). Returns membership id -> joined_at.
+    close runs later). Recorded with INSERT … SELECT (no rows through Python); returns membership
+    id -> joined_at of the excluded.
     """
     where = sharing_where(dialect, period.plan_id, period.lock_at, period.publicity_on, scan=False)
-    by_state = select(Membership.id, Membership.payer_account_id, Membership.joined_at).where(
-        *where, Membership.state == "suspended")
     # Driven from the (small) failures table: never a walk over the plan's memberships.
     suspended_then = (
         select(CollectionFailure.membership_id)
@@ -472,21 +476,23 @@ def _record_exclusions(session: Session, period: Period, now: datetime,
         .where(Period.plan_id == period.plan_id, CollectionFailure.suspended_at < period.lock_at,
                or_(CollectionFailure.resolved_at.is_(None),
                    CollectionFailure.resolved_at >= period.lock_at)))
-    by_failure = select(Membership.id, Membership.payer_account_id, Membership.joined_at).where(
+    already = select(PeriodChargeException.membership_id).where(
+        PeriodChargeException.period_id == period.id)
+    columns = ["period_id", "membership_id", "payer_account_id", "kind", "amount_fen", "reason",
+               "created_at"]
+    values = (literal(period.id, BigInteger()), Membership.id, Membership.payer_account_id,
+              literal(EXCLUDED), literal(0, BigInteger()), literal("suspended at the lock"),
+              literal(now, PeriodChargeException.created_at.type))
+    session.execute(insert(PeriodChargeException).from_select(columns, select(*values).where(
+        *where, Membership.state == "suspended")))
+    session.execute(insert(PeriodChargeException).from_select(columns, select(*values).where(
         *sharing_where(dialect, period.plan_id, period.lock_at, period.publicity_on),
-        Membership.id.in_(suspended_then))
-    rows: dict[int, tuple[int, datetime]] = {}
-    for query in (by_state, by_failure):
-        for membership_id, payer, joined_at in session.execute(query):
-            rows[membership_id] = (payer, joined_at)
-    if rows:
-        session.execute(insert(PeriodChargeException), [
-            {"period_id": period.id, "membership_id": membership_id, "payer_account_id": payer,
-             "kind": EXCLUDED, "amount_fen": 0, "reason": "suspended at the lock",
-             "created_at": now}
-            for membership_id, (payer, _) in sorted(rows.items())
-        ])
-    return {membership_id: joined_at for membership_id, (_, joined_at) in rows.items()}
+        Membership.id.in_(suspended_then), Membership.id.not_in(already))))
+    return {membership_id: joined_at for membership_id, joined_at in session.execute(
+        select(Membership.id, Membership.joined_at)
+        .join(PeriodChargeException, PeriodChargeException.membership_id == Membership.id)
+        .where(PeriodChargeException.period_id == period.id,
+               PeriodChargeException.kind == EXCLUDED))}
 
 
 @dataclass(frozen=True, slots=True)
@@ -520,11 +526,18 @@ def _charge_in(period: PeriodFacts, facts: _Facts, before: Sequence[PeriodFacts]
     return period_cohorts[cohort_of(facts.joined_at, _past(before), period.publicity_on)]
 
 
+def _share_bound(common: Mapping[str, Any]) -> int:
+    """The largest share this period could have, before counting anyone (one member sharing)."""
+    figures = apportion(cohorts=[Cohort("one", 1)], **{**common, "annual_cap_fen": None})
+    return figures.share_fen
+
+
 def _compute_cohorts(session: Session, period: Period, year: list[Period],
-                     excluded: Mapping[int, datetime], members: int, common: dict[str, Any],
+                     excluded: Mapping[int, datetime], common: dict[str, Any],
                      now: datetime) -> PeriodFigures:
-    """The annual cap can bind: count members per cohort, and give a charge of their own to the
-    few whose year so far is not their cohort's (they left and rejoined, or were excluded)."""
+    """The annual cap may bind: count members per cohort, and give a charge of their own to the
+    few whose year so far is not their cohort's (they left and rejoined, or were excluded). If,
+    counted, the share turns out to leave everyone under the cap, it is one cohort after all."""
     dialect = _dialect(session)
     past = _past(year)
     keys = [p.publicity_on for p in year] + [period.publicity_on]
@@ -541,8 +554,12 @@ def _compute_cohorts(session: Session, period: Period, year: list[Period],
         counts[int(index)] = int(count)
     for joined_at in excluded.values():
         counts[keys.index(cohort_of(joined_at, past, period.publicity_on))] -= 1
+    members = sum(counts)
+    single = apportion(cohorts=[Cohort("all", members)], **common)
+    if not cap_may_bind(single.share_fen, period.annual_cap_fen, year_to_date(past)):
+        return single
     ytds = [year_to_date(past[i:]) for i in range(len(year))] + [0]
-    share = apportion(cohorts=[Cohort("all", members)], **common).share_fen
+    share = single.share_fen
     charges = [capped_charge(share, period.annual_cap_fen, ytd) for ytd in ytds]
 
     singles: list[Cohort] = []
@@ -580,12 +597,14 @@ def _irregular_year_to_date(session: Session, period: Period, year: list[Period]
         return []
     where = sharing_where(_dialect(session), period.plan_id, period.lock_at, period.publicity_on,
                           scan=False)
+    # This year's leavers (index ix_memberships_ended), and the active memberships of the same
+    # persons (the one-active-membership index, whose condition is repeated word for word so that
+    # SQLite can use it).
     leavers = select(Membership.person_id).where(
         Membership.plan_id == period.plan_id, Membership.ended_at >= year[0].lock_at,
         Membership.ended_at < period.lock_at)
     candidates = {row[0]: _Facts(*row) for row in session.execute(
-        _facts_query().where(*where, Membership.state.in_(_ACTIVE),
-                             Membership.person_id.in_(leavers)))}
+        _facts_query().where(*where, text(ACTIVE_STATES_SQL), Membership.person_id.in_(leavers)))}
     earlier = select(PeriodChargeException.membership_id).where(
         PeriodChargeException.period_id.in_([p.id for p in year]))
     scan = sharing_where(_dialect(session), period.plan_id, period.lock_at, period.publicity_on)
@@ -1006,25 +1025,37 @@ def member_statement(ctx: ServiceContext, actor: Actor, membership_id: int) -> M
         columns = (Period.id, Period.ref, Period.publicity_on, Period.debit_on, Period.lock_at,
                    Period.state, Period.share_fen, Period.annual_cap_fen, Period.case_count,
                    Period.aid_fen, Period.fee_fen, Period.member_count, Period.collect_cursor)
-        periods: list[Any] = list(session.execute(select(*columns).where(
-            Period.plan_id == membership.plan_id, Period.state.in_(computed),
-            Period.lock_at > membership.joined_at,
-            or_(literal(membership.ended_at is None),
-                Period.lock_at <= (membership.ended_at or membership.joined_at)),
-        ).order_by(Period.publicity_on)))
-        exceptions = {
-            (p, membership.id): (kind, amount) for p, kind, amount in session.execute(
-                select(PeriodChargeException.period_id, PeriodChargeException.kind,
-                       PeriodChargeException.amount_fen)
-                .where(PeriodChargeException.membership_id == membership.id))
-        }
-        failures = {
-            p: (status, amount) for p, status, amount in session.execute(
-                select(CollectionFailure.period_id, CollectionFailure.status,
-                       CollectionFailure.amount_fen)
-                .where(CollectionFailure.membership_id == membership.id))
-        }
-        cohorts = _cohort_charges(session, [p.id for p in periods if p.share_fen])
+        # Three queries in all (membership, periods with their cohorts, the membership's own
+        # exceptions and failures): a statement costs the same at 10 or 100 million members.
+        periods: list[Any] = []
+        cohorts: dict[int, dict[date, int]] = defaultdict(dict)
+        for period_row in session.execute(
+            select(*columns, PeriodCohort.cohort_on, PeriodCohort.charge_fen)
+            .outerjoin(PeriodCohort, PeriodCohort.period_id == Period.id)
+            .where(Period.plan_id == membership.plan_id, Period.state.in_(computed),
+                   Period.lock_at > membership.joined_at,
+                   or_(literal(membership.ended_at is None),
+                       Period.lock_at <= (membership.ended_at or membership.joined_at)))
+            .order_by(Period.publicity_on)
+        ):
+            if not periods or periods[-1].id != period_row.id:
+                periods.append(period_row)
+            if period_row.cohort_on is not None:
+                cohorts[period_row.id][period_row.cohort_on] = period_row.charge_fen
+        exceptions: dict[tuple[int, int], tuple[str, int]] = {}
+        failures: dict[int, tuple[str, int]] = {}
+        own = union_all(
+            select(literal("exception"), PeriodChargeException.period_id,
+                   PeriodChargeException.kind, PeriodChargeException.amount_fen)
+            .where(PeriodChargeException.membership_id == membership.id),
+            select(literal("failure"), CollectionFailure.period_id, CollectionFailure.status,
+                   CollectionFailure.amount_fen)
+            .where(CollectionFailure.membership_id == membership.id))
+        for source, period_id, kind, amount in session.execute(own):
+            if source == "exception":
+                exceptions[(period_id, membership.id)] = (kind, amount)
+            else:
+                failures[period_id] = (kind, amount)
         statement = MemberStatement(membership.id, plan_code, name_masked, membership.joined_on)
         before: list[Any] = []
         for period in periods:
@@ -1116,6 +1147,9 @@ def charge_proof(ctx: ServiceContext, actor: Actor, membership_id: int, plan_cod
         period = find_period(session, plan, publicity_on)
         if not reached(PeriodState(period.state), PeriodState.COMMITTED):
             raise Conflict("period_not_committed", f"period {period.ref} is not committed yet")
+        if not period.share_fen:
+            raise NotFound("not_charged", f"nobody was charged in {period.ref} (no share)",
+                           "membership_id")
         tree_row = session.get_one(PeriodChargeTree, period.id)
         rule = charge_rule(session, period)
         block_index = membership_id >> tree_row.block_bits

@@ -58,7 +58,7 @@ from mutualaid.transparency.tiles import (
     TILE_HEIGHT,
     TILE_WIDTH,
     encode_storage_tile,
-    storage_slot,
+    storage_tile_layout,
     storage_tile_node,
     storage_tile_width,
 )
@@ -402,8 +402,14 @@ class StoredNodes:
     def read_nodes(self, node_ids: Sequence[NodeId]) -> list[bytes]:
         if not node_ids:
             return []
-        slots = [storage_slot(n.level, n.index) for n in node_ids]
-        wanted = sorted({(slot.tile_level, slot.tile_index) for slot in slots})
+        # (tile level, tile index, row, position) of each node; see tiles.storage_slot.
+        slots = []
+        for node_id in node_ids:
+            tile_level, row = divmod(node_id.level, STORAGE_HEIGHT)
+            shift = STORAGE_HEIGHT - row
+            slots.append((tile_level, node_id.index >> shift, row,
+                          node_id.index & ((1 << shift) - 1)))
+        wanted = sorted({(slot[0], slot[1]) for slot in slots})
         raw: Any = self._connection.connection.driver_connection
         if self._connection.dialect.name == "postgresql":
             with raw.cursor() as cursor:
@@ -419,25 +425,25 @@ class StoredNodes:
                     [value for pair in wanted for value in pair]).fetchall()
             finally:
                 cursor.close()
-        tiles: dict[tuple[int, int], bytes] = {}
+        tiles: dict[tuple[int, int], tuple[bytes, int, tuple[int, ...]]] = {}
         integrated = 0
         for level, index, data in rows:
             if level < 0:
                 integrated = index
             else:
-                tiles[(level, index)] = bytes(data)
+                tiles[(level, index)] = (data, *storage_tile_layout(data))
         if self._within is not None and self._within > integrated:
             raise _beyond(self._within, integrated)
         hashes: list[bytes] = []
-        for node_id, slot in zip(node_ids, slots, strict=True):
-            data = tiles.get((slot.tile_level, slot.tile_index))
-            value = None if data is None else storage_tile_node(data, slot.row, slot.position)
-            if value is None:
+        for node_id, (tile_level, tile_index, row, position) in zip(node_ids, slots, strict=True):
+            tile = tiles.get((tile_level, tile_index))
+            if tile is None or position >= tile[1] >> row:
                 raise TreeError(
                     f"node (level {node_id.level}, index {node_id.index}) is not stored: the log "
                     "has not integrated that far"
                 )
-            hashes.append(value)
+            offset = (tile[2][row] + position) * 32
+            hashes.append(bytes(tile[0][offset : offset + 32]))
         return hashes
 
 

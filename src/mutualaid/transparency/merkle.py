@@ -205,7 +205,7 @@ def consistency_proof(reader: NodeReader, old_size: int, new_size: int) -> list[
 
 
 def _materialise(reader: NodeReader, plan: Sequence[ProofStep]) -> list[bytes]:
-    wanted = sorted({node_id for step in plan for node_id in step})
+    wanted = list(dict.fromkeys(node_id for step in plan for node_id in step))
     hashes = reader.read_nodes(wanted)
     if len(hashes) != len(wanted):
         raise TreeError(f"node reader returned {len(hashes)} hashes for {len(wanted)} nodes")

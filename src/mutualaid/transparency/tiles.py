@@ -127,6 +127,12 @@ def storage_tile_hashes(width: int) -> int:
 
 
 _WIDTH_BY_HASHES = {storage_tile_hashes(w): w for w in range(1, STORAGE_WIDTH + 1)}
+#: By a stored tile's length in bytes: its width and where each of its rows starts (in hashes).
+_LAYOUT_BY_BYTES = {
+    32 * storage_tile_hashes(w): (w, tuple(sum(w >> r for r in range(row))
+                                           for row in range(STORAGE_HEIGHT)))
+    for w in range(1, STORAGE_WIDTH + 1)
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,17 +164,22 @@ def encode_storage_tile(rows: Sequence[Sequence[bytes]]) -> bytes:
     return b"".join(value for row in rows for value in row)
 
 
+def storage_tile_layout(data: bytes) -> tuple[int, tuple[int, ...]]:
+    """A stored tile's width and the offset (in hashes) of each of its rows."""
+    layout = _LAYOUT_BY_BYTES.get(len(data))
+    if layout is None:
+        raise VerificationError(f"stored tile of {len(data)} bytes has no valid width")
+    return layout
+
+
 def storage_tile_node(data: bytes, row: int, position: int) -> bytes | None:
     """The hash at (`row`, `position`) of a stored tile, or None if that node is not complete."""
-    width = storage_tile_width(data)
+    width, offsets = storage_tile_layout(data)
     if position >= width >> row:
         return None
-    offset = sum(width >> r for r in range(row)) + position
-    return data[offset * 32 : offset * 32 + 32]
+    offset = (offsets[row] + position) * 32
+    return data[offset : offset + 32]
 
 
 def storage_tile_width(data: bytes) -> int:
-    width = _WIDTH_BY_HASHES.get(len(data) // 32)
-    if width is None or len(data) % 32:
-        raise VerificationError(f"stored tile of {len(data)} bytes has no valid width")
-    return width
+    return storage_tile_layout(data)[0]
