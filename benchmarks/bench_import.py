@@ -77,8 +77,10 @@ def write_member_csv(path: Path, rows: int, today: date, seed: int = 2018) -> No
     step = 1_000_003  # prime, and larger than any factor of `space`: i -> i*step mod space is 1:1
     offset = rng.randrange(space)
     joined = [(today - timedelta(days=d)).isoformat() for d in range(0, 361)]
-    names = [rng.choice(_SURNAMES) + "".join(rng.choices(_GIVEN, k=rng.choice((1, 2))))
-             for _ in range(4096)]
+    names = [
+        rng.choice(_SURNAMES) + "".join(rng.choices(_GIVEN, k=rng.choice((1, 2))))
+        for _ in range(4096)
+    ]
     relations = ("self", "spouse", "child")
     n_births = len(births)
 
@@ -106,8 +108,9 @@ def write_member_csv(path: Path, rows: int, today: date, seed: int = 2018) -> No
             size = (1, 1, 2, 3)[randbits(2)]
             day = joined[randbits(16) % 361]
             for position in range(min(size, rows - i)):
-                lines.append(f"{phone},{names[randbits(12)]},{id_number(i)},"
-                             f"{relations[position]},{day}\n")
+                lines.append(
+                    f"{phone},{names[randbits(12)]},{id_number(i)},{relations[position]},{day}\n"
+                )
                 i += 1
             if len(lines) >= 20_000:
                 out.write("".join(lines))
@@ -160,8 +163,13 @@ class MemorySampler:
 def postgres_cpu(engine: Any) -> dict[str, float]:
     """CPU seconds so far of this database's backends and of PostgreSQL's background writers."""
     with engine.connect() as connection:
-        pids = connection.execute(text(
-            "SELECT pid FROM pg_stat_activity WHERE datname = current_database()")).scalars().all()
+        pids = (
+            connection.execute(
+                text("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")
+            )
+            .scalars()
+            .all()
+        )
     seconds: dict[str, float] = {}
     for pid in pids:
         try:
@@ -172,7 +180,8 @@ def postgres_cpu(engine: Any) -> dict[str, float]:
     for process in psutil.process_iter(["cmdline"]):
         name = " ".join(process.info["cmdline"] or [])
         if name.startswith("postgres: ") and any(
-                role in name for role in ("walwriter", "checkpointer", "background writer")):
+            role in name for role in ("walwriter", "checkpointer", "background writer")
+        ):
             try:
                 times = process.cpu_times()
             except psutil.Error:
@@ -182,8 +191,11 @@ def postgres_cpu(engine: Any) -> dict[str, float]:
 
 
 def cpu_delta(before: dict[str, float], after: dict[str, float], backends: bool) -> float:
-    return sum(value - before.get(key, 0.0) for key, value in after.items()
-               if key.startswith("backend ") == backends)
+    return sum(
+        value - before.get(key, 0.0)
+        for key, value in after.items()
+        if key.startswith("backend ") == backends
+    )
 
 
 @dataclass
@@ -219,13 +231,17 @@ def copy_baseline(url: str, path: Path) -> float:
 
     with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as connection:
         connection.execute("DROP TABLE IF EXISTS copy_baseline")
-        connection.execute("CREATE TABLE copy_baseline (payer_phone TEXT, full_name TEXT, "
-                           "id_number TEXT, relation TEXT, joined_on DATE)")
+        connection.execute(
+            "CREATE TABLE copy_baseline (payer_phone TEXT, full_name TEXT, "
+            "id_number TEXT, relation TEXT, joined_on DATE)"
+        )
         connection.commit()
         started = time.perf_counter()
-        with connection.cursor() as cursor, path.open("rb") as source, cursor.copy(
-            "COPY copy_baseline FROM STDIN WITH (FORMAT csv, HEADER true)"
-        ) as copy:
+        with (
+            connection.cursor() as cursor,
+            path.open("rb") as source,
+            cursor.copy("COPY copy_baseline FROM STDIN WITH (FORMAT csv, HEADER true)") as copy,
+        ):
             while block := source.read(1 << 20):
                 copy.write(block)
         connection.commit()
@@ -237,8 +253,9 @@ def copy_baseline(url: str, path: Path) -> float:
     return elapsed
 
 
-def run_size(url: str, rows: int, workdir: Path, workers: int, chunk_rows: int,
-             keep_csv: bool) -> SizeResult:
+def run_size(
+    url: str, rows: int, workdir: Path, workers: int, chunk_rows: int, keep_csv: bool
+) -> SizeResult:
     ctx = fresh_context(url)
     # The plan's zone decides "today" for the import; generate join dates up to that day.
     today = local_date(ctx.clock.now(), plan_rules(ctx, PLAN_CODE)[1].zone)
@@ -259,86 +276,145 @@ def run_size(url: str, rows: int, workdir: Path, workers: int, chunk_rows: int,
     pg_before = postgres_cpu(ctx.engine)
     own_before = psutil.Process().cpu_times()
     children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    with MemorySampler() as memory, path.open(newline="", encoding="utf-8-sig") as source, \
-            errors_path.open("w", newline="", encoding="utf-8") as errors_out:
+    with (
+        MemorySampler() as memory,
+        path.open(newline="", encoding="utf-8-sig") as source,
+        errors_path.open("w", newline="", encoding="utf-8") as errors_out,
+    ):
         started = time.perf_counter()
-        report = import_members(ctx, SYSTEM_ACTOR, PLAN_CODE, source, errors_out,
-                                chunk_rows=chunk_rows, workers=workers)
+        report = import_members(
+            ctx, SYSTEM_ACTOR, PLAN_CODE, source, errors_out, chunk_rows=chunk_rows, workers=workers
+        )
         import_s = time.perf_counter() - started
     own_after = psutil.Process().cpu_times()
     children_after = resource.getrusage(resource.RUSAGE_CHILDREN)
     pg_after = postgres_cpu(ctx.engine)
     cpu_main = own_after.user + own_after.system - own_before.user - own_before.system
-    cpu_workers = (children_after.ru_utime + children_after.ru_stime
-                   - children_before.ru_utime - children_before.ru_stime)
-    print(f"  import: {import_s:.1f} s, {rows / import_s:,.0f} rows/s, "
-          f"{report.imported:,} imported, {report.rejected:,} refused", flush=True)
+    cpu_workers = (
+        children_after.ru_utime
+        + children_after.ru_stime
+        - children_before.ru_utime
+        - children_before.ru_stime
+    )
+    print(
+        f"  import: {import_s:.1f} s, {rows / import_s:,.0f} rows/s, "
+        f"{report.imported:,} imported, {report.rejected:,} refused",
+        flush=True,
+    )
 
     with ctx.reading() as session:
         members = session.execute(text("SELECT count(*) FROM memberships")).scalar_one()
         persons = session.execute(text("SELECT count(*) FROM persons")).scalar_one()
-    if not (report.rows_read == rows and report.imported == rows == members == persons
-            and report.rejected == 0):
+    if not (
+        report.rows_read == rows
+        and report.imported == rows == members == persons
+        and report.rejected == 0
+    ):
         raise SystemExit(f"import check failed: {report}, memberships={members}, persons={persons}")
     ctx.engine.dispose()
     if not keep_csv:
         path.unlink()
         errors_path.unlink()
     mb = 1 / 2**20
-    return SizeResult(rows, csv_mb, generate_s, copy_s, import_s, report.imported, report.rejected,
-                      rss_before * mb, memory.peak_self * mb, memory.peak_children * mb,
-                      memory.peak_total * mb, cpu_main, cpu_workers,
-                      cpu_delta(pg_before, pg_after, True), cpu_delta(pg_before, pg_after, False))
+    return SizeResult(
+        rows,
+        csv_mb,
+        generate_s,
+        copy_s,
+        import_s,
+        report.imported,
+        report.rejected,
+        rss_before * mb,
+        memory.peak_self * mb,
+        memory.peak_children * mb,
+        memory.peak_total * mb,
+        cpu_main,
+        cpu_workers,
+        cpu_delta(pg_before, pg_after, True),
+        cpu_delta(pg_before, pg_after, False),
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL", OWN_URL),
-                        help=f"PostgreSQL database to drop and refill (default {OWN_URL})")
-    parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000],
-                        help="file sizes to import, each into a fresh database (default 1000000)")
+    parser.add_argument(
+        "--database-url",
+        default=os.environ.get("BENCH_DATABASE_URL", OWN_URL),
+        help=f"PostgreSQL database to drop and refill (default {OWN_URL})",
+    )
+    parser.add_argument(
+        "--rows",
+        type=int,
+        nargs="+",
+        default=[1_000_000],
+        help="file sizes to import, each into a fresh database (default 1000000)",
+    )
     parser.add_argument("--workers", type=int, default=1, help="validation worker processes")
     parser.add_argument("--chunk-rows", type=int, default=DEFAULT_CHUNK_ROWS)
-    parser.add_argument("--workdir", type=Path, default=None, help="where the CSV goes (default: tmp)")
+    parser.add_argument(
+        "--workdir", type=Path, default=None, help="where the CSV goes (default: tmp)"
+    )
     parser.add_argument("--keep-csv", action="store_true")
     args = parser.parse_args()
 
-    print(f"machine: {psutil.cpu_count()} CPUs, {psutil.virtual_memory().total / 2**30:.0f} GiB, "
-          f"load average {os.getloadavg()[0]:.1f}; "
-          f"PostgreSQL on the same machine; workers={args.workers} chunk_rows={args.chunk_rows}",
-          flush=True)
+    print(
+        f"machine: {psutil.cpu_count()} CPUs, {psutil.virtual_memory().total / 2**30:.0f} GiB, "
+        f"load average {os.getloadavg()[0]:.1f}; "
+        f"PostgreSQL on the same machine; workers={args.workers} chunk_rows={args.chunk_rows}",
+        flush=True,
+    )
     results: list[SizeResult] = []
     with tempfile.TemporaryDirectory(dir=args.workdir) as scratch:
         for rows in args.rows:
-            results.append(run_size(args.database_url, rows, Path(scratch), args.workers,
-                                    args.chunk_rows, args.keep_csv))
+            results.append(
+                run_size(
+                    args.database_url,
+                    rows,
+                    Path(scratch),
+                    args.workers,
+                    args.chunk_rows,
+                    args.keep_csv,
+                )
+            )
 
     print()
-    print("| rows | import rows/s | COPY rows/s | import / COPY | import s | "
-          "peak RSS total MB (main + workers) | RSS before import MB |")
+    print(
+        "| rows | import rows/s | COPY rows/s | import / COPY | import s | "
+        "peak RSS total MB (main + workers) | RSS before import MB |"
+    )
     print("|---:|---:|---:|---:|---:|---:|---:|")
     for r in results:
-        print(f"| {r.rows:,} | {r.import_rate:,.0f} | {r.copy_rate:,.0f} | "
-              f"{r.import_rate / r.copy_rate:.2f} | {r.import_s:.1f} | "
-              f"{r.peak_total_mb:,.0f} ({r.peak_self_mb:,.0f} + {r.peak_children_mb:,.0f}) | "
-              f"{r.rss_before_mb:,.0f} |")
+        print(
+            f"| {r.rows:,} | {r.import_rate:,.0f} | {r.copy_rate:,.0f} | "
+            f"{r.import_rate / r.copy_rate:.2f} | {r.import_s:.1f} | "
+            f"{r.peak_total_mb:,.0f} ({r.peak_self_mb:,.0f} + {r.peak_children_mb:,.0f}) | "
+            f"{r.rss_before_mb:,.0f} |"
+        )
     print()
-    print("CPU per imported row (µs): | rows | parent | validation workers | PostgreSQL backend "
-          "| PostgreSQL WAL/checkpoint/bgwriter | total |")
+    print(
+        "CPU per imported row (µs): | rows | parent | validation workers | PostgreSQL backend "
+        "| PostgreSQL WAL/checkpoint/bgwriter | total |"
+    )
     print("|---:|---:|---:|---:|---:|---:|")
     for r in results:
-        per = [v / r.rows * 1e6 for v in (r.cpu_main_s, r.cpu_workers_s, r.cpu_backend_s,
-                                           r.cpu_pg_background_s)]
+        per = [
+            v / r.rows * 1e6
+            for v in (r.cpu_main_s, r.cpu_workers_s, r.cpu_backend_s, r.cpu_pg_background_s)
+        ]
         print(f"| {r.rows:,} | " + " | ".join(f"{v:.1f}" for v in per) + f" | {sum(per):.1f} |")
     if len(results) > 1:
         small, large = results[0], results[-1]
-        print(f"\nmemory growth {small.rows:,} -> {large.rows:,} rows "
-              f"({large.rows / small.rows:.0f}x the file): peak RSS x"
-              f"{large.peak_total_mb / small.peak_total_mb:.2f}")
+        print(
+            f"\nmemory growth {small.rows:,} -> {large.rows:,} rows "
+            f"({large.rows / small.rows:.0f}x the file): peak RSS x"
+            f"{large.peak_total_mb / small.peak_total_mb:.2f}"
+        )
     target = 100_000
     best = max(r.import_rate for r in results)
-    print(f"target >= {target:,} rows/s: {'met' if best >= target else 'NOT met'} "
-          f"(best {best:,.0f} rows/s)")
+    print(
+        f"target >= {target:,} rows/s: {'met' if best >= target else 'NOT met'} "
+        f"(best {best:,.0f} rows/s)"
+    )
 
 
 if __name__ == "__main__":

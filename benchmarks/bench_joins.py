@@ -53,13 +53,19 @@ HERE = Path(__file__).resolve().parent
 #: Its own database, so it can run while another benchmark uses `bench`.
 OWN_URL = url_for("bench_joins")
 
-HEALTH_ANSWERS = {"long_medication": False, "long_hospital_stay": False, "tumour": False,
-                  "heart_disease": False, "diabetes": False}
+HEALTH_ANSWERS = {
+    "long_medication": False,
+    "long_hospital_stay": False,
+    "tumour": False,
+    "heart_disease": False,
+    "diabetes": False,
+}
 JOIN_PATH = f"/api/v1/plans/{PLAN_CODE}/memberships"
 BASELINE_PATH = "/baseline/rows"
 
 
 # --- the baseline application (imported by uvicorn in its worker processes) -------------------
+
 
 class BaselineBody(BaseModel):
     """The same JSON body as a join (validated the same way by pydantic)."""
@@ -73,28 +79,40 @@ class BaselineBody(BaseModel):
 def baseline_app() -> FastAPI:
     """A minimal FastAPI app: one endpoint, same body shape, inserts one row, answers 201."""
     engine = make_engine(os.environ["MUTUALAID_DATABASE_URL"])
-    rows = Table("baseline_rows", MetaData(),
-                 Column("id", BigInteger, primary_key=True),
-                 Column("full_name", String(50)), Column("id_number", String(30)),
-                 Column("idempotency_key", String(200)),
-                 Column("created_at", DateTime(timezone=True)))
+    rows = Table(
+        "baseline_rows",
+        MetaData(),
+        Column("id", BigInteger, primary_key=True),
+        Column("full_name", String(50)),
+        Column("id_number", String(30)),
+        Column("idempotency_key", String(200)),
+        Column("created_at", DateTime(timezone=True)),
+    )
 
     app = FastAPI()
 
     @app.post(BASELINE_PATH, status_code=status.HTTP_201_CREATED)
-    def add_row(body: BaselineBody, key: str | None = Header(default=None, alias="Idempotency-Key")
-                ) -> dict[str, int]:
+    def add_row(
+        body: BaselineBody, key: str | None = Header(default=None, alias="Idempotency-Key")
+    ) -> dict[str, int]:
         with engine.begin() as connection:
             new_id = connection.execute(
-                insert(rows).values(full_name=body.full_name, id_number=body.id_number,
-                                    idempotency_key=key, created_at=datetime.now(UTC))
-                .returning(rows.c.id)).scalar_one()
+                insert(rows)
+                .values(
+                    full_name=body.full_name,
+                    id_number=body.id_number,
+                    idempotency_key=key,
+                    created_at=datetime.now(UTC),
+                )
+                .returning(rows.c.id)
+            ).scalar_one()
         return {"id": new_id}
 
     return app
 
 
 # --- set-up -----------------------------------------------------------------------------------
+
 
 def create_members(url: str, count: int) -> list[str]:
     """`count` member accounts, each with a bearer token (stored as its SHA-256, as the app does)."""
@@ -109,14 +127,23 @@ def create_members(url: str, count: int) -> list[str]:
                 copy.write_row((f"138{i:08d}", "member", "zh_CN", now))
         cursor.execute("SELECT id FROM accounts WHERE phone LIKE '138%%' ORDER BY phone")
         ids = [row[0] for row in cursor.fetchall()]
-        with cursor.copy("COPY api_tokens (token_hash, account_id, created_at, expires_at) "
-                         "FROM STDIN") as copy:
+        with cursor.copy(
+            "COPY api_tokens (token_hash, account_id, created_at, expires_at) FROM STDIN"
+        ) as copy:
             for account_id, token in zip(ids, tokens, strict=True):
-                copy.write_row((hashlib.sha256(token.encode()).hexdigest(), account_id, now,
-                                now + timedelta(days=1)))
-        cursor.execute("CREATE TABLE baseline_rows (id BIGSERIAL PRIMARY KEY, full_name VARCHAR(50),"
-                       " id_number VARCHAR(30), idempotency_key VARCHAR(200),"
-                       " created_at TIMESTAMP WITH TIME ZONE)")
+                copy.write_row(
+                    (
+                        hashlib.sha256(token.encode()).hexdigest(),
+                        account_id,
+                        now,
+                        now + timedelta(days=1),
+                    )
+                )
+        cursor.execute(
+            "CREATE TABLE baseline_rows (id BIGSERIAL PRIMARY KEY, full_name VARCHAR(50),"
+            " id_number VARCHAR(30), idempotency_key VARCHAR(200),"
+            " created_at TIMESTAMP WITH TIME ZONE)"
+        )
         cursor.execute("ANALYZE")
         raw.commit()
     finally:
@@ -135,8 +162,9 @@ def resident_ids(count: int, today: date) -> list[str]:
         sequence, rest = i % 500, i // 500
         sex, rest = (Sex.MALE, Sex.FEMALE)[rest % 2], rest // 2
         day, province = rest % days, rest // days
-        numbers.append(make_resident_id(provinces[province], first + timedelta(days=day),
-                                        sequence, sex))
+        numbers.append(
+            make_resident_id(provinces[province], first + timedelta(days=day), sequence, sex)
+        )
     return numbers
 
 
@@ -147,12 +175,15 @@ def free_port() -> int:
 
 
 def start_server(command: list[str], env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
-    process = subprocess.Popen(command, env=env, start_new_session=True,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        command, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise SystemExit(f"server exited: {process.stderr.read().decode() if process.stderr else ''}")
+            raise SystemExit(
+                f"server exited: {process.stderr.read().decode() if process.stderr else ''}"
+            )
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.5):
                 time.sleep(1.0)  # every worker has bound the socket; give them a moment to import
@@ -175,6 +206,7 @@ def stop_server(process: subprocess.Popen[bytes]) -> None:
 
 
 # --- load generator ---------------------------------------------------------------------------
+
 
 @dataclass
 class Phase:
@@ -201,11 +233,19 @@ class Phase:
         return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
 
 
-async def _request(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, path: str,
-                   headers: dict[str, str], body: bytes) -> tuple[int, bytes]:
+async def _request(
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    path: str,
+    headers: dict[str, str],
+    body: bytes,
+) -> tuple[int, bytes]:
     head = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
-    writer.write(f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-                 f"Content-Length: {len(body)}\r\n{head}\r\n".encode() + body)
+    writer.write(
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n{head}\r\n".encode()
+        + body
+    )
     status_line = await reader.readuntil(b"\r\n")
     status = int(status_line.split(b" ", 2)[1])
     length = 0
@@ -218,9 +258,18 @@ async def _request(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, p
     return status, await reader.readexactly(length)
 
 
-async def drive(port: int, path: str, tokens: list[str], ids: list[str], concurrency: int,
-                warmup_s: float, duration_s: float, phase: Phase, ok_status: int,
-                unique: bool) -> None:
+async def drive(
+    port: int,
+    path: str,
+    tokens: list[str],
+    ids: list[str],
+    concurrency: int,
+    warmup_s: float,
+    duration_s: float,
+    phase: Phase,
+    ok_status: int,
+    unique: bool,
+) -> None:
     """Send requests from `concurrency` connections; request i uses tokens[i] and ids[i].
 
     `unique`: each prepared member is used once (a join), and the phase ends when they run out;
@@ -238,10 +287,18 @@ async def drive(port: int, path: str, tokens: list[str], ids: list[str], concurr
             while time.perf_counter() < window_end and not (unique and next_index >= len(ids)):
                 i = next_index % len(ids)
                 next_index += 1
-                body = json.dumps({"full_name": f"会员{i}", "id_number": ids[i], "relation": "self",
-                                   "health_answers": HEALTH_ANSWERS}).encode()
-                headers = {"Authorization": f"Bearer {tokens[i]}",
-                           "Idempotency-Key": f"bench-join-{i}"}
+                body = json.dumps(
+                    {
+                        "full_name": f"会员{i}",
+                        "id_number": ids[i],
+                        "relation": "self",
+                        "health_answers": HEALTH_ANSWERS,
+                    }
+                ).encode()
+                headers = {
+                    "Authorization": f"Bearer {tokens[i]}",
+                    "Idempotency-Key": f"bench-join-{i}",
+                }
                 sent = time.perf_counter()
                 phase.requests_sent += 1
                 try:
@@ -265,8 +322,10 @@ async def drive(port: int, path: str, tokens: list[str], ids: list[str], concurr
     phase.measured_s = duration_s
     if unique and next_index >= len(ids):
         phase.measured_s = max(last_done - window_start, 0.0)
-        phase.failures.append(f"ran out of prepared members after {next_index} requests "
-                              f"(measured {phase.measured_s:.1f} s): raise --members")
+        phase.failures.append(
+            f"ran out of prepared members after {next_index} requests "
+            f"(measured {phase.measured_s:.1f} s): raise --members"
+        )
 
 
 def cpu_seconds(server: subprocess.Popen[bytes], url: str) -> dict[str, float]:
@@ -275,15 +334,24 @@ def cpu_seconds(server: subprocess.Popen[bytes], url: str) -> dict[str, float]:
 
     totals = {"server": 0.0, "postgres": 0.0, "load generator": 0.0}
     try:
-        processes = [psutil.Process(server.pid), *psutil.Process(server.pid).children(recursive=True)]
+        processes = [
+            psutil.Process(server.pid),
+            *psutil.Process(server.pid).children(recursive=True),
+        ]
     except psutil.Error:
         processes = []
     with psycopg.connect(url) as connection:
-        pids = [row[0] for row in connection.execute(
-            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
-            "AND pid <> pg_backend_pid()").fetchall()]
-    for group, members in (("server", processes),
-                           ("postgres", [psutil.Process(pid) for pid in pids])):
+        pids = [
+            row[0]
+            for row in connection.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                "AND pid <> pg_backend_pid()"
+            ).fetchall()
+        ]
+    for group, members in (
+        ("server", processes),
+        ("postgres", [psutil.Process(pid) for pid in pids]),
+    ):
         for process in members:
             with contextlib.suppress(psutil.Error):
                 times = process.cpu_times()
@@ -293,19 +361,43 @@ def cpu_seconds(server: subprocess.Popen[bytes], url: str) -> dict[str, float]:
     return totals
 
 
-def run_phase(name: str, command: list[str], env: dict[str, str], port: int, path: str,
-              tokens: list[str], ids: list[str], args: argparse.Namespace, unique: bool) -> Phase:
+def run_phase(
+    name: str,
+    command: list[str],
+    env: dict[str, str],
+    port: int,
+    path: str,
+    tokens: list[str],
+    ids: list[str],
+    args: argparse.Namespace,
+    unique: bool,
+) -> Phase:
     phase = Phase(name)
     server = start_server(command, env, port)
     try:
         before = cpu_seconds(server, env["MUTUALAID_DATABASE_URL"])
-        asyncio.run(drive(port, path, tokens, ids, args.concurrency, args.warmup, args.duration,
-                          phase, 201, unique))
+        asyncio.run(
+            drive(
+                port,
+                path,
+                tokens,
+                ids,
+                args.concurrency,
+                args.warmup,
+                args.duration,
+                phase,
+                201,
+                unique,
+            )
+        )
         after = cpu_seconds(server, env["MUTUALAID_DATABASE_URL"])
         # Backends that closed during the phase are missed; the pools keep theirs open.
         answered = sum(phase.statuses.values())
-        phase.cpu_ms_per_request = {key: (after[key] - before.get(key, 0.0)) / answered * 1000
-                                    for key in after} if answered else {}
+        phase.cpu_ms_per_request = (
+            {key: (after[key] - before.get(key, 0.0)) / answered * 1000 for key in after}
+            if answered
+            else {}
+        )
     finally:
         stop_server(server)
     return phase
@@ -321,48 +413,111 @@ def count_rows(url: str, table: str) -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL", OWN_URL),
-                        help=f"PostgreSQL database to drop and refill (default {OWN_URL})")
-    parser.add_argument("--workers", type=int, default=2, help="server worker processes (both apps)")
+    parser.add_argument(
+        "--database-url",
+        default=os.environ.get("BENCH_DATABASE_URL", OWN_URL),
+        help=f"PostgreSQL database to drop and refill (default {OWN_URL})",
+    )
+    parser.add_argument(
+        "--workers", type=int, default=2, help="server worker processes (both apps)"
+    )
     parser.add_argument("--concurrency", type=int, default=16, help="concurrent connections")
     parser.add_argument("--duration", type=float, default=30, help="measured seconds per phase")
     parser.add_argument("--warmup", type=float, default=3, help="unmeasured seconds first")
-    parser.add_argument("--members", type=int, default=20_000,
-                        help="accounts prepared (one join each; the phase stops if they run out)")
+    parser.add_argument(
+        "--members",
+        type=int,
+        default=20_000,
+        help="accounts prepared (one join each; the phase stops if they run out)",
+    )
     args = parser.parse_args()
     url = args.database_url
 
     load = os.getloadavg()[0]
-    print(f"machine: {os.cpu_count()} CPUs, load average {load:.1f} before the run; server, "
-          f"PostgreSQL and this load generator share them. workers={args.workers} "
-          f"concurrency={args.concurrency} duration={args.duration:.0f}s (+{args.warmup:.0f}s "
-          "warm-up)", flush=True)
+    print(
+        f"machine: {os.cpu_count()} CPUs, load average {load:.1f} before the run; server, "
+        f"PostgreSQL and this load generator share them. workers={args.workers} "
+        f"concurrency={args.concurrency} duration={args.duration:.0f}s (+{args.warmup:.0f}s "
+        "warm-up)",
+        flush=True,
+    )
     started = time.perf_counter()
     tokens = create_members(url, args.members)
     ids = resident_ids(args.members, date.today())
-    print(f"set-up: {args.members:,} accounts with tokens in {time.perf_counter() - started:.1f} s",
-          flush=True)
+    print(
+        f"set-up: {args.members:,} accounts with tokens in {time.perf_counter() - started:.1f} s",
+        flush=True,
+    )
 
-    env = {**os.environ, "MUTUALAID_DATABASE_URL": url, "MUTUALAID_SECRET_KEY": BENCH_SECRET,
-           "MUTUALAID_LOG_LEVEL": "WARNING"}
+    env = {
+        **os.environ,
+        "MUTUALAID_DATABASE_URL": url,
+        "MUTUALAID_SECRET_KEY": BENCH_SECRET,
+        "MUTUALAID_LOG_LEVEL": "WARNING",
+    }
     env.pop("MUTUALAID_DEMO", None)
     mutualaid = str(Path(sys.executable).with_name("mutualaid"))
     port = free_port()
-    joins = run_phase("joins", [mutualaid, "serve", "--host", "127.0.0.1", "--port", str(port),
-                                "--workers", str(args.workers)],
-                      env, port, JOIN_PATH, tokens, ids, args, unique=True)
-    print(f"joins: {joins.rate:,.1f}/s  p50 {joins.percentile(0.5):.1f} ms  "
-          f"p99 {joins.percentile(0.99):.1f} ms  answers {joins.statuses}", flush=True)
+    joins = run_phase(
+        "joins",
+        [
+            mutualaid,
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            str(args.workers),
+        ],
+        env,
+        port,
+        JOIN_PATH,
+        tokens,
+        ids,
+        args,
+        unique=True,
+    )
+    print(
+        f"joins: {joins.rate:,.1f}/s  p50 {joins.percentile(0.5):.1f} ms  "
+        f"p99 {joins.percentile(0.99):.1f} ms  answers {joins.statuses}",
+        flush=True,
+    )
 
     port = free_port()
     baseline = run_phase(
         "baseline",
-        [sys.executable, "-m", "uvicorn", "--app-dir", str(HERE), "bench_joins:baseline_app",
-         "--factory", "--host", "127.0.0.1", "--port", str(port), "--workers", str(args.workers),
-         "--no-access-log", "--log-level", "warning"],
-        env, port, BASELINE_PATH, tokens, ids, args, unique=False)
-    print(f"baseline: {baseline.rate:,.1f}/s  p50 {baseline.percentile(0.5):.1f} ms  "
-          f"p99 {baseline.percentile(0.99):.1f} ms  answers {baseline.statuses}", flush=True)
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--app-dir",
+            str(HERE),
+            "bench_joins:baseline_app",
+            "--factory",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            str(args.workers),
+            "--no-access-log",
+            "--log-level",
+            "warning",
+        ],
+        env,
+        port,
+        BASELINE_PATH,
+        tokens,
+        ids,
+        args,
+        unique=False,
+    )
+    print(
+        f"baseline: {baseline.rate:,.1f}/s  p50 {baseline.percentile(0.5):.1f} ms  "
+        f"p99 {baseline.percentile(0.99):.1f} ms  answers {baseline.statuses}",
+        flush=True,
+    )
 
     memberships = count_rows(url, "memberships")
     baseline_rows = count_rows(url, "baseline_rows")
@@ -374,21 +529,31 @@ def main() -> None:
     print("|---|---:|---:|---:|---:|---|")
     for phase in (joins, baseline):
         others = {k: v for k, v in phase.statuses.items() if k != 201}
-        print(f"| {phase.name} | {phase.rate:,.1f} | {phase.percentile(0.5):.1f} | "
-              f"{phase.percentile(0.99):.1f} | {phase.statuses.get(201, 0):,} | {others or '-'} |")
-    print("\nCPU ms per answered request (server processes | PostgreSQL backends | load generator):")
+        print(
+            f"| {phase.name} | {phase.rate:,.1f} | {phase.percentile(0.5):.1f} | "
+            f"{phase.percentile(0.99):.1f} | {phase.statuses.get(201, 0):,} | {others or '-'} |"
+        )
+    print(
+        "\nCPU ms per answered request (server processes | PostgreSQL backends | load generator):"
+    )
     for phase in (joins, baseline):
         cpu = phase.cpu_ms_per_request
         print(f"  {phase.name}: " + " | ".join(f"{key} {value:.2f}" for key, value in cpu.items()))
-    print(f"\nratio joins / baseline inserts: {ratio:.2f} (target >= 0.5: "
-          f"{'met' if ratio >= 0.5 else 'NOT met'})")
-    print(f"memberships in the database: {memberships:,}; 201 answers to joins: {joined:,} "
-          f"({'equal' if memberships == joined else 'DIFFERENT'}); baseline rows {baseline_rows:,} "
-          f"vs 201 answers {inserted:,} ({'equal' if baseline_rows == inserted else 'DIFFERENT'})")
+    print(
+        f"\nratio joins / baseline inserts: {ratio:.2f} (target >= 0.5: "
+        f"{'met' if ratio >= 0.5 else 'NOT met'})"
+    )
+    print(
+        f"memberships in the database: {memberships:,}; 201 answers to joins: {joined:,} "
+        f"({'equal' if memberships == joined else 'DIFFERENT'}); baseline rows {baseline_rows:,} "
+        f"vs 201 answers {inserted:,} ({'equal' if baseline_rows == inserted else 'DIFFERENT'})"
+    )
     for phase in (joins, baseline):
         for failure in phase.failures[:5]:
             print(f"  {phase.name}: {failure}")
-    print(f"load average after the run: {os.getloadavg()[0]:.1f}; total {time.perf_counter() - started:.0f} s")
+    print(
+        f"load average after the run: {os.getloadavg()[0]:.1f}; total {time.perf_counter() - started:.0f} s"
+    )
     if memberships != joined or baseline_rows != inserted:
         raise SystemExit(1)
 

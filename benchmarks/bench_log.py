@@ -109,7 +109,7 @@ def sqlite_engine(path: Path) -> Engine:
     def _durable(dbapi_connection: Any, _record: Any) -> None:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA synchronous=FULL")
-        cursor.execute("PRAGMA cache_size=-65536")  # 64 MiB page cache
+        cursor.execute("PRAGMA cache_size=-262144")  # a 256 MiB page cache
         cursor.close()
 
     upgrade(engine)

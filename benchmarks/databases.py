@@ -32,10 +32,17 @@ def ensure_database(url: str) -> None:
         raise SystemExit("the database URL names no database")
     if name == "test":
         raise SystemExit("refusing to benchmark in database `test` (the test suites use it)")
-    admin = make_engine(parsed.set(database="postgres").render_as_string(hide_password=False),
-                        isolation_level="AUTOCOMMIT")
+    admin = make_engine(
+        parsed.set(database="postgres").render_as_string(hide_password=False),
+        isolation_level="AUTOCOMMIT",
+    )
     with admin.connect() as connection:
-        if connection.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}).first() is None:
+        if (
+            connection.execute(
+                text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}
+            ).first()
+            is None
+        ):
             connection.execute(text(f'CREATE DATABASE "{name}"'))
     admin.dispose()
 
@@ -48,7 +55,10 @@ def fresh_context(url: str) -> ServiceContext:
         connection.execute(text("DROP SCHEMA public CASCADE"))
         connection.execute(text("CREATE SCHEMA public"))
     upgrade(engine)
-    ctx = ServiceContext(engine=engine, sessions=make_sessionmaker(engine),
-                         protector=PersonalDataProtector(BENCH_SECRET))
+    ctx = ServiceContext(
+        engine=engine,
+        sessions=make_sessionmaker(engine),
+        protector=PersonalDataProtector(BENCH_SECRET),
+    )
     publish_plan(ctx, None, read_plan_file(f"{PLAN_CODE}.toml"))
     return ctx

@@ -29,6 +29,17 @@ class _KeyTaken(Exception):
     pass
 
 
+_adapters: dict[object, TypeAdapter[Any]] = {}
+
+
+def _adapter(result_type: object) -> TypeAdapter[Any]:
+    # Building a TypeAdapter compiles a validator: do it once per result type, not per request.
+    adapter = _adapters.get(result_type)
+    if adapter is None:
+        adapter = _adapters[result_type] = TypeAdapter(result_type)
+    return adapter
+
+
 def fingerprint(request: Mapping[str, Any]) -> str:
     canonical = json.dumps(request, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()
@@ -49,7 +60,7 @@ def _replay(
             "this Idempotency-Key was used for a different request",
             "Idempotency-Key",
         )
-    return TypeAdapter(result_type).validate_python(row.response)
+    return _adapter(result_type).validate_python(row.response)
 
 
 def run_idempotent(
@@ -93,7 +104,7 @@ def run_idempotent(
             except IntegrityError:
                 raise _KeyTaken() from None
             result = action(session)
-            row.response = TypeAdapter(result_type).dump_python(result, mode="json")
+            row.response = _adapter(result_type).dump_python(result, mode="json")
             return result
     except _KeyTaken:
         with ctx.reading() as session:

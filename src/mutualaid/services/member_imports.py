@@ -60,9 +60,22 @@ OPTIONAL_COLUMNS = ("relation", "joined_on")
 DEFAULT_CHUNK_ROWS = 20_000
 
 _STAGING_COLUMNS = (
-    "line_no", "phone", "identity_hash", "identity_ciphertext", "name_ciphertext", "name_masked",
-    "birth_on", "sex", "province_code", "relation", "state", "joined_at", "joined_on",
-    "waiting_ends_on", "covered_from_on", "ages_out_on",
+    "line_no",
+    "phone",
+    "identity_hash",
+    "identity_ciphertext",
+    "name_ciphertext",
+    "name_masked",
+    "birth_on",
+    "sex",
+    "province_code",
+    "relation",
+    "state",
+    "joined_at",
+    "joined_on",
+    "waiting_ends_on",
+    "covered_from_on",
+    "ages_out_on",
 )
 
 
@@ -137,15 +150,18 @@ class _DateFacts:
             try:
                 joined_on = date.fromisoformat(stripped) if stripped else self.today
             except ValueError:
-                raise DomainError("invalid_date", f"{stripped!r} is not a date (YYYY-MM-DD)",
-                                  "joined_on") from None
+                raise DomainError(
+                    "invalid_date", f"{stripped!r} is not a date (YYYY-MM-DD)", "joined_on"
+                ) from None
             if joined_on > self.today:
                 raise DomainError("invalid_date", "joined_on is in the future", "joined_on")
             # The waiting period depends on joined_on alone (ages_out_on on the birth date alone).
             dates = coverage_dates(self.rules, joined_on, joined_on)
             joined_at = start_of_day(joined_on, self.rules.zone)
-            fragment = f"{joined_at.isoformat()}\t{joined_on}\t{dates.waiting_ends_on}\t" \
-                       f"{dates.covered_from_on}"
+            fragment = (
+                f"{joined_at.isoformat()}\t{joined_on}\t{dates.waiting_ends_on}\t"
+                f"{dates.covered_from_on}"
+            )
             facts = (joined_on, fragment, dates.waiting_ends_on, dates.covered_from_on)
             if len(self.joined) >= _CACHE_LIMIT:
                 self.joined.clear()
@@ -157,7 +173,10 @@ class _DateFacts:
             return self.births[birth_on]
         try:
             window = (
-                max(birth_on + timedelta(days=self._min_days), anniversary(birth_on, self._min_years)),
+                max(
+                    birth_on + timedelta(days=self._min_days),
+                    anniversary(birth_on, self._min_years),
+                ),
                 anniversary(birth_on, self._max_years + 1),
                 coverage_dates(self.rules, birth_on, birth_on).ages_out_on,
             )
@@ -171,8 +190,10 @@ class _DateFacts:
     def check_ages(self, birth_on: date, joined_on: date) -> None:
         """The original per-row age checks, for rows outside the precomputed window."""
         entry = self.rules.entry
-        if age_in_days(birth_on, joined_on) < entry.min_age_days or age_in_years(
-                birth_on, joined_on) < entry.min_age_years:
+        if (
+            age_in_days(birth_on, joined_on) < entry.min_age_days
+            or age_in_years(birth_on, joined_on) < entry.min_age_years
+        ):
             raise DomainError("too_young", "below the plan's entry age on joined_on", "id_number")
         if age_in_years(birth_on, joined_on) > entry.max_age_years:
             raise DomainError("too_old", "above the plan's entry age on joined_on", "id_number")
@@ -209,24 +230,39 @@ def _validate_chunk(
             relation_text = (row[relation_at] if relation_at >= 0 else "").strip() or "self"
             relation = _RELATIONS.get(relation_text)
             if relation is None:
-                raise DomainError("invalid_relation", f"{relation_text!r} is not one of "
-                                  "self, spouse, child, parent", "relation")
+                raise DomainError(
+                    "invalid_relation",
+                    f"{relation_text!r} is not one of self, spouse, child, parent",
+                    "relation",
+                )
             joined_on, joined_fragment, waiting_ends_on, covered_from_on = facts.joined_on(
-                row[joined_at_column] if joined_at_column >= 0 else "")
+                row[joined_at_column] if joined_at_column >= 0 else ""
+            )
             birth_on = resident.birth_on
             window = facts.birth(birth_on)
             if window is None or not window[0] <= joined_on < window[1]:
                 facts.check_ages(birth_on, joined_on)
-            ages_out_on = window[2] if window is not None else coverage_dates(
-                rules, joined_on, birth_on).ages_out_on
-            state = state_on(CoverageDates(joined_on, waiting_ends_on, covered_from_on, ages_out_on),
-                             waiting, today)
+            ages_out_on = (
+                window[2]
+                if window is not None
+                else coverage_dates(rules, joined_on, birth_on).ages_out_on
+            )
+            state = state_on(
+                CoverageDates(joined_on, waiting_ends_on, covered_from_on, ages_out_on),
+                waiting,
+                today,
+            )
             if state is ended:
-                raise DomainError("aged_out", "this member has passed the plan's exit age", "id_number")
+                raise DomainError(
+                    "aged_out", "this member has passed the plan's exit age", "id_number"
+                )
             identity_hash = identity_hash_of(resident.number)
             if identity_hash in seen:
-                raise DomainError("duplicate_in_file", "this identity number appears earlier in the file",
-                                  "id_number")
+                raise DomainError(
+                    "duplicate_in_file",
+                    "this identity number appears earlier in the file",
+                    "id_number",
+                )
             seen.add(identity_hash)
         except DomainError as error:
             errors.append((line_no, error.code, error.field or "", error.message))
@@ -239,32 +275,50 @@ def _validate_chunk(
                 f"{state}\t{joined_fragment}\t{ages_out_on}\n"
             )
         else:
-            good.append((
-                line_no, phone, identity_hash, encrypt(resident.number), encrypt(name),
-                mask_name(name), birth_on, str(resident.sex), resident.province_code, str(relation),
-                str(state), start_of_day(joined_on, zone), joined_on, waiting_ends_on,
-                covered_from_on, ages_out_on,
-            ))
+            good.append(
+                (
+                    line_no,
+                    phone,
+                    identity_hash,
+                    encrypt(resident.number),
+                    encrypt(name),
+                    mask_name(name),
+                    birth_on,
+                    str(resident.sex),
+                    resident.province_code,
+                    str(relation),
+                    str(state),
+                    start_of_day(joined_on, zone),
+                    joined_on,
+                    waiting_ends_on,
+                    covered_from_on,
+                    ages_out_on,
+                )
+            )
     return _ChunkResult(len(copy_lines) + len(good), "".join(copy_lines).encode(), good, errors)
 
 
 # --- reading -----------------------------------------------------------------------------------
 
-def _chunks(source: IO[str], chunk_rows: int) -> tuple[tuple[int, int, int, int, int],
-                                                        Iterator[_Chunk]]:
+
+def _chunks(
+    source: IO[str], chunk_rows: int
+) -> tuple[tuple[int, int, int, int, int], Iterator[_Chunk]]:
     """The column positions (-1: absent) and the file's data rows in chunks, with line numbers."""
     reader = csv.reader(source)
     header = [name.strip() for name in next(reader, None) or []]
     missing = [column for column in REQUIRED_COLUMNS if column not in header]
     if missing:
-        raise DomainError("invalid_csv", f"the header lacks the column(s) {', '.join(missing)}",
-                          missing[0])
+        raise DomainError(
+            "invalid_csv", f"the header lacks the column(s) {', '.join(missing)}", missing[0]
+        )
     unknown = [c for c in header if c not in REQUIRED_COLUMNS + OPTIONAL_COLUMNS]
     if unknown:
         raise DomainError("invalid_csv", f"unknown column(s) {', '.join(unknown)}", unknown[0])
     position = {name: index for index, name in enumerate(header)}  # a repeated name: the last wins
     phone, name, id_number, relation, joined_on = (
-        position.get(column, -1) for column in REQUIRED_COLUMNS + OPTIONAL_COLUMNS)
+        position.get(column, -1) for column in REQUIRED_COLUMNS + OPTIONAL_COLUMNS
+    )
     columns = (phone, name, id_number, relation, joined_on)
 
     def chunks() -> Iterator[_Chunk]:
@@ -367,8 +421,9 @@ WHERE s.person_is_new IS NOT TRUE AND s.error IS NULL
          AND m.xmin = pg_current_xact_id()::xid LIMIT 1) IS NULL"""
 
 
-def _write_postgres(session: Session, result: _ChunkResult, plan_id: int, plan_version: int,
-                    now: datetime) -> tuple[int, list[tuple[int, str]]]:
+def _write_postgres(
+    session: Session, result: _ChunkResult, plan_id: int, plan_version: int, now: datetime
+) -> tuple[int, list[tuple[int, str]]]:
     cursor = session.connection().connection.driver_connection.cursor()  # type: ignore[union-attr]
     params = {"plan_id": plan_id, "version": plan_version, "now": now}
     # ON COMMIT DELETE ROWS: emptied by every commit, so the table never holds dead rows.
@@ -387,8 +442,9 @@ def _write_postgres(session: Session, result: _ChunkResult, plan_id: int, plan_v
     cursor.execute(update_existing, params)
     cursor.execute(judge_existing, params)
     imported += _fetch_count(cursor, insert_existing, params)
-    if imported != _fetch_count(cursor, f"SELECT count(*) FROM {_STAGING} WHERE error IS NULL",
-                                params):
+    if imported != _fetch_count(
+        cursor, f"SELECT count(*) FROM {_STAGING} WHERE error IS NULL", params
+    ):
         cursor.execute(_POSTGRES_RACED, params)
     cursor.execute(f"SELECT line_no, error FROM {_STAGING} WHERE error IS NOT NULL")
     return imported, [(int(line), str(code)) for line, code in cursor.fetchall()]
@@ -409,8 +465,9 @@ CREATE TEMPORARY TABLE IF NOT EXISTS import_staging (
 )"""
 
 
-def _write_sqlite(session: Session, result: _ChunkResult, plan_id: int, plan_version: int,
-                  now: datetime) -> tuple[int, list[tuple[int, str]]]:
+def _write_sqlite(
+    session: Session, result: _ChunkResult, plan_id: int, plan_version: int, now: datetime
+) -> tuple[int, list[tuple[int, str]]]:
     connection = session.connection()
     connection.exec_driver_sql(_CREATE_STAGING_SQLITE)
     placeholders = ", ".join("?" for _ in _STAGING_COLUMNS)
@@ -422,40 +479,54 @@ def _write_sqlite(session: Session, result: _ChunkResult, plan_id: int, plan_ver
         sqlite_rows,
     )
     params = {"plan_id": plan_id, "version": plan_version, "now": now}
-    session.execute(text("""
+    session.execute(
+        text("""
         INSERT INTO accounts (phone, role, locale, created_at)
         SELECT DISTINCT phone, 'member', 'zh_CN', :now FROM import_staging WHERE true
-        ON CONFLICT (phone) DO NOTHING"""), params)
-    session.execute(text("""
+        ON CONFLICT (phone) DO NOTHING"""),
+        params,
+    )
+    session.execute(
+        text("""
         UPDATE import_staging SET error = 'identity_registered_elsewhere'
         WHERE EXISTS (SELECT 1 FROM persons p JOIN accounts a ON a.id = p.account_id
                       WHERE p.identity_hash = import_staging.identity_hash
-                        AND a.phone <> import_staging.phone)"""))
-    session.execute(text("""
+                        AND a.phone <> import_staging.phone)""")
+    )
+    session.execute(
+        text("""
         UPDATE import_staging SET error = 'already_member'
         WHERE error IS NULL AND EXISTS (
             SELECT 1 FROM persons p JOIN memberships m ON m.person_id = p.id
             WHERE p.identity_hash = import_staging.identity_hash AND m.plan_id = :plan_id
-              AND m.state IN ('waiting', 'covered', 'suspended'))"""), params)
-    session.execute(text("""
+              AND m.state IN ('waiting', 'covered', 'suspended'))"""),
+        params,
+    )
+    session.execute(
+        text("""
         INSERT INTO persons (account_id, relation, identity_hash, identity_ciphertext,
                              name_ciphertext, name_masked, birth_on, sex, province_code, created_at)
         SELECT a.id, s.relation, s.identity_hash, s.identity_ciphertext, s.name_ciphertext,
                s.name_masked, s.birth_on, s.sex, s.province_code, :now
         FROM import_staging s JOIN accounts a ON a.phone = s.phone
         WHERE s.error IS NULL
-        ON CONFLICT (identity_hash) DO NOTHING"""), params)
-    moved = session.execute(text("""
+        ON CONFLICT (identity_hash) DO NOTHING"""),
+        params,
+    )
+    moved = session.execute(
+        text("""
         INSERT INTO memberships (plan_id, plan_version, person_id, payer_account_id, state,
                                  joined_at, joined_on, waiting_ends_on, covered_from_on, ages_out_on)
         SELECT :plan_id, :version, p.id, p.account_id, s.state, s.joined_at, s.joined_on,
                s.waiting_ends_on, s.covered_from_on, s.ages_out_on
         FROM import_staging s JOIN persons p ON p.identity_hash = s.identity_hash
-        WHERE s.error IS NULL"""), params)
+        WHERE s.error IS NULL"""),
+        params,
+    )
     imported = moved.rowcount  # type: ignore[attr-defined]
-    rows = session.execute(text(
-        "SELECT line_no, error FROM import_staging WHERE error IS NOT NULL ORDER BY line_no"
-    )).all()
+    rows = session.execute(
+        text("SELECT line_no, error FROM import_staging WHERE error IS NOT NULL ORDER BY line_no")
+    ).all()
     session.execute(text("DELETE FROM import_staging"))
     return int(imported), [(int(line), str(code)) for line, code in rows]
 
@@ -498,11 +569,19 @@ def import_members(
         if result.good_count:
             with ctx.transaction() as session:
                 now = ctx.clock.now()
-                chunk_imported, staged_errors = write_chunk(session, result, plan_id, plan_version,
-                                                            now)
-                audit.record(session, at=now, actor_account_id=actor.account_id,
-                             action="members_imported", subject_type="plan", subject_id=plan_id,
-                             rows=rows_in_chunk, imported=chunk_imported)
+                chunk_imported, staged_errors = write_chunk(
+                    session, result, plan_id, plan_version, now
+                )
+                audit.record(
+                    session,
+                    at=now,
+                    actor_account_id=actor.account_id,
+                    action="members_imported",
+                    subject_type="plan",
+                    subject_id=plan_id,
+                    rows=rows_in_chunk,
+                    imported=chunk_imported,
+                )
         errors = sorted(
             result.errors
             + [(line, code, "id_number", _STAGED_MESSAGES[code]) for line, code in staged_errors]
@@ -514,12 +593,14 @@ def import_members(
         if progress:
             progress(rows_in_chunk)
 
-    with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker,
-                             initargs=(ctx.protector, rules, today)) as pool:
+    with ProcessPoolExecutor(
+        max_workers=workers, initializer=_init_worker, initargs=(ctx.protector, rules, today)
+    ) as pool:
         in_flight: deque[tuple[Future[_ChunkResult], int]] = deque()
         for chunk in chunks:
-            in_flight.append((pool.submit(_validate_chunk, chunk, columns, postgres),
-                              len(chunk.rows)))
+            in_flight.append(
+                (pool.submit(_validate_chunk, chunk, columns, postgres), len(chunk.rows))
+            )
             # Keep at most workers + 1 chunks in flight so memory stays flat.
             while len(in_flight) > workers:
                 future, size = in_flight.popleft()

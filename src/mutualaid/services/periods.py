@@ -418,15 +418,19 @@ def _compute(ctx: ServiceContext, actor: Actor, period_id: int, step: StepHook) 
             "surplus_in_fen": surplus_in, "per_case_cap_fen": period.per_case_cap_fen,
             "annual_cap_fen": period.annual_cap_fen, "cap_excess": CapExcess(period.cap_excess),
         }
-        # One scan either way: a plain count when no share this period could reach the annual
-        # cap (the share is at most the need, and at most cases × the per-case cap), else the
-        # count per cohort straight away.
-        if cap_may_bind(_share_bound(common), period.annual_cap_fen, longest):
+        # Usually one scan. A plain count when no share could reach the annual cap (a share is
+        # at most the need, and at most cases × the per-case cap) or when, with as many members
+        # as last period, it would not; the count per cohort straight away when it would; and
+        # the count per cohort after all if the plain count's share turns out to reach it.
+        expected = previous.member_count if previous is not None else None
+        if cap_may_bind(_share_bound(common, expected), period.annual_cap_fen, longest):
             figures = _compute_cohorts(session, period, year, excluded, common, now)
         else:
             counted = session.scalar(select(func.count()).select_from(Membership).where(
                 *sharing_where(dialect, plan.id, period.lock_at, period.publicity_on))) or 0
             figures = apportion(cohorts=[Cohort("all", counted - len(excluded))], **common)
+            if cap_may_bind(figures.share_fen, period.annual_cap_fen, longest):
+                figures = _compute_cohorts(session, period, year, excluded, common, now)
         step("computing")
 
         period.member_count = figures.member_count
@@ -526,9 +530,11 @@ def _charge_in(period: PeriodFacts, facts: _Facts, before: Sequence[PeriodFacts]
     return period_cohorts[cohort_of(facts.joined_at, _past(before), period.publicity_on)]
 
 
-def _share_bound(common: Mapping[str, Any]) -> int:
-    """The largest share this period could have, before counting anyone (one member sharing)."""
-    figures = apportion(cohorts=[Cohort("one", 1)], **{**common, "annual_cap_fen": None})
+def _share_bound(common: Mapping[str, Any], expected_members: int | None) -> int:
+    """The share this period would have with `expected_members` (None: the largest it could
+    have at all, with one member) — only to choose which count to run first."""
+    members = max(expected_members or 1, 1)
+    figures = apportion(cohorts=[Cohort("all", members)], **{**common, "annual_cap_fen": None})
     return figures.share_fen
 
 
