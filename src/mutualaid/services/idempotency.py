@@ -32,7 +32,7 @@ class _KeyTaken(Exception):
 _adapters: dict[object, TypeAdapter[Any]] = {}
 
 
-def _adapter(result_type: object) -> TypeAdapter[Any]:
+def _adapter(result_type: type[Any]) -> TypeAdapter[Any]:
     # Building a TypeAdapter compiles a validator: do it once per result type, not per request.
     adapter = _adapters.get(result_type)
     if adapter is None:
@@ -60,7 +60,7 @@ def _replay(
             "this Idempotency-Key was used for a different request",
             "Idempotency-Key",
         )
-    return _adapter(result_type).validate_python(row.response)
+    return _adapter(result_type).validate_python(row.response)  # type: ignore[no-any-return]
 
 
 def run_idempotent(
