@@ -204,7 +204,8 @@ def _drop_secondary(connection: Any, dialect: str, memberships_only: bool) -> li
         "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = ANY(:t) "
         "AND indexname NOT LIKE 'pk_%'"), {"t": list(tables)}).all()
     # Without people, claims and collection failures cannot point at persons and accounts either.
-    fk_tables = [*tables, "claims", "collection_failures"] if memberships_only else list(tables)
+    fk_tables = [*tables, "claims", "collection_failures", "period_charge_exceptions"] \
+        if memberships_only else list(tables)
     fks = connection.execute(text(
         "SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid) FROM pg_constraint "
         "WHERE contype = 'f' AND conrelid::regclass::text = ANY(:t)"), {"t": fk_tables}).all()
