@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -182,7 +182,10 @@ class ChargeRule:
         return self.cohort_charge(joined_at)
 
 
-def charge_rule(session: Session, period: Period) -> ChargeRule:
+def charge_rule(session: Session, period: Period, *, id_from: int | None = None,
+                id_to: int | None = None) -> ChargeRule:
+    """The period's charge rule; with an id range, only that range's exceptions are loaded (a
+    proof reads one block; a period at 100M members can have 100k exceptions)."""
     cohorts = session.execute(
         select(PeriodCohort.cohort_on, PeriodCohort.charge_fen)
         .where(PeriodCohort.period_id == period.id).order_by(PeriodCohort.cohort_on)).all()
@@ -193,12 +196,15 @@ def charge_rule(session: Session, period: Period) -> ChargeRule:
             Period.publicity_on.in_([c for c, _ in cohorts]))).all())
         locks[period.publicity_on] = period.lock_at
         bounds = [(locks[cohort_on], charge) for cohort_on, charge in cohorts]
-    exceptions = {
-        membership_id: (kind, amount) for membership_id, kind, amount in session.execute(
-            select(PeriodChargeException.membership_id, PeriodChargeException.kind,
-                   PeriodChargeException.amount_fen)
-            .where(PeriodChargeException.period_id == period.id))
-    }
+    query = select(PeriodChargeException.membership_id, PeriodChargeException.kind,
+                   PeriodChargeException.amount_fen).where(
+        PeriodChargeException.period_id == period.id)
+    if id_from is not None:
+        query = query.where(PeriodChargeException.membership_id >= id_from)
+    if id_to is not None:
+        query = query.where(PeriodChargeException.membership_id < id_to)
+    exceptions = {membership_id: (kind, amount)
+                  for membership_id, kind, amount in session.execute(query)}
     return ChargeRule(period.id, period.ref, period.plan_id, period.lock_at, period.publicity_on,
                       period.share_fen or 0, tuple(bounds), exceptions)
 
@@ -1157,12 +1163,12 @@ def charge_proof(ctx: ServiceContext, actor: Actor, membership_id: int, plan_cod
             raise NotFound("not_charged", f"nobody was charged in {period.ref} (no share)",
                            "membership_id")
         tree_row = session.get_one(PeriodChargeTree, period.id)
-        rule = charge_rule(session, period)
-        block_index = membership_id >> tree_row.block_bits
-        pairs: list[tuple[int, int]] = []
         bits = tree_row.block_bits
-        for ids, charges in stream_charges(session, rule, id_from=block_index << bits,
-                                           id_to=(block_index + 1) << bits):
+        block_index = membership_id >> bits
+        low, high = block_index << bits, (block_index + 1) << bits
+        rule = charge_rule(session, period, id_from=low, id_to=high)
+        pairs: list[tuple[int, int]] = []
+        for ids, charges in stream_charges(session, rule, id_from=low, id_to=high):
             pairs.extend(zip(ids.tolist(), charges.tolist(), strict=True))
         own = [charge for mid, charge in pairs if mid == membership_id]
         if not own:
@@ -1172,22 +1178,42 @@ def charge_proof(ctx: ServiceContext, actor: Actor, membership_id: int, plan_cod
         leaf_index = int(np.searchsorted(indexes, block_index))
         if leaf_index >= len(indexes) or int(indexes[leaf_index]) != block_index:
             raise Conflict("charges_changed", "this block is not in the committed tree")
-        hashes = [tree_row.leaf_hashes[i:i + 32] for i in range(0, len(tree_row.leaf_hashes), 32)]
+        stored = tree_row.leaf_hashes
         leaf = charges_leaf(period.ref, block_index, pairs)
-        if hashes[leaf_index] != hash_leaf(leaf):
+        if stored[32 * leaf_index:32 * leaf_index + 32] != hash_leaf(leaf):
             raise Conflict("charges_changed", "this block no longer matches the committed tree")
-        tree = MemoryTree(hashes)
+        tree = _charges_tree(period.id, period.charges_root or "", stored)
         entry = session.get(LogEntry, period.commitment_entry_id) \
             if period.commitment_entry_id else None
         return ChargeProof(
             period_ref=period.ref, membership_id=membership_id, charge_fen=own[0],
             share_fen=period.share_fen or 0, block_index=block_index, block=pairs,
-            leaf_index=leaf_index, tree_size=len(hashes),
+            leaf_index=leaf_index, tree_size=len(indexes),
             inclusion_proof=[h.hex() for h in tree.inclusion_proof(leaf_index)],
             charges_root=period.charges_root or "",
             commitment_leaf=entry.leaf_data.decode() if entry is not None else None,
             commitment_leaf_index=entry.leaf_index if entry is not None else None,
         )
+
+
+_TREES: OrderedDict[tuple[int, str], MemoryTree] = OrderedDict()
+_TREES_KEPT = 4
+
+
+def _charges_tree(period_id: int, root: str, leaf_hashes: bytes) -> MemoryTree:
+    """The period's charges tree, built once per process and kept for the next proofs (members
+    ask about the latest periods; 100M members make a 98k-leaf tree of about 7 MB)."""
+    key = (period_id, root)
+    tree = _TREES.get(key)
+    if tree is None:
+        tree = MemoryTree(leaf_hashes[i:i + 32] for i in range(0, len(leaf_hashes), 32))
+        if tree.root().hex() != root:
+            raise Conflict("charges_changed", "the stored leaves do not make the committed root")
+        _TREES[key] = tree
+        while len(_TREES) > _TREES_KEPT:
+            _TREES.popitem(last=False)
+    _TREES.move_to_end(key)
+    return tree
 
 
 def verify_charge_proof(proof: ChargeProof) -> None:
