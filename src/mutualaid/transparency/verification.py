@@ -178,43 +178,11 @@ def verify_bundle(bundle: ProofBundle, trust: TrustPolicy | None = None) -> Veri
             tuple(checks), checkpoint, leaf_hash, leaf, tuple(cosigners), trust is None
         )
 
-    try:
-        policy = trust or _policy_from_bundle(bundle)
-    except TransparencyError as error:
-        checks.append(Check("keys", False, error.message))
-        return report(None)
-    if trust is not None and bundle.origin != trust.origin:
-        checks.append(
-            Check(
-                "origin",
-                False,
-                f"bundle origin '{bundle.origin}' does not match expected origin '{trust.origin}'",
-            )
-        )
-        return report(None)
-
     # (c) signatures first: nothing else means anything unless the checkpoint is authentic.
-    try:
-        cosigned = verify_cosigned(
-            bundle.checkpoint,
-            policy.log_key,
-            policy.witness_keys,
-            policy.quorum,
-            expected_origin=policy.origin,
-        )
-    except TransparencyError as error:
-        checks.append(Check("checkpoint signatures", False, error.message))
+    authentic = _authentic_checkpoint(bundle, trust, checks)
+    if authentic is None:
         return report(None)
-    checkpoint = cosigned.checkpoint
-    cosigners = [c.name for c in cosigned.cosigners]
-    checks.append(
-        Check(
-            "checkpoint signatures",
-            True,
-            f"signed by log key '{policy.log_key.label}' and cosigned by {len(cosigners)} of "
-            f"{len(policy.witness_keys)} witnesses (quorum {policy.quorum})",
-        )
-    )
+    policy, checkpoint, cosigners = authentic
 
     # (a) inclusion of the leaf.
     try:
@@ -455,41 +423,11 @@ def verify_subject_bundle(
             tuple(checks), checkpoint, None, None, tuple(cosigners), trust is None, tuple(entries)
         )
 
-    try:
-        policy = trust or _policy_from_bundle(bundle)
-    except TransparencyError as error:
-        checks.append(Check("keys", False, error.message))
+    # (c) signatures first: nothing else means anything unless the checkpoint is authentic.
+    authentic = _authentic_checkpoint(bundle, trust, checks)
+    if authentic is None:
         return report(None)
-    if trust is not None and bundle.origin != trust.origin:
-        checks.append(
-            Check(
-                "origin",
-                False,
-                f"bundle origin '{bundle.origin}' does not match expected origin '{trust.origin}'",
-            )
-        )
-        return report(None)
-    try:
-        cosigned = verify_cosigned(
-            bundle.checkpoint,
-            policy.log_key,
-            policy.witness_keys,
-            policy.quorum,
-            expected_origin=policy.origin,
-        )
-    except TransparencyError as error:
-        checks.append(Check("checkpoint signatures", False, error.message))
-        return report(None)
-    checkpoint = cosigned.checkpoint
-    cosigners = [c.name for c in cosigned.cosigners]
-    checks.append(
-        Check(
-            "checkpoint signatures",
-            True,
-            f"signed by log key '{policy.log_key.label}' and cosigned by {len(cosigners)} of "
-            f"{len(policy.witness_keys)} witnesses (quorum {policy.quorum})",
-        )
-    )
+    policy, checkpoint, cosigners = authentic
     for entry in bundle.entries:
         leaf_hash = hash_leaf(entry.leaf_data)
         name = f"leaf {entry.leaf_index} inclusion"
@@ -529,3 +467,47 @@ def _load_object(text: str | bytes) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise VerificationError("bundle is not a JSON object")
     return body
+
+
+def _authentic_checkpoint(
+    bundle: Any, trust: TrustPolicy | None, checks: list[Check]
+) -> tuple[TrustPolicy, Checkpoint, list[str]] | None:
+    """Check the keys, origin and (co)signatures of a bundle's checkpoint, recording each check.
+
+    Shared by claim-leaf bundles and subject bundles; None when the checkpoint is not authentic.
+    """
+    try:
+        policy = trust or _policy_from_bundle(bundle)
+    except TransparencyError as error:
+        checks.append(Check("keys", False, error.message))
+        return None
+    if trust is not None and bundle.origin != trust.origin:
+        checks.append(
+            Check(
+                "origin",
+                False,
+                f"bundle origin '{bundle.origin}' does not match expected origin '{trust.origin}'",
+            )
+        )
+        return None
+    try:
+        cosigned = verify_cosigned(
+            bundle.checkpoint,
+            policy.log_key,
+            policy.witness_keys,
+            policy.quorum,
+            expected_origin=policy.origin,
+        )
+    except TransparencyError as error:
+        checks.append(Check("checkpoint signatures", False, error.message))
+        return None
+    cosigners = [c.name for c in cosigned.cosigners]
+    checks.append(
+        Check(
+            "checkpoint signatures",
+            True,
+            f"signed by log key '{policy.log_key.label}' and cosigned by {len(cosigners)} of "
+            f"{len(policy.witness_keys)} witnesses (quorum {policy.quorum})",
+        )
+    )
+    return policy, cosigned.checkpoint, cosigners
