@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, status
+from fastapi import APIRouter, Body, Response, status
 from pydantic import BaseModel, Field
 
 from mutualaid.api.dependencies import Context, CurrentActor, IdempotencyKey
+from mutualaid.api.responses import json_answer
+from mutualaid.domain.accounts import Role, require_role
 from mutualaid.domain.memberships import MembershipEvent, Relation
 from mutualaid.services.memberships import (
     AdvanceResult,
@@ -19,7 +21,6 @@ from mutualaid.services.memberships import (
     get_membership,
     list_family_memberships,
 )
-from mutualaid.domain.accounts import Role, require_role
 
 router = APIRouter(prefix="/api/v1", tags=["memberships"])
 
@@ -38,14 +39,15 @@ class Reason(BaseModel):
 
 
 @router.post("/plans/{plan_code}/memberships", status_code=status.HTTP_201_CREATED,
-             response_model=None)
+             response_model=MembershipView)
 def join(
     plan_code: str, body: Enrollment, ctx: Context, actor: CurrentActor, key: IdempotencyKey = None
-) -> MembershipView:
+) -> Response:
     """Enroll yourself or a family member (you pay their shares). Send an Idempotency-Key."""
     request = EnrollmentRequest(full_name=body.full_name, id_number=body.id_number,
                                 relation=body.relation, health_answers=body.health_answers)
-    return enroll_member(ctx, actor, plan_code, request, idempotency_key=key)
+    return json_answer(enroll_member(ctx, actor, plan_code, request, idempotency_key=key),
+                       status.HTTP_201_CREATED)
 
 
 @router.get("/memberships", response_model=None)

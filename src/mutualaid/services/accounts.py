@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.exc import IntegrityError
 
 from mutualaid.db.models import Account, ApiToken
@@ -150,13 +150,17 @@ def log_out(ctx: ServiceContext, token: str) -> None:
         session.execute(delete(ApiToken).where(ApiToken.token_hash == _token_hash(token)))
 
 
+_TOKEN_OWNER = (
+    select(Account.id, Account.role, ApiToken.expires_at)
+    .join(ApiToken, ApiToken.account_id == Account.id)
+    .where(ApiToken.token_hash == bindparam("token_hash"))
+)
+
+
 def authenticate(ctx: ServiceContext, token: str) -> Actor:
-    with ctx.reading() as session:
-        row = session.execute(
-            select(Account.id, Account.role, ApiToken.expires_at)
-            .join(ApiToken, ApiToken.account_id == Account.id)
-            .where(ApiToken.token_hash == _token_hash(token))
-        ).first()
+    # Every API call starts here: one prebuilt statement, no ORM session.
+    with ctx.single_read() as connection:
+        row = connection.execute(_TOKEN_OWNER, {"token_hash": _token_hash(token)}).first()
     if row is None or row.expires_at <= ctx.clock.now():
         raise Unauthenticated("invalid_token", "log in again: the token is unknown or expired")
     return Actor(account_id=row.id, role=Role(row.role))

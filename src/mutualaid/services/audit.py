@@ -5,9 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from mutualaid.db.models import AuditEvent
+
+_INSERT = insert(AuditEvent)
 
 
 def record(
@@ -20,12 +23,14 @@ def record(
     subject_id: int | None,
     **details: Any,
 ) -> None:
-    session.add(AuditEvent(
-        occurred_at=at,
+    # A prepared Core INSERT, sent now: far cheaper than an ORM object flushed later, and nothing
+    # reads the row back.
+    session.connection().execute(_INSERT, {
+        "occurred_at": at,
         # Account id 0 is the system itself (the CLI, scheduled jobs): no account row.
-        actor_account_id=actor_account_id or None,
-        action=action,
-        subject_type=subject_type,
-        subject_id=subject_id,
-        details=details,
-    ))
+        "actor_account_id": actor_account_id or None,
+        "action": action,
+        "subject_type": subject_type,
+        "subject_id": subject_id,
+        "details": details,
+    })

@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from argon2 import PasswordHasher
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from mutualaid.clock import Clock, SystemClock
@@ -41,6 +41,15 @@ class ServiceContext:
     def reading(self) -> Iterator[Session]:
         with self.sessions() as session:
             yield session
+
+    @contextmanager
+    def single_read(self) -> Iterator[Connection]:
+        """A connection for one read-only statement. On PostgreSQL it runs in autocommit, which
+        saves the BEGIN and ROLLBACK round trips (SQLite keeps its own transaction handling)."""
+        with self.engine.connect() as connection:
+            if self.engine.dialect.name == "postgresql":
+                connection = connection.execution_options(isolation_level="AUTOCOMMIT")
+            yield connection
 
 
 def build_context(settings: Settings, clock: Clock | None = None) -> ServiceContext:

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from pydantic import TypeAdapter
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -23,16 +23,13 @@ from mutualaid.services.context import ServiceContext
 R = TypeVar("R")
 
 MAX_KEY_LENGTH = 200
-
-
-class _KeyTaken(Exception):
-    pass
+_INSERT_KEY = insert(IdempotencyKey)
 
 
 _adapters: dict[object, TypeAdapter[Any]] = {}
 
 
-def _adapter(result_type: type[Any]) -> TypeAdapter[Any]:
+def adapter_for(result_type: type[Any]) -> TypeAdapter[Any]:
     # Building a TypeAdapter compiles a validator: do it once per result type, not per request.
     adapter = _adapters.get(result_type)
     if adapter is None:
@@ -45,22 +42,20 @@ def fingerprint(request: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _replay(
-    session: Session, account_id: int, key: str, operation: str, request_sha256: str,
-    result_type: type[R],
-) -> R:
-    row = session.scalar(
+def _stored(session: Session, account_id: int, key: str) -> IdempotencyKey | None:
+    return session.scalar(
         select(IdempotencyKey).where(IdempotencyKey.account_id == account_id, IdempotencyKey.key == key)
     )
-    if row is None or row.response is None:
-        raise Conflict("request_in_progress", "a request with this key is still running", "Idempotency-Key")
+
+
+def _replay(row: IdempotencyKey, operation: str, request_sha256: str, result_type: type[R]) -> R:
     if row.operation != operation or row.request_sha256 != request_sha256:
         raise Conflict(
             "idempotency_key_reused",
             "this Idempotency-Key was used for a different request",
             "Idempotency-Key",
         )
-    return _adapter(result_type).validate_python(row.response)  # type: ignore[no-any-return]
+    return adapter_for(result_type).validate_python(row.response)  # type: ignore[no-any-return]
 
 
 def run_idempotent(
@@ -73,7 +68,14 @@ def run_idempotent(
     result_type: type[R],
     action: Callable[[Session], R],
 ) -> R:
-    """Run `action` in one transaction, at most once per (account, key)."""
+    """Run `action` in one transaction, at most once per (account, key).
+
+    The key row, with the answer, is the transaction's last write. Of two requests with one key
+    (a retry, a double click, two workers), only one can commit that row: UNIQUE(account_id, key)
+    makes the other wait for the first and then fail, so its work is rolled back and it answers
+    with the stored answer. Writing the key last costs no statement up front on the common path
+    (a first attempt), which is most of what a join costs.
+    """
     if key is None:
         with ctx.transaction() as session:
             return action(session)
@@ -84,28 +86,18 @@ def run_idempotent(
     request_sha256 = fingerprint(request)
     try:
         with ctx.transaction() as session:
-            existing = session.scalar(
-                select(IdempotencyKey.id).where(
-                    IdempotencyKey.account_id == account_id, IdempotencyKey.key == key
-                )
-            )
-            if existing is not None:
-                return _replay(session, account_id, key, operation, request_sha256, result_type)
-            row = IdempotencyKey(
-                account_id=account_id,
-                key=key,
-                operation=operation,
-                request_sha256=request_sha256,
-                created_at=ctx.clock.now(),
-            )
-            session.add(row)
-            try:
-                session.flush()
-            except IntegrityError:
-                raise _KeyTaken() from None
             result = action(session)
-            row.response = _adapter(result_type).dump_python(result, mode="json")
+            session.connection().execute(_INSERT_KEY, {
+                "account_id": account_id, "key": key, "operation": operation,
+                "request_sha256": request_sha256, "created_at": ctx.clock.now(),
+                "response": adapter_for(result_type).dump_python(result, mode="json"),
+            })
             return result
-    except _KeyTaken:
+    except (DomainError, IntegrityError):
+        # Refused, or beaten by a twin: when the key has an answer, that answer is the answer
+        # (a retried join finds "already a member" only because its first attempt succeeded).
         with ctx.reading() as session:
-            return _replay(session, account_id, key, operation, request_sha256, result_type)
+            row = _stored(session, account_id, key)
+            if row is None:
+                raise
+            return _replay(row, operation, request_sha256, result_type)

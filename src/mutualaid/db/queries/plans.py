@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from dataclasses import dataclass
+
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from mutualaid.db.models import Plan, PlanVersion
@@ -32,6 +34,35 @@ def rules_of(session: Session, plan_id: int, version: int) -> PlanRules:
         rules = parse_plan_rules(session.scalars(select(PlanVersion.rules).where(*where)).one())
         _rules_by_sha256[sha256] = rules
     return rules
+
+
+@dataclass(frozen=True, slots=True)
+class PlanHead:
+    """What a hot path needs of a plan row, read without the ORM."""
+
+    id: int
+    code: str
+    status: str
+    current_version: int
+
+
+_PLAN_HEAD = (
+    select(Plan.id, Plan.code, Plan.status, Plan.current_version, PlanVersion.rules_sha256)
+    .join(PlanVersion, (PlanVersion.plan_id == Plan.id)
+          & (PlanVersion.version == Plan.current_version))
+    .where(Plan.code == bindparam("code"))
+)
+
+
+def plan_with_rules(session: Session, code: str) -> tuple[PlanHead, PlanRules]:
+    """A plan and its current rules in one round trip (once the rules are parsed and cached)."""
+    row = session.connection().execute(_PLAN_HEAD, {"code": code}).first()
+    if row is None:
+        raise NotFound("plan_not_found", f"there is no plan {code!r}", "plan_code")
+    plan = PlanHead(id=row.id, code=row.code, status=row.status,
+                    current_version=row.current_version)
+    rules = _rules_by_sha256.get(row.rules_sha256)
+    return plan, rules if rules is not None else rules_of(session, plan.id, plan.current_version)
 
 
 def current_rules(session: Session, plan: Plan) -> PlanRules:
