@@ -134,7 +134,10 @@ def test_one_member_one_vote_and_the_quiz_comes_first(ctx: ServiceContext, clock
     with pytest.raises(DomainError) as refused:
         cast_vote(ctx, juror, jury.id, "approve", {"illness": "CI99", "age_band": "0-9"})
     assert refused.value.code == "quiz_failed"
-    cast_vote(ctx, juror, jury.id, "approve", answers_for(ctx, juror, jury.id))
+    first = cast_vote(ctx, juror, jury.id, "approve", answers_for(ctx, juror, jury.id))
+    clock.advance(timedelta(minutes=1))
+    # A retry (the same vote again) gets the first receipt; a change of mind is refused.
+    assert cast_vote(ctx, juror, jury.id, "approve", answers_for(ctx, juror, jury.id)) == first
     with pytest.raises(Conflict) as refused:
         cast_vote(ctx, juror, jury.id, "reject", answers_for(ctx, juror, jury.id))
     assert refused.value.code == "already_voted"
@@ -238,3 +241,24 @@ def test_an_operator_refers_a_contested_case_in_publicity(ctx: ServiceContext, c
     run_publicity(ctx, "xhb-main", operator)
     jury = refer_to_jury(ctx, operator, ref, "many objections")
     assert jury.round == 1 and get_claim(ctx, holder, ref).state is ClaimState.JURY_VOTING
+
+
+def test_concurrent_votes_are_counted_exactly_once_each(ctx: ServiceContext, clock: FixedClock) -> None:
+    from tests.integration.test_concurrency import run_together
+
+    use_jury_rules(ctx, min_votes=1)
+    people = jurors(ctx, clock, 4)
+    holder, ref = rejected_claim(ctx, clock)
+    jury = dispute_rejection(ctx, holder, ref, "please look again")
+    answers = answers_for(ctx, people[0], jury.id)
+    # Eight requests at once: each juror double-clicks, one of each pair votes the other way.
+    outcomes = run_together(lambda i: cast_vote(ctx, people[i // 2], jury.id,
+                                                ("approve", "reject")[i % 2], answers))
+    refused = [o for o in outcomes if isinstance(o, Exception)]
+    assert len(refused) == 4 and all(getattr(o, "code", None) == "already_voted" for o in refused)
+    clock.advance(timedelta(days=4))
+    close_due_juries(ctx, staff(ctx, Role.OPERATOR))
+    [closed] = jury_rounds(ctx, ref)
+    assert (closed.approve_votes or 0) + (closed.reject_votes or 0) == 4
+    with ctx.reading() as session:
+        assert session.scalar(select(func.count()).select_from(JuryVote)) == 4

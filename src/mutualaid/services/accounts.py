@@ -159,7 +159,7 @@ _TOKEN_OWNER = (
 
 def authenticate(ctx: ServiceContext, token: str) -> Actor:
     # Every API call starts here: one prebuilt statement, no ORM session.
-    with ctx.single_read() as connection:
+    with ctx.autocommit() as connection:
         row = connection.execute(_TOKEN_OWNER, {"token_hash": _token_hash(token)}).first()
     if row is None or row.expires_at <= ctx.clock.now():
         raise Unauthenticated("invalid_token", "log in again: the token is unknown or expired")

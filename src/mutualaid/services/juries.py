@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import Connection, Select, bindparam, func, insert, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -25,6 +25,7 @@ from mutualaid.db.models import (
     Membership,
     Person,
     Plan,
+    PlanVersion,
 )
 from mutualaid.db.queries.plans import plan_by_code, rules_of
 from mutualaid.domain.accounts import Role, require_role
@@ -91,10 +92,21 @@ def eligible_jurors(plan_id: int, today: date, rules: PlanRules, exclude_account
                     only_account: int | None = None) -> Select[Any]:
     """Accounts that may serve: certified, paying for an active membership, themself a member of
     the plan for >= 30 days and >= 18 years old, with no fraud record."""
+    latest_birth, joined_by = _juror_limits(rules, today)
+    return _eligibility(plan_id, latest_birth, joined_by, exclude_account, only_account)
+
+
+def _juror_limits(rules: PlanRules, today: date) -> tuple[date, date]:
+    """The latest birth date and the latest joining date of an eligible juror today."""
     jury = rules.jury
     latest_birth = date(today.year - jury.juror_min_age_years, today.month,
                         28 if (today.month, today.day) == (2, 29) else today.day)
-    joined_by = today - timedelta(days=jury.juror_min_membership_days)
+    return latest_birth, today - timedelta(days=jury.juror_min_membership_days)
+
+
+def _eligibility(plan_id: Any, latest_birth: Any, joined_by: Any, exclude_account: Any,
+                 only_account: Any = None) -> Select[Any]:
+    # Takes values or bind parameters, so the vote path can build its statement once.
     own = (select(Membership.payer_account_id)
            .join(Person, Person.id == Membership.person_id)
            .where(Membership.plan_id == plan_id, Person.relation == "self",
@@ -300,40 +312,95 @@ class VoteReceipt:
     cast_at: datetime
 
 
+#: What a vote needs to know of its case, in one round trip.
+_BALLOT_CASE = (
+    select(JuryCase.id, JuryCase.status, JuryCase.mode, JuryCase.closes_at, Claim.plan_id,
+           Claim.plan_version, Claim.claimant_account_id, Claim.ref, Claim.illness_code,
+           Claim.age_at_diagnosis, PlanVersion.rules_sha256)
+    .join(Claim, Claim.id == JuryCase.claim_id)
+    .join(PlanVersion, (PlanVersion.plan_id == Claim.plan_id)
+          & (PlanVersion.version == Claim.plan_version))
+    .where(JuryCase.id == bindparam("case_id"))
+)
+_BALLOT_COLUMNS = ["jury_case_id", "juror_account_id", "choice", "cast_at"]
+_BALLOT_VALUES: tuple[Any, ...] = (bindparam("case_id"), bindparam("juror"), bindparam("choice"), bindparam("now"))
+
+
+def _ballot(right_to_vote: Any) -> Any:
+    """INSERT the vote only if the voter may vote: the check and the write are one statement."""
+    # RETURNING tells whether a row was written (psycopg reports no rowcount for INSERT … SELECT).
+    return insert(JuryVote).from_select(
+        _BALLOT_COLUMNS, select(*_BALLOT_VALUES).where(right_to_vote.exists())
+    ).returning(JuryVote.id)
+
+
+_OPEN_VOTE_BALLOT = _ballot(_eligibility(
+    bindparam("plan_id"), bindparam("latest_birth"), bindparam("joined_by"),
+    bindparam("claimant"), bindparam("juror")))
+_PANEL_BALLOT = _ballot(select(JurySeat.id).where(
+    JurySeat.jury_case_id == bindparam("case_id"), JurySeat.juror_account_id == bindparam("juror")))
+
+
 def cast_vote(
     ctx: ServiceContext, actor: Actor, jury_case_id: int, choice: str,
     quiz_answers: dict[str, str] | None = None,
 ) -> VoteReceipt:
-    """One member, one vote (or a recusal) per round; the database refuses a second one."""
+    """One member, one vote (or a recusal) per round; the database refuses a second one.
+
+    250,000 jurors may vote on one case within hours, so this is three statements in all (the
+    caller's token, the case, the conditional INSERT), each committing by itself. The precise
+    reason for a refusal is looked up only when the INSERT writes nothing. Sending the same vote
+    again returns the first receipt; a different second vote is refused.
+    """
     if choice not in ("approve", "reject", "recuse"):
         raise DomainError("invalid_choice", "vote approve or reject, or recuse yourself", "choice")
-    with ctx.transaction() as session:
-        now = ctx.clock.now()
-        case = session.get(JuryCase, jury_case_id)
+    now = ctx.clock.now()
+    with ctx.autocommit() as connection:
+        case = connection.execute(_BALLOT_CASE, {"case_id": jury_case_id}).first()
         if case is None:
             raise NotFound("jury_not_found", f"there is no jury case {jury_case_id}", "jury_case_id")
         if case.status != "open" or case.closes_at is None or not now < case.closes_at:
             raise DomainError("vote_closed", "this vote is not open", "jury_case_id")
-        claim = session.get(Claim, case.claim_id)
-        assert claim is not None
-        rules = rules_of(session, claim.plan_id, claim.plan_version)
-        if case.mode == "panel":
-            seated = session.scalar(select(JurySeat.id).where(
-                JurySeat.jury_case_id == case.id, JurySeat.juror_account_id == actor.account_id))
-            if seated is None:
-                raise Forbidden("not_on_panel", "only the drawn panel votes on this case")
-        elif not _eligible(session, actor.account_id, claim, rules, local_date(now, rules.zone)):
-            raise Forbidden("not_eligible", "you are not an eligible juror for this plan")
-        if choice != "recuse" and not quiz_passed(_quiz(rules, claim), quiz_answers or {}):
+        rules = rules_of(connection, case.plan_id, case.plan_version)
+        latest_birth, joined_by = _juror_limits(rules, local_date(now, rules.zone))
+        params = {"case_id": case.id, "juror": actor.account_id, "choice": choice, "now": now,
+                  "plan_id": case.plan_id, "claimant": case.claimant_account_id,
+                  "latest_birth": latest_birth, "joined_by": joined_by}
+        panel = case.mode == "panel"
+        quiz = case_quiz(case.ref, case.illness_code, [i.code for i in rules.illnesses],
+                         case.age_at_diagnosis)
+        if choice != "recuse" and not quiz_passed(quiz, quiz_answers or {}):
+            _refuse_voter(connection, panel, params)
             raise DomainError("quiz_failed", "answer the questions on the case file first", "quiz")
-        session.add(JuryVote(jury_case_id=case.id, juror_account_id=actor.account_id, choice=choice,
-                             cast_at=now))
         try:
-            session.flush()
+            written = connection.execute(_PANEL_BALLOT if panel else _OPEN_VOTE_BALLOT,
+                                         params).first()
         except IntegrityError:
-            raise Conflict("already_voted", "you have already voted on this case", "jury_case_id") \
-                from None
+            return _earlier_vote(connection, case.id, actor.account_id, choice)
+        if written is None:
+            _refuse_voter(connection, panel, params)
         return VoteReceipt(case.id, choice, now)
+
+
+def _refuse_voter(connection: Connection, panel: bool, params: dict[str, Any]) -> None:
+    """Raise why this account may not vote on the case (returns when it may)."""
+    if panel:
+        if connection.scalar(select(JurySeat.id).where(
+                JurySeat.jury_case_id == params["case_id"],
+                JurySeat.juror_account_id == params["juror"])) is None:
+            raise Forbidden("not_on_panel", "only the drawn panel votes on this case")
+    elif connection.scalar(_eligibility(params["plan_id"], params["latest_birth"],
+                                        params["joined_by"], params["claimant"],
+                                        params["juror"])) is None:
+        raise Forbidden("not_eligible", "you are not an eligible juror for this plan")
+
+
+def _earlier_vote(connection: Connection, case_id: int, account_id: int, choice: str) -> VoteReceipt:
+    earlier = connection.execute(select(JuryVote.choice, JuryVote.cast_at).where(
+        JuryVote.jury_case_id == case_id, JuryVote.juror_account_id == account_id)).one()
+    if earlier.choice != choice:
+        raise Conflict("already_voted", "you have already voted on this case", "jury_case_id")
+    return VoteReceipt(case_id, choice, earlier.cast_at)
 
 
 # --- closing --------------------------------------------------------------------------------------

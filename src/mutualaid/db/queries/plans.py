@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import Connection, bindparam, select
 from sqlalchemy.orm import Session
 
 from mutualaid.db.models import Plan, PlanVersion
@@ -24,7 +24,7 @@ def plan_by_code(session: Session, code: str, *, for_update: bool = False) -> Pl
     return plan
 
 
-def rules_of(session: Session, plan_id: int, version: int) -> PlanRules:
+def rules_of(session: Session | Connection, plan_id: int, version: int) -> PlanRules:
     where = (PlanVersion.plan_id == plan_id, PlanVersion.version == version)
     sha256 = session.scalar(select(PlanVersion.rules_sha256).where(*where))
     if sha256 is None:
