@@ -30,7 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_joins import (  # noqa: E402
+from bench_joins import (
     BASELINE_PATH,
     HERE,
     Phase,
@@ -39,16 +39,16 @@ from bench_joins import (  # noqa: E402
     start_server,
     stop_server,
 )
-from databases import BENCH_SECRET, DEFAULT_URL, PLAN_CODE, fresh_context  # noqa: E402
+from databases import BENCH_SECRET, DEFAULT_URL, PLAN_CODE, fresh_context
 
-from mutualaid.clock import FixedClock, SystemClock  # noqa: E402
-from mutualaid.domain.accounts import Role  # noqa: E402
-from mutualaid.domain.claims import RejectionReason  # noqa: E402
-from mutualaid.domain.identities import Sex, make_resident_id  # noqa: E402
-from mutualaid.services.accounts import Actor, register_account  # noqa: E402
-from mutualaid.services.claims import ClaimReport, decide_claim, report_claim, start_review  # noqa: E402
-from mutualaid.services.juries import dispute_rejection, juror_case_file  # noqa: E402
-from mutualaid.services.memberships import EnrollmentRequest, enroll_member  # noqa: E402
+from mutualaid.clock import FixedClock, SystemClock
+from mutualaid.domain.accounts import Role
+from mutualaid.domain.claims import RejectionReason
+from mutualaid.domain.identities import Sex, make_resident_id
+from mutualaid.services.accounts import Actor, register_account
+from mutualaid.services.claims import ClaimReport, decide_claim, report_claim, start_review
+from mutualaid.services.juries import dispute_rejection, juror_case_file
+from mutualaid.services.memberships import EnrollmentRequest, enroll_member
 
 
 def prepare(url: str, jurors: int) -> tuple[list[str], int, dict[str, str]]:
@@ -125,7 +125,7 @@ def prepare(url: str, jurors: int) -> tuple[list[str], int, dict[str, str]]:
 
 async def drive_votes(port: int, path: str, tokens: list[str], answers: dict[str, str],
                       concurrency: int, warmup: float, duration: float, phase: Phase,
-                      doubles: int) -> None:
+                      doubles: int, seconds: dict[tuple[str, int], int]) -> None:
     next_index = 0
     started = time.perf_counter()
     window_start, window_end = started + warmup, started + warmup + duration
@@ -150,9 +150,14 @@ async def drive_votes(port: int, path: str, tokens: list[str], answers: dict[str
                 if status == 201 and window_start <= sent and done <= window_end:
                     phase.latencies.append(done - sent)
                 if repeat_first and i < doubles and path != BASELINE_PATH:
-                    status, _ = await _request(reader, writer, path,
-                                               {"Authorization": f"Bearer {tokens[i]}"}, body)
-                    phase.statuses[status] = phase.statuses.get(status, 0) + 1
+                    # A retry of the same vote (answered with the first receipt), then a change
+                    # of mind (refused): neither may add a vote.
+                    other = "reject" if choice == "approve" else "approve"
+                    for kind, again in (("retry", body), ("change", body.replace(
+                            f'"choice": "{choice}"'.encode(), f'"choice": "{other}"'.encode()))):
+                        status, _ = await _request(reader, writer, path,
+                                                   {"Authorization": f"Bearer {tokens[i]}"}, again)
+                        seconds[(kind, status)] = seconds.get((kind, status), 0) + 1
         finally:
             writer.close()
 
@@ -191,6 +196,7 @@ def main() -> None:
     env.pop("MUTUALAID_DEMO", None)
 
     phases = []
+    seconds: dict[tuple[str, int], int] = {}
     for name, command_for, path in (
         ("votes", lambda port: [str(Path(sys.executable).with_name("mutualaid")), "serve", "--host",
                                 "127.0.0.1", "--port", str(port), "--workers", str(args.workers)],
@@ -205,7 +211,7 @@ def main() -> None:
         server = start_server(command_for(port), env, port)
         try:
             asyncio.run(drive_votes(port, path, tokens, answers, args.concurrency, args.warmup,
-                                    args.duration, phase, args.doubles))
+                                    args.duration, phase, args.doubles, seconds))
         finally:
             stop_server(server)
         print(f"{name}: {phase.rate:,.1f}/s  p50 {phase.percentile(0.5):.1f} ms  "
@@ -218,9 +224,13 @@ def main() -> None:
     print(f"\nratio votes / baseline inserts: {ratio:.2f}; target >= 2,000 votes/s: "
           f"{'met' if votes_phase.rate >= 2000 else 'NOT met'}")
     print(f"tally: {votes:,} votes stored, {accepted:,} accepted answers, {approve:,} approve + "
-          f"{reject:,} reject, {distinct:,} distinct jurors; second votes refused: "
-          f"{votes_phase.statuses.get(409, 0):,}")
-    exact = votes == accepted == approve + reject == distinct
+          f"{reject:,} reject, {distinct:,} distinct jurors")
+    retries, changes = ({s: n for (k, s), n in seconds.items() if k == kind}
+                        for kind in ("retry", "change"))
+    print(f"same vote sent again: {retries} (201: the first receipt); "
+          f"a different second vote: {changes} (409: refused)")
+    exact = (votes == accepted == approve + reject == distinct
+             and set(retries) <= {201} and set(changes) <= {409})
     print(f"tally exact under concurrency: {'yes' if exact else 'NO'}")
     for failure in votes_phase.failures[:5]:
         print(f"  votes: {failure}")

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Response, status
 from pydantic import BaseModel, Field
 
 from mutualaid.api.dependencies import Context, CurrentActor, IdempotencyKey
+from mutualaid.api.responses import json_answer
 from mutualaid.services.juries import (
     CertificationResult,
     JurorCaseFile,
@@ -82,10 +83,13 @@ def case_file(jury_case_id: int, ctx: Context, actor: CurrentActor) -> JurorCase
     return juror_case_file(ctx, actor, jury_case_id)
 
 
-@router.post("/juries/{jury_case_id}/votes", status_code=status.HTTP_201_CREATED, response_model=None)
-def vote(jury_case_id: int, body: Vote, ctx: Context, actor: CurrentActor) -> VoteReceipt:
-    """One member, one vote (or recuse). Answer the case quiz first."""
-    return cast_vote(ctx, actor, jury_case_id, body.choice, body.quiz_answers)
+@router.post("/juries/{jury_case_id}/votes", status_code=status.HTTP_201_CREATED,
+             response_model=VoteReceipt)
+def vote(jury_case_id: int, body: Vote, ctx: Context, actor: CurrentActor) -> Response:
+    """One member, one vote (or recuse). Answer the case quiz first. Sending the same vote
+    again returns the first receipt."""
+    return json_answer(cast_vote(ctx, actor, jury_case_id, body.choice, body.quiz_answers),
+                       status.HTTP_201_CREATED)
 
 
 @router.post("/juries/close-due", response_model=None)

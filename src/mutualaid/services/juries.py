@@ -27,7 +27,7 @@ from mutualaid.db.models import (
     Plan,
     PlanVersion,
 )
-from mutualaid.db.queries.plans import plan_by_code, rules_of
+from mutualaid.db.queries.plans import known_rules, plan_by_code, rules_of
 from mutualaid.domain.accounts import Role, require_role
 from mutualaid.domain.calendars import local_date
 from mutualaid.domain.claims import ClaimEvent
@@ -361,7 +361,7 @@ def cast_vote(
             raise NotFound("jury_not_found", f"there is no jury case {jury_case_id}", "jury_case_id")
         if case.status != "open" or case.closes_at is None or not now < case.closes_at:
             raise DomainError("vote_closed", "this vote is not open", "jury_case_id")
-        rules = rules_of(connection, case.plan_id, case.plan_version)
+        rules = known_rules(connection, case.rules_sha256, case.plan_id, case.plan_version)
         latest_birth, joined_by = _juror_limits(rules, local_date(now, rules.zone))
         params = {"case_id": case.id, "juror": actor.account_id, "choice": choice, "now": now,
                   "plan_id": case.plan_id, "claimant": case.claimant_account_id,

@@ -61,8 +61,14 @@ def plan_with_rules(session: Session, code: str) -> tuple[PlanHead, PlanRules]:
         raise NotFound("plan_not_found", f"there is no plan {code!r}", "plan_code")
     plan = PlanHead(id=row.id, code=row.code, status=row.status,
                     current_version=row.current_version)
-    rules = _rules_by_sha256.get(row.rules_sha256)
-    return plan, rules if rules is not None else rules_of(session, plan.id, plan.current_version)
+    return plan, known_rules(session, row.rules_sha256, plan.id, plan.current_version)
+
+
+def known_rules(session: Session | Connection, sha256: str, plan_id: int, version: int
+                ) -> PlanRules:
+    """The rules of a version whose hash the caller has already read: no query once cached."""
+    rules = _rules_by_sha256.get(sha256)
+    return rules if rules is not None else rules_of(session, plan_id, version)
 
 
 def current_rules(session: Session, plan: Plan) -> PlanRules:
