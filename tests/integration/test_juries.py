@@ -262,3 +262,34 @@ def test_concurrent_votes_are_counted_exactly_once_each(ctx: ServiceContext, clo
     assert (closed.approve_votes or 0) + (closed.reject_votes or 0) == 4
     with ctx.reading() as session:
         assert session.scalar(select(func.count()).select_from(JuryVote)) == 4
+
+
+def test_panels_are_seeded_by_the_first_checkpoint_published_after_referral(
+    ctx: ServiceContext, clock: FixedClock
+) -> None:
+    from mutualaid.services.juries import seat_waiting_panels
+    from mutualaid.services.transparency import LogConfig, publish_checkpoint
+    from mutualaid.transparency.notes import generate_signer_key
+
+    config = LogConfig(generate_signer_key("aid.example/log", seed=b"\x07" * 32))
+    use_jury_rules(ctx, mode="panel", panel_size=3, vote_hours=24)
+    pool = jurors(ctx, clock, 6)
+    holder, ref = rejected_claim(ctx, clock)
+    publish_checkpoint(ctx, config)  # known before the referral: must not be the seed
+    clock.advance(timedelta(minutes=1))
+    jury = dispute_rejection(ctx, holder, ref, "please look again")
+    assert seat_waiting_panels(ctx).waiting == 1  # no checkpoint since the referral yet
+
+    clock.advance(timedelta(minutes=10))
+    seed = publish_checkpoint(ctx, config).checkpoint
+    clock.advance(timedelta(minutes=10))
+    run = seat_waiting_panels(ctx)
+    assert (run.seated, run.waiting) == (1, 0)
+    [seated] = jury_rounds(ctx, ref)
+    assert (seated.status, seated.seed_hex) == ("open", seed.root_hash.hex())
+    # Anyone can redo the draw from the published root and the committed candidates.
+    refs = {juror_ref(j.account_id): j for j in pool}
+    panel = [refs[r] for r in draw_panel(seed.root_hash, ref, sorted(refs), 3)]
+    for juror in panel:
+        cast_vote(ctx, juror, jury.id, "approve", answers_for(ctx, juror, jury.id))
+    assert seat_waiting_panels(ctx).seated == 0  # drawn once only

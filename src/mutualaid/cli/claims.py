@@ -10,7 +10,7 @@ from mutualaid.domain.claims import ClaimState
 from mutualaid.domain.money import format_yuan
 from mutualaid.services.accounts import SYSTEM_ACTOR
 from mutualaid.services.claims import claim_timeline, get_claim, run_publicity, work_queue
-from mutualaid.services.juries import close_due_juries
+from mutualaid.services.juries import close_due_juries, seat_waiting_panels
 from mutualaid.services.memberships import advance_memberships
 from mutualaid.services.notifications import LogOnlyChannel, dispatch_notifications
 
@@ -75,6 +75,8 @@ def daily(plan: str) -> None:
     result = run_publicity(ctx, plan, SYSTEM_ACTOR)
     console.print(f"publicity: {result.published} published, {result.approved} approved, "
                   f"{result.held_by_objections} held")
+    panels = seat_waiting_panels(ctx)
+    console.print(f"panels: {panels.seated} drawn, {panels.waiting} waiting for a checkpoint")
     juries = close_due_juries(ctx, SYSTEM_ACTOR)
     console.print(f"juries: {juries.closed} closed ({juries.approved} approved, {juries.rejected} "
                   f"rejected, {juries.new_rounds} new rounds, {juries.inconclusive} back to staff)")
@@ -85,8 +87,12 @@ def daily(plan: str) -> None:
 @jobs.command("juries")
 @friendly_errors
 def juries_job() -> None:
-    """Close votes whose window has passed (run hourly)."""
-    result = close_due_juries(context(), SYSTEM_ACTOR)
+    """Draw panels whose seed checkpoint is out, and close votes whose window has passed (run
+    hourly, and after each checkpoint)."""
+    ctx = context()
+    panels = seat_waiting_panels(ctx)
+    console.print(f"panels: {panels.seated} drawn, {panels.waiting} waiting for a checkpoint")
+    result = close_due_juries(ctx, SYSTEM_ACTOR)
     console.print(f"{result.closed} closed: {result.approved} approved, {result.rejected} rejected, "
                   f"{result.new_rounds} new rounds, {result.inconclusive} back to staff")
 

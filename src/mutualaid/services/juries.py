@@ -22,6 +22,7 @@ from mutualaid.db.models import (
     JuryCase,
     JurySeat,
     JuryVote,
+    LogCheckpoint,
     Membership,
     Person,
     Plan,
@@ -258,6 +259,37 @@ def seat_panel(ctx: ServiceContext, jury_case_id: int, seed: bytes, seed_tree_si
                      subject_type="jury_case", subject_id=case.id, seats=len(drawn),
                      seed=case.seed_hex, seed_tree_size=seed_tree_size)
         return _jury_view(case, claim.ref)
+
+
+@dataclass(frozen=True, slots=True)
+class SeatingRun:
+    seated: int
+    waiting: int
+
+
+def seat_waiting_panels(ctx: ServiceContext) -> SeatingRun:
+    """Draw every panel whose seed now exists: the root of the FIRST checkpoint published after
+    the case was referred. Nobody (the operator included) could know that root at referral, and
+    anyone can find the same checkpoint again and redo the draw. Run it after each checkpoint."""
+    with ctx.reading() as session:
+        waiting = session.execute(select(JuryCase.id, JuryCase.referred_at)
+                                  .where(JuryCase.status == "awaiting_seed")
+                                  .order_by(JuryCase.id)).all()
+        seeds = [(case_id, session.execute(
+            select(LogCheckpoint.root_hash, LogCheckpoint.size)
+            .where(LogCheckpoint.published, LogCheckpoint.published_at > referred_at)
+            .order_by(LogCheckpoint.published_at, LogCheckpoint.size).limit(1)).first())
+            for case_id, referred_at in waiting]
+    seated = 0
+    for case_id, seed in seeds:
+        if seed is None:
+            continue
+        try:
+            seat_panel(ctx, case_id, bytes(seed.root_hash), seed.size)
+            seated += 1
+        except Conflict:
+            pass  # another worker drew it first: the same draw, from the same seed
+    return SeatingRun(seated=seated, waiting=len(waiting) - seated)
 
 
 # --- the juror's side -----------------------------------------------------------------------------
