@@ -128,3 +128,15 @@ def test_after_logging_out_the_token_no_longer_works(api: Api) -> None:
 
     assert api.client.get("/api/v1/me", headers=headers).status_code == 401
     assert api.client.get("/api/v1/me", headers=other_session).status_code == 200
+
+
+def test_guessing_passwords_through_the_api_is_locked_out_like_the_web_form(api: Api) -> None:
+    phone = next_phone()
+    api.client.post("/api/v1/accounts", json={"phone": phone, "password": PASSWORD})
+    for _ in range(5):
+        wrong = api.client.post("/api/v1/sessions", json={"phone": phone, "password": "guess" * 3})
+        assert wrong.status_code == 401
+    locked = api.client.post("/api/v1/sessions", json={"phone": phone, "password": PASSWORD})
+    assert locked.status_code == 429, locked.text
+    assert locked.json()["error"]["code"] == "too_many_attempts"
+    assert locked.json()["error"]["field"] == "phone"

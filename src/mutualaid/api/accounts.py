@@ -6,7 +6,7 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, status
+from fastapi import APIRouter, Depends, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 
@@ -14,10 +14,10 @@ from mutualaid.api.dependencies import Context, CurrentActor
 from mutualaid.services.accounts import (
     AccountView,
     get_account,
-    log_in,
     log_out,
     register_account,
 )
+from mutualaid.services.login_throttle import throttled_log_in
 
 router = APIRouter(prefix="/api/v1", tags=["accounts"])
 
@@ -48,8 +48,10 @@ def register(body: Registration, ctx: Context) -> AccountView:
 
 
 @router.post("/sessions", status_code=status.HTTP_201_CREATED)
-def create_session(body: Credentials, ctx: Context) -> Session:
-    issued = log_in(ctx, body.phone, body.password)
+def create_session(body: Credentials, ctx: Context, request: Request) -> Session:
+    """Log in for a bearer token. Failed attempts are limited per phone and per address (429)."""
+    address = request.client.host if request.client else "unknown"
+    issued = throttled_log_in(ctx, body.phone, body.password, address)
     return Session(token=issued.token, expires_at=issued.expires_at, account=asdict(issued.account))
 
 

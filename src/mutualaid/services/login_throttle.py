@@ -13,8 +13,9 @@ from datetime import timedelta
 from sqlalchemy import func, select
 
 from mutualaid.db.models import AuditEvent
-from mutualaid.domain.errors import DomainError
+from mutualaid.domain.errors import DomainError, Unauthenticated
 from mutualaid.services import audit
+from mutualaid.services.accounts import IssuedToken, log_in
 from mutualaid.services.context import ServiceContext
 
 ACTION = "login_failed"
@@ -70,3 +71,16 @@ def record_failed_login(ctx: ServiceContext, phone: str, address: str) -> None:
         audit.record(session, at=ctx.clock.now(), actor_account_id=None, action=ACTION,
                      subject_type="login", subject_id=None, phone_key=_phone_key(ctx, phone),
                      address=address)
+
+
+def throttled_log_in(ctx: ServiceContext, phone: str, password: str, address: str,
+                     policy: ThrottlePolicy = DEFAULT_POLICY) -> IssuedToken:
+    """Log in unless the phone or the address is locked out; a wrong password counts against both.
+
+    The one entry point for the web form and the API, so neither is a way around the limit."""
+    check_login_allowed(ctx, phone, address, policy)
+    try:
+        return log_in(ctx, phone, password)
+    except Unauthenticated:
+        record_failed_login(ctx, phone, address)
+        raise

@@ -10,11 +10,11 @@ from typing import Any
 from fastapi.responses import HTMLResponse, Response
 
 from mutualaid.domain.accounts import STAFF_ROLES, Role
-from mutualaid.domain.errors import DomainError, NotFound, Unauthenticated
+from mutualaid.domain.errors import DomainError, NotFound
 from mutualaid.domain.memberships import MembershipEvent, Relation
 from mutualaid.services.accounts import log_in, log_out, register_account
 from mutualaid.services.casework import claims_reported_by, objections_filed_by
-from mutualaid.services.login_throttle import check_login_allowed, record_failed_login
+from mutualaid.services.login_throttle import throttled_log_in
 from mutualaid.services.member_data import export_member_data, family_coverage
 from mutualaid.services.memberships import EnrollmentRequest, enroll_member
 from mutualaid.services.memberships import change_membership as change
@@ -65,12 +65,7 @@ def login(page: Page) -> Response:
     target = safe_next(page.text("next"), "")
     address = client_address(page)
     try:
-        check_login_allowed(page.ctx, phone, address)
-        try:
-            issued = log_in(page.ctx, phone, password)
-        except Unauthenticated:
-            record_failed_login(page.ctx, phone, address)
-            raise
+        issued = throttled_log_in(page.ctx, phone, password, address)
     except DomainError as error:
         return render_form(page, "members/login.html", error, next=target)
     if page.session_token:
