@@ -11,7 +11,7 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from mutualaid.clock import Clock, SystemClock
-from mutualaid.db.engines import make_engine, make_sessionmaker
+from mutualaid.db.engines import READ_ONLY, make_engine, make_sessionmaker
 from mutualaid.services.credit_checks import CreditCheck, load_credit_check
 from mutualaid.services.evidence_store import EvidenceStore, FileSystemEvidenceStore, evidence_key
 from mutualaid.services.personal_data import PersonalDataProtector
@@ -39,7 +39,8 @@ class ServiceContext:
 
     @contextmanager
     def reading(self) -> Iterator[Session]:
-        with self.sessions() as session:
+        """A session for reads only (on SQLite a deferred transaction that takes no write lock)."""
+        with self.sessions(bind=self.engine.execution_options(**{READ_ONLY: True})) as session:
             yield session
 
     @contextmanager
