@@ -301,7 +301,7 @@ def _cases(connection: Any, dialect: str, plan_id: int, members: int, membership
 # --- resetting between runs ---------------------------------------------------------------------
 
 
-def reset(url: str, capped: bool) -> None:
+def reset(url: str, capped: bool, rule: str = "uniform") -> None:
     """Undo an earlier close of 7 March, so that the close can be measured again."""
     engine = make_engine(url)
     with engine.begin() as connection:
@@ -315,6 +315,7 @@ def reset(url: str, capped: bool) -> None:
                 "DELETE FROM ledger_transactions WHERE period_id = :p",
                 "DELETE FROM period_charge_trees WHERE period_id = :p",
                 "DELETE FROM period_cohorts WHERE period_id = :p",
+                "DELETE FROM period_bands WHERE period_id = :p",
                 "DELETE FROM period_charge_exceptions WHERE period_id = :p",
                 "DELETE FROM collection_failures WHERE period_id = :p",
                 "UPDATE claims SET period_id = NULL WHERE period_id = :p",
@@ -327,6 +328,7 @@ def reset(url: str, capped: bool) -> None:
     source = read_plan_file(f"{PLAN}.toml")
     if capped:
         source = source.replace("annual_fen = 18_800", "annual_fen = 1_500")
+    source = source.replace('sharing_rule = "uniform"', f'sharing_rule = "{rule}"')
     publish_plan(ctx, None, source)
     ctx.engine.dispose()
 
@@ -492,6 +494,8 @@ def main() -> None:
     parser.add_argument("--reuse", action="store_true", help="Keep the loaded database")
     parser.add_argument("--capped", action="store_true", help="Close with a binding annual cap")
     parser.add_argument("--memberships-only", action="store_true")
+    parser.add_argument("--rule", choices=("uniform", "proportional", "conditional_mean"),
+                        default="uniform", help="The plan's sharing rule for the close")
     parser.add_argument("--only", nargs="*", choices=sorted(CHILDREN), default=None)
     parser.add_argument("--child", choices=sorted(CHILDREN), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -504,8 +508,9 @@ def main() -> None:
         load(url, args.members, args.memberships_only)
     names = args.only or ["close", "statement", "export", "proof"]
     if "close" in names:
-        reset(url, args.capped)  # (the others measure the period a previous run closed)
-    results: dict[str, Any] = {"db": args.db, "members": args.members, "capped": args.capped}
+        reset(url, args.capped, args.rule)  # (the others measure the period a previous run closed)
+    results: dict[str, Any] = {"db": args.db, "members": args.members, "capped": args.capped,
+                               "rule": args.rule}
     for name in names:
         if args.memberships_only and name == "statement":
             continue  # a statement names its member: there are no persons to name

@@ -5,7 +5,18 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from mutualaid import __version__
-from mutualaid.api import accounts, claims, juries, memberships, periods, plans, transparency
+from mutualaid.api import (
+    accounts,
+    claims,
+    juries,
+    memberships,
+    periods,
+    plans,
+    reports,
+    risk,
+    transparency,
+    wind_down,
+)
 from mutualaid.api.errors import install_error_handlers
 from mutualaid.logging import configure_logging
 from mutualaid.services.context import ServiceContext, build_context
@@ -31,6 +42,9 @@ def create_app(ctx: ServiceContext) -> FastAPI:
     app.include_router(juries.router)
     app.include_router(transparency.router)
     app.include_router(periods.router)
+    app.include_router(risk.router)
+    app.include_router(reports.router)
+    app.include_router(wind_down.router)
     from mutualaid.web.site import mount_static
     from mutualaid.web.site import router as web_router
 

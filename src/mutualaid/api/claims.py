@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 
 from mutualaid.api.dependencies import Context, CurrentActor, IdempotencyKey
 from mutualaid.domain.claims import ClaimState, RejectionReason
+from mutualaid.domain.risk import ClaimLinks
 from mutualaid.services.claims import (
     ClaimReport,
     ClaimView,
@@ -47,6 +48,11 @@ class NewClaim(BaseModel):
     diagnosed_on: date
     hospital: str = Field(min_length=1, max_length=200)
     accident: bool = False
+    #: Optional link data for the risk signals (issue 9); contacts are stored only hashed.
+    links: ClaimLinks | None = None
+    #: File under a sponsored scheme of the plan (issue 8), e.g. "covid-19": the scheme's payout,
+    #: paid by the sponsor, never shared.
+    scheme_code: str | None = Field(default=None, max_length=40)
 
 
 class Assignment(BaseModel):
@@ -87,7 +93,8 @@ class ObjectionReview(BaseModel):
 def report(body: NewClaim, ctx: Context, actor: CurrentActor, key: IdempotencyKey = None) -> ClaimView:
     """Report a claim for a covered family member. The payout follows from the plan's schedule."""
     return report_claim(ctx, actor, ClaimReport(body.membership_id, body.illness_code,
-                                                body.diagnosed_on, body.hospital, body.accident),
+                                                body.diagnosed_on, body.hospital, body.accident,
+                                                links=body.links, scheme_code=body.scheme_code),
                         idempotency_key=key)
 
 
@@ -188,6 +195,7 @@ def upload_evidence(
     ref: str, ctx: Context, actor: CurrentActor,
     file: Annotated[UploadFile, File(description="JPEG, PNG, WEBP, HEIC or PDF, up to 20 MB")],
     label: Annotated[str, Form(max_length=100)] = "document",
+    document_on: Annotated[date | None, Form(description="the date printed on the document")] = None,
 ) -> EvidenceView:
     """Attach a document. It is streamed, hashed, encrypted at rest; only its hash is public."""
 
@@ -196,7 +204,7 @@ def upload_evidence(
             yield block
 
     return add_evidence(ctx, actor, ref, chunks(), file.content_type or "application/octet-stream",
-                        label)
+                        label, document_on)
 
 
 @router.get("/claims/{ref}/evidence", response_model=None)

@@ -17,8 +17,11 @@ from mutualaid.cli import (
     members,
     periods,
     plans,
+    reports,
+    risk,
     transparency,
     verify,
+    wind_down,
     witness,
 )
 from mutualaid.cli.common import EXIT_REFUSED, console, context, err_console, friendly_errors
@@ -40,8 +43,13 @@ app.add_typer(transparency.app, name="log")
 app.add_typer(witness.app, name="witness")
 app.add_typer(verify.app, name="verify")
 app.add_typer(periods.app, name="periods")
+app.add_typer(risk.app, name="risk")
+app.add_typer(wind_down.schemes, name="schemes")
+app.add_typer(wind_down.app, name="wind-down")
+verify.app.command("archive")(wind_down.verify_archive_command)
 app.command("simulate")(forecasts.simulate)
 app.command("calibrate")(forecasts.calibrate)
+app.command("report")(reports.report)
 
 
 def _version(value: bool) -> None:

@@ -188,6 +188,13 @@ def notice(plan: str = PLAN, on: str = ON, as_json: bool = typer.Option(False, "
         cases.add_row(case.ref, case.name_masked, case.illness_en, str(case.age), case.province_en,
                       _yuan(case.payout_fen))
     console.print(cases)
+    if result.bands:
+        bands = Table("ages", "members", "weight", "band total", "share",
+                      title=f"sharing rule: {result.sharing_rule}")
+        for band in result.bands:
+            bands.add_row(f"{band.from_age}–{band.to_age}", f"{band.member_count:,}", band.weight,
+                          _yuan(band.band_total_fen), _yuan(band.share_fen))
+        console.print(bands)
     for check in result.checks:
         mark = "[green]✓[/green]" if check.holds else "[red]✗[/red]"
         console.print(f"{mark} {check.expression}: {check.left:,} = {check.right:,}")

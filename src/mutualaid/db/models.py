@@ -295,7 +295,15 @@ class Claim(Base):
     paid_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     period_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
     sponsored: Mapped[bool] = mapped_column(default=False)
+    #: Optional link data (issue 9): contacts are stored only as keyed hashes, for matching.
+    doctor: Mapped[str | None] = mapped_column(String(100))
+    contact_phone_hash: Mapped[str | None] = mapped_column(String(64))
+    payee_account_hash: Mapped[str | None] = mapped_column(String(64))
+    address_hash: Mapped[str | None] = mapped_column(String(64))
+    device_hash: Mapped[str | None] = mapped_column(String(64))
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    #: The sponsored scheme the claim was filed under (issue 8); NULL for the plan's own cover.
+    scheme_id: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class ClaimEventRow(Base):
@@ -332,6 +340,10 @@ class Evidence(Base):
     purpose: Mapped[str] = mapped_column(String(20), default="claim")
     uploaded_by: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"))
     uploaded_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    #: 64-bit difference hash of an image (hex), for near-duplicate search (issue 9).
+    phash: Mapped[str | None] = mapped_column(String(16))
+    #: The date printed on the document (a medical record's date), when given.
+    document_on: Mapped[date | None] = mapped_column(Date)
 
 
 class InvestigationReport(Base):
@@ -555,6 +567,8 @@ class Period(Base):
     committed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     collected_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     paid_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    #: Why the sponsor paid every member's share of this period (issue 8): "promotion"; NULL: shared.
+    sponsored_by: Mapped[str | None] = mapped_column(String(20))
 
 
 class PeriodCohort(Base):
@@ -679,3 +693,163 @@ class LedgerEntry(Base):
 #: found without a scan over every membership. Only ended memberships are in it. (Issue 5.)
 Index("ix_memberships_ended", Membership.plan_id, Membership.ended_at,
       sqlite_where=text("ended_at IS NOT NULL"), postgresql_where=text("ended_at IS NOT NULL"))
+
+
+# --- sponsored schemes and the end of a plan (issue 8) ---------------------------------------------
+
+
+class SponsoredScheme(Base):
+    """Operator-paid special cover attached to a plan (e.g. COVID-19, 2020): its claims go through
+    the normal review and publicity but are paid from the sponsor account, never shared."""
+
+    __tablename__ = "sponsored_schemes"
+    __table_args__ = (UniqueConstraint("plan_id", "code"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    plan_id: Mapped[int] = mapped_column(ForeignKey("plans.id"))
+    code: Mapped[str] = mapped_column(String(40))
+    #: The validated scheme rules (domain.schemes.SchemeRules as JSON) and their SHA-256.
+    rules: Mapped[dict[str, Any]] = mapped_column(JSON)
+    rules_sha256: Mapped[str] = mapped_column(String(64))
+    attached_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    attached_by: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"))
+
+
+class PlanSponsorship(Base):
+    """A promise by the sponsor over a range of periods (by publicity day, inclusive): pay every
+    member's share ("period", e.g. Ant paid the first apportionment) or what the caps remove
+    ("cap_excess")."""
+
+    __tablename__ = "plan_sponsorships"
+    __table_args__ = (Index("ix_plan_sponsorships_plan", "plan_id", "from_on"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    plan_id: Mapped[int] = mapped_column(ForeignKey("plans.id"))
+    kind: Mapped[str] = mapped_column(String(12))
+    from_on: Mapped[date] = mapped_column(Date)
+    to_on: Mapped[date] = mapped_column(Date)
+    memo: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"))
+
+
+class PlanWindDown(Base):
+    """The announced end of a plan and how far its wind-down has gone (one row per plan)."""
+
+    __tablename__ = "plan_wind_downs"
+
+    plan_id: Mapped[int] = mapped_column(ForeignKey("plans.id"), primary_key=True)
+    #: sponsor_paid or shared_until_end (domain.plans.WindDownRules.rule, as announced)
+    rule: Mapped[str] = mapped_column(String(20))
+    reason: Mapped[str] = mapped_column(Text)
+    announced_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    announced_by: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"))
+    #: Cover ends at 00:00 on `end_on` in the plan's zone (`end_at`).
+    end_on: Mapped[date] = mapped_column(Date)
+    end_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    #: The last day a run-off claim can be reported (end_on − 1 + the claim deadline).
+    run_off_until_on: Mapped[date] = mapped_column(Date)
+    ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    memberships_ended: Mapped[int | None] = mapped_column(BigInteger)
+    refunds: Mapped[int | None] = mapped_column(BigInteger)
+    refunded_fen: Mapped[int | None] = mapped_column(BigInteger)
+    written_off_fen: Mapped[int | None] = mapped_column(BigInteger)
+    closed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    final_checkpoint_size: Mapped[int | None] = mapped_column(BigInteger)
+    archive_sha256: Mapped[str | None] = mapped_column(String(64))
+
+
+class PrepaidRefund(Base):
+    """What a payer got back of their prepaid balance when the plan ended (one row per payer)."""
+
+    __tablename__ = "prepaid_refunds"
+
+    plan_id: Mapped[int] = mapped_column(ForeignKey("plans.id"), primary_key=True)
+    payer_account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), primary_key=True)
+    amount_fen: Mapped[int] = mapped_column(BigInteger)
+    refunded_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class PeriodBand(Base):
+    """One age band of a period closed under a non-uniform sharing rule (proportional or
+    conditional mean): its weight per member, its part of the need and the share its members pay.
+    Uniform periods have none."""
+
+    __tablename__ = "period_bands"
+
+    period_id: Mapped[int] = mapped_column(ForeignKey("periods.id", ondelete="CASCADE"),
+                                           primary_key=True)
+    band_index: Mapped[int] = mapped_column(Integer, primary_key=True)
+    from_age: Mapped[int] = mapped_column(Integer)
+    to_age: Mapped[int] = mapped_column(Integer)
+    #: Born on or before this day: at least `from_age` at the lock (None for the first band).
+    born_by_on: Mapped[date | None] = mapped_column(Date)
+    #: The weight of one member, an exact fraction "numerator/denominator".
+    weight: Mapped[str] = mapped_column(Text)
+    member_count: Mapped[int] = mapped_column(BigInteger)
+    band_total_fen: Mapped[int] = mapped_column(BigInteger)
+    uncapped_share_fen: Mapped[int] = mapped_column(BigInteger)
+    share_fen: Mapped[int] = mapped_column(BigInteger)
+
+
+# --- risk signals, reviewer feedback, fraud appeals (issue 9) -------------------------------------
+
+
+class ClaimRisk(Base):
+    """A claim's latest risk score (the sum of its fired signals' weights, capped at 100)."""
+
+    __tablename__ = "claim_risks"
+    __table_args__ = (Index("ix_claim_risks_score", "score"),)
+
+    claim_id: Mapped[int] = mapped_column(ForeignKey("claims.id", ondelete="CASCADE"),
+                                          primary_key=True)
+    score: Mapped[int] = mapped_column(Integer)
+    level: Mapped[str] = mapped_column(String(10))
+    #: field or desk: where the score sends the investigation.
+    mode: Mapped[str] = mapped_column(String(10))
+    computed_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class ClaimRiskSignal(Base):
+    """One signal that fired on a claim, with the numbers behind its explanation."""
+
+    __tablename__ = "claim_risk_signals"
+    __table_args__ = (UniqueConstraint("claim_id", "code"), Index("ix_claim_risk_signals_code", "code"))
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    claim_id: Mapped[int] = mapped_column(ForeignKey("claims.id", ondelete="CASCADE"))
+    code: Mapped[str] = mapped_column(String(40))
+    weight: Mapped[int] = mapped_column(Integer)
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class RiskSignalFeedback(Base):
+    """A reviewer's word on whether a signal helped on a case (one per reviewer, signal, case)."""
+
+    __tablename__ = "risk_signal_feedback"
+    __table_args__ = (UniqueConstraint("claim_id", "code", "reviewer_id"),
+                      Index("ix_risk_signal_feedback_code", "code"))
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    claim_id: Mapped[int] = mapped_column(ForeignKey("claims.id", ondelete="CASCADE"))
+    code: Mapped[str] = mapped_column(String(40))
+    reviewer_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    useful: Mapped[bool] = mapped_column()
+    note: Mapped[str | None] = mapped_column(Text)
+    recorded_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class FraudAppeal(Base):
+    """A member's appeal against a fraud record; upheld, it revokes the record."""
+
+    __tablename__ = "fraud_appeals"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    fraud_record_id: Mapped[int] = mapped_column(ForeignKey("fraud_records.id"), unique=True)
+    filed_by: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    reason: Mapped[str] = mapped_column(Text)
+    filed_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    state: Mapped[str] = mapped_column(String(10), default="pending")
+    decided_by: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"))
+    decided_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    decision_note: Mapped[str | None] = mapped_column(Text)

@@ -115,6 +115,33 @@ class JuryRules:
 
 
 @dataclass(frozen=True, config=_STRICT)
+class WindDownRules:
+    """How the plan ends (issue 8): who pays the periods after an announcement, and what happens
+    when membership falls below `minimum_members`."""
+
+    #: sponsor_paid: from the announcement, every case not yet shared is paid by the sponsor
+    #: (Xiang Hu Bao, 2022); shared_until_end: members share until the end date.
+    rule: Literal["sponsor_paid", "shared_until_end"] = "sponsor_paid"
+    #: The end date must be at least this many days after the announcement.
+    notice_days: int = Field(default=0, ge=0, le=3650)
+    #: Below `minimum_members`: alert the operators, or also announce the end.
+    below_minimum: Literal["alert", "wind_down"] = "alert"
+    #: No minimum-membership alert in the first days after launch (the plan is filling up).
+    minimum_grace_days: int = Field(default=30, ge=0, le=3650)
+
+
+@dataclass(frozen=True, config=_STRICT)
+class SharingBand:
+    """An age band for the proportional and conditional mean sharing rules: approved claims per
+    1,000,000 member-years at ages [from_age, to_age] (age at the period's lock date)."""
+
+    from_age: Annotated[int, Field(ge=0, le=130)]
+    to_age: Annotated[int, Field(ge=0, le=130)]
+    severe_per_million: Annotated[int, Field(ge=0, le=1_000_000)]
+    mild_per_million: Annotated[int, Field(ge=0, le=1_000_000)] = 0
+
+
+@dataclass(frozen=True, config=_STRICT)
 class PlanRules:
     code: Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{1,40}$")]
     name_zh: Annotated[str, Field(min_length=1)]
@@ -124,6 +151,8 @@ class PlanRules:
     time_zone: str = "Asia/Shanghai"
     funding_model: FundingModel = FundingModel.POST_PAID
     sharing_rule: Literal["uniform", "proportional", "conditional_mean"] = "uniform"
+    #: Age bands and their claim rates for the non-uniform rules (None: the default table).
+    sharing_bands: list[SharingBand] | None = None
     minimum_members: int = Field(default=0, ge=0)
     entry: EntryRules = field(default_factory=EntryRules)
     waiting_period: WaitingPeriod = field(default_factory=WaitingPeriod)
@@ -133,6 +162,7 @@ class PlanRules:
     periods: PeriodSchedule = field(default_factory=PeriodSchedule)
     claims: ClaimRules = field(default_factory=ClaimRules)
     jury: JuryRules = field(default_factory=JuryRules)
+    wind_down: WindDownRules = field(default_factory=WindDownRules)
 
     @property
     def zone(self) -> ZoneInfo:
@@ -225,6 +255,7 @@ def _check_consistency(rules: PlanRules) -> None:
                     f"no payout band covers age {age} for tier {tier}",
                     "payout_bands",
                 )
+    _check_sharing_bands(rules)
     periods = rules.periods
     for name, days in (("publicity_days", periods.publicity_days), ("debit_days", periods.debit_days)):
         if not days:
@@ -253,6 +284,37 @@ def _check_consistency(rules: PlanRules) -> None:
                 f"debit day {debit} falls before publicity from day {publicity} has ended",
                 f"periods.debit_days[{index}]",
             )
+
+
+def _check_sharing_bands(rules: PlanRules) -> None:
+    """Bands start at age 0, follow each other without a gap, and never straddle a change of
+    payout (a band's members must all carry the same risk)."""
+    bands = rules.sharing_bands
+    if bands is None:
+        return
+    if not bands:
+        raise DomainError("invalid_plan", "at least one band is needed (or leave the table out)",
+                          "sharing_bands")
+    expected = 0
+    for index, band in enumerate(bands):
+        if band.from_age != expected:
+            raise DomainError("invalid_plan", f"this band should start at age {expected}",
+                              f"sharing_bands[{index}].from_age")
+        if band.to_age < band.from_age:
+            raise DomainError("invalid_plan", f"to_age {band.to_age} is below from_age",
+                              f"sharing_bands[{index}].to_age")
+        for tier in Tier:
+            payouts = {rules.payout_fen(age, tier, accident=False)
+                       for age in range(band.from_age, min(band.to_age + 1,
+                                                           rules.entry.exit_age_years))}
+            if len(payouts) > 1:
+                raise DomainError("invalid_plan", f"the {tier} payout changes inside this band",
+                                  f"sharing_bands[{index}]")
+        expected = band.to_age + 1
+    if expected < rules.entry.exit_age_years:
+        raise DomainError("invalid_plan",
+                          f"the bands end at {expected - 1}; members stay until "
+                          f"{rules.entry.exit_age_years}", f"sharing_bands[{len(bands) - 1}].to_age")
 
 
 def parse_plan_rules(data: dict[str, Any]) -> PlanRules:
@@ -285,6 +347,29 @@ def parse_plan_toml(text: str) -> PlanRules:
     except tomllib.TOMLDecodeError as error:
         raise DomainError("invalid_plan", f"not valid TOML: {error}", "(file)") from None
     return parse_plan_rules(data)
+
+
+def refusal_from(error: ValidationError, code: str) -> DomainError:
+    """A strict validation failure as the refusal an operator reads: the first key and why
+    (shared by other rule files, e.g. sponsored schemes)."""
+    first = error.errors(include_url=False)[0]
+    key = dotted_key(first["loc"]) or "(top level)"
+    unknown = first["type"] in ("extra_forbidden", "unexpected_keyword_argument")
+    return DomainError(code, f"{key}: {'unknown key (misspelt?)' if unknown else first['msg']}",
+                       key)
+
+
+def read_toml(text: str, code: str) -> dict[str, Any]:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise DomainError(code, f"not valid TOML: {error}", "(file)") from None
+
+
+def json_fingerprint(data: Any) -> str:
+    """SHA-256 of the canonical JSON of `data` (sorted keys, no spaces, UTF-8)."""
+    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def rules_fingerprint(rules: PlanRules) -> str:

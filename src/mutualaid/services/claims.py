@@ -44,11 +44,14 @@ from mutualaid.domain.errors import Conflict, DomainError, Forbidden, NotFound
 from mutualaid.domain.identities import PROVINCES
 from mutualaid.domain.memberships import CoverageDates, MembershipState, state_on
 from mutualaid.domain.plans import PlanRules
-from mutualaid.services import audit
+from mutualaid.domain.risk import ClaimLinks
+from mutualaid.domain.schemes import SchemeClaim
+from mutualaid.services import audit, risk
 from mutualaid.services.accounts import Actor
 from mutualaid.services.context import ServiceContext
 from mutualaid.services.idempotency import run_idempotent
 from mutualaid.services.notifications import notify
+from mutualaid.services.schemes import plan_claim_sponsored, scheme_terms
 from mutualaid.services.transparency import queue_leaf, unix_seconds
 
 STAFF_REVIEW_ROLES = (Role.REVIEWER, Role.OPERATOR)
@@ -61,6 +64,10 @@ class ClaimReport:
     diagnosed_on: date
     hospital: str
     accident: bool = False
+    #: File under this sponsored scheme of the plan (issue 8) instead of the plan's own cover.
+    scheme_code: str | None = None
+    #: Optional contacts, payee, device and doctor, for the risk signals (issue 9).
+    links: ClaimLinks | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +92,8 @@ class ClaimView:
     publicity_on: date | None
     publicity_closes_at: datetime | None
     approved_at: datetime | None
+    #: Paid by the sponsor, never shared (a sponsored scheme, or run-off after a wind-down).
+    sponsored: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +115,7 @@ def _view(claim: Claim, plan_code: str, name_masked: str) -> ClaimView:
         approver_id=claim.approver_id, decision_reason=claim.decision_reason,
         decision_note=claim.decision_note, publicity_on=claim.publicity_on,
         publicity_closes_at=claim.publicity_closes_at, approved_at=claim.approved_at,
+        sponsored=claim.sponsored,
     )
 
 
@@ -191,21 +201,33 @@ def report_claim(
             ended_on=local_date(membership.ended_at, rules.zone) if membership.ended_at else None,
             end_reason=membership.end_reason,
         )
-        refusal = filing_refusal(rules, facts, has_open)
-        if refusal:
-            code, message, field = refusal
-            raise (Conflict if code == "duplicate_open_claim" else DomainError)(code, message, field)
-        illness = rules.illness(report.illness_code)
-        assert illness is not None
+        if report.scheme_code:  # sponsored cover (issue 8): the scheme's terms, sponsor-paid
+            terms = scheme_terms(session, plan, report.scheme_code, SchemeClaim(
+                coverage.joined_on, report.diagnosed_on, today, facts.ended_on,
+                coverage.ages_out_on, facts.membership_state, has_open, rules.claims.deadline_days))
+            illness_code, tier, payout, scheme_id = (terms.illness_code, terms.tier,
+                                                     terms.payout_fen, terms.scheme_id)
+        else:
+            refusal = filing_refusal(rules, facts, has_open)
+            if refusal:
+                code, message, field = refusal
+                raise (Conflict if code == "duplicate_open_claim" else DomainError)(
+                    code, message, field)
+            illness = rules.illness(report.illness_code)
+            assert illness is not None
+            illness_code, tier, scheme_id = illness.code, illness.tier, None
+            payout = payout_for(rules, illness.code, person.birth_on, report.diagnosed_on,
+                                report.accident)
         claim = Claim(
             ref=f"C{today:%y%m}-{secrets.token_hex(4).upper()}", plan_id=plan.id,
             plan_version=membership.plan_version, membership_id=membership.id, person_id=person.id,
-            claimant_account_id=actor.account_id, illness_code=illness.code, tier=illness.tier,
+            claimant_account_id=actor.account_id, illness_code=illness_code, tier=tier,
             accident=report.accident, diagnosed_on=report.diagnosed_on, hospital=hospital,
             age_at_diagnosis=age_in_years(person.birth_on, report.diagnosed_on),
-            payout_fen=payout_for(rules, illness.code, person.birth_on, report.diagnosed_on,
-                                  report.accident),
+            payout_fen=payout, scheme_id=scheme_id,
+            sponsored=scheme_id is not None or plan_claim_sponsored(session, plan),
             state=ClaimState.SUBMITTED, reported_at=now, reported_on=today, updated_at=now,
+            **risk.link_columns(ctx.protector, report.links),
         )
         session.add(claim)
         try:
@@ -220,14 +242,16 @@ def report_claim(
         queue_leaf(session, at=now, leaf_type="claim_event", subject_type="claim", subject_ref=claim.ref,
                    fields={"claim_ref": claim.ref, "event": "report", "state": "submitted",
                            "at": unix_seconds(now), "plan_ref": plan.code,
-                           "illness_code": illness.code})
+                           "illness_code": illness_code})
+        risk.on_claim_filed(session, claim, now)
         return _view(claim, plan.code, person.name_masked)
 
     return run_idempotent(
         ctx, account_id=actor.account_id, key=idempotency_key, operation="report_claim",
         request={"membership": report.membership_id, "illness": report.illness_code,
                  "diagnosed_on": report.diagnosed_on.isoformat(), "hospital": hospital,
-                 "accident": report.accident},
+                 "accident": report.accident, "scheme": report.scheme_code,
+                 "links": risk.link_columns(ctx.protector, report.links)},
         result_type=ClaimView, action=file,
     )
 

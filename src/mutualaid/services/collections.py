@@ -169,27 +169,30 @@ def _payers_owing(session: Session, rule: ChargeRule, after: int, upto: int | No
             .group_by(Membership.payer_account_id))
     }
     if rule.exceptions:
-        for payer, joined_at, membership_id in session.execute(
-            select(Membership.payer_account_id, Membership.joined_at, Membership.id)
+        for payer, joined_at, membership_id, birth_on in session.execute(
+            select(Membership.payer_account_id, Membership.joined_at, Membership.id,
+                   Person.birth_on)
             .join(PeriodChargeException, PeriodChargeException.membership_id == Membership.id)
+            .join(Person, Person.id == Membership.person_id)
             .where(PeriodChargeException.period_id == rule.period_id, *where)
         ):
             kind, amount = rule.exceptions[membership_id]
-            totals[payer] += (0 if kind == EXCLUDED else amount) - rule.cohort_charge(joined_at)
+            totals[payer] += (0 if kind == EXCLUDED else amount) \
+                - rule.cohort_charge(joined_at, birth_on)
     return [_Owed(payer, amount) for payer, amount in sorted(totals.items()) if amount > 0]
 
 
 def _dues(session: Session, rule: ChargeRule, payer: int) -> list[Due]:
     """The payer's charged memberships in this period, in payment order."""
     rows = session.execute(
-        select(Membership.id, Membership.joined_at, Person.relation)
+        select(Membership.id, Membership.joined_at, Person.relation, Person.birth_on)
         .join(Person, Person.id == Membership.person_id)
         # (On SQLite ``plan_id + 0`` leaves the payer index as the only one to use.)
         .where(*rule.where(session.get_bind().dialect.name),
                Membership.payer_account_id == payer)).all()
     dues = []
-    for membership_id, joined_at, relation in rows:
-        charge = rule.charge_of(membership_id, joined_at)
+    for membership_id, joined_at, relation, birth_on in rows:
+        charge = rule.charge_of(membership_id, joined_at, birth_on)
         if charge:
             dues.append(Due(membership_id, charge, relation == Relation.SELF, joined_at))
     return payment_order(dues)
@@ -716,6 +719,9 @@ def top_up(ctx: ServiceContext, actor: Actor, plan_code: str, amount_fen: int, *
         plan = plan_by_code(session, plan_code)
         if current_rules(session, plan).funding_model is not FundingModel.PREPAID:
             raise DomainError("not_prepaid", "this plan collects shares after the fact, no top-up",
+                              "plan_code")
+        if plan.status in ("run_off", "closed"):  # issue 8: balances were refunded at the end
+            raise DomainError("plan_ended", "this plan has ended: nothing more can be paid in",
                               "plan_code")
         balance = session.get(PrepaidBalance, (plan.id, actor.account_id), with_for_update=True)
         if balance is None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -18,7 +18,7 @@ from mutualaid.db.models import Evidence
 from mutualaid.domain.accounts import Role
 from mutualaid.domain.claims import EVIDENCE_STATES, ClaimState
 from mutualaid.domain.errors import DomainError, Forbidden, NotFound
-from mutualaid.services import audit
+from mutualaid.services import audit, risk
 from mutualaid.services.accounts import Actor
 from mutualaid.services.claims import _load, _visible
 from mutualaid.services.context import ServiceContext
@@ -42,7 +42,7 @@ class EvidenceView:
 
 def add_evidence(
     ctx: ServiceContext, actor: Actor, ref: str, chunks: Iterable[bytes], media_type: str,
-    label: str,
+    label: str, document_on: date | None = None,
 ) -> EvidenceView:
     """Attach a document to a claim while it is being reported or investigated."""
     label = label.strip() or "document"
@@ -59,6 +59,7 @@ def add_evidence(
             raise DomainError("claim_closed_for_evidence",
                               "documents can be added only before the decision", "claim_ref")
     stored = ctx.evidence_store.put(chunks, media_type)
+    phash = risk.evidence_phash(ctx, stored.sha256, stored.media_type)  # issue 9: near-duplicates
     with ctx.transaction() as session:
         now = ctx.clock.now()
         claim, plan, _ = _load(session, ref)
@@ -72,7 +73,8 @@ def add_evidence(
         row = Evidence(claim_id=claim.id, sha256=stored.sha256, size_bytes=stored.size_bytes,
                        media_type=stored.media_type, label=label,
                        purpose="claim" if actor.role is Role.MEMBER else "investigation",
-                       uploaded_by=actor.recorded_id, uploaded_at=now)
+                       uploaded_by=actor.recorded_id, uploaded_at=now, phash=phash,
+                       document_on=document_on)
         session.add(row)
         try:
             session.flush()
@@ -85,6 +87,7 @@ def add_evidence(
         audit.record(session, at=now, actor_account_id=actor.account_id, action="evidence_added",
                      subject_type="claim", subject_id=claim.id, sha256=stored.sha256,
                      size=stored.size_bytes, plan=plan.code)
+        risk.on_evidence_added(session, claim, now)
         return _view(row, claim.ref, duplicate=False)
 
 

@@ -57,6 +57,7 @@ from mutualaid.db.models import (
     LogEntry,
     Membership,
     Period,
+    PeriodBand,
     PeriodChargeException,
     PeriodChargeTree,
     PeriodCohort,
@@ -88,11 +89,21 @@ from mutualaid.domain.calendars import local_date
 from mutualaid.domain.claims import ClaimState
 from mutualaid.domain.errors import Conflict, DomainError, NotFound
 from mutualaid.domain.ledger import period_charge
+from mutualaid.domain.plans import PlanRules
+from mutualaid.domain.sharing import (
+    RiskClass,
+    SharingRule,
+    apportion_banded,
+    band_cuts,
+    band_index,
+    plan_bands,
+)
 from mutualaid.services import audit
 from mutualaid.services.accounts import Actor
 from mutualaid.services.claims import PublicCase, public_case
 from mutualaid.services.context import ServiceContext
 from mutualaid.services.ledger import post
+from mutualaid.services.schemes import sponsorship_of_period
 from mutualaid.services.transparency import queue_leaf, unix_seconds
 from mutualaid.transparency.merkle import EMPTY_ROOT, MemoryTree, hash_leaf, verify_inclusion
 
@@ -156,30 +167,52 @@ class ChargeRule:
     bounds: tuple[tuple[datetime, int], ...]
     #: membership id -> (kind, amount) for the period's exceptions.
     exceptions: Mapping[int, tuple[str, int]]
+    #: Under a non-uniform sharing rule: the birth dates between the age bands (`band_cuts`) and
+    #: each band's share, in band order; empty for a uniform period.
+    band_cuts: tuple[date, ...] = ()
+    band_charges: tuple[int, ...] = ()
+
+    @property
+    def constant(self) -> bool:
+        """Does every sharing member (exceptions aside) pay the same?"""
+        return len(self.bounds) <= 1 and not self.band_charges
 
     def where(self, dialect: str, *, scan: bool = True) -> list[ColumnElement[bool]]:
         return sharing_where(dialect, self.plan_id, self.lock_at, self.publicity_on, scan=scan)
 
     def charge_sql(self) -> ColumnElement[Any]:
         """The cohort charge of a membership row, as SQL (exceptions are applied separately)."""
+        if self.band_charges:
+            # The member's age band at the lock: a CASE on the person's birth date (a primary-key
+            # lookup per row, so that every caller keeps selecting from memberships alone).
+            born = select(Person.birth_on).where(Person.id == Membership.person_id) \
+                .scalar_subquery()
+            return case(*[(born > cut, literal(charge, BigInteger()))
+                          for cut, charge in zip(self.band_cuts, self.band_charges, strict=False)],
+                        else_=literal(self.band_charges[-1], BigInteger()))
         if len(self.bounds) <= 1:
             return literal(self.bounds[0][1] if self.bounds else self.share_fen, BigInteger())
         return case(*[(Membership.joined_at < bound, literal(charge, BigInteger()))
                       for bound, charge in self.bounds[:-1]],
                     else_=literal(self.bounds[-1][1], BigInteger()))
 
-    def cohort_charge(self, joined_at: datetime) -> int:
+    def cohort_charge(self, joined_at: datetime, birth_on: date | None = None) -> int:
+        if self.band_charges:
+            if birth_on is None:
+                raise ValueError("a banded period's charge needs the member's birth date")
+            return self.band_charges[band_index(birth_on, self.band_cuts)]
         for bound, charge in self.bounds[:-1]:
             if joined_at < bound:
                 return charge
         return self.bounds[-1][1] if self.bounds else self.share_fen
 
-    def charge_of(self, membership_id: int, joined_at: datetime) -> int | None:
+    def charge_of(self, membership_id: int, joined_at: datetime,
+                  birth_on: date | None = None) -> int | None:
         """The charge of a membership that passes `where` (None: excluded, not charged)."""
         exception = self.exceptions.get(membership_id)
         if exception is not None:
             return None if exception[0] == EXCLUDED else exception[1]
-        return self.cohort_charge(joined_at)
+        return self.cohort_charge(joined_at, birth_on)
 
 
 def charge_rule(session: Session, period: Period, *, id_from: int | None = None,
@@ -205,8 +238,17 @@ def charge_rule(session: Session, period: Period, *, id_from: int | None = None,
         query = query.where(PeriodChargeException.membership_id < id_to)
     exceptions = {membership_id: (kind, amount)
                   for membership_id, kind, amount in session.execute(query)}
+    bands = period_bands(session, period.id)
     return ChargeRule(period.id, period.ref, period.plan_id, period.lock_at, period.publicity_on,
-                      period.share_fen or 0, tuple(bounds), exceptions)
+                      period.share_fen or 0, tuple(bounds), exceptions,
+                      tuple(b.born_by_on for b in bands[1:] if b.born_by_on is not None),
+                      tuple(b.share_fen for b in bands))
+
+
+def period_bands(session: Session, period_id: int) -> list[PeriodBand]:
+    """The age bands of a period closed under a non-uniform rule (none for a uniform one)."""
+    return list(session.scalars(select(PeriodBand).where(PeriodBand.period_id == period_id)
+                                .order_by(PeriodBand.band_index)))
 
 
 def _dialect(session: Session) -> str:
@@ -241,6 +283,8 @@ class PeriodView:
     charges_root: str | None
     charges_leaves: int | None
     failed_fen: int | None
+    #: Why the sponsor paid every share of this period ("promotion"), or None (issue 8).
+    sponsored_by: str | None = None
 
 
 def view(period: Period, plan_code: str) -> PeriodView:
@@ -255,7 +299,7 @@ def view(period: Period, plan_code: str) -> PeriodView:
         capped_fen=period.capped_fen, sponsor_fen=period.sponsor_fen,
         prorated_fen=period.prorated_fen, surplus_out_fen=period.surplus_out_fen,
         charges_root=period.charges_root, charges_leaves=period.charges_leaves,
-        failed_fen=period.failed_fen,
+        failed_fen=period.failed_fen, sponsored_by=period.sponsored_by,
     )
 
 
@@ -332,12 +376,17 @@ def _lock(ctx: ServiceContext, actor: Actor, plan_code: str, on: date | None,
             if later is not None:
                 raise Conflict("later_period_closed",
                                f"period {later} is already closed; periods close in order", "on")
+            # A promotional sponsorship (issue 8): a per-case cap of 0 leaves every share to the
+            # sponsor, and the figures still show what each member would have paid.
+            promised = sponsorship_of_period(session, plan.id, publicity_on)
             period = Period(
                 ref=period_ref(plan.code, publicity_on), plan_id=plan.id,
                 plan_version=plan.current_version, publicity_on=publicity_on,
                 debit_on=dates.debit_on, lock_at=dates.lock_at, state=PeriodState.LOCKED,
-                cap_excess=cap_excess, fee_bp=rules.fees.management_fee_bp,
-                per_case_cap_fen=rules.caps.per_case_fen, annual_cap_fen=rules.caps.annual_fen,
+                cap_excess=CapExcess.SPONSOR if promised.pays_cap_excess else cap_excess,
+                fee_bp=rules.fees.management_fee_bp,
+                per_case_cap_fen=0 if promised.pays_shares else rules.caps.per_case_fen,
+                annual_cap_fen=rules.caps.annual_fen, sponsored_by=promised.reason,
                 payment_retry_days=rules.periods.payment_retry_days, locked_at=now,
             )
             session.add(period)
@@ -429,7 +478,10 @@ def _compute(ctx: ServiceContext, actor: Actor, period_id: int, step: StepHook) 
         # as last period, it would not; the count per cohort straight away when it would; and
         # the count per cohort after all if the plain count's share turns out to reach it.
         expected = previous.member_count if previous is not None else None
-        if cap_may_bind(_share_bound(common, expected), period.annual_cap_fen, longest):
+        rules = rules_of(session, plan.id, period.plan_version)
+        if SharingRule(rules.sharing_rule) is not SharingRule.UNIFORM:
+            figures = _compute_banded(session, period, rules, common, longest)
+        elif cap_may_bind(_share_bound(common, expected), period.annual_cap_fen, longest):
             figures = _compute_cohorts(session, period, year, excluded, common, now)
         else:
             counted = session.scalar(select(func.count()).select_from(Membership).where(
@@ -467,6 +519,49 @@ def _compute(ctx: ServiceContext, actor: Actor, period_id: int, step: StepHook) 
                      members=figures.member_count, cases=figures.case_count,
                      share_fen=figures.share_fen, total_charged_fen=figures.total_charged_fen,
                      sponsor_fen=figures.sponsor_fen, excluded=len(excluded))
+
+
+def _compute_banded(session: Session, period: Period, rules: PlanRules,
+                    common: Mapping[str, Any], longest: int) -> PeriodFigures:
+    """A non-uniform sharing rule: members counted per age band at the lock (one GROUP BY on a
+    CASE over the birth date, the excluded counted the same way and taken off), the need split
+    among the bands exactly (`sharing.apportion_banded`), and each band's share stored."""
+    bands = plan_bands(rules)
+    cuts = band_cuts(period.publicity_on, [band.from_age for band in bands])
+    band_of = (case(*[(Person.birth_on > cut, literal(i)) for i, cut in enumerate(cuts)],
+                    else_=literal(len(cuts))) if cuts else literal(0)).label("band")
+    counts = [0] * len(bands)
+    sharing = select(band_of, func.count()).select_from(Membership) \
+        .join(Person, Person.id == Membership.person_id) \
+        .where(*sharing_where(_dialect(session), period.plan_id, period.lock_at,
+                              period.publicity_on)).group_by(band_of)
+    excluded = sharing.join(PeriodChargeException, (PeriodChargeException.membership_id
+                                                    == Membership.id)).where(
+        PeriodChargeException.period_id == period.id, PeriodChargeException.kind == EXCLUDED)
+    for query, sign in ((sharing, 1), (excluded, -1)):
+        for index, count in session.execute(query):
+            counts[int(index)] += sign * int(count)
+    figures, lines = apportion_banded(
+        rule=SharingRule(rules.sharing_rule),
+        classes=[RiskClass(band.key, count, band.risk) for band, count in zip(bands, counts, strict=True)],
+        bands=bands, aid_fen=common["aid_fen"], case_count=common["case_count"],
+        fee_bp=common["fee_bp"], surplus_in_fen=common["surplus_in_fen"],
+        per_case_cap_fen=common["per_case_cap_fen"], cap_excess=common["cap_excess"])
+    if cap_may_bind(figures.share_fen, period.annual_cap_fen, longest):
+        raise DomainError(
+            "banded_annual_cap",
+            f"under the {rules.sharing_rule} rule a share of {figures.share_fen} fen could reach "
+            f"the annual cap this year; caps per age band and cohort are not supported yet: close "
+            "this period under a plan version with the uniform rule or a higher annual cap",
+            "sharing_rule")
+    session.add_all(PeriodBand(
+        period_id=period.id, band_index=index, from_age=line.from_age, to_age=line.to_age,
+        born_by_on=cuts[index - 1] if index else None,
+        weight=f"{line.weight.numerator}/{line.weight.denominator}",
+        member_count=line.member_count, band_total_fen=line.band_total_fen,
+        uncapped_share_fen=line.uncapped_share_fen, share_fen=line.share_fen,
+    ) for index, line in enumerate(lines))
+    return figures
 
 
 def _record_exclusions(session: Session, period: Period, now: datetime,
@@ -699,7 +794,7 @@ def stream_charges(session: Session, rule: ChargeRule, *, id_from: int | None = 
     Rows come straight from the driver's cursor into numpy arrays (no ORM row objects); when
     everyone pays the same, only the ids are read.
     """
-    constant = len(rule.bounds) <= 1
+    constant = rule.constant
     columns: list[Any] = [Membership.id] if constant else [Membership.id, rule.charge_sql()]
     dialect = _dialect(session)
     stmt = select(*columns).where(*rule.where(dialect))
@@ -910,6 +1005,31 @@ class PeriodNotice:
     checks: list[ArithmeticCheck]
     commitment_leaf: str | None
     commitment_leaf_index: int | None
+    #: The plan's sharing rule for this period, and under a non-uniform one each age band's share.
+    sharing_rule: str = SharingRule.UNIFORM
+    bands: list[BandLine] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class BandLine:
+    """One age band of a period under a non-uniform rule, as the notice shows it."""
+
+    from_age: int
+    to_age: int
+    #: Born on or before this day: at least `from_age` on publicity day (None: the youngest band).
+    born_by_on: date | None
+    #: One member's weight, an exact fraction "numerator/denominator".
+    weight: str
+    member_count: int
+    band_total_fen: int
+    uncapped_share_fen: int
+    share_fen: int
+
+
+def band_lines(session: Session, period_id: int) -> list[BandLine]:
+    return [BandLine(b.from_age, b.to_age, b.born_by_on, b.weight, b.member_count,
+                     b.band_total_fen, b.uncapped_share_fen, b.share_fen)
+            for b in period_bands(session, period_id)]
 
 
 def period_notice(ctx: ServiceContext, plan_code: str, publicity_on: date) -> PeriodNotice:
@@ -939,7 +1059,8 @@ def period_notice(ctx: ServiceContext, plan_code: str, publicity_on: date) -> Pe
         entry = session.get(LogEntry, period.commitment_entry_id) \
             if period.commitment_entry_id else None
         pv = view(period, plan.code)
-        checks = notice_checks(pv, cohorts, by_kind.get(CAP_ADJUSTED, (0, 0)), cases)
+        bands = band_lines(session, period.id)
+        checks = notice_checks(pv, cohorts, by_kind.get(CAP_ADJUSTED, (0, 0)), cases, bands)
         return PeriodNotice(
             period=pv, fee_bp=period.fee_bp, per_case_cap_fen=period.per_case_cap_fen,
             annual_cap_fen=period.annual_cap_fen, cases=cases, sponsored_cases=sponsored,
@@ -948,11 +1069,13 @@ def period_notice(ctx: ServiceContext, plan_code: str, publicity_on: date) -> Pe
             own_charges_fen=by_kind.get(CAP_ADJUSTED, (0, 0))[1], checks=checks,
             commitment_leaf=entry.leaf_data.decode() if entry is not None else None,
             commitment_leaf_index=entry.leaf_index if entry is not None else None,
+            sharing_rule=rules.sharing_rule, bands=bands,
         )
 
 
 def notice_checks(p: PeriodView, cohorts: Sequence[CohortLine], own: tuple[int, int],
-                  cases: Sequence[PublicCase]) -> list[ArithmeticCheck]:
+                  cases: Sequence[PublicCase],
+                  bands: Sequence[BandLine] = ()) -> list[ArithmeticCheck]:
     aid, fee = p.aid_fen or 0, p.fee_fen or 0
     s_in, s_out = p.surplus_in_fen or 0, p.surplus_out_fen or 0
     total, sponsor, prorated = p.total_charged_fen or 0, p.sponsor_fen or 0, p.prorated_fen or 0
@@ -961,6 +1084,9 @@ def notice_checks(p: PeriodView, cohorts: Sequence[CohortLine], own: tuple[int, 
     if cohorts:
         summed = sum(c.member_count * c.charge_fen for c in cohorts) + own[1]
         counted = sum(c.member_count for c in cohorts) + own[0]
+    elif bands:
+        summed = sum(b.member_count * b.share_fen for b in bands) + own[1]
+        counted = sum(b.member_count for b in bands) + own[0]
     else:
         summed, counted = members * share, members
     checks = [
@@ -975,11 +1101,29 @@ def notice_checks(p: PeriodView, cohorts: Sequence[CohortLine], own: tuple[int, 
                         total + sponsor + prorated, aid + fee - s_in + s_out,
                         total + sponsor + prorated == aid + fee - s_in + s_out),
     ]
+    if bands:
+        return checks + banded_checks(bands, need)
     if members and need > 0:
         uncapped = -(-need // members)
         checks.append(ArithmeticCheck(
             "share", "uncapped share = ⌈(aid + fee − surplus in) / members⌉",
             p.uncapped_share_fen or 0, uncapped, (p.uncapped_share_fen or 0) == uncapped))
+    return checks
+
+
+def banded_checks(bands: Sequence[BandLine], need: int) -> list[ArithmeticCheck]:
+    """Under a non-uniform rule: the bands' parts add up to the need, and each band's share is its
+    part over its members, rounded up."""
+    parts = sum(b.band_total_fen for b in bands)
+    checks = [ArithmeticCheck("bands", "Σ band totals = aid + fee − surplus in", parts,
+                              max(need, 0), parts == max(need, 0))]
+    for band in bands:
+        if band.member_count and band.band_total_fen:
+            uncapped = -(-band.band_total_fen // band.member_count)
+            checks.append(ArithmeticCheck(
+                f"share_{band.from_age}_{band.to_age}",
+                f"uncapped share {band.from_age}–{band.to_age} = ⌈band total / band members⌉",
+                band.uncapped_share_fen, uncapped, band.uncapped_share_fen == uncapped))
     return checks
 
 
@@ -1000,6 +1144,10 @@ class StatementLine:
     aid_fen: int
     fee_fen: int
     member_count: int
+    #: Cases of the period the sponsor paid (never shared), and why the sponsor paid every
+    #: share ("promotion"), if it did (issue 8).
+    sponsored_aid_fen: int = 0
+    sponsored_by: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -1021,14 +1169,14 @@ def member_statement(ctx: ServiceContext, actor: Actor, membership_id: int) -> M
     """
     with ctx.reading() as session:
         row = session.execute(
-            select(Membership, Person.name_masked, Plan.code)
+            select(Membership, Person.name_masked, Plan.code, Person.birth_on)
             .join(Person, Person.id == Membership.person_id).join(Plan, Plan.id == Membership.plan_id)
             .where(Membership.id == membership_id)).first()
         if row is None or (actor.role not in STAFF_ROLES
                            and row[0].payer_account_id != actor.account_id):
             raise NotFound("membership_not_found", f"there is no membership {membership_id}",
                            "membership_id")
-        membership, name_masked, plan_code = row
+        membership, name_masked, plan_code, birth_on = row
         facts = _Facts(membership.id, membership.payer_account_id, membership.person_id,
                        membership.joined_at, membership.ended_at, membership.ages_out_on)
         computed = [str(s) for s in PeriodState if reached(s, PeriodState.COMPUTED)]
@@ -1036,7 +1184,8 @@ def member_statement(ctx: ServiceContext, actor: Actor, membership_id: int) -> M
         # which it did not share cannot change its cohort, so they are not needed.
         columns = (Period.id, Period.ref, Period.publicity_on, Period.debit_on, Period.lock_at,
                    Period.state, Period.share_fen, Period.annual_cap_fen, Period.case_count,
-                   Period.aid_fen, Period.fee_fen, Period.member_count, Period.collect_cursor)
+                   Period.aid_fen, Period.fee_fen, Period.member_count, Period.collect_cursor,
+                   Period.sponsored_aid_fen, Period.sponsored_by)
         # Three queries in all (membership, periods with their cohorts, the membership's own
         # exceptions and failures): a statement costs the same at 10 or 100 million members.
         periods: list[Any] = []
@@ -1069,11 +1218,15 @@ def member_statement(ctx: ServiceContext, actor: Actor, membership_id: int) -> M
             else:
                 failures[period_id] = (kind, amount)
         statement = MemberStatement(membership.id, plan_code, name_masked, membership.joined_on)
+        banded = _band_shares_of(session, [p.id for p in periods], birth_on)
         before: list[Any] = []
         for period in periods:
             if before and before[-1].publicity_on.year != period.publicity_on.year:
                 before = []
             charge = _charge_in(period, facts, before, exceptions, cohorts)
+            if charge is not None and period.id in banded \
+                    and (period.id, membership.id) not in exceptions:
+                charge = banded[period.id]
             before.append(period)
             if charge is None:
                 if (period.id, membership.id) not in exceptions:
@@ -1082,7 +1235,7 @@ def member_statement(ctx: ServiceContext, actor: Actor, membership_id: int) -> M
                 continue
             status, paid = _payment(period, charge, failures.get(period.id),
                                     membership.payer_account_id)
-            statement.lines.append(_line(period, charge, paid, status))
+            statement.lines.append(_line(period, charge, paid, status, banded.get(period.id)))
         return MemberStatement(
             statement.membership_id, statement.plan_code, statement.name_masked,
             statement.joined_on, statement.lines,
@@ -1107,12 +1260,28 @@ def _payment(period: Any, charge: int, failure: tuple[str, int] | None,
     return "due", 0
 
 
-def _line(period: Any, charge: int, paid: int, status: str) -> StatementLine:
+def _band_shares_of(session: Session, period_ids: Sequence[int], birth_on: date) -> dict[int, int]:
+    """Period id -> the share of the member's age band, for the periods closed under a
+    non-uniform rule (bands in order: the last one whose birth-date cut the member meets)."""
+    shares: dict[int, int] = {}
+    for period_id, born_by_on, share in session.execute(
+        select(PeriodBand.period_id, PeriodBand.born_by_on, PeriodBand.share_fen)
+        .where(PeriodBand.period_id.in_(period_ids))
+        .order_by(PeriodBand.period_id, PeriodBand.band_index)
+    ):
+        if born_by_on is None or birth_on <= born_by_on:
+            shares[period_id] = share
+    return shares
+
+
+def _line(period: Any, charge: int, paid: int, status: str,
+          share: int | None = None) -> StatementLine:
     return StatementLine(
         period_ref=period.ref, publicity_on=period.publicity_on, debit_on=period.debit_on,
-        share_fen=period.share_fen or 0, charge_fen=charge, paid_fen=paid, status=status,
+        share_fen=(period.share_fen or 0) if share is None else share, charge_fen=charge, paid_fen=paid, status=status,
         case_count=period.case_count or 0, aid_fen=period.aid_fen or 0,
-        fee_fen=period.fee_fen or 0, member_count=period.member_count or 0)
+        fee_fen=period.fee_fen or 0, member_count=period.member_count or 0,
+        sponsored_aid_fen=period.sponsored_aid_fen or 0, sponsored_by=period.sponsored_by)
 
 
 def account_statements(ctx: ServiceContext, actor: Actor) -> list[MemberStatement]:

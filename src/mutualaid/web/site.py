@@ -5,11 +5,21 @@ from __future__ import annotations
 from fastapi import APIRouter, FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from mutualaid.web import claims, juries, members, public, staff
+from mutualaid.web import (
+    claims,
+    juries,
+    members,
+    public,
+    reports,
+    risk,
+    simulations,
+    staff,
+    wind_down,
+)
 from mutualaid.web.pages import WEB_DIR
 
 router = APIRouter()
-for module in (public, members, claims, juries, staff):
+for module in (public, members, claims, juries, staff, reports, simulations, risk, wind_down):
     router.include_router(module.router)
 
 

@@ -1,0 +1,125 @@
+"""Risk controls: a claim's signals and links, reviewers' feedback, routing by score, the operator's
+figures, the weight report, and proven fraud with its appeal. No endpoint rejects a claim."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, status
+from pydantic import BaseModel, Field
+
+from mutualaid.api.dependencies import Context, CurrentActor, IdempotencyKey
+from mutualaid.domain.risk import SIGNALS, WeightAdvice
+from mutualaid.services.risk import (
+    AppealView,
+    ClaimGraph,
+    FeedbackView,
+    FraudRecordView,
+    RescoreResult,
+    RiskOperations,
+    RiskView,
+    Routing,
+    appeal_fraud_record,
+    claim_graph,
+    claim_risk,
+    decide_appeal,
+    flag_fraud,
+    my_fraud_records,
+    pending_appeals,
+    record_feedback,
+    rescore_plan,
+    risk_operations,
+    route_investigation,
+    weight_report,
+)
+
+router = APIRouter(prefix="/api/v1", tags=["risk"])
+
+
+class Feedback(BaseModel):
+    signal: str = Field(min_length=1, max_length=40, examples=["shared_payee"])
+    useful: bool
+    note: str = Field(default="", max_length=2000)
+
+
+class Reason(BaseModel):
+    reason: str = Field(min_length=10, max_length=2000)
+
+
+class AppealDecision(BaseModel):
+    uphold: bool
+    note: str = Field(min_length=1, max_length=2000)
+
+
+@router.get("/risk/signals")
+def signals() -> list[dict[str, object]]:
+    """Every signal with its weight and documented reason."""
+    return [{"code": s.code, "weight": s.weight, "label_zh": s.label_zh, "label_en": s.label_en,
+             "reason": s.reason} for s in SIGNALS]
+
+
+@router.get("/claims/{ref}/risk", response_model=None)
+def risk(ref: str, ctx: Context, actor: CurrentActor) -> RiskView:
+    """The claim's risk score and every signal that fired, explained (staff)."""
+    return claim_risk(ctx, actor, ref)
+
+
+@router.get("/claims/{ref}/risk/graph", response_model=None)
+def graph(ref: str, ctx: Context, actor: CurrentActor) -> ClaimGraph:
+    """The claims linked to this one and what links them (staff)."""
+    return claim_graph(ctx, actor, ref)
+
+
+@router.post("/claims/{ref}/risk/feedback", response_model=None)
+def feedback(ref: str, body: Feedback, ctx: Context, actor: CurrentActor) -> FeedbackView:
+    """Say whether a signal helped on this case; the weight report learns from it."""
+    return record_feedback(ctx, actor, ref, body.signal, body.useful, body.note)
+
+
+@router.post("/claims/{ref}/risk/route", response_model=None)
+def route(ref: str, ctx: Context, actor: CurrentActor, key: IdempotencyKey = None) -> Routing:
+    """Assign the investigation by score: field for high risk, desk review otherwise."""
+    return route_investigation(ctx, actor, ref, idempotency_key=key)
+
+
+@router.post("/plans/{code}/risk/rescore", response_model=None)
+def rescore(code: str, ctx: Context, actor: CurrentActor) -> RescoreResult:
+    return rescore_plan(ctx, actor, code)
+
+
+@router.get("/plans/{code}/risk/operations", response_model=None)
+def operations(code: str, ctx: Context, actor: CurrentActor) -> RiskOperations:
+    """Investigation cost per case (field, desk) and how flagged cases ended."""
+    return risk_operations(ctx, actor, code)
+
+
+@router.get("/risk/weights", response_model=None)
+def weights(ctx: Context, actor: CurrentActor, plan: str | None = None) -> list[WeightAdvice]:
+    """Per signal: fired, reviewers' usefulness, rejections, and the suggested weight."""
+    return weight_report(ctx, actor, plan)
+
+
+@router.post("/claims/{ref}/fraud-record", status_code=status.HTTP_201_CREATED, response_model=None)
+def flag(ref: str, body: Reason, ctx: Context, actor: CurrentActor) -> FraudRecordView:
+    """Record proven fraud for a claim rejected for fraud (operator); the member may appeal."""
+    return flag_fraud(ctx, actor, ref, body.reason)
+
+
+@router.get("/fraud-records/mine", response_model=None)
+def mine(ctx: Context, actor: CurrentActor) -> list[FraudRecordView]:
+    return my_fraud_records(ctx, actor)
+
+
+@router.post("/fraud-records/{record_id}/appeal", status_code=status.HTTP_201_CREATED,
+             response_model=None)
+def appeal(record_id: int, body: Reason, ctx: Context, actor: CurrentActor) -> AppealView:
+    return appeal_fraud_record(ctx, actor, record_id, body.reason)
+
+
+@router.get("/fraud-appeals", response_model=None)
+def appeals(ctx: Context, actor: CurrentActor) -> list[AppealView]:
+    return pending_appeals(ctx, actor)
+
+
+@router.post("/fraud-appeals/{appeal_id}/decision", response_model=None)
+def decide(appeal_id: int, body: AppealDecision, ctx: Context, actor: CurrentActor) -> AppealView:
+    """Another operator than the one who recorded the fraud decides; upheld revokes the record."""
+    return decide_appeal(ctx, actor, appeal_id, uphold=body.uphold, note=body.note)

@@ -1,0 +1,206 @@
+"""Closing periods under the proportional and conditional mean sharing rules: the need is split
+among the age bands exactly, each band's part is shared evenly by its members (rounded up), and
+every balancing check still holds to the fen. Charges below are computed by hand."""
+
+from __future__ import annotations
+
+import io
+import re
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+from sqlalchemy import select
+from tests.factories import MAIN_PLAN, account, enroll, publish_demo_plans
+from tests.integration.test_periods import LOCK_MARCH_7, MARCH_7, approved_claim, close_on
+
+from mutualaid.clock import FixedClock
+from mutualaid.db.models import PeriodBand
+from mutualaid.domain.errors import DomainError
+from mutualaid.plan_files import read_plan_file
+from mutualaid.services.accounts import SYSTEM_ACTOR
+from mutualaid.services.collections import (
+    SimulatedProvider,
+    collect_period,
+    export_collection_file,
+)
+from mutualaid.services.context import ServiceContext
+from mutualaid.services.ledger import balances, unbalanced_transactions
+from mutualaid.services.memberships import MembershipView
+from mutualaid.services.periods import (
+    charge_proof,
+    member_statement,
+    period_notice,
+    verify_charge_proof,
+)
+from mutualaid.services.plans import publish_plan
+
+MEMBERS = f"plan:{MAIN_PLAN}:members"
+#: Two bands. Per period (24 a year): under 40, a 300,000 yuan payout with probability
+#: 240 / 24,000,000 = 1/100,000, expected 300 fen; 40-59, 100,000 yuan with 480 / 24,000,000 =
+#: 1/50,000, expected 200 fen. Weights 3 : 2.
+BANDS = """
+[[sharing_bands]]
+from_age = 0
+to_age = 39
+severe_per_million = 240
+
+[[sharing_bands]]
+from_age = 40
+to_age = 59
+severe_per_million = 480
+"""
+YOUNG, OLD = 30_000_000, 10_000_000
+#: Ages at the lock date (publicity day, 7 March 2026): 36, 30, 39 (40 the day after), 40 (that
+#: very day) and 56.
+BIRTHS = [date(1990, 1, 1), date(1995, 5, 5), date(1986, 3, 8), date(1986, 3, 7), date(1970, 1, 1)]
+
+
+def use_rule(ctx: ServiceContext, rule: str, *, annual_fen: int = 10**12) -> None:
+    text = read_plan_file("xhb-main.toml")
+    text = text.replace('sharing_rule = "uniform"', f'sharing_rule = "{rule}"')
+    text = re.sub(r"^per_case_fen = [0-9_]+", "per_case_fen = 1_000_000_000", text, flags=re.M)
+    text = re.sub(r"^annual_fen = [0-9_]+", f"annual_fen = {annual_fen}", text, flags=re.M)
+    publish_plan(ctx, None, text + BANDS)
+
+
+@pytest.fixture(autouse=True)
+def plans(ctx: ServiceContext) -> None:
+    publish_demo_plans(ctx)
+
+
+def population(ctx: ServiceContext, clock: FixedClock) -> list[MembershipView]:
+    now = clock.now()
+    clock.set(datetime(2025, 6, 1, tzinfo=UTC))
+    try:
+        return [enroll(ctx, account(ctx), born) for born in BIRTHS]
+    finally:
+        clock.set(now)
+
+
+def charges(ctx: ServiceContext, people: list[MembershipView]) -> list[int]:
+    return [line.charge_fen for p in people
+            for line in member_statement(ctx, SYSTEM_ACTOR, p.id).lines]
+
+
+def two_cases(ctx: ServiceContext, people: list[MembershipView]) -> None:
+    """One young member's severe case (300,000 yuan) and one old member's (100,000 yuan)."""
+    approved_claim(ctx, people[0].id, YOUNG, LOCK_MARCH_7 - timedelta(days=2))
+    approved_claim(ctx, people[4].id, OLD, LOCK_MARCH_7 - timedelta(days=1))
+
+
+def test_the_proportional_rule_splits_the_need_by_expected_loss_and_each_band_shares_its_part(
+    ctx: ServiceContext, clock: FixedClock
+) -> None:
+    use_rule(ctx, "proportional")
+    people = population(ctx, clock)
+    two_cases(ctx, people)
+    period = close_on(ctx, clock, MARCH_7)
+    # need = 40,000,000 + 8% = 43,200,000. Weights: 3 young × 300 = 900, 2 old × 200 = 400.
+    # Young: 43,200,000 × 900 / 1300 = 29,907,692 rem 400; old: 13,292,307 rem 900 -> the
+    # leftover fen goes to the old band: 13,292,308. Shares ⌈29,907,692 / 3⌉ = 9,969,231 and
+    # ⌈13,292,308 / 2⌉ = 6,646,154; total 29,907,693 + 13,292,308 = 43,200,001, 1 carried.
+    assert (period.aid_fen, period.fee_fen, period.member_count) == (40_000_000, 3_200_000, 5)
+    assert (period.total_charged_fen, period.surplus_out_fen, period.sponsor_fen) \
+        == (43_200_001, 1, 0)
+    assert period.share_fen == 9_969_231  # the largest band share
+    assert charges(ctx, people) == [9_969_231] * 3 + [6_646_154] * 2
+
+    notice = period_notice(ctx, MAIN_PLAN, MARCH_7)
+    assert notice.sharing_rule == "proportional"
+    assert [(b.from_age, b.member_count, b.weight, b.band_total_fen, b.share_fen)
+            for b in notice.bands] == [(0, 3, "300/1", 29_907_692, 9_969_231),
+                                       (40, 2, "200/1", 13_292_308, 6_646_154)]
+    assert notice.bands[1].born_by_on == date(1986, 3, 7)
+    assert all(check.holds for check in notice.checks), notice.checks
+    assert {c.name for c in notice.checks} >= {"charges", "members", "balance", "bands",
+                                                "share_0_39", "share_40_59"}
+
+    lines = member_statement(ctx, SYSTEM_ACTOR, people[3].id).lines
+    assert (lines[0].share_fen, lines[0].charge_fen) == (6_646_154, 6_646_154)
+    for person in (people[2], people[3]):
+        proof = charge_proof(ctx, SYSTEM_ACTOR, person.id, MAIN_PLAN, MARCH_7)
+        verify_charge_proof(proof)
+    with ctx.reading() as session:
+        assert unbalanced_transactions(session) == []
+        assert balances(session, MEMBERS)[MEMBERS] == -43_200_001
+
+
+def test_the_conditional_mean_rule_charges_the_bands_whose_losses_make_the_total(
+    ctx: ServiceContext, clock: FixedClock
+) -> None:
+    use_rule(ctx, "conditional_mean")
+    people = population(ctx, clock)
+    two_cases(ctx, people)
+    period = close_on(ctx, clock, MARCH_7)
+    # S = 40,000,000 can only be one young and one old case: E[X_young | S] = 30,000,000 / 3 =
+    # 10,000,000 and E[X_old | S] = 10,000,000 / 2 = 5,000,000. Band weights 30,000,000 :
+    # 10,000,000 = 3 : 1 of 43,200,000 -> 32,400,000 and 10,800,000, i.e. 10,800,000 and
+    # 5,400,000 a member, exactly: nothing carried.
+    assert charges(ctx, people) == [10_800_000] * 3 + [5_400_000] * 2
+    assert (period.total_charged_fen, period.surplus_out_fen) == (43_200_000, 0)
+    notice = period_notice(ctx, MAIN_PLAN, MARCH_7)
+    assert [b.weight for b in notice.bands] == ["10000000/1", "5000000/1"]
+    assert all(check.holds for check in notice.checks)
+
+    provider = SimulatedProvider()
+    clock.set(datetime(2026, 3, 14, 2, 0, tzinfo=UTC))
+    run = collect_period(ctx, SYSTEM_ACTOR, MAIN_PLAN, MARCH_7, provider)
+    assert (run.collected_fen, run.failed_fen) == (43_200_000, 0)
+    assert sorted(amount for _, amount in provider.debits.values()) \
+        == [5_400_000] * 2 + [10_800_000] * 3
+    with ctx.reading() as session:
+        assert balances(session, MEMBERS)[MEMBERS] == 0
+    out = io.BytesIO()
+    export_collection_file(ctx, MAIN_PLAN, MARCH_7, out)
+    amounts = sorted(int(line.split(",")[2]) for line in out.getvalue().decode().splitlines()[1:])
+    assert amounts == [5_400_000] * 2 + [10_800_000] * 3
+
+
+def test_a_member_suspended_at_the_lock_is_left_out_of_their_band(
+    ctx: ServiceContext, clock: FixedClock
+) -> None:
+    use_rule(ctx, "conditional_mean")
+    people = population(ctx, clock)
+    two_cases(ctx, people)
+    from mutualaid.domain.memberships import MembershipEvent
+    from mutualaid.services.memberships import change_membership
+
+    clock.set(LOCK_MARCH_7 - timedelta(hours=2))
+    change_membership(ctx, SYSTEM_ACTOR, people[1].id, MembershipEvent.SUSPEND)
+    period = close_on(ctx, clock, MARCH_7)
+    # Two young members left to share the young band's 32,400,000: 16,200,000 each.
+    assert period.member_count == 4
+    assert charges(ctx, people) == [16_200_000, 0, 16_200_000, 5_400_000, 5_400_000]
+    assert period.total_charged_fen == 43_200_000
+
+
+def test_a_period_without_a_case_charges_nothing_under_a_banded_rule(
+    ctx: ServiceContext, clock: FixedClock
+) -> None:
+    use_rule(ctx, "proportional")
+    population(ctx, clock)
+    period = close_on(ctx, clock, MARCH_7)
+    assert (period.total_charged_fen, period.share_fen, period.fee_fen) == (0, 0, 0)
+    with ctx.reading() as session:
+        assert [b.member_count for b in session.scalars(select(PeriodBand))] == [3, 2]
+
+
+def test_a_uniform_plan_stores_no_bands(ctx: ServiceContext, clock: FixedClock) -> None:
+    population(ctx, clock)
+    close_on(ctx, clock, MARCH_7)
+    with ctx.reading() as session:
+        assert session.scalars(select(PeriodBand)).all() == []
+    assert period_notice(ctx, MAIN_PLAN, MARCH_7).bands == []
+
+
+def test_a_banded_period_whose_shares_could_reach_the_annual_cap_is_refused_and_writes_nothing(
+    ctx: ServiceContext, clock: FixedClock
+) -> None:
+    use_rule(ctx, "proportional", annual_fen=1_000_000)
+    people = population(ctx, clock)
+    two_cases(ctx, people)
+    with pytest.raises(DomainError) as error:
+        close_on(ctx, clock, MARCH_7)
+    assert (error.value.code, error.value.field) == ("banded_annual_cap", "sharing_rule")
+    with ctx.reading() as session:
+        assert session.scalars(select(PeriodBand)).all() == []

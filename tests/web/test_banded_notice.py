@@ -1,0 +1,27 @@
+"""The public period page of a period closed under a non-uniform sharing rule shows each age
+band's share."""
+
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+from tests.integration.test_periods import MARCH_7, close_on
+from tests.integration.test_periods_sharing_rules import population, two_cases, use_rule
+
+from mutualaid.clock import FixedClock
+from mutualaid.services.context import ServiceContext
+
+
+def test_the_period_page_shows_the_share_of_each_age_band_and_the_checks_hold(
+    ctx: ServiceContext, clock: FixedClock, client: TestClient
+) -> None:
+    use_rule(ctx, "conditional_mean")
+    people = population(ctx, clock)
+    two_cases(ctx, people)
+    close_on(ctx, clock, MARCH_7)
+    page = client.get("/plans/xhb-main/periods/2026-03-07")
+    assert page.status_code == 200
+    assert "按年龄段分摊" in page.text and "条件均值风险分摊" in page.text
+    assert "<td>0–39</td><td>3</td>" in page.text and "<td>40–59</td><td>2</td>" in page.text
+    assert "✗" not in page.text
+    english = client.get("/plans/xhb-main/periods/2026-03-07?lang=en").text
+    assert "Share by age band" in english and "108,000.00" in english
