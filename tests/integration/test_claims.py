@@ -374,3 +374,33 @@ def test_transition_rows_match_the_claims_state(ctx: ServiceContext, clock: Fixe
         last = session.scalars(select(ClaimEventRow).where(ClaimEventRow.claim_id == claim.id)
                                .order_by(ClaimEventRow.id.desc())).first()
     assert last is not None and last.to_state == claim.state == ClaimState.RE_REVIEW
+
+
+class TestRetries:
+    def test_every_step_of_a_claim_retried_with_its_key_acts_once(
+        self, ctx: ServiceContext, clock: FixedClock
+    ) -> None:
+        holder, membership = covered_member(ctx, clock)
+        ref = report(ctx, holder, membership.id).ref
+        reviewer, investigator = staff(ctx, Role.REVIEWER), staff(ctx, Role.INVESTIGATOR)
+        approver = staff(ctx, Role.REVIEWER)
+        steps = [
+            lambda key: start_review(ctx, reviewer, ref, idempotency_key=key),
+            lambda key: assign_investigation(ctx, reviewer, ref, investigator.account_id,
+                                             idempotency_key=key),
+            lambda key: request_documents(ctx, investigator, ref, "the discharge summary",
+                                          idempotency_key=key),
+            lambda key: provide_documents(ctx, holder, ref, "uploaded", idempotency_key=key),
+            lambda key: file_investigation_report(ctx, investigator, ref, "records confirm it",
+                                                  "approve", cost_fen=20_000, idempotency_key=key),
+            lambda key: decide_claim(ctx, approver, ref, approve=True, idempotency_key=key),
+        ]
+        for number, step in enumerate(steps):
+            first = step(f"step-{number}")
+            clock.advance(timedelta(minutes=1))
+            # A double click, a retry after a timeout: the same answer, and nothing happens twice.
+            assert step(f"step-{number}") == first
+        events = [entry.event for entry in claim_timeline(ctx, reviewer, ref)]
+        assert len(events) == len(set(events)) == len(steps) + 1, events
+        with ctx.reading() as session:
+            assert session.scalar(select(func.count()).select_from(LogEntry)) == len(steps) + 1

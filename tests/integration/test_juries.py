@@ -293,3 +293,16 @@ def test_panels_are_seeded_by_the_first_checkpoint_published_after_referral(
     for juror in panel:
         cast_vote(ctx, juror, jury.id, "approve", answers_for(ctx, juror, jury.id))
     assert seat_waiting_panels(ctx).seated == 0  # drawn once only
+
+
+def test_a_retried_dispute_opens_one_jury(ctx: ServiceContext, clock: FixedClock) -> None:
+    use_jury_rules(ctx, min_votes=1)
+    jurors(ctx, clock, 2)
+    holder, ref = rejected_claim(ctx, clock)
+    first = dispute_rejection(ctx, holder, ref, "please look again", idempotency_key="d-1")
+    clock.advance(timedelta(seconds=30))
+    assert dispute_rejection(ctx, holder, ref, "please look again", idempotency_key="d-1") == first
+    assert [r.id for r in jury_rounds(ctx, ref)] == [first.id]
+    with ctx.reading() as session:  # each eligible juror told once
+        assert session.scalar(select(func.count()).select_from(Notification)
+                              .where(Notification.kind == "jury_vote_open")) == 2
