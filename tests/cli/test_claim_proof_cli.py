@@ -8,6 +8,8 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from tests.factories import covered_member, publish_demo_plans, staff
+from tests.integration.test_claims import through_investigation
 from typer.testing import CliRunner
 
 from mutualaid.cli.app import app
@@ -16,8 +18,6 @@ from mutualaid.domain.accounts import Role
 from mutualaid.services.claims import ClaimReport, decide_claim, report_claim
 from mutualaid.services.context import ServiceContext
 from mutualaid.services.evidence import add_evidence
-from tests.factories import covered_member, publish_demo_plans, staff
-from tests.integration.test_claims import through_investigation
 
 runner = CliRunner()
 SCAN = b"\xff\xd8\xff\xe0 pathology report, page 1 " * 40

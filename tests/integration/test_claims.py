@@ -4,6 +4,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
+from tests.factories import account, covered_member, enroll, publish_demo_plans, staff
 
 from mutualaid.clock import FixedClock
 from mutualaid.db.models import Claim, ClaimEventRow, LogEntry, Notification
@@ -31,7 +32,6 @@ from mutualaid.services.claims import (
 )
 from mutualaid.services.context import ServiceContext
 from mutualaid.services.memberships import change_membership
-from tests.factories import account, covered_member, enroll, publish_demo_plans, staff
 
 # The clock fixture: 1 March 2026, 10:00 in Shanghai.
 TODAY = date(2026, 3, 1)

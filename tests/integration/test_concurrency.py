@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 from sqlalchemy import func, select
+from tests.factories import account, enroll, publish_demo_plans, resident_id
 
 from mutualaid.db.models import Membership, Person
 from mutualaid.domain.errors import Conflict
 from mutualaid.services.context import ServiceContext
-from tests.factories import account, enroll, publish_demo_plans, resident_id
 
 THREADS = 8
 
@@ -27,7 +27,7 @@ def run_together(action: Callable[[int], Any], threads: int = THREADS) -> list[A
         barrier.wait()
         try:
             outcomes[index] = action(index)
-        except Exception as error:  # noqa: BLE001 - the test inspects what each caller saw
+        except Exception as error:
             outcomes[index] = error
 
     workers = [threading.Thread(target=worker, args=(i,)) for i in range(threads)]

@@ -4,6 +4,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
+from tests.factories import account, enroll, publish_demo_plans, resident_id
 
 from mutualaid.clock import FixedClock
 from mutualaid.db.models import AuditEvent, IdempotencyKey, Membership, Person
@@ -18,7 +19,6 @@ from mutualaid.services.memberships import (
     get_membership,
     list_family_memberships,
 )
-from tests.factories import account, enroll, publish_demo_plans, resident_id
 
 TODAY = date(2026, 3, 1)  # the clock fixture's date in Shanghai
 

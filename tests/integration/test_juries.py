@@ -4,6 +4,7 @@ from datetime import date, timedelta
 
 import pytest
 from sqlalchemy import func, select
+from tests.factories import covered_member, publish_demo_plans, staff
 
 from mutualaid.clock import FixedClock
 from mutualaid.db.models import FraudRecord, JuryVote, Notification
@@ -13,7 +14,13 @@ from mutualaid.domain.errors import Conflict, DomainError, Forbidden
 from mutualaid.domain.juries import CERTIFICATION_QUIZ, draw_panel
 from mutualaid.plan_files import read_plan_file
 from mutualaid.services.accounts import Actor
-from mutualaid.services.claims import ClaimReport, decide_claim, get_claim, report_claim, start_review
+from mutualaid.services.claims import (
+    ClaimReport,
+    decide_claim,
+    get_claim,
+    report_claim,
+    start_review,
+)
 from mutualaid.services.context import ServiceContext
 from mutualaid.services.juries import (
     cast_vote,
@@ -28,7 +35,6 @@ from mutualaid.services.juries import (
     seat_panel,
 )
 from mutualaid.services.plans import publish_plan
-from tests.factories import covered_member, publish_demo_plans, staff
 
 TODAY = date(2026, 3, 1)
 RIGHT_ANSWERS = {q.code: q.answer for q in CERTIFICATION_QUIZ}
@@ -226,7 +232,11 @@ def test_a_panel_with_no_shows_is_redrawn_without_them(ctx: ServiceContext, cloc
 
 
 def test_an_operator_refers_a_contested_case_in_publicity(ctx: ServiceContext, clock: FixedClock) -> None:
-    from mutualaid.services.claims import assign_investigation, file_investigation_report, run_publicity
+    from mutualaid.services.claims import (
+        assign_investigation,
+        file_investigation_report,
+        run_publicity,
+    )
 
     use_jury_rules(ctx, min_votes=1)
     holder, membership = covered_member(ctx, clock)

@@ -6,6 +6,7 @@ from datetime import date, timedelta
 
 import pytest
 from sqlalchemy import func, select
+from tests.factories import account, enroll, publish_demo_plans, resident_id
 
 from mutualaid.db.models import Account, Membership, Person
 from mutualaid.domain.errors import DomainError
@@ -14,7 +15,6 @@ from mutualaid.services.accounts import SYSTEM_ACTOR
 from mutualaid.services.context import ServiceContext
 from mutualaid.services.demo_data import random_member_rows
 from mutualaid.services.member_imports import ImportReport, import_members
-from tests.factories import account, enroll, publish_demo_plans, resident_id
 
 TODAY = date(2026, 3, 1)
 HEADER = ["payer_phone", "full_name", "id_number", "relation", "joined_on"]
@@ -50,7 +50,7 @@ def test_good_rows_are_imported_and_bad_rows_reported_by_line(ctx: ServiceContex
     bad_relation = dict(too_old, id_number=resident_id(date(1990, 1, 1)), relation="cousin")
     future = dict(too_old, id_number=resident_id(date(1990, 1, 1)), joined_on="2026-03-02")
     duplicate = dict(good[5])
-    rows = good[:100] + [bad_id, too_old] + good[100:200] + [bad_relation, future, duplicate] + good[200:]
+    rows = [*good[:100], bad_id, too_old, *good[100:200], bad_relation, future, duplicate, *good[200:]]
     # One chunk: a repeat inside a chunk is a duplicate_in_file; across chunks (memory stays flat,
     # so earlier chunks are not remembered) the earlier row already made them a member.
     report, errors = run_import(ctx, to_csv(rows), chunk_rows=1000)

@@ -3,11 +3,11 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import select
+from tests.factories import account
 
 from mutualaid.db.models import Notification
 from mutualaid.services.context import ServiceContext
-from mutualaid.services.notifications import dispatch_notifications, notify, unread_count, mark_read
-from tests.factories import account
+from mutualaid.services.notifications import dispatch_notifications, mark_read, notify, unread_count
 
 
 class RecordingChannel:

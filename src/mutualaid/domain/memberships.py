@@ -188,13 +188,13 @@ def enrollment_refusals(
         refusals.append(Refusal(
             "unknown_question", f"{code} is not a question of this plan", f"health_answers.{code}"
         ))
-    if entry.credit_min_score is not None and credit_score is not None:
-        if credit_score < entry.credit_min_score:
-            refusals.append(Refusal(
-                "credit_check_failed",
-                f"the credit check score is below the plan's minimum of {entry.credit_min_score}",
-                "id_number",
-            ))
+    if (entry.credit_min_score is not None and credit_score is not None
+            and credit_score < entry.credit_min_score):
+        refusals.append(Refusal(
+            "credit_check_failed",
+            f"the credit check score is below the plan's minimum of {entry.credit_min_score}",
+            "id_number",
+        ))
     return refusals
 
 

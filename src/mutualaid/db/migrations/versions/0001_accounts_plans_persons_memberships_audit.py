@@ -1,7 +1,7 @@
 """accounts plans persons memberships audit
 
 Revision ID: 0001
-Revises: 
+Revises:
 Create Date: 2026-11-23 09:38:35.181853
 """
 
@@ -11,7 +11,6 @@ import sqlalchemy as sa
 from alembic import op
 
 import mutualaid.db.models
-
 
 revision = '0001'
 down_revision = None
