@@ -9,6 +9,8 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, TypeVar
 
 from pydantic import TypeAdapter
@@ -23,7 +25,7 @@ from mutualaid.services.context import ServiceContext
 R = TypeVar("R")
 
 MAX_KEY_LENGTH = 200
-_INSERT_KEY = insert(IdempotencyKey)
+INSERT_KEY = insert(IdempotencyKey)
 
 
 _adapters: dict[object, TypeAdapter[Any]] = {}
@@ -58,6 +60,62 @@ def _replay(row: IdempotencyKey, operation: str, request_sha256: str, result_typ
     return adapter_for(result_type).validate_python(row.response)  # type: ignore[no-any-return]
 
 
+@dataclass(frozen=True, slots=True)
+class KeyRow:
+    """The idempotency row an attempt must write in the same transaction as its change."""
+
+    account_id: int
+    key: str
+    operation: str
+    request_sha256: str
+    created_at: datetime
+    result_type: type[Any]
+
+    def values(self, result: Any) -> dict[str, Any]:
+        return {"account_id": self.account_id, "key": self.key, "operation": self.operation,
+                "request_sha256": self.request_sha256, "created_at": self.created_at,
+                "response": adapter_for(self.result_type).dump_python(result, mode="json")}
+
+
+def act_once(
+    ctx: ServiceContext,
+    *,
+    account_id: int,
+    key: str | None,
+    operation: str,
+    request: Mapping[str, Any],
+    result_type: type[R],
+    attempt: Callable[[KeyRow | None], R],
+) -> R:
+    """Run `attempt`, which writes its change and the given key row atomically, at most once per
+    (account, key).
+
+    The key row, with the answer, is the attempt's last write. Of two requests with one key
+    (a retry, a double click, two workers), only one can commit that row: UNIQUE(account_id, key)
+    makes the other wait for the first and then fail, so its work is rolled back and it answers
+    with the stored answer. Writing the key last costs no statement up front on the common path
+    (a first attempt), which is most of what a join costs.
+    """
+    if key is None:
+        return attempt(None)
+    if not key or len(key) > MAX_KEY_LENGTH:
+        raise DomainError(
+            "invalid_idempotency_key", f"a key has 1 to {MAX_KEY_LENGTH} characters", "Idempotency-Key"
+        )
+    request_sha256 = fingerprint(request)
+    try:
+        return attempt(KeyRow(account_id, key, operation, request_sha256, ctx.clock.now(),
+                              result_type))
+    except (DomainError, IntegrityError):
+        # Refused, or beaten by a twin: when the key has an answer, that answer is the answer
+        # (a retried join finds "already a member" only because its first attempt succeeded).
+        with ctx.reading() as session:
+            row = _stored(session, account_id, key)
+            if row is None:
+                raise
+            return _replay(row, operation, request_sha256, result_type)
+
+
 def run_idempotent(
     ctx: ServiceContext,
     *,
@@ -68,36 +126,14 @@ def run_idempotent(
     result_type: type[R],
     action: Callable[[Session], R],
 ) -> R:
-    """Run `action` in one transaction, at most once per (account, key).
+    """Run `action` in one transaction, at most once per (account, key) (see `act_once`)."""
 
-    The key row, with the answer, is the transaction's last write. Of two requests with one key
-    (a retry, a double click, two workers), only one can commit that row: UNIQUE(account_id, key)
-    makes the other wait for the first and then fail, so its work is rolled back and it answers
-    with the stored answer. Writing the key last costs no statement up front on the common path
-    (a first attempt), which is most of what a join costs.
-    """
-    if key is None:
-        with ctx.transaction() as session:
-            return action(session)
-    if not key or len(key) > MAX_KEY_LENGTH:
-        raise DomainError(
-            "invalid_idempotency_key", f"a key has 1 to {MAX_KEY_LENGTH} characters", "Idempotency-Key"
-        )
-    request_sha256 = fingerprint(request)
-    try:
+    def attempt(key_row: KeyRow | None) -> R:
         with ctx.transaction() as session:
             result = action(session)
-            session.connection().execute(_INSERT_KEY, {
-                "account_id": account_id, "key": key, "operation": operation,
-                "request_sha256": request_sha256, "created_at": ctx.clock.now(),
-                "response": adapter_for(result_type).dump_python(result, mode="json"),
-            })
+            if key_row is not None:
+                session.connection().execute(INSERT_KEY, key_row.values(result))
             return result
-    except (DomainError, IntegrityError):
-        # Refused, or beaten by a twin: when the key has an answer, that answer is the answer
-        # (a retried join finds "already a member" only because its first attempt succeeded).
-        with ctx.reading() as session:
-            row = _stored(session, account_id, key)
-            if row is None:
-                raise
-            return _replay(row, operation, request_sha256, result_type)
+
+    return act_once(ctx, account_id=account_id, key=key, operation=operation, request=request,
+                    result_type=result_type, attempt=attempt)

@@ -2,17 +2,34 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import date
+from typing import Any
 
-from sqlalchemy import bindparam, func, insert, literal, select, update
+from sqlalchemy import Executable, bindparam, func, insert, literal, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from mutualaid.db.models import Account, AuditEvent, Membership, Person, Plan
-from mutualaid.db.queries.plans import current_rules, plan_by_code, plan_with_rules, rules_of
+from mutualaid.db.models import (
+    Account,
+    AuditEvent,
+    Base,
+    IdempotencyKey,
+    Membership,
+    Person,
+    Plan,
+    PlanVersion,
+)
+from mutualaid.db.queries.plans import (
+    PlanHead,
+    current_rules,
+    known_rules,
+    plan_by_code,
+    plan_with_rules,
+    rules_of,
+)
 from mutualaid.domain.accounts import STAFF_ROLES, Role
 from mutualaid.domain.calendars import local_date
 from mutualaid.domain.errors import Conflict, DomainError, Forbidden, NotFound
@@ -30,11 +47,12 @@ from mutualaid.domain.memberships import (
     state_on,
     transition,
 )
+from mutualaid.domain.plans import PlanRules
 from mutualaid.domain.schemes import join_refusal
 from mutualaid.services import audit, risk
 from mutualaid.services.accounts import Actor
 from mutualaid.services.context import ServiceContext
-from mutualaid.services.idempotency import run_idempotent
+from mutualaid.services.idempotency import KeyRow, act_once, run_idempotent
 
 _ACTIVE = [str(s) for s in ACTIVE_STATES]
 # Built once: a statement with bound parameters skips SQLAlchemy's per-call coercion and caching.
@@ -103,6 +121,67 @@ def _known_person(connection: Connection, actor: Actor, identity_hash: str,
     return None
 
 
+@dataclass(frozen=True, slots=True)
+class _Joining:
+    """One enrollment, checked and ready to write."""
+
+    person_id: int | None
+    new_person: dict[str, Any] | None
+    membership: dict[str, Any]
+    audit_row: dict[str, Any]
+    view: MembershipView
+
+    def view_of(self, membership_id: int, person_id: int) -> MembershipView:
+        return replace(self.view, id=membership_id, person_id=person_id)
+
+
+def _binds(model: type[Base], prefix: str, columns: Iterable[str]) -> dict[str, Any]:
+    table = model.__table__
+    return {name: bindparam(prefix + name, type_=table.c[name].type) for name in columns}
+
+
+def _prefixed(prefix: str, values: Mapping[str, Any]) -> dict[str, Any]:
+    return {prefix + name: value for name, value in values.items()}
+
+
+_PERSON_COLUMNS = ("id", "account_id", "relation", "identity_hash", "identity_ciphertext",
+                   "name_ciphertext", "name_masked", "birth_on", "sex", "province_code",
+                   "created_at")
+_MEMBERSHIP_COLUMNS = ("id", "plan_id", "plan_version", "person_id", "payer_account_id", "state",
+                       "joined_at", "joined_on", "waiting_ends_on", "covered_from_on",
+                       "ages_out_on")
+_AUDIT_COLUMNS = ("occurred_at", "actor_account_id", "action", "subject_type", "subject_id",
+                  "details")
+_KEY_COLUMNS = ("account_id", "key", "operation", "request_sha256", "created_at", "response")
+
+
+def _one_statement_join(new_person: bool, with_key: bool) -> Executable:
+    """PostgreSQL: WITH (INSERT person), (INSERT membership), (INSERT key) INSERT audit — the
+    ids come from the sequences beforehand, so no part waits for another's RETURNING."""
+    parts = []
+    if new_person:
+        parts.append(insert(Person).values(_binds(Person, "p_", _PERSON_COLUMNS)).cte("new_person"))
+    parts.append(insert(Membership).values(_binds(Membership, "m_", _MEMBERSHIP_COLUMNS))
+                 .cte("new_membership"))
+    if with_key:
+        parts.append(insert(IdempotencyKey).values(_binds(IdempotencyKey, "k_", _KEY_COLUMNS))
+                     .cte("answer"))
+    return insert(AuditEvent).values(_binds(AuditEvent, "a_", _AUDIT_COLUMNS)).add_cte(*parts)
+
+
+_ONE_STATEMENT_JOINS = {(person, key): _one_statement_join(person, key)
+                        for person in (False, True) for key in (False, True)}
+_PLAN_AND_NEW_IDS = (
+    select(Plan.id, Plan.code, Plan.status, Plan.current_version, PlanVersion.rules_sha256,
+           func.nextval(func.pg_get_serial_sequence("persons", "id")).label("new_person_id"),
+           func.nextval(func.pg_get_serial_sequence("memberships", "id"))
+           .label("new_membership_id"))
+    .join(PlanVersion, (PlanVersion.plan_id == Plan.id)
+          & (PlanVersion.version == Plan.current_version))
+    .where(Plan.code == bindparam("code"))
+)
+
+
 def enroll_member(
     ctx: ServiceContext,
     actor: Actor,
@@ -121,61 +200,105 @@ def enroll_member(
         ctx.credit_check.score(identity_hash, resident.birth_on) if ctx.credit_check else None
     )
 
-    def enroll(session: Session) -> MembershipView:
-        # The busiest write of a launch (3.3M joins in 3 days): Core statements, one round trip
-        # each, and no statement that is not needed.
+    request_fingerprint = {"id": identity_hash, "name": full_name,
+                           "relation": str(request.relation),
+                           "answers": dict(request.health_answers)}
+
+    def plan_joining(connection: Connection, plan: PlanHead, rules: PlanRules) -> _Joining:
+        """Every check, and the rows to write; nothing written yet."""
         now = ctx.clock.now()
-        plan, rules = plan_with_rules(session, plan_code)
         refused = join_refusal(plan.status)  # plan_winding_down or plan_closed (issue 8)
         if refused:
             raise DomainError(*refused)
         today = local_date(now, rules.zone)
         refuse_if_any(enrollment_refusals(rules, resident, request.health_answers, today, credit_score))
-        connection = session.connection()
         person_id = _known_person(connection, actor, identity_hash, request.relation)
-        risk.fraud_exclusion(session, person_id, actor.account_id)  # issue 9: no rejoining
+        risk.fraud_exclusion(connection, person_id, actor.account_id)  # issue 9: no rejoining
         name_masked = mask_name(full_name)
-        try:
-            if person_id is None:
-                person_id = connection.execute(_INSERT_PERSON, {
-                    "account_id": actor.account_id, "relation": request.relation,
-                    "identity_hash": identity_hash,
-                    "identity_ciphertext": ctx.protector.encrypt(resident.number),
-                    "name_ciphertext": ctx.protector.encrypt(full_name),
-                    "name_masked": name_masked, "birth_on": resident.birth_on,
-                    "sex": resident.sex, "province_code": resident.province_code,
-                    "created_at": now,
-                }).scalar_one()
-            else:
-                name_masked = connection.scalar(
-                    select(Person.name_masked).where(Person.id == person_id)) or name_masked
-            dates = coverage_dates(rules, today, resident.birth_on)
-            # The partial unique index refuses a second active membership, even from a
-            # concurrent request.
-            membership_id = connection.execute(_INSERT_MEMBERSHIP, {
-                "plan_id": plan.id, "plan_version": plan.current_version, "person_id": person_id,
-                "payer_account_id": actor.account_id, "state": MembershipState.WAITING,
-                "joined_at": now, "joined_on": dates.joined_on,
-                "waiting_ends_on": dates.waiting_ends_on,
-                "covered_from_on": dates.covered_from_on, "ages_out_on": dates.ages_out_on,
-            }).scalar_one()
-        except IntegrityError:
-            raise _already_member() from None
-        audit.record(session, at=now, actor_account_id=actor.account_id, action="member_enrolled",
-                     subject_type="membership", subject_id=membership_id, plan=plan.code,
-                     relation=str(request.relation), plan_version=plan.current_version)
-        return MembershipView(
-            id=membership_id, plan_code=plan.code, person_id=person_id, name_masked=name_masked,
+        new_person = None
+        if person_id is None:
+            new_person = {
+                "account_id": actor.account_id, "relation": request.relation,
+                "identity_hash": identity_hash,
+                "identity_ciphertext": ctx.protector.encrypt(resident.number),
+                "name_ciphertext": ctx.protector.encrypt(full_name), "name_masked": name_masked,
+                "birth_on": resident.birth_on, "sex": resident.sex,
+                "province_code": resident.province_code, "created_at": now,
+            }
+        else:
+            name_masked = connection.scalar(
+                select(Person.name_masked).where(Person.id == person_id)) or name_masked
+        dates = coverage_dates(rules, today, resident.birth_on)
+        membership = {
+            "plan_id": plan.id, "plan_version": plan.current_version,
+            "payer_account_id": actor.account_id, "state": MembershipState.WAITING,
+            "joined_at": now, "joined_on": dates.joined_on,
+            "waiting_ends_on": dates.waiting_ends_on, "covered_from_on": dates.covered_from_on,
+            "ages_out_on": dates.ages_out_on,
+        }
+        audit_row = {"occurred_at": now, "actor_account_id": actor.account_id,
+                     "action": "member_enrolled", "subject_type": "membership",
+                     "details": {"plan": plan.code, "relation": str(request.relation),
+                                 "plan_version": plan.current_version}}
+        return _Joining(person_id, new_person, membership, audit_row, MembershipView(
+            id=0, plan_code=plan.code, person_id=person_id or 0, name_masked=name_masked,
             relation=request.relation, state=MembershipState.WAITING, joined_on=dates.joined_on,
             waiting_ends_on=dates.waiting_ends_on, covered_from_on=dates.covered_from_on,
-            ages_out_on=dates.ages_out_on,
-        )
+            ages_out_on=dates.ages_out_on))
+
+    if ctx.engine.dialect.name == "postgresql":
+        def attempt(key_row: KeyRow | None) -> MembershipView:
+            # The busiest write of a launch (3.3M joins in 3 days): one read (plan, rules' hash,
+            # two new ids) and the person lookup, then ONE statement that writes the person,
+            # the membership, the audit row and the idempotency key together. It is atomic by
+            # itself, so it runs in autocommit: no BEGIN/COMMIT round trips.
+            with ctx.autocommit() as connection:
+                head = connection.execute(_PLAN_AND_NEW_IDS, {"code": plan_code}).first()
+                if head is None:
+                    raise NotFound("plan_not_found", f"there is no plan {plan_code!r}", "plan_code")
+                plan = PlanHead(head.id, head.code, head.status, head.current_version)
+                rules = known_rules(connection, head.rules_sha256, plan.id, plan.current_version)
+                joining = plan_joining(connection, plan, rules)
+                view = joining.view_of(head.new_membership_id,
+                                       joining.person_id or head.new_person_id)
+                params = _prefixed("m_", joining.membership
+                                   | {"id": view.id, "person_id": view.person_id})
+                params |= _prefixed("a_", joining.audit_row | {"subject_id": view.id})
+                if joining.new_person is not None:
+                    params |= _prefixed("p_", joining.new_person | {"id": view.person_id})
+                if key_row is not None:
+                    params |= _prefixed("k_", key_row.values(view))
+                statement = _ONE_STATEMENT_JOINS[joining.new_person is not None,
+                                                 key_row is not None]
+                try:
+                    connection.execute(statement, params)
+                except IntegrityError:
+                    raise _already_member() from None
+                return view
+
+        return act_once(ctx, account_id=actor.account_id, key=idempotency_key,
+                        operation=f"enroll:{plan_code}", request=request_fingerprint,
+                        result_type=MembershipView, attempt=attempt)
+
+    def enroll(session: Session) -> MembershipView:
+        plan, rules = plan_with_rules(session, plan_code)
+        connection = session.connection()
+        joining = plan_joining(connection, plan, rules)
+        try:
+            person_id = joining.person_id or connection.execute(
+                _INSERT_PERSON, joining.new_person).scalar_one()
+            # The partial unique index refuses a second active membership, even from a
+            # concurrent request.
+            membership_id = connection.execute(
+                _INSERT_MEMBERSHIP, joining.membership | {"person_id": person_id}).scalar_one()
+        except IntegrityError:
+            raise _already_member() from None
+        connection.execute(insert(AuditEvent), joining.audit_row | {"subject_id": membership_id})
+        return joining.view_of(membership_id, person_id)
 
     return run_idempotent(
         ctx, account_id=actor.account_id, key=idempotency_key, operation=f"enroll:{plan_code}",
-        request={"id": identity_hash, "name": full_name, "relation": str(request.relation),
-                 "answers": dict(request.health_answers)},
-        result_type=MembershipView, action=enroll,
+        request=request_fingerprint, result_type=MembershipView, action=enroll,
     )
 
 
