@@ -58,10 +58,6 @@ _ACTIVE = [str(s) for s in ACTIVE_STATES]
 # Built once: a statement with bound parameters skips SQLAlchemy's per-call coercion and caching.
 _INSERT_PERSON = insert(Person).returning(Person.id)
 _INSERT_MEMBERSHIP = insert(Membership).returning(Membership.id)
-_PERSON_OR_HOLDER = select(Person.id, Person.account_id, Person.identity_hash).where(
-    (Person.identity_hash == bindparam("identity_hash"))
-    | ((Person.account_id == bindparam("account_id")) & (Person.relation == Relation.SELF))
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,21 +97,32 @@ def _already_member() -> Conflict:
     return Conflict("already_member", "this person already has a membership in this plan", "id_number")
 
 
-def _known_person(connection: Connection, actor: Actor, identity_hash: str,
-                  relation: Relation) -> int | None:
-    """The person with this identity, or, for relation "self", the account's holder: one query."""
-    rows = connection.execute(_PERSON_OR_HOLDER, {"identity_hash": identity_hash,
-                                                  "account_id": actor.account_id}).all()
-    for person_id, account_id, known_hash in rows:
-        if known_hash == identity_hash:
-            if account_id != actor.account_id:
-                raise Conflict(
-                    "identity_registered_elsewhere",
-                    "this person is already registered by another account; that account can "
-                    "enroll them", "id_number",
-                )
-            return int(person_id)
-    if rows and relation is Relation.SELF:
+def _person_facts() -> tuple[Any, Any, Any]:
+    """Who this identity already is, and whether the account has enrolled its holder: scalar
+    subqueries, so they can ride along with another read (one round trip)."""
+    by_identity = Person.identity_hash == bindparam("identity_hash")
+    return (
+        select(Person.id).where(by_identity).scalar_subquery().label("known_person_id"),
+        select(Person.account_id).where(by_identity).scalar_subquery().label("known_account_id"),
+        select(Person.id).where(Person.account_id == bindparam("account_id"),
+                                Person.relation == Relation.SELF).exists().label("holder_exists"),
+    )
+
+
+_PERSON_FACTS = select(*_person_facts())
+
+
+def _known_person(facts: Any, actor: Actor, relation: Relation) -> int | None:
+    """The person being enrolled if already registered by this account (None: a new person)."""
+    if facts.known_person_id is not None:
+        if facts.known_account_id != actor.account_id:
+            raise Conflict(
+                "identity_registered_elsewhere",
+                "this person is already registered by another account; that account can "
+                "enroll them", "id_number",
+            )
+        return int(facts.known_person_id)
+    if facts.holder_exists and relation is Relation.SELF:
         raise Conflict("self_already_registered",
                        "this account has already enrolled its holder; choose a relation", "relation")
     return None
@@ -175,7 +182,7 @@ _PLAN_AND_NEW_IDS = (
     select(Plan.id, Plan.code, Plan.status, Plan.current_version, PlanVersion.rules_sha256,
            func.nextval(func.pg_get_serial_sequence("persons", "id")).label("new_person_id"),
            func.nextval(func.pg_get_serial_sequence("memberships", "id"))
-           .label("new_membership_id"))
+           .label("new_membership_id"), *_person_facts())
     .join(PlanVersion, (PlanVersion.plan_id == Plan.id)
           & (PlanVersion.version == Plan.current_version))
     .where(Plan.code == bindparam("code"))
@@ -204,7 +211,10 @@ def enroll_member(
                            "relation": str(request.relation),
                            "answers": dict(request.health_answers)}
 
-    def plan_joining(connection: Connection, plan: PlanHead, rules: PlanRules) -> _Joining:
+    person_params = {"identity_hash": identity_hash, "account_id": actor.account_id}
+
+    def plan_joining(connection: Connection, plan: PlanHead, rules: PlanRules,
+                     facts: Any) -> _Joining:
         """Every check, and the rows to write; nothing written yet."""
         now = ctx.clock.now()
         refused = join_refusal(plan.status)  # plan_winding_down or plan_closed (issue 8)
@@ -212,7 +222,7 @@ def enroll_member(
             raise DomainError(*refused)
         today = local_date(now, rules.zone)
         refuse_if_any(enrollment_refusals(rules, resident, request.health_answers, today, credit_score))
-        person_id = _known_person(connection, actor, identity_hash, request.relation)
+        person_id = _known_person(facts, actor, request.relation)
         risk.fraud_exclusion(connection, person_id, actor.account_id)  # issue 9: no rejoining
         name_masked = mask_name(full_name)
         new_person = None
@@ -248,17 +258,18 @@ def enroll_member(
 
     if ctx.engine.dialect.name == "postgresql":
         def attempt(key_row: KeyRow | None) -> MembershipView:
-            # The busiest write of a launch (3.3M joins in 3 days): one read (plan, rules' hash,
-            # two new ids) and the person lookup, then ONE statement that writes the person,
+            # The busiest write of a launch (3.3M joins in 3 days): ONE read (plan, rules' hash,
+            # two new ids, whether the person is known), then ONE statement that writes the person,
             # the membership, the audit row and the idempotency key together. It is atomic by
             # itself, so it runs in autocommit: no BEGIN/COMMIT round trips.
             with ctx.autocommit() as connection:
-                head = connection.execute(_PLAN_AND_NEW_IDS, {"code": plan_code}).first()
+                head = connection.execute(_PLAN_AND_NEW_IDS,
+                                          {"code": plan_code} | person_params).first()
                 if head is None:
                     raise NotFound("plan_not_found", f"there is no plan {plan_code!r}", "plan_code")
                 plan = PlanHead(head.id, head.code, head.status, head.current_version)
                 rules = known_rules(connection, head.rules_sha256, plan.id, plan.current_version)
-                joining = plan_joining(connection, plan, rules)
+                joining = plan_joining(connection, plan, rules, head)
                 view = joining.view_of(head.new_membership_id,
                                        joining.person_id or head.new_person_id)
                 params = _prefixed("m_", joining.membership
@@ -283,7 +294,8 @@ def enroll_member(
     def enroll(session: Session) -> MembershipView:
         plan, rules = plan_with_rules(session, plan_code)
         connection = session.connection()
-        joining = plan_joining(connection, plan, rules)
+        facts = connection.execute(_PERSON_FACTS, person_params).one()
+        joining = plan_joining(connection, plan, rules, facts)
         try:
             person_id = joining.person_id or connection.execute(
                 _INSERT_PERSON, joining.new_person).scalar_one()
