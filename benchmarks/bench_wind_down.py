@@ -6,7 +6,7 @@ gives every account a prepaid balance (and the ledger its total), then times eac
 process; the export's peak Python memory is measured with tracemalloc.
 
     python benchmarks/bench_wind_down.py --db sqlite --members 1000000
-    python benchmarks/bench_wind_down.py --db postgresql --members 1000000
+    python benchmarks/bench_wind_down.py --db postgresql --members 1000000 --url postgresql://…
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+from benchmarks.bench_periods import DEFAULT_POSTGRES, PLAN, context, load
 from sqlalchemy import text
 
-from benchmarks.bench_periods import DEFAULT_POSTGRES, PLAN, context, load
 from mutualaid.clock import FixedClock
 from mutualaid.domain.ledger import PROVIDER, Leg, plan_account, transaction
 from mutualaid.plan_files import read_plan_file
@@ -62,8 +62,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite")
     parser.add_argument("--members", type=int, default=200_000)
+    parser.add_argument("--url", help="PostgreSQL database to (re)create (default: bench_periods')")
     args = parser.parse_args()
-    url = f"sqlite:///{DEFAULT_SQLITE}" if args.db == "sqlite" else DEFAULT_POSTGRES
+    url = f"sqlite:///{DEFAULT_SQLITE}" if args.db == "sqlite" else args.url or DEFAULT_POSTGRES
     if args.db == "sqlite":
         DEFAULT_SQLITE.parent.mkdir(parents=True, exist_ok=True)
     load(url, args.members, memberships_only=False)
