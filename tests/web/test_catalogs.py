@@ -69,3 +69,18 @@ def test_the_english_catalog_says_what_the_code_says() -> None:
     for message in catalog:
         text = message.string[0] if isinstance(message.string, tuple) else message.string
         assert not message.id or not text or not re.search(r"[\u4e00-\u9fff]", text), message.id
+
+
+def test_every_notification_a_service_sends_has_a_name_members_can_read() -> None:
+    from mutualaid.web.i18n import NOTIFICATION_NAMES
+
+    services = WEB.parent / "services"
+    sent = {kind for path in services.glob("*.py")
+            for kind in re.findall(r'kind="([a-z_]+)"', path.read_text()) if "notify" in
+            path.read_text()}
+    missing = sorted(k for k in sent if k not in NOTIFICATION_NAMES)
+    assert not missing, f"name these in web/i18n.NOTIFICATION_NAMES: {missing}"
+    assert len(sent) >= 10
+    # Kinds built from a state (claims use the state names, shown by the template).
+    assert {"objection_upheld", "objection_dismissed", "fraud_appeal_upheld",
+            "fraud_appeal_dismissed"} <= set(NOTIFICATION_NAMES)

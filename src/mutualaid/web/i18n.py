@@ -459,6 +459,16 @@ NOTIFICATION_NAMES = {
     "objection_upheld": N_("your objection was upheld"),
     "objection_dismissed": N_("your objection was dismissed"),
     "jury_vote_open": N_("a jury vote is open: you can take part"),
+    "share_payment_failed": N_("collecting your share failed: top up or pay before the retry days end"),
+    "membership_removed": N_("your membership was removed"),
+    "membership_reinstated": N_("your membership was reinstated"),
+    "prepaid_balance_low": N_("your prepaid balance is low: top it up"),
+    "plan_wind_down_announced": N_("the plan announced its end: read what it means for you"),
+    "plan_cover_ended": N_("the plan's cover has ended; you can still claim for illness diagnosed before the end"),
+    "plan_below_minimum": N_("the plan is below its minimum membership"),
+    "fraud_flagged": N_("a proven fraud record was made against your account; you can appeal"),
+    "fraud_appeal_upheld": N_("your appeal was upheld: the fraud record is revoked"),
+    "fraud_appeal_dismissed": N_("your appeal was dismissed: the fraud record stands"),
 }
 
 
