@@ -4,6 +4,7 @@ verified offline, as an auditor would, with no database."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -31,7 +32,7 @@ from mutualaid.services.exports import member_record
 from mutualaid.services.ledger import balances, unbalanced_transactions
 from mutualaid.services.periods import member_statement, period_notice
 from mutualaid.services.schemes import attach_scheme, sponsor_periods
-from mutualaid.services.transparency import LogConfig
+from mutualaid.services.transparency import LogConfig, proof_bundle
 from mutualaid.services.wind_down import announce_end, close_plan, end_cover
 from mutualaid.transparency.archives import verify_archive
 from mutualaid.transparency.verification import TrustPolicy
@@ -177,6 +178,13 @@ def test_a_plan_from_launch_to_closure_charges_only_what_the_rules_allow_and_ver
     report = verify_archive(tmp_path / "archive", policy)
     assert report.ok, [c for c in report.checks if not c.passed]
     assert report.checkpoint is not None and report.checkpoint.size == closed.final_checkpoint_size
+    # --- and the end itself is on the log: the announcement and the end of cover, with figures
+    bundle = proof_bundle(ctx, "plan", MAIN_PLAN)
+    events = [json.loads(entry.leaf_data) for entry in bundle.entries]
+    ends = [e for e in events if e["type"] == "plan_event"]
+    assert [e["event"] for e in ends] == ["wind_down_announced", "cover_ended"]
+    assert ends[1]["refunded_fen"] == sum(refunds.values())
+    assert all(entry.leaf_index < closed.final_checkpoint_size for entry in bundle.entries)
 
 
 def ended_payout(ctx: ServiceContext, ref: str) -> int:

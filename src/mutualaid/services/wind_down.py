@@ -62,7 +62,12 @@ from mutualaid.services.archives import REFUND_KEY, write_archive
 from mutualaid.services.context import ServiceContext
 from mutualaid.services.ledger import balances, post
 from mutualaid.services.notifications import notify_many
-from mutualaid.services.transparency import LogConfig, publish_checkpoint
+from mutualaid.services.transparency import (
+    LogConfig,
+    publish_checkpoint,
+    queue_leaf,
+    unix_seconds,
+)
 
 #: memberships.end_reason of everyone still in the plan when its cover ended.
 PLAN_ENDED = "plan_ended"
@@ -181,6 +186,12 @@ def announce_end(ctx: ServiceContext, actor: Actor, plan_code: str, end_on: date
             kind="plan_wind_down_announced", subject_type="plan", subject_id=plan.id,
             payload={"plan": plan.code, "end_on": end_on.isoformat(), "rule": str(rule),
                      "run_off_until_on": dates.run_off_until_on.isoformat(), "reason": reason})
+        queue_leaf(session, at=now, leaf_type="plan_event", subject_type="plan",
+                   subject_ref=plan.code,
+                   fields={"plan_ref": plan.code, "event": "wind_down_announced",
+                           "at": unix_seconds(now), "end_on": end_on.isoformat(),
+                           "run_off_until_on": dates.run_off_until_on.isoformat(),
+                           "rule": str(rule)})
         audit.record(session, at=now, actor_account_id=actor.account_id,
                      action="plan_wind_down_announced", subject_type="plan", subject_id=plan.id,
                      end_on=end_on.isoformat(), rule=str(rule), claims_sponsored=sponsored,
@@ -291,6 +302,14 @@ def end_cover(ctx: ServiceContext, actor: Actor, plan_code: str) -> WindDownView
             payload={"plan": plan.code, "end_on": row.end_on.isoformat(),
                      "run_off_until_on": row.run_off_until_on.isoformat(),
                      "refunded": bool(row.refunded_fen)})
+        queue_leaf(session, at=now, leaf_type="plan_event", subject_type="plan",
+                   subject_ref=plan.code,
+                   fields={"plan_ref": plan.code, "event": "cover_ended", "at": unix_seconds(now),
+                           "end_on": row.end_on.isoformat(),
+                           "run_off_until_on": row.run_off_until_on.isoformat(),
+                           "memberships_ended": row.memberships_ended, "refunds": row.refunds,
+                           "refunded_fen": row.refunded_fen,
+                           "written_off_fen": row.written_off_fen})
         audit.record(session, at=now, actor_account_id=actor.account_id, action="plan_cover_ended",
                      subject_type="plan", subject_id=plan.id, memberships=row.memberships_ended,
                      written_off_fen=row.written_off_fen, refunds=row.refunds,

@@ -162,6 +162,23 @@ LEAF_SCHEMAS: Mapping[str, LeafSchema] = MappingProxyType(
             },
             optional={"evidence_sha256": _HASH},
         ),
+        # Added with wind-down (issue 8): the end of a plan is public, and its figures too.
+        "plan_event": LeafSchema(
+            required={
+                "plan_ref": _REF,
+                "event": _spec(FieldKind.TOKEN, "wind_down_announced", "cover_ended"),
+                "at": _TIME,
+            },
+            optional={
+                "end_on": _spec(FieldKind.DATE),
+                "run_off_until_on": _spec(FieldKind.DATE),
+                "rule": _spec(FieldKind.TOKEN),
+                "memberships_ended": _COUNT,
+                "refunds": _COUNT,
+                "refunded_fen": _COUNT,
+                "written_off_fen": _COUNT,
+            },
+        ),
         "membership_event": LeafSchema(
             required={
                 "plan_ref": _REF,

@@ -76,6 +76,11 @@ def test_every_registered_type_accepts_a_complete_record() -> None:
             "claim_ref": "C2603-1A2B3C4D", "objection_ref": "O17", "event": "filed",
             "at": 1_560_000_000, "evidence_sha256": DOC_HASH,
         },
+        "plan_event": {
+            "plan_ref": "xhb-main", "event": "cover_ended", "at": 1_643_299_200,
+            "end_on": "2022-01-28", "run_off_until_on": "2022-07-27", "memberships_ended": 75,
+            "refunds": 3, "refunded_fen": 1_234, "written_off_fen": 0,
+        },
     }  # fmt: skip
     assert set(examples) | {"evidence"} == set(LEAF_SCHEMAS)
     for leaf_type, fields in examples.items():
