@@ -240,6 +240,10 @@ def test_a_member_downloads_her_data_and_leaves_the_plan(
     assert body["persons"][0]["full_name"] == "张三华"
     assert len(body["persons"][0]["id_number"]) == 18
     assert body["memberships"][0]["id"] == membership_id
+    assert "statements" in body and "proofs" in body  # the whole record, as a wind-down hands it
+    table = browser.get("/me/data.csv")
+    assert table.headers["content-type"].startswith("text/csv")
+    assert f"membership,{membership_id},xhb-main," in table.text
     unconfirmed = browser.submit(f"/me/memberships/{membership_id}/leave",
                                  f"/me/memberships/{membership_id}/leave", {})
     assert unconfirmed.status_code == 422 and "请勾选以确认" in unconfirmed.text

@@ -14,8 +14,9 @@ from mutualaid.domain.errors import DomainError, NotFound
 from mutualaid.domain.memberships import MembershipEvent, Relation
 from mutualaid.services.accounts import log_in, log_out, register_account
 from mutualaid.services.casework import claims_reported_by, objections_filed_by
+from mutualaid.services.exports import member_record, member_record_csv
 from mutualaid.services.login_throttle import throttled_log_in
-from mutualaid.services.member_data import export_member_data, family_coverage
+from mutualaid.services.member_data import family_coverage
 from mutualaid.services.memberships import EnrollmentRequest, enroll_member
 from mutualaid.services.memberships import change_membership as change
 from mutualaid.services.notifications import list_notifications, mark_read
@@ -182,10 +183,19 @@ def charge_check(membership_id: int, publicity_on: date, page: Page) -> HTMLResp
 
 @router.get("/me/data.json")
 def my_data(page: Page) -> Response:
+    """Everything about the account and its family: memberships, statements, claims, refunds
+    and the proofs that tie them to the public log."""
     actor = page.need()
-    body = json.dumps(export_member_data(page.ctx, actor), ensure_ascii=False, indent=2)
+    body = json.dumps(member_record(page.ctx, actor), ensure_ascii=False, indent=2)
     return Response(body, media_type="application/json", headers={
         "Content-Disposition": 'attachment; filename="my-mutualaid-data.json"'})
+
+
+@router.get("/me/data.csv")
+def my_data_csv(page: Page) -> Response:
+    actor = page.need()
+    return Response(member_record_csv(member_record(page.ctx, actor)), media_type="text/csv",
+                    headers={"Content-Disposition": 'attachment; filename="my-mutualaid-data.csv"'})
 
 
 @router.get("/me/notifications")
