@@ -3,7 +3,7 @@
 Xiang Hu Bao's first jury case drew 250,000 votes in 5 hours (about 14 votes/s on average); the
 issue asks for >= 2,000 votes/s through the API with several workers. This script:
 
-1. Resets the `bench` database, prepares N certified jurors (accounts with bearer tokens, their own
+1. Resets its own database (`bench_votes`), prepares N certified jurors (accounts with bearer tokens, their own
    covered membership of 200 days, a juror certification) set-based in SQL, and one rejected claim
    that its member disputes, which opens an open vote and notifies every eligible juror (one
    INSERT … SELECT: timed and printed).
@@ -39,7 +39,7 @@ from bench_joins import (
     start_server,
     stop_server,
 )
-from databases import BENCH_SECRET, DEFAULT_URL, PLAN_CODE, fresh_context
+from databases import BENCH_SECRET, PLAN_CODE, fresh_context, url_for
 
 from mutualaid.clock import FixedClock, SystemClock
 from mutualaid.domain.accounts import Role
@@ -178,7 +178,8 @@ def tally(url: str, jury_id: int) -> tuple[int, int, int, int]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL", DEFAULT_URL))
+    parser.add_argument("--database-url", default=url_for("bench_votes"),
+                        help="its own database, dropped and refilled (never `test`)")
     parser.add_argument("--jurors", type=int, default=250_000)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--concurrency", type=int, default=16)
