@@ -179,6 +179,31 @@ def test_a_member_follows_a_claim_answers_a_request_and_disputes_a_rejection(
     assert "您的申请状态:已拒绝" in messages
 
 
+def test_a_member_answers_a_document_request_and_withdraws_only_after_confirming(
+    ctx: ServiceContext, clock: FixedClock, client: TestClient
+) -> None:
+    from mutualaid.services.claims import assign_investigation, get_claim, request_documents
+
+    browser, membership_id = _covered(ctx, clock, client)
+    member = Actor(int(browser.get("/me/data.json").json()["account"]["id"]), Role.MEMBER)
+    claim = report_claim(ctx, member, ClaimReport(
+        membership_id, "CI01", clock.now().date() - timedelta(days=3), "医院"))
+    reviewer, investigator = account(ctx, Role.REVIEWER), account(ctx, Role.INVESTIGATOR)
+    start_review(ctx, reviewer, claim.ref)
+    assign_investigation(ctx, reviewer, claim.ref, investigator.account_id)
+    request_documents(ctx, investigator, claim.ref, "请补充出院小结")
+    provided = browser.submit(f"/claims/{claim.ref}", f"/claims/{claim.ref}/documents-provided",
+                              {"note": "已上传出院小结"})
+    assert provided.headers["location"].endswith("ok=documents_provided")
+    unconfirmed = browser.submit(f"/claims/{claim.ref}", f"/claims/{claim.ref}/withdraw", {})
+    assert unconfirmed.status_code == 422 and "请勾选以确认" in unconfirmed.text
+    assert get_claim(ctx, member, claim.ref).state != "withdrawn"
+    withdrawn = browser.submit(f"/claims/{claim.ref}", f"/claims/{claim.ref}/withdraw",
+                               {"confirm": "yes"})
+    assert withdrawn.headers["location"].endswith("ok=done")
+    assert get_claim(ctx, member, claim.ref).state == "withdrawn"
+
+
 def test_a_covered_member_objects_once_to_a_published_case(
     ctx: ServiceContext, clock: FixedClock, client: TestClient
 ) -> None:

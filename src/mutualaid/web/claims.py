@@ -3,7 +3,7 @@ rejection, object to a published case, download the claim's proof bundle."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import date
 from typing import Any
 
@@ -15,6 +15,7 @@ from mutualaid.domain.accounts import Role
 from mutualaid.domain.claims import EVIDENCE_STATES
 from mutualaid.domain.errors import DomainError
 from mutualaid.domain.plans import PlanRules
+from mutualaid.services.accounts import Actor
 from mutualaid.services.claims import (
     ClaimReport,
     PublicCase,
@@ -194,38 +195,39 @@ def upload_finish(ref: str, upload_id: str, page: Page) -> Response:
     return JSONResponse({"redirect": f"/claims/{ref}?ok=evidence_added#evidence"})
 
 
-@router.post("/claims/{ref}/documents-provided")
-def documents_provided(ref: str, page: Page) -> Response:
+def _on_own_claim(page: Page, ref: str, ok: str,
+                  act: Callable[[Actor, str | None], object]) -> Response:
+    """A member acts on their claim: back to the claim with a notice, or the page again with the
+    refusal next to its field. `act` gets the member and the form's idempotency key."""
     actor = page.need(Role.MEMBER)
     try:
-        provide_documents(page.ctx, actor, ref, page.text("note"),
-                          idempotency_key=page.text("form_key") or None)
+        act(actor, page.text("form_key") or None)
     except DomainError as error:
         return render_form(page, "claims/claim.html", error, **_claim_context(page, ref))
-    return redirect(f"/claims/{ref}", ok="documents_provided")
+    return redirect(f"/claims/{ref}", ok=ok)
+
+
+@router.post("/claims/{ref}/documents-provided")
+def documents_provided(ref: str, page: Page) -> Response:
+    return _on_own_claim(page, ref, "documents_provided", lambda actor, key: provide_documents(
+        page.ctx, actor, ref, page.text("note"), idempotency_key=key))
 
 
 @router.post("/claims/{ref}/dispute")
 def dispute(ref: str, page: Page) -> Response:
-    actor = page.need(Role.MEMBER)
-    try:
-        dispute_rejection(page.ctx, actor, ref, page.text("reason"),
-                          idempotency_key=page.text("form_key") or None)
-    except DomainError as error:
-        return render_form(page, "claims/claim.html", error, **_claim_context(page, ref))
-    return redirect(f"/claims/{ref}", ok="disputed")
+    return _on_own_claim(page, ref, "disputed", lambda actor, key: dispute_rejection(
+        page.ctx, actor, ref, page.text("reason"), idempotency_key=key))
+
+
+def _withdraw(page: Page, actor: Actor, ref: str, key: str | None) -> object:
+    if page.text("confirm") != "yes":
+        raise DomainError("confirm_required", "tick the box to confirm", "confirm")
+    return withdraw_claim(page.ctx, actor, ref, idempotency_key=key)
 
 
 @router.post("/claims/{ref}/withdraw")
 def withdraw(ref: str, page: Page) -> Response:
-    actor = page.need(Role.MEMBER)
-    try:
-        if page.text("confirm") != "yes":
-            raise DomainError("confirm_required", "tick the box to confirm", "confirm")
-        withdraw_claim(page.ctx, actor, ref, idempotency_key=page.text("form_key") or None)
-    except DomainError as error:
-        return render_form(page, "claims/claim.html", error, **_claim_context(page, ref))
-    return redirect(f"/claims/{ref}", ok="done")
+    return _on_own_claim(page, ref, "done", lambda actor, key: _withdraw(page, actor, ref, key))
 
 
 @router.get("/claims/{ref}/proof.json")
