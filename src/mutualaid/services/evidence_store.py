@@ -41,7 +41,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from mutualaid.domain.errors import DomainError, NotFound
-from mutualaid.services.personal_data import _derive
+from mutualaid.services.personal_data import derive_key
 
 FORMAT_VERSION = 1
 CHUNK_SIZE = 64 * 1024
@@ -64,7 +64,7 @@ _ALIASES = {"image/jpg": "image/jpeg", "image/pjpeg": "image/jpeg"}
 
 def evidence_key(secret_key: str) -> bytes:
     """The 32-byte evidence encryption key, derived from the deployment secret (HKDF-SHA256)."""
-    return _derive(secret_key, b"mutualaid evidence encryption v1")
+    return derive_key(secret_key, b"mutualaid evidence encryption v1")
 
 
 @dataclass(frozen=True, slots=True)

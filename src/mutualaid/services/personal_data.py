@@ -11,7 +11,8 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 
-def _derive(secret_key: str, purpose: bytes) -> bytes:
+def derive_key(secret_key: str, purpose: bytes) -> bytes:
+    """A 32-byte key for one purpose (HKDF-SHA256): identity hashing, personal data, evidence."""
     return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=purpose).derive(
         secret_key.encode()
     )
@@ -22,8 +23,8 @@ class PersonalDataProtector:
 
     def __init__(self, secret_key: str) -> None:
         self._secret_key = secret_key
-        self._hash_key = _derive(secret_key, b"mutualaid identity hash v1")
-        self._aead = AESGCM(_derive(secret_key, b"mutualaid personal data encryption v1"))
+        self._hash_key = derive_key(secret_key, b"mutualaid identity hash v1")
+        self._aead = AESGCM(derive_key(secret_key, b"mutualaid personal data encryption v1"))
 
     def __reduce__(self) -> tuple[type[PersonalDataProtector], tuple[str]]:
         # Picklable so a worker process (bulk import) can hash and encrypt with the same keys.
