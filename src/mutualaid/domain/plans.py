@@ -323,30 +323,18 @@ def parse_plan_rules(data: dict[str, Any]) -> PlanRules:
         # while enums and nested tables still come from their plain JSON forms.
         rules = _RULES_ADAPTER.validate_json(json.dumps(data, default=str), strict=True)
     except ValidationError as error:
-        first = error.errors(include_url=False)[0]
-        key = dotted_key(first["loc"]) or "(top level)"
-        reason = first["msg"]
-        if first["type"] in ("extra_forbidden", "unexpected_keyword_argument"):
-            reason = "unknown key (misspelt?)"
-        raise DomainError(
-            "invalid_plan",
-            f"{key}: {reason}",
-            key,
-            details={"problems": [
-                {"field": dotted_key(e["loc"]), "message": e["msg"]} for e in error.errors(include_url=False)
-            ]},
-        ) from None
+        refusal = refusal_from(error, "invalid_plan")
+        refusal.details = {"problems": [
+            {"field": dotted_key(e["loc"]), "message": e["msg"]}
+            for e in error.errors(include_url=False)]}
+        raise refusal from None
     _check_consistency(rules)
     return rules
 
 
 def parse_plan_toml(text: str) -> PlanRules:
     """Read a plan file; refuse it with the exact key and reason when it is malformed."""
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as error:
-        raise DomainError("invalid_plan", f"not valid TOML: {error}", "(file)") from None
-    return parse_plan_rules(data)
+    return parse_plan_rules(read_toml(text, "invalid_plan"))
 
 
 def refusal_from(error: ValidationError, code: str) -> DomainError:
@@ -373,5 +361,4 @@ def json_fingerprint(data: Any) -> str:
 
 
 def rules_fingerprint(rules: PlanRules) -> str:
-    canonical = json.dumps(rules.to_json(), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    return json_fingerprint(rules.to_json())

@@ -8,7 +8,6 @@ which is calibrated to Xiang Hu Bao's public figures (see docs/forecasts.md for 
 from __future__ import annotations
 
 import json
-import tomllib
 from dataclasses import field
 from datetime import date
 from typing import Annotated, Any
@@ -17,7 +16,7 @@ from pydantic import ConfigDict, Field, TypeAdapter, ValidationError
 from pydantic.dataclasses import dataclass
 
 from mutualaid.domain.errors import DomainError
-from mutualaid.domain.plans import dotted_key
+from mutualaid.domain.plans import read_toml, refusal_from
 
 _STRICT = ConfigDict(extra="forbid")
 
@@ -140,23 +139,14 @@ def parse_model(data: dict[str, Any]) -> ForecastModel:
     try:
         model = _MODEL_ADAPTER.validate_json(json.dumps(data, default=str), strict=True)
     except ValidationError as error:
-        first = error.errors(include_url=False)[0]
-        key = dotted_key(first["loc"]) or "(top level)"
-        reason = first["msg"]
-        if first["type"] in ("extra_forbidden", "unexpected_keyword_argument"):
-            reason = "unknown key (misspelt?)"
-        raise DomainError("invalid_model", f"{key}: {reason}", key) from None
+        raise refusal_from(error, "invalid_model") from None
     _check_consistency(model)
     return model
 
 
 def parse_model_toml(text: str) -> ForecastModel:
     """Read a forecast model file; refuse it with the exact key and reason when it is malformed."""
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as error:
-        raise DomainError("invalid_model", f"not valid TOML: {error}", "(file)") from None
-    return parse_model(data)
+    return parse_model(read_toml(text, "invalid_model"))
 
 
 def default_model() -> ForecastModel:
