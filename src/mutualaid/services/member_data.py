@@ -20,6 +20,7 @@ from mutualaid.db.models import (
     Person,
     Plan,
 )
+from mutualaid.db.queries.memberships import family_memberships
 from mutualaid.db.queries.plans import rules_of
 from mutualaid.domain.calendars import age_in_years, local_date
 from mutualaid.domain.memberships import CoverageDates, MembershipState, Relation, state_on
@@ -57,15 +58,8 @@ class Coverage:
 
 def family_coverage(ctx: ServiceContext, actor: Actor) -> list[Coverage]:
     with ctx.reading() as session:
-        rows = session.execute(
-            select(Membership, Person, Plan)
-            .join(Person, Person.id == Membership.person_id)
-            .join(Plan, Plan.id == Membership.plan_id)
-            .where(Membership.payer_account_id == actor.account_id)
-            .order_by(Membership.id)
-        ).all()
         result = []
-        for membership, person, plan in rows:
+        for membership, person, plan in family_memberships(session, actor.account_id):
             rules = rules_of(session, plan.id, membership.plan_version)
             today = local_date(ctx.clock.now(), rules.zone)
             dates = CoverageDates(membership.joined_on, membership.waiting_ends_on,

@@ -22,6 +22,7 @@ from mutualaid.db.models import (
     Plan,
     PlanVersion,
 )
+from mutualaid.db.queries.memberships import family_memberships
 from mutualaid.db.queries.plans import (
     PlanHead,
     current_rules,
@@ -336,15 +337,8 @@ def get_membership(ctx: ServiceContext, actor: Actor, membership_id: int) -> Mem
 
 def list_family_memberships(ctx: ServiceContext, actor: Actor) -> list[MembershipView]:
     with ctx.reading() as session:
-        rows = session.execute(
-            select(Membership, Person, Plan)
-            .join(Person, Person.id == Membership.person_id)
-            .join(Plan, Plan.id == Membership.plan_id)
-            .where(Membership.payer_account_id == actor.account_id)
-            .order_by(Membership.id)
-        ).all()
         views = []
-        for membership, person, plan in rows:
+        for membership, person, plan in family_memberships(session, actor.account_id):
             rules = rules_of(session, plan.id, membership.plan_version)
             views.append(_view(membership, person, plan.code, local_date(ctx.clock.now(), rules.zone)))
         return views
