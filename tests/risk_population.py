@@ -309,7 +309,7 @@ def insert_population(ctx: ServiceContext, population: Population,
              "accident": c.accident, "diagnosed_on": c.diagnosed_on, "hospital": c.hospital,
              "age_at_diagnosis": c.age, "payout_fen": 30_000_000, "state": "submitted",
              "reported_at": datetime.combine(c.reported_on, time(2), UTC),
-             "reported_on": c.reported_on, "updated_at": now,
+             "reported_on": c.reported_on, "updated_at": now, "province_code": c.province,
              **link_columns(ctx.protector, ClaimLinks(c.phone, c.payee, c.address, c.device, c.doctor))}
             for i, c in enumerate(population.claims)])
         session.execute(insert(Evidence), [

@@ -26,6 +26,7 @@ from mutualaid.clock import FixedClock
 from mutualaid.db.models import (
     AuditEvent,
     Claim,
+    ClaimRisk,
     ClaimRiskSignal,
     Evidence,
     JurorCertification,
@@ -56,6 +57,7 @@ from mutualaid.services.risk import (
     decide_appeal,
     flag_fraud,
     my_fraud_records,
+    on_evidence_added,
     record_feedback,
     rescore_plan,
     risk_operations,
@@ -115,6 +117,34 @@ def test_every_signal_fires_on_its_planted_pattern_and_stays_quiet_on_honest_cla
         assert q.recall >= MIN_RECALL, q
         assert q.honest_rate <= MAX_HONEST_RATE.get(q.code, STRONG_HONEST_RATE), q
     assert states == {"submitted"}  # a score never decides a claim
+
+
+def stored_risk(ctx: ServiceContext) -> dict[int, tuple[object, ...]]:
+    """Every stored score: claim id -> (score, level, mode, {signal: (weight, details)})."""
+    with ctx.reading() as session:
+        signals: dict[int, dict[str, object]] = {}
+        for row in session.scalars(select(ClaimRiskSignal)):
+            signals.setdefault(row.claim_id, {})[row.code] = (row.weight, row.details)
+        return {r.claim_id: (r.score, r.level, r.mode, signals.get(r.claim_id, {}))
+                for r in session.scalars(select(ClaimRisk))}
+
+
+def test_scoring_one_claim_from_its_neighbours_gives_exactly_what_scoring_the_whole_plan_gives(
+    ctx: ServiceContext, clock: FixedClock,
+) -> None:
+    population = generate(honest=400, seed=9)
+    insert_population(ctx, population)
+    with ctx.transaction() as session:  # each claim as if its evidence just arrived
+        for claim in session.scalars(select(Claim).order_by(Claim.reported_on, Claim.id)).all():
+            on_evidence_added(session, claim, clock.now())
+    one_by_one = stored_risk(ctx)
+    rescore_plan(ctx, staff(ctx, Role.OPERATOR), MAIN_PLAN)
+    whole_plan = stored_risk(ctx)
+    assert len(one_by_one) == len(whole_plan) == len(population.claims)
+    mismatched = {i: (one_by_one[i], whole_plan[i]) for i in whole_plan if one_by_one[i] != whole_plan[i]}
+    assert not mismatched
+    fired = {code for *_, signals in whole_plan.values() for code in signals}  # type: ignore[attr-defined]
+    assert fired == {str(code) for code in CODES}  # every signal is part of the comparison
 
 
 # --- scoring when a claim is filed and when evidence is added ------------------------------------------

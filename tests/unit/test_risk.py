@@ -15,6 +15,8 @@ from PIL import Image, ImageFilter
 
 from mutualaid.domain.errors import DomainError
 from mutualaid.domain.risk import (
+    BAND_BITS,
+    BANDS,
     BY_CODE,
     CODES,
     NO_DATE,
@@ -27,10 +29,14 @@ from mutualaid.domain.risk import (
     SignalCode,
     SignalRecord,
     advise_weights,
+    age_band,
+    age_band_bounds,
+    band_probes,
     explain,
     investigation_mode,
     level_of,
     links_of,
+    phash_band,
     score_claims,
 )
 from mutualaid.services.risk import difference_hash
@@ -268,3 +274,20 @@ def test_the_difference_hash_survives_resaving_and_tells_different_pictures_apar
     assert bin(original ^ int(difference_hash(png(other)) or "0", 16)).count("1") > 16
     assert difference_hash(b"%PDF-1.4 not an image") is None
     assert BY_CODE[SignalCode.NEAR_DUPLICATE_IMAGE].weight == 30
+
+
+@settings(max_examples=200)
+@given(st.integers(0, 2**64 - 1), st.sets(st.integers(0, 63), max_size=6))
+def test_an_image_within_six_bits_shares_a_probed_band_value(phash: int, flips: set[int]) -> None:
+    other = phash ^ sum(1 << b for b in flips)
+    assert any(phash_band(other, band) in band_probes(phash, band) for band in range(BANDS))
+
+
+def test_band_probes_reach_one_bit_per_band_and_age_bands_match_their_bounds() -> None:
+    assert len(band_probes(0, 0)) == 1 + BAND_BITS
+    assert phash_band(0x1234_5678_9ABC_DEF0, 0) == 0x1234 and phash_band(0x1234_5678_9ABC_DEF0, 3) == 0xDEF0
+    for band in range(6):
+        low, high = age_band_bounds(band)
+        ages = column(list(range(low, high + 1)))
+        assert set(age_band(ages).tolist()) == {band}
+    assert age_band(column([0, 19, 20, 59, 60, 120])).tolist() == [0, 0, 1, 4, 5, 5]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any
 
@@ -18,10 +19,13 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    select,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
+
+from mutualaid.domain.risk import BANDS, phash_band
 
 # BIGINT on PostgreSQL; INTEGER on SQLite, where only "INTEGER PRIMARY KEY" autoincrements.
 Id = BigInteger().with_variant(Integer(), "sqlite")
@@ -256,6 +260,21 @@ OPEN_CLAIM_STATES_SQL = (
 )
 
 
+def _person_province(context: Any) -> str | None:
+    """Claim.province_code when not given: the person's province, read as the row is inserted."""
+    person_id = context.get_current_parameters().get("person_id")
+    return context.connection.scalar(  # type: ignore[no-any-return]
+        select(Person.province_code).where(Person.id == person_id))
+
+
+def _phash_band(band: int) -> Callable[[Any], int | None]:
+    """Evidence.phash_bandN when not given: that band of the row's image hash."""
+    def default(context: Any) -> int | None:
+        phash = context.get_current_parameters().get("phash")
+        return None if phash is None else phash_band(int(phash, 16), band)
+    return default
+
+
 class Claim(Base):
     __tablename__ = "claims"
     __table_args__ = (
@@ -264,6 +283,17 @@ class Claim(Base):
               sqlite_where=text(OPEN_CLAIM_STATES_SQL), postgresql_where=text(OPEN_CLAIM_STATES_SQL)),
         Index("ix_claims_plan_state", "plan_id", "state"),
         Index("ix_claims_claimant", "claimant_account_id"),
+        # Risk lookups for one claim (issue 9): its window, its keys' counts, its links.
+        Index("ix_claims_plan_reported", "plan_id", "reported_on"),
+        Index("ix_claims_plan_hospital", "plan_id", "hospital", "reported_on"),
+        Index("ix_claims_plan_doctor", "plan_id", "doctor", "reported_on"),
+        Index("ix_claims_plan_illness", "plan_id", "illness_code", "reported_on",
+              "age_at_diagnosis", "province_code"),
+        Index("ix_claims_plan_province", "plan_id", "province_code", "reported_on"),
+        Index("ix_claims_contact_phone", "contact_phone_hash"),
+        Index("ix_claims_payee_account", "payee_account_hash"),
+        Index("ix_claims_address", "address_hash"),
+        Index("ix_claims_device", "device_hash"),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
@@ -304,6 +334,8 @@ class Claim(Base):
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
     #: The sponsored scheme the claim was filed under (issue 8); NULL for the plan's own cover.
     scheme_id: Mapped[int | None] = mapped_column(BigInteger)
+    #: The person's province when the claim was filed (issue 9: outlier counts by index).
+    province_code: Mapped[str | None] = mapped_column(String(2), default=_person_province)
 
 
 class ClaimEventRow(Base):
@@ -329,7 +361,8 @@ class Evidence(Base):
     content-addressed evidence store under its SHA-256; only the hash goes on the public log."""
 
     __tablename__ = "evidence"
-    __table_args__ = (UniqueConstraint("claim_id", "sha256"), Index("ix_evidence_sha256", "sha256"))
+    __table_args__ = (UniqueConstraint("claim_id", "sha256"), Index("ix_evidence_sha256", "sha256"),
+                      *(Index(f"ix_evidence_phash_band{b}", f"phash_band{b}") for b in range(BANDS)))
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     claim_id: Mapped[int] = mapped_column(ForeignKey("claims.id", ondelete="CASCADE"))
@@ -344,6 +377,11 @@ class Evidence(Base):
     phash: Mapped[str | None] = mapped_column(String(16))
     #: The date printed on the document (a medical record's date), when given.
     document_on: Mapped[date | None] = mapped_column(Date)
+    #: The image hash's four 16-bit bands (issue 9: near-duplicate candidates by index).
+    phash_band0: Mapped[int | None] = mapped_column(Integer, default=_phash_band(0))
+    phash_band1: Mapped[int | None] = mapped_column(Integer, default=_phash_band(1))
+    phash_band2: Mapped[int | None] = mapped_column(Integer, default=_phash_band(2))
+    phash_band3: Mapped[int | None] = mapped_column(Integer, default=_phash_band(3))
 
 
 class InvestigationReport(Base):
@@ -853,3 +891,24 @@ class FraudAppeal(Base):
     decided_by: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"))
     decided_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     decision_note: Mapped[str | None] = mapped_column(Text)
+
+
+class PeriodBandGroup(Base):
+    """Members of a period closed under a non-uniform rule when the annual cap may bind who have
+    paid the same this year and pay the same now: one cohort (first period of the year shared
+    in), born in one interval between the band edges of the year's lock dates. Members of a
+    period without such rows pay their band's share."""
+
+    __tablename__ = "period_band_groups"
+
+    period_id: Mapped[int] = mapped_column(ForeignKey("periods.id", ondelete="CASCADE"),
+                                           primary_key=True)
+    cohort_on: Mapped[date] = mapped_column(Date, primary_key=True)
+    interval_index: Mapped[int] = mapped_column(Integer, primary_key=True)
+    #: Born after this day (None: no lower end) and on or before `born_by_on` (None: no upper end).
+    born_after_on: Mapped[date | None] = mapped_column(Date)
+    born_by_on: Mapped[date | None] = mapped_column(Date)
+    band_index: Mapped[int] = mapped_column(Integer)
+    ytd_fen: Mapped[int] = mapped_column(BigInteger)
+    member_count: Mapped[int] = mapped_column(BigInteger)
+    charge_fen: Mapped[int] = mapped_column(BigInteger)

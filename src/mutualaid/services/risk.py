@@ -14,7 +14,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 import numpy as np
-from sqlalchemy import case, delete, func, insert, select
+from sqlalchemy import ColumnElement, Connection, case, delete, func, insert, literal, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -28,7 +28,6 @@ from mutualaid.db.models import (
     FraudRecord,
     InvestigationReport,
     Membership,
-    Person,
     RiskSignalFeedback,
 )
 from mutualaid.db.queries.plans import plan_by_code
@@ -51,13 +50,19 @@ from mutualaid.domain.risk import (
     SignalCode,
     SignalRecord,
     WeightAdvice,
+    WindowCounts,
     advise_weights,
+    age_band,
+    age_band_bounds,
+    band_probes,
     explain,
     factorize,
+    hamming,
     investigation_mode,
     level_of,
     links_of,
     score_claims,
+    window_counts,
 )
 from mutualaid.services import audit
 from mutualaid.services.accounts import Actor
@@ -125,26 +130,23 @@ class _Window:
         return self.ids.index(claim_id)
 
 
-def _window(session: Session, plan_id: int, since: date) -> _Window:
-    """Every claim of the plan reported since that day, with its evidence: the claims to score and
-    the history the signals compare them with."""
+def _load(session: Session, where: ColumnElement[bool]) -> _Window:
+    """The claims matching `where` (on Claim's columns), with their evidence, as columns."""
     rows = session.execute(
         select(Claim.id, Claim.ref, Claim.state, Claim.person_id, Claim.claimant_account_id,
                Membership.joined_on, Membership.covered_from_on, Claim.diagnosed_on,
                Claim.reported_on, Claim.accident, Claim.illness_code, Claim.age_at_diagnosis,
-               Person.province_code, Claim.hospital, Claim.doctor, Claim.contact_phone_hash,
+               Claim.province_code, Claim.hospital, Claim.doctor, Claim.contact_phone_hash,
                Claim.payee_account_hash, Claim.address_hash, Claim.device_hash)
         .join(Membership, Membership.id == Claim.membership_id)
-        .join(Person, Person.id == Claim.person_id)
-        .where(Claim.plan_id == plan_id, Claim.reported_on >= since).order_by(Claim.id)
+        .where(where).order_by(Claim.id)
     ).all()
     cols: list[Sequence[Any]] = list(zip(*rows, strict=True)) if rows else [()] * 19
     ids = [int(i) for i in cols[0]]
     position = {claim_id: i for i, claim_id in enumerate(ids)}
     evidence = session.execute(
         select(Evidence.claim_id, Evidence.sha256, Evidence.phash, Evidence.document_on)
-        .join(Claim, Claim.id == Evidence.claim_id)
-        .where(Claim.plan_id == plan_id, Claim.reported_on >= since)
+        .join(Claim, Claim.id == Evidence.claim_id).where(where)
     ).all()
     earliest = np.full(len(ids), NO_DATE, dtype=np.int64)
     for claim_id, _, _, document_on in evidence:
@@ -162,10 +164,9 @@ def _window(session: Session, plan_id: int, since: date) -> _Window:
         person=ints(cols[3]), account=ints(cols[4]), joined=days(cols[5]),
         covered_from=days(cols[6]), diagnosed=days(cols[7]), reported=days(cols[8]),
         accident=np.fromiter(cols[9], dtype=bool, count=len(ids)), illness=factorize(cols[10]),
-        age=ints(cols[11]), province=factorize(cols[12]),
-        hospital=factorize([h.strip() for h in cols[13]]), doctor=factorize(cols[14]),
-        phone=factorize(cols[15]), payee=factorize(cols[16]), address=factorize(cols[17]),
-        device=factorize(cols[18]), earliest_document=earliest,
+        age=ints(cols[11]), province=factorize(cols[12]), hospital=factorize(cols[13]),
+        doctor=factorize(cols[14]), phone=factorize(cols[15]), payee=factorize(cols[16]),
+        address=factorize(cols[17]), device=factorize(cols[18]), earliest_document=earliest,
     )
     phashes = [p for _, _, p, _ in evidence]
     evidence_columns = EvidenceColumns(
@@ -178,6 +179,19 @@ def _window(session: Session, plan_id: int, since: date) -> _Window:
     )
     return _Window(ids, [str(r) for r in cols[1]], [str(s) for s in cols[2]], claims,
                    evidence_columns)
+
+
+def _window(session: Session, plan_id: int, since: date) -> _Window:
+    """Every claim of the plan reported since that day, with its evidence: the claims to score and
+    the history the signals compare them with."""
+    return _load(session, (Claim.plan_id == plan_id) & (Claim.reported_on >= since))
+
+
+def _report_days(session: Session, plan_id: int) -> tuple[int, int]:
+    """The plan's first and last report days (ordinals): how much history the plan has."""
+    first, last = session.execute(select(func.min(Claim.reported_on), func.max(Claim.reported_on))
+                                  .where(Claim.plan_id == plan_id)).one()
+    return first.toordinal(), last.toordinal()
 
 
 def _since(reported_on: date, params: RiskParams) -> date:
@@ -206,16 +220,120 @@ def _persist(session: Session, window: _Window, result: RiskResult, rows: Sequen
         session.execute(insert(ClaimRiskSignal), signals)
 
 
+# --- scoring one claim by indexed lookups ------------------------------------------------------------
+
+_LINK_COLUMNS = (Claim.contact_phone_hash, Claim.payee_account_hash, Claim.address_hash,
+                 Claim.device_hash)
+_BAND_COLUMNS = (Evidence.phash_band0, Evidence.phash_band1, Evidence.phash_band2,
+                 Evidence.phash_band3)
+
+
+def _neighbours(session: Session, plan_id: int, ids: Sequence[int], since: date,
+                params: RiskParams) -> set[int]:
+    """These claims and every claim of the plan reported since that day that shares a contact
+    key, an evidence file or a close image hash with one of them: by index, however large the
+    plan. (The image candidates share a band within reach; the scorer checks them exactly.)"""
+    keys: list[tuple[str | None, ...]] = [
+        tuple(k) for k in session.execute(select(*_LINK_COLUMNS).where(Claim.id.in_(ids)))]
+    files = session.execute(select(Evidence.sha256, Evidence.phash)
+                            .where(Evidence.claim_id.in_(ids))).all()
+    shared = [column.in_(values) for column, values in
+              ((c, sorted({str(k[i]) for k in keys if k[i] is not None}))
+               for i, c in enumerate(_LINK_COLUMNS))
+              if values]
+    images = np.asarray([int(p, 16) for _, p in files if p], dtype=np.uint64)
+    # Each probe on its own index (no plan or date condition, which would tempt a planner into
+    # scanning the plan's window); the candidates are then kept by plan and window.
+    candidates = set(session.scalars(select(Claim.id).where(or_(*shared)))) if shared else set()
+    if files:
+        candidates.update(session.scalars(select(Evidence.claim_id).where(
+            Evidence.sha256.in_(sorted({s for s, _ in files})))))
+    for band, column in enumerate(_BAND_COLUMNS if images.shape[0] else ()):
+        probes = sorted({v for h in images.tolist() for v in band_probes(h, band, params)})
+        found_images = session.execute(select(Evidence.claim_id, Evidence.phash)
+                                       .where(column.in_(probes))).all()
+        if found_images:  # random band collisions are dropped here, by the exact distance
+            hashes = np.asarray([int(p or "0", 16) for _, p in found_images], dtype=np.uint64)
+            close = hamming(hashes[:, None], images[None, :]).min(axis=1) <= params.near_duplicate_bits
+            candidates.update(c for (c, _), keep in zip(found_images, close.tolist(), strict=True)
+                              if keep)
+    found = set(ids)
+    for start in range(0, len(candidates), 1000):
+        chunk = sorted(candidates)[start:start + 1000]
+        found.update(claim_id for claim_id, plan, reported in session.execute(
+            select(Claim.id, Claim.plan_id, Claim.reported_on).where(Claim.id.in_(chunk)))
+            if plan == plan_id and reported >= since)
+    return found
+
+
+_COUNTS = ("hospital_recent", "hospital_prior", "doctor_recent", "doctor_prior", "cell",
+           "illness_band", "province", "total")
+
+
+def _counts(session: Session, plan_id: int, near: _Window, rows: Sequence[int],
+            params: RiskParams) -> WindowCounts:
+    """The statistical signals' counts for these rows of `near`, counted by index (COUNT over one
+    hospital's, doctor's, illness's or province's claims in the row's windows); 0 elsewhere."""
+    out = {name: np.zeros(len(near.ids), dtype=np.int64) for name in _COUNTS}
+    facts = {row[0]: row for row in session.execute(
+        select(Claim.id, Claim.hospital, Claim.doctor, Claim.illness_code, Claim.age_at_diagnosis,
+               Claim.province_code, Claim.reported_on)
+        .where(Claim.id.in_([near.ids[r] for r in rows])))}
+    for r in rows:
+        values = session.execute(_count_query(plan_id, facts[near.ids[r]], params)).one()
+        for name, value in zip(_COUNTS, values, strict=True):
+            out[name][r] = int(value)
+    first_day, last_day = _report_days(session, plan_id)
+    return WindowCounts(**out, first_day=first_day, last_day=last_day)
+
+
+def _count_query(plan_id: int, claim: Any, params: RiskParams) -> Any:
+    """One SELECT of the _COUNTS of one claim: each an index range count."""
+    _, hospital, doctor, illness, age, province, reported = claim
+
+    def count(*where: ColumnElement[bool]) -> Any:
+        return select(func.count()).where(Claim.plan_id == plan_id, *where).scalar_subquery()
+
+    def days(lo: int, hi: int | None = None) -> list[ColumnElement[bool]]:
+        """lo < reported_on (<= hi), in days from the claim's report day."""
+        bounds = [Claim.reported_on > reported + timedelta(days=lo)]
+        return bounds if hi is None else [*bounds, Claim.reported_on <= reported + timedelta(days=hi)]
+
+    recent, history, outlier = params.recent_days, params.history_days, params.outlier_days
+    frequency = [count(column == value, *days(lo, hi)) if value is not None else literal(0)
+                 for column, value in ((Claim.hospital, hospital), (Claim.doctor, doctor))
+                 for lo, hi in ((-recent, recent), (-recent - history, -recent))]
+    low, high = age_band_bounds(int(age_band(np.asarray([age]))[0]))
+    same_illness = [Claim.illness_code == illness, Claim.age_at_diagnosis.between(low, high),
+                    *days(-outlier, outlier)]
+    since = days(-params.lookback_days - 1)
+    return select(*frequency, count(*same_illness, Claim.province_code == province),
+                  count(*same_illness), count(Claim.province_code == province, *since),
+                  count(*since))
+
+
 def _score_around(session: Session, claim: Claim, now: datetime,
                   params: RiskParams = DEFAULT_PARAMS) -> int:
-    """Score a claim and re-score the open claims linked to it (they gained a link too)."""
-    window = _window(session, claim.plan_id, _since(claim.reported_on, params))
-    row = window.row_of(claim.id)
-    linked = [j for j in links_of(window.claims, window.evidence, row, params)
-              if window.states[j] in _OPEN]
-    result = score_claims(window.claims, window.evidence, params,
-                          targets=np.asarray([row, *linked], dtype=np.int64))
-    _persist(session, window, result, [row, *linked], now, params)
+    """Score a claim and re-score the open claims linked to it by a contact, a file or an image
+    (they gained a link too), from their neighbours only: the cost does not grow with the plan."""
+    session.flush()
+    since = _since(claim.reported_on, params)
+    near = _load(session, Claim.id.in_(_neighbours(session, claim.plan_id, [claim.id], since,
+                                                   params)))
+    row = near.row_of(claim.id)
+    linked = [j for j, kinds in links_of(near.claims, near.evidence, row, params).items()
+              if near.states[j] in _OPEN and kinds - {LinkKind.DOCTOR}]
+    if linked:  # their own neighbours too, over their own windows
+        ids = [claim.id, *(near.ids[j] for j in linked)]
+        earliest = min(date.fromordinal(int(near.claims.reported[j])) for j in [row, *linked])
+        near = _load(session, Claim.id.in_(_neighbours(session, claim.plan_id, ids,
+                                                       _since(earliest, params), params)))
+        row, linked = near.row_of(claim.id), [near.row_of(i) for i in ids[1:]]
+    targets = [row, *linked]
+    result = score_claims(near.claims, near.evidence, params,
+                          targets=np.asarray(targets, dtype=np.int64),
+                          counts=_counts(session, claim.plan_id, near, targets, params))
+    _persist(session, near, result, targets, now, params)
     fired = result.signals_of(row)
     audit.record(session, at=now, actor_account_id=None, action="risk_scored", subject_type="claim",
                  subject_id=claim.id, ref=claim.ref, score=int(result.score[row]),
@@ -255,7 +373,9 @@ def rescore_plan(ctx: ServiceContext, actor: Actor, plan_code: str,
         if oldest is None:
             return RescoreResult(plan.code, 0, 0, {})
         window = _window(session, plan.id, _since(oldest, params))
-        result = score_claims(window.claims, window.evidence, params)
+        first_day, _ = _report_days(session, plan.id)
+        result = score_claims(window.claims, window.evidence, params,
+                              counts=window_counts(window.claims, params, first_day))
         rows = [r for r, state in enumerate(window.states) if state in _OPEN]
         for start in range(0, len(rows), 1000):
             _persist(session, window, result, rows[start:start + 1000], now, params)
@@ -592,7 +712,7 @@ def flag_fraud(ctx: ServiceContext, actor: Actor, ref: str, reason: str) -> Frau
         return _record_view(session, record)
 
 
-def fraud_exclusion(session: Session, person_id: int | None, account_id: int) -> None:
+def fraud_exclusion(session: Session | Connection, person_id: int | None, account_id: int) -> None:
     """Refuse a known person's rejoining while they, or the account enrolling them, have a
     standing fraud record. (A person never seen before has none: no query on the busy path.)"""
     if person_id is None:
