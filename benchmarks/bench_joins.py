@@ -61,6 +61,10 @@ HEALTH_ANSWERS = {
     "diabetes": False,
 }
 JOIN_PATH = f"/api/v1/plans/{PLAN_CODE}/memberships"
+#: Connections open this far apart (within the warm-up). Opened all at once, they would all be
+#: accepted by whichever worker woke first (asyncio accepts a whole backlog in one go), leaving
+#: the other workers idle; clients that arrive over time spread across the workers, as phones do.
+CONNECT_GAP_S = 0.05
 BASELINE_PATH = "/baseline/rows"
 
 
@@ -280,8 +284,9 @@ async def drive(
     started = time.perf_counter()
     window_start, window_end = started + warmup_s, started + warmup_s + duration_s
 
-    async def connection_loop() -> None:
+    async def connection_loop(number: int) -> None:
         nonlocal next_index, last_done
+        await asyncio.sleep(number * CONNECT_GAP_S)
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         try:
             while time.perf_counter() < window_end and not (unique and next_index >= len(ids)):
@@ -318,7 +323,7 @@ async def drive(
         finally:
             writer.close()
 
-    await asyncio.gather(*(connection_loop() for _ in range(concurrency)))
+    await asyncio.gather(*(connection_loop(number) for number in range(concurrency)))
     phase.measured_s = duration_s
     if unique and next_index >= len(ids):
         phase.measured_s = max(last_done - window_start, 0.0)

@@ -32,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_joins import (
     BASELINE_PATH,
+    CONNECT_GAP_S,
     HERE,
     Phase,
     _request,
@@ -130,8 +131,10 @@ async def drive_votes(port: int, path: str, tokens: list[str], answers: dict[str
     started = time.perf_counter()
     window_start, window_end = started + warmup, started + warmup + duration
 
-    async def loop(repeat_first: bool) -> None:
+    async def loop(number: int) -> None:
         nonlocal next_index
+        repeat_first = number == 0
+        await asyncio.sleep(number * CONNECT_GAP_S)
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         try:
             while time.perf_counter() < window_end and next_index < len(tokens):
@@ -161,7 +164,7 @@ async def drive_votes(port: int, path: str, tokens: list[str], answers: dict[str
         finally:
             writer.close()
 
-    await asyncio.gather(*(loop(c == 0) for c in range(concurrency)))
+    await asyncio.gather(*(loop(number) for number in range(concurrency)))
     phase.measured_s = duration
 
 

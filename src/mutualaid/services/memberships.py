@@ -7,7 +7,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any
 
-from sqlalchemy import Executable, bindparam, func, insert, literal, select, update
+from sqlalchemy import Executable, bindparam, func, insert, literal, literal_column, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -181,8 +181,9 @@ _ONE_STATEMENT_JOINS = {(person, key): _one_statement_join(person, key)
                         for person in (False, True) for key in (False, True)}
 _PLAN_AND_NEW_IDS = (
     select(Plan.id, Plan.code, Plan.status, Plan.current_version, PlanVersion.rules_sha256,
-           func.nextval(func.pg_get_serial_sequence("persons", "id")).label("new_person_id"),
-           func.nextval(func.pg_get_serial_sequence("memberships", "id"))
+           # The sequences of the two BIGSERIAL ids, named as PostgreSQL names them.
+           func.nextval(literal_column("'persons_id_seq'::regclass")).label("new_person_id"),
+           func.nextval(literal_column("'memberships_id_seq'::regclass"))
            .label("new_membership_id"), *_person_facts())
     .join(PlanVersion, (PlanVersion.plan_id == Plan.id)
           & (PlanVersion.version == Plan.current_version))
