@@ -17,6 +17,19 @@ from mutualaid.services.evidence_store import EvidenceStore, FileSystemEvidenceS
 from mutualaid.services.personal_data import PersonalDataProtector
 from mutualaid.settings import Settings
 
+_autocommit_engines: dict[str, Engine] = {}
+
+
+def autocommit_engine(engine: Engine) -> Engine:
+    """A second pool on the same database whose connections stay in autocommit: switching a
+    pooled connection in and out of autocommit on every checkout costs more than the query.
+    One per database URL per process, like the main engine."""
+    url = engine.url.render_as_string(hide_password=False)
+    pool = _autocommit_engines.get(url)
+    if pool is None:
+        pool = _autocommit_engines[url] = make_engine(url, isolation_level="AUTOCOMMIT")
+    return pool
+
 
 @dataclass
 class ServiceContext:
@@ -52,8 +65,8 @@ class ServiceContext:
         autocommit switch would undo it), so there the block is one transaction.
         """
         if self.engine.dialect.name == "postgresql":
-            with self.engine.connect() as connection:
-                yield connection.execution_options(isolation_level="AUTOCOMMIT")
+            with autocommit_engine(self.engine).connect() as connection:
+                yield connection
         else:
             with self.engine.begin() as connection:
                 yield connection
