@@ -15,7 +15,7 @@ from tests.integration.test_periods import LOCK_MARCH_7, MARCH_7, approved_claim
 
 from mutualaid.clock import FixedClock
 from mutualaid.db.models import PeriodBand
-from mutualaid.domain.errors import DomainError
+from mutualaid.domain.memberships import MembershipEvent
 from mutualaid.plan_files import read_plan_file
 from mutualaid.services.accounts import SYSTEM_ACTOR
 from mutualaid.services.collections import (
@@ -25,7 +25,7 @@ from mutualaid.services.collections import (
 )
 from mutualaid.services.context import ServiceContext
 from mutualaid.services.ledger import balances, unbalanced_transactions
-from mutualaid.services.memberships import MembershipView
+from mutualaid.services.memberships import MembershipView, change_membership
 from mutualaid.services.periods import (
     charge_proof,
     member_statement,
@@ -80,6 +80,15 @@ def population(ctx: ServiceContext, clock: FixedClock) -> list[MembershipView]:
 def charges(ctx: ServiceContext, people: list[MembershipView]) -> list[int]:
     return [line.charge_fen for p in people
             for line in member_statement(ctx, SYSTEM_ACTOR, p.id).lines]
+
+
+def capped_population(ctx: ServiceContext, clock: FixedClock,
+                      annual_fen: int) -> list[MembershipView]:
+    """The population and its two cases under the proportional rule with this annual cap."""
+    use_rule(ctx, "proportional", annual_fen=annual_fen)
+    people = population(ctx, clock)
+    two_cases(ctx, people)
+    return people
 
 
 def two_cases(ctx: ServiceContext, people: list[MembershipView]) -> None:
@@ -162,9 +171,6 @@ def test_a_member_suspended_at_the_lock_is_left_out_of_their_band(
     use_rule(ctx, "conditional_mean")
     people = population(ctx, clock)
     two_cases(ctx, people)
-    from mutualaid.domain.memberships import MembershipEvent
-    from mutualaid.services.memberships import change_membership
-
     clock.set(LOCK_MARCH_7 - timedelta(hours=2))
     change_membership(ctx, SYSTEM_ACTOR, people[1].id, MembershipEvent.SUSPEND)
     period = close_on(ctx, clock, MARCH_7)
@@ -193,14 +199,104 @@ def test_a_uniform_plan_stores_no_bands(ctx: ServiceContext, clock: FixedClock) 
     assert period_notice(ctx, MAIN_PLAN, MARCH_7).bands == []
 
 
-def test_a_banded_period_whose_shares_could_reach_the_annual_cap_is_refused_and_writes_nothing(
+MARCH_21 = date(2026, 3, 21)
+LOCK_MARCH_21 = datetime(2026, 3, 20, 16, 0, tzinfo=UTC)
+
+
+def a_joiner_and_an_old_case_on_march_21(ctx: ServiceContext, clock: FixedClock,
+                                         people: list[MembershipView]) -> list[MembershipView]:
+    """A 46-year-old joins on 10 March (cohort of 21 March) and an old member's 100,000 yuan case
+    is approved for the period of 21 March. On 21 March people[2] is 40: the old band."""
+    clock.set(datetime(2026, 3, 10, 2, 0, tzinfo=UTC))
+    joiner = enroll(ctx, account(ctx), date(1980, 1, 1))
+    approved_claim(ctx, people[3].id, OLD, LOCK_MARCH_21 - timedelta(days=1))
+    return [*people, joiner]
+
+
+def group_table(ctx: ServiceContext, on: date) -> list[tuple[date, int, int, int, int]]:
+    return [(g.cohort_on, g.band_index, g.member_count, g.charged_so_far_this_year_fen,
+             g.charge_fen) for g in period_notice(ctx, MAIN_PLAN, on).groups]
+
+
+def test_the_annual_cap_binds_per_band_and_a_member_who_changed_band_pays_by_their_own_year(
     ctx: ServiceContext, clock: FixedClock
 ) -> None:
-    use_rule(ctx, "proportional", annual_fen=1_000_000)
-    people = population(ctx, clock)
-    two_cases(ctx, people)
-    with pytest.raises(DomainError) as error:
-        close_on(ctx, clock, MARCH_7)
-    assert (error.value.code, error.value.field) == ("banded_annual_cap", "sharing_rule")
+    people = capped_population(ctx, clock, 12_000_000)
+    close_on(ctx, clock, MARCH_7)  # 9,969,231 a young member, 6,646,154 an old one, 1 carried
+    people = a_joiner_and_an_old_case_on_march_21(ctx, clock, people)
+    period = close_on(ctx, clock, MARCH_21)
+    # need = 10,000,000 + 800,000 − 1 = 10,799,999. Young: 2 × 300 = 600, old: 4 × 200 = 800, of
+    # 1,400: 4,628,571 and 6,171,428 (both exact), shares ⌈/2⌉ = 2,314,286 and ⌈/4⌉ = 1,542,857.
+    # The young (9,969,231 so far) have 2,030,769 left under the cap: they pay that. people[2],
+    # young on 7 March and old now, has paid 9,969,231 too but owes only 1,542,857: in full.
+    assert charges(ctx, people[:2]) == [9_969_231, 2_030_769] * 2
+    assert [line.charge_fen for line in member_statement(ctx, SYSTEM_ACTOR, people[2].id).lines] \
+        == [9_969_231, 1_542_857]
+    assert charges(ctx, people[3:5]) == [6_646_154, 1_542_857] * 2
+    assert charges(ctx, people[5:]) == [1_542_857]
+    # total 2 × 2,030,769 + 4 × 1,542,857 = 10,232,966; the sponsor pays the 567,033 left.
+    assert (period.total_charged_fen, period.sponsor_fen, period.surplus_out_fen) \
+        == (10_232_966, 567_033, 0)
+    assert period.capped_fen == 2 * 2_314_286 + 4 * 1_542_857 - 10_232_966
+    assert [(line.share_fen, line.charge_fen) for line in
+            member_statement(ctx, SYSTEM_ACTOR, people[0].id).lines][1] == (2_314_286, 2_030_769)
+
+    notice = period_notice(ctx, MAIN_PLAN, MARCH_21)
+    assert all(check.holds for check in notice.checks), notice.checks
+    assert "groups" in {check.name for check in notice.checks}
+    # Cohort 7 March: the young (born after 1986-03-21), people[2] (born in (1986-03-07,
+    # 1986-03-21]: young then, old now) and the old; cohort 21 March: the joiner.
+    assert group_table(ctx, MARCH_21) == [
+        (MARCH_7, 1, 2, 6_646_154, 1_542_857),
+        (MARCH_7, 1, 1, 9_969_231, 1_542_857),
+        (MARCH_7, 0, 2, 9_969_231, 2_030_769),
+        (MARCH_21, 1, 1, 0, 1_542_857),
+    ]
+    for person in people:
+        verify_charge_proof(charge_proof(ctx, SYSTEM_ACTOR, person.id, MAIN_PLAN, MARCH_21))
+    provider = SimulatedProvider()
+    clock.set(datetime(2026, 3, 28, 2, 0, tzinfo=UTC))
+    run = collect_period(ctx, SYSTEM_ACTOR, MAIN_PLAN, MARCH_21, provider)
+    assert (run.collected_fen, run.failed_fen) == (10_232_966, 0)
     with ctx.reading() as session:
-        assert session.scalars(select(PeriodBand)).all() == []
+        assert unbalanced_transactions(session) == []
+
+
+def test_a_member_excluded_earlier_in_the_year_pays_by_their_own_year_not_their_group_s(
+    ctx: ServiceContext, clock: FixedClock
+) -> None:
+    people = capped_population(ctx, clock, 14_000_000)
+    clock.set(LOCK_MARCH_7 - timedelta(hours=2))
+    change_membership(ctx, SYSTEM_ACTOR, people[1].id, MembershipEvent.SUSPEND)
+    close_on(ctx, clock, MARCH_7)
+    # 7 March without people[1]: young 2 × 300, old 2 × 200 of 43,200,000: 25,920,000 and
+    # 17,280,000, i.e. 12,960,000 and 8,640,000 a member (under the cap of 14,000,000).
+    clock.set(datetime(2026, 3, 8, 2, 0, tzinfo=UTC))
+    change_membership(ctx, SYSTEM_ACTOR, people[1].id, MembershipEvent.REINSTATE)
+    people = a_joiner_and_an_old_case_on_march_21(ctx, clock, people)
+    period = close_on(ctx, clock, MARCH_21)
+    # need 10,800,000 split 600 : 800 -> 4,628,571 rem 600 and 6,171,428 rem 800: the last fen
+    # goes to the old band (6,171,429). Shares 2,314,286 and ⌈6,171,429 / 4⌉ = 1,542,858.
+    # people[0] and people[2] have paid 12,960,000: 1,040,000 left each. people[1] has paid
+    # nothing this year: the full 2,314,286 (a charge of its own). The old: 1,542,858.
+    assert [lines[-1].charge_fen for lines in
+            (member_statement(ctx, SYSTEM_ACTOR, p.id).lines for p in people)] \
+        == [1_040_000, 2_314_286, 1_040_000, 1_542_858, 1_542_858, 1_542_858]
+    assert (period.total_charged_fen, period.sponsor_fen) == (9_022_860, 10_800_000 - 9_022_860)
+    notice = period_notice(ctx, MAIN_PLAN, MARCH_21)
+    assert (notice.own_charges, notice.own_charges_fen) == (1, 2_314_286)
+    assert all(check.holds for check in notice.checks), notice.checks
+    assert sum(g.member_count for g in notice.groups) == 5
+    for person in people[:3]:
+        verify_charge_proof(charge_proof(ctx, SYSTEM_ACTOR, person.id, MAIN_PLAN, MARCH_21))
+    with ctx.reading() as session:
+        assert balances(session, MEMBERS)[MEMBERS] == -(43_200_000 + 9_022_860)
+
+
+def test_a_banded_period_under_the_cap_stores_no_groups(
+    ctx: ServiceContext, clock: FixedClock
+) -> None:
+    people = capped_population(ctx, clock, 10_000_000)  # above the largest share, 9,969,231
+    close_on(ctx, clock, MARCH_7)
+    assert period_notice(ctx, MAIN_PLAN, MARCH_7).groups == []
+    assert charges(ctx, people) == [9_969_231] * 3 + [6_646_154] * 2

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date
 from fractions import Fraction
 
@@ -9,18 +10,23 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mutualaid.domain.apportionment import CapExcess
+from mutualaid.domain.apportionment import CapExcess, capped_charge
 from mutualaid.domain.calendars import age_in_years
 from mutualaid.domain.errors import DomainError
 from mutualaid.domain.plans import parse_plan_toml
 from mutualaid.domain.sharing import (
     AgeBand,
+    BandedPast,
+    BirthInterval,
     Risk,
     RiskClass,
     SharingRule,
     apportion_banded,
     band_cuts,
+    band_groups,
     band_index,
+    banded_year_to_date,
+    birth_intervals,
     plan_bands,
     tilted_means,
 )
@@ -126,3 +132,80 @@ def test_a_band_table_with_a_gap_a_payout_change_inside_or_too_short_is_refused(
     with pytest.raises(DomainError) as error:
         parse_plan_toml(text)
     assert (error.value.code, error.value.field) == ("invalid_plan", field)
+
+
+# --- the annual cap under banded sharing -------------------------------------------------------
+
+#: Publicity days of 2026 (7th and 21st); members born around 1985-86 turn 40 and 41 during it.
+YEAR_DAYS = [date(2026, month, day) for month in range(1, 13) for day in (7, 21)]
+_MEMBER = st.tuples(st.dates(date(1984, 11, 1), date(1986, 12, 31)), st.integers(0, 5))
+
+
+@settings(max_examples=150, deadline=None)
+@given(members=st.lists(_MEMBER, min_size=1, max_size=12),
+       rates=st.tuples(st.integers(1, 60), st.integers(1, 60), st.integers(1, 60)),
+       cases=st.lists(st.tuples(st.integers(0, 2), st.integers(0, 2)), min_size=6, max_size=6),
+       start=st.integers(0, 18), annual_cap=st.integers(0, 40_000_000),
+       rule=st.sampled_from([SharingRule.PROPORTIONAL, SharingRule.CONDITIONAL_MEAN]))
+def test_groups_by_cohort_and_birth_interval_charge_every_member_exactly_their_capped_share(
+    members: list[tuple[date, int]], rates: tuple[int, int, int],
+    cases: list[tuple[int, int]], start: int, annual_cap: int, rule: SharingRule,
+) -> None:
+    """Six periods of a year, members joining at random ones and crossing band edges: each group
+    charge is what member-by-member arithmetic gives (their own band share, capped at what their
+    own year leaves), nobody's year passes the cap, and every period balances to the fen."""
+    bands = [AgeBand(0, 39, Risk.bernoulli(30_000_000, Fraction(rates[0], 10**6))),
+             AgeBand(40, 40, Risk.bernoulli(10_000_000, Fraction(rates[1], 10**6))),
+             AgeBand(41, 59, Risk.bernoulli(10_000_000, Fraction(rates[2], 10**6)))]
+    year: list[BandedPast] = []
+    paid = [0] * len(members)
+    surplus = 0
+    for position, on in enumerate(YEAR_DAYS[start:start + 6]):
+        cuts = band_cuts(on, [b.from_age for b in bands])
+        intervals, groups = band_groups(year, cuts)
+        sharing = [i for i, (_, joins) in enumerate(members) if joins <= position]
+        # A member's cohort is the first period they share in: the one they join at.
+        group_of = {i: next(g for g in groups if g.cohort == members[i][1]
+                            and intervals[g.interval].holds(members[i][0])) for i in sharing}
+        counted = [replace(g, count=sum(1 for i in sharing if group_of[i] == g)) for g in groups]
+        counted = [g for g in counted if g.count]
+        young, old = cases[position]
+        figures, lines = apportion_banded(
+            rule=rule, aid_fen=young * 30_000_000 + old * 10_000_000, case_count=young + old,
+            fee_bp=800, surplus_in_fen=surplus,
+            classes=[RiskClass(b.key, sum(1 for i in sharing
+                                          if band_index(members[i][0], cuts) == index), b.risk)
+                     for index, b in enumerate(bands)],
+            bands=bands, per_case_cap_fen=None, annual_cap_fen=annual_cap, groups=counted)
+        charge_of = {c.key: c.charge_fen for c in figures.charges}
+        total = 0
+        for i in sharing:
+            born = members[i][0]
+            assert group_of[i].ytd_fen == paid[i]
+            charge = charge_of[group_of[i].key]
+            assert charge == capped_charge(lines[band_index(born, cuts)].share_fen, annual_cap,
+                                           paid[i])
+            paid[i] += charge
+            assert paid[i] <= annual_cap
+            total += charge
+        assert total == figures.total_charged_fen
+        assert total + figures.capped_fen \
+            == sum(line.member_count * line.uncapped_share_fen for line in lines)
+        assert total + figures.sponsor_fen == figures.need_fen + figures.surplus_out_fen
+        surplus = figures.surplus_out_fen
+        year.append(BandedPast(tuple(cuts), tuple(line.share_fen for line in lines), annual_cap))
+
+
+def test_birth_intervals_are_cut_at_every_band_edge_of_the_year() -> None:
+    march_7, march_21 = band_cuts(date(2026, 3, 7), [0, 40]), band_cuts(date(2026, 3, 21), [0, 40])
+    intervals = birth_intervals([march_7, march_21, march_7])
+    assert [(i.born_after_on, i.born_by_on) for i in intervals] == [
+        (None, date(1986, 3, 7)), (date(1986, 3, 7), date(1986, 3, 21)), (date(1986, 3, 21), None)]
+    assert [i.holds(date(1986, 3, 8)) for i in intervals] == [False, True, False]
+    assert intervals[2].representative == date(1986, 3, 22)
+    # Born 8 March 1986: young on 7 March (9 fen), old on 21 March (4 fen), cap 12: 9 + 3.
+    year = [BandedPast(tuple(march_7), (9, 5), 12), BandedPast(tuple(march_21), (9, 4), 12)]
+    assert banded_year_to_date(year, date(1986, 3, 8)) == 12
+    assert banded_year_to_date(year, date(1986, 3, 7)) == 9
+    assert banded_year_to_date([*year, BandedPast((), (7,), 12)], date(1990, 1, 1)) == 12
+    assert birth_intervals([]) == [BirthInterval(None, None)]

@@ -30,15 +30,16 @@ version lives in `mutualaid.forecasts.rules`.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal, localcontext
 from enum import StrEnum
 from fractions import Fraction
 
-from mutualaid.domain.apportionment import CapExcess, CohortCharge, PeriodFigures
+from mutualaid.domain.apportionment import CapExcess, CohortCharge, PeriodFigures, capped_charge
 from mutualaid.domain.errors import DomainError
 from mutualaid.domain.money import BASIS_POINTS, Fen, allocate, apply_basis_points
 from mutualaid.domain.plans import PlanRules, Tier
@@ -501,10 +502,99 @@ def plan_bands(rules: PlanRules) -> list[AgeBand]:
     return bands
 
 
+# --- the annual cap under banded sharing ----------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class BandedPast:
+    """What a member's year to date needs of an earlier period of the year: its band cuts
+    (`band_cuts`; none for a uniform period) and the share of each band (one for a uniform one)."""
+
+    cuts: tuple[date, ...]
+    shares: tuple[int, ...]
+    annual_cap_fen: int | None
+
+    def share_of(self, birth_on: date) -> int:
+        return self.shares[band_index(birth_on, self.cuts)]
+
+
+@dataclass(frozen=True, slots=True)
+class BirthInterval:
+    """Births in (born_after_on, born_by_on]; None is an open end."""
+
+    born_after_on: date | None
+    born_by_on: date | None
+
+    @property
+    def representative(self) -> date:
+        """One birth date of the interval (its members all fall in the same bands)."""
+        if self.born_by_on is not None:
+            return self.born_by_on
+        if self.born_after_on is not None:
+            return self.born_after_on + timedelta(days=1)
+        return date(2000, 1, 1)
+
+    def holds(self, birth_on: date) -> bool:
+        return (self.born_after_on is None or birth_on > self.born_after_on) \
+            and (self.born_by_on is None or birth_on <= self.born_by_on)
+
+
+def birth_intervals(cut_sets: Iterable[Sequence[date]]) -> list[BirthInterval]:
+    """The birth-date intervals between every cut of every period: members born in the same
+    interval were in the same band at each of those periods' lock dates. Ascending."""
+    bounds: list[date | None] = [None, *sorted({cut for cuts in cut_sets for cut in cuts}), None]
+    return [BirthInterval(low, high) for low, high in itertools.pairwise(bounds)]
+
+
+def banded_year_to_date(periods: Iterable[BandedPast], birth_on: date) -> int:
+    """`apportionment.year_to_date` of a member born on `birth_on` who shared, without any
+    exception, in each of `periods` (in order), paying their band's share capped each time."""
+    ytd = 0
+    for period in periods:
+        ytd += capped_charge(period.share_of(birth_on), period.annual_cap_fen, ytd)
+    return ytd
+
+
+@dataclass(frozen=True, slots=True)
+class BandGroup:
+    """Members who have paid exactly the same this year and pay the same now: those of one cohort
+    (`cohort`: the index of their first period of the year, `len(year)` for the current one) born
+    in one interval. `band` is their band now, `count` how many share now. A group of one
+    `member` (a membership id) is a member whose own year differs from their group's."""
+
+    cohort: int
+    interval: int
+    band: int
+    ytd_fen: int
+    count: int = 0
+    member: int | None = None
+
+    @property
+    def key(self) -> str:
+        return f"{self.cohort}/{self.interval}" if self.member is None \
+            else f"membership:{self.member}"
+
+
+def band_groups(year: Sequence[BandedPast], cuts: Sequence[date]
+                ) -> tuple[list[BirthInterval], list[BandGroup]]:
+    """The intervals cut at every band edge of `year` (the earlier periods of the calendar year,
+    in order) and of the current period's `cuts`, and one group per (cohort, interval) with its
+    year to date and its band now (counts 0: the caller counts the members)."""
+    intervals = birth_intervals([*(period.cuts for period in year), cuts])
+    groups: list[BandGroup] = []
+    for position, interval in enumerate(intervals):
+        born = interval.representative
+        band = band_index(born, cuts)
+        groups.extend(BandGroup(cohort, position, band, banded_year_to_date(year[cohort:], born))
+                      for cohort in range(len(year) + 1))
+    return intervals, groups
+
+
 def apportion_banded(
     *, rule: SharingRule, aid_fen: int, case_count: int, fee_bp: int, surplus_in_fen: int,
     classes: Sequence[RiskClass], bands: Sequence[AgeBand], per_case_cap_fen: int | None,
-    cap_excess: CapExcess = CapExcess.SPONSOR,
+    cap_excess: CapExcess = CapExcess.SPONSOR, annual_cap_fen: int | None = None,
+    groups: Sequence[BandGroup] = (),
 ) -> tuple[PeriodFigures, list[BandShare]]:
     """`apportionment.apportion` for a non-uniform rule: the need (aid + fee − surplus in) is split
     among the age bands exactly, each band's part over its members rounded up. The figures keep
@@ -512,6 +602,10 @@ def apportion_banded(
     line per band — so `PeriodFigures.check` proves the same identity::
 
         total + sponsor + prorated == aid + fee − surplus_in + surplus_out
+
+    With `groups` (the annual cap may bind: every band's members split into `BandGroup`s, the
+    counts of each band's groups adding up to the band's), `charges` has one line per group, each
+    member paying ``capped_charge(band share, annual cap, group's year to date)``.
     """
     if aid_fen < 0 or surplus_in_fen < 0 or case_count < 0:
         raise ValueError("aid, surplus and case count are never negative")
@@ -521,7 +615,16 @@ def apportion_banded(
     need = aid_fen + fee - surplus_in_fen
     cap = case_count * per_case_cap_fen if per_case_cap_fen is not None else None
     lines = band_shares(rule, need, classes, bands, aid_fen, cap)
-    charges = tuple(CohortCharge(line.key, line.member_count, line.share_fen) for line in lines)
+    if groups:
+        for index, line in enumerate(lines):
+            if sum(g.count for g in groups if g.band == index) != line.member_count:
+                raise ValueError("the groups of a band do not add up to its members")
+        charges = tuple(CohortCharge(
+            g.key, g.count, capped_charge(lines[g.band].share_fen, annual_cap_fen, g.ytd_fen))
+            for g in groups)
+    else:
+        charges = tuple(CohortCharge(line.key, line.member_count, line.share_fen)
+                        for line in lines)
     total = sum(c.count * c.charge_fen for c in charges)
     shortfall = max(0, need - total)
     figures = PeriodFigures(

@@ -2,10 +2,11 @@
 
 Storage grows with periods, not with members × periods. Every sharing member of a period pays the
 same share (or, once the annual cap binds, the same charge as everyone in their *cohort*: members
-whose first shared period this calendar year is the same). So a member's charge follows from the
-period row, the membership's dates and the few *exceptions* stored for the period
-(`period_charge_exceptions`: excluded while suspended, or a charge of its own after leaving and
-rejoining). Whatever touches every member is one SQL scan or one streamed pass; nothing loops over
+whose first shared period this calendar year is the same; under a non-uniform sharing rule, their
+age band's share, or once the cap binds their *group's*: a cohort and a birth-date interval). So
+a member's charge follows from the period row, the membership's dates and the few *exceptions*
+stored for the period (`period_charge_exceptions`: excluded while suspended, or a charge of its
+own after leaving and rejoining). Whatever touches every member is one SQL scan or one streamed pass; nothing loops over
 members in Python row by row.
 
 Closing is three steps, each its own transaction guarded by the period's state, so a crash, a
@@ -22,6 +23,7 @@ retry or a second worker resumes where the first stopped and never charges anyon
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import itertools
 from collections import OrderedDict, defaultdict
@@ -36,6 +38,7 @@ from sqlalchemy import (
     ColumnElement,
     Integer,
     LargeBinary,
+    and_,
     case,
     func,
     insert,
@@ -58,6 +61,7 @@ from mutualaid.db.models import (
     Membership,
     Period,
     PeriodBand,
+    PeriodBandGroup,
     PeriodChargeException,
     PeriodChargeTree,
     PeriodCohort,
@@ -91,10 +95,14 @@ from mutualaid.domain.errors import Conflict, DomainError, NotFound
 from mutualaid.domain.ledger import period_charge
 from mutualaid.domain.plans import PlanRules
 from mutualaid.domain.sharing import (
+    BandedPast,
+    BandGroup,
+    BirthInterval,
     RiskClass,
     SharingRule,
     apportion_banded,
     band_cuts,
+    band_groups,
     band_index,
     plan_bands,
 )
@@ -171,6 +179,10 @@ class ChargeRule:
     #: each band's share, in band order; empty for a uniform period.
     band_cuts: tuple[date, ...] = ()
     band_charges: tuple[int, ...] = ()
+    #: Under a non-uniform rule when the annual cap bound: the groups that pay less than their
+    #: band's share, as (joined on or after, joined before, born interval, charge); an instant of
+    #: None is an open end.
+    groups: tuple[tuple[datetime | None, datetime | None, BirthInterval, int], ...] = ()
 
     @property
     def constant(self) -> bool:
@@ -187,9 +199,15 @@ class ChargeRule:
             # lookup per row, so that every caller keeps selecting from memberships alone).
             born = select(Person.birth_on).where(Person.id == Membership.person_id) \
                 .scalar_subquery()
-            return case(*[(born > cut, literal(charge, BigInteger()))
-                          for cut, charge in zip(self.band_cuts, self.band_charges, strict=False)],
-                        else_=literal(self.band_charges[-1], BigInteger()))
+            banded = case(*[(born > cut, literal(charge, BigInteger()))
+                            for cut, charge in zip(self.band_cuts, self.band_charges, strict=False)],
+                          else_=literal(self.band_charges[-1], BigInteger()))
+            if not self.groups:
+                return banded
+            return case(*[(and_(*_group_where(joined_from, joined_before, interval, born)),
+                           literal(charge, BigInteger()))
+                          for joined_from, joined_before, interval, charge in self.groups],
+                        else_=banded)
         if len(self.bounds) <= 1:
             return literal(self.bounds[0][1] if self.bounds else self.share_fen, BigInteger())
         return case(*[(Membership.joined_at < bound, literal(charge, BigInteger()))
@@ -200,6 +218,10 @@ class ChargeRule:
         if self.band_charges:
             if birth_on is None:
                 raise ValueError("a banded period's charge needs the member's birth date")
+            for joined_from, joined_before, interval, charge in self.groups:
+                if (joined_from is None or joined_at >= joined_from) and interval.holds(birth_on) \
+                        and (joined_before is None or joined_at < joined_before):
+                    return charge
             return self.band_charges[band_index(birth_on, self.band_cuts)]
         for bound, charge in self.bounds[:-1]:
             if joined_at < bound:
@@ -242,7 +264,47 @@ def charge_rule(session: Session, period: Period, *, id_from: int | None = None,
     return ChargeRule(period.id, period.ref, period.plan_id, period.lock_at, period.publicity_on,
                       period.share_fen or 0, tuple(bounds), exceptions,
                       tuple(b.born_by_on for b in bands[1:] if b.born_by_on is not None),
-                      tuple(b.share_fen for b in bands))
+                      tuple(b.share_fen for b in bands), _capped_groups(session, period, bands))
+
+
+def _group_where(joined_from: datetime | None, joined_before: datetime | None,
+                 interval: BirthInterval, born: Any) -> list[ColumnElement[bool]]:
+    """SQL: a membership (born `born`) of a cohort (joined in [from, before)) and interval."""
+    where: list[ColumnElement[bool]] = []
+    if joined_from is not None:
+        where.append(Membership.joined_at >= joined_from)
+    if joined_before is not None:
+        where.append(Membership.joined_at < joined_before)
+    if interval.born_after_on is not None:
+        where.append(born > interval.born_after_on)
+    if interval.born_by_on is not None:
+        where.append(born <= interval.born_by_on)
+    return where or [literal(True)]
+
+
+def _capped_groups(session: Session, period: Period, bands: Sequence[PeriodBand]
+                   ) -> tuple[tuple[datetime | None, datetime | None, BirthInterval, int], ...]:
+    """The groups of a banded period that pay less than their band's share (the annual cap
+    bound for them), with each cohort's joining instants: from the lock of the period before the
+    cohort's first one this year, to the lock of that first one."""
+    if not bands:
+        return ()
+    shares = [b.share_fen for b in bands]
+    rows = [g for g in session.scalars(select(PeriodBandGroup).where(
+        PeriodBandGroup.period_id == period.id).order_by(PeriodBandGroup.cohort_on,
+                                                         PeriodBandGroup.interval_index))
+            if g.charge_fen != shares[g.band_index]]
+    if not rows:
+        return ()
+    locks = list(session.execute(select(Period.publicity_on, Period.lock_at).where(
+        Period.plan_id == period.plan_id,
+        Period.publicity_on >= date(period.publicity_on.year, 1, 1),
+        Period.publicity_on <= period.publicity_on).order_by(Period.publicity_on)))
+    bounds: dict[date, tuple[datetime | None, datetime]] = {}
+    for index, (publicity_on, lock_at) in enumerate(locks):
+        bounds[publicity_on] = (locks[index - 1][1] if index else None, lock_at)
+    return tuple((*bounds[g.cohort_on], BirthInterval(g.born_after_on, g.born_by_on), g.charge_fen)
+                 for g in rows)
 
 
 def period_bands(session: Session, period_id: int) -> list[PeriodBand]:
@@ -480,7 +542,7 @@ def _compute(ctx: ServiceContext, actor: Actor, period_id: int, step: StepHook) 
         expected = previous.member_count if previous is not None else None
         rules = rules_of(session, plan.id, period.plan_version)
         if SharingRule(rules.sharing_rule) is not SharingRule.UNIFORM:
-            figures = _compute_banded(session, period, rules, common, longest)
+            figures = _compute_banded(session, period, rules, common, year, excluded, now)
         elif cap_may_bind(_share_bound(common, expected), period.annual_cap_fen, longest):
             figures = _compute_cohorts(session, period, year, excluded, common, now)
         else:
@@ -522,38 +584,42 @@ def _compute(ctx: ServiceContext, actor: Actor, period_id: int, step: StepHook) 
 
 
 def _compute_banded(session: Session, period: Period, rules: PlanRules,
-                    common: Mapping[str, Any], longest: int) -> PeriodFigures:
+                    common: Mapping[str, Any], year: list[Period],
+                    excluded: Mapping[int, datetime], now: datetime) -> PeriodFigures:
     """A non-uniform sharing rule: members counted per age band at the lock (one GROUP BY on a
     CASE over the birth date, the excluded counted the same way and taken off), the need split
-    among the bands exactly (`sharing.apportion_banded`), and each band's share stored."""
+    among the bands exactly (`sharing.apportion_banded`), and each band's share stored. When the
+    annual cap may bind, the members are counted again per cohort and birth interval
+    (`_band_groups`) and each group pays its band's share capped at what it has left."""
     bands = plan_bands(rules)
     cuts = band_cuts(period.publicity_on, [band.from_age for band in bands])
     band_of = (case(*[(Person.birth_on > cut, literal(i)) for i, cut in enumerate(cuts)],
                     else_=literal(len(cuts))) if cuts else literal(0)).label("band")
     counts = [0] * len(bands)
-    sharing = select(band_of, func.count()).select_from(Membership) \
-        .join(Person, Person.id == Membership.person_id) \
-        .where(*sharing_where(_dialect(session), period.plan_id, period.lock_at,
-                              period.publicity_on)).group_by(band_of)
-    excluded = sharing.join(PeriodChargeException, (PeriodChargeException.membership_id
-                                                    == Membership.id)).where(
-        PeriodChargeException.period_id == period.id, PeriodChargeException.kind == EXCLUDED)
-    for query, sign in ((sharing, 1), (excluded, -1)):
-        for index, count in session.execute(query):
-            counts[int(index)] += sign * int(count)
-    figures, lines = apportion_banded(
-        rule=SharingRule(rules.sharing_rule),
-        classes=[RiskClass(band.key, count, band.risk) for band, count in zip(bands, counts, strict=True)],
-        bands=bands, aid_fen=common["aid_fen"], case_count=common["case_count"],
-        fee_bp=common["fee_bp"], surplus_in_fen=common["surplus_in_fen"],
-        per_case_cap_fen=common["per_case_cap_fen"], cap_excess=common["cap_excess"])
-    if cap_may_bind(figures.share_fen, period.annual_cap_fen, longest):
-        raise DomainError(
-            "banded_annual_cap",
-            f"under the {rules.sharing_rule} rule a share of {figures.share_fen} fen could reach "
-            f"the annual cap this year; caps per age band and cohort are not supported yet: close "
-            "this period under a plan version with the uniform rule or a higher annual cap",
-            "sharing_rule")
+    for (index,), count in _count_sharing(session, period, band_of).items():
+        counts[index] += count
+    arguments: dict[str, Any] = {
+        "rule": SharingRule(rules.sharing_rule),
+        "classes": [RiskClass(band.key, count, band.risk)
+                    for band, count in zip(bands, counts, strict=True)],
+        "bands": bands, "aid_fen": common["aid_fen"], "case_count": common["case_count"],
+        "fee_bp": common["fee_bp"], "surplus_in_fen": common["surplus_in_fen"],
+        "per_case_cap_fen": common["per_case_cap_fen"], "cap_excess": common["cap_excess"]}
+    figures, lines = apportion_banded(**arguments)
+    groups: list[BandGroup] = []
+    if cap_may_bind(figures.share_fen, period.annual_cap_fen, year_to_date(_past(year))):
+        intervals, groups, adjusted = _band_groups(session, period, year, cuts, excluded,
+                                                   [line.share_fen for line in lines])
+        figures, lines = apportion_banded(**arguments, annual_cap_fen=period.annual_cap_fen,
+                                          groups=groups)
+        cohorts = [p.publicity_on for p in year] + [period.publicity_on]
+        session.add_all(PeriodBandGroup(
+            period_id=period.id, cohort_on=cohorts[group.cohort], interval_index=group.interval,
+            born_after_on=intervals[group.interval].born_after_on,
+            born_by_on=intervals[group.interval].born_by_on, band_index=group.band,
+            ytd_fen=group.ytd_fen, member_count=group.count, charge_fen=charge.charge_fen,
+        ) for group, charge in zip(groups, figures.charges, strict=True) if group.member is None)
+        _record_cap_adjusted(session, period, adjusted, now)
     session.add_all(PeriodBand(
         period_id=period.id, band_index=index, from_age=line.from_age, to_age=line.to_age,
         born_by_on=cuts[index - 1] if index else None,
@@ -562,6 +628,61 @@ def _compute_banded(session: Session, period: Period, rules: PlanRules,
         uncapped_share_fen=line.uncapped_share_fen, share_fen=line.share_fen,
     ) for index, line in enumerate(lines))
     return figures
+
+
+def _count_sharing(session: Session, period: Period,
+                   *keys: ColumnElement[Any]) -> dict[tuple[int, ...], int]:
+    """Sharing members (the excluded taken off) counted per value of the integer `keys`, which
+    may read the membership and its person: one GROUP BY each for the sharing and the excluded."""
+    sharing = select(*keys, func.count()).select_from(Membership) \
+        .join(Person, Person.id == Membership.person_id) \
+        .where(*sharing_where(_dialect(session), period.plan_id, period.lock_at,
+                              period.publicity_on)).group_by(*keys)
+    excluded = sharing.join(PeriodChargeException, (PeriodChargeException.membership_id
+                                                    == Membership.id)).where(
+        PeriodChargeException.period_id == period.id, PeriodChargeException.kind == EXCLUDED)
+    counts: dict[tuple[int, ...], int] = defaultdict(int)
+    for query, sign in ((sharing, 1), (excluded, -1)):
+        for *values, count in session.execute(query):
+            counts[tuple(int(v) for v in values)] += sign * int(count)
+    return counts
+
+
+def _band_groups(session: Session, period: Period, year: list[Period], cuts: Sequence[date],
+                 excluded: Mapping[int, datetime], shares: Sequence[int]
+                 ) -> tuple[list[BirthInterval], list[BandGroup], list[tuple[_Facts, int]]]:
+    """The members of a banded period counted per cohort and birth interval (`band_groups`: within
+    one, everyone has paid the same this year), the few whose year is not their group's taken
+    out as groups of one (with their exact charge, recorded as `cap_adjusted`)."""
+    history = _banded_history(session, [p.id for p in year])
+    intervals, groups = band_groups(
+        [history.bands.get(p.id, BandedPast((), (p.share_fen or 0,), p.annual_cap_fen))
+         for p in year], cuts)
+    cohort = (case(*[(Membership.joined_at < p.lock_at, literal(i)) for i, p in enumerate(year)],
+                   else_=literal(len(year))) if year else literal(0)).label("cohort")
+    interval = (case(*[(Person.birth_on <= i.born_by_on, literal(index))
+                       for index, i in enumerate(intervals) if i.born_by_on is not None],
+                     else_=literal(len(intervals) - 1))
+                if len(intervals) > 1 else literal(0)).label("interval")
+    counts = _count_sharing(session, period, cohort, interval)
+    by_key = {(g.cohort, g.interval): g for g in groups}
+    past, keys = _past(year), [p.publicity_on for p in year] + [period.publicity_on]
+    singles: list[BandGroup] = []
+    adjusted: list[tuple[_Facts, int]] = []
+    for facts, ytd, born in _irregular_year_to_date(session, period, year, excluded, history):
+        if born is None:
+            raise AssertionError("a banded year reads the birth dates")
+        key = (keys.index(cohort_of(facts.joined_at, past, period.publicity_on)),
+               next(i for i, span in enumerate(intervals) if span.holds(born)))
+        group = by_key[key]
+        exact = capped_charge(shares[group.band], period.annual_cap_fen, ytd)
+        if exact != capped_charge(shares[group.band], period.annual_cap_fen, group.ytd_fen):
+            counts[key] -= 1
+            singles.append(BandGroup(key[0], key[1], group.band, ytd, 1, member=facts.id))
+            adjusted.append((facts, exact))
+    counted = [dataclasses.replace(g, count=counts[(g.cohort, g.interval)])
+               for g in groups if counts.get((g.cohort, g.interval))]
+    return intervals, counted + singles, adjusted
 
 
 def _record_exclusions(session: Session, period: Period, now: datetime,
@@ -617,14 +738,19 @@ def _facts_query() -> Any:
 
 def _charge_in(period: PeriodFacts, facts: _Facts, before: Sequence[PeriodFacts],
                exceptions: Mapping[tuple[int, int], tuple[str, int]],
-               cohorts: Mapping[int, Mapping[date, int]]) -> int | None:
-    """What a membership was charged in an earlier period (None: it did not share in it)."""
+               cohorts: Mapping[int, Mapping[date, int]],
+               banded: _BandedHistory | None = None, birth_on: date | None = None) -> int | None:
+    """What a membership was charged in an earlier period (None: it did not share in it). A
+    period closed under a non-uniform rule needs `banded` and the person's `birth_on`."""
     if not shares_in(facts.joined_at, facts.ended_at, facts.ages_out_on, period.lock_at,
                      period.publicity_on):
         return None
     exception = exceptions.get((period.id, facts.id))
     if exception is not None:
         return None if exception[0] == EXCLUDED else exception[1]
+    if banded is not None and birth_on is not None and period.id in banded.bands:
+        return banded.charge(period.id, cohort_of(facts.joined_at, _past(before),
+                                                  period.publicity_on), birth_on)
     period_cohorts = cohorts.get(period.id)
     if not period_cohorts:
         return period.share_fen or 0
@@ -671,7 +797,7 @@ def _compute_cohorts(session: Session, period: Period, year: list[Period],
 
     singles: list[Cohort] = []
     adjusted: list[tuple[_Facts, int]] = []
-    for facts, ytd in _irregular_year_to_date(session, period, year, excluded):
+    for facts, ytd, _born in _irregular_year_to_date(session, period, year, excluded):
         index = keys.index(cohort_of(facts.joined_at, past, period.publicity_on))
         exact = capped_charge(share, period.annual_cap_fen, ytd)
         if exact != charges[index]:
@@ -684,6 +810,12 @@ def _compute_cohorts(session: Session, period: Period, year: list[Period],
     for key, cohort, result in zip(keys, cohorts, figures.charges, strict=False):
         session.add(PeriodCohort(period_id=period.id, cohort_on=key, ytd_fen=cohort.ytd_fen,
                                  member_count=cohort.count, charge_fen=result.charge_fen))
+    _record_cap_adjusted(session, period, adjusted, now)
+    return figures
+
+
+def _record_cap_adjusted(session: Session, period: Period, adjusted: Sequence[tuple[_Facts, int]],
+                         now: datetime) -> None:
     if adjusted:
         session.execute(insert(PeriodChargeException), [
             {"period_id": period.id, "membership_id": facts.id,
@@ -692,14 +824,16 @@ def _compute_cohorts(session: Session, period: Period, year: list[Period],
              "created_at": now}
             for facts, amount in adjusted
         ])
-    return figures
 
 
 def _irregular_year_to_date(session: Session, period: Period, year: list[Period],
-                            excluded: Mapping[int, datetime]) -> list[tuple[_Facts, int]]:
+                            excluded: Mapping[int, datetime],
+                            banded: _BandedHistory | None = None
+                            ) -> list[tuple[_Facts, int, date | None]]:
     """Sharing memberships whose person's charges this year are not their cohort's, with the exact
-    year to date: the person had another membership in the plan this year, or the membership had
-    an exception in an earlier period of the year. Few by nature; read individually."""
+    year to date (and, with `banded`, the person's birth date): the person had another membership in the plan this
+    year, or the membership had an exception in an earlier period of the year. Few by nature;
+    read individually. `banded`: the year's banded periods, whose charges depend on the birth."""
     if not year:
         return []
     where = sharing_where(_dialect(session), period.plan_id, period.lock_at, period.publicity_on,
@@ -734,16 +868,64 @@ def _irregular_year_to_date(session: Session, period: Period, year: list[Period]
                    PeriodChargeException.membership_id.in_(memberships)))
     }
     cohorts = _cohort_charges(session, [p.id for p in year])
+    births = {person_id: born for person_id, born in session.execute(
+        select(Person.id, Person.birth_on).where(Person.id.in_(persons)))} if banded is not None else {}
     result = []
     for facts in sorted(candidates.values(), key=lambda f: f.id):
+        born = births.get(facts.person_id)
         ytd = 0
         for position, past_period in enumerate(year):
             for other in history[facts.person_id]:
-                charged = _charge_in(past_period, other, year[:position], exceptions, cohorts)
+                charged = _charge_in(past_period, other, year[:position], exceptions, cohorts,
+                                     banded, born)
                 if charged is not None:
                     ytd += charged
-        result.append((facts, ytd))
+        result.append((facts, ytd, born))
     return result
+
+
+@dataclass(frozen=True, slots=True)
+class _BandedHistory:
+    """The bands (and, where the annual cap bound, the groups) of periods closed under a
+    non-uniform rule: what any member paid in each, from their cohort and birth date."""
+
+    bands: Mapping[int, BandedPast]
+    groups: Mapping[int, Sequence[tuple[date, BirthInterval, int]]]
+
+    def share(self, period_id: int, birth_on: date) -> int | None:
+        bands = self.bands.get(period_id)
+        return None if bands is None else bands.share_of(birth_on)
+
+    def charge(self, period_id: int, cohort_on: date, birth_on: date) -> int | None:
+        """None: not a banded period."""
+        for group_cohort, interval, charge in self.groups.get(period_id, ()):
+            if group_cohort == cohort_on and interval.holds(birth_on):
+                return charge
+        return self.share(period_id, birth_on)
+
+
+def _banded_history(session: Session, period_ids: Sequence[int]) -> _BandedHistory:
+    cuts: dict[int, list[date]] = defaultdict(list)
+    shares: dict[int, list[int]] = defaultdict(list)
+    caps: dict[int, int | None] = {}
+    for period_id, born_by_on, share, cap in session.execute(
+        select(PeriodBand.period_id, PeriodBand.born_by_on, PeriodBand.share_fen,
+               Period.annual_cap_fen).join(Period, Period.id == PeriodBand.period_id)
+        .where(PeriodBand.period_id.in_(period_ids))
+        .order_by(PeriodBand.period_id, PeriodBand.band_index)
+    ):
+        if born_by_on is not None:
+            cuts[period_id].append(born_by_on)
+        shares[period_id].append(share)
+        caps[period_id] = cap
+    groups: dict[int, list[tuple[date, BirthInterval, int]]] = defaultdict(list)
+    if shares:
+        for group in session.scalars(select(PeriodBandGroup).where(
+                PeriodBandGroup.period_id.in_(list(shares)))):
+            groups[group.period_id].append((group.cohort_on, BirthInterval(
+                group.born_after_on, group.born_by_on), group.charge_fen))
+    return _BandedHistory(
+        {p: BandedPast(tuple(cuts[p]), tuple(shares[p]), caps[p]) for p in shares}, groups)
 
 
 def _cohort_charges(session: Session, period_ids: Sequence[int]) -> dict[int, dict[date, int]]:
@@ -1008,6 +1190,8 @@ class PeriodNotice:
     #: The plan's sharing rule for this period, and under a non-uniform one each age band's share.
     sharing_rule: str = SharingRule.UNIFORM
     bands: list[BandLine] = field(default_factory=list)
+    #: Under a non-uniform rule when the annual cap bound: members per cohort and birth interval.
+    groups: list[GroupLine] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -1024,6 +1208,29 @@ class BandLine:
     band_total_fen: int
     uncapped_share_fen: int
     share_fen: int
+
+
+@dataclass(frozen=True, slots=True)
+class GroupLine:
+    """Members of one cohort born in one interval (after `born_after_on`, on or before
+    `born_by_on`; None: open), in band `band_index` now: they have paid the same this year, and
+    pay their band's share capped at what the annual cap leaves them."""
+
+    cohort_on: date
+    born_after_on: date | None
+    born_by_on: date | None
+    band_index: int
+    member_count: int
+    charged_so_far_this_year_fen: int
+    charge_fen: int
+
+
+def group_lines(session: Session, period_id: int) -> list[GroupLine]:
+    return [GroupLine(g.cohort_on, g.born_after_on, g.born_by_on, g.band_index, g.member_count,
+                      g.ytd_fen, g.charge_fen)
+            for g in session.scalars(select(PeriodBandGroup).where(
+                PeriodBandGroup.period_id == period_id).order_by(
+                    PeriodBandGroup.cohort_on, PeriodBandGroup.interval_index))]
 
 
 def band_lines(session: Session, period_id: int) -> list[BandLine]:
@@ -1060,7 +1267,9 @@ def period_notice(ctx: ServiceContext, plan_code: str, publicity_on: date) -> Pe
             if period.commitment_entry_id else None
         pv = view(period, plan.code)
         bands = band_lines(session, period.id)
-        checks = notice_checks(pv, cohorts, by_kind.get(CAP_ADJUSTED, (0, 0)), cases, bands)
+        groups = group_lines(session, period.id) if bands else []
+        checks = notice_checks(pv, cohorts, by_kind.get(CAP_ADJUSTED, (0, 0)), cases, bands,
+                               groups, period.annual_cap_fen)
         return PeriodNotice(
             period=pv, fee_bp=period.fee_bp, per_case_cap_fen=period.per_case_cap_fen,
             annual_cap_fen=period.annual_cap_fen, cases=cases, sponsored_cases=sponsored,
@@ -1069,21 +1278,24 @@ def period_notice(ctx: ServiceContext, plan_code: str, publicity_on: date) -> Pe
             own_charges_fen=by_kind.get(CAP_ADJUSTED, (0, 0))[1], checks=checks,
             commitment_leaf=entry.leaf_data.decode() if entry is not None else None,
             commitment_leaf_index=entry.leaf_index if entry is not None else None,
-            sharing_rule=rules.sharing_rule, bands=bands,
+            sharing_rule=rules.sharing_rule, bands=bands, groups=groups,
         )
 
 
 def notice_checks(p: PeriodView, cohorts: Sequence[CohortLine], own: tuple[int, int],
-                  cases: Sequence[PublicCase],
-                  bands: Sequence[BandLine] = ()) -> list[ArithmeticCheck]:
+                  cases: Sequence[PublicCase], bands: Sequence[BandLine] = (),
+                  groups: Sequence[GroupLine] = (),
+                  annual_cap_fen: int | None = None) -> list[ArithmeticCheck]:
     aid, fee = p.aid_fen or 0, p.fee_fen or 0
     s_in, s_out = p.surplus_in_fen or 0, p.surplus_out_fen or 0
     total, sponsor, prorated = p.total_charged_fen or 0, p.sponsor_fen or 0, p.prorated_fen or 0
     members, share = p.member_count or 0, p.share_fen or 0
     need = aid + fee - s_in
-    if cohorts:
-        summed = sum(c.member_count * c.charge_fen for c in cohorts) + own[1]
-        counted = sum(c.member_count for c in cohorts) + own[0]
+    if cohorts or groups:
+        lines = [(c.member_count, c.charge_fen) for c in cohorts] \
+            + [(g.member_count, g.charge_fen) for g in groups]
+        summed = sum(count * charge for count, charge in lines) + own[1]
+        counted = sum(count for count, _ in lines) + own[0]
     elif bands:
         summed = sum(b.member_count * b.share_fen for b in bands) + own[1]
         counted = sum(b.member_count for b in bands) + own[0]
@@ -1102,7 +1314,7 @@ def notice_checks(p: PeriodView, cohorts: Sequence[CohortLine], own: tuple[int, 
                         total + sponsor + prorated == aid + fee - s_in + s_out),
     ]
     if bands:
-        return checks + banded_checks(bands, need)
+        return checks + banded_checks(bands, need, groups, annual_cap_fen)
     if members and need > 0:
         uncapped = -(-need // members)
         checks.append(ArithmeticCheck(
@@ -1111,9 +1323,11 @@ def notice_checks(p: PeriodView, cohorts: Sequence[CohortLine], own: tuple[int, 
     return checks
 
 
-def banded_checks(bands: Sequence[BandLine], need: int) -> list[ArithmeticCheck]:
-    """Under a non-uniform rule: the bands' parts add up to the need, and each band's share is its
-    part over its members, rounded up."""
+def banded_checks(bands: Sequence[BandLine], need: int, groups: Sequence[GroupLine] = (),
+                  annual_cap_fen: int | None = None) -> list[ArithmeticCheck]:
+    """Under a non-uniform rule: the bands' parts add up to the need, each band's share is its
+    part over its members, rounded up, and each group pays its band's share capped at what the
+    annual cap leaves it."""
     parts = sum(b.band_total_fen for b in bands)
     checks = [ArithmeticCheck("bands", "Σ band totals = aid + fee − surplus in", parts,
                               max(need, 0), parts == max(need, 0))]
@@ -1124,6 +1338,17 @@ def banded_checks(bands: Sequence[BandLine], need: int) -> list[ArithmeticCheck]
                 f"share_{band.from_age}_{band.to_age}",
                 f"uncapped share {band.from_age}–{band.to_age} = ⌈band total / band members⌉",
                 band.uncapped_share_fen, uncapped, band.uncapped_share_fen == uncapped))
+    if groups:
+        charged = sum(g.member_count * g.charge_fen for g in groups)
+        capped = sum(g.member_count * capped_charge(bands[g.band_index].share_fen, annual_cap_fen,
+                                                    g.charged_so_far_this_year_fen)
+                     for g in groups)
+        checks.append(ArithmeticCheck(
+            "groups", "Σ group members × min(band share, annual cap − charged so far) = "
+            "Σ group members × charge", capped, charged,
+            capped == charged and all(
+                g.charge_fen == capped_charge(bands[g.band_index].share_fen, annual_cap_fen,
+                                              g.charged_so_far_this_year_fen) for g in groups)))
     return checks
 
 
@@ -1218,15 +1443,12 @@ def member_statement(ctx: ServiceContext, actor: Actor, membership_id: int) -> M
             else:
                 failures[period_id] = (kind, amount)
         statement = MemberStatement(membership.id, plan_code, name_masked, membership.joined_on)
-        banded = _band_shares_of(session, [p.id for p in periods], birth_on)
+        banded = _banded_history(session, [p.id for p in periods])
         before: list[Any] = []
         for period in periods:
             if before and before[-1].publicity_on.year != period.publicity_on.year:
                 before = []
-            charge = _charge_in(period, facts, before, exceptions, cohorts)
-            if charge is not None and period.id in banded \
-                    and (period.id, membership.id) not in exceptions:
-                charge = banded[period.id]
+            charge = _charge_in(period, facts, before, exceptions, cohorts, banded, birth_on)
             before.append(period)
             if charge is None:
                 if (period.id, membership.id) not in exceptions:
@@ -1235,7 +1457,8 @@ def member_statement(ctx: ServiceContext, actor: Actor, membership_id: int) -> M
                 continue
             status, paid = _payment(period, charge, failures.get(period.id),
                                     membership.payer_account_id)
-            statement.lines.append(_line(period, charge, paid, status, banded.get(period.id)))
+            statement.lines.append(_line(period, charge, paid, status,
+                                         banded.share(period.id, birth_on)))
         return MemberStatement(
             statement.membership_id, statement.plan_code, statement.name_masked,
             statement.joined_on, statement.lines,
@@ -1258,20 +1481,6 @@ def _payment(period: Any, charge: int, failure: tuple[str, int] | None,
     ):
         return "paid", charge
     return "due", 0
-
-
-def _band_shares_of(session: Session, period_ids: Sequence[int], birth_on: date) -> dict[int, int]:
-    """Period id -> the share of the member's age band, for the periods closed under a
-    non-uniform rule (bands in order: the last one whose birth-date cut the member meets)."""
-    shares: dict[int, int] = {}
-    for period_id, born_by_on, share in session.execute(
-        select(PeriodBand.period_id, PeriodBand.born_by_on, PeriodBand.share_fen)
-        .where(PeriodBand.period_id.in_(period_ids))
-        .order_by(PeriodBand.period_id, PeriodBand.band_index)
-    ):
-        if born_by_on is None or birth_on <= born_by_on:
-            shares[period_id] = share
-    return shares
 
 
 def _line(period: Any, charge: int, paid: int, status: str,
