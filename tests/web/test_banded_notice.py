@@ -25,3 +25,22 @@ def test_the_period_page_shows_the_share_of_each_age_band_and_the_checks_hold(
     assert "✗" not in page.text
     english = client.get("/plans/xhb-main/periods/2026-03-07?lang=en").text
     assert "Share by age band" in english and "108,000.00" in english
+
+
+def test_the_period_page_shows_who_the_annual_cap_limited(
+    ctx: ServiceContext, clock: FixedClock, client: TestClient
+) -> None:
+    from tests.integration.test_periods_sharing_rules import (
+        MARCH_21,
+        a_joiner_and_an_old_case_on_march_21,
+        capped_population,
+    )
+
+    people = capped_population(ctx, clock, 12_000_000)
+    close_on(ctx, clock, MARCH_7)
+    a_joiner_and_an_old_case_on_march_21(ctx, clock, people)
+    close_on(ctx, clock, MARCH_21)
+    page = client.get("/plans/xhb-main/periods/2026-03-21").text
+    assert "年度封顶:按组计算" in page
+    assert "20,307.69" in page  # the young band's charge, capped: 120,000 − 99,692.31
+    assert "✗" not in page

@@ -195,6 +195,14 @@ def notice(plan: str = PLAN, on: str = ON, as_json: bool = typer.Option(False, "
             bands.add_row(f"{band.from_age}–{band.to_age}", f"{band.member_count:,}", band.weight,
                           _yuan(band.band_total_fen), _yuan(band.share_fen))
         console.print(bands)
+    if result.groups:
+        groups = Table("first shared in", "born after", "born by", "members", "paid this year",
+                       "charge now", title="the annual cap, group by group")
+        for group in result.groups:
+            groups.add_row(str(group.cohort_on), str(group.born_after_on or "…"),
+                           str(group.born_by_on or "…"), f"{group.member_count:,}",
+                           _yuan(group.charged_so_far_this_year_fen), _yuan(group.charge_fen))
+        console.print(groups)
     for check in result.checks:
         mark = "[green]✓[/green]" if check.holds else "[red]✗[/red]"
         console.print(f"{mark} {check.expression}: {check.left:,} = {check.right:,}")
