@@ -5,7 +5,7 @@ result or the refusal (next to the field it names)."""
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -24,6 +24,7 @@ from mutualaid import __version__
 from mutualaid.domain.errors import DomainError, NotFound
 from mutualaid.domain.plans import PlanRules
 from mutualaid.services.notifications import unread_count
+from mutualaid.services.plans import PlanSummary
 from mutualaid.web import i18n
 from mutualaid.web.sessions import (
     CSRF_FIELD,
@@ -140,6 +141,14 @@ def render_form(page: PageState, template: str, error: DomainError, *,
         extra["rules"] = rules
     return render(page, template, status_code=status, problems=problems, errors=by_field,
                   values=page.values(), **extra)
+
+
+def chosen_plan(page: PageState, plans: Sequence[PlanSummary]) -> str:
+    """The plan a console page shows: the one asked for (?plan=), else the one with most members."""
+    asked = page.request.query_params.get("plan")
+    if asked:
+        return asked
+    return max(plans, key=lambda p: p.active_members).plan.code if plans else ""
 
 
 def redirect(url: str, ok: str | None = None) -> RedirectResponse:

@@ -13,7 +13,7 @@ from mutualaid.services.plans import list_plans
 from mutualaid.services.reports import plan_report
 from mutualaid.web.charts import bar_groups, column_chart
 from mutualaid.web.i18n import N_
-from mutualaid.web.pages import page_router, render, render_form
+from mutualaid.web.pages import chosen_plan, page_router, render, render_form
 from mutualaid.web.sessions import Page, PageState
 
 router = page_router()
@@ -46,8 +46,7 @@ def reports(page: Page) -> HTMLResponse:
     actor = page.need(*READERS)
     plans = list_plans(page.ctx)
     params = page.request.query_params
-    busiest = max(plans, key=lambda p: p.active_members).plan.code if plans else ""
-    code = params.get("plan") or busiest
+    code = chosen_plan(page, plans)
     shown: dict[str, Any] = {
         "plans": plans, "plan_code": code, "report": None,
         "filters": {"from_on": params.get("from_on", ""), "to_on": params.get("to_on", "")},

@@ -25,7 +25,7 @@ from mutualaid.services.risk import (
     route_investigation,
     weight_report,
 )
-from mutualaid.web.pages import page_router, redirect, render, render_form, templates
+from mutualaid.web.pages import chosen_plan, page_router, redirect, render, render_form, templates
 from mutualaid.web.sessions import Page, PageState
 from mutualaid.web.staff import _step
 
@@ -131,7 +131,7 @@ def graph(ref: str, page: Page) -> HTMLResponse:
 def _desk_context(page: PageState) -> dict[str, Any]:
     actor = page.need(*DESK)
     plans = list_plans(page.ctx)
-    code = page.request.query_params.get("plan") or (plans[0].plan.code if plans else "")
+    code = chosen_plan(page, plans)
     return {"plans": plans, "plan_code": code,
             "figures": risk_operations(page.ctx, actor, code) if code else None,
             "weights": weight_report(page.ctx, actor, code or None),
