@@ -21,9 +21,9 @@ demo: $(STAMP)
 test: $(STAMP) browser
 	$(BIN)/python -m pytest
 
-## The database tests again, against PostgreSQL (started, or installed, when missing).
+## The database tests again (services, API, pages, commands), against PostgreSQL (started, or installed, when missing).
 test-postgres: $(STAMP) postgres
-	MUTUALAID_TEST_DATABASE_URL=$(POSTGRES_URL) $(BIN)/python -m pytest tests/integration tests/api tests/web -m "not e2e"
+	MUTUALAID_TEST_DATABASE_URL=$(POSTGRES_URL) $(BIN)/python -m pytest tests/integration tests/api tests/web tests/cli -m "not e2e"
 
 browser:
 	@(command -v chromium >/dev/null 2>&1 && fc-list 2>/dev/null | grep -qi wqy) \
