@@ -15,7 +15,7 @@ from mutualaid.domain.claims import RejectionReason
 from mutualaid.domain.risk import ClaimLinks
 from mutualaid.services.claims import ClaimReport, decide_claim, report_claim, start_review
 from mutualaid.services.context import ServiceContext
-from mutualaid.services.risk import appeal_fraud_record, claim_risk, my_fraud_records
+from mutualaid.services.risk import claim_risk, my_fraud_records, pending_appeals
 
 
 def staff_browser(ctx: ServiceContext, client: TestClient, role: Role) -> tuple[Browser, int]:
@@ -98,7 +98,18 @@ def test_an_operator_records_proven_fraud_and_decides_the_appeal_on_the_risk_des
                              {"reason": "the hospital confirmed the certificate is forged"})
     assert answer.status_code == 303
     record = my_fraud_records(ctx, member)[0]
-    appeal = appeal_fraud_record(ctx, member, record.id, "my certificate is genuine, ask again")
+    # The member sees the record on her page, with what it means, and appeals there.
+    own = Browser(client)
+    own.log_in(phone_of(ctx, member.account_id))
+    page = own.get("/me").text
+    assert "我的账户上的欺诈记录" in page and "不能担任评审员" in page
+    too_short = own.submit("/me", f"/me/fraud-records/{record.id}/appeal", {"reason": "no"})
+    assert too_short.status_code == 422
+    appealed = own.submit("/me", f"/me/fraud-records/{record.id}/appeal",
+                          {"reason": "my certificate is genuine, ask again"})
+    assert appealed.headers["location"] == "/me?ok=appealed"
+    assert "申诉已提交" in own.get(appealed.headers["location"]).text
+    [appeal] = pending_appeals(ctx, account(ctx, Role.OPERATOR))
     other, _ = staff_browser(ctx, client, Role.OPERATOR)
     desk = other.get("/staff/risk").text
     assert f'id="appeal-{appeal.id}"' in desk and "每件调查成本" in desk

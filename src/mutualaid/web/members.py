@@ -12,7 +12,7 @@ from fastapi.responses import HTMLResponse, Response
 from mutualaid.domain.accounts import STAFF_ROLES, Role
 from mutualaid.domain.errors import DomainError, NotFound
 from mutualaid.domain.memberships import MembershipEvent, Relation
-from mutualaid.services.accounts import log_in, log_out, register_account
+from mutualaid.services.accounts import Actor, log_in, log_out, register_account
 from mutualaid.services.casework import claims_reported_by, objections_filed_by
 from mutualaid.services.exports import member_record, member_record_csv
 from mutualaid.services.login_throttle import throttled_log_in
@@ -22,6 +22,7 @@ from mutualaid.services.memberships import change_membership as change
 from mutualaid.services.notifications import list_notifications, mark_read
 from mutualaid.services.periods import account_statements, charge_proof, verify_charge_proof
 from mutualaid.services.plans import list_plans, plan_rules
+from mutualaid.services.risk import appeal_fraud_record, my_fraud_records
 from mutualaid.transparency.errors import VerificationError
 from mutualaid.web.pages import page_router, redirect, render, render_form
 from mutualaid.web.sessions import Page, PageState, client_address, safe_next
@@ -90,9 +91,24 @@ def me(page: Page) -> HTMLResponse:
     actor = page.need()
     if actor.role in STAFF_ROLES:
         return render(page, "members/staff_me.html")
-    return render(page, "members/me.html", coverage=family_coverage(page.ctx, actor),
-                  claims=claims_reported_by(page.ctx, actor),
-                  objections=objections_filed_by(page.ctx, actor), plans=list_plans(page.ctx))
+    return render(page, "members/me.html", **_my_page(page, actor))
+
+
+def _my_page(page: PageState, actor: Actor) -> dict[str, Any]:
+    return {"coverage": family_coverage(page.ctx, actor),
+            "claims": claims_reported_by(page.ctx, actor),
+            "objections": objections_filed_by(page.ctx, actor), "plans": list_plans(page.ctx),
+            "fraud_records": my_fraud_records(page.ctx, actor)}
+
+
+@router.post("/me/fraud-records/{record_id}/appeal")
+def appeal(record_id: int, page: Page) -> Response:
+    actor = page.need(Role.MEMBER)
+    try:
+        appeal_fraud_record(page.ctx, actor, record_id, page.text("reason"))
+    except DomainError as error:
+        return render_form(page, "members/me.html", error, **_my_page(page, actor))
+    return redirect("/me", ok="appealed")
 
 
 def _enrollment_context(page: PageState, code: str) -> dict[str, Any]:

@@ -54,6 +54,7 @@ CONFIRMATIONS = {
     "documents_provided": i18n.N_("Thank you. The investigator has been told."),
     "disputed": i18n.N_("Your dispute was sent to a member jury."),
     "objected": i18n.N_("Your objection was filed. A reviewer will look at it."),
+    "appealed": i18n.N_("Your appeal was filed. An operator who did not make the record decides."),
     "certified": i18n.N_("You passed: you are a certified juror."),
     "voted": i18n.N_("Your vote was recorded. Thank you."),
     "recused": i18n.N_("You recused yourself from this case."),
