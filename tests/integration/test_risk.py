@@ -36,7 +36,7 @@ from mutualaid.db.queries.plans import rules_of
 from mutualaid.domain.accounts import Role
 from mutualaid.domain.claims import ClaimState, RejectionReason
 from mutualaid.domain.errors import Conflict, DomainError, Forbidden
-from mutualaid.domain.memberships import MembershipEvent
+from mutualaid.domain.memberships import MembershipEvent, Relation
 from mutualaid.domain.risk import CODES, ClaimLinks, SignalCode
 from mutualaid.services.accounts import Actor
 from mutualaid.services.claims import (
@@ -363,6 +363,9 @@ def test_proven_fraud_costs_juror_status_and_rejoining_until_an_appeal_succeeds(
     with pytest.raises(Forbidden) as excluded:
         enroll(ctx, holder, date(1990, 5, 1), id_number=id_number)
     assert (excluded.value.code, excluded.value.field) == ("excluded_for_fraud", "id_number")
+    with pytest.raises(Forbidden) as newcomer:  # nor may the account enroll someone new
+        enroll(ctx, holder, date(2015, 6, 1), relation=Relation.CHILD)
+    assert newcomer.value.code == "excluded_for_fraud"
 
     assert [r.id for r in my_fraud_records(ctx, holder)] == [record.id]
     appeal = appeal_fraud_record(ctx, holder, record.id, "the hospital misfiled my records")

@@ -16,6 +16,7 @@ from mutualaid.db.models import (
     Account,
     AuditEvent,
     Base,
+    FraudRecord,
     IdempotencyKey,
     Membership,
     Person,
@@ -98,15 +99,19 @@ def _already_member() -> Conflict:
     return Conflict("already_member", "this person already has a membership in this plan", "id_number")
 
 
-def _person_facts() -> tuple[Any, Any, Any]:
-    """Who this identity already is, and whether the account has enrolled its holder: scalar
-    subqueries, so they can ride along with another read (one round trip)."""
+def _person_facts() -> tuple[Any, ...]:
+    """Who this identity already is, whether the account has enrolled its holder, and whether it
+    has a standing fraud record: scalar subqueries, so they ride along with another read."""
     by_identity = Person.identity_hash == bindparam("identity_hash")
     return (
         select(Person.id).where(by_identity).scalar_subquery().label("known_person_id"),
         select(Person.account_id).where(by_identity).scalar_subquery().label("known_account_id"),
         select(Person.id).where(Person.account_id == bindparam("account_id"),
                                 Person.relation == Relation.SELF).exists().label("holder_exists"),
+        # Issue 9: an account with a standing proven-fraud record enrolls no one.
+        select(FraudRecord.id).where(FraudRecord.account_id == bindparam("account_id"),
+                                     FraudRecord.revoked_at.is_(None))
+        .exists().label("account_flagged"),
     )
 
 
@@ -224,6 +229,8 @@ def enroll_member(
             raise DomainError(*refused)
         today = local_date(now, rules.zone)
         refuse_if_any(enrollment_refusals(rules, resident, request.health_answers, today, credit_score))
+        if facts.account_flagged:
+            raise risk.excluded_for_fraud()
         person_id = _known_person(facts, actor, request.relation)
         risk.fraud_exclusion(connection, person_id, actor.account_id)  # issue 9: no rejoining
         name_masked = mask_name(full_name)

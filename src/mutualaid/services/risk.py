@@ -713,15 +713,20 @@ def flag_fraud(ctx: ServiceContext, actor: Actor, ref: str, reason: str) -> Frau
 
 
 def fraud_exclusion(session: Session | Connection, person_id: int | None, account_id: int) -> None:
-    """Refuse a known person's rejoining while they, or the account enrolling them, have a
-    standing fraud record. (A person never seen before has none: no query on the busy path.)"""
+    """Refuse a known person's rejoining while they have a standing fraud record. (The enrolling
+    account's own record is checked with the join's first read; a person never seen before has
+    none: no query on the busy path.)"""
     if person_id is None:
         return
     if session.scalar(select(FraudRecord.id).where(
             FraudRecord.revoked_at.is_(None),
             (FraudRecord.person_id == person_id) | (FraudRecord.account_id == account_id)).limit(1)):
-        raise Forbidden("excluded_for_fraud", "a proven fraud record excludes joining again; the "
-                        "record can be appealed", "id_number")
+        raise excluded_for_fraud()
+
+
+def excluded_for_fraud() -> Forbidden:
+    return Forbidden("excluded_for_fraud", "a proven fraud record excludes joining again; the "
+                     "record can be appealed", "id_number")
 
 
 def my_fraud_records(ctx: ServiceContext, actor: Actor) -> list[FraudRecordView]:
