@@ -46,8 +46,8 @@ WORDS = {
         "members": "成员",
         "cases": "案例数",
         "joined": "加入人数",
-        "reported": "申请的案件",
-        "approved": "获批案件",
+        "reported": "申请的案例",
+        "approved": "获批案例",
         "aid_approved": "已通过的互助金",
         "joined_chart": "每月加入与退出",
         "illness_chart": "按疾病统计案例",
@@ -271,7 +271,7 @@ def test_an_operator_runs_a_small_forecast_sees_its_charts_and_downloads_the_csv
     operator.shot("form")
     with page.expect_navigation():
         page.get_by_role("button", name="运行预测").click()
-    for title in ("分摊人数", "每人分摊（元）", "公示的案件"):
+    for title in ("分摊人数", "每人分摊（元）", "公示的案例"):
         chart = page.get_by_role("img", name=title)
         expect(chart).to_be_visible()
         expect(chart.locator("polyline")).to_have_count(1)

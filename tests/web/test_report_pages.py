@@ -73,7 +73,7 @@ def test_an_empty_plan_shows_the_page_without_charts(ctx: ServiceContext, client
                                                      ) -> None:
     browser, _ = staff_browser(ctx, client, Role.OPERATOR)
     page = browser.get("/staff/reports?plan=xhb-elderly-cancer").text
-    assert "还没有成员。" in page and "此期间没有申请案件。" in page
+    assert "还没有成员。" in page and "此期间没有申请案例。" in page
     assert len(svgs(page)) == 1  # the fairness chart, from the model's rates
 
 

@@ -26,7 +26,7 @@ def test_an_operator_runs_a_forecast_and_sees_three_charts_and_a_csv_link_in_chi
     assert page.status_code == 200, page.text
     assert page.text.count('<svg class="chart"') == 3
     assert "每人分摊（元）" in page.text
-    assert "公示的案件" in page.text
+    assert "公示的案例" in page.text
     assert 'value="7"' in page.text  # the form keeps what was asked
     assert "/staff/simulate/periods.csv?" in page.text
 
