@@ -38,6 +38,7 @@ from mutualaid.domain.claims import ClaimState, RejectionReason
 from mutualaid.domain.errors import Conflict, DomainError, Forbidden
 from mutualaid.domain.memberships import MembershipEvent, Relation
 from mutualaid.domain.risk import CODES, ClaimLinks, SignalCode
+from mutualaid.plan_files import read_plan_file
 from mutualaid.services.accounts import Actor
 from mutualaid.services.claims import (
     ClaimReport,
@@ -50,6 +51,7 @@ from mutualaid.services.context import ServiceContext
 from mutualaid.services.evidence import add_evidence
 from mutualaid.services.juries import eligible_jurors
 from mutualaid.services.memberships import change_membership
+from mutualaid.services.plans import publish_plan
 from mutualaid.services.risk import (
     appeal_fraud_record,
     claim_graph,
@@ -322,6 +324,33 @@ def test_high_risk_goes_to_a_field_investigator_and_low_risk_to_a_desk_review(
     assert (figures.flagged, figures.flagged_decided, figures.flagged_rejected,
             figures.flagged_rejected_fraud) == (2, 1, 1, 1)
     assert (figures.unflagged_decided, figures.unflagged_rejected) == (0, 0)
+
+
+def test_a_plan_version_that_tunes_risk_applies_to_the_next_scores_and_routing_of_every_member(
+    ctx: ServiceContext, clock: FixedClock,
+) -> None:
+    members = [covered_member(ctx, clock) for _ in range(2)]  # joined under version 1
+    tuned = publish_plan(ctx, None, read_plan_file("xhb-main.toml")
+                         + "\n[risk]\nfield_threshold = 30\n\n[risk.weights]\nshared_device = 0\n")
+    assert tuned.plan.version == 2
+    links = ClaimLinks(payee_account="62220210", device_id="dev-9")
+    first, second = (file(ctx, holder, membership.id, links) for holder, membership in members)
+    reviewer = staff(ctx, Role.REVIEWER)
+    for ref in (first, second):
+        view = claim_risk(ctx, reviewer, ref)
+        weights = {s.code: s.weight for s in view.signals}
+        # Under the defaults: 35 + 25 = 60; the device link now adds nothing.
+        assert weights == {"shared_payee": 35, "shared_device": 0}
+        assert (view.score, view.level, view.mode) == (35, "medium", "field")  # 35 >= 30
+    with ctx.reading() as session:
+        assert set(session.scalars(select(Claim.plan_version))) == {1}
+    start_review(ctx, reviewer, second)
+    investigator = staff(ctx, Role.INVESTIGATOR)
+    staff(ctx, Role.REVIEWER)
+    routed = route_investigation(ctx, reviewer, second)
+    assert (routed.mode, routed.investigator_id, routed.score) == ("field", investigator.account_id, 35)
+    report = {a.code: a for a in weight_report(ctx, staff(ctx, Role.OPERATOR), MAIN_PLAN)}
+    assert (report[SignalCode.SHARED_DEVICE].weight, report[SignalCode.SHARED_PAYEE].weight) == (0, 35)
 
 
 # --- proven fraud ---------------------------------------------------------------------------------------

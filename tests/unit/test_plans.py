@@ -3,7 +3,8 @@ from __future__ import annotations
 import pytest
 
 from mutualaid.domain.errors import DomainError
-from mutualaid.domain.plans import Tier, parse_plan_toml
+from mutualaid.domain.plans import Tier, parse_plan_toml, rules_fingerprint
+from mutualaid.domain.risk import DEFAULT_PARAMS, SignalCode, params_of, weight_of
 from mutualaid.plan_files import DEMO_PLAN_FILES, read_plan_file
 
 MAIN = read_plan_file("xhb-main.toml")
@@ -81,3 +82,50 @@ def test_toml_syntax_errors_give_the_line() -> None:
     with pytest.raises(DomainError) as refused:
         parse_plan_toml('code = "x"\nname_zh = \n')
     assert "line 2" in refused.value.message
+
+
+RISK_TABLE = """
+[risk]
+field_threshold = 30
+frequency_z = 5
+
+[risk.weights]
+shared_device = 0
+shared_payee = 45
+"""
+
+
+def test_a_risk_table_tunes_thresholds_and_weights_and_the_rest_keep_their_defaults() -> None:
+    rules = parse_plan_toml(MAIN + RISK_TABLE)
+    params = params_of(rules.risk)
+    assert (params.field_threshold, params.frequency_z) == (30, 5.0)
+    assert params.high_threshold == DEFAULT_PARAMS.high_threshold == 50
+    assert weight_of(SignalCode.SHARED_DEVICE, params) == 0
+    assert weight_of(SignalCode.SHARED_PAYEE, params) == 45
+    assert weight_of(SignalCode.SAME_FILE, params) == 40  # not in the table: the default
+
+
+def test_a_plan_without_a_risk_table_scores_with_the_defaults_and_keeps_its_hash() -> None:
+    rules = parse_plan_toml(MAIN)
+    assert rules.risk is None and params_of(rules.risk) == DEFAULT_PARAMS
+    assert "risk" not in rules.to_json()
+    assert rules_fingerprint(parse_plan_toml(MAIN + "\n[risk]\n")) != rules_fingerprint(rules)
+
+
+@pytest.mark.parametrize(
+    ("table", "field", "words"),
+    [
+        ("[risk.weights]\nshared_payer = 10", "risk.weights.shared_payer", "unknown signal"),
+        ("[risk.weights]\nshared_payee = -5", "risk.weights.shared_payee", "greater than or equal to 0"),
+        ("[risk.weights]\nshared_payee = 101", "risk.weights.shared_payee", "100"),
+        ("[risk.weights]\nshared_payee = 10.5", "risk.weights.shared_payee", "integer"),
+        ("[risk]\nfield_treshold = 30", "risk.field_treshold", "unknown key"),
+        ("[risk]\nnear_duplicate_bits = 65", "risk.near_duplicate_bits", "64"),
+        ("[risk]\nmedium_threshold = 60", "risk.medium_threshold", "high_threshold"),
+    ],
+)
+def test_a_bad_risk_table_is_refused_with_the_exact_key(table: str, field: str, words: str) -> None:
+    with pytest.raises(DomainError) as refused:
+        parse_plan_toml(MAIN + "\n" + table + "\n")
+    assert (refused.value.code, refused.value.field) == ("invalid_plan", field)
+    assert refused.value.message.startswith(f"{field}: ") and words in refused.value.message

@@ -19,6 +19,7 @@ from mutualaid.domain.risk import (
     BANDS,
     BY_CODE,
     CODES,
+    DEFAULT_PARAMS,
     NO_DATE,
     SIGNALS,
     ClaimColumns,
@@ -182,9 +183,10 @@ class TestScore:
         assert investigation_mode(39) is InvestigationMode.DESK
 
     def test_tuned_weights_replace_the_defaults(self) -> None:
-        result = score_claims(claims(2, payee=[1, 1]), EvidenceColumns.empty(),
-                              weights={SignalCode.SHARED_PAYEE: 12})
+        params = replace(DEFAULT_PARAMS, weights=((SignalCode.SHARED_PAYEE, 12),))
+        result = score_claims(claims(2, payee=[1, 1]), EvidenceColumns.empty(), params)
         assert result.score.tolist() == [12, 12]
+        assert [s.weight for s in result.signals_of(0)] == [12]
 
     def test_every_signal_is_documented_with_labels_and_a_reason(self) -> None:
         assert len(SIGNALS) == len(CODES) == len(set(CODES))

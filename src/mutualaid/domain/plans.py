@@ -19,6 +19,8 @@ from pydantic.dataclasses import dataclass
 
 from mutualaid.domain.errors import DomainError
 from mutualaid.domain.money import Fen
+from mutualaid.domain.risk import DEFAULT_PARAMS as _RISK
+from mutualaid.domain.risk import SignalCode
 
 _STRICT = ConfigDict(extra="forbid")
 
@@ -142,6 +144,31 @@ class SharingBand:
 
 
 @dataclass(frozen=True, config=_STRICT)
+class RiskRules:
+    """The risk signals' thresholds and weights (issue 9, docs/risk.md), tuned by publishing a new
+    plan version. Defaults: the documented code defaults (domain/risk.py RiskParams, SIGNALS)."""
+
+    soon_after_waiting_days: int = Field(default=_RISK.soon_after_waiting_days, ge=0, le=3650)
+    near_joining_days: int = Field(default=_RISK.near_joining_days, ge=0, le=3650)
+    declaration_lookback_days: int = Field(default=_RISK.declaration_lookback_days, ge=0, le=3650)
+    near_duplicate_bits: int = Field(default=_RISK.near_duplicate_bits, ge=0, le=64)
+    recent_days: int = Field(default=_RISK.recent_days, ge=1, le=3650)
+    history_days: int = Field(default=_RISK.history_days, ge=1, le=3650)
+    min_history_days: int = Field(default=_RISK.min_history_days, ge=0, le=3650)
+    frequency_min_count: int = Field(default=_RISK.frequency_min_count, ge=1)
+    frequency_z: float = Field(default=_RISK.frequency_z, gt=0, le=100)
+    outlier_days: int = Field(default=_RISK.outlier_days, ge=1, le=3650)
+    outlier_min_count: int = Field(default=_RISK.outlier_min_count, ge=1)
+    outlier_factor: float = Field(default=_RISK.outlier_factor, gt=0, le=100)
+    outlier_slack: float = Field(default=_RISK.outlier_slack, ge=0, le=1000)
+    field_threshold: int = Field(default=_RISK.field_threshold, ge=0, le=100)
+    high_threshold: int = Field(default=_RISK.high_threshold, ge=0, le=100)
+    medium_threshold: int = Field(default=_RISK.medium_threshold, ge=0, le=100)
+    #: Signal code -> points (replaces that signal's default weight; the others keep theirs).
+    weights: dict[str, Annotated[int, Field(ge=0, le=100)]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, config=_STRICT)
 class PlanRules:
     code: Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{1,40}$")]
     name_zh: Annotated[str, Field(min_length=1)]
@@ -163,6 +190,8 @@ class PlanRules:
     claims: ClaimRules = field(default_factory=ClaimRules)
     jury: JuryRules = field(default_factory=JuryRules)
     wind_down: WindDownRules = field(default_factory=WindDownRules)
+    #: None: the code defaults (and a plan without the table keeps its rules hash).
+    risk: RiskRules | None = None
 
     @property
     def zone(self) -> ZoneInfo:
@@ -187,7 +216,10 @@ class PlanRules:
         return Fen(best.amount_fen)
 
     def to_json(self) -> dict[str, Any]:
-        return json.loads(json.dumps(asdict(self), default=str))  # type: ignore[no-any-return]
+        data = asdict(self)
+        if data["risk"] is None:  # left out, so that the hash of a plan without it never changed
+            del data["risk"]
+        return json.loads(json.dumps(data, default=str))  # type: ignore[no-any-return]
 
 
 _RULES_ADAPTER = TypeAdapter(PlanRules)
@@ -256,6 +288,7 @@ def _check_consistency(rules: PlanRules) -> None:
                     "payout_bands",
                 )
     _check_sharing_bands(rules)
+    _check_risk(rules.risk)
     periods = rules.periods
     for name, days in (("publicity_days", periods.publicity_days), ("debit_days", periods.debit_days)):
         if not days:
@@ -315,6 +348,19 @@ def _check_sharing_bands(rules: PlanRules) -> None:
         raise DomainError("invalid_plan",
                           f"the bands end at {expected - 1}; members stay until "
                           f"{rules.entry.exit_age_years}", f"sharing_bands[{len(bands) - 1}].to_age")
+
+
+def _check_risk(risk: RiskRules | None) -> None:
+    if risk is None:
+        return
+    for code in risk.weights:
+        if code not in {c.value for c in SignalCode}:
+            raise DomainError("invalid_plan", f"risk.weights.{code}: unknown signal "
+                              f"(known: {', '.join(SignalCode)})",
+                              f"risk.weights.{code}")
+    if risk.medium_threshold > risk.high_threshold:
+        raise DomainError("invalid_plan", "risk.medium_threshold: above risk.high_threshold",
+                          "risk.medium_threshold")
 
 
 def parse_plan_rules(data: dict[str, Any]) -> PlanRules:

@@ -13,15 +13,18 @@ as integer codes (`factorize`), -1 where the claim gave none.
 from __future__ import annotations
 
 from collections.abc import Hashable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from itertools import combinations
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
 
 from mutualaid.domain.errors import DomainError
+
+if TYPE_CHECKING:  # domain/plans.py imports this module for the defaults and the signal codes
+    from mutualaid.domain.plans import RiskRules
 
 Ints = NDArray[np.int64]
 Bools = NDArray[np.bool_]
@@ -146,6 +149,8 @@ class RiskParams:
     field_threshold: int = 40
     high_threshold: int = 50
     medium_threshold: int = 25
+    #: The plan's weights (signal, points) where they differ from the signals' defaults.
+    weights: tuple[tuple[SignalCode, int], ...] = ()
 
     @property
     def lookback_days(self) -> int:
@@ -154,6 +159,15 @@ class RiskParams:
 
 
 DEFAULT_PARAMS = RiskParams()
+
+
+def params_of(rules: RiskRules | None) -> RiskParams:
+    """A plan's `[risk]` table as the scorer's parameters (None: the defaults)."""
+    if rules is None:
+        return DEFAULT_PARAMS
+    values = {f.name: getattr(rules, f.name) for f in fields(RiskParams) if f.name != "weights"}
+    return RiskParams(**values, weights=tuple((SignalCode(code), weight)
+                                              for code, weight in sorted(rules.weights.items())))
 
 
 def level_of(score: int, params: RiskParams = DEFAULT_PARAMS) -> RiskLevel:
@@ -257,6 +271,11 @@ def weights_vector(weights: Mapping[SignalCode, int] | None = None) -> Ints:
     return np.array([given.get(s.code, s.weight) for s in SIGNALS], dtype=np.int64)
 
 
+def weight_of(code: SignalCode, params: RiskParams = DEFAULT_PARAMS) -> int:
+    """The points this signal adds under these parameters (the plan's weight or the default)."""
+    return dict(params.weights).get(code, BY_CODE[code].weight)
+
+
 # --- the scorer -------------------------------------------------------------------------------------
 
 class _Put(Protocol):
@@ -279,11 +298,11 @@ def hamming(a: NDArray[np.uint64], b: NDArray[np.uint64]) -> NDArray[np.uint8]:
 
 def score_claims(
     claims: ClaimColumns, evidence: EvidenceColumns, params: RiskParams = DEFAULT_PARAMS,
-    weights: Mapping[SignalCode, int] | None = None, targets: Ints | None = None,
-    counts: WindowCounts | None = None,
+    targets: Ints | None = None, counts: WindowCounts | None = None,
 ) -> RiskResult:
     """Every signal for every claim, each against the claims given that were reported from
-    `params.lookback_days` before it on (its window; later claims included).
+    `params.lookback_days` before it on (its window; later claims included), weighted by
+    `params.weights` (the plan's) over the signals' defaults.
 
     The near-duplicate image search compares each image with every other (exact, O(images²));
     given `targets` (rows), it runs for those claims only and the other rows' near-duplicate
@@ -329,7 +348,7 @@ def score_claims(
         put(SignalCode.SAME_FILE, persons > 0, persons)
         distance = _nearest_image(evidence, claims, since, targets)
         put(SignalCode.NEAR_DUPLICATE_IMAGE, distance <= params.near_duplicate_bits, distance)
-    w = weights_vector(weights)
+    w = weights_vector(dict(params.weights))
     score = np.minimum(fired.astype(np.int64) @ w, 100)
     return RiskResult(fired, first, second, score, w)
 

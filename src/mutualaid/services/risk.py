@@ -28,9 +28,11 @@ from mutualaid.db.models import (
     FraudRecord,
     InvestigationReport,
     Membership,
+    Plan,
+    PlanVersion,
     RiskSignalFeedback,
 )
-from mutualaid.db.queries.plans import plan_by_code
+from mutualaid.db.queries.plans import known_rules, plan_by_code
 from mutualaid.domain.accounts import Role, require_role
 from mutualaid.domain.claims import OPEN_STATES, ClaimState, RejectionReason
 from mutualaid.domain.errors import Conflict, DomainError, Forbidden, NotFound
@@ -61,7 +63,9 @@ from mutualaid.domain.risk import (
     investigation_mode,
     level_of,
     links_of,
+    params_of,
     score_claims,
+    weight_of,
     window_counts,
 )
 from mutualaid.services import audit
@@ -194,6 +198,17 @@ def _report_days(session: Session, plan_id: int) -> tuple[int, int]:
     return first.toordinal(), last.toordinal()
 
 
+def plan_params(session: Session, plan_id: int) -> RiskParams:
+    """The risk thresholds and weights in force: the `[risk]` table of the plan's current version
+    (one small read; the parsed rules are cached by hash). A claim is scored by the rules in force
+    when it is scored, whichever version its member joined under: tuning is operational."""
+    sha256, version = session.execute(
+        select(PlanVersion.rules_sha256, Plan.current_version)
+        .join(Plan, (Plan.id == PlanVersion.plan_id) & (Plan.current_version == PlanVersion.version))
+        .where(Plan.id == plan_id)).one()
+    return params_of(known_rules(session, sha256, plan_id, version).risk)
+
+
 def _since(reported_on: date, params: RiskParams) -> date:
     return reported_on - timedelta(days=params.lookback_days)
 
@@ -312,11 +327,11 @@ def _count_query(plan_id: int, claim: Any, params: RiskParams) -> Any:
                   count(*since))
 
 
-def _score_around(session: Session, claim: Claim, now: datetime,
-                  params: RiskParams = DEFAULT_PARAMS) -> int:
+def _score_around(session: Session, claim: Claim, now: datetime) -> int:
     """Score a claim and re-score the open claims linked to it by a contact, a file or an image
     (they gained a link too), from their neighbours only: the cost does not grow with the plan."""
     session.flush()
+    params = plan_params(session, claim.plan_id)
     since = _since(claim.reported_on, params)
     near = _load(session, Claim.id.in_(_neighbours(session, claim.plan_id, [claim.id], since,
                                                    params)))
@@ -361,13 +376,14 @@ class RescoreResult:
     by_signal: dict[str, int]
 
 
-def rescore_plan(ctx: ServiceContext, actor: Actor, plan_code: str,
-                 params: RiskParams = DEFAULT_PARAMS) -> RescoreResult:
-    """Score every open claim of a plan again (after a change of thresholds or a data fix)."""
+def rescore_plan(ctx: ServiceContext, actor: Actor, plan_code: str) -> RescoreResult:
+    """Score every open claim of a plan again with the plan's current thresholds and weights
+    (after publishing a version that tunes them, or a data fix)."""
     require_role(actor.role, Role.OPERATOR, Role.REVIEWER)
     with ctx.transaction() as session:
         now = ctx.clock.now()
         plan = plan_by_code(session, plan_code)
+        params = plan_params(session, plan.id)
         oldest = session.scalar(select(func.min(Claim.reported_on)).where(
             Claim.plan_id == plan.id, Claim.state.in_(_OPEN)))
         if oldest is None:
@@ -444,11 +460,13 @@ def claim_risk(ctx: ServiceContext, actor: Actor, ref: str) -> RiskView:
                              float(row.details.get("second", 0)))
             signals.append(SignalView(row.code, row.weight, signal.label_zh, signal.label_en, zh, en,
                                       signal.reason, mine.get(row.code)))
-        score = risk.score if risk else 0
-        return RiskView(claim.ref, claim.state, claim.decision_reason, risk is not None, score,
-                        risk.level if risk else str(level_of(0)),
-                        risk.mode if risk else str(investigation_mode(0)),
-                        risk.computed_at if risk else None, signals, record)
+        if risk is None:
+            params = plan_params(session, claim.plan_id)
+            return RiskView(claim.ref, claim.state, claim.decision_reason, False, 0,
+                            str(level_of(0, params)), str(investigation_mode(0, params)), None,
+                            signals, record)
+        return RiskView(claim.ref, claim.state, claim.decision_reason, True, risk.score, risk.level,
+                        risk.mode, risk.computed_at, signals, record)
 
 
 @dataclass(frozen=True, slots=True)
@@ -472,13 +490,13 @@ class ClaimGraph:
     edges: list[GraphEdge]
 
 
-def claim_graph(ctx: ServiceContext, actor: Actor, ref: str, limit: int = 30,
-                params: RiskParams = DEFAULT_PARAMS) -> ClaimGraph:
+def claim_graph(ctx: ServiceContext, actor: Actor, ref: str, limit: int = 30) -> ClaimGraph:
     """The claims linked to this one (shared contacts, payee, device, doctor, files or images),
     and the links among them: a ring shows as a dense cluster."""
     require_role(actor.role, *STAFF)
     with ctx.reading() as session:
         claim = _claim(session, ref)
+        params = plan_params(session, claim.plan_id)
         window = _window(session, claim.plan_id, _since(claim.reported_on, params))
         center = window.row_of(claim.id)
         first_hop = links_of(window.claims, window.evidence, center, params)
@@ -543,9 +561,10 @@ def weight_report(ctx: ServiceContext, actor: Actor, plan_code: str | None = Non
     rejected, and the weight the feedback suggests (set-based counts)."""
     require_role(actor.role, Role.OPERATOR, Role.REVIEWER, Role.AUDITOR)
     with ctx.reading() as session:
-        scope = select(Claim.id)
+        scope, params = select(Claim.id), DEFAULT_PARAMS
         if plan_code:
-            scope = scope.where(Claim.plan_id == plan_by_code(session, plan_code).id)
+            plan_id = plan_by_code(session, plan_code).id
+            scope, params = scope.where(Claim.plan_id == plan_id), plan_params(session, plan_id)
         fired = dict(session.execute(
             select(ClaimRiskSignal.code, func.count()).where(ClaimRiskSignal.claim_id.in_(scope))
             .group_by(ClaimRiskSignal.code)).all())
@@ -560,7 +579,7 @@ def weight_report(ctx: ServiceContext, actor: Actor, plan_code: str | None = Non
             .join(Claim, Claim.id == ClaimRiskSignal.claim_id)
             .where(ClaimRiskSignal.claim_id.in_(scope)).group_by(ClaimRiskSignal.code)
         ).all()}
-        records = [SignalRecord(s.code, s.weight, int(fired.get(str(s.code), 0)),
+        records = [SignalRecord(s.code, weight_of(s.code, params), int(fired.get(str(s.code), 0)),
                                 int(feedback.get((str(s.code), True), 0)),
                                 int(feedback.get((str(s.code), False), 0)),
                                 *outcomes.get(str(s.code), (0, 0)))
@@ -583,8 +602,7 @@ class Routing:
 
 
 def route_investigation(ctx: ServiceContext, actor: Actor, ref: str, *,
-                        idempotency_key: str | None = None,
-                        params: RiskParams = DEFAULT_PARAMS) -> Routing:
+                        idempotency_key: str | None = None) -> Routing:
     """Assign a claim under review by its score: high risk to the least-loaded field investigator,
     the rest to the least-loaded other reviewer for a desk review."""
     from mutualaid.services.claims import assign_investigation
@@ -594,7 +612,7 @@ def route_investigation(ctx: ServiceContext, actor: Actor, ref: str, *,
         claim = _claim(session, ref)
         risk = session.get(ClaimRisk, claim.id)
         score = risk.score if risk else 0
-        mode = investigation_mode(score, params)
+        mode = investigation_mode(score, plan_params(session, claim.plan_id))
         role = Role.INVESTIGATOR if mode is InvestigationMode.FIELD else Role.REVIEWER
         load = (select(Claim.investigator_id, func.count().label("n"))
                 .where(Claim.state.in_([ClaimState.INVESTIGATING, ClaimState.AWAITING_DOCUMENTS]))
@@ -631,8 +649,7 @@ class RiskOperations:
     unflagged_rejected: int
 
 
-def risk_operations(ctx: ServiceContext, actor: Actor, plan_code: str,
-                    params: RiskParams = DEFAULT_PARAMS) -> RiskOperations:
+def risk_operations(ctx: ServiceContext, actor: Actor, plan_code: str) -> RiskOperations:
     """What investigations cost per case (field vs desk) and how flagged cases ended."""
     require_role(actor.role, Role.OPERATOR, Role.AUDITOR)
     with ctx.reading() as session:
@@ -648,7 +665,7 @@ def risk_operations(ctx: ServiceContext, actor: Actor, plan_code: str,
                 .where(Claim.plan_id == plan.id, Account.role == str(role))).one()
             modes.append(ModeCost(str(mode), int(cases), int(cost),
                                   (2 * int(cost) + int(cases)) // (2 * int(cases)) if cases else 0))
-        flagged_expr = ClaimRisk.score >= params.medium_threshold
+        flagged_expr = ClaimRisk.score >= plan_params(session, plan.id).medium_threshold
         rows = session.execute(
             select(flagged_expr, func.count(), func.count(Claim.decided_at), func.sum(_rejected_case()),
                    func.sum(_fraud_case()))
