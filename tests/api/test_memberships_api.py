@@ -224,6 +224,29 @@ def test_joining_needs_a_login(api: Api) -> None:
     assert response.status_code == 401
 
 
+@pytest.mark.parametrize("body", [enrollment(), enrollment(id_number="110101199003070018"),
+                                  enrollment(full_name=" ")])
+def test_an_unknown_token_is_refused_before_anything_else_is_looked_at(
+    api: Api, body: dict[str, object]
+) -> None:
+    # The join checks its caller's token inside its first read; a bad token must still be a 401,
+    # whatever else is wrong with the request, and must create nothing.
+    response = api.client.post(JOIN, headers={"Authorization": "Bearer made-up"}, json=body)
+    assert response.status_code == 401, response.text
+    assert response.json()["error"]["code"] == "invalid_token"
+    unknown_plan = api.client.post("/api/v1/plans/no-such-plan/memberships",
+                                   headers={"Authorization": "Bearer made-up"}, json=body)
+    assert unknown_plan.status_code == 401
+
+
+def test_an_expired_token_cannot_join(api: Api, ctx: object, clock: FixedClock) -> None:
+    headers = api.member()
+    clock.advance(timedelta(days=31))  # past the 30-day token lifetime
+    response = api.client.post(JOIN, headers=headers, json=enrollment())
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "invalid_token"
+
+
 def test_a_member_leaves_and_rejoining_later_starts_a_new_waiting_period(
     api: Api, clock: FixedClock
 ) -> None:

@@ -8,7 +8,7 @@ from fastapi import Depends, Header, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from mutualaid.domain.errors import Unauthenticated
-from mutualaid.services.accounts import Actor, authenticate
+from mutualaid.services.accounts import Actor, BearerToken, authenticate
 from mutualaid.services.context import ServiceContext
 
 _bearer = HTTPBearer(auto_error=False, description="A token from POST /api/v1/sessions")
@@ -32,6 +32,18 @@ def current_actor(
 
 
 CurrentActor = Annotated[Actor, Depends(current_actor)]
+
+
+def bearer_caller(
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> BearerToken:
+    """The caller's token, checked by the service itself in its first read (joins only)."""
+    if credentials is None:
+        raise Unauthenticated("not_authenticated", "log in first: send Authorization: Bearer <token>")
+    return BearerToken(credentials.credentials)
+
+
+BearerCaller = Annotated[BearerToken, Depends(bearer_caller)]
 
 IdempotencyKey = Annotated[
     str | None,

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Response, status
 from pydantic import BaseModel, Field
 
-from mutualaid.api.dependencies import Context, CurrentActor, IdempotencyKey
+from mutualaid.api.dependencies import BearerCaller, Context, CurrentActor, IdempotencyKey
 from mutualaid.api.responses import json_answer
 from mutualaid.domain.accounts import Role, require_role
 from mutualaid.domain.memberships import MembershipEvent, Relation
@@ -41,12 +41,13 @@ class Reason(BaseModel):
 @router.post("/plans/{plan_code}/memberships", status_code=status.HTTP_201_CREATED,
              response_model=MembershipView)
 def join(
-    plan_code: str, body: Enrollment, ctx: Context, actor: CurrentActor, key: IdempotencyKey = None
+    plan_code: str, body: Enrollment, ctx: Context, caller: BearerCaller,
+    key: IdempotencyKey = None,
 ) -> Response:
     """Enroll yourself or a family member (you pay their shares). Send an Idempotency-Key."""
     request = EnrollmentRequest(full_name=body.full_name, id_number=body.id_number,
                                 relation=body.relation, health_answers=body.health_answers)
-    return json_answer(enroll_member(ctx, actor, plan_code, request, idempotency_key=key),
+    return json_answer(enroll_member(ctx, caller, plan_code, request, idempotency_key=key),
                        status.HTTP_201_CREATED)
 
 

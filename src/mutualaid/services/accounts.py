@@ -42,6 +42,18 @@ class Actor:
         return self.account_id or None
 
 
+@dataclass(frozen=True, slots=True)
+class BearerToken:
+    """An API caller whose token is not looked up yet: the hottest write (a join) checks it in
+    its own first read instead of a separate round trip. Anything else calls `authenticate`."""
+
+    token: str
+
+    @property
+    def token_hash(self) -> str:
+        return _token_hash(self.token)
+
+
 SYSTEM_ACTOR = Actor(account_id=0, role=Role.OPERATOR)
 """Whoever runs the CLI on the server: trusted like an operator, audited as the system."""
 

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from mutualaid.db.models import (
     Account,
+    ApiToken,
     AuditEvent,
     Base,
     FraudRecord,
@@ -52,7 +53,7 @@ from mutualaid.domain.memberships import (
 from mutualaid.domain.plans import PlanRules
 from mutualaid.domain.schemes import join_refusal
 from mutualaid.services import audit, risk
-from mutualaid.services.accounts import Actor
+from mutualaid.services.accounts import Actor, BearerToken, authenticate
 from mutualaid.services.context import ServiceContext
 from mutualaid.services.idempotency import KeyRow, act_once, run_idempotent
 
@@ -99,23 +100,23 @@ def _already_member() -> Conflict:
     return Conflict("already_member", "this person already has a membership in this plan", "id_number")
 
 
-def _person_facts() -> tuple[Any, ...]:
+def _person_facts(account: Any) -> tuple[Any, ...]:
     """Who this identity already is, whether the account has enrolled its holder, and whether it
     has a standing fraud record: scalar subqueries, so they ride along with another read."""
     by_identity = Person.identity_hash == bindparam("identity_hash")
     return (
         select(Person.id).where(by_identity).scalar_subquery().label("known_person_id"),
         select(Person.account_id).where(by_identity).scalar_subquery().label("known_account_id"),
-        select(Person.id).where(Person.account_id == bindparam("account_id"),
+        select(Person.id).where(Person.account_id == account,
                                 Person.relation == Relation.SELF).exists().label("holder_exists"),
         # Issue 9: an account with a standing proven-fraud record enrolls no one.
-        select(FraudRecord.id).where(FraudRecord.account_id == bindparam("account_id"),
+        select(FraudRecord.id).where(FraudRecord.account_id == account,
                                      FraudRecord.revoked_at.is_(None))
         .exists().label("account_flagged"),
     )
 
 
-_PERSON_FACTS = select(*_person_facts())
+_PERSON_FACTS = select(*_person_facts(bindparam("account_id")))
 
 
 def _known_person(facts: Any, actor: Actor, relation: Relation) -> int | None:
@@ -184,31 +185,53 @@ def _one_statement_join(new_person: bool, with_key: bool) -> Executable:
 
 _ONE_STATEMENT_JOINS = {(person, key): _one_statement_join(person, key)
                         for person in (False, True) for key in (False, True)}
-_PLAN_AND_NEW_IDS = (
-    select(Plan.id, Plan.code, Plan.status, Plan.current_version, PlanVersion.rules_sha256,
-           # The sequences of the two BIGSERIAL ids, named as PostgreSQL names them.
-           func.nextval(literal_column("'persons_id_seq'::regclass")).label("new_person_id"),
-           func.nextval(literal_column("'memberships_id_seq'::regclass"))
-           .label("new_membership_id"), *_person_facts())
-    .join(PlanVersion, (PlanVersion.plan_id == Plan.id)
-          & (PlanVersion.version == Plan.current_version))
-    .where(Plan.code == bindparam("code"))
-)
+def _plan_and_new_ids(account: Any, *caller: Any) -> Executable:
+    """PostgreSQL: the plan, its rules' hash, two new ids, the person facts (and the caller)."""
+    return (
+        select(Plan.id, Plan.code, Plan.status, Plan.current_version, PlanVersion.rules_sha256,
+               # The sequences of the two BIGSERIAL ids, named as PostgreSQL names them.
+               func.nextval(literal_column("'persons_id_seq'::regclass")).label("new_person_id"),
+               func.nextval(literal_column("'memberships_id_seq'::regclass"))
+               .label("new_membership_id"), *_person_facts(account), *caller)
+        .join(PlanVersion, (PlanVersion.plan_id == Plan.id)
+              & (PlanVersion.version == Plan.current_version))
+        .where(Plan.code == bindparam("code"))
+    )
+
+
+_CALLER = (select(ApiToken.account_id)
+           .where(ApiToken.token_hash == bindparam("token_hash"),
+                  ApiToken.expires_at > bindparam("now")).scalar_subquery())
+_PLAN_AND_NEW_IDS = _plan_and_new_ids(bindparam("account_id"))
+#: The same read for a caller known only by a bearer token: the token is checked in it too.
+_PLAN_AND_NEW_IDS_BY_TOKEN = _plan_and_new_ids(
+    _CALLER, _CALLER.label("caller_id"),
+    select(Account.role).where(Account.id == _CALLER).scalar_subquery().label("caller_role"))
 
 
 def enroll_member(
     ctx: ServiceContext,
-    actor: Actor,
+    caller: Actor | BearerToken,
     plan_code: str,
     request: EnrollmentRequest,
     *,
     idempotency_key: str | None = None,
 ) -> MembershipView:
-    """Enroll a person (the actor themself or a family member) in a plan; the actor pays for them."""
-    resident = parse_resident_id(request.id_number)
-    full_name = request.full_name.strip()
-    if not full_name or len(full_name) > 50:
-        raise DomainError("invalid_name", "a name has 1 to 50 characters", "full_name")
+    """Enroll a person (the caller themself or a family member) in a plan; the caller pays for
+    them. An API caller may come as its bearer token: on PostgreSQL the token is then checked in
+    the join's first read (an unknown or expired token is still refused before anything else)."""
+    postgres = ctx.engine.dialect.name == "postgresql"
+    if isinstance(caller, BearerToken) and (not postgres or ctx.credit_check is not None):
+        caller = authenticate(ctx, caller.token)  # never consult a credit check for a stranger
+    try:
+        resident = parse_resident_id(request.id_number)
+        full_name = request.full_name.strip()
+        if not full_name or len(full_name) > 50:
+            raise DomainError("invalid_name", "a name has 1 to 50 characters", "full_name")
+    except DomainError:
+        if isinstance(caller, BearerToken):
+            authenticate(ctx, caller.token)  # 401 before 400, as for every other endpoint
+        raise
     identity_hash = ctx.protector.identity_hash(resident.number)
     credit_score = (
         ctx.credit_check.score(identity_hash, resident.birth_on) if ctx.credit_check else None
@@ -218,9 +241,7 @@ def enroll_member(
                            "relation": str(request.relation),
                            "answers": dict(request.health_answers)}
 
-    person_params = {"identity_hash": identity_hash, "account_id": actor.account_id}
-
-    def plan_joining(connection: Connection, plan: PlanHead, rules: PlanRules,
+    def plan_joining(connection: Connection, actor: Actor, plan: PlanHead, rules: PlanRules,
                      facts: Any) -> _Joining:
         """Every check, and the rows to write; nothing written yet."""
         now = ctx.clock.now()
@@ -265,46 +286,59 @@ def enroll_member(
             waiting_ends_on=dates.waiting_ends_on, covered_from_on=dates.covered_from_on,
             ages_out_on=dates.ages_out_on))
 
-    if ctx.engine.dialect.name == "postgresql":
-        def attempt(key_row: KeyRow | None) -> MembershipView:
-            # The busiest write of a launch (3.3M joins in 3 days): ONE read (plan, rules' hash,
-            # two new ids, whether the person is known), then ONE statement that writes the person,
-            # the membership, the audit row and the idempotency key together. It is atomic by
-            # itself, so it runs in autocommit: no BEGIN/COMMIT round trips.
-            with ctx.autocommit() as connection:
-                head = connection.execute(_PLAN_AND_NEW_IDS,
-                                          {"code": plan_code} | person_params).first()
-                if head is None:
-                    raise NotFound("plan_not_found", f"there is no plan {plan_code!r}", "plan_code")
-                plan = PlanHead(head.id, head.code, head.status, head.current_version)
-                rules = known_rules(connection, head.rules_sha256, plan.id, plan.current_version)
-                joining = plan_joining(connection, plan, rules, head)
-                view = joining.view_of(head.new_membership_id,
-                                       joining.person_id or head.new_person_id)
-                params = _prefixed("m_", joining.membership
-                                   | {"id": view.id, "person_id": view.person_id})
-                params |= _prefixed("a_", joining.audit_row | {"subject_id": view.id})
-                if joining.new_person is not None:
-                    params |= _prefixed("p_", joining.new_person | {"id": view.person_id})
-                if key_row is not None:
-                    params |= _prefixed("k_", key_row.values(view))
-                statement = _ONE_STATEMENT_JOINS[joining.new_person is not None,
-                                                 key_row is not None]
-                try:
-                    connection.execute(statement, params)
-                except IntegrityError:
-                    raise _already_member() from None
-                return view
+    def write_join(connection: Connection, actor: Actor, head: Any,
+                   key_row: KeyRow | None) -> MembershipView:
+        plan = PlanHead(head.id, head.code, head.status, head.current_version)
+        rules = known_rules(connection, head.rules_sha256, plan.id, plan.current_version)
+        joining = plan_joining(connection, actor, plan, rules, head)
+        view = joining.view_of(head.new_membership_id, joining.person_id or head.new_person_id)
+        values = _prefixed("m_", joining.membership | {"id": view.id, "person_id": view.person_id})
+        values |= _prefixed("a_", joining.audit_row | {"subject_id": view.id})
+        if joining.new_person is not None:
+            values |= _prefixed("p_", joining.new_person | {"id": view.person_id})
+        if key_row is not None:
+            values |= _prefixed("k_", key_row.values(view))
+        statement = _ONE_STATEMENT_JOINS[joining.new_person is not None, key_row is not None]
+        try:
+            connection.execute(statement, values)
+        except IntegrityError:
+            raise _already_member() from None
+        return view
 
-        return act_once(ctx, account_id=actor.account_id, key=idempotency_key,
-                        operation=f"enroll:{plan_code}", request=request_fingerprint,
-                        result_type=MembershipView, attempt=attempt)
+    if postgres:
+        # The busiest write of a launch (3.3M joins in 3 days): ONE read (the caller's token,
+        # the plan, its rules' hash, two new ids, whether the person is known), then ONE
+        # statement that writes the person, the membership, the audit row and the idempotency
+        # key together. It is atomic by itself, so all runs in autocommit: no BEGIN/COMMIT.
+        with ctx.autocommit() as connection:
+            params: dict[str, Any] = {"code": plan_code, "identity_hash": identity_hash}
+            if isinstance(caller, BearerToken):
+                head = connection.execute(_PLAN_AND_NEW_IDS_BY_TOKEN, params | {
+                    "token_hash": caller.token_hash, "now": ctx.clock.now()}).first()
+                if head is None or head.caller_id is None:
+                    actor = authenticate(ctx, caller.token)  # refuses the unknown or expired
+                else:
+                    actor = Actor(int(head.caller_id), Role(head.caller_role))
+            else:
+                actor = caller
+                head = connection.execute(_PLAN_AND_NEW_IDS,
+                                          params | {"account_id": actor.account_id}).first()
+            if head is None:
+                raise NotFound("plan_not_found", f"there is no plan {plan_code!r}", "plan_code")
+            return act_once(ctx, account_id=actor.account_id, key=idempotency_key,
+                            operation=f"enroll:{plan_code}", request=request_fingerprint,
+                            result_type=MembershipView,
+                            attempt=lambda key_row: write_join(connection, actor, head, key_row))
+
+    assert isinstance(caller, Actor)  # a token was looked up above
+    actor = caller
 
     def enroll(session: Session) -> MembershipView:
         plan, rules = plan_with_rules(session, plan_code)
         connection = session.connection()
-        facts = connection.execute(_PERSON_FACTS, person_params).one()
-        joining = plan_joining(connection, plan, rules, facts)
+        facts = connection.execute(_PERSON_FACTS, {"identity_hash": identity_hash,
+                                                   "account_id": actor.account_id}).one()
+        joining = plan_joining(connection, actor, plan, rules, facts)
         try:
             person_id = joining.person_id or connection.execute(
                 _INSERT_PERSON, joining.new_person).scalar_one()
