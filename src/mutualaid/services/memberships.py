@@ -185,6 +185,8 @@ def _one_statement_join(new_person: bool, with_key: bool) -> Executable:
 
 _ONE_STATEMENT_JOINS = {(person, key): _one_statement_join(person, key)
                         for person in (False, True) for key in (False, True)}
+
+
 def _plan_and_new_ids(account: Any, *caller: Any) -> Executable:
     """PostgreSQL: the plan, its rules' hash, two new ids, the person facts (and the caller)."""
     return (
@@ -276,10 +278,10 @@ def enroll_member(
             "waiting_ends_on": dates.waiting_ends_on, "covered_from_on": dates.covered_from_on,
             "ages_out_on": dates.ages_out_on,
         }
-        audit_row = {"occurred_at": now, "actor_account_id": actor.account_id,
-                     "action": "member_enrolled", "subject_type": "membership",
-                     "details": {"plan": plan.code, "relation": str(request.relation),
-                                 "plan_version": plan.current_version}}
+        audit_row = audit.audit_row(
+            at=now, actor_account_id=actor.account_id, action="member_enrolled",
+            subject_type="membership", subject_id=None, plan=plan.code,
+            relation=str(request.relation), plan_version=plan.current_version)
         return _Joining(person_id, new_person, membership, audit_row, MembershipView(
             id=0, plan_code=plan.code, person_id=person_id or 0, name_masked=name_masked,
             relation=request.relation, state=MembershipState.WAITING, joined_on=dates.joined_on,
@@ -348,7 +350,7 @@ def enroll_member(
                 _INSERT_MEMBERSHIP, joining.membership | {"person_id": person_id}).scalar_one()
         except IntegrityError:
             raise _already_member() from None
-        connection.execute(insert(AuditEvent), joining.audit_row | {"subject_id": membership_id})
+        connection.execute(audit.INSERT, joining.audit_row | {"subject_id": membership_id})
         return joining.view_of(membership_id, person_id)
 
     return run_idempotent(
