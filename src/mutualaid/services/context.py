@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from argon2 import PasswordHasher
 from sqlalchemy import Connection, Engine
@@ -50,10 +51,14 @@ class ServiceContext:
         with self.sessions.begin() as session:
             yield session
 
+    @cached_property
+    def _reader(self) -> Engine:
+        return self.engine.execution_options(**{READ_ONLY: True})
+
     @contextmanager
     def reading(self) -> Iterator[Session]:
         """A session for reads only (on SQLite a deferred transaction that takes no write lock)."""
-        with self.sessions(bind=self.engine.execution_options(**{READ_ONLY: True})) as session:
+        with self.sessions(bind=self._reader) as session:
             yield session
 
     @contextmanager
