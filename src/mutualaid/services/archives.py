@@ -33,6 +33,7 @@ from mutualaid.db.queries.plans import plan_by_code
 from mutualaid.domain.apportionment import PeriodState, reached
 from mutualaid.domain.errors import Conflict
 from mutualaid.domain.ledger import SPONSOR, plan_account
+from mutualaid.domain.money import format_yuan
 from mutualaid.services.context import ServiceContext
 from mutualaid.services.ledger import balances, unbalanced_transactions
 from mutualaid.services.periods import PeriodNotice, period_notice
@@ -84,13 +85,11 @@ def write_archive(ctx: ServiceContext, plan_code: str, checkpoint_size: int, out
         plan = plan_by_code(session, plan_code)
         writer.write("plan.json", _json(_plan_record(session, plan)))
         writer.write("ledger.json", _json(ledger_record(session, plan)))
-        publicity_days = list(session.scalars(select(Period.publicity_on).where(
-            Period.plan_id == plan.id).order_by(Period.publicity_on)))
-        states = dict(session.execute(select(Period.publicity_on, Period.state).where(
-            Period.plan_id == plan.id)).all())
+        periods = session.execute(select(Period.publicity_on, Period.state).where(
+            Period.plan_id == plan.id).order_by(Period.publicity_on)).all()
     refs = []
-    for day in publicity_days:
-        if not reached(PeriodState(states[day]), PeriodState.COMPUTED):
+    for day, state in periods:
+        if not reached(PeriodState(state), PeriodState.COMPUTED):
             continue
         notice = period_notice(ctx, plan_code, day)
         writer.write(f"notices/{day}.json", _json(asdict(notice)))
@@ -164,7 +163,7 @@ def ledger_record(session: Session, plan: Plan) -> dict[str, Any]:
 
 
 def _yuan(fen: int | None) -> str:
-    return f"{(fen or 0) / 100:,.2f}" if fen is not None else "—"
+    return format_yuan(fen, grouping=True) if fen is not None else "—"
 
 
 def notice_html(notice: PeriodNotice) -> str:

@@ -32,11 +32,13 @@ from mutualaid.db.models import (
 )
 from mutualaid.db.queries.plans import plan_by_code
 from mutualaid.domain.accounts import Role, require_role
+from mutualaid.domain.claims import OPEN_STATES
 from mutualaid.services import audit
 from mutualaid.services.accounts import Actor
 from mutualaid.services.context import ServiceContext
 from mutualaid.services.member_data import export_member_data
 from mutualaid.services.periods import account_statements
+from mutualaid.services.wind_down import PLAN_ENDED
 
 RECORD_FORMAT = "mutualaid-member-record/v1"
 RECORD_CSV_COLUMNS = ("section", "ref", "plan", "on", "amount_fen", "status", "detail")
@@ -47,7 +49,6 @@ MIGRATION_COLUMNS = (
 )
 IDENTITY_COLUMNS = ("full_name", "id_number")
 DEFAULT_CHUNK = 5_000
-_CLOSED_CLAIM_STATES = ("withdrawn", "closed_rejected", "rejected")
 
 
 def _plain(value: Any) -> Any:
@@ -173,7 +174,7 @@ def migration_export(ctx: ServiceContext, actor: Actor, plan_code: str, *,
                 .join(Person, Person.id == Membership.person_id)
                 .join(Account, Account.id == Membership.payer_account_id)
                 .where(plan_match, Membership.id > after,
-                       Membership.ended_at.is_(None) | (Membership.end_reason == "plan_ended"))
+                       Membership.ended_at.is_(None) | (Membership.end_reason == PLAN_ENDED))
                 .order_by(Membership.id).limit(chunk)).all()
             if not rows:
                 return
@@ -188,7 +189,7 @@ def migration_export(ctx: ServiceContext, actor: Actor, plan_code: str, *,
                 tally = claims.setdefault(membership_id, [0, 0, 0])
                 if state == "paid":
                     tally[0], tally[1] = tally[0] + count, tally[1] + int(fen)
-                elif state not in _CLOSED_CLAIM_STATES:
+                elif state in OPEN_STATES:
                     tally[2] += count
             lines = []
             for row in rows:

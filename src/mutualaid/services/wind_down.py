@@ -72,7 +72,7 @@ from mutualaid.services.transparency import (
 #: memberships.end_reason of everyone still in the plan when its cover ended.
 PLAN_ENDED = "plan_ended"
 _ACTIVE = [str(s) for s in ACTIVE_STATES]
-#: Claims that can still be paid (a rejected claim may yet be disputed before a jury).
+#: Claims that can no longer be paid (a rejected claim may yet be disputed before a jury).
 _FINAL_CLAIM_STATES = [str(ClaimState.PAID), str(ClaimState.WITHDRAWN),
                        str(ClaimState.CLOSED_REJECTED)]
 
@@ -99,13 +99,17 @@ class WindDownView:
     archive_sha256: str | None = None
 
 
+def _active_members(session: Session, plan_id: int) -> int:
+    return int(session.scalar(select(func.count()).select_from(Membership).where(
+        Membership.plan_id == plan_id, Membership.state.in_(_ACTIVE))) or 0)
+
+
 def _status(session: Session, plan: Plan) -> WindDownView:
     rules = current_rules(session, plan)
-    active = session.scalar(select(func.count()).select_from(Membership).where(
-        Membership.plan_id == plan.id, Membership.state.in_(_ACTIVE))) or 0
+    active = _active_members(session, plan.id)
     open_claims = session.scalar(select(func.count()).select_from(Claim).where(
         Claim.plan_id == plan.id, Claim.state.in_([str(s) for s in OPEN_STATES]))) or 0
-    base = WindDownView(plan.code, PlanStatus(plan.status), rules.minimum_members, int(active),
+    base = WindDownView(plan.code, PlanStatus(plan.status), rules.minimum_members, active,
                         int(open_claims))
     row = session.get(PlanWindDown, plan.id)
     if row is None:
@@ -388,8 +392,7 @@ def check_minimum_membership(ctx: ServiceContext, actor: Actor, plan_code: str) 
         rules = current_rules(session, plan)
         now = ctx.clock.now()
         today = local_date(now, rules.zone)
-        active = int(session.scalar(select(func.count()).select_from(Membership).where(
-            Membership.plan_id == plan.id, Membership.state.in_(_ACTIVE))) or 0)
+        active = _active_members(session, plan.id)
         status = minimum_status(active, rules.minimum_members, local_date(plan.created_at,
                                 rules.zone), today, rules.wind_down.minimum_grace_days)
         if status is not MinimumStatus.BELOW or plan.status != PlanStatus.OPEN:

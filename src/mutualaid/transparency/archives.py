@@ -68,7 +68,6 @@ def tile_refs(size: int) -> Iterator[TileRef]:
 class ArchiveReport:
     checks: tuple[Check, ...]
     checkpoint: Checkpoint | None
-    keys_from_archive: bool
 
     @property
     def ok(self) -> bool:
@@ -89,7 +88,7 @@ def verify_archive(root: Path, trust: TrustPolicy | None = None) -> ArchiveRepor
     if checkpoint is not None and len(leaves) == checkpoint.size:
         _check_notices(files, set(leaves), checks)
     _check_ledger(files, checks)
-    return ArchiveReport(tuple(checks), checkpoint, trust is None)
+    return ArchiveReport(tuple(checks), checkpoint)
 
 
 def _check_manifest(root: Path, checks: list[Check]) -> tuple[dict[str, bytes], dict[str, Any] | None]:
