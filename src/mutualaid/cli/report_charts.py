@@ -7,32 +7,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from mutualaid.forecasts.outputs import pyplot, save_figure
 from mutualaid.services.reports import CaseGroup, PlanReport
 
 #: Colours: the web app's primary blue, and a green and an orange that stay apart in grey print.
 BLUE, GREEN, ORANGE = "#1f5fa8", "#2e8540", "#d9822b"
-
-
-def _pyplot() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
-
-    plt.rcParams["svg.hashsalt"] = "mutualaid"
-    return plt
-
-
-def _save(plt: Any, figure: Any, directory: Path, stem: str) -> list[Path]:
-    written = []
-    for suffix in ("png", "svg"):
-        path = directory / f"{stem}.{suffix}"
-        # No date in the files: the same report gives the same bytes.
-        figure.savefig(path, dpi=110, metadata={"Date": None} if suffix == "svg" else
-                       {"Software": None})
-        written.append(path)
-    plt.close(figure)
-    return written
 
 
 def _membership(plt: Any, report: PlanReport) -> Any:
@@ -134,7 +113,7 @@ def _fairness(plt: Any, report: PlanReport) -> Any:
 
 def write_report_charts(report: PlanReport, directory: Path) -> list[Path]:
     """One PNG and one SVG per chart that has something to show."""
-    plt = _pyplot()
+    plt = pyplot()
     directory.mkdir(parents=True, exist_ok=True)
     charts: list[tuple[str, Callable[[Any, PlanReport], Any]]] = [
         ("membership", _membership), ("shares", _shares), ("decisions", _decisions),
@@ -147,5 +126,5 @@ def write_report_charts(report: PlanReport, directory: Path) -> list[Path]:
     for stem, draw in charts:
         figure = draw(plt, report)
         if figure is not None:
-            written += _save(plt, figure, directory, stem)
+            written += save_figure(plt, figure, directory, stem)
     return written

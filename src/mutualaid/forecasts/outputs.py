@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -98,15 +99,33 @@ def expected_fairness(result: SimulationResult, period: int | None = None) -> li
 # --- charts ---------------------------------------------------------------------------------------
 
 
-def write_charts(result: SimulationResult, directory: Path) -> list[Path]:
-    """members.{png,svg}, share.{png,svg}, cases.{png,svg}: the median with its 5–95% band."""
+def pyplot() -> Any:
+    """matplotlib's pyplot, drawing off screen, with SVG ids that do not change from run to run."""
     import matplotlib
 
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
 
     plt.rcParams["svg.hashsalt"] = "mutualaid"
+    return plt
 
+
+def save_figure(plt: Any, figure: Any, directory: Path, stem: str) -> list[Path]:
+    """`stem`.png and `stem`.svg in `directory`, then the figure closed."""
+    written = []
+    for suffix in ("png", "svg"):
+        path = directory / f"{stem}.{suffix}"
+        # No date in the files: the same figures give the same bytes.
+        metadata = {"Date": None} if suffix == "svg" else {"Software": None}
+        figure.savefig(path, dpi=110, metadata=metadata)
+        written.append(path)
+    plt.close(figure)
+    return written
+
+
+def write_charts(result: SimulationResult, directory: Path) -> list[Path]:
+    """members.{png,svg}, share.{png,svg}, cases.{png,svg}: the median with its 5–95% band."""
+    plt = pyplot()
     dates = np.array(result.setup.publicity_on, dtype="datetime64[D]")
     charts = (
         ("members", "members", 1e6, "members (millions)"),
@@ -127,11 +146,5 @@ def write_charts(result: SimulationResult, directory: Path) -> list[Path]:
         axes.grid(alpha=0.3)
         axes.legend(loc="upper left")
         figure.autofmt_xdate()
-        for suffix in ("png", "svg"):
-            path = directory / f"{stem}.{suffix}"
-            # No date in the files: the same seed gives the same bytes.
-            metadata = {"Date": None} if suffix == "svg" else {"Software": None}
-            figure.savefig(path, dpi=110, metadata=metadata)
-            written.append(path)
-        plt.close(figure)
+        written += save_figure(plt, figure, directory, stem)
     return written

@@ -134,7 +134,9 @@ def publicity_dates(start_on: date, publicity_days: list[int], periods: int) -> 
     return dates
 
 
-def _band_edges(rules: PlanRules, model: ForecastModel) -> list[int]:
+def band_edges(rules: PlanRules, model: ForecastModel) -> list[int]:
+    """The age band edges [edges[i], edges[i + 1]) from the plan's entry age to its exit age: every
+    5 years and every edge of the plan's payout bands and of the model's age tables."""
     low, high = rules.entry.min_age_years, rules.entry.exit_age_years
     edges = {low, high, rules.entry.max_age_years + 1, *range(0, high, 5)}
     for band in rules.payout_bands:
@@ -199,7 +201,7 @@ def build_setup(rules: PlanRules, model: ForecastModel, settings: SimulationSett
     start_on = settings.start_on or model.joins.start_on
     dates = publicity_dates(start_on, rules.periods.publicity_days, settings.periods)
     periods = len(dates)
-    edges = _band_edges(rules, model)
+    edges = band_edges(rules, model)
     lows, highs = np.array(edges[:-1]), np.array(edges[1:])
     bands = len(lows)
     tiers = tuple(t for t in (Tier.SEVERE, Tier.MILD) if any(i.tier == t for i in rules.illnesses))

@@ -40,7 +40,7 @@ from mutualaid.db.models import (
 from mutualaid.db.queries.plans import current_rules, plan_by_code
 from mutualaid.db.queries.reports import hours_between, month_of_date, month_of_instant
 from mutualaid.domain.accounts import Role, require_role
-from mutualaid.domain.calendars import start_of_day
+from mutualaid.domain.calendars import age_in_years, start_of_day
 from mutualaid.domain.claims import ClaimEvent, ClaimState, age_band_label
 from mutualaid.domain.errors import DomainError
 from mutualaid.domain.identities import PROVINCES
@@ -48,7 +48,7 @@ from mutualaid.domain.memberships import MembershipState
 from mutualaid.domain.plans import PlanRules, Tier
 from mutualaid.domain.sharing import Outcome, Risk, RiskClass, SharingRule, fairness_report
 from mutualaid.forecasts.models import ForecastModel, IncidenceRow, default_model
-from mutualaid.forecasts.simulation import _band_edges as band_edges
+from mutualaid.forecasts.simulation import band_edges
 from mutualaid.services.accounts import Actor
 from mutualaid.services.context import ServiceContext
 
@@ -380,19 +380,17 @@ def _objections(session: Session, plan_id: int, window: _Window) -> ObjectionSta
         .join(Claim, Claim.id == ClaimEventRow.claim_id)
         .where(Claim.plan_id == plan_id, ClaimEventRow.to_state == ClaimState.IN_PUBLICITY,
                window.instants(ClaimEventRow.at))) or 0
-    rows = session.execute(
-        select(Objection.state, func.count())
+    def of_state(state: str) -> ColumnElement[int]:
+        return func.coalesce(func.sum(case((Objection.state == state, 1), else_=0)), 0)
+
+    row = session.execute(
+        select(func.count(distinct(Objection.claim_id)), func.count(), of_state("upheld"),
+               of_state("dismissed"), of_state("pending"))
         .join(Claim, Claim.id == Objection.claim_id)
-        .where(Claim.plan_id == plan_id, window.instants(Objection.filed_at))
-        .group_by(Objection.state)).all()
-    states = {state: int(n) for state, n in rows}
-    objected = session.scalar(
-        select(func.count(distinct(Objection.claim_id))).join(Claim, Claim.id == Objection.claim_id)
-        .where(Claim.plan_id == plan_id, window.instants(Objection.filed_at))) or 0
-    upheld, dismissed = states.get("upheld", 0), states.get("dismissed", 0)
-    return ObjectionStats(published, objected, sum(states.values()), upheld, dismissed,
-                          states.get("pending", 0), _rate(objected, published),
-                          _rate(upheld, upheld + dismissed))
+        .where(Claim.plan_id == plan_id, window.instants(Objection.filed_at))).one()
+    objected, objections, upheld, dismissed, pending = (int(n) for n in row)
+    return ObjectionStats(published, objected, objections, upheld, dismissed, pending,
+                          _rate(objected, published), _rate(upheld, upheld + dismissed))
 
 
 def _juries(session: Session, plan_id: int, window: _Window) -> JuryStats:
@@ -488,7 +486,7 @@ def _members_by_band(session: Session, plan_id: int, edges: Sequence[int],
         .group_by(Person.birth_on, Person.sex)).all()
     counts = [[0, 0] for _ in edges[:-1]]
     for born, sex, count in rows:
-        index = _band_of(edges, on.year - born.year - ((on.month, on.day) < (born.month, born.day)))
+        index = _band_of(edges, age_in_years(born, on))
         if index is not None:
             counts[index][0 if sex == "M" else 1] += int(count)
     return [(men, women) for men, women in counts]

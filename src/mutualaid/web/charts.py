@@ -7,8 +7,11 @@ next to it on the page. Colours are the web app's (WCAG AA against white).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from datetime import date
+from typing import Any
 
 from markupsafe import Markup, escape
+from numpy.typing import NDArray
 
 COLOURS = {"primary": "#0b5cad", "ok": "#176b1f", "warn": "#b35c00", "muted": "#8a9bb0"}
 #: viewBox width: on a phone (about 360 px) the 12 px text of `.chart` stays readable.
@@ -109,3 +112,39 @@ def bar_groups(title: str, labels: Sequence[str], series: Sequence[Series],
         body.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="20" y2="{y:.1f}" stroke="#1a1a1a" '
                     f'stroke-width="1" stroke-dasharray="4 3"></line>')
     return _svg(title, y + 2, body)
+
+
+def band_chart(title: str, days: list[date], series: NDArray[Any],
+               fmt: Callable[[float], str]) -> Markup:
+    """The median (line) and the 5–95% band (area) over the periods, as inline SVG."""
+    width, height, left, bottom, top_margin = 640, 220, 90, 28, 10
+    low, middle, high = (series[i].astype(float) for i in range(3))
+    top = float(high.max()) if len(high) and high.max() > 0 else 1.0
+    n = len(days)
+
+    def x(i: int) -> float:
+        return left + (width - left - 10) * (i / (n - 1) if n > 1 else 0.5)
+
+    def y(v: float) -> float:
+        return top_margin + (height - bottom - top_margin) * (1 - v / top)
+
+    area = [f"{x(i):.1f},{y(v):.1f}" for i, v in enumerate(high)] + \
+        [f"{x(i):.1f},{y(v):.1f}" for i, v in reversed(list(enumerate(low)))]
+    line = " ".join(f"{x(i):.1f},{y(v):.1f}" for i, v in enumerate(middle))
+    label = escape(title)
+    parts = [
+        f'<svg class="chart" viewBox="0 0 {width} {height}" role="img" aria-label="{label}">',
+        f"<title>{label}</title>",
+        f'<line x1="{left}" y1="{y(0):.1f}" x2="{width - 10}" y2="{y(0):.1f}" stroke="currentColor" '
+        'stroke-opacity="0.4"/>',
+        f'<polygon points="{" ".join(area)}" fill="currentColor" fill-opacity="0.15"/>',
+        f'<polyline points="{line}" fill="none" stroke="currentColor" stroke-width="2"/>',
+        f'<text x="{left - 6}" y="{y(top) + 10:.1f}" text-anchor="end">{escape(fmt(top))}</text>',
+        f'<text x="{left - 6}" y="{y(0):.1f}" text-anchor="end">{escape(fmt(0))}</text>',
+    ]
+    if days:
+        parts.append(f'<text x="{left}" y="{height - 6}">{days[0].isoformat()}</text>')
+        parts.append(f'<text x="{width - 10}" y="{height - 6}" text-anchor="end">'
+                     f"{days[-1].isoformat()}</text>")
+    parts.append("</svg>")
+    return Markup("".join(parts))  # built here from numbers and escaped text only

@@ -7,10 +7,9 @@ from typing import Any
 
 from fastapi.responses import HTMLResponse
 
-from mutualaid.domain.accounts import Role
 from mutualaid.domain.errors import DomainError
 from mutualaid.services.plans import list_plans
-from mutualaid.services.reports import plan_report
+from mutualaid.services.reports import READERS, plan_report
 from mutualaid.web.charts import bar_groups, column_chart
 from mutualaid.web.i18n import N_
 from mutualaid.web.pages import chosen_plan, page_router, render, render_form
@@ -18,7 +17,6 @@ from mutualaid.web.sessions import Page, PageState
 
 router = page_router()
 
-READERS = (Role.OPERATOR, Role.AUDITOR)
 #: Refusals the service words without values, translated through the catalog.
 MESSAGES = (N_("the report's first day is after its last day"), N_("not a date (YYYY-MM-DD)"))
 

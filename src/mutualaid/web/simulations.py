@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Callable, Mapping
-from datetime import date
-from html import escape
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -31,6 +29,7 @@ from mutualaid.forecasts.presets import (
 )
 from mutualaid.forecasts.simulation import SimulationResult, simulate
 from mutualaid.services.plans import list_plans, plan_rules
+from mutualaid.web.charts import band_chart
 from mutualaid.web.pages import page_router, render
 from mutualaid.web.sessions import Page, PageState
 from mutualaid.web.staff import DESK
@@ -70,42 +69,6 @@ def _asked(params: Mapping[str, str], plans: list[str]) -> ConsoleForecast:
 def run_forecast(page: PageState, asked: ConsoleForecast) -> SimulationResult:
     _, rules = plan_rules(page.ctx, asked.plan_code)
     return simulate(rules, asked.model(default_model()), asked.settings(rules.sharing_rule))
-
-
-def band_chart(title: str, days: list[date], series: np.ndarray,
-               fmt: Callable[[float], str]) -> Markup:
-    """The median (line) and the 5–95% band (area) over the periods, as inline SVG."""
-    width, height, left, bottom, top_margin = 640, 220, 90, 28, 10
-    low, middle, high = (series[i].astype(float) for i in range(3))
-    top = float(high.max()) if len(high) and high.max() > 0 else 1.0
-    n = len(days)
-
-    def x(i: int) -> float:
-        return left + (width - left - 10) * (i / (n - 1) if n > 1 else 0.5)
-
-    def y(v: float) -> float:
-        return top_margin + (height - bottom - top_margin) * (1 - v / top)
-
-    area = [f"{x(i):.1f},{y(v):.1f}" for i, v in enumerate(high)] + \
-        [f"{x(i):.1f},{y(v):.1f}" for i, v in reversed(list(enumerate(low)))]
-    line = " ".join(f"{x(i):.1f},{y(v):.1f}" for i, v in enumerate(middle))
-    label = escape(title)
-    parts = [
-        f'<svg class="chart" viewBox="0 0 {width} {height}" role="img" aria-label="{label}">',
-        f"<title>{label}</title>",
-        f'<line x1="{left}" y1="{y(0):.1f}" x2="{width - 10}" y2="{y(0):.1f}" stroke="currentColor" '
-        'stroke-opacity="0.4"/>',
-        f'<polygon points="{" ".join(area)}" fill="currentColor" fill-opacity="0.15"/>',
-        f'<polyline points="{line}" fill="none" stroke="currentColor" stroke-width="2"/>',
-        f'<text x="{left - 6}" y="{y(top) + 10:.1f}" text-anchor="end">{escape(fmt(top))}</text>',
-        f'<text x="{left - 6}" y="{y(0):.1f}" text-anchor="end">{escape(fmt(0))}</text>',
-    ]
-    if days:
-        parts.append(f'<text x="{left}" y="{height - 6}">{days[0].isoformat()}</text>')
-        parts.append(f'<text x="{width - 10}" y="{height - 6}" text-anchor="end">'
-                     f"{days[-1].isoformat()}</text>")
-    parts.append("</svg>")
-    return Markup("".join(parts))  # built here from numbers and escaped text only
 
 
 def _charts(page: PageState, result: SimulationResult) -> list[tuple[str, Markup]]:
