@@ -33,7 +33,7 @@ from mutualaid.db.models import (
     RiskSignalFeedback,
 )
 from mutualaid.db.queries.plans import known_rules, plan_by_code
-from mutualaid.domain.accounts import Role, require_role
+from mutualaid.domain.accounts import STAFF_ROLES, Role, require_role
 from mutualaid.domain.claims import OPEN_STATES, ClaimState, RejectionReason
 from mutualaid.domain.errors import Conflict, DomainError, Forbidden, NotFound
 from mutualaid.domain.risk import (
@@ -74,7 +74,6 @@ from mutualaid.services.context import ServiceContext
 from mutualaid.services.notifications import notify
 from mutualaid.services.personal_data import PersonalDataProtector
 
-STAFF = (Role.REVIEWER, Role.INVESTIGATOR, Role.OPERATOR, Role.AUDITOR)
 FEEDBACK_ROLES = (Role.REVIEWER, Role.INVESTIGATOR, Role.OPERATOR)
 _OPEN = [str(s) for s in OPEN_STATES]
 
@@ -272,9 +271,9 @@ def _neighbours(session: Session, plan_id: int, ids: Sequence[int], since: date,
             close = hamming(hashes[:, None], images[None, :]).min(axis=1) <= params.near_duplicate_bits
             candidates.update(c for (c, _), keep in zip(found_images, close.tolist(), strict=True)
                               if keep)
-    found = set(ids)
-    for start in range(0, len(candidates), 1000):
-        chunk = sorted(candidates)[start:start + 1000]
+    found, ordered = set(ids), sorted(candidates)
+    for start in range(0, len(ordered), 1000):
+        chunk = ordered[start:start + 1000]
         found.update(claim_id for claim_id, plan, reported in session.execute(
             select(Claim.id, Claim.plan_id, Claim.reported_on).where(Claim.id.in_(chunk)))
             if plan == plan_id and reported >= since)
@@ -442,7 +441,7 @@ def _claim(session: Session, ref: str, *, for_update: bool = False) -> Claim:
 
 def claim_risk(ctx: ServiceContext, actor: Actor, ref: str) -> RiskView:
     """A claim's risk score with every fired signal explained (staff only)."""
-    require_role(actor.role, *STAFF)
+    require_role(actor.role, *STAFF_ROLES)
     with ctx.reading() as session:
         claim = _claim(session, ref)
         risk = session.get(ClaimRisk, claim.id)
@@ -493,7 +492,7 @@ class ClaimGraph:
 def claim_graph(ctx: ServiceContext, actor: Actor, ref: str, limit: int = 30) -> ClaimGraph:
     """The claims linked to this one (shared contacts, payee, device, doctor, files or images),
     and the links among them: a ring shows as a dense cluster."""
-    require_role(actor.role, *STAFF)
+    require_role(actor.role, *STAFF_ROLES)
     with ctx.reading() as session:
         claim = _claim(session, ref)
         params = plan_params(session, claim.plan_id)
@@ -694,10 +693,6 @@ class FraudRecordView:
     appeal_state: str | None
 
 
-def _record_view(session: Session, record: FraudRecord) -> FraudRecordView:
-    ref = session.scalar(select(Claim.ref).where(Claim.id == record.claim_id))
-    appeal = session.scalar(select(FraudAppeal.state).where(FraudAppeal.fraud_record_id == record.id))
-    return FraudRecordView(record.id, ref, record.reason, record.recorded_at, record.revoked_at, appeal)
 
 
 def flag_fraud(ctx: ServiceContext, actor: Actor, ref: str, reason: str) -> FraudRecordView:
@@ -726,7 +721,8 @@ def flag_fraud(ctx: ServiceContext, actor: Actor, ref: str, reason: str) -> Frau
                      person_id=claim.person_id, account_id=claim.claimant_account_id)
         notify(session, at=now, account_id=claim.claimant_account_id, kind="fraud_flagged",
                subject_type="fraud_record", subject_id=record.id, ref=claim.ref)
-        return _record_view(session, record)
+        return FraudRecordView(record.id, claim.ref, record.reason, record.recorded_at,
+                               record.revoked_at, None)
 
 
 def fraud_exclusion(session: Session | Connection, person_id: int | None, account_id: int) -> None:
@@ -748,9 +744,13 @@ def excluded_for_fraud() -> Forbidden:
 
 def my_fraud_records(ctx: ServiceContext, actor: Actor) -> list[FraudRecordView]:
     with ctx.reading() as session:
-        rows = session.scalars(select(FraudRecord).where(FraudRecord.account_id == actor.account_id)
-                               .order_by(FraudRecord.id)).all()
-        return [_record_view(session, r) for r in rows]
+        rows = session.execute(
+            select(FraudRecord, Claim.ref, FraudAppeal.state)
+            .outerjoin(Claim, Claim.id == FraudRecord.claim_id)
+            .outerjoin(FraudAppeal, FraudAppeal.fraud_record_id == FraudRecord.id)
+            .where(FraudRecord.account_id == actor.account_id).order_by(FraudRecord.id)).all()
+        return [FraudRecordView(r.id, ref, r.reason, r.recorded_at, r.revoked_at, appeal)
+                for r, ref, appeal in rows]
 
 
 @dataclass(frozen=True, slots=True)

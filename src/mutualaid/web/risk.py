@@ -10,10 +10,12 @@ from typing import Any
 
 from fastapi.responses import HTMLResponse, Response
 
-from mutualaid.domain.accounts import STAFF_ROLES, Role
+from mutualaid.domain.accounts import Role
 from mutualaid.domain.errors import DomainError
+from mutualaid.domain.risk import RiskLevel, level_of
 from mutualaid.services.plans import list_plans
 from mutualaid.services.risk import (
+    FEEDBACK_ROLES,
     ClaimGraph,
     claim_graph,
     claim_risk,
@@ -27,20 +29,15 @@ from mutualaid.services.risk import (
 )
 from mutualaid.web.pages import chosen_plan, page_router, redirect, render, render_form, templates
 from mutualaid.web.sessions import Page, PageState
-from mutualaid.web.staff import _step
+from mutualaid.web.staff import DECIDERS, DESK, STAFF, _step
 
 router = page_router()
-
-STAFF = tuple(sorted(STAFF_ROLES))
-FEEDBACK = (Role.REVIEWER, Role.INVESTIGATOR, Role.OPERATOR)
-DECIDERS = (Role.REVIEWER, Role.OPERATOR)
-DESK = (Role.OPERATOR, Role.AUDITOR)
 
 
 def risk_panel(page: PageState, ref: str) -> dict[str, Any]:
     """What the case file's risk panel shows (called from the template)."""
     actor = page.need(*STAFF)
-    return {"risk": claim_risk(page.ctx, actor, ref), "can_feedback": actor.role in FEEDBACK,
+    return {"risk": claim_risk(page.ctx, actor, ref), "can_feedback": actor.role in FEEDBACK_ROLES,
             "can_route": actor.role in DECIDERS, "is_operator": actor.role is Role.OPERATOR}
 
 
@@ -49,7 +46,7 @@ templates.env.globals["risk_panel"] = risk_panel
 
 @router.post("/staff/claims/{ref}/risk/feedback")
 def feedback(ref: str, page: Page) -> Response:
-    actor = page.need(*FEEDBACK)
+    actor = page.need(*FEEDBACK_ROLES)
     return _step(page, ref, lambda: record_feedback(
         page.ctx, actor, ref, page.text("signal"), page.text("useful") == "yes", page.text("note")))
 
@@ -94,10 +91,11 @@ class PlacedEdge:
 SIZE = 560
 
 
+_COLOURS = {RiskLevel.HIGH: "#c0392b", RiskLevel.MEDIUM: "#e67e22", RiskLevel.LOW: "#27ae60"}
+
+
 def _colour(score: int | None) -> str:
-    if score is None:
-        return "#9aa5b1"
-    return "#c0392b" if score >= 50 else "#e67e22" if score >= 25 else "#27ae60"
+    return "#9aa5b1" if score is None else _COLOURS[level_of(score)]
 
 
 def layout(graph: ClaimGraph) -> tuple[list[PlacedNode], list[PlacedEdge]]:
