@@ -32,6 +32,8 @@ browser:
 postgres:
 	@sh scripts/ensure-postgres.sh
 
+## Format check, lint and strict types: CI fails on any of them.
 lint: $(STAMP)
+	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/mypy src

@@ -72,9 +72,12 @@ def say(message: str) -> None:
 
 def context(url: str, clock: FixedClock | None = None) -> ServiceContext:
     engine = make_engine(url)
-    return ServiceContext(engine=engine, sessions=make_sessionmaker(engine),
-                          protector=PersonalDataProtector(SECRET),
-                          clock=clock or FixedClock(CLOSE_CLOCK))
+    return ServiceContext(
+        engine=engine,
+        sessions=make_sessionmaker(engine),
+        protector=PersonalDataProtector(SECRET),
+        clock=clock or FixedClock(CLOSE_CLOCK),
+    )
 
 
 # --- loading ------------------------------------------------------------------------------------
@@ -91,8 +94,10 @@ def fresh_database(url: str) -> Engine:
     else:
         if parsed.database in ("test", "postgres"):
             raise SystemExit(f"refusing to benchmark in database {parsed.database!r}")
-        admin = make_engine(parsed.set(database="postgres").render_as_string(hide_password=False),
-                            isolation_level="AUTOCOMMIT")
+        admin = make_engine(
+            parsed.set(database="postgres").render_as_string(hide_password=False),
+            isolation_level="AUTOCOMMIT",
+        )
         with admin.connect() as connection:
             connection.execute(text(f'DROP DATABASE IF EXISTS "{parsed.database}"'))
             connection.execute(text(f'CREATE DATABASE "{parsed.database}"'))
@@ -105,7 +110,9 @@ def fresh_database(url: str) -> Engine:
 def _ts(dialect: str, seconds_expr: str) -> str:
     """An instant `seconds_expr` seconds after START, as each database stores UtcDateTime."""
     if dialect == "sqlite":
-        return f"(datetime('2022-01-01 00:00:00', '+' || ({seconds_expr}) || ' seconds') || '.000000')"
+        return (
+            f"(datetime('2022-01-01 00:00:00', '+' || ({seconds_expr}) || ' seconds') || '.000000')"
+        )
     return f"(timestamptz '2022-01-01 00:00:00+00' + ({seconds_expr}) * interval '1 second')"
 
 
@@ -128,7 +135,9 @@ def load(url: str, members: int, memberships_only: bool) -> None:
     ctx = context(url, FixedClock(datetime(2021, 12, 1, tzinfo=UTC)))
     publish_plan(ctx, None, read_plan_file(f"{PLAN}.toml"))
     with engine.connect() as connection:
-        plan_id = connection.execute(text("SELECT id FROM plans WHERE code = :c"), {"c": PLAN}).scalar_one()
+        plan_id = connection.execute(
+            text("SELECT id FROM plans WHERE code = :c"), {"c": PLAN}
+        ).scalar_one()
     span = int((END - START).total_seconds())
     # Membership i: a holder, or (i % 10 in 3, 7) a family member paid for by i - 1, joining 30
     # days after them. Joining instants spread evenly from 2022 to March 2026.
@@ -137,15 +146,21 @@ def load(url: str, members: int, memberships_only: bool) -> None:
     joined = _ts(dialect, f"{base} + CASE WHEN {family} THEN 2592000 ELSE 0 END")
     left = _ts(dialect, f"{base} + 34560000")  # 400 days later
     leaves = f"(i % 33 = 0 AND {base} + 34560000 < {span} - 864000)"
-    series = ("WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < :n) "
-              if dialect == "sqlite" else "")
+    series = (
+        "WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < :n) "
+        if dialect == "sqlite"
+        else ""
+    )
     source = "FROM s" if dialect == "sqlite" else "FROM generate_series(1::bigint, :n) AS s(i)"
     statements = []
     if not memberships_only:
         statements.append(f"""{series}
             INSERT INTO accounts (id, phone, password_hash, role, display_name, locale, created_at)
-            SELECT i, {"'1' || substr('0000000000' || i, -10, 10)" if dialect == "sqlite"
-                       else "'1' || lpad(i::text, 10, '0')"}, NULL, 'member', NULL, 'zh_CN',
+            SELECT i, {
+            "'1' || substr('0000000000' || i, -10, 10)"
+            if dialect == "sqlite"
+            else "'1' || lpad(i::text, 10, '0')"
+        }, NULL, 'member', NULL, 'zh_CN',
                    {_ts(dialect, base)} {source} WHERE NOT {family}""")
         statements.append(f"""{series}
             INSERT INTO persons (id, account_id, relation, identity_hash, identity_ciphertext,
@@ -164,8 +179,8 @@ def load(url: str, members: int, memberships_only: bool) -> None:
                                  ages_out_on, ended_at, end_reason)
         SELECT i, {plan_id}, 1, i, CASE WHEN {family} THEN i - 1 ELSE i END,
                CASE WHEN {leaves} THEN 'left' WHEN i % 1009 = 0 THEN 'suspended' ELSE 'covered' END,
-               {joined}, {_day(dialect, joined)}, {_day(dialect, joined, '90')},
-               {_day(dialect, joined, '91')}, {_day(dialect, _ts(dialect, '0'), '10000 + (i % 3000)')},
+               {joined}, {_day(dialect, joined)}, {_day(dialect, joined, "90")},
+               {_day(dialect, joined, "91")}, {_day(dialect, _ts(dialect, "0"), "10000 + (i % 3000)")},
                CASE WHEN {leaves} THEN {left} END, CASE WHEN {leaves} THEN 'left' END
         {source}""")
     with engine.begin() as connection:
@@ -173,8 +188,10 @@ def load(url: str, members: int, memberships_only: bool) -> None:
         for statement in statements:
             t = time.perf_counter()
             connection.execute(text(statement), {"n": members})
-            say(f"  loaded {statement.split('INSERT INTO ')[1].split()[0]} in "
-                f"{time.perf_counter() - t:.0f} s")
+            say(
+                f"  loaded {statement.split('INSERT INTO ')[1].split()[0]} in "
+                f"{time.perf_counter() - t:.0f} s"
+            )
         t = time.perf_counter()
         for ddl in saved:
             connection.execute(text(ddl))
@@ -183,7 +200,9 @@ def load(url: str, members: int, memberships_only: bool) -> None:
         _cases(connection, dialect, plan_id, members, memberships_only)
     with engine.connect() as connection:
         if dialect == "postgresql":
-            connection.execution_options(isolation_level="AUTOCOMMIT").execute(text("VACUUM ANALYZE"))
+            connection.execution_options(isolation_level="AUTOCOMMIT").execute(
+                text("VACUUM ANALYZE")
+            )
     engine.dispose()
     say(f"loaded {members:,} members in {time.perf_counter() - started:.0f} s")
 
@@ -194,45 +213,69 @@ def _drop_secondary(connection: Any, dialect: str, memberships_only: bool) -> li
     tables = ("accounts", "persons", "memberships")
     saved: list[str] = []
     if dialect == "sqlite":
-        rows = connection.execute(text(
-            "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL "
-            f"AND tbl_name IN {tables}")).all()
+        rows = connection.execute(
+            text(
+                "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL "
+                f"AND tbl_name IN {tables}"
+            )
+        ).all()
         for name, sql in rows:
             connection.execute(text(f'DROP INDEX "{name}"'))
             saved.append(sql)
         connection.exec_driver_sql("PRAGMA foreign_keys = OFF")
         return saved
-    rows = connection.execute(text(
-        "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = ANY(:t) "
-        "AND indexname NOT LIKE 'pk_%'"), {"t": list(tables)}).all()
+    rows = connection.execute(
+        text(
+            "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = ANY(:t) "
+            "AND indexname NOT LIKE 'pk_%'"
+        ),
+        {"t": list(tables)},
+    ).all()
     # Without people, claims and collection failures cannot point at persons and accounts either.
-    fk_tables = [*tables, "claims", "collection_failures", "period_charge_exceptions"] \
-        if memberships_only else list(tables)
-    fks = connection.execute(text(
-        "SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid) FROM pg_constraint "
-        "WHERE contype = 'f' AND conrelid::regclass::text = ANY(:t)"), {"t": fk_tables}).all()
+    fk_tables = (
+        [*tables, "claims", "collection_failures", "period_charge_exceptions"]
+        if memberships_only
+        else list(tables)
+    )
+    fks = connection.execute(
+        text(
+            "SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid) FROM pg_constraint "
+            "WHERE contype = 'f' AND conrelid::regclass::text = ANY(:t)"
+        ),
+        {"t": fk_tables},
+    ).all()
     for table, name, _ in fks:
         connection.execute(text(f'ALTER TABLE {table} DROP CONSTRAINT "{name}"'))
     for name, ddl in rows:
-        constraint = connection.execute(text(
-            "SELECT conrelid::regclass::text FROM pg_constraint WHERE conname = :n"), {"n": name}).first()
+        constraint = connection.execute(
+            text("SELECT conrelid::regclass::text FROM pg_constraint WHERE conname = :n"),
+            {"n": name},
+        ).first()
         if constraint is not None:
             connection.execute(text(f'ALTER TABLE {constraint[0]} DROP CONSTRAINT "{name}"'))
-            saved.append(f'ALTER TABLE {constraint[0]} ADD CONSTRAINT "{name}" UNIQUE USING INDEX "{name}"')
+            saved.append(
+                f'ALTER TABLE {constraint[0]} ADD CONSTRAINT "{name}" UNIQUE USING INDEX "{name}"'
+            )
             saved.insert(0, ddl)
         else:
             connection.execute(text(f'DROP INDEX "{name}"'))
             saved.append(ddl)
     if not memberships_only:
-        saved += [f'ALTER TABLE {table} ADD CONSTRAINT "{name}" {definition}'
-                  for table, name, definition in fks]
+        saved += [
+            f'ALTER TABLE {table} ADD CONSTRAINT "{name}" {definition}'
+            for table, name, definition in fks
+        ]
     return saved
 
 
 def _history(connection: Any, dialect: str, plan_id: int, members: int) -> None:
     """75 earlier periods (paid), and a few thousand collection failures in them."""
-    days = [date(year, month, day) for year in (2023, 2024, 2025) for month in range(1, 13)
-            for day in (7, 21)][1:]
+    days = [
+        date(year, month, day)
+        for year in (2023, 2024, 2025)
+        for month in range(1, 13)
+        for day in (7, 21)
+    ][1:]
     days += [date(2026, 1, 7), date(2026, 1, 21), date(2026, 2, 7), date(2026, 2, 21)]
     rows = []
     for number, day in enumerate(days):
@@ -240,13 +283,25 @@ def _history(connection: Any, dialect: str, plan_id: int, members: int) -> None:
         lock = datetime(day.year, day.month, day.day, tzinfo=UTC) - timedelta(hours=8)
         cases = max(1, round(members * CLAIM_RATE_PER_PERIOD))
         aid = cases * 15_000_000
-        rows.append({
-            "ref": f"{PLAN}/{day.isoformat()}", "plan_id": plan_id, "publicity_on": day,
-            "debit_on": day + timedelta(days=7), "lock_at": lock, "member_count": members,
-            "case_count": cases, "aid_fen": aid, "fee_fen": aid * 8 // 100, "share_fen": share,
-            "total_fen": share * members, "surplus_fen": 1234 + number, "at": lock + timedelta(days=1),
-        })
-    connection.execute(text("""
+        rows.append(
+            {
+                "ref": f"{PLAN}/{day.isoformat()}",
+                "plan_id": plan_id,
+                "publicity_on": day,
+                "debit_on": day + timedelta(days=7),
+                "lock_at": lock,
+                "member_count": members,
+                "case_count": cases,
+                "aid_fen": aid,
+                "fee_fen": aid * 8 // 100,
+                "share_fen": share,
+                "total_fen": share * members,
+                "surplus_fen": 1234 + number,
+                "at": lock + timedelta(days=1),
+            }
+        )
+    connection.execute(
+        text("""
         INSERT INTO periods (ref, plan_id, plan_version, publicity_on, debit_on, lock_at, state,
             cap_excess, fee_bp, per_case_cap_fen, annual_cap_fen, payment_retry_days, member_count,
             case_count, aid_fen, sponsored_aid_fen, fee_fen, surplus_in_fen, uncapped_share_fen,
@@ -255,47 +310,75 @@ def _history(connection: Any, dialect: str, plan_id: int, members: int) -> None:
             collected_at, paid_at)
         VALUES (:ref, :plan_id, 1, :publicity_on, :debit_on, :lock_at, 'paid', 'sponsor', 800, 10,
             18800, 5, :member_count, :case_count, :aid_fen, 0, :fee_fen, 0, :share_fen, :share_fen,
-            :total_fen, 0, 0, 0, :surplus_fen, NULL, 0, 0, :at, :at, :at, :at, :at)"""), rows)
-    period_ids = connection.execute(text(
-        "SELECT id FROM periods WHERE plan_id = :p ORDER BY publicity_on"), {"p": plan_id}).scalars().all()
-    series = ("WITH RECURSIVE s(i) AS (SELECT 997 UNION ALL SELECT i + 997 FROM s WHERE i + 997 <= :n) "
-              if dialect == "sqlite" else "")
+            :total_fen, 0, 0, 0, :surplus_fen, NULL, 0, 0, :at, :at, :at, :at, :at)"""),
+        rows,
+    )
+    period_ids = (
+        connection.execute(
+            text("SELECT id FROM periods WHERE plan_id = :p ORDER BY publicity_on"), {"p": plan_id}
+        )
+        .scalars()
+        .all()
+    )
+    series = (
+        "WITH RECURSIVE s(i) AS (SELECT 997 UNION ALL SELECT i + 997 FROM s WHERE i + 997 <= :n) "
+        if dialect == "sqlite"
+        else ""
+    )
     source = "FROM s" if dialect == "sqlite" else "FROM generate_series(997, :n, 997) AS s(i)"
     for period_id in period_ids[::12]:
-        at = connection.execute(text("SELECT lock_at FROM periods WHERE id = :i"), {"i": period_id}).scalar_one()
-        connection.execute(text(f"""{series}
+        at = connection.execute(
+            text("SELECT lock_at FROM periods WHERE id = :i"), {"i": period_id}
+        ).scalar_one()
+        connection.execute(
+            text(f"""{series}
             INSERT INTO collection_failures (period_id, membership_id, payer_account_id, amount_fen,
                 status, attempts, retry_until_on, first_failed_at, last_attempt_at, suspended_at,
                 resolved_at)
             SELECT :p, i, CASE WHEN i % 10 = 3 OR i % 10 = 7 THEN i - 1 ELSE i END, 400,
                    'paid_late', 2, :until, :at, :at, :at, :at {source}"""),
-            {"p": period_id, "n": members, "until": date(2020, 1, 1), "at": at})
+            {"p": period_id, "n": members, "until": date(2020, 1, 1), "at": at},
+        )
 
 
-def _cases(connection: Any, dialect: str, plan_id: int, members: int, memberships_only: bool) -> None:
+def _cases(
+    connection: Any, dialect: str, plan_id: int, members: int, memberships_only: bool
+) -> None:
     cases = max(1, round(members * CLAIM_RATE_PER_PERIOD))
     step = max(1, members // cases)
-    rows = [{
-        "ref": f"bench-{j:07d}", "plan_id": plan_id, "m": 5 + j * step,
-        "payer": 5 + j * step - (1 if (5 + j * step) % 10 in (3, 7) else 0),
-        "payout": (30_000_000, 10_000_000, 5_000_000)[j % 3],
-        "tier": "mild" if j % 3 == 2 else "severe",
-        "at": LOCK_AT - timedelta(days=2), "on": date(2026, 1, 10),
-    } for j in range(cases) if 5 + j * step <= members]
+    rows = [
+        {
+            "ref": f"bench-{j:07d}",
+            "plan_id": plan_id,
+            "m": 5 + j * step,
+            "payer": 5 + j * step - (1 if (5 + j * step) % 10 in (3, 7) else 0),
+            "payout": (30_000_000, 10_000_000, 5_000_000)[j % 3],
+            "tier": "mild" if j % 3 == 2 else "severe",
+            "at": LOCK_AT - timedelta(days=2),
+            "on": date(2026, 1, 10),
+        }
+        for j in range(cases)
+        if 5 + j * step <= members
+    ]
     if memberships_only:
         # No people were loaded: the claimants alone get a person row, for the notice.
-        connection.execute(text("""
+        connection.execute(
+            text("""
             INSERT INTO persons (id, account_id, relation, identity_hash, identity_ciphertext,
                 name_ciphertext, name_masked, birth_on, sex, province_code, created_at)
             VALUES (:m, :m, 'self', :hash, :blob, :blob, '张*华', :on, 'M', '33', :at)"""),
-            [row | {"hash": f"{row['m']:064x}", "blob": b"x" * 24} for row in rows])
-    connection.execute(text("""
+            [row | {"hash": f"{row['m']:064x}", "blob": b"x" * 24} for row in rows],
+        )
+    connection.execute(
+        text("""
         INSERT INTO claims (ref, plan_id, plan_version, membership_id, person_id,
             claimant_account_id, illness_code, tier, accident, diagnosed_on, hospital,
             age_at_diagnosis, payout_fen, state, reported_at, reported_on, approved_at, sponsored,
             updated_at)
         VALUES (:ref, :plan_id, 1, :m, :m, :payer, 'CI01', :tier, false, :on, '浙江省肿瘤医院', 35,
-            :payout, 'approved', :at, :on, :at, false, :at)"""), rows)
+            :payout, 'approved', :at, :on, :at, false, :at)"""),
+        rows,
+    )
 
 
 # --- resetting between runs ---------------------------------------------------------------------
@@ -305,8 +388,10 @@ def reset(url: str, capped: bool, rule: str = "uniform") -> None:
     """Undo an earlier close of 7 March, so that the close can be measured again."""
     engine = make_engine(url)
     with engine.begin() as connection:
-        period = connection.execute(text("SELECT id, ref FROM periods WHERE ref = :r"),
-                                    {"r": f"{PLAN}/{CLOSE_ON.isoformat()}"}).first()
+        period = connection.execute(
+            text("SELECT id, ref FROM periods WHERE ref = :r"),
+            {"r": f"{PLAN}/{CLOSE_ON.isoformat()}"},
+        ).first()
         if period is not None:
             pid, ref = period
             for sql in (
@@ -355,9 +440,14 @@ def child_close(url: str) -> dict[str, Any]:
     ctx = context(url)
     # The least any close must do: count who was a member at the lock, in one scan.
     with ctx.reading() as session:
-        plan_id = session.execute(text("SELECT id FROM plans WHERE code = :c"), {"c": PLAN}).scalar_one()
-        count = select(func.count()).select_from(Membership).where(*sharing_where(
-            session.get_bind().dialect.name, plan_id, LOCK_AT, CLOSE_ON))
+        plan_id = session.execute(
+            text("SELECT id FROM plans WHERE code = :c"), {"c": PLAN}
+        ).scalar_one()
+        count = (
+            select(func.count())
+            .select_from(Membership)
+            .where(*sharing_where(session.get_bind().dialect.name, plan_id, LOCK_AT, CLOSE_ON))
+        )
         for _ in range(2):  # the second scan is the warm one
             baseline, _ = timed(lambda: session.execute(count).scalar_one())
     steps: dict[str, float] = {}
@@ -370,11 +460,18 @@ def child_close(url: str) -> dict[str, Any]:
     notice_s, notice = timed(lambda: period_notice(ctx, PLAN, CLOSE_ON))
     assert all(check.holds for check in notice.checks), notice.checks
     return {
-        "baseline_count_sharing_s": baseline, "close_s": close_s, "notice_s": notice_s,
-        "total_s": close_s + notice_s, "ratio_to_baseline": (close_s + notice_s) / baseline,
-        "steps_s": steps, "members": period.member_count, "cases": period.case_count,
-        "share_fen": period.share_fen, "total_charged_fen": period.total_charged_fen,
-        "leaves": period.charges_leaves, "peak_rss_mb": peak_rss_mb(),
+        "baseline_count_sharing_s": baseline,
+        "close_s": close_s,
+        "notice_s": notice_s,
+        "total_s": close_s + notice_s,
+        "ratio_to_baseline": (close_s + notice_s) / baseline,
+        "steps_s": steps,
+        "members": period.member_count,
+        "cases": period.case_count,
+        "share_fen": period.share_fen,
+        "total_charged_fen": period.total_charged_fen,
+        "leaves": period.charges_leaves,
+        "peak_rss_mb": peak_rss_mb(),
     }
 
 
@@ -401,17 +498,22 @@ def child_statement(url: str) -> dict[str, Any]:
         timings.append(seconds)
     baseline = []
     for membership_id in ids:
+
         def read(m: int = membership_id) -> Any:
             with ctx.reading() as session:
                 return session.get(Membership, m)
+
         seconds, _ = timed(read)
         baseline.append(seconds)
     median = statistics.median(timings)
-    return {"periods_in_statement": lines, "median_ms": median * 1000,
-            "p95_ms": sorted(timings)[int(len(timings) * 0.95)] * 1000,
-            "baseline_pk_read_median_ms": statistics.median(baseline) * 1000,
-            "ratio_to_baseline": median / statistics.median(baseline),
-            "peak_rss_mb": peak_rss_mb()}
+    return {
+        "periods_in_statement": lines,
+        "median_ms": median * 1000,
+        "p95_ms": sorted(timings)[int(len(timings) * 0.95)] * 1000,
+        "baseline_pk_read_median_ms": statistics.median(baseline) * 1000,
+        "ratio_to_baseline": median / statistics.median(baseline),
+        "peak_rss_mb": peak_rss_mb(),
+    }
 
 
 def child_export(url: str) -> dict[str, Any]:
@@ -423,9 +525,14 @@ def child_export(url: str) -> dict[str, Any]:
 
     ctx = context(url)
     with ctx.reading() as session:  # the database's part alone: one scan counting the lines
-        plan_id = session.execute(text("SELECT id FROM plans WHERE code = :c"), {"c": PLAN}).scalar_one()
-        count = select(func.count()).select_from(Membership).where(*sharing_where(
-            session.get_bind().dialect.name, plan_id, LOCK_AT, CLOSE_ON))
+        plan_id = session.execute(
+            text("SELECT id FROM plans WHERE code = :c"), {"c": PLAN}
+        ).scalar_one()
+        count = (
+            select(func.count())
+            .select_from(Membership)
+            .where(*sharing_where(session.get_bind().dialect.name, plan_id, LOCK_AT, CLOSE_ON))
+        )
         for _ in range(2):
             scan, _ = timed(lambda: session.execute(count).scalar_one())
     directory = Path(tempfile.mkdtemp(prefix="bench_periods_"))
@@ -441,10 +548,17 @@ def child_export(url: str) -> dict[str, Any]:
     target.unlink()
     baseline_target.unlink()
     directory.rmdir()
-    return {"lines": lines, "seconds": seconds, "lines_per_s": lines / seconds, "bytes": size,
-            "baseline_count_scan_s": scan, "ratio_to_baseline": seconds / scan,
-            "baseline_plain_write_s": baseline, "ratio_to_plain_write": seconds / baseline,
-            "peak_rss_mb": peak_rss_mb()}
+    return {
+        "lines": lines,
+        "seconds": seconds,
+        "lines_per_s": lines / seconds,
+        "bytes": size,
+        "baseline_count_scan_s": scan,
+        "ratio_to_baseline": seconds / scan,
+        "baseline_plain_write_s": baseline,
+        "ratio_to_plain_write": seconds / baseline,
+        "peak_rss_mb": peak_rss_mb(),
+    }
 
 
 def child_proof(url: str) -> dict[str, Any]:
@@ -460,24 +574,40 @@ def child_proof(url: str) -> dict[str, Any]:
     assert proof is not None
     verify_charge_proof(proof)
     with ctx.engine.connect() as connection:
-        baseline, _ = timed(lambda: connection.execute(
-            text("SELECT * FROM memberships WHERE id BETWEEN :a AND :b"),
-            {"a": proof.block_index << 10, "b": (proof.block_index + 1) << 10}).all())
+        baseline, _ = timed(
+            lambda: connection.execute(
+                text("SELECT * FROM memberships WHERE id BETWEEN :a AND :b"),
+                {"a": proof.block_index << 10, "b": (proof.block_index + 1) << 10},
+            ).all()
+        )
     median = statistics.median(timings[1:])
-    return {"first_ms": timings[0] * 1000, "median_ms": median * 1000,
-            "tree_size": proof.tree_size,
-            "block_members": len(proof.block), "baseline_block_read_ms": baseline * 1000,
-            "ratio_to_baseline": median / baseline, "peak_rss_mb": peak_rss_mb()}
+    return {
+        "first_ms": timings[0] * 1000,
+        "median_ms": median * 1000,
+        "tree_size": proof.tree_size,
+        "block_members": len(proof.block),
+        "baseline_block_read_ms": baseline * 1000,
+        "ratio_to_baseline": median / baseline,
+        "peak_rss_mb": peak_rss_mb(),
+    }
 
 
-CHILDREN = {"close": child_close, "statement": child_statement, "export": child_export,
-            "proof": child_proof}
+CHILDREN = {
+    "close": child_close,
+    "statement": child_statement,
+    "export": child_export,
+    "proof": child_proof,
+}
 
 
 def run_child(name: str, url: str) -> dict[str, Any]:
     before = os.getloadavg()[0]
-    done = subprocess.run([sys.executable, __file__, "--child", name, "--url", url],
-                          capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        [sys.executable, __file__, "--child", name, "--url", url],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if done.returncode:
         raise SystemExit(f"{name} failed:\n{done.stdout}\n{done.stderr}")
     result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
@@ -487,15 +617,21 @@ def run_child(name: str, url: str) -> dict[str, Any]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite")
     parser.add_argument("--url", help="Database URL (default: a file under /tmp, or bench_periods)")
     parser.add_argument("--members", type=int, default=1_000_000)
     parser.add_argument("--reuse", action="store_true", help="Keep the loaded database")
     parser.add_argument("--capped", action="store_true", help="Close with a binding annual cap")
     parser.add_argument("--memberships-only", action="store_true")
-    parser.add_argument("--rule", choices=("uniform", "proportional", "conditional_mean"),
-                        default="uniform", help="The plan's sharing rule for the close")
+    parser.add_argument(
+        "--rule",
+        choices=("uniform", "proportional", "conditional_mean"),
+        default="uniform",
+        help="The plan's sharing rule for the close",
+    )
     parser.add_argument("--only", nargs="*", choices=sorted(CHILDREN), default=None)
     parser.add_argument("--child", choices=sorted(CHILDREN), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -509,8 +645,12 @@ def main() -> None:
     names = args.only or ["close", "statement", "export", "proof"]
     if "close" in names:
         reset(url, args.capped, args.rule)  # (the others measure the period a previous run closed)
-    results: dict[str, Any] = {"db": args.db, "members": args.members, "capped": args.capped,
-                               "rule": args.rule}
+    results: dict[str, Any] = {
+        "db": args.db,
+        "members": args.members,
+        "capped": args.capped,
+        "rule": args.rule,
+    }
     for name in names:
         if args.memberships_only and name == "statement":
             continue  # a statement names its member: there are no persons to name

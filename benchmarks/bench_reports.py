@@ -37,16 +37,23 @@ def add_claims(url: str, members: int) -> int:
     count = max(10, round(members * 7e-4 * 4))
     step = max(1, members // count)
     dialect = ctx.engine.dialect.name
-    series = ("WITH RECURSIVE s(j) AS (SELECT 0 UNION ALL SELECT j + 1 FROM s WHERE j + 1 < :n) "
-              if dialect == "sqlite" else "")
+    series = (
+        "WITH RECURSIVE s(j) AS (SELECT 0 UNION ALL SELECT j + 1 FROM s WHERE j + 1 < :n) "
+        if dialect == "sqlite"
+        else ""
+    )
     source = "FROM s" if dialect == "sqlite" else "FROM generate_series(0, :n - 1) AS s(j)"
     reported = bench_periods._ts(dialect, f"j * {DAYS * 86_400 // count} + 3600")
-    decided = bench_periods._ts(dialect, f"j * {DAYS * 86_400 // count} + 3600 + (j % 40) * 86400"
-                                f" + (j % 24) * 3600")
+    decided = bench_periods._ts(
+        dialect, f"j * {DAYS * 86_400 // count} + 3600 + (j % 40) * 86400 + (j % 24) * 3600"
+    )
     with ctx.engine.begin() as connection:
-        plan_id = connection.execute(text("SELECT id FROM plans WHERE code = 'xhb-main'")).scalar_one()
+        plan_id = connection.execute(
+            text("SELECT id FROM plans WHERE code = 'xhb-main'")
+        ).scalar_one()
         connection.execute(text("DELETE FROM claims WHERE ref LIKE 'rep-%'"))
-        connection.execute(text(f"""{series}
+        connection.execute(
+            text(f"""{series}
             INSERT INTO claims (ref, plan_id, plan_version, membership_id, person_id,
                 claimant_account_id, illness_code, tier, accident, diagnosed_on, hospital,
                 age_at_diagnosis, payout_fen, state, reported_at, reported_on, decided_at,
@@ -57,28 +64,39 @@ def add_claims(url: str, members: int) -> int:
                 CASE WHEN j % 9 = 0 THEN 'rejected' ELSE 'paid' END, {reported},
                 {bench_periods._day(dialect, reported)}, {decided}, false, {decided}
             {source} JOIN memberships m ON m.id = 7 + j * :step"""),
-            {"n": count, "plan": plan_id, "step": step})
-        connection.execute(text("""
+            {"n": count, "plan": plan_id, "step": step},
+        )
+        connection.execute(
+            text("""
             INSERT INTO claim_events (claim_id, at, event, from_state, to_state)
             SELECT id, decided_at, 'publish', 'approval_proposed', 'in_publicity' FROM claims
-            WHERE ref LIKE 'rep-%' AND state = 'paid'"""))
-        connection.execute(text("""
+            WHERE ref LIKE 'rep-%' AND state = 'paid'""")
+        )
+        connection.execute(
+            text("""
             INSERT INTO claim_events (claim_id, at, event, from_state, to_state)
             SELECT id, decided_at, 'dispute', 'rejected', 'jury_voting' FROM claims
-            WHERE ref LIKE 'rep-%' AND state = 'rejected'"""))
-        connection.execute(text("""
+            WHERE ref LIKE 'rep-%' AND state = 'rejected'""")
+        )
+        connection.execute(
+            text("""
             INSERT INTO claim_events (claim_id, at, event, from_state, to_state)
             SELECT id, decided_at, CASE WHEN id % 2 = 0 THEN 'jury_approves' ELSE 'jury_rejects' END,
-                   'jury_voting', 'approved' FROM claims WHERE ref LIKE 'rep-%' AND state = 'rejected'"""))
-        connection.execute(text("""
+                   'jury_voting', 'approved' FROM claims WHERE ref LIKE 'rep-%' AND state = 'rejected'""")
+        )
+        connection.execute(
+            text("""
             INSERT INTO objections (claim_id, objector_account_id, reason, state, filed_at)
             SELECT id, claimant_account_id, 'why', CASE WHEN id % 3 = 0 THEN 'upheld' ELSE 'dismissed' END, decided_at
-            FROM claims WHERE ref LIKE 'rep-%' AND id % 5 = 0"""))
-        connection.execute(text("""
+            FROM claims WHERE ref LIKE 'rep-%' AND id % 5 = 0""")
+        )
+        connection.execute(
+            text("""
             INSERT INTO investigation_reports (claim_id, investigator_id, findings, recommendation,
                 cost_fen, filed_at)
             SELECT id, claimant_account_id, 'ok', 'approve', 20000 + id % 5000, decided_at FROM claims
-            WHERE ref LIKE 'rep-%'"""))
+            WHERE ref LIKE 'rep-%'""")
+        )
     ctx.engine.dispose()
     return count
 
@@ -105,21 +123,28 @@ def measure(url: str) -> dict[str, Any]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite")
     parser.add_argument("--url", help="Database URL (default: the periods benchmark's)")
     parser.add_argument("--members", type=int, default=1_000_000)
     parser.add_argument("--reuse", action="store_true", help="Keep the loaded database")
     args = parser.parse_args()
-    url = args.url or (f"sqlite:///{bench_periods.DEFAULT_SQLITE}" if args.db == "sqlite"
-                       else bench_periods.DEFAULT_POSTGRES)
+    url = args.url or (
+        f"sqlite:///{bench_periods.DEFAULT_SQLITE}"
+        if args.db == "sqlite"
+        else bench_periods.DEFAULT_POSTGRES
+    )
     if not args.reuse:
         began = time.perf_counter()
         bench_periods.load(url, args.members, memberships_only=False)
         claims = add_claims(url, args.members)
-        print(f"loaded {args.members:,} members and {claims:,} decided claims in "
-              f"{time.perf_counter() - began:,.0f} s", flush=True)
+        print(
+            f"loaded {args.members:,} members and {claims:,} decided claims in "
+            f"{time.perf_counter() - began:,.0f} s",
+            flush=True,
+        )
     print(json.dumps(measure(url), indent=2))
 
 

@@ -94,10 +94,14 @@ def scorer(population: Population, repeat: int) -> None:
     claims, evidence = population.columns()
     median, best = timed(lambda: score_claims(claims, evidence), repeat)
     base_median, _ = timed(lambda: np.unique(claims.payee, return_counts=True), repeat)
-    print(f"scorer: {len(claims):,} claims, {evidence.sha.shape[0]:,} evidence files "
-          f"({int(evidence.has_phash.sum()):,} images)")
+    print(
+        f"scorer: {len(claims):,} claims, {evidence.sha.shape[0]:,} evidence files "
+        f"({int(evidence.has_phash.sum()):,} images)"
+    )
     print(f"  score_claims     median {median * 1000:8.1f} ms   best {best * 1000:8.1f} ms")
-    print(f"  baseline         median {base_median * 1000:8.3f} ms   (one group-by over the payee column)")
+    print(
+        f"  baseline         median {base_median * 1000:8.3f} ms   (one group-by over the payee column)"
+    )
     print(f"  ratio            {median / base_median:,.0f}x the baseline")
 
 
@@ -109,9 +113,12 @@ def fresh(url: str, population: Population) -> ServiceContext:
             connection.execute(text("DROP SCHEMA public CASCADE"))
             connection.execute(text("CREATE SCHEMA public"))
     upgrade(engine)
-    ctx = ServiceContext(engine=engine, sessions=make_sessionmaker(engine),
-                         protector=PersonalDataProtector("bench-secret-0123456789abcdefghijkl"),
-                         clock=FixedClock(datetime(2026, 3, 1, 2, tzinfo=UTC)))
+    ctx = ServiceContext(
+        engine=engine,
+        sessions=make_sessionmaker(engine),
+        protector=PersonalDataProtector("bench-secret-0123456789abcdefghijkl"),
+        clock=FixedClock(datetime(2026, 3, 1, 2, tzinfo=UTC)),
+    )
     publish_plan(ctx, None, read_plan_file("xhb-main.toml"))
     insert_population(ctx, population)
     if engine.dialect.name == "postgresql":
@@ -129,15 +136,20 @@ def database(population: Population, url: str | None, repeat: int) -> None:
 
         def select_rows() -> None:
             with ctx.reading() as session:
-                session.execute(select(Claim.id, Claim.ref, Claim.person_id, Claim.hospital,
-                                       Claim.reported_on)).all()
+                session.execute(
+                    select(Claim.id, Claim.ref, Claim.person_id, Claim.hospital, Claim.reported_on)
+                ).all()
 
         base_median, _ = timed(select_rows, repeat)
         result = rescore_plan(ctx, operator, "xhb-main")
-        print(f"database ({engine.dialect.name}): {result.scored:,} open claims re-scored, "
-              f"{result.flagged:,} flagged")
+        print(
+            f"database ({engine.dialect.name}): {result.scored:,} open claims re-scored, "
+            f"{result.flagged:,} flagged"
+        )
         print(f"  rescore_plan     median {median * 1000:8.1f} ms   best {best * 1000:8.1f} ms")
-        print(f"  baseline         median {base_median * 1000:8.1f} ms   (SELECT of the claim rows)")
+        print(
+            f"  baseline         median {base_median * 1000:8.1f} ms   (SELECT of the claim rows)"
+        )
         print(f"  ratio            {median / base_median:,.1f}x the baseline")
         verdict = "within" if median <= LIMIT_S else "OVER"
         print(f"  {verdict} the issue's limit of {LIMIT_S:.0f} s for 4,000 claims")
@@ -150,12 +162,19 @@ def score_by_window(session: Session, claim: Claim, now: datetime) -> None:
     params = DEFAULT_PARAMS
     window = _window(session, claim.plan_id, _since(claim.reported_on, params))
     row = window.row_of(claim.id)
-    linked = [j for j, kinds in links_of(window.claims, window.evidence, row, params).items()
-              if window.states[j] in _OPEN and kinds - {LinkKind.DOCTOR}]
+    linked = [
+        j
+        for j, kinds in links_of(window.claims, window.evidence, row, params).items()
+        if window.states[j] in _OPEN and kinds - {LinkKind.DOCTOR}
+    ]
     first_day, _ = _report_days(session, claim.plan_id)
-    result = score_claims(window.claims, window.evidence, params,
-                          targets=np.asarray([row, *linked], dtype=np.int64),
-                          counts=window_counts(window.claims, params, first_day))
+    result = score_claims(
+        window.claims,
+        window.evidence,
+        params,
+        targets=np.asarray([row, *linked], dtype=np.int64),
+        counts=window_counts(window.claims, params, first_day),
+    )
     _persist(session, window, result, [row, *linked], now, params)
 
 
@@ -170,13 +189,18 @@ def filing(sizes: list[int], url: str | None, filings: int, seed: int) -> None:
             setup = time.perf_counter() - start
             with ctx.reading() as session:
                 since = _since(now.date(), DEFAULT_PARAMS)
-                in_window = session.scalar(select(func.count()).select_from(Claim)
-                                           .where(Claim.reported_on >= since))
-                ids = session.scalars(select(Claim.id).order_by(Claim.reported_on.desc(), Claim.id)
-                                      .limit(filings)).all()
+                in_window = session.scalar(
+                    select(func.count()).select_from(Claim).where(Claim.reported_on >= since)
+                )
+                ids = session.scalars(
+                    select(Claim.id).order_by(Claim.reported_on.desc(), Claim.id).limit(filings)
+                ).all()
 
-            def score(how: Callable[[Session, Claim, datetime], object], claim_id: int,
-                      ctx: ServiceContext = ctx) -> float:
+            def score(
+                how: Callable[[Session, Claim, datetime], object],
+                claim_id: int,
+                ctx: ServiceContext = ctx,
+            ) -> float:
                 with ctx.sessions() as session:
                     claim = session.get(Claim, claim_id)
                     assert claim is not None
@@ -189,17 +213,30 @@ def filing(sizes: list[int], url: str | None, filings: int, seed: int) -> None:
 
             score(_score_around, ids[0])  # warm-up
             new = [score(_score_around, i) for i in ids]
-            old = [score(score_by_window, i) for i in ids[:max(3, filings // 10)]]
-            rows.append((size, int(in_window or 0), statistics.median(new), max(new),
-                         statistics.median(old), len(old), setup))
+            old = [score(score_by_window, i) for i in ids[: max(3, filings // 10)]]
+            rows.append(
+                (
+                    size,
+                    int(in_window or 0),
+                    statistics.median(new),
+                    max(new),
+                    statistics.median(old),
+                    len(old),
+                    setup,
+                )
+            )
             ctx.engine.dispose()
-    print(f"filing one claim ({make_engine(url).dialect.name if url else 'sqlite'}), "
-          f"{filings} filings per size:")
+    print(
+        f"filing one claim ({make_engine(url).dialect.name if url else 'sqlite'}), "
+        f"{filings} filings per size:"
+    )
     for size, in_window, median, worst, old_median, old_runs, setup in rows:
-        print(f"  {size:>7,} claims ({in_window:,} in the window): per-claim median "
-              f"{median * 1000:7.1f} ms (max {worst * 1000:6.1f}); whole window median "
-              f"{old_median * 1000:8.1f} ms over {old_runs} ({old_median / median:,.0f}x); "
-              f"setup {setup:.0f} s")
+        print(
+            f"  {size:>7,} claims ({in_window:,} in the window): per-claim median "
+            f"{median * 1000:7.1f} ms (max {worst * 1000:6.1f}); whole window median "
+            f"{old_median * 1000:8.1f} ms over {old_runs} ({old_median / median:,.0f}x); "
+            f"setup {setup:.0f} s"
+        )
 
 
 def main() -> None:

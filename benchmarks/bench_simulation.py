@@ -69,13 +69,19 @@ def main() -> None:
     parser.add_argument("--scenarios", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
-    parser.add_argument("--rule", choices=[rule.value for rule in SharingRule],
-                        default=SharingRule.UNIFORM.value)
+    parser.add_argument(
+        "--rule", choices=[rule.value for rule in SharingRule], default=SharingRule.UNIFORM.value
+    )
     args = parser.parse_args()
 
     rules = parse_plan_toml(read_plan_file("xhb-main.toml"))
-    settings = SimulationSettings(periods=args.periods, scenarios=args.scenarios, seed=args.seed,
-                                  rule=SharingRule(args.rule), workers=args.workers)
+    settings = SimulationSettings(
+        periods=args.periods,
+        scenarios=args.scenarios,
+        seed=args.seed,
+        rule=SharingRule(args.rule),
+        workers=args.workers,
+    )
     cpu_before = os.times()
     began = time.perf_counter()
     with MemorySampler() as memory:
@@ -87,15 +93,21 @@ def main() -> None:
     members = result["members"]
     member_periods = int(members.sum())
     cells = sum(t + 1 for t in range(args.periods)) * 2 * result.setup.bands * args.scenarios
-    print(f"{args.periods} periods × {args.scenarios:,} scenarios, rule {args.rule}, "
-          f"{args.workers} worker(s), {os.cpu_count()} CPU(s) seen")
+    print(
+        f"{args.periods} periods × {args.scenarios:,} scenarios, rule {args.rule}, "
+        f"{args.workers} worker(s), {os.cpu_count()} CPU(s) seen"
+    )
     print(f"peak members (median over scenarios): {np.median(members.max(axis=1)):,.0f}")
-    print(f"member-periods simulated: {member_periods:,} "
-          f"({member_periods / wall / 1e9:,.1f} billion a second)")
+    print(
+        f"member-periods simulated: {member_periods:,} "
+        f"({member_periods / wall / 1e9:,.1f} billion a second)"
+    )
     print(f"cohort cells drawn: {cells:,} ({cells / wall / 1e6:,.1f} million a second)")
     print(f"wall time: {wall:,.1f} s; CPU time (all processes): {cpu:,.1f} s")
-    print(f"peak memory: {memory.peak_total / 2**20:,.0f} MiB in all "
-          f"(largest process {memory.peak_single / 2**20:,.0f} MiB)")
+    print(
+        f"peak memory: {memory.peak_total / 2**20:,.0f} MiB in all "
+        f"(largest process {memory.peak_single / 2**20:,.0f} MiB)"
+    )
     result_bytes = sum(array.nbytes for array in result.arrays.values())
     print(f"result arrays: {result_bytes / 2**20:,.1f} MiB")
 

@@ -69,64 +69,119 @@ def prepare(url: str, jurors: int) -> tuple[list[str], int, dict[str, str]]:
                 copy.write_row((f"137{i:08d}", "member", "zh_CN", now))
         cursor.execute("SELECT id FROM accounts WHERE phone LIKE '137%%' ORDER BY phone")
         ids = [row[0] for row in cursor.fetchall()]
-        with cursor.copy("COPY api_tokens (token_hash, account_id, created_at, expires_at) FROM STDIN") as copy:
+        with cursor.copy(
+            "COPY api_tokens (token_hash, account_id, created_at, expires_at) FROM STDIN"
+        ) as copy:
             for account_id, token in zip(ids, tokens, strict=True):
-                copy.write_row((hashlib.sha256(token.encode()).hexdigest(), account_id, now,
-                                now + timedelta(days=1)))
+                copy.write_row(
+                    (
+                        hashlib.sha256(token.encode()).hexdigest(),
+                        account_id,
+                        now,
+                        now + timedelta(days=1),
+                    )
+                )
         # Each juror is themself a covered member of the plan (synthetic identity hashes).
-        cursor.execute("""
+        cursor.execute(
+            """
             INSERT INTO persons (account_id, relation, identity_hash, identity_ciphertext,
                                  name_ciphertext, name_masked, birth_on, sex, province_code, created_at)
             SELECT id, 'self', md5(phone) || md5('x' || phone), '\\x00', '\\x00', '王*', DATE '1985-06-01',
-                   'F', '33', %(now)s FROM accounts WHERE phone LIKE '137%%'""", {"now": now})
-        cursor.execute("""
+                   'F', '33', %(now)s FROM accounts WHERE phone LIKE '137%%'""",
+            {"now": now},
+        )
+        cursor.execute(
+            """
             INSERT INTO memberships (plan_id, plan_version, person_id, payer_account_id, state,
                                      joined_at, joined_on, waiting_ends_on, covered_from_on, ages_out_on)
             SELECT 1, 1, p.id, p.account_id, 'covered', %(joined_at)s, %(joined_on)s,
                    %(joined_on)s + 90, %(joined_on)s + 91, DATE '2045-06-01'
             FROM persons p JOIN accounts a ON a.id = p.account_id WHERE a.phone LIKE '137%%'""",
-                       {"joined_at": now - timedelta(days=200), "joined_on": joined_on})
-        cursor.execute("""INSERT INTO juror_certifications (account_id, passed_at, score)
-                          SELECT id, %(now)s, 4 FROM accounts WHERE phone LIKE '137%%'""", {"now": now})
-        cursor.execute("CREATE TABLE IF NOT EXISTS baseline_rows (id BIGSERIAL PRIMARY KEY, "
-                       "full_name VARCHAR(50), id_number VARCHAR(30), idempotency_key VARCHAR(200), "
-                       "created_at TIMESTAMP WITH TIME ZONE)")
+            {"joined_at": now - timedelta(days=200), "joined_on": joined_on},
+        )
+        cursor.execute(
+            """INSERT INTO juror_certifications (account_id, passed_at, score)
+                          SELECT id, %(now)s, 4 FROM accounts WHERE phone LIKE '137%%'""",
+            {"now": now},
+        )
+        cursor.execute(
+            "CREATE TABLE IF NOT EXISTS baseline_rows (id BIGSERIAL PRIMARY KEY, "
+            "full_name VARCHAR(50), id_number VARCHAR(30), idempotency_key VARCHAR(200), "
+            "created_at TIMESTAMP WITH TIME ZONE)"
+        )
         cursor.execute("ANALYZE")
         raw.commit()
     finally:
         raw.close()
-    print(f"set-up: {jurors:,} certified jurors in {time.perf_counter() - started:.1f} s", flush=True)
+    print(
+        f"set-up: {jurors:,} certified jurors in {time.perf_counter() - started:.1f} s", flush=True
+    )
 
     # One member whose claim was rejected and who disputes it: this opens the vote.
     ctx.clock = FixedClock(now - timedelta(days=200))
     holder = register_account(ctx, "13600000000", "benchmark-password")
     actor = Actor(holder.id, Role.MEMBER)
-    membership = enroll_member(ctx, actor, PLAN_CODE, EnrollmentRequest(
-        "李四华", make_resident_id("33", date(1990, 5, 1), 7, Sex.MALE), health_answers={
-            "long_medication": False, "long_hospital_stay": False, "tumour": False,
-            "heart_disease": False, "diabetes": False}))
+    membership = enroll_member(
+        ctx,
+        actor,
+        PLAN_CODE,
+        EnrollmentRequest(
+            "李四华",
+            make_resident_id("33", date(1990, 5, 1), 7, Sex.MALE),
+            health_answers={
+                "long_medication": False,
+                "long_hospital_stay": False,
+                "tumour": False,
+                "heart_disease": False,
+                "diabetes": False,
+            },
+        ),
+    )
     ctx.clock = SystemClock()
     reviewer_view = register_account(ctx, "10000000002", "benchmark-password", role=Role.REVIEWER)
     reviewer = Actor(reviewer_view.id, Role.REVIEWER)
-    claim = report_claim(ctx, actor, ClaimReport(membership.id, "CI01", now.date() - timedelta(days=5),
-                                                 "浙江省肿瘤医院"))
+    claim = report_claim(
+        ctx,
+        actor,
+        ClaimReport(membership.id, "CI01", now.date() - timedelta(days=5), "浙江省肿瘤医院"),
+    )
     start_review(ctx, reviewer, claim.ref)
-    decide_claim(ctx, reviewer, claim.ref, approve=False, reason_code=RejectionReason.CRITERIA_NOT_MET,
-                 note="the stage does not meet the definition")
+    decide_claim(
+        ctx,
+        reviewer,
+        claim.ref,
+        approve=False,
+        reason_code=RejectionReason.CRITERIA_NOT_MET,
+        note="the stage does not meet the definition",
+    )
     started = time.perf_counter()
     jury = dispute_rejection(ctx, actor, claim.ref, "the pathology report says otherwise")
-    print(f"vote opened; every eligible juror notified in {time.perf_counter() - started:.1f} s "
-          "(one INSERT … SELECT)", flush=True)
+    print(
+        f"vote opened; every eligible juror notified in {time.perf_counter() - started:.1f} s "
+        "(one INSERT … SELECT)",
+        flush=True,
+    )
     file = juror_case_file(ctx, reviewer, jury.id)
-    answers = {"illness": file.case.illness_code,
-               "age_band": f"{file.case.age // 10 * 10}-{file.case.age // 10 * 10 + 9}"}
+    answers = {
+        "illness": file.case.illness_code,
+        "age_band": f"{file.case.age // 10 * 10}-{file.case.age // 10 * 10 + 9}",
+    }
     ctx.engine.dispose()
     return tokens, jury.id, answers
 
 
-async def drive_votes(port: int, path: str, tokens: list[str], answers: dict[str, str],
-                      concurrency: int, warmup: float, duration: float, phase: Phase,
-                      doubles: int, seconds: dict[tuple[str, int], int]) -> None:
+async def drive_votes(
+    port: int,
+    path: str,
+    tokens: list[str],
+    answers: dict[str, str],
+    concurrency: int,
+    warmup: float,
+    duration: float,
+    phase: Phase,
+    doubles: int,
+    seconds: dict[tuple[str, int], int],
+) -> None:
     next_index = 0
     started = time.perf_counter()
     window_start, window_end = started + warmup, started + warmup + duration
@@ -141,11 +196,18 @@ async def drive_votes(port: int, path: str, tokens: list[str], answers: dict[str
                 i = next_index
                 next_index += 1
                 choice = "approve" if i % 3 else "reject"
-                body = json.dumps({"choice": choice, "quiz_answers": answers,
-                                   "full_name": "x", "id_number": str(i)}).encode()
+                body = json.dumps(
+                    {
+                        "choice": choice,
+                        "quiz_answers": answers,
+                        "full_name": "x",
+                        "id_number": str(i),
+                    }
+                ).encode()
                 sent = time.perf_counter()
-                status, answer = await _request(reader, writer, path,
-                                                {"Authorization": f"Bearer {tokens[i]}"}, body)
+                status, answer = await _request(
+                    reader, writer, path, {"Authorization": f"Bearer {tokens[i]}"}, body
+                )
                 done = time.perf_counter()
                 phase.statuses[status] = phase.statuses.get(status, 0) + 1
                 if status not in (201,) and len(phase.failures) < 5:
@@ -156,10 +218,18 @@ async def drive_votes(port: int, path: str, tokens: list[str], answers: dict[str
                     # A retry of the same vote (answered with the first receipt), then a change
                     # of mind (refused): neither may add a vote.
                     other = "reject" if choice == "approve" else "approve"
-                    for kind, again in (("retry", body), ("change", body.replace(
-                            f'"choice": "{choice}"'.encode(), f'"choice": "{other}"'.encode()))):
-                        status, _ = await _request(reader, writer, path,
-                                                   {"Authorization": f"Bearer {tokens[i]}"}, again)
+                    for kind, again in (
+                        ("retry", body),
+                        (
+                            "change",
+                            body.replace(
+                                f'"choice": "{choice}"'.encode(), f'"choice": "{other}"'.encode()
+                            ),
+                        ),
+                    ):
+                        status, _ = await _request(
+                            reader, writer, path, {"Authorization": f"Bearer {tokens[i]}"}, again
+                        )
                         seconds[(kind, status)] = seconds.get((kind, status), 0) + 1
         finally:
             writer.close()
@@ -175,66 +245,133 @@ def tally(url: str, jury_id: int) -> tuple[int, int, int, int]:
         votes, approve, reject, distinct = connection.execute(
             "SELECT count(*), count(*) FILTER (WHERE choice = 'approve'), "
             "count(*) FILTER (WHERE choice = 'reject'), count(DISTINCT juror_account_id) "
-            "FROM jury_votes WHERE jury_case_id = %s", (jury_id,)).fetchone()  # type: ignore[misc]
+            "FROM jury_votes WHERE jury_case_id = %s",
+            (jury_id,),
+        ).fetchone()  # type: ignore[misc]
         return int(votes), int(approve), int(reject), int(distinct)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--database-url", default=url_for("bench_votes"),
-                        help="its own database, dropped and refilled (never `test`)")
+    parser.add_argument(
+        "--database-url",
+        default=url_for("bench_votes"),
+        help="its own database, dropped and refilled (never `test`)",
+    )
     parser.add_argument("--jurors", type=int, default=250_000)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--duration", type=float, default=30)
     parser.add_argument("--warmup", type=float, default=3)
-    parser.add_argument("--doubles", type=int, default=200, help="jurors who also send a second vote")
+    parser.add_argument(
+        "--doubles", type=int, default=200, help="jurors who also send a second vote"
+    )
     args = parser.parse_args()
     url = args.database_url
-    print(f"machine: {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}; server, PostgreSQL and "
-          f"load generator share them. workers={args.workers} concurrency={args.concurrency}",
-          flush=True)
+    print(
+        f"machine: {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}; server, PostgreSQL and "
+        f"load generator share them. workers={args.workers} concurrency={args.concurrency}",
+        flush=True,
+    )
     tokens, jury_id, answers = prepare(url, args.jurors)
-    env = {**os.environ, "MUTUALAID_DATABASE_URL": url, "MUTUALAID_SECRET_KEY": BENCH_SECRET,
-           "MUTUALAID_LOG_LEVEL": "WARNING"}
+    env = {
+        **os.environ,
+        "MUTUALAID_DATABASE_URL": url,
+        "MUTUALAID_SECRET_KEY": BENCH_SECRET,
+        "MUTUALAID_LOG_LEVEL": "WARNING",
+    }
     env.pop("MUTUALAID_DEMO", None)
 
     phases = []
     seconds: dict[tuple[str, int], int] = {}
     for name, command_for, path in (
-        ("votes", lambda port: [str(Path(sys.executable).with_name("mutualaid")), "serve", "--host",
-                                "127.0.0.1", "--port", str(port), "--workers", str(args.workers)],
-         f"/api/v1/juries/{jury_id}/votes"),
-        ("baseline", lambda port: [sys.executable, "-m", "uvicorn", "--app-dir", str(HERE),
-                                   "bench_joins:baseline_app", "--factory", "--host", "127.0.0.1",
-                                   "--port", str(port), "--workers", str(args.workers),
-                                   "--no-access-log", "--log-level", "warning"], BASELINE_PATH),
+        (
+            "votes",
+            lambda port: [
+                str(Path(sys.executable).with_name("mutualaid")),
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--workers",
+                str(args.workers),
+            ],
+            f"/api/v1/juries/{jury_id}/votes",
+        ),
+        (
+            "baseline",
+            lambda port: [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "--app-dir",
+                str(HERE),
+                "bench_joins:baseline_app",
+                "--factory",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--workers",
+                str(args.workers),
+                "--no-access-log",
+                "--log-level",
+                "warning",
+            ],
+            BASELINE_PATH,
+        ),
     ):
         port = free_port()
         phase = Phase(name)
         server = start_server(command_for(port), env, port)
         try:
-            asyncio.run(drive_votes(port, path, tokens, answers, args.concurrency, args.warmup,
-                                    args.duration, phase, args.doubles, seconds))
+            asyncio.run(
+                drive_votes(
+                    port,
+                    path,
+                    tokens,
+                    answers,
+                    args.concurrency,
+                    args.warmup,
+                    args.duration,
+                    phase,
+                    args.doubles,
+                    seconds,
+                )
+            )
         finally:
             stop_server(server)
-        print(f"{name}: {phase.rate:,.1f}/s  p50 {phase.percentile(0.5):.1f} ms  "
-              f"p99 {phase.percentile(0.99):.1f} ms  answers {phase.statuses}", flush=True)
+        print(
+            f"{name}: {phase.rate:,.1f}/s  p50 {phase.percentile(0.5):.1f} ms  "
+            f"p99 {phase.percentile(0.99):.1f} ms  answers {phase.statuses}",
+            flush=True,
+        )
         phases.append(phase)
     votes_phase, baseline = phases
     votes, approve, reject, distinct = tally(url, jury_id)
     accepted = votes_phase.statuses.get(201, 0)
     ratio = votes_phase.rate / baseline.rate if baseline.rate else float("nan")
-    print(f"\nratio votes / baseline inserts: {ratio:.2f}; target >= 2,000 votes/s: "
-          f"{'met' if votes_phase.rate >= 2000 else 'NOT met'}")
-    print(f"tally: {votes:,} votes stored, {accepted:,} accepted answers, {approve:,} approve + "
-          f"{reject:,} reject, {distinct:,} distinct jurors")
-    retries, changes = ({s: n for (k, s), n in seconds.items() if k == kind}
-                        for kind in ("retry", "change"))
-    print(f"same vote sent again: {retries} (201: the first receipt); "
-          f"a different second vote: {changes} (409: refused)")
-    exact = (votes == accepted == approve + reject == distinct
-             and set(retries) <= {201} and set(changes) <= {409})
+    print(
+        f"\nratio votes / baseline inserts: {ratio:.2f}; target >= 2,000 votes/s: "
+        f"{'met' if votes_phase.rate >= 2000 else 'NOT met'}"
+    )
+    print(
+        f"tally: {votes:,} votes stored, {accepted:,} accepted answers, {approve:,} approve + "
+        f"{reject:,} reject, {distinct:,} distinct jurors"
+    )
+    retries, changes = (
+        {s: n for (k, s), n in seconds.items() if k == kind} for kind in ("retry", "change")
+    )
+    print(
+        f"same vote sent again: {retries} (201: the first receipt); "
+        f"a different second vote: {changes} (409: refused)"
+    )
+    exact = (
+        votes == accepted == approve + reject == distinct
+        and set(retries) <= {201}
+        and set(changes) <= {409}
+    )
     print(f"tally exact under concurrency: {'yes' if exact else 'NO'}")
     for failure in votes_phase.failures[:5]:
         print(f"  votes: {failure}")

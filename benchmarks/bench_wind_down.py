@@ -38,16 +38,36 @@ def prepaid(url: str) -> int:
     """A prepaid plan version, a balance for every account, and their sum in the ledger."""
     clock = FixedClock(datetime(2026, 3, 1, 2, tzinfo=UTC))
     ctx = context(url, clock)
-    publish_plan(ctx, None, read_plan_file(f"{PLAN}.toml").replace(
-        'funding_model = "post_paid"', 'funding_model = "prepaid"'))
+    publish_plan(
+        ctx,
+        None,
+        read_plan_file(f"{PLAN}.toml").replace(
+            'funding_model = "post_paid"', 'funding_model = "prepaid"'
+        ),
+    )
     with ctx.transaction() as session:
-        plan_id = session.execute(text("SELECT id FROM plans WHERE code = :c"), {"c": PLAN}).scalar_one()
-        session.execute(text(
-            "INSERT INTO prepaid_balances (plan_id, payer_account_id, balance_fen, updated_at) "
-            "SELECT :p, id, 1000 + id % 997, :at FROM accounts"), {"p": plan_id, "at": clock.now()})
-        total = int(session.execute(text("SELECT sum(balance_fen) FROM prepaid_balances")).scalar_one())
-        post(session, transaction("bench:top_ups", "top_up", [
-            Leg(PROVIDER, -total), Leg(plan_account(PLAN, "prepaid"), total)]), at=clock.now())
+        plan_id = session.execute(
+            text("SELECT id FROM plans WHERE code = :c"), {"c": PLAN}
+        ).scalar_one()
+        session.execute(
+            text(
+                "INSERT INTO prepaid_balances (plan_id, payer_account_id, balance_fen, updated_at) "
+                "SELECT :p, id, 1000 + id % 997, :at FROM accounts"
+            ),
+            {"p": plan_id, "at": clock.now()},
+        )
+        total = int(
+            session.execute(text("SELECT sum(balance_fen) FROM prepaid_balances")).scalar_one()
+        )
+        post(
+            session,
+            transaction(
+                "bench:top_ups",
+                "top_up",
+                [Leg(PROVIDER, -total), Leg(plan_account(PLAN, "prepaid"), total)],
+            ),
+            at=clock.now(),
+        )
     ctx.engine.dispose()
     return total
 
@@ -72,8 +92,9 @@ def main() -> None:
     clock = FixedClock(datetime(2026, 3, 1, 2, tzinfo=UTC))
     ctx = context(url, clock)
     results: dict[str, Any] = {"db": args.db, "members": args.members, "prepaid_total_fen": total}
-    results["announce_s"], _ = timed(lambda: announce_end(
-        ctx, SYSTEM_ACTOR, PLAN, date(2026, 3, 5), "benchmark"))
+    results["announce_s"], _ = timed(
+        lambda: announce_end(ctx, SYSTEM_ACTOR, PLAN, date(2026, 3, 5), "benchmark")
+    )
     clock.set(datetime(2026, 3, 5, 2, tzinfo=UTC))
     results["end_cover_s"], view = timed(lambda: end_cover(ctx, SYSTEM_ACTOR, PLAN))
     results["memberships_ended"], results["refunds"] = view.memberships_ended, view.refunds

@@ -59,8 +59,9 @@ def clock() -> FixedClock:
 
 
 @pytest.fixture
-def ctx(engine: Engine, clock: FixedClock, tmp_path_factory: pytest.TempPathFactory
-        ) -> Iterator[ServiceContext]:
+def ctx(
+    engine: Engine, clock: FixedClock, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServiceContext]:
     context = ServiceContext(
         engine=engine,
         sessions=make_sessionmaker(engine),
@@ -68,8 +69,9 @@ def ctx(engine: Engine, clock: FixedClock, tmp_path_factory: pytest.TempPathFact
         clock=clock,
         # The cheapest argon2 parameters: tests check behaviour, not brute-force resistance.
         password_hasher=PasswordHasher.from_parameters(profiles.CHEAPEST),
-        evidence_store=FileSystemEvidenceStore(tmp_path_factory.mktemp("evidence"),
-                                               evidence_key(TEST_SECRET)),
+        evidence_store=FileSystemEvidenceStore(
+            tmp_path_factory.mktemp("evidence"), evidence_key(TEST_SECRET)
+        ),
     )
     try:
         yield context

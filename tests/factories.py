@@ -17,8 +17,13 @@ from mutualaid.services.plans import publish_plan
 MAIN_PLAN = "xhb-main"
 ELDERLY_PLAN = "xhb-elderly-cancer"
 PASSWORD = "correct horse battery"
-HEALTHY = {"long_medication": False, "long_hospital_stay": False, "tumour": False,
-           "heart_disease": False, "diabetes": False}
+HEALTHY = {
+    "long_medication": False,
+    "long_hospital_stay": False,
+    "tumour": False,
+    "heart_disease": False,
+    "diabetes": False,
+}
 
 _phones = itertools.count(13900000000)
 _sequence = itertools.count(1)
@@ -63,7 +68,9 @@ def staff(ctx: ServiceContext, role: Role) -> Actor:
     return account(ctx, role)
 
 
-def covered_member(ctx: ServiceContext, clock: object, birth_on: date = date(1990, 5, 1)) -> tuple[Actor, MembershipView]:
+def covered_member(
+    ctx: ServiceContext, clock: object, birth_on: date = date(1990, 5, 1)
+) -> tuple[Actor, MembershipView]:
     """A member who joined 200 days before the clock's present, so covered for the last 109 days."""
     from datetime import timedelta
 

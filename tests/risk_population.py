@@ -34,9 +34,39 @@ from mutualaid.services.risk import link_columns
 
 END = date(2026, 2, 28)  # the last report day
 START = END - timedelta(days=539)  # 18 months of claims: a year of history before the recent ones
-PROVINCES = ["11", "12", "13", "14", "15", "21", "22", "23", "31", "32", "33", "34", "35", "36",
-             "37", "41", "42", "43", "44", "45", "46", "50", "51", "52", "53", "54", "61", "62",
-             "63", "64", "65"]
+PROVINCES = [
+    "11",
+    "12",
+    "13",
+    "14",
+    "15",
+    "21",
+    "22",
+    "23",
+    "31",
+    "32",
+    "33",
+    "34",
+    "35",
+    "36",
+    "37",
+    "41",
+    "42",
+    "43",
+    "44",
+    "45",
+    "46",
+    "50",
+    "51",
+    "52",
+    "53",
+    "54",
+    "61",
+    "62",
+    "63",
+    "64",
+    "65",
+]
 ILLNESSES = [f"CI{i:02d}" for i in range(1, 21)]
 RARE_ILLNESS = "CI20"
 
@@ -95,11 +125,18 @@ class Generator:
     def _file(self, label: str, *, image: bool = True, on: date | None = None) -> Document:
         self.next_file += 1
         sha = hashlib.sha256(f"file-{self.next_file}".encode()).hexdigest()
-        phash = int(self.rng.integers(0, 2**63)) * 2 + int(self.rng.integers(0, 2)) if image else None
+        phash = (
+            int(self.rng.integers(0, 2**63)) * 2 + int(self.rng.integers(0, 2)) if image else None
+        )
         return Document(sha, phash, on, label)
 
-    def honest(self, *, reported_on: date | None = None, account: int | None = None,
-               accident: bool | None = None) -> GeneratedClaim:
+    def honest(
+        self,
+        *,
+        reported_on: date | None = None,
+        account: int | None = None,
+        accident: bool | None = None,
+    ) -> GeneratedClaim:
         rng = self.rng
         self.next_person += 1
         if account is None:
@@ -113,22 +150,32 @@ class Generator:
         hospital_index = int(rng.choice(len(self.hospital_weights), p=self.hospital_weights))
         family = f"family-{account}"
         claim = GeneratedClaim(
-            person=self.next_person, account=account, joined_on=joined, diagnosed_on=diagnosed,
-            reported_on=reported, accident=is_accident,
+            person=self.next_person,
+            account=account,
+            joined_on=joined,
+            diagnosed_on=diagnosed,
+            reported_on=reported,
+            accident=is_accident,
             illness=ILLNESSES[int(rng.choice(len(ILLNESSES), p=self.illness_weights))],
             age=int(rng.integers(18, 60)),
             province=PROVINCES[int(rng.choice(len(PROVINCES), p=self.province_weights))],
             hospital=f"Hospital {hospital_index}",
-            doctor=f"Dr {hospital_index}-{int(rng.integers(0, 30))}" if rng.random() < 0.6 else None,
+            doctor=f"Dr {hospital_index}-{int(rng.integers(0, 30))}"
+            if rng.random() < 0.6
+            else None,
             phone=f"{family}-phone" if rng.random() < 0.8 else None,
             payee=f"{family}-payee" if rng.random() < 0.9 else None,
             address=f"{family}-address" if rng.random() < 0.7 else None,
             device=f"{family}-device" if rng.random() < 0.6 else None,
         )
         claim.documents = [
-            self._file("id card"), self._file("diagnosis certificate"),
-            self._file("medical record", image=False,
-                       on=diagnosed - timedelta(days=int(rng.integers(0, 31)))),
+            self._file("id card"),
+            self._file("diagnosis certificate"),
+            self._file(
+                "medical record",
+                image=False,
+                on=diagnosed - timedelta(days=int(rng.integers(0, 31))),
+            ),
         ]
         return claim
 
@@ -146,24 +193,33 @@ class Population:
         def ints(values: list[int]) -> np.ndarray:  # type: ignore[type-arg]
             return np.asarray(values, dtype=np.int64)
 
-        earliest = [min((d.document_on.toordinal() for d in x.documents if d.document_on),
-                        default=NO_DATE) for x in c]
+        earliest = [
+            min((d.document_on.toordinal() for d in x.documents if d.document_on), default=NO_DATE)
+            for x in c
+        ]
         claims = ClaimColumns(
-            person=ints([x.person for x in c]), account=ints([x.account for x in c]),
+            person=ints([x.person for x in c]),
+            account=ints([x.account for x in c]),
             joined=ints([x.joined_on.toordinal() for x in c]),
             covered_from=ints([x.covered_from.toordinal() for x in c]),
             diagnosed=ints([x.diagnosed_on.toordinal() for x in c]),
             reported=ints([x.reported_on.toordinal() for x in c]),
             accident=np.asarray([x.accident for x in c], dtype=bool),
-            illness=factorize([x.illness for x in c]), age=ints([x.age for x in c]),
-            province=factorize([x.province for x in c]), hospital=factorize([x.hospital for x in c]),
-            doctor=factorize([x.doctor for x in c]), phone=factorize([x.phone for x in c]),
-            payee=factorize([x.payee for x in c]), address=factorize([x.address for x in c]),
-            device=factorize([x.device for x in c]), earliest_document=ints(earliest),
+            illness=factorize([x.illness for x in c]),
+            age=ints([x.age for x in c]),
+            province=factorize([x.province for x in c]),
+            hospital=factorize([x.hospital for x in c]),
+            doctor=factorize([x.doctor for x in c]),
+            phone=factorize([x.phone for x in c]),
+            payee=factorize([x.payee for x in c]),
+            address=factorize([x.address for x in c]),
+            device=factorize([x.device for x in c]),
+            earliest_document=ints(earliest),
         )
         rows = [(i, d) for i, x in enumerate(c) for d in x.documents]
         evidence = EvidenceColumns(
-            claim=ints([i for i, _ in rows]), sha=factorize([d.sha256 for _, d in rows]),
+            claim=ints([i for i, _ in rows]),
+            sha=factorize([d.sha256 for _, d in rows]),
             phash=np.asarray([d.phash or 0 for _, d in rows], dtype=np.uint64),
             has_phash=np.asarray([d.phash is not None for _, d in rows], dtype=bool),
         )
@@ -213,10 +269,19 @@ def generate(honest: int = 400, seed: int = 9, scale: int = 1) -> Population:
         claim.documents[2].document_on = claim.diagnosed_on  # the "accident" day's record
     for _ in range(15 * scale):  # records of treatment before joining, declaration said "no"
         claim = plant(SignalCode.RECORDS_BEFORE_JOINING, g.honest(accident=False))
-        claim.documents.append(g._file("earlier record", image=False, on=claim.joined_on - timedelta(
-            days=int(g.rng.integers(20, 700)))))
-    rings = (("phone", SignalCode.SHARED_PHONE), ("payee", SignalCode.SHARED_PAYEE),
-             ("address", SignalCode.SHARED_ADDRESS), ("device", SignalCode.SHARED_DEVICE))
+        claim.documents.append(
+            g._file(
+                "earlier record",
+                image=False,
+                on=claim.joined_on - timedelta(days=int(g.rng.integers(20, 700))),
+            )
+        )
+    rings = (
+        ("phone", SignalCode.SHARED_PHONE),
+        ("payee", SignalCode.SHARED_PAYEE),
+        ("address", SignalCode.SHARED_ADDRESS),
+        ("device", SignalCode.SHARED_DEVICE),
+    )
     for attribute, code in rings:  # one agent's phone/account/address/device for several families
         for ring in range(3 * scale):
             for _ in range(5):
@@ -234,7 +299,11 @@ def generate(honest: int = 400, seed: int = 9, scale: int = 1) -> Population:
         province = PROVINCES[(19 + cluster) % len(PROVINCES)]
         for _ in range(10):
             claim = plant(SignalCode.OUTLIER_CELL, g.honest(reported_on=g.recent(90)))
-            claim.illness, claim.age, claim.province = RARE_ILLNESS, 30 + int(g.rng.integers(0, 10)), province
+            claim.illness, claim.age, claim.province = (
+                RARE_ILLNESS,
+                30 + int(g.rng.integers(0, 10)),
+                province,
+            )
     order = g.rng.permutation(len(claims))
     return Population([claims[i] for i in order])
 
@@ -266,57 +335,132 @@ def quality(population: Population, fired: dict[SignalCode, np.ndarray]) -> list
     out = []
     for code, mask in fired.items():
         truth = population.planted(code)
-        out.append(SignalQuality(code, int(truth.sum()), int(mask.sum()), int((mask & truth).sum()),
-                                 int((mask & honest).sum()), int(honest.sum())))
+        out.append(
+            SignalQuality(
+                code,
+                int(truth.sum()),
+                int(mask.sum()),
+                int((mask & truth).sum()),
+                int((mask & honest).sum()),
+                int(honest.sum()),
+            )
+        )
     return out
 
 
 def table(rows: list[SignalQuality]) -> str:
-    lines = ["| signal | planted | fired | true pos. | precision | recall | honest claims flagged |",
-             "|---|---:|---:|---:|---:|---:|---:|"]
-    lines += [f"| `{q.code}` | {q.planted} | {q.fired} | {q.true_positives} | {q.precision:.2f} | "
-              f"{q.recall:.2f} | {q.honest_fired}/{q.honest} ({100 * q.honest_rate:.1f}%) |"
-              for q in rows]
+    lines = [
+        "| signal | planted | fired | true pos. | precision | recall | honest claims flagged |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    lines += [
+        f"| `{q.code}` | {q.planted} | {q.fired} | {q.true_positives} | {q.precision:.2f} | "
+        f"{q.recall:.2f} | {q.honest_fired}/{q.honest} ({100 * q.honest_rate:.1f}%) |"
+        for q in rows
+    ]
     return "\n".join(lines)
 
 
-def insert_population(ctx: ServiceContext, population: Population,
-                      plan_code: str = "xhb-main") -> dict[int, int]:
+def insert_population(
+    ctx: ServiceContext, population: Population, plan_code: str = "xhb-main"
+) -> dict[int, int]:
     """The population as rows (set-based inserts): claim index -> claim id."""
     base = 100_000
     now = datetime(2026, 3, 1, 2, tzinfo=UTC)
     with ctx.transaction() as session:
         plan_id = session.scalar(select(Plan.id).where(Plan.code == plan_code))
         accounts = sorted({c.account for c in population.claims})
-        session.execute(insert(Account), [
-            {"id": base + a, "phone": f"1{base + a:010d}", "role": "member", "created_at": now}
-            for a in accounts])
-        session.execute(insert(Person), [
-            {"id": base + c.person, "account_id": base + c.account, "relation": "self",
-             "identity_hash": f"{c.person:064x}", "identity_ciphertext": b"-", "name_ciphertext": b"-",
-             "name_masked": "张*华", "birth_on": date(c.diagnosed_on.year - c.age, 1, 1), "sex": "M",
-             "province_code": c.province, "created_at": now} for c in population.claims])
-        session.execute(insert(Membership), [
-            {"id": base + i, "plan_id": plan_id, "plan_version": 1, "person_id": base + c.person,
-             "payer_account_id": base + c.account, "state": "covered",
-             "joined_at": datetime.combine(c.joined_on, time(2), UTC), "joined_on": c.joined_on,
-             "waiting_ends_on": c.joined_on + timedelta(days=90), "covered_from_on": c.covered_from,
-             "ages_out_on": date(2090, 1, 1)} for i, c in enumerate(population.claims)])
-        session.execute(insert(Claim), [
-            {"id": base + i, "ref": f"G{i:05d}", "plan_id": plan_id, "plan_version": 1,
-             "membership_id": base + i, "person_id": base + c.person,
-             "claimant_account_id": base + c.account, "illness_code": c.illness, "tier": "severe",
-             "accident": c.accident, "diagnosed_on": c.diagnosed_on, "hospital": c.hospital,
-             "age_at_diagnosis": c.age, "payout_fen": 30_000_000, "state": "submitted",
-             "reported_at": datetime.combine(c.reported_on, time(2), UTC),
-             "reported_on": c.reported_on, "updated_at": now, "province_code": c.province,
-             **link_columns(ctx.protector, ClaimLinks(c.phone, c.payee, c.address, c.device, c.doctor))}
-            for i, c in enumerate(population.claims)])
-        session.execute(insert(Evidence), [
-            {"claim_id": base + i, "sha256": d.sha256, "size_bytes": 1000,
-             "media_type": "image/jpeg" if d.phash is not None else "application/pdf",
-             "label": d.label, "purpose": "claim", "uploaded_at": now,
-             "phash": f"{d.phash:016x}" if d.phash is not None else None,
-             "document_on": d.document_on}
-            for i, c in enumerate(population.claims) for d in c.documents])
+        session.execute(
+            insert(Account),
+            [
+                {"id": base + a, "phone": f"1{base + a:010d}", "role": "member", "created_at": now}
+                for a in accounts
+            ],
+        )
+        session.execute(
+            insert(Person),
+            [
+                {
+                    "id": base + c.person,
+                    "account_id": base + c.account,
+                    "relation": "self",
+                    "identity_hash": f"{c.person:064x}",
+                    "identity_ciphertext": b"-",
+                    "name_ciphertext": b"-",
+                    "name_masked": "张*华",
+                    "birth_on": date(c.diagnosed_on.year - c.age, 1, 1),
+                    "sex": "M",
+                    "province_code": c.province,
+                    "created_at": now,
+                }
+                for c in population.claims
+            ],
+        )
+        session.execute(
+            insert(Membership),
+            [
+                {
+                    "id": base + i,
+                    "plan_id": plan_id,
+                    "plan_version": 1,
+                    "person_id": base + c.person,
+                    "payer_account_id": base + c.account,
+                    "state": "covered",
+                    "joined_at": datetime.combine(c.joined_on, time(2), UTC),
+                    "joined_on": c.joined_on,
+                    "waiting_ends_on": c.joined_on + timedelta(days=90),
+                    "covered_from_on": c.covered_from,
+                    "ages_out_on": date(2090, 1, 1),
+                }
+                for i, c in enumerate(population.claims)
+            ],
+        )
+        session.execute(
+            insert(Claim),
+            [
+                {
+                    "id": base + i,
+                    "ref": f"G{i:05d}",
+                    "plan_id": plan_id,
+                    "plan_version": 1,
+                    "membership_id": base + i,
+                    "person_id": base + c.person,
+                    "claimant_account_id": base + c.account,
+                    "illness_code": c.illness,
+                    "tier": "severe",
+                    "accident": c.accident,
+                    "diagnosed_on": c.diagnosed_on,
+                    "hospital": c.hospital,
+                    "age_at_diagnosis": c.age,
+                    "payout_fen": 30_000_000,
+                    "state": "submitted",
+                    "reported_at": datetime.combine(c.reported_on, time(2), UTC),
+                    "reported_on": c.reported_on,
+                    "updated_at": now,
+                    "province_code": c.province,
+                    **link_columns(
+                        ctx.protector, ClaimLinks(c.phone, c.payee, c.address, c.device, c.doctor)
+                    ),
+                }
+                for i, c in enumerate(population.claims)
+            ],
+        )
+        session.execute(
+            insert(Evidence),
+            [
+                {
+                    "claim_id": base + i,
+                    "sha256": d.sha256,
+                    "size_bytes": 1000,
+                    "media_type": "image/jpeg" if d.phash is not None else "application/pdf",
+                    "label": d.label,
+                    "purpose": "claim",
+                    "uploaded_at": now,
+                    "phash": f"{d.phash:016x}" if d.phash is not None else None,
+                    "document_on": d.document_on,
+                }
+                for i, c in enumerate(population.claims)
+                for d in c.documents
+            ],
+        )
     return {i: base + i for i in range(len(population.claims))}

@@ -26,8 +26,12 @@ def bearer(token: str) -> Headers:
 
 
 def enrollment(birth_on: date = date(1990, 5, 1), **overrides: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {"full_name": "张三华", "id_number": resident_id(birth_on),
-                            "relation": "self", "health_answers": dict(HEALTHY)}
+    body: dict[str, Any] = {
+        "full_name": "张三华",
+        "id_number": resident_id(birth_on),
+        "relation": "self",
+        "health_answers": dict(HEALTHY),
+    }
     body.update(overrides)
     return body
 
@@ -47,7 +51,9 @@ class Api:
     def member(self) -> Headers:
         """A member who registered through the API, as a person on a phone would, logged in."""
         phone = next_phone()
-        registered = self.client.post("/api/v1/accounts", json={"phone": phone, "password": PASSWORD})
+        registered = self.client.post(
+            "/api/v1/accounts", json={"phone": phone, "password": PASSWORD}
+        )
         assert registered.status_code == 201, registered.text
         return self.log_in(phone)
 
@@ -57,10 +63,14 @@ class Api:
         account(self.ctx, role, phone=phone)
         return self.log_in(phone)
 
-    def join(self, headers: Headers, birth_on: date = date(1990, 5, 1), **overrides: Any
-             ) -> dict[str, Any]:
-        response = self.client.post("/api/v1/plans/xhb-main/memberships", headers=headers,
-                                    json=enrollment(birth_on, **overrides))
+    def join(
+        self, headers: Headers, birth_on: date = date(1990, 5, 1), **overrides: Any
+    ) -> dict[str, Any]:
+        response = self.client.post(
+            "/api/v1/plans/xhb-main/memberships",
+            headers=headers,
+            json=enrollment(birth_on, **overrides),
+        )
         assert response.status_code == 201, response.text
         body: dict[str, Any] = response.json()
         return body

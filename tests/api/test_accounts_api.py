@@ -13,8 +13,10 @@ from mutualaid.services.context import ServiceContext
 
 def test_a_registered_member_logs_in_and_sees_their_own_account(api: Api) -> None:
     phone = next_phone()
-    registered = api.client.post("/api/v1/accounts", json={
-        "phone": phone, "password": PASSWORD, "display_name": "小华", "locale": "en"})
+    registered = api.client.post(
+        "/api/v1/accounts",
+        json={"phone": phone, "password": PASSWORD, "display_name": "小华", "locale": "en"},
+    )
     assert registered.status_code == 201, registered.text
     assert "password" not in registered.text and "hash" not in registered.text
 
@@ -24,14 +26,20 @@ def test_a_registered_member_logs_in_and_sees_their_own_account(api: Api) -> Non
 
     me = api.client.get("/api/v1/me", headers=bearer(session.json()["token"]))
     assert me.status_code == 200, me.text
-    assert me.json() == {"id": registered.json()["id"], "phone": phone, "role": "member",
-                         "display_name": "小华", "locale": "en"}
+    assert me.json() == {
+        "id": registered.json()["id"],
+        "phone": phone,
+        "role": "member",
+        "display_name": "小华",
+        "locale": "en",
+    }
 
 
 def test_self_registration_cannot_choose_a_staff_role(api: Api) -> None:
     phone = next_phone()
-    registered = api.client.post("/api/v1/accounts", json={
-        "phone": phone, "password": PASSWORD, "role": "operator"})
+    registered = api.client.post(
+        "/api/v1/accounts", json={"phone": phone, "password": PASSWORD, "role": "operator"}
+    )
     assert registered.status_code == 201, registered.text
     assert api.client.get("/api/v1/me", headers=api.log_in(phone)).json()["role"] == "member"
 
@@ -54,9 +62,12 @@ def test_an_unknown_phone_gets_the_same_answer_as_a_wrong_password(api: Api) -> 
     phone = next_phone()
     api.client.post("/api/v1/accounts", json={"phone": phone, "password": PASSWORD})
 
-    wrong_password = api.client.post("/api/v1/sessions", json={"phone": phone, "password": "x" * 10})
-    unknown_phone = api.client.post("/api/v1/sessions",
-                                    json={"phone": next_phone(), "password": PASSWORD})
+    wrong_password = api.client.post(
+        "/api/v1/sessions", json={"phone": phone, "password": "x" * 10}
+    )
+    unknown_phone = api.client.post(
+        "/api/v1/sessions", json={"phone": next_phone(), "password": PASSWORD}
+    )
 
     assert unknown_phone.status_code == wrong_password.status_code == 401
     assert unknown_phone.json() == wrong_password.json()
@@ -64,10 +75,14 @@ def test_an_unknown_phone_gets_the_same_answer_as_a_wrong_password(api: Api) -> 
 
 def test_a_phone_number_registers_only_once(api: Api) -> None:
     phone = next_phone()
-    assert api.client.post("/api/v1/accounts",
-                           json={"phone": phone, "password": PASSWORD}).status_code == 201
+    assert (
+        api.client.post("/api/v1/accounts", json={"phone": phone, "password": PASSWORD}).status_code
+        == 201
+    )
 
-    again = api.client.post("/api/v1/accounts", json={"phone": phone, "password": "another password"})
+    again = api.client.post(
+        "/api/v1/accounts", json={"phone": phone, "password": "another password"}
+    )
 
     assert again.status_code == 409
     assert again.json()["error"]["code"] == "phone_taken"
@@ -83,7 +98,9 @@ def test_a_malformed_phone_number_is_refused_naming_the_phone(api: Api) -> None:
 
 
 def test_a_short_password_is_refused_naming_the_password(api: Api) -> None:
-    response = api.client.post("/api/v1/accounts", json={"phone": next_phone(), "password": "short"})
+    response = api.client.post(
+        "/api/v1/accounts", json={"phone": next_phone(), "password": "short"}
+    )
 
     assert response.status_code == 422
     assert response.json()["error"]["code"] == "invalid_request"
@@ -121,8 +138,7 @@ def test_a_token_stops_working_once_it_expires(
 
 def test_after_logging_out_the_token_no_longer_works(api: Api) -> None:
     headers = api.member()
-    other_session = api.log_in(
-        api.client.get("/api/v1/me", headers=headers).json()["phone"])
+    other_session = api.log_in(api.client.get("/api/v1/me", headers=headers).json()["phone"])
 
     assert api.client.delete("/api/v1/sessions/current", headers=headers).status_code == 204
 

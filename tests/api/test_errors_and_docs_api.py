@@ -14,11 +14,18 @@ def test_the_openapi_description_lists_the_endpoints(api: Api) -> None:
 
     assert response.status_code == 200
     paths = response.json()["paths"]
-    for path in ("/api/v1/accounts", "/api/v1/sessions", "/api/v1/me", "/api/v1/plans",
-                 "/api/v1/plans/{plan_code}/memberships", "/api/v1/memberships/{membership_id}/leave"):
+    for path in (
+        "/api/v1/accounts",
+        "/api/v1/sessions",
+        "/api/v1/me",
+        "/api/v1/plans",
+        "/api/v1/plans/{plan_code}/memberships",
+        "/api/v1/memberships/{membership_id}/leave",
+    ):
         assert path in paths
     assert "Idempotency-Key" in {
-        p["name"] for p in paths["/api/v1/plans/{plan_code}/memberships"]["post"]["parameters"]}
+        p["name"] for p in paths["/api/v1/plans/{plan_code}/memberships"]["post"]["parameters"]
+    }
 
 
 def test_the_interactive_docs_are_served(api: Api) -> None:
@@ -44,8 +51,9 @@ def test_a_wrong_method_is_a_json_405(api: Api) -> None:
 
 
 def test_a_malformed_json_body_is_a_422_json_error(api: Api) -> None:
-    response = api.client.post("/api/v1/sessions", content=b"{not json",
-                               headers={"Content-Type": "application/json"})
+    response = api.client.post(
+        "/api/v1/sessions", content=b"{not json", headers={"Content-Type": "application/json"}
+    )
 
     assert response.status_code == 422
     assert response.json()["error"]["code"] == "invalid_request"
@@ -63,8 +71,12 @@ def test_an_unexpected_failure_answers_json_without_a_traceback(ctx: ServiceCont
     response = client.get("/api/v1/test-failure")
 
     assert response.status_code == 500
-    assert response.json() == {"error": {
-        "code": "internal_error", "message": "something went wrong on our side; nothing was changed",
-        "field": None}}
+    assert response.json() == {
+        "error": {
+            "code": "internal_error",
+            "message": "something went wrong on our side; nothing was changed",
+            "field": None,
+        }
+    }
     assert "hunter2" not in response.text
     assert "Traceback" not in response.text

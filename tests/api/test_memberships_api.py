@@ -53,8 +53,11 @@ def test_a_child_of_30_days_can_join(api: Api) -> None:
 def test_a_child_of_29_days_is_too_young(api: Api) -> None:
     headers = api.member()
 
-    response = api.client.post(JOIN, headers=headers, json=enrollment(
-        TODAY - timedelta(days=29), relation="child", full_name="张小雨"))
+    response = api.client.post(
+        JOIN,
+        headers=headers,
+        json=enrollment(TODAY - timedelta(days=29), relation="child", full_name="张小雨"),
+    )
 
     assert response.status_code == 400
     error = response.json()["error"]
@@ -68,14 +71,20 @@ def test_a_member_enrolls_their_spouse_and_sees_both_memberships(api: Api) -> No
     headers = api.member()
     own = api.join(headers)
 
-    spouse = api.join(headers, id_number=resident_id(date(1991, 8, 8), Sex.FEMALE),
-                      relation="spouse", full_name="李芳")
+    spouse = api.join(
+        headers,
+        id_number=resident_id(date(1991, 8, 8), Sex.FEMALE),
+        relation="spouse",
+        full_name="李芳",
+    )
 
     assert spouse["relation"] == "spouse"
     assert spouse["name_masked"] == "李*"
     listed = api.memberships(headers)
-    assert [(m["id"], m["relation"]) for m in listed] == [(own["id"], "self"),
-                                                          (spouse["id"], "spouse")]
+    assert [(m["id"], m["relation"]) for m in listed] == [
+        (own["id"], "self"),
+        (spouse["id"], "spouse"),
+    ]
 
 
 def test_an_age_above_59_is_refused_as_too_old(api: Api) -> None:
@@ -90,8 +99,9 @@ def test_a_mistyped_id_number_is_refused_naming_the_id_number(api: Api) -> None:
     good = resident_id(date(1990, 5, 1))
     wrong_check_digit = good[:17] + ("0" if good[17] != "0" else "1")
 
-    response = api.client.post(JOIN, headers=api.member(),
-                               json=enrollment(id_number=wrong_check_digit))
+    response = api.client.post(
+        JOIN, headers=api.member(), json=enrollment(id_number=wrong_check_digit)
+    )
 
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "invalid_id_number"
@@ -101,8 +111,9 @@ def test_a_mistyped_id_number_is_refused_naming_the_id_number(api: Api) -> None:
 def test_a_yes_in_the_health_declaration_refuses_with_the_question(api: Api) -> None:
     headers = api.member()
 
-    response = api.client.post(JOIN, headers=headers, json=enrollment(
-        health_answers=HEALTHY | {"tumour": True}))
+    response = api.client.post(
+        JOIN, headers=headers, json=enrollment(health_answers=HEALTHY | {"tumour": True})
+    )
 
     assert response.status_code == 400
     error = response.json()["error"]
@@ -163,8 +174,11 @@ def test_one_idempotency_key_for_a_different_request_is_refused(api: Api) -> Non
     headers = api.member() | {"Idempotency-Key": "join-1"}
     assert api.client.post(JOIN, headers=headers, json=enrollment()).status_code == 201
 
-    other = api.client.post(JOIN, headers=headers, json=enrollment(
-        date(1992, 1, 1), relation="spouse", full_name="李芳"))
+    other = api.client.post(
+        JOIN,
+        headers=headers,
+        json=enrollment(date(1992, 1, 1), relation="spouse", full_name="李芳"),
+    )
 
     assert other.status_code == 409
     assert other.json()["error"]["code"] == "idempotency_key_reused"
@@ -203,16 +217,18 @@ def test_an_unknown_relation_is_a_422_naming_the_relation(api: Api) -> None:
 
 
 def test_a_health_answer_that_is_not_yes_or_no_is_a_422_naming_the_question(api: Api) -> None:
-    response = api.client.post(JOIN, headers=api.member(),
-                               json=enrollment(health_answers=HEALTHY | {"tumour": "maybe"}))
+    response = api.client.post(
+        JOIN, headers=api.member(), json=enrollment(health_answers=HEALTHY | {"tumour": "maybe"})
+    )
 
     assert response.status_code == 422
     assert response.json()["error"]["field"] == "health_answers.tumour"
 
 
 def test_joining_an_unknown_plan_is_404(api: Api) -> None:
-    response = api.client.post("/api/v1/plans/no-such-plan/memberships", headers=api.member(),
-                               json=enrollment())
+    response = api.client.post(
+        "/api/v1/plans/no-such-plan/memberships", headers=api.member(), json=enrollment()
+    )
 
     assert response.status_code == 404
     assert response.json()["error"]["code"] == "plan_not_found"
@@ -224,8 +240,9 @@ def test_joining_needs_a_login(api: Api) -> None:
     assert response.status_code == 401
 
 
-@pytest.mark.parametrize("body", [enrollment(), enrollment(id_number="110101199003070018"),
-                                  enrollment(full_name=" ")])
+@pytest.mark.parametrize(
+    "body", [enrollment(), enrollment(id_number="110101199003070018"), enrollment(full_name=" ")]
+)
 def test_an_unknown_token_is_refused_before_anything_else_is_looked_at(
     api: Api, body: dict[str, object]
 ) -> None:
@@ -234,8 +251,11 @@ def test_an_unknown_token_is_refused_before_anything_else_is_looked_at(
     response = api.client.post(JOIN, headers={"Authorization": "Bearer made-up"}, json=body)
     assert response.status_code == 401, response.text
     assert response.json()["error"]["code"] == "invalid_token"
-    unknown_plan = api.client.post("/api/v1/plans/no-such-plan/memberships",
-                                   headers={"Authorization": "Bearer made-up"}, json=body)
+    unknown_plan = api.client.post(
+        "/api/v1/plans/no-such-plan/memberships",
+        headers={"Authorization": "Bearer made-up"},
+        json=body,
+    )
     assert unknown_plan.status_code == 401
 
 
@@ -254,8 +274,11 @@ def test_a_member_leaves_and_rejoining_later_starts_a_new_waiting_period(
     body = enrollment()
     first = api.client.post(JOIN, headers=headers, json=body).json()
 
-    left = api.client.post(f"/api/v1/memberships/{first['id']}/leave", headers=headers,
-                           json={"reason": "too expensive"})
+    left = api.client.post(
+        f"/api/v1/memberships/{first['id']}/leave",
+        headers=headers,
+        json={"reason": "too expensive"},
+    )
     assert left.status_code == 200, left.text
     assert left.json()["state"] == "left"
     assert left.json()["end_reason"] == "left"
@@ -292,7 +315,9 @@ def test_a_member_cannot_see_another_familys_membership(api: Api) -> None:
 
     assert seen.status_code == 404
     assert seen.json()["error"]["code"] == "membership_not_found"
-    assert api.client.get(f"/api/v1/memberships/{membership['id']}", headers=owner).status_code == 200
+    assert (
+        api.client.get(f"/api/v1/memberships/{membership['id']}", headers=owner).status_code == 200
+    )
     assert api.memberships(stranger) == []
 
 
@@ -311,12 +336,15 @@ def test_a_member_cannot_suspend_their_own_membership(api: Api) -> None:
     headers = api.member()
     membership = api.join(headers)
 
-    response = api.client.post(f"/api/v1/memberships/{membership['id']}/events/suspend",
-                               headers=headers)
+    response = api.client.post(
+        f"/api/v1/memberships/{membership['id']}/events/suspend", headers=headers
+    )
 
     assert response.status_code == 403
-    assert api.client.get(f"/api/v1/memberships/{membership['id']}",
-                          headers=headers).json()["state"] == "waiting"
+    assert (
+        api.client.get(f"/api/v1/memberships/{membership['id']}", headers=headers).json()["state"]
+        == "waiting"
+    )
 
 
 @pytest.mark.usefixtures("long_sessions")
@@ -328,7 +356,9 @@ def test_an_operator_suspends_and_reinstates_a_covered_membership(
     clock.advance(timedelta(days=91))
     url = f"/api/v1/memberships/{membership['id']}"
 
-    suspended = api.client.post(f"{url}/events/suspend", headers=operator, json={"reason": "unpaid"})
+    suspended = api.client.post(
+        f"{url}/events/suspend", headers=operator, json={"reason": "unpaid"}
+    )
     assert suspended.status_code == 200, suspended.text
     assert api.client.get(url, headers=holder).json()["state"] == "suspended"
 
@@ -382,11 +412,17 @@ def test_the_daily_job_run_by_an_operator_covers_members_whose_wait_is_over(
     response = api.client.post("/api/v1/plans/xhb-main/advance", headers=operator)
 
     assert response.status_code == 200, response.text
-    assert response.json() == {"plan_code": "xhb-main", "on": "2026-05-31", "now_covered": 1,
-                               "aged_out": 0}
+    assert response.json() == {
+        "plan_code": "xhb-main",
+        "on": "2026-05-31",
+        "now_covered": 1,
+        "aged_out": 0,
+    }
     members = api.client.get("/api/v1/plans/xhb-main/members", headers=operator).json()["items"]
-    assert {m["membership_id"]: m["state"] for m in members} == {first["id"]: "covered",
-                                                                 second["id"]: "waiting"}
+    assert {m["membership_id"]: m["state"] for m in members} == {
+        first["id"]: "covered",
+        second["id"]: "waiting",
+    }
 
 
 def test_a_member_cannot_run_the_daily_job(api: Api) -> None:
@@ -410,8 +446,12 @@ def test_an_operator_pages_through_members_by_keyset_masked(api: Api) -> None:
     family = api.member()
     ids = [
         api.join(family)["id"],
-        api.join(family, id_number=resident_id(date(1991, 8, 8), Sex.FEMALE), relation="spouse",
-                 full_name="李芳")["id"],
+        api.join(
+            family,
+            id_number=resident_id(date(1991, 8, 8), Sex.FEMALE),
+            relation="spouse",
+            full_name="李芳",
+        )["id"],
         api.join(family, date(2020, 6, 1), relation="child", full_name="张小雨")["id"],
     ]
     operator = api.staff(Role.OPERATOR)
@@ -424,8 +464,9 @@ def test_an_operator_pages_through_members_by_keyset_masked(api: Api) -> None:
     assert [m["membership_id"] for m in page["items"]] == ids[:2]
     assert page["next_after_id"] == ids[1]
 
-    rest = api.client.get(url, headers=operator,
-                          params={"limit": 2, "after_id": page["next_after_id"]}).json()
+    rest = api.client.get(
+        url, headers=operator, params={"limit": 2, "after_id": page["next_after_id"]}
+    ).json()
     assert [m["membership_id"] for m in rest["items"]] == ids[2:]
     assert rest["next_after_id"] is None
 
@@ -439,8 +480,11 @@ def test_the_member_list_filters_by_state(api: Api) -> None:
     leaving = api.join(headers, date(2020, 6, 1), relation="child", full_name="张小雨")
     api.client.post(f"/api/v1/memberships/{leaving['id']}/leave", headers=headers)
 
-    page = api.client.get("/api/v1/plans/xhb-main/members", headers=api.staff(Role.REVIEWER),
-                          params={"state": "waiting"}).json()
+    page = api.client.get(
+        "/api/v1/plans/xhb-main/members",
+        headers=api.staff(Role.REVIEWER),
+        params={"state": "waiting"},
+    ).json()
 
     assert page["total"] == 1
     assert [m["membership_id"] for m in page["items"]] == [staying["id"]]
@@ -448,17 +492,24 @@ def test_the_member_list_filters_by_state(api: Api) -> None:
 
 @pytest.mark.parametrize("limit", [0, 501])
 def test_a_page_size_out_of_range_is_a_422_naming_limit(api: Api, limit: int) -> None:
-    response = api.client.get("/api/v1/plans/xhb-main/members", headers=api.staff(Role.OPERATOR),
-                              params={"limit": limit})
+    response = api.client.get(
+        "/api/v1/plans/xhb-main/members", headers=api.staff(Role.OPERATOR), params={"limit": limit}
+    )
 
     assert response.status_code == 422
     assert response.json()["error"]["field"] == "limit"
 
 
 def test_a_refusal_lists_every_reason_not_only_the_first(api: Api) -> None:
-    response = api.client.post(JOIN, headers=api.member(), json=enrollment(
-        TODAY - timedelta(days=10), relation="child",
-        health_answers=HEALTHY | {"heart_disease": True, "diabetes": True}))
+    response = api.client.post(
+        JOIN,
+        headers=api.member(),
+        json=enrollment(
+            TODAY - timedelta(days=10),
+            relation="child",
+            health_answers=HEALTHY | {"heart_disease": True, "diabetes": True},
+        ),
+    )
 
     assert response.status_code == 400
     error = response.json()["error"]
@@ -475,13 +526,19 @@ def test_each_plan_applies_its_own_entry_ages(api: Api) -> None:
     elderly = "/api/v1/plans/xhb-elderly-cancer/memberships"
     answers = {"tumour": False, "long_hospital_stay": False}
 
-    too_young = api.client.post(elderly, headers=headers,
-                                json=enrollment(date(1990, 5, 1), health_answers=answers))
+    too_young = api.client.post(
+        elderly, headers=headers, json=enrollment(date(1990, 5, 1), health_answers=answers)
+    )
     assert too_young.status_code == 400
     assert too_young.json()["error"]["code"] == "too_young"
 
-    joined = api.client.post(elderly, headers=headers, json=enrollment(
-        date(1961, 5, 1), relation="parent", full_name="张老", health_answers=answers))
+    joined = api.client.post(
+        elderly,
+        headers=headers,
+        json=enrollment(
+            date(1961, 5, 1), relation="parent", full_name="张老", health_answers=answers
+        ),
+    )
     assert joined.status_code == 201, joined.text
     assert joined.json()["plan_code"] == "xhb-elderly-cancer"
     assert joined.json()["ages_out_on"] == "2042-05-01"  # the 81st birthday
@@ -501,8 +558,9 @@ def test_a_repeated_leave_with_the_same_key_answers_as_the_first_time(api: Api) 
 
 
 def test_an_overlong_idempotency_key_is_a_422_naming_the_header(api: Api) -> None:
-    response = api.client.post(JOIN, headers=api.member() | {"Idempotency-Key": "k" * 201},
-                               json=enrollment())
+    response = api.client.post(
+        JOIN, headers=api.member() | {"Idempotency-Key": "k" * 201}, json=enrollment()
+    )
 
     assert response.status_code == 422
     assert response.json()["error"]["field"] == "Idempotency-Key"

@@ -30,11 +30,16 @@ def test_an_operator_closes_collects_and_pays_and_everyone_can_check_the_numbers
     clock.set(datetime(2026, 3, 7, 1, tzinfo=UTC))
 
     assert client.post("/api/v1/plans/xhb-main/periods", headers=member, json={}).status_code == 403
-    closed = client.post("/api/v1/plans/xhb-main/periods", headers=operator,
-                         json={"on": "2026-03-07", "cap_excess": "sponsor"})
+    closed = client.post(
+        "/api/v1/plans/xhb-main/periods",
+        headers=operator,
+        json={"on": "2026-03-07", "cap_excess": "sponsor"},
+    )
     assert closed.status_code == 200, closed.text
     assert (closed.json()["member_count"], closed.json()["share_fen"]) == (4, 270)
-    again = client.post("/api/v1/plans/xhb-main/periods", headers=operator, json={"on": "2026-03-07"})
+    again = client.post(
+        "/api/v1/plans/xhb-main/periods", headers=operator, json={"on": "2026-03-07"}
+    )
     assert again.json() == closed.json()
 
     notice = client.get(PERIOD)
@@ -45,14 +50,19 @@ def test_an_operator_closes_collects_and_pays_and_everyone_can_check_the_numbers
     assert body["period"]["charges_root"] in body["commitment_leaf"]
     assert client.get("/api/v1/plans/xhb-main/periods").json()[0]["state"] == "committed"
 
-    proof = client.get(f"{PERIOD}/charge-proof", params={"membership_id": membership},
-                       headers=member)
+    proof = client.get(
+        f"{PERIOD}/charge-proof", params={"membership_id": membership}, headers=member
+    )
     assert proof.status_code == 200, proof.text
     data = proof.json()
     data["block"] = [tuple(pair) for pair in data["block"]]
     verify_charge_proof(ChargeProof(**{f.name: data[f.name] for f in fields(ChargeProof)}))
-    assert client.get(f"{PERIOD}/charge-proof", params={"membership_id": membership},
-                      headers=others[0]).status_code == 404
+    assert (
+        client.get(
+            f"{PERIOD}/charge-proof", params={"membership_id": membership}, headers=others[0]
+        ).status_code
+        == 404
+    )
 
     clock.set(clock.now() + timedelta(days=7))
     exported = client.get(f"{PERIOD}/collection-file", headers=operator)
@@ -64,8 +74,10 @@ def test_an_operator_closes_collects_and_pays_and_everyone_can_check_the_numbers
     imported = client.post(f"{PERIOD}/collection-results", headers=operator, content=results)
     assert imported.status_code == 200, imported.text
     assert (imported.json()["collected_fen"], imported.json()["failed_fen"]) == (810, 270)
-    assert client.post(f"{PERIOD}/collection-results", headers=operator,
-                       content=results).status_code == 409
+    assert (
+        client.post(f"{PERIOD}/collection-results", headers=operator, content=results).status_code
+        == 409
+    )
 
     paid = client.post(f"{PERIOD}/payouts", headers=operator)
     assert paid.status_code == 200, paid.text
@@ -73,19 +85,24 @@ def test_an_operator_closes_collects_and_pays_and_everyone_can_check_the_numbers
 
     statement = client.get(f"/api/v1/memberships/{membership}/statement", headers=member)
     assert statement.status_code == 200
-    assert [(line["charge_fen"], line["status"]) for line in statement.json()["lines"]] \
-        in ([(270, "paid")], [(270, "unpaid")])
+    assert [(line["charge_fen"], line["status"]) for line in statement.json()["lines"]] in (
+        [(270, "paid")],
+        [(270, "unpaid")],
+    )
     assert client.get("/api/v1/statements", headers=member).json()[0]["membership_id"] == membership
-    assert client.get(f"/api/v1/memberships/{membership}/statement",
-                      headers=others[1]).status_code == 404
+    assert (
+        client.get(f"/api/v1/memberships/{membership}/statement", headers=others[1]).status_code
+        == 404
+    )
 
     ledger = client.get("/api/v1/ledger/balances", headers=operator)
     assert ledger.status_code == 200 and ledger.json()["total_fen"] == 0
     assert client.get("/api/v1/ledger/balances", headers=member).status_code == 403
 
 
-def test_a_prepaid_member_tops_up_once_per_key(api: Api, client: TestClient,
-                                               ctx: ServiceContext) -> None:
+def test_a_prepaid_member_tops_up_once_per_key(
+    api: Api, client: TestClient, ctx: ServiceContext
+) -> None:
     use_rules(ctx, funding_model="prepaid")
     member = api.member()
     url = "/api/v1/plans/xhb-main/prepaid/top-ups"
@@ -93,11 +110,15 @@ def test_a_prepaid_member_tops_up_once_per_key(api: Api, client: TestClient,
     assert first.status_code == 201, first.text
     second = client.post(url, headers=member | {"Idempotency-Key": "k1"}, json={"amount_fen": 1000})
     assert second.json() == first.json() == {"plan_code": "xhb-main", "balance_fen": 1000}
-    assert client.get("/api/v1/plans/xhb-main/prepaid", headers=member).json()["balance_fen"] == 1000
+    assert (
+        client.get("/api/v1/plans/xhb-main/prepaid", headers=member).json()["balance_fen"] == 1000
+    )
     assert client.post(url, headers=member, json={"amount_fen": 0}).status_code == 422
 
 
-def test_the_notice_of_an_unknown_period_is_a_clean_404(client: TestClient, ctx: ServiceContext) -> None:
+def test_the_notice_of_an_unknown_period_is_a_clean_404(
+    client: TestClient, ctx: ServiceContext
+) -> None:
     use_rules(ctx)
     response = client.get(PERIOD)
     assert response.status_code == 404

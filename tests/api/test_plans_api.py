@@ -24,7 +24,9 @@ def test_anyone_can_list_the_plans_with_their_version_and_active_members(api: Ap
     response = api.client.get("/api/v1/plans")
 
     assert response.status_code == 200
-    listed = {p["plan"]["code"]: (p["plan"]["version"], p["active_members"]) for p in response.json()}
+    listed = {
+        p["plan"]["code"]: (p["plan"]["version"], p["active_members"]) for p in response.json()
+    }
     assert listed == {"xhb-elderly-cancer": (1, 0), "xhb-main": (1, 1)}
 
 
@@ -40,7 +42,12 @@ def test_anyone_can_read_a_plans_rules(api: Api) -> None:
     assert body["rules"]["entry"]["min_age_days"] == 30
     assert body["rules"]["entry"]["max_age_years"] == 59
     assert [q["code"] for q in body["rules"]["health_questions"]] == [
-        "long_medication", "long_hospital_stay", "tumour", "heart_disease", "diabetes"]
+        "long_medication",
+        "long_hospital_stay",
+        "tumour",
+        "heart_disease",
+        "diabetes",
+    ]
 
 
 @pytest.mark.usefixtures("plans")
@@ -52,14 +59,20 @@ def test_anyone_can_read_the_plan_file_it_was_published_from(api: Api) -> None:
     assert response.text == MAIN_TOML
 
 
-@pytest.mark.parametrize("path", ["/api/v1/plans/no-such-plan", "/api/v1/plans/no-such-plan/source"])
+@pytest.mark.parametrize(
+    "path", ["/api/v1/plans/no-such-plan", "/api/v1/plans/no-such-plan/source"]
+)
 def test_an_unknown_plan_is_a_json_404(api: Api, path: str) -> None:
     response = api.client.get(path)
 
     assert response.status_code == 404
-    assert response.json() == {"error": {"code": "plan_not_found",
-                                         "message": "there is no plan 'no-such-plan'",
-                                         "field": "plan_code"}}
+    assert response.json() == {
+        "error": {
+            "code": "plan_not_found",
+            "message": "there is no plan 'no-such-plan'",
+            "field": "plan_code",
+        }
+    }
 
 
 @pytest.mark.usefixtures("plans")
@@ -110,8 +123,9 @@ def test_an_operator_creates_a_new_plan_by_publishing_its_file(api: Api) -> None
     assert response.json()["plan"]["version"] == 1
     assert [p["plan"]["code"] for p in api.client.get("/api/v1/plans").json()] == ["county-main"]
     member = api.member()
-    joined = api.client.post("/api/v1/plans/county-main/memberships", headers=member,
-                             json=enrollment())
+    joined = api.client.post(
+        "/api/v1/plans/county-main/memberships", headers=member, json=enrollment()
+    )
     assert joined.status_code == 201, joined.text
 
 

@@ -23,10 +23,18 @@ def _plans(plans: None) -> None:
 
 def accident_claim(api: Api, member: Headers, payee: str) -> str:
     membership = api.join(member)
-    response = api.client.post("/api/v1/claims", headers=member, json={
-        "membership_id": membership["id"], "illness_code": "CI02", "diagnosed_on": str(TODAY),
-        "hospital": "医院", "accident": True,
-        "links": {"payee_account": payee, "doctor": "王医生"}})
+    response = api.client.post(
+        "/api/v1/claims",
+        headers=member,
+        json={
+            "membership_id": membership["id"],
+            "illness_code": "CI02",
+            "diagnosed_on": str(TODAY),
+            "hospital": "医院",
+            "accident": True,
+            "links": {"payee_account": payee, "doctor": "王医生"},
+        },
+    )
     assert response.status_code == 201, response.text
     return str(response.json()["ref"])
 
@@ -51,21 +59,32 @@ def test_feedback_reaches_the_weight_report_and_bad_input_is_refused(api: Api) -
     ref = accident_claim(api, api.member(), "1")
     accident_claim(api, api.member(), "1")
     reviewer = api.staff(Role.REVIEWER)
-    ok = api.client.post(f"/api/v1/claims/{ref}/risk/feedback", headers=reviewer,
-                         json={"signal": "shared_payee", "useful": True})
+    ok = api.client.post(
+        f"/api/v1/claims/{ref}/risk/feedback",
+        headers=reviewer,
+        json={"signal": "shared_payee", "useful": True},
+    )
     assert ok.status_code == 200, ok.text
-    unknown = api.client.post(f"/api/v1/claims/{ref}/risk/feedback", headers=reviewer,
-                              json={"signal": "astrology", "useful": True})
+    unknown = api.client.post(
+        f"/api/v1/claims/{ref}/risk/feedback",
+        headers=reviewer,
+        json={"signal": "astrology", "useful": True},
+    )
     assert unknown.status_code == 400
-    assert unknown.json()["error"] == {"code": "unknown_signal", "message": "there is no signal astrology",
-                                       "field": "signal"}
+    assert unknown.json()["error"] == {
+        "code": "unknown_signal",
+        "message": "there is no signal astrology",
+        "field": "signal",
+    }
     report = api.client.get("/api/v1/risk/weights?plan=xhb-main", headers=api.staff()).json()
     payee = next(r for r in report if r["code"] == "shared_payee")
     assert payee["useful_rate"] == 1.0 and payee["suggested"] == payee["weight"] == 35
     figures = api.client.get("/api/v1/plans/xhb-main/risk/operations", headers=api.staff()).json()
     assert figures["flagged"] == 2
-    assert api.client.post("/api/v1/plans/xhb-main/risk/rescore", headers=api.staff()).json()[
-        "scored"] == 2
+    assert (
+        api.client.post("/api/v1/plans/xhb-main/risk/rescore", headers=api.staff()).json()["scored"]
+        == 2
+    )
 
 
 def test_a_member_sees_their_fraud_record_and_appeals_it(api: Api) -> None:
@@ -73,19 +92,29 @@ def test_a_member_sees_their_fraud_record_and_appeals_it(api: Api) -> None:
     ref = accident_claim(api, member, "1")
     reviewer = staff(api.ctx, Role.REVIEWER)
     start_review(api.ctx, reviewer, ref)
-    decide_claim(api.ctx, reviewer, ref, approve=False, reason_code=RejectionReason.FRAUD,
-                 note="forged")
+    decide_claim(
+        api.ctx, reviewer, ref, approve=False, reason_code=RejectionReason.FRAUD, note="forged"
+    )
     operator = api.staff()
-    flagged = api.client.post(f"/api/v1/claims/{ref}/fraud-record", headers=operator,
-                              json={"reason": "forged certificate confirmed by the hospital"})
+    flagged = api.client.post(
+        f"/api/v1/claims/{ref}/fraud-record",
+        headers=operator,
+        json={"reason": "forged certificate confirmed by the hospital"},
+    )
     assert flagged.status_code == 201, flagged.text
     mine = api.client.get("/api/v1/fraud-records/mine", headers=member).json()
     assert [r["claim_ref"] for r in mine] == [ref]
-    appeal = api.client.post(f"/api/v1/fraud-records/{mine[0]['id']}/appeal", headers=member,
-                             json={"reason": "the certificate is genuine, please check again"})
+    appeal = api.client.post(
+        f"/api/v1/fraud-records/{mine[0]['id']}/appeal",
+        headers=member,
+        json={"reason": "the certificate is genuine, please check again"},
+    )
     assert appeal.status_code == 201
     waiting = api.client.get("/api/v1/fraud-appeals", headers=operator).json()
     assert [a["id"] for a in waiting] == [appeal.json()["id"]]
-    refused = api.client.post(f"/api/v1/fraud-appeals/{appeal.json()['id']}/decision",
-                              headers=operator, json={"uphold": True, "note": "ok"})
+    refused = api.client.post(
+        f"/api/v1/fraud-appeals/{appeal.json()['id']}/decision",
+        headers=operator,
+        json={"uphold": True, "note": "ok"},
+    )
     assert refused.status_code == 403 and refused.json()["error"]["code"] == "separated_duties"

@@ -17,12 +17,15 @@ SECRET = "test-secret-key-0123456789abcdefghijklmnop"
 @pytest.fixture(autouse=True)
 def environment(monkeypatch: pytest.MonkeyPatch, database_url: str, tmp_path: Path) -> None:
     """Every command reads its settings from here; none of the developer's own settings leak in."""
-    for name in ("MUTUALAID_DEMO", "MUTUALAID_DEBUG", "MUTUALAID_CREDIT_CHECK",
-                 "MUTUALAID_NEW_PASSWORD"):
+    for name in (
+        "MUTUALAID_DEMO",
+        "MUTUALAID_DEBUG",
+        "MUTUALAID_CREDIT_CHECK",
+        "MUTUALAID_NEW_PASSWORD",
+    ):
         # setenv first so that monkeypatch restores the variable's absence if a command sets it.
         monkeypatch.setenv(name, "")
         monkeypatch.delenv(name)
     monkeypatch.setenv("MUTUALAID_DATABASE_URL", database_url)
     monkeypatch.setenv("MUTUALAID_SECRET_KEY", SECRET)
     monkeypatch.setenv("MUTUALAID_DATA_DIR", str(tmp_path / "var"))
-

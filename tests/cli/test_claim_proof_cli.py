@@ -27,16 +27,22 @@ def test_a_claims_proof_bundle_verifies_and_tampering_is_caught(
     ctx: ServiceContext, clock: FixedClock, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     key_file = tmp_path / "log.key"
-    made = runner.invoke(app, ["log", "keygen", "--name", "aid.example/log", "--out", str(key_file)])
+    made = runner.invoke(
+        app, ["log", "keygen", "--name", "aid.example/log", "--out", str(key_file)]
+    )
     assert made.exit_code == 0, made.output
     verifier = made.stdout.strip()
     monkeypatch.setenv("MUTUALAID_LOG_KEY_FILE", str(key_file))
 
     publish_demo_plans(ctx)
     holder, membership = covered_member(ctx, clock)
-    claim = report_claim(ctx, holder, ClaimReport(membership.id, "CI01",
-                                                  clock.now().date() - timedelta(days=3),
-                                                  "四川省人民医院"))
+    claim = report_claim(
+        ctx,
+        holder,
+        ClaimReport(
+            membership.id, "CI01", clock.now().date() - timedelta(days=3), "四川省人民医院"
+        ),
+    )
     add_evidence(ctx, holder, claim.ref, [SCAN], "image/jpeg", "pathology report")
     through_investigation(ctx, claim.ref)
     decide_claim(ctx, staff(ctx, Role.REVIEWER), claim.ref, approve=True, note="criteria met")
@@ -54,14 +60,17 @@ def test_a_claims_proof_bundle_verifies_and_tampering_is_caught(
 
     scan = tmp_path / "scan.jpg"
     scan.write_bytes(SCAN)
-    checked = runner.invoke(app, ["verify", "bundle", str(bundle_file), "--log-key", verifier,
-                                  "--evidence", str(scan)])
+    checked = runner.invoke(
+        app, ["verify", "bundle", str(bundle_file), "--log-key", verifier, "--evidence", str(scan)]
+    )
     assert checked.exit_code == 0, checked.output
 
     forged = tmp_path / "forged.jpg"
     forged.write_bytes(SCAN.replace(b"page 1", b"page 2"))
-    wrong_file = runner.invoke(app, ["verify", "bundle", str(bundle_file), "--log-key", verifier,
-                                     "--evidence", str(forged)])
+    wrong_file = runner.invoke(
+        app,
+        ["verify", "bundle", str(bundle_file), "--log-key", verifier, "--evidence", str(forged)],
+    )
     assert wrong_file.exit_code == 1
 
     first = base64.b64decode(bundle["entries"][0]["leaf_data"])

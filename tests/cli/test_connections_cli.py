@@ -27,7 +27,9 @@ def _open_files_of(database: str) -> int:
     return count
 
 
-def test_a_command_leaves_no_database_connection_open(ctx: ServiceContext, database_url: str) -> None:
+def test_a_command_leaves_no_database_connection_open(
+    ctx: ServiceContext, database_url: str
+) -> None:
     url = make_url(database_url)
     if url.get_backend_name() == "sqlite":
         database = str(Path(url.database or "").resolve())

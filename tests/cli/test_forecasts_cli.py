@@ -19,8 +19,16 @@ def test_simulate_writes_the_csv_files_and_charts_and_prints_a_summary(tmp_path:
     result = mutualaid("simulate", *SMALL, "--out", str(out))
 
     assert result.exit_code == 0, result.output
-    for name in ("periods.csv", "bands.csv", "members.png", "members.svg", "share.png",
-                 "share.svg", "cases.png", "cases.svg"):
+    for name in (
+        "periods.csv",
+        "bands.csv",
+        "members.png",
+        "members.svg",
+        "share.png",
+        "share.svg",
+        "cases.png",
+        "cases.svg",
+    ):
         assert (out / name).stat().st_size > 0, name
     assert (out / "members.png").read_bytes().startswith(b"\x89PNG")
     assert b"<svg" in (out / "share.svg").read_bytes()
@@ -29,8 +37,11 @@ def test_simulate_writes_the_csv_files_and_charts_and_prints_a_summary(tmp_path:
     assert len(rows) == 30
     assert rows[0]["publicity_on"] == "2018-10-21"
     assert int(rows[-1]["members_p50"]) > 50_000_000
-    assert int(rows[-1]["share_fen_p5"]) <= int(rows[-1]["share_fen_p50"]) <= int(
-        rows[-1]["share_fen_p95"])
+    assert (
+        int(rows[-1]["share_fen_p5"])
+        <= int(rows[-1]["share_fen_p50"])
+        <= int(rows[-1]["share_fen_p95"])
+    )
     assert "xhb-main: uniform sharing, 30 periods" in result.stdout
     assert "Fairness by age band" in result.stdout
 
@@ -40,31 +51,48 @@ def test_the_same_seed_writes_the_same_figures(tmp_path: Path) -> None:
         result = mutualaid("simulate", *SMALL, "--no-charts", "--out", str(tmp_path / name))
         assert result.exit_code == 0, result.output
     assert (tmp_path / "a" / "periods.csv").read_bytes() == (
-        tmp_path / "b" / "periods.csv").read_bytes()
+        tmp_path / "b" / "periods.csv"
+    ).read_bytes()
     assert not (tmp_path / "a" / "share.png").exists()
 
 
 def test_a_sharing_rule_can_be_chosen(tmp_path: Path) -> None:
-    result = mutualaid("simulate", *SMALL, "--no-charts", "--rule", "conditional_mean",
-                       "--out", str(tmp_path))
+    result = mutualaid(
+        "simulate", *SMALL, "--no-charts", "--rule", "conditional_mean", "--out", str(tmp_path)
+    )
     assert result.exit_code == 0, result.output
     assert "conditional_mean sharing" in result.stdout
 
 
 def test_a_plan_file_and_a_model_file_can_be_given(tmp_path: Path) -> None:
     plan = tmp_path / "plan.toml"
-    plan.write_text(read_plan_file("xhb-main.toml").replace("management_fee_bp = 800",
-                                                            "management_fee_bp = 1000"),
-                    encoding="utf-8")
+    plan.write_text(
+        read_plan_file("xhb-main.toml").replace(
+            "management_fee_bp = 800", "management_fee_bp = 1000"
+        ),
+        encoding="utf-8",
+    )
     printed = mutualaid("simulate", "--print-model")
     assert printed.exit_code == 0, printed.output
     model = tmp_path / "model.toml"
-    model.write_text(printed.stdout.replace("incidence_level = 1.15", "incidence_level = 2.0"),
-                     encoding="utf-8")
+    model.write_text(
+        printed.stdout.replace("incidence_level = 1.15", "incidence_level = 2.0"), encoding="utf-8"
+    )
     assert parse_model_toml(model.read_text(encoding="utf-8")).incidence_level == 2.0
 
-    result = mutualaid("simulate", *SMALL, "--no-charts", "--plan-file", str(plan), "--model",
-                       str(model), "--start-on", "2024-01-01", "--out", str(tmp_path / "out"))
+    result = mutualaid(
+        "simulate",
+        *SMALL,
+        "--no-charts",
+        "--plan-file",
+        str(plan),
+        "--model",
+        str(model),
+        "--start-on",
+        "2024-01-01",
+        "--out",
+        str(tmp_path / "out"),
+    )
     assert result.exit_code == 0, result.output
     assert "(2024-01-07 to" in result.stdout
 
@@ -78,8 +106,9 @@ def test_a_plan_file_and_a_model_file_can_be_given(tmp_path: Path) -> None:
         (("--start-on", "16/10/2018"), "--start-on"),
     ],
 )
-def test_bad_options_are_refused_with_exit_code_2(tmp_path: Path, args: tuple[str, ...],
-                                                  message: str) -> None:
+def test_bad_options_are_refused_with_exit_code_2(
+    tmp_path: Path, args: tuple[str, ...], message: str
+) -> None:
     result = mutualaid("simulate", *args, "--out", str(tmp_path))
     assert result.exit_code == 2
     assert message in result.output
@@ -88,9 +117,12 @@ def test_bad_options_are_refused_with_exit_code_2(tmp_path: Path, args: tuple[st
 
 def test_a_malformed_plan_file_is_refused_with_the_key(tmp_path: Path) -> None:
     plan = tmp_path / "plan.toml"
-    plan.write_text(read_plan_file("xhb-main.toml").replace("management_fee_bp = 800",
-                                                            "management_fee_bp = -1"),
-                    encoding="utf-8")
+    plan.write_text(
+        read_plan_file("xhb-main.toml").replace(
+            "management_fee_bp = 800", "management_fee_bp = -1"
+        ),
+        encoding="utf-8",
+    )
     result = mutualaid("simulate", *SMALL, "--plan-file", str(plan), "--out", str(tmp_path))
     assert result.exit_code == 2
     assert "fees.management_fee_bp" in result.output
@@ -98,8 +130,9 @@ def test_a_malformed_plan_file_is_refused_with_the_key(tmp_path: Path) -> None:
 
 
 def test_a_missing_plan_file_is_refused(tmp_path: Path) -> None:
-    result = mutualaid("simulate", *SMALL, "--plan-file", str(tmp_path / "nowhere.toml"),
-                       "--out", str(tmp_path))
+    result = mutualaid(
+        "simulate", *SMALL, "--plan-file", str(tmp_path / "nowhere.toml"), "--out", str(tmp_path)
+    )
     assert result.exit_code == 2
     assert "nowhere.toml" in result.output
     assert_clean_failure(result)
@@ -108,8 +141,9 @@ def test_a_missing_plan_file_is_refused(tmp_path: Path) -> None:
 def test_a_malformed_model_is_refused_with_the_key(tmp_path: Path) -> None:
     model = tmp_path / "model.toml"
     printed = mutualaid("simulate", "--print-model").stdout
-    model.write_text(printed.replace("accident_share = 0.005", "accident_share = 2.0"),
-                     encoding="utf-8")
+    model.write_text(
+        printed.replace("accident_share = 0.005", "accident_share = 2.0"), encoding="utf-8"
+    )
     result = mutualaid("simulate", *SMALL, "--model", str(model), "--out", str(tmp_path))
     assert result.exit_code == 2
     assert "invalid_model (accident_share)" in result.output

@@ -60,29 +60,57 @@ def members_csv(tmp_path: Path) -> Path:
     """Five good rows (one family of three, two single members) and four bad ones."""
     today = _today()
     family = {"payer_phone": "13812340001", "joined_on": (today - timedelta(days=10)).isoformat()}
-    holder = family | {"full_name": "王伟", "relation": "self",
-                       "id_number": resident_id(date(1985, 6, 15))}
+    holder = family | {
+        "full_name": "王伟",
+        "relation": "self",
+        "id_number": resident_id(date(1985, 6, 15)),
+    }
     good_id = resident_id(date(1988, 1, 1))
     rows = [
-        holder,                                                                      # line 2
-        family | {"full_name": "李芳", "relation": "spouse",
-                  "id_number": resident_id(date(1987, 2, 2))},                       # line 3
-        family | {"full_name": "王小明", "relation": "child",
-                  "id_number": resident_id(date(2019, 3, 3))},                       # line 4
-        holder | {"payer_phone": "13812340002", "full_name": "赵强",
-                  "id_number": good_id[:17] + ("0" if good_id[17] != "0" else "1")},  # line 5
-        holder | {"payer_phone": "13812340003", "full_name": "钱老",
-                  "id_number": resident_id(date(1940, 1, 1))},                       # line 6
-        holder | {"payer_phone": "13812340004", "full_name": "孙丽", "relation": "cousin",
-                  "id_number": resident_id(date(1990, 1, 1))},                       # line 7
-        holder | {"payer_phone": "13812340005"},                                     # line 8
-        *random_member_rows(2, today, seed=7),                                       # lines 9-10
+        holder,  # line 2
+        family
+        | {
+            "full_name": "李芳",
+            "relation": "spouse",
+            "id_number": resident_id(date(1987, 2, 2)),
+        },  # line 3
+        family
+        | {
+            "full_name": "王小明",
+            "relation": "child",
+            "id_number": resident_id(date(2019, 3, 3)),
+        },  # line 4
+        holder
+        | {
+            "payer_phone": "13812340002",
+            "full_name": "赵强",
+            "id_number": good_id[:17] + ("0" if good_id[17] != "0" else "1"),
+        },  # line 5
+        holder
+        | {
+            "payer_phone": "13812340003",
+            "full_name": "钱老",
+            "id_number": resident_id(date(1940, 1, 1)),
+        },  # line 6
+        holder
+        | {
+            "payer_phone": "13812340004",
+            "full_name": "孙丽",
+            "relation": "cousin",
+            "id_number": resident_id(date(1990, 1, 1)),
+        },  # line 7
+        holder | {"payer_phone": "13812340005"},  # line 8
+        *random_member_rows(2, today, seed=7),  # lines 9-10
     ]
     return _write_csv(tmp_path / "members.csv", rows)
 
 
-BAD_LINES = [(5, "invalid_id_number", "id_number"), (6, "too_old", "id_number"),
-             (7, "invalid_relation", "relation"), (8, "duplicate_in_file", "id_number")]
+BAD_LINES = [
+    (5, "invalid_id_number", "id_number"),
+    (6, "too_old", "id_number"),
+    (7, "invalid_relation", "relation"),
+    (8, "duplicate_in_file", "id_number"),
+]
 
 
 @pytest.mark.usefixtures("plans")
@@ -109,8 +137,9 @@ def test_importing_the_same_file_again_imports_nobody_twice(
     mutualaid("members", "import", "xhb-main", str(members_csv))
     second_report = tmp_path / "second.errors.csv"
 
-    result = mutualaid("members", "import", "xhb-main", str(members_csv),
-                       "--errors", str(second_report))
+    result = mutualaid(
+        "members", "import", "xhb-main", str(members_csv), "--errors", str(second_report)
+    )
 
     assert result.exit_code == 1, result.output
     assert "9 rows read, 0 imported, 9 refused" in said(result.stdout)

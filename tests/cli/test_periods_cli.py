@@ -47,7 +47,9 @@ def test_an_operator_closes_collects_and_pays_a_period_from_the_command_line(
     assert "✓" in mutualaid("periods", "notice", "xhb-main", "--on", on.isoformat()).output
 
     out = tmp_path / "collection.csv"
-    exported = mutualaid("periods", "export-collection", "xhb-main", "--on", on.isoformat(), str(out))
+    exported = mutualaid(
+        "periods", "export-collection", "xhb-main", "--on", on.isoformat(), str(out)
+    )
     assert exported.exit_code == 0, exported.output
     assert len(out.read_text().splitlines()) == 4
 
@@ -60,10 +62,19 @@ def test_an_operator_closes_collects_and_pays_a_period_from_the_command_line(
 
     statement = mutualaid("periods", "statement", str(memberships[1]), "--json")
     assert statement.exit_code == 0, statement.output
-    assert [(line["charge_fen"], line["status"]) for line in json.loads(statement.output)["lines"]] \
-        == [(216, "paid")]
-    proof = mutualaid("periods", "proof", str(memberships[2]), "xhb-main", "--on", on.isoformat(),
-                      "--out", str(tmp_path / "proof.json"))
+    assert [
+        (line["charge_fen"], line["status"]) for line in json.loads(statement.output)["lines"]
+    ] == [(216, "paid")]
+    proof = mutualaid(
+        "periods",
+        "proof",
+        str(memberships[2]),
+        "xhb-main",
+        "--on",
+        on.isoformat(),
+        "--out",
+        str(tmp_path / "proof.json"),
+    )
     assert proof.exit_code == 0, proof.output
     assert json.loads((tmp_path / "proof.json").read_text())["charge_fen"] == 216
     listed = mutualaid("periods", "list", "xhb-main")

@@ -115,8 +115,9 @@ def test_publishing_the_same_file_twice_keeps_one_version_and_a_change_makes_a_n
     assert again.exit_code == 0, again.output
     assert "unchanged, still version 1" in said(again.stdout)
 
-    changed = mutualaid("plans", "publish",
-                        str(_write(tmp_path, MAIN_TOML.replace("days = 90 ", "days = 60 ", 1))))
+    changed = mutualaid(
+        "plans", "publish", str(_write(tmp_path, MAIN_TOML.replace("days = 90 ", "days = 60 ", 1)))
+    )
     assert "published as version 2" in said(changed.stdout)
     assert plan_rules(ctx, "xhb-main")[1].waiting_period.days == 60
 

@@ -24,9 +24,17 @@ def test_the_report_prints_every_section_as_tables_for_people(
     result = mutualaid("report", "xhb-main", *WINDOW)
     assert result.exit_code == 0, result.output
     text = said(result.output)
-    for title in ("Membership flows per month", "Share history per period", "Cases by illness",
-                  "Cases by province", "Days from report to decision", "Objections", "Juries",
-                  "Investigations", "Fairness by age band"):
+    for title in (
+        "Membership flows per month",
+        "Share history per period",
+        "Cases by illness",
+        "Cases by province",
+        "Days from report to decision",
+        "Objections",
+        "Juries",
+        "Investigations",
+        "Fairness by age band",
+    ):
         assert title in text, title
     assert "¥300,000.00" in text  # the approved tumour case, in yuan
     assert "overturn_rate │ 50.00%" in text and "cost_per_case_fen │ ¥124.48" in text
@@ -43,13 +51,27 @@ def test_json_and_csv_carry_the_same_figures_in_integer_fen(
     assert body["investigations"]["cost_fen"] == 37_345
     assert body["juries"]["overturn_rate"] == 0.5
 
-    as_csv = mutualaid("report", "xhb-main", *WINDOW, "--format", "csv", "--section", "cases",
-                       "--section", "shares")
+    as_csv = mutualaid(
+        "report",
+        "xhb-main",
+        *WINDOW,
+        "--format",
+        "csv",
+        "--section",
+        "cases",
+        "--section",
+        "shares",
+    )
     assert as_csv.exit_code == 0, as_csv.output
     rows = [row for row in csv.reader(io.StringIO(as_csv.output)) if row]
     sections = {row[0] for row in rows}
-    assert sections == {"section", "shares", "cases_by_illness", "cases_by_age_band",
-                        "cases_by_province"}
+    assert sections == {
+        "section",
+        "shares",
+        "cases_by_illness",
+        "cases_by_age_band",
+        "cases_by_province",
+    }
     illness = next(row for row in rows if row[0] == "cases_by_illness" and row[1] == "CI01")
     assert illness[-3:] == ["3", "1", "30000000"]
     shares = [row for row in rows if row[0] == "shares"]
@@ -63,8 +85,15 @@ def test_charts_are_written_as_png_and_svg(
     out = tmp_path / "charts"
     result = mutualaid("report", "xhb-main", *WINDOW, "--charts", str(out), "--format", "json")
     assert result.exit_code == 0, result.output
-    stems = {"membership", "shares", "decisions", "cases_by_illness", "cases_by_age_band",
-             "cases_by_province", "fairness"}
+    stems = {
+        "membership",
+        "shares",
+        "decisions",
+        "cases_by_illness",
+        "cases_by_age_band",
+        "cases_by_province",
+        "fairness",
+    }
     assert {p.name for p in out.iterdir()} == {f"{s}.{x}" for s in stems for x in ("png", "svg")}
     assert (out / "fairness.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert ElementTree.parse(out / "membership.svg").getroot().tag.endswith("svg")
@@ -89,4 +118,6 @@ def test_bad_requests_are_refused_with_a_message_and_an_exit_code(ctx: ServiceCo
 
 def test_help_explains_the_report() -> None:
     text = said(mutualaid("report", "--help").output)
-    assert "objection and jury overturn rates" in text and "--charts" in text and "--section" in text
+    assert (
+        "objection and jury overturn rates" in text and "--charts" in text and "--section" in text
+    )

@@ -20,9 +20,17 @@ def test_an_operator_rescores_a_plan_and_reads_the_weights_and_figures(
     publish_demo_plans(ctx)
     for _ in range(2):
         member, membership = covered_member(ctx, clock)
-        report_claim(ctx, member, ClaimReport(membership.id, "CI01", clock.now().date()
-                                              - timedelta(days=2), "医院",
-                                              links=ClaimLinks(device_id="agent-tablet")))
+        report_claim(
+            ctx,
+            member,
+            ClaimReport(
+                membership.id,
+                "CI01",
+                clock.now().date() - timedelta(days=2),
+                "医院",
+                links=ClaimLinks(device_id="agent-tablet"),
+            ),
+        )
     rescored = mutualaid("risk", "rescore", "xhb-main")
     assert rescored.exit_code == 0, rescored.output
     assert "2 open claims scored" in said(rescored.output)

@@ -40,7 +40,9 @@ def test_the_default_secret_is_accepted_in_demo_mode(
     assert result.exit_code == 0, result.output
 
 
-def test_a_malformed_setting_is_refused_naming_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_malformed_setting_is_refused_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setenv("MUTUALAID_TOKEN_TTL_HOURS", "forever")
 
     result = mutualaid("plans", "list")

@@ -36,8 +36,17 @@ def test_an_operator_attaches_a_scheme_and_sponsors_a_period(tmp_path: Path) -> 
     assert "scheme covid-19 attached to xhb-main" in said(attached.output)
     listed = mutualaid("schemes", "list", "xhb-main")
     assert [s["code"] for s in json.loads(listed.output)] == ["covid-19"]
-    sponsored = mutualaid("schemes", "sponsor", "xhb-main", "--from", "2026-12-07",
-                          "--to", "2026-12-07", "--memo", "launch")
+    sponsored = mutualaid(
+        "schemes",
+        "sponsor",
+        "xhb-main",
+        "--from",
+        "2026-12-07",
+        "--to",
+        "2026-12-07",
+        "--memo",
+        "launch",
+    )
     assert sponsored.exit_code == 0, sponsored.output
     scheme.write_text(COVID.replace("payout_fen", "payout"), encoding="utf-8")
     refused = mutualaid("schemes", "attach", "xhb-main", str(scheme))
@@ -51,8 +60,15 @@ def test_an_operator_announces_the_end_and_cannot_end_cover_early(
 ) -> None:
     enroll(ctx, account(ctx), date(1990, 5, 1))
     end_on = (datetime.now(UTC) + timedelta(days=40)).date()
-    announced = mutualaid("wind-down", "announce", "xhb-main", "--end-on", end_on.isoformat(),
-                          "--reason", "too few members")
+    announced = mutualaid(
+        "wind-down",
+        "announce",
+        "xhb-main",
+        "--end-on",
+        end_on.isoformat(),
+        "--reason",
+        "too few members",
+    )
     assert announced.exit_code == 0, announced.output
     assert "xhb-main: winding_down" in announced.output
     status = mutualaid("wind-down", "status", "xhb-main", "--json")
@@ -67,8 +83,12 @@ def test_an_operator_announces_the_end_and_cannot_end_cover_early(
 
 
 @pytest.fixture
-def archive(ctx: ServiceContext, clock: FixedClock, tmp_path: Path,
-            witnesses: tuple[LogConfig, httpx.Client, TrustPolicy]) -> Iterator[Path]:  # noqa: F811
+def archive(
+    ctx: ServiceContext,
+    clock: FixedClock,
+    tmp_path: Path,
+    witnesses: tuple[LogConfig, httpx.Client, TrustPolicy],  # noqa: F811
+) -> Iterator[Path]:
     config, http, _ = witnesses
     announce_end(ctx, SYSTEM_ACTOR, "xhb-main", date(2026, 3, 5), "closing")
     clock.set(datetime(2026, 3, 5, 2, tzinfo=UTC))

@@ -25,9 +25,15 @@ CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1280, "height": 800}
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run",
-                 "--disable-dev-shm-usage"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-dev-shm-usage",
+]
 
 
 @dataclass
@@ -41,9 +47,17 @@ class LiveServer:
 def live_server(ctx: ServiceContext) -> Iterator[LiveServer]:
     # The flows move the clock by months; sessions must outlive that like a member's phone does.
     ctx.token_ttl_hours = 24 * 365
-    config = uvicorn.Config(create_app(ctx), host="127.0.0.1", port=0, log_level="warning",
-                            lifespan="off", ws="none", http="h11", loop="asyncio",
-                            access_log=False)
+    config = uvicorn.Config(
+        create_app(ctx),
+        host="127.0.0.1",
+        port=0,
+        log_level="warning",
+        lifespan="off",
+        ws="none",
+        http="h11",
+        loop="asyncio",
+        access_log=False,
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="uvicorn-e2e", daemon=True)
     thread.start()
@@ -63,8 +77,9 @@ def live_server(ctx: ServiceContext) -> Iterator[LiveServer]:
 @pytest.fixture(scope="session")
 def chromium() -> Iterator[object]:
     if not CHROMIUM.exists():
-        pytest.fail("Debian's chromium is not installed: run `make browser` "
-                    "(apt-get install chromium)")
+        pytest.fail(
+            "Debian's chromium is not installed: run `make browser` (apt-get install chromium)"
+        )
     from playwright.sync_api import expect, sync_playwright
 
     # A loaded CI machine with two cores is slower than a laptop: wait a little longer.

@@ -57,8 +57,9 @@ def at_shanghai(year: int, month: int, day: int, hour: int = 10) -> datetime:
 class Person:
     """One person at one phone: their own browser context (cookies), language and screenshots."""
 
-    def __init__(self, browser: Browser, server: LiveServer, lang: str, shots: Shots,
-                 name: str) -> None:
+    def __init__(
+        self, browser: Browser, server: LiveServer, lang: str, shots: Shots, name: str
+    ) -> None:
         self.context: BrowserContext = browser.new_context(viewport=PHONE, locale="zh-CN")
         self.context.set_default_timeout(20_000)
         self.page: Page = self.context.new_page()
@@ -92,8 +93,9 @@ def lang(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def people(chromium: Browser, live_server: LiveServer, lang: str, shots: Shots
-           ) -> Iterator[dict[str, Person]]:
+def people(
+    chromium: Browser, live_server: LiveServer, lang: str, shots: Shots
+) -> Iterator[dict[str, Person]]:
     made: dict[str, Person] = {}
 
     def person(name: str) -> Person:
@@ -120,7 +122,11 @@ def account_id(ctx: ServiceContext, phone: str) -> str:
 
 
 def test_a_claim_from_report_to_the_members_statement(
-    ctx: ServiceContext, clock: FixedClock, live_server: LiveServer, people, lang: str,  # type: ignore[no-untyped-def]
+    ctx: ServiceContext,
+    clock: FixedClock,
+    live_server: LiveServer,
+    people,
+    lang: str,  # type: ignore[no-untyped-def]
     shots: Shots,
 ) -> None:
     words = WORDS[lang]
@@ -137,13 +143,19 @@ def test_a_claim_from_report_to_the_members_statement(
     juror_phone = phone_of(ctx, juror.account_id)
     # A third member whose claim was rejected: he disputes it, and the jury votes.
     disputer, disputer_membership = covered_member(ctx, clock, date(1979, 9, 9))
-    rejected = report_claim(ctx, disputer, ClaimReport(disputer_membership.id, "CI02",
-                                                       date(2026, 2, 20), "县人民医院"))
+    rejected = report_claim(
+        ctx, disputer, ClaimReport(disputer_membership.id, "CI02", date(2026, 2, 20), "县人民医院")
+    )
     reviewer_actor = account(ctx, Role.REVIEWER)
     start_review(ctx, reviewer_actor, rejected.ref)
-    decide_claim(ctx, reviewer_actor, rejected.ref, approve=False,
-                 reason_code=RejectionReason.INSUFFICIENT_EVIDENCE,
-                 note="the diagnosis certificate is missing")
+    decide_claim(
+        ctx,
+        reviewer_actor,
+        rejected.ref,
+        approve=False,
+        reason_code=RejectionReason.INSUFFICIENT_EVIDENCE,
+        note="the diagnosis certificate is missing",
+    )
 
     # --- the member registers and enrolls --------------------------------------------------------
     member = people("member")
@@ -255,14 +267,18 @@ def test_a_claim_from_report_to_the_members_statement(
     objector = people("objector")
     objector.log_in(juror_phone)
     objector.go(f"/claims/{ref}/objection")
-    objector.page.fill("#f-reason", "我认识这位成员,她在加入前已经确诊。 She was diagnosed before joining.")
+    objector.page.fill(
+        "#f-reason", "我认识这位成员,她在加入前已经确诊。 She was diagnosed before joining."
+    )
     objector.shot("objection")
     objector.submit(f"form[action='/claims/{ref}/objection']")
     expect(objector.page).to_have_url(re.compile(r"/me\?ok=objected$"))
 
     decider.go(f"/staff/claims/{ref}")
     decider.page.locator("input[name=outcome][value=dismiss]").check()
-    decider.page.fill("#f-note", "入院记录显示首次诊断在加入之后 records show the first diagnosis after joining")
+    decider.page.fill(
+        "#f-note", "入院记录显示首次诊断在加入之后 records show the first diagnosis after joining"
+    )
     decider.shot("objection-review")
     decider.submit("form[action^='/staff/objections/']")
 
@@ -282,8 +298,12 @@ def test_a_claim_from_report_to_the_members_statement(
     appellant.shot("disputed")
 
     objector.go("/jury/certification")
-    for code, answer in (("waiting_period", "no"), ("evidence", "case_file"),
-                         ("declaration", "no"), ("conflict", "recuse")):
+    for code, answer in (
+        ("waiting_period", "no"),
+        ("evidence", "case_file"),
+        ("declaration", "no"),
+        ("conflict", "recuse"),
+    ):
         objector.page.locator(f"input[name={code}][value={answer}]").check()
     objector.shot("juror-quiz")
     objector.submit("form[action='/jury/certification']")

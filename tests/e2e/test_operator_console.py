@@ -80,13 +80,14 @@ def money(fen: int) -> str:
 
 def fact(page: Page, card: str, term: str) -> str:
     """The value next to a term in one of the summary cards."""
-    section = page.locator("#summary section.card").filter(has=page.locator(f"h2:text-is('{card}')"))
+    section = page.locator("#summary section.card").filter(
+        has=page.locator(f"h2:text-is('{card}')")
+    )
     return section.locator(f"dt:text-is('{term}') + dd").inner_text().strip()
 
 
 def no_sideways_scrolling(page: Page) -> None:
-    width, inner = page.evaluate(
-        "[document.scrollingElement.scrollWidth, window.innerWidth]")
+    width, inner = page.evaluate("[document.scrollingElement.scrollWidth, window.innerWidth]")
     assert width <= inner + 1, f"the page scrolls sideways: {width} px in a {inner} px window"
 
 
@@ -107,17 +108,28 @@ def report_population(ctx: ServiceContext, clock: FixedClock) -> Population:
     today = clock.now().astimezone(SHANGHAI).date()
     reviewer, approver = account(ctx, Role.REVIEWER), account(ctx, Role.REVIEWER)
     operator = account(ctx, Role.OPERATOR)
-    refs = [report_claim(ctx, holder, ClaimReport(membership.id, illness,
-                                                  today - timedelta(days=3), "浙江省肿瘤医院")).ref
-            for (holder, membership), illness in zip(people[:3], ("CI01", "CI01", "CI02"), strict=True)]
+    refs = [
+        report_claim(
+            ctx,
+            holder,
+            ClaimReport(membership.id, illness, today - timedelta(days=3), "浙江省肿瘤医院"),
+        ).ref
+        for (holder, membership), illness in zip(people[:3], ("CI01", "CI01", "CI02"), strict=True)
+    ]
     for ref in refs[:2]:
         start_review(ctx, reviewer, ref)
     # A desk investigation by the first reviewer; the second one decides (separated duties).
     assign_investigation(ctx, reviewer, refs[0], reviewer.account_id)
     file_investigation_report(ctx, reviewer, refs[0], "医院确认诊断", "approve")
     proposed = decide_claim(ctx, approver, refs[0], approve=True)
-    decide_claim(ctx, approver, refs[1], approve=False,
-                 reason_code=RejectionReason.INSUFFICIENT_EVIDENCE, note="没有诊断证明")
+    decide_claim(
+        ctx,
+        approver,
+        refs[1],
+        approve=False,
+        reason_code=RejectionReason.INSUFFICIENT_EVIDENCE,
+        note="没有诊断证明",
+    )
     assert proposed.publicity_on is not None
     clock.set(shanghai(proposed.publicity_on))
     run_publicity(ctx, PLAN, operator)
@@ -132,8 +144,12 @@ def report_population(ctx: ServiceContext, clock: FixedClock) -> Population:
 
 @pytest.mark.parametrize("lang", ["zh_CN", "en"])
 def test_an_operator_reads_the_report_cards_charts_and_tables_on_a_phone_without_sideways_scrolling(
-    ctx: ServiceContext, clock: FixedClock, chromium: Browser, live_server: LiveServer,
-    shots: Shots, lang: str,
+    ctx: ServiceContext,
+    clock: FixedClock,
+    chromium: Browser,
+    live_server: LiveServer,
+    shots: Shots,
+    lang: str,
 ) -> None:
     words = WORDS[lang]
     seeded = report_population(ctx, clock)
@@ -167,8 +183,9 @@ def test_an_operator_reads_the_report_cards_charts_and_tables_on_a_phone_without
     expect(row).to_be_hidden()
     table.locator("summary").click()
     expect(row).to_be_visible()
-    expect(row.locator("td")).to_have_text([words["ci01"], "2", "1",
-                                            money(seeded.approved_payout_fen)])
+    expect(row.locator("td")).to_have_text(
+        [words["ci01"], "2", "1", money(seeded.approved_payout_fen)]
+    )
     # The closed period: five members charged, each the period's share.
     shares = page.locator("#shares details")
     shares.locator("summary").click()
@@ -191,16 +208,27 @@ def test_an_operator_reads_the_report_cards_charts_and_tables_on_a_phone_without
 
 
 def test_a_reviewer_sees_why_a_claim_is_risky_marks_a_signal_useful_and_follows_the_link_graph(
-    ctx: ServiceContext, clock: FixedClock, chromium: Browser, live_server: LiveServer,
+    ctx: ServiceContext,
+    clock: FixedClock,
+    chromium: Browser,
+    live_server: LiveServer,
     shots: Shots,
 ) -> None:
     publish_demo_plans(ctx)
     refs = []
     for _ in range(2):
         holder, membership = covered_member(ctx, clock)
-        ref = report_claim(ctx, holder, ClaimReport(
-            membership.id, "CI01", clock.now().date() - timedelta(days=2), "县人民医院",
-            links=ClaimLinks(payee_account="6222021001234567"))).ref
+        ref = report_claim(
+            ctx,
+            holder,
+            ClaimReport(
+                membership.id,
+                "CI01",
+                clock.now().date() - timedelta(days=2),
+                "县人民医院",
+                links=ClaimLinks(payee_account="6222021001234567"),
+            ),
+        ).ref
         add_evidence(ctx, holder, ref, [JPEG], "image/jpeg", "诊断证明")
         refs.append(ref)
     first, second = refs
@@ -216,7 +244,9 @@ def test_a_reviewer_sees_why_a_claim_is_risky_marks_a_signal_useful_and_follows_
     payee = panel.locator(f"#signal-{SignalCode.SHARED_PAYEE}")
     expect(payee).to_contain_text("收款账户与其他家庭的申请相同")
     expect(payee).to_contain_text("收款账户也出现在另外 1 个家庭的申请中")
-    expect(panel.locator(f"#signal-{SignalCode.SAME_FILE}")).to_contain_text("证据文件与他人申请相同")
+    expect(panel.locator(f"#signal-{SignalCode.SAME_FILE}")).to_contain_text(
+        "证据文件与他人申请相同"
+    )
     reviewer.shot("risk-panel")
 
     useful = payee.get_by_role("button", name="有用", exact=True)
@@ -224,10 +254,14 @@ def test_a_reviewer_sees_why_a_claim_is_risky_marks_a_signal_useful_and_follows_
     with page.expect_navigation():
         useful.click()
     useful = page.locator(f"#signal-{SignalCode.SHARED_PAYEE}").get_by_role(
-        "button", name="有用", exact=True)
+        "button", name="有用", exact=True
+    )
     expect(useful).to_have_attribute("aria-pressed", "true")
-    expect(page.locator(f"#signal-{SignalCode.SHARED_PAYEE}").get_by_role(
-        "button", name="没用", exact=True)).not_to_have_attribute("aria-pressed", "true")
+    expect(
+        page.locator(f"#signal-{SignalCode.SHARED_PAYEE}").get_by_role(
+            "button", name="没用", exact=True
+        )
+    ).not_to_have_attribute("aria-pressed", "true")
     reviewer.shot("feedback-recorded")
 
     page.get_by_role("link", name="关联申请(关系图)").click()
@@ -257,7 +291,10 @@ def test_a_reviewer_sees_why_a_claim_is_risky_marks_a_signal_useful_and_follows_
 
 
 def test_an_operator_runs_a_small_forecast_sees_its_charts_and_downloads_the_csv(
-    ctx: ServiceContext, chromium: Browser, live_server: LiveServer, shots: Shots,
+    ctx: ServiceContext,
+    chromium: Browser,
+    live_server: LiveServer,
+    shots: Shots,
 ) -> None:
     publish_demo_plans(ctx)
     operator = Person(chromium, live_server, "zh_CN", shots, "operator")
@@ -295,7 +332,10 @@ def test_an_operator_runs_a_small_forecast_sees_its_charts_and_downloads_the_csv
 
 
 def test_an_operator_sees_each_plan_open_with_its_members_on_the_wind_down_page(
-    ctx: ServiceContext, clock: FixedClock, chromium: Browser, live_server: LiveServer,
+    ctx: ServiceContext,
+    clock: FixedClock,
+    chromium: Browser,
+    live_server: LiveServer,
     shots: Shots,
 ) -> None:
     publish_demo_plans(ctx)
@@ -308,7 +348,8 @@ def test_an_operator_sees_each_plan_open_with_its_members_on_the_wind_down_page(
     main = page.locator(f"section[aria-labelledby=end-{PLAN}]")
     expect(main.locator("dt:text-is('状态') + dd")).to_have_text("开放:接受新成员")
     expect(main.locator("dt:text-is('在册成员') + dd")).to_contain_text("2")
-    expect(page.locator("section[aria-labelledby=end-xhb-elderly-cancer] dt:text-is('在册成员') + dd")
-           ).to_contain_text("0")
+    expect(
+        page.locator("section[aria-labelledby=end-xhb-elderly-cancer] dt:text-is('在册成员') + dd")
+    ).to_contain_text("0")
     operator.shot("wind-down")
     operator.close()

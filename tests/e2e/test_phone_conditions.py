@@ -23,7 +23,10 @@ JPEG = bytes.fromhex("ffd8ffe000104a46494600010100000100010000") + bytes(600_000
 
 
 def test_the_core_member_flow_works_without_javascript(
-    ctx: ServiceContext, clock: FixedClock, chromium: Browser, live_server: LiveServer,
+    ctx: ServiceContext,
+    clock: FixedClock,
+    chromium: Browser,
+    live_server: LiveServer,
     shots: Shots,
 ) -> None:
     publish_demo_plans(ctx)
@@ -51,8 +54,9 @@ def test_the_core_member_flow_works_without_javascript(
     page.check("input[name=accident]")
     page.click("form[action='/claims/new'] button[type=submit]")
     expect(page).to_have_url(re.compile(r"/claims/C.+\?ok=claim_reported$"))
-    page.set_input_files("#f-file", files=[{"name": "photo.jpg", "mimeType": "image/jpeg",
-                                            "buffer": JPEG}])
+    page.set_input_files(
+        "#f-file", files=[{"name": "photo.jpg", "mimeType": "image/jpeg", "buffer": JPEG}]
+    )
     page.fill("#f-label", "诊断证明")
     page.click("form#upload button[type=submit]")
     expect(page.locator("#evidence-list li")).to_have_count(1)
@@ -61,7 +65,10 @@ def test_the_core_member_flow_works_without_javascript(
 
 
 def test_an_upload_resumes_after_the_connection_drops(
-    ctx: ServiceContext, clock: FixedClock, chromium: Browser, live_server: LiveServer,
+    ctx: ServiceContext,
+    clock: FixedClock,
+    chromium: Browser,
+    live_server: LiveServer,
     shots: Shots,
 ) -> None:
     publish_demo_plans(ctx)
@@ -88,8 +95,9 @@ def test_an_upload_resumes_after_the_connection_drops(
             route.continue_()
 
     page.route(re.compile(r".*/uploads/[^/?]+\?offset=\d+$"), drop_the_second_piece)
-    page.set_input_files("#f-file", files=[{"name": "record.jpg", "mimeType": "image/jpeg",
-                                            "buffer": JPEG}])
+    page.set_input_files(
+        "#f-file", files=[{"name": "record.jpg", "mimeType": "image/jpeg", "buffer": JPEG}]
+    )
     page.fill("#f-label", "hospital record")
     page.click("form#upload button[type=submit]")
     expect(page.locator("#upload-status")).to_contain_text("Trying again")
@@ -105,7 +113,10 @@ def test_an_upload_resumes_after_the_connection_drops(
 
 
 def test_a_member_logs_in_with_the_keyboard_alone(
-    ctx: ServiceContext, clock: FixedClock, chromium: Browser, live_server: LiveServer,
+    ctx: ServiceContext,
+    clock: FixedClock,
+    chromium: Browser,
+    live_server: LiveServer,
 ) -> None:
     publish_demo_plans(ctx)
     member, _ = covered_member(ctx, clock)

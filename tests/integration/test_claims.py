@@ -43,8 +43,12 @@ def plans(ctx: ServiceContext) -> None:
 
 
 def report(ctx: ServiceContext, holder, membership_id: int, **changes) -> object:  # type: ignore[no-untyped-def]
-    fields = {"illness_code": "CI02", "diagnosed_on": TODAY - timedelta(days=3),
-              "hospital": "浙江大学医学院附属第一医院", "accident": False} | changes
+    fields = {
+        "illness_code": "CI02",
+        "diagnosed_on": TODAY - timedelta(days=3),
+        "hospital": "浙江大学医学院附属第一医院",
+        "accident": False,
+    } | changes
     return report_claim(ctx, holder, ClaimReport(membership_id=membership_id, **fields))
 
 
@@ -53,8 +57,9 @@ def through_investigation(ctx: ServiceContext, ref: str):  # type: ignore[no-unt
     investigator = staff(ctx, Role.INVESTIGATOR)
     start_review(ctx, reviewer, ref)
     assign_investigation(ctx, reviewer, ref, investigator.account_id)
-    file_investigation_report(ctx, investigator, ref, "hospital records confirm the diagnosis",
-                              "approve", cost_fen=35_000)
+    file_investigation_report(
+        ctx, investigator, ref, "hospital records confirm the diagnosis", "approve", cost_fen=35_000
+    )
     return reviewer, investigator
 
 
@@ -72,7 +77,9 @@ class TestReporting:
         mild_holder, mild = covered_member(ctx, clock, birth_on=date(1995, 5, 1))
         assert report(ctx, mild_holder, mild.id, illness_code="MI01").payout_fen == 5_000_000
 
-    def test_an_illness_outside_the_catalogue_is_refused(self, ctx: ServiceContext, clock: FixedClock) -> None:
+    def test_an_illness_outside_the_catalogue_is_refused(
+        self, ctx: ServiceContext, clock: FixedClock
+    ) -> None:
         holder, membership = covered_member(ctx, clock)
         with pytest.raises(DomainError) as refused:
             report(ctx, holder, membership.id, illness_code="FLU")
@@ -84,8 +91,10 @@ class TestReporting:
         with pytest.raises(DomainError) as refused:
             report(ctx, holder, membership.id, diagnosed_on=TODAY)
         assert refused.value.code == "waiting_period"
-        assert report(ctx, holder, membership.id, diagnosed_on=TODAY, accident=True).state \
+        assert (
+            report(ctx, holder, membership.id, diagnosed_on=TODAY, accident=True).state
             is ClaimState.SUBMITTED
+        )
 
     def test_diagnosis_on_day_90_is_waiting_and_on_day_91_is_covered(
         self, ctx: ServiceContext, clock: FixedClock
@@ -98,7 +107,9 @@ class TestReporting:
         assert refused.value.code == "waiting_period"
         report(ctx, holder, membership.id, diagnosed_on=TODAY + timedelta(days=91))
 
-    def test_a_claim_after_the_180_day_deadline_is_refused(self, ctx: ServiceContext, clock: FixedClock) -> None:
+    def test_a_claim_after_the_180_day_deadline_is_refused(
+        self, ctx: ServiceContext, clock: FixedClock
+    ) -> None:
         holder, membership = covered_member(ctx, clock)
         clock.advance(timedelta(days=200))
         with pytest.raises(DomainError) as refused:
@@ -106,7 +117,9 @@ class TestReporting:
         assert refused.value.code == "claim_deadline_passed"
         report(ctx, holder, membership.id, diagnosed_on=TODAY + timedelta(days=20))
 
-    def test_illness_before_joining_is_not_covered(self, ctx: ServiceContext, clock: FixedClock) -> None:
+    def test_illness_before_joining_is_not_covered(
+        self, ctx: ServiceContext, clock: FixedClock
+    ) -> None:
         holder, membership = covered_member(ctx, clock)
         with pytest.raises(DomainError) as refused:
             report(ctx, holder, membership.id, diagnosed_on=TODAY - timedelta(days=201))
@@ -120,7 +133,9 @@ class TestReporting:
         clock.advance(timedelta(days=5))
         report(ctx, holder, membership.id, diagnosed_on=TODAY - timedelta(days=1))
 
-    def test_illness_diagnosed_after_leaving_is_not_covered(self, ctx: ServiceContext, clock: FixedClock) -> None:
+    def test_illness_diagnosed_after_leaving_is_not_covered(
+        self, ctx: ServiceContext, clock: FixedClock
+    ) -> None:
         holder, membership = covered_member(ctx, clock)
         change_membership(ctx, holder, membership.id, MembershipEvent.LEAVE)
         clock.advance(timedelta(days=5))
@@ -135,7 +150,9 @@ class TestReporting:
             report(ctx, holder, membership.id, illness_code="CI03")
         assert refused.value.code == "duplicate_open_claim"
 
-    def test_a_severe_payout_ends_cover_and_refuses_new_claims(self, ctx: ServiceContext, clock: FixedClock) -> None:
+    def test_a_severe_payout_ends_cover_and_refuses_new_claims(
+        self, ctx: ServiceContext, clock: FixedClock
+    ) -> None:
         holder, membership = covered_member(ctx, clock)
         operator = staff(ctx, Role.OPERATOR)
         change_membership(ctx, operator, membership.id, MembershipEvent.SEVERE_PAYOUT)
@@ -143,19 +160,25 @@ class TestReporting:
             report(ctx, holder, membership.id)
         assert refused.value.code == "severe_payout_made"
 
-    def test_a_suspended_member_cannot_claim_until_they_pay(self, ctx: ServiceContext, clock: FixedClock) -> None:
+    def test_a_suspended_member_cannot_claim_until_they_pay(
+        self, ctx: ServiceContext, clock: FixedClock
+    ) -> None:
         holder, membership = covered_member(ctx, clock)
         change_membership(ctx, staff(ctx, Role.OPERATOR), membership.id, MembershipEvent.SUSPEND)
         with pytest.raises(DomainError) as refused:
             report(ctx, holder, membership.id)
         assert refused.value.code == "membership_suspended"
 
-    def test_only_the_payer_of_the_membership_may_report(self, ctx: ServiceContext, clock: FixedClock) -> None:
+    def test_only_the_payer_of_the_membership_may_report(
+        self, ctx: ServiceContext, clock: FixedClock
+    ) -> None:
         _, membership = covered_member(ctx, clock)
         with pytest.raises(NotFound):
             report(ctx, account(ctx), membership.id)
 
-    def test_a_retried_report_with_the_same_key_files_one_claim(self, ctx: ServiceContext, clock: FixedClock) -> None:
+    def test_a_retried_report_with_the_same_key_files_one_claim(
+        self, ctx: ServiceContext, clock: FixedClock
+    ) -> None:
         holder, membership = covered_member(ctx, clock)
         request = ClaimReport(membership.id, "CI02", TODAY, "医院", False)
         first = report_claim(ctx, holder, request, idempotency_key="claim-1")
@@ -165,7 +188,9 @@ class TestReporting:
 
 
 class TestDecision:
-    def test_the_full_path_to_approval_through_publicity(self, ctx: ServiceContext, clock: FixedClock) -> None:
+    def test_the_full_path_to_approval_through_publicity(
+        self, ctx: ServiceContext, clock: FixedClock
+    ) -> None:
         holder, membership = covered_member(ctx, clock)
         ref = report(ctx, holder, membership.id).ref
         through_investigation(ctx, ref)
@@ -179,7 +204,8 @@ class TestDecision:
         assert run_publicity(ctx, "xhb-main", operator).published == 1
         notice = cases_in_publicity(ctx, "xhb-main")
         assert [(c.ref, c.name_masked, c.payout_fen, c.illness_en) for c in notice] == [
-            (ref, "张*华", 30_000_000, "Severe acute myocardial infarction")]
+            (ref, "张*华", 30_000_000, "Severe acute myocardial infarction")
+        ]
         clock.set(datetime(2026, 3, 9, 15, 59, tzinfo=UTC))  # 23:59 on 9 March: still open
         assert run_publicity(ctx, "xhb-main", operator).approved == 0
         clock.set(datetime(2026, 3, 9, 16, 0, tzinfo=UTC))  # 00:00 on 10 March: three days passed
@@ -194,44 +220,67 @@ class TestDecision:
         holder, membership = covered_member(ctx, clock)
         ref = report(ctx, holder, membership.id).ref
         through_investigation(ctx, ref)
-        decide_claim(ctx, staff(ctx, Role.REVIEWER), ref, approve=False,
-                     reason_code=RejectionReason.PRE_EXISTING_CONDITION,
-                     note="the records show treatment before joining")
+        decide_claim(
+            ctx,
+            staff(ctx, Role.REVIEWER),
+            ref,
+            approve=False,
+            reason_code=RejectionReason.PRE_EXISTING_CONDITION,
+            note="the records show treatment before joining",
+        )
         timeline = claim_timeline(ctx, holder, ref)
-        assert [t.event for t in timeline] == ["report", "start_review", "assign_investigation",
-                                               "file_report", "reject"]
+        assert [t.event for t in timeline] == [
+            "report",
+            "start_review",
+            "assign_investigation",
+            "file_report",
+            "reject",
+        ]
         assert timeline[-1].reason_code == "pre_existing_condition"
         assert "investigation recommends" not in " ".join(t.note or "" for t in timeline)
         with ctx.reading() as session:
-            leaves = session.scalars(select(LogEntry.leaf_data).where(LogEntry.subject_ref == ref)).all()
-            notices = session.scalar(select(func.count()).select_from(Notification).where(
-                Notification.account_id == holder.account_id))
+            leaves = session.scalars(
+                select(LogEntry.leaf_data).where(LogEntry.subject_ref == ref)
+            ).all()
+            notices = session.scalar(
+                select(func.count())
+                .select_from(Notification)
+                .where(Notification.account_id == holder.account_id)
+            )
         assert len(leaves) == 5
         assert b"pre_existing_condition" in leaves[-1]
         assert "张".encode() not in b"".join(leaves)  # no personal data on the public log
         assert notices == 4
 
-    def test_whoever_investigated_a_claim_cannot_approve_it(self, ctx: ServiceContext, clock: FixedClock) -> None:
+    def test_whoever_investigated_a_claim_cannot_approve_it(
+        self, ctx: ServiceContext, clock: FixedClock
+    ) -> None:
         holder, membership = covered_member(ctx, clock)
         ref = report(ctx, holder, membership.id).ref
         reviewer = staff(ctx, Role.REVIEWER)
         desk_investigator = staff(ctx, Role.REVIEWER)
         start_review(ctx, reviewer, ref)
         assign_investigation(ctx, reviewer, ref, desk_investigator.account_id)
-        file_investigation_report(ctx, desk_investigator, ref, "documents are consistent", "approve")
+        file_investigation_report(
+            ctx, desk_investigator, ref, "documents are consistent", "approve"
+        )
         with pytest.raises(Forbidden) as refused:
             decide_claim(ctx, desk_investigator, ref, approve=True)
         assert refused.value.code == "separated_duties"
         assert decide_claim(ctx, reviewer, ref, approve=True).state is ClaimState.APPROVAL_PROPOSED
 
-    def test_an_investigator_cannot_decide_at_all(self, ctx: ServiceContext, clock: FixedClock) -> None:
+    def test_an_investigator_cannot_decide_at_all(
+        self, ctx: ServiceContext, clock: FixedClock
+    ) -> None:
         holder, membership = covered_member(ctx, clock)
         ref = report(ctx, holder, membership.id).ref
         _, investigator = through_investigation(ctx, ref)
         with pytest.raises(Forbidden):
             decide_claim(ctx, investigator, ref, approve=True)
 
-    def test_a_rejection_needs_a_reason_code_and_words(self, ctx: ServiceContext, clock: FixedClock) -> None:
+    def test_a_rejection_needs_a_reason_code_and_words(
+        self, ctx: ServiceContext, clock: FixedClock
+    ) -> None:
         holder, membership = covered_member(ctx, clock)
         ref = report(ctx, holder, membership.id).ref
         through_investigation(ctx, ref)
@@ -282,13 +331,17 @@ class TestDecision:
         with pytest.raises(Forbidden):
             work_queue(ctx, holder)
 
-    def test_a_member_may_withdraw_before_a_decision(self, ctx: ServiceContext, clock: FixedClock) -> None:
+    def test_a_member_may_withdraw_before_a_decision(
+        self, ctx: ServiceContext, clock: FixedClock
+    ) -> None:
         holder, membership = covered_member(ctx, clock)
         ref = report(ctx, holder, membership.id).ref
         assert withdraw_claim(ctx, holder, ref).state is ClaimState.WITHDRAWN
         report(ctx, holder, membership.id)  # no longer an open claim
 
-    def test_work_queue_filters_by_state_and_assignment(self, ctx: ServiceContext, clock: FixedClock) -> None:
+    def test_work_queue_filters_by_state_and_assignment(
+        self, ctx: ServiceContext, clock: FixedClock
+    ) -> None:
         refs = []
         for _ in range(3):
             holder, membership = covered_member(ctx, clock)
@@ -320,8 +373,13 @@ class TestPublicityAndObjections:
         with pytest.raises(Conflict) as refused:
             object_to_claim(ctx, objector, ref, "and I say it again, louder this time")
         assert refused.value.code == "already_objected"
-        reviewed = review_objection(ctx, staff(ctx, Role.REVIEWER), objection.id, uphold=True,
-                                    note="records confirm an earlier diagnosis")
+        reviewed = review_objection(
+            ctx,
+            staff(ctx, Role.REVIEWER),
+            objection.id,
+            uphold=True,
+            note="records confirm an earlier diagnosis",
+        )
         assert reviewed.state == "upheld"
         assert get_claim(ctx, staff(ctx, Role.REVIEWER), ref).state is ClaimState.RE_REVIEW
 
@@ -334,8 +392,13 @@ class TestPublicityAndObjections:
         operator = staff(ctx, Role.OPERATOR)
         clock.set(datetime(2026, 3, 10, 1, 0, tzinfo=UTC))
         assert run_publicity(ctx, "xhb-main", operator).held_by_objections == 1
-        review_objection(ctx, staff(ctx, Role.REVIEWER), objection.id, uphold=False,
-                         note="the hospital is real; the records check out")
+        review_objection(
+            ctx,
+            staff(ctx, Role.REVIEWER),
+            objection.id,
+            uphold=False,
+            note="the hospital is real; the records check out",
+        )
         assert run_publicity(ctx, "xhb-main", operator).approved == 1
 
     def test_objections_close_with_the_window_in_the_plans_time_zone(
@@ -350,14 +413,18 @@ class TestPublicityAndObjections:
         clock.set(datetime(2026, 3, 9, 15, 59, tzinfo=UTC))
         object_to_claim(ctx, objector, ref, "just in time: this looks wrong to me")
 
-    def test_members_in_their_waiting_period_cannot_object(self, ctx: ServiceContext, clock: FixedClock) -> None:
+    def test_members_in_their_waiting_period_cannot_object(
+        self, ctx: ServiceContext, clock: FixedClock
+    ) -> None:
         ref = self.published(ctx, clock)
         newcomer = account(ctx)
         enroll(ctx, newcomer, date(1991, 1, 1))
         with pytest.raises(Forbidden):
             object_to_claim(ctx, newcomer, ref, "I just joined and already object")
 
-    def test_the_public_notice_shows_no_personal_data(self, ctx: ServiceContext, clock: FixedClock) -> None:
+    def test_the_public_notice_shows_no_personal_data(
+        self, ctx: ServiceContext, clock: FixedClock
+    ) -> None:
         self.published(ctx, clock)
         [case] = cases_in_publicity(ctx, "xhb-main")
         text = repr(case)
@@ -371,8 +438,11 @@ def test_transition_rows_match_the_claims_state(ctx: ServiceContext, clock: Fixe
     through_investigation(ctx, ref)
     with ctx.reading() as session:
         claim = session.scalars(select(Claim).where(Claim.ref == ref)).one()
-        last = session.scalars(select(ClaimEventRow).where(ClaimEventRow.claim_id == claim.id)
-                               .order_by(ClaimEventRow.id.desc())).first()
+        last = session.scalars(
+            select(ClaimEventRow)
+            .where(ClaimEventRow.claim_id == claim.id)
+            .order_by(ClaimEventRow.id.desc())
+        ).first()
     assert last is not None and last.to_state == claim.state == ClaimState.RE_REVIEW
 
 
@@ -386,13 +456,22 @@ class TestRetries:
         approver = staff(ctx, Role.REVIEWER)
         steps = [
             lambda key: start_review(ctx, reviewer, ref, idempotency_key=key),
-            lambda key: assign_investigation(ctx, reviewer, ref, investigator.account_id,
-                                             idempotency_key=key),
-            lambda key: request_documents(ctx, investigator, ref, "the discharge summary",
-                                          idempotency_key=key),
+            lambda key: assign_investigation(
+                ctx, reviewer, ref, investigator.account_id, idempotency_key=key
+            ),
+            lambda key: request_documents(
+                ctx, investigator, ref, "the discharge summary", idempotency_key=key
+            ),
             lambda key: provide_documents(ctx, holder, ref, "uploaded", idempotency_key=key),
-            lambda key: file_investigation_report(ctx, investigator, ref, "records confirm it",
-                                                  "approve", cost_fen=20_000, idempotency_key=key),
+            lambda key: file_investigation_report(
+                ctx,
+                investigator,
+                ref,
+                "records confirm it",
+                "approve",
+                cost_fen=20_000,
+                idempotency_key=key,
+            ),
             lambda key: decide_claim(ctx, approver, ref, approve=True, idempotency_key=key),
         ]
         for number, step in enumerate(steps):

@@ -35,10 +35,14 @@ def count(ctx: ServiceContext, model: type) -> int:
 
 @pytest.mark.usefixtures("plans")
 class TestEnrollment:
-    def test_a_member_enrolls_themself_and_their_family_and_pays_for_all(self, ctx: ServiceContext) -> None:
+    def test_a_member_enrolls_themself_and_their_family_and_pays_for_all(
+        self, ctx: ServiceContext
+    ) -> None:
         holder = account(ctx)
         me = enroll(ctx, holder, date(1990, 5, 1))
-        child = enroll(ctx, holder, TODAY - timedelta(days=30), relation=Relation.CHILD, name="张小雨")
+        child = enroll(
+            ctx, holder, TODAY - timedelta(days=30), relation=Relation.CHILD, name="张小雨"
+        )
         spouse = enroll(ctx, holder, date(1991, 1, 1), relation=Relation.SPOUSE, name="李梅")
         parent = enroll(ctx, holder, date(1967, 3, 2), relation=Relation.PARENT, name="张建国")
         family = list_family_memberships(ctx, holder)
@@ -72,20 +76,36 @@ class TestEnrollment:
         assert (refused.value.code, refused.value.field) == ("invalid_id_number", "id_number")
         assert count(ctx, Person) == 0 and count(ctx, Membership) == 0
 
-    def test_a_yes_in_the_health_declaration_refuses_with_the_question(self, ctx: ServiceContext) -> None:
+    def test_a_yes_in_the_health_declaration_refuses_with_the_question(
+        self, ctx: ServiceContext
+    ) -> None:
         with pytest.raises(DomainError) as refused:
-            enroll(ctx, account(ctx), date(1990, 5, 1),
-                   answers={"long_medication": True, "long_hospital_stay": False, "tumour": False,
-                            "heart_disease": False, "diabetes": False})
+            enroll(
+                ctx,
+                account(ctx),
+                date(1990, 5, 1),
+                answers={
+                    "long_medication": True,
+                    "long_hospital_stay": False,
+                    "tumour": False,
+                    "heart_disease": False,
+                    "diabetes": False,
+                },
+            )
         assert refused.value.code == "health_declaration"
         assert refused.value.field == "health_answers.long_medication"
         assert count(ctx, Membership) == 0
 
-    @pytest.mark.parametrize(("birth_on", "code"), [
-        (TODAY - timedelta(days=29), "too_young"),
-        (date(1966, 3, 1), "too_old"),
-    ])
-    def test_age_limits_refuse_with_a_reason(self, ctx: ServiceContext, birth_on: date, code: str) -> None:
+    @pytest.mark.parametrize(
+        ("birth_on", "code"),
+        [
+            (TODAY - timedelta(days=29), "too_young"),
+            (date(1966, 3, 1), "too_old"),
+        ],
+    )
+    def test_age_limits_refuse_with_a_reason(
+        self, ctx: ServiceContext, birth_on: date, code: str
+    ) -> None:
         with pytest.raises(DomainError) as refused:
             enroll(ctx, account(ctx), birth_on, relation=Relation.CHILD)
         assert refused.value.code == code
@@ -99,21 +119,39 @@ class TestEnrollment:
         assert refused.value.code == "already_member"
         assert count(ctx, Membership) == 1
 
-    def test_the_same_person_may_join_another_plan_as_a_separate_pool(self, ctx: ServiceContext) -> None:
+    def test_the_same_person_may_join_another_plan_as_a_separate_pool(
+        self, ctx: ServiceContext
+    ) -> None:
         holder = account(ctx)
         number = resident_id(date(1966, 6, 1))
         enroll(ctx, holder, date(1966, 6, 1), id_number=number, relation=Relation.PARENT)
         elderly_answers = {"tumour": False, "long_hospital_stay": False}
         with pytest.raises(DomainError) as refused:
-            enroll(ctx, holder, date(1966, 6, 1), id_number=number, relation=Relation.PARENT,
-                   plan="xhb-elderly-cancer", answers=elderly_answers)
+            enroll(
+                ctx,
+                holder,
+                date(1966, 6, 1),
+                id_number=number,
+                relation=Relation.PARENT,
+                plan="xhb-elderly-cancer",
+                answers=elderly_answers,
+            )
         assert refused.value.code == "too_young"  # 59: the pools have their own rules
         old = resident_id(date(1960, 6, 1))
-        elderly = enroll(ctx, holder, date(1960, 6, 1), id_number=old, relation=Relation.PARENT,
-                         plan="xhb-elderly-cancer", answers=elderly_answers)
+        elderly = enroll(
+            ctx,
+            holder,
+            date(1960, 6, 1),
+            id_number=old,
+            relation=Relation.PARENT,
+            plan="xhb-elderly-cancer",
+            answers=elderly_answers,
+        )
         assert elderly.plan_code == "xhb-elderly-cancer"
 
-    def test_another_account_cannot_enroll_a_person_already_registered(self, ctx: ServiceContext) -> None:
+    def test_another_account_cannot_enroll_a_person_already_registered(
+        self, ctx: ServiceContext
+    ) -> None:
         number = resident_id(date(1990, 5, 1))
         enroll(ctx, account(ctx), date(1990, 5, 1), id_number=number)
         with pytest.raises(Conflict) as refused:
@@ -145,8 +183,9 @@ class TestEnrollment:
         scores = {}
         for _ in range(12):
             number = resident_id(date(1990, 5, 1))
-            scores[number] = SimulatedCreditBureau().score(ctx.protector.identity_hash(number),
-                                                           date(1990, 5, 1))
+            scores[number] = SimulatedCreditBureau().score(
+                ctx.protector.identity_hash(number), date(1990, 5, 1)
+            )
         low = next(n for n, s in scores.items() if s is not None and s < 650)
         high = next(n for n, s in scores.items() if s is not None and s >= 650)
         with pytest.raises(DomainError) as refused:
@@ -158,13 +197,17 @@ class TestEnrollment:
         holder = account(ctx)
         membership = enroll(ctx, holder, date(1990, 5, 1))
         with ctx.reading() as session:
-            row = session.scalars(select(AuditEvent).where(AuditEvent.action == "member_enrolled")).one()
+            row = session.scalars(
+                select(AuditEvent).where(AuditEvent.action == "member_enrolled")
+            ).one()
         assert (row.actor_account_id, row.subject_id) == (holder.account_id, membership.id)
 
 
 @pytest.mark.usefixtures("plans")
 class TestIdempotency:
-    def test_a_retried_join_with_the_same_key_creates_one_membership(self, ctx: ServiceContext) -> None:
+    def test_a_retried_join_with_the_same_key_creates_one_membership(
+        self, ctx: ServiceContext
+    ) -> None:
         holder = account(ctx)
         number = resident_id(date(1990, 5, 1))
         first = enroll(ctx, holder, date(1990, 5, 1), id_number=number, key="join-1")
@@ -189,9 +232,15 @@ class TestIdempotency:
     def test_a_retried_leave_acts_once(self, ctx: ServiceContext) -> None:
         holder = account(ctx)
         membership = enroll(ctx, holder, date(1990, 5, 1))
-        left = change_membership(ctx, holder, membership.id, MembershipEvent.LEAVE, idempotency_key="l")
-        assert change_membership(ctx, holder, membership.id, MembershipEvent.LEAVE,
-                                 idempotency_key="l") == left
+        left = change_membership(
+            ctx, holder, membership.id, MembershipEvent.LEAVE, idempotency_key="l"
+        )
+        assert (
+            change_membership(
+                ctx, holder, membership.id, MembershipEvent.LEAVE, idempotency_key="l"
+            )
+            == left
+        )
         assert left.state is MembershipState.LEFT
 
 
@@ -225,7 +274,9 @@ class TestLifecycle:
         removed = change_membership(ctx, operator, membership.id, MembershipEvent.REMOVE)
         assert (removed.state, removed.end_reason) == (MembershipState.ENDED, "removed_unpaid")
 
-    def test_a_member_cannot_see_or_change_another_familys_membership(self, ctx: ServiceContext) -> None:
+    def test_a_member_cannot_see_or_change_another_familys_membership(
+        self, ctx: ServiceContext
+    ) -> None:
         membership = enroll(ctx, account(ctx), date(1990, 5, 1))
         stranger = account(ctx)
         with pytest.raises(NotFound):
@@ -251,8 +302,13 @@ class TestLifecycle:
         assert get_membership(ctx, holder, parent.id).end_reason == "aged_out"
         assert get_membership(ctx, holder, young.id).state is MembershipState.COVERED
         with ctx.reading() as session:
-            actions = list(session.scalars(select(AuditEvent.action).where(
-                AuditEvent.subject_id == parent.id, AuditEvent.subject_type == "membership")))
+            actions = list(
+                session.scalars(
+                    select(AuditEvent.action).where(
+                        AuditEvent.subject_id == parent.id, AuditEvent.subject_type == "membership"
+                    )
+                )
+            )
         assert "membership_age_out" in actions
 
     def test_ageing_out_follows_the_birthday_in_the_plans_time_zone(

@@ -53,12 +53,19 @@ def plans(ctx: ServiceContext) -> None:
 
 def rejected_claim(ctx: ServiceContext, clock: FixedClock) -> tuple[Actor, str]:
     holder, membership = covered_member(ctx, clock)
-    claim = report_claim(ctx, holder, ClaimReport(membership.id, "CI01", TODAY - timedelta(days=2),
-                                                  "四川省人民医院"))
+    claim = report_claim(
+        ctx, holder, ClaimReport(membership.id, "CI01", TODAY - timedelta(days=2), "四川省人民医院")
+    )
     reviewer = staff(ctx, Role.REVIEWER)
     start_review(ctx, reviewer, claim.ref)
-    decide_claim(ctx, reviewer, claim.ref, approve=False, reason_code=RejectionReason.CRITERIA_NOT_MET,
-                 note="the tumour stage does not meet the definition")
+    decide_claim(
+        ctx,
+        reviewer,
+        claim.ref,
+        approve=False,
+        reason_code=RejectionReason.CRITERIA_NOT_MET,
+        note="the tumour stage does not meet the definition",
+    )
     return holder, claim.ref
 
 
@@ -74,8 +81,10 @@ def jurors(ctx: ServiceContext, clock: FixedClock, count: int) -> list[Actor]:
 def answers_for(ctx: ServiceContext, juror: Actor, case_id: int) -> dict[str, str]:
     """A juror who read the file: the right answer is the one matching the case facts."""
     file = juror_case_file(ctx, juror, case_id)
-    return {"illness": file.case.illness_code,
-            "age_band": f"{file.case.age // 10 * 10}-{file.case.age // 10 * 10 + 9}"}
+    return {
+        "illness": file.case.illness_code,
+        "age_band": f"{file.case.age // 10 * 10}-{file.case.age // 10 * 10 + 9}",
+    }
 
 
 def test_certification_needs_every_answer_right(ctx: ServiceContext, clock: FixedClock) -> None:
@@ -84,15 +93,20 @@ def test_certification_needs_every_answer_right(ctx: ServiceContext, clock: Fixe
     assert (result.passed, result.wrong) == (False, ["conflict"])
 
 
-def test_open_vote_approves_with_enough_votes_and_a_majority(ctx: ServiceContext, clock: FixedClock) -> None:
+def test_open_vote_approves_with_enough_votes_and_a_majority(
+    ctx: ServiceContext, clock: FixedClock
+) -> None:
     use_jury_rules(ctx, min_votes=3, vote_hours=24)
     panel = jurors(ctx, clock, 4)
     holder, ref = rejected_claim(ctx, clock)
     jury = dispute_rejection(ctx, holder, ref, "the pathology report shows stage III")
     assert jury.status == "open" and jury.approve_votes is None
     with ctx.reading() as session:
-        told = session.scalar(select(func.count()).select_from(Notification)
-                              .where(Notification.kind == "jury_vote_open"))
+        told = session.scalar(
+            select(func.count())
+            .select_from(Notification)
+            .where(Notification.kind == "jury_vote_open")
+        )
     assert told == 4  # every eligible juror is told a vote opened
     for juror, choice in zip(panel, ["approve", "approve", "reject", "recuse"], strict=True):
         cast_vote(ctx, juror, jury.id, choice, answers_for(ctx, juror, jury.id))
@@ -117,7 +131,9 @@ def test_a_tie_does_not_approve(ctx: ServiceContext, clock: FixedClock) -> None:
     assert get_claim(ctx, holder, ref).state is ClaimState.CLOSED_REJECTED
 
 
-def test_too_few_votes_opens_a_new_round_then_returns_to_staff(ctx: ServiceContext, clock: FixedClock) -> None:
+def test_too_few_votes_opens_a_new_round_then_returns_to_staff(
+    ctx: ServiceContext, clock: FixedClock
+) -> None:
     use_jury_rules(ctx, min_votes=1000, vote_hours=24, max_rounds=2)
     [juror] = jurors(ctx, clock, 1)
     holder, ref = rejected_claim(ctx, clock)
@@ -132,7 +148,9 @@ def test_too_few_votes_opens_a_new_round_then_returns_to_staff(ctx: ServiceConte
     assert get_claim(ctx, holder, ref).state is ClaimState.RE_REVIEW
 
 
-def test_one_member_one_vote_and_the_quiz_comes_first(ctx: ServiceContext, clock: FixedClock) -> None:
+def test_one_member_one_vote_and_the_quiz_comes_first(
+    ctx: ServiceContext, clock: FixedClock
+) -> None:
     use_jury_rules(ctx, min_votes=1)
     [juror] = jurors(ctx, clock, 1)
     holder, ref = rejected_claim(ctx, clock)
@@ -160,8 +178,11 @@ def test_the_applicant_and_uncertified_or_fraudulent_members_cannot_vote(
     holder, ref = rejected_claim(ctx, clock)
     certify_juror(ctx, holder, RIGHT_ANSWERS)
     with ctx.transaction() as session:
-        session.add(FraudRecord(account_id=flagged.account_id, reason="forged records",
-                                recorded_at=clock.now()))
+        session.add(
+            FraudRecord(
+                account_id=flagged.account_id, reason="forged records", recorded_at=clock.now()
+            )
+        )
     jury = dispute_rejection(ctx, holder, ref, "please look again")
     for outsider in (holder, uncertified, flagged):
         with pytest.raises(Forbidden):
@@ -193,7 +214,9 @@ def test_votes_close_at_the_deadline(ctx: ServiceContext, clock: FixedClock) -> 
     assert refused.value.code == "vote_closed"
 
 
-def test_a_panel_is_drawn_reproducibly_from_a_later_seed(ctx: ServiceContext, clock: FixedClock) -> None:
+def test_a_panel_is_drawn_reproducibly_from_a_later_seed(
+    ctx: ServiceContext, clock: FixedClock
+) -> None:
     use_jury_rules(ctx, mode="panel", panel_size=3, vote_hours=24)
     pool = jurors(ctx, clock, 6)
     holder, ref = rejected_claim(ctx, clock)
@@ -215,7 +238,9 @@ def test_a_panel_is_drawn_reproducibly_from_a_later_seed(ctx: ServiceContext, cl
     assert close_due_juries(ctx, staff(ctx, Role.OPERATOR)).rejected == 1
 
 
-def test_a_panel_with_no_shows_is_redrawn_without_them(ctx: ServiceContext, clock: FixedClock) -> None:
+def test_a_panel_with_no_shows_is_redrawn_without_them(
+    ctx: ServiceContext, clock: FixedClock
+) -> None:
     use_jury_rules(ctx, mode="panel", panel_size=2, vote_hours=24, max_rounds=3)
     pool = jurors(ctx, clock, 5)
     holder, ref = rejected_claim(ctx, clock)
@@ -231,7 +256,9 @@ def test_a_panel_with_no_shows_is_redrawn_without_them(ctx: ServiceContext, cloc
     assert not first_panel & second_panel
 
 
-def test_an_operator_refers_a_contested_case_in_publicity(ctx: ServiceContext, clock: FixedClock) -> None:
+def test_an_operator_refers_a_contested_case_in_publicity(
+    ctx: ServiceContext, clock: FixedClock
+) -> None:
     from mutualaid.services.claims import (
         assign_investigation,
         file_investigation_report,
@@ -253,7 +280,9 @@ def test_an_operator_refers_a_contested_case_in_publicity(ctx: ServiceContext, c
     assert jury.round == 1 and get_claim(ctx, holder, ref).state is ClaimState.JURY_VOTING
 
 
-def test_concurrent_votes_are_counted_exactly_once_each(ctx: ServiceContext, clock: FixedClock) -> None:
+def test_concurrent_votes_are_counted_exactly_once_each(
+    ctx: ServiceContext, clock: FixedClock
+) -> None:
     from tests.integration.test_concurrency import run_together
 
     use_jury_rules(ctx, min_votes=1)
@@ -262,8 +291,9 @@ def test_concurrent_votes_are_counted_exactly_once_each(ctx: ServiceContext, clo
     jury = dispute_rejection(ctx, holder, ref, "please look again")
     answers = answers_for(ctx, people[0], jury.id)
     # Eight requests at once: each juror double-clicks, one of each pair votes the other way.
-    outcomes = run_together(lambda i: cast_vote(ctx, people[i // 2], jury.id,
-                                                ("approve", "reject")[i % 2], answers))
+    outcomes = run_together(
+        lambda i: cast_vote(ctx, people[i // 2], jury.id, ("approve", "reject")[i % 2], answers)
+    )
     refused = [o for o in outcomes if isinstance(o, Exception)]
     assert len(refused) == 4 and all(getattr(o, "code", None) == "already_voted" for o in refused)
     clock.advance(timedelta(days=4))
@@ -314,5 +344,11 @@ def test_a_retried_dispute_opens_one_jury(ctx: ServiceContext, clock: FixedClock
     assert dispute_rejection(ctx, holder, ref, "please look again", idempotency_key="d-1") == first
     assert [r.id for r in jury_rounds(ctx, ref)] == [first.id]
     with ctx.reading() as session:  # each eligible juror told once
-        assert session.scalar(select(func.count()).select_from(Notification)
-                              .where(Notification.kind == "jury_vote_open")) == 2
+        assert (
+            session.scalar(
+                select(func.count())
+                .select_from(Notification)
+                .where(Notification.kind == "jury_vote_open")
+            )
+            == 2
+        )

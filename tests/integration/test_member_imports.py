@@ -28,10 +28,13 @@ def to_csv(rows: list[dict[str, str]], header: list[str] = HEADER) -> str:
     return buffer.getvalue()
 
 
-def run_import(ctx: ServiceContext, text: str, chunk_rows: int = 1000) -> tuple[ImportReport, list[dict[str, str]]]:
+def run_import(
+    ctx: ServiceContext, text: str, chunk_rows: int = 1000
+) -> tuple[ImportReport, list[dict[str, str]]]:
     errors = io.StringIO()
-    report = import_members(ctx, SYSTEM_ACTOR, "xhb-main", io.StringIO(text), errors,
-                            chunk_rows=chunk_rows)
+    report = import_members(
+        ctx, SYSTEM_ACTOR, "xhb-main", io.StringIO(text), errors, chunk_rows=chunk_rows
+    )
     return report, list(csv.DictReader(io.StringIO(errors.getvalue())))
 
 
@@ -45,20 +48,37 @@ def test_good_rows_are_imported_and_bad_rows_reported_by_line(ctx: ServiceContex
     bad_id = dict(good[0], id_number=good[0]["id_number"][:-1] + "0", payer_phone="13000000001")
     if bad_id["id_number"] == good[0]["id_number"]:
         bad_id["id_number"] = good[0]["id_number"][:-1] + "1"
-    too_old = {"payer_phone": "13000000002", "full_name": "王老", "relation": "self",
-               "id_number": resident_id(date(1960, 1, 1)), "joined_on": "2026-01-01"}
+    too_old = {
+        "payer_phone": "13000000002",
+        "full_name": "王老",
+        "relation": "self",
+        "id_number": resident_id(date(1960, 1, 1)),
+        "joined_on": "2026-01-01",
+    }
     bad_relation = dict(too_old, id_number=resident_id(date(1990, 1, 1)), relation="cousin")
     future = dict(too_old, id_number=resident_id(date(1990, 1, 1)), joined_on="2026-03-02")
     duplicate = dict(good[5])
-    rows = [*good[:100], bad_id, too_old, *good[100:200], bad_relation, future, duplicate, *good[200:]]
+    rows = [
+        *good[:100],
+        bad_id,
+        too_old,
+        *good[100:200],
+        bad_relation,
+        future,
+        duplicate,
+        *good[200:],
+    ]
     # One chunk: a repeat inside a chunk is a duplicate_in_file; across chunks (memory stays flat,
     # so earlier chunks are not remembered) the earlier row already made them a member.
     report, errors = run_import(ctx, to_csv(rows), chunk_rows=1000)
     assert (report.rows_read, report.imported, report.rejected) == (255, 250, 5)
     # Header is line 1, so data row i (0-based) is on line i + 2.
     assert [(e["line"], e["code"]) for e in errors] == [
-        ("102", "invalid_id_number"), ("103", "too_old"), ("204", "invalid_relation"),
-        ("205", "invalid_date"), ("206", "duplicate_in_file"),
+        ("102", "invalid_id_number"),
+        ("103", "too_old"),
+        ("204", "invalid_relation"),
+        ("205", "invalid_date"),
+        ("206", "duplicate_in_file"),
     ]
     assert all(e["message"] for e in errors)
     with ctx.reading() as session:
@@ -87,24 +107,45 @@ def test_importing_the_same_file_twice_imports_nothing_new(ctx: ServiceContext) 
 
 
 def test_imported_members_keep_their_join_date_and_waiting_period(ctx: ServiceContext) -> None:
-    joined_long_ago = {"payer_phone": "13000000003", "full_name": "陈静", "relation": "self",
-                       "id_number": resident_id(date(1985, 2, 2)), "joined_on": "2025-06-01"}
-    joined_lately = dict(joined_long_ago, id_number=resident_id(date(1986, 2, 2)),
-                         relation="spouse", joined_on=(TODAY - timedelta(days=90)).isoformat())
+    joined_long_ago = {
+        "payer_phone": "13000000003",
+        "full_name": "陈静",
+        "relation": "self",
+        "id_number": resident_id(date(1985, 2, 2)),
+        "joined_on": "2025-06-01",
+    }
+    joined_lately = dict(
+        joined_long_ago,
+        id_number=resident_id(date(1986, 2, 2)),
+        relation="spouse",
+        joined_on=(TODAY - timedelta(days=90)).isoformat(),
+    )
     report, _ = run_import(ctx, to_csv([joined_long_ago, joined_lately]))
     assert report.imported == 2
     with ctx.reading() as session:
-        rows = session.execute(select(Membership.state, Membership.joined_on, Membership.covered_from_on)
-                               .order_by(Membership.id)).all()
+        rows = session.execute(
+            select(Membership.state, Membership.joined_on, Membership.covered_from_on).order_by(
+                Membership.id
+            )
+        ).all()
     assert rows[0] == (MembershipState.COVERED, date(2025, 6, 1), date(2025, 8, 31))
-    assert rows[1] == (MembershipState.WAITING, TODAY - timedelta(days=90), TODAY + timedelta(days=1))
+    assert rows[1] == (
+        MembershipState.WAITING,
+        TODAY - timedelta(days=90),
+        TODAY + timedelta(days=1),
+    )
 
 
 def test_a_person_registered_by_another_account_is_refused(ctx: ServiceContext) -> None:
     number = resident_id(date(1990, 5, 1))
     enroll(ctx, account(ctx), date(1990, 5, 1), id_number=number)
-    row = {"payer_phone": "13000000004", "full_name": "周杰", "relation": "self", "id_number": number,
-           "joined_on": ""}
+    row = {
+        "payer_phone": "13000000004",
+        "full_name": "周杰",
+        "relation": "self",
+        "id_number": number,
+        "joined_on": "",
+    }
     report, errors = run_import(ctx, to_csv([row]))
     assert report.imported == 0
     assert [e["code"] for e in errors] == ["identity_registered_elsewhere"]

@@ -25,8 +25,15 @@ def test_notifications_are_sent_once_and_failures_are_retried(ctx: ServiceContex
     alice, bob = account(ctx), account(ctx)
     with ctx.transaction() as session:
         for who in (alice, bob):
-            notify(session, at=ctx.clock.now(), account_id=who.account_id, kind="claim_approved",
-                   subject_type="claim", subject_id=1, ref="C1")
+            notify(
+                session,
+                at=ctx.clock.now(),
+                account_id=who.account_id,
+                kind="claim_approved",
+                subject_type="claim",
+                subject_id=1,
+                ref="C1",
+            )
     flaky = RecordingChannel(fail_for={bob.account_id})
     first = dispatch_notifications(ctx, flaky)
     assert (first.sent, first.failed) == (1, 1)
@@ -41,8 +48,14 @@ def test_unread_notifications_are_counted_until_read(ctx: ServiceContext) -> Non
     alice = account(ctx)
     with ctx.transaction() as session:
         for _ in range(3):
-            notify(session, at=ctx.clock.now(), account_id=alice.account_id, kind="x",
-                   subject_type="claim", subject_id=None)
+            notify(
+                session,
+                at=ctx.clock.now(),
+                account_id=alice.account_id,
+                kind="x",
+                subject_type="claim",
+                subject_id=None,
+            )
     assert unread_count(ctx, alice.account_id) == 3
     with ctx.reading() as session:
         newest = max(session.scalars(select(Notification.id)))

@@ -47,12 +47,23 @@ LOCK_MARCH_7 = datetime(2026, 3, 6, 16, 0, tzinfo=UTC)
 _births = itertools.count()
 
 
-def use_rules(ctx: ServiceContext, *, per_case_fen: int = 10**9, annual_fen: int = 10**12,
-              fee_bp: int = 800, funding_model: str = "post_paid", retry_days: int = 5) -> None:
+def use_rules(
+    ctx: ServiceContext,
+    *,
+    per_case_fen: int = 10**9,
+    annual_fen: int = 10**12,
+    fee_bp: int = 800,
+    funding_model: str = "post_paid",
+    retry_days: int = 5,
+) -> None:
     """Publish the demo main plan again with other money rules (a new plan version)."""
     text = read_plan_file("xhb-main.toml")
-    for key, value in (("per_case_fen", per_case_fen), ("annual_fen", annual_fen),
-                       ("management_fee_bp", fee_bp), ("payment_retry_days", retry_days)):
+    for key, value in (
+        ("per_case_fen", per_case_fen),
+        ("annual_fen", annual_fen),
+        ("management_fee_bp", fee_bp),
+        ("payment_retry_days", retry_days),
+    ):
         text, count = re.subn(rf"^{key} = [0-9_]+", f"{key} = {value}", text, flags=re.M)
         assert count == 1, key
     text = text.replace('funding_model = "post_paid"', f'funding_model = "{funding_model}"')
@@ -63,8 +74,13 @@ def birth() -> date:
     return date(1980, 1, 1) + timedelta(days=next(_births) % 9000)
 
 
-def join_at(ctx: ServiceContext, clock: FixedClock, when: datetime, holder: Actor | None = None,
-            relation: Relation = Relation.SELF) -> tuple[Actor, MembershipView]:
+def join_at(
+    ctx: ServiceContext,
+    clock: FixedClock,
+    when: datetime,
+    holder: Actor | None = None,
+    relation: Relation = Relation.SELF,
+) -> tuple[Actor, MembershipView]:
     """Enroll a member at the instant `when` (the clock is put back afterwards)."""
     holder = holder or account(ctx)
     now = clock.now()
@@ -75,28 +91,55 @@ def join_at(ctx: ServiceContext, clock: FixedClock, when: datetime, holder: Acto
         clock.set(now)
 
 
-def members(ctx: ServiceContext, clock: FixedClock, count: int,
-            when: datetime = datetime(2025, 6, 1, tzinfo=UTC)) -> list[tuple[Actor, MembershipView]]:
+def members(
+    ctx: ServiceContext,
+    clock: FixedClock,
+    count: int,
+    when: datetime = datetime(2025, 6, 1, tzinfo=UTC),
+) -> list[tuple[Actor, MembershipView]]:
     return [join_at(ctx, clock, when) for _ in range(count)]
 
 
 _refs = itertools.count(1)
 
 
-def approved_claim(ctx: ServiceContext, membership_id: int, payout_fen: int, approved_at: datetime,
-                   *, tier: str = "severe", sponsored: bool = False) -> str:
+def approved_claim(
+    ctx: ServiceContext,
+    membership_id: int,
+    payout_fen: int,
+    approved_at: datetime,
+    *,
+    tier: str = "severe",
+    sponsored: bool = False,
+) -> str:
     """A claim that has passed publicity (built directly: the claim flow has its own tests)."""
     with ctx.transaction() as session:
         m = session.get_one(Membership, membership_id)
         ref = f"claim-test-{next(_refs):06d}"
-        session.add(Claim(
-            ref=ref, plan_id=m.plan_id, plan_version=m.plan_version, membership_id=m.id,
-            person_id=m.person_id, claimant_account_id=m.payer_account_id, illness_code="CI01",
-            tier=tier, accident=False, diagnosed_on=date(2026, 1, 10), hospital="浙江省肿瘤医院",
-            age_at_diagnosis=35, payout_fen=payout_fen, state=ClaimState.APPROVED,
-            reported_at=approved_at - timedelta(days=20), reported_on=date(2026, 1, 20),
-            publicity_on=date(2026, 2, 7), approved_at=approved_at, sponsored=sponsored,
-            updated_at=approved_at))
+        session.add(
+            Claim(
+                ref=ref,
+                plan_id=m.plan_id,
+                plan_version=m.plan_version,
+                membership_id=m.id,
+                person_id=m.person_id,
+                claimant_account_id=m.payer_account_id,
+                illness_code="CI01",
+                tier=tier,
+                accident=False,
+                diagnosed_on=date(2026, 1, 10),
+                hospital="浙江省肿瘤医院",
+                age_at_diagnosis=35,
+                payout_fen=payout_fen,
+                state=ClaimState.APPROVED,
+                reported_at=approved_at - timedelta(days=20),
+                reported_on=date(2026, 1, 20),
+                publicity_on=date(2026, 2, 7),
+                approved_at=approved_at,
+                sponsored=sponsored,
+                updated_at=approved_at,
+            )
+        )
     return ref
 
 
@@ -122,11 +165,20 @@ class TestShare:
         # aid 1000 + fee 8% 80 = 1080 over 7 members: 154.29 -> 155 each, 1085 in all, 5 over.
         assert (period.member_count, period.case_count) == (7, 1)
         assert (period.aid_fen, period.fee_fen, period.share_fen) == (1000, 80, 155)
-        assert (period.total_charged_fen, period.surplus_out_fen, period.sponsor_fen) == (1085, 5, 0)
+        assert (period.total_charged_fen, period.surplus_out_fen, period.sponsor_fen) == (
+            1085,
+            5,
+            0,
+        )
         assert period.state is PeriodState.COMMITTED
 
         quiet = close_on(ctx, clock, date(2026, 3, 21))
-        assert (quiet.case_count, quiet.share_fen, quiet.fee_fen, quiet.total_charged_fen) == (0, 0, 0, 0)
+        assert (quiet.case_count, quiet.share_fen, quiet.fee_fen, quiet.total_charged_fen) == (
+            0,
+            0,
+            0,
+            0,
+        )
         assert (quiet.surplus_in_fen, quiet.surplus_out_fen) == (5, 5)
 
         approved_claim(ctx, people[1][1].id, 2000, datetime(2026, 3, 25, tzinfo=UTC))
@@ -146,8 +198,12 @@ class TestShare:
     ) -> None:
         members(ctx, clock, 3)
         period = close_on(ctx, clock, MARCH_7)
-        assert (period.member_count, period.share_fen, period.fee_fen, period.total_charged_fen) \
-            == (3, 0, 0, 0)
+        assert (
+            period.member_count,
+            period.share_fen,
+            period.fee_fen,
+            period.total_charged_fen,
+        ) == (3, 0, 0, 0)
         assert period.charges_leaves == 0
         with ctx.reading() as session:
             assert session.scalar(select(func.count()).select_from(LedgerTransaction)) == 0
@@ -177,8 +233,9 @@ class TestWhoShares:
         period = close_on(ctx, clock, MARCH_7)
         assert period.member_count == 1
         assert period.share_fen == 108
-        assert [line.charge_fen for line in member_statement(ctx, SYSTEM_ACTOR, before.id).lines] \
-            == [108]
+        assert [
+            line.charge_fen for line in member_statement(ctx, SYSTEM_ACTOR, before.id).lines
+        ] == [108]
         assert member_statement(ctx, SYSTEM_ACTOR, at_lock.id).lines == []
 
     def test_a_member_who_leaves_after_the_lock_still_pays_that_period(
@@ -206,9 +263,10 @@ class TestWhoShares:
         approved_claim(ctx, people[1][1].id, 200, LOCK_MARCH_7 - timedelta(days=1))
         period = close_on(ctx, clock, MARCH_7)
         assert period.member_count == 2
-        assert [(line.status, line.charge_fen)
-                for line in member_statement(ctx, SYSTEM_ACTOR, people[0][1].id).lines] \
-            == [("excluded", 0)]
+        assert [
+            (line.status, line.charge_fen)
+            for line in member_statement(ctx, SYSTEM_ACTOR, people[0][1].id).lines
+        ] == [("excluded", 0)]
         notice = period_notice(ctx, MAIN_PLAN, MARCH_7)
         assert notice.excluded_members == 1
         assert all(check.holds for check in notice.checks)
@@ -236,7 +294,9 @@ class TestCaps:
         with ctx.reading() as session:
             assert balances(session, "operator:")["operator:sponsor"] == -(43_200_000 - 80)
 
-    def test_prorated_payouts_instead_of_a_sponsor(self, ctx: ServiceContext, clock: FixedClock) -> None:
+    def test_prorated_payouts_instead_of_a_sponsor(
+        self, ctx: ServiceContext, clock: FixedClock
+    ) -> None:
         people = members(ctx, clock, 4)
         approved_claim(ctx, people[0][1].id, 30_000_000, LOCK_MARCH_7 - timedelta(days=1))
         period = close_on(ctx, clock, MARCH_7, cap_excess=CapExcess.PRORATE)
@@ -263,8 +323,10 @@ class TestCaps:
         assert second.total_charged_fen == 2 * 200 + 2 * 300
         assert second.sponsor_fen == 200
         with ctx.reading() as session:
-            cohorts = {c.cohort_on: (c.member_count, c.charge_fen) for c in session.scalars(
-                select(PeriodCohort))}
+            cohorts = {
+                c.cohort_on: (c.member_count, c.charge_fen)
+                for c in session.scalars(select(PeriodCohort))
+            }
         assert cohorts == {date(2026, 1, 7): (2, 200), date(2026, 1, 21): (2, 300)}
         for _, membership in early + late:
             statement = member_statement(ctx, SYSTEM_ACTOR, membership.id)
@@ -291,8 +353,11 @@ class TestCaps:
         assert [line.charge_fen for line in statement.lines] == [100]
         with ctx.reading() as session:
             exception = session.scalars(select(PeriodChargeException)).one()
-        assert (exception.membership_id, exception.kind, exception.amount_fen) \
-            == (second, "cap_adjusted", 100)
+        assert (exception.membership_id, exception.kind, exception.amount_fen) == (
+            second,
+            "cap_adjusted",
+            100,
+        )
         assert period.total_charged_fen == 100 + 100
         assert all(c.holds for c in period_notice(ctx, MAIN_PLAN, date(2026, 1, 21)).checks)
 
@@ -308,8 +373,12 @@ def enroll_again(ctx: ServiceContext, holder: Actor, old_membership_id: int) -> 
         number = ctx.protector.decrypt(person.identity_ciphertext)
     from mutualaid.services.memberships import EnrollmentRequest, enroll_member
 
-    return enroll_member(ctx, holder, MAIN_PLAN, EnrollmentRequest(
-        full_name="张三华", id_number=number, health_answers=HEALTHY)).id
+    return enroll_member(
+        ctx,
+        holder,
+        MAIN_PLAN,
+        EnrollmentRequest(full_name="张三华", id_number=number, health_answers=HEALTHY),
+    ).id
 
 
 class TestClosing:
@@ -322,8 +391,14 @@ class TestClosing:
         assert first == again
         with ctx.reading() as session:
             assert session.scalar(select(func.count()).select_from(LedgerTransaction)) == 1
-            assert session.scalar(select(func.count()).select_from(LogEntry).where(
-                LogEntry.leaf_type == "period_commitment")) == 1
+            assert (
+                session.scalar(
+                    select(func.count())
+                    .select_from(LogEntry)
+                    .where(LogEntry.leaf_type == "period_commitment")
+                )
+                == 1
+            )
 
     def test_a_period_cannot_be_closed_before_its_lock_or_out_of_order(
         self, ctx: ServiceContext, clock: FixedClock
@@ -366,8 +441,9 @@ class TestProofs:
         assert proof.commitment_leaf is not None and period.charges_root in proof.commitment_leaf
         from dataclasses import replace
 
-        tampered = replace(proof, block=[(m, c - 1) if m != membership.id else (m, c)
-                                         for m, c in proof.block])
+        tampered = replace(
+            proof, block=[(m, c - 1) if m != membership.id else (m, c) for m, c in proof.block]
+        )
         with pytest.raises(VerificationError):
             verify_charge_proof(tampered)
         with pytest.raises(DomainError):
@@ -379,7 +455,10 @@ class TestProofs:
 
     @pytest.mark.parametrize("block_bits", [10, 1])
     def test_the_committed_root_is_every_members_charge_recomputed_from_the_statements(
-        self, ctx: ServiceContext, clock: FixedClock, block_bits: int,
+        self,
+        ctx: ServiceContext,
+        clock: FixedClock,
+        block_bits: int,
         monkeypatch: pytest.MonkeyPatch,
     ) -> None:
         """With blocks of 2 ids and chunks of 3 rows, blocks also straddle the streamed chunks."""
@@ -425,5 +504,6 @@ class TestProofs:
                 assert charge_blocks_postgres(session, rule) == streamed
         for membership_id in ids[1:5]:
             if membership_id != people[5][1].id:
-                verify_charge_proof(charge_proof(ctx, SYSTEM_ACTOR, membership_id, MAIN_PLAN,
-                                                 date(2026, 1, 21)))
+                verify_charge_proof(
+                    charge_proof(ctx, SYSTEM_ACTOR, membership_id, MAIN_PLAN, date(2026, 1, 21))
+                )

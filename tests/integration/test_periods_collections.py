@@ -55,7 +55,9 @@ def state_of(ctx: ServiceContext, membership_id: int) -> tuple[str, str | None]:
         return m.state, m.end_reason
 
 
-def collect(ctx: ServiceContext, clock: FixedClock, provider: SimulatedProvider | None, **kw: object):  # type: ignore[no-untyped-def]
+def collect(
+    ctx: ServiceContext, clock: FixedClock, provider: SimulatedProvider | None, **kw: object
+):  # type: ignore[no-untyped-def]
     clock.set(DEBIT_DAY)
     return collect_period(ctx, SYSTEM_ACTOR, MAIN_PLAN, MARCH_7, provider, **kw)  # type: ignore[arg-type]
 
@@ -93,20 +95,26 @@ class TestPostPaid:
         run = collect(ctx, clock, provider)
         assert run.failed_fen == 108
         assert state_of(ctx, membership.id)[0] == "suspended"
-        assert [line.status for line in member_statement(ctx, holder, membership.id).lines] \
-            == ["unpaid"]
+        assert [line.status for line in member_statement(ctx, holder, membership.id).lines] == [
+            "unpaid"
+        ]
         with ctx.reading() as session:
-            assert session.scalar(select(Notification.kind).where(
-                Notification.account_id == holder.account_id)) == "share_payment_failed"
+            assert (
+                session.scalar(
+                    select(Notification.kind).where(Notification.account_id == holder.account_id)
+                )
+                == "share_payment_failed"
+            )
 
         provider.failing.clear()
         clock.set(DEBIT_DAY + timedelta(days=2))
         retried = retry_failed_payments(ctx, SYSTEM_ACTOR, MAIN_PLAN, provider)
         assert (retried.paid_late, retried.removed) == (1, 0)
         assert state_of(ctx, membership.id)[0] == "covered"
-        assert [(line.status, line.paid_fen)
-                for line in member_statement(ctx, holder, membership.id).lines] \
-            == [("paid_late", 108)]
+        assert [
+            (line.status, line.paid_fen)
+            for line in member_statement(ctx, holder, membership.id).lines
+        ] == [("paid_late", 108)]
         with ctx.reading() as session:
             assert balances(session, MEMBERS)[MEMBERS] == 0
 
@@ -142,7 +150,9 @@ class TestPostPaid:
         self, ctx: ServiceContext, clock: FixedClock
     ) -> None:
         use_rules(ctx)
-        holder, child = join_at(ctx, clock, datetime(2025, 5, 1, tzinfo=UTC), relation=Relation.CHILD)
+        holder, child = join_at(
+            ctx, clock, datetime(2025, 5, 1, tzinfo=UTC), relation=Relation.CHILD
+        )
         _, spouse = join_at(ctx, clock, datetime(2025, 5, 2, tzinfo=UTC), holder, Relation.SPOUSE)
         _, own = join_at(ctx, clock, datetime(2025, 5, 3, tzinfo=UTC), holder, Relation.SELF)
         others = members(ctx, clock, 1)
@@ -150,8 +160,9 @@ class TestPostPaid:
         period = close_on(ctx, clock, MARCH_7)
         share = period.share_fen
         assert share == 108
-        provider = SimulatedProvider(funds={holder.account_id: 2 * share + 50,
-                                            others[0][0].account_id: 1000})
+        provider = SimulatedProvider(
+            funds={holder.account_id: 2 * share + 50, others[0][0].account_id: 1000}
+        )
         run = collect(ctx, clock, provider)
         assert run.failed_fen == share
         assert state_of(ctx, own.id)[0] != "suspended"
@@ -177,8 +188,9 @@ class TestCollectionFile:
         lines = out.getvalue().decode().splitlines()
         share = period.share_fen or 0
         assert lines[0] == "membership_id,payer_account_id,amount_fen,reference"
-        assert lines[1:3] == [f"{m},{holder.account_id},{share},{period.ref}:{m}"
-                              for m in (first.id, second.id)]
+        assert lines[1:3] == [
+            f"{m},{holder.account_id},{share},{period.ref}:{m}" for m in (first.id, second.id)
+        ]
         # The provider took the child's share and refused the holder's: the holder's own share
         # is taken first all the same, so the child's is the one left unpaid.
         text = results_file_text([(first.id, "failed"), (second.id, "paid")])
@@ -213,8 +225,9 @@ class TestPrepaid:
         assert prepaid_balance(ctx, poor[0], MAIN_PLAN).balance_fen == 42
         assert state_of(ctx, empty[1].id)[0] == "suspended"
         with ctx.reading() as session:
-            low = session.scalars(select(Notification.account_id).where(
-                Notification.kind == "prepaid_balance_low")).all()
+            low = session.scalars(
+                select(Notification.account_id).where(Notification.kind == "prepaid_balance_low")
+            ).all()
             assert low == [poor[0].account_id, empty[0].account_id]
             accounts = balances(session)
         assert accounts[f"plan:{MAIN_PLAN}:prepaid"] == 892 + 42
@@ -232,8 +245,9 @@ class TestPayouts:
         use_rules(ctx)
         people = members(ctx, clock, 4)
         severe = approved_claim(ctx, people[0][1].id, 1000, LOCK_MARCH_7 - timedelta(days=1))
-        mild = approved_claim(ctx, people[1][1].id, 500, LOCK_MARCH_7 - timedelta(days=2),
-                              tier="mild")
+        mild = approved_claim(
+            ctx, people[1][1].id, 500, LOCK_MARCH_7 - timedelta(days=2), tier="mild"
+        )
         close_on(ctx, clock, MARCH_7)
         with pytest.raises(Conflict):
             pay_approved_claims(ctx, SYSTEM_ACTOR, MAIN_PLAN, MARCH_7)
@@ -241,7 +255,9 @@ class TestPayouts:
         run = pay_approved_claims(ctx, SYSTEM_ACTOR, MAIN_PLAN, MARCH_7)
         assert run.state is PeriodState.PAID
         assert {(p.claim_ref, p.amount_fen, p.payee_account_id) for p in run.payouts} == {
-            (severe, 1000, people[0][0].account_id), (mild, 500, people[1][0].account_id)}
+            (severe, 1000, people[0][0].account_id),
+            (mild, 500, people[1][0].account_id),
+        }
         assert pay_approved_claims(ctx, SYSTEM_ACTOR, MAIN_PLAN, MARCH_7).payouts == []
         with ctx.reading() as session:
             states = dict(session.execute(select(Claim.ref, Claim.state)).all())
@@ -275,8 +291,9 @@ class TestPayouts:
     ) -> None:
         use_rules(ctx)
         people = members(ctx, clock, 2)
-        approved_claim(ctx, people[0][1].id, 10_000, LOCK_MARCH_7 - timedelta(days=1),
-                       sponsored=True)
+        approved_claim(
+            ctx, people[0][1].id, 10_000, LOCK_MARCH_7 - timedelta(days=1), sponsored=True
+        )
         period = close_on(ctx, clock, MARCH_7)
         assert (period.case_count, period.share_fen, period.sponsored_aid_fen) == (0, 0, 10_000)
         collect(ctx, clock, SimulatedProvider())

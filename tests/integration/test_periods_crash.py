@@ -64,8 +64,14 @@ SCRIPT = textwrap.dedent("""
 
 def run_and_kill(url: str, action: str, point: str, instant: str, *extra: str) -> None:
     env = dict(os.environ, PYTHONPATH=f"{ROOT / 'src'}{os.pathsep}{ROOT}")
-    done = subprocess.run([sys.executable, "-c", SCRIPT, url, action, point, instant, *extra],
-                          capture_output=True, text=True, timeout=120, env=env, check=False)
+    done = subprocess.run(
+        [sys.executable, "-c", SCRIPT, url, action, point, instant, *extra],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        check=False,
+    )
     assert done.returncode == -signal.SIGKILL, done.stdout + done.stderr
 
 
@@ -99,9 +105,17 @@ def test_a_close_killed_midway_and_run_again_charges_once(
     with ctx.reading() as session:
         assert session.scalar(select(func.count()).select_from(LedgerTransaction)) == 1
         assert session.scalar(select(func.count()).select_from(PeriodChargeTree)) == 1
-        assert session.scalar(select(func.count()).select_from(LogEntry).where(
-            LogEntry.leaf_type == "period_commitment")) == 1
-        assert balances(session, f"plan:{MAIN_PLAN}:members") == {f"plan:{MAIN_PLAN}:members": -1080}
+        assert (
+            session.scalar(
+                select(func.count())
+                .select_from(LogEntry)
+                .where(LogEntry.leaf_type == "period_commitment")
+            )
+            == 1
+        )
+        assert balances(session, f"plan:{MAIN_PLAN}:members") == {
+            f"plan:{MAIN_PLAN}:members": -1080
+        }
     verify_charge_proof(charge_proof(ctx, people[4][0], people[4][1].id, MAIN_PLAN, MARCH_7))
     assert close_period(ctx, SYSTEM_ACTOR, MAIN_PLAN, MARCH_7) == period
 
@@ -118,8 +132,9 @@ def test_a_collection_killed_after_debiting_and_run_again_debits_each_payer_once
     failing = people[5][0].account_id
     clock.set(clock.now() + timedelta(days=7))
     # Killed in the second chunk after the provider took the money, before anything was recorded.
-    run_and_kill(url, "collect", "chunk_debited", clock.now().isoformat(), str(journal),
-                 str(failing))
+    run_and_kill(
+        url, "collect", "chunk_debited", clock.now().isoformat(), str(journal), str(failing)
+    )
     debited_before = SimulatedProvider(journal=journal).debits
     assert len(debited_before) == 4
 
@@ -127,13 +142,14 @@ def test_a_collection_killed_after_debiting_and_run_again_debits_each_payer_once
     run = collect_period(ctx, SYSTEM_ACTOR, MAIN_PLAN, MARCH_7, provider, chunk=2)
     assert run.state is PeriodState.COLLECTED
     payers = [key.split(":")[1] for key in provider.debits]
-    assert sorted(payers) == sorted(str(a.account_id) for a, _ in people
-                                    if a.account_id != failing)
-    assert sum(amount for _, amount in provider.debits.values()) \
-        == (period.total_charged_fen or 0) - (period.share_fen or 0)
+    assert sorted(payers) == sorted(str(a.account_id) for a, _ in people if a.account_id != failing)
+    assert sum(amount for _, amount in provider.debits.values()) == (
+        period.total_charged_fen or 0
+    ) - (period.share_fen or 0)
     with ctx.reading() as session:
-        assert balances(session, f"plan:{MAIN_PLAN}:members") \
-            == {f"plan:{MAIN_PLAN}:members": -(period.share_fen or 0)}
+        assert balances(session, f"plan:{MAIN_PLAN}:members") == {
+            f"plan:{MAIN_PLAN}:members": -(period.share_fen or 0)
+        }
         assert unbalanced_transactions(session) == []
     assert date(2026, 3, 14) == period.debit_on
 
@@ -148,11 +164,18 @@ def test_two_workers_closing_the_same_period_at_once_charge_once(
     approved_claim(ctx, people[0][1].id, 400, LOCK_MARCH_7 - timedelta(days=1))
     clock.set(LOCK_MARCH_7 + timedelta(hours=9))
     with ThreadPoolExecutor(2) as pool:
-        views = list(pool.map(lambda _: close_period(ctx, SYSTEM_ACTOR, MAIN_PLAN, MARCH_7),
-                              range(2)))
+        views = list(
+            pool.map(lambda _: close_period(ctx, SYSTEM_ACTOR, MAIN_PLAN, MARCH_7), range(2))
+        )
     assert views[0] == views[1] and views[0].state is PeriodState.COMMITTED
     with ctx.reading() as session:
         assert session.scalar(select(func.count()).select_from(Period)) == 1
         assert session.scalar(select(func.count()).select_from(LedgerTransaction)) == 1
-        assert session.scalar(select(func.count()).select_from(LogEntry).where(
-            LogEntry.leaf_type == "period_commitment")) == 1
+        assert (
+            session.scalar(
+                select(func.count())
+                .select_from(LogEntry)
+                .where(LogEntry.leaf_type == "period_commitment")
+            )
+            == 1
+        )

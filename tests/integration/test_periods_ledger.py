@@ -36,8 +36,10 @@ def test_an_unbalanced_transaction_is_never_posted(ctx: ServiceContext) -> None:
 def test_ledger_rows_cannot_be_updated(ctx: ServiceContext) -> None:
     with ctx.transaction() as session:
         post(session, TX, at=ctx.clock.now())
-    for statement in (update(LedgerEntry).values(amount_fen=1),
-                      update(LedgerTransaction).values(memo="changed")):
+    for statement in (
+        update(LedgerEntry).values(amount_fen=1),
+        update(LedgerTransaction).values(memo="changed"),
+    ):
         with pytest.raises(DatabaseError, match="immutable"), ctx.transaction() as session:
             session.execute(statement)
 
@@ -50,8 +52,9 @@ def test_the_database_refuses_entries_that_do_not_balance(ctx: ServiceContext) -
         row = LedgerTransaction(key="raw", kind="test", memo="", created_at=ctx.clock.now())
         session.add(row)
         session.flush()
-        session.execute(insert(LedgerEntry).values(transaction_id=row.id, account_code="x",
-                                                   amount_fen=7))
+        session.execute(
+            insert(LedgerEntry).values(transaction_id=row.id, account_code="x", amount_fen=7)
+        )
     with ctx.reading() as session:
         assert session.scalar(select(LedgerTransaction.id)) is None
 
@@ -68,6 +71,10 @@ def test_a_correction_is_a_reversing_transaction_with_a_reason(ctx: ServiceConte
     with ctx.reading() as session:
         assert set(balances(session).values()) == {0}
         assert unbalanced_transactions(session) == []
-        original, reversal_ = session.scalars(select(LedgerTransaction).order_by(LedgerTransaction.id))
-        assert reversal_.reverses_id == original.id and reversal_.memo == "entered for the wrong plan"
+        original, reversal_ = session.scalars(
+            select(LedgerTransaction).order_by(LedgerTransaction.id)
+        )
+        assert (
+            reversal_.reverses_id == original.id and reversal_.memo == "entered for the wrong plan"
+        )
         assert session.execute(text("SELECT count(*) FROM ledger_entries")).scalar_one() == 4

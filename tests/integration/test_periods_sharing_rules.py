@@ -78,12 +78,14 @@ def population(ctx: ServiceContext, clock: FixedClock) -> list[MembershipView]:
 
 
 def charges(ctx: ServiceContext, people: list[MembershipView]) -> list[int]:
-    return [line.charge_fen for p in people
-            for line in member_statement(ctx, SYSTEM_ACTOR, p.id).lines]
+    return [
+        line.charge_fen for p in people for line in member_statement(ctx, SYSTEM_ACTOR, p.id).lines
+    ]
 
 
-def capped_population(ctx: ServiceContext, clock: FixedClock,
-                      annual_fen: int) -> list[MembershipView]:
+def capped_population(
+    ctx: ServiceContext, clock: FixedClock, annual_fen: int
+) -> list[MembershipView]:
     """The population and its two cases under the proportional rule with this annual cap."""
     use_rule(ctx, "proportional", annual_fen=annual_fen)
     people = population(ctx, clock)
@@ -109,20 +111,29 @@ def test_the_proportional_rule_splits_the_need_by_expected_loss_and_each_band_sh
     # leftover fen goes to the old band: 13,292,308. Shares ⌈29,907,692 / 3⌉ = 9,969,231 and
     # ⌈13,292,308 / 2⌉ = 6,646,154; total 29,907,693 + 13,292,308 = 43,200,001, 1 carried.
     assert (period.aid_fen, period.fee_fen, period.member_count) == (40_000_000, 3_200_000, 5)
-    assert (period.total_charged_fen, period.surplus_out_fen, period.sponsor_fen) \
-        == (43_200_001, 1, 0)
+    assert (period.total_charged_fen, period.surplus_out_fen, period.sponsor_fen) == (
+        43_200_001,
+        1,
+        0,
+    )
     assert period.share_fen == 9_969_231  # the largest band share
     assert charges(ctx, people) == [9_969_231] * 3 + [6_646_154] * 2
 
     notice = period_notice(ctx, MAIN_PLAN, MARCH_7)
     assert notice.sharing_rule == "proportional"
-    assert [(b.from_age, b.member_count, b.weight, b.band_total_fen, b.share_fen)
-            for b in notice.bands] == [(0, 3, "300/1", 29_907_692, 9_969_231),
-                                       (40, 2, "200/1", 13_292_308, 6_646_154)]
+    assert [
+        (b.from_age, b.member_count, b.weight, b.band_total_fen, b.share_fen) for b in notice.bands
+    ] == [(0, 3, "300/1", 29_907_692, 9_969_231), (40, 2, "200/1", 13_292_308, 6_646_154)]
     assert notice.bands[1].born_by_on == date(1986, 3, 7)
     assert all(check.holds for check in notice.checks), notice.checks
-    assert {c.name for c in notice.checks} >= {"charges", "members", "balance", "bands",
-                                                "share_0_39", "share_40_59"}
+    assert {c.name for c in notice.checks} >= {
+        "charges",
+        "members",
+        "balance",
+        "bands",
+        "share_0_39",
+        "share_40_59",
+    }
 
     lines = member_statement(ctx, SYSTEM_ACTOR, people[3].id).lines
     assert (lines[0].share_fen, lines[0].charge_fen) == (6_646_154, 6_646_154)
@@ -155,8 +166,10 @@ def test_the_conditional_mean_rule_charges_the_bands_whose_losses_make_the_total
     clock.set(datetime(2026, 3, 14, 2, 0, tzinfo=UTC))
     run = collect_period(ctx, SYSTEM_ACTOR, MAIN_PLAN, MARCH_7, provider)
     assert (run.collected_fen, run.failed_fen) == (43_200_000, 0)
-    assert sorted(amount for _, amount in provider.debits.values()) \
+    assert (
+        sorted(amount for _, amount in provider.debits.values())
         == [5_400_000] * 2 + [10_800_000] * 3
+    )
     with ctx.reading() as session:
         assert balances(session, MEMBERS)[MEMBERS] == 0
     out = io.BytesIO()
@@ -203,8 +216,9 @@ MARCH_21 = date(2026, 3, 21)
 LOCK_MARCH_21 = datetime(2026, 3, 20, 16, 0, tzinfo=UTC)
 
 
-def a_joiner_and_an_old_case_on_march_21(ctx: ServiceContext, clock: FixedClock,
-                                         people: list[MembershipView]) -> list[MembershipView]:
+def a_joiner_and_an_old_case_on_march_21(
+    ctx: ServiceContext, clock: FixedClock, people: list[MembershipView]
+) -> list[MembershipView]:
     """A 46-year-old joins on 10 March (cohort of 21 March) and an old member's 100,000 yuan case
     is approved for the period of 21 March. On 21 March people[2] is 40: the old band."""
     clock.set(datetime(2026, 3, 10, 2, 0, tzinfo=UTC))
@@ -214,8 +228,10 @@ def a_joiner_and_an_old_case_on_march_21(ctx: ServiceContext, clock: FixedClock,
 
 
 def group_table(ctx: ServiceContext, on: date) -> list[tuple[date, int, int, int, int]]:
-    return [(g.cohort_on, g.band_index, g.member_count, g.charged_so_far_this_year_fen,
-             g.charge_fen) for g in period_notice(ctx, MAIN_PLAN, on).groups]
+    return [
+        (g.cohort_on, g.band_index, g.member_count, g.charged_so_far_this_year_fen, g.charge_fen)
+        for g in period_notice(ctx, MAIN_PLAN, on).groups
+    ]
 
 
 def test_the_annual_cap_binds_per_band_and_a_member_who_changed_band_pays_by_their_own_year(
@@ -230,16 +246,22 @@ def test_the_annual_cap_binds_per_band_and_a_member_who_changed_band_pays_by_the
     # The young (9,969,231 so far) have 2,030,769 left under the cap: they pay that. people[2],
     # young on 7 March and old now, has paid 9,969,231 too but owes only 1,542,857: in full.
     assert charges(ctx, people[:2]) == [9_969_231, 2_030_769] * 2
-    assert [line.charge_fen for line in member_statement(ctx, SYSTEM_ACTOR, people[2].id).lines] \
-        == [9_969_231, 1_542_857]
+    assert [
+        line.charge_fen for line in member_statement(ctx, SYSTEM_ACTOR, people[2].id).lines
+    ] == [9_969_231, 1_542_857]
     assert charges(ctx, people[3:5]) == [6_646_154, 1_542_857] * 2
     assert charges(ctx, people[5:]) == [1_542_857]
     # total 2 × 2,030,769 + 4 × 1,542,857 = 10,232,966; the sponsor pays the 567,033 left.
-    assert (period.total_charged_fen, period.sponsor_fen, period.surplus_out_fen) \
-        == (10_232_966, 567_033, 0)
+    assert (period.total_charged_fen, period.sponsor_fen, period.surplus_out_fen) == (
+        10_232_966,
+        567_033,
+        0,
+    )
     assert period.capped_fen == 2 * 2_314_286 + 4 * 1_542_857 - 10_232_966
-    assert [(line.share_fen, line.charge_fen) for line in
-            member_statement(ctx, SYSTEM_ACTOR, people[0].id).lines][1] == (2_314_286, 2_030_769)
+    assert [
+        (line.share_fen, line.charge_fen)
+        for line in member_statement(ctx, SYSTEM_ACTOR, people[0].id).lines
+    ][1] == (2_314_286, 2_030_769)
 
     notice = period_notice(ctx, MAIN_PLAN, MARCH_21)
     assert all(check.holds for check in notice.checks), notice.checks
@@ -279,9 +301,10 @@ def test_a_member_excluded_earlier_in_the_year_pays_by_their_own_year_not_their_
     # goes to the old band (6,171,429). Shares 2,314,286 and ⌈6,171,429 / 4⌉ = 1,542,858.
     # people[0] and people[2] have paid 12,960,000: 1,040,000 left each. people[1] has paid
     # nothing this year: the full 2,314,286 (a charge of its own). The old: 1,542,858.
-    assert [lines[-1].charge_fen for lines in
-            (member_statement(ctx, SYSTEM_ACTOR, p.id).lines for p in people)] \
-        == [1_040_000, 2_314_286, 1_040_000, 1_542_858, 1_542_858, 1_542_858]
+    assert [
+        lines[-1].charge_fen
+        for lines in (member_statement(ctx, SYSTEM_ACTOR, p.id).lines for p in people)
+    ] == [1_040_000, 2_314_286, 1_040_000, 1_542_858, 1_542_858, 1_542_858]
     assert (period.total_charged_fen, period.sponsor_fen) == (9_022_860, 10_800_000 - 9_022_860)
     notice = period_notice(ctx, MAIN_PLAN, MARCH_21)
     assert (notice.own_charges, notice.own_charges_fen) == (1, 2_314_286)

@@ -41,22 +41,37 @@ TOP_UPS = [1_000, 1_000, 1_000, 1_000, 5]
 SHARE = 10  # the per-case cap binds: 0.10 yuan per member per case, the sponsor pays the rest
 
 
-def file(ctx: ServiceContext, holder: Actor, membership_id: int, diagnosed_on: date,
-         scheme: str | None = None) -> str:
-    return report_claim(ctx, holder, ClaimReport(
-        membership_id=membership_id, illness_code="CI02", diagnosed_on=diagnosed_on,
-        hospital="浙江省人民医院", scheme_code=scheme)).ref
+def file(
+    ctx: ServiceContext,
+    holder: Actor,
+    membership_id: int,
+    diagnosed_on: date,
+    scheme: str | None = None,
+) -> str:
+    return report_claim(
+        ctx,
+        holder,
+        ClaimReport(
+            membership_id=membership_id,
+            illness_code="CI02",
+            diagnosed_on=diagnosed_on,
+            hospital="浙江省人民医院",
+            scheme_code=scheme,
+        ),
+    ).ref
 
 
-def decide_and_publicise(ctx: ServiceContext, clock: FixedClock, refs: list[str],
-                         publicity_on: date) -> None:
+def decide_and_publicise(
+    ctx: ServiceContext, clock: FixedClock, refs: list[str], publicity_on: date
+) -> None:
     """Review, investigation and re-review now; publicity from `publicity_on` for three days."""
     for ref in refs:
         through_investigation(ctx, ref)
         decide_claim(ctx, staff(ctx, Role.REVIEWER), ref, approve=True)
     operator = staff(ctx, Role.OPERATOR)
-    opens = datetime(publicity_on.year, publicity_on.month, publicity_on.day, tzinfo=UTC) \
-        - timedelta(hours=8)  # 00:00 in Shanghai
+    opens = datetime(
+        publicity_on.year, publicity_on.month, publicity_on.day, tzinfo=UTC
+    ) - timedelta(hours=8)  # 00:00 in Shanghai
     clock.set(opens)
     assert run_publicity(ctx, MAIN_PLAN, operator).published == len(refs)
     clock.set(opens + timedelta(days=3))
@@ -74,7 +89,9 @@ def settle(ctx: ServiceContext, clock: FixedClock, publicity_on: date) -> Period
 
 
 def test_a_plan_from_launch_to_closure_charges_only_what_the_rules_allow_and_verifies_offline(
-    ctx: ServiceContext, clock: FixedClock, tmp_path: Path,
+    ctx: ServiceContext,
+    clock: FixedClock,
+    tmp_path: Path,
     witnesses: tuple[LogConfig, httpx.Client, TrustPolicy],  # noqa: F811
 ) -> None:
     config, http, policy = witnesses
@@ -82,8 +99,15 @@ def test_a_plan_from_launch_to_closure_charges_only_what_the_rules_allow_and_ver
     at(clock, date(2026, 2, 10))
     publish_rules(ctx, funding_model="prepaid", rule="sponsor_paid", per_case_fen=SHARE)
     attach_scheme(ctx, SYSTEM_ACTOR, MAIN_PLAN, COVID)
-    sponsor_periods(ctx, SYSTEM_ACTOR, MAIN_PLAN, "period", date(2026, 3, 7), date(2026, 3, 7),
-                    "the first apportionment is on the operator")
+    sponsor_periods(
+        ctx,
+        SYSTEM_ACTOR,
+        MAIN_PLAN,
+        "period",
+        date(2026, 3, 7),
+        date(2026, 3, 7),
+        "the first apportionment is on the operator",
+    )
     people = members(ctx, clock, len(TOP_UPS))
     for (holder, _), amount in zip(people, TOP_UPS, strict=True):
         top_up(ctx, holder, MAIN_PLAN, amount)
@@ -145,10 +169,15 @@ def test_a_plan_from_launch_to_closure_charges_only_what_the_rules_allow_and_ver
         assert unbalanced_transactions(session) == []
         plan_balances = balances(session, f"plan:{MAIN_PLAN}:")
         periods = session.scalars(select(Period).order_by(Period.publicity_on)).all()
-        claims = {r: (s, amount, sponsored) for r, s, amount, sponsored in session.execute(
-            select(Claim.ref, Claim.state, Claim.payout_fen, Claim.sponsored))}
-        refunds = dict(session.execute(select(PrepaidRefund.payer_account_id,
-                                              PrepaidRefund.amount_fen)).all())
+        claims = {
+            r: (s, amount, sponsored)
+            for r, s, amount, sponsored in session.execute(
+                select(Claim.ref, Claim.state, Claim.payout_fen, Claim.sponsored)
+            )
+        }
+        refunds = dict(
+            session.execute(select(PrepaidRefund.payer_account_id, PrepaidRefund.amount_fen)).all()
+        )
         sponsor = balances(session, SPONSOR)[SPONSOR]
     for name in ("members", "aid_pool", "prepaid"):
         assert plan_balances.get(f"plan:{MAIN_PLAN}:{name}", 0) == 0, name
@@ -168,8 +197,9 @@ def test_a_plan_from_launch_to_closure_charges_only_what_the_rules_allow_and_ver
             assert line.charge_fen == expected, (membership.id, line)
         paid = sum(line.paid_fen for line in statement.lines)
         # --- every refund is exact: what was paid in, less what was taken
-        assert refunds.get(holder.account_id, 0) == TOP_UPS[people.index((holder, membership))] \
-            - paid
+        assert (
+            refunds.get(holder.account_id, 0) == TOP_UPS[people.index((holder, membership))] - paid
+        )
     assert sum(refunds.values()) == sum(TOP_UPS) - (second.total_charged_fen or 0) + SHARE
     record = member_record(ctx, people[1][0])
     assert record["refunds"][0]["amount_fen"] == 1_000 - SHARE

@@ -50,8 +50,14 @@ class Plan:
     memberships: list[int]
 
 
-def join(ctx: ServiceContext, clock: FixedClock, when: datetime, born: date,
-         sex: Sex = Sex.MALE, province: str = "33") -> int:
+def join(
+    ctx: ServiceContext,
+    clock: FixedClock,
+    when: datetime,
+    born: date,
+    sex: Sex = Sex.MALE,
+    province: str = "33",
+) -> int:
     now = clock.now()
     clock.set(when)
     try:
@@ -60,40 +66,85 @@ def join(ctx: ServiceContext, clock: FixedClock, when: datetime, born: date,
         clock.set(now)
 
 
-def claim(ctx: ServiceContext, membership_id: int, *, illness: str = "CI01", age: int = 35,
-          state: str = "approved", payout_fen: int = 30_000_000, reported: datetime,
-          decided: datetime | None = None) -> int:
+def claim(
+    ctx: ServiceContext,
+    membership_id: int,
+    *,
+    illness: str = "CI01",
+    age: int = 35,
+    state: str = "approved",
+    payout_fen: int = 30_000_000,
+    reported: datetime,
+    decided: datetime | None = None,
+) -> int:
     with ctx.transaction() as session:
         m = session.get_one(Membership, membership_id)
         row = Claim(
-            ref=f"claim-report-{next(_refs):06d}", plan_id=m.plan_id, plan_version=m.plan_version,
-            membership_id=m.id, person_id=m.person_id, claimant_account_id=m.payer_account_id,
-            illness_code=illness, tier="mild" if illness.startswith("MI") else "severe",
-            accident=False, diagnosed_on=reported.date() - timedelta(days=5), hospital="医院",
-            age_at_diagnosis=age, payout_fen=payout_fen, state=state, reported_at=reported,
-            reported_on=reported.date(), decided_at=decided, updated_at=reported)
+            ref=f"claim-report-{next(_refs):06d}",
+            plan_id=m.plan_id,
+            plan_version=m.plan_version,
+            membership_id=m.id,
+            person_id=m.person_id,
+            claimant_account_id=m.payer_account_id,
+            illness_code=illness,
+            tier="mild" if illness.startswith("MI") else "severe",
+            accident=False,
+            diagnosed_on=reported.date() - timedelta(days=5),
+            hospital="医院",
+            age_at_diagnosis=age,
+            payout_fen=payout_fen,
+            state=state,
+            reported_at=reported,
+            reported_on=reported.date(),
+            decided_at=decided,
+            updated_at=reported,
+        )
         session.add(row)
         session.flush()
         return row.id
 
 
-def event(ctx: ServiceContext, claim_id: int, when: datetime, name: str, from_state: str | None,
-          to_state: str) -> None:
+def event(
+    ctx: ServiceContext,
+    claim_id: int,
+    when: datetime,
+    name: str,
+    from_state: str | None,
+    to_state: str,
+) -> None:
     with ctx.transaction() as session:
-        session.add(ClaimEventRow(claim_id=claim_id, at=when, event=name, from_state=from_state,
-                                  to_state=to_state))
+        session.add(
+            ClaimEventRow(
+                claim_id=claim_id, at=when, event=name, from_state=from_state, to_state=to_state
+            )
+        )
 
 
-def period(ctx: ServiceContext, on: date, *, members: int, share_fen: int, aid_fen: int,
-           fee_fen: int) -> int:
+def period(
+    ctx: ServiceContext, on: date, *, members: int, share_fen: int, aid_fen: int, fee_fen: int
+) -> int:
     with ctx.transaction() as session:
         plan_id = session.scalars(select(PlanRow.id).where(PlanRow.code == "xhb-main")).one()
         row = Period(
-            ref=f"xhb-main/{on}", plan_id=plan_id, plan_version=1, publicity_on=on,
-            debit_on=on + timedelta(days=7), lock_at=at(str(on), 0) - timedelta(hours=8),
-            state="paid", cap_excess="sponsor", fee_bp=800, payment_retry_days=5,
-            member_count=members, case_count=1, aid_fen=aid_fen, fee_fen=fee_fen, share_fen=share_fen,
-            total_charged_fen=share_fen * members, sponsor_fen=0, locked_at=at(str(on), 0))
+            ref=f"xhb-main/{on}",
+            plan_id=plan_id,
+            plan_version=1,
+            publicity_on=on,
+            debit_on=on + timedelta(days=7),
+            lock_at=at(str(on), 0) - timedelta(hours=8),
+            state="paid",
+            cap_excess="sponsor",
+            fee_bp=800,
+            payment_retry_days=5,
+            member_count=members,
+            case_count=1,
+            aid_fen=aid_fen,
+            fee_fen=fee_fen,
+            share_fen=share_fen,
+            total_charged_fen=share_fen * members,
+            sponsor_fen=0,
+            locked_at=at(str(on), 0),
+        )
         session.add(row)
         session.flush()
         return row.id
@@ -127,10 +178,24 @@ def build_population(ctx: ServiceContext, clock: FixedClock) -> Plan:
     end(ctx, ids[3], at("2026-02-25"), "ended", "aged_out")
 
     c1 = claim(ctx, ids[0], state="paid", reported=at("2026-01-15"), decided=at("2026-01-20"))
-    c2 = claim(ctx, ids[1], age=45, state="closed_rejected", payout_fen=10_000_000,
-               reported=at("2026-01-16"), decided=at("2026-01-26"))
-    c3 = claim(ctx, ids[2], illness="MI01", age=38, payout_fen=5_000_000,
-               reported=at("2026-02-01"), decided=at("2026-02-03", 14))
+    c2 = claim(
+        ctx,
+        ids[1],
+        age=45,
+        state="closed_rejected",
+        payout_fen=10_000_000,
+        reported=at("2026-01-16"),
+        decided=at("2026-01-26"),
+    )
+    c3 = claim(
+        ctx,
+        ids[2],
+        illness="MI01",
+        age=38,
+        payout_fen=5_000_000,
+        reported=at("2026-02-01"),
+        decided=at("2026-02-03", 14),
+    )
     claim(ctx, ids[3], age=52, state="submitted", reported=at("2026-02-10"))
     c7 = claim(ctx, ids[4], reported=at("2025-12-10"), decided=at("2025-12-28"))
     c8 = claim(ctx, ids[5], reported=at("2025-12-20"), decided=at("2026-01-05"))
@@ -152,36 +217,71 @@ def build_population(ctx: ServiceContext, clock: FixedClock) -> Plan:
 
     objectors = [account(ctx).account_id for _ in range(3)]
     with ctx.transaction() as session:
-        for claim_id, who, state, when in ((c3, objectors[0], "upheld", at("2026-02-05")),
-                                           (c3, objectors[1], "dismissed", at("2026-02-05")),
-                                           (c1, objectors[2], "pending", at("2026-01-23")),
-                                           (c7, objectors[0], "dismissed", at("2025-12-29"))):
-            session.add(Objection(claim_id=claim_id, objector_account_id=who, reason="有疑问",
-                                  state=state, filed_at=when))
+        for claim_id, who, state, when in (
+            (c3, objectors[0], "upheld", at("2026-02-05")),
+            (c3, objectors[1], "dismissed", at("2026-02-05")),
+            (c1, objectors[2], "pending", at("2026-01-23")),
+            (c7, objectors[0], "dismissed", at("2025-12-29")),
+        ):
+            session.add(
+                Objection(
+                    claim_id=claim_id,
+                    objector_account_id=who,
+                    reason="有疑问",
+                    state=state,
+                    filed_at=when,
+                )
+            )
         investigator = account(ctx, Role.INVESTIGATOR).account_id
-        for claim_id, cost, when in ((c1, 20_000, at("2026-01-17")), (c1, 5_000, at("2026-01-18")),
-                                     (c2, 0, at("2026-01-20")), (c3, 12_345, at("2026-02-02")),
-                                     (c8, 99_999, at("2025-12-22"))):
-            session.add(InvestigationReport(claim_id=claim_id, investigator_id=investigator,
-                                            findings="核实", recommendation="approve",
-                                            cost_fen=cost, filed_at=when))
+        for claim_id, cost, when in (
+            (c1, 20_000, at("2026-01-17")),
+            (c1, 5_000, at("2026-01-18")),
+            (c2, 0, at("2026-01-20")),
+            (c3, 12_345, at("2026-02-02")),
+            (c8, 99_999, at("2025-12-22")),
+        ):
+            session.add(
+                InvestigationReport(
+                    claim_id=claim_id,
+                    investigator_id=investigator,
+                    findings="核实",
+                    recommendation="approve",
+                    cost_fen=cost,
+                    filed_at=when,
+                )
+            )
     period(ctx, date(2025, 11, 21), members=2_390, share_fen=0, aid_fen=0, fee_fen=0)
     period(ctx, date(2025, 12, 21), members=1, share_fen=100, aid_fen=90, fee_fen=7)
     period(ctx, date(2026, 1, 7), members=4, share_fen=810, aid_fen=3_000, fee_fen=240)
     feb = period(ctx, date(2026, 2, 7), members=5, share_fen=2_160, aid_fen=10_000, fee_fen=800)
     with ctx.transaction() as session:
         m = session.get_one(Membership, ids[4])
-        session.add(CollectionFailure(
-            period_id=feb, membership_id=ids[4], payer_account_id=m.payer_account_id,
-            amount_fen=2_160, status="retrying", attempts=1, retry_until_on=date(2026, 2, 19),
-            first_failed_at=at("2026-02-14"), last_attempt_at=at("2026-02-14"),
-            suspended_at=at("2026-02-14")))
+        session.add(
+            CollectionFailure(
+                period_id=feb,
+                membership_id=ids[4],
+                payer_account_id=m.payer_account_id,
+                amount_fen=2_160,
+                status="retrying",
+                attempts=1,
+                retry_until_on=date(2026, 2, 19),
+                first_failed_at=at("2026-02-14"),
+                last_attempt_at=at("2026-02-14"),
+                suspended_at=at("2026-02-14"),
+            )
+        )
     return Plan(ids)
 
 
 def report_2026(ctx: ServiceContext, *sections: Section):  # type: ignore[no-untyped-def]
-    return plan_report(ctx, SYSTEM_ACTOR, "xhb-main", from_on=date(2026, 1, 1),
-                       to_on=date(2026, 3, 1), sections=sections or list(Section))
+    return plan_report(
+        ctx,
+        SYSTEM_ACTOR,
+        "xhb-main",
+        from_on=date(2026, 1, 1),
+        to_on=date(2026, 3, 1),
+        sections=sections or list(Section),
+    )
 
 
 def test_membership_flows_count_joins_leavers_and_suspensions_per_month_in_the_plans_zone(
@@ -193,8 +293,9 @@ def test_membership_flows_count_joins_leavers_and_suspensions_per_month_in_the_p
         MembershipMonth("2026-02", joined=2, left=1, ended=1, suspended=1, net=0, active_at_end=4),
         MembershipMonth("2026-03", joined=0, left=0, ended=0, suspended=0, net=0, active_at_end=4),
     ]
-    everything = plan_report(ctx, SYSTEM_ACTOR, "xhb-main", to_on=date(2026, 3, 1),
-                             sections=[Section.MEMBERSHIP])
+    everything = plan_report(
+        ctx, SYSTEM_ACTOR, "xhb-main", to_on=date(2026, 3, 1), sections=[Section.MEMBERSHIP]
+    )
     assert everything.membership is not None
     assert everything.membership[0] == MembershipMonth("2025-12", 1, 0, 0, 0, 1, 1)
     assert report.cases_by_illness is None  # only the sections asked for are computed
@@ -204,25 +305,31 @@ def test_cases_are_counted_by_illness_age_band_and_province_with_approved_aid_on
     ctx: ServiceContext, plan: Plan
 ) -> None:
     report = report_2026(ctx, Section.CASES)
-    assert [(g.key, g.name_en, g.cases, g.approved, g.payout_fen)
-            for g in report.cases_by_illness or []] == [
+    assert [
+        (g.key, g.name_en, g.cases, g.approved, g.payout_fen) for g in report.cases_by_illness or []
+    ] == [
         ("CI01", "Malignant tumour (severe)", 3, 1, 30_000_000),
         ("MI01", report.cases_by_illness[1].name_en, 1, 1, 5_000_000),  # type: ignore[index]
     ]
     assert [(g.key, g.cases, g.approved, g.payout_fen) for g in report.cases_by_age_band or []] == [
-        ("30-39", 2, 2, 35_000_000), ("40-49", 1, 0, 0), ("50-59", 1, 0, 0)]
-    assert [(g.key, g.name_zh, g.cases, g.approved, g.payout_fen)
-            for g in report.cases_by_province or []] == [
-        ("11", "北京", 2, 1, 5_000_000), ("33", "浙江", 2, 1, 30_000_000)]
+        ("30-39", 2, 2, 35_000_000),
+        ("40-49", 1, 0, 0),
+        ("50-59", 1, 0, 0),
+    ]
+    assert [
+        (g.key, g.name_zh, g.cases, g.approved, g.payout_fen)
+        for g in report.cases_by_province or []
+    ] == [("11", "北京", 2, 1, 5_000_000), ("33", "浙江", 2, 1, 30_000_000)]
 
 
 def test_share_history_lists_each_period_in_the_window_in_order(
     ctx: ServiceContext, plan: Plan
 ) -> None:
     shares = report_2026(ctx, Section.SHARES).shares or []
-    assert [(p.publicity_on, p.members_charged, p.share_per_member_fen, p.aid_fen, p.fee_fen)
-            for p in shares] == [(date(2026, 1, 7), 4, 810, 3_000, 240),
-                                 (date(2026, 2, 7), 5, 2_160, 10_000, 800)]
+    assert [
+        (p.publicity_on, p.members_charged, p.share_per_member_fen, p.aid_fen, p.fee_fen)
+        for p in shares
+    ] == [(date(2026, 1, 7), 4, 810, 3_000, 240), (date(2026, 2, 7), 5, 2_160, 10_000, 800)]
 
 
 def test_time_to_decision_gives_the_median_and_90th_percentile_per_month_and_overall(
@@ -231,7 +338,10 @@ def test_time_to_decision_gives_the_median_and_90th_percentile_per_month_and_ove
     times = report_2026(ctx, Section.DECISIONS).decision_times or []
     # January: 5, 10 and 16 days; February: 2.5 days (60 hours).
     assert [(t.month, t.decided, t.median_days, t.p90_days) for t in times] == [
-        ("2026-01", 3, 10.0, 16.0), ("2026-02", 1, 2.5, 2.5), ("all", 4, 5.0, 16.0)]
+        ("2026-01", 3, 10.0, 16.0),
+        ("2026-02", 1, 2.5, 2.5),
+        ("all", 4, 5.0, 16.0),
+    ]
 
 
 def test_nearest_rank_percentiles_of_a_histogram() -> None:
@@ -241,28 +351,39 @@ def test_nearest_rank_percentiles_of_a_histogram() -> None:
 
 
 @given(st.lists(st.integers(0, 5_000), min_size=1, max_size=200), st.integers(1, 100))
-def test_a_histograms_percentile_is_the_sorted_values_nearest_rank(values: list[int],
-                                                                    percent: int) -> None:
+def test_a_histograms_percentile_is_the_sorted_values_nearest_rank(
+    values: list[int], percent: int
+) -> None:
     histogram = sorted(Counter(values).items())
     ordered = sorted(values)
     assert nearest_rank(histogram, percent) == ordered[math.ceil(len(values) * percent / 100) - 1]
 
 
-def test_the_three_case_groupings_add_up_to_the_same_totals(ctx: ServiceContext, plan: Plan
-                                                            ) -> None:
+def test_the_three_case_groupings_add_up_to_the_same_totals(
+    ctx: ServiceContext, plan: Plan
+) -> None:
     report = report_2026(ctx, Section.CASES)
-    totals = {(sum(g.cases for g in groups), sum(g.approved for g in groups),
-               sum(g.payout_fen for g in groups))
-              for groups in (report.cases_by_illness or [], report.cases_by_age_band or [],
-                             report.cases_by_province or [])}
+    totals = {
+        (
+            sum(g.cases for g in groups),
+            sum(g.approved for g in groups),
+            sum(g.payout_fen for g in groups),
+        )
+        for groups in (
+            report.cases_by_illness or [],
+            report.cases_by_age_band or [],
+            report.cases_by_province or [],
+        )
+    }
     assert totals == {(4, 2, 35_000_000)}
 
 
 def test_active_members_at_the_end_match_a_direct_count(ctx: ServiceContext, plan: Plan) -> None:
     months = report_2026(ctx, Section.MEMBERSHIP).membership or []
     with ctx.reading() as session:
-        active = session.scalar(select(func.count()).select_from(Membership)
-                                .where(Membership.ended_at.is_(None)))
+        active = session.scalar(
+            select(func.count()).select_from(Membership).where(Membership.ended_at.is_(None))
+        )
     assert months[-1].active_at_end == active == 4
 
 
@@ -280,10 +401,17 @@ def test_jury_referrals_and_overturns_are_read_from_each_claims_transitions(
     juries = report_2026(ctx, Section.JURIES).juries
     assert juries is not None
     assert (juries.decided_claims, juries.referred_claims) == (4, 3)
-    assert (juries.referred_after_rejection, juries.referred_from_publicity,
-            juries.referred_by_staff) == (2, 0, 1)
-    assert (juries.verdicts, juries.approved_by_jury, juries.rejected_by_jury,
-            juries.inconclusive) == (2, 1, 1, 1)
+    assert (
+        juries.referred_after_rejection,
+        juries.referred_from_publicity,
+        juries.referred_by_staff,
+    ) == (2, 0, 1)
+    assert (
+        juries.verdicts,
+        juries.approved_by_jury,
+        juries.rejected_by_jury,
+        juries.inconclusive,
+    ) == (2, 1, 1, 1)
     assert (juries.overturned, juries.referral_rate, juries.overturn_rate) == (1, 0.75, 0.5)
 
 

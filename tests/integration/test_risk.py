@@ -75,12 +75,21 @@ def plans(ctx: ServiceContext) -> None:
     publish_demo_plans(ctx)
 
 
-def file(ctx: ServiceContext, holder: Actor, membership_id: int, links: ClaimLinks | None = None,
-         **changes: object) -> str:
-    fields: dict[str, object] = {"illness_code": "CI02", "diagnosed_on": TODAY - timedelta(days=3),
-                                 "hospital": "浙江大学医学院附属第一医院"} | changes
-    return report_claim(ctx, holder, ClaimReport(membership_id=membership_id, links=links,
-                                                 **fields)).ref  # type: ignore[arg-type]
+def file(
+    ctx: ServiceContext,
+    holder: Actor,
+    membership_id: int,
+    links: ClaimLinks | None = None,
+    **changes: object,
+) -> str:
+    fields: dict[str, object] = {
+        "illness_code": "CI02",
+        "diagnosed_on": TODAY - timedelta(days=3),
+        "hospital": "浙江大学医学院附属第一医院",
+    } | changes
+    return report_claim(
+        ctx, holder, ClaimReport(membership_id=membership_id, links=links, **fields)
+    ).ref  # type: ignore[arg-type]
 
 
 def codes_of(ctx: ServiceContext, ref: str) -> set[str]:
@@ -92,8 +101,12 @@ def codes_of(ctx: ServiceContext, ref: str) -> set[str]:
 # Every signal must find (nearly) all of its planted pattern; on honest claims the strong signals
 # must stay silent and the weak ones (with innocent explanations, hence low weights) nearly so.
 MIN_RECALL = 0.9
-MAX_HONEST_RATE = {SignalCode.SOON_AFTER_WAITING: 0.04, SignalCode.SHARED_ADDRESS: 0.03,
-                   SignalCode.DIAGNOSIS_NEAR_JOINING: 0.01, SignalCode.RECORDS_BEFORE_JOINING: 0.01}
+MAX_HONEST_RATE = {
+    SignalCode.SOON_AFTER_WAITING: 0.04,
+    SignalCode.SHARED_ADDRESS: 0.03,
+    SignalCode.DIAGNOSIS_NEAR_JOINING: 0.01,
+    SignalCode.RECORDS_BEFORE_JOINING: 0.01,
+}
 STRONG_HONEST_RATE = 0.005
 
 
@@ -113,8 +126,10 @@ def test_every_signal_fires_on_its_planted_pattern_and_stays_quiet_on_honest_cla
     for claim_id, code in rows:
         fired[SignalCode(code)][row_of[claim_id]] = True
     report = quality(population, fired)
-    print(f"\nRisk signals on {len(population.claims)} claims "
-          f"({int(population.honest().sum())} honest), through the database:\n{table(report)}")
+    print(
+        f"\nRisk signals on {len(population.claims)} claims "
+        f"({int(population.honest().sum())} honest), through the database:\n{table(report)}"
+    )
     for q in report:
         assert q.recall >= MIN_RECALL, q
         assert q.honest_rate <= MAX_HONEST_RATE.get(q.code, STRONG_HONEST_RATE), q
@@ -127,12 +142,15 @@ def stored_risk(ctx: ServiceContext) -> dict[int, tuple[object, ...]]:
         signals: dict[int, dict[str, object]] = {}
         for row in session.scalars(select(ClaimRiskSignal)):
             signals.setdefault(row.claim_id, {})[row.code] = (row.weight, row.details)
-        return {r.claim_id: (r.score, r.level, r.mode, signals.get(r.claim_id, {}))
-                for r in session.scalars(select(ClaimRisk))}
+        return {
+            r.claim_id: (r.score, r.level, r.mode, signals.get(r.claim_id, {}))
+            for r in session.scalars(select(ClaimRisk))
+        }
 
 
 def test_scoring_one_claim_from_its_neighbours_gives_exactly_what_scoring_the_whole_plan_gives(
-    ctx: ServiceContext, clock: FixedClock,
+    ctx: ServiceContext,
+    clock: FixedClock,
 ) -> None:
     population = generate(honest=400, seed=9)
     insert_population(ctx, population)
@@ -143,7 +161,9 @@ def test_scoring_one_claim_from_its_neighbours_gives_exactly_what_scoring_the_wh
     rescore_plan(ctx, staff(ctx, Role.OPERATOR), MAIN_PLAN)
     whole_plan = stored_risk(ctx)
     assert len(one_by_one) == len(whole_plan) == len(population.claims)
-    mismatched = {i: (one_by_one[i], whole_plan[i]) for i in whole_plan if one_by_one[i] != whole_plan[i]}
+    mismatched = {
+        i: (one_by_one[i], whole_plan[i]) for i in whole_plan if one_by_one[i] != whole_plan[i]
+    }
     assert not mismatched
     fired = {code for *_, signals in whole_plan.values() for code in signals}  # type: ignore[attr-defined]
     assert fired == {str(code) for code in CODES}  # every signal is part of the comparison
@@ -151,14 +171,18 @@ def test_scoring_one_claim_from_its_neighbours_gives_exactly_what_scoring_the_wh
 
 # --- scoring when a claim is filed and when evidence is added ------------------------------------------
 
+
 def test_a_payee_account_shared_by_two_families_flags_both_claims_and_is_stored_only_hashed(
-    ctx: ServiceContext, clock: FixedClock,
+    ctx: ServiceContext,
+    clock: FixedClock,
 ) -> None:
     first_holder, first = covered_member(ctx, clock)
     second_holder, second = covered_member(ctx, clock)
     first_ref = file(ctx, first_holder, first.id, ClaimLinks(payee_account="6222 0210 0000 1234"))
     assert SignalCode.SHARED_PAYEE not in codes_of(ctx, first_ref)
-    second_ref = file(ctx, second_holder, second.id, ClaimLinks(payee_account="6222-0210-0000-1234"))
+    second_ref = file(
+        ctx, second_holder, second.id, ClaimLinks(payee_account="6222-0210-0000-1234")
+    )
     assert SignalCode.SHARED_PAYEE in codes_of(ctx, second_ref)
     assert SignalCode.SHARED_PAYEE in codes_of(ctx, first_ref)  # the earlier open claim, re-scored
     view = claim_risk(ctx, staff(ctx, Role.REVIEWER), second_ref)
@@ -173,7 +197,9 @@ def test_a_payee_account_shared_by_two_families_flags_both_claims_and_is_stored_
     assert [e.kinds for e in graph.edges] == [["payee"]]
 
 
-def test_one_family_filing_for_two_relatives_is_not_a_link(ctx: ServiceContext, clock: FixedClock) -> None:
+def test_one_family_filing_for_two_relatives_is_not_a_link(
+    ctx: ServiceContext, clock: FixedClock
+) -> None:
     holder, own = covered_member(ctx, clock)
     clock.set(clock.now() - timedelta(days=200))
     spouse = enroll(ctx, holder, date(1991, 2, 3), relation="spouse", name="李四")  # type: ignore[arg-type]
@@ -190,7 +216,9 @@ def picture(seed: int) -> Image.Image:
     draw = ImageDraw.Draw(image)
     for _ in range(6):
         x, y = (int(v) for v in rng.integers(0, 600, 2))
-        draw.rectangle((x, y % 440, x + 40, y % 440 + 30), fill=tuple(int(v) for v in rng.integers(0, 255, 3)))
+        draw.rectangle(
+            (x, y % 440, x + 40, y % 440 + 30), fill=tuple(int(v) for v in rng.integers(0, 255, 3))
+        )
     return image
 
 
@@ -201,7 +229,8 @@ def encoded(image: Image.Image, kind: str = "PNG", **options: object) -> bytes:
 
 
 def test_a_resaved_copy_of_another_patients_image_is_a_near_duplicate_and_the_same_file_is_exact(
-    ctx: ServiceContext, clock: FixedClock,
+    ctx: ServiceContext,
+    clock: FixedClock,
 ) -> None:
     refs = []
     for _ in range(4):
@@ -222,12 +251,20 @@ def test_a_resaved_copy_of_another_patients_image_is_a_near_duplicate_and_the_sa
 
 
 def test_a_medical_record_dated_before_joining_contradicts_the_declaration(
-    ctx: ServiceContext, clock: FixedClock,
+    ctx: ServiceContext,
+    clock: FixedClock,
 ) -> None:
     holder, membership = covered_member(ctx, clock)
     ref = file(ctx, holder, membership.id)
-    add_evidence(ctx, holder, ref, [b"%PDF-1.4 record"], "application/pdf", "门诊病历",
-                 document_on=TODAY - timedelta(days=260))
+    add_evidence(
+        ctx,
+        holder,
+        ref,
+        [b"%PDF-1.4 record"],
+        "application/pdf",
+        "门诊病历",
+        document_on=TODAY - timedelta(days=260),
+    )
     view = claim_risk(ctx, staff(ctx, Role.REVIEWER), ref)
     record = next(s for s in view.signals if s.code == SignalCode.RECORDS_BEFORE_JOINING)
     assert record.explanation_en == "a medical record is dated 60 days before joining"
@@ -235,7 +272,8 @@ def test_a_medical_record_dated_before_joining_contradicts_the_declaration(
 
 
 def test_a_claim_just_after_the_waiting_period_is_flagged_with_the_day(
-    ctx: ServiceContext, clock: FixedClock,
+    ctx: ServiceContext,
+    clock: FixedClock,
 ) -> None:
     holder = account(ctx)
     clock.set(clock.now() - timedelta(days=100))
@@ -247,7 +285,9 @@ def test_a_claim_just_after_the_waiting_period_is_flagged_with_the_day(
     assert soon.explanation_zh == "等待期结束后第 5 天确诊"
 
 
-def test_link_data_that_is_too_long_is_refused_with_its_field(ctx: ServiceContext, clock: FixedClock) -> None:
+def test_link_data_that_is_too_long_is_refused_with_its_field(
+    ctx: ServiceContext, clock: FixedClock
+) -> None:
     holder, membership = covered_member(ctx, clock)
     with pytest.raises(DomainError) as refused:
         file(ctx, holder, membership.id, ClaimLinks(doctor="x" * 101))
@@ -263,6 +303,7 @@ def get_state(ctx: ServiceContext, ref: str) -> str:
 
 # --- feedback, routing, the operator's figures ---------------------------------------------------------
 
+
 def linked_pair(ctx: ServiceContext, clock: FixedClock, **links: str) -> tuple[str, str]:
     refs = []
     for _ in range(2):
@@ -272,7 +313,8 @@ def linked_pair(ctx: ServiceContext, clock: FixedClock, **links: str) -> tuple[s
 
 
 def test_reviewers_feedback_is_counted_per_signal_in_the_weight_report(
-    ctx: ServiceContext, clock: FixedClock,
+    ctx: ServiceContext,
+    clock: FixedClock,
 ) -> None:
     first, second = linked_pair(ctx, clock, payee_account="62220210", device_id="dev-9")
     reviewer = staff(ctx, Role.REVIEWER)
@@ -293,7 +335,8 @@ def test_reviewers_feedback_is_counted_per_signal_in_the_weight_report(
 
 
 def test_high_risk_goes_to_a_field_investigator_and_low_risk_to_a_desk_review(
-    ctx: ServiceContext, clock: FixedClock,
+    ctx: ServiceContext,
+    clock: FixedClock,
 ) -> None:
     risky, _ = linked_pair(ctx, clock, payee_account="62220210", device_id="dev-9")
     holder, membership = covered_member(ctx, clock)
@@ -307,31 +350,50 @@ def test_high_risk_goes_to_a_field_investigator_and_low_risk_to_a_desk_review(
     investigator = staff(ctx, Role.INVESTIGATOR)
     desk = staff(ctx, Role.REVIEWER)
     field_route = route_investigation(ctx, reviewer, risky)
-    assert (field_route.mode, field_route.investigator_id, field_route.score) == \
-        ("field", investigator.account_id, 60)
+    assert (field_route.mode, field_route.investigator_id, field_route.score) == (
+        "field",
+        investigator.account_id,
+        60,
+    )
     desk_route = route_investigation(ctx, reviewer, plain)
     assert (desk_route.mode, desk_route.investigator_id) == ("desk", desk.account_id)
     assert get_state(ctx, risky) == get_state(ctx, plain) == ClaimState.INVESTIGATING
-    file_investigation_report(ctx, investigator, risky, "payee belongs to an agent", "reject",
-                              cost_fen=80_000)
+    file_investigation_report(
+        ctx, investigator, risky, "payee belongs to an agent", "reject", cost_fen=80_000
+    )
     file_investigation_report(ctx, desk, plain, "documents consistent", "approve", cost_fen=5_001)
-    decide_claim(ctx, reviewer, risky, approve=False, reason_code=RejectionReason.FRAUD,
-                 note="the payee account belongs to a claims agent")
+    decide_claim(
+        ctx,
+        reviewer,
+        risky,
+        approve=False,
+        reason_code=RejectionReason.FRAUD,
+        note="the payee account belongs to a claims agent",
+    )
     figures = risk_operations(ctx, staff(ctx, Role.OPERATOR), MAIN_PLAN)
     modes = {m.mode: m for m in figures.modes}
     assert (modes["field"].cases, modes["field"].cost_per_case_fen) == (1, 80_000)
     assert (modes["desk"].cases, modes["desk"].cost_per_case_fen) == (1, 5_001)
-    assert (figures.flagged, figures.flagged_decided, figures.flagged_rejected,
-            figures.flagged_rejected_fraud) == (2, 1, 1, 1)
+    assert (
+        figures.flagged,
+        figures.flagged_decided,
+        figures.flagged_rejected,
+        figures.flagged_rejected_fraud,
+    ) == (2, 1, 1, 1)
     assert (figures.unflagged_decided, figures.unflagged_rejected) == (0, 0)
 
 
 def test_a_plan_version_that_tunes_risk_applies_to_the_next_scores_and_routing_of_every_member(
-    ctx: ServiceContext, clock: FixedClock,
+    ctx: ServiceContext,
+    clock: FixedClock,
 ) -> None:
     members = [covered_member(ctx, clock) for _ in range(2)]  # joined under version 1
-    tuned = publish_plan(ctx, None, read_plan_file("xhb-main.toml")
-                         + "\n[risk]\nfield_threshold = 30\n\n[risk.weights]\nshared_device = 0\n")
+    tuned = publish_plan(
+        ctx,
+        None,
+        read_plan_file("xhb-main.toml")
+        + "\n[risk]\nfield_threshold = 30\n\n[risk.weights]\nshared_device = 0\n",
+    )
     assert tuned.plan.version == 2
     links = ClaimLinks(payee_account="62220210", device_id="dev-9")
     first, second = (file(ctx, holder, membership.id, links) for holder, membership in members)
@@ -348,15 +410,24 @@ def test_a_plan_version_that_tunes_risk_applies_to_the_next_scores_and_routing_o
     investigator = staff(ctx, Role.INVESTIGATOR)
     staff(ctx, Role.REVIEWER)
     routed = route_investigation(ctx, reviewer, second)
-    assert (routed.mode, routed.investigator_id, routed.score) == ("field", investigator.account_id, 35)
+    assert (routed.mode, routed.investigator_id, routed.score) == (
+        "field",
+        investigator.account_id,
+        35,
+    )
     report = {a.code: a for a in weight_report(ctx, staff(ctx, Role.OPERATOR), MAIN_PLAN)}
-    assert (report[SignalCode.SHARED_DEVICE].weight, report[SignalCode.SHARED_PAYEE].weight) == (0, 35)
+    assert (report[SignalCode.SHARED_DEVICE].weight, report[SignalCode.SHARED_PAYEE].weight) == (
+        0,
+        35,
+    )
 
 
 # --- proven fraud ---------------------------------------------------------------------------------------
 
+
 def test_proven_fraud_costs_juror_status_and_rejoining_until_an_appeal_succeeds(
-    ctx: ServiceContext, clock: FixedClock,
+    ctx: ServiceContext,
+    clock: FixedClock,
 ) -> None:
     holder = account(ctx)
     id_number = resident_id(date(1990, 5, 1))
@@ -364,24 +435,37 @@ def test_proven_fraud_costs_juror_status_and_rejoining_until_an_appeal_succeeds(
     membership = enroll(ctx, holder, date(1990, 5, 1), id_number=id_number)
     clock.set(datetime(2026, 3, 1, 2, tzinfo=UTC))
     with ctx.transaction() as session:
-        session.add(JurorCertification(account_id=holder.account_id, passed_at=clock.now(), score=10))
+        session.add(
+            JurorCertification(account_id=holder.account_id, passed_at=clock.now(), score=10)
+        )
     ref = file(ctx, holder, membership.id)
-    reviewer, operator, other_operator = (staff(ctx, Role.REVIEWER), staff(ctx, Role.OPERATOR),
-                                          staff(ctx, Role.OPERATOR))
+    reviewer, operator, other_operator = (
+        staff(ctx, Role.REVIEWER),
+        staff(ctx, Role.OPERATOR),
+        staff(ctx, Role.OPERATOR),
+    )
     with pytest.raises(DomainError) as refused:
         flag_fraud(ctx, operator, ref, "forged diagnosis certificate, hospital confirmed")
     assert refused.value.code == "fraud_not_proven"
     start_review(ctx, reviewer, ref)
-    decide_claim(ctx, reviewer, ref, approve=False, reason_code=RejectionReason.FRAUD,
-                 note="the hospital has no record of this diagnosis")
+    decide_claim(
+        ctx,
+        reviewer,
+        ref,
+        approve=False,
+        reason_code=RejectionReason.FRAUD,
+        note="the hospital has no record of this diagnosis",
+    )
 
     def is_juror() -> bool:
         with ctx.reading() as session:
             plan = session.scalar(select(Plan).where(Plan.code == MAIN_PLAN))
             assert plan is not None
             rules = rules_of(session, plan.id, plan.current_version)
-            return session.scalar(eligible_jurors(plan.id, TODAY, rules, None,
-                                                  holder.account_id)) is not None
+            return (
+                session.scalar(eligible_jurors(plan.id, TODAY, rules, None, holder.account_id))
+                is not None
+            )
 
     assert is_juror()
     record = flag_fraud(ctx, operator, ref, "forged diagnosis certificate, hospital confirmed")
@@ -408,8 +492,11 @@ def test_proven_fraud_costs_juror_status_and_rejoining_until_an_appeal_succeeds(
     assert is_juror() is False  # the member left the plan, so not a juror for that reason
     enroll(ctx, holder, date(1990, 5, 1), id_number=id_number)
     with ctx.reading() as session:
-        actions = set(session.scalars(select(AuditEvent.action).where(
-            AuditEvent.subject_type == "fraud_record")))
+        actions = set(
+            session.scalars(
+                select(AuditEvent.action).where(AuditEvent.subject_type == "fraud_record")
+            )
+        )
     assert actions == {"fraud_flagged", "fraud_appealed", "fraud_appeal_upheld"}
 
 
@@ -418,8 +505,14 @@ def test_a_dismissed_appeal_keeps_the_exclusion(ctx: ServiceContext, clock: Fixe
     ref = file(ctx, holder, membership.id)
     reviewer = staff(ctx, Role.REVIEWER)
     start_review(ctx, reviewer, ref)
-    decide_claim(ctx, reviewer, ref, approve=False, reason_code=RejectionReason.FRAUD,
-                 note="forged certificate")
+    decide_claim(
+        ctx,
+        reviewer,
+        ref,
+        approve=False,
+        reason_code=RejectionReason.FRAUD,
+        note="forged certificate",
+    )
     record = flag_fraud(ctx, staff(ctx, Role.OPERATOR), ref, "forged certificate, confirmed")
     appeal = appeal_fraud_record(ctx, holder, record.id, "I did not forge anything at all")
     decide_appeal(ctx, staff(ctx, Role.OPERATOR), appeal.id, uphold=False, note="confirmed again")

@@ -59,11 +59,24 @@ def plans(ctx: ServiceContext) -> None:
     publish_demo_plans(ctx)
 
 
-def file_under_scheme(ctx: ServiceContext, holder, membership_id: int, diagnosed_on: date,  # type: ignore[no-untyped-def]
-                      scheme: str = "covid-19") -> ClaimView:
-    return report_claim(ctx, holder, ClaimReport(
-        membership_id=membership_id, illness_code="-", diagnosed_on=diagnosed_on,
-        hospital="武汉市金银潭医院", scheme_code=scheme))
+def file_under_scheme(
+    ctx: ServiceContext,
+    holder,
+    membership_id: int,
+    diagnosed_on: date,  # type: ignore[no-untyped-def]
+    scheme: str = "covid-19",
+) -> ClaimView:
+    return report_claim(
+        ctx,
+        holder,
+        ClaimReport(
+            membership_id=membership_id,
+            illness_code="-",
+            diagnosed_on=diagnosed_on,
+            hospital="武汉市金银潭医院",
+            scheme_code=scheme,
+        ),
+    )
 
 
 def approve_through_publicity(ctx: ServiceContext, clock: FixedClock, ref: str) -> None:
@@ -110,8 +123,11 @@ class TestEligibility:
         attach_scheme(ctx, SYSTEM_ACTOR, MAIN_PLAN, COVID)
         holder, membership = covered_member(ctx, clock)
         claim = file_under_scheme(ctx, holder, membership.id, date(2026, 2, 25))
-        assert (claim.illness_code, claim.payout_fen, claim.sponsored) \
-            == ("COVID19-DEATH", 10_000_000, True)
+        assert (claim.illness_code, claim.payout_fen, claim.sponsored) == (
+            "COVID19-DEATH",
+            10_000_000,
+            True,
+        )
 
     def test_a_member_who_joined_after_the_start_needs_a_diagnosis_more_than_6_days_later(
         self, ctx: ServiceContext, clock: FixedClock
@@ -145,9 +161,16 @@ class TestEligibility:
     ) -> None:
         attach_scheme(ctx, SYSTEM_ACTOR, MAIN_PLAN, COVID)
         holder, membership = covered_member(ctx, clock)
-        claim = report_claim(ctx, holder, ClaimReport(
-            membership_id=membership.id, illness_code="CI02", diagnosed_on=date(2026, 2, 25),
-            hospital="浙江大学医学院附属第一医院"))
+        claim = report_claim(
+            ctx,
+            holder,
+            ClaimReport(
+                membership_id=membership.id,
+                illness_code="CI02",
+                diagnosed_on=date(2026, 2, 25),
+                hospital="浙江大学医学院附属第一医院",
+            ),
+        )
         assert not claim.sponsored
 
 
@@ -169,8 +192,9 @@ class TestSponsoredCases:
         assert period.sponsored_aid_fen == 10_000_000 and period.member_count == 4
         notice = period_notice(ctx, MAIN_PLAN, march_21)
         assert notice.cases == []
-        assert [(c.ref, c.illness_en, c.payout_fen) for c in notice.sponsored_cases] \
-            == [(ref, "COVID19-DEATH", 10_000_000)]
+        assert [(c.ref, c.illness_en, c.payout_fen) for c in notice.sponsored_cases] == [
+            (ref, "COVID19-DEATH", 10_000_000)
+        ]
         clock.set(datetime(2026, 3, 28, 2, tzinfo=UTC))
         collect_period(ctx, SYSTEM_ACTOR, MAIN_PLAN, march_21, SimulatedProvider())
         paid = pay_approved_claims(ctx, SYSTEM_ACTOR, MAIN_PLAN, march_21)
@@ -178,12 +202,15 @@ class TestSponsoredCases:
         with ctx.reading() as session:
             assert unbalanced_transactions(session) == []
             assert balances(session, "operator:")["operator:sponsor"] == -10_000_000
-            assert balances(session, f"plan:{MAIN_PLAN}:members").get(
-                f"plan:{MAIN_PLAN}:members", 0) == 0
+            assert (
+                balances(session, f"plan:{MAIN_PLAN}:members").get(f"plan:{MAIN_PLAN}:members", 0)
+                == 0
+            )
         statement = member_statement(ctx, others[0][0], others[0][1].id)
         assert statement.charged_fen == 0
-        assert [(line.charge_fen, line.sponsored_aid_fen) for line in statement.lines] \
-            == [(0, 10_000_000)]
+        assert [(line.charge_fen, line.sponsored_aid_fen) for line in statement.lines] == [
+            (0, 10_000_000)
+        ]
 
 
 class TestPeriodSponsorship:
@@ -193,16 +220,31 @@ class TestPeriodSponsorship:
         use_rules(ctx)
         people = members(ctx, clock, 7)
         approved_claim(ctx, people[0][1].id, 1000, LOCK_MARCH_7 - timedelta(days=3))
-        sponsor_periods(ctx, SYSTEM_ACTOR, MAIN_PLAN, "period", MARCH_7, MARCH_7,
-                        "the first apportionment is on us")
+        sponsor_periods(
+            ctx,
+            SYSTEM_ACTOR,
+            MAIN_PLAN,
+            "period",
+            MARCH_7,
+            MARCH_7,
+            "the first apportionment is on us",
+        )
         period = close_on(ctx, clock, MARCH_7)
         # Without the sponsor: 1000 + 80 over 7 = 155 each. With it: nobody pays, it pays 1080.
-        assert (period.uncapped_share_fen, period.share_fen, period.total_charged_fen) == (155, 0, 0)
-        assert (period.sponsor_fen, period.surplus_out_fen, period.sponsored_by) \
-            == (1080, 0, "promotion")
-        assert [(line.status, line.sponsored_by) for line in
-                member_statement(ctx, people[1][0], people[1][1].id).lines] \
-            == [("nothing_due", "promotion")]
+        assert (period.uncapped_share_fen, period.share_fen, period.total_charged_fen) == (
+            155,
+            0,
+            0,
+        )
+        assert (period.sponsor_fen, period.surplus_out_fen, period.sponsored_by) == (
+            1080,
+            0,
+            "promotion",
+        )
+        assert [
+            (line.status, line.sponsored_by)
+            for line in member_statement(ctx, people[1][0], people[1][1].id).lines
+        ] == [("nothing_due", "promotion")]
         assert all(check.holds for check in period_notice(ctx, MAIN_PLAN, MARCH_7).checks)
         # The next period is shared again.
         approved_claim(ctx, people[1][1].id, 1000, datetime(2026, 3, 10, tzinfo=UTC))

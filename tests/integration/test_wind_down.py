@@ -56,24 +56,35 @@ from mutualaid.transparency.witnesses import generate_witness_key
 
 ORIGIN = "mutualaid.example/log"
 LOG_KEY = generate_signer_key(ORIGIN, seed=b"\x51" * 32)
-WITNESS_KEYS = [generate_witness_key(f"w{n}.example", seed=bytes([0x70 + n]) * 32)
-                for n in range(2)]
+WITNESS_KEYS = [
+    generate_witness_key(f"w{n}.example", seed=bytes([0x70 + n]) * 32) for n in range(2)
+]
 PREPAID = f"plan:{MAIN_PLAN}:prepaid"
 
 
-def publish_rules(ctx: ServiceContext, *, funding_model: str = "post_paid",
-                  rule: str = "sponsor_paid", per_case_fen: int = 10**9, notice_days: int = 0,
-                  minimum: int | None = None, below_minimum: str = "alert") -> None:
+def publish_rules(
+    ctx: ServiceContext,
+    *,
+    funding_model: str = "post_paid",
+    rule: str = "sponsor_paid",
+    per_case_fen: int = 10**9,
+    notice_days: int = 0,
+    minimum: int | None = None,
+    below_minimum: str = "alert",
+) -> None:
     """The demo main plan with no effective caps and the given wind-down rules."""
     text = read_plan_file("xhb-main.toml")
     text = re.sub(r"^per_case_fen = [0-9_]+", f"per_case_fen = {per_case_fen}", text, flags=re.M)
     text = re.sub(r"^annual_fen = [0-9_]+", "annual_fen = 1_000_000_000", text, flags=re.M)
     text = text.replace('funding_model = "post_paid"', f'funding_model = "{funding_model}"')
     if minimum is not None:
-        text = re.sub(r"^minimum_members = [0-9_]+", f"minimum_members = {minimum}", text,
-                      flags=re.M)
-    text += (f'\n[wind_down]\nrule = "{rule}"\nnotice_days = {notice_days}\n'
-             f'below_minimum = "{below_minimum}"\nminimum_grace_days = 10\n')
+        text = re.sub(
+            r"^minimum_members = [0-9_]+", f"minimum_members = {minimum}", text, flags=re.M
+        )
+    text += (
+        f'\n[wind_down]\nrule = "{rule}"\nnotice_days = {notice_days}\n'
+        f'below_minimum = "{below_minimum}"\nminimum_grace_days = 10\n'
+    )
     publish_plan(ctx, None, text)
 
 
@@ -86,16 +97,21 @@ def plans(ctx: ServiceContext) -> None:
 def witnesses(tmp_path: Path) -> Iterator[tuple[LogConfig, httpx.Client, TrustPolicy]]:
     """Two witness apps reached in process; the quorum is both of them."""
     stores = [WitnessStore(tmp_path / f"w{n}.sqlite") for n in range(2)]
-    clients = {f"w{n}.test": TestClient(create_witness_app(key, [LOG_KEY.verifier()], stores[n],
-                                                           clock=lambda: 1_780_000_000))
-               for n, key in enumerate(WITNESS_KEYS)}
+    clients = {
+        f"w{n}.test": TestClient(
+            create_witness_app(key, [LOG_KEY.verifier()], stores[n], clock=lambda: 1_780_000_000)
+        )
+        for n, key in enumerate(WITNESS_KEYS)
+    }
 
     def route(request: httpx.Request) -> httpx.Response:
         answer = clients[request.url.host].post(request.url.path, content=request.content)
         return httpx.Response(answer.status_code, headers=answer.headers, content=answer.content)
 
-    endpoints = tuple(WitnessEndpoint(f"w{n}", key.verifier(), f"http://w{n}.test")
-                      for n, key in enumerate(WITNESS_KEYS))
+    endpoints = tuple(
+        WitnessEndpoint(f"w{n}", key.verifier(), f"http://w{n}.test")
+        for n, key in enumerate(WITNESS_KEYS)
+    )
     policy = TrustPolicy(ORIGIN, LOG_KEY.verifier(), tuple(k.verifier() for k in WITNESS_KEYS), 2)
     with httpx.Client(transport=httpx.MockTransport(route)) as http:
         yield LogConfig(LOG_KEY, endpoints, quorum=2), http, policy
@@ -108,13 +124,21 @@ def at(clock: FixedClock, day: date, hour_utc: int = 2) -> None:
 
 
 def report(ctx: ServiceContext, holder, membership_id: int, diagnosed_on: date) -> str:  # type: ignore[no-untyped-def]
-    return report_claim(ctx, holder, ClaimReport(
-        membership_id=membership_id, illness_code="CI02", diagnosed_on=diagnosed_on,
-        hospital="浙江大学医学院附属第一医院")).ref
+    return report_claim(
+        ctx,
+        holder,
+        ClaimReport(
+            membership_id=membership_id,
+            illness_code="CI02",
+            diagnosed_on=diagnosed_on,
+            hospital="浙江大学医学院附属第一医院",
+        ),
+    ).ref
 
 
-def announced_with_a_case(ctx: ServiceContext, clock: FixedClock, count: int, end_on: date,
-                          **rules: str) -> list[tuple[Actor, MembershipView]]:
+def announced_with_a_case(
+    ctx: ServiceContext, clock: FixedClock, count: int, end_on: date, **rules: str
+) -> list[tuple[Actor, MembershipView]]:
     """`count` members, a 10-yuan case before the lock of 7 March, and the end announced."""
     publish_rules(ctx, **rules)
     people = members(ctx, clock, count)
@@ -129,14 +153,22 @@ class TestAnnouncement:
     ) -> None:
         people = members(ctx, clock, 3)
         view = announce_end(ctx, SYSTEM_ACTOR, MAIN_PLAN, date(2026, 4, 15), "too few members")
-        assert (view.status, view.end_on, view.run_off_until_on) == \
-            (PlanStatus.WINDING_DOWN, date(2026, 4, 15), date(2026, 10, 11))
+        assert (view.status, view.end_on, view.run_off_until_on) == (
+            PlanStatus.WINDING_DOWN,
+            date(2026, 4, 15),
+            date(2026, 10, 11),
+        )
         with pytest.raises(DomainError) as error:
             enroll(ctx, account(ctx), date(1990, 1, 1))
         assert (error.value.code, error.value.field) == ("plan_winding_down", "plan_code")
         with ctx.reading() as session:
-            told = set(session.scalars(select(Notification.account_id).where(
-                Notification.kind == "plan_wind_down_announced")))
+            told = set(
+                session.scalars(
+                    select(Notification.account_id).where(
+                        Notification.kind == "plan_wind_down_announced"
+                    )
+                )
+            )
         assert told == {holder.account_id for holder, _ in people}
 
     def test_announcing_again_is_idempotent_and_another_date_is_refused(
@@ -150,8 +182,10 @@ class TestAnnouncement:
 
     def test_the_end_date_must_respect_the_plans_notice(self, ctx: ServiceContext) -> None:
         publish_rules(ctx, notice_days=30)
-        for end_on, code in ((date(2026, 3, 1), "end_date_not_in_future"),
-                             (date(2026, 3, 30), "notice_too_short")):
+        for end_on, code in (
+            (date(2026, 3, 1), "end_date_not_in_future"),
+            (date(2026, 3, 30), "notice_too_short"),
+        ):
             with pytest.raises(DomainError) as error:
                 announce_end(ctx, SYSTEM_ACTOR, MAIN_PLAN, end_on, "closing")
             assert (error.value.code, error.value.field) == (code, "end_on")
@@ -160,19 +194,32 @@ class TestAnnouncement:
             announce_end(ctx, SYSTEM_ACTOR, MAIN_PLAN, date(2026, 4, 30), "  ")
         assert error.value.code == "reason_required"
 
-    def test_sponsor_paid_the_shares_stop_at_once(self, ctx: ServiceContext, clock: FixedClock) -> None:
+    def test_sponsor_paid_the_shares_stop_at_once(
+        self, ctx: ServiceContext, clock: FixedClock
+    ) -> None:
         announced_with_a_case(ctx, clock, 4, date(2026, 4, 15))
         period = close_on(ctx, clock, MARCH_7)
-        assert (period.share_fen, period.total_charged_fen, period.sponsored_aid_fen) == (0, 0, 1000)
+        assert (period.share_fen, period.total_charged_fen, period.sponsored_aid_fen) == (
+            0,
+            0,
+            1000,
+        )
 
     def test_shared_until_end_members_keep_sharing_until_the_end_date(
         self, ctx: ServiceContext, clock: FixedClock
     ) -> None:
         people = announced_with_a_case(ctx, clock, 4, date(2026, 4, 15), rule="shared_until_end")
         holder, membership = people[1]
-        assert not report_claim(ctx, holder, ClaimReport(
-            membership_id=membership.id, illness_code="CI02", diagnosed_on=date(2026, 2, 20),
-            hospital="医院")).sponsored
+        assert not report_claim(
+            ctx,
+            holder,
+            ClaimReport(
+                membership_id=membership.id,
+                illness_code="CI02",
+                diagnosed_on=date(2026, 2, 20),
+                hospital="医院",
+            ),
+        ).sponsored
         period = close_on(ctx, clock, MARCH_7)
         assert (period.share_fen, period.total_charged_fen) == (270, 1080)
 
@@ -191,13 +238,18 @@ class TestEndOfCover:
         at(clock, date(2026, 3, 15))
         with pytest.raises(Conflict) as error:
             end_cover(ctx, SYSTEM_ACTOR, MAIN_PLAN)
-        assert (error.value.code, "2026-03-07" in error.value.message) == ("periods_unsettled", True)
+        assert (error.value.code, "2026-03-07" in error.value.message) == (
+            "periods_unsettled",
+            True,
+        )
         close_on(ctx, clock, MARCH_7)  # closed, not collected
         at(clock, date(2026, 3, 15))
         with pytest.raises(Conflict) as error:
             end_cover(ctx, SYSTEM_ACTOR, MAIN_PLAN)
-        assert (error.value.code, error.value.message) == \
-            ("periods_unsettled", f"collect period(s) {MAIN_PLAN}/2026-03-07 first")
+        assert (error.value.code, error.value.message) == (
+            "periods_unsettled",
+            f"collect period(s) {MAIN_PLAN}/2026-03-07 first",
+        )
         assert wind_down_status(ctx, MAIN_PLAN).status is PlanStatus.WINDING_DOWN
 
     def test_cover_ends_for_everyone_and_run_off_claims_are_sponsor_paid(
@@ -211,12 +263,16 @@ class TestEndOfCover:
         collect_period(ctx, SYSTEM_ACTOR, MAIN_PLAN, MARCH_7, SimulatedProvider())
         at(clock, date(2026, 3, 15))
         view = end_cover(ctx, SYSTEM_ACTOR, MAIN_PLAN)
-        assert (view.status, view.memberships_ended, view.active_members) == \
-            (PlanStatus.RUN_OFF, 3, 0)
+        assert (view.status, view.memberships_ended, view.active_members) == (
+            PlanStatus.RUN_OFF,
+            3,
+            0,
+        )
         assert end_cover(ctx, SYSTEM_ACTOR, MAIN_PLAN) == view  # idempotent
         with ctx.reading() as session:
-            assert set(session.execute(select(Membership.state, Membership.end_reason)).all()) \
-                == {("ended", "plan_ended")}
+            assert set(session.execute(select(Membership.state, Membership.end_reason)).all()) == {
+                ("ended", "plan_ended")
+            }
         at(clock, date(2026, 4, 20))
         ref = report(ctx, holder, membership.id, date(2026, 3, 14))  # the last day of cover
         with ctx.reading() as session:
@@ -231,14 +287,21 @@ class TestEndOfCover:
         people = announced_with_a_case(ctx, clock, 3, date(2026, 3, 15), rule="shared_until_end")
         close_on(ctx, clock, MARCH_7)
         at(clock, date(2026, 3, 14))
-        collect_period(ctx, SYSTEM_ACTOR, MAIN_PLAN, MARCH_7,
-                       SimulatedProvider(failing={people[2][0].account_id}))
+        collect_period(
+            ctx,
+            SYSTEM_ACTOR,
+            MAIN_PLAN,
+            MARCH_7,
+            SimulatedProvider(failing={people[2][0].account_id}),
+        )
         at(clock, date(2026, 3, 15))
         view = end_cover(ctx, SYSTEM_ACTOR, MAIN_PLAN)
         assert view.written_off_fen == 360
         with ctx.reading() as session:
-            assert balances(session, f"plan:{MAIN_PLAN}:members").get(
-                f"plan:{MAIN_PLAN}:members", 0) == 0
+            assert (
+                balances(session, f"plan:{MAIN_PLAN}:members").get(f"plan:{MAIN_PLAN}:members", 0)
+                == 0
+            )
             assert session.scalar(select(CollectionFailure.status)) == "written_off"
 
 
@@ -260,8 +323,11 @@ class TestRefunds:
         expected = {holder.account_id: 1_000 + 7 * n - 270 for n, (holder, _) in enumerate(people)}
         assert (view.refunds, view.refunded_fen) == (4, sum(expected.values()))
         with ctx.reading() as session:
-            refunds = dict(session.execute(select(PrepaidRefund.payer_account_id,
-                                                  PrepaidRefund.amount_fen)).all())
+            refunds = dict(
+                session.execute(
+                    select(PrepaidRefund.payer_account_id, PrepaidRefund.amount_fen)
+                ).all()
+            )
             assert refunds == expected
             assert session.scalar(select(func.sum(PrepaidBalance.balance_fen))) == 0
             assert balances(session, PREPAID).get(PREPAID, 0) == 0
@@ -295,7 +361,10 @@ class TestRefunds:
 
 class TestClosing:
     def test_a_plan_closes_only_after_its_run_off_with_a_cosigned_checkpoint_and_an_archive(
-        self, ctx: ServiceContext, clock: FixedClock, tmp_path: Path,
+        self,
+        ctx: ServiceContext,
+        clock: FixedClock,
+        tmp_path: Path,
         witnesses: tuple[LogConfig, httpx.Client, TrustPolicy],
     ) -> None:
         config, http, policy = witnesses
@@ -320,7 +389,10 @@ class TestClosing:
         assert refused.value.code == "plan_closed"
 
     def test_an_open_claim_holds_the_closure(
-        self, ctx: ServiceContext, clock: FixedClock, tmp_path: Path,
+        self,
+        ctx: ServiceContext,
+        clock: FixedClock,
+        tmp_path: Path,
         witnesses: tuple[LogConfig, httpx.Client, TrustPolicy],
     ) -> None:
         config, http, _ = witnesses
@@ -335,19 +407,32 @@ class TestClosing:
         assert error.value.code == "claims_open"
 
     def test_a_checkpoint_without_the_witness_quorum_does_not_close_the_plan(
-        self, ctx: ServiceContext, clock: FixedClock, tmp_path: Path,
+        self,
+        ctx: ServiceContext,
+        clock: FixedClock,
+        tmp_path: Path,
         witnesses: tuple[LogConfig, httpx.Client, TrustPolicy],
     ) -> None:
         config, http, _ = witnesses
-        unreachable = LogConfig(LOG_KEY, (*config.witnesses[:1], WitnessEndpoint(
-            "w9", WITNESS_KEYS[1].verifier(), "http://w9.invalid")), quorum=2)
+        unreachable = LogConfig(
+            LOG_KEY,
+            (
+                *config.witnesses[:1],
+                WitnessEndpoint("w9", WITNESS_KEYS[1].verifier(), "http://w9.invalid"),
+            ),
+            quorum=2,
+        )
         announce_end(ctx, SYSTEM_ACTOR, MAIN_PLAN, date(2026, 3, 5), "closing")
         at(clock, date(2026, 3, 5))
         end_cover(ctx, SYSTEM_ACTOR, MAIN_PLAN)
         at(clock, date(2026, 9, 1))
         only_w0 = httpx.MockTransport(
-            lambda request: http.post(str(request.url), content=request.content)
-            if request.url.host == "w0.test" else httpx.Response(503))
+            lambda request: (
+                http.post(str(request.url), content=request.content)
+                if request.url.host == "w0.test"
+                else httpx.Response(503)
+            )
+        )
         with httpx.Client(transport=only_w0) as partial, pytest.raises(Conflict) as error:
             close_plan(ctx, SYSTEM_ACTOR, MAIN_PLAN, unreachable, tmp_path / "a", http=partial)
         assert error.value.code == "final_checkpoint_not_cosigned"
@@ -356,8 +441,13 @@ class TestClosing:
 
 class TestArchive:
     @pytest.fixture
-    def archive(self, ctx: ServiceContext, clock: FixedClock, tmp_path: Path,
-                witnesses: tuple[LogConfig, httpx.Client, TrustPolicy]) -> Path:
+    def archive(
+        self,
+        ctx: ServiceContext,
+        clock: FixedClock,
+        tmp_path: Path,
+        witnesses: tuple[LogConfig, httpx.Client, TrustPolicy],
+    ) -> Path:
         config, http, _ = witnesses
         announced_with_a_case(ctx, clock, 3, date(2026, 3, 10), rule="shared_until_end")
         close_on(ctx, clock, MARCH_7)
@@ -378,8 +468,14 @@ class TestArchive:
     ) -> None:
         report = verify_archive(archive, witnesses[2])
         assert report.ok, report.checks
-        assert [c.name for c in report.checks] == \
-            ["manifest", "checkpoint", "root", "hash tiles", "notices", "ledger"]
+        assert [c.name for c in report.checks] == [
+            "manifest",
+            "checkpoint",
+            "root",
+            "hash tiles",
+            "notices",
+            "ledger",
+        ]
         notice = json.loads((archive / "notices/2026-03-07.json").read_text())
         assert (notice["period"]["total_charged_fen"], len(notice["cases"])) == (1080, 1)
         assert (archive / "tile/entries/000.p").is_dir() and (archive / "index.html").is_file()
@@ -388,10 +484,15 @@ class TestArchive:
         self, archive: Path, witnesses: tuple[LogConfig, httpx.Client, TrustPolicy]
     ) -> None:
         policy = witnesses[2]
-        other = TrustPolicy(ORIGIN, generate_signer_key(ORIGIN, seed=b"\x99" * 32).verifier(),
-                            policy.witness_keys, 2)
-        assert [c.name for c in verify_archive(archive, other).checks if not c.passed] \
-            == ["checkpoint"]
+        other = TrustPolicy(
+            ORIGIN,
+            generate_signer_key(ORIGIN, seed=b"\x99" * 32).verifier(),
+            policy.witness_keys,
+            2,
+        )
+        assert [c.name for c in verify_archive(archive, other).checks if not c.passed] == [
+            "checkpoint"
+        ]
         name = archive / "notices/2026-03-07.json"
         notice = json.loads(name.read_text())
         notice["period"]["total_charged_fen"] -= 3
@@ -410,8 +511,9 @@ class TestArchive:
             if tile.is_file() and "entries" in tile.parts:
                 tile.unlink()
                 break
-        assert "manifest" in {c.name for c in verify_archive(archive, policy).checks
-                              if not c.passed}
+        assert "manifest" in {
+            c.name for c in verify_archive(archive, policy).checks if not c.passed
+        }
 
 
 class TestMinimumMembership:
@@ -426,8 +528,12 @@ class TestMinimumMembership:
         check = check_minimum_membership(ctx, SYSTEM_ACTOR, MAIN_PLAN)
         assert (check.status, check.active_members, check.action) == ("below", 3, "alerted")
         with ctx.reading() as session:
-            assert session.scalar(select(Notification.account_id).where(
-                Notification.kind == "plan_below_minimum")) == operator.account_id
+            assert (
+                session.scalar(
+                    select(Notification.account_id).where(Notification.kind == "plan_below_minimum")
+                )
+                == operator.account_id
+            )
         assert wind_down_status(ctx, MAIN_PLAN).status is PlanStatus.OPEN
         members(ctx, clock, 2)
         assert check_minimum_membership(ctx, SYSTEM_ACTOR, MAIN_PLAN).action == "none"
@@ -438,7 +544,8 @@ class TestMinimumMembership:
         publish_rules(ctx, minimum=5, below_minimum="wind_down", notice_days=30)
         members(ctx, clock, 3)
         at(clock, date(2026, 3, 20))
-        assert check_minimum_membership(ctx, SYSTEM_ACTOR, MAIN_PLAN).action \
-            == "wind_down_announced"
+        assert (
+            check_minimum_membership(ctx, SYSTEM_ACTOR, MAIN_PLAN).action == "wind_down_announced"
+        )
         view = wind_down_status(ctx, MAIN_PLAN)
         assert (view.status, view.end_on) == (PlanStatus.WINDING_DOWN, date(2026, 4, 19))

@@ -54,10 +54,12 @@ def test_wrong_numbers_are_refused_with_a_precise_reason(number: str, reason: st
     sex=st.sampled_from(Sex),
     position=st.integers(0, 16),
 )
-def test_any_single_mistyped_digit_is_caught(birth_on: date, sequence: int, sex: Sex, position: int) -> None:
+def test_any_single_mistyped_digit_is_caught(
+    birth_on: date, sequence: int, sex: Sex, position: int
+) -> None:
     number = make_resident_id("44", birth_on, sequence, sex)
     assert parse_resident_id(number).sex is sex
-    mistyped = number[:position] + str((int(number[position]) + 1) % 10) + number[position + 1:]
+    mistyped = number[:position] + str((int(number[position]) + 1) % 10) + number[position + 1 :]
     with pytest.raises(DomainError):
         parse_resident_id(mistyped)
 

@@ -36,7 +36,7 @@ def test_a_transaction_that_moves_nothing_is_refused() -> None:
         transaction("k", "test", [Leg("a", 5), Leg("a", -5)])
 
 
-@given(st.lists(st.tuples(accounts, st.integers(-10**9, 10**9)), min_size=1, max_size=8))
+@given(st.lists(st.tuples(accounts, st.integers(-(10**9), 10**9)), min_size=1, max_size=8))
 def test_a_reversal_cancels_the_original_exactly(legs: list[tuple[str, int]]) -> None:
     closing = -sum(amount for _, amount in legs)
     all_legs = [Leg(a, n) for a, n in legs] + [Leg("d", closing)]
@@ -56,18 +56,39 @@ def test_a_reversal_needs_a_reason() -> None:
         reversal(transaction("k", "t", [Leg("a", 1), Leg("b", -1)]), "  ")
 
 
-@given(aid=st.integers(0, 10**9), fee_bp=st.integers(0, 2000), surplus=st.integers(0, 10**6),
-       members=st.integers(0, 10**6), per_case=st.none() | st.integers(1, 100),
-       excess=st.sampled_from(CapExcess))
-def test_the_period_charge_always_balances(aid: int, fee_bp: int, surplus: int, members: int,
-                                           per_case: int | None, excess: CapExcess) -> None:
+@given(
+    aid=st.integers(0, 10**9),
+    fee_bp=st.integers(0, 2000),
+    surplus=st.integers(0, 10**6),
+    members=st.integers(0, 10**6),
+    per_case=st.none() | st.integers(1, 100),
+    excess=st.sampled_from(CapExcess),
+)
+def test_the_period_charge_always_balances(
+    aid: int, fee_bp: int, surplus: int, members: int, per_case: int | None, excess: CapExcess
+) -> None:
     cases = 1 if aid else 0
-    f = apportion(aid_fen=aid, case_count=cases, fee_bp=fee_bp, surplus_in_fen=surplus,
-                  cohorts=[Cohort("all", members)], per_case_cap_fen=per_case,
-                  annual_cap_fen=None, cap_excess=excess)
-    tx = period_charge("p", "p/2026-03-07", total_charged=f.total_charged_fen,
-                       sponsor=f.sponsor_fen, prorated=f.prorated_fen, aid=f.aid_fen,
-                       fee=f.fee_fen, surplus_in=f.surplus_in_fen, surplus_out=f.surplus_out_fen)
+    f = apportion(
+        aid_fen=aid,
+        case_count=cases,
+        fee_bp=fee_bp,
+        surplus_in_fen=surplus,
+        cohorts=[Cohort("all", members)],
+        per_case_cap_fen=per_case,
+        annual_cap_fen=None,
+        cap_excess=excess,
+    )
+    tx = period_charge(
+        "p",
+        "p/2026-03-07",
+        total_charged=f.total_charged_fen,
+        sponsor=f.sponsor_fen,
+        prorated=f.prorated_fen,
+        aid=f.aid_fen,
+        fee=f.fee_fen,
+        surplus_in=f.surplus_in_fen,
+        surplus_out=f.surplus_out_fen,
+    )
     if tx is None:
         # Nothing moves: no charge, no sponsor, everything prorated away, the surplus unchanged.
         assert f.total_charged_fen == f.sponsor_fen == 0

@@ -38,28 +38,36 @@ def test_waiting_period_day_90_is_still_waiting_and_day_91_is_covered() -> None:
     day_90 = JOINED + timedelta(days=90)
     assert dates.waiting_ends_on == day_90
     assert state_on(dates, MembershipState.WAITING, day_90) is MembershipState.WAITING
-    assert state_on(dates, MembershipState.WAITING, day_90 + timedelta(days=1)) is MembershipState.COVERED
+    assert (
+        state_on(dates, MembershipState.WAITING, day_90 + timedelta(days=1))
+        is MembershipState.COVERED
+    )
 
 
 def test_during_the_waiting_period_only_accidents_qualify() -> None:
     dates = coverage_dates(RULES, JOINED, date(1990, 1, 1))
     day_90 = JOINED + timedelta(days=90)
-    assert not is_illness_covered(dates, MembershipState.WAITING, day_90, accident=False, rules=RULES)
+    assert not is_illness_covered(
+        dates, MembershipState.WAITING, day_90, accident=False, rules=RULES
+    )
     assert is_illness_covered(dates, MembershipState.WAITING, day_90, accident=True, rules=RULES)
-    assert is_illness_covered(dates, MembershipState.WAITING, day_90 + timedelta(days=1),
-                              accident=False, rules=RULES)
+    assert is_illness_covered(
+        dates, MembershipState.WAITING, day_90 + timedelta(days=1), accident=False, rules=RULES
+    )
 
 
 def test_a_plan_without_accident_cover_in_waiting_covers_nothing_then() -> None:
     dates = coverage_dates(ELDERLY, JOINED, date(1960, 1, 1))
-    assert not is_illness_covered(dates, MembershipState.WAITING, JOINED + timedelta(days=5),
-                                  accident=True, rules=ELDERLY)
+    assert not is_illness_covered(
+        dates, MembershipState.WAITING, JOINED + timedelta(days=5), accident=True, rules=ELDERLY
+    )
 
 
 def test_illness_before_joining_is_not_covered() -> None:
     dates = coverage_dates(RULES, JOINED, date(1990, 1, 1))
-    assert not is_illness_covered(dates, MembershipState.COVERED, JOINED - timedelta(days=1),
-                                  accident=True, rules=RULES)
+    assert not is_illness_covered(
+        dates, MembershipState.COVERED, JOINED - timedelta(days=1), accident=True, rules=RULES
+    )
 
 
 def test_membership_ends_on_the_sixtieth_birthday() -> None:
@@ -97,11 +105,13 @@ def test_entry_is_open_until_the_day_before_the_sixtieth_birthday() -> None:
 
 def test_elderly_plan_takes_60_to_70() -> None:
     answers = {q.code: False for q in ELDERLY.health_questions}
-    assert [r.code for r in enrollment_refusals(ELDERLY, person(date(1970, 1, 1)), answers, JOINED)] \
-        == ["too_young"]
+    assert [
+        r.code for r in enrollment_refusals(ELDERLY, person(date(1970, 1, 1)), answers, JOINED)
+    ] == ["too_young"]
     assert enrollment_refusals(ELDERLY, person(date(1960, 1, 1)), answers, JOINED) == []
-    assert [r.code for r in enrollment_refusals(ELDERLY, person(date(1950, 1, 1)), answers, JOINED)] \
-        == ["too_old"]
+    assert [
+        r.code for r in enrollment_refusals(ELDERLY, person(date(1950, 1, 1)), answers, JOINED)
+    ] == ["too_old"]
 
 
 def test_any_yes_in_the_health_declaration_refuses_naming_the_question() -> None:
@@ -126,9 +136,9 @@ def test_unanswered_and_unknown_questions_are_refused() -> None:
 def test_a_credit_score_below_the_plan_minimum_refuses() -> None:
     born = person(date(1990, 1, 1))
     assert enrollment_refusals(RULES, born, HEALTHY, JOINED, credit_score=650) == []
-    assert [r.code for r in enrollment_refusals(RULES, born, HEALTHY, JOINED, credit_score=649)] == [
-        "credit_check_failed"
-    ]
+    assert [
+        r.code for r in enrollment_refusals(RULES, born, HEALTHY, JOINED, credit_score=649)
+    ] == ["credit_check_failed"]
 
 
 def test_a_birth_date_in_the_future_is_refused() -> None:

@@ -10,7 +10,9 @@ from mutualaid.domain.money import allocate, apply_basis_points, ceil_div, forma
 
 @given(
     total=st.integers(min_value=0, max_value=10**15),
-    weights=st.lists(st.integers(min_value=0, max_value=10**6), min_size=1, max_size=60).filter(any),
+    weights=st.lists(st.integers(min_value=0, max_value=10**6), min_size=1, max_size=60).filter(
+        any
+    ),
 )
 def test_allocation_always_sums_to_the_total_exactly(total: int, weights: list[int]) -> None:
     parts = allocate(total, weights)
@@ -40,7 +42,9 @@ def test_zero_weight_gets_nothing() -> None:
 
 
 @given(numerator=st.integers(min_value=0, max_value=10**18), denominator=st.integers(1, 10**9))
-def test_ceil_div_is_the_smallest_share_that_covers_the_total(numerator: int, denominator: int) -> None:
+def test_ceil_div_is_the_smallest_share_that_covers_the_total(
+    numerator: int, denominator: int
+) -> None:
     share = ceil_div(numerator, denominator)
     assert share * denominator >= numerator
     assert (share - 1) * denominator < numerator

@@ -44,15 +44,39 @@ def test_a_cause_specific_band_beats_a_general_one() -> None:
 @pytest.mark.parametrize(
     ("change", "field", "words"),
     [
-        (("amount_fen = 10_000_000", 'amount_fen = "lots"'), "payout_bands[1].amount_fen", "integer"),
-        (("amount_fen = 10_000_000", "amount_fen = 100000.5"), "payout_bands[1].amount_fen", "integer"),
+        (
+            ("amount_fen = 10_000_000", 'amount_fen = "lots"'),
+            "payout_bands[1].amount_fen",
+            "integer",
+        ),
+        (
+            ("amount_fen = 10_000_000", "amount_fen = 100000.5"),
+            "payout_bands[1].amount_fen",
+            "integer",
+        ),
         (("days = 90", "dayz = 90"), "waiting_period.dayz", "unknown key"),
-        (("management_fee_bp = 800", "management_fee_bp = true"), "fees.management_fee_bp", "integer"),
-        (("management_fee_bp = 800", "management_fee_bp = 90000"), "fees.management_fee_bp", "5000"),
+        (
+            ("management_fee_bp = 800", "management_fee_bp = true"),
+            "fees.management_fee_bp",
+            "integer",
+        ),
+        (
+            ("management_fee_bp = 800", "management_fee_bp = 90000"),
+            "fees.management_fee_bp",
+            "5000",
+        ),
         (('tier = "mild"', 'tier = "medium"'), "payout_bands[2].tier", "severe"),
         (('time_zone = "Asia/Shanghai"', 'time_zone = "Mars/Olympus"'), "time_zone", "time zone"),
-        (("debit_days = [14, 28]", "debit_days = [8, 28]"), "periods.debit_days[0]", "before publicity"),
-        (("publicity_days = [7, 21]", "publicity_days = [7, 31]"), "periods.publicity_days[1]", "28"),
+        (
+            ("debit_days = [14, 28]", "debit_days = [8, 28]"),
+            "periods.debit_days[0]",
+            "before publicity",
+        ),
+        (
+            ("publicity_days = [7, 21]", "publicity_days = [7, 31]"),
+            "periods.publicity_days[1]",
+            "28",
+        ),
         (('code = "CI02"', 'code = "CI01"'), "illnesses[1].code", "twice"),
         (("to_age = 39", "to_age = 35"), "payout_bands", "age 36"),
         (("max_age_years = 59", "max_age_years = 60"), "entry.max_age_years", "exit age"),
@@ -116,7 +140,11 @@ def test_a_plan_without_a_risk_table_scores_with_the_defaults_and_keeps_its_hash
     ("table", "field", "words"),
     [
         ("[risk.weights]\nshared_payer = 10", "risk.weights.shared_payer", "unknown signal"),
-        ("[risk.weights]\nshared_payee = -5", "risk.weights.shared_payee", "greater than or equal to 0"),
+        (
+            "[risk.weights]\nshared_payee = -5",
+            "risk.weights.shared_payee",
+            "greater than or equal to 0",
+        ),
         ("[risk.weights]\nshared_payee = 101", "risk.weights.shared_payee", "100"),
         ("[risk.weights]\nshared_payee = 10.5", "risk.weights.shared_payee", "integer"),
         ("[risk]\nfield_treshold = 30", "risk.field_treshold", "unknown key"),

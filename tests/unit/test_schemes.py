@@ -33,18 +33,30 @@ from mutualaid.domain.schemes import (
 from mutualaid.transparency.archives import tile_refs
 
 START = date(2020, 1, 31)
-SCHEME = parse_scheme({"code": "covid-19", "name_zh": "新冠", "name_en": "COVID-19",
-                       "starts_on": "2020-01-31", "payout_fen": 10_000_000,
-                       "new_member_min_days": 6})
+SCHEME = parse_scheme(
+    {
+        "code": "covid-19",
+        "name_zh": "新冠",
+        "name_en": "COVID-19",
+        "starts_on": "2020-01-31",
+        "payout_fen": 10_000_000,
+        "new_member_min_days": 6,
+    }
+)
 days = st.integers(-400, 400)
 
 
 def claim(joined_on: date, diagnosed_on: date, **changes: object) -> SchemeClaim:
     fields: dict[str, object] = {
-        "joined_on": joined_on, "diagnosed_on": diagnosed_on,
-        "reported_on": max(diagnosed_on, joined_on) + timedelta(days=1), "ended_on": None,
-        "ages_out_on": date(2060, 1, 1), "membership_state": MembershipState.COVERED,
-        "has_open_claim": False, "deadline_days": 180} | changes
+        "joined_on": joined_on,
+        "diagnosed_on": diagnosed_on,
+        "reported_on": max(diagnosed_on, joined_on) + timedelta(days=1),
+        "ended_on": None,
+        "ages_out_on": date(2060, 1, 1),
+        "membership_state": MembershipState.COVERED,
+        "has_open_claim": False,
+        "deadline_days": 180,
+    } | changes
     return SchemeClaim(**fields)  # type: ignore[arg-type]
 
 
@@ -63,11 +75,14 @@ def test_who_joined_after_the_start_is_covered_only_more_than_6_days_after_joini
 
 def test_the_6_day_boundary_and_the_scheme_dates() -> None:
     joined = START + timedelta(days=10)
-    assert scheme_refusal(SCHEME, claim(joined, joined + timedelta(days=6)))[0] \
-        == "scheme_waiting_period"  # type: ignore[index]
+    assert (
+        scheme_refusal(SCHEME, claim(joined, joined + timedelta(days=6)))[0]
+        == "scheme_waiting_period"
+    )  # type: ignore[index]
     assert scheme_refusal(SCHEME, claim(joined, joined + timedelta(days=7))) is None
-    assert scheme_refusal(SCHEME, claim(START, START - timedelta(days=1)))[0] \
-        == "before_scheme_start"  # type: ignore[index]
+    assert (
+        scheme_refusal(SCHEME, claim(START, START - timedelta(days=1)))[0] == "before_scheme_start"
+    )  # type: ignore[index]
     ended = parse_scheme({**SCHEME.to_json(), "ends_on": "2020-12-31"})
     assert scheme_refusal(ended, claim(START, date(2021, 1, 1)))[0] == "after_scheme_end"  # type: ignore[index]
     late = claim(START, date(2020, 3, 1), reported_on=date(2020, 8, 29))
@@ -79,8 +94,10 @@ def test_the_6_day_boundary_and_the_scheme_dates() -> None:
 
 
 def test_a_scheme_file_is_checked_strictly_and_fingerprinted_stably() -> None:
-    text = ('code = "covid-19"\nname_zh = "新冠"\nname_en = "COVID-19"\nstarts_on = 2020-01-31\n'
-            "payout_fen = 10_000_000\n")
+    text = (
+        'code = "covid-19"\nname_zh = "新冠"\nname_en = "COVID-19"\nstarts_on = 2020-01-31\n'
+        "payout_fen = 10_000_000\n"
+    )
     assert parse_scheme_toml(text).fingerprint() == SCHEME.fingerprint()
     with pytest.raises(DomainError) as error:
         parse_scheme_toml(text.replace("payout_fen = 10_000_000", 'payout_fen = "100000"'))
@@ -90,17 +107,29 @@ def test_a_scheme_file_is_checked_strictly_and_fingerprinted_stably() -> None:
     assert error.value.field == "ends_on"
 
 
-@given(aid=st.integers(1, 10**9), cases=st.integers(1, 50), surplus=st.integers(0, 10**5),
-       members=st.integers(0, 10**8), fee_bp=st.integers(0, 1000))
+@given(
+    aid=st.integers(1, 10**9),
+    cases=st.integers(1, 50),
+    surplus=st.integers(0, 10**5),
+    members=st.integers(0, 10**8),
+    fee_bp=st.integers(0, 1000),
+)
 def test_a_sponsored_period_charges_nobody_and_the_sponsor_pays_exactly_the_need(
     aid: int, cases: int, surplus: int, members: int, fee_bp: int
 ) -> None:
     promised = period_sponsorship([Sponsorship(SponsorshipKind.PERIOD, START, START)], START)
     assert promised.pays_shares and promised.pays_cap_excess and promised.reason == "promotion"
     # How a sponsored period is closed: a per-case cap of 0, the excess on the sponsor.
-    figures = apportion(aid_fen=aid, case_count=cases, fee_bp=fee_bp, surplus_in_fen=surplus,
-                        cohorts=[Cohort("all", members)], per_case_cap_fen=0,
-                        annual_cap_fen=None, cap_excess=CapExcess.SPONSOR)
+    figures = apportion(
+        aid_fen=aid,
+        case_count=cases,
+        fee_bp=fee_bp,
+        surplus_in_fen=surplus,
+        cohorts=[Cohort("all", members)],
+        per_case_cap_fen=0,
+        annual_cap_fen=None,
+        cap_excess=CapExcess.SPONSOR,
+    )
     assert figures.total_charged_fen == 0 and figures.share_fen == 0
     assert figures.sponsor_fen == max(0, figures.need_fen)
     assert figures.surplus_out_fen == 0 or figures.need_fen < 0
@@ -136,10 +165,14 @@ def test_a_negative_balance_stops_every_refund() -> None:
 
 
 @given(st.sampled_from(list(PlanStatus)), st.sampled_from(list(WindDownEvent)))
-def test_a_plan_moves_only_forward_through_its_end(status: PlanStatus, event: WindDownEvent) -> None:
+def test_a_plan_moves_only_forward_through_its_end(
+    status: PlanStatus, event: WindDownEvent
+) -> None:
     if (status, event) in TRANSITIONS:
-        assert list(PlanStatus).index(plan_transition(status, event)) \
+        assert (
+            list(PlanStatus).index(plan_transition(status, event))
             == list(PlanStatus).index(status) + 1
+        )
     else:
         with pytest.raises(Conflict):
             plan_transition(status, event)
@@ -155,8 +188,12 @@ def test_what_each_status_allows() -> None:
     assert sponsor_pays_new_claims("run_off", "shared_until_end")
 
 
-@given(today=st.dates(date(2000, 1, 1), date(2090, 1, 1)), ahead=st.integers(1, 400),
-       notice=st.integers(0, 60), deadline=st.integers(1, 365))
+@given(
+    today=st.dates(date(2000, 1, 1), date(2090, 1, 1)),
+    ahead=st.integers(1, 400),
+    notice=st.integers(0, 60),
+    deadline=st.integers(1, 365),
+)
 def test_the_run_off_lasts_the_claim_deadline_from_the_last_day_of_cover(
     today: date, ahead: int, notice: int, deadline: int
 ) -> None:

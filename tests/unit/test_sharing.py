@@ -69,8 +69,11 @@ def test_a_member_with_two_outcomes_weighs_both() -> None:
 
 
 def test_proportional_shares_follow_expected_losses() -> None:
-    risks = [Risk.bernoulli(300, F(1, 10)), Risk.bernoulli(100, F(1, 10)),
-             Risk.bernoulli(100, F(1, 5))]
+    risks = [
+        Risk.bernoulli(300, F(1, 10)),
+        Risk.bernoulli(100, F(1, 10)),
+        Risk.bernoulli(100, F(1, 5)),
+    ]
     # Expected losses 30, 10, 20.
     assert proportional_shares(120, risks) == [60, 20, 40]
     assert proportional_shares(121, risks) == [61, 20, 40]
@@ -92,8 +95,10 @@ def test_class_conditional_means_match_the_member_level_rule() -> None:
 
 
 def test_class_totals_add_up_and_follow_the_rule() -> None:
-    classes = [RiskClass("young", 3, Risk.bernoulli(300, F(1, 100))),
-               RiskClass("old", 1, Risk.bernoulli(100, F(1, 10)))]
+    classes = [
+        RiskClass("young", 3, Risk.bernoulli(300, F(1, 100))),
+        RiskClass("old", 1, Risk.bernoulli(100, F(1, 10))),
+    ]
     assert class_totals(SharingRule.UNIFORM, 1000, classes, 300) == [750, 250]
     # Expected losses 3 and 10 per member: 9 against 10.
     assert class_totals(SharingRule.PROPORTIONAL, 1900, classes, 300) == [900, 1000]
@@ -112,19 +117,24 @@ def test_nobody_at_risk_cannot_carry_a_proportional_total() -> None:
     assert error.value.code == "nothing_to_weigh"
 
 
-@pytest.mark.parametrize("outcomes", [
-    (Outcome(0, F(1, 2)),),
-    (Outcome(100, F(3, 2)),),
-    (Outcome(100, F(2, 3)), Outcome(50, F(2, 3))),
-])
+@pytest.mark.parametrize(
+    "outcomes",
+    [
+        (Outcome(0, F(1, 2)),),
+        (Outcome(100, F(3, 2)),),
+        (Outcome(100, F(2, 3)), Outcome(50, F(2, 3))),
+    ],
+)
 def test_malformed_risks_are_refused(outcomes: tuple[Outcome, ...]) -> None:
     with pytest.raises(DomainError):
         Risk(outcomes)
 
 
 def test_fairness_report_shows_the_young_subsidising_the_old_under_the_uniform_rule() -> None:
-    classes = [RiskClass("20-29", 3, Risk.bernoulli(100, F(1, 100))),
-               RiskClass("50-59", 1, Risk.bernoulli(100, F(7, 100)))]
+    classes = [
+        RiskClass("20-29", 3, Risk.bernoulli(100, F(1, 100))),
+        RiskClass("50-59", 1, Risk.bernoulli(100, F(7, 100))),
+    ]
     young, old = fairness_report(classes, fee_bp=800)
     # E[S] = 3 + 7 = 10 fen; uniform: 1.08 × 10 / 4 = 2.7 each.
     assert young.contribution_fen[SharingRule.UNIFORM] == F(27, 10)
@@ -146,7 +156,9 @@ def risks(draw: st.DrawFn) -> Risk:
     first = draw(probabilities)
     outcomes = [Outcome(draw(payouts), first)]
     if draw(st.booleans()):
-        outcomes.append(Outcome(draw(payouts), draw(st.fractions(0, 1 - first, max_denominator=20))))
+        outcomes.append(
+            Outcome(draw(payouts), draw(st.fractions(0, 1 - first, max_denominator=20)))
+        )
     return Risk(tuple(outcomes))
 
 
@@ -155,8 +167,9 @@ pools = st.lists(risks(), min_size=1, max_size=5)
 
 @settings(max_examples=40, deadline=None)
 @given(pools, st.integers(0, 10**9), st.sampled_from(list(SharingRule)), st.data())
-def test_every_rule_allocates_exactly_the_total(pool: list[Risk], total: int,
-                                                rule: SharingRule, data: st.DataObject) -> None:
+def test_every_rule_allocates_exactly_the_total(
+    pool: list[Risk], total: int, rule: SharingRule, data: st.DataObject
+) -> None:
     law = distribution_of_sum(pool)
     realised = data.draw(st.sampled_from(sorted(law)))
     if realised == 0 or not any(r.expected_fen for r in pool):
@@ -199,8 +212,10 @@ def _outcomes(pool: list[Risk]) -> list[tuple[Fraction, int]]:
 
 
 @settings(max_examples=40, deadline=None)
-@given(st.lists(risks(), min_size=2, max_size=4).filter(lambda p: all(r.expected_fen for r in p)),
-       st.sampled_from([0, 800, 1000]))
+@given(
+    st.lists(risks(), min_size=2, max_size=4).filter(lambda p: all(r.expected_fen for r in p)),
+    st.sampled_from([0, 800, 1000]),
+)
 def test_proportional_rule_is_fair_in_expectation(pool: list[Risk], fee_bp: int) -> None:
     """E[share_i] / E[X_i] is the same for every member, to within the rounding to the fen."""
     expected_share = [F(0)] * len(pool)

@@ -41,8 +41,9 @@ class Browser:
     def submit(self, page_url: str, action: str, data: dict[str, str], **kwargs: object):  # type: ignore[no-untyped-def]
         page = self.client.get(page_url)
         assert page.status_code == 200, page.text
-        return self.client.post(action, data={"csrf_token": csrf(page.text), **data},
-                                follow_redirects=False, **kwargs)  # type: ignore[arg-type]
+        return self.client.post(
+            action, data={"csrf_token": csrf(page.text), **data}, follow_redirects=False, **kwargs
+        )  # type: ignore[arg-type]
 
     def log_in(self, phone: str, password: str = PASSWORD) -> None:
         response = self.submit("/login", "/login", {"phone": phone, "password": password})
@@ -93,8 +94,13 @@ class PublishedCase:
     approver: Actor
 
 
-def published_case(ctx: ServiceContext, clock: FixedClock, *, name: str = "欧阳明华",
-                   hospital: str = "杭州市第一人民医院") -> PublishedCase:
+def published_case(
+    ctx: ServiceContext,
+    clock: FixedClock,
+    *,
+    name: str = "欧阳明华",
+    hospital: str = "杭州市第一人民医院",
+) -> PublishedCase:
     """A member covered for 200 days whose claim was investigated, approved by someone else and
     is now in publicity (the clock is moved to the publicity day)."""
     from mutualaid.services.claims import (
@@ -113,8 +119,9 @@ def published_case(ctx: ServiceContext, clock: FixedClock, *, name: str = "欧�
     clock.set(now - timedelta(days=200))
     membership = enroll(ctx, member, date(1988, 4, 2), name=name, id_number=id_number)
     clock.set(now)
-    claim = report_claim(ctx, member, ClaimReport(membership.id, "CI01", now.date() - timedelta(
-        days=3), hospital))
+    claim = report_claim(
+        ctx, member, ClaimReport(membership.id, "CI01", now.date() - timedelta(days=3), hospital)
+    )
     reviewer, approver = account(ctx, Role.REVIEWER), account(ctx, Role.REVIEWER)
     investigator = account(ctx, Role.INVESTIGATOR)
     operator = account(ctx, Role.OPERATOR)
@@ -125,5 +132,14 @@ def published_case(ctx: ServiceContext, clock: FixedClock, *, name: str = "欧�
     assert decided.publicity_on is not None
     clock.set(datetime.combine(decided.publicity_on, time(9), tzinfo=ZoneInfo("Asia/Shanghai")))
     run_publicity(ctx, claim.plan_code, operator)
-    return PublishedCase(member, membership.id, claim.ref, name, id_number, hospital, reviewer,
-                         investigator, approver)
+    return PublishedCase(
+        member,
+        membership.id,
+        claim.ref,
+        name,
+        id_number,
+        hospital,
+        reviewer,
+        investigator,
+        approver,
+    )

@@ -42,11 +42,15 @@ def test_every_web_string_has_a_chinese_translation_with_the_same_placeholders()
 
 def test_a_refusal_is_told_in_the_readers_language() -> None:
     message = "the identity number's check digit does not match (a digit was mistyped)"
-    assert Lang.of("zh_CN").explain("invalid_id_number", message, "id_number") == \
-        "身份证号码的校验位不符(有数字输错了)"
+    assert (
+        Lang.of("zh_CN").explain("invalid_id_number", message, "id_number")
+        == "身份证号码的校验位不符(有数字输错了)"
+    )
     assert Lang.of("en").explain("invalid_id_number", message, "id_number") == message
-    waiting = ("the illness was diagnosed in the waiting period (until 2026-06-01) and was not "
-               "caused by an accident")
+    waiting = (
+        "the illness was diagnosed in the waiting period (until 2026-06-01) and was not "
+        "caused by an accident"
+    )
     assert "2026年6月1日" in Lang.of("zh_CN").explain("waiting_period", waiting, "diagnosed_on")
 
 
@@ -75,12 +79,19 @@ def test_every_notification_a_service_sends_has_a_name_members_can_read() -> Non
     from mutualaid.web.i18n import NOTIFICATION_NAMES
 
     services = WEB.parent / "services"
-    sent = {kind for path in services.glob("*.py")
-            for kind in re.findall(r'kind="([a-z_]+)"', path.read_text()) if "notify" in
-            path.read_text()}
+    sent = {
+        kind
+        for path in services.glob("*.py")
+        for kind in re.findall(r'kind="([a-z_]+)"', path.read_text())
+        if "notify" in path.read_text()
+    }
     missing = sorted(k for k in sent if k not in NOTIFICATION_NAMES)
     assert not missing, f"name these in web/i18n.NOTIFICATION_NAMES: {missing}"
     assert len(sent) >= 10
     # Kinds built from a state (claims use the state names, shown by the template).
-    assert {"objection_upheld", "objection_dismissed", "fraud_appeal_upheld",
-            "fraud_appeal_dismissed"} <= set(NOTIFICATION_NAMES)
+    assert {
+        "objection_upheld",
+        "objection_dismissed",
+        "fraud_appeal_upheld",
+        "fraud_appeal_dismissed",
+    } <= set(NOTIFICATION_NAMES)

@@ -32,15 +32,25 @@ def join_form(id_number: str, relation: str = "self", **answers: str) -> dict[st
 
 
 def test_a_member_registers_and_enrolls_herself_and_a_child(browser: Browser) -> None:
-    response = browser.submit("/register", "/register", {
-        "phone": "13911112222", "password": "secret-passphrase", "password_again":
-        "secret-passphrase"})
+    response = browser.submit(
+        "/register",
+        "/register",
+        {
+            "phone": "13911112222",
+            "password": "secret-passphrase",
+            "password_again": "secret-passphrase",
+        },
+    )
     assert response.headers["location"] == "/me?ok=registered"
-    joined = browser.submit("/plans/xhb-main/join", "/plans/xhb-main/join",
-                            join_form(resident_id(date(1990, 5, 1))))
+    joined = browser.submit(
+        "/plans/xhb-main/join", "/plans/xhb-main/join", join_form(resident_id(date(1990, 5, 1)))
+    )
     assert joined.headers["location"] == "/me?ok=enrolled"
-    child = browser.submit("/plans/xhb-main/join", "/plans/xhb-main/join",
-                           join_form(resident_id(date(2025, 12, 1)), relation="child"))
+    child = browser.submit(
+        "/plans/xhb-main/join",
+        "/plans/xhb-main/join",
+        join_form(resident_id(date(2025, 12, 1)), relation="child"),
+    )
     assert child.headers["location"] == "/me?ok=enrolled"
     me = browser.get("/me").text
     assert me.count("等待期结束") == 2
@@ -52,20 +62,31 @@ def test_a_member_registers_and_enrolls_herself_and_a_child(browser: Browser) ->
 def test_every_enrollment_refusal_is_explained_next_to_its_field(member_browser: Browser) -> None:
     good = resident_id(date(1990, 5, 1))
     wrong = good[:-1] + ("0" if good[-1] != "0" else "1")
-    refused = member_browser.submit("/plans/xhb-main/join", "/plans/xhb-main/join",
-                                    join_form(wrong))
+    refused = member_browser.submit(
+        "/plans/xhb-main/join", "/plans/xhb-main/join", join_form(wrong)
+    )
     assert refused.status_code == 422
-    assert '<p class="field-error" id="f-id_number-error">身份证号码的校验位不符(有数字输错了)</p>' \
+    assert (
+        '<p class="field-error" id="f-id_number-error">身份证号码的校验位不符(有数字输错了)</p>'
         in refused.text
+    )
     assert 'aria-invalid="true"' in refused.text and f'value="{wrong}"' in refused.text
-    sick = member_browser.submit("/plans/xhb-main/join", "/plans/xhb-main/join?lang=en",
-                                 join_form(good, tumour="yes", diabetes="yes"))
+    sick = member_browser.submit(
+        "/plans/xhb-main/join",
+        "/plans/xhb-main/join?lang=en",
+        join_form(good, tumour="yes", diabetes="yes"),
+    )
     assert sick.status_code == 422
-    assert "the plan cannot accept a member who answers yes to: Do you have, or have you had, " \
+    assert (
+        "the plan cannot accept a member who answers yes to: Do you have, or have you had, "
         "a tumour" in sick.text
+    )
     assert "Do you have diabetes" in sick.text.split("Please check:")[1]
-    baby = member_browser.submit("/plans/xhb-main/join", "/plans/xhb-main/join?lang=zh_CN",
-                                 join_form(resident_id(date(2026, 2, 20)), relation="child"))
+    baby = member_browser.submit(
+        "/plans/xhb-main/join",
+        "/plans/xhb-main/join?lang=zh_CN",
+        join_form(resident_id(date(2026, 2, 20)), relation="child"),
+    )
     assert "成员须出生满30天(可于2026年3月22日起加入)" in baby.text
 
 
@@ -80,23 +101,43 @@ def test_a_claim_with_evidence_is_reported_without_javascript(
     ctx: ServiceContext, clock: FixedClock, client: TestClient
 ) -> None:
     browser, membership_id = _covered(ctx, clock, client)
-    refused = browser.submit("/claims/new", "/claims/new", {
-        "membership_id": str(membership_id), "illness_code": "CI01",
-        "diagnosed_on": (clock.now().date() + timedelta(days=2)).isoformat(), "hospital": "医院"})
+    refused = browser.submit(
+        "/claims/new",
+        "/claims/new",
+        {
+            "membership_id": str(membership_id),
+            "illness_code": "CI01",
+            "diagnosed_on": (clock.now().date() + timedelta(days=2)).isoformat(),
+            "hospital": "医院",
+        },
+    )
     assert refused.status_code == 422 and "确诊日期晚于今天" in refused.text
-    reported = browser.submit("/claims/new", "/claims/new", {
-        "membership_id": str(membership_id), "illness_code": "CI01",
-        "diagnosed_on": (clock.now().date() - timedelta(days=2)).isoformat(),
-        "hospital": "浙江省肿瘤医院", "form_key": "k1"})
+    reported = browser.submit(
+        "/claims/new",
+        "/claims/new",
+        {
+            "membership_id": str(membership_id),
+            "illness_code": "CI01",
+            "diagnosed_on": (clock.now().date() - timedelta(days=2)).isoformat(),
+            "hospital": "浙江省肿瘤医院",
+            "form_key": "k1",
+        },
+    )
     ref = reported.headers["location"].split("/claims/")[1].split("?")[0]
     page = browser.get(f"/claims/{ref}").text
     token = csrf(page)
-    uploaded = browser.client.post(f"/claims/{ref}/evidence", data={
-        "csrf_token": token, "label": "诊断证明"}, files={"file": ("d.jpg", JPEG, "image/jpeg")},
-        follow_redirects=False)
+    uploaded = browser.client.post(
+        f"/claims/{ref}/evidence",
+        data={"csrf_token": token, "label": "诊断证明"},
+        files={"file": ("d.jpg", JPEG, "image/jpeg")},
+        follow_redirects=False,
+    )
     assert uploaded.status_code == 303, uploaded.text
-    not_a_photo = browser.client.post(f"/claims/{ref}/evidence", data={
-        "csrf_token": token, "label": "x"}, files={"file": ("d.jpg", b"hello world!", "image/jpeg")})
+    not_a_photo = browser.client.post(
+        f"/claims/{ref}/evidence",
+        data={"csrf_token": token, "label": "x"},
+        files={"file": ("d.jpg", b"hello world!", "image/jpeg")},
+    )
     assert not_a_photo.status_code == 422 and "不支持此类文件" in not_a_photo.text
     claim = browser.get(f"/claims/{ref}").text
     assert "诊断证明" in claim and "586 KB" in claim
@@ -106,13 +147,23 @@ def test_a_resumable_upload_survives_a_dropped_piece_and_a_resent_one(
     ctx: ServiceContext, clock: FixedClock, client: TestClient
 ) -> None:
     browser, membership_id = _covered(ctx, clock, client)
-    claim = browser.submit("/claims/new", "/claims/new", {
-        "membership_id": str(membership_id), "illness_code": "CI01",
-        "diagnosed_on": (clock.now().date() - timedelta(days=2)).isoformat(), "hospital": "医院"})
+    claim = browser.submit(
+        "/claims/new",
+        "/claims/new",
+        {
+            "membership_id": str(membership_id),
+            "illness_code": "CI01",
+            "diagnosed_on": (clock.now().date() - timedelta(days=2)).isoformat(),
+            "hospital": "医院",
+        },
+    )
     ref = claim.headers["location"].split("/claims/")[1].split("?")[0]
     headers = {"X-CSRF-Token": csrf(browser.get(f"/claims/{ref}").text)}
-    started = browser.client.post(f"/claims/{ref}/uploads", headers=headers, data={
-        "size": str(len(JPEG)), "media_type": "image/jpeg", "label": "病历"}).json()
+    started = browser.client.post(
+        f"/claims/{ref}/uploads",
+        headers=headers,
+        data={"size": str(len(JPEG)), "media_type": "image/jpeg", "label": "病历"},
+    ).json()
     upload_id, piece = started["upload_id"], started["piece_bytes"]
     base = f"/claims/{ref}/uploads/{upload_id}"
     first = browser.client.put(f"{base}?offset=0", headers=headers, content=JPEG[:piece]).json()
@@ -121,14 +172,16 @@ def test_a_resumable_upload_survives_a_dropped_piece_and_a_resent_one(
     again = browser.client.put(f"{base}?offset=0", headers=headers, content=JPEG[:piece]).json()
     assert again["received"] == piece
     # A piece from the wrong place is refused with where to resume.
-    skipped = browser.client.put(f"{base}?offset={2 * piece}", headers=headers,
-                                 content=JPEG[2 * piece:3 * piece])
+    skipped = browser.client.put(
+        f"{base}?offset={2 * piece}", headers=headers, content=JPEG[2 * piece : 3 * piece]
+    )
     assert skipped.status_code == 400 and skipped.json()["error"]["received"] == piece
     assert browser.client.get(base).json()["received"] == piece
     offset = piece
     while offset < len(JPEG):
-        offset = browser.client.put(f"{base}?offset={offset}", headers=headers,
-                                    content=JPEG[offset:offset + piece]).json()["received"]
+        offset = browser.client.put(
+            f"{base}?offset={offset}", headers=headers, content=JPEG[offset : offset + piece]
+        ).json()["received"]
     # What waits on disk is encrypted: the JPEG's bytes are nowhere in it.
     stored = (uploads.UPLOAD_DIR / f"{upload_id}.part").read_bytes()
     assert JPEG[:40] not in stored
@@ -142,19 +195,28 @@ def test_someone_elses_upload_cannot_be_continued(
     ctx: ServiceContext, clock: FixedClock, client: TestClient
 ) -> None:
     browser, membership_id = _covered(ctx, clock, client)
-    claim = browser.submit("/claims/new", "/claims/new", {
-        "membership_id": str(membership_id), "illness_code": "CI01",
-        "diagnosed_on": (clock.now().date() - timedelta(days=2)).isoformat(), "hospital": "医院"})
+    claim = browser.submit(
+        "/claims/new",
+        "/claims/new",
+        {
+            "membership_id": str(membership_id),
+            "illness_code": "CI01",
+            "diagnosed_on": (clock.now().date() - timedelta(days=2)).isoformat(),
+            "hospital": "医院",
+        },
+    )
     ref = claim.headers["location"].split("/claims/")[1].split("?")[0]
     headers = {"X-CSRF-Token": csrf(browser.get(f"/claims/{ref}").text)}
-    upload_id = browser.client.post(f"/claims/{ref}/uploads", headers=headers, data={
-        "size": "100", "media_type": "image/jpeg"}).json()["upload_id"]
+    upload_id = browser.client.post(
+        f"/claims/{ref}/uploads", headers=headers, data={"size": "100", "media_type": "image/jpeg"}
+    ).json()["upload_id"]
     with TestClient(client.app, base_url="http://localhost") as other_client:
         other = Browser(other_client)
         other.log_in(phone_of(ctx, account(ctx).account_id))
         token = {"X-CSRF-Token": csrf(other.get("/me").text)}
-        response = other_client.put(f"/claims/{ref}/uploads/{upload_id}?offset=0",
-                                    headers=token, content=b"x" * 100)
+        response = other_client.put(
+            f"/claims/{ref}/uploads/{upload_id}?offset=0", headers=token, content=b"x" * 100
+        )
         assert response.status_code == 404
 
 
@@ -163,16 +225,26 @@ def test_a_member_follows_a_claim_answers_a_request_and_disputes_a_rejection(
 ) -> None:
     browser, membership_id = _covered(ctx, clock, client)
     member_id = int(browser.get("/me/data.json").json()["account"]["id"])
-    claim = report_claim(ctx, Actor(member_id, Role.MEMBER), ClaimReport(
-        membership_id, "CI01", clock.now().date() - timedelta(days=3), "医院"))
+    claim = report_claim(
+        ctx,
+        Actor(member_id, Role.MEMBER),
+        ClaimReport(membership_id, "CI01", clock.now().date() - timedelta(days=3), "医院"),
+    )
     reviewer = account(ctx, Role.REVIEWER)
     start_review(ctx, reviewer, claim.ref)
-    decide_claim(ctx, reviewer, claim.ref, approve=False,
-                 reason_code=RejectionReason.WAITING_PERIOD, note="诊断日期在等待期内")
+    decide_claim(
+        ctx,
+        reviewer,
+        claim.ref,
+        approve=False,
+        reason_code=RejectionReason.WAITING_PERIOD,
+        note="诊断日期在等待期内",
+    )
     page = browser.get(f"/claims/{claim.ref}").text
     assert "在等待期内确诊" in page and "诊断日期在等待期内——如不同意此决定" in page
-    disputed = browser.submit(f"/claims/{claim.ref}", f"/claims/{claim.ref}/dispute",
-                              {"reason": "等待期计算有误"})
+    disputed = browser.submit(
+        f"/claims/{claim.ref}", f"/claims/{claim.ref}/dispute", {"reason": "等待期计算有误"}
+    )
     assert disputed.headers["location"].endswith("ok=disputed")
     assert "评审团投票中" in browser.get(f"/claims/{claim.ref}").text
     messages = browser.get("/me/notifications").text
@@ -186,20 +258,27 @@ def test_a_member_answers_a_document_request_and_withdraws_only_after_confirming
 
     browser, membership_id = _covered(ctx, clock, client)
     member = Actor(int(browser.get("/me/data.json").json()["account"]["id"]), Role.MEMBER)
-    claim = report_claim(ctx, member, ClaimReport(
-        membership_id, "CI01", clock.now().date() - timedelta(days=3), "医院"))
+    claim = report_claim(
+        ctx,
+        member,
+        ClaimReport(membership_id, "CI01", clock.now().date() - timedelta(days=3), "医院"),
+    )
     reviewer, investigator = account(ctx, Role.REVIEWER), account(ctx, Role.INVESTIGATOR)
     start_review(ctx, reviewer, claim.ref)
     assign_investigation(ctx, reviewer, claim.ref, investigator.account_id)
     request_documents(ctx, investigator, claim.ref, "请补充出院小结")
-    provided = browser.submit(f"/claims/{claim.ref}", f"/claims/{claim.ref}/documents-provided",
-                              {"note": "已上传出院小结"})
+    provided = browser.submit(
+        f"/claims/{claim.ref}",
+        f"/claims/{claim.ref}/documents-provided",
+        {"note": "已上传出院小结"},
+    )
     assert provided.headers["location"].endswith("ok=documents_provided")
     unconfirmed = browser.submit(f"/claims/{claim.ref}", f"/claims/{claim.ref}/withdraw", {})
     assert unconfirmed.status_code == 422 and "请勾选以确认" in unconfirmed.text
     assert get_claim(ctx, member, claim.ref).state != "withdrawn"
-    withdrawn = browser.submit(f"/claims/{claim.ref}", f"/claims/{claim.ref}/withdraw",
-                               {"confirm": "yes"})
+    withdrawn = browser.submit(
+        f"/claims/{claim.ref}", f"/claims/{claim.ref}/withdraw", {"confirm": "yes"}
+    )
     assert withdrawn.headers["location"].endswith("ok=done")
     assert get_claim(ctx, member, claim.ref).state == "withdrawn"
 
@@ -210,14 +289,21 @@ def test_a_covered_member_objects_once_to_a_published_case(
     case = published_case(ctx, clock)
     browser, _ = _covered(ctx, clock, client)
     assert "对此案例提出异议" in browser.get("/plans/xhb-main/notices").text
-    short = browser.submit(f"/claims/{case.ref}/objection", f"/claims/{case.ref}/objection",
-                           {"reason": "太短"})
+    short = browser.submit(
+        f"/claims/{case.ref}/objection", f"/claims/{case.ref}/objection", {"reason": "太短"}
+    )
     assert short.status_code == 422 and "请用10至2,000个字说明理由" in short.text
-    filed = browser.submit(f"/claims/{case.ref}/objection", f"/claims/{case.ref}/objection",
-                           {"reason": "我认识她,她在加入之前就已经确诊了。"})
+    filed = browser.submit(
+        f"/claims/{case.ref}/objection",
+        f"/claims/{case.ref}/objection",
+        {"reason": "我认识她,她在加入之前就已经确诊了。"},
+    )
     assert filed.headers["location"] == "/me?ok=objected"
-    twice = browser.submit(f"/claims/{case.ref}/objection", f"/claims/{case.ref}/objection",
-                           {"reason": "我认识她,她在加入之前就已经确诊了。"})
+    twice = browser.submit(
+        f"/claims/{case.ref}/objection",
+        f"/claims/{case.ref}/objection",
+        {"reason": "我认识她,她在加入之前就已经确诊了。"},
+    )
     assert "您已对此案例提出过异议" in twice.text
     assert "待处理" in browser.get("/me").text
 
@@ -226,28 +312,45 @@ def test_a_member_certifies_as_a_juror_and_votes_after_reading_the_file(
     ctx: ServiceContext, clock: FixedClock, client: TestClient
 ) -> None:
     appellant, membership = covered_member(ctx, clock, date(1979, 9, 9))
-    claim = report_claim(ctx, appellant, ClaimReport(membership.id, "CI02",
-                                                     clock.now().date() - timedelta(days=3), "医院"))
+    claim = report_claim(
+        ctx,
+        appellant,
+        ClaimReport(membership.id, "CI02", clock.now().date() - timedelta(days=3), "医院"),
+    )
     reviewer = account(ctx, Role.REVIEWER)
     start_review(ctx, reviewer, claim.ref)
-    decide_claim(ctx, reviewer, claim.ref, approve=False,
-                 reason_code=RejectionReason.INSUFFICIENT_EVIDENCE, note="缺少诊断证明")
+    decide_claim(
+        ctx,
+        reviewer,
+        claim.ref,
+        approve=False,
+        reason_code=RejectionReason.INSUFFICIENT_EVIDENCE,
+        note="缺少诊断证明",
+    )
     dispute_rejection(ctx, appellant, claim.ref, "已补交")
     juror, _ = _covered(ctx, clock, client)
     assert "参加评审员测验" in juror.get("/jury").text
-    wrong = juror.submit("/jury/certification", "/jury/certification",
-                         {q.code: q.choices[0] for q in CERTIFICATION_QUIZ})
+    wrong = juror.submit(
+        "/jury/certification",
+        "/jury/certification",
+        {q.code: q.choices[0] for q in CERTIFICATION_QUIZ},
+    )
     assert wrong.status_code == 422 and "个答案不正确" in wrong.text
-    passed = juror.submit("/jury/certification", "/jury/certification",
-                          {q.code: q.answer for q in CERTIFICATION_QUIZ})
+    passed = juror.submit(
+        "/jury/certification", "/jury/certification", {q.code: q.answer for q in CERTIFICATION_QUIZ}
+    )
     assert passed.headers["location"] == "/jury?ok=certified"
     home = juror.get("/jury").text
     case_id = home.split('href="/jury/cases/')[1].split('"')[0]
-    unread = juror.submit(f"/jury/cases/{case_id}", f"/jury/cases/{case_id}/vote",
-                          {"choice": "approve"})
+    unread = juror.submit(
+        f"/jury/cases/{case_id}", f"/jury/cases/{case_id}/vote", {"choice": "approve"}
+    )
     assert unread.status_code == 422 and "请先回答关于案例材料的问题" in unread.text
-    voted = juror.submit(f"/jury/cases/{case_id}", f"/jury/cases/{case_id}/vote", {
-        "choice": "approve", "quiz.illness": "CI02", "quiz.age_band": "40-49"})
+    voted = juror.submit(
+        f"/jury/cases/{case_id}",
+        f"/jury/cases/{case_id}/vote",
+        {"choice": "approve", "quiz.illness": "CI02", "quiz.age_band": "40-49"},
+    )
     assert voted.headers["location"] == "/jury?ok=voted"
     votes = juror.get("/jury").text
     assert claim.ref in votes and "投票中" in votes
@@ -269,11 +372,15 @@ def test_a_member_downloads_her_data_and_leaves_the_plan(
     table = browser.get("/me/data.csv")
     assert table.headers["content-type"].startswith("text/csv")
     assert f"membership,{membership_id},xhb-main," in table.text
-    unconfirmed = browser.submit(f"/me/memberships/{membership_id}/leave",
-                                 f"/me/memberships/{membership_id}/leave", {})
+    unconfirmed = browser.submit(
+        f"/me/memberships/{membership_id}/leave", f"/me/memberships/{membership_id}/leave", {}
+    )
     assert unconfirmed.status_code == 422 and "请勾选以确认" in unconfirmed.text
-    left = browser.submit(f"/me/memberships/{membership_id}/leave",
-                          f"/me/memberships/{membership_id}/leave", {"confirm": "yes"})
+    left = browser.submit(
+        f"/me/memberships/{membership_id}/leave",
+        f"/me/memberships/{membership_id}/leave",
+        {"confirm": "yes"},
+    )
     assert left.headers["location"] == "/me?ok=left"
     assert "已退出计划" in browser.get("/me").text
 

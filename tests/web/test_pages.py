@@ -16,14 +16,24 @@ from mutualaid.services.context import ServiceContext
 from mutualaid.services.transparency import LogConfig, publish_checkpoint
 from mutualaid.transparency.notes import generate_signer_key
 
-PUBLIC_PAGES = ["/", "/plans/xhb-main", "/notices", "/plans/xhb-main/notices",
-                "/plans/xhb-main/statistics", "/transparency", "/login", "/register"]
+PUBLIC_PAGES = [
+    "/",
+    "/plans/xhb-main",
+    "/notices",
+    "/plans/xhb-main/notices",
+    "/plans/xhb-main/statistics",
+    "/transparency",
+    "/login",
+    "/register",
+]
 
 
-@pytest.mark.parametrize(("lang", "html_lang", "word"), [
-    ("zh_CN", "zh-CN", "互助计划"), ("en", "en", "Mutual aid")])
-def test_public_pages_render_in_both_languages(client: TestClient, lang: str, html_lang: str,
-                                               word: str) -> None:
+@pytest.mark.parametrize(
+    ("lang", "html_lang", "word"), [("zh_CN", "zh-CN", "互助计划"), ("en", "en", "Mutual aid")]
+)
+def test_public_pages_render_in_both_languages(
+    client: TestClient, lang: str, html_lang: str, word: str
+) -> None:
     for path in PUBLIC_PAGES:
         response = client.get(f"{path}?lang={lang}")
         assert response.status_code == 200, path
@@ -93,7 +103,9 @@ class _Inputs(HTMLParser):
             if values.get("for"):
                 self.label_for.add(str(values["for"]))
         elif tag in ("input", "select", "textarea") and values.get("type") not in (
-                "hidden", "submit"):
+            "hidden",
+            "submit",
+        ):
             self.controls.append({**values, "wrapped": "yes" if self._label_depth else None})
 
     def handle_endtag(self, tag: str) -> None:
@@ -101,11 +113,19 @@ class _Inputs(HTMLParser):
             self._label_depth -= 1
 
 
-def test_every_form_control_has_a_label(ctx: ServiceContext, clock: FixedClock,
-                                        browser: Browser) -> None:
+def test_every_form_control_has_a_label(
+    ctx: ServiceContext, clock: FixedClock, browser: Browser
+) -> None:
     case = published_case(ctx, clock)
-    pages = ["/login", "/register", "/plans/xhb-main/join", "/me", "/claims/new",
-             f"/claims/{case.ref}/objection", "/jury/certification"]
+    pages = [
+        "/login",
+        "/register",
+        "/plans/xhb-main/join",
+        "/me",
+        "/claims/new",
+        f"/claims/{case.ref}/objection",
+        "/jury/certification",
+    ]
     member = account(ctx)
     browser.log_in(phone_of(ctx, member.account_id))
     checked = 0
@@ -119,8 +139,13 @@ def test_every_form_control_has_a_label(ctx: ServiceContext, clock: FixedClock,
     staff = Browser(browser.client)
     staff.submit("/me", "/logout", {})
     staff.log_in(phone_of(ctx, account(ctx, Role.OPERATOR).account_id))
-    for path in ("/staff", f"/staff/claims/{case.ref}", "/staff/audit", "/staff/plans/xhb-main",
-                 "/staff/plans/xhb-main/periods"):
+    for path in (
+        "/staff",
+        f"/staff/claims/{case.ref}",
+        "/staff/audit",
+        "/staff/plans/xhb-main",
+        "/staff/plans/xhb-main/periods",
+    ):
         parser = _Inputs()
         parser.feed(staff.get(path).text)
         for control in parser.controls:

@@ -18,8 +18,10 @@ URL = "/staff/reports?plan=xhb-main&from_on=2026-01-01&to_on=2026-03-01"
 
 
 def svgs(html: str) -> list[ElementTree.Element]:
-    return [ElementTree.fromstring(svg) for svg in re.findall(r"<svg class=\"chart\".*?</svg>",
-                                                              html, flags=re.S)]
+    return [
+        ElementTree.fromstring(svg)
+        for svg in re.findall(r"<svg class=\"chart\".*?</svg>", html, flags=re.S)
+    ]
 
 
 def test_an_operator_sees_every_section_with_charts_and_tables_in_chinese(
@@ -31,8 +33,16 @@ def test_an_operator_sees_every_section_with_charts_and_tables_in_chinese(
     assert response.status_code == 200, response.text
     page = response.text
     assert 'href="/staff/reports"' in page  # in the staff navigation
-    for heading in ("报表", "会员流动", "每人分摊", "病种", "省份", "从申请到决定", "异议与评审团",
-                    "各年龄段的公平性"):
+    for heading in (
+        "报表",
+        "会员流动",
+        "每人分摊",
+        "病种",
+        "省份",
+        "从申请到决定",
+        "异议与评审团",
+        "各年龄段的公平性",
+    ):
         assert heading in page, heading
     charts = svgs(page)
     assert len(charts) == 8  # flows, active, share, illness, age, province, decisions, fairness
@@ -69,8 +79,9 @@ def test_a_backwards_window_is_shown_next_to_the_field_and_reviewers_are_refused
     assert 'href="/staff/reports"' not in reviewer.get("/staff").text
 
 
-def test_an_empty_plan_shows_the_page_without_charts(ctx: ServiceContext, client: TestClient
-                                                     ) -> None:
+def test_an_empty_plan_shows_the_page_without_charts(
+    ctx: ServiceContext, client: TestClient
+) -> None:
     browser, _ = staff_browser(ctx, client, Role.OPERATOR)
     page = browser.get("/staff/reports?plan=xhb-elderly-cancer").text
     assert "还没有成员。" in page and "此期间没有申请案例。" in page
@@ -80,8 +91,11 @@ def test_an_empty_plan_shows_the_page_without_charts(ctx: ServiceContext, client
 def test_chart_labels_are_escaped_and_negative_values_hang_below_zero() -> None:
     from mutualaid.web.charts import bar_groups, column_chart
 
-    chart = ElementTree.fromstring(column_chart("flows <b>", ["<script>", "b"],
-                                                [("in", [3, None], "ok"), ("out", [-1, -2], "warn")]))
+    chart = ElementTree.fromstring(
+        column_chart(
+            "flows <b>", ["<script>", "b"], [("in", [3, None], "ok"), ("out", [-1, -2], "warn")]
+        )
+    )
     assert chart.findtext("title") == "flows <b>"
     texts = [t.text for t in chart.iter("text")]
     assert "<script>" in texts  # as text, not markup
@@ -90,6 +104,7 @@ def test_chart_labels_are_escaped_and_negative_values_hang_below_zero() -> None:
     assert float(bars["<script> · in: 3"].get("y", "0")) < zero  # above the zero line
     assert float(bars["b · out: -2"].get("y", "0")) == zero  # hangs below it
     assert "b · in" not in " ".join(bars)  # no value, no bar
-    grouped = ElementTree.fromstring(bar_groups("fair", ["0-4"], [("uniform", [None], "warn")],
-                                                reference=1))
+    grouped = ElementTree.fromstring(
+        bar_groups("fair", ["0-4"], [("uniform", [None], "warn")], reference=1)
+    )
     assert "—" in [t.text for t in grouped.iter("text")]

@@ -22,27 +22,38 @@ from mutualaid.web.pages import PageRoute
 
 def test_a_form_without_its_csrf_token_is_refused(client: TestClient) -> None:
     client.get("/register")
-    response = client.post("/register", data={"phone": "13900001111", "password": PASSWORD,
-                                              "password_again": PASSWORD})
+    response = client.post(
+        "/register", data={"phone": "13900001111", "password": PASSWORD, "password_again": PASSWORD}
+    )
     assert response.status_code == 403
     assert "csrf" not in response.text.lower() or "表单已过期" in response.text
 
 
 def test_a_csrf_token_from_another_browser_is_refused(ctx: ServiceContext, plans: None) -> None:
     app = create_app(ctx)
-    with TestClient(app, base_url="http://localhost") as mine, \
-            TestClient(app, base_url="http://localhost") as theirs:
+    with (
+        TestClient(app, base_url="http://localhost") as mine,
+        TestClient(app, base_url="http://localhost") as theirs,
+    ):
         stolen = csrf(theirs.get("/register").text)
         mine.get("/register")
-        response = mine.post("/register", data={"csrf_token": stolen, "phone": "13900001111",
-                                                "password": PASSWORD, "password_again": PASSWORD})
+        response = mine.post(
+            "/register",
+            data={
+                "csrf_token": stolen,
+                "phone": "13900001111",
+                "password": PASSWORD,
+                "password_again": PASSWORD,
+            },
+        )
     assert response.status_code == 403
 
 
 def test_the_csrf_header_is_accepted_for_script_requests(browser: Browser) -> None:
     token = csrf(browser.get("/login").text)
-    response = browser.client.post("/logout", headers={"X-CSRF-Token": token},
-                                   follow_redirects=False)
+    response = browser.client.post(
+        "/logout", headers={"X-CSRF-Token": token}, follow_redirects=False
+    )
     assert response.status_code == 303
 
 
@@ -65,11 +76,21 @@ def test_the_session_cookie_is_http_only_same_site_and_secure_off_localhost(
     app = create_app(ctx)
     with TestClient(app, base_url="https://mutualaid.example") as client:
         token = csrf(client.get("/login").text)
-        response = client.post("/login", data={"csrf_token": token, "phone": phone_of(
-            ctx, actor.account_id), "password": PASSWORD}, follow_redirects=False)
+        response = client.post(
+            "/login",
+            data={
+                "csrf_token": token,
+                "phone": phone_of(ctx, actor.account_id),
+                "password": PASSWORD,
+            },
+            follow_redirects=False,
+        )
     assert response.status_code == 303
-    cookie = next(v for k, v in response.headers.multi_items()
-                  if k == "set-cookie" and v.startswith("ma_session="))
+    cookie = next(
+        v
+        for k, v in response.headers.multi_items()
+        if k == "set-cookie" and v.startswith("ma_session=")
+    )
     assert "HttpOnly" in cookie and "SameSite=lax" in cookie and "Secure" in cookie
 
 
@@ -97,28 +118,35 @@ def test_logins_are_refused_after_five_failures_for_a_phone_for_fifteen_minutes(
     assert "登录失败次数过多" in refused.text
     # Another phone from the same address is not blocked by this phone's failures.
     other = phone_of(ctx, account(ctx).account_id)
-    assert browser.submit("/login", "/login", {"phone": other, "password": PASSWORD}
-                          ).status_code == 303
+    assert (
+        browser.submit("/login", "/login", {"phone": other, "password": PASSWORD}).status_code
+        == 303
+    )
     clock.advance(timedelta(minutes=16))
-    assert browser.submit("/login", "/login", {"phone": phone, "password": PASSWORD}
-                          ).status_code == 303
+    assert (
+        browser.submit("/login", "/login", {"phone": phone, "password": PASSWORD}).status_code
+        == 303
+    )
 
 
 def test_after_login_only_local_pages_are_followed(ctx: ServiceContext, browser: Browser) -> None:
     phone = phone_of(ctx, account(ctx).account_id)
     for target in ("//evil.example/x", "https://evil.example/", "/\\evil.example"):
-        response = browser.submit(f"/login?next={target}", "/login",
-                                  {"phone": phone, "password": PASSWORD, "next": target})
+        response = browser.submit(
+            f"/login?next={target}",
+            "/login",
+            {"phone": phone, "password": PASSWORD, "next": target},
+        )
         assert response.headers["location"].startswith("/me"), target
 
 
-ANONYMOUS_ALLOWED = re.compile(
-    r"^/($|plans/|notices|transparency|verify/|login|register|static)")
+ANONYMOUS_ALLOWED = re.compile(r"^/($|plans/|notices|transparency|verify/|login|register|static)")
 
 
 def page_routes() -> list[APIRoute]:
-    routes = [r for module in (public, members, claims, juries, staff)
-              for r in module.router.routes]
+    routes = [
+        r for module in (public, members, claims, juries, staff) for r in module.router.routes
+    ]
     assert all(isinstance(r, PageRoute) for r in routes)
     return routes  # type: ignore[return-value]
 
@@ -155,14 +183,20 @@ def test_the_operators_desk_and_the_audit_log_are_refused_to_other_staff(
     ctx: ServiceContext, browser: Browser, role: Role
 ) -> None:
     browser.log_in(phone_of(ctx, account(ctx, role).account_id))
-    for path in ("/staff/audit", "/staff/operations", "/staff/dashboard",
-                 "/staff/plans/xhb-main", "/staff/plans/xhb-main/periods"):
+    for path in (
+        "/staff/audit",
+        "/staff/operations",
+        "/staff/dashboard",
+        "/staff/plans/xhb-main",
+        "/staff/plans/xhb-main/periods",
+    ):
         assert browser.get(path).status_code == 403, path
     assert browser.get("/staff").status_code == 200
 
 
-def test_staff_pages_refuse_members_pages_meant_for_members(ctx: ServiceContext,
-                                                           browser: Browser) -> None:
+def test_staff_pages_refuse_members_pages_meant_for_members(
+    ctx: ServiceContext, browser: Browser
+) -> None:
     browser.log_in(phone_of(ctx, account(ctx, Role.OPERATOR).account_id))
     for path in ("/claims/new", "/jury", "/plans/xhb-main/join"):
         assert browser.get(path).status_code == 403, path

@@ -40,8 +40,11 @@ def test_a_reviewer_who_investigated_sees_and_meets_the_separated_duties(
     ctx: ServiceContext, clock: FixedClock, client: TestClient
 ) -> None:
     member, membership = covered_member(ctx, clock)
-    claim = report_claim(ctx, member, ClaimReport(membership.id, "CI01",
-                                                  clock.now().date() - timedelta(days=1), "医院"))
+    claim = report_claim(
+        ctx,
+        member,
+        ClaimReport(membership.id, "CI01", clock.now().date() - timedelta(days=1), "医院"),
+    )
     browser, reviewer_id = staff_browser(ctx, client, Role.REVIEWER)
     other = account(ctx, Role.REVIEWER)
     start_review(ctx, other, claim.ref)
@@ -50,8 +53,9 @@ def test_a_reviewer_who_investigated_sees_and_meets_the_separated_duties(
     page = browser.get(f"/staff/claims/{claim.ref}").text
     assert 'id="separated-duties"' in page and "职责分离" in page
     assert f'action="/staff/claims/{claim.ref}/decision"' not in page
-    forced = browser.client.post(f"/staff/claims/{claim.ref}/decision", data={
-        "csrf_token": csrf(page), "outcome": "approve"})
+    forced = browser.client.post(
+        f"/staff/claims/{claim.ref}/decision", data={"csrf_token": csrf(page), "outcome": "approve"}
+    )
     assert forced.status_code == 422
     assert "调查员不能同时决定同一申请" in forced.text
 
@@ -60,8 +64,11 @@ def test_the_queue_filters_and_answers_htmx_with_the_rows_only(
     ctx: ServiceContext, clock: FixedClock, client: TestClient
 ) -> None:
     member, membership = covered_member(ctx, clock)
-    claim = report_claim(ctx, member, ClaimReport(membership.id, "CI01",
-                                                  clock.now().date() - timedelta(days=1), "医院"))
+    claim = report_claim(
+        ctx,
+        member,
+        ClaimReport(membership.id, "CI01", clock.now().date() - timedelta(days=1), "医院"),
+    )
     browser, _ = staff_browser(ctx, client, Role.REVIEWER)
     assert claim.ref in browser.get("/staff").text
     assert claim.ref not in browser.get("/staff?state=approved").text
@@ -75,8 +82,11 @@ def test_documents_open_in_the_viewer_and_every_opening_is_audited(
     ctx: ServiceContext, clock: FixedClock, client: TestClient
 ) -> None:
     member, membership = covered_member(ctx, clock)
-    claim = report_claim(ctx, member, ClaimReport(membership.id, "CI01",
-                                                  clock.now().date() - timedelta(days=1), "医院"))
+    claim = report_claim(
+        ctx,
+        member,
+        ClaimReport(membership.id, "CI01", clock.now().date() - timedelta(days=1), "医院"),
+    )
     evidence = add_evidence(ctx, member, claim.ref, [JPEG], "image/jpeg", "诊断证明")
     browser, _ = staff_browser(ctx, client, Role.REVIEWER)
     viewer = browser.get(f"/staff/claims/{claim.ref}/evidence/{evidence.id}").text
@@ -89,8 +99,10 @@ def test_documents_open_in_the_viewer_and_every_opening_is_audited(
     member_browser = Browser(client)
     member_browser.client.cookies.clear()
     member_browser.log_in(phone_of(ctx, member.account_id))
-    assert member_browser.get(
-        f"/staff/claims/{claim.ref}/evidence/{evidence.id}/file").status_code == 403
+    assert (
+        member_browser.get(f"/staff/claims/{claim.ref}/evidence/{evidence.id}/file").status_code
+        == 403
+    )
 
 
 def test_an_objection_is_reviewed_from_the_case_file(
@@ -101,12 +113,17 @@ def test_an_objection_is_reviewed_from_the_case_file(
     objection = object_to_claim(ctx, objector, case.ref, "she was ill before joining the plan")
     browser, _ = staff_browser(ctx, client, Role.REVIEWER)
     assert case.ref in browser.get("/staff/objections").text
-    unexplained = browser.submit(f"/staff/claims/{case.ref}",
-                                 f"/staff/objections/{objection.id}/review",
-                                 {"claim_ref": case.ref, "outcome": "dismiss"})
+    unexplained = browser.submit(
+        f"/staff/claims/{case.ref}",
+        f"/staff/objections/{objection.id}/review",
+        {"claim_ref": case.ref, "outcome": "dismiss"},
+    )
     assert unexplained.status_code == 422 and "请说明对异议的处理理由" in unexplained.text
-    done = browser.submit(f"/staff/claims/{case.ref}", f"/staff/objections/{objection.id}/review",
-                          {"claim_ref": case.ref, "outcome": "dismiss", "note": "病历显示加入后确诊"})
+    done = browser.submit(
+        f"/staff/claims/{case.ref}",
+        f"/staff/objections/{objection.id}/review",
+        {"claim_ref": case.ref, "outcome": "dismiss", "note": "病历显示加入后确诊"},
+    )
     assert done.headers["location"] == f"/staff/claims/{case.ref}?ok=done"
     assert "驳回" in browser.get(f"/staff/claims/{case.ref}").text
 
@@ -117,21 +134,27 @@ def test_a_malformed_plan_file_is_refused_key_by_key_and_a_good_one_is_published
     browser, _ = staff_browser(ctx, client, Role.OPERATOR)
     source = read_plan_file("xhb-main.toml")
     broken = source.replace("amount_fen = 10_000_000", 'amount_fen = "lots"', 1)
-    refused = browser.submit("/staff/plans/xhb-main", "/staff/plans/xhb-main/versions",
-                             {"source": broken})
+    refused = browser.submit(
+        "/staff/plans/xhb-main", "/staff/plans/xhb-main/versions", {"source": broken}
+    )
     assert refused.status_code == 422
     assert "<code>payout_bands[1].amount_fen</code>" in refused.text
-    assert 'amount_fen = &#34;lots&#34;' in refused.text  # what was typed is kept
+    assert "amount_fen = &#34;lots&#34;" in refused.text  # what was typed is kept
     changed = source.replace("publicity_length_days = 3", "publicity_length_days = 5")
-    published = browser.submit("/staff/plans/xhb-main", "/staff/plans/xhb-main/versions",
-                               {"source": changed})
+    published = browser.submit(
+        "/staff/plans/xhb-main", "/staff/plans/xhb-main/versions", {"source": changed}
+    )
     assert published.headers["location"] == "/staff/plans/xhb-main?ok=plan_published"
     assert "规则第2版" in browser.get("/plans/xhb-main").text
     auditor, _ = staff_browser(ctx, client, Role.AUDITOR)
     page = auditor.get("/staff/plans/xhb-main").text
     assert 'action="/staff/plans/xhb-main/versions"' not in page
-    assert auditor.client.post("/staff/plans/xhb-main/versions", data={
-        "csrf_token": csrf(page), "source": changed}).status_code == 403
+    assert (
+        auditor.client.post(
+            "/staff/plans/xhb-main/versions", data={"csrf_token": csrf(page), "source": changed}
+        ).status_code
+        == 403
+    )
 
 
 def test_the_operator_previews_then_closes_a_period_and_the_member_checks_her_charge(
@@ -140,19 +163,28 @@ def test_the_operator_previews_then_closes_a_period_and_the_member_checks_her_ch
     case = published_case(ctx, clock)
     operator = account(ctx, Role.OPERATOR)
     publicity_on = clock.now().date()
-    clock.set(datetime.combine(publicity_on + timedelta(days=4), time(9),
-                               tzinfo=ZoneInfo("Asia/Shanghai")))
+    clock.set(
+        datetime.combine(
+            publicity_on + timedelta(days=4), time(9), tzinfo=ZoneInfo("Asia/Shanghai")
+        )
+    )
     run_publicity(ctx, "xhb-main", operator)  # publicity is over: the case is approved
-    next_day = date(publicity_on.year, publicity_on.month, 21) if publicity_on.day == 7 else \
-        date(publicity_on.year + (publicity_on.month == 12), publicity_on.month % 12 + 1, 7)
+    next_day = (
+        date(publicity_on.year, publicity_on.month, 21)
+        if publicity_on.day == 7
+        else date(publicity_on.year + (publicity_on.month == 12), publicity_on.month % 12 + 1, 7)
+    )
     browser, _ = staff_browser(ctx, client, Role.OPERATOR)
     early = browser.get(f"/staff/plans/xhb-main/periods?on={next_day}").text
     assert "本期可在" in early and 'id="close-period"' not in early
     clock.set(datetime.combine(next_day, time(10), tzinfo=ZoneInfo("Asia/Shanghai")))
     preview = browser.get("/staff/plans/xhb-main/periods").text
     assert 'id="close-period"' in preview and "¥300,000.00" in preview
-    closed = browser.submit("/staff/plans/xhb-main/periods", "/staff/plans/xhb-main/periods/close",
-                            {"on": next_day.isoformat()})
+    closed = browser.submit(
+        "/staff/plans/xhb-main/periods",
+        "/staff/plans/xhb-main/periods/close",
+        {"on": next_day.isoformat()},
+    )
     assert closed.headers["location"] == "/staff/plans/xhb-main/periods?ok=period_closed"
     export = browser.get(f"/staff/plans/xhb-main/periods/{next_day}/collection.csv")
     header, *lines = export.text.splitlines()
@@ -170,8 +202,9 @@ def test_the_operator_previews_then_closes_a_period_and_the_member_checks_her_ch
     assert "¥0.10" in public.get("/plans/xhb-main/statistics").text
 
 
-def test_audit_search_pages_and_filters(ctx: ServiceContext, client: TestClient,
-                                        browser: Browser) -> None:
+def test_audit_search_pages_and_filters(
+    ctx: ServiceContext, client: TestClient, browser: Browser
+) -> None:
     browser.submit("/login", "/login", {"phone": "13999999999", "password": "wrong password"})
     auditor, _ = staff_browser(ctx, client, Role.AUDITOR)
     failed = auditor.get("/staff/audit?action=login_failed").text

@@ -43,8 +43,9 @@ class Session(BaseModel):
 
 @router.post("/accounts", status_code=status.HTTP_201_CREATED, response_model=None)
 def register(body: Registration, ctx: Context) -> AccountView:
-    return register_account(ctx, body.phone, body.password, display_name=body.display_name,
-                            locale=body.locale)
+    return register_account(
+        ctx, body.phone, body.password, display_name=body.display_name, locale=body.locale
+    )
 
 
 @router.post("/sessions", status_code=status.HTTP_201_CREATED)

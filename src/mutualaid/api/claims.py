@@ -90,12 +90,24 @@ class ObjectionReview(BaseModel):
 
 
 @router.post("/claims", status_code=status.HTTP_201_CREATED, response_model=None)
-def report(body: NewClaim, ctx: Context, actor: CurrentActor, key: IdempotencyKey = None) -> ClaimView:
+def report(
+    body: NewClaim, ctx: Context, actor: CurrentActor, key: IdempotencyKey = None
+) -> ClaimView:
     """Report a claim for a covered family member. The payout follows from the plan's schedule."""
-    return report_claim(ctx, actor, ClaimReport(body.membership_id, body.illness_code,
-                                                body.diagnosed_on, body.hospital, body.accident,
-                                                links=body.links, scheme_code=body.scheme_code),
-                        idempotency_key=key)
+    return report_claim(
+        ctx,
+        actor,
+        ClaimReport(
+            body.membership_id,
+            body.illness_code,
+            body.diagnosed_on,
+            body.hospital,
+            body.accident,
+            links=body.links,
+            scheme_code=body.scheme_code,
+        ),
+        idempotency_key=key,
+    )
 
 
 @router.get("/claims/{ref}", response_model=None)
@@ -111,14 +123,24 @@ def timeline(ref: str, ctx: Context, actor: CurrentActor) -> list[TimelineEntry]
 
 @router.get("/claims", response_model=None)
 def queue(
-    ctx: Context, actor: CurrentActor,
-    state: Annotated[list[ClaimState] | None, Query()] = None, plan: str | None = None,
-    assigned_to_me: bool = False, after_id: Annotated[int, Query(ge=0)] = 0,
+    ctx: Context,
+    actor: CurrentActor,
+    state: Annotated[list[ClaimState] | None, Query()] = None,
+    plan: str | None = None,
+    assigned_to_me: bool = False,
+    after_id: Annotated[int, Query(ge=0)] = 0,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> list[QueueItem]:
     """Staff work queue, filtered by state, plan and assignment."""
-    return work_queue(ctx, actor, states=state, plan_code=plan, assigned_to_me=assigned_to_me,
-                      after_id=after_id, limit=limit)
+    return work_queue(
+        ctx,
+        actor,
+        states=state,
+        plan_code=plan,
+        assigned_to_me=assigned_to_me,
+        after_id=after_id,
+        limit=limit,
+    )
 
 
 @router.post("/claims/{ref}/review", response_model=None)
@@ -127,36 +149,49 @@ def review(ref: str, ctx: Context, actor: CurrentActor, key: IdempotencyKey = No
 
 
 @router.post("/claims/{ref}/investigation", response_model=None)
-def investigate(ref: str, body: Assignment, ctx: Context, actor: CurrentActor,
-                key: IdempotencyKey = None) -> ClaimView:
+def investigate(
+    ref: str, body: Assignment, ctx: Context, actor: CurrentActor, key: IdempotencyKey = None
+) -> ClaimView:
     return assign_investigation(ctx, actor, ref, body.investigator_id, idempotency_key=key)
 
 
 @router.post("/claims/{ref}/document-requests", response_model=None)
-def ask_documents(ref: str, body: Message, ctx: Context, actor: CurrentActor,
-                  key: IdempotencyKey = None) -> ClaimView:
+def ask_documents(
+    ref: str, body: Message, ctx: Context, actor: CurrentActor, key: IdempotencyKey = None
+) -> ClaimView:
     return request_documents(ctx, actor, ref, body.message, idempotency_key=key)
 
 
 @router.post("/claims/{ref}/documents-provided", response_model=None)
-def documents_provided(ref: str, body: Note, ctx: Context, actor: CurrentActor,
-                       key: IdempotencyKey = None) -> ClaimView:
+def documents_provided(
+    ref: str, body: Note, ctx: Context, actor: CurrentActor, key: IdempotencyKey = None
+) -> ClaimView:
     return provide_documents(ctx, actor, ref, body.note, idempotency_key=key)
 
 
 @router.post("/claims/{ref}/investigation-report", response_model=None)
-def investigation_report(ref: str, body: Report, ctx: Context, actor: CurrentActor,
-                         key: IdempotencyKey = None) -> ClaimView:
-    return file_investigation_report(ctx, actor, ref, body.findings, body.recommendation,
-                                     body.cost_fen, idempotency_key=key)
+def investigation_report(
+    ref: str, body: Report, ctx: Context, actor: CurrentActor, key: IdempotencyKey = None
+) -> ClaimView:
+    return file_investigation_report(
+        ctx, actor, ref, body.findings, body.recommendation, body.cost_fen, idempotency_key=key
+    )
 
 
 @router.post("/claims/{ref}/decision", response_model=None)
-def decision(ref: str, body: Decision, ctx: Context, actor: CurrentActor,
-             key: IdempotencyKey = None) -> ClaimView:
+def decision(
+    ref: str, body: Decision, ctx: Context, actor: CurrentActor, key: IdempotencyKey = None
+) -> ClaimView:
     """Independent re-review. The investigator of the claim may not decide it."""
-    return decide_claim(ctx, actor, ref, approve=body.approve, reason_code=body.reason_code,
-                        note=body.note, idempotency_key=key)
+    return decide_claim(
+        ctx,
+        actor,
+        ref,
+        approve=body.approve,
+        reason_code=body.reason_code,
+        note=body.note,
+        idempotency_key=key,
+    )
 
 
 @router.post("/claims/{ref}/withdrawal", response_model=None)
@@ -177,25 +212,36 @@ def publicity_job(plan_code: str, ctx: Context, actor: CurrentActor) -> Publicit
 
 
 @router.post("/claims/{ref}/objections", status_code=status.HTTP_201_CREATED, response_model=None)
-def object_(ref: str, body: NewObjection, ctx: Context, actor: CurrentActor,
-            key: IdempotencyKey = None) -> ObjectionView:
+def object_(
+    ref: str, body: NewObjection, ctx: Context, actor: CurrentActor, key: IdempotencyKey = None
+) -> ObjectionView:
     """Covered members may object once per case while it is in publicity."""
     return object_to_claim(ctx, actor, ref, body.reason, body.evidence_sha256, idempotency_key=key)
 
 
 @router.post("/objections/{objection_id}/review", response_model=None)
-def review_objection_(objection_id: int, body: ObjectionReview, ctx: Context, actor: CurrentActor,
-                      key: IdempotencyKey = None) -> ObjectionView:
-    return review_objection(ctx, actor, objection_id, uphold=body.uphold, note=body.note,
-                            idempotency_key=key)
+def review_objection_(
+    objection_id: int,
+    body: ObjectionReview,
+    ctx: Context,
+    actor: CurrentActor,
+    key: IdempotencyKey = None,
+) -> ObjectionView:
+    return review_objection(
+        ctx, actor, objection_id, uphold=body.uphold, note=body.note, idempotency_key=key
+    )
 
 
 @router.post("/claims/{ref}/evidence", status_code=status.HTTP_201_CREATED, response_model=None)
 def upload_evidence(
-    ref: str, ctx: Context, actor: CurrentActor,
+    ref: str,
+    ctx: Context,
+    actor: CurrentActor,
     file: Annotated[UploadFile, File(description="JPEG, PNG, WEBP, HEIC or PDF, up to 20 MB")],
     label: Annotated[str, Form(max_length=100)] = "document",
-    document_on: Annotated[date | None, Form(description="the date printed on the document")] = None,
+    document_on: Annotated[
+        date | None, Form(description="the date printed on the document")
+    ] = None,
 ) -> EvidenceView:
     """Attach a document. It is streamed, hashed, encrypted at rest; only its hash is public."""
 
@@ -203,8 +249,15 @@ def upload_evidence(
         while block := file.file.read(64 * 1024):
             yield block
 
-    return add_evidence(ctx, actor, ref, chunks(), file.content_type or "application/octet-stream",
-                        label, document_on)
+    return add_evidence(
+        ctx,
+        actor,
+        ref,
+        chunks(),
+        file.content_type or "application/octet-stream",
+        label,
+        document_on,
+    )
 
 
 @router.get("/claims/{ref}/evidence", response_model=None)
@@ -213,9 +266,16 @@ def evidence_list(ref: str, ctx: Context, actor: CurrentActor) -> list[EvidenceV
 
 
 @router.get("/claims/{ref}/evidence/{evidence_id}")
-def evidence_file(ref: str, evidence_id: int, ctx: Context, actor: CurrentActor) -> StreamingResponse:
+def evidence_file(
+    ref: str, evidence_id: int, ctx: Context, actor: CurrentActor
+) -> StreamingResponse:
     """Staff only; every access is audited."""
     view, content = open_evidence(ctx, actor, ref, evidence_id)
-    return StreamingResponse(content, media_type=view.media_type,
-                             headers={"Cache-Control": "no-store",
-                                      "Content-Disposition": f'inline; filename="{view.sha256[:16]}"'})
+    return StreamingResponse(
+        content,
+        media_type=view.media_type,
+        headers={
+            "Cache-Control": "no-store",
+            "Content-Disposition": f'inline; filename="{view.sha256[:16]}"',
+        },
+    )

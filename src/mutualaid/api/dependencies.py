@@ -27,7 +27,9 @@ def current_actor(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Actor:
     if credentials is None:
-        raise Unauthenticated("not_authenticated", "log in first: send Authorization: Bearer <token>")
+        raise Unauthenticated(
+            "not_authenticated", "log in first: send Authorization: Bearer <token>"
+        )
     return authenticate(ctx, credentials.credentials)
 
 
@@ -39,7 +41,9 @@ def bearer_caller(
 ) -> BearerToken:
     """The caller's token, checked by the service itself in its first read (joins only)."""
     if credentials is None:
-        raise Unauthenticated("not_authenticated", "log in first: send Authorization: Bearer <token>")
+        raise Unauthenticated(
+            "not_authenticated", "log in first: send Authorization: Bearer <token>"
+        )
     return BearerToken(credentials.credentials)
 
 
@@ -47,5 +51,7 @@ BearerCaller = Annotated[BearerToken, Depends(bearer_caller)]
 
 IdempotencyKey = Annotated[
     str | None,
-    Header(alias="Idempotency-Key", description="Retries with the same key act once", max_length=200),
+    Header(
+        alias="Idempotency-Key", description="Retries with the same key act once", max_length=200
+    ),
 ]

@@ -13,7 +13,9 @@ from mutualaid.domain.errors import DomainError
 log = structlog.get_logger()
 
 
-def error_body(code: str, message: str, field: str | None = None, **extra: object) -> dict[str, object]:
+def error_body(
+    code: str, message: str, field: str | None = None, **extra: object
+) -> dict[str, object]:
     return {"error": {"code": code, "message": message, "field": field, **extra}}
 
 
@@ -21,18 +23,26 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def _domain(_: Request, error: DomainError) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if error.status == 401 else None
-        return JSONResponse(error_body(**error.as_dict()), status_code=error.status, headers=headers)
+        return JSONResponse(
+            error_body(**error.as_dict()), status_code=error.status, headers=headers
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, error: RequestValidationError) -> JSONResponse:
         problems = []
         for item in error.errors():
-            location = [str(part) for part in item["loc"] if part not in ("body", "query", "path", "header")]
+            location = [
+                str(part) for part in item["loc"] if part not in ("body", "query", "path", "header")
+            ]
             problems.append({"field": ".".join(location) or None, "message": item["msg"]})
         first = problems[0] if problems else {"field": None, "message": "invalid request"}
         return JSONResponse(
-            error_body("invalid_request", f"{first['field']}: {first['message']}", first["field"],
-                       problems=problems),
+            error_body(
+                "invalid_request",
+                f"{first['field']}: {first['message']}",
+                first["field"],
+                problems=problems,
+            ),
             status_code=422,
         )
 

@@ -55,13 +55,16 @@ def certify(body: Answers, ctx: Context, actor: CurrentActor) -> CertificationRe
 
 
 @router.post("/claims/{ref}/dispute", status_code=status.HTTP_201_CREATED, response_model=None)
-def dispute(ref: str, body: Dispute, ctx: Context, actor: CurrentActor,
-            key: IdempotencyKey = None) -> JuryView:
+def dispute(
+    ref: str, body: Dispute, ctx: Context, actor: CurrentActor, key: IdempotencyKey = None
+) -> JuryView:
     """The applicant disputes a rejection; a member jury decides."""
     return dispute_rejection(ctx, actor, ref, body.reason, idempotency_key=key)
 
 
-@router.post("/claims/{ref}/jury-referral", status_code=status.HTTP_201_CREATED, response_model=None)
+@router.post(
+    "/claims/{ref}/jury-referral", status_code=status.HTTP_201_CREATED, response_model=None
+)
 def refer(ref: str, body: Dispute, ctx: Context, actor: CurrentActor) -> JuryView:
     """Operators refer a contested case to a jury."""
     return refer_to_jury(ctx, actor, ref, body.reason)
@@ -83,13 +86,15 @@ def case_file(jury_case_id: int, ctx: Context, actor: CurrentActor) -> JurorCase
     return juror_case_file(ctx, actor, jury_case_id)
 
 
-@router.post("/juries/{jury_case_id}/votes", status_code=status.HTTP_201_CREATED,
-             response_model=VoteReceipt)
+@router.post(
+    "/juries/{jury_case_id}/votes", status_code=status.HTTP_201_CREATED, response_model=VoteReceipt
+)
 def vote(jury_case_id: int, body: Vote, ctx: Context, actor: CurrentActor) -> Response:
     """One member, one vote (or recuse). Answer the case quiz first. Sending the same vote
     again returns the first receipt."""
-    return json_answer(cast_vote(ctx, actor, jury_case_id, body.choice, body.quiz_answers),
-                       status.HTTP_201_CREATED)
+    return json_answer(
+        cast_vote(ctx, actor, jury_case_id, body.choice, body.quiz_answers), status.HTTP_201_CREATED
+    )
 
 
 @router.post("/juries/close-due", response_model=None)
@@ -99,10 +104,13 @@ def close_due(ctx: Context, actor: CurrentActor) -> JuryCloseRun:
 
 
 @router.get("/notifications")
-def notifications(ctx: Context, actor: CurrentActor, after_id: int = 0, limit: int = 50
-                  ) -> dict[str, Any]:
-    return {"unread": unread_count(ctx, actor.account_id),
-            "items": list_notifications(ctx, actor.account_id, after_id=after_id, limit=limit)}
+def notifications(
+    ctx: Context, actor: CurrentActor, after_id: int = 0, limit: int = 50
+) -> dict[str, Any]:
+    return {
+        "unread": unread_count(ctx, actor.account_id),
+        "items": list_notifications(ctx, actor.account_id, after_id=after_id, limit=limit),
+    }
 
 
 @router.post("/notifications/read", status_code=status.HTTP_204_NO_CONTENT)

@@ -38,17 +38,28 @@ class Reason(BaseModel):
     reason: str | None = Field(default=None, max_length=500)
 
 
-@router.post("/plans/{plan_code}/memberships", status_code=status.HTTP_201_CREATED,
-             response_model=MembershipView)
+@router.post(
+    "/plans/{plan_code}/memberships",
+    status_code=status.HTTP_201_CREATED,
+    response_model=MembershipView,
+)
 def join(
-    plan_code: str, body: Enrollment, ctx: Context, caller: BearerCaller,
+    plan_code: str,
+    body: Enrollment,
+    ctx: Context,
+    caller: BearerCaller,
     key: IdempotencyKey = None,
 ) -> Response:
     """Enroll yourself or a family member (you pay their shares). Send an Idempotency-Key."""
-    request = EnrollmentRequest(full_name=body.full_name, id_number=body.id_number,
-                                relation=body.relation, health_answers=body.health_answers)
-    return json_answer(enroll_member(ctx, caller, plan_code, request, idempotency_key=key),
-                       status.HTTP_201_CREATED)
+    request = EnrollmentRequest(
+        full_name=body.full_name,
+        id_number=body.id_number,
+        relation=body.relation,
+        health_answers=body.health_answers,
+    )
+    return json_answer(
+        enroll_member(ctx, caller, plan_code, request, idempotency_key=key), status.HTTP_201_CREATED
+    )
 
 
 @router.get("/memberships", response_model=None)
@@ -64,22 +75,36 @@ def membership(membership_id: int, ctx: Context, actor: CurrentActor) -> Members
 
 @router.post("/memberships/{membership_id}/leave", response_model=None)
 def leave(
-    membership_id: int, ctx: Context, actor: CurrentActor, key: IdempotencyKey = None,
+    membership_id: int,
+    ctx: Context,
+    actor: CurrentActor,
+    key: IdempotencyKey = None,
     body: Annotated[Reason | None, Body()] = None,
 ) -> MembershipView:
     """Leave a plan. Rejoining later starts a new waiting period."""
-    return change_membership(ctx, actor, membership_id, MembershipEvent.LEAVE,
-                             reason=body.reason if body else None, idempotency_key=key)
+    return change_membership(
+        ctx,
+        actor,
+        membership_id,
+        MembershipEvent.LEAVE,
+        reason=body.reason if body else None,
+        idempotency_key=key,
+    )
 
 
 @router.post("/memberships/{membership_id}/events/{event}", response_model=None)
 def apply_event(
-    membership_id: int, event: MembershipEvent, ctx: Context, actor: CurrentActor,
-    key: IdempotencyKey = None, body: Annotated[Reason | None, Body()] = None,
+    membership_id: int,
+    event: MembershipEvent,
+    ctx: Context,
+    actor: CurrentActor,
+    key: IdempotencyKey = None,
+    body: Annotated[Reason | None, Body()] = None,
 ) -> MembershipView:
     """Operators: suspend, reinstate or remove a membership."""
-    return change_membership(ctx, actor, membership_id, event,
-                             reason=body.reason if body else None, idempotency_key=key)
+    return change_membership(
+        ctx, actor, membership_id, event, reason=body.reason if body else None, idempotency_key=key
+    )
 
 
 @router.post("/plans/{plan_code}/advance", response_model=None)

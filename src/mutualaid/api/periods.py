@@ -46,7 +46,8 @@ class CloseRequest(BaseModel):
     on: date | None = Field(default=None, description="The publicity day (default: the latest)")
     cap_excess: CapExcess = Field(
         default=CapExcess.SPONSOR,
-        description="Who bears what the caps remove: the sponsor, or the payouts (prorated)")
+        description="Who bears what the caps remove: the sponsor, or the payouts (prorated)",
+    )
 
 
 class TopUp(BaseModel):
@@ -54,8 +55,9 @@ class TopUp(BaseModel):
 
 
 @router.get("/plans/{plan_code}/periods", response_model=None)
-def periods(plan_code: str, ctx: Context,
-            limit: Annotated[int, Query(ge=1, le=500)] = 100) -> list[PeriodView]:
+def periods(
+    plan_code: str, ctx: Context, limit: Annotated[int, Query(ge=1, le=500)] = 100
+) -> list[PeriodView]:
     """The plan's periods, newest first, with their figures (public)."""
     return list_periods(ctx, plan_code, limit=limit)
 
@@ -75,8 +77,9 @@ def notice(plan_code: str, publicity_on: date, ctx: Context) -> PeriodNotice:
 
 
 @router.get("/plans/{plan_code}/periods/{publicity_on}/collection-file", response_model=None)
-def collection_file(plan_code: str, publicity_on: date, ctx: Context,
-                    actor: CurrentActor) -> StreamingResponse:
+def collection_file(
+    plan_code: str, publicity_on: date, ctx: Context, actor: CurrentActor
+) -> StreamingResponse:
     """Operators: the CSV of debit instructions for a payment provider, one line per charged
     membership (membership_id, payer_account_id, amount_fen, reference)."""
     require_role(actor.role, Role.OPERATOR)
@@ -90,13 +93,17 @@ def collection_file(plan_code: str, publicity_on: date, ctx: Context,
                 yield block
 
     name = f"{plan_code}-{publicity_on.isoformat()}-collection.csv"
-    return StreamingResponse(stream(), media_type="text/csv",
-                             headers={"Content-Disposition": f'attachment; filename="{name}"'})
+    return StreamingResponse(
+        stream(),
+        media_type="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
 
 
 @router.post("/plans/{plan_code}/periods/{publicity_on}/collection-results", response_model=None)
-async def collection_results(plan_code: str, publicity_on: date, request: Request, ctx: Context,
-                             actor: CurrentActor) -> CollectionRun:
+async def collection_results(
+    plan_code: str, publicity_on: date, request: Request, ctx: Context, actor: CurrentActor
+) -> CollectionRun:
     """Operators: the provider's results file (CSV body: membership_id,status; status paid or
     failed). Memberships not listed were paid; a payer's own share is taken first."""
     require_role(actor.role, Role.OPERATOR)
@@ -106,8 +113,9 @@ async def collection_results(plan_code: str, publicity_on: date, request: Reques
             spool.write(block)
         spool.seek(0)
         lines = (line.decode("utf-8-sig") for line in spool)
-        return await run_in_threadpool(import_collection_results, ctx, actor, plan_code,
-                                       publicity_on, lines)
+        return await run_in_threadpool(
+            import_collection_results, ctx, actor, plan_code, publicity_on, lines
+        )
 
 
 @router.post("/plans/{plan_code}/periods/{publicity_on}/payouts", response_model=None)
@@ -117,8 +125,9 @@ def payouts(plan_code: str, publicity_on: date, ctx: Context, actor: CurrentActo
 
 
 @router.get("/plans/{plan_code}/periods/{publicity_on}/charge-proof", response_model=None)
-def proof(plan_code: str, publicity_on: date, membership_id: int, ctx: Context,
-          actor: CurrentActor) -> ChargeProof:
+def proof(
+    plan_code: str, publicity_on: date, membership_id: int, ctx: Context, actor: CurrentActor
+) -> ChargeProof:
     """A member's proof that their charge is in the period's committed charges root."""
     return charge_proof(ctx, actor, membership_id, plan_code, publicity_on)
 
@@ -140,10 +149,12 @@ def balance(plan_code: str, ctx: Context, actor: CurrentActor) -> PrepaidView:
     return prepaid_balance(ctx, actor, plan_code)
 
 
-@router.post("/plans/{plan_code}/prepaid/top-ups", status_code=status.HTTP_201_CREATED,
-             response_model=None)
-def add_funds(plan_code: str, body: TopUp, ctx: Context, actor: CurrentActor,
-              key: IdempotencyKey = None) -> PrepaidView:
+@router.post(
+    "/plans/{plan_code}/prepaid/top-ups", status_code=status.HTTP_201_CREATED, response_model=None
+)
+def add_funds(
+    plan_code: str, body: TopUp, ctx: Context, actor: CurrentActor, key: IdempotencyKey = None
+) -> PrepaidView:
     """Prepaid plans: add to the caller's balance (shares are deducted from it)."""
     return top_up(ctx, actor, plan_code, body.amount_fen, idempotency_key=key)
 
@@ -154,4 +165,3 @@ def ledger(ctx: Context, actor: CurrentActor, prefix: str = "") -> dict[str, obj
     balances = account_balances(ctx, actor, prefix)
     # Over all accounts the total is 0: every transaction's legs sum to zero.
     return {"balances": balances, "total_fen": sum(balances.values())}
-

@@ -56,7 +56,9 @@ def members(
     plan_code: str,
     ctx: Context,
     actor: CurrentActor,
-    after_id: Annotated[int, Query(ge=0, description="Keyset cursor: next_after_id of the last page")] = 0,
+    after_id: Annotated[
+        int, Query(ge=0, description="Keyset cursor: next_after_id of the last page")
+    ] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     state: MembershipState | None = None,
 ) -> MemberPage:

@@ -15,13 +15,21 @@ router = APIRouter(prefix="/api/v1", tags=["reports"])
 
 @router.get("/plans/{plan_code}/reports", response_model=PlanReport)
 def report(
-    plan_code: str, ctx: Context, actor: CurrentActor,
-    from_on: Annotated[date | None, Query(
-        alias="from", description="First day (the plan's time zone); default: the plan's first "
-        "day")] = None,
+    plan_code: str,
+    ctx: Context,
+    actor: CurrentActor,
+    from_on: Annotated[
+        date | None,
+        Query(
+            alias="from",
+            description="First day (the plan's time zone); default: the plan's first day",
+        ),
+    ] = None,
     to_on: Annotated[date | None, Query(alias="to", description="Last day; default: today")] = None,
-    section: Annotated[list[Section] | None, Query(
-        description="Only these sections (repeat the parameter); default: all")] = None,
+    section: Annotated[
+        list[Section] | None,
+        Query(description="Only these sections (repeat the parameter); default: all"),
+    ] = None,
 ) -> PlanReport:
     """Operators and auditors: membership flows per month, cases by illness, age band and province,
     share history per period, days from report to decision (median and 90th percentile), objection
@@ -30,5 +38,6 @@ def report(
 
     Money is integer fen; rates and fairness ratios are fractions (1 is fair). Sections not asked
     for are `null`."""
-    return plan_report(ctx, actor, plan_code, from_on=from_on, to_on=to_on,
-                       sections=section or ALL_SECTIONS)
+    return plan_report(
+        ctx, actor, plan_code, from_on=from_on, to_on=to_on, sections=section or ALL_SECTIONS
+    )

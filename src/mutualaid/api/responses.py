@@ -15,5 +15,8 @@ from mutualaid.services.idempotency import adapter_for
 
 
 def json_answer(value: Any, status_code: int = 200) -> Response:
-    return Response(adapter_for(type(value)).dump_json(value), status_code=status_code,
-                    media_type="application/json")
+    return Response(
+        adapter_for(type(value)).dump_json(value),
+        status_code=status_code,
+        media_type="application/json",
+    )

@@ -52,8 +52,16 @@ class AppealDecision(BaseModel):
 @router.get("/risk/signals")
 def signals() -> list[dict[str, object]]:
     """Every signal with its weight and documented reason."""
-    return [{"code": s.code, "weight": s.weight, "label_zh": s.label_zh, "label_en": s.label_en,
-             "reason": s.reason} for s in SIGNALS]
+    return [
+        {
+            "code": s.code,
+            "weight": s.weight,
+            "label_zh": s.label_zh,
+            "label_en": s.label_en,
+            "reason": s.reason,
+        }
+        for s in SIGNALS
+    ]
 
 
 @router.get("/claims/{ref}/risk", response_model=None)
@@ -108,8 +116,9 @@ def mine(ctx: Context, actor: CurrentActor) -> list[FraudRecordView]:
     return my_fraud_records(ctx, actor)
 
 
-@router.post("/fraud-records/{record_id}/appeal", status_code=status.HTTP_201_CREATED,
-             response_model=None)
+@router.post(
+    "/fraud-records/{record_id}/appeal", status_code=status.HTTP_201_CREATED, response_model=None
+)
 def appeal(record_id: int, body: Reason, ctx: Context, actor: CurrentActor) -> AppealView:
     return appeal_fraud_record(ctx, actor, record_id, body.reason)
 

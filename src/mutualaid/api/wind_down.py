@@ -34,8 +34,11 @@ router = APIRouter(prefix="/api/v1", tags=["sponsored schemes and wind-down"])
 
 
 class NewScheme(BaseModel):
-    source_toml: str = Field(min_length=1, max_length=100_000,
-                             description="The scheme file (code, names, starts_on, payout_fen, …)")
+    source_toml: str = Field(
+        min_length=1,
+        max_length=100_000,
+        description="The scheme file (code, names, starts_on, payout_fen, …)",
+    )
 
 
 class NewSponsorship(BaseModel):
@@ -56,17 +59,18 @@ def schemes(plan_code: str, ctx: Context) -> list[SchemeView]:
     return list_schemes(ctx, plan_code)
 
 
-@router.post("/plans/{plan_code}/schemes", status_code=status.HTTP_201_CREATED,
-             response_model=None)
+@router.post("/plans/{plan_code}/schemes", status_code=status.HTTP_201_CREATED, response_model=None)
 def attach(plan_code: str, body: NewScheme, ctx: Context, actor: CurrentActor) -> SchemeView:
     """Operators: attach a sponsored scheme; the same file again changes nothing."""
     return attach_scheme(ctx, actor, plan_code, body.source_toml)
 
 
-@router.post("/plans/{plan_code}/sponsorships", status_code=status.HTTP_201_CREATED,
-             response_model=None)
-def sponsor(plan_code: str, body: NewSponsorship, ctx: Context,
-            actor: CurrentActor) -> SponsorshipView:
+@router.post(
+    "/plans/{plan_code}/sponsorships", status_code=status.HTTP_201_CREATED, response_model=None
+)
+def sponsor(
+    plan_code: str, body: NewSponsorship, ctx: Context, actor: CurrentActor
+) -> SponsorshipView:
     """Operators: the sponsor pays the shares (or the cap excess) of periods in a range."""
     return sponsor_periods(ctx, actor, plan_code, body.kind, body.from_on, body.to_on, body.memo)
 
@@ -78,8 +82,7 @@ def wind_down(plan_code: str, ctx: Context) -> WindDownView:
 
 
 @router.post("/plans/{plan_code}/wind-down", response_model=None)
-def announce(plan_code: str, body: Announcement, ctx: Context,
-             actor: CurrentActor) -> WindDownView:
+def announce(plan_code: str, body: Announcement, ctx: Context, actor: CurrentActor) -> WindDownView:
     """Operators: announce the end of the plan (idempotent for the same end date)."""
     return announce_end(ctx, actor, plan_code, body.end_on, body.reason)
 
@@ -105,13 +108,17 @@ def my_record(ctx: Context, actor: CurrentActor) -> dict[str, Any]:
 @router.get("/me/record.csv", response_class=PlainTextResponse)
 def my_record_csv(ctx: Context, actor: CurrentActor) -> PlainTextResponse:
     """The same record as CSV."""
-    return PlainTextResponse(member_record_csv(member_record(ctx, actor)), media_type="text/csv",
-                             headers={"Content-Disposition": 'attachment; filename="record.csv"'})
+    return PlainTextResponse(
+        member_record_csv(member_record(ctx, actor)),
+        media_type="text/csv",
+        headers={"Content-Disposition": 'attachment; filename="record.csv"'},
+    )
 
 
 @router.get("/plans/{plan_code}/migration-export", response_model=None)
-def migration(plan_code: str, ctx: Context, actor: CurrentActor,
-              with_identity: bool = False) -> StreamingResponse:
+def migration(
+    plan_code: str, ctx: Context, actor: CurrentActor, with_identity: bool = False
+) -> StreamingResponse:
     """Operators: every member's cover dates for a successor, as streamed CSV."""
     lines = migration_export(ctx, actor, plan_code, with_identity=with_identity)
     header = next(lines)  # checks the plan and writes the audit row before the response starts
@@ -121,5 +128,8 @@ def migration(plan_code: str, ctx: Context, actor: CurrentActor,
         for text in lines:
             yield text.encode()
 
-    return StreamingResponse(stream(), media_type="text/csv", headers={
-        "Content-Disposition": f'attachment; filename="{plan_code}-members.csv"'})
+    return StreamingResponse(
+        stream(),
+        media_type="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="{plan_code}-members.csv"'},
+    )

@@ -60,8 +60,9 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def root(
-    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
-                                 help="Show the version and exit"),
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Show the version and exit"
+    ),
 ) -> None:
     """mutualaid command line."""
 
@@ -71,17 +72,28 @@ def root(
 def serve(
     host: str = typer.Option("127.0.0.1", help="Address to listen on"),
     port: int = typer.Option(8000, help="Port to listen on"),
-    workers: int = typer.Option(1, min=1, max=64, help="Worker processes (use several in production)"),
+    workers: int = typer.Option(
+        1, min=1, max=64, help="Worker processes (use several in production)"
+    ),
     access_log: bool = typer.Option(False, help="Log every request"),
 ) -> None:
     """Serve the web app and JSON API (OpenAPI docs at /docs)."""
     ctx = context()
     if current_revision(ctx.engine) is None:
-        err_console.print("[red]error:[/red] the database is empty: run `mutualaid db upgrade` first")
+        err_console.print(
+            "[red]error:[/red] the database is empty: run `mutualaid db upgrade` first"
+        )
         raise typer.Exit(EXIT_REFUSED)
     ctx.engine.dispose()
-    uvicorn.run("mutualaid.api.app:app_from_environment", factory=True, host=host, port=port,
-                workers=workers, access_log=access_log, log_level="warning")
+    uvicorn.run(
+        "mutualaid.api.app:app_from_environment",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        access_log=access_log,
+        log_level="warning",
+    )
 
 
 @app.command()
@@ -90,7 +102,9 @@ def demo(
     port: int = typer.Option(8000, help="Port to listen on"),
     database: Path = typer.Option(Path("var/demo.db"), help="SQLite file for the demo"),
     crowd: int = typer.Option(300, min=0, help="How many generated members to add"),
-    serve_after: bool = typer.Option(True, "--serve/--no-serve", help="Start the server afterwards"),
+    serve_after: bool = typer.Option(
+        True, "--serve/--no-serve", help="Start the server afterwards"
+    ),
 ) -> None:
     """Create (once) a demo on SQLite: the Xiang Hu Bao plans, staff, members; then serve it."""
     os.environ.setdefault("MUTUALAID_DATABASE_URL", f"sqlite:///{database}")
@@ -102,8 +116,10 @@ def demo(
     logins = seed_demo(ctx, crowd=crowd)
     ctx.engine.dispose()
     url = f"http://127.0.0.1:{port}"
-    console.print(f"[bold]mutualaid demo[/bold] ({'created' if logins.created else 'already there'}: "
-                  f"{os.environ['MUTUALAID_DATABASE_URL']})")
+    console.print(
+        f"[bold]mutualaid demo[/bold] ({'created' if logins.created else 'already there'}: "
+        f"{os.environ['MUTUALAID_DATABASE_URL']})"
+    )
     console.print(f"  open      {url}/   API docs {url}/docs")
     console.print(f"  member    phone {logins.member_phone}  password {logins.password}")
     for role, phone in logins.staff.items():

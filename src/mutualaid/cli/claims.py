@@ -15,8 +15,9 @@ from mutualaid.services.memberships import advance_memberships
 from mutualaid.services.notifications import LogOnlyChannel, dispatch_notifications
 
 app = typer.Typer(help="Claims: work queues and the daily publicity job.", no_args_is_help=True)
-jobs = typer.Typer(help="Scheduled jobs (run them from cron or a systemd timer).",
-                   no_args_is_help=True)
+jobs = typer.Typer(
+    help="Scheduled jobs (run them from cron or a systemd timer).", no_args_is_help=True
+)
 
 
 @app.command("queue")
@@ -28,13 +29,27 @@ def queue(
     limit: int = typer.Option(50, min=1, max=200),
 ) -> None:
     """List claims waiting for staff, oldest first."""
-    table = Table("ref", "plan", "state", "illness", "payout (yuan)", "reported", "evidence",
-                  "objections")
-    for item in work_queue(context(), SYSTEM_ACTOR, states=state or None, plan_code=plan,
-                           after_id=after_id, limit=limit):
-        table.add_row(item.ref, item.plan_code, item.state, item.illness_code,
-                      format_yuan(item.payout_fen, grouping=True), str(item.reported_on),
-                      str(item.evidence_count), str(item.pending_objections))
+    table = Table(
+        "ref", "plan", "state", "illness", "payout (yuan)", "reported", "evidence", "objections"
+    )
+    for item in work_queue(
+        context(),
+        SYSTEM_ACTOR,
+        states=state or None,
+        plan_code=plan,
+        after_id=after_id,
+        limit=limit,
+    ):
+        table.add_row(
+            item.ref,
+            item.plan_code,
+            item.state,
+            item.illness_code,
+            format_yuan(item.payout_fen, grouping=True),
+            str(item.reported_on),
+            str(item.evidence_count),
+            str(item.pending_objections),
+        )
     console.print(table)
 
 
@@ -48,12 +63,16 @@ def show(ref: str, as_json: bool = typer.Option(False, "--json")) -> None:
     if as_json:
         print_json({"claim": claim, "timeline": timeline})
         return
-    console.print(f"[bold]{claim.ref}[/bold] {claim.state} · {claim.illness_code} · "
-                  f"{format_yuan(claim.payout_fen, symbol=True, grouping=True)} · "
-                  f"diagnosed {claim.diagnosed_on}")
+    console.print(
+        f"[bold]{claim.ref}[/bold] {claim.state} · {claim.illness_code} · "
+        f"{format_yuan(claim.payout_fen, symbol=True, grouping=True)} · "
+        f"diagnosed {claim.diagnosed_on}"
+    )
     for entry in timeline:
-        console.print(f"  {entry.at:%Y-%m-%d %H:%M} {entry.event:<22} → {entry.state}"
-                      + (f"  {entry.note}" if entry.note else ""))
+        console.print(
+            f"  {entry.at:%Y-%m-%d %H:%M} {entry.event:<22} → {entry.state}"
+            + (f"  {entry.note}" if entry.note else "")
+        )
 
 
 @app.command("publicity")
@@ -61,8 +80,10 @@ def show(ref: str, as_json: bool = typer.Option(False, "--json")) -> None:
 def publicity(plan: str) -> None:
     """Publish today's batch of approved cases and close the windows that have passed."""
     result = run_publicity(context(), plan, SYSTEM_ACTOR)
-    console.print(f"{result.published} published, {result.approved} approved after publicity, "
-                  f"{result.held_by_objections} held by objections")
+    console.print(
+        f"{result.published} published, {result.approved} approved after publicity, "
+        f"{result.held_by_objections} held by objections"
+    )
 
 
 @jobs.command("daily")
@@ -71,15 +92,21 @@ def daily(plan: str) -> None:
     """Everything a plan needs once a day: coverage, publicity, juries, notifications."""
     ctx = context()
     advanced = advance_memberships(ctx, plan)
-    console.print(f"memberships: {advanced.now_covered:,} now covered, {advanced.aged_out:,} aged out")
+    console.print(
+        f"memberships: {advanced.now_covered:,} now covered, {advanced.aged_out:,} aged out"
+    )
     result = run_publicity(ctx, plan, SYSTEM_ACTOR)
-    console.print(f"publicity: {result.published} published, {result.approved} approved, "
-                  f"{result.held_by_objections} held")
+    console.print(
+        f"publicity: {result.published} published, {result.approved} approved, "
+        f"{result.held_by_objections} held"
+    )
     panels = seat_waiting_panels(ctx)
     console.print(f"panels: {panels.seated} drawn, {panels.waiting} waiting for a checkpoint")
     juries = close_due_juries(ctx, SYSTEM_ACTOR)
-    console.print(f"juries: {juries.closed} closed ({juries.approved} approved, {juries.rejected} "
-                  f"rejected, {juries.new_rounds} new rounds, {juries.inconclusive} back to staff)")
+    console.print(
+        f"juries: {juries.closed} closed ({juries.approved} approved, {juries.rejected} "
+        f"rejected, {juries.new_rounds} new rounds, {juries.inconclusive} back to staff)"
+    )
     sent = dispatch_notifications(ctx, LogOnlyChannel())
     console.print(f"notifications: {sent.sent} sent, {sent.failed} to retry")
 
@@ -93,8 +120,10 @@ def juries_job() -> None:
     panels = seat_waiting_panels(ctx)
     console.print(f"panels: {panels.seated} drawn, {panels.waiting} waiting for a checkpoint")
     result = close_due_juries(ctx, SYSTEM_ACTOR)
-    console.print(f"{result.closed} closed: {result.approved} approved, {result.rejected} rejected, "
-                  f"{result.new_rounds} new rounds, {result.inconclusive} back to staff")
+    console.print(
+        f"{result.closed} closed: {result.approved} approved, {result.rejected} rejected, "
+        f"{result.new_rounds} new rounds, {result.inconclusive} back to staff"
+    )
 
 
 @jobs.command("notifications")

@@ -70,17 +70,23 @@ def friendly_errors(command: Callable[P, R]) -> Callable[P, R]:
                 err_console.print(f"  also {problem['field']}: {problem['message']}")
             raise typer.Exit(EXIT_NOT_FOUND if error.status == 404 else EXIT_REFUSED) from None
         except OSError as error:
-            err_console.print(f"[red]error:[/red] {error.strerror or error}: {error.filename or ''}")
+            err_console.print(
+                f"[red]error:[/red] {error.strerror or error}: {error.filename or ''}"
+            )
             raise typer.Exit(EXIT_REFUSED) from None
         except (typer.Exit, typer.Abort, KeyboardInterrupt):
             raise
         except Exception as error:
             if os.environ.get("MUTUALAID_DEBUG"):
                 raise
-            err_console.print(f"[red]internal error:[/red] {type(error).__name__}: "
-                              f"{str(error).splitlines()[0] if str(error) else ''}")
-            err_console.print("nothing was half-written (each step is one transaction); "
-                              "set MUTUALAID_DEBUG=1 for the full traceback")
+            err_console.print(
+                f"[red]internal error:[/red] {type(error).__name__}: "
+                f"{str(error).splitlines()[0] if str(error) else ''}"
+            )
+            err_console.print(
+                "nothing was half-written (each step is one transaction); "
+                "set MUTUALAID_DEBUG=1 for the full traceback"
+            )
             raise typer.Exit(1) from None
         finally:
             _close_contexts()

@@ -29,9 +29,15 @@ def _count_data_rows(path: Path) -> int:
 @friendly_errors
 def import_command(
     plan: str = typer.Argument(..., help="Plan code, e.g. xhb-main"),
-    path: Path = typer.Argument(..., exists=True, dir_okay=False,
-                                help="CSV: payer_phone,full_name,id_number[,relation][,joined_on]"),
-    errors: Path = typer.Option(None, help="Where to write refused rows (default: PATH.errors.csv)"),
+    path: Path = typer.Argument(
+        ...,
+        exists=True,
+        dir_okay=False,
+        help="CSV: payer_phone,full_name,id_number[,relation][,joined_on]",
+    ),
+    errors: Path = typer.Option(
+        None, help="Where to write refused rows (default: PATH.errors.csv)"
+    ),
     chunk_rows: int = typer.Option(DEFAULT_CHUNK_ROWS, min=100, help="Rows per transaction"),
     workers: int = typer.Option(1, min=1, max=16, help="Validation worker processes"),
 ) -> None:
@@ -42,18 +48,34 @@ def import_command(
     errors_path = errors or path.with_suffix(".errors.csv")
     total = _count_data_rows(path)
     ctx = context()
-    with path.open(newline="", encoding="utf-8-sig") as source, \
-            errors_path.open("w", newline="", encoding="utf-8") as errors_out, \
-            Progress(TextColumn("importing"), BarColumn(), MofNCompleteColumn(),
-                     TextColumn("rows"), TimeRemainingColumn(), console=console,
-                     disable=not console.is_terminal) as progress:
+    with (
+        path.open(newline="", encoding="utf-8-sig") as source,
+        errors_path.open("w", newline="", encoding="utf-8") as errors_out,
+        Progress(
+            TextColumn("importing"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("rows"),
+            TimeRemainingColumn(),
+            console=console,
+            disable=not console.is_terminal,
+        ) as progress,
+    ):
         task = progress.add_task("import", total=total)
         report = import_members(
-            ctx, SYSTEM_ACTOR, plan, source, errors_out, chunk_rows=chunk_rows, workers=workers,
+            ctx,
+            SYSTEM_ACTOR,
+            plan,
+            source,
+            errors_out,
+            chunk_rows=chunk_rows,
+            workers=workers,
             progress=lambda rows: progress.advance(task, rows),
         )
-    console.print(f"{report.rows_read:,} rows read, {report.imported:,} imported, "
-                  f"{report.rejected:,} refused" + (f" (see {errors_path})" if report.rejected else ""))
+    console.print(
+        f"{report.rows_read:,} rows read, {report.imported:,} imported, "
+        f"{report.rejected:,} refused" + (f" (see {errors_path})" if report.rejected else "")
+    )
     if report.rejected:
         raise typer.Exit(1)
 
@@ -67,11 +89,21 @@ def list_command(
     state: MembershipState | None = typer.Option(None),
 ) -> None:
     """List a plan's members, masked, one page at a time."""
-    page = list_plan_members(context(), SYSTEM_ACTOR, plan, after_id=after_id, limit=limit, state=state)
+    page = list_plan_members(
+        context(), SYSTEM_ACTOR, plan, after_id=after_id, limit=limit, state=state
+    )
     table = Table("id", "name", "relation", "sex", "province", "born", "state", "joined")
     for row in page.items:
-        table.add_row(str(row.membership_id), row.name_masked, row.relation, row.sex, row.province_code,
-                      str(row.birth_year), row.state, row.joined_on.isoformat())
+        table.add_row(
+            str(row.membership_id),
+            row.name_masked,
+            row.relation,
+            row.sex,
+            row.province_code,
+            str(row.birth_year),
+            row.state,
+            row.joined_on.isoformat(),
+        )
     console.print(table)
     more = f"; next page: --after-id {page.next_after_id}" if page.next_after_id else ""
     console.print(f"{page.total:,} members{more}")

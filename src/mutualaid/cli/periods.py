@@ -39,8 +39,13 @@ app = typer.Typer(help="Periods: close, collect, pay, and the public notice.", n
 
 PLAN = typer.Argument(..., help="Plan code, e.g. xhb-main")
 ON = typer.Option(..., "--on", help="The period's publicity day, YYYY-MM-DD")
-FAILURE_BP = typer.Option(0, "--simulated-failure-bp", min=0, max=10_000,
-                          help="Simulated provider: basis points of payers whose debit fails")
+FAILURE_BP = typer.Option(
+    0,
+    "--simulated-failure-bp",
+    min=0,
+    max=10_000,
+    help="Simulated provider: basis points of payers whose debit fails",
+)
 
 
 def _yuan(fen: int | None) -> str:
@@ -50,8 +55,14 @@ def _yuan(fen: int | None) -> str:
 @contextmanager
 def _progress(label: str) -> Iterator[Callable[[int, int], None]]:
     """A Rich progress bar (shown on a terminal only) fed by (done, total) callbacks."""
-    with Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                  console=console, disable=not console.is_terminal) as bar:
+    with Progress(
+        TextColumn(label),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        disable=not console.is_terminal,
+    ) as bar:
         task = bar.add_task(label, total=None)
 
         def update(done: int, total: int) -> None:
@@ -61,15 +72,21 @@ def _progress(label: str) -> Iterator[Callable[[int, int], None]]:
 
 
 def _print_period(period: PeriodView) -> None:
-    console.print(f"[bold]{period.ref}[/bold] {period.state} · locked at "
-                  f"{period.lock_at:%Y-%m-%d %H:%M} UTC · debit on {period.debit_on}")
+    console.print(
+        f"[bold]{period.ref}[/bold] {period.state} · locked at "
+        f"{period.lock_at:%Y-%m-%d %H:%M} UTC · debit on {period.debit_on}"
+    )
     table = Table("figure", "amount", show_header=False)
     for name, value in (
         ("members sharing", f"{period.member_count:,}" if period.member_count is not None else "—"),
-        ("cases", str(period.case_count)), ("aid", _yuan(period.aid_fen)),
-        ("management fee", _yuan(period.fee_fen)), ("surplus carried in", _yuan(period.surplus_in_fen)),
-        ("share per member", _yuan(period.share_fen)), ("total charged", _yuan(period.total_charged_fen)),
-        ("paid by the sponsor", _yuan(period.sponsor_fen)), ("prorated", _yuan(period.prorated_fen)),
+        ("cases", str(period.case_count)),
+        ("aid", _yuan(period.aid_fen)),
+        ("management fee", _yuan(period.fee_fen)),
+        ("surplus carried in", _yuan(period.surplus_in_fen)),
+        ("share per member", _yuan(period.share_fen)),
+        ("total charged", _yuan(period.total_charged_fen)),
+        ("paid by the sponsor", _yuan(period.sponsor_fen)),
+        ("prorated", _yuan(period.prorated_fen)),
         ("surplus carried out", _yuan(period.surplus_out_fen)),
         ("sponsored cases (operator-paid)", _yuan(period.sponsored_aid_fen)),
         ("charges root", period.charges_root or "—"),
@@ -88,8 +105,14 @@ def close(
 ) -> None:
     """Close a period: lock, share, commitment. Safe to run again (it resumes, never re-charges)."""
     with _progress("committing charges") as progress:
-        period = close_period(context(), SYSTEM_ACTOR, plan, date.fromisoformat(on) if on else None,
-                              cap_excess=cap_excess, progress=progress)
+        period = close_period(
+            context(),
+            SYSTEM_ACTOR,
+            plan,
+            date.fromisoformat(on) if on else None,
+            cap_excess=cap_excess,
+            progress=progress,
+        )
     if as_json:
         print_json(dataclasses.asdict(period))
     else:
@@ -100,45 +123,70 @@ def close(
 @friendly_errors
 def list_(plan: str = PLAN) -> None:
     """The plan's periods, newest first."""
-    table = Table("publicity day", "state", "members", "cases", "share", "total", "sponsor",
-                  "surplus out")
+    table = Table(
+        "publicity day", "state", "members", "cases", "share", "total", "sponsor", "surplus out"
+    )
     for p in list_periods(context(), plan):
-        table.add_row(str(p.publicity_on), p.state,
-                      f"{p.member_count:,}" if p.member_count is not None else "—",
-                      str(p.case_count if p.case_count is not None else "—"), _yuan(p.share_fen),
-                      _yuan(p.total_charged_fen), _yuan(p.sponsor_fen), _yuan(p.surplus_out_fen))
+        table.add_row(
+            str(p.publicity_on),
+            p.state,
+            f"{p.member_count:,}" if p.member_count is not None else "—",
+            str(p.case_count if p.case_count is not None else "—"),
+            _yuan(p.share_fen),
+            _yuan(p.total_charged_fen),
+            _yuan(p.sponsor_fen),
+            _yuan(p.surplus_out_fen),
+        )
     console.print(table)
 
 
 @app.command("collect")
 @friendly_errors
-def collect(plan: str = PLAN, on: str = ON, failure_bp: int = FAILURE_BP,
-            chunk: int = typer.Option(2000, min=1, help="Memberships per transaction")) -> None:
+def collect(
+    plan: str = PLAN,
+    on: str = ON,
+    failure_bp: int = FAILURE_BP,
+    chunk: int = typer.Option(2000, min=1, help="Memberships per transaction"),
+) -> None:
     """Debit every payer's share (post-paid: the built-in simulated provider; prepaid: the
     balances). Resumable: run it again after a crash."""
     with _progress("collecting") as progress:
-        run = collect_period(context(), SYSTEM_ACTOR, plan, date.fromisoformat(on),
-                             SimulatedProvider(failure_bp=failure_bp), chunk=chunk,
-                             progress=progress)
-    console.print(f"{run.period_ref}: {run.payers_asked:,} payers asked, "
-                  f"{_yuan(run.collected_fen)} collected, {_yuan(run.failed_fen)} failed "
-                  "(retried daily by `mutualaid periods retry`)")
+        run = collect_period(
+            context(),
+            SYSTEM_ACTOR,
+            plan,
+            date.fromisoformat(on),
+            SimulatedProvider(failure_bp=failure_bp),
+            chunk=chunk,
+            progress=progress,
+        )
+    console.print(
+        f"{run.period_ref}: {run.payers_asked:,} payers asked, "
+        f"{_yuan(run.collected_fen)} collected, {_yuan(run.failed_fen)} failed "
+        "(retried daily by `mutualaid periods retry`)"
+    )
 
 
 @app.command("retry")
 @friendly_errors
 def retry(plan: str = PLAN, failure_bp: int = FAILURE_BP) -> None:
     """The daily job: retry failed shares; past the retry days, remove the member."""
-    run = retry_failed_payments(context(), SYSTEM_ACTOR, plan,
-                                SimulatedProvider(failure_bp=failure_bp))
-    console.print(f"{run.paid_late} paid late, {run.still_failing} still failing, {run.removed} "
-                  f"removed ({_yuan(run.written_off_fen)} written off to the sponsor)")
+    run = retry_failed_payments(
+        context(), SYSTEM_ACTOR, plan, SimulatedProvider(failure_bp=failure_bp)
+    )
+    console.print(
+        f"{run.paid_late} paid late, {run.still_failing} still failing, {run.removed} "
+        f"removed ({_yuan(run.written_off_fen)} written off to the sponsor)"
+    )
 
 
 @app.command("export-collection")
 @friendly_errors
-def export_collection(plan: str = PLAN, on: str = ON,
-                      out: Path = typer.Argument(..., dir_okay=False, help="CSV file to write")) -> None:
+def export_collection(
+    plan: str = PLAN,
+    on: str = ON,
+    out: Path = typer.Argument(..., dir_okay=False, help="CSV file to write"),
+) -> None:
     """Write the debit instructions for a real payment provider, one line per charged
     membership: membership, payer, amount, reference."""
     with out.open("wb") as handle, _progress("exporting") as progress:
@@ -148,18 +196,23 @@ def export_collection(plan: str = PLAN, on: str = ON,
 
 @app.command("import-results")
 @friendly_errors
-def import_results(plan: str = PLAN, on: str = ON,
-                   path: Path = typer.Argument(..., exists=True, dir_okay=False,
-                                               help="CSV: membership_id,status (paid or failed)")
-                   ) -> None:
+def import_results(
+    plan: str = PLAN,
+    on: str = ON,
+    path: Path = typer.Argument(
+        ..., exists=True, dir_okay=False, help="CSV: membership_id,status (paid or failed)"
+    ),
+) -> None:
     """Apply a provider's results: failed payers are suspended and retried; the rest paid."""
     with path.open(newline="", encoding="utf-8-sig") as source:
-        run = import_collection_results(context(), SYSTEM_ACTOR, plan, date.fromisoformat(on),
-                                        source)
-    console.print(f"{run.period_ref}: {_yuan(run.collected_fen)} collected, "
-                  f"{_yuan(run.failed_fen)} failed"
-                  + (f", {len(run.unknown_payers)} unknown payers ignored" if run.unknown_payers
-                     else ""))
+        run = import_collection_results(
+            context(), SYSTEM_ACTOR, plan, date.fromisoformat(on), source
+        )
+    console.print(
+        f"{run.period_ref}: {_yuan(run.collected_fen)} collected, "
+        f"{_yuan(run.failed_fen)} failed"
+        + (f", {len(run.unknown_payers)} unknown payers ignored" if run.unknown_payers else "")
+    )
 
 
 @app.command("pay")
@@ -168,10 +221,13 @@ def pay(plan: str = PLAN, on: str = ON) -> None:
     """Pay each case of a collected period once."""
     run = pay_approved_claims(context(), SYSTEM_ACTOR, plan, date.fromisoformat(on))
     for payout in run.payouts:
-        console.print(f"  {payout.claim_ref} → account {payout.payee_account_id}: "
-                      f"{_yuan(payout.amount_fen)} ({payout.ledger_key})")
-    console.print(f"{run.period_ref}: {len(run.payouts)} paid, {_yuan(run.total_fen)}; "
-                  f"period {run.state}")
+        console.print(
+            f"  {payout.claim_ref} → account {payout.payee_account_id}: "
+            f"{_yuan(payout.amount_fen)} ({payout.ledger_key})"
+        )
+    console.print(
+        f"{run.period_ref}: {len(run.payouts)} paid, {_yuan(run.total_fen)}; period {run.state}"
+    )
 
 
 @app.command("notice")
@@ -185,23 +241,52 @@ def notice(plan: str = PLAN, on: str = ON, as_json: bool = typer.Option(False, "
     _print_period(result.period)
     cases = Table("case", "name", "illness", "age", "province", "aid")
     for case in result.cases:
-        cases.add_row(case.ref, case.name_masked, case.illness_en, str(case.age), case.province_en,
-                      _yuan(case.payout_fen))
+        cases.add_row(
+            case.ref,
+            case.name_masked,
+            case.illness_en,
+            str(case.age),
+            case.province_en,
+            _yuan(case.payout_fen),
+        )
     console.print(cases)
     if result.bands:
-        bands = Table("ages", "members", "weight", "band total", "share",
-                      title=f"sharing rule: {result.sharing_rule}")
+        bands = Table(
+            "ages",
+            "members",
+            "weight",
+            "band total",
+            "share",
+            title=f"sharing rule: {result.sharing_rule}",
+        )
         for band in result.bands:
-            bands.add_row(f"{band.from_age}–{band.to_age}", f"{band.member_count:,}", band.weight,
-                          _yuan(band.band_total_fen), _yuan(band.share_fen))
+            bands.add_row(
+                f"{band.from_age}–{band.to_age}",
+                f"{band.member_count:,}",
+                band.weight,
+                _yuan(band.band_total_fen),
+                _yuan(band.share_fen),
+            )
         console.print(bands)
     if result.groups:
-        groups = Table("first shared in", "born after", "born by", "members", "paid this year",
-                       "charge now", title="the annual cap, group by group")
+        groups = Table(
+            "first shared in",
+            "born after",
+            "born by",
+            "members",
+            "paid this year",
+            "charge now",
+            title="the annual cap, group by group",
+        )
         for group in result.groups:
-            groups.add_row(str(group.cohort_on), str(group.born_after_on or "…"),
-                           str(group.born_by_on or "…"), f"{group.member_count:,}",
-                           _yuan(group.charged_so_far_this_year_fen), _yuan(group.charge_fen))
+            groups.add_row(
+                str(group.cohort_on),
+                str(group.born_after_on or "…"),
+                str(group.born_by_on or "…"),
+                f"{group.member_count:,}",
+                _yuan(group.charged_so_far_this_year_fen),
+                _yuan(group.charge_fen),
+            )
         console.print(groups)
     for check in result.checks:
         mark = "[green]✓[/green]" if check.holds else "[red]✗[/red]"
@@ -218,8 +303,15 @@ def statement(membership_id: int, as_json: bool = typer.Option(False, "--json"))
         return
     table = Table("period", "share", "charge", "paid", "status", "cases", "aid")
     for line in result.lines:
-        table.add_row(line.period_ref, _yuan(line.share_fen), _yuan(line.charge_fen),
-                      _yuan(line.paid_fen), line.status, str(line.case_count), _yuan(line.aid_fen))
+        table.add_row(
+            line.period_ref,
+            _yuan(line.share_fen),
+            _yuan(line.charge_fen),
+            _yuan(line.paid_fen),
+            line.status,
+            str(line.case_count),
+            _yuan(line.aid_fen),
+        )
     console.print(f"membership {result.membership_id} ({result.name_masked}), {result.plan_code}")
     console.print(table)
     console.print(f"charged {_yuan(result.charged_fen)}, paid {_yuan(result.paid_fen)}")
@@ -227,13 +319,19 @@ def statement(membership_id: int, as_json: bool = typer.Option(False, "--json"))
 
 @app.command("proof")
 @friendly_errors
-def proof(membership_id: int, plan: str = PLAN, on: str = ON,
-          out: Path = typer.Option(None, dir_okay=False, help="Also save the proof as JSON")) -> None:
+def proof(
+    membership_id: int,
+    plan: str = PLAN,
+    on: str = ON,
+    out: Path = typer.Option(None, dir_okay=False, help="Also save the proof as JSON"),
+) -> None:
     """A membership's proof that its charge is in the period's committed root (checked here)."""
     result = charge_proof(context(), SYSTEM_ACTOR, membership_id, plan, date.fromisoformat(on))
     verify_charge_proof(result)
     if out is not None:
         out.write_text(json.dumps(dataclasses.asdict(result), indent=2))
-    console.print(f"membership {membership_id} was charged {_yuan(result.charge_fen)} in "
-                  f"{result.period_ref} (share {_yuan(result.share_fen)}): leaf "
-                  f"{result.leaf_index} of {result.tree_size}, root {result.charges_root} ✓")
+    console.print(
+        f"membership {membership_id} was charged {_yuan(result.charge_fen)} in "
+        f"{result.period_ref} (share {_yuan(result.share_fen)}): leaf "
+        f"{result.leaf_index} of {result.tree_size}, root {result.charges_root} ✓"
+    )

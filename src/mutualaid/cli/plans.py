@@ -13,8 +13,9 @@ from mutualaid.domain.plans import parse_plan_toml
 from mutualaid.services.accounts import SYSTEM_ACTOR
 from mutualaid.services.plans import list_plans, plan_rules, plan_source, publish_plan
 
-app = typer.Typer(help="Plans: each plan is its own pool, configured by a TOML file.",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="Plans: each plan is its own pool, configured by a TOML file.", no_args_is_help=True
+)
 
 
 @app.command("check")
@@ -41,8 +42,13 @@ def list_command() -> None:
     table = Table("code", "name", "version", "status", "active members")
     for summary in list_plans(context()):
         plan = summary.plan
-        table.add_row(plan.code, f"{plan.name_zh} / {plan.name_en}", str(plan.version), plan.status,
-                      f"{summary.active_members:,}")
+        table.add_row(
+            plan.code,
+            f"{plan.name_zh} / {plan.name_en}",
+            str(plan.version),
+            plan.status,
+            f"{summary.active_members:,}",
+        )
     console.print(table)
 
 
@@ -62,16 +68,27 @@ def show(
     if as_json:
         print_json(rules.to_json())
         return
-    console.print(f"[bold]{rules.name_zh}[/bold] / {rules.name_en}  (v{view.version}, {view.status})")
+    console.print(
+        f"[bold]{rules.name_zh}[/bold] / {rules.name_en}  (v{view.version}, {view.status})"
+    )
     entry = rules.entry
-    console.print(f"entry ages: {entry.min_age_days} days / {entry.min_age_years} years to "
-                  f"{entry.max_age_years} years; ends at {entry.exit_age_years}")
-    console.print(f"waiting period: {rules.waiting_period.days} days; management fee: "
-                  f"{rules.fees.management_fee_bp / 100:g}%")
+    console.print(
+        f"entry ages: {entry.min_age_days} days / {entry.min_age_years} years to "
+        f"{entry.max_age_years} years; ends at {entry.exit_age_years}"
+    )
+    console.print(
+        f"waiting period: {rules.waiting_period.days} days; management fee: "
+        f"{rules.fees.management_fee_bp / 100:g}%"
+    )
     payouts = Table("ages", "tier", "cause", "payout (yuan)")
     for band in rules.payout_bands:
-        payouts.add_row(f"{band.from_age}-{band.to_age}", band.tier, band.cause,
-                        format_yuan(band.amount_fen, grouping=True))
+        payouts.add_row(
+            f"{band.from_age}-{band.to_age}",
+            band.tier,
+            band.cause,
+            format_yuan(band.amount_fen, grouping=True),
+        )
     console.print(payouts)
-    console.print(f"{len(rules.illnesses)} covered illnesses; "
-                  f"{len(rules.health_questions)} health questions")
+    console.print(
+        f"{len(rules.illnesses)} covered illnesses; {len(rules.health_questions)} health questions"
+    )

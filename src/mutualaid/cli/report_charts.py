@@ -25,8 +25,15 @@ def _membership(plt: Any, report: PlanReport) -> Any:
     axes.axhline(0, color="#888", linewidth=0.8)
     axes.set_ylabel("memberships in the month")
     active = axes.twinx()
-    active.plot(x, [m.active_at_end for m in months], color=BLUE, linewidth=1.8, marker="o",
-                markersize=3, label="active at month end")
+    active.plot(
+        x,
+        [m.active_at_end for m in months],
+        color=BLUE,
+        linewidth=1.8,
+        marker="o",
+        markersize=3,
+        label="active at month end",
+    )
     active.set_ylabel("active at month end")
     _months_axis(axes, [m.month for m in months])
     handles = axes.get_legend_handles_labels()
@@ -48,8 +55,14 @@ def _shares(plt: Any, report: PlanReport) -> Any:
         return None
     figure, axes = plt.subplots(figsize=(9, 4.5), layout="constrained")
     labels = [p.publicity_on.isoformat() for p in periods]
-    axes.plot(range(len(periods)), [(p.share_per_member_fen or 0) / 100 for p in periods],
-              color=BLUE, linewidth=1.8, marker="o", markersize=3)
+    axes.plot(
+        range(len(periods)),
+        [(p.share_per_member_fen or 0) / 100 for p in periods],
+        color=BLUE,
+        linewidth=1.8,
+        marker="o",
+        markersize=3,
+    )
     axes.set_ylabel("share per member (yuan)")
     _months_axis(axes, labels)
     axes.set_title(f"{report.plan_code}: share per member per period")
@@ -71,8 +84,9 @@ def _decisions(plt: Any, report: PlanReport) -> Any:
     return figure
 
 
-def _cases(title: str, groups: Sequence[CaseGroup] | None, limit: int = 15) -> Callable[
-        [Any, PlanReport], Any]:
+def _cases(
+    title: str, groups: Sequence[CaseGroup] | None, limit: int = 15
+) -> Callable[[Any, PlanReport], Any]:
     def draw(plt: Any, report: PlanReport) -> Any:
         shown = list(groups or [])[:limit]
         if not shown:
@@ -98,9 +112,16 @@ def _fairness(plt: Any, report: PlanReport) -> Any:
         return None
     figure, axes = plt.subplots(figsize=(9, 4.5), layout="constrained")
     width = 0.8 / len(fairness.rules)
-    for index, (rule, colour) in enumerate(zip(fairness.rules, (BLUE, GREEN, ORANGE), strict=False)):
-        axes.bar([i + (index - (len(fairness.rules) - 1) / 2) * width for i in range(len(bands))],
-                 [b.ratio[rule] or 0 for b in bands], width, color=colour, label=rule)
+    for index, (rule, colour) in enumerate(
+        zip(fairness.rules, (BLUE, GREEN, ORANGE), strict=False)
+    ):
+        axes.bar(
+            [i + (index - (len(fairness.rules) - 1) / 2) * width for i in range(len(bands))],
+            [b.ratio[rule] or 0 for b in bands],
+            width,
+            color=colour,
+            label=rule,
+        )
     axes.axhline(1, color="#444", linewidth=1, linestyle="--")
     axes.set_xticks(range(len(bands)), [b.band for b in bands])
     axes.set_xlabel("age band")
@@ -116,7 +137,9 @@ def write_report_charts(report: PlanReport, directory: Path) -> list[Path]:
     plt = pyplot()
     directory.mkdir(parents=True, exist_ok=True)
     charts: list[tuple[str, Callable[[Any, PlanReport], Any]]] = [
-        ("membership", _membership), ("shares", _shares), ("decisions", _decisions),
+        ("membership", _membership),
+        ("shares", _shares),
+        ("decisions", _decisions),
         ("cases_by_illness", _cases("cases by illness", report.cases_by_illness)),
         ("cases_by_age_band", _cases("cases by age at diagnosis", report.cases_by_age_band)),
         ("cases_by_province", _cases("cases by province", report.cases_by_province)),

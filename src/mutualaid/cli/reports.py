@@ -44,8 +44,9 @@ def _flatten(item: Any) -> dict[str, Any]:
     return flat
 
 
-def _listing(name: str, title: str, items: list[Any] | None,
-             omit: tuple[str, ...] = ()) -> ReportTable | None:
+def _listing(
+    name: str, title: str, items: list[Any] | None, omit: tuple[str, ...] = ()
+) -> ReportTable | None:
     if items is None:
         return None
     flat = [{k: v for k, v in _flatten(item).items() if k not in omit} for item in items]
@@ -56,7 +57,9 @@ def _listing(name: str, title: str, items: list[Any] | None,
 def _figures(name: str, title: str, item: Any) -> ReportTable | None:
     if item is None:
         return None
-    return ReportTable(name, title, ["figure", "value"], [[k, v] for k, v in _flatten(item).items()])
+    return ReportTable(
+        name, title, ["figure", "value"], [[k, v] for k, v in _flatten(item).items()]
+    )
 
 
 def report_tables(report: PlanReport) -> list[ReportTable]:
@@ -65,16 +68,26 @@ def report_tables(report: PlanReport) -> list[ReportTable]:
         _listing("membership", "Membership flows per month", report.membership),
         _listing("shares", "Share history per period", report.shares),
         _listing("cases_by_illness", "Cases by illness", report.cases_by_illness),
-        _listing("cases_by_age_band", "Cases by age at diagnosis", report.cases_by_age_band,
-                 omit=("name_zh", "name_en")),
+        _listing(
+            "cases_by_age_band",
+            "Cases by age at diagnosis",
+            report.cases_by_age_band,
+            omit=("name_zh", "name_en"),
+        ),
         _listing("cases_by_province", "Cases by province", report.cases_by_province),
         _listing("decision_times", "Days from report to decision", report.decision_times),
         _figures("objections", "Objections", report.objections),
         _figures("juries", "Juries", report.juries),
         _figures("investigations", "Investigations", report.investigations),
-        _listing("fairness", "Fairness by age band, per member and year "
-                 f"({fairness.source} incidence, fee {fairness.fee_bp / 100:g}%, plan rule "
-                 f"{fairness.plan_rule})" if fairness else "", fairness.bands if fairness else None),
+        _listing(
+            "fairness",
+            "Fairness by age band, per member and year "
+            f"({fairness.source} incidence, fee {fairness.fee_bp / 100:g}%, plan rule "
+            f"{fairness.plan_rule})"
+            if fairness
+            else "",
+            fairness.bands if fairness else None,
+        ),
     ]
     return [t for t in tables if t is not None]
 
@@ -94,8 +107,9 @@ def _shown(column: str, value: Any, row: list[Any]) -> str:
 
 def _print_tables(report: PlanReport, tables: list[ReportTable]) -> None:
     window = f"{report.from_on or 'the start'} to {report.to_on}"
-    console.print(f"[bold]{report.plan_code}[/bold] {report.name_en} · {window} "
-                  f"({report.time_zone})")
+    console.print(
+        f"[bold]{report.plan_code}[/bold] {report.name_en} · {window} ({report.time_zone})"
+    )
     for table in tables:
         if not table.rows:
             console.print(f"\n[bold]{table.title}[/bold]: nothing in this window")
@@ -120,20 +134,31 @@ def _write_csv(tables: list[ReportTable]) -> None:
 def report(
     plan: str = typer.Argument(..., help="Plan code, e.g. xhb-main"),
     from_on: datetime | None = typer.Option(
-        None, "--from", formats=["%Y-%m-%d"],
-        help="First day of the report (plan's time zone); default: the plan's first day"),
+        None,
+        "--from",
+        formats=["%Y-%m-%d"],
+        help="First day of the report (plan's time zone); default: the plan's first day",
+    ),
     to_on: datetime | None = typer.Option(
-        None, "--to", formats=["%Y-%m-%d"], help="Last day of the report; default: today"),
+        None, "--to", formats=["%Y-%m-%d"], help="Last day of the report; default: today"
+    ),
     output: str = typer.Option(
-        "table", "--format", help="table (for people), json, or csv (one block per section, "
-        "money in integer fen)"),
+        "table",
+        "--format",
+        help="table (for people), json, or csv (one block per section, money in integer fen)",
+    ),
     section: list[Section] | None = typer.Option(
-        None, "--section", help="Only this section (repeat for several); default: all"),
+        None, "--section", help="Only this section (repeat for several); default: all"
+    ),
     charts: Path | None = typer.Option(
-        None, "--charts", help="Also write the charts (PNG and SVG) to this directory"),
+        None, "--charts", help="Also write the charts (PNG and SVG) to this directory"
+    ),
     model_file: Path | None = typer.Option(
-        None, "--model", help="Forecast model (TOML) whose incidence the fairness section uses "
-        "while the plan has too few cases of its own; default: the calibrated model"),
+        None,
+        "--model",
+        help="Forecast model (TOML) whose incidence the fairness section uses "
+        "while the plan has too few cases of its own; default: the calibrated model",
+    ),
 ) -> None:
     """Membership flows, cases by illness, age band and province, share history, time to decision,
     objection and jury overturn rates, investigation cost, and the fairness of each sharing rule
@@ -145,8 +170,14 @@ def report(
         raise DomainError("invalid_format", f"--format is one of {', '.join(FORMATS)}", "--format")
     model = parse_model_toml(model_file.read_text(encoding="utf-8")) if model_file else None
     result = plan_report(
-        context(), SYSTEM_ACTOR, plan, from_on=from_on.date() if from_on else None,
-        to_on=to_on.date() if to_on else None, sections=section or ALL_SECTIONS, model=model)
+        context(),
+        SYSTEM_ACTOR,
+        plan,
+        from_on=from_on.date() if from_on else None,
+        to_on=to_on.date() if to_on else None,
+        sections=section or ALL_SECTIONS,
+        model=model,
+    )
     tables = report_tables(result)
     if output == "json":
         print_json(dataclasses.asdict(result))

@@ -29,25 +29,31 @@ from mutualaid.services.wind_down import (
 )
 from mutualaid.transparency.archives import verify_archive
 
-schemes = typer.Typer(help="Sponsored schemes: operator-paid cover, and sponsored periods.",
-                      no_args_is_help=True)
-app = typer.Typer(help="The end of a plan: announce it, end cover (refunds), run-off, close "
-                  "with a final archive; members' records and the migration export.",
-                  no_args_is_help=True)
+schemes = typer.Typer(
+    help="Sponsored schemes: operator-paid cover, and sponsored periods.", no_args_is_help=True
+)
+app = typer.Typer(
+    help="The end of a plan: announce it, end cover (refunds), run-off, close "
+    "with a final archive; members' records and the migration export.",
+    no_args_is_help=True,
+)
 
 PLAN = typer.Argument(..., help="Plan code, e.g. xhb-main")
 
 
 @schemes.command("attach")
 @friendly_errors
-def attach(plan: str = PLAN,
-           file: Path = typer.Argument(..., help="The scheme's TOML file", exists=True,
-                                       dir_okay=False)) -> None:
+def attach(
+    plan: str = PLAN,
+    file: Path = typer.Argument(..., help="The scheme's TOML file", exists=True, dir_okay=False),
+) -> None:
     """Attach a sponsored scheme (e.g. COVID-19 cover) to a plan."""
     view = attach_scheme(context(), SYSTEM_ACTOR, plan, file.read_text(encoding="utf-8"))
-    console.print(f"scheme {view.code} attached to {view.plan_code}: "
-                  f"{format_yuan(view.payout_fen, symbol=True, grouping=True)} from {view.starts_on}, "
-                  f"paid by the sponsor")
+    console.print(
+        f"scheme {view.code} attached to {view.plan_code}: "
+        f"{format_yuan(view.payout_fen, symbol=True, grouping=True)} from {view.starts_on}, "
+        f"paid by the sponsor"
+    )
 
 
 @schemes.command("list")
@@ -67,10 +73,12 @@ def sponsor(
     memo: str = typer.Option("", help="Why (shown to auditors)"),
 ) -> None:
     """The sponsor pays the shares (or the cap excess) of the periods in a range."""
-    view = sponsor_periods(context(), SYSTEM_ACTOR, plan, kind, _day(from_on, "--from"),
-                           _day(to_on, "--to"), memo)
-    console.print(f"the sponsor pays the {view.kind} of {plan}'s periods {view.from_on} to "
-                  f"{view.to_on}")
+    view = sponsor_periods(
+        context(), SYSTEM_ACTOR, plan, kind, _day(from_on, "--from"), _day(to_on, "--to"), memo
+    )
+    console.print(
+        f"the sponsor pays the {view.kind} of {plan}'s periods {view.from_on} to {view.to_on}"
+    )
 
 
 def _day(text: str, option: str) -> date:
@@ -82,16 +90,28 @@ def _day(text: str, option: str) -> date:
 
 def _show(view: WindDownView) -> None:
     console.print(f"{view.plan_code}: {view.status}")
-    rows = [("rule", view.rule), ("end date", view.end_on),
-            ("run-off claims until", view.run_off_until_on),
-            ("active members", f"{view.active_members} (minimum {view.minimum_members})"),
-            ("open claims", view.open_claims), ("memberships ended", view.memberships_ended),
-            ("prepaid refunds", None if view.refunds is None
-             else f"{view.refunds} payers, {format_yuan(view.refunded_fen or 0, symbol=True)}"),
-            ("written off", None if view.written_off_fen is None
-             else format_yuan(view.written_off_fen, symbol=True)),
-            ("final checkpoint", view.final_checkpoint_size),
-            ("archive SHA-256", view.archive_sha256)]
+    rows = [
+        ("rule", view.rule),
+        ("end date", view.end_on),
+        ("run-off claims until", view.run_off_until_on),
+        ("active members", f"{view.active_members} (minimum {view.minimum_members})"),
+        ("open claims", view.open_claims),
+        ("memberships ended", view.memberships_ended),
+        (
+            "prepaid refunds",
+            None
+            if view.refunds is None
+            else f"{view.refunds} payers, {format_yuan(view.refunded_fen or 0, symbol=True)}",
+        ),
+        (
+            "written off",
+            None
+            if view.written_off_fen is None
+            else format_yuan(view.written_off_fen, symbol=True),
+        ),
+        ("final checkpoint", view.final_checkpoint_size),
+        ("archive SHA-256", view.archive_sha256),
+    ]
     for label, value in rows:
         if value is not None:
             console.print(f"  {label:<22} {value}")
@@ -110,9 +130,11 @@ def status(plan: str = PLAN, as_json: bool = typer.Option(False, "--json")) -> N
 
 @app.command("announce")
 @friendly_errors
-def announce(plan: str = PLAN,
-             end_on: str = typer.Option(..., "--end-on", help="Cover ends at 00:00 on this day"),
-             reason: str = typer.Option(..., help="Why the plan ends (told to every member)")) -> None:
+def announce(
+    plan: str = PLAN,
+    end_on: str = typer.Option(..., "--end-on", help="Cover ends at 00:00 on this day"),
+    reason: str = typer.Option(..., help="Why the plan ends (told to every member)"),
+) -> None:
     """Announce the end of a plan: no new members; every member is notified."""
     _show(announce_end(context(), SYSTEM_ACTOR, plan, _day(end_on, "--end-on"), reason))
 
@@ -127,13 +149,17 @@ def end_cover_command(plan: str = PLAN) -> None:
 
 @app.command("close")
 @friendly_errors
-def close(plan: str = PLAN,
-          archive: Path = typer.Option(..., help="An empty directory for the static archive")) -> None:
+def close(
+    plan: str = PLAN,
+    archive: Path = typer.Option(..., help="An empty directory for the static archive"),
+) -> None:
     """After the run-off: a final checkpoint cosigned by the witnesses, and the static archive."""
     config = load_log_config(load_settings())
     _show(close_plan(context(), SYSTEM_ACTOR, plan, config, archive))
-    console.print(f"archive written to {archive}; check it with `mutualaid verify archive "
-                  f"{archive} --log-key … --witness-key …`")
+    console.print(
+        f"archive written to {archive}; check it with `mutualaid verify archive "
+        f"{archive} --log-key … --witness-key …`"
+    )
 
 
 @app.command("check-minimum")
@@ -141,8 +167,10 @@ def close(plan: str = PLAN,
 def check_minimum(plan: str = PLAN) -> None:
     """The daily job: alert the operators (and follow the plan's rule) below the minimum."""
     check = check_minimum_membership(context(), SYSTEM_ACTOR, plan)
-    console.print(f"{check.plan_code}: {check.active_members} active of a minimum "
-                  f"{check.minimum_members}: {check.status} ({check.action})")
+    console.print(
+        f"{check.plan_code}: {check.active_members} active of a minimum "
+        f"{check.minimum_members}: {check.status} ({check.action})"
+    )
 
 
 @app.command("export-members")
@@ -150,8 +178,11 @@ def check_minimum(plan: str = PLAN) -> None:
 def export_members(
     plan: str = PLAN,
     out: Path = typer.Option(..., help="The CSV file to write"),
-    with_identity: bool = typer.Option(False, help="Add names and identity numbers, decrypted "
-                                       "(only with the members' consent to the transfer)"),
+    with_identity: bool = typer.Option(
+        False,
+        help="Add names and identity numbers, decrypted "
+        "(only with the members' consent to the transfer)",
+    ),
 ) -> None:
     """The migration file for a successor: every member with their cover dates, streamed."""
     rows = 0
@@ -164,8 +195,10 @@ def export_members(
 
 @app.command("member-record")
 @friendly_errors
-def record(account_id: int = typer.Argument(..., help="The member's account id"),
-           output_format: str = typer.Option("json", "--format", help="json or csv")) -> None:
+def record(
+    account_id: int = typer.Argument(..., help="The member's account id"),
+    output_format: str = typer.Option("json", "--format", help="json or csv"),
+) -> None:
     """A member's complete record (for a member who asks support for it)."""
     data = member_record(context(), Actor(account_id, Role.MEMBER))
     if output_format == "csv":
@@ -176,8 +209,9 @@ def record(account_id: int = typer.Argument(..., help="The member's account id")
 
 @friendly_errors
 def verify_archive_command(
-    directory: Path = typer.Argument(..., help="The archive directory", exists=True,
-                                     file_okay=False),
+    directory: Path = typer.Argument(
+        ..., help="The archive directory", exists=True, file_okay=False
+    ),
     log_key: str = typer.Option(None, help="The log's verifier key, or a file holding it"),
     witness_key: list[str] = typer.Option([], help="A witness's verifier key (repeatable)"),
     quorum: int = typer.Option(None, min=0, help="How many witnesses must have cosigned"),
@@ -189,12 +223,17 @@ def verify_archive_command(
     policy = _policy(origin, log_key, witness_key, quorum)
     report = verify_archive(directory, policy)
     if policy is None:
-        typer.echo("warning: no --log-key given: checked against the keys inside the archive, "
-                   "which only say what the operator claims", err=True)
+        typer.echo(
+            "warning: no --log-key given: checked against the keys inside the archive, "
+            "which only say what the operator claims",
+            err=True,
+        )
     for check in report.checks:
         _print(check)
     failures = [c for c in report.checks if not c.passed]
     if failures:
-        _fail(f"{len(failures)} of {len(report.checks)} checks failed; first: "
-              f"{failures[0].name}: {failures[0].detail}")
+        _fail(
+            f"{len(failures)} of {len(report.checks)} checks failed; first: "
+            f"{failures[0].name}: {failures[0].detail}"
+        )
     typer.echo(f"verified: all {len(report.checks)} checks hold")

@@ -88,7 +88,9 @@ class ApiToken(Base):
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    account_id: Mapped[int] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), index=True
+    )
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     expires_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
@@ -218,8 +220,12 @@ class LogEntry(Base):
     __tablename__ = "log_entries"
     __table_args__ = (
         Index("ix_log_entries_subject", "subject_type", "subject_ref"),
-        Index("ix_log_entries_unsequenced", "id", sqlite_where=text("leaf_index IS NULL"),
-              postgresql_where=text("leaf_index IS NULL")),
+        Index(
+            "ix_log_entries_unsequenced",
+            "id",
+            sqlite_where=text("leaf_index IS NULL"),
+            postgresql_where=text("leaf_index IS NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
@@ -238,8 +244,12 @@ class Notification(Base):
     __tablename__ = "notifications"
     __table_args__ = (
         Index("ix_notifications_account", "account_id", "id"),
-        Index("ix_notifications_unsent", "id", sqlite_where=text("sent_at IS NULL"),
-              postgresql_where=text("sent_at IS NULL")),
+        Index(
+            "ix_notifications_unsent",
+            "id",
+            sqlite_where=text("sent_at IS NULL"),
+            postgresql_where=text("sent_at IS NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
@@ -264,14 +274,17 @@ def _person_province(context: Any) -> str | None:
     """Claim.province_code when not given: the person's province, read as the row is inserted."""
     person_id = context.get_current_parameters().get("person_id")
     return context.connection.scalar(  # type: ignore[no-any-return]
-        select(Person.province_code).where(Person.id == person_id))
+        select(Person.province_code).where(Person.id == person_id)
+    )
 
 
 def _phash_band(band: int) -> Callable[[Any], int | None]:
     """Evidence.phash_bandN when not given: that band of the row's image hash."""
+
     def default(context: Any) -> int | None:
         phash = context.get_current_parameters().get("phash")
         return None if phash is None else phash_band(int(phash, 16), band)
+
     return default
 
 
@@ -279,16 +292,28 @@ class Claim(Base):
     __tablename__ = "claims"
     __table_args__ = (
         # One open claim per person per plan, guaranteed by the database.
-        Index("uq_claims_open_person", "plan_id", "person_id", unique=True,
-              sqlite_where=text(OPEN_CLAIM_STATES_SQL), postgresql_where=text(OPEN_CLAIM_STATES_SQL)),
+        Index(
+            "uq_claims_open_person",
+            "plan_id",
+            "person_id",
+            unique=True,
+            sqlite_where=text(OPEN_CLAIM_STATES_SQL),
+            postgresql_where=text(OPEN_CLAIM_STATES_SQL),
+        ),
         Index("ix_claims_plan_state", "plan_id", "state"),
         Index("ix_claims_claimant", "claimant_account_id"),
         # Risk lookups for one claim (issue 9): its window, its keys' counts, its links.
         Index("ix_claims_plan_reported", "plan_id", "reported_on"),
         Index("ix_claims_plan_hospital", "plan_id", "hospital", "reported_on"),
         Index("ix_claims_plan_doctor", "plan_id", "doctor", "reported_on"),
-        Index("ix_claims_plan_illness", "plan_id", "illness_code", "reported_on",
-              "age_at_diagnosis", "province_code"),
+        Index(
+            "ix_claims_plan_illness",
+            "plan_id",
+            "illness_code",
+            "reported_on",
+            "age_at_diagnosis",
+            "province_code",
+        ),
         Index("ix_claims_plan_province", "plan_id", "province_code", "reported_on"),
         Index("ix_claims_contact_phone", "contact_phone_hash"),
         Index("ix_claims_payee_account", "payee_account_hash"),
@@ -361,8 +386,11 @@ class Evidence(Base):
     content-addressed evidence store under its SHA-256; only the hash goes on the public log."""
 
     __tablename__ = "evidence"
-    __table_args__ = (UniqueConstraint("claim_id", "sha256"), Index("ix_evidence_sha256", "sha256"),
-                      *(Index(f"ix_evidence_phash_band{b}", f"phash_band{b}") for b in range(BANDS)))
+    __table_args__ = (
+        UniqueConstraint("claim_id", "sha256"),
+        Index("ix_evidence_sha256", "sha256"),
+        *(Index(f"ix_evidence_phash_band{b}", f"phash_band{b}") for b in range(BANDS)),
+    )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     claim_id: Mapped[int] = mapped_column(ForeignKey("claims.id", ondelete="CASCADE"))
@@ -417,8 +445,9 @@ class Objection(Base):
 class JurorCertification(Base):
     __tablename__ = "juror_certifications"
 
-    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"),
-                                            primary_key=True)
+    account_id: Mapped[int] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True
+    )
     passed_at: Mapped[datetime] = mapped_column(UtcDateTime())
     score: Mapped[int] = mapped_column(Integer)
 
@@ -565,8 +594,10 @@ class Period(Base):
     """One sharing period of a plan, from its lock (00:00 on publicity day) to its payouts."""
 
     __tablename__ = "periods"
-    __table_args__ = (UniqueConstraint("plan_id", "publicity_on"),
-                      Index("ix_periods_plan_lock", "plan_id", "lock_at"))
+    __table_args__ = (
+        UniqueConstraint("plan_id", "publicity_on"),
+        Index("ix_periods_plan_lock", "plan_id", "lock_at"),
+    )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     ref: Mapped[str] = mapped_column(String(80), unique=True)
@@ -614,8 +645,9 @@ class PeriodCohort(Base):
 
     __tablename__ = "period_cohorts"
 
-    period_id: Mapped[int] = mapped_column(ForeignKey("periods.id", ondelete="CASCADE"),
-                                           primary_key=True)
+    period_id: Mapped[int] = mapped_column(
+        ForeignKey("periods.id", ondelete="CASCADE"), primary_key=True
+    )
     #: The first period of the calendar year its members shared in.
     cohort_on: Mapped[date] = mapped_column(Date, primary_key=True)
     ytd_fen: Mapped[int] = mapped_column(BigInteger)
@@ -628,8 +660,10 @@ class PeriodChargeException(Base):
     or cap_adjusted (its own year so far differs, e.g. after leaving and rejoining)."""
 
     __tablename__ = "period_charge_exceptions"
-    __table_args__ = (UniqueConstraint("period_id", "membership_id"),
-                      Index("ix_period_charge_exceptions_membership", "membership_id"))
+    __table_args__ = (
+        UniqueConstraint("period_id", "membership_id"),
+        Index("ix_period_charge_exceptions_membership", "membership_id"),
+    )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     period_id: Mapped[int] = mapped_column(ForeignKey("periods.id", ondelete="CASCADE"))
@@ -647,8 +681,9 @@ class PeriodChargeTree(Base):
 
     __tablename__ = "period_charge_trees"
 
-    period_id: Mapped[int] = mapped_column(ForeignKey("periods.id", ondelete="CASCADE"),
-                                           primary_key=True)
+    period_id: Mapped[int] = mapped_column(
+        ForeignKey("periods.id", ondelete="CASCADE"), primary_key=True
+    )
     block_bits: Mapped[int] = mapped_column(Integer)
     #: Block indexes, 8 bytes big-endian each, ascending.
     block_indexes: Mapped[bytes] = mapped_column(LargeBinary)
@@ -661,9 +696,11 @@ class CollectionFailure(Base):
     `retry_until_on`, then its membership is removed and the share written off to the sponsor."""
 
     __tablename__ = "collection_failures"
-    __table_args__ = (UniqueConstraint("period_id", "membership_id"),
-                      Index("ix_collection_failures_membership", "membership_id"),
-                      Index("ix_collection_failures_status", "status", "retry_until_on"))
+    __table_args__ = (
+        UniqueConstraint("period_id", "membership_id"),
+        Index("ix_collection_failures_membership", "membership_id"),
+        Index("ix_collection_failures_status", "status", "retry_until_on"),
+    )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     period_id: Mapped[int] = mapped_column(ForeignKey("periods.id", ondelete="CASCADE"))
@@ -718,8 +755,10 @@ class LedgerTransaction(Base):
 
 class LedgerEntry(Base):
     __tablename__ = "ledger_entries"
-    __table_args__ = (Index("ix_ledger_entries_account", "account_code"),
-                      Index("ix_ledger_entries_transaction", "transaction_id"))
+    __table_args__ = (
+        Index("ix_ledger_entries_account", "account_code"),
+        Index("ix_ledger_entries_transaction", "transaction_id"),
+    )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     transaction_id: Mapped[int] = mapped_column(ForeignKey("ledger_transactions.id"))
@@ -729,8 +768,13 @@ class LedgerEntry(Base):
 
 #: This year's leavers of a plan (who may have rejoined: the annual cap counts both memberships),
 #: found without a scan over every membership. Only ended memberships are in it. (Issue 5.)
-Index("ix_memberships_ended", Membership.plan_id, Membership.ended_at,
-      sqlite_where=text("ended_at IS NOT NULL"), postgresql_where=text("ended_at IS NOT NULL"))
+Index(
+    "ix_memberships_ended",
+    Membership.plan_id,
+    Membership.ended_at,
+    sqlite_where=text("ended_at IS NOT NULL"),
+    postgresql_where=text("ended_at IS NOT NULL"),
+)
 
 
 # --- sponsored schemes and the end of a plan (issue 8) ---------------------------------------------
@@ -815,8 +859,9 @@ class PeriodBand(Base):
 
     __tablename__ = "period_bands"
 
-    period_id: Mapped[int] = mapped_column(ForeignKey("periods.id", ondelete="CASCADE"),
-                                           primary_key=True)
+    period_id: Mapped[int] = mapped_column(
+        ForeignKey("periods.id", ondelete="CASCADE"), primary_key=True
+    )
     band_index: Mapped[int] = mapped_column(Integer, primary_key=True)
     from_age: Mapped[int] = mapped_column(Integer)
     to_age: Mapped[int] = mapped_column(Integer)
@@ -839,8 +884,9 @@ class ClaimRisk(Base):
     __tablename__ = "claim_risks"
     __table_args__ = (Index("ix_claim_risks_score", "score"),)
 
-    claim_id: Mapped[int] = mapped_column(ForeignKey("claims.id", ondelete="CASCADE"),
-                                          primary_key=True)
+    claim_id: Mapped[int] = mapped_column(
+        ForeignKey("claims.id", ondelete="CASCADE"), primary_key=True
+    )
     score: Mapped[int] = mapped_column(Integer)
     level: Mapped[str] = mapped_column(String(10))
     #: field or desk: where the score sends the investigation.
@@ -852,7 +898,10 @@ class ClaimRiskSignal(Base):
     """One signal that fired on a claim, with the numbers behind its explanation."""
 
     __tablename__ = "claim_risk_signals"
-    __table_args__ = (UniqueConstraint("claim_id", "code"), Index("ix_claim_risk_signals_code", "code"))
+    __table_args__ = (
+        UniqueConstraint("claim_id", "code"),
+        Index("ix_claim_risk_signals_code", "code"),
+    )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     claim_id: Mapped[int] = mapped_column(ForeignKey("claims.id", ondelete="CASCADE"))
@@ -865,8 +914,10 @@ class RiskSignalFeedback(Base):
     """A reviewer's word on whether a signal helped on a case (one per reviewer, signal, case)."""
 
     __tablename__ = "risk_signal_feedback"
-    __table_args__ = (UniqueConstraint("claim_id", "code", "reviewer_id"),
-                      Index("ix_risk_signal_feedback_code", "code"))
+    __table_args__ = (
+        UniqueConstraint("claim_id", "code", "reviewer_id"),
+        Index("ix_risk_signal_feedback_code", "code"),
+    )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     claim_id: Mapped[int] = mapped_column(ForeignKey("claims.id", ondelete="CASCADE"))
@@ -901,8 +952,9 @@ class PeriodBandGroup(Base):
 
     __tablename__ = "period_band_groups"
 
-    period_id: Mapped[int] = mapped_column(ForeignKey("periods.id", ondelete="CASCADE"),
-                                           primary_key=True)
+    period_id: Mapped[int] = mapped_column(
+        ForeignKey("periods.id", ondelete="CASCADE"), primary_key=True
+    )
     cohort_on: Mapped[date] = mapped_column(Date, primary_key=True)
     interval_index: Mapped[int] = mapped_column(Integer, primary_key=True)
     #: Born after this day (None: no lower end) and on or before `born_by_on` (None: no upper end).

@@ -57,8 +57,9 @@ _ORDER = {state: position for position, state in enumerate(PeriodState)}
 
 def advance(state: PeriodState, to: PeriodState) -> PeriodState:
     if NEXT_STATE.get(state) is not to:
-        raise DomainError("invalid_transition", f"a period that is {state} cannot become {to}",
-                          "state")
+        raise DomainError(
+            "invalid_transition", f"a period that is {state} cannot become {to}", "state"
+        )
     return to
 
 
@@ -94,8 +95,11 @@ def period_dates(rules: PlanRules, publicity_on: date) -> PeriodDates:
             "on",
         )
     debit_day = rules.periods.debit_days[days.index(publicity_on.day)]
-    return PeriodDates(publicity_on, publicity_on.replace(day=debit_day),
-                       start_of_day(publicity_on, ZoneInfo(rules.time_zone)))
+    return PeriodDates(
+        publicity_on,
+        publicity_on.replace(day=debit_day),
+        start_of_day(publicity_on, ZoneInfo(rules.time_zone)),
+    )
 
 
 def latest_publicity_day(rules: PlanRules, today: date) -> date:
@@ -110,8 +114,12 @@ def latest_publicity_day(rules: PlanRules, today: date) -> date:
 
 def publicity_days_of_year(rules: PlanRules, year: int, before: date) -> list[date]:
     """This calendar year's publicity days strictly before `before`, in order."""
-    return [date(year, month, day) for month in range(1, 13) for day in rules.periods.publicity_days
-            if date(year, month, day) < before]
+    return [
+        date(year, month, day)
+        for month in range(1, 13)
+        for day in rules.periods.publicity_days
+        if date(year, month, day) < before
+    ]
 
 
 def period_ref(plan_code: str, publicity_on: date) -> str:
@@ -207,8 +215,9 @@ class PeriodFigures:
         left = self.total_charged_fen + self.sponsor_fen + self.prorated_fen
         right = self.aid_fen + self.fee_fen - self.surplus_in_fen + self.surplus_out_fen
         if left != right:
-            raise AssertionError(f"total + sponsor + prorated {left} != "
-                                 f"aid + fee − surplus_in + surplus_out {right}")
+            raise AssertionError(
+                f"total + sponsor + prorated {left} != aid + fee − surplus_in + surplus_out {right}"
+            )
 
 
 def apportion(
@@ -243,9 +252,15 @@ def apportion(
     total = sum(c.count * c.charge_fen for c in charges)
     shortfall = max(0, need - total)
     figures = PeriodFigures(
-        member_count=members, case_count=case_count, aid_fen=Fen(aid_fen), fee_fen=Fen(fee),
-        surplus_in_fen=Fen(surplus_in_fen), uncapped_share_fen=Fen(uncapped),
-        share_fen=Fen(share), charges=charges, total_charged_fen=Fen(total),
+        member_count=members,
+        case_count=case_count,
+        aid_fen=Fen(aid_fen),
+        fee_fen=Fen(fee),
+        surplus_in_fen=Fen(surplus_in_fen),
+        uncapped_share_fen=Fen(uncapped),
+        share_fen=Fen(share),
+        charges=charges,
+        total_charged_fen=Fen(total),
         capped_fen=Fen(members * uncapped - total),
         sponsor_fen=Fen(shortfall if cap_excess is CapExcess.SPONSOR else 0),
         prorated_fen=Fen(shortfall if cap_excess is CapExcess.PRORATE else 0),
@@ -331,8 +346,9 @@ def charges_leaf_header(period_ref_text: str, block_index: int) -> bytes:
     return CHARGES_DOMAIN + period_ref_text.encode() + b"\n" + block_index.to_bytes(8, "big")
 
 
-def charges_leaf(period_ref_text: str, block_index: int,
-                 charges: Sequence[tuple[int, int]]) -> bytes:
+def charges_leaf(
+    period_ref_text: str, block_index: int, charges: Sequence[tuple[int, int]]
+) -> bytes:
     """The Merkle leaf of one block: the header, then (membership id, charge) as two unsigned
     64-bit big-endian integers per sharing member, in ascending id order. Every member of the
     block with id in [block << BLOCK_BITS, (block + 1) << BLOCK_BITS) who shares is listed."""
@@ -355,9 +371,9 @@ def parse_charges_leaf(data: bytes, period_ref_text: str) -> tuple[int, list[tup
     if not data.startswith(prefix) or (len(data) - len(prefix) - 8) % 16:
         raise DomainError("invalid_charges_leaf", "this is not a charges leaf of this period")
     offset = len(prefix)
-    block = int.from_bytes(data[offset:offset + 8], "big")
+    block = int.from_bytes(data[offset : offset + 8], "big")
     pairs = [
-        (int.from_bytes(data[i:i + 8], "big"), int.from_bytes(data[i + 8:i + 16], "big"))
+        (int.from_bytes(data[i : i + 8], "big"), int.from_bytes(data[i + 8 : i + 16], "big"))
         for i in range(offset + 8, len(data), 16)
     ]
     return block, pairs

@@ -132,47 +132,70 @@ def filing_refusal(
     """Why this claim may not be filed (code, message, field), or None when it may."""
     coverage = facts.coverage
     if rules.illness(facts.illness_code) is None:
-        return ("illness_not_covered", f"{facts.illness_code} is not an illness this plan covers",
-                "illness_code")
+        return (
+            "illness_not_covered",
+            f"{facts.illness_code} is not an illness this plan covers",
+            "illness_code",
+        )
     if facts.diagnosed_on > facts.reported_on:
         return ("diagnosis_in_future", "the diagnosis date is after today", "diagnosed_on")
     if facts.end_reason == "severe_payout":
-        return ("severe_payout_made", "this member has already received a severe illness payout",
-                "membership_id")
+        return (
+            "severe_payout_made",
+            "this member has already received a severe illness payout",
+            "membership_id",
+        )
     ended_on = facts.ended_on or coverage.ages_out_on
     if not coverage.joined_on <= facts.diagnosed_on < min(ended_on, coverage.ages_out_on):
-        return ("not_covered_member", "the person was not a member on the diagnosis date",
-                "diagnosed_on")
+        return (
+            "not_covered_member",
+            "the person was not a member on the diagnosis date",
+            "diagnosed_on",
+        )
     if facts.diagnosed_on <= coverage.waiting_ends_on and not (
         facts.accident and rules.waiting_period.accidents_covered
     ):
-        return ("waiting_period",
-                f"the illness was diagnosed in the waiting period (until {coverage.waiting_ends_on}) "
-                "and was not caused by an accident", "diagnosed_on")
+        return (
+            "waiting_period",
+            f"the illness was diagnosed in the waiting period (until {coverage.waiting_ends_on}) "
+            "and was not caused by an accident",
+            "diagnosed_on",
+        )
     if facts.membership_state is MembershipState.SUSPENDED:
-        return ("membership_suspended",
-                "the membership is suspended for an unpaid share: pay it to restore cover",
-                "membership_id")
+        return (
+            "membership_suspended",
+            "the membership is suspended for an unpaid share: pay it to restore cover",
+            "membership_id",
+        )
     deadline = facts.diagnosed_on + timedelta(days=rules.claims.deadline_days)
     if facts.reported_on > deadline:
-        return ("claim_deadline_passed",
-                f"a claim must be reported within {rules.claims.deadline_days} days of the first "
-                f"diagnosis (by {deadline})", "diagnosed_on")
+        return (
+            "claim_deadline_passed",
+            f"a claim must be reported within {rules.claims.deadline_days} days of the first "
+            f"diagnosis (by {deadline})",
+            "diagnosed_on",
+        )
     if has_open_claim:
-        return ("duplicate_open_claim", "this member already has an open claim in this plan",
-                "membership_id")
+        return (
+            "duplicate_open_claim",
+            "this member already has an open claim in this plan",
+            "membership_id",
+        )
     return None
 
 
-def payout_for(rules: PlanRules, illness_code: str, birth_on: date, diagnosed_on: date,
-               accident: bool) -> Fen:
+def payout_for(
+    rules: PlanRules, illness_code: str, birth_on: date, diagnosed_on: date, accident: bool
+) -> Fen:
     """The payout, from the plan's schedule: age at first diagnosis, tier, cause. Never typed."""
     illness = rules.illness(illness_code)
     if illness is None:
         raise DomainError("illness_not_covered", f"{illness_code} is not covered", "illness_code")
     amount = rules.payout_fen(age_in_years(birth_on, diagnosed_on), illness.tier, accident)
     if amount is None:
-        raise DomainError("no_payout_band", "no payout band covers this age and tier", "illness_code")
+        raise DomainError(
+            "no_payout_band", "no payout band covers this age and tier", "illness_code"
+        )
     return amount
 
 
@@ -202,8 +225,9 @@ def publicity_window(rules: PlanRules, published_on: date) -> PublicityWindow:
     return PublicityWindow(
         published_on=published_on,
         opens_at=start_of_day(published_on, zone),
-        closes_at=start_of_day(published_on + timedelta(days=rules.periods.publicity_length_days),
-                               zone),
+        closes_at=start_of_day(
+            published_on + timedelta(days=rules.periods.publicity_length_days), zone
+        ),
     )
 
 

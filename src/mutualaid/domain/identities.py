@@ -13,17 +13,39 @@ _CHECK_CHARACTERS = "10X98765432"
 
 #: GB/T 2260 province-level codes (first two digits of the address code), names in zh and en.
 PROVINCES: dict[str, tuple[str, str]] = {
-    "11": ("北京", "Beijing"), "12": ("天津", "Tianjin"), "13": ("河北", "Hebei"),
-    "14": ("山西", "Shanxi"), "15": ("内蒙古", "Inner Mongolia"), "21": ("辽宁", "Liaoning"),
-    "22": ("吉林", "Jilin"), "23": ("黑龙江", "Heilongjiang"), "31": ("上海", "Shanghai"),
-    "32": ("江苏", "Jiangsu"), "33": ("浙江", "Zhejiang"), "34": ("安徽", "Anhui"),
-    "35": ("福建", "Fujian"), "36": ("江西", "Jiangxi"), "37": ("山东", "Shandong"),
-    "41": ("河南", "Henan"), "42": ("湖北", "Hubei"), "43": ("湖南", "Hunan"),
-    "44": ("广东", "Guangdong"), "45": ("广西", "Guangxi"), "46": ("海南", "Hainan"),
-    "50": ("重庆", "Chongqing"), "51": ("四川", "Sichuan"), "52": ("贵州", "Guizhou"),
-    "53": ("云南", "Yunnan"), "54": ("西藏", "Tibet"), "61": ("陕西", "Shaanxi"),
-    "62": ("甘肃", "Gansu"), "63": ("青海", "Qinghai"), "64": ("宁夏", "Ningxia"),
-    "65": ("新疆", "Xinjiang"), "71": ("台湾", "Taiwan"), "81": ("香港", "Hong Kong"),
+    "11": ("北京", "Beijing"),
+    "12": ("天津", "Tianjin"),
+    "13": ("河北", "Hebei"),
+    "14": ("山西", "Shanxi"),
+    "15": ("内蒙古", "Inner Mongolia"),
+    "21": ("辽宁", "Liaoning"),
+    "22": ("吉林", "Jilin"),
+    "23": ("黑龙江", "Heilongjiang"),
+    "31": ("上海", "Shanghai"),
+    "32": ("江苏", "Jiangsu"),
+    "33": ("浙江", "Zhejiang"),
+    "34": ("安徽", "Anhui"),
+    "35": ("福建", "Fujian"),
+    "36": ("江西", "Jiangxi"),
+    "37": ("山东", "Shandong"),
+    "41": ("河南", "Henan"),
+    "42": ("湖北", "Hubei"),
+    "43": ("湖南", "Hunan"),
+    "44": ("广东", "Guangdong"),
+    "45": ("广西", "Guangxi"),
+    "46": ("海南", "Hainan"),
+    "50": ("重庆", "Chongqing"),
+    "51": ("四川", "Sichuan"),
+    "52": ("贵州", "Guizhou"),
+    "53": ("云南", "Yunnan"),
+    "54": ("西藏", "Tibet"),
+    "61": ("陕西", "Shaanxi"),
+    "62": ("甘肃", "Gansu"),
+    "63": ("青海", "Qinghai"),
+    "64": ("宁夏", "Ningxia"),
+    "65": ("新疆", "Xinjiang"),
+    "71": ("台湾", "Taiwan"),
+    "81": ("香港", "Hong Kong"),
     "82": ("澳门", "Macau"),
 }
 
@@ -51,7 +73,9 @@ def parse_resident_id(raw: str, field: str = "id_number") -> ResidentId:
     number = raw.strip().upper()
     if len(number) != 18:
         raise DomainError(
-            "invalid_id_number", f"an identity number has 18 characters, this one has {len(number)}", field
+            "invalid_id_number",
+            f"an identity number has 18 characters, this one has {len(number)}",
+            field,
         )
     body, check = number[:17], number[17]
     if not body.isdigit() or not (check.isdigit() or check == "X"):

@@ -54,8 +54,10 @@ def juror_refusal(facts: JurorFacts, rules: JuryRules) -> tuple[str, str] | None
     if facts.age_years < rules.juror_min_age_years:
         return ("too_young", f"jurors must be at least {rules.juror_min_age_years} years old")
     if facts.membership_days < rules.juror_min_membership_days:
-        return ("membership_too_recent",
-                f"jurors must have been members for at least {rules.juror_min_membership_days} days")
+        return (
+            "membership_too_recent",
+            f"jurors must have been members for at least {rules.juror_min_membership_days} days",
+        )
     if not facts.certified:
         return ("not_certified", "pass the juror certification quiz first")
     return None
@@ -63,12 +65,16 @@ def juror_refusal(facts: JurorFacts, rules: JuryRules) -> tuple[str, str] | None
 
 def draw_order_key(seed: bytes, case_ref: str, juror_ref: str) -> bytes:
     """A juror's place in the draw: SHA-256 over the public seed, the case and the juror's pseudonym."""
-    return hashlib.sha256(b"mutualaid/jury-draw/v1\n" + seed + b"\n" + case_ref.encode() + b"\n"
-                          + juror_ref.encode()).digest()
+    return hashlib.sha256(
+        b"mutualaid/jury-draw/v1\n" + seed + b"\n" + case_ref.encode() + b"\n" + juror_ref.encode()
+    ).digest()
 
 
 def draw_panel(
-    seed: bytes, case_ref: str, candidates: Sequence[str], seats: int,
+    seed: bytes,
+    case_ref: str,
+    candidates: Sequence[str],
+    seats: int,
     exclude: frozenset[str] = frozenset(),
 ) -> list[str]:
     """Draw `seats` jurors from `candidates` (pseudonymous refs), skipping `exclude`.
@@ -97,18 +103,34 @@ class QuizQuestion:
 
 #: The juror certification quiz: the rules a juror applies. Passing needs every answer right.
 CERTIFICATION_QUIZ: tuple[QuizQuestion, ...] = (
-    QuizQuestion("waiting_period", "等待期内非意外导致的疾病能否获得互助金?",
-                 "Does an illness not caused by an accident qualify during the waiting period?",
-                 ("yes", "no"), "no"),
-    QuizQuestion("evidence", "判断一个案件时,应依据什么?",
-                 "What should a juror base a decision on?",
-                 ("case_file", "rumours", "sympathy"), "case_file"),
-    QuizQuestion("declaration", "加入时隐瞒已患重病的成员能否获得互助金?",
-                 "Can a member who hid a serious existing illness when joining receive aid?",
-                 ("yes", "no"), "no"),
-    QuizQuestion("conflict", "如果你认识申请人,应该怎么做?",
-                 "What should you do if you know the applicant?",
-                 ("vote", "recuse"), "recuse"),
+    QuizQuestion(
+        "waiting_period",
+        "等待期内非意外导致的疾病能否获得互助金?",
+        "Does an illness not caused by an accident qualify during the waiting period?",
+        ("yes", "no"),
+        "no",
+    ),
+    QuizQuestion(
+        "evidence",
+        "判断一个案件时,应依据什么?",
+        "What should a juror base a decision on?",
+        ("case_file", "rumours", "sympathy"),
+        "case_file",
+    ),
+    QuizQuestion(
+        "declaration",
+        "加入时隐瞒已患重病的成员能否获得互助金?",
+        "Can a member who hid a serious existing illness when joining receive aid?",
+        ("yes", "no"),
+        "no",
+    ),
+    QuizQuestion(
+        "conflict",
+        "如果你认识申请人,应该怎么做?",
+        "What should you do if you know the applicant?",
+        ("vote", "recuse"),
+        "recuse",
+    ),
 )
 
 
@@ -116,8 +138,12 @@ def quiz_passed(questions: Sequence[QuizQuestion], answers: dict[str, str]) -> b
     return all(answers.get(q.code) == q.answer for q in questions)
 
 
-def case_quiz(case_ref: str, illness_code: str, illness_choices: Sequence[str], age: int,
-              ) -> tuple[QuizQuestion, ...]:
+def case_quiz(
+    case_ref: str,
+    illness_code: str,
+    illness_choices: Sequence[str],
+    age: int,
+) -> tuple[QuizQuestion, ...]:
     """Two questions a juror answers from the anonymised case file before voting.
 
     They show the juror read the file; the choices are drawn deterministically from the case ref
@@ -130,7 +156,12 @@ def case_quiz(case_ref: str, illness_code: str, illness_choices: Sequence[str], 
     band = f"{(age // 10) * 10}-{(age // 10) * 10 + 9}"
     bands = tuple(f"{low}-{low + 9}" for low in range(0, 80, 10))
     return (
-        QuizQuestion("illness", "申请的是哪种疾病?", "Which illness is claimed?", illness_options,
-                     illness_code),
+        QuizQuestion(
+            "illness",
+            "申请的是哪种疾病?",
+            "Which illness is claimed?",
+            illness_options,
+            illness_code,
+        ),
         QuizQuestion("age_band", "确诊时的年龄段?", "The age band at diagnosis?", bands, band),
     )

@@ -74,9 +74,11 @@ def transaction(key: str, kind: str, legs: Sequence[Leg], memo: str = "") -> Tra
         if isinstance(leg.amount_fen, bool) or not isinstance(leg.amount_fen, int):
             raise DomainError("invalid_amount", "ledger amounts are integer fen", "amount_fen")
     if not balanced(legs):
-        raise DomainError("unbalanced_transaction",
-                          f"the legs of {key} sum to {sum(leg.amount_fen for leg in legs)}, not 0",
-                          "legs")
+        raise DomainError(
+            "unbalanced_transaction",
+            f"the legs of {key} sum to {sum(leg.amount_fen for leg in legs)}, not 0",
+            "legs",
+        )
     merged = merge_legs(legs)
     if not merged:
         raise DomainError("empty_transaction", f"{key} moves no money", "legs")
@@ -88,15 +90,26 @@ def reversal(original: Transaction, reason: str) -> Transaction:
     if not reason.strip():
         raise DomainError("reason_required", "a reversal needs a reason", "reason")
     return Transaction(
-        key=f"reversal:{original.key}", kind="reversal",
+        key=f"reversal:{original.key}",
+        kind="reversal",
         legs=tuple(Leg(leg.account, -leg.amount_fen) for leg in original.legs),
-        memo=reason.strip(), reverses_key=original.key,
+        memo=reason.strip(),
+        reverses_key=original.key,
     )
 
 
-def period_charge(plan_code: str, period_ref: str, *, total_charged: int, sponsor: int,
-                  prorated: int, aid: int, fee: int, surplus_in: int, surplus_out: int
-                  ) -> Transaction | None:
+def period_charge(
+    plan_code: str,
+    period_ref: str,
+    *,
+    total_charged: int,
+    sponsor: int,
+    prorated: int,
+    aid: int,
+    fee: int,
+    surplus_in: int,
+    surplus_out: int,
+) -> Transaction | None:
     """The period's shares charged to the members (one aggregate leg), the sponsor's part, and
     where it goes: the aid pool and the fee (less any prorated cut), and the surplus moved along.
     None when the period moves no money (no case and nothing to carry)."""
@@ -110,5 +123,6 @@ def period_charge(plan_code: str, period_ref: str, *, total_charged: int, sponso
     ]
     if not merge_legs(legs):
         return None
-    return transaction(f"charge:{period_ref}", "period_charge", legs,
-                       memo=f"shares of period {period_ref}")
+    return transaction(
+        f"charge:{period_ref}", "period_charge", legs, memo=f"shares of period {period_ref}"
+    )

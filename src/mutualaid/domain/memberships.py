@@ -22,7 +22,9 @@ class MembershipState(StrEnum):
 
 
 #: States in which a person holds the plan's one membership (a second join is refused).
-ACTIVE_STATES = frozenset({MembershipState.WAITING, MembershipState.COVERED, MembershipState.SUSPENDED})
+ACTIVE_STATES = frozenset(
+    {MembershipState.WAITING, MembershipState.COVERED, MembershipState.SUSPENDED}
+)
 
 
 class MembershipEvent(StrEnum):
@@ -120,7 +122,11 @@ def state_on(dates: CoverageDates, stored: MembershipState, on: date) -> Members
 
 
 def is_illness_covered(
-    dates: CoverageDates, stored: MembershipState, diagnosed_on: date, accident: bool, rules: PlanRules
+    dates: CoverageDates,
+    stored: MembershipState,
+    diagnosed_on: date,
+    accident: bool,
+    rules: PlanRules,
 ) -> bool:
     """Would an illness first diagnosed on `diagnosed_on` qualify under this membership?"""
     if diagnosed_on < dates.joined_on or diagnosed_on >= dates.ages_out_on:
@@ -151,50 +157,69 @@ def enrollment_refusals(
     if person.birth_on > on:
         refusals.append(Refusal("born_in_future", "the birth date is after today", "id_number"))
     elif age_in_days(person.birth_on, on) < entry.min_age_days:
-        refusals.append(Refusal(
-            "too_young",
-            f"a member must be at least {entry.min_age_days} days old "
-            f"(can join from {person.birth_on + timedelta(days=entry.min_age_days)})",
-            "id_number",
-        ))
+        refusals.append(
+            Refusal(
+                "too_young",
+                f"a member must be at least {entry.min_age_days} days old "
+                f"(can join from {person.birth_on + timedelta(days=entry.min_age_days)})",
+                "id_number",
+            )
+        )
     elif age_in_years(person.birth_on, on) < entry.min_age_years:
-        refusals.append(Refusal(
-            "too_young",
-            f"this plan accepts members from {entry.min_age_years} years old",
-            "id_number",
-        ))
+        refusals.append(
+            Refusal(
+                "too_young",
+                f"this plan accepts members from {entry.min_age_years} years old",
+                "id_number",
+            )
+        )
     elif age_in_years(person.birth_on, on) > entry.max_age_years:
-        refusals.append(Refusal(
-            "too_old",
-            f"this plan accepts members up to {entry.max_age_years} years old",
-            "id_number",
-        ))
+        refusals.append(
+            Refusal(
+                "too_old",
+                f"this plan accepts members up to {entry.max_age_years} years old",
+                "id_number",
+            )
+        )
     for question in rules.health_questions:
         answer = health_answers.get(question.code)
         if answer is None:
-            refusals.append(Refusal(
-                "health_answer_missing",
-                f"please answer: {question.text_en}",
-                f"health_answers.{question.code}",
-            ))
+            refusals.append(
+                Refusal(
+                    "health_answer_missing",
+                    f"please answer: {question.text_en}",
+                    f"health_answers.{question.code}",
+                )
+            )
         elif answer:
-            refusals.append(Refusal(
-                "health_declaration",
-                f"the plan cannot accept a member who answers yes to: {question.text_en}",
-                f"health_answers.{question.code}",
-            ))
+            refusals.append(
+                Refusal(
+                    "health_declaration",
+                    f"the plan cannot accept a member who answers yes to: {question.text_en}",
+                    f"health_answers.{question.code}",
+                )
+            )
     unknown = sorted(set(health_answers) - {q.code for q in rules.health_questions})
     for code in unknown:
-        refusals.append(Refusal(
-            "unknown_question", f"{code} is not a question of this plan", f"health_answers.{code}"
-        ))
-    if (entry.credit_min_score is not None and credit_score is not None
-            and credit_score < entry.credit_min_score):
-        refusals.append(Refusal(
-            "credit_check_failed",
-            f"the credit check score is below the plan's minimum of {entry.credit_min_score}",
-            "id_number",
-        ))
+        refusals.append(
+            Refusal(
+                "unknown_question",
+                f"{code} is not a question of this plan",
+                f"health_answers.{code}",
+            )
+        )
+    if (
+        entry.credit_min_score is not None
+        and credit_score is not None
+        and credit_score < entry.credit_min_score
+    ):
+        refusals.append(
+            Refusal(
+                "credit_check_failed",
+                f"the credit check score is below the plan's minimum of {entry.credit_min_score}",
+                "id_number",
+            )
+        )
     return refusals
 
 
@@ -205,6 +230,9 @@ def refuse_if_any(refusals: list[Refusal]) -> None:
             first.code,
             first.message,
             first.field,
-            details={"refusals": [{"code": r.code, "message": r.message, "field": r.field}
-                                  for r in refusals]},
+            details={
+                "refusals": [
+                    {"code": r.code, "message": r.message, "field": r.field} for r in refusals
+                ]
+            },
         )

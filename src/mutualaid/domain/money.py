@@ -55,7 +55,9 @@ def apply_basis_points(amount: int, rate_bp: int) -> Fen:
     return Fen((amount * rate_bp * 2 + BASIS_POINTS) // (2 * BASIS_POINTS))
 
 
-def allocate(total: int, weights: Sequence[int], tie_keys: Sequence[Hashable] | None = None) -> list[Fen]:
+def allocate(
+    total: int, weights: Sequence[int], tie_keys: Sequence[Hashable] | None = None
+) -> list[Fen]:
     """Split `total` fen in proportion to non-negative integer `weights` (largest remainder method).
 
     Every split in mutualaid goes through here so that Σ parts == total exactly. Remainders are

@@ -206,7 +206,8 @@ class PlanRules:
         matches = [
             band
             for band in self.payout_bands
-            if band.tier == tier and band.from_age <= age_years <= band.to_age
+            if band.tier == tier
+            and band.from_age <= age_years <= band.to_age
             and band.cause in ("any", cause)
         ]
         if not matches:
@@ -259,7 +260,9 @@ def _check_consistency(rules: PlanRules) -> None:
     for index, illness in enumerate(rules.illnesses):
         if illness.code in seen:
             raise DomainError(
-                "invalid_plan", f"illness code {illness.code} appears twice", f"illnesses[{index}].code"
+                "invalid_plan",
+                f"illness code {illness.code} appears twice",
+                f"illnesses[{index}].code",
             )
         seen.add(illness.code)
     seen.clear()
@@ -290,7 +293,10 @@ def _check_consistency(rules: PlanRules) -> None:
     _check_sharing_bands(rules)
     _check_risk(rules.risk)
     periods = rules.periods
-    for name, days in (("publicity_days", periods.publicity_days), ("debit_days", periods.debit_days)):
+    for name, days in (
+        ("publicity_days", periods.publicity_days),
+        ("debit_days", periods.debit_days),
+    ):
         if not days:
             raise DomainError("invalid_plan", "at least one day is needed", f"periods.{name}")
         for index, day in enumerate(days):
@@ -326,28 +332,41 @@ def _check_sharing_bands(rules: PlanRules) -> None:
     if bands is None:
         return
     if not bands:
-        raise DomainError("invalid_plan", "at least one band is needed (or leave the table out)",
-                          "sharing_bands")
+        raise DomainError(
+            "invalid_plan", "at least one band is needed (or leave the table out)", "sharing_bands"
+        )
     expected = 0
     for index, band in enumerate(bands):
         if band.from_age != expected:
-            raise DomainError("invalid_plan", f"this band should start at age {expected}",
-                              f"sharing_bands[{index}].from_age")
+            raise DomainError(
+                "invalid_plan",
+                f"this band should start at age {expected}",
+                f"sharing_bands[{index}].from_age",
+            )
         if band.to_age < band.from_age:
-            raise DomainError("invalid_plan", f"to_age {band.to_age} is below from_age",
-                              f"sharing_bands[{index}].to_age")
+            raise DomainError(
+                "invalid_plan",
+                f"to_age {band.to_age} is below from_age",
+                f"sharing_bands[{index}].to_age",
+            )
         for tier in Tier:
-            payouts = {rules.payout_fen(age, tier, accident=False)
-                       for age in range(band.from_age, min(band.to_age + 1,
-                                                           rules.entry.exit_age_years))}
+            payouts = {
+                rules.payout_fen(age, tier, accident=False)
+                for age in range(band.from_age, min(band.to_age + 1, rules.entry.exit_age_years))
+            }
             if len(payouts) > 1:
-                raise DomainError("invalid_plan", f"the {tier} payout changes inside this band",
-                                  f"sharing_bands[{index}]")
+                raise DomainError(
+                    "invalid_plan",
+                    f"the {tier} payout changes inside this band",
+                    f"sharing_bands[{index}]",
+                )
         expected = band.to_age + 1
     if expected < rules.entry.exit_age_years:
-        raise DomainError("invalid_plan",
-                          f"the bands end at {expected - 1}; members stay until "
-                          f"{rules.entry.exit_age_years}", f"sharing_bands[{len(bands) - 1}].to_age")
+        raise DomainError(
+            "invalid_plan",
+            f"the bands end at {expected - 1}; members stay until {rules.entry.exit_age_years}",
+            f"sharing_bands[{len(bands) - 1}].to_age",
+        )
 
 
 def _check_risk(risk: RiskRules | None) -> None:
@@ -355,12 +374,17 @@ def _check_risk(risk: RiskRules | None) -> None:
         return
     for code in risk.weights:
         if code not in {c.value for c in SignalCode}:
-            raise DomainError("invalid_plan", f"risk.weights.{code}: unknown signal "
-                              f"(known: {', '.join(SignalCode)})",
-                              f"risk.weights.{code}")
+            raise DomainError(
+                "invalid_plan",
+                f"risk.weights.{code}: unknown signal (known: {', '.join(SignalCode)})",
+                f"risk.weights.{code}",
+            )
     if risk.medium_threshold > risk.high_threshold:
-        raise DomainError("invalid_plan", "risk.medium_threshold: above risk.high_threshold",
-                          "risk.medium_threshold")
+        raise DomainError(
+            "invalid_plan",
+            "risk.medium_threshold: above risk.high_threshold",
+            "risk.medium_threshold",
+        )
 
 
 def parse_plan_rules(data: dict[str, Any]) -> PlanRules:
@@ -370,9 +394,12 @@ def parse_plan_rules(data: dict[str, Any]) -> PlanRules:
         rules = _RULES_ADAPTER.validate_json(json.dumps(data, default=str), strict=True)
     except ValidationError as error:
         refusal = refusal_from(error, "invalid_plan")
-        refusal.details = {"problems": [
-            {"field": dotted_key(e["loc"]), "message": e["msg"]}
-            for e in error.errors(include_url=False)]}
+        refusal.details = {
+            "problems": [
+                {"field": dotted_key(e["loc"]), "message": e["msg"]}
+                for e in error.errors(include_url=False)
+            ]
+        }
         raise refusal from None
     _check_consistency(rules)
     return rules
@@ -389,8 +416,9 @@ def refusal_from(error: ValidationError, code: str) -> DomainError:
     first = error.errors(include_url=False)[0]
     key = dotted_key(first["loc"]) or "(top level)"
     unknown = first["type"] in ("extra_forbidden", "unexpected_keyword_argument")
-    return DomainError(code, f"{key}: {'unknown key (misspelt?)' if unknown else first['msg']}",
-                       key)
+    return DomainError(
+        code, f"{key}: {'unknown key (misspelt?)' if unknown else first['msg']}", key
+    )
 
 
 def read_toml(text: str, code: str) -> dict[str, Any]:

@@ -60,48 +60,106 @@ class Signal:
 
 
 SIGNALS: tuple[Signal, ...] = (
-    Signal(SignalCode.SAME_FILE, 40, "证据文件与他人申请相同", "Same evidence file as another person's claim",
-           "The exact same file (SHA-256) is attached to a claim of a different person. A diagnosis "
-           "certificate or photo belongs to one patient; reuse is the commonest document fraud. "
-           "Innocent when a shared family document (household register) was uploaded for two "
-           "relatives."),
-    Signal(SignalCode.NEAR_DUPLICATE_IMAGE, 30, "图片与他人证据几乎相同",
-           "Image nearly identical to another person's evidence",
-           "A different file whose picture is nearly the same (difference hash within the "
-           "threshold) is attached to a claim of a different person: a re-saved, resized or "
-           "lightly edited copy. Innocent for blank forms or printed templates photographed alike."),
-    Signal(SignalCode.SOON_AFTER_WAITING, 10, "等待期刚结束即确诊", "Diagnosed just after the waiting period",
-           "A non-accident illness diagnosed within the first days after the waiting period ended. "
-           "People who know they are ill may join and wait out the period. Many honest claims also "
-           "fall here, so the weight is low."),
-    Signal(SignalCode.DIAGNOSIS_NEAR_JOINING, 15, "确诊日期接近加入日期", "Diagnosis close to the joining date",
-           "The diagnosis is dated within days of joining (possible only for accident claims, which "
-           "the waiting period does not hold back): an 'accident' may be a known illness."),
-    Signal(SignalCode.RECORDS_BEFORE_JOINING, 35, "病历早于加入日期(与健康告知矛盾)",
-           "Medical records predate joining (contradicts the health declaration)",
-           "A medical document attached to the claim is dated before the member joined, within the "
-           "health declaration's look-back (two years), while every declaration answer was 'no'."),
-    Signal(SignalCode.SHARED_PHONE, 25, "联系电话与其他家庭的申请相同", "Contact phone shared with another family's claim",
-           "The contact phone given on the claim also appears on a claim of another account: one "
-           "person filing for several unrelated families."),
-    Signal(SignalCode.SHARED_PAYEE, 35, "收款账户与其他家庭的申请相同", "Payee account shared with another family's claim",
-           "The aid would be paid to an account that also receives another family's aid: the "
-           "strongest link in organised claim rings."),
-    Signal(SignalCode.SHARED_ADDRESS, 15, "地址与其他家庭的申请相同", "Address shared with another family's claim",
-           "The same address on claims of different accounts. Weak alone (neighbours, care homes, "
-           "shared housing), stronger with other links."),
-    Signal(SignalCode.SHARED_DEVICE, 25, "设备与其他家庭的申请相同", "Device shared with another family's claim",
-           "The claim was filed from a device that also filed another account's claim: an agent "
-           "filing on behalf of many."),
-    Signal(SignalCode.FREQUENT_HOSPITAL, 15, "医院近期申请异常增多", "Hospital appearing unusually often",
-           "The hospital's claims in the last window far exceed its own earlier rate in this plan "
-           "(Poisson bound): a small clinic suddenly issuing many certificates."),
-    Signal(SignalCode.FREQUENT_DOCTOR, 20, "医生近期申请异常增多", "Doctor appearing unusually often",
-           "The certifying doctor appears on far more recent claims than their earlier rate: one "
-           "doctor signing for a ring."),
-    Signal(SignalCode.OUTLIER_CELL, 15, "病种·年龄段·地区统计异常", "Statistical outlier: illness, age band and region",
-           "Recent claims of this illness in this age band and province far exceed what the plan's "
-           "own history predicts (illness-and-age count × the province's share of claims)."),
+    Signal(
+        SignalCode.SAME_FILE,
+        40,
+        "证据文件与他人申请相同",
+        "Same evidence file as another person's claim",
+        "The exact same file (SHA-256) is attached to a claim of a different person. A diagnosis "
+        "certificate or photo belongs to one patient; reuse is the commonest document fraud. "
+        "Innocent when a shared family document (household register) was uploaded for two "
+        "relatives.",
+    ),
+    Signal(
+        SignalCode.NEAR_DUPLICATE_IMAGE,
+        30,
+        "图片与他人证据几乎相同",
+        "Image nearly identical to another person's evidence",
+        "A different file whose picture is nearly the same (difference hash within the "
+        "threshold) is attached to a claim of a different person: a re-saved, resized or "
+        "lightly edited copy. Innocent for blank forms or printed templates photographed alike.",
+    ),
+    Signal(
+        SignalCode.SOON_AFTER_WAITING,
+        10,
+        "等待期刚结束即确诊",
+        "Diagnosed just after the waiting period",
+        "A non-accident illness diagnosed within the first days after the waiting period ended. "
+        "People who know they are ill may join and wait out the period. Many honest claims also "
+        "fall here, so the weight is low.",
+    ),
+    Signal(
+        SignalCode.DIAGNOSIS_NEAR_JOINING,
+        15,
+        "确诊日期接近加入日期",
+        "Diagnosis close to the joining date",
+        "The diagnosis is dated within days of joining (possible only for accident claims, which "
+        "the waiting period does not hold back): an 'accident' may be a known illness.",
+    ),
+    Signal(
+        SignalCode.RECORDS_BEFORE_JOINING,
+        35,
+        "病历早于加入日期(与健康告知矛盾)",
+        "Medical records predate joining (contradicts the health declaration)",
+        "A medical document attached to the claim is dated before the member joined, within the "
+        "health declaration's look-back (two years), while every declaration answer was 'no'.",
+    ),
+    Signal(
+        SignalCode.SHARED_PHONE,
+        25,
+        "联系电话与其他家庭的申请相同",
+        "Contact phone shared with another family's claim",
+        "The contact phone given on the claim also appears on a claim of another account: one "
+        "person filing for several unrelated families.",
+    ),
+    Signal(
+        SignalCode.SHARED_PAYEE,
+        35,
+        "收款账户与其他家庭的申请相同",
+        "Payee account shared with another family's claim",
+        "The aid would be paid to an account that also receives another family's aid: the "
+        "strongest link in organised claim rings.",
+    ),
+    Signal(
+        SignalCode.SHARED_ADDRESS,
+        15,
+        "地址与其他家庭的申请相同",
+        "Address shared with another family's claim",
+        "The same address on claims of different accounts. Weak alone (neighbours, care homes, "
+        "shared housing), stronger with other links.",
+    ),
+    Signal(
+        SignalCode.SHARED_DEVICE,
+        25,
+        "设备与其他家庭的申请相同",
+        "Device shared with another family's claim",
+        "The claim was filed from a device that also filed another account's claim: an agent "
+        "filing on behalf of many.",
+    ),
+    Signal(
+        SignalCode.FREQUENT_HOSPITAL,
+        15,
+        "医院近期申请异常增多",
+        "Hospital appearing unusually often",
+        "The hospital's claims in the last window far exceed its own earlier rate in this plan "
+        "(Poisson bound): a small clinic suddenly issuing many certificates.",
+    ),
+    Signal(
+        SignalCode.FREQUENT_DOCTOR,
+        20,
+        "医生近期申请异常增多",
+        "Doctor appearing unusually often",
+        "The certifying doctor appears on far more recent claims than their earlier rate: one "
+        "doctor signing for a ring.",
+    ),
+    Signal(
+        SignalCode.OUTLIER_CELL,
+        15,
+        "病种·年龄段·地区统计异常",
+        "Statistical outlier: illness, age band and region",
+        "Recent claims of this illness in this age band and province far exceed what the plan's "
+        "own history predicts (illness-and-age count × the province's share of claims).",
+    ),
 )
 
 BY_CODE: dict[SignalCode, Signal] = {s.code: s for s in SIGNALS}
@@ -166,8 +224,10 @@ def params_of(rules: RiskRules | None) -> RiskParams:
     if rules is None:
         return DEFAULT_PARAMS
     values = {f.name: getattr(rules, f.name) for f in fields(RiskParams) if f.name != "weights"}
-    return RiskParams(**values, weights=tuple((SignalCode(code), weight)
-                                              for code, weight in sorted(rules.weights.items())))
+    return RiskParams(
+        **values,
+        weights=tuple((SignalCode(code), weight) for code, weight in sorted(rules.weights.items())),
+    )
 
 
 def level_of(score: int, params: RiskParams = DEFAULT_PARAMS) -> RiskLevel:
@@ -250,9 +310,12 @@ class RiskResult:
     weights: Ints = field(repr=False)
 
     def signals_of(self, i: int) -> list[FiredSignal]:
-        return [FiredSignal(CODES[s], int(self.weights[s]), float(self.first[i, s]),
-                            float(self.second[i, s]))
-                for s in np.flatnonzero(self.fired[i])]
+        return [
+            FiredSignal(
+                CODES[s], int(self.weights[s]), float(self.first[i, s]), float(self.second[i, s])
+            )
+            for s in np.flatnonzero(self.fired[i])
+        ]
 
 
 @dataclass(frozen=True, slots=True)
@@ -278,9 +341,15 @@ def weight_of(code: SignalCode, params: RiskParams = DEFAULT_PARAMS) -> int:
 
 # --- the scorer -------------------------------------------------------------------------------------
 
+
 class _Put(Protocol):
-    def __call__(self, code: SignalCode, mask: Bools, a: NDArray[np.generic],
-                 b: NDArray[np.generic] | None = None) -> None: ...
+    def __call__(
+        self,
+        code: SignalCode,
+        mask: Bools,
+        a: NDArray[np.generic],
+        b: NDArray[np.generic] | None = None,
+    ) -> None: ...
 
 
 _BITS = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint8)
@@ -297,8 +366,11 @@ def hamming(a: NDArray[np.uint64], b: NDArray[np.uint64]) -> NDArray[np.uint8]:
 
 
 def score_claims(
-    claims: ClaimColumns, evidence: EvidenceColumns, params: RiskParams = DEFAULT_PARAMS,
-    targets: Ints | None = None, counts: WindowCounts | None = None,
+    claims: ClaimColumns,
+    evidence: EvidenceColumns,
+    params: RiskParams = DEFAULT_PARAMS,
+    targets: Ints | None = None,
+    counts: WindowCounts | None = None,
 ) -> RiskResult:
     """Every signal for every claim, each against the claims given that were reported from
     `params.lookback_days` before it on (its window; later claims included), weighted by
@@ -317,8 +389,9 @@ def score_claims(
     first = np.zeros((n, len(CODES)), dtype=np.float64)
     second = np.zeros((n, len(CODES)), dtype=np.float64)
 
-    def put(code: SignalCode, mask: Bools, a: NDArray[np.generic], b: NDArray[np.generic] | None = None
-            ) -> None:
+    def put(
+        code: SignalCode, mask: Bools, a: NDArray[np.generic], b: NDArray[np.generic] | None = None
+    ) -> None:
         col = _COLUMN[code]
         fired[:, col] = mask
         first[:, col] = np.where(mask, a, 0)
@@ -329,17 +402,23 @@ def score_claims(
         counts = counts or window_counts(claims, params)
         since = claims.reported - params.lookback_days  # each claim's window starts here
         _timeline(claims, params, put)
-        for code, key in ((SignalCode.SHARED_PHONE, claims.phone),
-                          (SignalCode.SHARED_PAYEE, claims.payee),
-                          (SignalCode.SHARED_ADDRESS, claims.address),
-                          (SignalCode.SHARED_DEVICE, claims.device)):
+        for code, key in (
+            (SignalCode.SHARED_PHONE, claims.phone),
+            (SignalCode.SHARED_PAYEE, claims.payee),
+            (SignalCode.SHARED_ADDRESS, claims.address),
+            (SignalCode.SHARED_DEVICE, claims.device),
+        ):
             others = _other_groups(key, claims.account, claims.reported, since)
             put(code, others > 0, others)
         for code, key, recent, prior in (
-                (SignalCode.FREQUENT_HOSPITAL, claims.hospital, counts.hospital_recent,
-                 counts.hospital_prior),
-                (SignalCode.FREQUENT_DOCTOR, claims.doctor, counts.doctor_recent,
-                 counts.doctor_prior)):
+            (
+                SignalCode.FREQUENT_HOSPITAL,
+                claims.hospital,
+                counts.hospital_recent,
+                counts.hospital_prior,
+            ),
+            (SignalCode.FREQUENT_DOCTOR, claims.doctor, counts.doctor_recent, counts.doctor_prior),
+        ):
             expected, mask = _frequency(key >= 0, recent, prior, claims.reported, counts, params)
             put(code, mask, recent, expected)
         expected, mask = _outlier_cells(counts, params)
@@ -377,8 +456,9 @@ class WindowCounts:
     last_day: int
 
 
-def window_counts(claims: ClaimColumns, params: RiskParams = DEFAULT_PARAMS,
-                  first_day: int | None = None) -> WindowCounts:
+def window_counts(
+    claims: ClaimColumns, params: RiskParams = DEFAULT_PARAMS, first_day: int | None = None
+) -> WindowCounts:
     """The counts of `WindowCounts` over the rows given (`first_day` defaults to the earliest)."""
     day = claims.reported
     recent_lo, recent_hi = day - params.recent_days, day + params.recent_days
@@ -386,8 +466,10 @@ def window_counts(claims: ClaimColumns, params: RiskParams = DEFAULT_PARAMS,
 
     def frequency(key: Ints) -> tuple[Ints, Ints]:
         safe = np.where(key >= 0, key, 0)
-        return (_window_counts(safe, day, recent_lo, recent_hi),
-                _window_counts(safe, day, prior_lo, recent_lo))
+        return (
+            _window_counts(safe, day, recent_lo, recent_hi),
+            _window_counts(safe, day, prior_lo, recent_lo),
+        )
 
     hospital_recent, hospital_prior = frequency(claims.hospital)
     doctor_recent, doctor_prior = frequency(claims.doctor)
@@ -396,24 +478,34 @@ def window_counts(claims: ClaimColumns, params: RiskParams = DEFAULT_PARAMS,
     lo, hi = day - params.outlier_days, day + params.outlier_days
     since, end = day - params.lookback_days - 1, np.full_like(day, _SPAN - 1)
     return WindowCounts(
-        hospital_recent, hospital_prior, doctor_recent, doctor_prior,
+        hospital_recent,
+        hospital_prior,
+        doctor_recent,
+        doctor_prior,
         cell=_window_counts(illness_band * provinces + claims.province, day, lo, hi),
         illness_band=_window_counts(illness_band, day, lo, hi),
         province=_window_counts(claims.province, day, since, end),
         total=_window_counts(np.zeros_like(day), day, since, end),
-        first_day=int(day.min()) if first_day is None else first_day, last_day=int(day.max()))
+        first_day=int(day.min()) if first_day is None else first_day,
+        last_day=int(day.max()),
+    )
 
 
 def _timeline(claims: ClaimColumns, params: RiskParams, put: _Put) -> None:
     after_waiting = claims.diagnosed - claims.covered_from
-    put(SignalCode.SOON_AFTER_WAITING,
+    put(
+        SignalCode.SOON_AFTER_WAITING,
         ~claims.accident & (after_waiting >= 0) & (after_waiting < params.soon_after_waiting_days),
-        after_waiting + 1)
+        after_waiting + 1,
+    )
     after_joining = claims.diagnosed - claims.joined
     put(SignalCode.DIAGNOSIS_NEAR_JOINING, after_joining <= params.near_joining_days, after_joining)
     before = claims.joined - claims.earliest_document
-    put(SignalCode.RECORDS_BEFORE_JOINING,
-        (before > 0) & (before <= params.declaration_lookback_days), before)
+    put(
+        SignalCode.RECORDS_BEFORE_JOINING,
+        (before > 0) & (before <= params.declaration_lookback_days),
+        before,
+    )
 
 
 def _other_groups(key: Ints, group: Ints, day: Ints, since: Ints) -> Ints:
@@ -430,8 +522,10 @@ def _other_groups(key: Ints, group: Ints, day: Ints, since: Ints) -> Ints:
     order = np.lexsort((d, pair))
     pair, d = pair[order], d[order]
     latest = np.r_[pair[1:] != pair[:-1], True]  # each (key, group) pair's latest day
-    out[valid] = _count_in(pair[latest] // width, d[latest], k, since[valid] - 1,
-                           np.full_like(k, _SPAN - 1)) - 1
+    out[valid] = (
+        _count_in(pair[latest] // width, d[latest], k, since[valid] - 1, np.full_like(k, _SPAN - 1))
+        - 1
+    )
     return out
 
 
@@ -441,14 +535,20 @@ def _other_persons_per_claim(evidence: EvidenceColumns, claims: ClaimColumns, si
     out = np.zeros(len(claims), dtype=np.int64)
     if evidence.sha.shape[0]:
         owner = evidence.claim
-        others = _other_groups(evidence.sha, claims.person[owner], claims.reported[owner],
-                               since[owner])
+        others = _other_groups(
+            evidence.sha, claims.person[owner], claims.reported[owner], since[owner]
+        )
         np.maximum.at(out, owner, others)
     return out
 
 
-def _nearest_image(evidence: EvidenceColumns, claims: ClaimColumns, since: Ints,
-                   targets: Ints | None, chunk: int = 512) -> Ints:
+def _nearest_image(
+    evidence: EvidenceColumns,
+    claims: ClaimColumns,
+    since: Ints,
+    targets: Ints | None,
+    chunk: int = 512,
+) -> Ints:
     """For each claim: the smallest Hamming distance between one of its images and a different
     file of a different person in its window (65 where there is none). Brute force in chunks:
     exact, one XOR and popcount per pair."""
@@ -461,13 +561,19 @@ def _nearest_image(evidence: EvidenceColumns, claims: ClaimColumns, since: Ints,
     owners = claims.person[owner_claims]
     days = claims.reported[owner_claims]
     shas = evidence.sha[rows]
-    queries = np.arange(rows.shape[0]) if targets is None else \
-        np.flatnonzero(np.isin(owner_claims, targets))
+    queries = (
+        np.arange(rows.shape[0])
+        if targets is None
+        else np.flatnonzero(np.isin(owner_claims, targets))
+    )
     for start in range(0, queries.shape[0], chunk):
-        q = queries[start:start + chunk]
+        q = queries[start : start + chunk]
         distance = hamming(hashes[q, None], hashes[None, :])
-        distance[(owners[q, None] == owners[None, :]) | (shas[q, None] == shas[None, :])
-                 | (days[None, :] < since[owner_claims[q], None])] = 65
+        distance[
+            (owners[q, None] == owners[None, :])
+            | (shas[q, None] == shas[None, :])
+            | (days[None, :] < since[owner_claims[q], None])
+        ] = 65
         np.minimum.at(out, owner_claims[q], distance.min(axis=1))
     return out
 
@@ -478,8 +584,10 @@ _SPAN = 1 << 22  # room for day ordinals (~740,000) in a combined (key, day) sor
 def _count_in(keys: Ints, days: Ints, key: Ints, lo: Ints, hi: Ints) -> Ints:
     """For each query (key, lo, hi): how many of (keys, days) have that key and lo < day <= hi."""
     combined = np.sort(keys * _SPAN + days)
-    return (np.searchsorted(combined, key * _SPAN + hi, side="right")
-            - np.searchsorted(combined, key * _SPAN + lo, side="right")).astype(np.int64)
+    return (
+        np.searchsorted(combined, key * _SPAN + hi, side="right")
+        - np.searchsorted(combined, key * _SPAN + lo, side="right")
+    ).astype(np.int64)
 
 
 def _window_counts(key: Ints, day: Ints, lo: Ints, hi: Ints) -> Ints:
@@ -487,8 +595,14 @@ def _window_counts(key: Ints, day: Ints, lo: Ints, hi: Ints) -> Ints:
     return _count_in(key, day, key, lo, hi)
 
 
-def _frequency(valid: Bools, recent: Ints, prior: Ints, reported: Ints, counts: WindowCounts,
-               params: RiskParams) -> tuple[Floats, Bools]:
+def _frequency(
+    valid: Bools,
+    recent: Ints,
+    prior: Ints,
+    reported: Ints,
+    counts: WindowCounts,
+    params: RiskParams,
+) -> tuple[Floats, Bools]:
     """Claims naming the key within the recent window around each claim (up to `recent_days`
     before and, when rescoring, after it) against the key's own rate in the history before."""
     window_start = reported - params.recent_days
@@ -500,8 +614,12 @@ def _frequency(valid: Bools, recent: Ints, prior: Ints, reported: Ints, counts: 
     total = recent + prior
     share = span / (span + history)
     z = (recent - total * share) / np.sqrt(np.maximum(total * share * (1 - share), 1e-9))
-    mask = valid & (history >= params.min_history_days) & \
-        (recent >= params.frequency_min_count) & (z >= params.frequency_z)
+    mask = (
+        valid
+        & (history >= params.min_history_days)
+        & (recent >= params.frequency_min_count)
+        & (z >= params.frequency_z)
+    )
     return expected, mask
 
 
@@ -510,7 +628,9 @@ def _outlier_cells(counts: WindowCounts, params: RiskParams) -> tuple[Floats, Bo
     illness and age band in all provinces times the province's share of the claims in the claim's
     window."""
     expected = counts.illness_band * (counts.province / np.maximum(counts.total, 1))
-    bound = np.maximum(params.outlier_min_count, params.outlier_factor * expected + params.outlier_slack)
+    bound = np.maximum(
+        params.outlier_min_count, params.outlier_factor * expected + params.outlier_slack
+    )
     return expected, counts.cell >= bound
 
 
@@ -532,8 +652,11 @@ def band_probes(phash: int, band: int, params: RiskParams = DEFAULT_PARAMS) -> l
     """The band values within `near_duplicate_bits // BANDS` bits of this hash's band."""
     value = phash_band(phash, band)
     radius = params.near_duplicate_bits // BANDS
-    return [value ^ sum(1 << b for b in flips) for r in range(radius + 1)
-            for flips in combinations(range(BAND_BITS), r)]
+    return [
+        value ^ sum(1 << b for b in flips)
+        for r in range(radius + 1)
+        for flips in combinations(range(BAND_BITS), r)
+    ]
 
 
 def age_band_bounds(band: int) -> tuple[int, int]:
@@ -542,6 +665,7 @@ def age_band_bounds(band: int) -> tuple[int, int]:
 
 
 # --- links between claims (the graph view) ----------------------------------------------------------
+
 
 class LinkKind(StrEnum):
     PHONE = "phone"
@@ -553,8 +677,9 @@ class LinkKind(StrEnum):
     SIMILAR_IMAGE = "similar_image"
 
 
-def links_of(claims: ClaimColumns, evidence: EvidenceColumns, i: int,
-             params: RiskParams = DEFAULT_PARAMS) -> dict[int, set[LinkKind]]:
+def links_of(
+    claims: ClaimColumns, evidence: EvidenceColumns, i: int, params: RiskParams = DEFAULT_PARAMS
+) -> dict[int, set[LinkKind]]:
     """The other claims that share something with claim i, and what they share."""
     found: dict[int, set[LinkKind]] = {}
 
@@ -563,9 +688,13 @@ def links_of(claims: ClaimColumns, evidence: EvidenceColumns, i: int,
             if j != i:
                 found.setdefault(int(j), set()).add(kind)
 
-    for kind, key in ((LinkKind.PHONE, claims.phone), (LinkKind.PAYEE, claims.payee),
-                      (LinkKind.ADDRESS, claims.address), (LinkKind.DEVICE, claims.device),
-                      (LinkKind.DOCTOR, claims.doctor)):
+    for kind, key in (
+        (LinkKind.PHONE, claims.phone),
+        (LinkKind.PAYEE, claims.payee),
+        (LinkKind.ADDRESS, claims.address),
+        (LinkKind.DEVICE, claims.device),
+        (LinkKind.DOCTOR, claims.doctor),
+    ):
         if key[i] >= 0:
             add(np.flatnonzero(key == key[i]), kind)
     own = evidence.claim == i
@@ -574,52 +703,78 @@ def links_of(claims: ClaimColumns, evidence: EvidenceColumns, i: int,
         mine = evidence.phash[own & evidence.has_phash]
         if mine.shape[0]:
             distance = hamming(mine[:, None], evidence.phash[None, :]).min(axis=0)
-            close = evidence.has_phash & (distance <= params.near_duplicate_bits) & \
-                ~np.isin(evidence.sha, evidence.sha[own])
+            close = (
+                evidence.has_phash
+                & (distance <= params.near_duplicate_bits)
+                & ~np.isin(evidence.sha, evidence.sha[own])
+            )
             add(evidence.claim[close], LinkKind.SIMILAR_IMAGE)
     return found
 
 
 # --- explanations -----------------------------------------------------------------------------------
 
+
 def explain(code: SignalCode, first: float, second: float = 0.0) -> tuple[str, str]:
     """The reason a signal fired on a claim, with its numbers, in zh_CN and en."""
     a, b = int(first), second
     match code:
         case SignalCode.SAME_FILE:
-            return (f"同一文件也出现在另外 {a} 人的申请中", f"the same file is attached for {a} other person(s)")
+            return (
+                f"同一文件也出现在另外 {a} 人的申请中",
+                f"the same file is attached for {a} other person(s)",
+            )
         case SignalCode.NEAR_DUPLICATE_IMAGE:
-            return (f"有图片与他人证据仅相差 {a} 位(64 位差值哈希)",
-                    f"an image differs from another person's evidence by only {a} of 64 hash bits")
+            return (
+                f"有图片与他人证据仅相差 {a} 位(64 位差值哈希)",
+                f"an image differs from another person's evidence by only {a} of 64 hash bits",
+            )
         case SignalCode.SOON_AFTER_WAITING:
             return (f"等待期结束后第 {a} 天确诊", f"diagnosed on day {a} after the waiting period")
         case SignalCode.DIAGNOSIS_NEAR_JOINING:
             return (f"加入后 {a} 天确诊", f"diagnosed {a} days after joining")
         case SignalCode.RECORDS_BEFORE_JOINING:
-            return (f"有病历日期早于加入日 {a} 天", f"a medical record is dated {a} days before joining")
-        case SignalCode.SHARED_PHONE | SignalCode.SHARED_PAYEE | SignalCode.SHARED_ADDRESS \
-                | SignalCode.SHARED_DEVICE:
+            return (
+                f"有病历日期早于加入日 {a} 天",
+                f"a medical record is dated {a} days before joining",
+            )
+        case (
+            SignalCode.SHARED_PHONE
+            | SignalCode.SHARED_PAYEE
+            | SignalCode.SHARED_ADDRESS
+            | SignalCode.SHARED_DEVICE
+        ):
             what_zh, what_en = {
                 SignalCode.SHARED_PHONE: ("联系电话", "contact phone"),
                 SignalCode.SHARED_PAYEE: ("收款账户", "payee account"),
                 SignalCode.SHARED_ADDRESS: ("地址", "address"),
                 SignalCode.SHARED_DEVICE: ("设备", "device"),
             }[code]
-            return (f"{what_zh}也出现在另外 {a} 个家庭的申请中",
-                    f"the {what_en} also appears on claims of {a} other famil{'y' if a == 1 else 'ies'}")
+            return (
+                f"{what_zh}也出现在另外 {a} 个家庭的申请中",
+                f"the {what_en} also appears on claims of {a} other famil{'y' if a == 1 else 'ies'}",
+            )
         case SignalCode.FREQUENT_HOSPITAL | SignalCode.FREQUENT_DOCTOR:
-            zh, en = ("该医院", "this hospital") if code is SignalCode.FREQUENT_HOSPITAL else \
-                ("该医生", "this doctor")
-            return (f"{zh}近期出现在 {a} 件申请中,按以往预期约 {b:.1f} 件",
-                    f"{en} is on {a} recent claims where its history predicts {b:.1f}")
+            zh, en = (
+                ("该医院", "this hospital")
+                if code is SignalCode.FREQUENT_HOSPITAL
+                else ("该医生", "this doctor")
+            )
+            return (
+                f"{zh}近期出现在 {a} 件申请中,按以往预期约 {b:.1f} 件",
+                f"{en} is on {a} recent claims where its history predicts {b:.1f}",
+            )
         case SignalCode.OUTLIER_CELL:
-            return (f"同病种、同年龄段、同省份近期有 {a} 件申请,预期约 {b:.1f} 件",
-                    f"{a} recent claims of this illness, age band and province where {b:.1f} "
-                    "are expected")
+            return (
+                f"同病种、同年龄段、同省份近期有 {a} 件申请,预期约 {b:.1f} 件",
+                f"{a} recent claims of this illness, age band and province where {b:.1f} "
+                "are expected",
+            )
     raise ValueError(code)  # pragma: no cover - the match covers every code
 
 
 # --- tuning weights from reviewers' feedback ----------------------------------------------------------
+
 
 @dataclass(frozen=True, slots=True)
 class SignalRecord:
@@ -657,15 +812,26 @@ def advise_weights(records: Sequence[SignalRecord]) -> list[WeightAdvice]:
     for r in records:
         feedback = r.useful + r.not_useful
         enough = feedback >= MIN_FEEDBACK
-        suggested = min(MAX_WEIGHT, round(r.weight * 2 * (r.useful + 1) / (feedback + 2))) \
-            if enough else r.weight
-        advice.append(WeightAdvice(
-            r.code, r.weight, suggested, r.useful / feedback if feedback else None,
-            r.rejected / r.decided if r.decided else None, enough))
+        suggested = (
+            min(MAX_WEIGHT, round(r.weight * 2 * (r.useful + 1) / (feedback + 2)))
+            if enough
+            else r.weight
+        )
+        advice.append(
+            WeightAdvice(
+                r.code,
+                r.weight,
+                suggested,
+                r.useful / feedback if feedback else None,
+                r.rejected / r.decided if r.decided else None,
+                enough,
+            )
+        )
     return advice
 
 
 # --- the optional link data a claim may carry ---------------------------------------------------------
+
 
 @dataclass(frozen=True, slots=True)
 class ClaimLinks:
@@ -681,8 +847,13 @@ class ClaimLinks:
     def normalized(self) -> dict[str, str | None]:
         """Each field trimmed (and case and spacing folded for matching), None when blank; a value
         too long is refused with the field it came from."""
-        limits = {"contact_phone": 30, "payee_account": 64, "address": 300, "device_id": 200,
-                  "doctor": 100}
+        limits = {
+            "contact_phone": 30,
+            "payee_account": 64,
+            "address": 300,
+            "device_id": 200,
+            "doctor": 100,
+        }
         out: dict[str, str | None] = {}
         for name, limit in limits.items():
             raw = getattr(self, name)

@@ -105,33 +105,52 @@ def scheme_refusal(scheme: SchemeRules, claim: SchemeClaim) -> Refusal | None:
     if diagnosed > claim.reported_on:
         return ("diagnosis_in_future", "the diagnosis date is after today", "diagnosed_on")
     if diagnosed < scheme.starts_on:
-        return ("before_scheme_start",
-                f"{scheme.name_en} covers diagnoses from {scheme.starts_on}", "diagnosed_on")
+        return (
+            "before_scheme_start",
+            f"{scheme.name_en} covers diagnoses from {scheme.starts_on}",
+            "diagnosed_on",
+        )
     if scheme.ends_on is not None and diagnosed > scheme.ends_on:
-        return ("after_scheme_end", f"{scheme.name_en} covered diagnoses until {scheme.ends_on}",
-                "diagnosed_on")
+        return (
+            "after_scheme_end",
+            f"{scheme.name_en} covered diagnoses until {scheme.ends_on}",
+            "diagnosed_on",
+        )
     last_day = min(claim.ended_on or claim.ages_out_on, claim.ages_out_on)
     if not claim.joined_on <= diagnosed < last_day:
-        return ("not_covered_member", "the person was not a member on the diagnosis date",
-                "diagnosed_on")
+        return (
+            "not_covered_member",
+            "the person was not a member on the diagnosis date",
+            "diagnosed_on",
+        )
     days = (diagnosed - claim.joined_on).days
     if claim.joined_on > scheme.starts_on and days <= scheme.new_member_min_days:
-        return ("scheme_waiting_period",
-                f"a member who joined after {scheme.starts_on} is covered for a diagnosis more "
-                f"than {scheme.new_member_min_days} days after joining (this one: {days})",
-                "diagnosed_on")
+        return (
+            "scheme_waiting_period",
+            f"a member who joined after {scheme.starts_on} is covered for a diagnosis more "
+            f"than {scheme.new_member_min_days} days after joining (this one: {days})",
+            "diagnosed_on",
+        )
     if claim.membership_state is MembershipState.SUSPENDED:
-        return ("membership_suspended",
-                "the membership is suspended for an unpaid share: pay it to restore cover",
-                "membership_id")
+        return (
+            "membership_suspended",
+            "the membership is suspended for an unpaid share: pay it to restore cover",
+            "membership_id",
+        )
     deadline = diagnosed + timedelta(days=claim.deadline_days)
     if claim.reported_on > deadline:
-        return ("claim_deadline_passed",
-                f"a claim must be reported within {claim.deadline_days} days of the first "
-                f"diagnosis (by {deadline})", "diagnosed_on")
+        return (
+            "claim_deadline_passed",
+            f"a claim must be reported within {claim.deadline_days} days of the first "
+            f"diagnosis (by {deadline})",
+            "diagnosed_on",
+        )
     if claim.has_open_claim:
-        return ("duplicate_open_claim", "this member already has an open claim in this plan",
-                "membership_id")
+        return (
+            "duplicate_open_claim",
+            "this member already has an open claim in this plan",
+            "membership_id",
+        )
     return None
 
 
@@ -167,7 +186,9 @@ class PeriodSponsorship:
         return "promotion" if self.pays_shares else None
 
 
-def period_sponsorship(sponsorships: Iterable[Sponsorship], publicity_on: date) -> PeriodSponsorship:
+def period_sponsorship(
+    sponsorships: Iterable[Sponsorship], publicity_on: date
+) -> PeriodSponsorship:
     kinds = {s.kind for s in sponsorships if s.covers(publicity_on)}
     shares = SponsorshipKind.PERIOD in kinds
     return PeriodSponsorship(shares, shares or SponsorshipKind.CAP_EXCESS in kinds)
@@ -211,9 +232,11 @@ def plan_transition(status: str, event: WindDownEvent) -> PlanStatus:
     try:
         return TRANSITIONS[(PlanStatus(status), event)]
     except (KeyError, ValueError):
-        raise Conflict("invalid_plan_transition",
-                       f"a plan that is {status.replace('_', ' ')} cannot "
-                       f"{event.replace('_', ' ')}", "plan_code") from None
+        raise Conflict(
+            "invalid_plan_transition",
+            f"a plan that is {status.replace('_', ' ')} cannot {event.replace('_', ' ')}",
+            "plan_code",
+        ) from None
 
 
 class WindDownRule(StrEnum):
@@ -251,16 +274,19 @@ class EndDates:
     run_off_until_on: date
 
 
-def announcement_dates(today: date, end_on: date, *, notice_days: int,
-                       deadline_days: int) -> EndDates:
+def announcement_dates(
+    today: date, end_on: date, *, notice_days: int, deadline_days: int
+) -> EndDates:
     """Check an announced end date and derive the run-off window."""
     if end_on <= today:
         raise DomainError("end_date_not_in_future", "the end date must be after today", "end_on")
     earliest = today + timedelta(days=notice_days)
     if end_on < earliest:
-        raise DomainError("notice_too_short",
-                          f"the plan promises {notice_days} days' notice: end on {earliest} or later",
-                          "end_on")
+        raise DomainError(
+            "notice_too_short",
+            f"the plan promises {notice_days} days' notice: end on {earliest} or later",
+            "end_on",
+        )
     return EndDates(end_on, end_on - timedelta(days=1) + timedelta(days=deadline_days))
 
 
@@ -271,8 +297,9 @@ class MinimumStatus(StrEnum):
     BELOW = "below"
 
 
-def minimum_status(active_members: int, minimum: int, launched_on: date, today: date,
-                   grace_days: int) -> MinimumStatus:
+def minimum_status(
+    active_members: int, minimum: int, launched_on: date, today: date, grace_days: int
+) -> MinimumStatus:
     """Whether the plan has enough members for its per-case cap to cover a case."""
     if minimum <= 0:
         return MinimumStatus.NO_MINIMUM
@@ -298,16 +325,21 @@ class RefundCheck:
         return self.refunded_fen == self.balances_fen == self.ledger_fen
 
 
-def check_refunds(payers: int, refunded_fen: int, balances_fen: int, ledger_fen: int,
-                  negative_balances: int) -> RefundCheck:
+def check_refunds(
+    payers: int, refunded_fen: int, balances_fen: int, ledger_fen: int, negative_balances: int
+) -> RefundCheck:
     """Every remaining balance is refunded exactly: Σ refunds = Σ balances = the ledger's prepaid
     account, to the fen. Raises (and the caller's transaction rolls back) when not."""
     if negative_balances:
-        raise Conflict("negative_prepaid_balance",
-                       f"{negative_balances} prepaid balances are negative: fix them before refunds")
+        raise Conflict(
+            "negative_prepaid_balance",
+            f"{negative_balances} prepaid balances are negative: fix them before refunds",
+        )
     check = RefundCheck(payers, refunded_fen, balances_fen, ledger_fen)
     if not check.exact:
-        raise Conflict("refunds_do_not_balance",
-                       f"refunds {refunded_fen} fen, balances {balances_fen} fen and ledger "
-                       f"{ledger_fen} fen differ; nothing was refunded")
+        raise Conflict(
+            "refunds_do_not_balance",
+            f"refunds {refunded_fen} fen, balances {balances_fen} fen and ledger "
+            f"{ledger_fen} fen differ; nothing was refunded",
+        )
     return check

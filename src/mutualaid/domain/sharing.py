@@ -72,18 +72,26 @@ class Risk:
         total = Fraction(0)
         for index, outcome in enumerate(self.outcomes):
             if isinstance(outcome.amount_fen, bool) or not isinstance(outcome.amount_fen, int):
-                raise DomainError("invalid_risk", "a payout is an int number of fen",
-                                  f"outcomes[{index}].amount_fen")
+                raise DomainError(
+                    "invalid_risk",
+                    "a payout is an int number of fen",
+                    f"outcomes[{index}].amount_fen",
+                )
             if outcome.amount_fen <= 0:
-                raise DomainError("invalid_risk", "a payout is positive",
-                                  f"outcomes[{index}].amount_fen")
+                raise DomainError(
+                    "invalid_risk", "a payout is positive", f"outcomes[{index}].amount_fen"
+                )
             if not 0 <= outcome.probability <= 1:
-                raise DomainError("invalid_risk", "a probability is between 0 and 1",
-                                  f"outcomes[{index}].probability")
+                raise DomainError(
+                    "invalid_risk",
+                    "a probability is between 0 and 1",
+                    f"outcomes[{index}].probability",
+                )
             total += outcome.probability
         if total > 1:
-            raise DomainError("invalid_risk", "the outcomes' probabilities add up to more than 1",
-                              "outcomes")
+            raise DomainError(
+                "invalid_risk", "the outcomes' probabilities add up to more than 1", "outcomes"
+            )
 
     @classmethod
     def bernoulli(cls, amount_fen: int, probability: Fraction | int) -> Risk:
@@ -101,7 +109,9 @@ class Risk:
             law[0] = nothing
         for outcome in self.outcomes:
             if outcome.probability:
-                law[outcome.amount_fen] = law.get(outcome.amount_fen, Fraction(0)) + outcome.probability
+                law[outcome.amount_fen] = (
+                    law.get(outcome.amount_fen, Fraction(0)) + outcome.probability
+                )
         return law
 
 
@@ -140,21 +150,26 @@ def distribution_of_sum(risks: Iterable[Risk]) -> dict[int, Fraction]:
     return law
 
 
-def _conditional_mean(risk: Risk, others: Distribution, realised_fen: int,
-                      p_total: Fraction) -> Fraction:
+def _conditional_mean(
+    risk: Risk, others: Distribution, realised_fen: int, p_total: Fraction
+) -> Fraction:
     """E[X | S = s] for a member with loss `risk` when the others' sum has law `others`."""
     numerator = sum(
-        (o.amount_fen * o.probability * others.get(realised_fen - o.amount_fen, Fraction(0))
-         for o in risk.outcomes),
+        (
+            o.amount_fen * o.probability * others.get(realised_fen - o.amount_fen, Fraction(0))
+            for o in risk.outcomes
+        ),
         Fraction(0),
     )
     return numerator / p_total
 
 
 def _impossible(realised_fen: int) -> DomainError:
-    return DomainError("impossible_total",
-                       f"a total aid of {realised_fen} fen cannot arise from these risks",
-                       "realised_fen")
+    return DomainError(
+        "impossible_total",
+        f"a total aid of {realised_fen} fen cannot arise from these risks",
+        "realised_fen",
+    )
 
 
 def conditional_means(risks: Sequence[Risk], realised_fen: int) -> list[Fraction]:
@@ -232,41 +247,49 @@ def integer_weights(values: Sequence[Fraction | int]) -> list[int]:
     return [int(f * denominator) for f in fractions]
 
 
-def _allocate(total: int, weights: Sequence[Fraction | int],
-              tie_keys: Sequence[Hashable] | None) -> list[Fen]:
+def _allocate(
+    total: int, weights: Sequence[Fraction | int], tie_keys: Sequence[Hashable] | None
+) -> list[Fen]:
     if total < 0:
         raise DomainError("invalid_total", "a total to share is never negative", "total")
     if total == 0:
         return [Fen(0)] * len(weights)
     integers = integer_weights(weights)
     if not any(integers):
-        raise DomainError("nothing_to_weigh",
-                          "no member has a positive weight under this rule", "weights")
+        raise DomainError(
+            "nothing_to_weigh", "no member has a positive weight under this rule", "weights"
+        )
     return allocate(total, integers, tie_keys)
 
 
-def uniform_shares(total: int, count: int,
-                   tie_keys: Sequence[Hashable] | None = None) -> list[Fen]:
+def uniform_shares(total: int, count: int, tie_keys: Sequence[Hashable] | None = None) -> list[Fen]:
     """Xiang Hu Bao's rule: the same for everyone (largest remainder for the last fen)."""
     return _allocate(total, [1] * count, tie_keys)
 
 
-def proportional_shares(total: int, risks: Sequence[Risk],
-                        tie_keys: Sequence[Hashable] | None = None) -> list[Fen]:
+def proportional_shares(
+    total: int, risks: Sequence[Risk], tie_keys: Sequence[Hashable] | None = None
+) -> list[Fen]:
     """In proportion to each member's expected loss E[X_i]."""
     return _allocate(total, [risk.expected_fen for risk in risks], tie_keys)
 
 
-def conditional_mean_shares(total: int, risks: Sequence[Risk], realised_fen: int,
-                            tie_keys: Sequence[Hashable] | None = None) -> list[Fen]:
+def conditional_mean_shares(
+    total: int, risks: Sequence[Risk], realised_fen: int, tie_keys: Sequence[Hashable] | None = None
+) -> list[Fen]:
     """In proportion to E[X_i | S = s]: the total (aid + fee − surplus) scales the aid s."""
     if total == 0:
         return [Fen(0)] * len(risks)
     return _allocate(total, conditional_means(risks, realised_fen), tie_keys)
 
 
-def shares(rule: SharingRule, total: int, risks: Sequence[Risk], realised_fen: int,
-           tie_keys: Sequence[Hashable] | None = None) -> list[Fen]:
+def shares(
+    rule: SharingRule,
+    total: int,
+    risks: Sequence[Risk],
+    realised_fen: int,
+    tie_keys: Sequence[Hashable] | None = None,
+) -> list[Fen]:
     """Split `total` among the members whose period losses are `risks` by `rule`."""
     match rule:
         case SharingRule.UNIFORM:
@@ -277,8 +300,9 @@ def shares(rule: SharingRule, total: int, risks: Sequence[Risk], realised_fen: i
             return conditional_mean_shares(total, risks, realised_fen, tie_keys)
 
 
-def class_weights(rule: SharingRule, classes: Sequence[RiskClass],
-                  realised_fen: int) -> list[Fraction]:
+def class_weights(
+    rule: SharingRule, classes: Sequence[RiskClass], realised_fen: int
+) -> list[Fraction]:
     """The weight of ONE member of each class under `rule`."""
     match rule:
         case SharingRule.UNIFORM:
@@ -289,12 +313,16 @@ def class_weights(rule: SharingRule, classes: Sequence[RiskClass],
             return class_conditional_means(classes, realised_fen)
 
 
-def class_totals(rule: SharingRule, total: int, classes: Sequence[RiskClass],
-                 realised_fen: int) -> list[Fen]:
+def class_totals(
+    rule: SharingRule, total: int, classes: Sequence[RiskClass], realised_fen: int
+) -> list[Fen]:
     """What each class pays in all (Σ == total), each member weighing `class_weights`."""
     weights = class_weights(rule, classes, realised_fen) if total else [Fraction(0)] * len(classes)
-    return _allocate(total, [w * c.count for w, c in zip(weights, classes, strict=True)],
-                     [c.key for c in classes])
+    return _allocate(
+        total,
+        [w * c.count for w, c in zip(weights, classes, strict=True)],
+        [c.key for c in classes],
+    )
 
 
 # --- fairness -----------------------------------------------------------------------------------
@@ -336,15 +364,19 @@ def fairness_report(classes: Sequence[RiskClass], fee_bp: int) -> list[FairnessR
     rows: list[FairnessRow] = []
     for risk_class in classes:
         benefit = risk_class.risk.expected_fen
-        rows.append(FairnessRow(
-            key=risk_class.key, count=risk_class.count, benefit_fen=benefit,
-            contribution_fen={
-                SharingRule.UNIFORM: uniform,
-                SharingRule.PROPORTIONAL: gross * benefit,
-                SharingRule.CONDITIONAL_MEAN: gross * benefit,
-            },
-            fee_bp=fee_bp,
-        ))
+        rows.append(
+            FairnessRow(
+                key=risk_class.key,
+                count=risk_class.count,
+                benefit_fen=benefit,
+                contribution_fen={
+                    SharingRule.UNIFORM: uniform,
+                    SharingRule.PROPORTIONAL: gross * benefit,
+                    SharingRule.CONDITIONAL_MEAN: gross * benefit,
+                },
+                fee_bp=fee_bp,
+            )
+        )
     return rows
 
 
@@ -355,10 +387,23 @@ def fairness_report(classes: Sequence[RiskClass], fee_bp: int) -> list[FairnessR
 #: plan has no ``[[sharing_bands]]`` table. Kept here, not read from `mutualaid.forecasts`, so the
 #: domain stays free of the simulator.
 DEFAULT_BAND_RATES: tuple[tuple[int, int, int, int], ...] = (
-    (0, 4, 126, 12), (5, 9, 75, 12), (10, 14, 86, 17), (15, 19, 109, 23), (20, 24, 161, 75),
-    (25, 29, 270, 144), (30, 34, 443, 201), (35, 39, 690, 218), (40, 44, 1150, 224),
-    (45, 49, 1811, 201), (50, 54, 2702, 167), (55, 59, 3852, 126), (60, 64, 5405, 80),
-    (65, 69, 7590, 80), (70, 74, 10465, 80), (75, 79, 13800, 80), (80, 130, 17250, 80),
+    (0, 4, 126, 12),
+    (5, 9, 75, 12),
+    (10, 14, 86, 17),
+    (15, 19, 109, 23),
+    (20, 24, 161, 75),
+    (25, 29, 270, 144),
+    (30, 34, 443, 201),
+    (35, 39, 690, 218),
+    (40, 44, 1150, 224),
+    (45, 49, 1811, 201),
+    (50, 54, 2702, 167),
+    (55, 59, 3852, 126),
+    (60, 64, 5405, 80),
+    (65, 69, 7590, 80),
+    (70, 74, 10465, 80),
+    (75, 79, 13800, 80),
+    (80, 130, 17250, 80),
 )
 PER_MILLION = 1_000_000
 #: Pools up to this many members get the exact conditional mean; larger ones the Esscher form.
@@ -391,8 +436,9 @@ def band_index(birth_on: date, cuts: Sequence[date]) -> int:
     return sum(1 for cut in cuts if birth_on <= cut)
 
 
-def banded_weights(rule: SharingRule, classes: Sequence[RiskClass],
-                   realised_fen: int) -> list[Fraction]:
+def banded_weights(
+    rule: SharingRule, classes: Sequence[RiskClass], realised_fen: int
+) -> list[Fraction]:
     """The weight of one member of each band. The conditional mean is exact for small pools (when
     the realised aid can arise from the bands' risks); otherwise its large-pool (Esscher) form,
     computed in decimal arithmetic so that anyone recomputes the same digits."""
@@ -432,8 +478,9 @@ def tilted_means(classes: Sequence[RiskClass], realised_fen: int) -> list[Fracti
         low, high = Decimal(-200), Decimal(200)
         for _ in range(120):
             middle = (low + high) / 2
-            total = sum((c.count * m for c, m in zip(classes, means(middle), strict=True)),
-                        Decimal(0))
+            total = sum(
+                (c.count * m for c, m in zip(classes, means(middle), strict=True)), Decimal(0)
+            )
             low, high = (low, middle) if total > target else (middle, high)
         return [Fraction(m.quantize(Decimal("1e-12"))) for m in means((low + high) / 2)]
 
@@ -457,27 +504,48 @@ class BandShare:
     share_fen: int
 
 
-def band_shares(rule: SharingRule, need_fen: int, classes: Sequence[RiskClass],
-                bands: Sequence[AgeBand], realised_fen: int,
-                share_cap_fen: int | None) -> list[BandShare]:
+def band_shares(
+    rule: SharingRule,
+    need_fen: int,
+    classes: Sequence[RiskClass],
+    bands: Sequence[AgeBand],
+    realised_fen: int,
+    share_cap_fen: int | None,
+) -> list[BandShare]:
     """Split the need among the bands (`class_totals`-style, largest remainder, Σ == need), then
     each band's part uniformly over its members, rounded up to the fen (the over-collection is
     carried, as under the uniform rule) and capped at `share_cap_fen` (cases × per-case cap)."""
-    weights = banded_weights(rule, classes, realised_fen) if need_fen > 0 \
+    weights = (
+        banded_weights(rule, classes, realised_fen)
+        if need_fen > 0
         else [Fraction(0)] * len(classes)
+    )
     weighted = [w * c.count for w, c in zip(weights, classes, strict=True)]
     if need_fen > 0 and not any(weighted):
         # Nobody carries a risk under this table (all rates 0): the members share it evenly.
         weights = [Fraction(1)] * len(classes)
         weighted = [Fraction(c.count) for c in classes]
-    totals = _allocate(need_fen, weighted, [c.key for c in classes]) \
-        if need_fen > 0 and any(weighted) else [Fen(0)] * len(classes)
+    totals = (
+        _allocate(need_fen, weighted, [c.key for c in classes])
+        if need_fen > 0 and any(weighted)
+        else [Fen(0)] * len(classes)
+    )
     result = []
     for band, risk_class, weight, total in zip(bands, classes, weights, totals, strict=True):
         uncapped = -(-total // risk_class.count) if risk_class.count and total > 0 else 0
         share = uncapped if share_cap_fen is None else min(uncapped, share_cap_fen)
-        result.append(BandShare(band.key, band.from_age, band.to_age, risk_class.count, weight,
-                                total, uncapped, share))
+        result.append(
+            BandShare(
+                band.key,
+                band.from_age,
+                band.to_age,
+                risk_class.count,
+                weight,
+                total,
+                uncapped,
+                share,
+            )
+        )
     return result
 
 
@@ -485,9 +553,14 @@ def plan_bands(rules: PlanRules) -> list[AgeBand]:
     """The plan's age bands (its ``[[sharing_bands]]``, else `DEFAULT_BAND_RATES`) up to its exit
     age, each with its risk in one period: the plan's payout for the band's ages, with the
     band's yearly rate spread over the plan's periods (12 × publicity days a year)."""
-    table = [(b.from_age, b.to_age, b.severe_per_million, b.mild_per_million)
-             for b in rules.sharing_bands] if rules.sharing_bands is not None \
+    table = (
+        [
+            (b.from_age, b.to_age, b.severe_per_million, b.mild_per_million)
+            for b in rules.sharing_bands
+        ]
+        if rules.sharing_bands is not None
         else list(DEFAULT_BAND_RATES)
+    )
     periods_a_year = 12 * len(rules.periods.publicity_days)
     bands = []
     for from_age, to_age, severe, mild in table:
@@ -535,8 +608,9 @@ class BirthInterval:
         return date(2000, 1, 1)
 
     def holds(self, birth_on: date) -> bool:
-        return (self.born_after_on is None or birth_on > self.born_after_on) \
-            and (self.born_by_on is None or birth_on <= self.born_by_on)
+        return (self.born_after_on is None or birth_on > self.born_after_on) and (
+            self.born_by_on is None or birth_on <= self.born_by_on
+        )
 
 
 def birth_intervals(cut_sets: Iterable[Sequence[date]]) -> list[BirthInterval]:
@@ -571,12 +645,14 @@ class BandGroup:
 
     @property
     def key(self) -> str:
-        return f"{self.cohort}/{self.interval}" if self.member is None \
-            else f"membership:{self.member}"
+        return (
+            f"{self.cohort}/{self.interval}" if self.member is None else f"membership:{self.member}"
+        )
 
 
-def band_groups(year: Sequence[BandedPast], cuts: Sequence[date]
-                ) -> tuple[list[BirthInterval], list[BandGroup]]:
+def band_groups(
+    year: Sequence[BandedPast], cuts: Sequence[date]
+) -> tuple[list[BirthInterval], list[BandGroup]]:
     """The intervals cut at every band edge of `year` (the earlier periods of the calendar year,
     in order) and of the current period's `cuts`, and one group per (cohort, interval) with its
     year to date and its band now (counts 0: the caller counts the members)."""
@@ -585,15 +661,25 @@ def band_groups(year: Sequence[BandedPast], cuts: Sequence[date]
     for position, interval in enumerate(intervals):
         born = interval.representative
         band = band_index(born, cuts)
-        groups.extend(BandGroup(cohort, position, band, banded_year_to_date(year[cohort:], born))
-                      for cohort in range(len(year) + 1))
+        groups.extend(
+            BandGroup(cohort, position, band, banded_year_to_date(year[cohort:], born))
+            for cohort in range(len(year) + 1)
+        )
     return intervals, groups
 
 
 def apportion_banded(
-    *, rule: SharingRule, aid_fen: int, case_count: int, fee_bp: int, surplus_in_fen: int,
-    classes: Sequence[RiskClass], bands: Sequence[AgeBand], per_case_cap_fen: int | None,
-    cap_excess: CapExcess = CapExcess.SPONSOR, annual_cap_fen: int | None = None,
+    *,
+    rule: SharingRule,
+    aid_fen: int,
+    case_count: int,
+    fee_bp: int,
+    surplus_in_fen: int,
+    classes: Sequence[RiskClass],
+    bands: Sequence[AgeBand],
+    per_case_cap_fen: int | None,
+    cap_excess: CapExcess = CapExcess.SPONSOR,
+    annual_cap_fen: int | None = None,
     groups: Sequence[BandGroup] = (),
 ) -> tuple[PeriodFigures, list[BandShare]]:
     """`apportionment.apportion` for a non-uniform rule: the need (aid + fee − surplus in) is split
@@ -619,19 +705,25 @@ def apportion_banded(
         for index, line in enumerate(lines):
             if sum(g.count for g in groups if g.band == index) != line.member_count:
                 raise ValueError("the groups of a band do not add up to its members")
-        charges = tuple(CohortCharge(
-            g.key, g.count, capped_charge(lines[g.band].share_fen, annual_cap_fen, g.ytd_fen))
-            for g in groups)
+        charges = tuple(
+            CohortCharge(
+                g.key, g.count, capped_charge(lines[g.band].share_fen, annual_cap_fen, g.ytd_fen)
+            )
+            for g in groups
+        )
     else:
-        charges = tuple(CohortCharge(line.key, line.member_count, line.share_fen)
-                        for line in lines)
+        charges = tuple(CohortCharge(line.key, line.member_count, line.share_fen) for line in lines)
     total = sum(c.count * c.charge_fen for c in charges)
     shortfall = max(0, need - total)
     figures = PeriodFigures(
-        member_count=sum(c.count for c in classes), case_count=case_count, aid_fen=Fen(aid_fen),
-        fee_fen=Fen(fee), surplus_in_fen=Fen(surplus_in_fen),
+        member_count=sum(c.count for c in classes),
+        case_count=case_count,
+        aid_fen=Fen(aid_fen),
+        fee_fen=Fen(fee),
+        surplus_in_fen=Fen(surplus_in_fen),
         uncapped_share_fen=Fen(max((line.uncapped_share_fen for line in lines), default=0)),
-        share_fen=Fen(max((line.share_fen for line in lines), default=0)), charges=charges,
+        share_fen=Fen(max((line.share_fen for line in lines), default=0)),
+        charges=charges,
         total_charged_fen=Fen(total),
         capped_fen=Fen(sum(line.member_count * line.uncapped_share_fen for line in lines) - total),
         sponsor_fen=Fen(shortfall if cap_excess is CapExcess.SPONSOR else 0),

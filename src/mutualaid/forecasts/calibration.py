@@ -104,33 +104,111 @@ class Target:
 
 
 TARGETS: tuple[Target, ...] = (
-    Target("jan_2019_members", "members sharing in Jan 2019", 23e6, "members",
-           "first period, Jan 2019", _january_2019("members", "last")),
-    Target("jan_2019_cases", "cases published in Jan 2019", 2, "cases",
-           "first period, Jan 2019", _january_2019("cases", "sum")),
-    Target("jan_2019_share", "share in Jan 2019", 0.03, "yuan",
-           "first period, Jan 2019", _january_2019("share_fen", "sum", 100.0)),
-    Target("total_2019", "shares paid in 2019 (full-year member)", 29, "yuan",
-           "2019 total", _yearly_share_yuan(2019)),
-    Target("total_2020", "shares paid in 2020 (full-year member)", 91, "yuan",
-           "2020 total", _yearly_share_yuan(2020)),
+    Target(
+        "jan_2019_members",
+        "members sharing in Jan 2019",
+        23e6,
+        "members",
+        "first period, Jan 2019",
+        _january_2019("members", "last"),
+    ),
+    Target(
+        "jan_2019_cases",
+        "cases published in Jan 2019",
+        2,
+        "cases",
+        "first period, Jan 2019",
+        _january_2019("cases", "sum"),
+    ),
+    Target(
+        "jan_2019_share",
+        "share in Jan 2019",
+        0.03,
+        "yuan",
+        "first period, Jan 2019",
+        _january_2019("share_fen", "sum", 100.0),
+    ),
+    Target(
+        "total_2019",
+        "shares paid in 2019 (full-year member)",
+        29,
+        "yuan",
+        "2019 total",
+        _yearly_share_yuan(2019),
+    ),
+    Target(
+        "total_2020",
+        "shares paid in 2020 (full-year member)",
+        91,
+        "yuan",
+        "2020 total",
+        _yearly_share_yuan(2020),
+    ),
     Target("peak_members", "membership peak", 107e6, "members", "peak ~107M", _peak_members),
-    Target("members_end_2021", "members at the end of 2021", 75e6, "members",
-           "~75M at the end of 2021", _members_end_2021),
-    Target("share_late_2021", "share per period, Oct-Dec 2021", 7, "yuan",
-           "~7 RMB a period, late 2021", _late_2021_share_yuan),
-    Target("cases_2021", "cases per period in 2021", 3500, "cases",
-           "3,000-4,000 per period", _cases_per_period_2021),
-    Target("leavers_2021", "members leaving per month in 2021", 2e6, "members",
-           "~2M a month in 2021", _leavers_per_month_2021),
-    Target("claim_rate_2019", "approved claims per member-year, 2019", 2.5e-4, "per member-year",
-           "~2-3×10⁻⁴ in year one", _claims_per_member_year(2019, 2019)),
-    Target("claim_rate", "approved claims per member-year, 2019-2021", 7e-4, "per member-year",
-           "~7×10⁻⁴ overall", _claims_per_member_year(2019, 2021)),
-    Target("cases_total", "cases aided, to the end of 2021", 186_961, "cases",
-           "186,961 aided in 71 periods", _total("cases")),
-    Target("collected_total", "shares collected, to the end of 2021", 25.9e9, "yuan",
-           "25.9bn RMB collected", _total("charged_fen", 100.0)),
+    Target(
+        "members_end_2021",
+        "members at the end of 2021",
+        75e6,
+        "members",
+        "~75M at the end of 2021",
+        _members_end_2021,
+    ),
+    Target(
+        "share_late_2021",
+        "share per period, Oct-Dec 2021",
+        7,
+        "yuan",
+        "~7 RMB a period, late 2021",
+        _late_2021_share_yuan,
+    ),
+    Target(
+        "cases_2021",
+        "cases per period in 2021",
+        3500,
+        "cases",
+        "3,000-4,000 per period",
+        _cases_per_period_2021,
+    ),
+    Target(
+        "leavers_2021",
+        "members leaving per month in 2021",
+        2e6,
+        "members",
+        "~2M a month in 2021",
+        _leavers_per_month_2021,
+    ),
+    Target(
+        "claim_rate_2019",
+        "approved claims per member-year, 2019",
+        2.5e-4,
+        "per member-year",
+        "~2-3×10⁻⁴ in year one",
+        _claims_per_member_year(2019, 2019),
+    ),
+    Target(
+        "claim_rate",
+        "approved claims per member-year, 2019-2021",
+        7e-4,
+        "per member-year",
+        "~7×10⁻⁴ overall",
+        _claims_per_member_year(2019, 2021),
+    ),
+    Target(
+        "cases_total",
+        "cases aided, to the end of 2021",
+        186_961,
+        "cases",
+        "186,961 aided in 71 periods",
+        _total("cases"),
+    ),
+    Target(
+        "collected_total",
+        "shares collected, to the end of 2021",
+        25.9e9,
+        "yuan",
+        "25.9bn RMB collected",
+        _total("charged_fen", 100.0),
+    ),
 )
 
 
@@ -155,12 +233,22 @@ def compare(result: SimulationResult) -> list[CalibrationRow]:
     return rows
 
 
-def calibrate(rules: PlanRules, model: ForecastModel, *, scenarios: int, seed: int,
-              workers: int = 1,
-              on_batch: Callable[[int], None] | None = None) -> tuple[SimulationResult,
-                                                                       list[CalibrationRow]]:
+def calibrate(
+    rules: PlanRules,
+    model: ForecastModel,
+    *,
+    scenarios: int,
+    seed: int,
+    workers: int = 1,
+    on_batch: Callable[[int], None] | None = None,
+) -> tuple[SimulationResult, list[CalibrationRow]]:
     """Run `model` over Xiang Hu Bao's timeline and compare it with the published figures."""
-    settings = SimulationSettings(periods=CALIBRATION_PERIODS, scenarios=scenarios, seed=seed,
-                                  start_on=LAUNCH_ON, workers=workers)
+    settings = SimulationSettings(
+        periods=CALIBRATION_PERIODS,
+        scenarios=scenarios,
+        seed=seed,
+        start_on=LAUNCH_ON,
+        workers=workers,
+    )
     result = simulate(rules, model, settings, on_batch)
     return result, compare(result)

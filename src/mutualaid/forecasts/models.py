@@ -92,7 +92,8 @@ class ForecastModel:
     accident_share: Probability = 0.01
     #: Probability that a case is published 0, 1, 2, … periods after the period of diagnosis.
     reporting_delay: Annotated[list[Probability], Field(min_length=1, max_length=48)] = field(
-        default_factory=lambda: [1.0])
+        default_factory=lambda: [1.0]
+    )
 
 
 _MODEL_ADAPTER = TypeAdapter(ForecastModel)
@@ -102,20 +103,26 @@ def _check_rows(rows: list[Any], key: str) -> None:
     previous_to: int | None = None
     for index, row in enumerate(rows):
         if row.from_age > row.to_age:
-            raise DomainError("invalid_model", f"from_age {row.from_age} is above to_age {row.to_age}",
-                              f"{key}[{index}].from_age")
+            raise DomainError(
+                "invalid_model",
+                f"from_age {row.from_age} is above to_age {row.to_age}",
+                f"{key}[{index}].from_age",
+            )
         if previous_to is not None and row.from_age != previous_to + 1:
-            raise DomainError("invalid_model",
-                              f"rows must follow each other: expected from_age {previous_to + 1}",
-                              f"{key}[{index}].from_age")
+            raise DomainError(
+                "invalid_model",
+                f"rows must follow each other: expected from_age {previous_to + 1}",
+                f"{key}[{index}].from_age",
+            )
         previous_to = row.to_age
 
 
 def _check_knots(knots: list[tuple[float, float]], key: str, *, increasing_values: bool) -> None:
     for index in range(1, len(knots)):
         if knots[index][0] <= knots[index - 1][0]:
-            raise DomainError("invalid_model", "knots must have increasing first values",
-                              f"{key}[{index}]")
+            raise DomainError(
+                "invalid_model", "knots must have increasing first values", f"{key}[{index}]"
+            )
         if increasing_values and knots[index][1] < knots[index - 1][1]:
             raise DomainError("invalid_model", "cumulative joins never decrease", f"{key}[{index}]")
 
@@ -131,8 +138,9 @@ def _check_consistency(model: ForecastModel) -> None:
     if model.joins.age_mix and not any(row.weight for row in model.joins.age_mix):
         raise DomainError("invalid_model", "at least one age must have a weight", "joins.age_mix")
     if abs(sum(model.reporting_delay) - 1.0) > 1e-9:
-        raise DomainError("invalid_model", "the delay probabilities must add up to 1",
-                          "reporting_delay")
+        raise DomainError(
+            "invalid_model", "the delay probabilities must add up to 1", "reporting_delay"
+        )
 
 
 def parse_model(data: dict[str, Any]) -> ForecastModel:

@@ -29,12 +29,17 @@ def write_periods_csv(result: SimulationResult, path: Path) -> Path:
     bands = {name: result.percentiles(name, QUANTILES) for name in names}
     with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["period", "publicity_on",
-                         *(f"{name}_p{q}" for name in names for q in QUANTILES)])
+        writer.writerow(
+            ["period", "publicity_on", *(f"{name}_p{q}" for name in names for q in QUANTILES)]
+        )
         for t, day in enumerate(result.setup.publicity_on):
-            writer.writerow([t + 1, day.isoformat(),
-                             *(_cell(bands[name][i, t]) for name in names
-                               for i in range(len(QUANTILES)))])
+            writer.writerow(
+                [
+                    t + 1,
+                    day.isoformat(),
+                    *(_cell(bands[name][i, t]) for name in names for i in range(len(QUANTILES))),
+                ]
+            )
     return path
 
 
@@ -45,14 +50,26 @@ def write_bands_csv(result: SimulationResult, path: Path) -> Path:
     labels = result.setup.band_labels()
     with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["period", "publicity_on", "age_band",
-                         *(f"members_p{q}" for q in QUANTILES),
-                         *(f"charge_fen_p{q}" for q in QUANTILES)])
+        writer.writerow(
+            [
+                "period",
+                "publicity_on",
+                "age_band",
+                *(f"members_p{q}" for q in QUANTILES),
+                *(f"charge_fen_p{q}" for q in QUANTILES),
+            ]
+        )
         for t, day in enumerate(result.setup.publicity_on):
             for a, label in enumerate(labels):
-                writer.writerow([t + 1, day.isoformat(), label,
-                                 *(_cell(members[i, t, a]) for i in range(len(QUANTILES))),
-                                 *(_cell(charge[i, t, a]) for i in range(len(QUANTILES)))])
+                writer.writerow(
+                    [
+                        t + 1,
+                        day.isoformat(),
+                        label,
+                        *(_cell(members[i, t, a]) for i in range(len(QUANTILES))),
+                        *(_cell(charge[i, t, a]) for i in range(len(QUANTILES))),
+                    ]
+                )
     return path
 
 
@@ -88,9 +105,12 @@ def expected_fairness(result: SimulationResult, period: int | None = None) -> li
     classes: list[RiskClass] = []
     for a, label in enumerate(result.setup.band_labels()):
         outcomes = tuple(
-            Outcome(int(result.setup.payouts[a, k]),
-                    Fraction(float(probabilities[a, k])).limit_denominator(10**12))
-            for k in range(len(result.setup.tiers)) if result.setup.payouts[a, k] > 0
+            Outcome(
+                int(result.setup.payouts[a, k]),
+                Fraction(float(probabilities[a, k])).limit_denominator(10**12),
+            )
+            for k in range(len(result.setup.tiers))
+            if result.setup.payouts[a, k] > 0
         )
         classes.append(RiskClass(label, int(members[a]), Risk(outcomes)))
     return fairness_report(classes, result.setup.fee_bp)
@@ -136,8 +156,9 @@ def write_charts(result: SimulationResult, directory: Path) -> list[Path]:
     rule = result.settings.rule
     scenarios = result.settings.scenarios
     for stem, name, scale, label in charts:
-        low, median, high = (np.asarray(row, dtype=np.float64) / scale
-                             for row in result.percentiles(name, QUANTILES))
+        low, median, high = (
+            np.asarray(row, dtype=np.float64) / scale for row in result.percentiles(name, QUANTILES)
+        )
         figure, axes = plt.subplots(figsize=(9, 4.5), layout="constrained")
         axes.fill_between(dates, low, high, alpha=0.25, label="5–95% of scenarios")
         axes.plot(dates, median, linewidth=1.8, label="median")

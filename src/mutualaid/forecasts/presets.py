@@ -34,30 +34,45 @@ class ConsoleForecast:
 
     def __post_init__(self) -> None:
         if not 1 <= self.scenarios <= MAX_WEB_SCENARIOS:
-            raise DomainError("invalid_scenarios",
-                              f"scenarios must be between 1 and {MAX_WEB_SCENARIOS}", "scenarios")
+            raise DomainError(
+                "invalid_scenarios",
+                f"scenarios must be between 1 and {MAX_WEB_SCENARIOS}",
+                "scenarios",
+            )
         if not 1 <= self.periods <= MAX_WEB_PERIODS:
-            raise DomainError("invalid_periods",
-                              f"periods must be between 1 and {MAX_WEB_PERIODS}", "periods")
+            raise DomainError(
+                "invalid_periods", f"periods must be between 1 and {MAX_WEB_PERIODS}", "periods"
+            )
         if self.seed < 0:
             raise DomainError("invalid_seed", "a seed is a non-negative integer", "seed")
         if self.ramp not in RAMPS:
             raise DomainError("invalid_ramp", "choose one of the join ramps", "ramp")
         if not 0 <= self.churn <= MAX_CHURN_SENSITIVITY:
-            raise DomainError("invalid_churn",
-                              f"churn sensitivity must be between 0 and {MAX_CHURN_SENSITIVITY:g}",
-                              "churn")
+            raise DomainError(
+                "invalid_churn",
+                f"churn sensitivity must be between 0 and {MAX_CHURN_SENSITIVITY:g}",
+                "churn",
+            )
 
     def settings(self, plan_rule: str) -> SimulationSettings:
-        return SimulationSettings(periods=self.periods, scenarios=self.scenarios, seed=self.seed,
-                                  rule=self.rule or SharingRule(plan_rule))
+        return SimulationSettings(
+            periods=self.periods,
+            scenarios=self.scenarios,
+            seed=self.seed,
+            rule=self.rule or SharingRule(plan_rule),
+        )
 
     def model(self, base: ForecastModel) -> ForecastModel:
         """The base model with this ramp and churn sensitivity."""
         scale = RAMPS[self.ramp]
-        joins = dataclasses.replace(base.joins, cumulative=[
-            (day, joined * scale) for day, joined in base.joins.cumulative])
-        churn = dataclasses.replace(base.churn, bands=[
-            dataclasses.replace(band, per_yuan=band.per_yuan * self.churn)
-            for band in base.churn.bands])
+        joins = dataclasses.replace(
+            base.joins, cumulative=[(day, joined * scale) for day, joined in base.joins.cumulative]
+        )
+        churn = dataclasses.replace(
+            base.churn,
+            bands=[
+                dataclasses.replace(band, per_yuan=band.per_yuan * self.churn)
+                for band in base.churn.bands
+            ],
+        )
         return dataclasses.replace(base, joins=joins, churn=churn)

@@ -25,8 +25,12 @@ _NEWTON_STEPS = 80
 _TOLERANCE = 1e-12
 
 
-def tilted_means(counts: NDArray[np.int64], probabilities: NDArray[np.float64],
-                 payouts: NDArray[np.int64], realised: NDArray[np.int64]) -> NDArray[np.float64]:
+def tilted_means(
+    counts: NDArray[np.int64],
+    probabilities: NDArray[np.float64],
+    payouts: NDArray[np.int64],
+    realised: NDArray[np.int64],
+) -> NDArray[np.float64]:
     """Per scenario and band, the Esscher-tilted mean loss of one member (in fen).
 
     counts (B, A): members per band; probabilities (A, T) and payouts (A, T): each tier's chance
@@ -81,8 +85,13 @@ def quantise(weights: NDArray[np.float64]) -> NDArray[np.int64]:
     return np.where((weights > 0) & (integer == 0), 1, integer)
 
 
-def band_weights(rule: SharingRule, counts: NDArray[np.int64], probabilities: NDArray[np.float64],
-                 payouts: NDArray[np.int64], realised: NDArray[np.int64]) -> NDArray[np.int64]:
+def band_weights(
+    rule: SharingRule,
+    counts: NDArray[np.int64],
+    probabilities: NDArray[np.float64],
+    payouts: NDArray[np.int64],
+    realised: NDArray[np.int64],
+) -> NDArray[np.int64]:
     """Integer weights (B, A) of one member of each band under `rule`."""
     scenarios, bands = counts.shape
     match rule:

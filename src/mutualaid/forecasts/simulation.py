@@ -44,9 +44,22 @@ I64 = NDArray[np.int64]
 F64 = NDArray[np.float64]
 
 #: Per-period outputs, each (scenarios, periods). Money in fen.
-INT_SERIES = ("members", "joins", "leavers", "exits", "diagnosed", "ended", "cases", "aid_fen",
-              "fee_fen",
-              "charged_fen", "share_fen", "sponsor_fen", "surplus_fen", "capped_members")
+INT_SERIES = (
+    "members",
+    "joins",
+    "leavers",
+    "exits",
+    "diagnosed",
+    "ended",
+    "cases",
+    "aid_fen",
+    "fee_fen",
+    "charged_fen",
+    "share_fen",
+    "sponsor_fen",
+    "surplus_fen",
+    "capped_members",
+)
 #: A process pool pays off only for this many batches or more (starting a worker takes seconds).
 MIN_BATCHES_FOR_WORKERS = 4
 FLOAT_SERIES = ("per_case_cap_use", "annual_cap_use")
@@ -64,8 +77,9 @@ class SimulationSettings:
 
     def __post_init__(self) -> None:
         if not 1 <= self.periods <= MAX_PERIODS:
-            raise DomainError("invalid_periods", f"periods must be between 1 and {MAX_PERIODS}",
-                              "periods")
+            raise DomainError(
+                "invalid_periods", f"periods must be between 1 and {MAX_PERIODS}", "periods"
+            )
         if self.scenarios < 1:
             raise DomainError("invalid_scenarios", "at least one scenario is needed", "scenarios")
         if self.seed < 0:
@@ -116,8 +130,10 @@ class Setup:
         return len(self.band_edges) - 1
 
     def band_labels(self) -> list[str]:
-        return [f"{low}-{high - 1}" for low, high in zip(self.band_edges, self.band_edges[1:],
-                                                          strict=False)]
+        return [
+            f"{low}-{high - 1}"
+            for low, high in zip(self.band_edges, self.band_edges[1:], strict=False)
+        ]
 
 
 # --- setting up ----------------------------------------------------------------------------------
@@ -168,8 +184,9 @@ def _interpolate(knots: list[tuple[float, float]], x: F64) -> F64:
     return np.asarray(np.interp(x, xs, ys), dtype=np.float64)
 
 
-def ageing_chances(lows: F64, highs: F64, joins_by_band: F64, tenure_from: F64,
-                   tenure_to: F64) -> F64:
+def ageing_chances(
+    lows: F64, highs: F64, joins_by_band: F64, tenure_from: F64, tenure_to: F64
+) -> F64:
     """[t, j, a]: the chance that a member of cohort j in band a crosses the band's upper edge
     between `tenure_from[t, j]` and `tenure_to[t, j]` (years since joining).
 
@@ -233,14 +250,18 @@ def build_setup(rules: PlanRules, model: ForecastModel, settings: SimulationSett
     else:
         mix = (lows <= rules.entry.max_age_years).astype(np.float64) * (highs - lows)
     if mix.sum() <= 0:
-        raise DomainError("invalid_model", "the joiners' age mix gives no weight to the plan's "
-                          f"entry ages {rules.entry.min_age_years}-{rules.entry.max_age_years}",
-                          "joins.age_mix")
+        raise DomainError(
+            "invalid_model",
+            "the joiners' age mix gives no weight to the plan's "
+            f"entry ages {rules.entry.min_age_years}-{rules.entry.max_age_years}",
+            "joins.age_mix",
+        )
     male = model.joins.male_share
     cell_weights = np.concatenate([mix * male, mix * (1 - male)])
     integer_weights = [int(w) for w in np.rint(cell_weights / cell_weights.sum() * 1_000_000_000)]
-    joins = np.array([allocate(int(total), integer_weights) for total in per_period],
-                     dtype=np.int64).reshape(periods, 2, bands)
+    joins = np.array(
+        [allocate(int(total), integer_weights) for total in per_period], dtype=np.int64
+    ).reshape(periods, 2, bands)
 
     # Exposure, waiting period and selection of cohort j during period t's interval.
     ends = days
@@ -250,10 +271,14 @@ def build_setup(rules: PlanRules, model: ForecastModel, settings: SimulationSett
     waiting = rules.waiting_period.days + 1 if rules.waiting_period.days else 0
     exposure_from = np.maximum(starts[:, None], joined[None, :])
     exposed = np.clip(ends[:, None] - exposure_from, 0.0, None) / lengths[:, None]
-    covered = np.clip(ends[:, None] - np.maximum(starts[:, None], joined[None, :] + waiting),
-                      0.0, None) / lengths[:, None]
+    covered = (
+        np.clip(ends[:, None] - np.maximum(starts[:, None], joined[None, :] + waiting), 0.0, None)
+        / lengths[:, None]
+    )
     accident_cover = exposed if rules.waiting_period.accidents_covered else covered
-    tenure_years = np.clip((starts + ends)[:, None] / 2 - joined[None, :], 0.0, None) / DAYS_PER_YEAR
+    tenure_years = (
+        np.clip((starts + ends)[:, None] / 2 - joined[None, :], 0.0, None) / DAYS_PER_YEAR
+    )
     selection = _interpolate(model.selection.knots, tenure_years)
     share = model.accident_share
     cover = selection * ((1 - share) * covered + share * accident_cover)
@@ -269,25 +294,43 @@ def build_setup(rules: PlanRules, model: ForecastModel, settings: SimulationSett
     since_join_start = (starts[:, None] - joined[None, :]) / DAYS_PER_YEAR
     first = np.eye(periods, k=-1, dtype=bool)
     since_join_start = np.where(first, 0.0, np.clip(since_join_start, 0.0, None))
-    ageing = ageing_chances(lows.astype(np.float64), highs.astype(np.float64),
-                            joins.sum(axis=1).astype(np.float64),
-                            since_join_start, np.clip(since_join_end, 0.0, None))
+    ageing = ageing_chances(
+        lows.astype(np.float64),
+        highs.astype(np.float64),
+        joins.sum(axis=1).astype(np.float64),
+        since_join_start,
+        np.clip(since_join_end, 0.0, None),
+    )
     ageing = np.tril(ageing.transpose(2, 0, 1), k=-1).transpose(1, 2, 0)
 
     churn_rows = model.churn.bands
-    base = np.array([churn_rows[_row_for(churn_rows, int(a), "churn.bands")].base_per_period
-                     for a in lows])
-    per_yuan = np.array([churn_rows[_row_for(churn_rows, int(a), "churn.bands")].per_yuan
-                         for a in lows])
+    base = np.array(
+        [churn_rows[_row_for(churn_rows, int(a), "churn.bands")].base_per_period for a in lows]
+    )
+    per_yuan = np.array(
+        [churn_rows[_row_for(churn_rows, int(a), "churn.bands")].per_yuan for a in lows]
+    )
     year_start = tuple(t > 0 and dates[t].year != dates[t - 1].year for t in range(periods))
     return Setup(
-        publicity_on=tuple(dates), band_edges=tuple(edges), tiers=tiers, rule=settings.rule,
-        fee_bp=rules.fees.management_fee_bp, per_case_cap_fen=rules.caps.per_case_fen,
-        annual_cap_fen=rules.caps.annual_fen, joins=joins, cover=cover, rates=rates,
-        rule_probabilities=rule_probabilities, payouts=payouts,
-        severe=tuple(t is Tier.SEVERE for t in tiers), ageing=ageing, churn_base=base,
-        churn_per_yuan=per_yuan, churn_alpha=1 - 0.5 ** (1 / model.churn.half_life_periods),
-        churn_max=model.churn.max_per_period, delay=np.array(model.reporting_delay),
+        publicity_on=tuple(dates),
+        band_edges=tuple(edges),
+        tiers=tiers,
+        rule=settings.rule,
+        fee_bp=rules.fees.management_fee_bp,
+        per_case_cap_fen=rules.caps.per_case_fen,
+        annual_cap_fen=rules.caps.annual_fen,
+        joins=joins,
+        cover=cover,
+        rates=rates,
+        rule_probabilities=rule_probabilities,
+        payouts=payouts,
+        severe=tuple(t is Tier.SEVERE for t in tiers),
+        ageing=ageing,
+        churn_base=base,
+        churn_per_yuan=per_yuan,
+        churn_alpha=1 - 0.5 ** (1 / model.churn.half_life_periods),
+        churn_max=model.churn.max_per_period,
+        delay=np.array(model.reporting_delay),
         year_start=year_start,
     )
 
@@ -309,9 +352,18 @@ class Settlement:
     surplus_out_fen: I64  # (B,)
 
 
-def settle(*, cases: I64, aid_fen: I64, surplus_in_fen: I64, counts: I64, ytd_fen: I64,
-           weights: I64, fee_bp: int, per_case_cap_fen: int | None,
-           annual_cap_fen: int | None) -> Settlement:
+def settle(
+    *,
+    cases: I64,
+    aid_fen: I64,
+    surplus_in_fen: I64,
+    counts: I64,
+    ytd_fen: I64,
+    weights: I64,
+    fee_bp: int,
+    per_case_cap_fen: int | None,
+    annual_cap_fen: int | None,
+) -> Settlement:
     """The product rule, vectorised: cells (B, C, A) of members in band a pay
     ``min(min(ceil(need · w_a / Σ n·w), cases × per-case cap), annual cap − ytd)``;
     no case, no fee, no charge; the sponsor pays what the caps leave unpaid; over-collection is
@@ -322,8 +374,9 @@ def settle(*, cases: I64, aid_fen: I64, surplus_in_fen: I64, counts: I64, ytd_fe
     need = aid_fen + fee - surplus_in_fen
     band_members = counts.sum(axis=1)  # (B, A)
     if weights.max(initial=0) > 1 and need.max(initial=0) >= MAX_NEED_FEN:
-        raise DomainError("out_of_range", "a period's aid is beyond what the simulator can weigh",
-                          "aid_fen")
+        raise DomainError(
+            "out_of_range", "a period's aid is beyond what the simulator can weigh", "aid_fen"
+        )
     denominator = (band_members * weights).sum(axis=1)
     owed = has_case & (need > 0) & (denominator > 0)
     safe = np.where(owed, denominator, 1)[:, None]
@@ -337,8 +390,13 @@ def settle(*, cases: I64, aid_fen: I64, surplus_in_fen: I64, counts: I64, ytd_fe
         pay = np.minimum(charge[:, None, :], np.maximum(annual_cap_fen - ytd_fen, 0))
     total = (counts * pay).sum(axis=(1, 2))
     return Settlement(
-        fee_fen=fee, need_fen=need, uncapped_fen=uncapped, charge_fen=charge,
-        pay_fen=np.asarray(pay), total_fen=total, sponsor_fen=np.maximum(need - total, 0),
+        fee_fen=fee,
+        need_fen=need,
+        uncapped_fen=uncapped,
+        charge_fen=charge,
+        pay_fen=np.asarray(pay),
+        total_fen=total,
+        sponsor_fen=np.maximum(need - total, 0),
         surplus_out_fen=np.maximum(total - need, 0),
     )
 
@@ -361,7 +419,8 @@ def run_batch(setup: Setup, seed: int, batch: int, size: int) -> dict[str, NDArr
     surplus = np.zeros(size, dtype=np.int64)
     signal = np.zeros((size, bands))
     out: dict[str, NDArray[Any]] = {
-        name: np.zeros((size, periods), dtype=np.int64) for name in INT_SERIES}
+        name: np.zeros((size, periods), dtype=np.int64) for name in INT_SERIES
+    }
     out |= {name: np.zeros((size, periods)) for name in FLOAT_SERIES}
     band_charge = np.zeros((size, periods, bands), dtype=np.int64)
     band_members = np.zeros((size, periods, bands), dtype=np.int64)
@@ -372,8 +431,9 @@ def run_batch(setup: Setup, seed: int, batch: int, size: int) -> dict[str, NDArr
             ytd[:] = 0
         if t:
             present = counts[:, :t]
-            hazard = np.minimum(setup.churn_max,
-                                setup.churn_base + setup.churn_per_yuan * signal)  # (B, A)
+            hazard = np.minimum(
+                setup.churn_max, setup.churn_base + setup.churn_per_yuan * signal
+            )  # (B, A)
             leave = rng.binomial(present, hazard[:, None, None, :])
             present -= leave
             move = rng.binomial(present, setup.ageing[t, :t][None, :, None, :])
@@ -407,19 +467,25 @@ def run_batch(setup: Setup, seed: int, batch: int, size: int) -> dict[str, NDArr
         aid = aid_band.sum(axis=1)
         cells = sharing.reshape(size, (t + 1) * 2, bands)
         members_band = cells.sum(axis=1)
-        weights = band_weights(setup.rule, members_band, setup.rule_probabilities[t],
-                               setup.payouts, aid)
-        result = settle(cases=cases, aid_fen=aid, surplus_in_fen=surplus, counts=cells,
-                        ytd_fen=ytd[:, : t + 1].reshape(size, (t + 1) * 2, bands),
-                        weights=weights, fee_bp=setup.fee_bp,
-                        per_case_cap_fen=setup.per_case_cap_fen,
-                        annual_cap_fen=setup.annual_cap_fen)
+        weights = band_weights(
+            setup.rule, members_band, setup.rule_probabilities[t], setup.payouts, aid
+        )
+        result = settle(
+            cases=cases,
+            aid_fen=aid,
+            surplus_in_fen=surplus,
+            counts=cells,
+            ytd_fen=ytd[:, : t + 1].reshape(size, (t + 1) * 2, bands),
+            weights=weights,
+            fee_bp=setup.fee_bp,
+            per_case_cap_fen=setup.per_case_cap_fen,
+            annual_cap_fen=setup.annual_cap_fen,
+        )
         ytd[:, : t + 1] += result.pay_fen.reshape(size, t + 1, 2, bands)
         surplus = result.surplus_out_fen
         members = members_band.sum(axis=1)
         charged_band = (cells * result.pay_fen).sum(axis=1)
-        signal = (setup.churn_alpha * result.charge_fen / 100.0
-                  + (1 - setup.churn_alpha) * signal)
+        signal = setup.churn_alpha * result.charge_fen / 100.0 + (1 - setup.churn_alpha) * signal
 
         out["members"][:, t] = members
         out["cases"][:, t] = cases
@@ -431,7 +497,8 @@ def run_batch(setup: Setup, seed: int, batch: int, size: int) -> dict[str, NDArr
         out["sponsor_fen"][:, t] = result.sponsor_fen
         out["surplus_fen"][:, t] = result.surplus_out_fen
         out["capped_members"][:, t] = (
-            cells * (result.pay_fen < result.charge_fen[:, None, :])).sum(axis=(1, 2))
+            cells * (result.pay_fen < result.charge_fen[:, None, :])
+        ).sum(axis=(1, 2))
         if setup.per_case_cap_fen is not None:
             limit = np.maximum(cases * setup.per_case_cap_fen, 1)
             out["per_case_cap_use"][:, t] = result.uncapped_fen.max(axis=1) / limit
@@ -470,12 +537,18 @@ class SimulationResult:
 
 
 def batches(scenarios: int) -> list[tuple[int, int]]:
-    return [(b, min(BATCH_SIZE, scenarios - b * BATCH_SIZE))
-            for b in range(math.ceil(scenarios / BATCH_SIZE))]
+    return [
+        (b, min(BATCH_SIZE, scenarios - b * BATCH_SIZE))
+        for b in range(math.ceil(scenarios / BATCH_SIZE))
+    ]
 
 
-def simulate(rules: PlanRules, model: ForecastModel, settings: SimulationSettings,
-             on_batch: Callable[[int], None] | None = None) -> SimulationResult:
+def simulate(
+    rules: PlanRules,
+    model: ForecastModel,
+    settings: SimulationSettings,
+    on_batch: Callable[[int], None] | None = None,
+) -> SimulationResult:
     """Run `settings.scenarios` scenarios; `on_batch(n)` is called as each batch of n finishes."""
     setup = build_setup(rules, model, settings)
     plan = batches(settings.scenarios)
@@ -488,8 +561,10 @@ def simulate(rules: PlanRules, model: ForecastModel, settings: SimulationSetting
     else:
         workers = min(settings.workers, len(plan))
         with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
-            futures = {pool.submit(run_batch, setup, settings.seed, batch, size): (batch, size)
-                       for batch, size in plan}
+            futures = {
+                pool.submit(run_batch, setup, settings.seed, batch, size): (batch, size)
+                for batch, size in plan
+            }
             for future in as_completed(futures):
                 batch, size = futures[future]
                 parts[batch] = future.result()

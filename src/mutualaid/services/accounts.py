@@ -113,14 +113,22 @@ def register_account(
                 raise Conflict("phone_taken", "an account with this phone number exists", "phone")
             else:
                 account = Account(
-                    phone=phone, password_hash=password_hash, role=role, display_name=display_name,
-                    locale=locale, created_at=ctx.clock.now(),
+                    phone=phone,
+                    password_hash=password_hash,
+                    role=role,
+                    display_name=display_name,
+                    locale=locale,
+                    created_at=ctx.clock.now(),
                 )
                 session.add(account)
                 session.flush()
             audit.record(
-                session, at=ctx.clock.now(), actor_account_id=actor_account_id or account.id,
-                action="account_registered", subject_type="account", subject_id=account.id,
+                session,
+                at=ctx.clock.now(),
+                actor_account_id=actor_account_id or account.id,
+                action="account_registered",
+                subject_type="account",
+                subject_id=account.id,
                 role=str(role),
             )
             return _view(account)
@@ -129,7 +137,9 @@ def register_account(
 
 
 def log_in(ctx: ServiceContext, phone: str, password: str) -> IssuedToken:
-    refusal = Unauthenticated("bad_credentials", "the phone number or password is wrong", "password")
+    refusal = Unauthenticated(
+        "bad_credentials", "the phone number or password is wrong", "password"
+    )
     try:
         phone = normalise_phone(phone)
     except Exception:
@@ -138,8 +148,10 @@ def log_in(ctx: ServiceContext, phone: str, password: str) -> IssuedToken:
     with ctx.transaction() as session:
         account = session.scalar(select(Account).where(Account.phone == phone))
         try:
-            hasher.verify(account.password_hash if account and account.password_hash
-                          else _dummy_hash(hasher), password)
+            hasher.verify(
+                account.password_hash if account and account.password_hash else _dummy_hash(hasher),
+                password,
+            )
         except (VerificationError, InvalidHashError):
             raise refusal from None
         if account is None or account.password_hash is None:
@@ -149,11 +161,22 @@ def log_in(ctx: ServiceContext, phone: str, password: str) -> IssuedToken:
         token = secrets.token_urlsafe(32)
         now = ctx.clock.now()
         expires_at = now + timedelta(hours=ctx.token_ttl_hours)
-        session.add(ApiToken(
-            token_hash=_token_hash(token), account_id=account.id, created_at=now, expires_at=expires_at,
-        ))
-        audit.record(session, at=now, actor_account_id=account.id, action="logged_in",
-                     subject_type="account", subject_id=account.id)
+        session.add(
+            ApiToken(
+                token_hash=_token_hash(token),
+                account_id=account.id,
+                created_at=now,
+                expires_at=expires_at,
+            )
+        )
+        audit.record(
+            session,
+            at=now,
+            actor_account_id=account.id,
+            action="logged_in",
+            subject_type="account",
+            subject_id=account.id,
+        )
         return IssuedToken(token=token, account=_view(account), expires_at=expires_at)
 
 

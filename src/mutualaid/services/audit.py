@@ -47,6 +47,14 @@ def record(
 ) -> None:
     # A prepared Core INSERT, sent now: far cheaper than an ORM object flushed later, and nothing
     # reads the row back.
-    session.connection().execute(INSERT, audit_row(
-        at=at, actor_account_id=actor_account_id, action=action, subject_type=subject_type,
-        subject_id=subject_id, **details))
+    session.connection().execute(
+        INSERT,
+        audit_row(
+            at=at,
+            actor_account_id=actor_account_id,
+            action=action,
+            subject_type=subject_type,
+            subject_id=subject_id,
+            **details,
+        ),
+    )

@@ -42,8 +42,14 @@ class AuditPage:
     next_before_id: int | None
 
 
-def search_audit(ctx: ServiceContext, actor: Actor, where: AuditFilter, *,
-                 before_id: int | None = None, limit: int = 50) -> AuditPage:
+def search_audit(
+    ctx: ServiceContext,
+    actor: Actor,
+    where: AuditFilter,
+    *,
+    before_id: int | None = None,
+    limit: int = 50,
+) -> AuditPage:
     require_role(actor.role, Role.OPERATOR, Role.AUDITOR)
     limit = max(1, min(limit, 200))
     query = select(AuditEvent).order_by(AuditEvent.id.desc()).limit(limit)
@@ -64,6 +70,16 @@ def search_audit(ctx: ServiceContext, actor: Actor, where: AuditFilter, *,
         query = query.where(AuditEvent.occurred_at < where.until)
     with ctx.reading() as session:
         events = session.scalars(query).all()
-    rows = [AuditRow(e.id, e.occurred_at, e.actor_account_id, e.action, e.subject_type,
-                     e.subject_id, dict(e.details or {})) for e in events]
+    rows = [
+        AuditRow(
+            e.id,
+            e.occurred_at,
+            e.actor_account_id,
+            e.action,
+            e.subject_type,
+            e.subject_id,
+            dict(e.details or {}),
+        )
+        for e in events
+    ]
     return AuditPage(rows, rows[-1].id if len(rows) == limit else None)

@@ -90,7 +90,9 @@ class PaymentProvider(Protocol):
 
     name: str
 
-    def debit(self, payer_account_id: int, amount_fen: int, idempotency_key: str) -> DebitResult: ...
+    def debit(
+        self, payer_account_id: int, amount_fen: int, idempotency_key: str
+    ) -> DebitResult: ...
 
 
 class SimulatedProvider:
@@ -104,9 +106,15 @@ class SimulatedProvider:
 
     name = "simulated"
 
-    def __init__(self, *, failure_bp: int = 0, failing: Iterable[int] = (),
-                 funds: Mapping[int, int] | None = None, journal: Path | None = None,
-                 seed: str = "mutualaid") -> None:
+    def __init__(
+        self,
+        *,
+        failure_bp: int = 0,
+        failing: Iterable[int] = (),
+        funds: Mapping[int, int] | None = None,
+        journal: Path | None = None,
+        seed: str = "mutualaid",
+    ) -> None:
         self.failure_bp = failure_bp
         self.failing = set(failing)
         self.funds = dict(funds) if funds is not None else None
@@ -156,29 +164,33 @@ class _Owed:
     amount_fen: int
 
 
-def _payers_owing(session: Session, rule: ChargeRule, after: int, upto: int | None
-                  ) -> list[_Owed]:
+def _payers_owing(session: Session, rule: ChargeRule, after: int, upto: int | None) -> list[_Owed]:
     """Each payer in (after, upto] and their total due, exceptions applied."""
     dialect = session.get_bind().dialect.name
     where = [*rule.where(dialect), Membership.payer_account_id > after]
     if upto is not None:
         where.append(Membership.payer_account_id <= upto)
     totals: dict[int, int] = {
-        payer: int(total) for payer, total in session.execute(
-            select(Membership.payer_account_id, func.sum(rule.charge_sql())).where(*where)
-            .group_by(Membership.payer_account_id))
+        payer: int(total)
+        for payer, total in session.execute(
+            select(Membership.payer_account_id, func.sum(rule.charge_sql()))
+            .where(*where)
+            .group_by(Membership.payer_account_id)
+        )
     }
     if rule.exceptions:
         for payer, joined_at, membership_id, birth_on in session.execute(
-            select(Membership.payer_account_id, Membership.joined_at, Membership.id,
-                   Person.birth_on)
+            select(
+                Membership.payer_account_id, Membership.joined_at, Membership.id, Person.birth_on
+            )
             .join(PeriodChargeException, PeriodChargeException.membership_id == Membership.id)
             .join(Person, Person.id == Membership.person_id)
             .where(PeriodChargeException.period_id == rule.period_id, *where)
         ):
             kind, amount = rule.exceptions[membership_id]
-            totals[payer] += (0 if kind == EXCLUDED else amount) \
-                - rule.cohort_charge(joined_at, birth_on)
+            totals[payer] += (0 if kind == EXCLUDED else amount) - rule.cohort_charge(
+                joined_at, birth_on
+            )
     return [_Owed(payer, amount) for payer, amount in sorted(totals.items()) if amount > 0]
 
 
@@ -188,8 +200,8 @@ def _dues(session: Session, rule: ChargeRule, payer: int) -> list[Due]:
         select(Membership.id, Membership.joined_at, Person.relation, Person.birth_on)
         .join(Person, Person.id == Membership.person_id)
         # (On SQLite ``plan_id + 0`` leaves the payer index as the only one to use.)
-        .where(*rule.where(session.get_bind().dialect.name),
-               Membership.payer_account_id == payer)).all()
+        .where(*rule.where(session.get_bind().dialect.name), Membership.payer_account_id == payer)
+    ).all()
     dues = []
     for membership_id, joined_at, relation, birth_on in rows:
         charge = rule.charge_of(membership_id, joined_at, birth_on)
@@ -201,44 +213,83 @@ def _dues(session: Session, rule: ChargeRule, payer: int) -> list[Due]:
 def _next_bound(session: Session, plan_id: int, after: int, chunk: int) -> int | None:
     """The payer id that ends a chunk of about `chunk` memberships after `after` (None: the rest).
     (On SQLite ``plan_id + 0`` keeps the walk on the payer index.)"""
-    plan_match = (Membership.plan_id + 0 == plan_id) \
-        if session.get_bind().dialect.name == "sqlite" else (Membership.plan_id == plan_id)
+    plan_match = (
+        (Membership.plan_id + 0 == plan_id)
+        if session.get_bind().dialect.name == "sqlite"
+        else (Membership.plan_id == plan_id)
+    )
     return session.scalar(
         select(Membership.payer_account_id)
         .where(plan_match, Membership.payer_account_id > after)
-        .order_by(Membership.payer_account_id).offset(max(chunk - 1, 0)).limit(1))
+        .order_by(Membership.payer_account_id)
+        .offset(max(chunk - 1, 0))
+        .limit(1)
+    )
 
 
 # --- recording what was not paid ----------------------------------------------------------------
 
 
-def _record_unpaid(session: Session, period: Period, payer: int, unpaid: Iterable[Due],
-                   now: datetime, today: date) -> int:
+def _record_unpaid(
+    session: Session, period: Period, payer: int, unpaid: Iterable[Due], now: datetime, today: date
+) -> int:
     """A failure row per unpaid membership; each is suspended until paid or removed."""
     failed = 0
     for due in unpaid:
-        if session.scalar(select(CollectionFailure.id).where(
-                CollectionFailure.period_id == period.id,
-                CollectionFailure.membership_id == due.membership_id)) is not None:
+        if (
+            session.scalar(
+                select(CollectionFailure.id).where(
+                    CollectionFailure.period_id == period.id,
+                    CollectionFailure.membership_id == due.membership_id,
+                )
+            )
+            is not None
+        ):
             continue
-        session.add(CollectionFailure(
-            period_id=period.id, membership_id=due.membership_id, payer_account_id=payer,
-            amount_fen=due.charge_fen, status="retrying", attempts=1,
-            retry_until_on=max(period.debit_on, today) + timedelta(days=period.payment_retry_days),
-            first_failed_at=now, last_attempt_at=now, suspended_at=now))
+        session.add(
+            CollectionFailure(
+                period_id=period.id,
+                membership_id=due.membership_id,
+                payer_account_id=payer,
+                amount_fen=due.charge_fen,
+                status="retrying",
+                attempts=1,
+                retry_until_on=max(period.debit_on, today)
+                + timedelta(days=period.payment_retry_days),
+                first_failed_at=now,
+                last_attempt_at=now,
+                suspended_at=now,
+            )
+        )
         membership = session.get_one(Membership, due.membership_id)
         if membership.state in (MembershipState.WAITING, MembershipState.COVERED):
-            audit.record(session, at=now, actor_account_id=None, action="membership_suspend",
-                         subject_type="membership", subject_id=membership.id,
-                         from_state=membership.state, to_state="suspended",
-                         reason=f"share of {period.ref} unpaid")
+            audit.record(
+                session,
+                at=now,
+                actor_account_id=None,
+                action="membership_suspend",
+                subject_type="membership",
+                subject_id=membership.id,
+                from_state=membership.state,
+                to_state="suspended",
+                reason=f"share of {period.ref} unpaid",
+            )
             membership.state = MembershipState.SUSPENDED
         failed += due.charge_fen
     if failed:
-        notify(session, at=now, account_id=payer, kind="share_payment_failed", subject_type="period",
-               subject_id=period.id, period=period.ref, amount_fen=failed,
-               retry_until=str(max(period.debit_on, today)
-                               + timedelta(days=period.payment_retry_days)))
+        notify(
+            session,
+            at=now,
+            account_id=payer,
+            kind="share_payment_failed",
+            subject_type="period",
+            subject_id=period.id,
+            period=period.ref,
+            amount_fen=failed,
+            retry_until=str(
+                max(period.debit_on, today) + timedelta(days=period.payment_retry_days)
+            ),
+        )
     return failed
 
 
@@ -259,8 +310,9 @@ class CollectionRun:
 FILE_MODE = -1
 
 
-def _start_collecting(ctx: ServiceContext, plan_code: str, publicity_on: date, *,
-                      by_file: bool) -> Period | None:
+def _start_collecting(
+    ctx: ServiceContext, plan_code: str, publicity_on: date, *, by_file: bool
+) -> Period | None:
     """committed -> collecting; None when collection is already finished. A period is collected
     either through a provider or through a file, never both."""
     with ctx.transaction() as session:
@@ -276,16 +328,24 @@ def _start_collecting(ctx: ServiceContext, plan_code: str, publicity_on: date, *
         elif state is not PeriodState.COLLECTING:
             raise Conflict("period_not_committed", f"close period {period.ref} first")
         elif (period.collect_cursor == FILE_MODE) != by_file:
-            raise Conflict("collection_in_progress",
-                           f"period {period.ref} is being collected "
-                           f"{'through a results file' if not by_file else 'through a provider'}")
+            raise Conflict(
+                "collection_in_progress",
+                f"period {period.ref} is being collected "
+                f"{'through a results file' if not by_file else 'through a provider'}",
+            )
         return period
 
 
 def collect_period(
-    ctx: ServiceContext, actor: Actor, plan_code: str, publicity_on: date,
-    provider: PaymentProvider | None = None, *, chunk: int = DEFAULT_CHUNK,
-    progress: Progress | None = None, hook: Callable[[str], None] | None = None,
+    ctx: ServiceContext,
+    actor: Actor,
+    plan_code: str,
+    publicity_on: date,
+    provider: PaymentProvider | None = None,
+    *,
+    chunk: int = DEFAULT_CHUNK,
+    progress: Progress | None = None,
+    hook: Callable[[str], None] | None = None,
 ) -> CollectionRun:
     """Debit every payer's share of a committed period (post-paid: through `provider`; prepaid:
     from their balance). Resumable: it continues after the last chunk that committed."""
@@ -294,18 +354,24 @@ def collect_period(
     if started is None:
         return collection_summary(ctx, plan_code, publicity_on)
     with ctx.reading() as session:
-        prepaid = current_rules(session, session.get_one(Plan, started.plan_id)).funding_model \
+        prepaid = (
+            current_rules(session, session.get_one(Plan, started.plan_id)).funding_model
             is FundingModel.PREPAID
+        )
     if not prepaid and provider is None:
-        raise DomainError("provider_required", "a post-paid plan needs a payment provider",
-                          "provider")
+        raise DomainError(
+            "provider_required", "a post-paid plan needs a payment provider", "provider"
+        )
     asked = collected = failed = done = 0
     while True:
         with ctx.transaction() as session:
             plan = plan_by_code(session, plan_code)
             period = find_period(session, plan, publicity_on, for_update=True)
-            if period.state != PeriodState.COLLECTING or period.collect_cursor is None \
-                    or period.collect_cursor == FILE_MODE:
+            if (
+                period.state != PeriodState.COLLECTING
+                or period.collect_cursor is None
+                or period.collect_cursor == FILE_MODE
+            ):
                 break
             now = ctx.clock.now()
             today = local_date(now, rules_of(session, plan.id, period.plan_version).zone)
@@ -326,22 +392,41 @@ def collect_period(
                     assert provider is not None
                     paid, unpaid = _debit(session, rule, provider, period.ref, item)
                 chunk_collected += paid
-                chunk_failed += _record_unpaid(session, period, item.payer_account_id, unpaid,
-                                               now, today)
+                chunk_failed += _record_unpaid(
+                    session, period, item.payer_account_id, unpaid, now, today
+                )
             if hook:
                 hook("chunk_debited")  # debits made, nothing recorded yet: the worst moment to die
             for payer, balance, expected in low:
-                notify(session, at=now, account_id=payer, kind="prepaid_balance_low",
-                       subject_type="plan", subject_id=plan.id, plan=plan.code,
-                       balance_fen=balance, next_share_fen=expected)
+                notify(
+                    session,
+                    at=now,
+                    account_id=payer,
+                    kind="prepaid_balance_low",
+                    subject_type="plan",
+                    subject_id=plan.id,
+                    plan=plan.code,
+                    balance_fen=balance,
+                    next_share_fen=expected,
+                )
             if chunk_collected:
                 source = plan_account(plan.code, "prepaid") if prepaid else PROVIDER
-                post(session, transaction(
-                    f"collect:{period.ref}:{after}", "collection",
-                    [Leg(plan_account(plan.code, "members"), chunk_collected),
-                     Leg(source, -chunk_collected)],
-                    memo=f"shares of {period.ref}, payers {after + 1}..{bound or 'end'}"),
-                    at=now, plan_id=plan.id, period_id=period.id, actor_id=actor.recorded_id)
+                post(
+                    session,
+                    transaction(
+                        f"collect:{period.ref}:{after}",
+                        "collection",
+                        [
+                            Leg(plan_account(plan.code, "members"), chunk_collected),
+                            Leg(source, -chunk_collected),
+                        ],
+                        memo=f"shares of {period.ref}, payers {after + 1}..{bound or 'end'}",
+                    ),
+                    at=now,
+                    plan_id=plan.id,
+                    period_id=period.id,
+                    actor_id=actor.recorded_id,
+                )
             period.failed_fen = (period.failed_fen or 0) + chunk_failed
             asked += len(owed)
             collected += chunk_collected
@@ -350,9 +435,16 @@ def collect_period(
                 period.collect_cursor = None
                 period.state = PeriodState.COLLECTED
                 period.collected_at = now
-                audit.record(session, at=now, actor_account_id=actor.account_id,
-                             action="period_collected", subject_type="period",
-                             subject_id=period.id, ref=period.ref, failed_fen=period.failed_fen)
+                audit.record(
+                    session,
+                    at=now,
+                    actor_account_id=actor.account_id,
+                    action="period_collected",
+                    subject_type="period",
+                    subject_id=period.id,
+                    ref=period.ref,
+                    failed_fen=period.failed_fen,
+                )
             else:
                 period.collect_cursor = bound
         done += chunk
@@ -365,8 +457,9 @@ def collect_period(
     return CollectionRun(started.ref, PeriodState.COLLECTED, asked, collected, failed)
 
 
-def _debit(session: Session, rule: ChargeRule, provider: PaymentProvider, ref: str,
-           item: _Owed) -> tuple[int, list[Due]]:
+def _debit(
+    session: Session, rule: ChargeRule, provider: PaymentProvider, ref: str, item: _Owed
+) -> tuple[int, list[Due]]:
     """One debit for the payer's total; if refused, share by share in payment order."""
     payer = item.payer_account_id
     if provider.debit(payer, item.amount_fen, f"{ref}:{payer}").ok:
@@ -384,12 +477,22 @@ def _balances(session: Session, plan_id: int, after: int, bound: int | None) -> 
     where = [PrepaidBalance.plan_id == plan_id, PrepaidBalance.payer_account_id > after]
     if bound is not None:
         where.append(PrepaidBalance.payer_account_id <= bound)
-    return {payer: balance for payer, balance in session.execute(
-        select(PrepaidBalance.payer_account_id, PrepaidBalance.balance_fen).where(*where))}
+    return {
+        payer: balance
+        for payer, balance in session.execute(
+            select(PrepaidBalance.payer_account_id, PrepaidBalance.balance_fen).where(*where)
+        )
+    }
 
 
-def _deduct(session: Session, rule: ChargeRule, plan_id: int, item: _Owed,
-            balances: dict[int, int], now: datetime) -> tuple[int, list[Due]]:
+def _deduct(
+    session: Session,
+    rule: ChargeRule,
+    plan_id: int,
+    item: _Owed,
+    balances: dict[int, int],
+    now: datetime,
+) -> tuple[int, list[Due]]:
     payer = item.payer_account_id
     balance = balances.get(payer, 0)
     unpaid: list[Due] = []
@@ -410,10 +513,21 @@ def collection_summary(ctx: ServiceContext, plan_code: str, publicity_on: date) 
     with ctx.reading() as session:
         plan = plan_by_code(session, plan_code)
         period = find_period(session, plan, publicity_on)
-        failed = int(session.scalar(select(func.coalesce(func.sum(CollectionFailure.amount_fen), 0))
-                                    .where(CollectionFailure.period_id == period.id)) or 0)
-        return CollectionRun(period.ref, PeriodState(period.state), 0,
-                             (period.total_charged_fen or 0) - failed, failed)
+        failed = int(
+            session.scalar(
+                select(func.coalesce(func.sum(CollectionFailure.amount_fen), 0)).where(
+                    CollectionFailure.period_id == period.id
+                )
+            )
+            or 0
+        )
+        return CollectionRun(
+            period.ref,
+            PeriodState(period.state),
+            0,
+            (period.total_charged_fen or 0) - failed,
+            failed,
+        )
 
 
 # --- the collection file (for a real provider) ----------------------------------------------------
@@ -422,8 +536,13 @@ COLLECTION_HEADER = "membership_id,payer_account_id,amount_fen,reference\n"
 RESULTS_HEADER = "membership_id,status"
 
 
-def export_collection_file(ctx: ServiceContext, plan_code: str, publicity_on: date,
-                           out: IO[bytes], progress: Progress | None = None) -> int:
+def export_collection_file(
+    ctx: ServiceContext,
+    plan_code: str,
+    publicity_on: date,
+    out: IO[bytes],
+    progress: Progress | None = None,
+) -> int:
     """Stream the period's debit instructions as CSV, one line per charged membership: membership,
     payer, amount, reference (``<period>:<membership>``, the provider's idempotency key).
 
@@ -441,8 +560,9 @@ def export_collection_file(ctx: ServiceContext, plan_code: str, publicity_on: da
         return _export_ranges(session, rule, out, progress, period.member_count or 0)
 
 
-def _export_ranges(session: Session, rule: ChargeRule, out: IO[bytes],
-                   progress: Progress | None, total: int) -> int:
+def _export_ranges(
+    session: Session, rule: ChargeRule, out: IO[bytes], progress: Progress | None, total: int
+) -> int:
     """Id range by id range (65,536 ids a query, ascending), each range's lines built by the
     database as one string (SQLite ``group_concat``, PostgreSQL ``string_agg``): the
     per-row work stays in the database's C code and Python sees a few hundred strings (a row-by-
@@ -450,21 +570,32 @@ def _export_ranges(session: Session, rule: ChargeRule, out: IO[bytes],
     memberships are left out of the ranges and written last."""
     dialect = session.get_bind().dialect.name
     charge = rule.charge_sql()
-    line = (cast(Membership.id, Text()) + literal(",") + cast(Membership.payer_account_id, Text())
-            + literal(",") + cast(charge, Text()) + literal("," + rule.period_ref + ":")
-            + cast(Membership.id, Text()) + literal("\n"))
+    line = (
+        cast(Membership.id, Text())
+        + literal(",")
+        + cast(Membership.payer_account_id, Text())
+        + literal(",")
+        + cast(charge, Text())
+        + literal("," + rule.period_ref + ":")
+        + cast(Membership.id, Text())
+        + literal("\n")
+    )
     # In the order the range is read (by id, from the primary key); the file's order is not part
     # of its meaning, so no ORDER BY (on PostgreSQL it would sort each range: 2× slower).
-    lines_of_range: Any = func.string_agg(line, literal("")) if dialect == "postgresql" \
+    lines_of_range: Any = (
+        func.string_agg(line, literal(""))
+        if dialect == "postgresql"
         else func.group_concat(line, "")
-    lowest, highest = session.execute(select(func.min(Membership.id), func.max(Membership.id))).one()
+    )
+    lowest, highest = session.execute(
+        select(func.min(Membership.id), func.max(Membership.id))
+    ).one()
     skip = sorted(rule.exceptions)
     lines = 0
     step = 1 << 16
     for low in range(lowest or 0, (highest or -1) + 1, step):
-        where = [*rule.where(dialect), Membership.id >= low, Membership.id < low + step,
-                 charge > 0]
-        excepted = skip[bisect.bisect_left(skip, low):bisect.bisect_left(skip, low + step)]
+        where = [*rule.where(dialect), Membership.id >= low, Membership.id < low + step, charge > 0]
+        excepted = skip[bisect.bisect_left(skip, low) : bisect.bisect_left(skip, low + step)]
         if excepted:
             where.append(Membership.id.not_in(excepted))
         text = session.scalar(select(lines_of_range).where(*where))
@@ -473,11 +604,19 @@ def _export_ranges(session: Session, rule: ChargeRule, out: IO[bytes],
             lines += text.count("\n")
             if progress:
                 progress(lines, total)
-    own = [(m, kind, amount) for m, (kind, amount) in sorted(rule.exceptions.items())
-           if kind != EXCLUDED and amount > 0]
+    own = [
+        (m, kind, amount)
+        for m, (kind, amount) in sorted(rule.exceptions.items())
+        if kind != EXCLUDED and amount > 0
+    ]
     if own:
-        payers = dict(session.execute(select(Membership.id, Membership.payer_account_id).where(
-            Membership.id.in_([m for m, _, _ in own]))).all())
+        payers = dict(
+            session.execute(
+                select(Membership.id, Membership.payer_account_id).where(
+                    Membership.id.in_([m for m, _, _ in own])
+                )
+            ).all()
+        )
         text = "".join(f"{m},{payers[m]},{amount},{rule.period_ref}:{m}\n" for m, _, amount in own)
         out.write(text.encode())
         lines += len(own)
@@ -485,8 +624,13 @@ def _export_ranges(session: Session, rule: ChargeRule, out: IO[bytes],
 
 
 def import_collection_results(
-    ctx: ServiceContext, actor: Actor, plan_code: str, publicity_on: date, lines: Iterable[str],
-    *, chunk: int = DEFAULT_CHUNK,
+    ctx: ServiceContext,
+    actor: Actor,
+    plan_code: str,
+    publicity_on: date,
+    lines: Iterable[str],
+    *,
+    chunk: int = DEFAULT_CHUNK,
 ) -> CollectionRun:
     """Apply a provider's results file: ``membership_id,status`` per line, status ``paid`` or
     ``failed``. Memberships not listed were paid. A payer with a failed line is treated as having
@@ -497,8 +641,9 @@ def import_collection_results(
     started = _start_collecting(ctx, plan_code, publicity_on, by_file=True)
     if started is None:
         raise Conflict("already_collected", "this period's collection is already complete")
-    failed_ids = sorted({membership for membership, status in _parse_results(lines)
-                         if status == "failed"})
+    failed_ids = sorted(
+        {membership for membership, status in _parse_results(lines) if status == "failed"}
+    )
     unknown: list[int] = []
     failed = 0
     for offset in range(0, len(failed_ids), chunk):
@@ -508,43 +653,67 @@ def import_collection_results(
             now = ctx.clock.now()
             today = local_date(now, rules_of(session, plan.id, period.plan_version).zone)
             rule = charge_rule(session, period)
-            batch = failed_ids[offset:offset + chunk]
+            batch = failed_ids[offset : offset + chunk]
             by_payer: dict[int, set[int]] = defaultdict(set)
             for membership_id, payer in session.execute(
                 select(Membership.id, Membership.payer_account_id).where(
-                    Membership.plan_id == plan.id, Membership.id.in_(batch))):
+                    Membership.plan_id == plan.id, Membership.id.in_(batch)
+                )
+            ):
                 by_payer[payer].add(membership_id)
             unknown.extend(sorted(set(batch) - {m for ms in by_payer.values() for m in ms}))
             for payer, failed_memberships in sorted(by_payer.items()):
                 dues = _dues(session, rule, payer)
                 charged = {d.membership_id for d in dues}
                 unknown.extend(sorted(failed_memberships - charged))
-                paid_fen = sum(d.charge_fen for d in dues if d.membership_id not in failed_memberships)
+                paid_fen = sum(
+                    d.charge_fen for d in dues if d.membership_id not in failed_memberships
+                )
                 _, unpaid = take_in_order(paid_fen, dues)
                 failed += _record_unpaid(session, period, payer, unpaid, now, today)
     with ctx.transaction() as session:
         plan = plan_by_code(session, plan_code)
         period = find_period(session, plan, publicity_on, for_update=True)
         now = ctx.clock.now()
-        failed_total = int(session.scalar(
-            select(func.coalesce(func.sum(CollectionFailure.amount_fen), 0))
-            .where(CollectionFailure.period_id == period.id)) or 0)
+        failed_total = int(
+            session.scalar(
+                select(func.coalesce(func.sum(CollectionFailure.amount_fen), 0)).where(
+                    CollectionFailure.period_id == period.id
+                )
+            )
+            or 0
+        )
         collected = (period.total_charged_fen or 0) - failed_total
         if collected:
-            post(session, transaction(
-                f"collect:{period.ref}:file", "collection",
-                [Leg(plan_account(plan.code, "members"), collected), Leg(PROVIDER, -collected)],
-                memo=f"shares of {period.ref}, collection file"),
-                at=now, plan_id=plan.id, period_id=period.id, actor_id=actor.recorded_id)
+            post(
+                session,
+                transaction(
+                    f"collect:{period.ref}:file",
+                    "collection",
+                    [Leg(plan_account(plan.code, "members"), collected), Leg(PROVIDER, -collected)],
+                    memo=f"shares of {period.ref}, collection file",
+                ),
+                at=now,
+                plan_id=plan.id,
+                period_id=period.id,
+                actor_id=actor.recorded_id,
+            )
         period.failed_fen = failed_total
         period.collect_cursor = None
         period.state = PeriodState.COLLECTED
         period.collected_at = now
-        audit.record(session, at=now, actor_account_id=actor.account_id, action="period_collected",
-                     subject_type="period", subject_id=period.id, ref=period.ref,
-                     failed_fen=failed_total, source="file")
-        return CollectionRun(period.ref, PeriodState.COLLECTED, 0, collected, failed_total,
-                             unknown)
+        audit.record(
+            session,
+            at=now,
+            actor_account_id=actor.account_id,
+            action="period_collected",
+            subject_type="period",
+            subject_id=period.id,
+            ref=period.ref,
+            failed_fen=failed_total,
+            source="file",
+        )
+        return CollectionRun(period.ref, PeriodState.COLLECTED, 0, collected, failed_total, unknown)
 
 
 def _parse_results(lines: Iterable[str]) -> Iterator[tuple[int, str]]:
@@ -555,11 +724,13 @@ def _parse_results(lines: Iterable[str]) -> Iterator[tuple[int, str]]:
             membership = int(row[0])
             status = row[1].strip().lower()
         except (IndexError, ValueError):
-            raise DomainError("invalid_results_file",
-                              f"line {number}: expected {RESULTS_HEADER}", "file") from None
+            raise DomainError(
+                "invalid_results_file", f"line {number}: expected {RESULTS_HEADER}", "file"
+            ) from None
         if status not in ("paid", "failed"):
-            raise DomainError("invalid_results_file", f"line {number}: status is paid or failed",
-                              "file")
+            raise DomainError(
+                "invalid_results_file", f"line {number}: status is paid or failed", "file"
+            )
         yield membership, status
 
 
@@ -574,8 +745,9 @@ class RetryRun:
     written_off_fen: int
 
 
-def retry_failed_payments(ctx: ServiceContext, actor: Actor, plan_code: str,
-                          provider: PaymentProvider | None = None) -> RetryRun:
+def retry_failed_payments(
+    ctx: ServiceContext, actor: Actor, plan_code: str, provider: PaymentProvider | None = None
+) -> RetryRun:
     """The daily job: ask again for unpaid shares (payer's own first, then family by joining
     order); a paid share reinstates its membership; past the retry days, the membership is removed
     and the share written off to the sponsor."""
@@ -586,8 +758,9 @@ def retry_failed_payments(ctx: ServiceContext, actor: Actor, plan_code: str,
         rules = current_rules(session, plan)
         prepaid = rules.funding_model is FundingModel.PREPAID
         if not prepaid and provider is None:
-            raise DomainError("provider_required", "a post-paid plan needs a payment provider",
-                              "provider")
+            raise DomainError(
+                "provider_required", "a post-paid plan needs a payment provider", "provider"
+            )
         now = ctx.clock.now()
         today = local_date(now, rules.zone)
         rows = session.execute(
@@ -597,20 +770,28 @@ def retry_failed_payments(ctx: ServiceContext, actor: Actor, plan_code: str,
             .join(Person, Person.id == Membership.person_id)
             .where(Period.plan_id == plan.id, CollectionFailure.status == "retrying")
             .order_by(CollectionFailure.payer_account_id, Period.publicity_on)
-            .with_for_update(of=CollectionFailure)).all()
+            .with_for_update(of=CollectionFailure)
+        ).all()
         by_payer: dict[int, list[Any]] = defaultdict(list)
         for row in rows:
             by_payer[row[0].payer_account_id].append(row)
         for items in by_payer.values():
-            order = {d.membership_id: i for i, d in enumerate(payment_order(
-                Due(m.id, f.amount_fen, relation == Relation.SELF, m.joined_at)
-                for f, _, m, relation in items))}
+            order = {
+                d.membership_id: i
+                for i, d in enumerate(
+                    payment_order(
+                        Due(m.id, f.amount_fen, relation == Relation.SELF, m.joined_at)
+                        for f, _, m, relation in items
+                    )
+                )
+            }
             items.sort(key=lambda r: (r[1].publicity_on, order[r[2].id]))
             blocked = False
             for failure, period, membership, _ in items:
                 if today > failure.retry_until_on:
-                    written_off += _write_off(session, plan, period, failure, membership, now,
-                                              actor)
+                    written_off += _write_off(
+                        session, plan, period, failure, membership, now, actor
+                    )
                     removed += 1
                     continue
                 ok = False
@@ -624,14 +805,31 @@ def retry_failed_payments(ctx: ServiceContext, actor: Actor, plan_code: str,
                     failure.attempts += 1
                     failure.last_attempt_at = now
                     still += 1
-        audit.record(session, at=now, actor_account_id=actor.account_id, action="payments_retried",
-                     subject_type="plan", subject_id=plan.id, paid_late=paid_late,
-                     still_failing=still, removed=removed, written_off_fen=written_off)
+        audit.record(
+            session,
+            at=now,
+            actor_account_id=actor.account_id,
+            action="payments_retried",
+            subject_type="plan",
+            subject_id=plan.id,
+            paid_late=paid_late,
+            still_failing=still,
+            removed=removed,
+            written_off_fen=written_off,
+        )
     return RetryRun(paid_late, still, removed, written_off)
 
 
-def _retry(session: Session, plan: Plan, period: Period, failure: CollectionFailure,
-           provider: PaymentProvider | None, prepaid: bool, today: date, now: datetime) -> bool:
+def _retry(
+    session: Session,
+    plan: Plan,
+    period: Period,
+    failure: CollectionFailure,
+    provider: PaymentProvider | None,
+    prepaid: bool,
+    today: date,
+    now: datetime,
+) -> bool:
     payer, amount = failure.payer_account_id, failure.amount_fen
     if prepaid:
         balance = session.get(PrepaidBalance, (plan.id, payer))
@@ -646,11 +844,18 @@ def _retry(session: Session, plan: Plan, period: Period, failure: CollectionFail
         if not provider.debit(payer, amount, key).ok:
             return False
         source = PROVIDER
-    post(session, transaction(
-        f"late:{period.ref}:{failure.membership_id}", "late_payment",
-        [Leg(plan_account(plan.code, "members"), amount), Leg(source, -amount)],
-        memo=f"share of {period.ref} for membership {failure.membership_id}, paid late"),
-        at=now, plan_id=plan.id, period_id=period.id)
+    post(
+        session,
+        transaction(
+            f"late:{period.ref}:{failure.membership_id}",
+            "late_payment",
+            [Leg(plan_account(plan.code, "members"), amount), Leg(source, -amount)],
+            memo=f"share of {period.ref} for membership {failure.membership_id}, paid late",
+        ),
+        at=now,
+        plan_id=plan.id,
+        period_id=period.id,
+    )
     failure.status = "paid_late"
     failure.resolved_at = now
     failure.last_attempt_at = now
@@ -658,44 +863,98 @@ def _retry(session: Session, plan: Plan, period: Period, failure: CollectionFail
     return True
 
 
-def _reinstate_if_clear(session: Session, membership: Membership, failure: CollectionFailure,
-                        today: date, now: datetime) -> None:
-    open_failures = session.scalar(select(func.count()).select_from(CollectionFailure).where(
-        CollectionFailure.membership_id == membership.id, CollectionFailure.status == "retrying",
-        CollectionFailure.id != failure.id)) or 0
+def _reinstate_if_clear(
+    session: Session, membership: Membership, failure: CollectionFailure, today: date, now: datetime
+) -> None:
+    open_failures = (
+        session.scalar(
+            select(func.count())
+            .select_from(CollectionFailure)
+            .where(
+                CollectionFailure.membership_id == membership.id,
+                CollectionFailure.status == "retrying",
+                CollectionFailure.id != failure.id,
+            )
+        )
+        or 0
+    )
     if membership.state != MembershipState.SUSPENDED or open_failures:
         return
     # Back to what its dates say: a waiting period that is not over is still waiting.
-    restored = MembershipState.COVERED if today >= membership.covered_from_on \
-        else MembershipState.WAITING
+    restored = (
+        MembershipState.COVERED if today >= membership.covered_from_on else MembershipState.WAITING
+    )
     membership.state = restored
-    audit.record(session, at=now, actor_account_id=None, action="membership_reinstate",
-                 subject_type="membership", subject_id=membership.id, from_state="suspended",
-                 to_state=str(restored), reason="unpaid share paid")
-    notify(session, at=now, account_id=membership.payer_account_id, kind="membership_reinstated",
-           subject_type="membership", subject_id=membership.id)
+    audit.record(
+        session,
+        at=now,
+        actor_account_id=None,
+        action="membership_reinstate",
+        subject_type="membership",
+        subject_id=membership.id,
+        from_state="suspended",
+        to_state=str(restored),
+        reason="unpaid share paid",
+    )
+    notify(
+        session,
+        at=now,
+        account_id=membership.payer_account_id,
+        kind="membership_reinstated",
+        subject_type="membership",
+        subject_id=membership.id,
+    )
 
 
-def _write_off(session: Session, plan: Plan, period: Period, failure: CollectionFailure,
-               membership: Membership, now: datetime, actor: Actor) -> int:
+def _write_off(
+    session: Session,
+    plan: Plan,
+    period: Period,
+    failure: CollectionFailure,
+    membership: Membership,
+    now: datetime,
+    actor: Actor,
+) -> int:
     amount = failure.amount_fen
-    post(session, transaction(
-        f"write_off:{period.ref}:{failure.membership_id}", "write_off",
-        [Leg(plan_account(plan.code, "members"), amount), Leg(SPONSOR, -amount)],
-        memo=f"unpaid share of {period.ref} for membership {membership.id}, removed"),
-        at=now, plan_id=plan.id, period_id=period.id, actor_id=actor.recorded_id)
+    post(
+        session,
+        transaction(
+            f"write_off:{period.ref}:{failure.membership_id}",
+            "write_off",
+            [Leg(plan_account(plan.code, "members"), amount), Leg(SPONSOR, -amount)],
+            memo=f"unpaid share of {period.ref} for membership {membership.id}, removed",
+        ),
+        at=now,
+        plan_id=plan.id,
+        period_id=period.id,
+        actor_id=actor.recorded_id,
+    )
     failure.status = "written_off"
     failure.resolved_at = now
     if membership.state == MembershipState.SUSPENDED:
         membership.state = MembershipState.ENDED
         membership.ended_at = now
         membership.end_reason = EndReason.REMOVED_UNPAID
-        audit.record(session, at=now, actor_account_id=None, action="membership_remove",
-                     subject_type="membership", subject_id=membership.id, from_state="suspended",
-                     to_state="ended", reason=f"share of {period.ref} unpaid after the retry days")
-        notify(session, at=now, account_id=membership.payer_account_id,
-               kind="membership_removed", subject_type="membership", subject_id=membership.id,
-               period=period.ref)
+        audit.record(
+            session,
+            at=now,
+            actor_account_id=None,
+            action="membership_remove",
+            subject_type="membership",
+            subject_id=membership.id,
+            from_state="suspended",
+            to_state="ended",
+            reason=f"share of {period.ref} unpaid after the retry days",
+        )
+        notify(
+            session,
+            at=now,
+            account_id=membership.payer_account_id,
+            kind="membership_removed",
+            subject_type="membership",
+            subject_id=membership.id,
+            period=period.ref,
+        )
     return amount
 
 
@@ -708,8 +967,14 @@ class PrepaidView:
     balance_fen: int
 
 
-def top_up(ctx: ServiceContext, actor: Actor, plan_code: str, amount_fen: int, *,
-           idempotency_key: str | None = None) -> PrepaidView:
+def top_up(
+    ctx: ServiceContext,
+    actor: Actor,
+    plan_code: str,
+    amount_fen: int,
+    *,
+    idempotency_key: str | None = None,
+) -> PrepaidView:
     """A payer adds money to their prepaid balance in a plan (the provider has taken it)."""
     if amount_fen <= 0 or amount_fen > 10_000_000:
         raise DomainError("invalid_amount", "a top-up is 0.01 to 100,000 yuan", "amount_fen")
@@ -718,30 +983,54 @@ def top_up(ctx: ServiceContext, actor: Actor, plan_code: str, amount_fen: int, *
         now = ctx.clock.now()
         plan = plan_by_code(session, plan_code)
         if current_rules(session, plan).funding_model is not FundingModel.PREPAID:
-            raise DomainError("not_prepaid", "this plan collects shares after the fact, no top-up",
-                              "plan_code")
+            raise DomainError(
+                "not_prepaid", "this plan collects shares after the fact, no top-up", "plan_code"
+            )
         if plan.status in ("run_off", "closed"):  # issue 8: balances were refunded at the end
-            raise DomainError("plan_ended", "this plan has ended: nothing more can be paid in",
-                              "plan_code")
+            raise DomainError(
+                "plan_ended", "this plan has ended: nothing more can be paid in", "plan_code"
+            )
         balance = session.get(PrepaidBalance, (plan.id, actor.account_id), with_for_update=True)
         if balance is None:
-            balance = PrepaidBalance(plan_id=plan.id, payer_account_id=actor.account_id,
-                                     balance_fen=0, updated_at=now)
+            balance = PrepaidBalance(
+                plan_id=plan.id, payer_account_id=actor.account_id, balance_fen=0, updated_at=now
+            )
             session.add(balance)
         key = f"top_up:{plan.code}:{actor.account_id}:{idempotency_key or secrets.token_hex(12)}"
-        post(session, transaction(key, "top_up", [
-            Leg(PROVIDER, -amount_fen), Leg(plan_account(plan.code, "prepaid"), amount_fen)],
-            memo=f"top-up by payer {actor.account_id}"),
-            at=now, plan_id=plan.id, actor_id=actor.recorded_id)
+        post(
+            session,
+            transaction(
+                key,
+                "top_up",
+                [Leg(PROVIDER, -amount_fen), Leg(plan_account(plan.code, "prepaid"), amount_fen)],
+                memo=f"top-up by payer {actor.account_id}",
+            ),
+            at=now,
+            plan_id=plan.id,
+            actor_id=actor.recorded_id,
+        )
         balance.balance_fen += amount_fen
         balance.updated_at = now
-        audit.record(session, at=now, actor_account_id=actor.account_id, action="prepaid_top_up",
-                     subject_type="plan", subject_id=plan.id, amount_fen=amount_fen)
+        audit.record(
+            session,
+            at=now,
+            actor_account_id=actor.account_id,
+            action="prepaid_top_up",
+            subject_type="plan",
+            subject_id=plan.id,
+            amount_fen=amount_fen,
+        )
         return PrepaidView(plan.code, balance.balance_fen)
 
-    return run_idempotent(ctx, account_id=actor.account_id, key=idempotency_key,
-                          operation=f"top_up:{plan_code}", request={"amount_fen": amount_fen},
-                          result_type=PrepaidView, action=run)
+    return run_idempotent(
+        ctx,
+        account_id=actor.account_id,
+        key=idempotency_key,
+        operation=f"top_up:{plan_code}",
+        request={"amount_fen": amount_fen},
+        result_type=PrepaidView,
+        action=run,
+    )
 
 
 def prepaid_balance(ctx: ServiceContext, actor: Actor, plan_code: str) -> PrepaidView:
@@ -773,8 +1062,9 @@ class PayoutRun:
         return sum(p.amount_fen for p in self.payouts)
 
 
-def pay_approved_claims(ctx: ServiceContext, actor: Actor, plan_code: str,
-                        publicity_on: date) -> PayoutRun:
+def pay_approved_claims(
+    ctx: ServiceContext, actor: Actor, plan_code: str, publicity_on: date
+) -> PayoutRun:
     """Pay each case of a collected period once (payee, amount, ledger entry), then mark the
     period paid. A severe-tier payout ends the member's coverage. Resumable claim by claim."""
     require_role(actor.role, Role.OPERATOR)
@@ -786,13 +1076,18 @@ def pay_approved_claims(ctx: ServiceContext, actor: Actor, plan_code: str,
             return PayoutRun(period.ref, state, [])
         if not reached(state, PeriodState.COLLECTED):
             raise Conflict("period_not_collected", f"collect period {period.ref} first")
-        claims = session.execute(select(Claim.id, Claim.ref, Claim.payout_fen, Claim.sponsored)
-                                 .where(Claim.period_id == period.id).order_by(Claim.id)).all()
+        claims = session.execute(
+            select(Claim.id, Claim.ref, Claim.payout_fen, Claim.sponsored)
+            .where(Claim.period_id == period.id)
+            .order_by(Claim.id)
+        ).all()
         shared = [(ref, amount) for _, ref, amount, sponsored in claims if not sponsored]
-        aid_cut, _ = prorated_split(period.aid_fen or 0, period.fee_fen or 0,
-                                    period.prorated_fen or 0)
-        amounts = dict(zip([ref for ref, _ in shared], prorate_payouts(shared, aid_cut),
-                           strict=True))
+        aid_cut, _ = prorated_split(
+            period.aid_fen or 0, period.fee_fen or 0, period.prorated_fen or 0
+        )
+        amounts = dict(
+            zip([ref for ref, _ in shared], prorate_payouts(shared, aid_cut), strict=True)
+        )
     payouts = []
     for claim_id, ref, amount, sponsored in claims:
         payout = _pay_one(ctx, actor, claim_id, amounts.get(ref, amount), sponsored)
@@ -800,20 +1095,34 @@ def pay_approved_claims(ctx: ServiceContext, actor: Actor, plan_code: str,
             payouts.append(payout)
     with ctx.transaction() as session:
         period = session.get_one(Period, period.id, with_for_update=True)
-        unpaid = session.scalar(select(func.count()).select_from(Claim).where(
-            Claim.period_id == period.id, Claim.state == ClaimState.APPROVED)) or 0
+        unpaid = (
+            session.scalar(
+                select(func.count())
+                .select_from(Claim)
+                .where(Claim.period_id == period.id, Claim.state == ClaimState.APPROVED)
+            )
+            or 0
+        )
         if period.state == PeriodState.COLLECTED and not unpaid:
             now = ctx.clock.now()
             period.state = PeriodState.PAID
             period.paid_at = now
-            audit.record(session, at=now, actor_account_id=actor.account_id, action="period_paid",
-                         subject_type="period", subject_id=period.id, ref=period.ref,
-                         payouts=len(payouts))
+            audit.record(
+                session,
+                at=now,
+                actor_account_id=actor.account_id,
+                action="period_paid",
+                subject_type="period",
+                subject_id=period.id,
+                ref=period.ref,
+                payouts=len(payouts),
+            )
         return PayoutRun(period.ref, PeriodState(period.state), payouts)
 
 
-def _pay_one(ctx: ServiceContext, actor: Actor, claim_id: int, amount: int,
-             sponsored: bool) -> Payout | None:
+def _pay_one(
+    ctx: ServiceContext, actor: Actor, claim_id: int, amount: int, sponsored: bool
+) -> Payout | None:
     with ctx.transaction() as session:
         claim = session.get_one(Claim, claim_id, with_for_update=True)
         if claim.state != ClaimState.APPROVED:
@@ -823,20 +1132,43 @@ def _pay_one(ctx: ServiceContext, actor: Actor, claim_id: int, amount: int,
         now = ctx.clock.now()
         key = f"payout:{claim.ref}"
         source = SPONSOR if sponsored else plan_account(plan.code, "aid_pool")
-        post(session, transaction(key, "payout", [
-            Leg(source, -amount), Leg(plan_account(plan.code, "payouts"), amount)],
-            memo=f"aid for {claim.ref} to account {claim.claimant_account_id}"),
-            at=now, plan_id=plan.id, period_id=period.id, actor_id=actor.recorded_id)
+        post(
+            session,
+            transaction(
+                key,
+                "payout",
+                [Leg(source, -amount), Leg(plan_account(plan.code, "payouts"), amount)],
+                memo=f"aid for {claim.ref} to account {claim.claimant_account_id}",
+            ),
+            at=now,
+            plan_id=plan.id,
+            period_id=period.id,
+            actor_id=actor.recorded_id,
+        )
         claim.paid_at = now
-        apply_claim_event(session, claim, plan, ClaimEvent.PAY, actor, now,
-                          public_note=f"{format_yuan(amount, symbol=True, grouping=True)} paid")
+        apply_claim_event(
+            session,
+            claim,
+            plan,
+            ClaimEvent.PAY,
+            actor,
+            now,
+            public_note=f"{format_yuan(amount, symbol=True, grouping=True)} paid",
+        )
         if claim.tier == "severe":
             membership = session.get_one(Membership, claim.membership_id)
             if membership.state in (MembershipState.WAITING, MembershipState.COVERED):
-                audit.record(session, at=now, actor_account_id=actor.account_id,
-                             action="membership_severe_payout", subject_type="membership",
-                             subject_id=membership.id, from_state=membership.state,
-                             to_state="ended", claim=claim.ref)
+                audit.record(
+                    session,
+                    at=now,
+                    actor_account_id=actor.account_id,
+                    action="membership_severe_payout",
+                    subject_type="membership",
+                    subject_id=membership.id,
+                    from_state=membership.state,
+                    to_state="ended",
+                    claim=claim.ref,
+                )
                 membership.state = MembershipState.ENDED
                 membership.ended_at = now
                 membership.end_reason = EndReason.SEVERE_PAYOUT

@@ -86,6 +86,7 @@ def build_context(settings: Settings, clock: Clock | None = None) -> ServiceCont
         clock=clock or SystemClock(),
         credit_check=load_credit_check(settings.credit_check),
         token_ttl_hours=settings.token_ttl_hours,
-        evidence_store=FileSystemEvidenceStore(settings.data_dir / "evidence",
-                                               evidence_key(settings.secret_key)),
+        evidence_store=FileSystemEvidenceStore(
+            settings.data_dir / "evidence", evidence_key(settings.secret_key)
+        ),
     )

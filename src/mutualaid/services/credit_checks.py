@@ -28,7 +28,9 @@ def load_credit_check(dotted_path: str | None) -> CreditCheck | None:
         return None
     module_name, _, attribute = dotted_path.partition(":")
     if not attribute:
-        raise ValueError(f"MUTUALAID_CREDIT_CHECK must look like 'module:factory', got {dotted_path!r}")
+        raise ValueError(
+            f"MUTUALAID_CREDIT_CHECK must look like 'module:factory', got {dotted_path!r}"
+        )
     factory = getattr(importlib.import_module(module_name), attribute)
     check: CreditCheck = factory()
     return check

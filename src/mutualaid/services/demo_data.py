@@ -61,14 +61,18 @@ def random_member_rows(count: int, today: date, seed: int = 2018) -> list[dict[s
                 relation, age = "child", rng.randint(1, 17)
             born = today - timedelta(days=age * 365 + rng.randint(0, 364))
             sex = rng.choice((Sex.MALE, Sex.FEMALE))
-            rows.append({
-                "payer_phone": phone,
-                "full_name": rng.choice(_SURNAMES) + "".join(rng.choices(_GIVEN, k=rng.choice((1, 2)))),
-                "id_number": make_resident_id(rng.choice(provinces), born, (serial * 7 + position) % 500,
-                                              sex),
-                "relation": relation,
-                "joined_on": (today - timedelta(days=rng.randint(0, 360))).isoformat(),
-            })
+            rows.append(
+                {
+                    "payer_phone": phone,
+                    "full_name": rng.choice(_SURNAMES)
+                    + "".join(rng.choices(_GIVEN, k=rng.choice((1, 2)))),
+                    "id_number": make_resident_id(
+                        rng.choice(provinces), born, (serial * 7 + position) % 500, sex
+                    ),
+                    "relation": relation,
+                    "joined_on": (today - timedelta(days=rng.randint(0, 360))).isoformat(),
+                }
+            )
     return rows
 
 
@@ -85,21 +89,42 @@ def seed_demo(ctx: ServiceContext, crowd: int = 300) -> DemoLogins:
     member = register_account(ctx, DEMO_MEMBER_PHONE, DEMO_PASSWORD, display_name="张三华")
     actor = Actor(member.id, Role.MEMBER)
     today = local_date(ctx.clock.now(), plan_rules(ctx, "xhb-main")[1].zone)
-    no = {"long_medication": False, "long_hospital_stay": False, "tumour": False,
-          "heart_disease": False, "diabetes": False}
-    enroll_member(ctx, actor, "xhb-main", EnrollmentRequest(
-        "张三华", make_resident_id("33", today.replace(year=today.year - 34), 11, Sex.MALE),
-        Relation.SELF, no))
-    enroll_member(ctx, actor, "xhb-main", EnrollmentRequest(
-        "张小雨", make_resident_id("33", today - timedelta(days=3 * 365), 12, Sex.FEMALE),
-        Relation.CHILD, no))
+    no = {
+        "long_medication": False,
+        "long_hospital_stay": False,
+        "tumour": False,
+        "heart_disease": False,
+        "diabetes": False,
+    }
+    enroll_member(
+        ctx,
+        actor,
+        "xhb-main",
+        EnrollmentRequest(
+            "张三华",
+            make_resident_id("33", today.replace(year=today.year - 34), 11, Sex.MALE),
+            Relation.SELF,
+            no,
+        ),
+    )
+    enroll_member(
+        ctx,
+        actor,
+        "xhb-main",
+        EnrollmentRequest(
+            "张小雨",
+            make_resident_id("33", today - timedelta(days=3 * 365), 12, Sex.FEMALE),
+            Relation.CHILD,
+            no,
+        ),
+    )
     if crowd:
         buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, ["payer_phone", "full_name", "id_number", "relation",
-                                         "joined_on"])
+        writer = csv.DictWriter(
+            buffer, ["payer_phone", "full_name", "id_number", "relation", "joined_on"]
+        )
         writer.writeheader()
         writer.writerows(random_member_rows(crowd, today))
         buffer.seek(0)
         import_members(ctx, SYSTEM_ACTOR, "xhb-main", buffer, io.StringIO())
     return DemoLogins(DEMO_MEMBER_PHONE, staff, DEMO_PASSWORD, created=True)
-

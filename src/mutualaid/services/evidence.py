@@ -41,8 +41,13 @@ class EvidenceView:
 
 
 def add_evidence(
-    ctx: ServiceContext, actor: Actor, ref: str, chunks: Iterable[bytes], media_type: str,
-    label: str, document_on: date | None = None,
+    ctx: ServiceContext,
+    actor: Actor,
+    ref: str,
+    chunks: Iterable[bytes],
+    media_type: str,
+    label: str,
+    document_on: date | None = None,
 ) -> EvidenceView:
     """Attach a document to a claim while it is being reported or investigated."""
     label = label.strip() or "document"
@@ -54,59 +59,105 @@ def add_evidence(
         claim, _, _ = _load(session, ref, for_update=False)
         _visible(claim, actor)
         if actor.role is Role.MEMBER and claim.claimant_account_id != actor.account_id:
-            raise Forbidden("not_claimant", "only the member who reported the claim may add evidence")
+            raise Forbidden(
+                "not_claimant", "only the member who reported the claim may add evidence"
+            )
         if ClaimState(claim.state) not in EVIDENCE_STATES:
-            raise DomainError("claim_closed_for_evidence",
-                              "documents can be added only before the decision", "claim_ref")
+            raise DomainError(
+                "claim_closed_for_evidence",
+                "documents can be added only before the decision",
+                "claim_ref",
+            )
     stored = ctx.evidence_store.put(chunks, media_type)
     phash = risk.evidence_phash(ctx, stored.sha256, stored.media_type)  # issue 9: near-duplicates
     with ctx.transaction() as session:
         now = ctx.clock.now()
         claim, plan, _ = _load(session, ref)
         if ClaimState(claim.state) not in EVIDENCE_STATES:
-            raise DomainError("claim_closed_for_evidence",
-                              "documents can be added only before the decision", "claim_ref")
-        existing = session.scalar(select(Evidence).where(Evidence.claim_id == claim.id,
-                                                         Evidence.sha256 == stored.sha256))
+            raise DomainError(
+                "claim_closed_for_evidence",
+                "documents can be added only before the decision",
+                "claim_ref",
+            )
+        existing = session.scalar(
+            select(Evidence).where(Evidence.claim_id == claim.id, Evidence.sha256 == stored.sha256)
+        )
         if existing is not None:  # the same file again (a retried upload): nothing new
             return _view(existing, claim.ref, duplicate=True)
-        row = Evidence(claim_id=claim.id, sha256=stored.sha256, size_bytes=stored.size_bytes,
-                       media_type=stored.media_type, label=label,
-                       purpose="claim" if actor.role is Role.MEMBER else "investigation",
-                       uploaded_by=actor.recorded_id, uploaded_at=now, phash=phash,
-                       document_on=document_on)
+        row = Evidence(
+            claim_id=claim.id,
+            sha256=stored.sha256,
+            size_bytes=stored.size_bytes,
+            media_type=stored.media_type,
+            label=label,
+            purpose="claim" if actor.role is Role.MEMBER else "investigation",
+            uploaded_by=actor.recorded_id,
+            uploaded_at=now,
+            phash=phash,
+            document_on=document_on,
+        )
         session.add(row)
         try:
             session.flush()
         except IntegrityError:
-            raise DomainError("duplicate_evidence", "this file is already attached", "file") from None
-        queue_leaf(session, at=now, leaf_type="evidence", subject_type="claim", subject_ref=claim.ref,
-                   fields={"claim_ref": claim.ref, "sha256": stored.sha256,
-                           "size": stored.size_bytes, "media_type": stored.media_type,
-                           "submitted_at": unix_seconds(now)})
-        audit.record(session, at=now, actor_account_id=actor.account_id, action="evidence_added",
-                     subject_type="claim", subject_id=claim.id, sha256=stored.sha256,
-                     size=stored.size_bytes, plan=plan.code)
+            raise DomainError(
+                "duplicate_evidence", "this file is already attached", "file"
+            ) from None
+        queue_leaf(
+            session,
+            at=now,
+            leaf_type="evidence",
+            subject_type="claim",
+            subject_ref=claim.ref,
+            fields={
+                "claim_ref": claim.ref,
+                "sha256": stored.sha256,
+                "size": stored.size_bytes,
+                "media_type": stored.media_type,
+                "submitted_at": unix_seconds(now),
+            },
+        )
+        audit.record(
+            session,
+            at=now,
+            actor_account_id=actor.account_id,
+            action="evidence_added",
+            subject_type="claim",
+            subject_id=claim.id,
+            sha256=stored.sha256,
+            size=stored.size_bytes,
+            plan=plan.code,
+        )
         risk.on_evidence_added(session, claim, now)
         return _view(row, claim.ref, duplicate=False)
 
 
 def _view(row: Evidence, ref: str, *, duplicate: bool) -> EvidenceView:
-    return EvidenceView(row.id, ref, row.sha256, row.size_bytes, row.media_type, row.label,
-                        row.uploaded_at, duplicate)
+    return EvidenceView(
+        row.id,
+        ref,
+        row.sha256,
+        row.size_bytes,
+        row.media_type,
+        row.label,
+        row.uploaded_at,
+        duplicate,
+    )
 
 
 def list_evidence(ctx: ServiceContext, actor: Actor, ref: str) -> list[EvidenceView]:
     with ctx.reading() as session:
         claim, _, _ = _load(session, ref, for_update=False)
         _visible(claim, actor)
-        rows = session.scalars(select(Evidence).where(Evidence.claim_id == claim.id)
-                               .order_by(Evidence.id)).all()
+        rows = session.scalars(
+            select(Evidence).where(Evidence.claim_id == claim.id).order_by(Evidence.id)
+        ).all()
         return [_view(r, claim.ref, duplicate=False) for r in rows]
 
 
-def open_evidence(ctx: ServiceContext, actor: Actor, ref: str, evidence_id: int
-                  ) -> tuple[EvidenceView, Iterator[bytes]]:
+def open_evidence(
+    ctx: ServiceContext, actor: Actor, ref: str, evidence_id: int
+) -> tuple[EvidenceView, Iterator[bytes]]:
     """Staff read a document; every access is written to the audit log first."""
     if actor.role not in EVIDENCE_READERS:
         raise Forbidden("forbidden", "only reviewers, investigators and operators open evidence")
@@ -116,10 +167,18 @@ def open_evidence(ctx: ServiceContext, actor: Actor, ref: str, evidence_id: int
         claim, _, _ = _load(session, ref, for_update=False)
         row = session.get(Evidence, evidence_id)
         if row is None or row.claim_id != claim.id:
-            raise NotFound("evidence_not_found", f"claim {ref} has no evidence {evidence_id}",
-                           "evidence_id")
-        audit.record(session, at=ctx.clock.now(), actor_account_id=actor.account_id,
-                     action="evidence_viewed", subject_type="evidence", subject_id=row.id,
-                     claim=claim.ref, sha256=row.sha256)
+            raise NotFound(
+                "evidence_not_found", f"claim {ref} has no evidence {evidence_id}", "evidence_id"
+            )
+        audit.record(
+            session,
+            at=ctx.clock.now(),
+            actor_account_id=actor.account_id,
+            action="evidence_viewed",
+            subject_type="evidence",
+            subject_id=row.id,
+            claim=claim.ref,
+            sha256=row.sha256,
+        )
         view = _view(row, claim.ref, duplicate=False)
     return view, ctx.evidence_store.open(view.sha256)

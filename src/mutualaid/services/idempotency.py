@@ -46,7 +46,9 @@ def fingerprint(request: Mapping[str, Any]) -> str:
 
 def _stored(session: Session, account_id: int, key: str) -> IdempotencyKey | None:
     return session.scalar(
-        select(IdempotencyKey).where(IdempotencyKey.account_id == account_id, IdempotencyKey.key == key)
+        select(IdempotencyKey).where(
+            IdempotencyKey.account_id == account_id, IdempotencyKey.key == key
+        )
     )
 
 
@@ -72,9 +74,14 @@ class KeyRow:
     result_type: type[Any]
 
     def values(self, result: Any) -> dict[str, Any]:
-        return {"account_id": self.account_id, "key": self.key, "operation": self.operation,
-                "request_sha256": self.request_sha256, "created_at": self.created_at,
-                "response": adapter_for(self.result_type).dump_python(result, mode="json")}
+        return {
+            "account_id": self.account_id,
+            "key": self.key,
+            "operation": self.operation,
+            "request_sha256": self.request_sha256,
+            "created_at": self.created_at,
+            "response": adapter_for(self.result_type).dump_python(result, mode="json"),
+        }
 
 
 def act_once(
@@ -100,12 +107,15 @@ def act_once(
         return attempt(None)
     if not key or len(key) > MAX_KEY_LENGTH:
         raise DomainError(
-            "invalid_idempotency_key", f"a key has 1 to {MAX_KEY_LENGTH} characters", "Idempotency-Key"
+            "invalid_idempotency_key",
+            f"a key has 1 to {MAX_KEY_LENGTH} characters",
+            "Idempotency-Key",
         )
     request_sha256 = fingerprint(request)
     try:
-        return attempt(KeyRow(account_id, key, operation, request_sha256, ctx.clock.now(),
-                              result_type))
+        return attempt(
+            KeyRow(account_id, key, operation, request_sha256, ctx.clock.now(), result_type)
+        )
     except (DomainError, IntegrityError):
         # Refused, or beaten by a twin: when the key has an answer, that answer is the answer
         # (a retried join finds "already a member" only because its first attempt succeeded).
@@ -135,5 +145,12 @@ def run_idempotent(
                 session.connection().execute(INSERT_KEY, key_row.values(result))
             return result
 
-    return act_once(ctx, account_id=account_id, key=key, operation=operation, request=request,
-                    result_type=result_type, attempt=attempt)
+    return act_once(
+        ctx,
+        account_id=account_id,
+        key=key,
+        operation=operation,
+        request=request,
+        result_type=result_type,
+        attempt=attempt,
+    )

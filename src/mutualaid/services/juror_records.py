@@ -35,15 +35,27 @@ class CastVote:
 def votes_cast_by(ctx: ServiceContext, actor: Actor, *, limit: int = 100) -> list[CastVote]:
     with ctx.reading() as session:
         rows = session.execute(
-            select(JuryVote, JuryCase, Claim.ref).join(JuryCase, JuryCase.id == JuryVote.jury_case_id)
+            select(JuryVote, JuryCase, Claim.ref)
+            .join(JuryCase, JuryCase.id == JuryVote.jury_case_id)
             .join(Claim, Claim.id == JuryCase.claim_id)
             .where(JuryVote.juror_account_id == actor.account_id)
-            .order_by(JuryVote.id.desc()).limit(max(1, min(limit, 500)))).all()
+            .order_by(JuryVote.id.desc())
+            .limit(max(1, min(limit, 500)))
+        ).all()
     votes = []
     for vote, case, ref in rows:
         closed = case.status == "closed"
-        votes.append(CastVote(case.id, ref, case.round, vote.choice, vote.cast_at, case.status,
-                              case.outcome if closed else None,
-                              case.approve_votes if closed else None,
-                              case.reject_votes if closed else None))
+        votes.append(
+            CastVote(
+                case.id,
+                ref,
+                case.round,
+                vote.choice,
+                vote.cast_at,
+                case.status,
+                case.outcome if closed else None,
+                case.approve_votes if closed else None,
+                case.reject_votes if closed else None,
+            )
+        )
     return votes

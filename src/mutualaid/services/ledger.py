@@ -27,32 +27,52 @@ def _ensure_accounts(session: Session, codes: set[str], at: datetime) -> None:
     existing = set(session.scalars(select(LedgerAccount.code).where(LedgerAccount.code.in_(codes))))
     missing = sorted(codes - existing)
     if missing:
-        session.execute(insert(LedgerAccount), [{"code": code, "created_at": at} for code in missing])
+        session.execute(
+            insert(LedgerAccount), [{"code": code, "created_at": at} for code in missing]
+        )
 
 
 def post(
-    session: Session, tx: Transaction, *, at: datetime, plan_id: int | None = None,
-    period_id: int | None = None, actor_id: int | None = None,
+    session: Session,
+    tx: Transaction,
+    *,
+    at: datetime,
+    plan_id: int | None = None,
+    period_id: int | None = None,
+    actor_id: int | None = None,
 ) -> int | None:
     """Post `tx` once: the new transaction's id, or None when its key was already posted."""
     if not balanced(tx.legs):
-        raise DomainError("unbalanced_transaction", f"the legs of {tx.key} do not sum to zero", "legs")
+        raise DomainError(
+            "unbalanced_transaction", f"the legs of {tx.key} do not sum to zero", "legs"
+        )
     if session.scalar(select(LedgerTransaction.id).where(LedgerTransaction.key == tx.key)):
         return None
     reverses_id = None
     if tx.reverses_key is not None:
-        reverses_id = session.scalar(select(LedgerTransaction.id)
-                                     .where(LedgerTransaction.key == tx.reverses_key))
+        reverses_id = session.scalar(
+            select(LedgerTransaction.id).where(LedgerTransaction.key == tx.reverses_key)
+        )
     _ensure_accounts(session, {leg.account for leg in tx.legs}, at)
-    row = LedgerTransaction(key=tx.key, kind=tx.kind, plan_id=plan_id, period_id=period_id,
-                            memo=tx.memo, reverses_id=reverses_id, created_by=actor_id or None,
-                            created_at=at)
+    row = LedgerTransaction(
+        key=tx.key,
+        kind=tx.kind,
+        plan_id=plan_id,
+        period_id=period_id,
+        memo=tx.memo,
+        reverses_id=reverses_id,
+        created_by=actor_id or None,
+        created_at=at,
+    )
     session.add(row)
     session.flush()
-    session.execute(insert(LedgerEntry), [
-        {"transaction_id": row.id, "account_code": leg.account, "amount_fen": leg.amount_fen}
-        for leg in tx.legs
-    ])
+    session.execute(
+        insert(LedgerEntry),
+        [
+            {"transaction_id": row.id, "account_code": leg.account, "amount_fen": leg.amount_fen}
+            for leg in tx.legs
+        ],
+    )
     return row.id
 
 
@@ -60,10 +80,14 @@ def load_transaction(session: Session, key: str) -> Transaction:
     row = session.scalar(select(LedgerTransaction).where(LedgerTransaction.key == key))
     if row is None:
         raise NotFound("transaction_not_found", f"there is no ledger transaction {key!r}", "key")
-    legs = session.execute(select(LedgerEntry.account_code, LedgerEntry.amount_fen)
-                           .where(LedgerEntry.transaction_id == row.id).order_by(LedgerEntry.id)).all()
-    return Transaction(key=row.key, kind=row.kind, legs=tuple(Leg(a, n) for a, n in legs),
-                       memo=row.memo)
+    legs = session.execute(
+        select(LedgerEntry.account_code, LedgerEntry.amount_fen)
+        .where(LedgerEntry.transaction_id == row.id)
+        .order_by(LedgerEntry.id)
+    ).all()
+    return Transaction(
+        key=row.key, kind=row.kind, legs=tuple(Leg(a, n) for a, n in legs), memo=row.memo
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +98,9 @@ class PostedTransaction:
     legs: list[tuple[str, int]]
 
 
-def reverse_transaction(ctx: ServiceContext, actor: Actor, key: str, reason: str) -> PostedTransaction:
+def reverse_transaction(
+    ctx: ServiceContext, actor: Actor, key: str, reason: str
+) -> PostedTransaction:
     """Correct a posted transaction with a new, reversing one (the original stays as it was)."""
     require_role(actor.role, Role.OPERATOR)
     with ctx.transaction() as session:
@@ -85,14 +111,34 @@ def reverse_transaction(ctx: ServiceContext, actor: Actor, key: str, reason: str
         row = session.scalar(select(LedgerTransaction).where(LedgerTransaction.key == key))
         assert row is not None
         now = ctx.clock.now()
-        if post(session, correction, at=now, plan_id=row.plan_id, period_id=row.period_id,
-                actor_id=actor.recorded_id) is None:
+        if (
+            post(
+                session,
+                correction,
+                at=now,
+                plan_id=row.plan_id,
+                period_id=row.period_id,
+                actor_id=actor.recorded_id,
+            )
+            is None
+        ):
             raise Conflict("already_reversed", f"{key} has already been reversed", "key")
-        audit.record(session, at=now, actor_account_id=actor.account_id, action="ledger_reversal",
-                     subject_type="ledger_transaction", subject_id=row.id, key=key,
-                     reason=correction.memo)
-        return PostedTransaction(correction.key, correction.kind, correction.memo,
-                                 [(leg.account, leg.amount_fen) for leg in correction.legs])
+        audit.record(
+            session,
+            at=now,
+            actor_account_id=actor.account_id,
+            action="ledger_reversal",
+            subject_type="ledger_transaction",
+            subject_id=row.id,
+            key=key,
+            reason=correction.memo,
+        )
+        return PostedTransaction(
+            correction.key,
+            correction.kind,
+            correction.memo,
+            [(leg.account, leg.amount_fen) for leg in correction.legs],
+        )
 
 
 def balances(session: Session, prefix: str = "") -> dict[str, int]:
@@ -100,18 +146,27 @@ def balances(session: Session, prefix: str = "") -> dict[str, int]:
     rows = session.execute(
         select(LedgerEntry.account_code, func.sum(LedgerEntry.amount_fen))
         .where(LedgerEntry.account_code.startswith(prefix, autoescape=True))
-        .group_by(LedgerEntry.account_code).order_by(LedgerEntry.account_code)
+        .group_by(LedgerEntry.account_code)
+        .order_by(LedgerEntry.account_code)
     ).all()
     return {code: int(total) for code, total in rows}
 
 
 def unbalanced_transactions(session: Session) -> list[str]:
     """Keys of transactions whose entries do not sum to zero (always empty; auditors run it)."""
-    sums = (select(LedgerEntry.transaction_id, func.sum(LedgerEntry.amount_fen).label("total"))
-            .group_by(LedgerEntry.transaction_id).subquery())
-    return list(session.scalars(
-        select(LedgerTransaction.key).join(sums, sums.c.transaction_id == LedgerTransaction.id)
-        .where(sums.c.total != 0).order_by(LedgerTransaction.id)))
+    sums = (
+        select(LedgerEntry.transaction_id, func.sum(LedgerEntry.amount_fen).label("total"))
+        .group_by(LedgerEntry.transaction_id)
+        .subquery()
+    )
+    return list(
+        session.scalars(
+            select(LedgerTransaction.key)
+            .join(sums, sums.c.transaction_id == LedgerTransaction.id)
+            .where(sums.c.total != 0)
+            .order_by(LedgerTransaction.id)
+        )
+    )
 
 
 def account_balances(ctx: ServiceContext, actor: Actor, prefix: str = "") -> dict[str, int]:

@@ -49,13 +49,18 @@ def check_login_allowed(
     """Refuse (429) while the phone or the address has too many recent failures."""
     since = ctx.clock.now() - policy.window
     key = _phone_key(ctx, phone)
-    recent = (select(func.count()).select_from(AuditEvent)
-              .where(AuditEvent.action == ACTION, AuditEvent.occurred_at >= since))
+    recent = (
+        select(func.count())
+        .select_from(AuditEvent)
+        .where(AuditEvent.action == ACTION, AuditEvent.occurred_at >= since)
+    )
     with ctx.reading() as session:
-        by_phone = session.scalar(
-            recent.where(AuditEvent.details["phone_key"].as_string() == key)) or 0
-        by_address = session.scalar(
-            recent.where(AuditEvent.details["address"].as_string() == address)) or 0
+        by_phone = (
+            session.scalar(recent.where(AuditEvent.details["phone_key"].as_string() == key)) or 0
+        )
+        by_address = (
+            session.scalar(recent.where(AuditEvent.details["address"].as_string() == address)) or 0
+        )
     if by_phone >= policy.per_phone or by_address >= policy.per_address:
         minutes = int(policy.window.total_seconds() // 60)
         raise TooManyAttempts(
@@ -68,13 +73,25 @@ def check_login_allowed(
 
 def record_failed_login(ctx: ServiceContext, phone: str, address: str) -> None:
     with ctx.transaction() as session:
-        audit.record(session, at=ctx.clock.now(), actor_account_id=None, action=ACTION,
-                     subject_type="login", subject_id=None, phone_key=_phone_key(ctx, phone),
-                     address=address)
+        audit.record(
+            session,
+            at=ctx.clock.now(),
+            actor_account_id=None,
+            action=ACTION,
+            subject_type="login",
+            subject_id=None,
+            phone_key=_phone_key(ctx, phone),
+            address=address,
+        )
 
 
-def throttled_log_in(ctx: ServiceContext, phone: str, password: str, address: str,
-                     policy: ThrottlePolicy = DEFAULT_POLICY) -> IssuedToken:
+def throttled_log_in(
+    ctx: ServiceContext,
+    phone: str,
+    password: str,
+    address: str,
+    policy: ThrottlePolicy = DEFAULT_POLICY,
+) -> IssuedToken:
     """Log in unless the phone or the address is locked out; a wrong password counts against both.
 
     The one entry point for the web form and the API, so neither is a way around the limit."""

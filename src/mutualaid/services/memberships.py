@@ -89,15 +89,24 @@ class MembershipView:
 def _view(m: Membership, person: Person, plan_code: str, today: date) -> MembershipView:
     dates = CoverageDates(m.joined_on, m.waiting_ends_on, m.covered_from_on, m.ages_out_on)
     return MembershipView(
-        id=m.id, plan_code=plan_code, person_id=person.id, name_masked=person.name_masked,
-        relation=Relation(person.relation), state=state_on(dates, MembershipState(m.state), today),
-        joined_on=m.joined_on, waiting_ends_on=m.waiting_ends_on,
-        covered_from_on=m.covered_from_on, ages_out_on=m.ages_out_on, end_reason=m.end_reason,
+        id=m.id,
+        plan_code=plan_code,
+        person_id=person.id,
+        name_masked=person.name_masked,
+        relation=Relation(person.relation),
+        state=state_on(dates, MembershipState(m.state), today),
+        joined_on=m.joined_on,
+        waiting_ends_on=m.waiting_ends_on,
+        covered_from_on=m.covered_from_on,
+        ages_out_on=m.ages_out_on,
+        end_reason=m.end_reason,
     )
 
 
 def _already_member() -> Conflict:
-    return Conflict("already_member", "this person already has a membership in this plan", "id_number")
+    return Conflict(
+        "already_member", "this person already has a membership in this plan", "id_number"
+    )
 
 
 def _person_facts(account: Any) -> tuple[Any, ...]:
@@ -107,12 +116,15 @@ def _person_facts(account: Any) -> tuple[Any, ...]:
     return (
         select(Person.id).where(by_identity).scalar_subquery().label("known_person_id"),
         select(Person.account_id).where(by_identity).scalar_subquery().label("known_account_id"),
-        select(Person.id).where(Person.account_id == account,
-                                Person.relation == Relation.SELF).exists().label("holder_exists"),
+        select(Person.id)
+        .where(Person.account_id == account, Person.relation == Relation.SELF)
+        .exists()
+        .label("holder_exists"),
         # Issue 9: an account with a standing proven-fraud record enrolls no one.
-        select(FraudRecord.id).where(FraudRecord.account_id == account,
-                                     FraudRecord.revoked_at.is_(None))
-        .exists().label("account_flagged"),
+        select(FraudRecord.id)
+        .where(FraudRecord.account_id == account, FraudRecord.revoked_at.is_(None))
+        .exists()
+        .label("account_flagged"),
     )
 
 
@@ -126,12 +138,16 @@ def _known_person(facts: Any, actor: Actor, relation: Relation) -> int | None:
             raise Conflict(
                 "identity_registered_elsewhere",
                 "this person is already registered by another account; that account can "
-                "enroll them", "id_number",
+                "enroll them",
+                "id_number",
             )
         return int(facts.known_person_id)
     if facts.holder_exists and relation is Relation.SELF:
-        raise Conflict("self_already_registered",
-                       "this account has already enrolled its holder; choose a relation", "relation")
+        raise Conflict(
+            "self_already_registered",
+            "this account has already enrolled its holder; choose a relation",
+            "relation",
+        )
     return None
 
 
@@ -158,14 +174,40 @@ def _prefixed(prefix: str, values: Mapping[str, Any]) -> dict[str, Any]:
     return {prefix + name: value for name, value in values.items()}
 
 
-_PERSON_COLUMNS = ("id", "account_id", "relation", "identity_hash", "identity_ciphertext",
-                   "name_ciphertext", "name_masked", "birth_on", "sex", "province_code",
-                   "created_at")
-_MEMBERSHIP_COLUMNS = ("id", "plan_id", "plan_version", "person_id", "payer_account_id", "state",
-                       "joined_at", "joined_on", "waiting_ends_on", "covered_from_on",
-                       "ages_out_on")
-_AUDIT_COLUMNS = ("occurred_at", "actor_account_id", "action", "subject_type", "subject_id",
-                  "details")
+_PERSON_COLUMNS = (
+    "id",
+    "account_id",
+    "relation",
+    "identity_hash",
+    "identity_ciphertext",
+    "name_ciphertext",
+    "name_masked",
+    "birth_on",
+    "sex",
+    "province_code",
+    "created_at",
+)
+_MEMBERSHIP_COLUMNS = (
+    "id",
+    "plan_id",
+    "plan_version",
+    "person_id",
+    "payer_account_id",
+    "state",
+    "joined_at",
+    "joined_on",
+    "waiting_ends_on",
+    "covered_from_on",
+    "ages_out_on",
+)
+_AUDIT_COLUMNS = (
+    "occurred_at",
+    "actor_account_id",
+    "action",
+    "subject_type",
+    "subject_id",
+    "details",
+)
 _KEY_COLUMNS = ("account_id", "key", "operation", "request_sha256", "created_at", "response")
 
 
@@ -175,40 +217,62 @@ def _one_statement_join(new_person: bool, with_key: bool) -> Executable:
     parts = []
     if new_person:
         parts.append(insert(Person).values(_binds(Person, "p_", _PERSON_COLUMNS)).cte("new_person"))
-    parts.append(insert(Membership).values(_binds(Membership, "m_", _MEMBERSHIP_COLUMNS))
-                 .cte("new_membership"))
+    parts.append(
+        insert(Membership)
+        .values(_binds(Membership, "m_", _MEMBERSHIP_COLUMNS))
+        .cte("new_membership")
+    )
     if with_key:
-        parts.append(insert(IdempotencyKey).values(_binds(IdempotencyKey, "k_", _KEY_COLUMNS))
-                     .cte("answer"))
+        parts.append(
+            insert(IdempotencyKey).values(_binds(IdempotencyKey, "k_", _KEY_COLUMNS)).cte("answer")
+        )
     return insert(AuditEvent).values(_binds(AuditEvent, "a_", _AUDIT_COLUMNS)).add_cte(*parts)
 
 
-_ONE_STATEMENT_JOINS = {(person, key): _one_statement_join(person, key)
-                        for person in (False, True) for key in (False, True)}
+_ONE_STATEMENT_JOINS = {
+    (person, key): _one_statement_join(person, key)
+    for person in (False, True)
+    for key in (False, True)
+}
 
 
 def _plan_and_new_ids(account: Any, *caller: Any) -> Executable:
     """PostgreSQL: the plan, its rules' hash, two new ids, the person facts (and the caller)."""
     return (
-        select(Plan.id, Plan.code, Plan.status, Plan.current_version, PlanVersion.rules_sha256,
-               # The sequences of the two BIGSERIAL ids, named as PostgreSQL names them.
-               func.nextval(literal_column("'persons_id_seq'::regclass")).label("new_person_id"),
-               func.nextval(literal_column("'memberships_id_seq'::regclass"))
-               .label("new_membership_id"), *_person_facts(account), *caller)
-        .join(PlanVersion, (PlanVersion.plan_id == Plan.id)
-              & (PlanVersion.version == Plan.current_version))
+        select(
+            Plan.id,
+            Plan.code,
+            Plan.status,
+            Plan.current_version,
+            PlanVersion.rules_sha256,
+            # The sequences of the two BIGSERIAL ids, named as PostgreSQL names them.
+            func.nextval(literal_column("'persons_id_seq'::regclass")).label("new_person_id"),
+            func.nextval(literal_column("'memberships_id_seq'::regclass")).label(
+                "new_membership_id"
+            ),
+            *_person_facts(account),
+            *caller,
+        )
+        .join(
+            PlanVersion,
+            (PlanVersion.plan_id == Plan.id) & (PlanVersion.version == Plan.current_version),
+        )
         .where(Plan.code == bindparam("code"))
     )
 
 
-_CALLER = (select(ApiToken.account_id)
-           .where(ApiToken.token_hash == bindparam("token_hash"),
-                  ApiToken.expires_at > bindparam("now")).scalar_subquery())
+_CALLER = (
+    select(ApiToken.account_id)
+    .where(ApiToken.token_hash == bindparam("token_hash"), ApiToken.expires_at > bindparam("now"))
+    .scalar_subquery()
+)
 _PLAN_AND_NEW_IDS = _plan_and_new_ids(bindparam("account_id"))
 #: The same read for a caller known only by a bearer token: the token is checked in it too.
 _PLAN_AND_NEW_IDS_BY_TOKEN = _plan_and_new_ids(
-    _CALLER, _CALLER.label("caller_id"),
-    select(Account.role).where(Account.id == _CALLER).scalar_subquery().label("caller_role"))
+    _CALLER,
+    _CALLER.label("caller_id"),
+    select(Account.role).where(Account.id == _CALLER).scalar_subquery().label("caller_role"),
+)
 
 
 def enroll_member(
@@ -239,19 +303,25 @@ def enroll_member(
         ctx.credit_check.score(identity_hash, resident.birth_on) if ctx.credit_check else None
     )
 
-    request_fingerprint = {"id": identity_hash, "name": full_name,
-                           "relation": str(request.relation),
-                           "answers": dict(request.health_answers)}
+    request_fingerprint = {
+        "id": identity_hash,
+        "name": full_name,
+        "relation": str(request.relation),
+        "answers": dict(request.health_answers),
+    }
 
-    def plan_joining(connection: Connection, actor: Actor, plan: PlanHead, rules: PlanRules,
-                     facts: Any) -> _Joining:
+    def plan_joining(
+        connection: Connection, actor: Actor, plan: PlanHead, rules: PlanRules, facts: Any
+    ) -> _Joining:
         """Every check, and the rows to write; nothing written yet."""
         now = ctx.clock.now()
         refused = join_refusal(plan.status)  # plan_winding_down or plan_closed (issue 8)
         if refused:
             raise DomainError(*refused)
         today = local_date(now, rules.zone)
-        refuse_if_any(enrollment_refusals(rules, resident, request.health_answers, today, credit_score))
+        refuse_if_any(
+            enrollment_refusals(rules, resident, request.health_answers, today, credit_score)
+        )
         if facts.account_flagged:
             raise risk.excluded_for_fraud()
         person_id = _known_person(facts, actor, request.relation)
@@ -260,36 +330,66 @@ def enroll_member(
         new_person = None
         if person_id is None:
             new_person = {
-                "account_id": actor.account_id, "relation": request.relation,
+                "account_id": actor.account_id,
+                "relation": request.relation,
                 "identity_hash": identity_hash,
                 "identity_ciphertext": ctx.protector.encrypt(resident.number),
-                "name_ciphertext": ctx.protector.encrypt(full_name), "name_masked": name_masked,
-                "birth_on": resident.birth_on, "sex": resident.sex,
-                "province_code": resident.province_code, "created_at": now,
+                "name_ciphertext": ctx.protector.encrypt(full_name),
+                "name_masked": name_masked,
+                "birth_on": resident.birth_on,
+                "sex": resident.sex,
+                "province_code": resident.province_code,
+                "created_at": now,
             }
         else:
-            name_masked = connection.scalar(
-                select(Person.name_masked).where(Person.id == person_id)) or name_masked
+            name_masked = (
+                connection.scalar(select(Person.name_masked).where(Person.id == person_id))
+                or name_masked
+            )
         dates = coverage_dates(rules, today, resident.birth_on)
         membership = {
-            "plan_id": plan.id, "plan_version": plan.current_version,
-            "payer_account_id": actor.account_id, "state": MembershipState.WAITING,
-            "joined_at": now, "joined_on": dates.joined_on,
-            "waiting_ends_on": dates.waiting_ends_on, "covered_from_on": dates.covered_from_on,
+            "plan_id": plan.id,
+            "plan_version": plan.current_version,
+            "payer_account_id": actor.account_id,
+            "state": MembershipState.WAITING,
+            "joined_at": now,
+            "joined_on": dates.joined_on,
+            "waiting_ends_on": dates.waiting_ends_on,
+            "covered_from_on": dates.covered_from_on,
             "ages_out_on": dates.ages_out_on,
         }
         audit_row = audit.audit_row(
-            at=now, actor_account_id=actor.account_id, action="member_enrolled",
-            subject_type="membership", subject_id=None, plan=plan.code,
-            relation=str(request.relation), plan_version=plan.current_version)
-        return _Joining(person_id, new_person, membership, audit_row, MembershipView(
-            id=0, plan_code=plan.code, person_id=person_id or 0, name_masked=name_masked,
-            relation=request.relation, state=MembershipState.WAITING, joined_on=dates.joined_on,
-            waiting_ends_on=dates.waiting_ends_on, covered_from_on=dates.covered_from_on,
-            ages_out_on=dates.ages_out_on))
+            at=now,
+            actor_account_id=actor.account_id,
+            action="member_enrolled",
+            subject_type="membership",
+            subject_id=None,
+            plan=plan.code,
+            relation=str(request.relation),
+            plan_version=plan.current_version,
+        )
+        return _Joining(
+            person_id,
+            new_person,
+            membership,
+            audit_row,
+            MembershipView(
+                id=0,
+                plan_code=plan.code,
+                person_id=person_id or 0,
+                name_masked=name_masked,
+                relation=request.relation,
+                state=MembershipState.WAITING,
+                joined_on=dates.joined_on,
+                waiting_ends_on=dates.waiting_ends_on,
+                covered_from_on=dates.covered_from_on,
+                ages_out_on=dates.ages_out_on,
+            ),
+        )
 
-    def write_join(connection: Connection, actor: Actor, head: Any,
-                   key_row: KeyRow | None) -> MembershipView:
+    def write_join(
+        connection: Connection, actor: Actor, head: Any, key_row: KeyRow | None
+    ) -> MembershipView:
         plan = PlanHead(head.id, head.code, head.status, head.current_version)
         rules = known_rules(connection, head.rules_sha256, plan.id, plan.current_version)
         joining = plan_joining(connection, actor, plan, rules, head)
@@ -315,22 +415,30 @@ def enroll_member(
         with ctx.autocommit() as connection:
             params: dict[str, Any] = {"code": plan_code, "identity_hash": identity_hash}
             if isinstance(caller, BearerToken):
-                head = connection.execute(_PLAN_AND_NEW_IDS_BY_TOKEN, params | {
-                    "token_hash": caller.token_hash, "now": ctx.clock.now()}).first()
+                head = connection.execute(
+                    _PLAN_AND_NEW_IDS_BY_TOKEN,
+                    params | {"token_hash": caller.token_hash, "now": ctx.clock.now()},
+                ).first()
                 if head is None or head.caller_id is None:
                     actor = authenticate(ctx, caller.token)  # refuses the unknown or expired
                 else:
                     actor = Actor(int(head.caller_id), Role(head.caller_role))
             else:
                 actor = caller
-                head = connection.execute(_PLAN_AND_NEW_IDS,
-                                          params | {"account_id": actor.account_id}).first()
+                head = connection.execute(
+                    _PLAN_AND_NEW_IDS, params | {"account_id": actor.account_id}
+                ).first()
             if head is None:
                 raise NotFound("plan_not_found", f"there is no plan {plan_code!r}", "plan_code")
-            return act_once(ctx, account_id=actor.account_id, key=idempotency_key,
-                            operation=f"enroll:{plan_code}", request=request_fingerprint,
-                            result_type=MembershipView,
-                            attempt=lambda key_row: write_join(connection, actor, head, key_row))
+            return act_once(
+                ctx,
+                account_id=actor.account_id,
+                key=idempotency_key,
+                operation=f"enroll:{plan_code}",
+                request=request_fingerprint,
+                result_type=MembershipView,
+                attempt=lambda key_row: write_join(connection, actor, head, key_row),
+            )
 
     assert isinstance(caller, Actor)  # a token was looked up above
     actor = caller
@@ -338,28 +446,39 @@ def enroll_member(
     def enroll(session: Session) -> MembershipView:
         plan, rules = plan_with_rules(session, plan_code)
         connection = session.connection()
-        facts = connection.execute(_PERSON_FACTS, {"identity_hash": identity_hash,
-                                                   "account_id": actor.account_id}).one()
+        facts = connection.execute(
+            _PERSON_FACTS, {"identity_hash": identity_hash, "account_id": actor.account_id}
+        ).one()
         joining = plan_joining(connection, actor, plan, rules, facts)
         try:
-            person_id = joining.person_id or connection.execute(
-                _INSERT_PERSON, joining.new_person).scalar_one()
+            person_id = (
+                joining.person_id
+                or connection.execute(_INSERT_PERSON, joining.new_person).scalar_one()
+            )
             # The partial unique index refuses a second active membership, even from a
             # concurrent request.
             membership_id = connection.execute(
-                _INSERT_MEMBERSHIP, joining.membership | {"person_id": person_id}).scalar_one()
+                _INSERT_MEMBERSHIP, joining.membership | {"person_id": person_id}
+            ).scalar_one()
         except IntegrityError:
             raise _already_member() from None
         connection.execute(audit.INSERT, joining.audit_row | {"subject_id": membership_id})
         return joining.view_of(membership_id, person_id)
 
     return run_idempotent(
-        ctx, account_id=actor.account_id, key=idempotency_key, operation=f"enroll:{plan_code}",
-        request=request_fingerprint, result_type=MembershipView, action=enroll,
+        ctx,
+        account_id=actor.account_id,
+        key=idempotency_key,
+        operation=f"enroll:{plan_code}",
+        request=request_fingerprint,
+        result_type=MembershipView,
+        action=enroll,
     )
 
 
-def _load_visible(session: Session, actor: Actor, membership_id: int) -> tuple[Membership, Person, Plan]:
+def _load_visible(
+    session: Session, actor: Actor, membership_id: int
+) -> tuple[Membership, Person, Plan]:
     row = session.execute(
         select(Membership, Person, Plan)
         .join(Person, Person.id == Membership.person_id)
@@ -367,8 +486,12 @@ def _load_visible(session: Session, actor: Actor, membership_id: int) -> tuple[M
         .where(Membership.id == membership_id)
     ).first()
     # A member sees only their own family's memberships; to anyone else they do not exist.
-    if row is None or (actor.role not in STAFF_ROLES and row[0].payer_account_id != actor.account_id):
-        raise NotFound("membership_not_found", f"there is no membership {membership_id}", "membership_id")
+    if row is None or (
+        actor.role not in STAFF_ROLES and row[0].payer_account_id != actor.account_id
+    ):
+        raise NotFound(
+            "membership_not_found", f"there is no membership {membership_id}", "membership_id"
+        )
     return row
 
 
@@ -384,7 +507,9 @@ def list_family_memberships(ctx: ServiceContext, actor: Actor) -> list[Membershi
         views = []
         for membership, person, plan in family_memberships(session, actor.account_id):
             rules = rules_of(session, plan.id, membership.plan_version)
-            views.append(_view(membership, person, plan.code, local_date(ctx.clock.now(), rules.zone)))
+            views.append(
+                _view(membership, person, plan.code, local_date(ctx.clock.now(), rules.zone))
+            )
         return views
 
 
@@ -406,23 +531,39 @@ def change_membership(
         membership, person, plan = _load_visible(session, actor, membership_id)
         rules = rules_of(session, plan.id, membership.plan_version)
         today = local_date(now, rules.zone)
-        dates = CoverageDates(membership.joined_on, membership.waiting_ends_on,
-                              membership.covered_from_on, membership.ages_out_on)
+        dates = CoverageDates(
+            membership.joined_on,
+            membership.waiting_ends_on,
+            membership.covered_from_on,
+            membership.ages_out_on,
+        )
         current = state_on(dates, MembershipState(membership.state), today)
         new_state = transition(current, event)
         membership.state = new_state
         if new_state in (MembershipState.LEFT, MembershipState.ENDED):
             membership.ended_at = now
             membership.end_reason = END_REASONS[event]
-        audit.record(session, at=now, actor_account_id=actor.account_id,
-                     action=f"membership_{event}", subject_type="membership", subject_id=membership.id,
-                     from_state=str(current), to_state=str(new_state), reason=reason)
+        audit.record(
+            session,
+            at=now,
+            actor_account_id=actor.account_id,
+            action=f"membership_{event}",
+            subject_type="membership",
+            subject_id=membership.id,
+            from_state=str(current),
+            to_state=str(new_state),
+            reason=reason,
+        )
         return _view(membership, person, plan.code, today)
 
     return run_idempotent(
-        ctx, account_id=actor.account_id, key=idempotency_key,
-        operation=f"membership:{membership_id}:{event}", request={"reason": reason},
-        result_type=MembershipView, action=change,
+        ctx,
+        account_id=actor.account_id,
+        key=idempotency_key,
+        operation=f"membership:{membership_id}:{event}",
+        request={"reason": reason},
+        result_type=MembershipView,
+        action=change,
     )
 
 
@@ -450,30 +591,55 @@ def advance_memberships(ctx: ServiceContext, plan_code: str) -> AdvanceResult:
             & Membership.state.in_(_ACTIVE)
             & (Membership.ages_out_on <= today)
         )
-        session.execute(insert(AuditEvent).from_select(
-            ["occurred_at", "actor_account_id", "action", "subject_type", "subject_id", "details"],
-            select(literal(now, AuditEvent.occurred_at.type), literal(None).cast(Account.id.type),
-                   literal("membership_age_out"), literal("membership"), Membership.id,
-                   literal({"from_state": "active", "to_state": "ended"}, AuditEvent.details.type))
-            .where(ageing_out),
-        ))
+        session.execute(
+            insert(AuditEvent).from_select(
+                [
+                    "occurred_at",
+                    "actor_account_id",
+                    "action",
+                    "subject_type",
+                    "subject_id",
+                    "details",
+                ],
+                select(
+                    literal(now, AuditEvent.occurred_at.type),
+                    literal(None).cast(Account.id.type),
+                    literal("membership_age_out"),
+                    literal("membership"),
+                    Membership.id,
+                    literal({"from_state": "active", "to_state": "ended"}, AuditEvent.details.type),
+                ).where(ageing_out),
+            )
+        )
         aged_out_result = session.execute(
-            update(Membership).where(ageing_out)
+            update(Membership)
+            .where(ageing_out)
             .values(state=MembershipState.ENDED, end_reason="aged_out", ended_at=now)
             .execution_options(synchronize_session=False)
         )
         now_covered_result = session.execute(
             update(Membership)
-            .where(Membership.plan_id == plan.id, Membership.state == MembershipState.WAITING,
-                   Membership.covered_from_on <= today)
+            .where(
+                Membership.plan_id == plan.id,
+                Membership.state == MembershipState.WAITING,
+                Membership.covered_from_on <= today,
+            )
             .values(state=MembershipState.COVERED)
             .execution_options(synchronize_session=False)
         )
         aged_out = int(getattr(aged_out_result, "rowcount", 0))
         now_covered = int(getattr(now_covered_result, "rowcount", 0))
-        audit.record(session, at=now, actor_account_id=None, action="memberships_advanced",
-                     subject_type="plan", subject_id=plan.id, on=today.isoformat(),
-                     now_covered=now_covered, aged_out=aged_out)
+        audit.record(
+            session,
+            at=now,
+            actor_account_id=None,
+            action="memberships_advanced",
+            subject_type="plan",
+            subject_id=plan.id,
+            on=today.isoformat(),
+            now_covered=now_covered,
+            aged_out=aged_out,
+        )
         return AdvanceResult(plan.code, today, now_covered, aged_out)
 
 
@@ -497,7 +663,12 @@ class MemberPage:
 
 
 def list_plan_members(
-    ctx: ServiceContext, actor: Actor, plan_code: str, *, after_id: int = 0, limit: int = 50,
+    ctx: ServiceContext,
+    actor: Actor,
+    plan_code: str,
+    *,
+    after_id: int = 0,
+    limit: int = 50,
     state: MembershipState | None = None,
 ) -> MemberPage:
     """Operators page through a plan's members by keyset (fast at any depth), masked."""
@@ -511,12 +682,24 @@ def list_plan_members(
             where.append(Membership.state == state)
         total = session.scalar(select(func.count()).select_from(Membership).where(*where)) or 0
         rows = session.execute(
-            select(Membership.id, Person.name_masked, Person.relation, Person.sex,
-                   Person.province_code, Person.birth_on, Membership.state, Membership.joined_on)
+            select(
+                Membership.id,
+                Person.name_masked,
+                Person.relation,
+                Person.sex,
+                Person.province_code,
+                Person.birth_on,
+                Membership.state,
+                Membership.joined_on,
+            )
             .join(Person, Person.id == Membership.person_id)
             .where(*where, Membership.id > after_id)
-            .order_by(Membership.id).limit(limit)
+            .order_by(Membership.id)
+            .limit(limit)
         ).all()
         items = [MemberRow(r[0], r[1], r[2], r[3], r[4], r[5].year, r[6], r[7]) for r in rows]
-        return MemberPage(items=items, total=total,
-                          next_after_id=items[-1].membership_id if len(items) == limit else None)
+        return MemberPage(
+            items=items,
+            total=total,
+            next_after_id=items[-1].membership_id if len(items) == limit else None,
+        )

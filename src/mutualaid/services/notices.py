@@ -19,8 +19,12 @@ from mutualaid.services.claims import PublicCase, public_case
 from mutualaid.services.context import ServiceContext
 
 #: States of a case that was published (and not sent back by an upheld objection).
-NOTICE_STATES = (ClaimState.IN_PUBLICITY, ClaimState.APPROVED, ClaimState.PAID,
-                 ClaimState.JURY_VOTING)
+NOTICE_STATES = (
+    ClaimState.IN_PUBLICITY,
+    ClaimState.APPROVED,
+    ClaimState.PAID,
+    ClaimState.JURY_VOTING,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,9 +49,15 @@ def notice_days(ctx: ServiceContext, plan_code: str, *, limit: int = 24) -> list
         plan = plan_by_code(session, plan_code)
         rows = session.execute(
             select(Claim.publicity_on, func.count(), func.coalesce(func.sum(Claim.payout_fen), 0))
-            .where(Claim.plan_id == plan.id, Claim.publicity_on.is_not(None),
-                   Claim.state.in_([str(s) for s in NOTICE_STATES]))
-            .group_by(Claim.publicity_on).order_by(Claim.publicity_on.desc()).limit(limit)).all()
+            .where(
+                Claim.plan_id == plan.id,
+                Claim.publicity_on.is_not(None),
+                Claim.state.in_([str(s) for s in NOTICE_STATES]),
+            )
+            .group_by(Claim.publicity_on)
+            .order_by(Claim.publicity_on.desc())
+            .limit(limit)
+        ).all()
     return [NoticeDay(day, int(n), int(aid)) for day, n, aid in rows if day is not None]
 
 
@@ -55,13 +65,19 @@ def notice_of(ctx: ServiceContext, plan_code: str, published_on: date) -> Notice
     with ctx.reading() as session:
         plan = plan_by_code(session, plan_code)
         rows = session.execute(
-            select(Claim, Person, Membership).join(Person, Person.id == Claim.person_id)
+            select(Claim, Person, Membership)
+            .join(Person, Person.id == Claim.person_id)
             .join(Membership, Membership.id == Claim.membership_id)
-            .where(Claim.plan_id == plan.id, Claim.publicity_on == published_on,
-                   Claim.state.in_([str(s) for s in NOTICE_STATES]))
-            .order_by(Claim.id)).all()
-        cases = [public_case(rules_of(session, plan.id, c.plan_version), c, p, m)
-                 for c, p, m in rows]
+            .where(
+                Claim.plan_id == plan.id,
+                Claim.publicity_on == published_on,
+                Claim.state.in_([str(s) for s in NOTICE_STATES]),
+            )
+            .order_by(Claim.id)
+        ).all()
+        cases = [
+            public_case(rules_of(session, plan.id, c.plan_version), c, p, m) for c, p, m in rows
+        ]
         fee_bp = rules_of(session, plan.id, plan.current_version).fees.management_fee_bp
     aid = sum(c.payout_fen for c in cases)
     return Notice(plan.code, published_on, cases, aid, apply_basis_points(aid, fee_bp))

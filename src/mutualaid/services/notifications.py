@@ -30,25 +30,51 @@ class LogOnlyChannel:
 
 
 def notify(
-    session: Session, *, at: datetime, account_id: int, kind: str, subject_type: str,
-    subject_id: int | None, **payload: Any,
+    session: Session,
+    *,
+    at: datetime,
+    account_id: int,
+    kind: str,
+    subject_type: str,
+    subject_id: int | None,
+    **payload: Any,
 ) -> None:
-    session.add(Notification(account_id=account_id, kind=kind, subject_type=subject_type,
-                             subject_id=subject_id, payload=payload, created_at=at))
+    session.add(
+        Notification(
+            account_id=account_id,
+            kind=kind,
+            subject_type=subject_type,
+            subject_id=subject_id,
+            payload=payload,
+            created_at=at,
+        )
+    )
 
 
 def notify_many(
-    session: Session, *, at: datetime, account_ids: Select[Any], kind: str,
-    subject_type: str, subject_id: int | None, payload: dict[str, Any],
+    session: Session,
+    *,
+    at: datetime,
+    account_ids: Select[Any],
+    kind: str,
+    subject_type: str,
+    subject_id: int | None,
+    payload: dict[str, Any],
 ) -> int:
     """Notify every account a query selects, in one INSERT … SELECT (jurors of an open vote: 250k)."""
     query = select(
-        account_ids.subquery().c[0], literal(kind), literal(subject_type),
+        account_ids.subquery().c[0],
+        literal(kind),
+        literal(subject_type),
         literal(subject_id, Notification.subject_id.type),
-        literal(payload, Notification.payload.type), literal(at, Notification.created_at.type),
+        literal(payload, Notification.payload.type),
+        literal(at, Notification.created_at.type),
     )
-    result = session.execute(insert(Notification).from_select(
-        ["account_id", "kind", "subject_type", "subject_id", "payload", "created_at"], query))
+    result = session.execute(
+        insert(Notification).from_select(
+            ["account_id", "kind", "subject_type", "subject_id", "payload", "created_at"], query
+        )
+    )
     return int(getattr(result, "rowcount", 0) or 0)
 
 
@@ -58,8 +84,9 @@ class DispatchResult:
     failed: int
 
 
-def dispatch_notifications(ctx: ServiceContext, channel: OutboundChannel, *, batch: int = 500
-                           ) -> DispatchResult:
+def dispatch_notifications(
+    ctx: ServiceContext, channel: OutboundChannel, *, batch: int = 500
+) -> DispatchResult:
     """Hand unsent notifications to the outbound channel, after the changes that made them committed.
 
     A notification whose sending fails stays unsent and is tried again on the next run; one that
@@ -68,9 +95,13 @@ def dispatch_notifications(ctx: ServiceContext, channel: OutboundChannel, *, bat
     """
     sent = failed = 0
     with ctx.transaction() as session:
-        rows = session.scalars(select(Notification).where(Notification.sent_at.is_(None))
-                               .order_by(Notification.id).limit(batch).with_for_update(skip_locked=True)
-                               ).all()
+        rows = session.scalars(
+            select(Notification)
+            .where(Notification.sent_at.is_(None))
+            .order_by(Notification.id)
+            .limit(batch)
+            .with_for_update(skip_locked=True)
+        ).all()
         now = ctx.clock.now()
         for row in rows:
             try:
@@ -84,27 +115,50 @@ def dispatch_notifications(ctx: ServiceContext, channel: OutboundChannel, *, bat
     return DispatchResult(sent, failed)
 
 
-def list_notifications(ctx: ServiceContext, account_id: int, *, after_id: int = 0,
-                       limit: int = 50) -> list[dict[str, Any]]:
+def list_notifications(
+    ctx: ServiceContext, account_id: int, *, after_id: int = 0, limit: int = 50
+) -> list[dict[str, Any]]:
     with ctx.reading() as session:
         rows = session.scalars(
-            select(Notification).where(Notification.account_id == account_id,
-                                       Notification.id > after_id)
-            .order_by(Notification.id.desc()).limit(max(1, min(limit, 200)))
+            select(Notification)
+            .where(Notification.account_id == account_id, Notification.id > after_id)
+            .order_by(Notification.id.desc())
+            .limit(max(1, min(limit, 200)))
         ).all()
-        return [{"id": n.id, "kind": n.kind, "subject_type": n.subject_type,
-                 "subject_id": n.subject_id, "payload": n.payload, "created_at": n.created_at,
-                 "read": n.read_at is not None} for n in rows]
+        return [
+            {
+                "id": n.id,
+                "kind": n.kind,
+                "subject_type": n.subject_type,
+                "subject_id": n.subject_id,
+                "payload": n.payload,
+                "created_at": n.created_at,
+                "read": n.read_at is not None,
+            }
+            for n in rows
+        ]
 
 
 def unread_count(ctx: ServiceContext, account_id: int) -> int:
     with ctx.reading() as session:
-        return session.scalar(select(func.count()).select_from(Notification).where(
-            Notification.account_id == account_id, Notification.read_at.is_(None))) or 0
+        return (
+            session.scalar(
+                select(func.count())
+                .select_from(Notification)
+                .where(Notification.account_id == account_id, Notification.read_at.is_(None))
+            )
+            or 0
+        )
 
 
 def mark_read(ctx: ServiceContext, account_id: int, up_to_id: int) -> None:
     with ctx.transaction() as session:
-        session.execute(update(Notification).where(
-            Notification.account_id == account_id, Notification.id <= up_to_id,
-            Notification.read_at.is_(None)).values(read_at=ctx.clock.now()))
+        session.execute(
+            update(Notification)
+            .where(
+                Notification.account_id == account_id,
+                Notification.id <= up_to_id,
+                Notification.read_at.is_(None),
+            )
+            .values(read_at=ctx.clock.now())
+        )

@@ -55,23 +55,30 @@ def plan_statistics(ctx: ServiceContext, plan_code: str, *, months: int = 24) ->
     with ctx.reading() as session:
         plan = plan_by_code(session, plan_code)
         rules = current_rules(session, plan)
-        joins = session.execute(select(Membership.joined_on, func.count())
-                                .where(Membership.plan_id == plan.id)
-                                .group_by(Membership.joined_on)).all()
+        joins = session.execute(
+            select(Membership.joined_on, func.count())
+            .where(Membership.plan_id == plan.id)
+            .group_by(Membership.joined_on)
+        ).all()
         ended_on = func.date(Membership.ended_at)
-        ends = session.execute(select(ended_on, func.count())
-                               .where(Membership.plan_id == plan.id,
-                                      Membership.ended_at.is_not(None))
-                               .group_by(ended_on)).all()
+        ends = session.execute(
+            select(ended_on, func.count())
+            .where(Membership.plan_id == plan.id, Membership.ended_at.is_not(None))
+            .group_by(ended_on)
+        ).all()
         published = [str(s) for s in PUBLISHED_STATES]
         by_illness = session.execute(
             select(Claim.illness_code, func.count(), func.coalesce(func.sum(Claim.payout_fen), 0))
             .where(Claim.plan_id == plan.id, Claim.state.in_(published))
-            .group_by(Claim.illness_code)).all()
+            .group_by(Claim.illness_code)
+        ).all()
         by_age = session.execute(
-            select(Claim.age_at_diagnosis, func.count(), func.coalesce(func.sum(Claim.payout_fen), 0))
+            select(
+                Claim.age_at_diagnosis, func.count(), func.coalesce(func.sum(Claim.payout_fen), 0)
+            )
             .where(Claim.plan_id == plan.id, Claim.state.in_(published))
-            .group_by(Claim.age_at_diagnosis)).all()
+            .group_by(Claim.age_at_diagnosis)
+        ).all()
     joined: Counter[str] = Counter()
     ended: Counter[str] = Counter()
     for day, count in joins:
@@ -86,18 +93,30 @@ def plan_statistics(ctx: ServiceContext, plan_code: str, *, months: int = 24) ->
     illnesses = []
     for code, count, aid in sorted(by_illness, key=lambda row: (-row[1], row[0])):
         illness = rules.illness(code)
-        illnesses.append(CaseCount(code, illness.name_zh if illness else code,
-                                   illness.name_en if illness else code, int(count), int(aid)))
+        illnesses.append(
+            CaseCount(
+                code,
+                illness.name_zh if illness else code,
+                illness.name_en if illness else code,
+                int(count),
+                int(aid),
+            )
+        )
     bands: dict[str, list[int]] = {}
     for age, count, aid in by_age:
         totals = bands.setdefault(age_band_label(int(age)), [0, 0])
         totals[0] += int(count)
         totals[1] += int(aid)
-    ages = [CaseCount(band, band, band, n, aid)
-            for band, (n, aid) in sorted(bands.items(), key=lambda item: int(item[0].split("-")[0]))]
+    ages = [
+        CaseCount(band, band, band, n, aid)
+        for band, (n, aid) in sorted(bands.items(), key=lambda item: int(item[0].split("-")[0]))
+    ]
     return PlanStatistics(
-        plan_code=plan.code, members_by_month=timeline[-months:], cases_by_illness=illnesses,
-        cases_by_age_band=ages, published_cases=sum(c.cases for c in illnesses),
+        plan_code=plan.code,
+        members_by_month=timeline[-months:],
+        cases_by_illness=illnesses,
+        cases_by_age_band=ages,
+        published_cases=sum(c.cases for c in illnesses),
         published_aid_fen=sum(c.aid_fen for c in illnesses),
     )
 
@@ -118,26 +137,61 @@ def operator_dashboard(ctx: ServiceContext, actor: Actor, plan_code: str) -> Ope
         raise Forbidden("forbidden", "dashboards are for staff")
     with ctx.reading() as session:
         plan = plan_by_code(session, plan_code)
-        members = dict(session.execute(select(Membership.state, func.count())
-                                       .where(Membership.plan_id == plan.id)
-                                       .group_by(Membership.state)).all())
-        claims = dict(session.execute(select(Claim.state, func.count())
-                                      .where(Claim.plan_id == plan.id)
-                                      .group_by(Claim.state)).all())
-        approved = session.scalar(
-            select(func.coalesce(func.sum(Claim.payout_fen), 0))
-            .where(Claim.plan_id == plan.id,
-                   Claim.state.in_([ClaimState.APPROVED, ClaimState.PAID]))) or 0
-        cost = session.scalar(
-            select(func.coalesce(func.sum(InvestigationReport.cost_fen), 0))
-            .join(Claim, Claim.id == InvestigationReport.claim_id)
-            .where(Claim.plan_id == plan.id)) or 0
-        objections = session.scalar(
-            select(func.count()).select_from(Objection).join(Claim, Claim.id == Objection.claim_id)
-            .where(Claim.plan_id == plan.id, Objection.state == "pending")) or 0
-        juries = session.scalar(
-            select(func.count()).select_from(JuryCase).join(Claim, Claim.id == JuryCase.claim_id)
-            .where(Claim.plan_id == plan.id, JuryCase.status != "closed")) or 0
-    return OperatorDashboard(plan.code, {str(k): int(v) for k, v in members.items()},
-                             {str(k): int(v) for k, v in claims.items()}, int(approved), int(cost),
-                             int(objections), int(juries))
+        members = dict(
+            session.execute(
+                select(Membership.state, func.count())
+                .where(Membership.plan_id == plan.id)
+                .group_by(Membership.state)
+            ).all()
+        )
+        claims = dict(
+            session.execute(
+                select(Claim.state, func.count())
+                .where(Claim.plan_id == plan.id)
+                .group_by(Claim.state)
+            ).all()
+        )
+        approved = (
+            session.scalar(
+                select(func.coalesce(func.sum(Claim.payout_fen), 0)).where(
+                    Claim.plan_id == plan.id,
+                    Claim.state.in_([ClaimState.APPROVED, ClaimState.PAID]),
+                )
+            )
+            or 0
+        )
+        cost = (
+            session.scalar(
+                select(func.coalesce(func.sum(InvestigationReport.cost_fen), 0))
+                .join(Claim, Claim.id == InvestigationReport.claim_id)
+                .where(Claim.plan_id == plan.id)
+            )
+            or 0
+        )
+        objections = (
+            session.scalar(
+                select(func.count())
+                .select_from(Objection)
+                .join(Claim, Claim.id == Objection.claim_id)
+                .where(Claim.plan_id == plan.id, Objection.state == "pending")
+            )
+            or 0
+        )
+        juries = (
+            session.scalar(
+                select(func.count())
+                .select_from(JuryCase)
+                .join(Claim, Claim.id == JuryCase.claim_id)
+                .where(Claim.plan_id == plan.id, JuryCase.status != "closed")
+            )
+            or 0
+        )
+    return OperatorDashboard(
+        plan.code,
+        {str(k): int(v) for k, v in members.items()},
+        {str(k): int(v) for k, v in claims.items()},
+        int(approved),
+        int(cost),
+        int(objections),
+        int(juries),
+    )

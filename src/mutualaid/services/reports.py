@@ -252,23 +252,36 @@ def _rate(part: int, whole: int) -> float | None:
 
 def _membership(session: Session, plan_id: int, window: _Window) -> list[MembershipMonth]:
     joined_month = month_of_date(Membership.joined_on, window.dialect)
-    joins = dict(session.execute(
-        select(joined_month, func.count()).where(Membership.plan_id == plan_id,
-                                                 Membership.joined_on <= window.to_on)
-        .group_by(joined_month)).all())
+    joins = dict(
+        session.execute(
+            select(joined_month, func.count())
+            .where(Membership.plan_id == plan_id, Membership.joined_on <= window.to_on)
+            .group_by(joined_month)
+        ).all()
+    )
     ended_month = window.month_of(Membership.ended_at)
     ends = session.execute(
         select(ended_month, Membership.state, func.count())
-        .where(Membership.plan_id == plan_id, Membership.ended_at.is_not(None),
-               Membership.ended_at < window.end)
-        .group_by(ended_month, Membership.state)).all()
+        .where(
+            Membership.plan_id == plan_id,
+            Membership.ended_at.is_not(None),
+            Membership.ended_at < window.end,
+        )
+        .group_by(ended_month, Membership.state)
+    ).all()
     suspended_month = window.month_of(CollectionFailure.suspended_at)
-    suspensions = dict(session.execute(
-        select(suspended_month, func.count(distinct(CollectionFailure.membership_id)))
-        .join(Membership, Membership.id == CollectionFailure.membership_id)
-        .where(Membership.plan_id == plan_id, CollectionFailure.suspended_at.is_not(None),
-               CollectionFailure.suspended_at < window.end)
-        .group_by(suspended_month)).all())
+    suspensions = dict(
+        session.execute(
+            select(suspended_month, func.count(distinct(CollectionFailure.membership_id)))
+            .join(Membership, Membership.id == CollectionFailure.membership_id)
+            .where(
+                Membership.plan_id == plan_id,
+                CollectionFailure.suspended_at.is_not(None),
+                CollectionFailure.suspended_at < window.end,
+            )
+            .group_by(suspended_month)
+        ).all()
+    )
     left: Counter[str] = Counter()
     ended: Counter[str] = Counter()
     for month, state, count in ends:
@@ -284,17 +297,30 @@ def _membership(session: Session, plan_id: int, window: _Window) -> list[Members
     for month in months:
         net = joins.get(month, 0) - left[month] - ended[month]
         active += net
-        rows.append(MembershipMonth(month, joins.get(month, 0), left[month], ended[month],
-                                    suspensions.get(month, 0), net, active))
+        rows.append(
+            MembershipMonth(
+                month,
+                joins.get(month, 0),
+                left[month],
+                ended[month],
+                suspensions.get(month, 0),
+                net,
+                active,
+            )
+        )
     return rows
 
 
-def _case_totals(session: Session, plan_id: int, window: _Window,
-                 key: Any) -> list[tuple[Any, int, int, int]]:
+def _case_totals(
+    session: Session, plan_id: int, window: _Window, key: Any
+) -> list[tuple[Any, int, int, int]]:
     approved = Claim.state.in_([str(s) for s in APPROVED_STATES])
-    query = (select(key, func.count(), func.coalesce(func.sum(case((approved, 1), else_=0)), 0),
-                    func.coalesce(func.sum(case((approved, Claim.payout_fen), else_=0)), 0))
-             .where(Claim.plan_id == plan_id, window.dates(Claim.reported_on)))
+    query = select(
+        key,
+        func.count(),
+        func.coalesce(func.sum(case((approved, 1), else_=0)), 0),
+        func.coalesce(func.sum(case((approved, Claim.payout_fen), else_=0)), 0),
+    ).where(Claim.plan_id == plan_id, window.dates(Claim.reported_on))
     if key is Person.province_code:
         query = query.join(Person, Person.id == Claim.person_id)
     rows = session.execute(query.group_by(key)).all()
@@ -305,20 +331,31 @@ def _sorted(groups: Iterable[CaseGroup]) -> list[CaseGroup]:
     return sorted(groups, key=lambda g: (-g.cases, g.key))
 
 
-def _cases(session: Session, plan_id: int, rules: PlanRules,
-           window: _Window) -> tuple[list[CaseGroup], list[CaseGroup], list[CaseGroup]]:
+def _cases(
+    session: Session, plan_id: int, rules: PlanRules, window: _Window
+) -> tuple[list[CaseGroup], list[CaseGroup], list[CaseGroup]]:
     illnesses = []
     for code, cases, approved, aid in _case_totals(session, plan_id, window, Claim.illness_code):
         illness = rules.illness(code)
-        illnesses.append(CaseGroup(code, illness.name_zh if illness else code,
-                                   illness.name_en if illness else code, cases, approved, aid))
+        illnesses.append(
+            CaseGroup(
+                code,
+                illness.name_zh if illness else code,
+                illness.name_en if illness else code,
+                cases,
+                approved,
+                aid,
+            )
+        )
     bands: dict[str, list[int]] = {}
     for age, cases, approved, aid in _case_totals(session, plan_id, window, Claim.age_at_diagnosis):
         totals = bands.setdefault(age_band_label(int(age)), [0, 0, 0])
         for index, value in enumerate((cases, approved, aid)):
             totals[index] += value
-    ages = [CaseGroup(band, band, band, *totals)
-            for band, totals in sorted(bands.items(), key=lambda item: int(item[0].split("-")[0]))]
+    ages = [
+        CaseGroup(band, band, band, *totals)
+        for band, totals in sorted(bands.items(), key=lambda item: int(item[0].split("-")[0]))
+    ]
     provinces = []
     for code, cases, approved, aid in _case_totals(session, plan_id, window, Person.province_code):
         zh, en = PROVINCES.get(code, (code, code))
@@ -327,12 +364,25 @@ def _cases(session: Session, plan_id: int, rules: PlanRules,
 
 
 def _shares(session: Session, plan_id: int, window: _Window) -> list[SharePeriod]:
-    periods = session.scalars(select(Period).where(Period.plan_id == plan_id,
-                                                   window.dates(Period.publicity_on))
-                              .order_by(Period.publicity_on)).all()
-    return [SharePeriod(p.publicity_on, p.state, p.member_count, p.case_count, p.aid_fen,
-                        p.fee_fen, p.share_fen, p.total_charged_fen, p.sponsor_fen)
-            for p in periods]
+    periods = session.scalars(
+        select(Period)
+        .where(Period.plan_id == plan_id, window.dates(Period.publicity_on))
+        .order_by(Period.publicity_on)
+    ).all()
+    return [
+        SharePeriod(
+            p.publicity_on,
+            p.state,
+            p.member_count,
+            p.case_count,
+            p.aid_fen,
+            p.fee_fen,
+            p.share_fen,
+            p.total_charged_fen,
+            p.sponsor_fen,
+        )
+        for p in periods
+    ]
 
 
 def nearest_rank(histogram: Sequence[tuple[int, int]], percent: int) -> int | None:
@@ -352,9 +402,12 @@ def nearest_rank(histogram: Sequence[tuple[int, int]], percent: int) -> int | No
 def _times(month: str, histogram: list[tuple[int, int]]) -> DecisionTimes:
     histogram.sort()
     median, p90 = nearest_rank(histogram, 50), nearest_rank(histogram, 90)
-    return DecisionTimes(month, sum(n for _, n in histogram),
-                         None if median is None else round(median / 24, 1),
-                         None if p90 is None else round(p90 / 24, 1))
+    return DecisionTimes(
+        month,
+        sum(n for _, n in histogram),
+        None if median is None else round(median / 24, 1),
+        None if p90 is None else round(p90 / 24, 1),
+    )
 
 
 def _decisions(session: Session, plan_id: int, window: _Window) -> list[DecisionTimes]:
@@ -362,9 +415,13 @@ def _decisions(session: Session, plan_id: int, window: _Window) -> list[Decision
     hours = hours_between(Claim.reported_at, Claim.decided_at, window.dialect)
     rows = session.execute(
         select(month, hours, func.count())
-        .where(Claim.plan_id == plan_id, Claim.decided_at.is_not(None),
-               window.instants(Claim.decided_at))
-        .group_by(month, hours)).all()
+        .where(
+            Claim.plan_id == plan_id,
+            Claim.decided_at.is_not(None),
+            window.instants(Claim.decided_at),
+        )
+        .group_by(month, hours)
+    ).all()
     by_month: dict[str, list[tuple[int, int]]] = {}
     overall: Counter[int] = Counter()
     for bucket, elapsed, count in rows:
@@ -375,84 +432,159 @@ def _decisions(session: Session, plan_id: int, window: _Window) -> list[Decision
 
 
 def _objections(session: Session, plan_id: int, window: _Window) -> ObjectionStats:
-    published = session.scalar(
-        select(func.count(distinct(ClaimEventRow.claim_id)))
-        .join(Claim, Claim.id == ClaimEventRow.claim_id)
-        .where(Claim.plan_id == plan_id, ClaimEventRow.to_state == ClaimState.IN_PUBLICITY,
-               window.instants(ClaimEventRow.at))) or 0
+    published = (
+        session.scalar(
+            select(func.count(distinct(ClaimEventRow.claim_id)))
+            .join(Claim, Claim.id == ClaimEventRow.claim_id)
+            .where(
+                Claim.plan_id == plan_id,
+                ClaimEventRow.to_state == ClaimState.IN_PUBLICITY,
+                window.instants(ClaimEventRow.at),
+            )
+        )
+        or 0
+    )
+
     def of_state(state: str) -> ColumnElement[int]:
         return func.coalesce(func.sum(case((Objection.state == state, 1), else_=0)), 0)
 
     row = session.execute(
-        select(func.count(distinct(Objection.claim_id)), func.count(), of_state("upheld"),
-               of_state("dismissed"), of_state("pending"))
+        select(
+            func.count(distinct(Objection.claim_id)),
+            func.count(),
+            of_state("upheld"),
+            of_state("dismissed"),
+            of_state("pending"),
+        )
         .join(Claim, Claim.id == Objection.claim_id)
-        .where(Claim.plan_id == plan_id, window.instants(Objection.filed_at))).one()
+        .where(Claim.plan_id == plan_id, window.instants(Objection.filed_at))
+    ).one()
     objected, objections, upheld, dismissed, pending = (int(n) for n in row)
-    return ObjectionStats(published, objected, objections, upheld, dismissed, pending,
-                          _rate(objected, published), _rate(upheld, upheld + dismissed))
+    return ObjectionStats(
+        published,
+        objected,
+        objections,
+        upheld,
+        dismissed,
+        pending,
+        _rate(objected, published),
+        _rate(upheld, upheld + dismissed),
+    )
 
 
 def _juries(session: Session, plan_id: int, window: _Window) -> JuryStats:
-    decided = session.scalar(
-        select(func.count()).select_from(Claim)
-        .where(Claim.plan_id == plan_id, Claim.decided_at.is_not(None),
-               window.instants(Claim.decided_at))) or 0
+    decided = (
+        session.scalar(
+            select(func.count())
+            .select_from(Claim)
+            .where(
+                Claim.plan_id == plan_id,
+                Claim.decided_at.is_not(None),
+                window.instants(Claim.decided_at),
+            )
+        )
+        or 0
+    )
     entry = aliased(ClaimEventRow)
-    referrals = dict(session.execute(
-        select(entry.from_state, func.count(distinct(entry.claim_id)))
-        .join(Claim, Claim.id == entry.claim_id)
-        .where(Claim.plan_id == plan_id, entry.to_state == ClaimState.JURY_VOTING,
-               window.instants(entry.at))
-        .group_by(entry.from_state)).all())
-    referred = session.scalar(
-        select(func.count(distinct(entry.claim_id))).join(Claim, Claim.id == entry.claim_id)
-        .where(Claim.plan_id == plan_id, entry.to_state == ClaimState.JURY_VOTING,
-               window.instants(entry.at))) or 0
+    referrals = dict(
+        session.execute(
+            select(entry.from_state, func.count(distinct(entry.claim_id)))
+            .join(Claim, Claim.id == entry.claim_id)
+            .where(
+                Claim.plan_id == plan_id,
+                entry.to_state == ClaimState.JURY_VOTING,
+                window.instants(entry.at),
+            )
+            .group_by(entry.from_state)
+        ).all()
+    )
+    referred = (
+        session.scalar(
+            select(func.count(distinct(entry.claim_id)))
+            .join(Claim, Claim.id == entry.claim_id)
+            .where(
+                Claim.plan_id == plan_id,
+                entry.to_state == ClaimState.JURY_VOTING,
+                window.instants(entry.at),
+            )
+        )
+        or 0
+    )
     # Each verdict against the state its claim was in when it was sent to this jury.
     verdict = aliased(ClaimEventRow)
-    origin = (select(entry.from_state)
-              .where(entry.claim_id == verdict.claim_id, entry.to_state == ClaimState.JURY_VOTING,
-                     entry.id < verdict.id)
-              .order_by(entry.id.desc()).limit(1).scalar_subquery())
+    origin = (
+        select(entry.from_state)
+        .where(
+            entry.claim_id == verdict.claim_id,
+            entry.to_state == ClaimState.JURY_VOTING,
+            entry.id < verdict.id,
+        )
+        .order_by(entry.id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
     outcomes = session.execute(
         select(verdict.event, origin, func.count())
         .join(Claim, Claim.id == verdict.claim_id)
-        .where(Claim.plan_id == plan_id, window.instants(verdict.at),
-               verdict.event.in_([ClaimEvent.JURY_APPROVES, ClaimEvent.JURY_REJECTS,
-                                  ClaimEvent.JURY_INCONCLUSIVE]))
-        .group_by(verdict.event, origin)).all()
+        .where(
+            Claim.plan_id == plan_id,
+            window.instants(verdict.at),
+            verdict.event.in_(
+                [ClaimEvent.JURY_APPROVES, ClaimEvent.JURY_REJECTS, ClaimEvent.JURY_INCONCLUSIVE]
+            ),
+        )
+        .group_by(verdict.event, origin)
+    ).all()
     tally: Counter[str] = Counter()
     overturned = on_decisions = 0
     for event, source, count in outcomes:
         tally[event] += count
-        if event == ClaimEvent.JURY_INCONCLUSIVE or source not in (ClaimState.REJECTED,
-                                                                    ClaimState.IN_PUBLICITY):
+        if event == ClaimEvent.JURY_INCONCLUSIVE or source not in (
+            ClaimState.REJECTED,
+            ClaimState.IN_PUBLICITY,
+        ):
             continue
         on_decisions += count
-        if (source, event) in ((ClaimState.REJECTED, ClaimEvent.JURY_APPROVES),
-                               (ClaimState.IN_PUBLICITY, ClaimEvent.JURY_REJECTS)):
+        if (source, event) in (
+            (ClaimState.REJECTED, ClaimEvent.JURY_APPROVES),
+            (ClaimState.IN_PUBLICITY, ClaimEvent.JURY_REJECTS),
+        ):
             overturned += count
     approved, rejected = tally[ClaimEvent.JURY_APPROVES], tally[ClaimEvent.JURY_REJECTS]
     return JuryStats(
-        decided_claims=decided, referred_claims=referred,
+        decided_claims=decided,
+        referred_claims=referred,
         referred_after_rejection=referrals.get(ClaimState.REJECTED, 0),
         referred_from_publicity=referrals.get(ClaimState.IN_PUBLICITY, 0),
         referred_by_staff=referrals.get(ClaimState.RE_REVIEW, 0),
-        verdicts=approved + rejected, approved_by_jury=approved, rejected_by_jury=rejected,
-        inconclusive=tally[ClaimEvent.JURY_INCONCLUSIVE], overturned=overturned,
-        referral_rate=_rate(referred, decided), overturn_rate=_rate(overturned, on_decisions))
+        verdicts=approved + rejected,
+        approved_by_jury=approved,
+        rejected_by_jury=rejected,
+        inconclusive=tally[ClaimEvent.JURY_INCONCLUSIVE],
+        overturned=overturned,
+        referral_rate=_rate(referred, decided),
+        overturn_rate=_rate(overturned, on_decisions),
+    )
 
 
 def _investigations(session: Session, plan_id: int, window: _Window) -> InvestigationStats:
     row = session.execute(
-        select(func.count(distinct(InvestigationReport.claim_id)), func.count(),
-               func.coalesce(func.sum(InvestigationReport.cost_fen), 0))
+        select(
+            func.count(distinct(InvestigationReport.claim_id)),
+            func.count(),
+            func.coalesce(func.sum(InvestigationReport.cost_fen), 0),
+        )
         .join(Claim, Claim.id == InvestigationReport.claim_id)
-        .where(Claim.plan_id == plan_id, window.instants(InvestigationReport.filed_at))).one()
+        .where(Claim.plan_id == plan_id, window.instants(InvestigationReport.filed_at))
+    ).one()
     cases, reports, cost = int(row[0]), int(row[1]), int(row[2])
-    return InvestigationStats(cases, reports, cost, _rate(reports, cases),
-                              (2 * cost + cases) // (2 * cases) if cases else None)
+    return InvestigationStats(
+        cases,
+        reports,
+        cost,
+        _rate(reports, cases),
+        (2 * cost + cases) // (2 * cases) if cases else None,
+    )
 
 
 # --- fairness -------------------------------------------------------------------------------------
@@ -475,15 +607,20 @@ def _probability(rate: float) -> Fraction:
     return Fraction(min(max(rate, 0.0), 1.0)).limit_denominator(10**12)
 
 
-def _members_by_band(session: Session, plan_id: int, edges: Sequence[int],
-                     on: date, end: datetime) -> list[tuple[int, int]]:
+def _members_by_band(
+    session: Session, plan_id: int, edges: Sequence[int], on: date, end: datetime
+) -> list[tuple[int, int]]:
     """(men, women) in each band at the end of `on`: one row per birth date and sex."""
     rows = session.execute(
         select(Person.birth_on, Person.sex, func.count())
         .join(Membership, Membership.person_id == Person.id)
-        .where(Membership.plan_id == plan_id, Membership.joined_at < end,
-               or_(Membership.ended_at.is_(None), Membership.ended_at >= end))
-        .group_by(Person.birth_on, Person.sex)).all()
+        .where(
+            Membership.plan_id == plan_id,
+            Membership.joined_at < end,
+            or_(Membership.ended_at.is_(None), Membership.ended_at >= end),
+        )
+        .group_by(Person.birth_on, Person.sex)
+    ).all()
     counts = [[0, 0] for _ in edges[:-1]]
     for born, sex, count in rows:
         index = _band_of(edges, age_in_years(born, on))
@@ -492,8 +629,13 @@ def _members_by_band(session: Session, plan_id: int, edges: Sequence[int],
     return [(men, women) for men, women in counts]
 
 
-def _history(session: Session, plan_id: int, rules: PlanRules, edges: Sequence[int],
-             members: Sequence[tuple[int, int]]) -> tuple[int, list[dict[Tier, float]] | None]:
+def _history(
+    session: Session,
+    plan_id: int,
+    rules: PlanRules,
+    edges: Sequence[int],
+    members: Sequence[tuple[int, int]],
+) -> tuple[int, list[dict[Tier, float]] | None]:
     """Approved cases a year per member in each band, from the plan's own periods and cases.
 
     Exposure is the member-years the plan's closed periods charged (members × the period's share of
@@ -502,12 +644,20 @@ def _history(session: Session, plan_id: int, rules: PlanRules, edges: Sequence[i
     """
     rows = session.execute(
         select(Claim.age_at_diagnosis, Claim.tier, func.count())
-        .where(Claim.plan_id == plan_id, Claim.state.in_([str(s) for s in APPROVED_STATES]),
-               Claim.sponsored.is_(False))
-        .group_by(Claim.age_at_diagnosis, Claim.tier)).all()
+        .where(
+            Claim.plan_id == plan_id,
+            Claim.state.in_([str(s) for s in APPROVED_STATES]),
+            Claim.sponsored.is_(False),
+        )
+        .group_by(Claim.age_at_diagnosis, Claim.tier)
+    ).all()
     total_cases = sum(int(n) for _, _, n in rows)
-    charged = int(session.scalar(select(func.coalesce(func.sum(Period.member_count), 0))
-                                 .where(Period.plan_id == plan_id)) or 0)
+    charged = int(
+        session.scalar(
+            select(func.coalesce(func.sum(Period.member_count), 0)).where(Period.plan_id == plan_id)
+        )
+        or 0
+    )
     everyone = sum(m + w for m, w in members)
     if total_cases < MIN_HISTORY_CASES or not charged or not everyone:
         return total_cases, None
@@ -523,8 +673,9 @@ def _history(session: Session, plan_id: int, rules: PlanRules, edges: Sequence[i
     return total_cases, rates
 
 
-def _fairness(session: Session, plan_id: int, rules: PlanRules, window: _Window,
-              model: ForecastModel) -> FairnessReport:
+def _fairness(
+    session: Session, plan_id: int, rules: PlanRules, window: _Window, model: ForecastModel
+) -> FairnessReport:
     edges = band_edges(rules, model)
     members = _members_by_band(session, plan_id, edges, window.to_on, window.end)
     history_cases, history = _history(session, plan_id, rules, edges, members)
@@ -551,24 +702,40 @@ def _fairness(session: Session, plan_id: int, rules: PlanRules, window: _Window,
     rows = fairness_report(classes, fee_bp)
     bands = []
     for fair in rows:
-        bands.append(FairnessBand(
-            band=fair.key, members=fair.count, benefit_fen=round(fair.benefit_fen),
-            contribution_fen={str(r): round(fair.contribution_fen[r]) for r in SharingRule},
-            ratio={str(r): None if (x := fair.ratio(r)) is None else round(float(x), 4)
-                   for r in SharingRule}))
+        bands.append(
+            FairnessBand(
+                band=fair.key,
+                members=fair.count,
+                benefit_fen=round(fair.benefit_fen),
+                contribution_fen={str(r): round(fair.contribution_fen[r]) for r in SharingRule},
+                ratio={
+                    str(r): None if (x := fair.ratio(r)) is None else round(float(x), 4)
+                    for r in SharingRule
+                },
+            )
+        )
     return FairnessReport(
-        on=window.to_on, source="model" if history is None else "history",
-        history_cases=history_cases, fee_bp=fee_bp,
+        on=window.to_on,
+        source="model" if history is None else "history",
+        history_cases=history_cases,
+        fee_bp=fee_bp,
         plan_rule=str(rules.sharing_rule),
-        rules=[str(r) for r in SharingRule], bands=bands)
+        rules=[str(r) for r in SharingRule],
+        bands=bands,
+    )
 
 
 # --- the report -----------------------------------------------------------------------------------
 
 
 def plan_report(
-    ctx: ServiceContext, actor: Actor, plan_code: str, *, from_on: date | None = None,
-    to_on: date | None = None, sections: Iterable[Section] = ALL_SECTIONS,
+    ctx: ServiceContext,
+    actor: Actor,
+    plan_code: str,
+    *,
+    from_on: date | None = None,
+    to_on: date | None = None,
+    sections: Iterable[Section] = ALL_SECTIONS,
     model: ForecastModel | None = None,
 ) -> PlanReport:
     """The plan's report over [from_on, to_on] (default: from its first day to today)."""
@@ -580,15 +747,17 @@ def plan_report(
         zone = rules.zone
         to_on = to_on or ctx.clock.now().astimezone(zone).date()
         if from_on and from_on > to_on:
-            raise DomainError("invalid_window", "the report's first day is after its last day",
-                              "from_on")
+            raise DomainError(
+                "invalid_window", "the report's first day is after its last day", "from_on"
+            )
         window = _Window(from_on, to_on, zone, session.get_bind().dialect.name)
         found: dict[str, Any] = {}
         if Section.MEMBERSHIP in wanted:
             found["membership"] = _membership(session, plan.id, window)
         if Section.CASES in wanted:
-            (found["cases_by_illness"], found["cases_by_age_band"],
-             found["cases_by_province"]) = _cases(session, plan.id, rules, window)
+            (found["cases_by_illness"], found["cases_by_age_band"], found["cases_by_province"]) = (
+                _cases(session, plan.id, rules, window)
+            )
         if Section.SHARES in wanted:
             found["shares"] = _shares(session, plan.id, window)
         if Section.DECISIONS in wanted:
@@ -600,9 +769,14 @@ def plan_report(
         if Section.INVESTIGATIONS in wanted:
             found["investigations"] = _investigations(session, plan.id, window)
         if Section.FAIRNESS in wanted:
-            found["fairness"] = _fairness(session, plan.id, rules, window,
-                                          model or default_model())
-    return PlanReport(plan_code=plan.code, name_zh=plan.name_zh, name_en=plan.name_en,
-                      from_on=from_on, to_on=to_on, time_zone=rules.time_zone,
-                      sections=[str(s) for s in Section if s in wanted], **found)
-
+            found["fairness"] = _fairness(session, plan.id, rules, window, model or default_model())
+    return PlanReport(
+        plan_code=plan.code,
+        name_zh=plan.name_zh,
+        name_en=plan.name_en,
+        from_on=from_on,
+        to_on=to_on,
+        time_zone=rules.time_zone,
+        sections=[str(s) for s in Section if s in wanted],
+        **found,
+    )

@@ -76,12 +76,23 @@ def leaf_hash(data: bytes) -> bytes:
 
 
 def queue_leaf(
-    session: Session, *, at: datetime, leaf_type: str, fields: Mapping[str, Any],
-    subject_type: str, subject_ref: str,
+    session: Session,
+    *,
+    at: datetime,
+    leaf_type: str,
+    fields: Mapping[str, Any],
+    subject_type: str,
+    subject_ref: str,
 ) -> LogEntry:
     data = canonical_leaf(leaf_type, fields)
-    entry = LogEntry(leaf_type=leaf_type, leaf_data=data, leaf_hash=leaf_hash(data),
-                     subject_type=subject_type, subject_ref=subject_ref, queued_at=at)
+    entry = LogEntry(
+        leaf_type=leaf_type,
+        leaf_data=data,
+        leaf_hash=leaf_hash(data),
+        subject_type=subject_type,
+        subject_ref=subject_ref,
+        queued_at=at,
+    )
     session.add(entry)
     return entry
 
@@ -112,8 +123,9 @@ class PendingLeaf(NamedTuple):
     subject_ref: str
 
     @classmethod
-    def of(cls, leaf_type: str, fields: Mapping[str, Any], subject_type: str,
-           subject_ref: str) -> PendingLeaf:
+    def of(
+        cls, leaf_type: str, fields: Mapping[str, Any], subject_type: str, subject_ref: str
+    ) -> PendingLeaf:
         return cls(leaf_type, canonical_leaf(leaf_type, fields), subject_type, subject_ref)
 
 
@@ -122,17 +134,27 @@ def queue_leaves(session: Session, *, at: datetime, leaves: Sequence[PendingLeaf
 
     The bytes must be canonical leaves (`canonical_leaf`); they are hashed here.
     """
-    rows = [(leaf.leaf_type, leaf.leaf_data, leaf_hash(leaf.leaf_data), leaf.subject_type,
-             leaf.subject_ref, at) for leaf in leaves]
+    rows = [
+        (
+            leaf.leaf_type,
+            leaf.leaf_data,
+            leaf_hash(leaf.leaf_data),
+            leaf.subject_type,
+            leaf.subject_ref,
+            at,
+        )
+        for leaf in leaves
+    ]
     if not rows:
         return 0
     connection = session.connection()
     raw: Any = connection.connection.driver_connection
     columns = "leaf_type, leaf_data, leaf_hash, subject_type, subject_ref, queued_at"
     if connection.dialect.name == "postgresql":
-        with raw.cursor() as cursor, cursor.copy(
-            f"COPY log_entries ({columns}) FROM STDIN (FORMAT BINARY)"
-        ) as copy:
+        with (
+            raw.cursor() as cursor,
+            cursor.copy(f"COPY log_entries ({columns}) FROM STDIN (FORMAT BINARY)") as copy,
+        ):
             copy.set_types(["varchar", "bytea", "bytea", "varchar", "varchar", "timestamptz"])
             for row in rows:
                 copy.write_row(row)
@@ -168,23 +190,43 @@ def append_leaves(
     raw: Any = connection.connection.driver_connection
     columns = "leaf_type, leaf_data, leaf_hash, leaf_index, subject_type, subject_ref, queued_at"
     if connection.dialect.name == "postgresql":
-        with raw.cursor() as cursor, cursor.copy(
-            f"COPY log_entries ({columns}) FROM STDIN (FORMAT BINARY)"
-        ) as copy:
-            copy.set_types(["varchar", "bytea", "bytea", "int8", "varchar", "varchar",
-                            "timestamptz"])
+        with (
+            raw.cursor() as cursor,
+            cursor.copy(f"COPY log_entries ({columns}) FROM STDIN (FORMAT BINARY)") as copy,
+        ):
+            copy.set_types(
+                ["varchar", "bytea", "bytea", "int8", "varchar", "varchar", "timestamptz"]
+            )
             for position, leaf in enumerate(leaves):
-                copy.write_row((leaf.leaf_type, leaf.leaf_data, hashes[position], base + position,
-                                leaf.subject_type, leaf.subject_ref, at))
+                copy.write_row(
+                    (
+                        leaf.leaf_type,
+                        leaf.leaf_data,
+                        hashes[position],
+                        base + position,
+                        leaf.subject_type,
+                        leaf.subject_ref,
+                        at,
+                    )
+                )
     else:
         stamp = _sqlite_instant(connection.dialect, at)
         cursor = raw.cursor()
         try:
             cursor.executemany(
                 f"INSERT INTO log_entries ({columns}) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [(leaf.leaf_type, leaf.leaf_data, hashes[position], base + position,
-                  leaf.subject_type, leaf.subject_ref, stamp)
-                 for position, leaf in enumerate(leaves)],
+                [
+                    (
+                        leaf.leaf_type,
+                        leaf.leaf_data,
+                        hashes[position],
+                        base + position,
+                        leaf.subject_type,
+                        leaf.subject_ref,
+                        stamp,
+                    )
+                    for position, leaf in enumerate(leaves)
+                ],
             )
         finally:
             cursor.close()
@@ -198,8 +240,9 @@ def _sqlite_instant(dialect: Any, at: datetime) -> Any:
     return process(at) if process else at
 
 
-def _grow(session: Session, state: LogState, hashes: Sequence[bytes],
-          at: datetime) -> IntegrationResult:
+def _grow(
+    session: Session, state: LogState, hashes: Sequence[bytes], at: datetime
+) -> IntegrationResult:
     """Extend the compact range by leaves numbered from state.size; store nodes and state."""
     base = state.size
     compact = CompactRange.from_bytes(state.size, state.compact_range)
@@ -250,8 +293,10 @@ def integrate_in_session(session: Session, *, at: datetime, max_batch: int) -> I
         raise ValueError(f"max_batch {max_batch} must be at least 1")
     state = _lock_state(session, at)
     base = state.size
-    numbered = sorted((int(index), bytes(value)) for index, value in session.execute(
-        _ASSIGN_INDEXES, {"base": base, "limit": max_batch}))
+    numbered = sorted(
+        (int(index), bytes(value))
+        for index, value in session.execute(_ASSIGN_INDEXES, {"base": base, "limit": max_batch})
+    )
     if not numbered:
         return IntegrationResult(0, base, base, state.root_hash)
     if numbered[0][0] != base or numbered[-1][0] != base + len(numbered) - 1:
@@ -278,12 +323,21 @@ _ASSIGN_INDEXES = text(
 
 
 def _lock_state(session: Session, at: datetime) -> LogState:
-    query = (select(LogState).where(LogState.id == LOG_STATE_ID).with_for_update()
-             .execution_options(populate_existing=True))
+    query = (
+        select(LogState)
+        .where(LogState.id == LOG_STATE_ID)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
     state = session.scalars(query).one_or_none()
     if state is None:
-        values = {"id": LOG_STATE_ID, "size": 0, "compact_range": b"", "root_hash": EMPTY_ROOT,
-                  "updated_at": at}
+        values = {
+            "id": LOG_STATE_ID,
+            "size": 0,
+            "compact_range": b"",
+            "root_hash": EMPTY_ROOT,
+            "updated_at": at,
+        }
         dialect = session.get_bind().dialect.name
         insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
         session.execute(insert(LogState).values(**values).on_conflict_do_nothing())
@@ -303,14 +357,18 @@ def _store_tiles(
     if not leaf_hashes:
         return
     size = base + len(leaf_hashes)
-    by_level: dict[int, dict[int, bytes]] = {0: dict(zip(range(base, size), leaf_hashes,
-                                                         strict=True))}
+    by_level: dict[int, dict[int, bytes]] = {
+        0: dict(zip(range(base, size), leaf_hashes, strict=True))
+    }
     for level, index, value in nodes:
         by_level.setdefault(level, {})[index] = value
     tile_levels = range(max(by_level) // STORAGE_HEIGHT + 1)
     # The partial tile each tile level had before this append, if any, to be rewritten.
-    partial = [(t, (base >> (STORAGE_HEIGHT * t)) >> STORAGE_HEIGHT) for t in tile_levels
-               if (base >> (STORAGE_HEIGHT * t)) % STORAGE_WIDTH]
+    partial = [
+        (t, (base >> (STORAGE_HEIGHT * t)) >> STORAGE_HEIGHT)
+        for t in tile_levels
+        if (base >> (STORAGE_HEIGHT * t)) % STORAGE_WIDTH
+    ]
     connection = session.connection()
     raw: Any = connection.connection.driver_connection
     postgres = connection.dialect.name == "postgresql"
@@ -333,8 +391,10 @@ def _store_tiles(
         for j in range(min(new_bottom) >> STORAGE_HEIGHT, ((complete - 1) >> STORAGE_HEIGHT) + 1):
             width = min(STORAGE_WIDTH, complete - j * STORAGE_WIDTH)
             rows = [
-                [by_level[bottom + row][j * (STORAGE_WIDTH >> row) + position]
-                 for position in range(width >> row)]
+                [
+                    by_level[bottom + row][j * (STORAGE_WIDTH >> row) + position]
+                    for position in range(width >> row)
+                ]
                 for row in range(STORAGE_HEIGHT)
             ]
             tiles.append((t, j, encode_storage_tile(rows)))
@@ -344,9 +404,11 @@ def _store_tiles(
                 cursor.execute(
                     "DELETE FROM log_tiles WHERE (level, idx) IN "
                     "(SELECT * FROM unnest(%s::integer[], %s::bigint[]))",
-                    ([t for t, _ in partial], [j for _, j in partial]))
-            with cursor.copy("COPY log_tiles (level, idx, hashes) FROM STDIN (FORMAT BINARY)"
-                             ) as copy:
+                    ([t for t, _ in partial], [j for _, j in partial]),
+                )
+            with cursor.copy(
+                "COPY log_tiles (level, idx, hashes) FROM STDIN (FORMAT BINARY)"
+            ) as copy:
                 copy.set_types(["int4", "int8", "bytea"])
                 for tile in tiles:
                     copy.write_row(tile)
@@ -354,7 +416,8 @@ def _store_tiles(
         cursor = raw.cursor()
         try:
             cursor.executemany(
-                "INSERT OR REPLACE INTO log_tiles (level, idx, hashes) VALUES (?, ?, ?)", tiles)
+                "INSERT OR REPLACE INTO log_tiles (level, idx, hashes) VALUES (?, ?, ?)", tiles
+            )
         finally:
             cursor.close()
 
@@ -369,7 +432,8 @@ def _read_tiles(
                 "SELECT t.level, t.idx, t.hashes FROM log_tiles AS t "
                 "JOIN unnest(%s::integer[], %s::bigint[]) AS wanted(level, idx) "
                 "ON t.level = wanted.level AND t.idx = wanted.idx",
-                ([t for t, _ in wanted], [j for _, j in wanted]))
+                ([t for t, _ in wanted], [j for _, j in wanted]),
+            )
             rows = cursor.fetchall()
     else:
         cursor = raw.cursor()
@@ -377,7 +441,8 @@ def _read_tiles(
             rows = cursor.execute(
                 "SELECT level, idx, hashes FROM log_tiles WHERE "
                 + " OR ".join(["(level = ? AND idx = ?)"] * len(wanted)),
-                [value for pair in wanted for value in pair]).fetchall()
+                [value for pair in wanted for value in pair],
+            ).fetchall()
         finally:
             cursor.close()
     return {(level, index): bytes(data) for level, index, data in rows}
@@ -407,8 +472,9 @@ class StoredNodes:
         for node_id in node_ids:
             tile_level, row = divmod(node_id.level, STORAGE_HEIGHT)
             shift = STORAGE_HEIGHT - row
-            slots.append((tile_level, node_id.index >> shift, row,
-                          node_id.index & ((1 << shift) - 1)))
+            slots.append(
+                (tile_level, node_id.index >> shift, row, node_id.index & ((1 << shift) - 1))
+            )
         wanted = sorted({(slot[0], slot[1]) for slot in slots})
         raw: Any = self._connection.connection.driver_connection
         if self._connection.dialect.name == "postgresql":
@@ -422,7 +488,8 @@ class StoredNodes:
                     "SELECT -1, size, NULL FROM log_state UNION ALL "
                     "SELECT level, idx, hashes FROM log_tiles WHERE "
                     + " OR ".join(["(level = ? AND idx = ?)"] * len(wanted)),
-                    [value for pair in wanted for value in pair]).fetchall()
+                    [value for pair in wanted for value in pair],
+                ).fetchall()
             finally:
                 cursor.close()
         tiles: dict[tuple[int, int], tuple[bytes, int, tuple[int, ...]]] = {}
@@ -457,8 +524,9 @@ _PG_READ_TILES = (
 
 
 def _beyond(size: int, integrated: int) -> LogError:
-    return LogError("size_beyond_log", f"tree size {size} is beyond the log's size {integrated}",
-                    "size")
+    return LogError(
+        "size_beyond_log", f"tree size {size} is beyond the log's size {integrated}", "size"
+    )
 
 
 def log_size(session: Session) -> int:
@@ -476,8 +544,11 @@ def inclusion_proof_at(session: Session, index: int, size: int) -> list[bytes]:
     """The inclusion proof of leaf `index` in the tree of `size`, from stored nodes (one query)."""
     if not 0 <= index < size:
         _check_size(session, size)
-        raise LogError("index_out_of_range",
-                       f"leaf index {index} is out of range for tree size {size}", "index")
+        raise LogError(
+            "index_out_of_range",
+            f"leaf index {index} is out of range for tree size {size}",
+            "index",
+        )
     return inclusion_proof(StoredNodes(session, within=size), index, size)
 
 
@@ -485,8 +556,9 @@ def consistency_proof_between(session: Session, old_size: int, new_size: int) ->
     """The consistency proof from `old_size` to `new_size`, from stored nodes (one query)."""
     if not 0 <= old_size <= new_size:
         _check_size(session, new_size)
-        raise LogError("bad_sizes",
-                       f"no consistency proof from size {old_size} to size {new_size}", "old")
+        raise LogError(
+            "bad_sizes", f"no consistency proof from size {old_size} to size {new_size}", "old"
+        )
     if old_size in (0, new_size):  # nothing to prove: no nodes to read
         _check_size(session, new_size)
     return consistency_proof(StoredNodes(session, within=new_size), old_size, new_size)
@@ -501,13 +573,16 @@ def root_at(session: Session, size: int) -> bytes:
 def leaf_index_of(session: Session, hash_value: bytes, size: int) -> int:
     """The first index at which a leaf with this hash sits in the tree of `size`."""
     index = session.scalar(
-        select(func.min(LogEntry.leaf_index))
-        .where(LogEntry.leaf_hash == hash_value, LogEntry.leaf_index < size)
+        select(func.min(LogEntry.leaf_index)).where(
+            LogEntry.leaf_hash == hash_value, LogEntry.leaf_index < size
+        )
     )
     if index is None:
-        raise NotFound("leaf_not_found",
-                       f"no leaf with hash {hash_value.hex()} in the tree of size {size}",
-                       "leaf_hash")
+        raise NotFound(
+            "leaf_not_found",
+            f"no leaf with hash {hash_value.hex()} in the tree of size {size}",
+            "leaf_hash",
+        )
     return int(index)
 
 
@@ -525,8 +600,14 @@ def leaves_between(session: Session, start: int, end: int) -> list[LeafView]:
     """Integrated leaves with index in [start, end), at most MAX_LEAVES_PAGE of them."""
     end = min(end, start + MAX_LEAVES_PAGE)
     rows = session.execute(
-        select(LogEntry.leaf_index, LogEntry.leaf_hash, LogEntry.leaf_data, LogEntry.leaf_type,
-               LogEntry.subject_type, LogEntry.subject_ref)
+        select(
+            LogEntry.leaf_index,
+            LogEntry.leaf_hash,
+            LogEntry.leaf_data,
+            LogEntry.leaf_type,
+            LogEntry.subject_type,
+            LogEntry.subject_ref,
+        )
         .where(LogEntry.leaf_index >= start, LogEntry.leaf_index < end)
         .order_by(LogEntry.leaf_index)
     ).all()
@@ -542,10 +623,15 @@ def hash_tile(session: Session, level: int, index: int, width: int) -> list[byte
     per = TILE_HEIGHT // STORAGE_HEIGHT
     first = index * TILE_WIDTH
     rows = session.execute(
-        text("SELECT idx, hashes FROM log_tiles WHERE level = :level AND idx >= :first "
-             "AND idx < :end ORDER BY idx"),
-        {"level": level * per, "first": first // STORAGE_WIDTH,
-         "end": (first + width + STORAGE_WIDTH - 1) // STORAGE_WIDTH},
+        text(
+            "SELECT idx, hashes FROM log_tiles WHERE level = :level AND idx >= :first "
+            "AND idx < :end ORDER BY idx"
+        ),
+        {
+            "level": level * per,
+            "first": first // STORAGE_WIDTH,
+            "end": (first + width + STORAGE_WIDTH - 1) // STORAGE_WIDTH,
+        },
     ).all()
     hashes: list[bytes] = []
     for _, data in rows:
@@ -581,11 +667,17 @@ class LogConfig:
 
     def __post_init__(self) -> None:
         if self.signer.signature_type != SIGNATURE_TYPE_ED25519:
-            raise LogError("log_key", f"log key '{self.signer.label}' is not an Ed25519 (0x01) "
-                           "note key; create one with `mutualaid log keygen`")
+            raise LogError(
+                "log_key",
+                f"log key '{self.signer.label}' is not an Ed25519 (0x01) "
+                "note key; create one with `mutualaid log keygen`",
+            )
         if not 0 <= self.quorum <= len(self.witnesses):
-            raise LogError("witness_quorum", f"a quorum of {self.quorum} can never be met with "
-                           f"{len(self.witnesses)} witnesses", "MUTUALAID_WITNESS_QUORUM")
+            raise LogError(
+                "witness_quorum",
+                f"a quorum of {self.quorum} can never be met with {len(self.witnesses)} witnesses",
+                "MUTUALAID_WITNESS_QUORUM",
+            )
         names = [w.name for w in self.witnesses]
         if len(set(names)) != len(names):
             raise LogError("witnesses", "two witnesses have the same name", "MUTUALAID_WITNESSES")
@@ -608,16 +700,23 @@ def parse_witnesses(spec: str) -> tuple[WitnessEndpoint, ...]:
         name, equals, rest = item.partition("=")
         key_text, at, url = rest.partition("@")
         if not equals or not at or not name or not url.startswith(("http://", "https://")):
-            raise LogError("witnesses", f"witness {item!r} is not name=verifierkey@http(s)://url",
-                           "MUTUALAID_WITNESSES")
+            raise LogError(
+                "witnesses",
+                f"witness {item!r} is not name=verifierkey@http(s)://url",
+                "MUTUALAID_WITNESSES",
+            )
         try:
             key = parse_verifier_key(key_text.strip())
         except KeyFormatError as error:
-            raise LogError("witnesses", f"witness {name!r}: {error.message}",
-                           "MUTUALAID_WITNESSES") from None
+            raise LogError(
+                "witnesses", f"witness {name!r}: {error.message}", "MUTUALAID_WITNESSES"
+            ) from None
         if key.signature_type != SIGNATURE_TYPE_COSIGNATURE_V1:
-            raise LogError("witnesses", f"witness {name!r} key is not a cosignature/v1 (0x04) key",
-                           "MUTUALAID_WITNESSES")
+            raise LogError(
+                "witnesses",
+                f"witness {name!r} key is not a cosignature/v1 (0x04) key",
+                "MUTUALAID_WITNESSES",
+            )
         witnesses.append(WitnessEndpoint(name.strip(), key, url.strip().rstrip("/")))
     return tuple(witnesses)
 
@@ -646,17 +745,23 @@ def load_log_config(settings: Settings) -> LogConfig:
     path = settings.log_key_file
     if path is None:
         if not settings.demo:
-            raise LogError("log_key", "MUTUALAID_LOG_KEY_FILE is not set; create a key with "
-                           "`mutualaid log keygen --name <origin> --out <file>`",
-                           "MUTUALAID_LOG_KEY_FILE")
+            raise LogError(
+                "log_key",
+                "MUTUALAID_LOG_KEY_FILE is not set; create a key with "
+                "`mutualaid log keygen --name <origin> --out <file>`",
+                "MUTUALAID_LOG_KEY_FILE",
+            )
         path = settings.data_dir / "log-signer.key"
         if not path.exists():
             write_key_file(path, generate_signer_key(settings.log_origin))
     signer = read_key_file(path)
     if "log_origin" in settings.model_fields_set and settings.log_origin != signer.name:
-        raise LogError("log_key", f"the log key is named '{signer.name}' but MUTUALAID_LOG_ORIGIN "
-                       f"is '{settings.log_origin}': a checkpoint's origin is its key's name",
-                       "MUTUALAID_LOG_ORIGIN")
+        raise LogError(
+            "log_key",
+            f"the log key is named '{signer.name}' but MUTUALAID_LOG_ORIGIN "
+            f"is '{settings.log_origin}': a checkpoint's origin is its key's name",
+            "MUTUALAID_LOG_ORIGIN",
+        )
     return LogConfig(signer, parse_witnesses(settings.witnesses), settings.witness_quorum)
 
 
@@ -692,8 +797,16 @@ class PublishResult:
 
 
 def _view(row: LogCheckpoint) -> CheckpointView:
-    return CheckpointView(row.size, bytes(row.root_hash), row.note, row.cosigners, row.quorum,
-                          row.published, row.created_at, row.published_at)
+    return CheckpointView(
+        row.size,
+        bytes(row.root_hash),
+        row.note,
+        row.cosigners,
+        row.quorum,
+        row.published,
+        row.created_at,
+        row.published_at,
+    )
 
 
 def latest_checkpoint(ctx: ServiceContext) -> CheckpointView | None:
@@ -707,8 +820,12 @@ def latest_checkpoint(ctx: ServiceContext) -> CheckpointView | None:
 
 
 def latest_published(session: Session) -> CheckpointView | None:
-    row = session.scalars(select(LogCheckpoint).where(LogCheckpoint.published)
-                          .order_by(LogCheckpoint.size.desc()).limit(1)).first()
+    row = session.scalars(
+        select(LogCheckpoint)
+        .where(LogCheckpoint.published)
+        .order_by(LogCheckpoint.size.desc())
+        .limit(1)
+    ).first()
     return None if row is None else _view(row)
 
 
@@ -718,7 +835,10 @@ def checkpoint_at(session: Session, size: int) -> CheckpointView | None:
 
 
 def publish_checkpoint(
-    ctx: ServiceContext, config: LogConfig, *, http: httpx.Client | None = None,
+    ctx: ServiceContext,
+    config: LogConfig,
+    *,
+    http: httpx.Client | None = None,
     max_batch: int = DEFAULT_BATCH,
 ) -> PublishResult:
     """Integrate queued leaves, sign a checkpoint at the new size, ask every witness to cosign it
@@ -742,15 +862,18 @@ def publish_checkpoint(
 
     client = http or httpx.Client(timeout=WITNESS_TIMEOUT_S)
     try:
-        asked = [_ask_witness(ctx, client, witness, note, size, known.get(witness.name, 0))
-                 for witness in config.witnesses]
+        asked = [
+            _ask_witness(ctx, client, witness, note, size, known.get(witness.name, 0))
+            for witness in config.witnesses
+        ]
     finally:
         if http is None:
             client.close()
 
     with ctx.transaction() as session:
-        row = session.scalars(select(LogCheckpoint).where(LogCheckpoint.size == size)
-                              .with_for_update()).one()
+        row = session.scalars(
+            select(LogCheckpoint).where(LogCheckpoint.size == size).with_for_update()
+        ).one()
         fresh = [signature for _, signature, _ in asked if signature is not None]
         if fresh:
             row.note = add_signatures(row.note, fresh)
@@ -766,25 +889,44 @@ def publish_checkpoint(
 def _checkpoint_row(
     session: Session, size: int, root: bytes, config: LogConfig, now: datetime
 ) -> LogCheckpoint:
-    row = session.scalars(select(LogCheckpoint).where(LogCheckpoint.size == size)
-                          .with_for_update()).first()
+    row = session.scalars(
+        select(LogCheckpoint).where(LogCheckpoint.size == size).with_for_update()
+    ).first()
     witness_keys = [w.key.encode() for w in config.witnesses]
     if row is None:
         note = sign_checkpoint(Checkpoint(config.origin, size, root), config.signer)
         dialect = session.get_bind().dialect.name
         insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        session.execute(insert(LogCheckpoint).values(
-            size=size, root_hash=root, note=note, log_key=config.verifier.encode(),
-            witness_keys=witness_keys, quorum=config.quorum, cosigners=0, published=False,
-            created_at=now).on_conflict_do_nothing())
-        row = session.scalars(select(LogCheckpoint).where(LogCheckpoint.size == size)
-                              .with_for_update()).one()
+        session.execute(
+            insert(LogCheckpoint)
+            .values(
+                size=size,
+                root_hash=root,
+                note=note,
+                log_key=config.verifier.encode(),
+                witness_keys=witness_keys,
+                quorum=config.quorum,
+                cosigners=0,
+                published=False,
+                created_at=now,
+            )
+            .on_conflict_do_nothing()
+        )
+        row = session.scalars(
+            select(LogCheckpoint).where(LogCheckpoint.size == size).with_for_update()
+        ).one()
     if bytes(row.root_hash) != root:
-        raise LogError("log_forked", f"the stored checkpoint at size {size} has root "
-                       f"{bytes(row.root_hash).hex()}, but the tree's root is {root.hex()}")
+        raise LogError(
+            "log_forked",
+            f"the stored checkpoint at size {size} has root "
+            f"{bytes(row.root_hash).hex()}, but the tree's root is {root.hex()}",
+        )
     if row.log_key != config.verifier.encode():
-        raise LogError("log_key", f"the checkpoint at size {size} was signed by "
-                       f"'{row.log_key.split('+')[0]}', not by the configured log key")
+        raise LogError(
+            "log_key",
+            f"the checkpoint at size {size} was signed by "
+            f"'{row.log_key.split('+')[0]}', not by the configured log key",
+        )
     if not row.published and (row.witness_keys != witness_keys or row.quorum != config.quorum):
         row.witness_keys, row.quorum = witness_keys, config.quorum
         row.cosigners = _count_cosigners(row.note, config)
@@ -806,7 +948,11 @@ def _remember_witness_size(session: Session, name: str, size: int, now: datetime
 
 
 def _ask_witness(
-    ctx: ServiceContext, client: httpx.Client, witness: WitnessEndpoint, note: str, size: int,
+    ctx: ServiceContext,
+    client: httpx.Client,
+    witness: WitnessEndpoint,
+    note: str,
+    size: int,
     old_size: int,
 ) -> tuple[WitnessOutcome, NoteSignature | None, int | None]:
     """One witness's answer: the outcome, its verified cosignature, the size it is now known at."""
@@ -817,15 +963,24 @@ def _ask_witness(
 
     for _attempt in range(2):
         if old_size > size:
-            return refused(f"refused: the witness already cosigned size {old_size}, larger than "
-                           f"this checkpoint's size {size} (the log would have shrunk)")
+            return refused(
+                f"refused: the witness already cosigned size {old_size}, larger than "
+                f"this checkpoint's size {size} (the log would have shrunk)"
+            )
         with ctx.reading() as session:
             proof = consistency_proof_between(session, old_size, size)
-        body = (f"old {old_size}\n" + "".join(base64.b64encode(h).decode() + "\n" for h in proof)
-                + "\n" + note)
+        body = (
+            f"old {old_size}\n"
+            + "".join(base64.b64encode(h).decode() + "\n" for h in proof)
+            + "\n"
+            + note
+        )
         try:
-            response = client.post(f"{witness.url}/add-checkpoint", content=body.encode(),
-                                   headers={"Content-Type": "text/plain; charset=utf-8"})
+            response = client.post(
+                f"{witness.url}/add-checkpoint",
+                content=body.encode(),
+                headers={"Content-Type": "text/plain; charset=utf-8"},
+            )
         except httpx.HTTPError as error:
             return refused(f"unreachable: {type(error).__name__}: {error}")
         content_type = response.headers.get("content-type", "")
@@ -836,8 +991,10 @@ def _ask_witness(
             old_size = learned = int(reported)
             continue
         if response.status_code != 200:
-            return refused(f"refused (HTTP {response.status_code}): "
-                           f"{response.text.strip()[:500] or response.reason_phrase}")
+            return refused(
+                f"refused (HTTP {response.status_code}): "
+                f"{response.text.strip()[:500] or response.reason_phrase}"
+            )
         try:
             opened = open_note(note + response.text, [witness.key])
         except TransparencyError as error:
@@ -854,7 +1011,11 @@ def _ask_witness(
 
 
 def proof_bundle(
-    ctx: ServiceContext, subject_type: str, subject_ref: str, *, older_size: int | None = None,
+    ctx: ServiceContext,
+    subject_type: str,
+    subject_ref: str,
+    *,
+    older_size: int | None = None,
 ) -> SubjectBundle:
     """Every leaf about a subject (e.g. ``"claim"``, its ref) with its inclusion proof at the
     latest published checkpoint: a self-contained file `mutualaid verify bundle` checks offline.
@@ -865,21 +1026,32 @@ def proof_bundle(
         checkpoint = latest_published(session)
         if checkpoint is None:
             raise NotFound("no_checkpoint", "the log has not published a checkpoint yet")
-        row = session.scalars(select(LogCheckpoint)
-                              .where(LogCheckpoint.size == checkpoint.size)).one()
+        row = session.scalars(
+            select(LogCheckpoint).where(LogCheckpoint.size == checkpoint.size)
+        ).one()
         entries = session.execute(
             select(LogEntry.leaf_index, LogEntry.leaf_data)
-            .where(LogEntry.subject_type == subject_type, LogEntry.subject_ref == subject_ref,
-                   LogEntry.leaf_index < checkpoint.size)
+            .where(
+                LogEntry.subject_type == subject_type,
+                LogEntry.subject_ref == subject_ref,
+                LogEntry.leaf_index < checkpoint.size,
+            )
             .order_by(LogEntry.leaf_index)
         ).all()
         if not entries:
-            raise NotFound("no_leaves", f"the log holds no leaf about {subject_type} "
-                           f"{subject_ref!r} at size {checkpoint.size}", "subject_ref")
+            raise NotFound(
+                "no_leaves",
+                f"the log holds no leaf about {subject_type} "
+                f"{subject_ref!r} at size {checkpoint.size}",
+                "subject_ref",
+            )
         reader = StoredNodes(session)
         bundle_entries = tuple(
-            BundleEntry(cast(int, index), bytes(data),
-                        tuple(inclusion_proof(reader, cast(int, index), checkpoint.size)))
+            BundleEntry(
+                cast(int, index),
+                bytes(data),
+                tuple(inclusion_proof(reader, cast(int, index), checkpoint.size)),
+            )
             for index, data in entries
         )
         older_note: str | None = None
@@ -887,8 +1059,9 @@ def proof_bundle(
         if older_size is not None:
             older = checkpoint_at(session, older_size)
             if older is None or not older.published or older_size > checkpoint.size:
-                raise NotFound("no_checkpoint", f"no published checkpoint at size {older_size}",
-                               "older_size")
+                raise NotFound(
+                    "no_checkpoint", f"no published checkpoint at size {older_size}", "older_size"
+                )
             older_note = older.note
             older_proof = tuple(consistency_proof(reader, older_size, checkpoint.size))
         return SubjectBundle(
@@ -903,4 +1076,3 @@ def proof_bundle(
             older_checkpoint=older_note,
             consistency_proof=older_proof,
         )
-

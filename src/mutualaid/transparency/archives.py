@@ -40,9 +40,19 @@ from mutualaid.transparency.witnesses import verify_cosigned
 ARCHIVE_FORMAT = "mutualaid-archive/v1"
 MANIFEST = "manifest.json"
 #: The commitment fields a notice must repeat exactly.
-COMMITTED_FIGURES = ("total_charged_fen", "aid_fen", "fee_fen", "surplus_in_fen",
-                     "surplus_out_fen", "sponsor_fen", "prorated_fen", "share_fen",
-                     "member_count", "case_count", "charges_root")
+COMMITTED_FIGURES = (
+    "total_charged_fen",
+    "aid_fen",
+    "fee_fen",
+    "surplus_in_fen",
+    "surplus_out_fen",
+    "sponsor_fen",
+    "prorated_fen",
+    "share_fen",
+    "member_count",
+    "case_count",
+    "charges_root",
+)
 
 
 def sha256_hex(data: bytes) -> str:
@@ -91,7 +101,9 @@ def verify_archive(root: Path, trust: TrustPolicy | None = None) -> ArchiveRepor
     return ArchiveReport(tuple(checks), checkpoint)
 
 
-def _check_manifest(root: Path, checks: list[Check]) -> tuple[dict[str, bytes], dict[str, Any] | None]:
+def _check_manifest(
+    root: Path, checks: list[Check]
+) -> tuple[dict[str, bytes], dict[str, Any] | None]:
     try:
         manifest = json.loads((root / MANIFEST).read_bytes())
     except (OSError, ValueError) as error:
@@ -114,8 +126,15 @@ def _check_manifest(root: Path, checks: list[Check]) -> tuple[dict[str, bytes], 
             problems.append(f"{name} has SHA-256 {sha256_hex(data)}, the manifest says {digest}")
             continue
         files[name] = data
-    checks.append(Check("manifest", not problems, "; ".join(problems[:5]) if problems
-                        else f"{len(files)} files, each with the SHA-256 the manifest lists"))
+    checks.append(
+        Check(
+            "manifest",
+            not problems,
+            "; ".join(problems[:5])
+            if problems
+            else f"{len(files)} files, each with the SHA-256 the manifest lists",
+        )
+    )
     return files, manifest
 
 
@@ -126,8 +145,9 @@ def _archive_policy(files: Mapping[str, bytes]) -> TrustPolicy:
     return TrustPolicy(log_key.name, log_key, witnesses, int(keys["quorum"]))
 
 
-def _check_checkpoint(files: Mapping[str, bytes], trust: TrustPolicy | None,
-                      checks: list[Check]) -> Checkpoint | None:
+def _check_checkpoint(
+    files: Mapping[str, bytes], trust: TrustPolicy | None, checks: list[Check]
+) -> Checkpoint | None:
     note = files.get("checkpoint")
     if note is None:
         checks.append(Check("checkpoint", False, "the archive has no checkpoint"))
@@ -135,25 +155,34 @@ def _check_checkpoint(files: Mapping[str, bytes], trust: TrustPolicy | None,
     try:
         policy = trust or _archive_policy(files)
         if policy.witness_keys or policy.quorum:
-            cosigned = verify_cosigned(note, policy.log_key, policy.witness_keys, policy.quorum,
-                                       expected_origin=policy.origin)
+            cosigned = verify_cosigned(
+                note,
+                policy.log_key,
+                policy.witness_keys,
+                policy.quorum,
+                expected_origin=policy.origin,
+            )
             names = ", ".join(c.name for c in cosigned.cosigners) or "no witness"
-            checkpoint, detail = cosigned.checkpoint, f"cosigned by {names} (quorum {policy.quorum})"
+            checkpoint, detail = (
+                cosigned.checkpoint,
+                f"cosigned by {names} (quorum {policy.quorum})",
+            )
         else:
-            checkpoint = open_checkpoint(note, policy.log_key,
-                                         expected_origin=policy.origin).checkpoint
+            checkpoint = open_checkpoint(
+                note, policy.log_key, expected_origin=policy.origin
+            ).checkpoint
             detail = "no witness required"
     except (TransparencyError, KeyError, ValueError) as error:
         message = error.message if isinstance(error, TransparencyError) else str(error)
         checks.append(Check("checkpoint", False, message))
         return None
-    checks.append(Check("checkpoint", True,
-                        f"size {checkpoint.size}, signed by the log, {detail}"))
+    checks.append(Check("checkpoint", True, f"size {checkpoint.size}, signed by the log, {detail}"))
     return checkpoint
 
 
-def _check_tiles(files: Mapping[str, bytes], checkpoint: Checkpoint,
-                 checks: list[Check]) -> list[bytes]:
+def _check_tiles(
+    files: Mapping[str, bytes], checkpoint: Checkpoint, checks: list[Check]
+) -> list[bytes]:
     leaves: list[bytes] = []
     refs = list(tile_refs(checkpoint.size))
     for ref in (r for r in refs if r.level is None):
@@ -164,14 +193,25 @@ def _check_tiles(files: Mapping[str, bytes], checkpoint: Checkpoint,
             checks.append(Check("entries", False, f"{ref.path}: {error.message}"))
             return []
         if data is None or len(entries) != ref.width:
-            checks.append(Check("entries", False, f"{ref.path} is missing or holds "
-                                f"{len(entries)} entries, not {ref.width}"))
+            checks.append(
+                Check(
+                    "entries",
+                    False,
+                    f"{ref.path} is missing or holds {len(entries)} entries, not {ref.width}",
+                )
+            )
             return []
         leaves.extend(entries)
     tree = MemoryTree.from_entries(leaves)
     if tree.root() != checkpoint.root_hash:
-        checks.append(Check("root", False, f"the {len(leaves)} leaves make root "
-                            f"{tree.root().hex()}, the checkpoint says {checkpoint.root_hash.hex()}"))
+        checks.append(
+            Check(
+                "root",
+                False,
+                f"the {len(leaves)} leaves make root "
+                f"{tree.root().hex()}, the checkpoint says {checkpoint.root_hash.hex()}",
+            )
+        )
         return []
     checks.append(Check("root", True, f"the {len(leaves)} leaves make the checkpoint's root"))
     bad = []
@@ -183,8 +223,15 @@ def _check_tiles(files: Mapping[str, bytes], checkpoint: Checkpoint,
         expected = b"".join(tree.read_nodes([NodeId(level, first + i) for i in range(ref.width)]))
         if files.get(ref.path) != expected:
             bad.append(ref.path)
-    checks.append(Check("hash tiles", not bad, f"wrong or missing: {', '.join(bad[:5])}" if bad
-                        else "every hash tile holds the tree's nodes"))
+    checks.append(
+        Check(
+            "hash tiles",
+            not bad,
+            f"wrong or missing: {', '.join(bad[:5])}"
+            if bad
+            else "every hash tile holds the tree's nodes",
+        )
+    )
     return leaves
 
 
@@ -194,8 +241,15 @@ def _check_notices(files: Mapping[str, bytes], leaves: set[bytes], checks: list[
     for name in names:
         notice = json.loads(files[name])
         problems.extend(f"{name}: {p}" for p in notice_problems(notice, leaves))
-    checks.append(Check("notices", not problems, "; ".join(problems[:5]) if problems else
-                        f"{len(names)} period notices, each committed in the log and adding up"))
+    checks.append(
+        Check(
+            "notices",
+            not problems,
+            "; ".join(problems[:5])
+            if problems
+            else f"{len(names)} period notices, each committed in the log and adding up",
+        )
+    )
 
 
 def notice_problems(notice: Mapping[str, Any], leaves: set[bytes]) -> list[str]:
@@ -211,17 +265,31 @@ def notice_problems(notice: Mapping[str, Any], leaves: set[bytes]) -> list[str]:
         for key in COMMITTED_FIGURES:
             if key in fields and fields[key] != period.get(key):
                 problems.append(f"{key} is {period.get(key)}, the log says {fields[key]}")
-    figures = {k: period.get(k) or 0 for k in ("total_charged_fen", "sponsor_fen", "prorated_fen",
-                                               "aid_fen", "fee_fen", "surplus_in_fen",
-                                               "surplus_out_fen")}
-    if figures["total_charged_fen"] + figures["sponsor_fen"] + figures["prorated_fen"] != \
-            figures["aid_fen"] + figures["fee_fen"] - figures["surplus_in_fen"] \
-            + figures["surplus_out_fen"]:
+    figures = {
+        k: period.get(k) or 0
+        for k in (
+            "total_charged_fen",
+            "sponsor_fen",
+            "prorated_fen",
+            "aid_fen",
+            "fee_fen",
+            "surplus_in_fen",
+            "surplus_out_fen",
+        )
+    }
+    if (
+        figures["total_charged_fen"] + figures["sponsor_fen"] + figures["prorated_fen"]
+        != figures["aid_fen"]
+        + figures["fee_fen"]
+        - figures["surplus_in_fen"]
+        + figures["surplus_out_fen"]
+    ):
         problems.append("total + sponsor + prorated ≠ aid + fee − surplus in + surplus out")
     if sum(c["payout_fen"] for c in notice["cases"]) != figures["aid_fen"]:
         problems.append("the shared cases do not add up to the aid")
-    if sum(c["payout_fen"] for c in notice["sponsored_cases"]) != \
-            (period.get("sponsored_aid_fen") or 0):
+    if sum(c["payout_fen"] for c in notice["sponsored_cases"]) != (
+        period.get("sponsored_aid_fen") or 0
+    ):
         problems.append("the sponsored cases do not add up to the sponsored aid")
     return problems
 
@@ -239,15 +307,24 @@ def _check_ledger(files: Mapping[str, bytes], checks: list[Check]) -> None:
     if ledger.get("unbalanced_transactions"):
         problems.append(f"unbalanced transactions: {ledger['unbalanced_transactions'][:5]}")
     if not exact:
-        problems.append(f"refunds {refunds.get('refunded_fen')} fen ≠ balances "
-                        f"{refunds.get('balances_before_fen')} fen")
+        problems.append(
+            f"refunds {refunds.get('refunded_fen')} fen ≠ balances "
+            f"{refunds.get('balances_before_fen')} fen"
+        )
     if prepaid:
         problems.append(f"{prepaid} fen is left in prepaid balances")
     for account in ("members", "aid_pool"):
         left = ledger["balances"].get(f"plan:{ledger['plan']}:{account}", 0)
         if left:
             problems.append(f"plan:{ledger['plan']}:{account} holds {left} fen after the end")
-    checks.append(Check("ledger", not problems, "; ".join(problems) if problems else
-                        f"every transaction balances; refunds exact "
-                        f"({refunds.get('refunded_fen', 0)} fen); nothing owed, unpaid or "
-                        f"left in prepaid balances"))
+    checks.append(
+        Check(
+            "ledger",
+            not problems,
+            "; ".join(problems)
+            if problems
+            else f"every transaction balances; refunds exact "
+            f"({refunds.get('refunded_fen', 0)} fen); nothing owed, unpaid or "
+            f"left in prepaid balances",
+        )
+    )

@@ -150,8 +150,12 @@ LEAF_SCHEMAS: Mapping[str, LeafSchema] = MappingProxyType(
                 "state": _spec(FieldKind.TOKEN),
                 "at": _TIME,
             },
-            optional={"reason_code": _spec(FieldKind.TOKEN), "plan_ref": _REF,
-                      "illness_code": _REF, "aid_fen": _COUNT},
+            optional={
+                "reason_code": _spec(FieldKind.TOKEN),
+                "plan_ref": _REF,
+                "illness_code": _REF,
+                "aid_fen": _COUNT,
+            },
         ),
         "objection": LeafSchema(
             required={

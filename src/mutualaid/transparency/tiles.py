@@ -129,8 +129,10 @@ def storage_tile_hashes(width: int) -> int:
 _WIDTH_BY_HASHES = {storage_tile_hashes(w): w for w in range(1, STORAGE_WIDTH + 1)}
 #: By a stored tile's length in bytes: its width and where each of its rows starts (in hashes).
 _LAYOUT_BY_BYTES = {
-    32 * storage_tile_hashes(w): (w, tuple(sum(w >> r for r in range(row))
-                                           for row in range(STORAGE_HEIGHT)))
+    32 * storage_tile_hashes(w): (
+        w,
+        tuple(sum(w >> r for r in range(row)) for row in range(STORAGE_HEIGHT)),
+    )
     for w in range(1, STORAGE_WIDTH + 1)
 }
 
@@ -159,8 +161,9 @@ def encode_storage_tile(rows: Sequence[Sequence[bytes]]) -> bytes:
         raise ValueError(f"a stored tile has {STORAGE_HEIGHT} rows and 1..16 bottom nodes")
     for number, row in enumerate(rows):
         if len(row) != width >> number:
-            raise ValueError(f"stored tile row {number} has {len(row)} hashes, expected "
-                             f"{width >> number}")
+            raise ValueError(
+                f"stored tile row {number} has {len(row)} hashes, expected {width >> number}"
+            )
     return b"".join(value for row in rows for value in row)
 
 

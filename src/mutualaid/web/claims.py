@@ -43,9 +43,13 @@ def _report_context(page: PageState) -> dict[str, Any]:
     actor = page.need(Role.MEMBER)
     coverage = [c for c in family_coverage(page.ctx, actor) if c.active]
     plans = {c.plan_code: plan_rules(page.ctx, c.plan_code)[1] for c in coverage}
-    return {"coverage": coverage, "plans": plans,
-            "today": page.ctx.clock.now().astimezone(next(iter(plans.values())).zone).date()
-            if plans else page.ctx.clock.now().date()}
+    return {
+        "coverage": coverage,
+        "plans": plans,
+        "today": page.ctx.clock.now().astimezone(next(iter(plans.values())).zone).date()
+        if plans
+        else page.ctx.clock.now().date(),
+    }
 
 
 @router.get("/claims/new")
@@ -65,13 +69,21 @@ def report(page: Page) -> Response:
         try:
             diagnosed_on = date.fromisoformat(page.text("diagnosed_on"))
         except ValueError:
-            raise DomainError("invalid_date", "give the date of the first diagnosis",
-                              "diagnosed_on") from None
-        view = report_claim(page.ctx, actor, ClaimReport(
-            membership_id=membership_id, illness_code=page.text("illness_code"),
-            diagnosed_on=diagnosed_on, hospital=page.text("hospital"),
-            accident=page.text("accident") == "yes"),
-            idempotency_key=page.text("form_key") or None)
+            raise DomainError(
+                "invalid_date", "give the date of the first diagnosis", "diagnosed_on"
+            ) from None
+        view = report_claim(
+            page.ctx,
+            actor,
+            ClaimReport(
+                membership_id=membership_id,
+                illness_code=page.text("illness_code"),
+                diagnosed_on=diagnosed_on,
+                hospital=page.text("hospital"),
+                accident=page.text("accident") == "yes",
+            ),
+            idempotency_key=page.text("form_key") or None,
+        )
     except DomainError as error:
         return render_form(page, "claims/new.html", error, **context)
     return redirect(f"/claims/{view.ref}", ok="claim_reported")
@@ -81,12 +93,16 @@ def _claim_context(page: PageState, ref: str) -> dict[str, Any]:
     actor = page.need()
     claim = get_claim(page.ctx, actor, ref)
     _, rules = plan_rules(page.ctx, claim.plan_code)
-    return {"claim": claim, "rules": rules, "zone": rules.zone,
-            "illness": rules.illness(claim.illness_code),
-            "timeline": claim_timeline(page.ctx, actor, ref),
-            "evidence": list_evidence(page.ctx, actor, ref),
-            "upload": claim.state in EVIDENCE_STATES and page.ctx.evidence_store is not None,
-            "piece_bytes": uploads.PIECE_BYTES}
+    return {
+        "claim": claim,
+        "rules": rules,
+        "zone": rules.zone,
+        "illness": rules.illness(claim.illness_code),
+        "timeline": claim_timeline(page.ctx, actor, ref),
+        "evidence": list_evidence(page.ctx, actor, ref),
+        "upload": claim.state in EVIDENCE_STATES and page.ctx.evidence_store is not None,
+        "piece_bytes": uploads.PIECE_BYTES,
+    }
 
 
 @router.get("/claims/{ref}")
@@ -96,6 +112,7 @@ def claim(ref: str, page: Page) -> HTMLResponse:
 
 
 # --- evidence: one request without JavaScript, resumable pieces with it ----------------------------
+
 
 def _file_chunks(page: PageState) -> tuple[Iterator[bytes], str]:
     upload = page.file("file")
@@ -121,17 +138,28 @@ def evidence(ref: str, page: Page) -> Response:
 
 
 def _json_error(page: PageState, error: DomainError) -> JSONResponse:
-    return JSONResponse({"error": {"code": error.code, "field": error.field,
-                                   "message": page.lang.explain(error.code, error.message,
-                                                                error.field),
-                                   **({"received": error.details["received"]}
-                                      if "received" in error.details else {})}},
-                        status_code=error.status)
+    return JSONResponse(
+        {
+            "error": {
+                "code": error.code,
+                "field": error.field,
+                "message": page.lang.explain(error.code, error.message, error.field),
+                **({"received": error.details["received"]} if "received" in error.details else {}),
+            }
+        },
+        status_code=error.status,
+    )
 
 
 def _upload_json(upload: uploads.PartialUpload) -> JSONResponse:
-    return JSONResponse({"upload_id": upload.upload_id, "size": upload.size,
-                         "received": upload.received, "piece_bytes": uploads.PIECE_BYTES})
+    return JSONResponse(
+        {
+            "upload_id": upload.upload_id,
+            "size": upload.size,
+            "received": upload.received,
+            "piece_bytes": uploads.PIECE_BYTES,
+        }
+    )
 
 
 @router.post("/claims/{ref}/uploads")
@@ -143,9 +171,13 @@ def upload_start(ref: str, page: Page) -> Response:
             size = int(page.text("size"))
         except ValueError:
             raise DomainError("empty_file", "the file is empty", "file") from None
-        upload = uploads.start_upload(actor.account_id, ref, size,
-                                      page.text("media_type") or "application/octet-stream",
-                                      page.text("label"))
+        upload = uploads.start_upload(
+            actor.account_id,
+            ref,
+            size,
+            page.text("media_type") or "application/octet-stream",
+            page.text("label"),
+        )
     except DomainError as error:
         return _json_error(page, error)
     return _upload_json(upload)
@@ -171,8 +203,9 @@ async def upload_piece(ref: str, upload_id: str, request: Request, page: Page) -
             body += block
             if len(body) > uploads.PIECE_BYTES * 2:
                 raise DomainError("piece_too_large", "send the file in smaller pieces", "file")
-        upload = await run_in_threadpool(uploads.append_piece, page.ctx, actor.account_id,
-                                         upload_id, offset, bytes(body))
+        upload = await run_in_threadpool(
+            uploads.append_piece, page.ctx, actor.account_id, upload_id, offset, bytes(body)
+        )
     except ValueError:
         return _json_error(page, DomainError("wrong_offset", "resume from the start", "offset"))
     except DomainError as error:
@@ -187,16 +220,18 @@ def upload_finish(ref: str, upload_id: str, page: Page) -> Response:
         upload = uploads.find_upload(page.ctx, actor.account_id, upload_id)
         if upload.claim_ref != ref:
             raise DomainError("upload_not_found", "there is no such upload", "upload_id")
-        add_evidence(page.ctx, actor, ref, uploads.pieces(page.ctx, upload), upload.media_type,
-                     upload.label)
+        add_evidence(
+            page.ctx, actor, ref, uploads.pieces(page.ctx, upload), upload.media_type, upload.label
+        )
         uploads.discard(upload_id)
     except DomainError as error:
         return _json_error(page, error)
     return JSONResponse({"redirect": f"/claims/{ref}?ok=evidence_added#evidence"})
 
 
-def _on_own_claim(page: Page, ref: str, ok: str,
-                  act: Callable[[Actor, str | None], object]) -> Response:
+def _on_own_claim(
+    page: Page, ref: str, ok: str, act: Callable[[Actor, str | None], object]
+) -> Response:
     """A member acts on their claim: back to the claim with a notice, or the page again with the
     refusal next to its field. `act` gets the member and the form's idempotency key."""
     actor = page.need(Role.MEMBER)
@@ -209,14 +244,26 @@ def _on_own_claim(page: Page, ref: str, ok: str,
 
 @router.post("/claims/{ref}/documents-provided")
 def documents_provided(ref: str, page: Page) -> Response:
-    return _on_own_claim(page, ref, "documents_provided", lambda actor, key: provide_documents(
-        page.ctx, actor, ref, page.text("note"), idempotency_key=key))
+    return _on_own_claim(
+        page,
+        ref,
+        "documents_provided",
+        lambda actor, key: provide_documents(
+            page.ctx, actor, ref, page.text("note"), idempotency_key=key
+        ),
+    )
 
 
 @router.post("/claims/{ref}/dispute")
 def dispute(ref: str, page: Page) -> Response:
-    return _on_own_claim(page, ref, "disputed", lambda actor, key: dispute_rejection(
-        page.ctx, actor, ref, page.text("reason"), idempotency_key=key))
+    return _on_own_claim(
+        page,
+        ref,
+        "disputed",
+        lambda actor, key: dispute_rejection(
+            page.ctx, actor, ref, page.text("reason"), idempotency_key=key
+        ),
+    )
 
 
 def _withdraw(page: Page, actor: Actor, ref: str, key: str | None) -> object:
@@ -235,26 +282,30 @@ def claim_proof(ref: str, page: Page) -> Response:
     """The claim's proof bundle (every log leaf about it), for `mutualaid verify bundle`."""
     get_claim(page.ctx, page.need(), ref)
     bundle = proof_bundle(page.ctx, "claim", ref)
-    return Response(bundle.to_json(), media_type="application/json", headers={
-        "Content-Disposition": f'attachment; filename="proof-claim-{ref}.json"'})
+    return Response(
+        bundle.to_json(),
+        media_type="application/json",
+        headers={"Content-Disposition": f'attachment; filename="proof-claim-{ref}.json"'},
+    )
 
 
 # --- objections to a published case ---------------------------------------------------------------
+
 
 def _published_case(page: PageState, ref: str) -> tuple[PublicCase, PlanRules]:
     for code in sorted({c.plan_code for c in family_coverage(page.ctx, page.need(Role.MEMBER))}):
         for case in cases_in_publicity(page.ctx, code):
             if case.ref == ref:
                 return case, plan_rules(page.ctx, code)[1]
-    raise DomainError("publicity_closed",
-                      "objections are taken only while a case is in publicity", "claim_ref")
+    raise DomainError(
+        "publicity_closed", "objections are taken only while a case is in publicity", "claim_ref"
+    )
 
 
 @router.get("/claims/{ref}/objection")
 def objection_form(ref: str, page: Page) -> HTMLResponse:
     case, rules = _published_case(page, ref)
-    return render(page, "claims/objection.html", case=case, rules=rules,
-                  zone=rules.zone)
+    return render(page, "claims/objection.html", case=case, rules=rules, zone=rules.zone)
 
 
 @router.post("/claims/{ref}/objection")
@@ -262,10 +313,11 @@ def objection(ref: str, page: Page) -> Response:
     actor = page.need(Role.MEMBER)
     case, rules = _published_case(page, ref)
     try:
-        object_to_claim(page.ctx, actor, ref, page.text("reason"),
-                        idempotency_key=page.text("form_key") or None)
+        object_to_claim(
+            page.ctx, actor, ref, page.text("reason"), idempotency_key=page.text("form_key") or None
+        )
     except DomainError as error:
-        return render_form(page, "claims/objection.html", error, case=case, rules=rules,
-                           zone=rules.zone)
+        return render_form(
+            page, "claims/objection.html", error, case=case, rules=rules, zone=rules.zone
+        )
     return redirect("/me", ok="objected")
-

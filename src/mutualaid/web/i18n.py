@@ -71,84 +71,147 @@ def pick_locale(*candidates: str | None) -> str:
 # Messages from services with values in them: an English pattern, and the msgid that says it with
 # named placeholders (translated in the catalog). The English msgid reproduces the original.
 _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
-    (re.compile(pattern), template) for pattern, template in (
-        (r"^an identity number has 18 characters, this one has (?P<n>\d+)$",
-         N_("an identity number has 18 characters, this one has {n}")),
+    (re.compile(pattern), template)
+    for pattern, template in (
+        (
+            r"^an identity number has 18 characters, this one has (?P<n>\d+)$",
+            N_("an identity number has 18 characters, this one has {n}"),
+        ),
         (r"^(?P<code>\d+) is not a province code$", N_("{code} is not a province code")),
-        (r"^(?P<digits>\d+) in the identity number is not a date$",
-         N_("{digits} in the identity number is not a date")),
-        (r"^a member must be at least (?P<days>\d+) days old \(can join from (?P<on>[\d-]+)\)$",
-         N_("a member must be at least {days} days old (can join from {on})")),
-        (r"^this plan accepts members from (?P<age>\d+) years old$",
-         N_("this plan accepts members from {age} years old")),
-        (r"^this plan accepts members up to (?P<age>\d+) years old$",
-         N_("this plan accepts members up to {age} years old")),
-        (r"^the credit check score is below the plan's minimum of (?P<score>\d+)$",
-         N_("the credit check score is below the plan's minimum of {score}")),
-        (r"^(?P<code>\S+) is not an illness this plan covers$",
-         N_("{code} is not an illness this plan covers")),
-        (r"^the illness was diagnosed in the waiting period \(until (?P<on>[\d-]+)\) and was not "
-         r"caused by an accident$",
-         N_("the illness was diagnosed in the waiting period (until {on}) and was not caused by "
-            "an accident")),
-        (r"^a claim must be reported within (?P<days>\d+) days of the first diagnosis "
-         r"\(by (?P<on>[\d-]+)\)$",
-         N_("a claim must be reported within {days} days of the first diagnosis (by {on})")),
-        (r"^a (?P<state>\w+) membership cannot (?P<event>[\w ]+)$",
-         N_("this membership cannot do that now (it is {state})")),
-        (r"^a membership that is (?P<state>\w+) cannot (?P<event>[\w ]+)$",
-         N_("this membership cannot do that now (it is {state})")),
-        (r"^a claim that is (?P<state>[\w ]+) cannot (?P<event>[\w ]+)$",
-         N_("this claim cannot do that now (it is {state})")),
+        (
+            r"^(?P<digits>\d+) in the identity number is not a date$",
+            N_("{digits} in the identity number is not a date"),
+        ),
+        (
+            r"^a member must be at least (?P<days>\d+) days old \(can join from (?P<on>[\d-]+)\)$",
+            N_("a member must be at least {days} days old (can join from {on})"),
+        ),
+        (
+            r"^this plan accepts members from (?P<age>\d+) years old$",
+            N_("this plan accepts members from {age} years old"),
+        ),
+        (
+            r"^this plan accepts members up to (?P<age>\d+) years old$",
+            N_("this plan accepts members up to {age} years old"),
+        ),
+        (
+            r"^the credit check score is below the plan's minimum of (?P<score>\d+)$",
+            N_("the credit check score is below the plan's minimum of {score}"),
+        ),
+        (
+            r"^(?P<code>\S+) is not an illness this plan covers$",
+            N_("{code} is not an illness this plan covers"),
+        ),
+        (
+            r"^the illness was diagnosed in the waiting period \(until (?P<on>[\d-]+)\) and was not "
+            r"caused by an accident$",
+            N_(
+                "the illness was diagnosed in the waiting period (until {on}) and was not caused by "
+                "an accident"
+            ),
+        ),
+        (
+            r"^a claim must be reported within (?P<days>\d+) days of the first diagnosis "
+            r"\(by (?P<on>[\d-]+)\)$",
+            N_("a claim must be reported within {days} days of the first diagnosis (by {on})"),
+        ),
+        (
+            r"^a (?P<state>\w+) membership cannot (?P<event>[\w ]+)$",
+            N_("this membership cannot do that now (it is {state})"),
+        ),
+        (
+            r"^a membership that is (?P<state>\w+) cannot (?P<event>[\w ]+)$",
+            N_("this membership cannot do that now (it is {state})"),
+        ),
+        (
+            r"^a claim that is (?P<state>[\w ]+) cannot (?P<event>[\w ]+)$",
+            N_("this claim cannot do that now (it is {state})"),
+        ),
         (r"^there is no claim (?P<ref>\S+)$", N_("there is no claim {ref}")),
         (r"^there is no membership (?P<id>\d+)$", N_("there is no membership {id}")),
         (r"^there is no plan '(?P<code>[^']+)'$", N_("there is no plan {code}")),
-        (r"^too many failed logins: wait (?P<minutes>\d+) minutes and try again$",
-         N_("too many failed logins: wait {minutes} minutes and try again")),
-        (r"^account (?P<id>\d+) is not an investigator or reviewer$",
-         N_("account {id} is not an investigator or reviewer")),
-        (r"^this needs the role (?P<roles>[\w, ]+); you are (?P<role>\w+)$",
-         N_("your role ({role}) may not do this")),
+        (
+            r"^too many failed logins: wait (?P<minutes>\d+) minutes and try again$",
+            N_("too many failed logins: wait {minutes} minutes and try again"),
+        ),
+        (
+            r"^account (?P<id>\d+) is not an investigator or reviewer$",
+            N_("account {id} is not an investigator or reviewer"),
+        ),
+        (
+            r"^this needs the role (?P<roles>[\w, ]+); you are (?P<role>\w+)$",
+            N_("your role ({role}) may not do this"),
+        ),
         # Evidence files.
-        (r"^the file is larger than the (?P<limit>[\w ]+) limit$",
-         N_("the file is larger than the {limit} limit")),
-        (r"^.* is not accepted; send .*$",
-         N_("this type of file is not accepted: send a photo (JPEG, PNG, WEBP, HEIC) or a PDF")),
-        (r"^the file is not a .*$",
-         N_("this type of file is not accepted: send a photo (JPEG, PNG, WEBP, HEIC) or a PDF")),
-        (r"^the file is .+ but was sent as .+$",
-         N_("the file's content does not match its type: send the photo or PDF itself")),
+        (
+            r"^the file is larger than the (?P<limit>[\w ]+) limit$",
+            N_("the file is larger than the {limit} limit"),
+        ),
+        (
+            r"^.* is not accepted; send .*$",
+            N_("this type of file is not accepted: send a photo (JPEG, PNG, WEBP, HEIC) or a PDF"),
+        ),
+        (
+            r"^the file is not a .*$",
+            N_("this type of file is not accepted: send a photo (JPEG, PNG, WEBP, HEIC) or a PDF"),
+        ),
+        (
+            r"^the file is .+ but was sent as .+$",
+            N_("the file's content does not match its type: send the photo or PDF itself"),
+        ),
         (r"^resume from byte (?P<n>\d+)$", N_("resume from byte {n}")),
-        (r"^(?P<received>\d+) of (?P<size>\d+) bytes have arrived$",
-         N_("{received} of {size} bytes have arrived")),
+        (
+            r"^(?P<received>\d+) of (?P<size>\d+) bytes have arrived$",
+            N_("{received} of {size} bytes have arrived"),
+        ),
         (r"^claim \S+ has no evidence \d+$", N_("there is no such document")),
         # Periods and collection.
-        (r"^the period of (?P<on>[\d-]+) locks at .* it cannot be closed before$",
-         N_("the period of {on} cannot be closed before its publicity day begins")),
-        (r"^period (?P<ref>\S+) is already closed; periods close in order$",
-         N_("period {ref} is already closed; periods close in order")),
-        (r"^close period (?P<ref>\S+) first(: its surplus carries into this one)?$",
-         N_("close period {ref} first")),
+        (
+            r"^the period of (?P<on>[\d-]+) locks at .* it cannot be closed before$",
+            N_("the period of {on} cannot be closed before its publicity day begins"),
+        ),
+        (
+            r"^period (?P<ref>\S+) is already closed; periods close in order$",
+            N_("period {ref} is already closed; periods close in order"),
+        ),
+        (
+            r"^close period (?P<ref>\S+) first(: its surplus carries into this one)?$",
+            N_("close period {ref} first"),
+        ),
         (r"^collect period (?P<ref>\S+) first$", N_("collect period {ref} first")),
         (r"^period (?P<ref>\S+) is still being closed$", N_("period {ref} is still being closed")),
         (r"^period (?P<ref>\S+) is not committed yet$", N_("period {ref} is not committed yet")),
         (r"^there is no period (?P<ref>\S+)$", N_("there is no period {ref}")),
-        (r"^(?P<on>[\d-]+) is not a publicity day of this plan.*$",
-         N_("{on} is not a publicity day of this plan")),
+        (
+            r"^(?P<on>[\d-]+) is not a publicity day of this plan.*$",
+            N_("{on} is not a publicity day of this plan"),
+        ),
         (r"^line (?P<n>\d+): .*$", N_("line {n} of the results file is not valid")),
-        (r"^membership \d+ was not charged in (?P<ref>\S+)$",
-         N_("this membership was not charged in {ref}")),
+        (
+            r"^membership \d+ was not charged in (?P<ref>\S+)$",
+            N_("this membership was not charged in {ref}"),
+        ),
         # Timeline notes the services write for the member.
-        (r"^approved subject to publicity from (?P<on>[\d-]+)$",
-         N_("approved subject to publicity from {on}")),
-        (r"^published for objections until (?P<at>[\d-]+ [\d:]+ UTC)$",
-         N_("published for objections until {at}")),
-        (r"^(?P<note>.+) — you may dispute this decision and ask for a member jury$",
-         N_("{note} — you may dispute this decision and ask for a member jury")),
-        (r"^jury: (?P<approve>\d+) approve, (?P<reject>\d+) reject, (?P<recused>\d+) recused$",
-         N_("jury: {approve} approve, {reject} reject, {recused} recused")),
-        (r"^too few jurors voted in (?P<rounds>\d+) rounds; staff will decide$",
-         N_("too few jurors voted in {rounds} rounds; staff will decide")),
+        (
+            r"^approved subject to publicity from (?P<on>[\d-]+)$",
+            N_("approved subject to publicity from {on}"),
+        ),
+        (
+            r"^published for objections until (?P<at>[\d-]+ [\d:]+ UTC)$",
+            N_("published for objections until {at}"),
+        ),
+        (
+            r"^(?P<note>.+) — you may dispute this decision and ask for a member jury$",
+            N_("{note} — you may dispute this decision and ask for a member jury"),
+        ),
+        (
+            r"^jury: (?P<approve>\d+) approve, (?P<reject>\d+) reject, (?P<recused>\d+) recused$",
+            N_("jury: {approve} approve, {reject} reject, {recused} recused"),
+        ),
+        (
+            r"^too few jurors voted in (?P<rounds>\d+) rounds; staff will decide$",
+            N_("too few jurors voted in {rounds} rounds; staff will decide"),
+        ),
     )
 )
 
@@ -316,8 +379,10 @@ class Lang:
         offset = local.utcoffset()
         hours = int(offset.total_seconds() // 3600) if offset else 0
         suffix = f"UTC{hours:+d}" if hours else "UTC"
-        return (f"{format_date(local.date(), 'long', locale=self.code)} "
-                f"{format_time(local, 'HH:mm', locale=self.code)} ({suffix})")
+        return (
+            f"{format_date(local.date(), 'long', locale=self.code)} "
+            f"{format_time(local, 'HH:mm', locale=self.code)} ({suffix})"
+        )
 
     def number(self, value: int) -> str:
         return f"{value:,}"
@@ -331,16 +396,21 @@ class Lang:
 
     # --- refusals ----------------------------------------------------------------------------
 
-    def explain(self, code: str, message: str, field: str | None,
-                rules: PlanRules | None = None) -> str:
+    def explain(
+        self, code: str, message: str, field: str | None, rules: PlanRules | None = None
+    ) -> str:
         """A service's refusal in the reader's language."""
         if code in _QUESTION_REFUSALS and field and field.startswith("health_answers."):
             question_code = field.split(".", 1)[1]
-            question = next((q for q in rules.health_questions if q.code == question_code),
-                            None) if rules else None
+            question = (
+                next((q for q in rules.health_questions if q.code == question_code), None)
+                if rules
+                else None
+            )
             if question is not None:
-                return self.gettext(_QUESTION_REFUSALS[code],
-                                    question=self.pick(question.text_zh, question.text_en))
+                return self.gettext(
+                    _QUESTION_REFUSALS[code], question=self.pick(question.text_zh, question.text_en)
+                )
         translated: str = self.translations.gettext(message)
         if translated != message:
             return translated
@@ -364,10 +434,16 @@ class Lang:
     def problems(self, error: Any, rules: PlanRules | None = None) -> list[Problem]:
         """Every refusal carried by a DomainError (enrollment lists all of them), translated."""
         listed: list[Mapping[str, Any]] = list(error.details.get("refusals", ())) or [
-            {"code": error.code, "message": error.message, "field": error.field}]
-        return [Problem(str(item["code"]), self.explain(str(item["code"]), str(item["message"]),
-                                                        item.get("field"), rules),
-                        item.get("field")) for item in listed]
+            {"code": error.code, "message": error.message, "field": error.field}
+        ]
+        return [
+            Problem(
+                str(item["code"]),
+                self.explain(str(item["code"]), str(item["message"]), item.get("field"), rules),
+                item.get("field"),
+            )
+            for item in listed
+        ]
 
 
 #: Names of states and codes shown to people (claim, membership, objection, jury).
@@ -399,12 +475,20 @@ STATE_NAMES: dict[str, str] = {
     "too_few_votes": N_("too few votes"),
 }
 
-RELATION_NAMES = {"self": N_("myself"), "spouse": N_("spouse"), "child": N_("child"),
-                  "parent": N_("parent")}
+RELATION_NAMES = {
+    "self": N_("myself"),
+    "spouse": N_("spouse"),
+    "child": N_("child"),
+    "parent": N_("parent"),
+}
 
-ROLE_NAMES = {"member": N_("member"), "reviewer": N_("reviewer"),
-              "investigator": N_("investigator"), "operator": N_("operator"),
-              "auditor": N_("auditor")}
+ROLE_NAMES = {
+    "member": N_("member"),
+    "reviewer": N_("reviewer"),
+    "investigator": N_("investigator"),
+    "operator": N_("operator"),
+    "auditor": N_("auditor"),
+}
 
 REASON_NAMES = {
     "not_covered_illness": N_("the illness is not covered by the plan"),
@@ -416,13 +500,24 @@ REASON_NAMES = {
     "criteria_not_met": N_("the illness does not meet the plan's definition"),
 }
 
-END_REASON_NAMES = {"left": N_("left the plan"), "removed_unpaid": N_("removed for an unpaid share"),
-                    "aged_out": N_("reached the exit age"),
-                    "severe_payout": N_("received a severe illness payout")}
+END_REASON_NAMES = {
+    "left": N_("left the plan"),
+    "removed_unpaid": N_("removed for an unpaid share"),
+    "aged_out": N_("reached the exit age"),
+    "severe_payout": N_("received a severe illness payout"),
+}
 
-CHOICE_NAMES = {"approve": N_("approve"), "reject": N_("reject"), "recuse": N_("recuse myself"),
-                "yes": N_("yes"), "no": N_("no"), "case_file": N_("the case file"),
-                "rumours": N_("rumours"), "sympathy": N_("sympathy"), "vote": N_("vote")}
+CHOICE_NAMES = {
+    "approve": N_("approve"),
+    "reject": N_("reject"),
+    "recuse": N_("recuse myself"),
+    "yes": N_("yes"),
+    "no": N_("no"),
+    "case_file": N_("the case file"),
+    "rumours": N_("rumours"),
+    "sympathy": N_("sympathy"),
+    "vote": N_("vote"),
+}
 
 SEX_NAMES = {"M": N_("male"), "F": N_("female")}
 
@@ -449,9 +544,15 @@ EVENT_NAMES = {
 }
 
 
-PAYMENT_NAMES = {"paid": N_("paid"), "due": N_("to be collected"), "unpaid": N_("not paid yet"),
-                 "paid_late": N_("paid late"), "written_off": N_("written off"),
-                 "excluded": N_("not charged (suspended)"), "nothing_due": N_("nothing to pay")}
+PAYMENT_NAMES = {
+    "paid": N_("paid"),
+    "due": N_("to be collected"),
+    "unpaid": N_("not paid yet"),
+    "paid_late": N_("paid late"),
+    "written_off": N_("written off"),
+    "excluded": N_("not charged (suspended)"),
+    "nothing_due": N_("nothing to pay"),
+}
 
 NOTIFICATION_NAMES = {
     "investigation_assigned": N_("a claim was assigned to you for investigation"),
@@ -459,12 +560,16 @@ NOTIFICATION_NAMES = {
     "objection_upheld": N_("your objection was upheld"),
     "objection_dismissed": N_("your objection was dismissed"),
     "jury_vote_open": N_("a jury vote is open: you can take part"),
-    "share_payment_failed": N_("collecting your share failed: top up or pay before the retry days end"),
+    "share_payment_failed": N_(
+        "collecting your share failed: top up or pay before the retry days end"
+    ),
     "membership_removed": N_("your membership was removed"),
     "membership_reinstated": N_("your membership was reinstated"),
     "prepaid_balance_low": N_("your prepaid balance is low: top it up"),
     "plan_wind_down_announced": N_("the plan announced its end: read what it means for you"),
-    "plan_cover_ended": N_("the plan's cover has ended; you can still claim for illness diagnosed before the end"),
+    "plan_cover_ended": N_(
+        "the plan's cover has ended; you can still claim for illness diagnosed before the end"
+    ),
     "plan_below_minimum": N_("the plan is below its minimum membership"),
     "fraud_flagged": N_("a proven fraud record was made against your account; you can appeal"),
     "fraud_appeal_upheld": N_("your appeal was upheld: the fraud record is revoked"),
@@ -477,4 +582,5 @@ def named(lang: Lang, names: Mapping[str, str]) -> Callable[[str | None], str]:
         if code is None:
             return ""
         return lang.gettext(names[code]) if code in names else code
+
     return lookup

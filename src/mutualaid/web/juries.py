@@ -30,8 +30,13 @@ def jury_home(page: Page) -> HTMLResponse:
     actor = page.need(Role.MEMBER)
     plan_codes = sorted({c.plan_code for c in family_coverage(page.ctx, actor) if c.active})
     open_votes = [vote for code in plan_codes for vote in open_votes_for(page.ctx, actor, code)]
-    return render(page, "juries/home.html", certified_at=certified_at(page.ctx, actor),
-                  open_votes=open_votes, votes=votes_cast_by(page.ctx, actor))
+    return render(
+        page,
+        "juries/home.html",
+        certified_at=certified_at(page.ctx, actor),
+        open_votes=open_votes,
+        votes=votes_cast_by(page.ctx, actor),
+    )
 
 
 @router.get("/jury/certification")
@@ -46,8 +51,14 @@ def certification(page: Page) -> Response:
     quiz = certification_quiz()
     result = certify_juror(page.ctx, actor, {q["code"]: page.text(q["code"]) for q in quiz})
     if not result.passed:
-        return render(page, "juries/certification.html", status_code=422, quiz=quiz,
-                      wrong=result.wrong, values=page.values())
+        return render(
+            page,
+            "juries/certification.html",
+            status_code=422,
+            quiz=quiz,
+            wrong=result.wrong,
+            values=page.values(),
+        )
     return redirect("/jury", ok="certified")
 
 
@@ -71,8 +82,11 @@ def case(jury_case_id: int, page: Page) -> HTMLResponse:
 def vote(jury_case_id: int, page: Page) -> Response:
     actor = page.need(Role.MEMBER)
     choice = page.text("choice")
-    answers = {key.removeprefix("quiz."): value for key, value in page.values().items()
-               if key.startswith("quiz.")}
+    answers = {
+        key.removeprefix("quiz."): value
+        for key, value in page.values().items()
+        if key.startswith("quiz.")
+    }
     try:
         cast_vote(page.ctx, actor, jury_case_id, choice, answers)
     except DomainError as error:

@@ -36,6 +36,7 @@ def _home_for(page: PageState, role: Role) -> str:
 
 # --- accounts -------------------------------------------------------------------------------------
 
+
 @router.get("/register")
 def register_form(page: Page) -> HTMLResponse:
     return render(page, "members/register.html")
@@ -47,8 +48,13 @@ def register(page: Page) -> Response:
     try:
         if password != page.raw("password_again"):
             raise DomainError("passwords_differ", "the two passwords differ", "password_again")
-        register_account(page.ctx, phone, password, display_name=page.text("display_name") or None,
-                         locale=page.lang.code)
+        register_account(
+            page.ctx,
+            phone,
+            password,
+            display_name=page.text("display_name") or None,
+            locale=page.lang.code,
+        )
         issued = log_in(page.ctx, phone, password)
     except DomainError as error:
         return render_form(page, "members/register.html", error)
@@ -58,7 +64,9 @@ def register(page: Page) -> Response:
 
 @router.get("/login")
 def login_form(page: Page) -> HTMLResponse:
-    return render(page, "members/login.html", next=safe_next(page.request.query_params.get("next"), ""))
+    return render(
+        page, "members/login.html", next=safe_next(page.request.query_params.get("next"), "")
+    )
 
 
 @router.post("/login")
@@ -86,6 +94,7 @@ def logout(page: Page) -> Response:
 
 # --- my cover -------------------------------------------------------------------------------------
 
+
 @router.get("/me")
 def me(page: Page) -> HTMLResponse:
     actor = page.need()
@@ -95,10 +104,13 @@ def me(page: Page) -> HTMLResponse:
 
 
 def _my_page(page: PageState, actor: Actor) -> dict[str, Any]:
-    return {"coverage": family_coverage(page.ctx, actor),
-            "claims": claims_reported_by(page.ctx, actor),
-            "objections": objections_filed_by(page.ctx, actor), "plans": list_plans(page.ctx),
-            "fraud_records": my_fraud_records(page.ctx, actor)}
+    return {
+        "coverage": family_coverage(page.ctx, actor),
+        "claims": claims_reported_by(page.ctx, actor),
+        "objections": objections_filed_by(page.ctx, actor),
+        "plans": list_plans(page.ctx),
+        "fraud_records": my_fraud_records(page.ctx, actor),
+    }
 
 
 @router.post("/me/fraud-records/{record_id}/appeal")
@@ -113,10 +125,17 @@ def appeal(record_id: int, page: Page) -> Response:
 
 def _enrollment_context(page: PageState, code: str) -> dict[str, Any]:
     view, rules = plan_rules(page.ctx, code)
-    has_self = any(c.relation is Relation.SELF and c.active
-                   for c in family_coverage(page.ctx, page.need(Role.MEMBER)))
-    return {"plan": view, "rules": rules, "zone": rules.zone, "has_self": has_self,
-            "relations": [r for r in Relation if not (has_self and r is Relation.SELF)]}
+    has_self = any(
+        c.relation is Relation.SELF and c.active
+        for c in family_coverage(page.ctx, page.need(Role.MEMBER))
+    )
+    return {
+        "plan": view,
+        "rules": rules,
+        "zone": rules.zone,
+        "has_self": has_self,
+        "relations": [r for r in Relation if not (has_self and r is Relation.SELF)],
+    }
 
 
 @router.get("/plans/{code}/join")
@@ -140,10 +159,18 @@ def join(code: str, page: Page) -> Response:
     except ValueError:
         relation = Relation.SELF
     try:
-        enroll_member(page.ctx, actor, code, EnrollmentRequest(
-            full_name=page.text("full_name"), id_number=page.text("id_number"),
-            relation=relation, health_answers=answers),
-            idempotency_key=page.text("form_key") or None)
+        enroll_member(
+            page.ctx,
+            actor,
+            code,
+            EnrollmentRequest(
+                full_name=page.text("full_name"),
+                id_number=page.text("id_number"),
+                relation=relation,
+                health_answers=answers,
+            ),
+            idempotency_key=page.text("form_key") or None,
+        )
     except DomainError as error:
         return render_form(page, "members/join.html", error, **context)
     return redirect("/me", ok="enrolled")
@@ -152,8 +179,14 @@ def join(code: str, page: Page) -> Response:
 @router.get("/me/memberships/{membership_id}/leave")
 def leave_form(membership_id: int, page: Page) -> Response:
     actor = page.need(Role.MEMBER)
-    coverage = next((c for c in family_coverage(page.ctx, actor)
-                     if c.membership_id == membership_id and c.active), None)
+    coverage = next(
+        (
+            c
+            for c in family_coverage(page.ctx, actor)
+            if c.membership_id == membership_id and c.active
+        ),
+        None,
+    )
     if coverage is None:
         return redirect("/me")
     return render(page, "members/leave.html", coverage=coverage)
@@ -163,13 +196,23 @@ def leave_form(membership_id: int, page: Page) -> Response:
 def leave(membership_id: int, page: Page) -> Response:
     actor = page.need(Role.MEMBER)
     if page.text("confirm") != "yes":
-        coverage = next((c for c in family_coverage(page.ctx, actor)
-                         if c.membership_id == membership_id), None)
-        return render_form(page, "members/leave.html",
-                           DomainError("confirm_required", "tick the box to confirm", "confirm"),
-                           coverage=coverage)
-    change(page.ctx, actor, membership_id, MembershipEvent.LEAVE,
-           reason=page.text("reason") or None, idempotency_key=page.text("form_key") or None)
+        coverage = next(
+            (c for c in family_coverage(page.ctx, actor) if c.membership_id == membership_id), None
+        )
+        return render_form(
+            page,
+            "members/leave.html",
+            DomainError("confirm_required", "tick the box to confirm", "confirm"),
+            coverage=coverage,
+        )
+    change(
+        page.ctx,
+        actor,
+        membership_id,
+        MembershipEvent.LEAVE,
+        reason=page.text("reason") or None,
+        idempotency_key=page.text("form_key") or None,
+    )
     return redirect("/me", ok="left")
 
 
@@ -183,8 +226,14 @@ def statement(page: Page) -> HTMLResponse:
 def charge_check(membership_id: int, publicity_on: date, page: Page) -> HTMLResponse:
     """The member's proof that their charge is one entry of the committed charges, checked."""
     actor = page.need(Role.MEMBER)
-    plan_code = next((s.plan_code for s in account_statements(page.ctx, actor)
-                      if s.membership_id == membership_id), None)
+    plan_code = next(
+        (
+            s.plan_code
+            for s in account_statements(page.ctx, actor)
+            if s.membership_id == membership_id
+        ),
+        None,
+    )
     if plan_code is None:
         raise NotFound("membership_not_found", f"there is no membership {membership_id}")
     proof = charge_proof(page.ctx, actor, membership_id, plan_code, publicity_on)
@@ -193,8 +242,9 @@ def charge_check(membership_id: int, publicity_on: date, page: Page) -> HTMLResp
         failure = None
     except (VerificationError, DomainError) as error:
         failure = error.message
-    return render(page, "members/charge_proof.html", proof=proof, failure=failure,
-                  plan_code=plan_code)
+    return render(
+        page, "members/charge_proof.html", proof=proof, failure=failure, plan_code=plan_code
+    )
 
 
 @router.get("/me/data.json")
@@ -203,15 +253,21 @@ def my_data(page: Page) -> Response:
     and the proofs that tie them to the public log."""
     actor = page.need()
     body = json.dumps(member_record(page.ctx, actor), ensure_ascii=False, indent=2)
-    return Response(body, media_type="application/json", headers={
-        "Content-Disposition": 'attachment; filename="my-mutualaid-data.json"'})
+    return Response(
+        body,
+        media_type="application/json",
+        headers={"Content-Disposition": 'attachment; filename="my-mutualaid-data.json"'},
+    )
 
 
 @router.get("/me/data.csv")
 def my_data_csv(page: Page) -> Response:
     actor = page.need()
-    return Response(member_record_csv(member_record(page.ctx, actor)), media_type="text/csv",
-                    headers={"Content-Disposition": 'attachment; filename="my-mutualaid-data.csv"'})
+    return Response(
+        member_record_csv(member_record(page.ctx, actor)),
+        media_type="text/csv",
+        headers={"Content-Disposition": 'attachment; filename="my-mutualaid-data.csv"'},
+    )
 
 
 @router.get("/me/notifications")

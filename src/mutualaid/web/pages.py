@@ -68,7 +68,8 @@ SECURITY_HEADERS = {
     "Content-Security-Policy": (
         "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
         "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; "
-        "object-src 'none'"),
+        "object-src 'none'"
+    ),
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
     "Referrer-Policy": "same-origin",
@@ -93,7 +94,9 @@ def context_for(page: PageState, extra: dict[str, Any]) -> dict[str, Any]:
         "dt": lambda value, z=None: lang.datetime(value, z or zone),
         "number": lang.number,
         "size": lang.size,
-        "tier_name": lambda tier: lang.gettext("severe") if tier == "severe" else lang.gettext("mild"),
+        "tier_name": lambda tier: (
+            lang.gettext("severe") if tier == "severe" else lang.gettext("mild")
+        ),
         "state_name": i18n.named(lang, i18n.STATE_NAMES),
         "relation_name": i18n.named(lang, i18n.RELATION_NAMES),
         "role_name": i18n.named(lang, i18n.ROLE_NAMES),
@@ -110,8 +113,8 @@ def context_for(page: PageState, extra: dict[str, Any]) -> dict[str, Any]:
         "form_key": lambda: secrets.token_urlsafe(16),
         "confirmation": lang.gettext(CONFIRMATIONS[ok]) if ok in CONFIRMATIONS else None,
         "locales": i18n.LOCALE_NAMES,
-        "here": page.request.url.path + (f"?{page.request.url.query}"
-                                         if page.request.url.query else ""),
+        "here": page.request.url.path
+        + (f"?{page.request.url.query}" if page.request.url.query else ""),
         "switch_lang": lambda code: _switch_url(page, code),
         "zone": zone,
         "unread": unread_count(page.ctx, page.actor.account_id) if page.actor else 0,
@@ -126,12 +129,19 @@ def _switch_url(page: PageState, code: str) -> str:
 
 
 def render(page: PageState, template: str, status_code: int = 200, **extra: Any) -> HTMLResponse:
-    return templates.TemplateResponse(page.request, template, context_for(page, extra),
-                                      status_code=status_code)
+    return templates.TemplateResponse(
+        page.request, template, context_for(page, extra), status_code=status_code
+    )
 
 
-def render_form(page: PageState, template: str, error: DomainError, *,
-                rules: PlanRules | None = None, **extra: Any) -> HTMLResponse:
+def render_form(
+    page: PageState,
+    template: str,
+    error: DomainError,
+    *,
+    rules: PlanRules | None = None,
+    **extra: Any,
+) -> HTMLResponse:
     """Show a form again with the refusal next to the field it names, and what was typed."""
     problems = page.lang.problems(error, rules)
     by_field: dict[str, list[str]] = {}
@@ -140,8 +150,15 @@ def render_form(page: PageState, template: str, error: DomainError, *,
     status = 429 if error.status == 429 else 422
     if rules is not None:
         extra["rules"] = rules
-    return render(page, template, status_code=status, problems=problems, errors=by_field,
-                  values=page.values(), **extra)
+    return render(
+        page,
+        template,
+        status_code=status,
+        problems=problems,
+        errors=by_field,
+        values=page.values(),
+        **extra,
+    )
 
 
 def chosen_plan(page: PageState, plans: Sequence[PlanSummary]) -> str:
@@ -161,16 +178,27 @@ def redirect(url: str, ok: str | None = None) -> RedirectResponse:
 def _error_page(request: Request, error: DomainError) -> Response:
     page: PageState | None = request.scope.get(PAGE_KEY)
     if page is None:
-        return HTMLResponse(f"<!doctype html><title>{error.status}</title><p>{error.code}</p>",
-                            status_code=error.status)
+        return HTMLResponse(
+            f"<!doctype html><title>{error.status}</title><p>{error.code}</p>",
+            status_code=error.status,
+        )
     lang = page.lang
-    titles = {401: i18n.N_("Please log in"), 403: i18n.N_("Not allowed"),
-              404: i18n.N_("Not found"), 429: i18n.N_("Too many attempts")}
+    titles = {
+        401: i18n.N_("Please log in"),
+        403: i18n.N_("Not allowed"),
+        404: i18n.N_("Not found"),
+        429: i18n.N_("Too many attempts"),
+    }
     fallback = i18n.N_("That did not work")
     title = lang.gettext(titles.get(error.status, fallback))
-    return render(page, "error.html", status_code=error.status, title=title,
-                  message=lang.explain(error.code, error.message, error.field),
-                  error_code=error.code)
+    return render(
+        page,
+        "error.html",
+        status_code=error.status,
+        title=title,
+        message=lang.explain(error.code, error.message, error.field),
+        error_code=error.code,
+    )
 
 
 class PageRoute(APIRoute):
@@ -190,12 +218,17 @@ class PageRoute(APIRoute):
                 response = await run_in_threadpool(_error_page, request, error)
             except RequestValidationError:
                 response = await run_in_threadpool(
-                    _error_page, request, NotFound("not_found", "there is no such page"))
+                    _error_page, request, NotFound("not_found", "there is no such page")
+                )
             except Exception:
                 log.exception("page_error", path=request.url.path)
                 response = await run_in_threadpool(
-                    _error_page, request, DomainError("internal_error", "something went wrong on "
-                                                      "our side; nothing was changed"))
+                    _error_page,
+                    request,
+                    DomainError(
+                        "internal_error", "something went wrong on our side; nothing was changed"
+                    ),
+                )
                 response.status_code = 500
             finally:
                 page: PageState | None = request.scope.get(PAGE_KEY)
@@ -212,6 +245,9 @@ class PageRoute(APIRoute):
 
 def page_router() -> APIRouter:
     """A router for web pages: HTML errors, CSRF on every unsafe request, not in the API docs."""
-    return APIRouter(route_class=PageRoute, include_in_schema=False,
-                     dependencies=[Depends(page_state), Depends(csrf_protect)],
-                     default_response_class=HTMLResponse)
+    return APIRouter(
+        route_class=PageRoute,
+        include_in_schema=False,
+        dependencies=[Depends(page_state), Depends(csrf_protect)],
+        default_response_class=HTMLResponse,
+    )

@@ -39,8 +39,14 @@ def plan(code: str, page: Page) -> HTMLResponse:
 @router.get("/notices")
 def all_notices(page: Page) -> HTMLResponse:
     plans = list_plans(page.ctx)
-    current = [(summary, plan_rules(page.ctx, summary.plan.code)[1],
-                cases_in_publicity(page.ctx, summary.plan.code)) for summary in plans]
+    current = [
+        (
+            summary,
+            plan_rules(page.ctx, summary.plan.code)[1],
+            cases_in_publicity(page.ctx, summary.plan.code),
+        )
+        for summary in plans
+    ]
     return render(page, "public/notices_all.html", current=current)
 
 
@@ -48,39 +54,74 @@ def all_notices(page: Page) -> HTMLResponse:
 def notices(code: str, page: Page) -> HTMLResponse:
     view, rules = plan_rules(page.ctx, code)
     current = cases_in_publicity(page.ctx, code)
-    return render(page, "public/notices.html", plan=view, rules=rules, zone=rules.zone,
-                  current=current, current_aid=sum(c.payout_fen for c in current),
-                  days=notice_days(page.ctx, code), periods=closed_periods(page, code))
+    return render(
+        page,
+        "public/notices.html",
+        plan=view,
+        rules=rules,
+        zone=rules.zone,
+        current=current,
+        current_aid=sum(c.payout_fen for c in current),
+        days=notice_days(page.ctx, code),
+        periods=closed_periods(page, code),
+    )
 
 
 def closed_periods(page: PageState, code: str) -> list[PeriodView]:
-    return [p for p in list_periods(page.ctx, code, limit=48)
-            if reached(PeriodState(p.state), PeriodState.COMPUTED)]
+    return [
+        p
+        for p in list_periods(page.ctx, code, limit=48)
+        if reached(PeriodState(p.state), PeriodState.COMPUTED)
+    ]
 
 
 @router.get("/plans/{code}/periods/{publicity_on}")
 def period(code: str, publicity_on: date, page: Page) -> HTMLResponse:
     """A closed period's notice: its cases (anonymised), the figures, and the arithmetic."""
     view, rules = plan_rules(page.ctx, code)
-    return render(page, "public/period.html", plan=view, rules=rules, zone=rules.zone,
-                  notice=period_notice(page.ctx, code, publicity_on))
+    return render(
+        page,
+        "public/period.html",
+        plan=view,
+        rules=rules,
+        zone=rules.zone,
+        notice=period_notice(page.ctx, code, publicity_on),
+    )
 
 
 @router.get("/plans/{code}/notices/{published_on}")
 def notice(code: str, published_on: date, page: Page) -> HTMLResponse:
     view, rules = plan_rules(page.ctx, code)
-    return render(page, "public/notice.html", plan=view, rules=rules, zone=rules.zone,
-                  notice=notice_of(page.ctx, code, published_on))
+    return render(
+        page,
+        "public/notice.html",
+        plan=view,
+        rules=rules,
+        zone=rules.zone,
+        notice=notice_of(page.ctx, code, published_on),
+    )
 
 
 @router.get("/plans/{code}/statistics")
 def statistics(code: str, page: Page) -> HTMLResponse:
     view, rules = plan_rules(page.ctx, code)
-    shares = [{"label": page.lang.date(p.publicity_on), "share_fen": p.share_fen or 0,
-               "cases": p.case_count or 0, "members": p.member_count or 0}
-              for p in reversed(closed_periods(page, code))]
-    return render(page, "public/statistics.html", plan=view, rules=rules,
-                  stats=plan_statistics(page.ctx, code), shares=shares[-24:])
+    shares = [
+        {
+            "label": page.lang.date(p.publicity_on),
+            "share_fen": p.share_fen or 0,
+            "cases": p.case_count or 0,
+            "members": p.member_count or 0,
+        }
+        for p in reversed(closed_periods(page, code))
+    ]
+    return render(
+        page,
+        "public/statistics.html",
+        plan=view,
+        rules=rules,
+        stats=plan_statistics(page.ctx, code),
+        shares=shares[-24:],
+    )
 
 
 @router.get("/transparency")
@@ -93,8 +134,13 @@ def verify_bundle_file(subject_type: str, subject_ref: str, page: Page) -> Respo
     if subject_type not in ("claim", "period"):
         raise NotFound("no_such_subject", "there is no such page")
     bundle = proof_bundle(page.ctx, subject_type, subject_ref)
-    return Response(bundle.to_json(), media_type="application/json", headers={
-        "Content-Disposition": f'attachment; filename="{bundle_file_name(subject_type, subject_ref)}"'})
+    return Response(
+        bundle.to_json(),
+        media_type="application/json",
+        headers={
+            "Content-Disposition": f'attachment; filename="{bundle_file_name(subject_type, subject_ref)}"'
+        },
+    )
 
 
 @router.get("/verify/{subject_type}/{subject_ref:path}")
@@ -106,9 +152,15 @@ def verify(subject_type: str, subject_ref: str, page: Page) -> HTMLResponse:
     try:
         bundle = proof_bundle(page.ctx, subject_type, subject_ref)
     except DomainError as error:
-        return render(page, "public/verify.html", status_code=error.status,
-                      subject_type=subject_type, subject_ref=subject_ref, bundle=None,
-                      unavailable=page.lang.explain(error.code, error.message, error.field))
+        return render(
+            page,
+            "public/verify.html",
+            status_code=error.status,
+            subject_type=subject_type,
+            subject_ref=subject_ref,
+            bundle=None,
+            unavailable=page.lang.explain(error.code, error.message, error.field),
+        )
     report = verify_subject_bundle(bundle)
     leaves: list[tuple[int, str, list[tuple[str, str]]]] = []
     for entry in bundle.entries:
@@ -117,11 +169,24 @@ def verify(subject_type: str, subject_ref: str, page: Page) -> HTMLResponse:
         except LeafError:  # shown as undecodable; the checks above still ran
             leaves.append((entry.leaf_index, "?", []))
             continue
-        leaves.append((entry.leaf_index, leaf.type,
-                       [(key, _leaf_value(page, key, value)) for key, value in leaf.fields.items()]))
-    return render(page, "public/verify.html", subject_type=subject_type, subject_ref=subject_ref,
-                  bundle=bundle, report=report, leaves=leaves, unavailable=None,
-                  file_name=bundle_file_name(subject_type, subject_ref))
+        leaves.append(
+            (
+                entry.leaf_index,
+                leaf.type,
+                [(key, _leaf_value(page, key, value)) for key, value in leaf.fields.items()],
+            )
+        )
+    return render(
+        page,
+        "public/verify.html",
+        subject_type=subject_type,
+        subject_ref=subject_ref,
+        bundle=bundle,
+        report=report,
+        leaves=leaves,
+        unavailable=None,
+        file_name=bundle_file_name(subject_type, subject_ref),
+    )
 
 
 def _leaf_value(page: PageState, key: str, value: object) -> str:

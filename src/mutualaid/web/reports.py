@@ -46,15 +46,21 @@ def reports(page: Page) -> HTMLResponse:
     params = page.request.query_params
     code = chosen_plan(page, plans)
     shown: dict[str, Any] = {
-        "plans": plans, "plan_code": code, "report": None,
+        "plans": plans,
+        "plan_code": code,
+        "report": None,
         "filters": {"from_on": params.get("from_on", ""), "to_on": params.get("to_on", "")},
-        "column_chart": column_chart, "bar_groups": bar_groups, "ratio": _ratio, "days": _days,
+        "column_chart": column_chart,
+        "bar_groups": bar_groups,
+        "ratio": _ratio,
+        "days": _days,
     }
     if not code:
         return render(page, "staff/reports.html", **shown)
     try:
-        report = plan_report(page.ctx, actor, code, from_on=_day(page, "from_on"),
-                             to_on=_day(page, "to_on"))
+        report = plan_report(
+            page.ctx, actor, code, from_on=_day(page, "from_on"), to_on=_day(page, "to_on")
+        )
     except DomainError as error:
         if error.status == 404:
             raise

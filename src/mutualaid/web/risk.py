@@ -37,8 +37,12 @@ router = page_router()
 def risk_panel(page: PageState, ref: str) -> dict[str, Any]:
     """What the case file's risk panel shows (called from the template)."""
     actor = page.need(*STAFF)
-    return {"risk": claim_risk(page.ctx, actor, ref), "can_feedback": actor.role in FEEDBACK_ROLES,
-            "can_route": actor.role in DECIDERS, "is_operator": actor.role is Role.OPERATOR}
+    return {
+        "risk": claim_risk(page.ctx, actor, ref),
+        "can_feedback": actor.role in FEEDBACK_ROLES,
+        "can_route": actor.role in DECIDERS,
+        "is_operator": actor.role is Role.OPERATOR,
+    }
 
 
 templates.env.globals["risk_panel"] = risk_panel
@@ -47,15 +51,30 @@ templates.env.globals["risk_panel"] = risk_panel
 @router.post("/staff/claims/{ref}/risk/feedback")
 def feedback(ref: str, page: Page) -> Response:
     actor = page.need(*FEEDBACK_ROLES)
-    return _step(page, ref, lambda: record_feedback(
-        page.ctx, actor, ref, page.text("signal"), page.text("useful") == "yes", page.text("note")))
+    return _step(
+        page,
+        ref,
+        lambda: record_feedback(
+            page.ctx,
+            actor,
+            ref,
+            page.text("signal"),
+            page.text("useful") == "yes",
+            page.text("note"),
+        ),
+    )
 
 
 @router.post("/staff/claims/{ref}/risk/route")
 def route(ref: str, page: Page) -> Response:
     actor = page.need(*DECIDERS)
-    return _step(page, ref, lambda: route_investigation(
-        page.ctx, actor, ref, idempotency_key=page.text("form_key") or None))
+    return _step(
+        page,
+        ref,
+        lambda: route_investigation(
+            page.ctx, actor, ref, idempotency_key=page.text("form_key") or None
+        ),
+    )
 
 
 @router.post("/staff/claims/{ref}/fraud-record")
@@ -65,6 +84,7 @@ def flag(ref: str, page: Page) -> Response:
 
 
 # --- the linked-claims graph --------------------------------------------------------------------
+
 
 @dataclass(frozen=True, slots=True)
 class PlacedNode:
@@ -109,11 +129,27 @@ def layout(graph: ClaimGraph) -> tuple[list[PlacedNode], list[PlacedEdge]]:
         else:
             angle = 2 * math.pi * others.index(node) / max(len(others), 1) - math.pi / 2
             x, y = middle + radius * math.cos(angle), middle + radius * math.sin(angle)
-        placed[node.ref] = PlacedNode(node.ref, node.state, node.score, node.center, round(x, 1),
-                                      round(y, 1), _colour(node.score))
-    edges = [PlacedEdge(placed[e.source].x, placed[e.source].y, placed[e.target].x,
-                        placed[e.target].y, ", ".join(e.kinds), e.source, e.target)
-             for e in graph.edges]
+        placed[node.ref] = PlacedNode(
+            node.ref,
+            node.state,
+            node.score,
+            node.center,
+            round(x, 1),
+            round(y, 1),
+            _colour(node.score),
+        )
+    edges = [
+        PlacedEdge(
+            placed[e.source].x,
+            placed[e.source].y,
+            placed[e.target].x,
+            placed[e.target].y,
+            ", ".join(e.kinds),
+            e.source,
+            e.target,
+        )
+        for e in graph.edges
+    ]
     return list(placed.values()), edges
 
 
@@ -126,14 +162,19 @@ def graph(ref: str, page: Page) -> HTMLResponse:
 
 # --- the operator's risk desk --------------------------------------------------------------------
 
+
 def _desk_context(page: PageState) -> dict[str, Any]:
     actor = page.need(*DESK)
     plans = list_plans(page.ctx)
     code = chosen_plan(page, plans)
-    return {"plans": plans, "plan_code": code,
-            "figures": risk_operations(page.ctx, actor, code) if code else None,
-            "weights": weight_report(page.ctx, actor, code or None),
-            "appeals": pending_appeals(page.ctx, actor), "is_operator": actor.role is Role.OPERATOR}
+    return {
+        "plans": plans,
+        "plan_code": code,
+        "figures": risk_operations(page.ctx, actor, code) if code else None,
+        "weights": weight_report(page.ctx, actor, code or None),
+        "appeals": pending_appeals(page.ctx, actor),
+        "is_operator": actor.role is Role.OPERATOR,
+    }
 
 
 @router.get("/staff/risk")
@@ -145,8 +186,13 @@ def desk(page: Page) -> HTMLResponse:
 def appeal_decision(appeal_id: int, page: Page) -> Response:
     actor = page.need(Role.OPERATOR)
     try:
-        decide_appeal(page.ctx, actor, appeal_id, uphold=page.text("outcome") == "uphold",
-                      note=page.text("note"))
+        decide_appeal(
+            page.ctx,
+            actor,
+            appeal_id,
+            uphold=page.text("outcome") == "uphold",
+            note=page.text("note"),
+        )
     except DomainError as error:
         return render_form(page, "staff/risk.html", error, **_desk_context(page))
     return redirect("/staff/risk", ok="done")

@@ -79,8 +79,10 @@ class PageState:
         if self.actor is None:
             raise LoginRequired()
         if roles and self.actor.role not in roles:
-            raise Forbidden("forbidden", f"this needs the role {', '.join(sorted(roles))}; "
-                            f"you are {self.actor.role}")
+            raise Forbidden(
+                "forbidden",
+                f"this needs the role {', '.join(sorted(roles))}; you are {self.actor.role}",
+            )
         return self.actor
 
     @property
@@ -109,8 +111,9 @@ class PageState:
 
     # --- cookies -------------------------------------------------------------------------------
 
-    def set_cookie(self, name: str, value: str, *, max_age: int | None = None,
-                   http_only: bool = True) -> None:
+    def set_cookie(
+        self, name: str, value: str, *, max_age: int | None = None, http_only: bool = True
+    ) -> None:
         self.cookies.append((name, value, {"max_age": max_age, "httponly": http_only}))
 
     def delete_cookie(self, name: str) -> None:
@@ -126,11 +129,17 @@ class PageState:
         secure = is_secure_origin(self.request)
         for name, value, options in self.cookies:
             if value is None:
-                response.delete_cookie(name, path="/", secure=secure, httponly=True,
-                                       samesite="lax")
+                response.delete_cookie(name, path="/", secure=secure, httponly=True, samesite="lax")
             else:
-                response.set_cookie(name, value, max_age=options["max_age"], path="/",
-                                    secure=secure, httponly=options["httponly"], samesite="lax")
+                response.set_cookie(
+                    name,
+                    value,
+                    max_age=options["max_age"],
+                    path="/",
+                    secure=secure,
+                    httponly=options["httponly"],
+                    samesite="lax",
+                )
 
 
 def _client_address(request: Request) -> str:
@@ -162,13 +171,22 @@ def page_state(request: Request, ctx: Context) -> PageState:
         except Unauthenticated:
             actor, account = None, None
             pending.append((SESSION_COOKIE, None, {}))
-    state = PageState(request=request, ctx=ctx, lang=lang, actor=actor, account=account,
-                      csrf_token=csrf_token_for(ctx, nonce, session_token if actor else None),
-                      session_token=session_token if actor else None, cookies=pending)
+    state = PageState(
+        request=request,
+        ctx=ctx,
+        lang=lang,
+        actor=actor,
+        account=account,
+        csrf_token=csrf_token_for(ctx, nonce, session_token if actor else None),
+        session_token=session_token if actor else None,
+        cookies=pending,
+    )
     # The CSRF check compares with the cookies as they came in (a fresh nonce never matches).
     state.request.scope["mutualaid.csrf_expected"] = (
         csrf_token_for(ctx, request.cookies[CSRF_COOKIE], session_token if actor else None)
-        if request.cookies.get(CSRF_COOKIE) else None)
+        if request.cookies.get(CSRF_COOKIE)
+        else None
+    )
     request.scope[PAGE_KEY] = state
     return state
 
@@ -189,8 +207,11 @@ async def csrf_protect(request: Request, page: Page) -> None:
             submitted = submitted or field_value
     expected = request.scope.get("mutualaid.csrf_expected")
     if not expected or not submitted or not hmac.compare_digest(expected, submitted):
-        raise Forbidden("csrf_failed", "this form has expired: go back, reload the page and try "
-                        "again", "csrf_token")
+        raise Forbidden(
+            "csrf_failed",
+            "this form has expired: go back, reload the page and try again",
+            "csrf_token",
+        )
 
 
 def client_address(page: PageState) -> str:
@@ -202,7 +223,12 @@ def safe_next(target: str | None, default: str = "/") -> str:
     if not target:
         return default
     parts = urlsplit(target)
-    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//") \
-            or "\\" in target:
+    if (
+        parts.scheme
+        or parts.netloc
+        or not target.startswith("/")
+        or target.startswith("//")
+        or "\\" in target
+    ):
         return default
     return target

@@ -61,9 +61,14 @@ def _asked(params: Mapping[str, str], plans: list[str]) -> ConsoleForecast:
     except ValueError:
         raise DomainError("invalid_churn", "enter a number such as 1 or 1.5", "churn") from None
     return ConsoleForecast(
-        plan_code=code, periods=_number(params, "periods", 48),
-        scenarios=_number(params, "scenarios", 50), seed=_number(params, "seed", 1),
-        rule=SharingRule(rule) if rule else None, ramp=params.get("ramp") or "xhb", churn=churn)
+        plan_code=code,
+        periods=_number(params, "periods", 48),
+        scenarios=_number(params, "scenarios", 50),
+        seed=_number(params, "seed", 1),
+        rule=SharingRule(rule) if rule else None,
+        ramp=params.get("ramp") or "xhb",
+        churn=churn,
+    )
 
 
 def run_forecast(page: PageState, asked: ConsoleForecast) -> SimulationResult:
@@ -79,14 +84,21 @@ def _charts(page: PageState, result: SimulationResult) -> list[tuple[str, Markup
         (lang.gettext("Share per member (yuan)"), "share_fen", lambda v: format_yuan(round(v))),
         (lang.gettext("Cases published"), "cases", lambda v: f"{v:,.0f}"),
     ]
-    return [(title, band_chart(title, days, result.percentiles(name), fmt))
-            for title, name, fmt in charts]
+    return [
+        (title, band_chart(title, days, result.percentiles(name), fmt))
+        for title, name, fmt in charts
+    ]
 
 
 def _context(page: PageState) -> dict[str, Any]:
     plans = list_plans(page.ctx)
-    return {"plans": plans, "rules_list": [str(r) for r in SharingRule], "ramps": list(RAMPS),
-            "max_scenarios": MAX_WEB_SCENARIOS, "max_periods": MAX_WEB_PERIODS}
+    return {
+        "plans": plans,
+        "rules_list": [str(r) for r in SharingRule],
+        "ramps": list(RAMPS),
+        "max_scenarios": MAX_WEB_SCENARIOS,
+        "max_periods": MAX_WEB_PERIODS,
+    }
 
 
 @router.get("/staff/simulate")
@@ -104,22 +116,39 @@ def simulate_page(page: Page) -> HTMLResponse:
         return _refused(page, error, values, context)
     totals = result["charged_fen"].sum(axis=1)
     query = urlencode({**values, "run": "1"})
-    return render(page, "staff/simulate.html", values=values, result=result, asked=asked,
-                  charts=_charts(page, result), csv_url=f"/staff/simulate/periods.csv?{query}",
-                  charged_p50=int(np.percentile(totals, 50, method="inverted_cdf")),
-                  rule=str(result.settings.rule), **context)
+    return render(
+        page,
+        "staff/simulate.html",
+        values=values,
+        result=result,
+        asked=asked,
+        charts=_charts(page, result),
+        csv_url=f"/staff/simulate/periods.csv?{query}",
+        charged_p50=int(np.percentile(totals, 50, method="inverted_cdf")),
+        rule=str(result.settings.rule),
+        **context,
+    )
 
 
-def _refused(page: PageState, error: DomainError, values: dict[str, str],
-             context: dict[str, Any]) -> HTMLResponse:
+def _refused(
+    page: PageState, error: DomainError, values: dict[str, str], context: dict[str, Any]
+) -> HTMLResponse:
     """The form again, with the refusal next to its field and what was typed (a GET form, so
     `pages.render_form`, which reads a POSTed form, does not fit)."""
     problems = page.lang.problems(error)
     errors: dict[str, list[str]] = {}
     for problem in problems:
         errors.setdefault(problem.field or "", []).append(problem.message)
-    return render(page, "staff/simulate.html", status_code=422, problems=problems,
-                  errors=errors, values=values, result=None, **context)
+    return render(
+        page,
+        "staff/simulate.html",
+        status_code=422,
+        problems=problems,
+        errors=errors,
+        values=values,
+        result=None,
+        **context,
+    )
 
 
 @router.get("/staff/simulate/periods.csv")
@@ -131,5 +160,8 @@ def simulate_csv(page: Page) -> Response:
     with tempfile.TemporaryDirectory() as directory:
         data = write_periods_csv(result, Path(directory) / "periods.csv").read_bytes()
     name = f"forecast-{asked.plan_code}-seed{asked.seed}.csv"
-    return Response(data, media_type="text/csv",
-                    headers={"Content-Disposition": f'attachment; filename="{name}"'})
+    return Response(
+        data,
+        media_type="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )

@@ -51,14 +51,20 @@ DESK = (Role.OPERATOR, Role.AUDITOR)
 #: What each role works on first when the queue opens without filters.
 DEFAULT_QUEUE: dict[Role, tuple[ClaimState, ...]] = {
     Role.REVIEWER: (ClaimState.SUBMITTED, ClaimState.IN_REVIEW, ClaimState.RE_REVIEW),
-    Role.OPERATOR: (ClaimState.SUBMITTED, ClaimState.IN_REVIEW, ClaimState.RE_REVIEW,
-                    ClaimState.APPROVAL_PROPOSED, ClaimState.IN_PUBLICITY),
+    Role.OPERATOR: (
+        ClaimState.SUBMITTED,
+        ClaimState.IN_REVIEW,
+        ClaimState.RE_REVIEW,
+        ClaimState.APPROVAL_PROPOSED,
+        ClaimState.IN_PUBLICITY,
+    ),
     Role.INVESTIGATOR: (ClaimState.INVESTIGATING, ClaimState.AWAITING_DOCUMENTS),
     Role.AUDITOR: (),
 }
 
 
 # --- work queue -----------------------------------------------------------------------------------
+
 
 @router.get("/staff")
 def queue(page: Page) -> HTMLResponse:
@@ -73,24 +79,40 @@ def queue(page: Page) -> HTMLResponse:
         states = []
     plan = params.get("plan") or None
     mine = params.get("mine") == "1" or (chosen == "todo" and actor.role is Role.INVESTIGATOR)
-    items = work_queue(page.ctx, actor, states=states or None, plan_code=plan,
-                       assigned_to_me=mine, limit=200)
-    template = "staff/queue_rows.html" if page.request.headers.get("HX-Request") else \
-        "staff/queue.html"
-    return render(page, template, items=items, chosen=chosen, plan_code=plan or "", mine=mine,
-                  states=list(ClaimState), plans=list_plans(page.ctx))
+    items = work_queue(
+        page.ctx, actor, states=states or None, plan_code=plan, assigned_to_me=mine, limit=200
+    )
+    template = (
+        "staff/queue_rows.html" if page.request.headers.get("HX-Request") else "staff/queue.html"
+    )
+    return render(
+        page,
+        template,
+        items=items,
+        chosen=chosen,
+        plan_code=plan or "",
+        mine=mine,
+        states=list(ClaimState),
+        plans=list_plans(page.ctx),
+    )
 
 
 # --- the case file --------------------------------------------------------------------------------
+
 
 def _case_context(page: PageState, ref: str) -> dict[str, Any]:
     actor = page.need(*STAFF)
     claim = get_claim(page.ctx, actor, ref)
     _, rules = plan_rules(page.ctx, claim.plan_code)
-    investigators = staff_members(page.ctx, actor, (Role.INVESTIGATOR, Role.REVIEWER)) \
-        if actor.role in DECIDERS and claim.state is ClaimState.IN_REVIEW else []
+    investigators = (
+        staff_members(page.ctx, actor, (Role.INVESTIGATOR, Role.REVIEWER))
+        if actor.role in DECIDERS and claim.state is ClaimState.IN_REVIEW
+        else []
+    )
     return {
-        "claim": claim, "rules": rules, "zone": rules.zone,
+        "claim": claim,
+        "rules": rules,
+        "zone": rules.zone,
         "illness": rules.illness(claim.illness_code),
         "timeline": claim_timeline(page.ctx, actor, ref),
         "extras": case_file_extras(page.ctx, actor, ref),
@@ -126,10 +148,16 @@ def evidence_viewer(ref: str, evidence_id: int, page: Page) -> HTMLResponse:
     position = next((i for i, e in enumerate(items) if e.id == evidence_id), None)
     if position is None:
         raise NotFound("evidence_not_found", "there is no such page")
-    return render(page, "staff/evidence.html", ref=ref, item=items[position],
-                  previous=items[position - 1] if position else None,
-                  following=items[position + 1] if position + 1 < len(items) else None,
-                  count=len(items), position=position + 1)
+    return render(
+        page,
+        "staff/evidence.html",
+        ref=ref,
+        item=items[position],
+        previous=items[position - 1] if position else None,
+        following=items[position + 1] if position + 1 < len(items) else None,
+        count=len(items),
+        position=position + 1,
+    )
 
 
 @router.get("/staff/claims/{ref}/evidence/{evidence_id}/file")
@@ -138,17 +166,26 @@ def evidence_file(ref: str, evidence_id: int, page: Page) -> Response:
     view, content = open_evidence(page.ctx, actor, ref, evidence_id)
     # The type was checked against the file's first bytes at upload, so the browser may show it
     # (the page's script policy is left off here: a PDF viewer is a plugin).
-    return StreamingResponse(content, media_type=view.media_type, headers={
-        "Cache-Control": "no-store", "X-Content-Type-Options": "nosniff",
-        "Content-Security-Policy": "frame-ancestors 'none'",
-        "Content-Disposition": f'inline; filename="{view.sha256[:16]}"'})
+    return StreamingResponse(
+        content,
+        media_type=view.media_type,
+        headers={
+            "Cache-Control": "no-store",
+            "X-Content-Type-Options": "nosniff",
+            "Content-Security-Policy": "frame-ancestors 'none'",
+            "Content-Disposition": f'inline; filename="{view.sha256[:16]}"',
+        },
+    )
 
 
 @router.post("/staff/claims/{ref}/review")
 def review(ref: str, page: Page) -> Response:
     actor = page.need(*DECIDERS)
-    return _step(page, ref, lambda: start_review(page.ctx, actor, ref,
-                                                 idempotency_key=page.text("form_key") or None))
+    return _step(
+        page,
+        ref,
+        lambda: start_review(page.ctx, actor, ref, idempotency_key=page.text("form_key") or None),
+    )
 
 
 @router.post("/staff/claims/{ref}/assign")
@@ -159,10 +196,12 @@ def assign(ref: str, page: Page) -> Response:
         try:
             investigator = int(page.text("investigator_id"))
         except ValueError:
-            raise DomainError("investigator_required", "choose an investigator",
-                              "investigator_id") from None
-        assign_investigation(page.ctx, actor, ref, investigator,
-                             idempotency_key=page.text("form_key") or None)
+            raise DomainError(
+                "investigator_required", "choose an investigator", "investigator_id"
+            ) from None
+        assign_investigation(
+            page.ctx, actor, ref, investigator, idempotency_key=page.text("form_key") or None
+        )
 
     return _step(page, ref, act)
 
@@ -170,8 +209,17 @@ def assign(ref: str, page: Page) -> Response:
 @router.post("/staff/claims/{ref}/request-documents")
 def ask_documents(ref: str, page: Page) -> Response:
     actor = page.need(Role.INVESTIGATOR, Role.REVIEWER)
-    return _step(page, ref, lambda: request_documents(
-        page.ctx, actor, ref, page.text("message"), idempotency_key=page.text("form_key") or None))
+    return _step(
+        page,
+        ref,
+        lambda: request_documents(
+            page.ctx,
+            actor,
+            ref,
+            page.text("message"),
+            idempotency_key=page.text("form_key") or None,
+        ),
+    )
 
 
 @router.post("/staff/claims/{ref}/report")
@@ -180,9 +228,15 @@ def report(ref: str, page: Page) -> Response:
 
     def act() -> None:
         cost = parse_yuan(page.text("cost") or "0", "cost")
-        file_investigation_report(page.ctx, actor, ref, page.text("findings"),
-                                  page.text("recommendation"), cost,
-                                  idempotency_key=page.text("form_key") or None)
+        file_investigation_report(
+            page.ctx,
+            actor,
+            ref,
+            page.text("findings"),
+            page.text("recommendation"),
+            cost,
+            idempotency_key=page.text("form_key") or None,
+        )
 
     return _step(page, ref, act)
 
@@ -196,10 +250,15 @@ def decision(ref: str, page: Page) -> Response:
         if outcome not in ("approve", "reject"):
             raise DomainError("outcome_required", "choose approve or reject", "outcome")
         reason = page.text("reason_code")
-        decide_claim(page.ctx, actor, ref, approve=outcome == "approve",
-                     reason_code=RejectionReason(reason) if reason in set(RejectionReason)
-                     else None, note=page.text("note"),
-                     idempotency_key=page.text("form_key") or None)
+        decide_claim(
+            page.ctx,
+            actor,
+            ref,
+            approve=outcome == "approve",
+            reason_code=RejectionReason(reason) if reason in set(RejectionReason) else None,
+            note=page.text("note"),
+            idempotency_key=page.text("form_key") or None,
+        )
 
     return _step(page, ref, act)
 
@@ -219,13 +278,18 @@ def refer(ref: str, page: Page) -> Response:
 
 # --- objections -----------------------------------------------------------------------------------
 
+
 @router.get("/staff/objections")
 def objections(page: Page) -> HTMLResponse:
     actor = page.need(Role.REVIEWER, Role.OPERATOR, Role.AUDITOR)
     state = page.request.query_params.get("state", "pending")
     state = state if state in ("pending", "upheld", "dismissed") else "pending"
-    return render(page, "staff/objections.html", items=objections_to_review(
-        page.ctx, actor, state=state), state=state)
+    return render(
+        page,
+        "staff/objections.html",
+        items=objections_to_review(page.ctx, actor, state=state),
+        state=state,
+    )
 
 
 @router.post("/staff/objections/{objection_id}/review")
@@ -236,17 +300,29 @@ def objection_review(objection_id: int, page: Page) -> Response:
         outcome = page.text("outcome")
         if outcome not in ("uphold", "dismiss"):
             raise DomainError("outcome_required", "choose uphold or dismiss", "outcome")
-        review_objection(page.ctx, actor, objection_id, uphold=outcome == "uphold",
-                         note=page.text("note"), idempotency_key=page.text("form_key") or None)
+        review_objection(
+            page.ctx,
+            actor,
+            objection_id,
+            uphold=outcome == "uphold",
+            note=page.text("note"),
+            idempotency_key=page.text("form_key") or None,
+        )
     except DomainError as error:
         if ref:
             return render_form(page, "staff/case.html", error, **_case_context(page, ref))
-        return render_form(page, "staff/objections.html", error,
-                           items=objections_to_review(page.ctx, actor), state="pending")
+        return render_form(
+            page,
+            "staff/objections.html",
+            error,
+            items=objections_to_review(page.ctx, actor),
+            state="pending",
+        )
     return redirect(f"/staff/claims/{ref}" if ref else "/staff/objections", ok="done")
 
 
 # --- the operator's desk --------------------------------------------------------------------------
+
 
 @router.get("/staff/operations")
 def operations(page: Page) -> HTMLResponse:
@@ -258,30 +334,47 @@ def operations(page: Page) -> HTMLResponse:
 def publicity(code: str, page: Page) -> Response:
     actor = page.need(Role.OPERATOR)
     result = run_publicity(page.ctx, code, actor)
-    return render(page, "staff/operations.html", plans=list_plans(page.ctx),
-                  result=page.lang.gettext(
-                      "Publicity run for {plan}: {published} published, {approved} approved, "
-                      "{held} held by objections", plan=code, published=result.published,
-                      approved=result.approved, held=result.held_by_objections))
+    return render(
+        page,
+        "staff/operations.html",
+        plans=list_plans(page.ctx),
+        result=page.lang.gettext(
+            "Publicity run for {plan}: {published} published, {approved} approved, "
+            "{held} held by objections",
+            plan=code,
+            published=result.published,
+            approved=result.approved,
+            held=result.held_by_objections,
+        ),
+    )
 
 
 @router.post("/staff/juries/close")
 def close_juries(page: Page) -> Response:
     actor = page.need(Role.OPERATOR)
     result = close_due_juries(page.ctx, actor)
-    return render(page, "staff/operations.html", plans=list_plans(page.ctx),
-                  result=page.lang.gettext(
-                      "Juries closed: {closed} ({approved} approved, {rejected} rejected, "
-                      "{rounds} new rounds)", closed=result.closed, approved=result.approved,
-                      rejected=result.rejected, rounds=result.new_rounds))
+    return render(
+        page,
+        "staff/operations.html",
+        plans=list_plans(page.ctx),
+        result=page.lang.gettext(
+            "Juries closed: {closed} ({approved} approved, {rejected} rejected, "
+            "{rounds} new rounds)",
+            closed=result.closed,
+            approved=result.approved,
+            rejected=result.rejected,
+            rounds=result.new_rounds,
+        ),
+    )
 
 
 @router.get("/staff/plans/{code}")
 def plan_config(code: str, page: Page) -> HTMLResponse:
     page.need(*DESK)
     view, rules = plan_rules(page.ctx, code)
-    return render(page, "staff/plan.html", plan=view, rules=rules,
-                  source=plan_source(page.ctx, code))
+    return render(
+        page, "staff/plan.html", plan=view, rules=rules, source=plan_source(page.ctx, code)
+    )
 
 
 @router.post("/staff/plans/{code}/versions")
@@ -298,8 +391,9 @@ def publish(code: str, page: Page) -> Response:
             try:
                 source = data.decode("utf-8")
             except UnicodeDecodeError:
-                raise DomainError("invalid_plan", "the plan file is not UTF-8 text",
-                                  "plan_file") from None
+                raise DomainError(
+                    "invalid_plan", "the plan file is not UTF-8 text", "plan_file"
+                ) from None
         if not source.strip():
             raise DomainError("invalid_plan", "paste the plan file or choose it", "source")
         published = publish_plan(page.ctx, actor, source)
@@ -308,21 +402,37 @@ def publish(code: str, page: Page) -> Response:
             return redirect(f"/staff/plans/{published.plan.code}", ok="plan_published")
     except DomainError as error:
         problems = error.details.get("problems") or [
-            {"field": error.field, "message": error.message}]
-        return render(page, "staff/plan.html", status_code=422, plan=view, rules=rules,
-                      source=source, key_problems=problems, problems=page.lang.problems(error))
-    return redirect(f"/staff/plans/{code}",
-                    ok="plan_published" if published.created_version else "plan_unchanged")
+            {"field": error.field, "message": error.message}
+        ]
+        return render(
+            page,
+            "staff/plan.html",
+            status_code=422,
+            plan=view,
+            rules=rules,
+            source=source,
+            key_problems=problems,
+            problems=page.lang.problems(error),
+        )
+    return redirect(
+        f"/staff/plans/{code}",
+        ok="plan_published" if published.created_version else "plan_unchanged",
+    )
 
 
 # --- periods: preview, close, collection file ------------------------------------------------------
 
+
 def _periods_context(page: PageState, code: str, on: date | None = None) -> dict[str, Any]:
     actor = page.need(*DESK)
     view, rules = plan_rules(page.ctx, code)
-    return {"plan": view, "rules": rules, "zone": rules.zone,
-            "periods": list_periods(page.ctx, code, limit=48),
-            "preview": preview_period(page.ctx, actor, code, on)}
+    return {
+        "plan": view,
+        "rules": rules,
+        "zone": rules.zone,
+        "periods": list_periods(page.ctx, code, limit=48),
+        "preview": preview_period(page.ctx, actor, code, on),
+    }
 
 
 @router.get("/staff/plans/{code}/periods")
@@ -335,8 +445,7 @@ def periods(code: str, page: Page) -> HTMLResponse:
     try:
         context = _periods_context(page, code, chosen)
     except DomainError as error:  # e.g. a day that is not a publicity day
-        return render_form(page, "staff/periods.html", error,
-                           **_periods_context(page, code, None))
+        return render_form(page, "staff/periods.html", error, **_periods_context(page, code, None))
     return render(page, "staff/periods.html", **context)
 
 
@@ -365,8 +474,13 @@ def collection_file(code: str, publicity_on: date, page: Page) -> Response:
             while block := spool.read(64 * 1024):
                 yield block
 
-    return StreamingResponse(stream(), media_type="text/csv", headers={
-        "Content-Disposition": f'attachment; filename="collection-{code}-{publicity_on}.csv"'})
+    return StreamingResponse(
+        stream(),
+        media_type="text/csv",
+        headers={
+            "Content-Disposition": f'attachment; filename="collection-{code}-{publicity_on}.csv"'
+        },
+    )
 
 
 @router.post("/staff/plans/{code}/periods/{publicity_on}/results")
@@ -379,8 +493,13 @@ def collection_results(code: str, publicity_on: date, page: Page) -> Response:
         lines = (line.decode("utf-8") for line in upload.file)
         result = import_collection_results(page.ctx, actor, code, publicity_on, lines)
     except (DomainError, UnicodeDecodeError) as error:
-        refusal = error if isinstance(error, DomainError) else DomainError(
-            "invalid_results_file", "the results file is not UTF-8 text", "results")
+        refusal = (
+            error
+            if isinstance(error, DomainError)
+            else DomainError(
+                "invalid_results_file", "the results file is not UTF-8 text", "results"
+            )
+        )
         return render_form(page, "staff/periods.html", refusal, **_periods_context(page, code))
     return render(page, "staff/periods.html", imported=result, **_periods_context(page, code))
 
@@ -392,12 +511,18 @@ def dashboard(page: Page) -> HTMLResponse:
     busiest = max(plans, key=lambda p: p.active_members).plan.code if plans else ""
     code = page.request.query_params.get("plan") or busiest
     if not code:
-        return render(page, "staff/dashboard.html", plans=plans, board=None, stats=None,
-                      plan_code="")
-    return render(page, "staff/dashboard.html", plans=plans, plan_code=code,
-                  board=operator_dashboard(page.ctx, actor, code),
-                  stats=plan_statistics(page.ctx, code),
-                  periods=list_periods(page.ctx, code, limit=24))
+        return render(
+            page, "staff/dashboard.html", plans=plans, board=None, stats=None, plan_code=""
+        )
+    return render(
+        page,
+        "staff/dashboard.html",
+        plans=plans,
+        plan_code=code,
+        board=operator_dashboard(page.ctx, actor, code),
+        stats=plan_statistics(page.ctx, code),
+        periods=list_periods(page.ctx, code, limit=24),
+    )
 
 
 @router.get("/staff/audit")
@@ -415,15 +540,19 @@ def audit(page: Page) -> HTMLResponse:
             parsed = datetime.strptime(value, "%Y-%m-%d").date()
         except ValueError:
             return None
-        start = datetime.combine(parsed + timedelta(days=1 if end else 0), time.min,
-                                 tzinfo=DEFAULT_ZONE)
+        start = datetime.combine(
+            parsed + timedelta(days=1 if end else 0), time.min, tzinfo=DEFAULT_ZONE
+        )
         return start.astimezone(UTC)
 
-    where = AuditFilter(action=params.get("action") or None,
-                        subject_type=params.get("subject_type") or None,
-                        subject_id=number("subject_id"), actor_account_id=number("actor"),
-                        since=day("since"), until=day("until", end=True))
+    where = AuditFilter(
+        action=params.get("action") or None,
+        subject_type=params.get("subject_type") or None,
+        subject_id=number("subject_id"),
+        actor_account_id=number("actor"),
+        since=day("since"),
+        until=day("until", end=True),
+    )
     result = search_audit(page.ctx, actor, where, before_id=number("before"))
     query = [(k, v) for k, v in params.multi_items() if k not in ("before", "lang", "ok")]
-    return render(page, "staff/audit.html", result=result, filters=dict(params),
-                  query=query)
+    return render(page, "staff/audit.html", result=result, filters=dict(params), query=query)

@@ -71,8 +71,9 @@ def _sweep() -> None:
             continue
 
 
-def start_upload(account_id: int, claim_ref: str, size: int, media_type: str,
-                 label: str) -> PartialUpload:
+def start_upload(
+    account_id: int, claim_ref: str, size: int, media_type: str, label: str
+) -> PartialUpload:
     if size <= 0:
         raise DomainError("empty_file", "the file is empty", "file")
     if size > MAX_BYTES:
@@ -81,8 +82,17 @@ def start_upload(account_id: int, claim_ref: str, size: int, media_type: str,
     _sweep()
     upload_id = secrets.token_urlsafe(24)
     meta, part = _paths(upload_id)
-    meta.write_text(json.dumps({"account_id": account_id, "claim_ref": claim_ref, "size": size,
-                                "media_type": media_type[:100], "label": label[:100]}))
+    meta.write_text(
+        json.dumps(
+            {
+                "account_id": account_id,
+                "claim_ref": claim_ref,
+                "size": size,
+                "media_type": media_type[:100],
+                "label": label[:100],
+            }
+        )
+    )
     part.touch(mode=0o600)
     return PartialUpload(upload_id, account_id, claim_ref, size, media_type, label, 0)
 
@@ -125,12 +135,20 @@ def find_upload(ctx: ServiceContext, account_id: int, upload_id: str) -> Partial
     with part_path.open("r+b") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         received = _received(handle, aead, upload_id, repair=True)
-    return PartialUpload(upload_id, account_id, meta["claim_ref"], meta["size"],
-                         meta["media_type"], meta["label"], received)
+    return PartialUpload(
+        upload_id,
+        account_id,
+        meta["claim_ref"],
+        meta["size"],
+        meta["media_type"],
+        meta["label"],
+        received,
+    )
 
 
-def append_piece(ctx: ServiceContext, account_id: int, upload_id: str, offset: int,
-                 data: bytes) -> PartialUpload:
+def append_piece(
+    ctx: ServiceContext, account_id: int, upload_id: str, offset: int, data: bytes
+) -> PartialUpload:
     """Store one piece at `offset`; a piece sent twice (a retry) is acknowledged, not stored twice."""
     upload = find_upload(ctx, account_id, upload_id)
     if len(data) > PIECE_BYTES * 2:
@@ -144,8 +162,12 @@ def append_piece(ctx: ServiceContext, account_id: int, upload_id: str, offset: i
         if offset + len(data) <= received:
             pass  # already have it
         elif offset != received:
-            raise DomainError("wrong_offset", f"resume from byte {received}", "offset",
-                              details={"received": received})
+            raise DomainError(
+                "wrong_offset",
+                f"resume from byte {received}",
+                "offset",
+                details={"received": received},
+            )
         elif received + len(data) > upload.size:
             raise DomainError("file_too_large", "the file is larger than announced", "file")
         elif data:
@@ -154,8 +176,15 @@ def append_piece(ctx: ServiceContext, account_id: int, upload_id: str, offset: i
             handle.flush()
             os.fsync(handle.fileno())
             received += len(data)
-    return PartialUpload(upload.upload_id, account_id, upload.claim_ref, upload.size,
-                         upload.media_type, upload.label, received)
+    return PartialUpload(
+        upload.upload_id,
+        account_id,
+        upload.claim_ref,
+        upload.size,
+        upload.media_type,
+        upload.label,
+        received,
+    )
 
 
 def _count_records(handle: BinaryIO) -> int:
@@ -172,8 +201,9 @@ def _count_records(handle: BinaryIO) -> int:
 def pieces(ctx: ServiceContext, upload: PartialUpload) -> Iterator[bytes]:
     """The whole file, piece by piece, for `add_evidence`."""
     if upload.received != upload.size:
-        raise DomainError("upload_incomplete",
-                          f"{upload.received} of {upload.size} bytes have arrived", "file")
+        raise DomainError(
+            "upload_incomplete", f"{upload.received} of {upload.size} bytes have arrived", "file"
+        )
     _, part_path = _paths(upload.upload_id)
     aead = AESGCM(_key(ctx))
     with part_path.open("rb") as handle:
@@ -187,4 +217,3 @@ def pieces(ctx: ServiceContext, upload: PartialUpload) -> Iterator[bytes]:
 def discard(upload_id: str) -> None:
     for path in _paths(upload_id):
         path.unlink(missing_ok=True)
-

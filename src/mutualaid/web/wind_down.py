@@ -18,8 +18,13 @@ router = page_router()
 @router.get("/staff/wind-down")
 def wind_down(page: Page) -> HTMLResponse:
     page.need(Role.OPERATOR, Role.AUDITOR)
-    plans = [(summary, wind_down_status(page.ctx, summary.plan.code),
-              list_schemes(page.ctx, summary.plan.code),
-              list_sponsorships(page.ctx, summary.plan.code))
-             for summary in list_plans(page.ctx)]
+    plans = [
+        (
+            summary,
+            wind_down_status(page.ctx, summary.plan.code),
+            list_schemes(page.ctx, summary.plan.code),
+            list_sponsorships(page.ctx, summary.plan.code),
+        )
+        for summary in list_plans(page.ctx)
+    ]
     return render(page, "staff/wind_down.html", plans=plans)

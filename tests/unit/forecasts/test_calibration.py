@@ -38,7 +38,8 @@ def test_every_target_is_reported(rows: dict[str, CalibrationRow]) -> None:
 
 @pytest.mark.parametrize("key", sorted(TOLERANCE))
 def test_the_default_model_comes_close_to_the_published_figure(
-    rows: dict[str, CalibrationRow], key: str,
+    rows: dict[str, CalibrationRow],
+    key: str,
 ) -> None:
     assert abs(rows[key].relative_error) <= TOLERANCE[key], rows[key]
 

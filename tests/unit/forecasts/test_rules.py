@@ -13,8 +13,10 @@ OLD = (Fraction(1, 10), 100)
 
 
 def _exact(young: int, old: int, realised: int) -> np.ndarray:
-    classes = [RiskClass("young", young, Risk.bernoulli(YOUNG[1], YOUNG[0])),
-               RiskClass("old", old, Risk.bernoulli(OLD[1], OLD[0]))]
+    classes = [
+        RiskClass("young", young, Risk.bernoulli(YOUNG[1], YOUNG[0])),
+        RiskClass("old", old, Risk.bernoulli(OLD[1], OLD[0])),
+    ]
     return np.array([float(mean) for mean in class_conditional_means(classes, realised)])
 
 
@@ -56,6 +58,11 @@ def test_quantised_weights_keep_their_proportions_and_stay_positive() -> None:
 
 def test_uniform_weights_are_all_one() -> None:
     counts = np.array([[5, 7, 9]], dtype=np.int64)
-    weights = band_weights(SharingRule.UNIFORM, counts, np.full((3, 1), 0.01),
-                           np.full((3, 1), 100, dtype=np.int64), np.array([100]))
+    weights = band_weights(
+        SharingRule.UNIFORM,
+        counts,
+        np.full((3, 1), 0.01),
+        np.full((3, 1), 100, dtype=np.int64),
+        np.array([100]),
+    )
     assert weights.tolist() == [[1, 1, 1]]

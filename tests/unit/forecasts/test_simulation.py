@@ -25,12 +25,23 @@ from mutualaid.forecasts.simulation import (
 PLAN = main_plan()
 
 
-def _run(model: object = None, *, periods: int = 40, scenarios: int = 10, seed: int = 7,
-         rule: SharingRule = SharingRule.UNIFORM, plan: object = None,
-         workers: int = 1) -> SimulationResult:
-    return simulate(plan or PLAN, model or small_model(),  # type: ignore[arg-type]
-                    SimulationSettings(periods=periods, scenarios=scenarios, seed=seed, rule=rule,
-                                       workers=workers))
+def _run(
+    model: object = None,
+    *,
+    periods: int = 40,
+    scenarios: int = 10,
+    seed: int = 7,
+    rule: SharingRule = SharingRule.UNIFORM,
+    plan: object = None,
+    workers: int = 1,
+) -> SimulationResult:
+    return simulate(
+        plan or PLAN,
+        model or small_model(),  # type: ignore[arg-type]
+        SimulationSettings(
+            periods=periods, scenarios=scenarios, seed=seed, rule=rule, workers=workers
+        ),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +51,11 @@ def uniform() -> SimulationResult:
 
 def test_periods_fall_on_the_plans_publicity_days() -> None:
     assert publicity_dates(date(2018, 10, 16), [7, 21], 4) == [
-        date(2018, 10, 21), date(2018, 11, 7), date(2018, 11, 21), date(2018, 12, 7)]
+        date(2018, 10, 21),
+        date(2018, 11, 7),
+        date(2018, 11, 21),
+        date(2018, 12, 7),
+    ]
     assert publicity_dates(date(2019, 1, 7), [7, 21], 1) == [date(2019, 1, 21)]
 
 
@@ -59,17 +74,21 @@ def test_the_first_batches_do_not_depend_on_how_many_scenarios_follow() -> None:
 
 def test_members_are_conserved_period_by_period(uniform: SimulationResult) -> None:
     members = uniform["members"]
-    previous = np.concatenate([np.zeros((members.shape[0], 1), dtype=np.int64), members[:, :-1]],
-                              axis=1)
-    assert np.array_equal(members, previous + uniform["joins"] - uniform["leavers"]
-                          - uniform["exits"] - uniform["ended"])
+    previous = np.concatenate(
+        [np.zeros((members.shape[0], 1), dtype=np.int64), members[:, :-1]], axis=1
+    )
+    assert np.array_equal(
+        members,
+        previous + uniform["joins"] - uniform["leavers"] - uniform["exits"] - uniform["ended"],
+    )
     assert (uniform["joins"].sum(axis=1) == 200_000).all()
 
 
 def test_every_period_balances_to_the_fen(uniform: SimulationResult) -> None:
     surplus_out = uniform["surplus_fen"]
-    surplus_in = np.concatenate([np.zeros((surplus_out.shape[0], 1), dtype=np.int64),
-                                 surplus_out[:, :-1]], axis=1)
+    surplus_in = np.concatenate(
+        [np.zeros((surplus_out.shape[0], 1), dtype=np.int64), surplus_out[:, :-1]], axis=1
+    )
     left = uniform["charged_fen"] + uniform["sponsor_fen"]
     right = uniform["aid_fen"] + uniform["fee_fen"] - surplus_in + surplus_out
     assert np.array_equal(left, right)
@@ -93,8 +112,11 @@ def test_caps_hold_and_the_sponsor_pays_the_rest() -> None:
 
 
 def test_the_annual_cap_binds_with_a_low_cap() -> None:
-    plan = main_plan(lambda text: text.replace("annual_fen = 18_800", "annual_fen = 150")
-                     .replace("per_case_fen = 10 ", "per_case_fen = 100_000 "))
+    plan = main_plan(
+        lambda text: text.replace("annual_fen = 18_800", "annual_fen = 150").replace(
+            "per_case_fen = 10 ", "per_case_fen = 100_000 "
+        )
+    )
     result = _run(plan=plan, scenarios=4, periods=40)
     assert (result["annual_cap_use"] <= 1).all()
     assert result["capped_members"].sum() > 0
@@ -113,8 +135,9 @@ def test_members_age_out_of_the_plan_at_the_exit_age() -> None:
     data = model_data()
     data["joins"]["cumulative"] = [[0, 0], [10, 100_000]]
     data["joins"]["age_mix"] = [{"from_age": 55, "to_age": 59, "weight": 1.0}]
-    data["churn"]["bands"] = [{"from_age": 0, "to_age": 89, "base_per_period": 0.0,
-                               "per_yuan": 0.0}]
+    data["churn"]["bands"] = [
+        {"from_age": 0, "to_age": 89, "base_per_period": 0.0, "per_yuan": 0.0}
+    ]
     data["incidence_level"] = 0.0
     result = _run(parse_model(data), periods=130, scenarios=2)
     # Five years of ageing: almost everyone has left through the exit age, nobody by choice.
@@ -146,8 +169,11 @@ def test_the_proportional_rule_charges_older_bands_more() -> None:
 
 @pytest.mark.parametrize("rule", [SharingRule.PROPORTIONAL, SharingRule.CONDITIONAL_MEAN])
 def test_risk_rated_rules_are_fairer_than_the_uniform_rule(rule: SharingRule) -> None:
-    plan = main_plan(lambda text: text.replace("per_case_fen = 10 ", "per_case_fen = 100_000 ")
-                     .replace("annual_fen = 18_800", "annual_fen = 10_000_000"))
+    plan = main_plan(
+        lambda text: text.replace("per_case_fen = 10 ", "per_case_fen = 100_000 ").replace(
+            "annual_fen = 18_800", "annual_fen = 10_000_000"
+        )
+    )
     model = small_model(500_000)
     spread = {}
     for each in (SharingRule.UNIFORM, rule):
@@ -158,9 +184,11 @@ def test_risk_rated_rules_are_fairer_than_the_uniform_rule(rule: SharingRule) ->
 
 
 def test_bad_settings_are_refused() -> None:
-    for kwargs in ({"periods": 0, "scenarios": 1, "seed": 1},
-                   {"periods": 10, "scenarios": 0, "seed": 1},
-                   {"periods": 10, "scenarios": 1, "seed": -1}):
+    for kwargs in (
+        {"periods": 0, "scenarios": 1, "seed": 1},
+        {"periods": 10, "scenarios": 0, "seed": 1},
+        {"periods": 10, "scenarios": 1, "seed": -1},
+    ):
         with pytest.raises(DomainError):
             SimulationSettings(**kwargs)  # type: ignore[arg-type]
 
@@ -192,8 +220,9 @@ def test_the_default_model_reaches_a_hundred_million_members() -> None:
 
 @settings(max_examples=80, deadline=None)
 @given(
-    cohorts=st.lists(st.tuples(st.integers(0, 10_000), st.integers(0, 20_000)), min_size=1,
-                     max_size=6),
+    cohorts=st.lists(
+        st.tuples(st.integers(0, 10_000), st.integers(0, 20_000)), min_size=1, max_size=6
+    ),
     cases=st.integers(0, 5),
     aid_per_case=st.sampled_from([5_000_000, 10_000_000, 30_000_000]),
     surplus=st.integers(0, 50_000),
@@ -201,20 +230,36 @@ def test_the_default_model_reaches_a_hundred_million_members() -> None:
     annual_cap=st.sampled_from([None, 18_800, 500]),
 )
 def test_vectorised_settlement_matches_the_domain_apportionment(
-    cohorts: list[tuple[int, int]], cases: int, aid_per_case: int, surplus: int,
-    per_case_cap: int | None, annual_cap: int | None,
+    cohorts: list[tuple[int, int]],
+    cases: int,
+    aid_per_case: int,
+    surplus: int,
+    per_case_cap: int | None,
+    annual_cap: int | None,
 ) -> None:
     aid = cases * aid_per_case
     counts = np.array([[[count] for count, _ in cohorts]], dtype=np.int64)  # (1, C, 1)
     ytd = np.array([[[paid] for _, paid in cohorts]], dtype=np.int64)
-    result = settle(cases=np.array([cases]), aid_fen=np.array([aid]),
-                    surplus_in_fen=np.array([surplus]), counts=counts, ytd_fen=ytd,
-                    weights=np.ones((1, 1), dtype=np.int64), fee_bp=800,
-                    per_case_cap_fen=per_case_cap, annual_cap_fen=annual_cap)
-    figures = apportion(aid_fen=aid, case_count=cases, fee_bp=800, surplus_in_fen=surplus,
-                        cohorts=[Cohort(str(i), count, paid)
-                                 for i, (count, paid) in enumerate(cohorts)],
-                        per_case_cap_fen=per_case_cap, annual_cap_fen=annual_cap)
+    result = settle(
+        cases=np.array([cases]),
+        aid_fen=np.array([aid]),
+        surplus_in_fen=np.array([surplus]),
+        counts=counts,
+        ytd_fen=ytd,
+        weights=np.ones((1, 1), dtype=np.int64),
+        fee_bp=800,
+        per_case_cap_fen=per_case_cap,
+        annual_cap_fen=annual_cap,
+    )
+    figures = apportion(
+        aid_fen=aid,
+        case_count=cases,
+        fee_bp=800,
+        surplus_in_fen=surplus,
+        cohorts=[Cohort(str(i), count, paid) for i, (count, paid) in enumerate(cohorts)],
+        per_case_cap_fen=per_case_cap,
+        annual_cap_fen=annual_cap,
+    )
     assert int(result.fee_fen[0]) == figures.fee_fen
     assert int(result.uncapped_fen[0, 0]) == figures.uncapped_share_fen
     assert int(result.charge_fen[0, 0]) == figures.share_fen
@@ -231,14 +276,22 @@ def test_vectorised_settlement_matches_the_domain_apportionment(
     need=st.integers(1, 10**11),
 )
 def test_weighted_charges_cover_the_need_with_less_than_a_fen_per_member(
-    counts: list[int], weights: list[int], need: int,
+    counts: list[int],
+    weights: list[int],
+    need: int,
 ) -> None:
     bands = len(counts)
-    result = settle(cases=np.array([1]), aid_fen=np.array([need]), surplus_in_fen=np.array([0]),
-                    counts=np.array([[counts]], dtype=np.int64),
-                    ytd_fen=np.zeros((1, 1, bands), dtype=np.int64),
-                    weights=np.array([weights[:bands]], dtype=np.int64), fee_bp=0,
-                    per_case_cap_fen=None, annual_cap_fen=None)
+    result = settle(
+        cases=np.array([1]),
+        aid_fen=np.array([need]),
+        surplus_in_fen=np.array([0]),
+        counts=np.array([[counts]], dtype=np.int64),
+        ytd_fen=np.zeros((1, 1, bands), dtype=np.int64),
+        weights=np.array([weights[:bands]], dtype=np.int64),
+        fee_bp=0,
+        per_case_cap_fen=None,
+        annual_cap_fen=None,
+    )
     members = sum(counts)
     if members == 0:
         assert int(result.sponsor_fen[0]) == need

@@ -10,8 +10,9 @@ from sqlalchemy.orm import Session
 from mutualaid.db.models import Membership, Person, Plan
 
 
-def family_memberships(session: Session, payer_account_id: int
-                       ) -> Sequence[Row[Membership, Person, Plan]]:
+def family_memberships(
+    session: Session, payer_account_id: int
+) -> Sequence[Row[Membership, Person, Plan]]:
     """(membership, person, plan) for every membership this account pays for, oldest first."""
     return session.execute(
         select(Membership, Person, Plan)

@@ -48,8 +48,10 @@ class PlanHead:
 
 _PLAN_HEAD = (
     select(Plan.id, Plan.code, Plan.status, Plan.current_version, PlanVersion.rules_sha256)
-    .join(PlanVersion, (PlanVersion.plan_id == Plan.id)
-          & (PlanVersion.version == Plan.current_version))
+    .join(
+        PlanVersion,
+        (PlanVersion.plan_id == Plan.id) & (PlanVersion.version == Plan.current_version),
+    )
     .where(Plan.code == bindparam("code"))
 )
 
@@ -59,13 +61,15 @@ def plan_with_rules(session: Session, code: str) -> tuple[PlanHead, PlanRules]:
     row = session.connection().execute(_PLAN_HEAD, {"code": code}).first()
     if row is None:
         raise NotFound("plan_not_found", f"there is no plan {code!r}", "plan_code")
-    plan = PlanHead(id=row.id, code=row.code, status=row.status,
-                    current_version=row.current_version)
+    plan = PlanHead(
+        id=row.id, code=row.code, status=row.status, current_version=row.current_version
+    )
     return plan, known_rules(session, row.rules_sha256, plan.id, plan.current_version)
 
 
-def known_rules(session: Session | Connection, sha256: str, plan_id: int, version: int
-                ) -> PlanRules:
+def known_rules(
+    session: Session | Connection, sha256: str, plan_id: int, version: int
+) -> PlanRules:
     """The rules of a version whose hash the caller has already read: no query once cached."""
     rules = _rules_by_sha256.get(sha256)
     return rules if rules is not None else rules_of(session, plan_id, version)

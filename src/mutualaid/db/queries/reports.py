@@ -21,7 +21,9 @@ def month_of_date(column: Any, dialect: str) -> ColumnElement[str]:
     return func.substr(column, 1, 7)
 
 
-def month_of_instant(column: Any, dialect: str, zone: ZoneInfo, near: datetime) -> ColumnElement[str]:
+def month_of_instant(
+    column: Any, dialect: str, zone: ZoneInfo, near: datetime
+) -> ColumnElement[str]:
     """'YYYY-MM' of a UTC instant column, in `zone`.
 
     PostgreSQL converts with the zone's full rules. SQLite knows no zones: it shifts by the zone's
