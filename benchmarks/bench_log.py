@@ -48,7 +48,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from mutualaid.db.engines import make_engine, make_sessionmaker
 from mutualaid.db.schema import upgrade
-from mutualaid.services.transparency import (
+from mutualaid.services.transparency.transparency import (
     PendingLeaf,
     append_leaves,
     consistency_proof_between,

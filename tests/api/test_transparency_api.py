@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 
 from mutualaid.api.app import create_app
 from mutualaid.services.context import ServiceContext
-from mutualaid.services.transparency import (
+from mutualaid.services.transparency.transparency import (
     LogConfig,
     PendingLeaf,
     append_leaves,

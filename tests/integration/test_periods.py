@@ -26,18 +26,18 @@ from mutualaid.domain.claims import ClaimState
 from mutualaid.domain.errors import Conflict, DomainError
 from mutualaid.domain.memberships import MembershipEvent, Relation
 from mutualaid.plan_files import read_plan_file
-from mutualaid.services.accounts import SYSTEM_ACTOR, Actor
+from mutualaid.services.accounts.accounts import SYSTEM_ACTOR, Actor
+from mutualaid.services.collections.ledger import balances, unbalanced_transactions
 from mutualaid.services.context import ServiceContext
-from mutualaid.services.ledger import balances, unbalanced_transactions
-from mutualaid.services.memberships import MembershipView, change_membership
-from mutualaid.services.periods import (
+from mutualaid.services.enrollment.memberships import MembershipView, change_membership
+from mutualaid.services.periods.periods import (
     charge_proof,
     close_period,
     member_statement,
     period_notice,
     verify_charge_proof,
 )
-from mutualaid.services.plans import publish_plan
+from mutualaid.services.plans.plans import publish_plan
 from mutualaid.transparency.errors import VerificationError
 
 SHANGHAI = "Asia/Shanghai"
@@ -371,7 +371,7 @@ def enroll_again(ctx: ServiceContext, holder: Actor, old_membership_id: int) -> 
         membership = session.get_one(Membership, old_membership_id)
         person = session.get_one(Person, membership.person_id)
         number = ctx.protector.decrypt(person.identity_ciphertext)
-    from mutualaid.services.memberships import EnrollmentRequest, enroll_member
+    from mutualaid.services.enrollment.memberships import EnrollmentRequest, enroll_member
 
     return enroll_member(
         ctx,
@@ -463,14 +463,14 @@ class TestProofs:
     ) -> None:
         """With blocks of 2 ids and chunks of 3 rows, blocks also straddle the streamed chunks."""
         import mutualaid.domain.apportionment
-        import mutualaid.services.periods
+        import mutualaid.services.periods.periods
 
-        for module in (mutualaid.domain.apportionment, mutualaid.services.periods):
+        for module in (mutualaid.domain.apportionment, mutualaid.services.periods.periods):
             monkeypatch.setattr(module, "BLOCK_BITS", block_bits)
         from collections import defaultdict
 
         from mutualaid.domain.apportionment import charges_leaf
-        from mutualaid.services.periods import (
+        from mutualaid.services.periods.periods import (
             charge_blocks_postgres,
             charge_blocks_streamed,
             charge_rule,

@@ -16,7 +16,7 @@ from mutualaid.clock import FixedClock
 from mutualaid.db.models import LogEntry, LogTile
 from mutualaid.domain.errors import DomainError
 from mutualaid.services.context import ServiceContext
-from mutualaid.services.transparency import (
+from mutualaid.services.transparency.transparency import (
     LogConfig,
     LogError,
     PendingLeaf,

@@ -21,7 +21,7 @@ from sqlalchemy import select
 
 from mutualaid.db.models import LogCheckpoint
 from mutualaid.services.context import ServiceContext
-from mutualaid.services.transparency import (
+from mutualaid.services.transparency.transparency import (
     LogConfig,
     WitnessEndpoint,
     proof_bundle,

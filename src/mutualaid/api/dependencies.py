@@ -8,7 +8,7 @@ from fastapi import Depends, Header, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from mutualaid.domain.errors import Unauthenticated
-from mutualaid.services.accounts import Actor, BearerToken, authenticate
+from mutualaid.services.accounts.accounts import Actor, BearerToken, authenticate
 from mutualaid.services.context import ServiceContext
 
 _bearer = HTTPBearer(auto_error=False, description="A token from POST /api/v1/sessions")

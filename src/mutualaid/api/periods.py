@@ -15,7 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from mutualaid.api.dependencies import Context, CurrentActor, IdempotencyKey
 from mutualaid.domain.accounts import Role, require_role
 from mutualaid.domain.apportionment import CapExcess
-from mutualaid.services.collections import (
+from mutualaid.services.collections.collections import (
     CollectionRun,
     PayoutRun,
     PrepaidView,
@@ -25,8 +25,8 @@ from mutualaid.services.collections import (
     prepaid_balance,
     top_up,
 )
-from mutualaid.services.ledger import account_balances
-from mutualaid.services.periods import (
+from mutualaid.services.collections.ledger import account_balances
+from mutualaid.services.periods.periods import (
     ChargeProof,
     MemberStatement,
     PeriodNotice,

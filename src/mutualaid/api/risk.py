@@ -8,7 +8,7 @@ from pydantic import BaseModel, Field
 
 from mutualaid.api.dependencies import Context, CurrentActor, IdempotencyKey
 from mutualaid.domain.risk import SIGNALS, WeightAdvice
-from mutualaid.services.risk import (
+from mutualaid.services.risk.risk import (
     AppealView,
     ClaimGraph,
     FeedbackView,

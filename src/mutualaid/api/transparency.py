@@ -13,7 +13,7 @@ from pydantic import BaseModel
 
 from mutualaid.api.dependencies import Context
 from mutualaid.domain.errors import DomainError, NotFound
-from mutualaid.services.transparency import (
+from mutualaid.services.transparency.transparency import (
     MAX_LEAVES_PAGE,
     checkpoint_at,
     consistency_proof_between,

@@ -16,8 +16,8 @@ from rich.table import Table
 from mutualaid.cli.common import console, context, friendly_errors, print_json
 from mutualaid.domain.apportionment import CapExcess
 from mutualaid.domain.money import format_yuan
-from mutualaid.services.accounts import SYSTEM_ACTOR
-from mutualaid.services.collections import (
+from mutualaid.services.accounts.accounts import SYSTEM_ACTOR
+from mutualaid.services.collections.collections import (
     SimulatedProvider,
     collect_period,
     export_collection_file,
@@ -25,7 +25,7 @@ from mutualaid.services.collections import (
     pay_approved_claims,
     retry_failed_payments,
 )
-from mutualaid.services.periods import (
+from mutualaid.services.periods.periods import (
     PeriodView,
     charge_proof,
     close_period,

@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from mutualaid.cli.common import EXIT_REFUSED, context, friendly_errors, load_settings
 from mutualaid.db.models import LogEntry
 from mutualaid.services.context import ServiceContext
-from mutualaid.services.transparency import (
+from mutualaid.services.transparency.transparency import (
     DEFAULT_BATCH,
     integrate_all,
     latest_published,

@@ -13,8 +13,8 @@ from fastapi.responses import HTMLResponse, Response
 from mutualaid.domain.accounts import Role
 from mutualaid.domain.errors import DomainError
 from mutualaid.domain.risk import RiskLevel, level_of
-from mutualaid.services.plans import list_plans
-from mutualaid.services.risk import (
+from mutualaid.services.plans.plans import list_plans
+from mutualaid.services.risk.risk import (
     FEEDBACK_ROLES,
     ClaimGraph,
     claim_graph,
