@@ -31,7 +31,7 @@ from mutualaid.services.claims.claims import (
 )
 from mutualaid.services.claims.evidence import add_evidence
 from mutualaid.services.context import ServiceContext
-from mutualaid.services.periods.periods import close_period
+from mutualaid.services.periods.close import close_period
 
 pytestmark = pytest.mark.e2e
 

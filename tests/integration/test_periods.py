@@ -30,13 +30,10 @@ from mutualaid.services.accounts.accounts import SYSTEM_ACTOR, Actor
 from mutualaid.services.collections.ledger import balances, unbalanced_transactions
 from mutualaid.services.context import ServiceContext
 from mutualaid.services.enrollment.memberships import MembershipView, change_membership
-from mutualaid.services.periods.periods import (
-    charge_proof,
-    close_period,
-    member_statement,
-    period_notice,
-    verify_charge_proof,
-)
+from mutualaid.services.periods.close import close_period
+from mutualaid.services.periods.notice import period_notice
+from mutualaid.services.periods.proofs import charge_proof, verify_charge_proof
+from mutualaid.services.periods.statements import member_statement
 from mutualaid.services.plans.plans import publish_plan
 from mutualaid.transparency.errors import VerificationError
 
@@ -463,18 +460,18 @@ class TestProofs:
     ) -> None:
         """With blocks of 2 ids and chunks of 3 rows, blocks also straddle the streamed chunks."""
         import mutualaid.domain.apportionment
-        import mutualaid.services.periods.periods
+        import mutualaid.services.periods.charges
 
-        for module in (mutualaid.domain.apportionment, mutualaid.services.periods.periods):
+        for module in (mutualaid.domain.apportionment, mutualaid.services.periods.charges):
             monkeypatch.setattr(module, "BLOCK_BITS", block_bits)
         from collections import defaultdict
 
         from mutualaid.domain.apportionment import charges_leaf
-        from mutualaid.services.periods.periods import (
+        from mutualaid.services.periods.charges import (
             charge_blocks_postgres,
             charge_blocks_streamed,
-            charge_rule,
         )
+        from mutualaid.services.periods.sharing import charge_rule
         from mutualaid.transparency.merkle import MemoryTree
 
         use_rules(ctx, annual_fen=400, fee_bp=0)

@@ -38,7 +38,7 @@ from mutualaid.services.collections.collections import (
 )
 from mutualaid.services.collections.ledger import balances, unbalanced_transactions
 from mutualaid.services.context import ServiceContext
-from mutualaid.services.periods.periods import member_statement
+from mutualaid.services.periods.statements import member_statement
 
 MEMBERS = f"plan:{MAIN_PLAN}:members"
 DEBIT_DAY = datetime(2026, 3, 14, 2, tzinfo=UTC)  # 10:00 Shanghai on the 14th

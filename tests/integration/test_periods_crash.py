@@ -23,7 +23,8 @@ from mutualaid.services.accounts.accounts import SYSTEM_ACTOR
 from mutualaid.services.collections.collections import SimulatedProvider, collect_period
 from mutualaid.services.collections.ledger import balances, unbalanced_transactions
 from mutualaid.services.context import ServiceContext
-from mutualaid.services.periods.periods import charge_proof, close_period, verify_charge_proof
+from mutualaid.services.periods.close import close_period
+from mutualaid.services.periods.proofs import charge_proof, verify_charge_proof
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -51,7 +52,7 @@ SCRIPT = textwrap.dedent("""
             os.kill(os.getpid(), signal.SIGKILL)
 
     if action == "close":
-        from mutualaid.services.periods.periods import close_period
+        from mutualaid.services.periods.close import close_period
         close_period(ctx, SYSTEM_ACTOR, "xhb-main", date(2026, 3, 7), hook=hook)
     else:
         from mutualaid.services.collections.collections import SimulatedProvider, collect_period

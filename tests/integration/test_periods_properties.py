@@ -28,7 +28,9 @@ from mutualaid.services.enrollment.memberships import (
     change_membership,
     enroll_member,
 )
-from mutualaid.services.periods.periods import close_period, member_statement, period_notice
+from mutualaid.services.periods.close import close_period
+from mutualaid.services.periods.notice import period_notice
+from mutualaid.services.periods.statements import member_statement
 from mutualaid.services.plans.plans import publish_plan
 
 PUBLICITY_DAYS = [date(2026, 1, 7), date(2026, 1, 21), date(2026, 2, 7), date(2026, 2, 21)]

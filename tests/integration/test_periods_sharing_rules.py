@@ -26,12 +26,9 @@ from mutualaid.services.collections.collections import (
 from mutualaid.services.collections.ledger import balances, unbalanced_transactions
 from mutualaid.services.context import ServiceContext
 from mutualaid.services.enrollment.memberships import MembershipView, change_membership
-from mutualaid.services.periods.periods import (
-    charge_proof,
-    member_statement,
-    period_notice,
-    verify_charge_proof,
-)
+from mutualaid.services.periods.notice import period_notice
+from mutualaid.services.periods.proofs import charge_proof, verify_charge_proof
+from mutualaid.services.periods.statements import member_statement
 from mutualaid.services.plans.plans import publish_plan
 
 MEMBERS = f"plan:{MAIN_PLAN}:members"

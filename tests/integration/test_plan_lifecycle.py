@@ -29,7 +29,8 @@ from mutualaid.services.claims.claims import ClaimReport, decide_claim, report_c
 from mutualaid.services.collections.collections import collect_period, pay_approved_claims, top_up
 from mutualaid.services.collections.ledger import balances, unbalanced_transactions
 from mutualaid.services.context import ServiceContext
-from mutualaid.services.periods.periods import member_statement, period_notice
+from mutualaid.services.periods.notice import period_notice
+from mutualaid.services.periods.statements import member_statement
 from mutualaid.services.plans.schemes import attach_scheme, sponsor_periods
 from mutualaid.services.transparency.transparency import LogConfig, proof_bundle
 from mutualaid.services.wind_down.exports import member_record

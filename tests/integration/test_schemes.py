@@ -37,7 +37,8 @@ from mutualaid.services.collections.collections import (
 )
 from mutualaid.services.collections.ledger import balances, unbalanced_transactions
 from mutualaid.services.context import ServiceContext
-from mutualaid.services.periods.periods import member_statement, period_notice
+from mutualaid.services.periods.notice import period_notice
+from mutualaid.services.periods.statements import member_statement
 from mutualaid.services.plans.schemes import (
     attach_scheme,
     list_schemes,

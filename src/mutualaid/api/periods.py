@@ -26,18 +26,15 @@ from mutualaid.services.collections.collections import (
     top_up,
 )
 from mutualaid.services.collections.ledger import account_balances
-from mutualaid.services.periods.periods import (
-    ChargeProof,
+from mutualaid.services.periods.close import close_period
+from mutualaid.services.periods.notice import PeriodNotice, period_notice
+from mutualaid.services.periods.proofs import ChargeProof, charge_proof
+from mutualaid.services.periods.statements import (
     MemberStatement,
-    PeriodNotice,
-    PeriodView,
     account_statements,
-    charge_proof,
-    close_period,
-    list_periods,
     member_statement,
-    period_notice,
 )
+from mutualaid.services.periods.views import PeriodView, list_periods
 
 router = APIRouter(prefix="/api/v1", tags=["periods"])
 

@@ -25,15 +25,11 @@ from mutualaid.services.collections.collections import (
     pay_approved_claims,
     retry_failed_payments,
 )
-from mutualaid.services.periods.periods import (
-    PeriodView,
-    charge_proof,
-    close_period,
-    list_periods,
-    member_statement,
-    period_notice,
-    verify_charge_proof,
-)
+from mutualaid.services.periods.close import close_period
+from mutualaid.services.periods.notice import period_notice
+from mutualaid.services.periods.proofs import charge_proof, verify_charge_proof
+from mutualaid.services.periods.statements import member_statement
+from mutualaid.services.periods.views import PeriodView, list_periods
 
 app = typer.Typer(help="Periods: close, collect, pay, and the public notice.", no_args_is_help=True)
 

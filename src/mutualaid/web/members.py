@@ -19,7 +19,8 @@ from mutualaid.services.enrollment.member_data import family_coverage
 from mutualaid.services.enrollment.memberships import EnrollmentRequest, enroll_member
 from mutualaid.services.enrollment.memberships import change_membership as change
 from mutualaid.services.notifications import list_notifications, mark_read
-from mutualaid.services.periods.periods import account_statements, charge_proof, verify_charge_proof
+from mutualaid.services.periods.proofs import charge_proof, verify_charge_proof
+from mutualaid.services.periods.statements import account_statements
 from mutualaid.services.plans.plans import list_plans, plan_rules
 from mutualaid.services.risk.risk import appeal_fraud_record, my_fraud_records
 from mutualaid.services.wind_down.exports import member_record, member_record_csv

@@ -12,7 +12,8 @@ from mutualaid.domain.apportionment import PeriodState, reached
 from mutualaid.domain.errors import DomainError, NotFound
 from mutualaid.services.claims.claims import cases_in_publicity
 from mutualaid.services.claims.notices import notice_days, notice_of
-from mutualaid.services.periods.periods import PeriodView, list_periods, period_notice
+from mutualaid.services.periods.notice import period_notice
+from mutualaid.services.periods.views import PeriodView, list_periods
 from mutualaid.services.plans.plan_statistics import plan_statistics
 from mutualaid.services.plans.plans import list_plans, plan_rules
 from mutualaid.services.transparency.transparency import latest_checkpoint, proof_bundle

@@ -37,8 +37,9 @@ from mutualaid.services.collections.collections import (
     import_collection_results,
 )
 from mutualaid.services.juries.juries import close_due_juries, jury_rounds, refer_to_jury
-from mutualaid.services.periods.periods import close_period, list_periods
+from mutualaid.services.periods.close import close_period
 from mutualaid.services.periods.preview import preview_period
+from mutualaid.services.periods.views import list_periods
 from mutualaid.services.plans.plan_statistics import operator_dashboard, plan_statistics
 from mutualaid.services.plans.plans import list_plans, plan_rules, plan_source, publish_plan
 from mutualaid.services.reports.audit_search import AuditFilter, search_audit

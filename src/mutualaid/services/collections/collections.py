@@ -64,12 +64,8 @@ from mutualaid.services.collections.ledger import post
 from mutualaid.services.context import ServiceContext
 from mutualaid.services.idempotency import run_idempotent
 from mutualaid.services.notifications import notify
-from mutualaid.services.periods.periods import (
-    EXCLUDED,
-    ChargeRule,
-    charge_rule,
-    find_period,
-)
+from mutualaid.services.periods.sharing import EXCLUDED, ChargeRule, charge_rule
+from mutualaid.services.periods.views import find_period
 
 #: Called with (memberships done, memberships in all) during long runs.
 Progress = Callable[[int, int], None]

@@ -31,7 +31,7 @@ from mutualaid.domain.calendars import local_date
 from mutualaid.domain.claims import ClaimState
 from mutualaid.services.accounts.accounts import Actor
 from mutualaid.services.context import ServiceContext
-from mutualaid.services.periods.periods import sharing_where
+from mutualaid.services.periods.sharing import sharing_where
 
 
 @dataclass(frozen=True, slots=True)

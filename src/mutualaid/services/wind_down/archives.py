@@ -36,7 +36,7 @@ from mutualaid.domain.ledger import SPONSOR, plan_account
 from mutualaid.domain.money import format_yuan
 from mutualaid.services.collections.ledger import balances, unbalanced_transactions
 from mutualaid.services.context import ServiceContext
-from mutualaid.services.periods.periods import PeriodNotice, period_notice
+from mutualaid.services.periods.notice import PeriodNotice, period_notice
 from mutualaid.services.transparency.transparency import entry_bundle, hash_tile
 from mutualaid.transparency.archives import (
     ARCHIVE_FORMAT,
