@@ -26,7 +26,7 @@ from mutualaid.clock import FixedClock
 from mutualaid.domain.ledger import PROVIDER, Leg, plan_account, transaction
 from mutualaid.plan_files import read_plan_file
 from mutualaid.services.accounts.accounts import SYSTEM_ACTOR
-from mutualaid.services.collections.ledger import post
+from mutualaid.services.ledger.ledger import post
 from mutualaid.services.plans.plans import publish_plan
 from mutualaid.services.wind_down.exports import migration_export
 from mutualaid.services.wind_down.wind_down import announce_end, end_cover

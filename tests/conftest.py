@@ -15,8 +15,8 @@ from mutualaid.clock import FixedClock
 from mutualaid.db.engines import make_engine, make_sessionmaker
 from mutualaid.db.models import Base
 from mutualaid.db.schema import upgrade
-from mutualaid.services.claims.evidence_store import FileSystemEvidenceStore, evidence_key
 from mutualaid.services.context import ServiceContext
+from mutualaid.services.evidence_store import FileSystemEvidenceStore, evidence_key
 from mutualaid.services.personal_data import PersonalDataProtector
 
 TEST_SECRET = "test-secret-key-0123456789abcdefghijklmnop"

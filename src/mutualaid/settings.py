@@ -25,7 +25,7 @@ class Settings(BaseSettings):
     data_dir: Path = Path("var")
     log_json: bool = False
     log_level: str = "INFO"
-    #: Dotted path "module:factory" of a credit/risk check (see services/enrollment/credit_checks.py).
+    #: Dotted path "module:factory" of a credit/risk check (see services/credit_checks.py).
     credit_check: str | None = None
     token_ttl_hours: int = Field(default=24 * 30, ge=1)
     #: The transparency log's signer key (`mutualaid log keygen`); generated under data_dir in demo mode.

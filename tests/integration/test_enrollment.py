@@ -12,7 +12,7 @@ from mutualaid.domain.accounts import Role
 from mutualaid.domain.errors import Conflict, DomainError, NotFound
 from mutualaid.domain.memberships import MembershipEvent, MembershipState, Relation
 from mutualaid.services.context import ServiceContext
-from mutualaid.services.enrollment.credit_checks import SimulatedCreditBureau
+from mutualaid.services.credit_checks import SimulatedCreditBureau
 from mutualaid.services.enrollment.memberships import (
     advance_memberships,
     change_membership,

@@ -10,7 +10,7 @@ import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from mutualaid.domain.errors import DomainError, NotFound
-from mutualaid.services.claims.evidence_store import (
+from mutualaid.services.evidence_store import (
     CHUNK_SIZE,
     HEADER_SIZE,
     TAG_SIZE,

@@ -27,9 +27,9 @@ from mutualaid.domain.errors import Conflict, DomainError
 from mutualaid.domain.memberships import MembershipEvent, Relation
 from mutualaid.plan_files import read_plan_file
 from mutualaid.services.accounts.accounts import SYSTEM_ACTOR, Actor
-from mutualaid.services.collections.ledger import balances, unbalanced_transactions
 from mutualaid.services.context import ServiceContext
 from mutualaid.services.enrollment.memberships import MembershipView, change_membership
+from mutualaid.services.ledger.ledger import balances, unbalanced_transactions
 from mutualaid.services.periods.close import close_period
 from mutualaid.services.periods.notice import period_notice
 from mutualaid.services.periods.proofs import charge_proof, verify_charge_proof

@@ -36,8 +36,8 @@ from mutualaid.services.collections.collections import (
     retry_failed_payments,
     top_up,
 )
-from mutualaid.services.collections.ledger import balances, unbalanced_transactions
 from mutualaid.services.context import ServiceContext
+from mutualaid.services.ledger.ledger import balances, unbalanced_transactions
 from mutualaid.services.periods.statements import member_statement
 
 MEMBERS = f"plan:{MAIN_PLAN}:members"

@@ -21,8 +21,8 @@ from mutualaid.db.models import LedgerTransaction, LogEntry, Period, PeriodCharg
 from mutualaid.domain.apportionment import PeriodState
 from mutualaid.services.accounts.accounts import SYSTEM_ACTOR
 from mutualaid.services.collections.collections import SimulatedProvider, collect_period
-from mutualaid.services.collections.ledger import balances, unbalanced_transactions
 from mutualaid.services.context import ServiceContext
+from mutualaid.services.ledger.ledger import balances, unbalanced_transactions
 from mutualaid.services.periods.close import close_period
 from mutualaid.services.periods.proofs import charge_proof, verify_charge_proof
 

@@ -13,13 +13,13 @@ from mutualaid.domain.accounts import Role
 from mutualaid.domain.errors import Conflict, DomainError
 from mutualaid.domain.ledger import SPONSOR, Leg, transaction
 from mutualaid.services.accounts.accounts import SYSTEM_ACTOR
-from mutualaid.services.collections.ledger import (
+from mutualaid.services.context import ServiceContext
+from mutualaid.services.ledger.ledger import (
     balances,
     post,
     reverse_transaction,
     unbalanced_transactions,
 )
-from mutualaid.services.context import ServiceContext
 
 TX = transaction("test:1", "test", [Leg("plan:p:aid_pool", 500), Leg(SPONSOR, -500)], memo="m")
 

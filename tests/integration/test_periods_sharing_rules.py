@@ -23,9 +23,9 @@ from mutualaid.services.collections.collections import (
     collect_period,
     export_collection_file,
 )
-from mutualaid.services.collections.ledger import balances, unbalanced_transactions
 from mutualaid.services.context import ServiceContext
 from mutualaid.services.enrollment.memberships import MembershipView, change_membership
+from mutualaid.services.ledger.ledger import balances, unbalanced_transactions
 from mutualaid.services.periods.notice import period_notice
 from mutualaid.services.periods.proofs import charge_proof, verify_charge_proof
 from mutualaid.services.periods.statements import member_statement

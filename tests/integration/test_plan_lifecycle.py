@@ -27,8 +27,8 @@ from mutualaid.domain.schemes import PlanStatus
 from mutualaid.services.accounts.accounts import SYSTEM_ACTOR, Actor
 from mutualaid.services.claims.claims import ClaimReport, decide_claim, report_claim, run_publicity
 from mutualaid.services.collections.collections import collect_period, pay_approved_claims, top_up
-from mutualaid.services.collections.ledger import balances, unbalanced_transactions
 from mutualaid.services.context import ServiceContext
+from mutualaid.services.ledger.ledger import balances, unbalanced_transactions
 from mutualaid.services.periods.notice import period_notice
 from mutualaid.services.periods.statements import member_statement
 from mutualaid.services.plans.schemes import attach_scheme, sponsor_periods

@@ -48,6 +48,7 @@ from mutualaid.services.claims.claims import (
     start_review,
 )
 from mutualaid.services.claims.evidence import add_evidence
+from mutualaid.services.claims.routing import route_investigation
 from mutualaid.services.context import ServiceContext
 from mutualaid.services.enrollment.memberships import change_membership
 from mutualaid.services.juries.juries import eligible_jurors
@@ -63,7 +64,6 @@ from mutualaid.services.risk.risk import (
     record_feedback,
     rescore_plan,
     risk_operations,
-    route_investigation,
     weight_report,
 )
 

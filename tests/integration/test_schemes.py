@@ -35,8 +35,8 @@ from mutualaid.services.collections.collections import (
     collect_period,
     pay_approved_claims,
 )
-from mutualaid.services.collections.ledger import balances, unbalanced_transactions
 from mutualaid.services.context import ServiceContext
+from mutualaid.services.ledger.ledger import balances, unbalanced_transactions
 from mutualaid.services.periods.notice import period_notice
 from mutualaid.services.periods.statements import member_statement
 from mutualaid.services.plans.schemes import (

@@ -36,9 +36,9 @@ from mutualaid.services.collections.collections import (
     prepaid_balance,
     top_up,
 )
-from mutualaid.services.collections.ledger import balances, unbalanced_transactions
 from mutualaid.services.context import ServiceContext
 from mutualaid.services.enrollment.memberships import MembershipView
+from mutualaid.services.ledger.ledger import balances, unbalanced_transactions
 from mutualaid.services.plans.plans import publish_plan
 from mutualaid.services.transparency.transparency import LogConfig, WitnessEndpoint
 from mutualaid.services.wind_down.wind_down import (

@@ -25,7 +25,7 @@ from mutualaid.services.collections.collections import (
     prepaid_balance,
     top_up,
 )
-from mutualaid.services.collections.ledger import account_balances
+from mutualaid.services.ledger.ledger import account_balances
 from mutualaid.services.periods.close import close_period
 from mutualaid.services.periods.notice import PeriodNotice, period_notice
 from mutualaid.services.periods.proofs import ChargeProof, charge_proof

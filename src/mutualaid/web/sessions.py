@@ -23,7 +23,7 @@ from fastapi import Depends, Request
 from starlette.datastructures import FormData, UploadFile
 from starlette.responses import Response
 
-from mutualaid.api.dependencies import Context
+from mutualaid.adapters import Context
 from mutualaid.domain.accounts import Role
 from mutualaid.domain.errors import Forbidden, Unauthenticated
 from mutualaid.services.accounts.accounts import AccountView, Actor, authenticate, get_account

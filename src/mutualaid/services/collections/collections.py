@@ -60,9 +60,9 @@ from mutualaid.domain.plans import FundingModel
 from mutualaid.services import audit
 from mutualaid.services.accounts.accounts import Actor
 from mutualaid.services.claims.claims import _apply as apply_claim_event
-from mutualaid.services.collections.ledger import post
 from mutualaid.services.context import ServiceContext
 from mutualaid.services.idempotency import run_idempotent
+from mutualaid.services.ledger.ledger import post
 from mutualaid.services.notifications import notify
 from mutualaid.services.periods.sharing import EXCLUDED, ChargeRule, charge_rule
 from mutualaid.services.periods.views import find_period

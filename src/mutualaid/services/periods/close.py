@@ -89,8 +89,8 @@ from mutualaid.domain.sharing import (
 )
 from mutualaid.services import audit
 from mutualaid.services.accounts.accounts import Actor
-from mutualaid.services.collections.ledger import post
 from mutualaid.services.context import ServiceContext
+from mutualaid.services.ledger.ledger import post
 from mutualaid.services.periods.charges import _commit
 from mutualaid.services.periods.cohorts import (
     _banded_history,

@@ -34,8 +34,9 @@ from mutualaid.db.models import (
 )
 from mutualaid.db.queries.plans import known_rules, plan_by_code
 from mutualaid.domain.accounts import STAFF_ROLES, Role, require_role
-from mutualaid.domain.claims import OPEN_STATES, ClaimState, RejectionReason
+from mutualaid.domain.claims import OPEN_STATES, RejectionReason
 from mutualaid.domain.errors import Conflict, DomainError, Forbidden, NotFound
+from mutualaid.domain.plans import params_of
 from mutualaid.domain.risk import (
     BY_CODE,
     CODES,
@@ -63,7 +64,6 @@ from mutualaid.domain.risk import (
     investigation_mode,
     level_of,
     links_of,
-    params_of,
     score_claims,
     weight_of,
     window_counts,
@@ -846,51 +846,6 @@ def _rejected_case() -> Any:
 
 
 # --- investigation routing and the operator's figures -------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Routing:
-    claim_ref: str
-    score: int
-    mode: str
-    investigator_id: int
-
-
-def route_investigation(
-    ctx: ServiceContext, actor: Actor, ref: str, *, idempotency_key: str | None = None
-) -> Routing:
-    """Assign a claim under review by its score: high risk to the least-loaded field investigator,
-    the rest to the least-loaded other reviewer for a desk review."""
-    from mutualaid.services.claims.claims import assign_investigation
-
-    require_role(actor.role, Role.REVIEWER, Role.OPERATOR)
-    with ctx.reading() as session:
-        claim = _claim(session, ref)
-        risk = session.get(ClaimRisk, claim.id)
-        score = risk.score if risk else 0
-        mode = investigation_mode(score, plan_params(session, claim.plan_id))
-        role = Role.INVESTIGATOR if mode is InvestigationMode.FIELD else Role.REVIEWER
-        load = (
-            select(Claim.investigator_id, func.count().label("n"))
-            .where(Claim.state.in_([ClaimState.INVESTIGATING, ClaimState.AWAITING_DOCUMENTS]))
-            .group_by(Claim.investigator_id)
-            .subquery()
-        )
-        assignee = session.scalar(
-            select(Account.id)
-            .outerjoin(load, load.c.investigator_id == Account.id)
-            .where(Account.role == str(role), Account.id != actor.account_id)
-            .order_by(func.coalesce(load.c.n, 0), Account.id)
-            .limit(1)
-        )
-    if assignee is None:
-        raise DomainError(
-            "no_investigator",
-            f"there is no {role} to take a {mode} investigation",
-            "investigator_id",
-        )
-    assign_investigation(ctx, actor, ref, assignee, idempotency_key=idempotency_key)
-    return Routing(ref, score, str(mode), assignee)
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,8 +34,8 @@ from mutualaid.domain.apportionment import PeriodState, reached
 from mutualaid.domain.errors import Conflict
 from mutualaid.domain.ledger import SPONSOR, plan_account
 from mutualaid.domain.money import format_yuan
-from mutualaid.services.collections.ledger import balances, unbalanced_transactions
 from mutualaid.services.context import ServiceContext
+from mutualaid.services.ledger.ledger import balances, unbalanced_transactions
 from mutualaid.services.periods.notice import PeriodNotice, period_notice
 from mutualaid.services.transparency.transparency import entry_bundle, hash_tile
 from mutualaid.transparency.archives import (

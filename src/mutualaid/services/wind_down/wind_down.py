@@ -58,8 +58,8 @@ from mutualaid.domain.schemes import (
 )
 from mutualaid.services import audit
 from mutualaid.services.accounts.accounts import Actor
-from mutualaid.services.collections.ledger import balances, post
 from mutualaid.services.context import ServiceContext
+from mutualaid.services.ledger.ledger import balances, post
 from mutualaid.services.notifications import notify_many
 from mutualaid.services.transparency.transparency import (
     LogConfig,
