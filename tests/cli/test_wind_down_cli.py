@@ -18,7 +18,7 @@ from tests.integration.test_wind_down import LOG_KEY, WITNESS_KEYS, witnesses  #
 from mutualaid.clock import FixedClock
 from mutualaid.services.accounts.accounts import SYSTEM_ACTOR
 from mutualaid.services.context import ServiceContext
-from mutualaid.services.transparency.transparency import LogConfig
+from mutualaid.services.transparency.checkpoints import LogConfig
 from mutualaid.services.wind_down.wind_down import announce_end, close_plan, end_cover
 from mutualaid.transparency.verification import TrustPolicy
 

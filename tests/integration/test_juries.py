@@ -308,7 +308,7 @@ def test_panels_are_seeded_by_the_first_checkpoint_published_after_referral(
     ctx: ServiceContext, clock: FixedClock
 ) -> None:
     from mutualaid.services.juries.juries import seat_waiting_panels
-    from mutualaid.services.transparency.transparency import LogConfig, publish_checkpoint
+    from mutualaid.services.transparency.checkpoints import LogConfig, publish_checkpoint
     from mutualaid.transparency.notes import generate_signer_key
 
     config = LogConfig(generate_signer_key("aid.example/log", seed=b"\x07" * 32))

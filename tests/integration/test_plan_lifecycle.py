@@ -32,7 +32,7 @@ from mutualaid.services.ledger.ledger import balances, unbalanced_transactions
 from mutualaid.services.periods.notice import period_notice
 from mutualaid.services.periods.statements import member_statement
 from mutualaid.services.plans.schemes import attach_scheme, sponsor_periods
-from mutualaid.services.transparency.transparency import LogConfig, proof_bundle
+from mutualaid.services.transparency.checkpoints import LogConfig, proof_bundle
 from mutualaid.services.wind_down.exports import member_record
 from mutualaid.services.wind_down.wind_down import announce_end, close_plan, end_cover
 from mutualaid.transparency.archives import verify_archive

@@ -40,7 +40,7 @@ from mutualaid.services.context import ServiceContext
 from mutualaid.services.enrollment.memberships import MembershipView
 from mutualaid.services.ledger.ledger import balances, unbalanced_transactions
 from mutualaid.services.plans.plans import publish_plan
-from mutualaid.services.transparency.transparency import LogConfig, WitnessEndpoint
+from mutualaid.services.transparency.checkpoints import LogConfig, WitnessEndpoint
 from mutualaid.services.wind_down.wind_down import (
     announce_end,
     check_minimum_membership,

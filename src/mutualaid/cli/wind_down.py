@@ -17,7 +17,7 @@ from mutualaid.domain.accounts import Role
 from mutualaid.domain.money import format_yuan
 from mutualaid.services.accounts.accounts import SYSTEM_ACTOR, Actor
 from mutualaid.services.plans.schemes import attach_scheme, list_schemes, sponsor_periods
-from mutualaid.services.transparency.transparency import load_log_config
+from mutualaid.services.transparency.checkpoints import load_log_config
 from mutualaid.services.wind_down.exports import member_record, member_record_csv, migration_export
 from mutualaid.services.wind_down.wind_down import (
     WindDownView,

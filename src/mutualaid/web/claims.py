@@ -31,7 +31,7 @@ from mutualaid.services.claims.evidence import add_evidence, list_evidence
 from mutualaid.services.enrollment.member_data import family_coverage
 from mutualaid.services.juries.juries import dispute_rejection
 from mutualaid.services.plans.plans import plan_rules
-from mutualaid.services.transparency.transparency import proof_bundle
+from mutualaid.services.transparency.checkpoints import proof_bundle
 from mutualaid.web import uploads
 from mutualaid.web.pages import page_router, redirect, render, render_form
 from mutualaid.web.sessions import Page, PageState

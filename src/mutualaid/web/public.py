@@ -16,7 +16,7 @@ from mutualaid.services.periods.notice import period_notice
 from mutualaid.services.periods.views import PeriodView, list_periods
 from mutualaid.services.plans.plan_statistics import plan_statistics
 from mutualaid.services.plans.plans import list_plans, plan_rules
-from mutualaid.services.transparency.transparency import latest_checkpoint, proof_bundle
+from mutualaid.services.transparency.checkpoints import latest_checkpoint, proof_bundle
 from mutualaid.transparency.errors import LeafError
 from mutualaid.transparency.leaves import decode_leaf
 from mutualaid.transparency.verification import verify_subject_bundle

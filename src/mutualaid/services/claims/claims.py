@@ -53,7 +53,7 @@ from mutualaid.services.idempotency import run_idempotent
 from mutualaid.services.notifications import notify
 from mutualaid.services.plans.schemes import plan_claim_sponsored, scheme_terms
 from mutualaid.services.risk import risk
-from mutualaid.services.transparency.transparency import queue_leaf, unix_seconds
+from mutualaid.services.transparency.log import queue_leaf, unix_seconds
 
 STAFF_REVIEW_ROLES = (Role.REVIEWER, Role.OPERATOR)
 

@@ -23,7 +23,7 @@ from mutualaid.services.accounts.accounts import Actor
 from mutualaid.services.claims.claims import _load, _visible
 from mutualaid.services.context import ServiceContext
 from mutualaid.services.risk import risk
-from mutualaid.services.transparency.transparency import queue_leaf, unix_seconds
+from mutualaid.services.transparency.log import queue_leaf, unix_seconds
 
 #: Staff who may open evidence files; members only see their own uploads' metadata.
 EVIDENCE_READERS = (Role.REVIEWER, Role.INVESTIGATOR, Role.OPERATOR)

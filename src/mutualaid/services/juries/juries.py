@@ -51,7 +51,7 @@ from mutualaid.services.claims.claims import PublicCase, _apply, _load, public_c
 from mutualaid.services.context import ServiceContext
 from mutualaid.services.idempotency import run_idempotent
 from mutualaid.services.notifications import notify, notify_many
-from mutualaid.services.transparency.transparency import queue_leaf, unix_seconds
+from mutualaid.services.transparency.log import queue_leaf, unix_seconds
 
 
 def juror_ref(account_id: int) -> str:

@@ -45,7 +45,7 @@ from mutualaid.services.periods.sharing import (
     _dialect,
     charge_rule,
 )
-from mutualaid.services.transparency.transparency import queue_leaf, unix_seconds
+from mutualaid.services.transparency.log import queue_leaf, unix_seconds
 from mutualaid.transparency.merkle import EMPTY_ROOT, MemoryTree, hash_leaf
 
 # --- the charges tree -------------------------------------------------------------------------------

@@ -37,7 +37,7 @@ from mutualaid.domain.money import format_yuan
 from mutualaid.services.context import ServiceContext
 from mutualaid.services.ledger.ledger import balances, unbalanced_transactions
 from mutualaid.services.periods.notice import PeriodNotice, period_notice
-from mutualaid.services.transparency.transparency import entry_bundle, hash_tile
+from mutualaid.services.transparency.proofs import entry_bundle, hash_tile
 from mutualaid.transparency.archives import (
     ARCHIVE_FORMAT,
     MANIFEST,

@@ -61,12 +61,8 @@ from mutualaid.services.accounts.accounts import Actor
 from mutualaid.services.context import ServiceContext
 from mutualaid.services.ledger.ledger import balances, post
 from mutualaid.services.notifications import notify_many
-from mutualaid.services.transparency.transparency import (
-    LogConfig,
-    publish_checkpoint,
-    queue_leaf,
-    unix_seconds,
-)
+from mutualaid.services.transparency.checkpoints import LogConfig, publish_checkpoint
+from mutualaid.services.transparency.log import queue_leaf, unix_seconds
 from mutualaid.services.wind_down.archives import REFUND_KEY, write_archive
 
 #: memberships.end_reason of everyone still in the plan when its cover ended.
