@@ -36,9 +36,9 @@ from databases import PLAN_CODE, fresh_context, url_for
 
 from mutualaid.domain.calendars import local_date
 from mutualaid.domain.identities import PROVINCES, check_character, parse_resident_id
-from mutualaid.services.accounts import SYSTEM_ACTOR
-from mutualaid.services.member_imports import DEFAULT_CHUNK_ROWS, import_members
-from mutualaid.services.plans import plan_rules
+from mutualaid.services.accounts.accounts import SYSTEM_ACTOR
+from mutualaid.services.enrollment.member_imports import DEFAULT_CHUNK_ROWS, import_members
+from mutualaid.services.plans.plans import plan_rules
 
 #: Its own database, so it can run while another benchmark uses `bench`.
 OWN_URL = url_for("bench_import")

@@ -48,13 +48,15 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from mutualaid.db.engines import make_engine, make_sessionmaker
 from mutualaid.db.schema import upgrade
-from mutualaid.services.transparency import (
+from mutualaid.services.transparency.log import (
     PendingLeaf,
     append_leaves,
-    consistency_proof_between,
-    inclusion_proof_at,
     integrate_in_session,
     queue_leaves,
+)
+from mutualaid.services.transparency.proofs import (
+    consistency_proof_between,
+    inclusion_proof_at,
     root_at,
 )
 from mutualaid.transparency.leaves import decode_leaf

@@ -49,10 +49,10 @@ from mutualaid.clock import FixedClock
 from mutualaid.db.engines import make_engine, make_sessionmaker
 from mutualaid.db.schema import upgrade
 from mutualaid.plan_files import read_plan_file
-from mutualaid.services.accounts import SYSTEM_ACTOR
+from mutualaid.services.accounts.accounts import SYSTEM_ACTOR
 from mutualaid.services.context import ServiceContext
 from mutualaid.services.personal_data import PersonalDataProtector
-from mutualaid.services.plans import publish_plan
+from mutualaid.services.plans.plans import publish_plan
 
 PLAN = "xhb-main"
 CLOSE_ON = date(2026, 3, 7)
@@ -435,7 +435,9 @@ def child_close(url: str) -> dict[str, Any]:
     from sqlalchemy import func, select
 
     from mutualaid.db.models import Membership
-    from mutualaid.services.periods import close_period, period_notice, sharing_where
+    from mutualaid.services.periods.close import close_period
+    from mutualaid.services.periods.notice import period_notice
+    from mutualaid.services.periods.sharing import sharing_where
 
     ctx = context(url)
     # The least any close must do: count who was a member at the lock, in one scan.
@@ -487,7 +489,7 @@ def _statement_members(ctx: ServiceContext, count: int) -> list[int]:
 
 def child_statement(url: str) -> dict[str, Any]:
     from mutualaid.db.models import Membership
-    from mutualaid.services.periods import member_statement
+    from mutualaid.services.periods.statements import member_statement
 
     ctx = context(url)
     ids = _statement_members(ctx, 200)
@@ -520,8 +522,8 @@ def child_export(url: str) -> dict[str, Any]:
     from sqlalchemy import func, select
 
     from mutualaid.db.models import Membership
-    from mutualaid.services.collections import export_collection_file
-    from mutualaid.services.periods import sharing_where
+    from mutualaid.services.collections.collections import export_collection_file
+    from mutualaid.services.periods.sharing import sharing_where
 
     ctx = context(url)
     with ctx.reading() as session:  # the database's part alone: one scan counting the lines
@@ -562,7 +564,7 @@ def child_export(url: str) -> dict[str, Any]:
 
 
 def child_proof(url: str) -> dict[str, Any]:
-    from mutualaid.services.periods import charge_proof, verify_charge_proof
+    from mutualaid.services.periods.proofs import charge_proof, verify_charge_proof
 
     ctx = context(url)
     member = _statement_members(ctx, 1)[0]

@@ -24,8 +24,8 @@ import bench_periods
 from sqlalchemy import text
 
 from mutualaid.clock import FixedClock
-from mutualaid.services.accounts import SYSTEM_ACTOR
-from mutualaid.services.reports import Section, plan_report
+from mutualaid.services.accounts.accounts import SYSTEM_ACTOR
+from mutualaid.services.reports.reports import Section, plan_report
 
 NOW = bench_periods.CLOSE_CLOCK
 DAYS = 4 * 365

@@ -52,11 +52,11 @@ from mutualaid.domain.risk import (  # noqa: E402
     window_counts,
 )
 from mutualaid.plan_files import read_plan_file  # noqa: E402
-from mutualaid.services.accounts import Actor  # noqa: E402
+from mutualaid.services.accounts.accounts import Actor  # noqa: E402
 from mutualaid.services.context import ServiceContext  # noqa: E402
 from mutualaid.services.personal_data import PersonalDataProtector  # noqa: E402
-from mutualaid.services.plans import publish_plan  # noqa: E402
-from mutualaid.services.risk import (  # noqa: E402
+from mutualaid.services.plans.plans import publish_plan  # noqa: E402
+from mutualaid.services.risk.risk import (  # noqa: E402
     _OPEN,
     _persist,
     _report_days,

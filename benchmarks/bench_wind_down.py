@@ -25,11 +25,11 @@ from sqlalchemy import text
 from mutualaid.clock import FixedClock
 from mutualaid.domain.ledger import PROVIDER, Leg, plan_account, transaction
 from mutualaid.plan_files import read_plan_file
-from mutualaid.services.accounts import SYSTEM_ACTOR
-from mutualaid.services.exports import migration_export
-from mutualaid.services.ledger import post
-from mutualaid.services.plans import publish_plan
-from mutualaid.services.wind_down import announce_end, end_cover
+from mutualaid.services.accounts.accounts import SYSTEM_ACTOR
+from mutualaid.services.ledger.ledger import post
+from mutualaid.services.plans.plans import publish_plan
+from mutualaid.services.wind_down.exports import migration_export
+from mutualaid.services.wind_down.wind_down import announce_end, end_cover
 
 DEFAULT_SQLITE = Path("/tmp/bench_wind_down/wind_down.db")
 

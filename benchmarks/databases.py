@@ -10,7 +10,7 @@ from mutualaid.db.schema import upgrade
 from mutualaid.plan_files import read_plan_file
 from mutualaid.services.context import ServiceContext
 from mutualaid.services.personal_data import PersonalDataProtector
-from mutualaid.services.plans import publish_plan
+from mutualaid.services.plans.plans import publish_plan
 
 
 def url_for(database: str) -> str:

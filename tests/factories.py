@@ -9,10 +9,14 @@ from mutualaid.domain.accounts import Role
 from mutualaid.domain.identities import Sex, make_resident_id
 from mutualaid.domain.memberships import Relation
 from mutualaid.plan_files import read_plan_file
-from mutualaid.services.accounts import Actor, register_account
+from mutualaid.services.accounts.accounts import Actor, register_account
 from mutualaid.services.context import ServiceContext
-from mutualaid.services.memberships import EnrollmentRequest, MembershipView, enroll_member
-from mutualaid.services.plans import publish_plan
+from mutualaid.services.enrollment.memberships import (
+    EnrollmentRequest,
+    MembershipView,
+    enroll_member,
+)
+from mutualaid.services.plans.plans import publish_plan
 
 MAIN_PLAN = "xhb-main"
 ELDERLY_PLAN = "xhb-elderly-cancer"

@@ -30,7 +30,7 @@ from mutualaid.domain.risk import (
     factorize,
 )
 from mutualaid.services.context import ServiceContext
-from mutualaid.services.risk import link_columns
+from mutualaid.services.risk.risk import link_columns
 
 END = date(2026, 2, 28)  # the last report day
 START = END - timedelta(days=539)  # 18 months of claims: a year of history before the recent ones

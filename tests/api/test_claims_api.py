@@ -170,7 +170,7 @@ def test_a_rejected_claim_is_disputed_and_a_juror_votes(
     ctx: ServiceContext, clock: FixedClock
 ) -> None:
     from mutualaid.plan_files import read_plan_file
-    from mutualaid.services.plans import publish_plan
+    from mutualaid.services.plans.plans import publish_plan
 
     publish_demo_plans(ctx)
     publish_plan(ctx, None, read_plan_file("xhb-main.toml") + "\n[jury]\nmin_votes = 1\n")

@@ -12,7 +12,7 @@ from tests.integration.test_periods import LOCK_MARCH_7, approved_claim, use_rul
 
 from mutualaid.clock import FixedClock
 from mutualaid.services.context import ServiceContext
-from mutualaid.services.periods import ChargeProof, verify_charge_proof
+from mutualaid.services.periods.proofs import ChargeProof, verify_charge_proof
 
 PERIOD = "/api/v1/plans/xhb-main/periods/2026-03-07"
 

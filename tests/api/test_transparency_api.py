@@ -10,12 +10,8 @@ from fastapi.testclient import TestClient
 
 from mutualaid.api.app import create_app
 from mutualaid.services.context import ServiceContext
-from mutualaid.services.transparency import (
-    LogConfig,
-    PendingLeaf,
-    append_leaves,
-    publish_checkpoint,
-)
+from mutualaid.services.transparency.checkpoints import LogConfig, publish_checkpoint
+from mutualaid.services.transparency.log import PendingLeaf, append_leaves
 from mutualaid.transparency.checkpoints import open_checkpoint
 from mutualaid.transparency.leaves import canonical_leaf
 from mutualaid.transparency.merkle import MemoryTree, NodeId, verify_consistency, verify_inclusion

@@ -10,7 +10,7 @@ from tests.cli.cli import assert_clean_failure, mutualaid, said
 
 from mutualaid.db.schema import alembic_config
 from mutualaid.domain.accounts import Role
-from mutualaid.services.accounts import log_in
+from mutualaid.services.accounts.accounts import log_in
 from mutualaid.services.context import ServiceContext
 
 HEAD = ScriptDirectory.from_config(alembic_config()).get_current_head()

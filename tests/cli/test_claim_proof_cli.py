@@ -15,9 +15,9 @@ from typer.testing import CliRunner
 from mutualaid.cli.app import app
 from mutualaid.clock import FixedClock
 from mutualaid.domain.accounts import Role
-from mutualaid.services.claims import ClaimReport, decide_claim, report_claim
+from mutualaid.services.claims.claims import ClaimReport, decide_claim, report_claim
+from mutualaid.services.claims.evidence import add_evidence
 from mutualaid.services.context import ServiceContext
-from mutualaid.services.evidence import add_evidence
 
 runner = CliRunner()
 SCAN = b"\xff\xd8\xff\xe0 pathology report, page 1 " * 40

@@ -14,10 +14,10 @@ from tests.factories import account, enroll, publish_demo_plans, resident_id
 
 from mutualaid.clock import FixedClock
 from mutualaid.domain.memberships import MembershipState
-from mutualaid.services.accounts import SYSTEM_ACTOR
+from mutualaid.services.accounts.accounts import SYSTEM_ACTOR
 from mutualaid.services.context import ServiceContext
 from mutualaid.services.demo_data import random_member_rows
-from mutualaid.services.memberships import list_plan_members
+from mutualaid.services.enrollment.memberships import list_plan_members
 
 HEADER = ["payer_phone", "full_name", "id_number", "relation", "joined_on"]
 

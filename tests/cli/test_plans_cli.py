@@ -11,7 +11,7 @@ from tests.cli.cli import assert_clean_failure, mutualaid, said
 
 from mutualaid.plan_files import read_plan_file
 from mutualaid.services.context import ServiceContext
-from mutualaid.services.plans import plan_rules
+from mutualaid.services.plans.plans import plan_rules
 
 SHIPPED = Path(str(files("mutualaid.plan_files").joinpath("xhb-main.toml")))
 MAIN_TOML = read_plan_file("xhb-main.toml")

@@ -17,7 +17,7 @@ from typer.testing import CliRunner, Result
 
 from mutualaid.cli.app import app
 from mutualaid.services.context import ServiceContext
-from mutualaid.services.transparency import queue_leaf
+from mutualaid.services.transparency.log import queue_leaf
 from mutualaid.transparency.checkpoints import Checkpoint, sign_checkpoint
 from mutualaid.transparency.leaves import canonical_leaf
 from mutualaid.transparency.merkle import MemoryTree

@@ -16,10 +16,10 @@ from tests.integration.test_schemes import COVID
 from tests.integration.test_wind_down import LOG_KEY, WITNESS_KEYS, witnesses  # noqa: F401
 
 from mutualaid.clock import FixedClock
-from mutualaid.services.accounts import SYSTEM_ACTOR
+from mutualaid.services.accounts.accounts import SYSTEM_ACTOR
 from mutualaid.services.context import ServiceContext
-from mutualaid.services.transparency import LogConfig
-from mutualaid.services.wind_down import announce_end, close_plan, end_cover
+from mutualaid.services.transparency.checkpoints import LogConfig
+from mutualaid.services.wind_down.wind_down import announce_end, close_plan, end_cover
 from mutualaid.transparency.verification import TrustPolicy
 
 

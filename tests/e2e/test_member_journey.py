@@ -24,10 +24,10 @@ from tests.factories import PASSWORD, account, covered_member, publish_demo_plan
 from mutualaid.clock import FixedClock
 from mutualaid.domain.accounts import Role
 from mutualaid.domain.claims import RejectionReason
-from mutualaid.services.accounts import register_account
-from mutualaid.services.claims import ClaimReport, decide_claim, report_claim, start_review
+from mutualaid.services.accounts.accounts import register_account
+from mutualaid.services.claims.claims import ClaimReport, decide_claim, report_claim, start_review
 from mutualaid.services.context import ServiceContext
-from mutualaid.services.transparency import LogConfig, publish_checkpoint
+from mutualaid.services.transparency.checkpoints import LogConfig, publish_checkpoint
 from mutualaid.transparency.notes import generate_signer_key
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]

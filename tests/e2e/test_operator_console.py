@@ -20,7 +20,7 @@ from mutualaid.domain.accounts import Role
 from mutualaid.domain.claims import RejectionReason
 from mutualaid.domain.money import format_yuan
 from mutualaid.domain.risk import SIGNALS, ClaimLinks, SignalCode
-from mutualaid.services.claims import (
+from mutualaid.services.claims.claims import (
     ClaimReport,
     assign_investigation,
     decide_claim,
@@ -29,9 +29,9 @@ from mutualaid.services.claims import (
     run_publicity,
     start_review,
 )
+from mutualaid.services.claims.evidence import add_evidence
 from mutualaid.services.context import ServiceContext
-from mutualaid.services.evidence import add_evidence
-from mutualaid.services.periods import close_period
+from mutualaid.services.periods.close import close_period
 
 pytestmark = pytest.mark.e2e
 

@@ -12,7 +12,7 @@ from mutualaid.domain.accounts import Role
 from mutualaid.domain.claims import ClaimState, RejectionReason
 from mutualaid.domain.errors import Conflict, DomainError, Forbidden, NotFound
 from mutualaid.domain.memberships import MembershipEvent
-from mutualaid.services.claims import (
+from mutualaid.services.claims.claims import (
     ClaimReport,
     assign_investigation,
     cases_in_publicity,
@@ -31,7 +31,7 @@ from mutualaid.services.claims import (
     work_queue,
 )
 from mutualaid.services.context import ServiceContext
-from mutualaid.services.memberships import change_membership
+from mutualaid.services.enrollment.memberships import change_membership
 
 # The clock fixture: 1 March 2026, 10:00 in Shanghai.
 TODAY = date(2026, 3, 1)

@@ -13,7 +13,7 @@ from mutualaid.domain.errors import Conflict, DomainError, NotFound
 from mutualaid.domain.memberships import MembershipEvent, MembershipState, Relation
 from mutualaid.services.context import ServiceContext
 from mutualaid.services.credit_checks import SimulatedCreditBureau
-from mutualaid.services.memberships import (
+from mutualaid.services.enrollment.memberships import (
     advance_memberships,
     change_membership,
     get_membership,

@@ -13,8 +13,8 @@ from mutualaid.domain.claims import ClaimState, RejectionReason
 from mutualaid.domain.errors import Conflict, DomainError, Forbidden
 from mutualaid.domain.juries import CERTIFICATION_QUIZ, draw_panel
 from mutualaid.plan_files import read_plan_file
-from mutualaid.services.accounts import Actor
-from mutualaid.services.claims import (
+from mutualaid.services.accounts.accounts import Actor
+from mutualaid.services.claims.claims import (
     ClaimReport,
     decide_claim,
     get_claim,
@@ -22,7 +22,7 @@ from mutualaid.services.claims import (
     start_review,
 )
 from mutualaid.services.context import ServiceContext
-from mutualaid.services.juries import (
+from mutualaid.services.juries.juries import (
     cast_vote,
     certify_juror,
     close_due_juries,
@@ -34,7 +34,7 @@ from mutualaid.services.juries import (
     refer_to_jury,
     seat_panel,
 )
-from mutualaid.services.plans import publish_plan
+from mutualaid.services.plans.plans import publish_plan
 
 TODAY = date(2026, 3, 1)
 RIGHT_ANSWERS = {q.code: q.answer for q in CERTIFICATION_QUIZ}
@@ -259,7 +259,7 @@ def test_a_panel_with_no_shows_is_redrawn_without_them(
 def test_an_operator_refers_a_contested_case_in_publicity(
     ctx: ServiceContext, clock: FixedClock
 ) -> None:
-    from mutualaid.services.claims import (
+    from mutualaid.services.claims.claims import (
         assign_investigation,
         file_investigation_report,
         run_publicity,
@@ -307,8 +307,8 @@ def test_concurrent_votes_are_counted_exactly_once_each(
 def test_panels_are_seeded_by_the_first_checkpoint_published_after_referral(
     ctx: ServiceContext, clock: FixedClock
 ) -> None:
-    from mutualaid.services.juries import seat_waiting_panels
-    from mutualaid.services.transparency import LogConfig, publish_checkpoint
+    from mutualaid.services.juries.juries import seat_waiting_panels
+    from mutualaid.services.transparency.checkpoints import LogConfig, publish_checkpoint
     from mutualaid.transparency.notes import generate_signer_key
 
     config = LogConfig(generate_signer_key("aid.example/log", seed=b"\x07" * 32))

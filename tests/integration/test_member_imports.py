@@ -11,10 +11,10 @@ from tests.factories import account, enroll, publish_demo_plans, resident_id
 from mutualaid.db.models import Account, Membership, Person
 from mutualaid.domain.errors import DomainError
 from mutualaid.domain.memberships import MembershipState
-from mutualaid.services.accounts import SYSTEM_ACTOR
+from mutualaid.services.accounts.accounts import SYSTEM_ACTOR
 from mutualaid.services.context import ServiceContext
 from mutualaid.services.demo_data import random_member_rows
-from mutualaid.services.member_imports import ImportReport, import_members
+from mutualaid.services.enrollment.member_imports import ImportReport, import_members
 
 TODAY = date(2026, 3, 1)
 HEADER = ["payer_phone", "full_name", "id_number", "relation", "joined_on"]

@@ -26,18 +26,15 @@ from mutualaid.domain.claims import ClaimState
 from mutualaid.domain.errors import Conflict, DomainError
 from mutualaid.domain.memberships import MembershipEvent, Relation
 from mutualaid.plan_files import read_plan_file
-from mutualaid.services.accounts import SYSTEM_ACTOR, Actor
+from mutualaid.services.accounts.accounts import SYSTEM_ACTOR, Actor
 from mutualaid.services.context import ServiceContext
-from mutualaid.services.ledger import balances, unbalanced_transactions
-from mutualaid.services.memberships import MembershipView, change_membership
-from mutualaid.services.periods import (
-    charge_proof,
-    close_period,
-    member_statement,
-    period_notice,
-    verify_charge_proof,
-)
-from mutualaid.services.plans import publish_plan
+from mutualaid.services.enrollment.memberships import MembershipView, change_membership
+from mutualaid.services.ledger.ledger import balances, unbalanced_transactions
+from mutualaid.services.periods.close import close_period
+from mutualaid.services.periods.notice import period_notice
+from mutualaid.services.periods.proofs import charge_proof, verify_charge_proof
+from mutualaid.services.periods.statements import member_statement
+from mutualaid.services.plans.plans import publish_plan
 from mutualaid.transparency.errors import VerificationError
 
 SHANGHAI = "Asia/Shanghai"
@@ -371,7 +368,7 @@ def enroll_again(ctx: ServiceContext, holder: Actor, old_membership_id: int) -> 
         membership = session.get_one(Membership, old_membership_id)
         person = session.get_one(Person, membership.person_id)
         number = ctx.protector.decrypt(person.identity_ciphertext)
-    from mutualaid.services.memberships import EnrollmentRequest, enroll_member
+    from mutualaid.services.enrollment.memberships import EnrollmentRequest, enroll_member
 
     return enroll_member(
         ctx,
@@ -463,18 +460,18 @@ class TestProofs:
     ) -> None:
         """With blocks of 2 ids and chunks of 3 rows, blocks also straddle the streamed chunks."""
         import mutualaid.domain.apportionment
-        import mutualaid.services.periods
+        import mutualaid.services.periods.charges
 
-        for module in (mutualaid.domain.apportionment, mutualaid.services.periods):
+        for module in (mutualaid.domain.apportionment, mutualaid.services.periods.charges):
             monkeypatch.setattr(module, "BLOCK_BITS", block_bits)
         from collections import defaultdict
 
         from mutualaid.domain.apportionment import charges_leaf
-        from mutualaid.services.periods import (
+        from mutualaid.services.periods.charges import (
             charge_blocks_postgres,
             charge_blocks_streamed,
-            charge_rule,
         )
+        from mutualaid.services.periods.sharing import charge_rule
         from mutualaid.transparency.merkle import MemoryTree
 
         use_rules(ctx, annual_fen=400, fee_bp=0)

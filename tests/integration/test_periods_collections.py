@@ -24,8 +24,8 @@ from mutualaid.domain.apportionment import CapExcess, PeriodState
 from mutualaid.domain.claims import ClaimState
 from mutualaid.domain.errors import Conflict, DomainError
 from mutualaid.domain.memberships import Relation
-from mutualaid.services.accounts import SYSTEM_ACTOR
-from mutualaid.services.collections import (
+from mutualaid.services.accounts.accounts import SYSTEM_ACTOR
+from mutualaid.services.collections.collections import (
     SimulatedProvider,
     collect_period,
     export_collection_file,
@@ -37,8 +37,8 @@ from mutualaid.services.collections import (
     top_up,
 )
 from mutualaid.services.context import ServiceContext
-from mutualaid.services.ledger import balances, unbalanced_transactions
-from mutualaid.services.periods import member_statement
+from mutualaid.services.ledger.ledger import balances, unbalanced_transactions
+from mutualaid.services.periods.statements import member_statement
 
 MEMBERS = f"plan:{MAIN_PLAN}:members"
 DEBIT_DAY = datetime(2026, 3, 14, 2, tzinfo=UTC)  # 10:00 Shanghai on the 14th

@@ -19,11 +19,12 @@ from tests.integration.test_periods import LOCK_MARCH_7, MARCH_7, approved_claim
 from mutualaid.clock import FixedClock
 from mutualaid.db.models import LedgerTransaction, LogEntry, Period, PeriodChargeTree
 from mutualaid.domain.apportionment import PeriodState
-from mutualaid.services.accounts import SYSTEM_ACTOR
-from mutualaid.services.collections import SimulatedProvider, collect_period
+from mutualaid.services.accounts.accounts import SYSTEM_ACTOR
+from mutualaid.services.collections.collections import SimulatedProvider, collect_period
 from mutualaid.services.context import ServiceContext
-from mutualaid.services.ledger import balances, unbalanced_transactions
-from mutualaid.services.periods import charge_proof, close_period, verify_charge_proof
+from mutualaid.services.ledger.ledger import balances, unbalanced_transactions
+from mutualaid.services.periods.close import close_period
+from mutualaid.services.periods.proofs import charge_proof, verify_charge_proof
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -34,7 +35,7 @@ SCRIPT = textwrap.dedent("""
     from pathlib import Path
     from mutualaid.clock import FixedClock
     from mutualaid.db.engines import make_engine, make_sessionmaker
-    from mutualaid.services.accounts import SYSTEM_ACTOR
+    from mutualaid.services.accounts.accounts import SYSTEM_ACTOR
     from mutualaid.services.context import ServiceContext
     from mutualaid.services.personal_data import PersonalDataProtector
 
@@ -51,10 +52,10 @@ SCRIPT = textwrap.dedent("""
             os.kill(os.getpid(), signal.SIGKILL)
 
     if action == "close":
-        from mutualaid.services.periods import close_period
+        from mutualaid.services.periods.close import close_period
         close_period(ctx, SYSTEM_ACTOR, "xhb-main", date(2026, 3, 7), hook=hook)
     else:
-        from mutualaid.services.collections import SimulatedProvider, collect_period
+        from mutualaid.services.collections.collections import SimulatedProvider, collect_period
         provider = SimulatedProvider(journal=Path(sys.argv[5]), failing={int(sys.argv[6])})
         collect_period(ctx, SYSTEM_ACTOR, "xhb-main", date(2026, 3, 7), provider, chunk=2,
                        hook=hook)

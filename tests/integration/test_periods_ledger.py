@@ -12,9 +12,14 @@ from mutualaid.db.models import LedgerAccount, LedgerEntry, LedgerTransaction
 from mutualaid.domain.accounts import Role
 from mutualaid.domain.errors import Conflict, DomainError
 from mutualaid.domain.ledger import SPONSOR, Leg, transaction
-from mutualaid.services.accounts import SYSTEM_ACTOR
+from mutualaid.services.accounts.accounts import SYSTEM_ACTOR
 from mutualaid.services.context import ServiceContext
-from mutualaid.services.ledger import balances, post, reverse_transaction, unbalanced_transactions
+from mutualaid.services.ledger.ledger import (
+    balances,
+    post,
+    reverse_transaction,
+    unbalanced_transactions,
+)
 
 TX = transaction("test:1", "test", [Leg("plan:p:aid_pool", 500), Leg(SPONSOR, -500)], memo="m")
 

@@ -20,12 +20,18 @@ from mutualaid.db.models import LedgerEntry, Membership
 from mutualaid.domain.apportionment import CapExcess
 from mutualaid.domain.memberships import MembershipEvent
 from mutualaid.plan_files import read_plan_file
-from mutualaid.services.accounts import SYSTEM_ACTOR
+from mutualaid.services.accounts.accounts import SYSTEM_ACTOR
 from mutualaid.services.context import ServiceContext
-from mutualaid.services.ledger import unbalanced_transactions
-from mutualaid.services.memberships import EnrollmentRequest, change_membership, enroll_member
-from mutualaid.services.periods import close_period, member_statement, period_notice
-from mutualaid.services.plans import publish_plan
+from mutualaid.services.enrollment.memberships import (
+    EnrollmentRequest,
+    change_membership,
+    enroll_member,
+)
+from mutualaid.services.ledger.ledger import unbalanced_transactions
+from mutualaid.services.periods.close import close_period
+from mutualaid.services.periods.notice import period_notice
+from mutualaid.services.periods.statements import member_statement
+from mutualaid.services.plans.plans import publish_plan
 
 PUBLICITY_DAYS = [date(2026, 1, 7), date(2026, 1, 21), date(2026, 2, 7), date(2026, 2, 21)]
 _plans = itertools.count(1)

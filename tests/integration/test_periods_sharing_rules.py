@@ -17,22 +17,19 @@ from mutualaid.clock import FixedClock
 from mutualaid.db.models import PeriodBand
 from mutualaid.domain.memberships import MembershipEvent
 from mutualaid.plan_files import read_plan_file
-from mutualaid.services.accounts import SYSTEM_ACTOR
-from mutualaid.services.collections import (
+from mutualaid.services.accounts.accounts import SYSTEM_ACTOR
+from mutualaid.services.collections.collections import (
     SimulatedProvider,
     collect_period,
     export_collection_file,
 )
 from mutualaid.services.context import ServiceContext
-from mutualaid.services.ledger import balances, unbalanced_transactions
-from mutualaid.services.memberships import MembershipView, change_membership
-from mutualaid.services.periods import (
-    charge_proof,
-    member_statement,
-    period_notice,
-    verify_charge_proof,
-)
-from mutualaid.services.plans import publish_plan
+from mutualaid.services.enrollment.memberships import MembershipView, change_membership
+from mutualaid.services.ledger.ledger import balances, unbalanced_transactions
+from mutualaid.services.periods.notice import period_notice
+from mutualaid.services.periods.proofs import charge_proof, verify_charge_proof
+from mutualaid.services.periods.statements import member_statement
+from mutualaid.services.plans.plans import publish_plan
 
 MEMBERS = f"plan:{MAIN_PLAN}:members"
 #: Two bands. Per period (24 a year): under 40, a 300,000 yuan payout with probability

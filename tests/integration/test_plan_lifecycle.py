@@ -24,16 +24,17 @@ from mutualaid.domain.claims import ClaimState
 from mutualaid.domain.errors import DomainError
 from mutualaid.domain.ledger import SPONSOR
 from mutualaid.domain.schemes import PlanStatus
-from mutualaid.services.accounts import SYSTEM_ACTOR, Actor
-from mutualaid.services.claims import ClaimReport, decide_claim, report_claim, run_publicity
-from mutualaid.services.collections import collect_period, pay_approved_claims, top_up
+from mutualaid.services.accounts.accounts import SYSTEM_ACTOR, Actor
+from mutualaid.services.claims.claims import ClaimReport, decide_claim, report_claim, run_publicity
+from mutualaid.services.collections.collections import collect_period, pay_approved_claims, top_up
 from mutualaid.services.context import ServiceContext
-from mutualaid.services.exports import member_record
-from mutualaid.services.ledger import balances, unbalanced_transactions
-from mutualaid.services.periods import member_statement, period_notice
-from mutualaid.services.schemes import attach_scheme, sponsor_periods
-from mutualaid.services.transparency import LogConfig, proof_bundle
-from mutualaid.services.wind_down import announce_end, close_plan, end_cover
+from mutualaid.services.ledger.ledger import balances, unbalanced_transactions
+from mutualaid.services.periods.notice import period_notice
+from mutualaid.services.periods.statements import member_statement
+from mutualaid.services.plans.schemes import attach_scheme, sponsor_periods
+from mutualaid.services.transparency.checkpoints import LogConfig, proof_bundle
+from mutualaid.services.wind_down.exports import member_record
+from mutualaid.services.wind_down.wind_down import announce_end, close_plan, end_cover
 from mutualaid.transparency.archives import verify_archive
 from mutualaid.transparency.verification import TrustPolicy
 

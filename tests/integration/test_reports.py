@@ -29,9 +29,9 @@ from mutualaid.db.models import Plan as PlanRow
 from mutualaid.domain.accounts import Role
 from mutualaid.domain.errors import DomainError, Forbidden
 from mutualaid.domain.identities import Sex
-from mutualaid.services.accounts import SYSTEM_ACTOR
+from mutualaid.services.accounts.accounts import SYSTEM_ACTOR
 from mutualaid.services.context import ServiceContext
-from mutualaid.services.reports import (
+from mutualaid.services.reports.reports import (
     MembershipMonth,
     Section,
     nearest_rank,
@@ -446,7 +446,7 @@ def test_fairness_compares_each_age_bands_contribution_with_its_benefit_under_ea
 def test_fairness_uses_the_plans_own_history_once_it_has_enough_cases(
     ctx: ServiceContext, plan: Plan, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import mutualaid.services.reports as reports
+    import mutualaid.services.reports.reports as reports
 
     monkeypatch.setattr(reports, "MIN_HISTORY_CASES", 3)
     fairness = report_2026(ctx, Section.FAIRNESS).fairness

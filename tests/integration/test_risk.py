@@ -39,20 +39,21 @@ from mutualaid.domain.errors import Conflict, DomainError, Forbidden
 from mutualaid.domain.memberships import MembershipEvent, Relation
 from mutualaid.domain.risk import CODES, ClaimLinks, SignalCode
 from mutualaid.plan_files import read_plan_file
-from mutualaid.services.accounts import Actor
-from mutualaid.services.claims import (
+from mutualaid.services.accounts.accounts import Actor
+from mutualaid.services.claims.claims import (
     ClaimReport,
     decide_claim,
     file_investigation_report,
     report_claim,
     start_review,
 )
+from mutualaid.services.claims.evidence import add_evidence
+from mutualaid.services.claims.routing import route_investigation
 from mutualaid.services.context import ServiceContext
-from mutualaid.services.evidence import add_evidence
-from mutualaid.services.juries import eligible_jurors
-from mutualaid.services.memberships import change_membership
-from mutualaid.services.plans import publish_plan
-from mutualaid.services.risk import (
+from mutualaid.services.enrollment.memberships import change_membership
+from mutualaid.services.juries.juries import eligible_jurors
+from mutualaid.services.plans.plans import publish_plan
+from mutualaid.services.risk.risk import (
     appeal_fraud_record,
     claim_graph,
     claim_risk,
@@ -63,7 +64,6 @@ from mutualaid.services.risk import (
     record_feedback,
     rescore_plan,
     risk_operations,
-    route_investigation,
     weight_report,
 )
 

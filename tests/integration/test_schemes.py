@@ -21,8 +21,8 @@ from mutualaid.domain.accounts import Role
 from mutualaid.domain.apportionment import CapExcess
 from mutualaid.domain.claims import ClaimState
 from mutualaid.domain.errors import Conflict, DomainError, Forbidden, NotFound
-from mutualaid.services.accounts import SYSTEM_ACTOR
-from mutualaid.services.claims import (
+from mutualaid.services.accounts.accounts import SYSTEM_ACTOR
+from mutualaid.services.claims.claims import (
     ClaimReport,
     ClaimView,
     decide_claim,
@@ -30,11 +30,16 @@ from mutualaid.services.claims import (
     report_claim,
     run_publicity,
 )
-from mutualaid.services.collections import SimulatedProvider, collect_period, pay_approved_claims
+from mutualaid.services.collections.collections import (
+    SimulatedProvider,
+    collect_period,
+    pay_approved_claims,
+)
 from mutualaid.services.context import ServiceContext
-from mutualaid.services.ledger import balances, unbalanced_transactions
-from mutualaid.services.periods import member_statement, period_notice
-from mutualaid.services.schemes import (
+from mutualaid.services.ledger.ledger import balances, unbalanced_transactions
+from mutualaid.services.periods.notice import period_notice
+from mutualaid.services.periods.statements import member_statement
+from mutualaid.services.plans.schemes import (
     attach_scheme,
     list_schemes,
     list_sponsorships,

@@ -16,27 +16,31 @@ from mutualaid.clock import FixedClock
 from mutualaid.db.models import LogEntry, LogTile
 from mutualaid.domain.errors import DomainError
 from mutualaid.services.context import ServiceContext
-from mutualaid.services.transparency import (
+from mutualaid.services.transparency.checkpoints import (
     LogConfig,
-    LogError,
-    PendingLeaf,
-    append_leaves,
-    consistency_proof_between,
-    hash_tile,
-    inclusion_proof_at,
-    integrate_all,
-    integrate_pending,
     latest_checkpoint,
-    leaf_index_of,
     load_log_config,
     parse_witnesses,
     proof_bundle,
     publish_checkpoint,
+    read_key_file,
+    write_key_file,
+)
+from mutualaid.services.transparency.log import (
+    LogError,
+    PendingLeaf,
+    append_leaves,
+    integrate_all,
+    integrate_pending,
     queue_leaf,
     queue_leaves,
-    read_key_file,
+)
+from mutualaid.services.transparency.proofs import (
+    consistency_proof_between,
+    hash_tile,
+    inclusion_proof_at,
+    leaf_index_of,
     root_at,
-    write_key_file,
 )
 from mutualaid.settings import Settings
 from mutualaid.transparency.leaves import canonical_leaf

@@ -28,20 +28,20 @@ from mutualaid.domain.accounts import Role
 from mutualaid.domain.errors import Conflict, DomainError, NotFound
 from mutualaid.domain.schemes import PlanStatus
 from mutualaid.plan_files import read_plan_file
-from mutualaid.services.accounts import SYSTEM_ACTOR, Actor
-from mutualaid.services.claims import ClaimReport, report_claim
-from mutualaid.services.collections import (
+from mutualaid.services.accounts.accounts import SYSTEM_ACTOR, Actor
+from mutualaid.services.claims.claims import ClaimReport, report_claim
+from mutualaid.services.collections.collections import (
     SimulatedProvider,
     collect_period,
     prepaid_balance,
     top_up,
 )
 from mutualaid.services.context import ServiceContext
-from mutualaid.services.ledger import balances, unbalanced_transactions
-from mutualaid.services.memberships import MembershipView
-from mutualaid.services.plans import publish_plan
-from mutualaid.services.transparency import LogConfig, WitnessEndpoint
-from mutualaid.services.wind_down import (
+from mutualaid.services.enrollment.memberships import MembershipView
+from mutualaid.services.ledger.ledger import balances, unbalanced_transactions
+from mutualaid.services.plans.plans import publish_plan
+from mutualaid.services.transparency.checkpoints import LogConfig, WitnessEndpoint
+from mutualaid.services.wind_down.wind_down import (
     announce_end,
     check_minimum_membership,
     close_plan,
@@ -453,7 +453,7 @@ class TestArchive:
         close_on(ctx, clock, MARCH_7)
         at(clock, date(2026, 3, 9))
         collect_period(ctx, SYSTEM_ACTOR, MAIN_PLAN, MARCH_7, SimulatedProvider())
-        from mutualaid.services.collections import pay_approved_claims
+        from mutualaid.services.collections.collections import pay_approved_claims
 
         pay_approved_claims(ctx, SYSTEM_ACTOR, MAIN_PLAN, MARCH_7)
         at(clock, date(2026, 3, 10))

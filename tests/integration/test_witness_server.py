@@ -21,14 +21,14 @@ from sqlalchemy import select
 
 from mutualaid.db.models import LogCheckpoint
 from mutualaid.services.context import ServiceContext
-from mutualaid.services.transparency import (
+from mutualaid.services.transparency.checkpoints import (
     LogConfig,
     WitnessEndpoint,
     proof_bundle,
     publish_checkpoint,
-    queue_leaf,
     write_key_file,
 )
+from mutualaid.services.transparency.log import queue_leaf
 from mutualaid.transparency.checkpoints import Checkpoint, sign_checkpoint
 from mutualaid.transparency.merkle import MemoryTree
 from mutualaid.transparency.notes import SignerKey, generate_signer_key, open_note

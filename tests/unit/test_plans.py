@@ -3,8 +3,8 @@ from __future__ import annotations
 import pytest
 
 from mutualaid.domain.errors import DomainError
-from mutualaid.domain.plans import Tier, parse_plan_toml, rules_fingerprint
-from mutualaid.domain.risk import DEFAULT_PARAMS, SignalCode, params_of, weight_of
+from mutualaid.domain.plans import Tier, params_of, parse_plan_toml, rules_fingerprint
+from mutualaid.domain.risk import DEFAULT_PARAMS, SignalCode, weight_of
 from mutualaid.plan_files import DEMO_PLAN_FILES, read_plan_file
 
 MAIN = read_plan_file("xhb-main.toml")

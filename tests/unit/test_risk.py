@@ -40,7 +40,7 @@ from mutualaid.domain.risk import (
     phash_band,
     score_claims,
 )
-from mutualaid.services.risk import difference_hash
+from mutualaid.services.risk.risk import difference_hash
 
 DAY = date(2026, 3, 1).toordinal()
 

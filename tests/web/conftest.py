@@ -17,7 +17,7 @@ from mutualaid.api.app import create_app
 from mutualaid.clock import FixedClock
 from mutualaid.db.models import Account
 from mutualaid.domain.accounts import Role
-from mutualaid.services.accounts import Actor
+from mutualaid.services.accounts.accounts import Actor
 from mutualaid.services.context import ServiceContext
 
 _TOKEN = re.compile(r'name="csrf_token" value="([0-9a-f]+)"')
@@ -103,7 +103,7 @@ def published_case(
 ) -> PublishedCase:
     """A member covered for 200 days whose claim was investigated, approved by someone else and
     is now in publicity (the clock is moved to the publicity day)."""
-    from mutualaid.services.claims import (
+    from mutualaid.services.claims.claims import (
         ClaimReport,
         assign_investigation,
         decide_claim,

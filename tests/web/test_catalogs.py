@@ -81,7 +81,7 @@ def test_every_notification_a_service_sends_has_a_name_members_can_read() -> Non
     services = WEB.parent / "services"
     sent = {
         kind
-        for path in services.glob("*.py")
+        for path in services.rglob("*.py")
         for kind in re.findall(r'kind="([a-z_]+)"', path.read_text())
         if "notify" in path.read_text()
     }

@@ -13,7 +13,7 @@ from tests.web.conftest import Browser, phone_of, published_case
 from mutualaid.clock import FixedClock
 from mutualaid.domain.accounts import Role
 from mutualaid.services.context import ServiceContext
-from mutualaid.services.transparency import LogConfig, publish_checkpoint
+from mutualaid.services.transparency.checkpoints import LogConfig, publish_checkpoint
 from mutualaid.transparency.notes import generate_signer_key
 
 PUBLIC_PAGES = [

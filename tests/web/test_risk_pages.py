@@ -13,9 +13,9 @@ from mutualaid.clock import FixedClock
 from mutualaid.domain.accounts import Role
 from mutualaid.domain.claims import RejectionReason
 from mutualaid.domain.risk import ClaimLinks
-from mutualaid.services.claims import ClaimReport, decide_claim, report_claim, start_review
+from mutualaid.services.claims.claims import ClaimReport, decide_claim, report_claim, start_review
 from mutualaid.services.context import ServiceContext
-from mutualaid.services.risk import claim_risk, my_fraud_records, pending_appeals
+from mutualaid.services.risk.risk import claim_risk, my_fraud_records, pending_appeals
 
 
 def staff_browser(ctx: ServiceContext, client: TestClient, role: Role) -> tuple[Browser, int]:
@@ -62,7 +62,7 @@ def test_the_case_file_explains_each_signal_and_takes_the_reviewers_feedback(
         {"signal": "shared_device", "useful": "no"},
     )
     assert answer.status_code == 303
-    from mutualaid.services.accounts import Actor
+    from mutualaid.services.accounts.accounts import Actor
 
     device = next(
         s
@@ -90,7 +90,7 @@ def test_routing_by_risk_sends_a_linked_claim_to_a_field_investigator(
     _, second = two_linked_claims(ctx, clock)
     browser, reviewer_id = staff_browser(ctx, client, Role.REVIEWER)
     investigator = account(ctx, Role.INVESTIGATOR)
-    from mutualaid.services.accounts import Actor
+    from mutualaid.services.accounts.accounts import Actor
 
     start_review(ctx, Actor(reviewer_id, Role.REVIEWER), second)
     answer = browser.submit(f"/staff/claims/{second}", f"/staff/claims/{second}/risk/route", {})

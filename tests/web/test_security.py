@@ -14,7 +14,7 @@ from tests.web.conftest import Browser, csrf, phone_of
 from mutualaid.api.app import create_app
 from mutualaid.clock import FixedClock
 from mutualaid.domain.accounts import Role
-from mutualaid.services.accounts import authenticate
+from mutualaid.services.accounts.accounts import authenticate
 from mutualaid.services.context import ServiceContext
 from mutualaid.web import claims, juries, members, public, staff
 from mutualaid.web.pages import PageRoute

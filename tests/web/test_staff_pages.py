@@ -13,8 +13,8 @@ from tests.web.conftest import Browser, csrf, phone_of, published_case
 from mutualaid.clock import FixedClock
 from mutualaid.domain.accounts import Role
 from mutualaid.plan_files import read_plan_file
-from mutualaid.services.accounts import Actor
-from mutualaid.services.claims import (
+from mutualaid.services.accounts.accounts import Actor
+from mutualaid.services.claims.claims import (
     ClaimReport,
     assign_investigation,
     file_investigation_report,
@@ -23,8 +23,8 @@ from mutualaid.services.claims import (
     run_publicity,
     start_review,
 )
+from mutualaid.services.claims.evidence import add_evidence
 from mutualaid.services.context import ServiceContext
-from mutualaid.services.evidence import add_evidence
 
 JPEG = bytes.fromhex("ffd8ffe000104a46494600010100000100010000ffd9")
 

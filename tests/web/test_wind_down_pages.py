@@ -10,10 +10,10 @@ from tests.integration.test_schemes import COVID
 from tests.web.test_staff_pages import staff_browser
 
 from mutualaid.domain.accounts import Role
-from mutualaid.services.accounts import SYSTEM_ACTOR
+from mutualaid.services.accounts.accounts import SYSTEM_ACTOR
 from mutualaid.services.context import ServiceContext
-from mutualaid.services.schemes import attach_scheme
-from mutualaid.services.wind_down import announce_end
+from mutualaid.services.plans.schemes import attach_scheme
+from mutualaid.services.wind_down.wind_down import announce_end
 
 
 def test_an_operator_sees_the_announced_end_and_the_schemes_in_chinese(

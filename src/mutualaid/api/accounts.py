@@ -11,13 +11,13 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 
 from mutualaid.api.dependencies import Context, CurrentActor
-from mutualaid.services.accounts import (
+from mutualaid.services.accounts.accounts import (
     AccountView,
     get_account,
     log_out,
     register_account,
 )
-from mutualaid.services.login_throttle import throttled_log_in
+from mutualaid.services.accounts.login_throttle import throttled_log_in
 
 router = APIRouter(prefix="/api/v1", tags=["accounts"])
 

@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 from mutualaid.api.dependencies import Context, CurrentActor, IdempotencyKey
 from mutualaid.domain.claims import ClaimState, RejectionReason
 from mutualaid.domain.risk import ClaimLinks
-from mutualaid.services.claims import (
+from mutualaid.services.claims.claims import (
     ClaimReport,
     ClaimView,
     ObjectionView,
@@ -37,7 +37,12 @@ from mutualaid.services.claims import (
     withdraw_claim,
     work_queue,
 )
-from mutualaid.services.evidence import EvidenceView, add_evidence, list_evidence, open_evidence
+from mutualaid.services.claims.evidence import (
+    EvidenceView,
+    add_evidence,
+    list_evidence,
+    open_evidence,
+)
 
 router = APIRouter(prefix="/api/v1", tags=["claims"])
 

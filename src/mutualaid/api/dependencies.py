@@ -4,22 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Header
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from mutualaid.adapters import Context as Context
+from mutualaid.adapters import service_context as service_context
 from mutualaid.domain.errors import Unauthenticated
-from mutualaid.services.accounts import Actor, BearerToken, authenticate
-from mutualaid.services.context import ServiceContext
+from mutualaid.services.accounts.accounts import Actor, BearerToken, authenticate
 
 _bearer = HTTPBearer(auto_error=False, description="A token from POST /api/v1/sessions")
-
-
-def service_context(request: Request) -> ServiceContext:
-    ctx: ServiceContext = request.app.state.ctx
-    return ctx
-
-
-Context = Annotated[ServiceContext, Depends(service_context)]
 
 
 def current_actor(

@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 
 from mutualaid.api.dependencies import Context, CurrentActor, IdempotencyKey
 from mutualaid.api.responses import json_answer
-from mutualaid.services.juries import (
+from mutualaid.services.juries.juries import (
     CertificationResult,
     JurorCaseFile,
     JuryCloseRun,

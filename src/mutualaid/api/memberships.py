@@ -11,7 +11,7 @@ from mutualaid.api.dependencies import BearerCaller, Context, CurrentActor, Idem
 from mutualaid.api.responses import json_answer
 from mutualaid.domain.accounts import Role, require_role
 from mutualaid.domain.memberships import MembershipEvent, Relation
-from mutualaid.services.memberships import (
+from mutualaid.services.enrollment.memberships import (
     AdvanceResult,
     EnrollmentRequest,
     MembershipView,

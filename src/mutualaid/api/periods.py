@@ -15,7 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from mutualaid.api.dependencies import Context, CurrentActor, IdempotencyKey
 from mutualaid.domain.accounts import Role, require_role
 from mutualaid.domain.apportionment import CapExcess
-from mutualaid.services.collections import (
+from mutualaid.services.collections.collections import (
     CollectionRun,
     PayoutRun,
     PrepaidView,
@@ -25,19 +25,16 @@ from mutualaid.services.collections import (
     prepaid_balance,
     top_up,
 )
-from mutualaid.services.ledger import account_balances
-from mutualaid.services.periods import (
-    ChargeProof,
+from mutualaid.services.ledger.ledger import account_balances
+from mutualaid.services.periods.close import close_period
+from mutualaid.services.periods.notice import PeriodNotice, period_notice
+from mutualaid.services.periods.proofs import ChargeProof, charge_proof
+from mutualaid.services.periods.statements import (
     MemberStatement,
-    PeriodNotice,
-    PeriodView,
     account_statements,
-    charge_proof,
-    close_period,
-    list_periods,
     member_statement,
-    period_notice,
 )
+from mutualaid.services.periods.views import PeriodView, list_periods
 
 router = APIRouter(prefix="/api/v1", tags=["periods"])
 

@@ -9,8 +9,8 @@ from fastapi.responses import PlainTextResponse
 
 from mutualaid.api.dependencies import Context, CurrentActor
 from mutualaid.domain.memberships import MembershipState
-from mutualaid.services.memberships import MemberPage, list_plan_members
-from mutualaid.services.plans import (
+from mutualaid.services.enrollment.memberships import MemberPage, list_plan_members
+from mutualaid.services.plans.plans import (
     PlanSummary,
     PublishedPlan,
     list_plans,

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from mutualaid.api.dependencies import Context, CurrentActor
-from mutualaid.services.reports import ALL_SECTIONS, PlanReport, Section, plan_report
+from mutualaid.services.reports.reports import ALL_SECTIONS, PlanReport, Section, plan_report
 
 router = APIRouter(prefix="/api/v1", tags=["reports"])
 

@@ -8,7 +8,8 @@ from pydantic import BaseModel, Field
 
 from mutualaid.api.dependencies import Context, CurrentActor, IdempotencyKey
 from mutualaid.domain.risk import SIGNALS, WeightAdvice
-from mutualaid.services.risk import (
+from mutualaid.services.claims.routing import Routing, route_investigation
+from mutualaid.services.risk.risk import (
     AppealView,
     ClaimGraph,
     FeedbackView,
@@ -16,7 +17,6 @@ from mutualaid.services.risk import (
     RescoreResult,
     RiskOperations,
     RiskView,
-    Routing,
     appeal_fraud_record,
     claim_graph,
     claim_risk,
@@ -27,7 +27,6 @@ from mutualaid.services.risk import (
     record_feedback,
     rescore_plan,
     risk_operations,
-    route_investigation,
     weight_report,
 )
 

@@ -13,18 +13,20 @@ from pydantic import BaseModel
 
 from mutualaid.api.dependencies import Context
 from mutualaid.domain.errors import DomainError, NotFound
-from mutualaid.services.transparency import (
-    MAX_LEAVES_PAGE,
+from mutualaid.services.transparency.checkpoints import (
     checkpoint_at,
+    latest_published,
+    proof_bundle,
+)
+from mutualaid.services.transparency.log import MAX_LEAVES_PAGE
+from mutualaid.services.transparency.proofs import (
     consistency_proof_between,
     entry_bundle,
     hash_tile,
     inclusion_proof_at,
-    latest_published,
     leaf_index_of,
     leaves_between,
     log_size,
-    proof_bundle,
 )
 from mutualaid.transparency.errors import LeafError, VerificationError
 from mutualaid.transparency.leaves import decode_leaf

@@ -13,15 +13,15 @@ from fastapi.responses import PlainTextResponse, StreamingResponse
 from pydantic import BaseModel, Field
 
 from mutualaid.api.dependencies import Context, CurrentActor
-from mutualaid.services.exports import member_record, member_record_csv, migration_export
-from mutualaid.services.schemes import (
+from mutualaid.services.plans.schemes import (
     SchemeView,
     SponsorshipView,
     attach_scheme,
     list_schemes,
     sponsor_periods,
 )
-from mutualaid.services.wind_down import (
+from mutualaid.services.wind_down.exports import member_record, member_record_csv, migration_export
+from mutualaid.services.wind_down.wind_down import (
     MinimumCheck,
     WindDownView,
     announce_end,

@@ -6,7 +6,7 @@ import typer
 
 from mutualaid.cli.common import console, context, friendly_errors
 from mutualaid.domain.accounts import Role
-from mutualaid.services.accounts import register_account
+from mutualaid.services.accounts.accounts import register_account
 
 app = typer.Typer(help="Accounts of members and staff.", no_args_is_help=True)
 

@@ -8,10 +8,10 @@ from rich.table import Table
 from mutualaid.cli.common import console, context, friendly_errors, print_json
 from mutualaid.domain.claims import ClaimState
 from mutualaid.domain.money import format_yuan
-from mutualaid.services.accounts import SYSTEM_ACTOR
-from mutualaid.services.claims import claim_timeline, get_claim, run_publicity, work_queue
-from mutualaid.services.juries import close_due_juries, seat_waiting_panels
-from mutualaid.services.memberships import advance_memberships
+from mutualaid.services.accounts.accounts import SYSTEM_ACTOR
+from mutualaid.services.claims.claims import claim_timeline, get_claim, run_publicity, work_queue
+from mutualaid.services.enrollment.memberships import advance_memberships
+from mutualaid.services.juries.juries import close_due_juries, seat_waiting_panels
 from mutualaid.services.notifications import LogOnlyChannel, dispatch_notifications
 
 app = typer.Typer(help="Claims: work queues and the daily publicity job.", no_args_is_help=True)

@@ -10,9 +10,9 @@ from rich.table import Table
 
 from mutualaid.cli.common import console, context, friendly_errors
 from mutualaid.domain.memberships import MembershipState
-from mutualaid.services.accounts import SYSTEM_ACTOR
-from mutualaid.services.member_imports import DEFAULT_CHUNK_ROWS, import_members
-from mutualaid.services.memberships import advance_memberships, list_plan_members
+from mutualaid.services.accounts.accounts import SYSTEM_ACTOR
+from mutualaid.services.enrollment.member_imports import DEFAULT_CHUNK_ROWS, import_members
+from mutualaid.services.enrollment.memberships import advance_memberships, list_plan_members
 
 app = typer.Typer(help="Members of a plan.", no_args_is_help=True)
 

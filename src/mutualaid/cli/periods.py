@@ -16,8 +16,8 @@ from rich.table import Table
 from mutualaid.cli.common import console, context, friendly_errors, print_json
 from mutualaid.domain.apportionment import CapExcess
 from mutualaid.domain.money import format_yuan
-from mutualaid.services.accounts import SYSTEM_ACTOR
-from mutualaid.services.collections import (
+from mutualaid.services.accounts.accounts import SYSTEM_ACTOR
+from mutualaid.services.collections.collections import (
     SimulatedProvider,
     collect_period,
     export_collection_file,
@@ -25,15 +25,11 @@ from mutualaid.services.collections import (
     pay_approved_claims,
     retry_failed_payments,
 )
-from mutualaid.services.periods import (
-    PeriodView,
-    charge_proof,
-    close_period,
-    list_periods,
-    member_statement,
-    period_notice,
-    verify_charge_proof,
-)
+from mutualaid.services.periods.close import close_period
+from mutualaid.services.periods.notice import period_notice
+from mutualaid.services.periods.proofs import charge_proof, verify_charge_proof
+from mutualaid.services.periods.statements import member_statement
+from mutualaid.services.periods.views import PeriodView, list_periods
 
 app = typer.Typer(help="Periods: close, collect, pay, and the public notice.", no_args_is_help=True)
 

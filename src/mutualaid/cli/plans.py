@@ -10,8 +10,8 @@ from rich.table import Table
 from mutualaid.cli.common import console, context, friendly_errors, print_json
 from mutualaid.domain.money import format_yuan
 from mutualaid.domain.plans import parse_plan_toml
-from mutualaid.services.accounts import SYSTEM_ACTOR
-from mutualaid.services.plans import list_plans, plan_rules, plan_source, publish_plan
+from mutualaid.services.accounts.accounts import SYSTEM_ACTOR
+from mutualaid.services.plans.plans import list_plans, plan_rules, plan_source, publish_plan
 
 app = typer.Typer(
     help="Plans: each plan is its own pool, configured by a TOML file.", no_args_is_help=True

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from mutualaid.forecasts.outputs import pyplot, save_figure
-from mutualaid.services.reports import CaseGroup, PlanReport
+from mutualaid.services.reports.reports import CaseGroup, PlanReport
 
 #: Colours: the web app's primary blue, and a green and an orange that stay apart in grey print.
 BLUE, GREEN, ORANGE = "#1f5fa8", "#2e8540", "#d9822b"

@@ -17,8 +17,8 @@ from mutualaid.cli.common import console, context, err_console, friendly_errors,
 from mutualaid.domain.errors import DomainError
 from mutualaid.domain.money import format_yuan
 from mutualaid.forecasts.models import parse_model_toml
-from mutualaid.services.accounts import SYSTEM_ACTOR
-from mutualaid.services.reports import ALL_SECTIONS, PlanReport, Section, plan_report
+from mutualaid.services.accounts.accounts import SYSTEM_ACTOR
+from mutualaid.services.reports.reports import ALL_SECTIONS, PlanReport, Section, plan_report
 
 FORMATS = ("table", "json", "csv")
 

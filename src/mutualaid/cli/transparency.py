@@ -14,16 +14,15 @@ from sqlalchemy import func, select
 from mutualaid.cli.common import EXIT_REFUSED, context, friendly_errors, load_settings
 from mutualaid.db.models import LogEntry
 from mutualaid.services.context import ServiceContext
-from mutualaid.services.transparency import (
-    DEFAULT_BATCH,
-    integrate_all,
+from mutualaid.services.transparency.checkpoints import (
     latest_published,
     load_log_config,
-    log_size,
     proof_bundle,
     publish_checkpoint,
     write_key_file,
 )
+from mutualaid.services.transparency.log import DEFAULT_BATCH, integrate_all
+from mutualaid.services.transparency.proofs import log_size
 from mutualaid.transparency.notes import generate_signer_key
 
 DEFAULT_ORIGIN = "mutualaid.example/log"

@@ -15,11 +15,11 @@ from mutualaid.cli.common import console, context, friendly_errors, load_setting
 from mutualaid.cli.verify import _fail, _policy, _print
 from mutualaid.domain.accounts import Role
 from mutualaid.domain.money import format_yuan
-from mutualaid.services.accounts import SYSTEM_ACTOR, Actor
-from mutualaid.services.exports import member_record, member_record_csv, migration_export
-from mutualaid.services.schemes import attach_scheme, list_schemes, sponsor_periods
-from mutualaid.services.transparency import load_log_config
-from mutualaid.services.wind_down import (
+from mutualaid.services.accounts.accounts import SYSTEM_ACTOR, Actor
+from mutualaid.services.plans.schemes import attach_scheme, list_schemes, sponsor_periods
+from mutualaid.services.transparency.checkpoints import load_log_config
+from mutualaid.services.wind_down.exports import member_record, member_record_csv, migration_export
+from mutualaid.services.wind_down.wind_down import (
     WindDownView,
     announce_end,
     check_minimum_membership,

@@ -9,7 +9,7 @@ import typer
 import uvicorn
 
 from mutualaid.cli.common import EXIT_REFUSED, friendly_errors
-from mutualaid.services.transparency import read_key_file, write_key_file
+from mutualaid.services.transparency.checkpoints import read_key_file, write_key_file
 from mutualaid.transparency.errors import KeyFormatError
 from mutualaid.transparency.notes import (
     SIGNATURE_TYPE_COSIGNATURE_V1,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import tomllib
-from dataclasses import asdict, field
+from dataclasses import asdict, field, fields
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -20,7 +20,7 @@ from pydantic.dataclasses import dataclass
 from mutualaid.domain.errors import DomainError
 from mutualaid.domain.money import Fen
 from mutualaid.domain.risk import DEFAULT_PARAMS as _RISK
-from mutualaid.domain.risk import SignalCode
+from mutualaid.domain.risk import RiskParams, SignalCode
 
 _STRICT = ConfigDict(extra="forbid")
 
@@ -166,6 +166,17 @@ class RiskRules:
     medium_threshold: int = Field(default=_RISK.medium_threshold, ge=0, le=100)
     #: Signal code -> points (replaces that signal's default weight; the others keep theirs).
     weights: dict[str, Annotated[int, Field(ge=0, le=100)]] = field(default_factory=dict)
+
+
+def params_of(rules: RiskRules | None) -> RiskParams:
+    """A plan's `[risk]` table as the scorer's parameters (None: the defaults)."""
+    if rules is None:
+        return _RISK
+    values = {f.name: getattr(rules, f.name) for f in fields(RiskParams) if f.name != "weights"}
+    return RiskParams(
+        **values,
+        weights=tuple((SignalCode(code), weight) for code, weight in sorted(rules.weights.items())),
+    )
 
 
 @dataclass(frozen=True, config=_STRICT)

@@ -13,18 +13,15 @@ as integer codes (`factorize`), -1 where the claim gave none.
 from __future__ import annotations
 
 from collections.abc import Hashable, Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from enum import StrEnum
 from itertools import combinations
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 import numpy as np
 from numpy.typing import NDArray
 
 from mutualaid.domain.errors import DomainError
-
-if TYPE_CHECKING:  # domain/plans.py imports this module for the defaults and the signal codes
-    from mutualaid.domain.plans import RiskRules
 
 Ints = NDArray[np.int64]
 Bools = NDArray[np.bool_]
@@ -217,17 +214,6 @@ class RiskParams:
 
 
 DEFAULT_PARAMS = RiskParams()
-
-
-def params_of(rules: RiskRules | None) -> RiskParams:
-    """A plan's `[risk]` table as the scorer's parameters (None: the defaults)."""
-    if rules is None:
-        return DEFAULT_PARAMS
-    values = {f.name: getattr(rules, f.name) for f in fields(RiskParams) if f.name != "weights"}
-    return RiskParams(
-        **values,
-        weights=tuple((SignalCode(code), weight) for code, weight in sorted(rules.weights.items())),
-    )
 
 
 def level_of(score: int, params: RiskParams = DEFAULT_PARAMS) -> RiskLevel:

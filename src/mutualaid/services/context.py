@@ -14,7 +14,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from mutualaid.clock import Clock, SystemClock
 from mutualaid.db.engines import READ_ONLY, make_engine, make_sessionmaker
 from mutualaid.services.credit_checks import CreditCheck, load_credit_check
-from mutualaid.services.evidence_store import EvidenceStore, FileSystemEvidenceStore, evidence_key
+from mutualaid.services.evidence_store import (
+    EvidenceStore,
+    FileSystemEvidenceStore,
+    evidence_key,
+)
 from mutualaid.services.personal_data import PersonalDataProtector
 from mutualaid.settings import Settings
 

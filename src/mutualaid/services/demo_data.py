@@ -16,11 +16,11 @@ from mutualaid.domain.calendars import local_date
 from mutualaid.domain.identities import PROVINCES, Sex, make_resident_id
 from mutualaid.domain.memberships import Relation
 from mutualaid.plan_files import DEMO_PLAN_FILES, read_plan_file
-from mutualaid.services.accounts import SYSTEM_ACTOR, Actor, register_account
+from mutualaid.services.accounts.accounts import SYSTEM_ACTOR, Actor, register_account
 from mutualaid.services.context import ServiceContext
-from mutualaid.services.member_imports import import_members
-from mutualaid.services.memberships import EnrollmentRequest, enroll_member
-from mutualaid.services.plans import plan_rules, publish_plan
+from mutualaid.services.enrollment.member_imports import import_members
+from mutualaid.services.enrollment.memberships import EnrollmentRequest, enroll_member
+from mutualaid.services.plans.plans import plan_rules, publish_plan
 
 DEMO_MEMBER_PHONE = "13800138000"
 DEMO_PASSWORD = "mutualaid-demo"

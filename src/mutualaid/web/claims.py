@@ -15,8 +15,8 @@ from mutualaid.domain.accounts import Role
 from mutualaid.domain.claims import EVIDENCE_STATES
 from mutualaid.domain.errors import DomainError
 from mutualaid.domain.plans import PlanRules
-from mutualaid.services.accounts import Actor
-from mutualaid.services.claims import (
+from mutualaid.services.accounts.accounts import Actor
+from mutualaid.services.claims.claims import (
     ClaimReport,
     PublicCase,
     cases_in_publicity,
@@ -27,11 +27,11 @@ from mutualaid.services.claims import (
     report_claim,
     withdraw_claim,
 )
-from mutualaid.services.evidence import add_evidence, list_evidence
-from mutualaid.services.juries import dispute_rejection
-from mutualaid.services.member_data import family_coverage
-from mutualaid.services.plans import plan_rules
-from mutualaid.services.transparency import proof_bundle
+from mutualaid.services.claims.evidence import add_evidence, list_evidence
+from mutualaid.services.enrollment.member_data import family_coverage
+from mutualaid.services.juries.juries import dispute_rejection
+from mutualaid.services.plans.plans import plan_rules
+from mutualaid.services.transparency.checkpoints import proof_bundle
 from mutualaid.web import uploads
 from mutualaid.web.pages import page_router, redirect, render, render_form
 from mutualaid.web.sessions import Page, PageState

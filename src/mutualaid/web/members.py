@@ -12,17 +12,18 @@ from fastapi.responses import HTMLResponse, Response
 from mutualaid.domain.accounts import STAFF_ROLES, Role
 from mutualaid.domain.errors import DomainError, NotFound
 from mutualaid.domain.memberships import MembershipEvent, Relation
-from mutualaid.services.accounts import Actor, log_in, log_out, register_account
-from mutualaid.services.casework import claims_reported_by, objections_filed_by
-from mutualaid.services.exports import member_record, member_record_csv
-from mutualaid.services.login_throttle import throttled_log_in
-from mutualaid.services.member_data import family_coverage
-from mutualaid.services.memberships import EnrollmentRequest, enroll_member
-from mutualaid.services.memberships import change_membership as change
+from mutualaid.services.accounts.accounts import Actor, log_in, log_out, register_account
+from mutualaid.services.accounts.login_throttle import throttled_log_in
+from mutualaid.services.claims.casework import claims_reported_by, objections_filed_by
+from mutualaid.services.enrollment.member_data import family_coverage
+from mutualaid.services.enrollment.memberships import EnrollmentRequest, enroll_member
+from mutualaid.services.enrollment.memberships import change_membership as change
 from mutualaid.services.notifications import list_notifications, mark_read
-from mutualaid.services.periods import account_statements, charge_proof, verify_charge_proof
-from mutualaid.services.plans import list_plans, plan_rules
-from mutualaid.services.risk import appeal_fraud_record, my_fraud_records
+from mutualaid.services.periods.proofs import charge_proof, verify_charge_proof
+from mutualaid.services.periods.statements import account_statements
+from mutualaid.services.plans.plans import list_plans, plan_rules
+from mutualaid.services.risk.risk import appeal_fraud_record, my_fraud_records
+from mutualaid.services.wind_down.exports import member_record, member_record_csv
 from mutualaid.transparency.errors import VerificationError
 from mutualaid.web.pages import page_router, redirect, render, render_form
 from mutualaid.web.sessions import Page, PageState, client_address, safe_next

@@ -24,7 +24,7 @@ from mutualaid import __version__
 from mutualaid.domain.errors import DomainError, NotFound
 from mutualaid.domain.plans import PlanRules
 from mutualaid.services.notifications import unread_count
-from mutualaid.services.plans import PlanSummary
+from mutualaid.services.plans.plans import PlanSummary
 from mutualaid.web import i18n
 from mutualaid.web.sessions import (
     CSRF_FIELD,

@@ -10,12 +10,13 @@ from fastapi.responses import HTMLResponse, Response
 
 from mutualaid.domain.apportionment import PeriodState, reached
 from mutualaid.domain.errors import DomainError, NotFound
-from mutualaid.services.claims import cases_in_publicity
-from mutualaid.services.notices import notice_days, notice_of
-from mutualaid.services.periods import PeriodView, list_periods, period_notice
-from mutualaid.services.plan_statistics import plan_statistics
-from mutualaid.services.plans import list_plans, plan_rules
-from mutualaid.services.transparency import latest_checkpoint, proof_bundle
+from mutualaid.services.claims.claims import cases_in_publicity
+from mutualaid.services.claims.notices import notice_days, notice_of
+from mutualaid.services.periods.notice import period_notice
+from mutualaid.services.periods.views import PeriodView, list_periods
+from mutualaid.services.plans.plan_statistics import plan_statistics
+from mutualaid.services.plans.plans import list_plans, plan_rules
+from mutualaid.services.transparency.checkpoints import latest_checkpoint, proof_bundle
 from mutualaid.transparency.errors import LeafError
 from mutualaid.transparency.leaves import decode_leaf
 from mutualaid.transparency.verification import verify_subject_bundle

@@ -8,8 +8,8 @@ from typing import Any
 from fastapi.responses import HTMLResponse
 
 from mutualaid.domain.errors import DomainError
-from mutualaid.services.plans import list_plans
-from mutualaid.services.reports import READERS, plan_report
+from mutualaid.services.plans.plans import list_plans
+from mutualaid.services.reports.reports import READERS, plan_report
 from mutualaid.web.charts import bar_groups, column_chart
 from mutualaid.web.i18n import N_
 from mutualaid.web.pages import chosen_plan, page_router, render, render_form

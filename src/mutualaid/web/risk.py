@@ -13,8 +13,9 @@ from fastapi.responses import HTMLResponse, Response
 from mutualaid.domain.accounts import Role
 from mutualaid.domain.errors import DomainError
 from mutualaid.domain.risk import RiskLevel, level_of
-from mutualaid.services.plans import list_plans
-from mutualaid.services.risk import (
+from mutualaid.services.claims.routing import route_investigation
+from mutualaid.services.plans.plans import list_plans
+from mutualaid.services.risk.risk import (
     FEEDBACK_ROLES,
     ClaimGraph,
     claim_graph,
@@ -24,7 +25,6 @@ from mutualaid.services.risk import (
     pending_appeals,
     record_feedback,
     risk_operations,
-    route_investigation,
     weight_report,
 )
 from mutualaid.web.pages import chosen_plan, page_router, redirect, render, render_form, templates

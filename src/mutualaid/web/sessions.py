@@ -7,7 +7,7 @@
   equal to HMAC(key, nonce cookie | session cookie). The key derives from the deployment secret, so
   every worker agrees; the token changes when the session does (a login form's token cannot be
   replayed into a session).
-- Logins are rate limited in the database (services.login_throttle).
+- Logins are rate limited in the database (services.accounts.login_throttle).
 """
 
 from __future__ import annotations
@@ -23,10 +23,10 @@ from fastapi import Depends, Request
 from starlette.datastructures import FormData, UploadFile
 from starlette.responses import Response
 
-from mutualaid.api.dependencies import Context
+from mutualaid.adapters import Context
 from mutualaid.domain.accounts import Role
 from mutualaid.domain.errors import Forbidden, Unauthenticated
-from mutualaid.services.accounts import AccountView, Actor, authenticate, get_account
+from mutualaid.services.accounts.accounts import AccountView, Actor, authenticate, get_account
 from mutualaid.services.context import ServiceContext
 from mutualaid.web.i18n import Lang, pick_locale
 

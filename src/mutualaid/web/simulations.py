@@ -28,7 +28,7 @@ from mutualaid.forecasts.presets import (
     ConsoleForecast,
 )
 from mutualaid.forecasts.simulation import SimulationResult, simulate
-from mutualaid.services.plans import list_plans, plan_rules
+from mutualaid.services.plans.plans import list_plans, plan_rules
 from mutualaid.web.charts import band_chart
 from mutualaid.web.pages import page_router, render
 from mutualaid.web.sessions import Page, PageState

@@ -18,9 +18,8 @@ from mutualaid.domain.accounts import STAFF_ROLES, Role
 from mutualaid.domain.claims import ClaimState, RejectionReason
 from mutualaid.domain.errors import DomainError, NotFound
 from mutualaid.domain.money import parse_yuan
-from mutualaid.services.audit_search import AuditFilter, search_audit
-from mutualaid.services.casework import case_file_extras, objections_to_review, staff_members
-from mutualaid.services.claims import (
+from mutualaid.services.claims.casework import case_file_extras, objections_to_review, staff_members
+from mutualaid.services.claims.claims import (
     assign_investigation,
     claim_timeline,
     decide_claim,
@@ -32,13 +31,18 @@ from mutualaid.services.claims import (
     start_review,
     work_queue,
 )
-from mutualaid.services.collections import export_collection_file, import_collection_results
-from mutualaid.services.evidence import EVIDENCE_READERS, list_evidence, open_evidence
-from mutualaid.services.juries import close_due_juries, jury_rounds, refer_to_jury
-from mutualaid.services.period_preview import preview_period
-from mutualaid.services.periods import close_period, list_periods
-from mutualaid.services.plan_statistics import operator_dashboard, plan_statistics
-from mutualaid.services.plans import list_plans, plan_rules, plan_source, publish_plan
+from mutualaid.services.claims.evidence import EVIDENCE_READERS, list_evidence, open_evidence
+from mutualaid.services.collections.collections import (
+    export_collection_file,
+    import_collection_results,
+)
+from mutualaid.services.juries.juries import close_due_juries, jury_rounds, refer_to_jury
+from mutualaid.services.periods.close import close_period
+from mutualaid.services.periods.preview import preview_period
+from mutualaid.services.periods.views import list_periods
+from mutualaid.services.plans.plan_statistics import operator_dashboard, plan_statistics
+from mutualaid.services.plans.plans import list_plans, plan_rules, plan_source, publish_plan
+from mutualaid.services.reports.audit_search import AuditFilter, search_audit
 from mutualaid.web.pages import DEFAULT_ZONE, page_router, redirect, render, render_form
 from mutualaid.web.sessions import Page, PageState
 

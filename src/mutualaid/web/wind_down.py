@@ -6,9 +6,9 @@ from __future__ import annotations
 from fastapi.responses import HTMLResponse
 
 from mutualaid.domain.accounts import Role
-from mutualaid.services.plans import list_plans
-from mutualaid.services.schemes import list_schemes, list_sponsorships
-from mutualaid.services.wind_down import wind_down_status
+from mutualaid.services.plans.plans import list_plans
+from mutualaid.services.plans.schemes import list_schemes, list_sponsorships
+from mutualaid.services.wind_down.wind_down import wind_down_status
 from mutualaid.web.pages import page_router, render
 from mutualaid.web.sessions import Page
 

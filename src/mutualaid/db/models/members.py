@@ -1,0 +1,86 @@
+"""People and their memberships of a plan."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import (
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    text,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from mutualaid.db.models.base import Base, Id, UtcDateTime
+
+
+class Person(Base):
+    """A covered person. Their identity number is never stored in plain text.
+
+    `identity_hash` (keyed HMAC) enforces one person per identity; `identity_ciphertext` lets an
+    operator read it back when a claim needs it.
+    """
+
+    __tablename__ = "persons"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    relation: Mapped[str] = mapped_column(String(10))
+    identity_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    identity_ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+    name_ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+    name_masked: Mapped[str] = mapped_column(String(50))
+    birth_on: Mapped[date] = mapped_column(Date)
+    sex: Mapped[str] = mapped_column(String(1))
+    province_code: Mapped[str] = mapped_column(String(2))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+ACTIVE_STATES_SQL = "state IN ('waiting', 'covered', 'suspended')"
+
+
+class Membership(Base):
+    __tablename__ = "memberships"
+    __table_args__ = (
+        # One active membership per person per plan, enforced by the database, not by hope:
+        # two concurrent joins for the same person cannot both commit.
+        Index(
+            "uq_memberships_active_person",
+            "plan_id",
+            "person_id",
+            unique=True,
+            sqlite_where=text(ACTIVE_STATES_SQL),
+            postgresql_where=text(ACTIVE_STATES_SQL),
+        ),
+        Index("ix_memberships_plan_state", "plan_id", "state"),
+        Index("ix_memberships_payer", "payer_account_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    plan_id: Mapped[int] = mapped_column(ForeignKey("plans.id"))
+    plan_version: Mapped[int] = mapped_column(Integer)
+    person_id: Mapped[int] = mapped_column(ForeignKey("persons.id"))
+    payer_account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    state: Mapped[str] = mapped_column(String(10))
+    joined_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    joined_on: Mapped[date] = mapped_column(Date)
+    waiting_ends_on: Mapped[date] = mapped_column(Date)
+    covered_from_on: Mapped[date] = mapped_column(Date)
+    ages_out_on: Mapped[date] = mapped_column(Date)
+    ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    end_reason: Mapped[str | None] = mapped_column(String(20))
+
+
+#: This year's leavers of a plan (who may have rejoined: the annual cap counts both memberships),
+#: found without a scan over every membership. Only ended memberships are in it. (Issue 5.)
+Index(
+    "ix_memberships_ended",
+    Membership.plan_id,
+    Membership.ended_at,
+    sqlite_where=text("ended_at IS NOT NULL"),
+    postgresql_where=text("ended_at IS NOT NULL"),
+)

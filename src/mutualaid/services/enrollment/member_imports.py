@@ -1,0 +1,620 @@
+"""Bulk import of an existing plan's members from CSV (an operator migrating to mutualaid).
+
+Streamed and set-based: rows are validated in chunks (in worker processes, so validation of the
+next chunks overlaps the database writing this one), each chunk is copied into a staging table and
+moved into accounts, persons and memberships by a few INSERT … SELECT statements in one transaction.
+Bad rows go to an error report with their line number and reason; good rows are never lost for them.
+Memory stays flat: at most workers + 1 chunks are in flight, whatever the file size.
+
+CSV columns (header required): payer_phone, full_name, id_number, relation, joined_on
+(relation: self/spouse/child/parent, default self; joined_on: YYYY-MM-DD in the plan's zone,
+default today). Importing the same file twice imports nothing the second time: every row is then
+refused as already_member.
+
+Speed (benchmarks/bench_import.py): on PostgreSQL a worker renders the chunk's good rows straight
+into COPY text, so the parent only forwards bytes; every lookup against the member tables is an
+index probe per staged row (correlated subqueries), so a chunk costs the same whether the plan has a
+thousand members or a hundred million.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import IO, Any
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from mutualaid.db.queries.plans import current_rules, plan_by_code
+from mutualaid.domain.accounts import Role, normalise_phone, require_role
+from mutualaid.domain.calendars import (
+    age_in_days,
+    age_in_years,
+    anniversary,
+    local_date,
+    start_of_day,
+)
+from mutualaid.domain.errors import DomainError
+from mutualaid.domain.identities import mask_name, parse_resident_id
+from mutualaid.domain.memberships import (
+    CoverageDates,
+    MembershipState,
+    Relation,
+    coverage_dates,
+    state_on,
+)
+from mutualaid.domain.plans import PlanRules
+from mutualaid.services import audit
+from mutualaid.services.accounts.accounts import Actor
+from mutualaid.services.context import ServiceContext
+from mutualaid.services.personal_data import PersonalDataProtector
+
+REQUIRED_COLUMNS = ("payer_phone", "full_name", "id_number")
+OPTIONAL_COLUMNS = ("relation", "joined_on")
+DEFAULT_CHUNK_ROWS = 20_000
+
+_STAGING_COLUMNS = (
+    "line_no",
+    "phone",
+    "identity_hash",
+    "identity_ciphertext",
+    "name_ciphertext",
+    "name_masked",
+    "birth_on",
+    "sex",
+    "province_code",
+    "relation",
+    "state",
+    "joined_at",
+    "joined_on",
+    "waiting_ends_on",
+    "covered_from_on",
+    "ages_out_on",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ImportReport:
+    plan_code: str
+    rows_read: int
+    imported: int
+    rejected: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Chunk:
+    lines: list[int]
+    rows: list[list[str]]
+
+
+@dataclass(frozen=True, slots=True)
+class _ChunkResult:
+    good_count: int
+    #: PostgreSQL: the good rows as the body of `COPY … FROM STDIN` (text format).
+    copy_data: bytes
+    #: SQLite: the good rows as parameter tuples.
+    good: list[tuple[Any, ...]]
+    errors: list[tuple[int, str, str, str]]  # line, code, field, message
+
+
+# --- validation (runs in a worker process; pure apart from the protector's keyed hashing) ---------
+
+_worker_protector: PersonalDataProtector | None = None
+_worker_facts: _DateFacts | None = None
+
+
+def _init_worker(protector: PersonalDataProtector, rules: PlanRules, today: date) -> None:
+    global _worker_protector, _worker_facts
+    _worker_protector = protector
+    _worker_facts = _DateFacts(rules, today)
+
+
+_RELATIONS = {str(relation): relation for relation in Relation}
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+_CACHE_LIMIT = 50_000  # dates; a file of odd dates cannot make the caches grow without bound
+
+
+class _DateFacts:
+    """What the plan's dates make of one joined_on and one birth date, each computed once per import.
+
+    Both caches are bounded (about a hundred years of dates), whatever the file's size.
+
+    The checks are those of the per-row code they replace (kept below as the slow path): a row whose
+    dates fall inside the precomputed window is accepted without recomputing ages; any other row is
+    judged by the exact original checks, so the cache can only make the common case faster.
+    """
+
+    def __init__(self, rules: PlanRules, today: date) -> None:
+        self.rules = rules
+        self.today = today
+        entry = rules.entry
+        self._min_days, self._min_years = entry.min_age_days, entry.min_age_years
+        self._max_years = entry.max_age_years
+        #: joined text -> (joined_on, COPY fragment "state, joined_at, joined_on, waiting, covered")
+        self.joined: dict[str, tuple[date, str, date, date]] = {}
+        #: birth date -> (first joined_on accepted without age checks, first one refused, ages_out_on)
+        self.births: dict[date, tuple[date, date, date] | None] = {}
+
+    def joined_on(self, joined_text: str) -> tuple[date, str, date, date]:
+        stripped = joined_text.strip()
+        facts = self.joined.get(stripped)
+        if facts is None:
+            try:
+                joined_on = date.fromisoformat(stripped) if stripped else self.today
+            except ValueError:
+                raise DomainError(
+                    "invalid_date", f"{stripped!r} is not a date (YYYY-MM-DD)", "joined_on"
+                ) from None
+            if joined_on > self.today:
+                raise DomainError("invalid_date", "joined_on is in the future", "joined_on")
+            # The waiting period depends on joined_on alone (ages_out_on on the birth date alone).
+            dates = coverage_dates(self.rules, joined_on, joined_on)
+            joined_at = start_of_day(joined_on, self.rules.zone)
+            fragment = (
+                f"{joined_at.isoformat()}\t{joined_on}\t{dates.waiting_ends_on}\t"
+                f"{dates.covered_from_on}"
+            )
+            facts = (joined_on, fragment, dates.waiting_ends_on, dates.covered_from_on)
+            if len(self.joined) >= _CACHE_LIMIT:
+                self.joined.clear()
+            self.joined[stripped] = facts
+        return facts
+
+    def birth(self, birth_on: date) -> tuple[date, date, date] | None:
+        if birth_on in self.births:
+            return self.births[birth_on]
+        try:
+            window = (
+                max(
+                    birth_on + timedelta(days=self._min_days),
+                    anniversary(birth_on, self._min_years),
+                ),
+                anniversary(birth_on, self._max_years + 1),
+                coverage_dates(self.rules, birth_on, birth_on).ages_out_on,
+            )
+        except (OverflowError, ValueError):
+            window = None  # a date at the calendar's end: leave it to the exact checks
+        if len(self.births) >= _CACHE_LIMIT:
+            self.births.clear()
+        self.births[birth_on] = window
+        return window
+
+    def check_ages(self, birth_on: date, joined_on: date) -> None:
+        """The original per-row age checks, for rows outside the precomputed window."""
+        entry = self.rules.entry
+        if (
+            age_in_days(birth_on, joined_on) < entry.min_age_days
+            or age_in_years(birth_on, joined_on) < entry.min_age_years
+        ):
+            raise DomainError("too_young", "below the plan's entry age on joined_on", "id_number")
+        if age_in_years(birth_on, joined_on) > entry.max_age_years:
+            raise DomainError("too_old", "above the plan's entry age on joined_on", "id_number")
+
+
+def _validate_chunk(
+    chunk: _Chunk, columns: tuple[int, int, int, int, int], for_copy: bool
+) -> _ChunkResult:
+    protector, facts = _worker_protector, _worker_facts
+    assert protector is not None and facts is not None, "worker not initialised"
+    rules, today = facts.rules, facts.today
+    identity_hash_of, encrypt = protector.identity_hash, protector.encrypt
+    zone = rules.zone
+    phone_at, name_at, id_at, relation_at, joined_at_column = columns
+    width = max(columns) + 1
+    phones: dict[str, str] = {}
+    waiting, ended = MembershipState.WAITING, MembershipState.ENDED
+    copy_lines: list[str] = []
+    good: list[tuple[Any, ...]] = []
+    errors: list[tuple[int, str, str, str]] = []
+    seen: set[str] = set()
+    for line_no, row in zip(chunk.lines, chunk.rows, strict=True):
+        if len(row) < width:
+            row = row + [""] * (width - len(row))  # a short row: its missing fields are empty
+        try:
+            phone_text = row[phone_at] if phone_at >= 0 else ""
+            phone = phones.get(phone_text)
+            if phone is None:
+                phone = phones[phone_text] = normalise_phone(phone_text, "payer_phone")
+            name = (row[name_at] if name_at >= 0 else "").strip()
+            if not name or len(name) > 50:
+                raise DomainError("invalid_name", "a name has 1 to 50 characters", "full_name")
+            resident = parse_resident_id(row[id_at] if id_at >= 0 else "")
+            relation_text = (row[relation_at] if relation_at >= 0 else "").strip() or "self"
+            relation = _RELATIONS.get(relation_text)
+            if relation is None:
+                raise DomainError(
+                    "invalid_relation",
+                    f"{relation_text!r} is not one of self, spouse, child, parent",
+                    "relation",
+                )
+            joined_on, joined_fragment, waiting_ends_on, covered_from_on = facts.joined_on(
+                row[joined_at_column] if joined_at_column >= 0 else ""
+            )
+            birth_on = resident.birth_on
+            window = facts.birth(birth_on)
+            if window is None or not window[0] <= joined_on < window[1]:
+                facts.check_ages(birth_on, joined_on)
+            ages_out_on = (
+                window[2]
+                if window is not None
+                else coverage_dates(rules, joined_on, birth_on).ages_out_on
+            )
+            state = state_on(
+                CoverageDates(joined_on, waiting_ends_on, covered_from_on, ages_out_on),
+                waiting,
+                today,
+            )
+            if state is ended:
+                raise DomainError(
+                    "aged_out", "this member has passed the plan's exit age", "id_number"
+                )
+            identity_hash = identity_hash_of(resident.number)
+            if identity_hash in seen:
+                raise DomainError(
+                    "duplicate_in_file",
+                    "this identity number appears earlier in the file",
+                    "id_number",
+                )
+            seen.add(identity_hash)
+        except DomainError as error:
+            errors.append((line_no, error.code, error.field or "", error.message))
+            continue
+        if for_copy:
+            copy_lines.append(
+                f"{line_no}\t{phone}\t{identity_hash}\t\\\\x{encrypt(resident.number).hex()}\t"
+                f"\\\\x{encrypt(name).hex()}\t{mask_name(name).translate(_COPY_ESCAPES)}\t"
+                f"{birth_on}\t{resident.sex}\t{resident.province_code}\t{relation}\t"
+                f"{state}\t{joined_fragment}\t{ages_out_on}\n"
+            )
+        else:
+            good.append(
+                (
+                    line_no,
+                    phone,
+                    identity_hash,
+                    encrypt(resident.number),
+                    encrypt(name),
+                    mask_name(name),
+                    birth_on,
+                    str(resident.sex),
+                    resident.province_code,
+                    str(relation),
+                    str(state),
+                    start_of_day(joined_on, zone),
+                    joined_on,
+                    waiting_ends_on,
+                    covered_from_on,
+                    ages_out_on,
+                )
+            )
+    return _ChunkResult(len(copy_lines) + len(good), "".join(copy_lines).encode(), good, errors)
+
+
+# --- reading -----------------------------------------------------------------------------------
+
+
+def _chunks(
+    source: IO[str], chunk_rows: int
+) -> tuple[tuple[int, int, int, int, int], Iterator[_Chunk]]:
+    """The column positions (-1: absent) and the file's data rows in chunks, with line numbers."""
+    reader = csv.reader(source)
+    header = [name.strip() for name in next(reader, None) or []]
+    missing = [column for column in REQUIRED_COLUMNS if column not in header]
+    if missing:
+        raise DomainError(
+            "invalid_csv", f"the header lacks the column(s) {', '.join(missing)}", missing[0]
+        )
+    unknown = [c for c in header if c not in REQUIRED_COLUMNS + OPTIONAL_COLUMNS]
+    if unknown:
+        raise DomainError("invalid_csv", f"unknown column(s) {', '.join(unknown)}", unknown[0])
+    position = {name: index for index, name in enumerate(header)}  # a repeated name: the last wins
+    phone, name, id_number, relation, joined_on = (
+        position.get(column, -1) for column in REQUIRED_COLUMNS + OPTIONAL_COLUMNS
+    )
+    columns = (phone, name, id_number, relation, joined_on)
+
+    def chunks() -> Iterator[_Chunk]:
+        lines: list[int] = []
+        rows: list[list[str]] = []
+        for row in reader:
+            if not row:
+                continue  # a blank line is no row
+            lines.append(reader.line_num)
+            rows.append(row)
+            if len(rows) >= chunk_rows:
+                yield _Chunk(lines, rows)
+                lines, rows = [], []
+        if rows:
+            yield _Chunk(lines, rows)
+
+    return columns, chunks()
+
+
+# --- writing (set-based) -----------------------------------------------------------------------
+
+_STAGING = "member_import_staging"
+
+_CREATE_STAGING_POSTGRES = f"""
+CREATE TEMPORARY TABLE IF NOT EXISTS {_STAGING} (
+  line_no BIGINT, phone VARCHAR(20), identity_hash VARCHAR(64), identity_ciphertext BYTEA,
+  name_ciphertext BYTEA, name_masked VARCHAR(50), birth_on DATE, sex VARCHAR(1),
+  province_code VARCHAR(2), relation VARCHAR(10), state VARCHAR(10),
+  joined_at TIMESTAMP WITH TIME ZONE, joined_on DATE, waiting_ends_on DATE, covered_from_on DATE,
+  ages_out_on DATE, error VARCHAR(40), account_id BIGINT, person_id BIGINT,
+  person_account_id BIGINT, person_is_new BOOLEAN
+) ON COMMIT DELETE ROWS"""
+
+# Lookups are scalar correlated subqueries: one index probe per staged row, never a scan of a
+# member table, whatever the planner believes about table sizes (statistics lag behind a bulk
+# import). EXISTS would not do: the planner turns it into a semi-join or a hashed subplan, which
+# reads every member of the plan for each chunk.
+_POSTGRES_ACCOUNTS = f"""
+INSERT INTO accounts (phone, role, locale, created_at)
+SELECT DISTINCT phone, 'member', 'zh_CN', %(now)s FROM {_STAGING}
+ON CONFLICT (phone) DO NOTHING"""
+
+# The common case first: every staged person is new. Their persons and memberships are inserted
+# by one statement; the unique index on identity_hash is the only check for an existing person.
+_POSTGRES_NEW_PERSONS = f"""
+WITH new_persons AS (
+  INSERT INTO persons (account_id, relation, identity_hash, identity_ciphertext, name_ciphertext,
+                       name_masked, birth_on, sex, province_code, created_at)
+  SELECT (SELECT a.id FROM accounts a WHERE a.phone = s.phone), relation, identity_hash,
+         identity_ciphertext, name_ciphertext, name_masked, birth_on, sex, province_code, %(now)s
+  FROM {_STAGING} s
+  ON CONFLICT (identity_hash) DO NOTHING
+  RETURNING id, account_id, identity_hash
+), new_memberships AS (
+  INSERT INTO memberships (plan_id, plan_version, person_id, payer_account_id, state, joined_at,
+                           joined_on, waiting_ends_on, covered_from_on, ages_out_on)
+  SELECT %(plan_id)s, %(version)s, np.id, np.account_id, s.state, s.joined_at, s.joined_on,
+         s.waiting_ends_on, s.covered_from_on, s.ages_out_on
+  FROM {_STAGING} s JOIN new_persons np ON np.identity_hash = s.identity_hash
+  RETURNING 1
+)
+SELECT count(*) FROM new_memberships"""
+
+# Only when some staged person existed already (a re-import, an overlap, a concurrent enrollment):
+# a new statement, so its snapshot sees persons that a concurrent transaction committed meanwhile.
+_POSTGRES_EXISTING = (
+    f"""UPDATE {_STAGING} s SET
+          (person_id, person_account_id, person_is_new) = (
+            SELECT p.id, p.account_id, p.xmin = pg_current_xact_id()::xid
+            FROM persons p WHERE p.identity_hash = s.identity_hash),
+          account_id = (SELECT a.id FROM accounts a WHERE a.phone = s.phone)""",
+    f"""UPDATE {_STAGING} s SET error = CASE
+          WHEN s.person_account_id <> s.account_id THEN 'identity_registered_elsewhere'
+          WHEN (SELECT 1 FROM memberships m
+                WHERE m.plan_id = %(plan_id)s AND m.person_id = s.person_id
+                  AND m.state IN ('waiting', 'covered', 'suspended') LIMIT 1) IS NOT NULL
+            THEN 'already_member'
+        END
+        WHERE s.person_is_new IS NOT TRUE""",
+    f"""WITH new_memberships AS (
+          INSERT INTO memberships (plan_id, plan_version, person_id, payer_account_id, state,
+                                   joined_at, joined_on, waiting_ends_on, covered_from_on,
+                                   ages_out_on)
+          SELECT %(plan_id)s, %(version)s, person_id, person_account_id, state, joined_at,
+                 joined_on, waiting_ends_on, covered_from_on, ages_out_on
+          FROM {_STAGING} WHERE person_is_new IS NOT TRUE AND error IS NULL
+          ON CONFLICT (plan_id, person_id) WHERE state IN ('waiting', 'covered', 'suspended')
+          DO NOTHING
+          RETURNING 1
+        )
+        SELECT count(*) FROM new_memberships""",
+)
+
+# Only when a concurrent enrollment took the membership between the check and the insert.
+_POSTGRES_RACED = f"""
+UPDATE {_STAGING} s SET error = 'already_member'
+WHERE s.person_is_new IS NOT TRUE AND s.error IS NULL
+  AND (SELECT 1 FROM memberships m
+       WHERE m.plan_id = %(plan_id)s AND m.person_id = s.person_id
+         AND m.xmin = pg_current_xact_id()::xid LIMIT 1) IS NULL"""
+
+
+def _write_postgres(
+    session: Session, result: _ChunkResult, plan_id: int, plan_version: int, now: datetime
+) -> tuple[int, list[tuple[int, str]]]:
+    cursor = session.connection().connection.driver_connection.cursor()  # type: ignore[union-attr]
+    params = {"plan_id": plan_id, "version": plan_version, "now": now}
+    # ON COMMIT DELETE ROWS: emptied by every commit, so the table never holds dead rows.
+    cursor.execute(_CREATE_STAGING_POSTGRES)
+    # Cost estimates this large trigger JIT compilation, which costs more than the statements;
+    # the one join (new persons to their staged rows) is chunk by chunk: hash it.
+    cursor.execute("SET LOCAL jit = off")
+    cursor.execute("SET LOCAL enable_nestloop = off")
+    with cursor.copy(f"COPY {_STAGING} ({', '.join(_STAGING_COLUMNS)}) FROM STDIN") as copy:
+        copy.write(result.copy_data)
+    cursor.execute(_POSTGRES_ACCOUNTS, params)
+    imported = _fetch_count(cursor, _POSTGRES_NEW_PERSONS, params)
+    if imported == result.good_count:
+        return imported, []
+    update_existing, judge_existing, insert_existing = _POSTGRES_EXISTING
+    cursor.execute(update_existing, params)
+    cursor.execute(judge_existing, params)
+    imported += _fetch_count(cursor, insert_existing, params)
+    if imported != _fetch_count(
+        cursor, f"SELECT count(*) FROM {_STAGING} WHERE error IS NULL", params
+    ):
+        cursor.execute(_POSTGRES_RACED, params)
+    cursor.execute(f"SELECT line_no, error FROM {_STAGING} WHERE error IS NOT NULL")
+    return imported, [(int(line), str(code)) for line, code in cursor.fetchall()]
+
+
+def _fetch_count(cursor: Any, statement: str, params: dict[str, Any]) -> int:
+    cursor.execute(statement, params)
+    return int(cursor.fetchone()[0])
+
+
+_CREATE_STAGING_SQLITE = """
+CREATE TEMPORARY TABLE IF NOT EXISTS import_staging (
+  line_no BIGINT, phone VARCHAR(20), identity_hash VARCHAR(64), identity_ciphertext BLOB,
+  name_ciphertext BLOB, name_masked VARCHAR(50), birth_on DATE, sex VARCHAR(1),
+  province_code VARCHAR(2), relation VARCHAR(10), state VARCHAR(10), joined_at DATETIME,
+  joined_on DATE, waiting_ends_on DATE, covered_from_on DATE, ages_out_on DATE,
+  error VARCHAR(40)
+)"""
+
+
+def _write_sqlite(
+    session: Session, result: _ChunkResult, plan_id: int, plan_version: int, now: datetime
+) -> tuple[int, list[tuple[int, str]]]:
+    connection = session.connection()
+    connection.exec_driver_sql(_CREATE_STAGING_SQLITE)
+    placeholders = ", ".join("?" for _ in _STAGING_COLUMNS)
+    sqlite_rows = [
+        (*row[:11], row[11].strftime("%Y-%m-%d %H:%M:%S.%f"), *row[12:]) for row in result.good
+    ]
+    connection.exec_driver_sql(
+        f"INSERT INTO import_staging ({', '.join(_STAGING_COLUMNS)}) VALUES ({placeholders})",
+        sqlite_rows,
+    )
+    params = {"plan_id": plan_id, "version": plan_version, "now": now}
+    session.execute(
+        text("""
+        INSERT INTO accounts (phone, role, locale, created_at)
+        SELECT DISTINCT phone, 'member', 'zh_CN', :now FROM import_staging WHERE true
+        ON CONFLICT (phone) DO NOTHING"""),
+        params,
+    )
+    session.execute(
+        text("""
+        UPDATE import_staging SET error = 'identity_registered_elsewhere'
+        WHERE EXISTS (SELECT 1 FROM persons p JOIN accounts a ON a.id = p.account_id
+                      WHERE p.identity_hash = import_staging.identity_hash
+                        AND a.phone <> import_staging.phone)""")
+    )
+    session.execute(
+        text("""
+        UPDATE import_staging SET error = 'already_member'
+        WHERE error IS NULL AND EXISTS (
+            SELECT 1 FROM persons p JOIN memberships m ON m.person_id = p.id
+            WHERE p.identity_hash = import_staging.identity_hash AND m.plan_id = :plan_id
+              AND m.state IN ('waiting', 'covered', 'suspended'))"""),
+        params,
+    )
+    session.execute(
+        text("""
+        INSERT INTO persons (account_id, relation, identity_hash, identity_ciphertext,
+                             name_ciphertext, name_masked, birth_on, sex, province_code, created_at)
+        SELECT a.id, s.relation, s.identity_hash, s.identity_ciphertext, s.name_ciphertext,
+               s.name_masked, s.birth_on, s.sex, s.province_code, :now
+        FROM import_staging s JOIN accounts a ON a.phone = s.phone
+        WHERE s.error IS NULL
+        ON CONFLICT (identity_hash) DO NOTHING"""),
+        params,
+    )
+    moved = session.execute(
+        text("""
+        INSERT INTO memberships (plan_id, plan_version, person_id, payer_account_id, state,
+                                 joined_at, joined_on, waiting_ends_on, covered_from_on, ages_out_on)
+        SELECT :plan_id, :version, p.id, p.account_id, s.state, s.joined_at, s.joined_on,
+               s.waiting_ends_on, s.covered_from_on, s.ages_out_on
+        FROM import_staging s JOIN persons p ON p.identity_hash = s.identity_hash
+        WHERE s.error IS NULL"""),
+        params,
+    )
+    imported = moved.rowcount  # type: ignore[attr-defined]
+    rows = session.execute(
+        text("SELECT line_no, error FROM import_staging WHERE error IS NOT NULL ORDER BY line_no")
+    ).all()
+    session.execute(text("DELETE FROM import_staging"))
+    return int(imported), [(int(line), str(code)) for line, code in rows]
+
+
+_STAGED_MESSAGES = {
+    "identity_registered_elsewhere": "this person is registered by another account",
+    "already_member": "this person already has a membership in this plan",
+}
+
+
+def import_members(
+    ctx: ServiceContext,
+    actor: Actor,
+    plan_code: str,
+    source: IO[str],
+    errors_out: IO[str],
+    *,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    progress: Callable[[int], None] | None = None,
+    workers: int = 1,
+) -> ImportReport:
+    """Import members from CSV `source`; write refused rows to `errors_out` (CSV); report counts."""
+    require_role(actor.role, Role.OPERATOR)
+    with ctx.reading() as session:
+        plan = plan_by_code(session, plan_code)
+        plan_id, plan_version = plan.id, plan.current_version
+        rules = current_rules(session, plan)
+    today = local_date(ctx.clock.now(), rules.zone)
+    postgres = ctx.engine.dialect.name == "postgresql"
+    write_chunk = _write_postgres if postgres else _write_sqlite
+    columns, chunks = _chunks(source, chunk_rows)
+    error_writer = csv.writer(errors_out)
+    error_writer.writerow(["line", "code", "field", "message"])
+    rows_read = imported = rejected = 0
+
+    def write(result: _ChunkResult, rows_in_chunk: int) -> None:
+        nonlocal rows_read, imported, rejected
+        staged_errors: list[tuple[int, str]] = []
+        chunk_imported = 0
+        if result.good_count:
+            with ctx.transaction() as session:
+                now = ctx.clock.now()
+                chunk_imported, staged_errors = write_chunk(
+                    session, result, plan_id, plan_version, now
+                )
+                audit.record(
+                    session,
+                    at=now,
+                    actor_account_id=actor.account_id,
+                    action="members_imported",
+                    subject_type="plan",
+                    subject_id=plan_id,
+                    rows=rows_in_chunk,
+                    imported=chunk_imported,
+                )
+        errors = sorted(
+            result.errors
+            + [(line, code, "id_number", _STAGED_MESSAGES[code]) for line, code in staged_errors]
+        )
+        error_writer.writerows(errors)
+        rows_read += rows_in_chunk
+        imported += chunk_imported
+        rejected += len(errors)
+        if progress:
+            progress(rows_in_chunk)
+
+    with ProcessPoolExecutor(
+        max_workers=workers, initializer=_init_worker, initargs=(ctx.protector, rules, today)
+    ) as pool:
+        in_flight: deque[tuple[Future[_ChunkResult], int]] = deque()
+        for chunk in chunks:
+            in_flight.append(
+                (pool.submit(_validate_chunk, chunk, columns, postgres), len(chunk.rows))
+            )
+            # Keep at most workers + 1 chunks in flight so memory stays flat.
+            while len(in_flight) > workers:
+                future, size = in_flight.popleft()
+                write(future.result(), size)
+        while in_flight:
+            future, size = in_flight.popleft()
+            write(future.result(), size)
+    return ImportReport(plan_code, rows_read, imported, rejected)
+
+
+def import_members_from_text(
+    ctx: ServiceContext, actor: Actor, plan_code: str, csv_text: str
+) -> tuple[ImportReport, str]:
+    """Convenience for small uploads: returns the report and the error CSV text."""
+    errors = io.StringIO()
+    report = import_members(ctx, actor, plan_code, io.StringIO(csv_text), errors)
+    return report, errors.getvalue()

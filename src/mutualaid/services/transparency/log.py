@@ -1,0 +1,422 @@
+"""The transparency log as seen by the other services, and its operation.
+
+Services queue a leaf inside their own transaction (`queue_leaf`): log_entries is the outbox, so a
+leaf commits or rolls back with the change it records. The sequencer (`integrate_pending`, one at a
+time under a lock on the one-row log_state table) then gives queued leaves consecutive indexes and
+stores the Merkle nodes that became complete; `publish_checkpoint` signs the tree head, gathers
+witness cosignatures (C2SP tlog-witness) and publishes it once the quorum is met. Proofs are read
+from the stored nodes: O(log n) rows in one query.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, NamedTuple
+
+from sqlalchemy import select, text
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from mutualaid.db.models import LogEntry, LogState
+from mutualaid.domain.errors import DomainError
+from mutualaid.services.context import ServiceContext
+from mutualaid.transparency.errors import TreeError
+from mutualaid.transparency.leaves import canonical_leaf
+from mutualaid.transparency.merkle import (
+    EMPTY_ROOT,
+    CompactRange,
+    RawNode,
+)
+from mutualaid.transparency.tiles import (
+    STORAGE_HEIGHT,
+    STORAGE_WIDTH,
+    encode_storage_tile,
+    storage_tile_node,
+    storage_tile_width,
+)
+
+LOG_STATE_ID = 1
+DEFAULT_BATCH = 50_000
+MAX_LEAVES_PAGE = 1000
+WITNESS_TIMEOUT_S = 10.0
+
+
+def leaf_hash(data: bytes) -> bytes:
+    """RFC 9162 leaf hash: SHA-256(0x00 ‖ data)."""
+    return hashlib.sha256(b"\x00" + data).digest()
+
+
+def queue_leaf(
+    session: Session,
+    *,
+    at: datetime,
+    leaf_type: str,
+    fields: Mapping[str, Any],
+    subject_type: str,
+    subject_ref: str,
+) -> LogEntry:
+    data = canonical_leaf(leaf_type, fields)
+    entry = LogEntry(
+        leaf_type=leaf_type,
+        leaf_data=data,
+        leaf_hash=leaf_hash(data),
+        subject_type=subject_type,
+        subject_ref=subject_ref,
+        queued_at=at,
+    )
+    session.add(entry)
+    return entry
+
+
+def unix_seconds(at: datetime) -> int:
+    return int(at.timestamp())
+
+
+class LogError(DomainError):
+    """The log cannot do what was asked (a size beyond the log, no checkpoint yet, bad config)."""
+
+
+# --------------------------------------------------------------------------------------------
+# Bulk appends and the sequencer
+
+
+class PendingLeaf(NamedTuple):
+    """An already-encoded canonical leaf for `queue_leaves` / `append_leaves` (bulk producers,
+    imports). Build it with `PendingLeaf.of` unless the bytes came from `canonical_leaf`.
+
+    A NamedTuple rather than a dataclass: bulk appends make millions, and a tuple is several
+    times cheaper to create.
+    """
+
+    leaf_type: str
+    leaf_data: bytes
+    subject_type: str
+    subject_ref: str
+
+    @classmethod
+    def of(
+        cls, leaf_type: str, fields: Mapping[str, Any], subject_type: str, subject_ref: str
+    ) -> PendingLeaf:
+        return cls(leaf_type, canonical_leaf(leaf_type, fields), subject_type, subject_ref)
+
+
+def queue_leaves(session: Session, *, at: datetime, leaves: Sequence[PendingLeaf]) -> int:
+    """Queue many leaves in the caller's transaction with one round trip (COPY on PostgreSQL).
+
+    The bytes must be canonical leaves (`canonical_leaf`); they are hashed here.
+    """
+    rows = [
+        (
+            leaf.leaf_type,
+            leaf.leaf_data,
+            leaf_hash(leaf.leaf_data),
+            leaf.subject_type,
+            leaf.subject_ref,
+            at,
+        )
+        for leaf in leaves
+    ]
+    if not rows:
+        return 0
+    connection = session.connection()
+    raw: Any = connection.connection.driver_connection
+    columns = "leaf_type, leaf_data, leaf_hash, subject_type, subject_ref, queued_at"
+    if connection.dialect.name == "postgresql":
+        with (
+            raw.cursor() as cursor,
+            cursor.copy(f"COPY log_entries ({columns}) FROM STDIN (FORMAT BINARY)") as copy,
+        ):
+            copy.set_types(["varchar", "bytea", "bytea", "varchar", "varchar", "timestamptz"])
+            for row in rows:
+                copy.write_row(row)
+    else:
+        stamp = _sqlite_instant(connection.dialect, at)
+        cursor = raw.cursor()
+        try:
+            cursor.executemany(
+                f"INSERT INTO log_entries ({columns}) VALUES (?, ?, ?, ?, ?, ?)",
+                [(*row[:5], stamp) for row in rows],
+            )
+        finally:
+            cursor.close()
+    return len(rows)
+
+
+def append_leaves(
+    session: Session, *, at: datetime, leaves: Sequence[PendingLeaf]
+) -> IntegrationResult:
+    """Append a batch directly, in the caller's transaction: take the sequencer lock, write the
+    leaves already numbered (after the current size) and the tree tiles they change.
+
+    The fast path for bulk work (imports, period commitments over many members): one COPY for
+    the leaves, one for the tiles, no second pass over the rows. Queued (outbox) leaves are not
+    affected; they get the indexes after these when the sequencer next runs.
+    """
+    state = _lock_state(session, at)
+    base = state.size
+    if not leaves:
+        return IntegrationResult(0, base, base, state.root_hash)
+    hashes = [leaf_hash(leaf.leaf_data) for leaf in leaves]
+    connection = session.connection()
+    raw: Any = connection.connection.driver_connection
+    columns = "leaf_type, leaf_data, leaf_hash, leaf_index, subject_type, subject_ref, queued_at"
+    if connection.dialect.name == "postgresql":
+        with (
+            raw.cursor() as cursor,
+            cursor.copy(f"COPY log_entries ({columns}) FROM STDIN (FORMAT BINARY)") as copy,
+        ):
+            copy.set_types(
+                ["varchar", "bytea", "bytea", "int8", "varchar", "varchar", "timestamptz"]
+            )
+            for position, leaf in enumerate(leaves):
+                copy.write_row(
+                    (
+                        leaf.leaf_type,
+                        leaf.leaf_data,
+                        hashes[position],
+                        base + position,
+                        leaf.subject_type,
+                        leaf.subject_ref,
+                        at,
+                    )
+                )
+    else:
+        stamp = _sqlite_instant(connection.dialect, at)
+        cursor = raw.cursor()
+        try:
+            cursor.executemany(
+                f"INSERT INTO log_entries ({columns}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        leaf.leaf_type,
+                        leaf.leaf_data,
+                        hashes[position],
+                        base + position,
+                        leaf.subject_type,
+                        leaf.subject_ref,
+                        stamp,
+                    )
+                    for position, leaf in enumerate(leaves)
+                ],
+            )
+        finally:
+            cursor.close()
+    return _grow(session, state, hashes, at)
+
+
+def _sqlite_instant(dialect: Any, at: datetime) -> Any:
+    """`at` as SQLAlchemy would bind it to log_entries.queued_at (a text instant on SQLite)."""
+    column_type = LogEntry.__table__.c.queued_at.type
+    process = column_type.dialect_impl(dialect).bind_processor(dialect)
+    return process(at) if process else at
+
+
+def _grow(
+    session: Session, state: LogState, hashes: Sequence[bytes], at: datetime
+) -> IntegrationResult:
+    """Extend the compact range by leaves numbered from state.size; store nodes and state."""
+    base = state.size
+    compact = CompactRange.from_bytes(state.size, state.compact_range)
+    new_range, nodes = compact.extend(hashes)
+    _store_tiles(session, base, hashes, nodes)
+    state.size = new_range.size
+    state.compact_range = new_range.to_bytes()
+    state.root_hash = new_range.root()
+    state.updated_at = at
+    session.flush()
+    return IntegrationResult(len(hashes), base, new_range.size, state.root_hash)
+
+
+@dataclass(frozen=True, slots=True)
+class IntegrationResult:
+    #: How many queued leaves this run gave an index.
+    integrated: int
+    #: The index of the first of them (the log's size before the run).
+    first_index: int
+    size: int
+    root_hash: bytes
+
+
+def integrate_pending(ctx: ServiceContext, *, max_batch: int = DEFAULT_BATCH) -> IntegrationResult:
+    """Sequence up to `max_batch` queued leaves in one transaction (see `integrate_in_session`)."""
+    with ctx.transaction() as session:
+        return integrate_in_session(session, at=ctx.clock.now(), max_batch=max_batch)
+
+
+def integrate_all(ctx: ServiceContext, *, max_batch: int = DEFAULT_BATCH) -> IntegrationResult:
+    """Sequence every queued leaf, `max_batch` per transaction."""
+    first = integrate_pending(ctx, max_batch=max_batch)
+    result, total = first, first.integrated
+    while result.integrated == max_batch:
+        result = integrate_pending(ctx, max_batch=max_batch)
+        total += result.integrated
+    return IntegrationResult(total, first.first_index, result.size, result.root_hash)
+
+
+def integrate_in_session(session: Session, *, at: datetime, max_batch: int) -> IntegrationResult:
+    """The sequencer: lock log_state, number queued leaves in id order, store the new tiles.
+
+    The lock (``SELECT … FOR UPDATE`` on PostgreSQL; SQLite's BEGIN IMMEDIATE already holds the
+    whole database) makes sequencers take turns, so indexes never repeat and never skip; numbering
+    and node storage commit together with the new tree size, or not at all.
+    """
+    if max_batch < 1:
+        raise ValueError(f"max_batch {max_batch} must be at least 1")
+    state = _lock_state(session, at)
+    base = state.size
+    numbered = sorted(
+        (int(index), bytes(value))
+        for index, value in session.execute(_ASSIGN_INDEXES, {"base": base, "limit": max_batch})
+    )
+    if not numbered:
+        return IntegrationResult(0, base, base, state.root_hash)
+    if numbered[0][0] != base or numbered[-1][0] != base + len(numbered) - 1:
+        raise TreeError(  # unreachable while the lock holds; refuse rather than store a gap
+            f"sequencer numbered leaves {numbered[0][0]}..{numbered[-1][0]} after size {base}"
+        )
+    return _grow(session, state, [value for _, value in numbered], at)
+
+
+# Number the oldest queued leaves base, base+1, ... in id order and hand back their hashes; one
+# statement, so what is hashed is exactly what was numbered.
+_ASSIGN_INDEXES = text(
+    """
+    WITH batch AS (
+        SELECT id, row_number() OVER (ORDER BY id) AS n
+        FROM (SELECT id FROM log_entries WHERE leaf_index IS NULL ORDER BY id LIMIT :limit)
+            AS pending
+    )
+    UPDATE log_entries SET leaf_index = :base + batch.n - 1
+    FROM batch WHERE log_entries.id = batch.id
+    RETURNING leaf_index, leaf_hash
+    """
+)
+
+
+def _lock_state(session: Session, at: datetime) -> LogState:
+    query = (
+        select(LogState)
+        .where(LogState.id == LOG_STATE_ID)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    state = session.scalars(query).one_or_none()
+    if state is None:
+        values = {
+            "id": LOG_STATE_ID,
+            "size": 0,
+            "compact_range": b"",
+            "root_hash": EMPTY_ROOT,
+            "updated_at": at,
+        }
+        dialect = session.get_bind().dialect.name
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        session.execute(insert(LogState).values(**values).on_conflict_do_nothing())
+        state = session.scalars(query).one()
+    return state
+
+
+def _store_tiles(
+    session: Session, base: int, leaf_hashes: Sequence[bytes], nodes: Sequence[RawNode]
+) -> None:
+    """Write every stored tile that gained nodes when leaves [base, base + n) were appended.
+
+    The rightmost tile of each tile level may already exist, partial: it is read, merged and
+    rewritten; all other affected tiles are new. `nodes` are the interior nodes that became
+    complete (`CompactRange.extend`).
+    """
+    if not leaf_hashes:
+        return
+    size = base + len(leaf_hashes)
+    by_level: dict[int, dict[int, bytes]] = {
+        0: dict(zip(range(base, size), leaf_hashes, strict=True))
+    }
+    for level, index, value in nodes:
+        by_level.setdefault(level, {})[index] = value
+    tile_levels = range(max(by_level) // STORAGE_HEIGHT + 1)
+    # The partial tile each tile level had before this append, if any, to be rewritten.
+    partial = [
+        (t, (base >> (STORAGE_HEIGHT * t)) >> STORAGE_HEIGHT)
+        for t in tile_levels
+        if (base >> (STORAGE_HEIGHT * t)) % STORAGE_WIDTH
+    ]
+    connection = session.connection()
+    raw: Any = connection.connection.driver_connection
+    postgres = connection.dialect.name == "postgresql"
+    if partial:
+        for (t, j), data in _read_tiles(raw, postgres, partial).items():
+            for row in range(STORAGE_HEIGHT):
+                level = t * STORAGE_HEIGHT + row
+                first = j * (STORAGE_WIDTH >> row)
+                for position in range(storage_tile_width(data) >> row):
+                    stored = storage_tile_node(data, row, position)
+                    assert stored is not None  # a position below the row's width is complete
+                    by_level.setdefault(level, {})[first + position] = stored
+    tiles: list[tuple[int, int, bytes]] = []
+    for t in tile_levels:
+        bottom = t * STORAGE_HEIGHT
+        complete = size >> bottom  # nodes of the tile's bottom level in the tree of `size`
+        new_bottom = by_level.get(bottom)
+        if not new_bottom:
+            continue
+        for j in range(min(new_bottom) >> STORAGE_HEIGHT, ((complete - 1) >> STORAGE_HEIGHT) + 1):
+            width = min(STORAGE_WIDTH, complete - j * STORAGE_WIDTH)
+            rows = [
+                [
+                    by_level[bottom + row][j * (STORAGE_WIDTH >> row) + position]
+                    for position in range(width >> row)
+                ]
+                for row in range(STORAGE_HEIGHT)
+            ]
+            tiles.append((t, j, encode_storage_tile(rows)))
+    if postgres:
+        with raw.cursor() as cursor:
+            if partial:
+                cursor.execute(
+                    "DELETE FROM log_tiles WHERE (level, idx) IN "
+                    "(SELECT * FROM unnest(%s::integer[], %s::bigint[]))",
+                    ([t for t, _ in partial], [j for _, j in partial]),
+                )
+            with cursor.copy(
+                "COPY log_tiles (level, idx, hashes) FROM STDIN (FORMAT BINARY)"
+            ) as copy:
+                copy.set_types(["int4", "int8", "bytea"])
+                for tile in tiles:
+                    copy.write_row(tile)
+    else:
+        cursor = raw.cursor()
+        try:
+            cursor.executemany(
+                "INSERT OR REPLACE INTO log_tiles (level, idx, hashes) VALUES (?, ?, ?)", tiles
+            )
+        finally:
+            cursor.close()
+
+
+def _read_tiles(
+    raw: Any, postgres: bool, wanted: Sequence[tuple[int, int]]
+) -> dict[tuple[int, int], bytes]:
+    """Stored tiles by (tile level, tile index); missing ones are left out."""
+    if postgres:
+        with raw.cursor() as cursor:
+            cursor.execute(
+                "SELECT t.level, t.idx, t.hashes FROM log_tiles AS t "
+                "JOIN unnest(%s::integer[], %s::bigint[]) AS wanted(level, idx) "
+                "ON t.level = wanted.level AND t.idx = wanted.idx",
+                ([t for t, _ in wanted], [j for _, j in wanted]),
+            )
+            rows = cursor.fetchall()
+    else:
+        cursor = raw.cursor()
+        try:
+            rows = cursor.execute(
+                "SELECT level, idx, hashes FROM log_tiles WHERE "
+                + " OR ".join(["(level = ? AND idx = ?)"] * len(wanted)),
+                [value for pair in wanted for value in pair],
+            ).fetchall()
+        finally:
+            cursor.close()
+    return {(level, index): bytes(data) for level, index, data in rows}
