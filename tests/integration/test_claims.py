@@ -4,6 +4,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
+from tests.builders.claims import through_investigation
 from tests.factories import account, covered_member, enroll, publish_demo_plans, staff
 
 from mutualaid.clock import FixedClock
@@ -50,17 +51,6 @@ def report(ctx: ServiceContext, holder, membership_id: int, **changes) -> object
         "accident": False,
     } | changes
     return report_claim(ctx, holder, ClaimReport(membership_id=membership_id, **fields))
-
-
-def through_investigation(ctx: ServiceContext, ref: str):  # type: ignore[no-untyped-def]
-    reviewer = staff(ctx, Role.REVIEWER)
-    investigator = staff(ctx, Role.INVESTIGATOR)
-    start_review(ctx, reviewer, ref)
-    assign_investigation(ctx, reviewer, ref, investigator.account_id)
-    file_investigation_report(
-        ctx, investigator, ref, "hospital records confirm the diagnosis", "approve", cost_fen=35_000
-    )
-    return reviewer, investigator
 
 
 class TestReporting:

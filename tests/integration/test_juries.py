@@ -283,7 +283,7 @@ def test_an_operator_refers_a_contested_case_in_publicity(
 def test_concurrent_votes_are_counted_exactly_once_each(
     ctx: ServiceContext, clock: FixedClock
 ) -> None:
-    from tests.integration.test_concurrency import run_together
+    from tests.builders.threads import run_together
 
     use_jury_rules(ctx, min_votes=1)
     people = jurors(ctx, clock, 4)

@@ -7,14 +7,15 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
-from tests.factories import MAIN_PLAN, publish_demo_plans
-from tests.integration.test_periods import (
+from tests.factories import (
     LOCK_MARCH_7,
+    MAIN_PLAN,
     MARCH_7,
     approved_claim,
     close_on,
     join_at,
     members,
+    publish_demo_plans,
     use_rules,
 )
 

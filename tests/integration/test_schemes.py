@@ -5,14 +5,20 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
-from tests.factories import MAIN_PLAN, account, covered_member, enroll, publish_demo_plans, staff
-from tests.integration.test_claims import through_investigation
-from tests.integration.test_periods import (
+from tests.builders.claims import through_investigation
+from tests.builders.schemes import COVID
+from tests.factories import (
     LOCK_MARCH_7,
+    MAIN_PLAN,
     MARCH_7,
+    account,
     approved_claim,
     close_on,
+    covered_member,
+    enroll,
     members,
+    publish_demo_plans,
+    staff,
     use_rules,
 )
 
@@ -40,18 +46,6 @@ from mutualaid.services.schemes import (
     list_sponsorships,
     sponsor_periods,
 )
-
-COVID = """
-code = "covid-19"
-name_zh = "新冠肺炎专项保障"
-name_en = "COVID-19 special cover"
-starts_on = 2026-01-31
-illness_code = "COVID19-DEATH"
-illness_zh = "新冠肺炎身故"
-illness_en = "death from COVID-19"
-payout_fen = 10_000_000
-new_member_min_days = 6
-"""
 
 
 @pytest.fixture(autouse=True)

@@ -1,0 +1,34 @@
+"""Counting the SQL statements a piece of code sends, to pin the hot paths against N+1 regressions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Engine, event
+
+
+class QueryCounter:
+    """Counts statements executed on `engine` while active (a context manager; re-entrant use
+    through `restart()` between the arrange and the act steps of a test)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.statements: list[str] = []
+
+    def _record(self, *args: Any) -> None:
+        # before_cursor_execute(conn, cursor, statement, parameters, context, executemany)
+        self.statements.append(args[2])
+
+    def __enter__(self) -> QueryCounter:
+        event.listen(self.engine, "before_cursor_execute", self._record)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        event.remove(self.engine, "before_cursor_execute", self._record)
+
+    def restart(self) -> None:
+        self.statements.clear()
+
+    @property
+    def count(self) -> int:
+        return len(self.statements)
