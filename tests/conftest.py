@@ -1,5 +1,5 @@
 """Shared fixtures: a real database, migrated with Alembic once per run (per pytest-xdist worker)
-and emptied after each test; a clock tests can move; a counter of SQL statements.
+and emptied after each test; a clock tests can move.
 
 The database is always the run's own: a SQLite file in the worker's temporary folder, or, when
 MUTUALAID_TEST_DATABASE_URL names a PostgreSQL server, a freshly created database
@@ -21,7 +21,6 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 from tests.builders.wind_down import LOG_KEY, ORIGIN, WITNESS_KEYS
-from tests.query_counter import QueryCounter
 
 from mutualaid.clock import FixedClock
 from mutualaid.db.engines import make_engine, make_sessionmaker
@@ -77,13 +76,6 @@ def engine(database_url: str) -> Iterator[Engine]:
     upgrade(engine)
     yield engine
     engine.dispose()
-
-
-@pytest.fixture
-def queries(engine: Engine) -> Iterator[QueryCounter]:
-    """Counts the SQL statements sent to the test database while the test runs."""
-    with QueryCounter(engine) as counter:
-        yield counter
 
 
 def _empty_all_tables(engine: Engine) -> None:

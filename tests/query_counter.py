@@ -8,8 +8,8 @@ from sqlalchemy import Engine, event
 
 
 class QueryCounter:
-    """Counts statements executed on `engine` while active (a context manager; re-entrant use
-    through `restart()` between the arrange and the act steps of a test)."""
+    """Counts the statements executed on `engine` inside a `with` block: the act step of a test,
+    after its arrange step."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -25,9 +25,6 @@ class QueryCounter:
 
     def __exit__(self, *exc: object) -> None:
         event.remove(self.engine, "before_cursor_execute", self._record)
-
-    def restart(self) -> None:
-        self.statements.clear()
 
     @property
     def count(self) -> int:

@@ -16,6 +16,7 @@ from tests.builders.reports import (
     build_population,
 )
 from tests.factories import account
+from tests.refusals import refused
 
 from mutualaid.clock import FixedClock
 from mutualaid.db.models import (
@@ -231,8 +232,8 @@ def test_only_the_operators_desk_reads_reports_and_a_backwards_window_is_refused
 ) -> None:
     auditor = account(ctx, Role.AUDITOR)
     assert plan_report(ctx, auditor, "xhb-main", sections=[Section.SHARES]).shares is not None
-    with pytest.raises(Forbidden):
+    with refused("forbidden", Forbidden):
         plan_report(ctx, account(ctx, Role.REVIEWER), "xhb-main")
-    with pytest.raises(DomainError) as refused:
+    with pytest.raises(DomainError) as caught:
         plan_report(ctx, auditor, "xhb-main", from_on=date(2026, 3, 2), to_on=date(2026, 3, 1))
-    assert (refused.value.code, refused.value.field) == ("invalid_window", "from_on")
+    assert (caught.value.code, caught.value.field) == ("invalid_window", "from_on")

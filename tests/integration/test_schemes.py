@@ -21,6 +21,7 @@ from tests.factories import (
     staff,
     use_rules,
 )
+from tests.refusals import refused
 
 from mutualaid.clock import FixedClock
 from mutualaid.domain.accounts import Role
@@ -102,10 +103,11 @@ class TestAttaching:
         assert (error.value.code, error.value.field) == ("invalid_scheme", "payout")
         with pytest.raises(DomainError) as error:
             attach_scheme(ctx, SYSTEM_ACTOR, MAIN_PLAN, COVID + "ends_on = 2026-01-01\n")
+        assert error.value.code == "invalid_scheme"
         assert error.value.field == "ends_on"
 
     def test_only_an_operator_attaches_a_scheme(self, ctx: ServiceContext) -> None:
-        with pytest.raises(Forbidden):
+        with refused("forbidden", Forbidden):
             attach_scheme(ctx, staff(ctx, Role.REVIEWER), MAIN_PLAN, COVID)
         assert list_schemes(ctx, MAIN_PLAN) == []
 
@@ -262,4 +264,5 @@ class TestPeriodSponsorship:
         assert (error.value.code, error.value.field) == ("invalid_sponsorship", "to_on")
         with pytest.raises(DomainError) as error:
             sponsor_periods(ctx, SYSTEM_ACTOR, MAIN_PLAN, "everything", MARCH_7, MARCH_7)
+        assert error.value.code == "invalid_sponsorship"
         assert error.value.field == "kind"

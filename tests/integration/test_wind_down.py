@@ -23,6 +23,7 @@ from tests.factories import (
     publish_demo_plans,
     staff,
 )
+from tests.refusals import refused
 
 from mutualaid.clock import FixedClock
 from mutualaid.db.models import (
@@ -173,7 +174,7 @@ class TestEndOfCover:
         self, ctx: ServiceContext, clock: FixedClock
     ) -> None:
         members(ctx, clock, 2)
-        with pytest.raises(NotFound):
+        with refused("not_announced", NotFound):
             end_cover(ctx, SYSTEM_ACTOR, MAIN_PLAN)
         announce_end(ctx, SYSTEM_ACTOR, MAIN_PLAN, date(2026, 3, 15), "closing")
         with pytest.raises(Conflict) as error:
