@@ -30,7 +30,7 @@ def test_the_period_page_shows_the_share_of_each_age_band_and_the_checks_hold(
 def test_the_period_page_shows_who_the_annual_cap_limited(
     ctx: ServiceContext, clock: FixedClock, client: TestClient
 ) -> None:
-    from tests.builders.sharing_rules import (
+    from tests.integration.test_periods_sharing_rules import (
         MARCH_21,
         a_joiner_and_an_old_case_on_march_21,
         capped_population,
