@@ -3,7 +3,10 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-POSTGRES_URL ?= postgresql://postgres@127.0.0.1:5432/test
+# The server the PostgreSQL tests log in to; each run creates (and drops) databases of its own there.
+POSTGRES_URL ?= postgresql://postgres@127.0.0.1:5432/postgres
+# pytest-xdist workers: one per core (each with its own database).
+WORKERS ?= auto
 
 .PHONY: demo test test-postgres postgres browser lint
 
@@ -19,11 +22,11 @@ demo: $(STAMP)
 
 ## The whole test suite (SQLite; browser tests in Debian's chromium, installed when missing).
 test: $(STAMP) browser
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(WORKERS)
 
 ## The database tests again (services, API, pages, commands), against PostgreSQL (started, or installed, when missing).
 test-postgres: $(STAMP) postgres
-	MUTUALAID_TEST_DATABASE_URL=$(POSTGRES_URL) $(BIN)/python -m pytest tests/integration tests/api tests/web tests/cli -m "not e2e"
+	MUTUALAID_TEST_DATABASE_URL=$(POSTGRES_URL) $(BIN)/python -m pytest -n $(WORKERS) tests/integration tests/api tests/web tests/cli -m "not e2e"
 
 browser:
 	@(command -v chromium >/dev/null 2>&1 && fc-list 2>/dev/null | grep -qi wqy) \

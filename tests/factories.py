@@ -1,21 +1,27 @@
-"""Builders for tests: valid identity numbers, plans, accounts and members."""
+"""Builders for tests: valid identity numbers, plans, accounts, members, approved claims, period
+closings."""
 
 from __future__ import annotations
 
 import itertools
-from datetime import date
+import re
+from datetime import UTC, date, datetime, timedelta
 
+from mutualaid.clock import FixedClock
+from mutualaid.db.models import Claim, Membership
 from mutualaid.domain.accounts import Role
+from mutualaid.domain.claims import ClaimState
 from mutualaid.domain.identities import Sex, make_resident_id
 from mutualaid.domain.memberships import Relation
 from mutualaid.plan_files import read_plan_file
-from mutualaid.services.accounts.accounts import Actor, register_account
+from mutualaid.services.accounts.accounts import SYSTEM_ACTOR, Actor, register_account
 from mutualaid.services.context import ServiceContext
 from mutualaid.services.enrollment.memberships import (
     EnrollmentRequest,
     MembershipView,
     enroll_member,
 )
+from mutualaid.services.periods.close import close_period
 from mutualaid.services.plans.plans import publish_plan
 
 MAIN_PLAN = "xhb-main"
@@ -89,3 +95,111 @@ def covered_member(
     finally:
         clock.set(now)
     return holder, membership
+
+
+#: Period of 7 March 2026: locks at 00:00 Shanghai on the 7th = 16:00 UTC on the 6th.
+MARCH_7 = date(2026, 3, 7)
+LOCK_MARCH_7 = datetime(2026, 3, 6, 16, 0, tzinfo=UTC)
+_births = itertools.count()
+
+
+def use_rules(
+    ctx: ServiceContext,
+    *,
+    per_case_fen: int = 10**9,
+    annual_fen: int = 10**12,
+    fee_bp: int = 800,
+    funding_model: str = "post_paid",
+    retry_days: int = 5,
+) -> None:
+    """Publish the demo main plan again with other money rules (a new plan version)."""
+    text = read_plan_file("xhb-main.toml")
+    for key, value in (
+        ("per_case_fen", per_case_fen),
+        ("annual_fen", annual_fen),
+        ("management_fee_bp", fee_bp),
+        ("payment_retry_days", retry_days),
+    ):
+        text, count = re.subn(rf"^{key} = [0-9_]+", f"{key} = {value}", text, flags=re.M)
+        assert count == 1, key
+    text = text.replace('funding_model = "post_paid"', f'funding_model = "{funding_model}"')
+    publish_plan(ctx, None, text)
+
+
+def birth() -> date:
+    return date(1980, 1, 1) + timedelta(days=next(_births) % 9000)
+
+
+def join_at(
+    ctx: ServiceContext,
+    clock: FixedClock,
+    when: datetime,
+    holder: Actor | None = None,
+    relation: Relation = Relation.SELF,
+) -> tuple[Actor, MembershipView]:
+    """Enroll a member at the instant `when` (the clock is put back afterwards)."""
+    holder = holder or account(ctx)
+    now = clock.now()
+    clock.set(when)
+    try:
+        return holder, enroll(ctx, holder, birth(), relation=relation)
+    finally:
+        clock.set(now)
+
+
+def members(
+    ctx: ServiceContext,
+    clock: FixedClock,
+    count: int,
+    when: datetime = datetime(2025, 6, 1, tzinfo=UTC),
+) -> list[tuple[Actor, MembershipView]]:
+    return [join_at(ctx, clock, when) for _ in range(count)]
+
+
+_refs = itertools.count(1)
+
+
+def approved_claim(
+    ctx: ServiceContext,
+    membership_id: int,
+    payout_fen: int,
+    approved_at: datetime,
+    *,
+    tier: str = "severe",
+    sponsored: bool = False,
+) -> str:
+    """A claim that has passed publicity (built directly: the claim flow has its own tests)."""
+    with ctx.transaction() as session:
+        m = session.get_one(Membership, membership_id)
+        ref = f"claim-test-{next(_refs):06d}"
+        session.add(
+            Claim(
+                ref=ref,
+                plan_id=m.plan_id,
+                plan_version=m.plan_version,
+                membership_id=m.id,
+                person_id=m.person_id,
+                claimant_account_id=m.payer_account_id,
+                illness_code="CI01",
+                tier=tier,
+                accident=False,
+                diagnosed_on=date(2026, 1, 10),
+                hospital="浙江省肿瘤医院",
+                age_at_diagnosis=35,
+                payout_fen=payout_fen,
+                state=ClaimState.APPROVED,
+                reported_at=approved_at - timedelta(days=20),
+                reported_on=date(2026, 1, 20),
+                publicity_on=date(2026, 2, 7),
+                approved_at=approved_at,
+                sponsored=sponsored,
+                updated_at=approved_at,
+            )
+        )
+    return ref
+
+
+def close_on(ctx: ServiceContext, clock: FixedClock, on: date, **options: object):  # type: ignore[no-untyped-def]
+    """Close the period of `on`, with the clock at 09:00 Shanghai that day."""
+    clock.set(datetime(on.year, on.month, on.day, 1, 0, tzinfo=UTC))
+    return close_period(ctx, SYSTEM_ACTOR, MAIN_PLAN, on, **options)  # type: ignore[arg-type]

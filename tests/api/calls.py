@@ -14,6 +14,9 @@ from mutualaid.services.context import ServiceContext
 
 Headers = dict[str, str]
 
+#: Where a member joins the demo main plan.
+JOIN_PATH = "/api/v1/plans/xhb-main/memberships"
+
 _phones = itertools.count(13700000000)
 
 
@@ -67,7 +70,7 @@ class Api:
         self, headers: Headers, birth_on: date = date(1990, 5, 1), **overrides: Any
     ) -> dict[str, Any]:
         response = self.client.post(
-            "/api/v1/plans/xhb-main/memberships",
+            JOIN_PATH,
             headers=headers,
             json=enrollment(birth_on, **overrides),
         )

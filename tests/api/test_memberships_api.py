@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
-from tests.api.calls import Api, enrollment
+from tests.api.calls import JOIN_PATH, Api, enrollment
 from tests.factories import HEALTHY, resident_id
 
 from mutualaid.clock import FixedClock
@@ -14,7 +14,7 @@ from mutualaid.domain.identities import Sex
 
 pytestmark = pytest.mark.usefixtures("plans")
 
-JOIN = "/api/v1/plans/xhb-main/memberships"
+JOIN = JOIN_PATH
 TODAY = date(2026, 3, 1)  # the clock fixture's date in Shanghai
 
 

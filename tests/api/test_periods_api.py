@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 from fastapi.testclient import TestClient
 from tests.api.calls import Api
-from tests.integration.test_periods import LOCK_MARCH_7, approved_claim, use_rules
+from tests.factories import LOCK_MARCH_7, approved_claim, use_rules
 
 from mutualaid.clock import FixedClock
 from mutualaid.services.context import ServiceContext

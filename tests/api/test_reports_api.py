@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tests.api.calls import Api
-from tests.integration.test_reports import build_population
+from tests.builders.reports import build_population
 
 from mutualaid.clock import FixedClock
 from mutualaid.domain.accounts import Role

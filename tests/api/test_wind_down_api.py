@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import pytest
 from fastapi.testclient import TestClient
 from tests.api.calls import Api, enrollment
-from tests.integration.test_schemes import COVID
+from tests.builders.schemes import COVID
 
 from mutualaid.clock import FixedClock
 from mutualaid.services.context import ServiceContext

@@ -8,8 +8,8 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from tests.builders.claims import through_investigation
 from tests.factories import covered_member, publish_demo_plans, staff
-from tests.integration.test_claims import through_investigation
 from typer.testing import CliRunner
 
 from mutualaid.cli.app import app

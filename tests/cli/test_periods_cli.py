@@ -9,8 +9,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from tests.cli.cli import assert_clean_failure, mutualaid, said
-from tests.factories import account, enroll
-from tests.integration.test_periods import approved_claim, use_rules
+from tests.factories import account, approved_claim, enroll, use_rules
 
 from mutualaid.clock import FixedClock
 from mutualaid.domain.calendars import start_of_day

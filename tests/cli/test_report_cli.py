@@ -8,8 +8,8 @@ import json
 from pathlib import Path
 from xml.etree import ElementTree
 
+from tests.builders.reports import build_population
 from tests.cli.cli import assert_clean_failure, mutualaid, said
-from tests.integration.test_reports import build_population
 
 from mutualaid.clock import FixedClock
 from mutualaid.services.context import ServiceContext

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from tests.builders.schemes import COVID
+from tests.builders.wind_down import LOG_KEY, WITNESS_KEYS
 from tests.cli.cli import assert_clean_failure, mutualaid, said
 from tests.factories import account, enroll, publish_demo_plans
-from tests.integration.test_schemes import COVID
-from tests.integration.test_wind_down import LOG_KEY, WITNESS_KEYS, witnesses  # noqa: F401
 
 from mutualaid.clock import FixedClock
 from mutualaid.services.accounts.accounts import SYSTEM_ACTOR
@@ -87,7 +87,7 @@ def archive(
     ctx: ServiceContext,
     clock: FixedClock,
     tmp_path: Path,
-    witnesses: tuple[LogConfig, httpx.Client, TrustPolicy],  # noqa: F811
+    witnesses: tuple[LogConfig, httpx.Client, TrustPolicy],
 ) -> Iterator[Path]:
     config, http, _ = witnesses
     announce_end(ctx, SYSTEM_ACTOR, "xhb-main", date(2026, 3, 5), "closing")

@@ -17,8 +17,12 @@ from pathlib import Path
 
 import pytest
 import uvicorn
+from playwright.sync_api import Browser, BrowserContext, Page, expect
+from tests.factories import PASSWORD
 
 from mutualaid.api.app import create_app
+from mutualaid.domain.accounts import Role
+from mutualaid.services.accounts.accounts import register_account
 from mutualaid.services.context import ServiceContext
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -80,7 +84,7 @@ def chromium() -> Iterator[object]:
         pytest.fail(
             "Debian's chromium is not installed: run `make browser` (apt-get install chromium)"
         )
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import sync_playwright
 
     # A loaded CI machine with two cores is slower than a laptop: wait a little longer.
     expect.set_options(timeout=15_000)
@@ -120,3 +124,41 @@ def shots(request: pytest.FixtureRequest) -> Shots:
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
     return Shots(folder)
+
+
+class Person:
+    """One person at one phone: their own browser context (cookies), language and screenshots."""
+
+    def __init__(
+        self, browser: Browser, server: LiveServer, lang: str, shots: Shots, name: str
+    ) -> None:
+        self.context: BrowserContext = browser.new_context(viewport=PHONE, locale="zh-CN")
+        self.context.set_default_timeout(20_000)
+        self.page: Page = self.context.new_page()
+        self.server, self.lang, self.shots, self.name = server, lang, shots, name
+        self.page.goto(f"{server.url}/?lang={lang}")
+
+    def go(self, path: str) -> Page:
+        self.page.goto(self.server.url + path)
+        return self.page
+
+    def shot(self, step: str) -> None:
+        self.shots(self.page, f"{self.name}-{step}")
+
+    def submit(self, form: str, button: str = "button[type=submit]") -> None:
+        with self.page.expect_navigation():
+            self.page.locator(f"{form} {button}").first.click()
+
+    def log_in(self, phone: str) -> None:
+        self.go("/login")
+        self.page.fill("#f-phone", phone)
+        self.page.fill("#f-password", PASSWORD)
+        self.submit("form[action='/login']")
+
+    def close(self) -> None:
+        self.context.close()
+
+
+def staff_phone(ctx: ServiceContext, role: Role, phone: str) -> str:
+    register_account(ctx, phone, PASSWORD, role=role, display_name=f"{role} {phone[-2:]}")
+    return phone

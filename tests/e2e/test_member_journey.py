@@ -17,14 +17,13 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, expect
-from tests.e2e.conftest import PHONE, LiveServer, Shots
+from playwright.sync_api import Browser, expect
+from tests.e2e.conftest import LiveServer, Person, Shots, staff_phone
 from tests.factories import PASSWORD, account, covered_member, publish_demo_plans, resident_id
 
 from mutualaid.clock import FixedClock
 from mutualaid.domain.accounts import Role
 from mutualaid.domain.claims import RejectionReason
-from mutualaid.services.accounts.accounts import register_account
 from mutualaid.services.claims.claims import ClaimReport, decide_claim, report_claim, start_review
 from mutualaid.services.context import ServiceContext
 from mutualaid.services.transparency.checkpoints import LogConfig, publish_checkpoint
@@ -54,39 +53,6 @@ def at_shanghai(year: int, month: int, day: int, hour: int = 10) -> datetime:
     return datetime(year, month, day, hour, tzinfo=ZoneInfo("Asia/Shanghai")).astimezone(UTC)
 
 
-class Person:
-    """One person at one phone: their own browser context (cookies), language and screenshots."""
-
-    def __init__(
-        self, browser: Browser, server: LiveServer, lang: str, shots: Shots, name: str
-    ) -> None:
-        self.context: BrowserContext = browser.new_context(viewport=PHONE, locale="zh-CN")
-        self.context.set_default_timeout(20_000)
-        self.page: Page = self.context.new_page()
-        self.server, self.lang, self.shots, self.name = server, lang, shots, name
-        self.page.goto(f"{server.url}/?lang={lang}")
-
-    def go(self, path: str) -> Page:
-        self.page.goto(self.server.url + path)
-        return self.page
-
-    def shot(self, step: str) -> None:
-        self.shots(self.page, f"{self.name}-{step}")
-
-    def submit(self, form: str, button: str = "button[type=submit]") -> None:
-        with self.page.expect_navigation():
-            self.page.locator(f"{form} {button}").first.click()
-
-    def log_in(self, phone: str) -> None:
-        self.go("/login")
-        self.page.fill("#f-phone", phone)
-        self.page.fill("#f-password", PASSWORD)
-        self.submit("form[action='/login']")
-
-    def close(self) -> None:
-        self.context.close()
-
-
 @pytest.fixture(params=["zh_CN", "en"])
 def lang(request: pytest.FixtureRequest) -> str:
     return str(request.param)
@@ -105,11 +71,6 @@ def people(
     yield person  # type: ignore[misc]
     for p in made.values():
         p.close()
-
-
-def staff_phone(ctx: ServiceContext, role: Role, phone: str) -> str:
-    register_account(ctx, phone, PASSWORD, role=role, display_name=f"{role} {phone[-2:]}")
-    return phone
 
 
 def account_id(ctx: ServiceContext, phone: str) -> str:

@@ -11,8 +11,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from playwright.sync_api import Browser, Page, expect
-from tests.e2e.conftest import PHONE, LiveServer, Shots
-from tests.e2e.test_member_journey import Person, staff_phone
+from tests.e2e.conftest import PHONE, LiveServer, Person, Shots, staff_phone
 from tests.factories import account, covered_member, enroll, publish_demo_plans
 
 from mutualaid.clock import FixedClock

@@ -4,7 +4,9 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
+from tests.builders.claims import through_investigation
 from tests.factories import account, covered_member, enroll, publish_demo_plans, staff
+from tests.refusals import refused
 
 from mutualaid.clock import FixedClock
 from mutualaid.db.models import Claim, ClaimEventRow, LogEntry, Notification
@@ -50,17 +52,6 @@ def report(ctx: ServiceContext, holder, membership_id: int, **changes) -> object
         "accident": False,
     } | changes
     return report_claim(ctx, holder, ClaimReport(membership_id=membership_id, **fields))
-
-
-def through_investigation(ctx: ServiceContext, ref: str):  # type: ignore[no-untyped-def]
-    reviewer = staff(ctx, Role.REVIEWER)
-    investigator = staff(ctx, Role.INVESTIGATOR)
-    start_review(ctx, reviewer, ref)
-    assign_investigation(ctx, reviewer, ref, investigator.account_id)
-    file_investigation_report(
-        ctx, investigator, ref, "hospital records confirm the diagnosis", "approve", cost_fen=35_000
-    )
-    return reviewer, investigator
 
 
 class TestReporting:
@@ -173,7 +164,7 @@ class TestReporting:
         self, ctx: ServiceContext, clock: FixedClock
     ) -> None:
         _, membership = covered_member(ctx, clock)
-        with pytest.raises(NotFound):
+        with refused("membership_not_found", NotFound):
             report(ctx, account(ctx), membership.id)
 
     def test_a_retried_report_with_the_same_key_files_one_claim(
@@ -275,7 +266,7 @@ class TestDecision:
         holder, membership = covered_member(ctx, clock)
         ref = report(ctx, holder, membership.id).ref
         _, investigator = through_investigation(ctx, ref)
-        with pytest.raises(Forbidden):
+        with refused("forbidden", Forbidden):
             decide_claim(ctx, investigator, ref, approve=True)
 
     def test_a_rejection_needs_a_reason_code_and_words(
@@ -290,6 +281,7 @@ class TestDecision:
         assert refused.value.field == "reason_code"
         with pytest.raises(DomainError) as refused:
             decide_claim(ctx, approver, ref, approve=False, reason_code=RejectionReason.FRAUD)
+        assert refused.value.code == "note_required"
         assert refused.value.field == "note"
 
     def test_investigator_requests_documents_and_the_member_answers(
@@ -302,7 +294,7 @@ class TestDecision:
         other_investigator = staff(ctx, Role.INVESTIGATOR)
         start_review(ctx, reviewer, ref)
         assign_investigation(ctx, reviewer, ref, investigator.account_id)
-        with pytest.raises(Forbidden):
+        with refused("not_assigned", Forbidden):
             request_documents(ctx, other_investigator, ref, "please upload the pathology report")
         waiting = request_documents(ctx, investigator, ref, "please upload the pathology report")
         assert waiting.state is ClaimState.AWAITING_DOCUMENTS
@@ -324,11 +316,11 @@ class TestDecision:
     ) -> None:
         holder, membership = covered_member(ctx, clock)
         ref = report(ctx, holder, membership.id).ref
-        with pytest.raises(Forbidden):
+        with refused("forbidden", Forbidden):
             start_review(ctx, holder, ref)
-        with pytest.raises(NotFound):
+        with refused("claim_not_found", NotFound):
             get_claim(ctx, account(ctx), ref)
-        with pytest.raises(Forbidden):
+        with refused("forbidden", Forbidden):
             work_queue(ctx, holder)
 
     def test_a_member_may_withdraw_before_a_decision(
@@ -419,7 +411,7 @@ class TestPublicityAndObjections:
         ref = self.published(ctx, clock)
         newcomer = account(ctx)
         enroll(ctx, newcomer, date(1991, 1, 1))
-        with pytest.raises(Forbidden):
+        with refused("not_covered_member", Forbidden):
             object_to_claim(ctx, newcomer, ref, "I just joined and already object")
 
     def test_the_public_notice_shows_no_personal_data(

@@ -2,40 +2,16 @@
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
 from datetime import date
-from typing import Any
 
 import pytest
 from sqlalchemy import func, select
+from tests.builders.threads import THREADS, run_together
 from tests.factories import account, enroll, publish_demo_plans, resident_id
 
 from mutualaid.db.models import Membership, Person
 from mutualaid.domain.errors import Conflict
 from mutualaid.services.context import ServiceContext
-
-THREADS = 8
-
-
-def run_together(action: Callable[[int], Any], threads: int = THREADS) -> list[Any]:
-    """Start `threads` calls at the same instant; collect each result or exception."""
-    barrier = threading.Barrier(threads)
-    outcomes: list[Any] = [None] * threads
-
-    def worker(index: int) -> None:
-        barrier.wait()
-        try:
-            outcomes[index] = action(index)
-        except Exception as error:
-            outcomes[index] = error
-
-    workers = [threading.Thread(target=worker, args=(i,)) for i in range(threads)]
-    for thread in workers:
-        thread.start()
-    for thread in workers:
-        thread.join(timeout=60)
-    return outcomes
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 from tests.factories import account, enroll, publish_demo_plans, resident_id
+from tests.refusals import refused
 
 from mutualaid.clock import FixedClock
 from mutualaid.db.models import AuditEvent, IdempotencyKey, Membership, Person
@@ -175,7 +176,7 @@ class TestEnrollment:
         assert refused.value.code == "plan_closed"
 
     def test_unknown_plan_is_not_found(self, ctx: ServiceContext) -> None:
-        with pytest.raises(NotFound):
+        with refused("plan_not_found", NotFound):
             enroll(ctx, account(ctx), date(1990, 5, 1), plan="no-such-plan")
 
     def test_a_credit_check_below_650_refuses_when_configured(self, ctx: ServiceContext) -> None:
@@ -225,7 +226,7 @@ class TestIdempotency:
 
     def test_a_refused_request_does_not_burn_its_key(self, ctx: ServiceContext) -> None:
         holder = account(ctx)
-        with pytest.raises(DomainError):
+        with refused("health_answer_missing"):
             enroll(ctx, holder, date(1990, 5, 1), key="k", answers={"tumour": True})
         assert count(ctx, IdempotencyKey) == 0
 
@@ -279,9 +280,9 @@ class TestLifecycle:
     ) -> None:
         membership = enroll(ctx, account(ctx), date(1990, 5, 1))
         stranger = account(ctx)
-        with pytest.raises(NotFound):
+        with refused("membership_not_found", NotFound):
             get_membership(ctx, stranger, membership.id)
-        with pytest.raises(NotFound):
+        with refused("membership_not_found", NotFound):
             change_membership(ctx, stranger, membership.id, MembershipEvent.LEAVE)
 
     def test_the_daily_job_covers_after_day_90_and_ends_at_60(

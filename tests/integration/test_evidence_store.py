@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from tests.refusals import refused
 
 from mutualaid.domain.errors import DomainError, NotFound
 from mutualaid.services.evidence_store import (
@@ -325,7 +326,7 @@ def test_unknown_or_malformed_address_is_not_found(
     store: FileSystemEvidenceStore, address: str
 ) -> None:
     assert not store.exists(address)
-    with pytest.raises(NotFound):
+    with refused("evidence_not_found", NotFound):
         store.open(address)
 
 

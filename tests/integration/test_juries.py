@@ -4,16 +4,23 @@ from datetime import date, timedelta
 
 import pytest
 from sqlalchemy import func, select
+from tests.builders.juries import (
+    RIGHT_ANSWERS,
+    TODAY,
+    answers_for,
+    jurors,
+    rejected_claim,
+    use_jury_rules,
+)
 from tests.factories import covered_member, publish_demo_plans, staff
+from tests.refusals import refused
 
 from mutualaid.clock import FixedClock
 from mutualaid.db.models import FraudRecord, JuryVote, Notification
 from mutualaid.domain.accounts import Role
-from mutualaid.domain.claims import ClaimState, RejectionReason
+from mutualaid.domain.claims import ClaimState
 from mutualaid.domain.errors import Conflict, DomainError, Forbidden
-from mutualaid.domain.juries import CERTIFICATION_QUIZ, draw_panel
-from mutualaid.plan_files import read_plan_file
-from mutualaid.services.accounts.accounts import Actor
+from mutualaid.domain.juries import draw_panel
 from mutualaid.services.claims.claims import (
     ClaimReport,
     decide_claim,
@@ -27,64 +34,17 @@ from mutualaid.services.juries.juries import (
     certify_juror,
     close_due_juries,
     dispute_rejection,
-    juror_case_file,
     juror_ref,
     jury_rounds,
     open_votes_for,
     refer_to_jury,
     seat_panel,
 )
-from mutualaid.services.plans.plans import publish_plan
-
-TODAY = date(2026, 3, 1)
-RIGHT_ANSWERS = {q.code: q.answer for q in CERTIFICATION_QUIZ}
-
-
-def use_jury_rules(ctx: ServiceContext, **rules: object) -> None:
-    """Publish the demo plan again with other jury settings (a new plan version)."""
-    lines = "\n".join(f"{key} = {value!r}".replace("'", '"') for key, value in rules.items())
-    publish_plan(ctx, None, read_plan_file("xhb-main.toml") + f"\n[jury]\n{lines}\n")
 
 
 @pytest.fixture(autouse=True)
 def plans(ctx: ServiceContext) -> None:
     publish_demo_plans(ctx)
-
-
-def rejected_claim(ctx: ServiceContext, clock: FixedClock) -> tuple[Actor, str]:
-    holder, membership = covered_member(ctx, clock)
-    claim = report_claim(
-        ctx, holder, ClaimReport(membership.id, "CI01", TODAY - timedelta(days=2), "四川省人民医院")
-    )
-    reviewer = staff(ctx, Role.REVIEWER)
-    start_review(ctx, reviewer, claim.ref)
-    decide_claim(
-        ctx,
-        reviewer,
-        claim.ref,
-        approve=False,
-        reason_code=RejectionReason.CRITERIA_NOT_MET,
-        note="the tumour stage does not meet the definition",
-    )
-    return holder, claim.ref
-
-
-def jurors(ctx: ServiceContext, clock: FixedClock, count: int) -> list[Actor]:
-    people = []
-    for _ in range(count):
-        juror, _ = covered_member(ctx, clock, birth_on=date(1985, 1, 1))
-        assert certify_juror(ctx, juror, RIGHT_ANSWERS).passed
-        people.append(juror)
-    return people
-
-
-def answers_for(ctx: ServiceContext, juror: Actor, case_id: int) -> dict[str, str]:
-    """A juror who read the file: the right answer is the one matching the case facts."""
-    file = juror_case_file(ctx, juror, case_id)
-    return {
-        "illness": file.case.illness_code,
-        "age_band": f"{file.case.age // 10 * 10}-{file.case.age // 10 * 10 + 9}",
-    }
 
 
 def test_certification_needs_every_answer_right(ctx: ServiceContext, clock: FixedClock) -> None:
@@ -185,7 +145,7 @@ def test_the_applicant_and_uncertified_or_fraudulent_members_cannot_vote(
         )
     jury = dispute_rejection(ctx, holder, ref, "please look again")
     for outsider in (holder, uncertified, flagged):
-        with pytest.raises(Forbidden):
+        with refused("not_eligible", Forbidden):
             cast_vote(ctx, outsider, jury.id, "approve", answers_for(ctx, outsider, jury.id))
     assert open_votes_for(ctx, holder, "xhb-main") == []
 
@@ -199,7 +159,7 @@ def test_members_of_less_than_30_days_cannot_serve(ctx: ServiceContext, clock: F
     certify_juror(ctx, newcomer, RIGHT_ANSWERS)
     holder, ref = rejected_claim(ctx, clock)
     jury = dispute_rejection(ctx, holder, ref, "please look again")
-    with pytest.raises(Forbidden):
+    with refused("not_eligible", Forbidden):
         cast_vote(ctx, newcomer, jury.id, "approve", answers_for(ctx, newcomer, jury.id))
 
 
@@ -230,7 +190,7 @@ def test_a_panel_is_drawn_reproducibly_from_a_later_seed(
     # Anyone can recompute the panel from the public seed and the committed candidate list.
     panel = [refs[r] for r in expected]
     outsider = next(j for j in pool if j not in panel)
-    with pytest.raises(Forbidden):
+    with refused("not_on_panel", Forbidden):
         cast_vote(ctx, outsider, jury.id, "approve", answers_for(ctx, outsider, jury.id))
     for juror in panel:
         cast_vote(ctx, juror, jury.id, "reject", answers_for(ctx, juror, jury.id))
@@ -283,7 +243,7 @@ def test_an_operator_refers_a_contested_case_in_publicity(
 def test_concurrent_votes_are_counted_exactly_once_each(
     ctx: ServiceContext, clock: FixedClock
 ) -> None:
-    from tests.integration.test_concurrency import run_together
+    from tests.builders.threads import run_together
 
     use_jury_rules(ctx, min_votes=1)
     people = jurors(ctx, clock, 4)

@@ -7,22 +7,24 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
-from tests.factories import MAIN_PLAN, publish_demo_plans
-from tests.integration.test_periods import (
+from tests.factories import (
     LOCK_MARCH_7,
+    MAIN_PLAN,
     MARCH_7,
     approved_claim,
     close_on,
     join_at,
     members,
+    publish_demo_plans,
     use_rules,
 )
+from tests.refusals import refused
 
 from mutualaid.clock import FixedClock
 from mutualaid.db.models import Claim, CollectionFailure, Membership, Notification
 from mutualaid.domain.apportionment import CapExcess, PeriodState
 from mutualaid.domain.claims import ClaimState
-from mutualaid.domain.errors import Conflict, DomainError
+from mutualaid.domain.errors import Conflict
 from mutualaid.domain.memberships import Relation
 from mutualaid.services.accounts.accounts import SYSTEM_ACTOR
 from mutualaid.services.collections.collections import (
@@ -198,9 +200,9 @@ class TestCollectionFile:
         assert run.failed_fen == share
         assert state_of(ctx, first.id)[0] == "waiting"  # as stored; not suspended
         assert state_of(ctx, second.id)[0] == "suspended"
-        with pytest.raises(Conflict):
+        with refused("already_collected", Conflict):
             import_collection_results(ctx, SYSTEM_ACTOR, MAIN_PLAN, MARCH_7, text.splitlines())
-        with pytest.raises(DomainError):
+        with refused("period_not_found"):
             import_collection_results(ctx, SYSTEM_ACTOR, MAIN_PLAN, date(2026, 3, 21), ["x,y"])
         with ctx.reading() as session:
             assert balances(session, MEMBERS)[MEMBERS] == -(period.share_fen or 0)
@@ -249,7 +251,7 @@ class TestPayouts:
             ctx, people[1][1].id, 500, LOCK_MARCH_7 - timedelta(days=2), tier="mild"
         )
         close_on(ctx, clock, MARCH_7)
-        with pytest.raises(Conflict):
+        with refused("period_not_collected", Conflict):
             pay_approved_claims(ctx, SYSTEM_ACTOR, MAIN_PLAN, MARCH_7)
         collect(ctx, clock, SimulatedProvider())
         run = pay_approved_claims(ctx, SYSTEM_ACTOR, MAIN_PLAN, MARCH_7)

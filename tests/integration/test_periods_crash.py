@@ -13,8 +13,15 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
-from tests.factories import MAIN_PLAN, publish_demo_plans
-from tests.integration.test_periods import LOCK_MARCH_7, MARCH_7, approved_claim, members, use_rules
+from tests.factories import (
+    LOCK_MARCH_7,
+    MAIN_PLAN,
+    MARCH_7,
+    approved_claim,
+    members,
+    publish_demo_plans,
+    use_rules,
+)
 
 from mutualaid.clock import FixedClock
 from mutualaid.db.models import LedgerTransaction, LogEntry, Period, PeriodChargeTree

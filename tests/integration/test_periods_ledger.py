@@ -7,6 +7,7 @@ import pytest
 from sqlalchemy import insert, select, text, update
 from sqlalchemy.exc import DatabaseError
 from tests.factories import account
+from tests.refusals import refused
 
 from mutualaid.db.models import LedgerAccount, LedgerEntry, LedgerTransaction
 from mutualaid.domain.accounts import Role
@@ -67,11 +68,11 @@ def test_the_database_refuses_entries_that_do_not_balance(ctx: ServiceContext) -
 def test_a_correction_is_a_reversing_transaction_with_a_reason(ctx: ServiceContext) -> None:
     with ctx.transaction() as session:
         post(session, TX, at=ctx.clock.now())
-    with pytest.raises(DomainError):
+    with refused("forbidden"):
         reverse_transaction(ctx, account(ctx, Role.REVIEWER), "test:1", "wrong amount")
     correction = reverse_transaction(ctx, SYSTEM_ACTOR, "test:1", "entered for the wrong plan")
     assert correction.legs == [("plan:p:aid_pool", -500), (SPONSOR, 500)]
-    with pytest.raises(Conflict):
+    with refused("already_reversed", Conflict):
         reverse_transaction(ctx, SYSTEM_ACTOR, "test:1", "again")
     with ctx.reading() as session:
         assert set(balances(session).values()) == {0}

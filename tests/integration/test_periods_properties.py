@@ -12,8 +12,7 @@ from datetime import UTC, date, datetime, timedelta
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
-from tests.factories import HEALTHY, account, resident_id
-from tests.integration.test_periods import approved_claim
+from tests.factories import HEALTHY, account, approved_claim, resident_id
 
 from mutualaid.clock import FixedClock
 from mutualaid.db.models import LedgerEntry, Membership

@@ -5,18 +5,25 @@ every balancing check still holds to the fen. Charges below are computed by hand
 from __future__ import annotations
 
 import io
-import re
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from sqlalchemy import select
-from tests.factories import MAIN_PLAN, account, enroll, publish_demo_plans
-from tests.integration.test_periods import LOCK_MARCH_7, MARCH_7, approved_claim, close_on
+from tests.builders.sharing_rules import MEMBERS, OLD, population, two_cases, use_rule
+from tests.factories import (
+    LOCK_MARCH_7,
+    MAIN_PLAN,
+    MARCH_7,
+    account,
+    approved_claim,
+    close_on,
+    enroll,
+    publish_demo_plans,
+)
 
 from mutualaid.clock import FixedClock
 from mutualaid.db.models import PeriodBand
 from mutualaid.domain.memberships import MembershipEvent
-from mutualaid.plan_files import read_plan_file
 from mutualaid.services.accounts.accounts import SYSTEM_ACTOR
 from mutualaid.services.collections.collections import (
     SimulatedProvider,
@@ -29,49 +36,11 @@ from mutualaid.services.ledger.ledger import balances, unbalanced_transactions
 from mutualaid.services.periods.notice import period_notice
 from mutualaid.services.periods.proofs import charge_proof, verify_charge_proof
 from mutualaid.services.periods.statements import member_statement
-from mutualaid.services.plans.plans import publish_plan
-
-MEMBERS = f"plan:{MAIN_PLAN}:members"
-#: Two bands. Per period (24 a year): under 40, a 300,000 yuan payout with probability
-#: 240 / 24,000,000 = 1/100,000, expected 300 fen; 40-59, 100,000 yuan with 480 / 24,000,000 =
-#: 1/50,000, expected 200 fen. Weights 3 : 2.
-BANDS = """
-[[sharing_bands]]
-from_age = 0
-to_age = 39
-severe_per_million = 240
-
-[[sharing_bands]]
-from_age = 40
-to_age = 59
-severe_per_million = 480
-"""
-YOUNG, OLD = 30_000_000, 10_000_000
-#: Ages at the lock date (publicity day, 7 March 2026): 36, 30, 39 (40 the day after), 40 (that
-#: very day) and 56.
-BIRTHS = [date(1990, 1, 1), date(1995, 5, 5), date(1986, 3, 8), date(1986, 3, 7), date(1970, 1, 1)]
-
-
-def use_rule(ctx: ServiceContext, rule: str, *, annual_fen: int = 10**12) -> None:
-    text = read_plan_file("xhb-main.toml")
-    text = text.replace('sharing_rule = "uniform"', f'sharing_rule = "{rule}"')
-    text = re.sub(r"^per_case_fen = [0-9_]+", "per_case_fen = 1_000_000_000", text, flags=re.M)
-    text = re.sub(r"^annual_fen = [0-9_]+", f"annual_fen = {annual_fen}", text, flags=re.M)
-    publish_plan(ctx, None, text + BANDS)
 
 
 @pytest.fixture(autouse=True)
 def plans(ctx: ServiceContext) -> None:
     publish_demo_plans(ctx)
-
-
-def population(ctx: ServiceContext, clock: FixedClock) -> list[MembershipView]:
-    now = clock.now()
-    clock.set(datetime(2025, 6, 1, tzinfo=UTC))
-    try:
-        return [enroll(ctx, account(ctx), born) for born in BIRTHS]
-    finally:
-        clock.set(now)
 
 
 def charges(ctx: ServiceContext, people: list[MembershipView]) -> list[int]:
@@ -88,12 +57,6 @@ def capped_population(
     people = population(ctx, clock)
     two_cases(ctx, people)
     return people
-
-
-def two_cases(ctx: ServiceContext, people: list[MembershipView]) -> None:
-    """One young member's severe case (300,000 yuan) and one old member's (100,000 yuan)."""
-    approved_claim(ctx, people[0].id, YOUNG, LOCK_MARCH_7 - timedelta(days=2))
-    approved_claim(ctx, people[4].id, OLD, LOCK_MARCH_7 - timedelta(days=1))
 
 
 def test_the_proportional_rule_splits_the_need_by_expected_loss_and_each_band_shares_its_part(

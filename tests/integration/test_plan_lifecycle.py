@@ -11,11 +11,10 @@ from pathlib import Path
 import httpx
 import pytest
 from sqlalchemy import select
-from tests.factories import MAIN_PLAN, account, enroll, staff
-from tests.integration.test_claims import through_investigation
-from tests.integration.test_periods import close_on, members
-from tests.integration.test_schemes import COVID
-from tests.integration.test_wind_down import at, publish_rules, witnesses  # noqa: F401
+from tests.builders.claims import through_investigation
+from tests.builders.schemes import COVID
+from tests.builders.wind_down import at, publish_rules
+from tests.factories import MAIN_PLAN, account, close_on, enroll, members, staff
 
 from mutualaid.clock import FixedClock
 from mutualaid.db.models import Claim, Period, PrepaidRefund
@@ -93,7 +92,7 @@ def test_a_plan_from_launch_to_closure_charges_only_what_the_rules_allow_and_ver
     ctx: ServiceContext,
     clock: FixedClock,
     tmp_path: Path,
-    witnesses: tuple[LogConfig, httpx.Client, TrustPolicy],  # noqa: F811
+    witnesses: tuple[LogConfig, httpx.Client, TrustPolicy],
 ) -> None:
     config, http, policy = witnesses
     # --- launch (10 Feb 2026): a prepaid plan, the COVID-19 cover, the first period on the sponsor

@@ -289,9 +289,9 @@ def test_link_data_that_is_too_long_is_refused_with_its_field(
     ctx: ServiceContext, clock: FixedClock
 ) -> None:
     holder, membership = covered_member(ctx, clock)
-    with pytest.raises(DomainError) as refused:
+    with pytest.raises(DomainError) as caught:
         file(ctx, holder, membership.id, ClaimLinks(doctor="x" * 101))
-    assert (refused.value.code, refused.value.field) == ("invalid_doctor", "doctor")
+    assert (caught.value.code, caught.value.field) == ("invalid_doctor", "doctor")
     with ctx.reading() as session:
         assert session.scalar(select(func.count()).select_from(Claim)) == 0
 
@@ -322,9 +322,9 @@ def test_reviewers_feedback_is_counted_per_signal_in_the_weight_report(
     record_feedback(ctx, reviewer, second, "shared_payee", True)
     record_feedback(ctx, reviewer, second, "shared_device", True)
     record_feedback(ctx, reviewer, second, "shared_device", False, "a shared family tablet")
-    with pytest.raises(DomainError) as refused:
+    with pytest.raises(DomainError) as caught:
         record_feedback(ctx, reviewer, first, "same_file", True)
-    assert refused.value.code == "signal_not_fired"
+    assert caught.value.code == "signal_not_fired"
     with pytest.raises(Forbidden):
         record_feedback(ctx, account(ctx), first, "shared_payee", True)
     report = {a.code: a for a in weight_report(ctx, staff(ctx, Role.OPERATOR), MAIN_PLAN)}
@@ -344,9 +344,9 @@ def test_high_risk_goes_to_a_field_investigator_and_low_risk_to_a_desk_review(
     reviewer = staff(ctx, Role.REVIEWER)
     for ref in (risky, plain):
         start_review(ctx, reviewer, ref)
-    with pytest.raises(DomainError) as refused:
+    with pytest.raises(DomainError) as caught:
         route_investigation(ctx, reviewer, risky)
-    assert refused.value.code == "no_investigator"
+    assert caught.value.code == "no_investigator"
     investigator = staff(ctx, Role.INVESTIGATOR)
     desk = staff(ctx, Role.REVIEWER)
     field_route = route_investigation(ctx, reviewer, risky)
@@ -444,9 +444,9 @@ def test_proven_fraud_costs_juror_status_and_rejoining_until_an_appeal_succeeds(
         staff(ctx, Role.OPERATOR),
         staff(ctx, Role.OPERATOR),
     )
-    with pytest.raises(DomainError) as refused:
+    with pytest.raises(DomainError) as caught:
         flag_fraud(ctx, operator, ref, "forged diagnosis certificate, hospital confirmed")
-    assert refused.value.code == "fraud_not_proven"
+    assert caught.value.code == "fraud_not_proven"
     start_review(ctx, reviewer, ref)
     decide_claim(
         ctx,

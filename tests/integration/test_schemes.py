@@ -5,16 +5,23 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
-from tests.factories import MAIN_PLAN, account, covered_member, enroll, publish_demo_plans, staff
-from tests.integration.test_claims import through_investigation
-from tests.integration.test_periods import (
+from tests.builders.claims import through_investigation
+from tests.builders.schemes import COVID
+from tests.factories import (
     LOCK_MARCH_7,
+    MAIN_PLAN,
     MARCH_7,
+    account,
     approved_claim,
     close_on,
+    covered_member,
+    enroll,
     members,
+    publish_demo_plans,
+    staff,
     use_rules,
 )
+from tests.refusals import refused
 
 from mutualaid.clock import FixedClock
 from mutualaid.domain.accounts import Role
@@ -45,18 +52,6 @@ from mutualaid.services.plans.schemes import (
     list_sponsorships,
     sponsor_periods,
 )
-
-COVID = """
-code = "covid-19"
-name_zh = "新冠肺炎专项保障"
-name_en = "COVID-19 special cover"
-starts_on = 2026-01-31
-illness_code = "COVID19-DEATH"
-illness_zh = "新冠肺炎身故"
-illness_en = "death from COVID-19"
-payout_fen = 10_000_000
-new_member_min_days = 6
-"""
 
 
 @pytest.fixture(autouse=True)
@@ -113,10 +108,11 @@ class TestAttaching:
         assert (error.value.code, error.value.field) == ("invalid_scheme", "payout")
         with pytest.raises(DomainError) as error:
             attach_scheme(ctx, SYSTEM_ACTOR, MAIN_PLAN, COVID + "ends_on = 2026-01-01\n")
+        assert error.value.code == "invalid_scheme"
         assert error.value.field == "ends_on"
 
     def test_only_an_operator_attaches_a_scheme(self, ctx: ServiceContext) -> None:
-        with pytest.raises(Forbidden):
+        with refused("forbidden", Forbidden):
             attach_scheme(ctx, staff(ctx, Role.REVIEWER), MAIN_PLAN, COVID)
         assert list_schemes(ctx, MAIN_PLAN) == []
 
@@ -273,4 +269,5 @@ class TestPeriodSponsorship:
         assert (error.value.code, error.value.field) == ("invalid_sponsorship", "to_on")
         with pytest.raises(DomainError) as error:
             sponsor_periods(ctx, SYSTEM_ACTOR, MAIN_PLAN, "everything", MARCH_7, MARCH_7)
+        assert error.value.code == "invalid_sponsorship"
         assert error.value.field == "kind"

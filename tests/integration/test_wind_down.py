@@ -3,17 +3,27 @@
 from __future__ import annotations
 
 import json
-import re
-from collections.abc import Iterator
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 import httpx
 import pytest
-from fastapi.testclient import TestClient
 from sqlalchemy import func, select
-from tests.factories import MAIN_PLAN, account, covered_member, enroll, publish_demo_plans, staff
-from tests.integration.test_periods import LOCK_MARCH_7, MARCH_7, approved_claim, close_on, members
+from tests.builders.wind_down import LOG_KEY, ORIGIN, WITNESS_KEYS, at, publish_rules
+from tests.factories import (
+    LOCK_MARCH_7,
+    MAIN_PLAN,
+    MARCH_7,
+    account,
+    approved_claim,
+    close_on,
+    covered_member,
+    enroll,
+    members,
+    publish_demo_plans,
+    staff,
+)
+from tests.refusals import refused
 
 from mutualaid.clock import FixedClock
 from mutualaid.db.models import (
@@ -27,7 +37,6 @@ from mutualaid.db.models import (
 from mutualaid.domain.accounts import Role
 from mutualaid.domain.errors import Conflict, DomainError, NotFound
 from mutualaid.domain.schemes import PlanStatus
-from mutualaid.plan_files import read_plan_file
 from mutualaid.services.accounts.accounts import SYSTEM_ACTOR, Actor
 from mutualaid.services.claims.claims import ClaimReport, report_claim
 from mutualaid.services.collections.collections import (
@@ -39,7 +48,6 @@ from mutualaid.services.collections.collections import (
 from mutualaid.services.context import ServiceContext
 from mutualaid.services.enrollment.memberships import MembershipView
 from mutualaid.services.ledger.ledger import balances, unbalanced_transactions
-from mutualaid.services.plans.plans import publish_plan
 from mutualaid.services.transparency.checkpoints import LogConfig, WitnessEndpoint
 from mutualaid.services.wind_down.wind_down import (
     announce_end,
@@ -51,76 +59,13 @@ from mutualaid.services.wind_down.wind_down import (
 from mutualaid.transparency.archives import verify_archive
 from mutualaid.transparency.notes import generate_signer_key
 from mutualaid.transparency.verification import TrustPolicy
-from mutualaid.transparency.witness_server import WitnessStore, create_witness_app
-from mutualaid.transparency.witnesses import generate_witness_key
 
-ORIGIN = "mutualaid.example/log"
-LOG_KEY = generate_signer_key(ORIGIN, seed=b"\x51" * 32)
-WITNESS_KEYS = [
-    generate_witness_key(f"w{n}.example", seed=bytes([0x70 + n]) * 32) for n in range(2)
-]
 PREPAID = f"plan:{MAIN_PLAN}:prepaid"
-
-
-def publish_rules(
-    ctx: ServiceContext,
-    *,
-    funding_model: str = "post_paid",
-    rule: str = "sponsor_paid",
-    per_case_fen: int = 10**9,
-    notice_days: int = 0,
-    minimum: int | None = None,
-    below_minimum: str = "alert",
-) -> None:
-    """The demo main plan with no effective caps and the given wind-down rules."""
-    text = read_plan_file("xhb-main.toml")
-    text = re.sub(r"^per_case_fen = [0-9_]+", f"per_case_fen = {per_case_fen}", text, flags=re.M)
-    text = re.sub(r"^annual_fen = [0-9_]+", "annual_fen = 1_000_000_000", text, flags=re.M)
-    text = text.replace('funding_model = "post_paid"', f'funding_model = "{funding_model}"')
-    if minimum is not None:
-        text = re.sub(
-            r"^minimum_members = [0-9_]+", f"minimum_members = {minimum}", text, flags=re.M
-        )
-    text += (
-        f'\n[wind_down]\nrule = "{rule}"\nnotice_days = {notice_days}\n'
-        f'below_minimum = "{below_minimum}"\nminimum_grace_days = 10\n'
-    )
-    publish_plan(ctx, None, text)
 
 
 @pytest.fixture(autouse=True)
 def plans(ctx: ServiceContext) -> None:
     publish_demo_plans(ctx)
-
-
-@pytest.fixture
-def witnesses(tmp_path: Path) -> Iterator[tuple[LogConfig, httpx.Client, TrustPolicy]]:
-    """Two witness apps reached in process; the quorum is both of them."""
-    stores = [WitnessStore(tmp_path / f"w{n}.sqlite") for n in range(2)]
-    clients = {
-        f"w{n}.test": TestClient(
-            create_witness_app(key, [LOG_KEY.verifier()], stores[n], clock=lambda: 1_780_000_000)
-        )
-        for n, key in enumerate(WITNESS_KEYS)
-    }
-
-    def route(request: httpx.Request) -> httpx.Response:
-        answer = clients[request.url.host].post(request.url.path, content=request.content)
-        return httpx.Response(answer.status_code, headers=answer.headers, content=answer.content)
-
-    endpoints = tuple(
-        WitnessEndpoint(f"w{n}", key.verifier(), f"http://w{n}.test")
-        for n, key in enumerate(WITNESS_KEYS)
-    )
-    policy = TrustPolicy(ORIGIN, LOG_KEY.verifier(), tuple(k.verifier() for k in WITNESS_KEYS), 2)
-    with httpx.Client(transport=httpx.MockTransport(route)) as http:
-        yield LogConfig(LOG_KEY, endpoints, quorum=2), http, policy
-    for store in stores:
-        store.close()
-
-
-def at(clock: FixedClock, day: date, hour_utc: int = 2) -> None:
-    clock.set(datetime(day.year, day.month, day.day, hour_utc, tzinfo=UTC))
 
 
 def report(ctx: ServiceContext, holder, membership_id: int, diagnosed_on: date) -> str:  # type: ignore[no-untyped-def]
@@ -229,7 +174,7 @@ class TestEndOfCover:
         self, ctx: ServiceContext, clock: FixedClock
     ) -> None:
         members(ctx, clock, 2)
-        with pytest.raises(NotFound):
+        with refused("not_announced", NotFound):
             end_cover(ctx, SYSTEM_ACTOR, MAIN_PLAN)
         announce_end(ctx, SYSTEM_ACTOR, MAIN_PLAN, date(2026, 3, 15), "closing")
         with pytest.raises(Conflict) as error:

@@ -5,6 +5,7 @@ from datetime import date
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from tests.refusals import refused
 
 from mutualaid.domain.errors import DomainError
 from mutualaid.domain.identities import (
@@ -60,7 +61,7 @@ def test_any_single_mistyped_digit_is_caught(
     number = make_resident_id("44", birth_on, sequence, sex)
     assert parse_resident_id(number).sex is sex
     mistyped = number[:position] + str((int(number[position]) + 1) % 10) + number[position + 1 :]
-    with pytest.raises(DomainError):
+    with refused("invalid_id_number"):
         parse_resident_id(mistyped)
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from tests.refusals import refused
 
 from mutualaid.domain.apportionment import CapExcess, Cohort, apportion
 from mutualaid.domain.errors import DomainError
@@ -27,12 +28,12 @@ def test_an_unbalanced_transaction_is_refused() -> None:
 
 
 def test_amounts_are_integer_fen_only() -> None:
-    with pytest.raises(DomainError):
+    with refused("invalid_amount"):
         transaction("k", "test", [Leg("a", 1.5), Leg("b", -1.5)])  # type: ignore[arg-type]
 
 
 def test_a_transaction_that_moves_nothing_is_refused() -> None:
-    with pytest.raises(DomainError):
+    with refused("empty_transaction"):
         transaction("k", "test", [Leg("a", 5), Leg("a", -5)])
 
 
@@ -52,7 +53,7 @@ def test_a_reversal_cancels_the_original_exactly(legs: list[tuple[str, int]]) ->
 
 
 def test_a_reversal_needs_a_reason() -> None:
-    with pytest.raises(DomainError):
+    with refused("reason_required"):
         reversal(transaction("k", "t", [Leg("a", 1), Leg("b", -1)]), "  ")
 
 

@@ -123,6 +123,7 @@ def test_any_yes_in_the_health_declaration_refuses_naming_the_question() -> None
     ]
     with pytest.raises(DomainError) as refused:
         refuse_if_any(refusals)
+    assert refused.value.code == "health_declaration"
     assert refused.value.field == "health_answers.tumour"
     assert len(refused.value.details["refusals"]) == 2
 

@@ -70,4 +70,5 @@ def test_money_text_is_formatted_for_people() -> None:
 def test_unparseable_amounts_are_refused_with_the_field(text: str) -> None:
     with pytest.raises(DomainError) as refused:
         parse_yuan(text, field="amount")
+    assert refused.value.code == "invalid_amount"
     assert refused.value.field == "amount"

@@ -99,12 +99,14 @@ def test_a_missing_required_key_is_named() -> None:
     text = MAIN.replace('name_en = "Critical illness mutual aid plan (example)"\n', "")
     with pytest.raises(DomainError) as refused:
         parse_plan_toml(text)
+    assert refused.value.code == "invalid_plan"
     assert refused.value.field == "name_en"
 
 
 def test_toml_syntax_errors_give_the_line() -> None:
     with pytest.raises(DomainError) as refused:
         parse_plan_toml('code = "x"\nname_zh = \n')
+    assert refused.value.code == "invalid_plan"
     assert "line 2" in refused.value.message
 
 

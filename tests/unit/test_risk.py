@@ -321,6 +321,7 @@ def test_links_are_normalised_so_spacing_and_dashes_do_not_hide_a_match() -> Non
     assert a.normalized() == b.normalized()
     with pytest.raises(DomainError) as refused:
         ClaimLinks(address="x" * 301).normalized()
+    assert refused.value.code == "invalid_address"
     assert refused.value.field == "address"
 
 

@@ -7,6 +7,7 @@ from datetime import date, timedelta
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from tests.refusals import refused
 
 from mutualaid.domain.apportionment import CapExcess, Cohort, apportion
 from mutualaid.domain.errors import Conflict, DomainError
@@ -104,6 +105,7 @@ def test_a_scheme_file_is_checked_strictly_and_fingerprinted_stably() -> None:
     assert (error.value.code, error.value.field) == ("invalid_scheme", "payout_fen")
     with pytest.raises(DomainError) as error:
         parse_scheme_toml(text + "ends_on = 2019-12-31\n")
+    assert error.value.code == "invalid_scheme"
     assert error.value.field == "ends_on"
 
 
@@ -151,17 +153,17 @@ def test_refunds_are_accepted_only_when_they_equal_the_balances_and_the_ledger_t
         check = check_refunds(len(balances), total, total, total, 0)
         assert check.exact and check.refunded_fen == total
     else:
-        with pytest.raises(Conflict) as refused:
+        with pytest.raises(Conflict) as caught:
             check_refunds(len(balances), total + error, total, total, 0)
-        assert refused.value.code == "refunds_do_not_balance"
+        assert caught.value.code == "refunds_do_not_balance"
         with pytest.raises(Conflict):
             check_refunds(len(balances), total, total, total + error, 0)
 
 
 def test_a_negative_balance_stops_every_refund() -> None:
-    with pytest.raises(Conflict) as refused:
+    with pytest.raises(Conflict) as caught:
         check_refunds(1, 0, 0, 0, negative_balances=1)
-    assert refused.value.code == "negative_prepaid_balance"
+    assert caught.value.code == "negative_prepaid_balance"
 
 
 @given(st.sampled_from(list(PlanStatus)), st.sampled_from(list(WindDownEvent)))
@@ -174,7 +176,7 @@ def test_a_plan_moves_only_forward_through_its_end(
             == list(PlanStatus).index(status) + 1
         )
     else:
-        with pytest.raises(Conflict):
+        with refused("invalid_plan_transition", Conflict):
             plan_transition(status, event)
 
 
@@ -199,7 +201,7 @@ def test_the_run_off_lasts_the_claim_deadline_from_the_last_day_of_cover(
 ) -> None:
     end_on = today + timedelta(days=ahead)
     if ahead < notice:
-        with pytest.raises(DomainError):
+        with refused("notice_too_short"):
             announcement_dates(today, end_on, notice_days=notice, deadline_days=deadline)
         return
     dates = announcement_dates(today, end_on, notice_days=notice, deadline_days=deadline)

@@ -6,6 +6,7 @@ from fractions import Fraction
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tests.refusals import refused
 
 from mutualaid.domain.errors import DomainError
 from mutualaid.domain.money import apply_basis_points
@@ -126,7 +127,7 @@ def test_nobody_at_risk_cannot_carry_a_proportional_total() -> None:
     ],
 )
 def test_malformed_risks_are_refused(outcomes: tuple[Outcome, ...]) -> None:
-    with pytest.raises(DomainError):
+    with refused("invalid_risk"):
         Risk(outcomes)
 
 

@@ -11,13 +11,27 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from fastapi.testclient import TestClient
-from tests.factories import PASSWORD, account, enroll, publish_demo_plans, resident_id
+from tests.factories import (
+    PASSWORD,
+    account,
+    enroll,
+    publish_demo_plans,
+    resident_id,
+)
 
 from mutualaid.api.app import create_app
 from mutualaid.clock import FixedClock
 from mutualaid.db.models import Account
 from mutualaid.domain.accounts import Role
 from mutualaid.services.accounts.accounts import Actor
+from mutualaid.services.claims.claims import (
+    ClaimReport,
+    assign_investigation,
+    file_investigation_report,
+    report_claim,
+    run_publicity,
+    start_review,
+)
 from mutualaid.services.context import ServiceContext
 
 _TOKEN = re.compile(r'name="csrf_token" value="([0-9a-f]+)"')
@@ -103,15 +117,7 @@ def published_case(
 ) -> PublishedCase:
     """A member covered for 200 days whose claim was investigated, approved by someone else and
     is now in publicity (the clock is moved to the publicity day)."""
-    from mutualaid.services.claims.claims import (
-        ClaimReport,
-        assign_investigation,
-        decide_claim,
-        file_investigation_report,
-        report_claim,
-        run_publicity,
-        start_review,
-    )
+    from mutualaid.services.claims.claims import decide_claim
 
     member = account(ctx)
     id_number = resident_id(date(1988, 4, 2))
@@ -143,3 +149,10 @@ def published_case(
         investigator,
         approver,
     )
+
+
+def staff_browser(ctx: ServiceContext, client: TestClient, role: Role) -> tuple[Browser, int]:
+    actor = account(ctx, role)
+    browser = Browser(client)
+    browser.log_in(phone_of(ctx, actor.account_id))
+    return browser, actor.account_id

@@ -4,8 +4,8 @@ band's share."""
 from __future__ import annotations
 
 from fastapi.testclient import TestClient
-from tests.integration.test_periods import MARCH_7, close_on
-from tests.integration.test_periods_sharing_rules import population, two_cases, use_rule
+from tests.builders.sharing_rules import population, two_cases, use_rule
+from tests.factories import MARCH_7, close_on
 
 from mutualaid.clock import FixedClock
 from mutualaid.services.context import ServiceContext

@@ -7,8 +7,8 @@ import re
 from xml.etree import ElementTree
 
 from fastapi.testclient import TestClient
-from tests.integration.test_reports import build_population
-from tests.web.test_staff_pages import staff_browser
+from tests.builders.reports import build_population
+from tests.web.conftest import staff_browser
 
 from mutualaid.clock import FixedClock
 from mutualaid.domain.accounts import Role

@@ -6,7 +6,7 @@ import csv
 import io
 
 from fastapi.testclient import TestClient
-from tests.web.test_staff_pages import staff_browser
+from tests.web.conftest import staff_browser
 
 from mutualaid.domain.accounts import Role
 from mutualaid.services.context import ServiceContext

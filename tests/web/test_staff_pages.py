@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 from fastapi.testclient import TestClient
 from tests.factories import account, covered_member
-from tests.web.conftest import Browser, csrf, phone_of, published_case
+from tests.web.conftest import Browser, csrf, phone_of, published_case, staff_browser
 
 from mutualaid.clock import FixedClock
 from mutualaid.domain.accounts import Role
@@ -27,13 +27,6 @@ from mutualaid.services.claims.evidence import add_evidence
 from mutualaid.services.context import ServiceContext
 
 JPEG = bytes.fromhex("ffd8ffe000104a46494600010100000100010000ffd9")
-
-
-def staff_browser(ctx: ServiceContext, client: TestClient, role: Role) -> tuple[Browser, int]:
-    actor = account(ctx, role)
-    browser = Browser(client)
-    browser.log_in(phone_of(ctx, actor.account_id))
-    return browser, actor.account_id
 
 
 def test_a_reviewer_who_investigated_sees_and_meets_the_separated_duties(

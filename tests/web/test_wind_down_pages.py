@@ -6,8 +6,8 @@ from __future__ import annotations
 from datetime import date
 
 from fastapi.testclient import TestClient
-from tests.integration.test_schemes import COVID
-from tests.web.test_staff_pages import staff_browser
+from tests.builders.schemes import COVID
+from tests.web.conftest import staff_browser
 
 from mutualaid.domain.accounts import Role
 from mutualaid.services.accounts.accounts import SYSTEM_ACTOR

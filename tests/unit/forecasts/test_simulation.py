@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tests.refusals import refused
 from tests.unit.forecasts.builders import main_plan, model_data, small_model
 
 from mutualaid.domain.apportionment import Cohort, apportion
@@ -184,12 +185,12 @@ def test_risk_rated_rules_are_fairer_than_the_uniform_rule(rule: SharingRule) ->
 
 
 def test_bad_settings_are_refused() -> None:
-    for kwargs in (
-        {"periods": 0, "scenarios": 1, "seed": 1},
-        {"periods": 10, "scenarios": 0, "seed": 1},
-        {"periods": 10, "scenarios": 1, "seed": -1},
+    for code, kwargs in (
+        ("invalid_periods", {"periods": 0, "scenarios": 1, "seed": 1}),
+        ("invalid_scenarios", {"periods": 10, "scenarios": 0, "seed": 1}),
+        ("invalid_seed", {"periods": 10, "scenarios": 1, "seed": -1}),
     ):
-        with pytest.raises(DomainError):
+        with refused(code):
             SimulationSettings(**kwargs)  # type: ignore[arg-type]
 
 
@@ -199,6 +200,7 @@ def test_a_joiner_mix_outside_the_entry_ages_is_refused() -> None:
     data["joins"]["age_mix"] = [{"from_age": 60, "to_age": 89, "weight": 1.0}]
     with pytest.raises(DomainError) as error:
         build_setup(elderly, parse_model(data), SimulationSettings(periods=5, scenarios=1, seed=1))
+    assert error.value.code == "invalid_model"
     assert error.value.field == "joins.age_mix"
 
 

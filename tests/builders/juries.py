@@ -1,0 +1,65 @@
+"""Builders for juries: certified jurors, a rejected claim to dispute, a juror's right answers."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+from tests.factories import covered_member, staff
+
+from mutualaid.clock import FixedClock
+from mutualaid.domain.accounts import Role
+from mutualaid.domain.claims import RejectionReason
+from mutualaid.domain.juries import CERTIFICATION_QUIZ
+from mutualaid.plan_files import read_plan_file
+from mutualaid.services.accounts.accounts import Actor
+from mutualaid.services.claims.claims import ClaimReport, decide_claim, report_claim, start_review
+from mutualaid.services.context import ServiceContext
+from mutualaid.services.juries.juries import certify_juror, juror_case_file
+from mutualaid.services.plans.plans import publish_plan
+
+TODAY = date(2026, 3, 1)
+
+
+RIGHT_ANSWERS = {q.code: q.answer for q in CERTIFICATION_QUIZ}
+
+
+def use_jury_rules(ctx: ServiceContext, **rules: object) -> None:
+    """Publish the demo plan again with other jury settings (a new plan version)."""
+    lines = "\n".join(f"{key} = {value!r}".replace("'", '"') for key, value in rules.items())
+    publish_plan(ctx, None, read_plan_file("xhb-main.toml") + f"\n[jury]\n{lines}\n")
+
+
+def rejected_claim(ctx: ServiceContext, clock: FixedClock) -> tuple[Actor, str]:
+    holder, membership = covered_member(ctx, clock)
+    claim = report_claim(
+        ctx, holder, ClaimReport(membership.id, "CI01", TODAY - timedelta(days=2), "四川省人民医院")
+    )
+    reviewer = staff(ctx, Role.REVIEWER)
+    start_review(ctx, reviewer, claim.ref)
+    decide_claim(
+        ctx,
+        reviewer,
+        claim.ref,
+        approve=False,
+        reason_code=RejectionReason.CRITERIA_NOT_MET,
+        note="the tumour stage does not meet the definition",
+    )
+    return holder, claim.ref
+
+
+def jurors(ctx: ServiceContext, clock: FixedClock, count: int) -> list[Actor]:
+    people = []
+    for _ in range(count):
+        juror, _ = covered_member(ctx, clock, birth_on=date(1985, 1, 1))
+        assert certify_juror(ctx, juror, RIGHT_ANSWERS).passed
+        people.append(juror)
+    return people
+
+
+def answers_for(ctx: ServiceContext, juror: Actor, case_id: int) -> dict[str, str]:
+    """A juror who read the file: the right answer is the one matching the case facts."""
+    file = juror_case_file(ctx, juror, case_id)
+    return {
+        "illness": file.case.illness_code,
+        "age_band": f"{file.case.age // 10 * 10}-{file.case.age // 10 * 10 + 9}",
+    }

@@ -1,0 +1,97 @@
+"""How many SQL statements the hot paths send (issue 15): joining, a jury vote, filing a claim, a
+member's statement, a charge proof. Each is pinned at today's exact count, per dialect, over a
+population of several members, so a query per member or per row (an N+1) fails here. A change that
+really needs more (or fewer) statements updates the pin, on purpose."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+from sqlalchemy import Engine
+from tests.builders.juries import TODAY, answers_for, jurors, rejected_claim, use_jury_rules
+from tests.factories import (
+    LOCK_MARCH_7,
+    MAIN_PLAN,
+    MARCH_7,
+    account,
+    approved_claim,
+    close_on,
+    covered_member,
+    enroll,
+    members,
+    publish_demo_plans,
+    use_rules,
+)
+from tests.query_counter import QueryCounter
+
+from mutualaid.clock import FixedClock
+from mutualaid.services.accounts.accounts import Actor
+from mutualaid.services.claims.claims import ClaimReport, report_claim
+from mutualaid.services.context import ServiceContext
+from mutualaid.services.enrollment.memberships import MembershipView
+from mutualaid.services.juries.juries import cast_vote, dispute_rejection
+from mutualaid.services.periods.proofs import charge_proof
+from mutualaid.services.periods.statements import member_statement
+
+
+def pinned(engine: Engine, *, sqlite: int, postgresql: int | None) -> int:
+    if engine.dialect.name == "postgresql" and postgresql is None:
+        pytest.skip("the PostgreSQL count is not pinned yet")
+    return {"sqlite": sqlite, "postgresql": postgresql or 0}[engine.dialect.name]
+
+
+def test_joining_through_the_service(ctx: ServiceContext, clock: FixedClock) -> None:
+    publish_demo_plans(ctx)
+    members(ctx, clock, 5)
+    holder = account(ctx)
+    with QueryCounter(ctx.engine) as counted:
+        enroll(ctx, holder, date(1990, 5, 1))
+    assert counted.count == pinned(ctx.engine, sqlite=6, postgresql=None), counted.statements
+
+
+def test_a_jury_vote(ctx: ServiceContext, clock: FixedClock) -> None:
+    publish_demo_plans(ctx)
+    use_jury_rules(ctx, min_votes=3, vote_hours=24)
+    panel = jurors(ctx, clock, 5)
+    holder, ref = rejected_claim(ctx, clock)
+    jury = dispute_rejection(ctx, holder, ref, "the pathology report shows stage III")
+    cast_vote(ctx, panel[0], jury.id, "approve", answers_for(ctx, panel[0], jury.id))
+    answers = answers_for(ctx, panel[1], jury.id)
+    with QueryCounter(ctx.engine) as counted:
+        cast_vote(ctx, panel[1], jury.id, "approve", answers)
+    assert counted.count == pinned(ctx.engine, sqlite=3, postgresql=None), counted.statements
+
+
+def test_filing_a_claim(ctx: ServiceContext, clock: FixedClock) -> None:
+    publish_demo_plans(ctx)
+    members(ctx, clock, 5, when=datetime(2025, 6, 1, tzinfo=UTC))
+    holder, membership = covered_member(ctx, clock)
+    report = ClaimReport(membership.id, "CI01", TODAY - timedelta(days=2), "四川省人民医院")
+    with QueryCounter(ctx.engine) as counted:
+        report_claim(ctx, holder, report)
+    assert counted.count == pinned(ctx.engine, sqlite=21, postgresql=None), counted.statements
+
+
+def closed_march_7(ctx: ServiceContext, clock: FixedClock) -> list[tuple[Actor, MembershipView]]:
+    """Five members and one approved case in the period of 7 March, closed."""
+    publish_demo_plans(ctx)
+    use_rules(ctx)
+    people = members(ctx, clock, 5)
+    approved_claim(ctx, people[0][1].id, 1000, LOCK_MARCH_7 - timedelta(days=1))
+    close_on(ctx, clock, MARCH_7)
+    return people
+
+
+def test_a_members_statement(ctx: ServiceContext, clock: FixedClock) -> None:
+    holder, membership = closed_march_7(ctx, clock)[3]
+    with QueryCounter(ctx.engine) as counted:
+        member_statement(ctx, holder, membership.id)
+    assert counted.count == pinned(ctx.engine, sqlite=5, postgresql=None), counted.statements
+
+
+def test_a_charge_proof(ctx: ServiceContext, clock: FixedClock) -> None:
+    holder, membership = closed_march_7(ctx, clock)[3]
+    with QueryCounter(ctx.engine) as counted:
+        charge_proof(ctx, holder, membership.id, MAIN_PLAN, MARCH_7)
+    assert counted.count == pinned(ctx.engine, sqlite=10, postgresql=None), counted.statements
