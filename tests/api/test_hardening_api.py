@@ -7,6 +7,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
+import structlog
 from fastapi.testclient import TestClient
 from tests.api.calls import PASSWORD, Api, enrollment, next_phone
 
@@ -24,11 +25,20 @@ def plain(ctx: ServiceContext) -> TestClient:
     return TestClient(create_app(ctx), raise_server_exceptions=False)
 
 
+@pytest.fixture
+def server_logging() -> Iterator[None]:
+    """The server's logging, writing to this test's captured stderr, undone afterwards (the
+    captured stream closes with the test)."""
+    yield
+    structlog.reset_defaults()
+
+
 @pytest.mark.parametrize("json_mode", [False, True], ids=["console", "json"])
 def test_no_password_or_id_number_reaches_the_log(
     ctx: ServiceContext,
     plans: None,
     capsys: pytest.CaptureFixture[str],
+    server_logging: None,
     json_mode: bool,
 ) -> None:
     configure_logging("INFO", json=json_mode)
