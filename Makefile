@@ -8,7 +8,7 @@ POSTGRES_URL ?= postgresql://postgres@127.0.0.1:5432/postgres
 # pytest-xdist workers: one per core (each with its own database).
 WORKERS ?= auto
 
-.PHONY: demo test test-postgres postgres browser lint
+.PHONY: demo test test-postgres postgres browser lint fuzz
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,3 +40,8 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/mypy src
+
+## Schemathesis against a local server on a fresh SQLite demo (anonymous, member, operator): no 5xx.
+## Not part of `make test`; about 3 minutes (MAX_TIME seconds per caller).
+fuzz: $(STAMP)
+	PY=$(BIN)/python MAX_TIME=$${MAX_TIME:-60} sh scripts/fuzz.sh

@@ -18,6 +18,9 @@ from mutualaid.api import (
     wind_down,
 )
 from mutualaid.api.errors import install_error_handlers
+from mutualaid.api.headers import SecurityHeadersMiddleware, install_docs
+from mutualaid.api.limits import BodyLimitMiddleware
+from mutualaid.api.nul import RejectNulMiddleware
 from mutualaid.logging import configure_logging
 from mutualaid.services.context import ServiceContext, build_context
 from mutualaid.settings import Settings
@@ -32,9 +35,16 @@ def create_app(ctx: ServiceContext) -> FastAPI:
             "time zone (`*_on`); instants are UTC (`*_at`). Errors are "
             '`{"error": {"code", "message", "field"}}`. Mutations accept an `Idempotency-Key` header.'
         ),
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.ctx = ctx
     install_error_handlers(app)
+    # Added last = outermost: headers go on every answer, the 413 included.
+    app.add_middleware(RejectNulMiddleware)
+    app.add_middleware(BodyLimitMiddleware)
+    app.add_middleware(SecurityHeadersMiddleware)
+    install_docs(app)
     app.include_router(accounts.router)
     app.include_router(plans.router)
     app.include_router(memberships.router)

@@ -11,6 +11,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
 from mutualaid.api.dependencies import Context, CurrentActor, IdempotencyKey
+from mutualaid.api.types import Int64
 from mutualaid.domain.claims import ClaimState, RejectionReason
 from mutualaid.domain.risk import ClaimLinks
 from mutualaid.services.claims.claims import (
@@ -48,7 +49,7 @@ router = APIRouter(prefix="/api/v1", tags=["claims"])
 
 
 class NewClaim(BaseModel):
-    membership_id: int
+    membership_id: Int64
     illness_code: str = Field(min_length=1, max_length=20, examples=["CI01"])
     diagnosed_on: date
     hospital: str = Field(min_length=1, max_length=200)
@@ -61,7 +62,7 @@ class NewClaim(BaseModel):
 
 
 class Assignment(BaseModel):
-    investigator_id: int
+    investigator_id: Int64
 
 
 class Message(BaseModel):
@@ -75,7 +76,7 @@ class Note(BaseModel):
 class Report(BaseModel):
     findings: str = Field(min_length=1, max_length=10_000)
     recommendation: str = Field(pattern="^(approve|reject)$")
-    cost_fen: int = Field(default=0, ge=0)
+    cost_fen: Int64 = Field(default=0, ge=0)
 
 
 class Decision(BaseModel):
@@ -133,8 +134,8 @@ def queue(
     state: Annotated[list[ClaimState] | None, Query()] = None,
     plan: str | None = None,
     assigned_to_me: bool = False,
-    after_id: Annotated[int, Query(ge=0)] = 0,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    after_id: Annotated[Int64, Query(ge=0)] = 0,
+    limit: Annotated[Int64, Query(ge=1, le=200)] = 50,
 ) -> list[QueueItem]:
     """Staff work queue, filtered by state, plan and assignment."""
     return work_queue(
@@ -226,7 +227,7 @@ def object_(
 
 @router.post("/objections/{objection_id}/review", response_model=None)
 def review_objection_(
-    objection_id: int,
+    objection_id: Int64,
     body: ObjectionReview,
     ctx: Context,
     actor: CurrentActor,
@@ -272,7 +273,7 @@ def evidence_list(ref: str, ctx: Context, actor: CurrentActor) -> list[EvidenceV
 
 @router.get("/claims/{ref}/evidence/{evidence_id}")
 def evidence_file(
-    ref: str, evidence_id: int, ctx: Context, actor: CurrentActor
+    ref: str, evidence_id: Int64, ctx: Context, actor: CurrentActor
 ) -> StreamingResponse:
     """Staff only; every access is audited."""
     view, content = open_evidence(ctx, actor, ref, evidence_id)

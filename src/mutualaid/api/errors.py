@@ -10,8 +10,6 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mutualaid.domain.errors import DomainError
 
-log = structlog.get_logger()
-
 
 def error_body(
     code: str, message: str, field: str | None = None, **extra: object
@@ -48,12 +46,20 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, error: StarletteHTTPException) -> JSONResponse:
-        code = {404: "not_found", 405: "method_not_allowed"}.get(error.status_code, "http_error")
+        # Our middlewares' refusals (limits.py, nul.py) name their own code.
+        code = getattr(error, "error_code", None) or {
+            404: "not_found",
+            405: "method_not_allowed",
+        }.get(error.status_code, "http_error")
         return JSONResponse(error_body(code, str(error.detail)), status_code=error.status_code)
 
+    # Not async: Starlette runs a plain handler in a worker thread, so formatting and writing the
+    # traceback never holds the event loop (and every other request of this worker).
     @app.exception_handler(Exception)
-    async def _unexpected(request: Request, error: Exception) -> JSONResponse:
-        log.exception("unhandled_error", path=request.url.path)
+    def _unexpected(request: Request, error: Exception) -> JSONResponse:
+        # Looked up per call, not cached at import: it follows configure_logging.
+        # (exc_info is passed: a worker thread has no "current" exception.)
+        structlog.get_logger().error("unhandled_error", path=request.url.path, exc_info=error)
         return JSONResponse(
             error_body("internal_error", "something went wrong on our side; nothing was changed"),
             status_code=500,

@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 
 from mutualaid.api.dependencies import Context, CurrentActor, IdempotencyKey
 from mutualaid.api.responses import json_answer
+from mutualaid.api.types import Int64
 from mutualaid.services.juries.juries import (
     CertificationResult,
     JurorCaseFile,
@@ -82,14 +83,14 @@ def open_votes(plan_code: str, ctx: Context, actor: CurrentActor) -> list[JuryVi
 
 
 @router.get("/juries/{jury_case_id}/case-file", response_model=None)
-def case_file(jury_case_id: int, ctx: Context, actor: CurrentActor) -> JurorCaseFile:
+def case_file(jury_case_id: Int64, ctx: Context, actor: CurrentActor) -> JurorCaseFile:
     return juror_case_file(ctx, actor, jury_case_id)
 
 
 @router.post(
     "/juries/{jury_case_id}/votes", status_code=status.HTTP_201_CREATED, response_model=VoteReceipt
 )
-def vote(jury_case_id: int, body: Vote, ctx: Context, actor: CurrentActor) -> Response:
+def vote(jury_case_id: Int64, body: Vote, ctx: Context, actor: CurrentActor) -> Response:
     """One member, one vote (or recuse). Answer the case quiz first. Sending the same vote
     again returns the first receipt."""
     return json_answer(
@@ -105,7 +106,7 @@ def close_due(ctx: Context, actor: CurrentActor) -> JuryCloseRun:
 
 @router.get("/notifications")
 def notifications(
-    ctx: Context, actor: CurrentActor, after_id: int = 0, limit: int = 50
+    ctx: Context, actor: CurrentActor, after_id: Int64 = 0, limit: Int64 = 50
 ) -> dict[str, Any]:
     return {
         "unread": unread_count(ctx, actor.account_id),
@@ -114,5 +115,5 @@ def notifications(
 
 
 @router.post("/notifications/read", status_code=status.HTTP_204_NO_CONTENT)
-def read(ctx: Context, actor: CurrentActor, up_to_id: int) -> None:
+def read(ctx: Context, actor: CurrentActor, up_to_id: Int64) -> None:
     mark_read(ctx, actor.account_id, up_to_id)

@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 
 from mutualaid.api.dependencies import BearerCaller, Context, CurrentActor, IdempotencyKey
 from mutualaid.api.responses import json_answer
+from mutualaid.api.types import Int64
 from mutualaid.domain.accounts import Role, require_role
 from mutualaid.domain.memberships import MembershipEvent, Relation
 from mutualaid.services.enrollment.memberships import (
@@ -69,13 +70,13 @@ def my_memberships(ctx: Context, actor: CurrentActor) -> list[MembershipView]:
 
 
 @router.get("/memberships/{membership_id}", response_model=None)
-def membership(membership_id: int, ctx: Context, actor: CurrentActor) -> MembershipView:
+def membership(membership_id: Int64, ctx: Context, actor: CurrentActor) -> MembershipView:
     return get_membership(ctx, actor, membership_id)
 
 
 @router.post("/memberships/{membership_id}/leave", response_model=None)
 def leave(
-    membership_id: int,
+    membership_id: Int64,
     ctx: Context,
     actor: CurrentActor,
     key: IdempotencyKey = None,
@@ -94,7 +95,7 @@ def leave(
 
 @router.post("/memberships/{membership_id}/events/{event}", response_model=None)
 def apply_event(
-    membership_id: int,
+    membership_id: Int64,
     event: MembershipEvent,
     ctx: Context,
     actor: CurrentActor,

@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from mutualaid.api.dependencies import Context, CurrentActor, IdempotencyKey
+from mutualaid.api.types import Int64
 from mutualaid.domain.accounts import Role, require_role
 from mutualaid.domain.apportionment import CapExcess
 from mutualaid.services.collections.collections import (
@@ -48,12 +49,12 @@ class CloseRequest(BaseModel):
 
 
 class TopUp(BaseModel):
-    amount_fen: int = Field(gt=0, le=10_000_000)
+    amount_fen: Int64 = Field(gt=0, le=10_000_000)
 
 
 @router.get("/plans/{plan_code}/periods", response_model=None)
 def periods(
-    plan_code: str, ctx: Context, limit: Annotated[int, Query(ge=1, le=500)] = 100
+    plan_code: str, ctx: Context, limit: Annotated[Int64, Query(ge=1, le=500)] = 100
 ) -> list[PeriodView]:
     """The plan's periods, newest first, with their figures (public)."""
     return list_periods(ctx, plan_code, limit=limit)
@@ -123,14 +124,14 @@ def payouts(plan_code: str, publicity_on: date, ctx: Context, actor: CurrentActo
 
 @router.get("/plans/{plan_code}/periods/{publicity_on}/charge-proof", response_model=None)
 def proof(
-    plan_code: str, publicity_on: date, membership_id: int, ctx: Context, actor: CurrentActor
+    plan_code: str, publicity_on: date, membership_id: Int64, ctx: Context, actor: CurrentActor
 ) -> ChargeProof:
     """A member's proof that their charge is in the period's committed charges root."""
     return charge_proof(ctx, actor, membership_id, plan_code, publicity_on)
 
 
 @router.get("/memberships/{membership_id}/statement", response_model=None)
-def statement(membership_id: int, ctx: Context, actor: CurrentActor) -> MemberStatement:
+def statement(membership_id: Int64, ctx: Context, actor: CurrentActor) -> MemberStatement:
     """Every period a membership shared in: the share, its charge, what was paid, what for."""
     return member_statement(ctx, actor, membership_id)
 

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Body, Query, status
 from fastapi.responses import PlainTextResponse
 
 from mutualaid.api.dependencies import Context, CurrentActor
+from mutualaid.api.types import Int64
 from mutualaid.domain.memberships import MembershipState
 from mutualaid.services.enrollment.memberships import MemberPage, list_plan_members
 from mutualaid.services.plans.plans import (
@@ -36,7 +37,7 @@ def plan(plan_code: str, ctx: Context) -> dict[str, Any]:
 
 
 @router.get("/{plan_code}/source", response_class=PlainTextResponse)
-def source(plan_code: str, ctx: Context, version: int | None = None) -> str:
+def source(plan_code: str, ctx: Context, version: Int64 | None = None) -> str:
     """The plan file (TOML) of the current or a given version (public)."""
     return plan_source(ctx, plan_code, version)
 
@@ -57,9 +58,9 @@ def members(
     ctx: Context,
     actor: CurrentActor,
     after_id: Annotated[
-        int, Query(ge=0, description="Keyset cursor: next_after_id of the last page")
+        Int64, Query(ge=0, description="Keyset cursor: next_after_id of the last page")
     ] = 0,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    limit: Annotated[Int64, Query(ge=1, le=500)] = 50,
     state: MembershipState | None = None,
 ) -> MemberPage:
     """Members of a plan, masked, 50 a page (staff)."""

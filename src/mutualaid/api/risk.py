@@ -7,6 +7,7 @@ from fastapi import APIRouter, status
 from pydantic import BaseModel, Field
 
 from mutualaid.api.dependencies import Context, CurrentActor, IdempotencyKey
+from mutualaid.api.types import Int64
 from mutualaid.domain.risk import SIGNALS, WeightAdvice
 from mutualaid.services.claims.routing import Routing, route_investigation
 from mutualaid.services.risk.risk import (
@@ -118,7 +119,7 @@ def mine(ctx: Context, actor: CurrentActor) -> list[FraudRecordView]:
 @router.post(
     "/fraud-records/{record_id}/appeal", status_code=status.HTTP_201_CREATED, response_model=None
 )
-def appeal(record_id: int, body: Reason, ctx: Context, actor: CurrentActor) -> AppealView:
+def appeal(record_id: Int64, body: Reason, ctx: Context, actor: CurrentActor) -> AppealView:
     return appeal_fraud_record(ctx, actor, record_id, body.reason)
 
 
@@ -128,6 +129,6 @@ def appeals(ctx: Context, actor: CurrentActor) -> list[AppealView]:
 
 
 @router.post("/fraud-appeals/{appeal_id}/decision", response_model=None)
-def decide(appeal_id: int, body: AppealDecision, ctx: Context, actor: CurrentActor) -> AppealView:
+def decide(appeal_id: Int64, body: AppealDecision, ctx: Context, actor: CurrentActor) -> AppealView:
     """Another operator than the one who recorded the fraud decides; upheld revokes the record."""
     return decide_appeal(ctx, actor, appeal_id, uphold=body.uphold, note=body.note)

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel
 
 from mutualaid.api.dependencies import Context
+from mutualaid.api.types import Int64
 from mutualaid.domain.errors import DomainError, NotFound
 from mutualaid.services.transparency.checkpoints import (
     checkpoint_at,
@@ -171,12 +172,12 @@ def checkpoint_json(ctx: Context) -> CheckpointOut:
 @api.get("/proofs/inclusion", response_model=InclusionOut)
 def inclusion(
     ctx: Context,
-    index: Annotated[int | None, Query(ge=0, description="The leaf's index")] = None,
+    index: Annotated[Int64 | None, Query(ge=0, description="The leaf's index")] = None,
     leaf_hash: Annotated[
         str | None, Query(pattern="^[0-9a-f]{64}$", description="Or the leaf's RFC 9162 hash, hex")
     ] = None,
     size: Annotated[
-        int | None, Query(ge=1, description="Tree size; default: the latest published checkpoint")
+        Int64 | None, Query(ge=1, description="Tree size; default: the latest published checkpoint")
     ] = None,
 ) -> InclusionOut:
     """An inclusion proof by leaf index or by leaf hash (RFC 9162 §2.1.3)."""
@@ -202,9 +203,9 @@ def inclusion(
 @api.get("/proofs/consistency", response_model=ConsistencyOut)
 def consistency(
     ctx: Context,
-    old: Annotated[int, Query(ge=0, description="The older tree size")],
+    old: Annotated[Int64, Query(ge=0, description="The older tree size")],
     new: Annotated[
-        int | None,
+        Int64 | None,
         Query(ge=0, description="The newer tree size; default: the latest published checkpoint"),
     ] = None,
 ) -> ConsistencyOut:
@@ -226,9 +227,10 @@ def consistency(
 @api.get("/leaves", response_model=LeavesOut)
 def leaves(
     ctx: Context,
-    start: Annotated[int, Query(ge=0)] = 0,
+    start: Annotated[Int64, Query(ge=0)] = 0,
     end: Annotated[
-        int | None, Query(ge=0, description=f"Exclusive; at most {MAX_LEAVES_PAGE} leaves per page")
+        Int64 | None,
+        Query(ge=0, description=f"Exclusive; at most {MAX_LEAVES_PAGE} leaves per page"),
     ] = None,
 ) -> LeavesOut:
     """Integrated leaves with their decoded records, a page at a time."""
@@ -270,7 +272,7 @@ def bundle(
     subject_ref: str,
     ctx: Context,
     older_size: Annotated[
-        int | None,
+        Int64 | None,
         Query(
             ge=0, description="Also prove consistency with the published checkpoint at this size"
         ),

@@ -24,6 +24,9 @@ READ_ONLY = "mutualaid_read_only"
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
     url = normalise_url(url)
+    # A database error's text would otherwise carry the statement's parameters (password hashes,
+    # identity numbers, phones) into tracebacks and logs.
+    kwargs.setdefault("hide_parameters", True)
     if url.startswith("sqlite"):
         database = make_url(url).database
         if database and database != ":memory:":

@@ -432,11 +432,47 @@ def refusal_from(error: ValidationError, code: str) -> DomainError:
     )
 
 
+#: Rule files are a few KB, nested two or three levels; the bounds are checked before parsing,
+#: because tomllib recurses per level (a deeply nested file ran 8 s into a RecursionError).
+MAX_TOML_CHARS = 256 * 1024
+MAX_TOML_DEPTH = 32
+
+
 def read_toml(text: str, code: str) -> dict[str, Any]:
+    if len(text) > MAX_TOML_CHARS:
+        raise DomainError(code, f"the file is larger than {MAX_TOML_CHARS // 1024} KB", "(file)")
+    if _bracket_depth(text) > MAX_TOML_DEPTH:
+        raise DomainError(code, f"nested deeper than {MAX_TOML_DEPTH} levels", "(file)")
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise DomainError(code, f"not valid TOML: {error}", "(file)") from None
+
+
+def _bracket_depth(text: str) -> int:
+    """The deepest nesting of arrays and inline tables, skipping strings and comments."""
+    depth = deepest = 0
+    quote = ""
+    index = 0
+    while index < len(text):
+        char = text[index]
+        if quote:
+            if char == "\\" and quote == '"':
+                index += 1
+            elif char == quote:
+                quote = ""
+        elif char in "\"'":
+            quote = char
+        elif char == "#":
+            end = text.find("\n", index)
+            index = len(text) if end < 0 else end
+        elif char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+        index += 1
+    return deepest
 
 
 def json_fingerprint(data: Any) -> str:

@@ -129,6 +129,8 @@ def inclusion_proof_at(session: Session, index: int, size: int) -> list[bytes]:
             f"leaf index {index} is out of range for tree size {size}",
             "index",
         )
+    if size == 1:  # the proof is empty: no stored node is read that would show the size missing
+        _check_size(session, size)
     return inclusion_proof(StoredNodes(session, within=size), index, size)
 
 
