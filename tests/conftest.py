@@ -19,7 +19,7 @@ from mutualaid.services.context import ServiceContext
 from mutualaid.services.evidence_store import FileSystemEvidenceStore, evidence_key
 from mutualaid.services.personal_data import PersonalDataProtector
 
-TEST_SECRET = "test-secret-key-0123456789abcdefghijklmnop"
+TEST_SECRET = "test-secret-key-q8Zr2vLx7KpW4mNb9TfY3hJd"
 
 
 @pytest.fixture(scope="session")

@@ -157,3 +157,26 @@ def test_a_bad_risk_table_is_refused_with_the_exact_key(table: str, field: str, 
         parse_plan_toml(MAIN + "\n" + table + "\n")
     assert (refused.value.code, refused.value.field) == ("invalid_plan", field)
     assert refused.value.message.startswith(f"{field}: ") and words in refused.value.message
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        (
+            ("amount_fen = 10_000_000", "amount_fen = 9223372036854775807"),
+            "payout_bands[1].amount_fen",
+        ),
+        (("per_case_fen = 10", "per_case_fen = 9223372036854775807"), "caps.per_case_fen"),
+        (("annual_fen = 18_800", "annual_fen = 100_000_001"), "caps.annual_fen"),
+    ],
+)
+def test_an_extreme_money_amount_is_refused_with_the_exact_key(
+    change: tuple[str, str], field: str
+) -> None:
+    old, new = change
+    assert old in MAIN
+    with pytest.raises(DomainError) as refused:
+        parse_plan_toml(MAIN.replace(old, new, 1))
+    assert refused.value.code == "invalid_plan"
+    assert refused.value.field == field
+    assert "100000000" in refused.value.message
