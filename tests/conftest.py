@@ -72,6 +72,7 @@ def ctx(
         evidence_store=FileSystemEvidenceStore(
             tmp_path_factory.mktemp("evidence"), evidence_key(TEST_SECRET)
         ),
+        upload_dir=tmp_path_factory.mktemp("data") / "partial-uploads",
     )
     try:
         yield context
