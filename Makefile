@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 
 ## The server on http://127.0.0.1:8000 with a demo plan on SQLite (var/demo.db).
 demo: $(STAMP)
-	$(BIN)/mutualaid demo
+	MUTUALAID_DEMO=1 MUTUALAID_DATABASE_URL=sqlite:///var/demo.db $(BIN)/mutualaid demo
 
 ## The whole test suite (SQLite; browser tests in Debian's chromium, installed when missing).
 test: $(STAMP) browser

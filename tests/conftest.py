@@ -33,7 +33,7 @@ from mutualaid.services.transparency.checkpoints import LogConfig, WitnessEndpoi
 from mutualaid.transparency.verification import TrustPolicy
 from mutualaid.transparency.witness_server import WitnessStore, create_witness_app
 
-TEST_SECRET = "test-secret-key-0123456789abcdefghijklmnop"
+TEST_SECRET = "test-secret-key-q8Zr2vLx7KpW4mNb9TfY3hJd"
 
 
 def _worker_name() -> str:
@@ -108,6 +108,7 @@ def ctx(
         evidence_store=FileSystemEvidenceStore(
             tmp_path_factory.mktemp("evidence"), evidence_key(TEST_SECRET)
         ),
+        upload_dir=tmp_path_factory.mktemp("data") / "partial-uploads",
     )
     try:
         yield context

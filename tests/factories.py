@@ -107,7 +107,7 @@ def use_rules(
     ctx: ServiceContext,
     *,
     per_case_fen: int = 10**9,
-    annual_fen: int = 10**12,
+    annual_fen: int = 10**9,
     fee_bp: int = 800,
     funding_model: str = "post_paid",
     retry_days: int = 5,

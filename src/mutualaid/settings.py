@@ -2,13 +2,38 @@
 
 from __future__ import annotations
 
+import math
+from collections import Counter
 from functools import cached_property
+from itertools import pairwise
 from pathlib import Path
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEMO_SECRET_KEY = "demo-secret-key-do-not-use-in-production"
+#: `secrets.token_urlsafe(48)` scores about 350 bits on this estimate; a typed phrase of 32
+#: varied characters about 150. Below 128 bits the key is guessable.
+MIN_SECRET_BITS = 128
+MIN_SECRET_DISTINCT = 10
+
+
+def secret_weakness(secret: str) -> str | None:
+    """Why a secret is guessable despite its length, or None.
+
+    An estimate, not a proof: the characters' frequency entropy times the length, with characters
+    that merely continue a run (the same character again, or the next/previous one: 'aaaa',
+    '0123', 'abcd') not counted, since a guesser tries runs first.
+    """
+    counts = Counter(secret)
+    if len(counts) < MIN_SECRET_DISTINCT:
+        return f"it has only {len(counts)} distinct characters (at least {MIN_SECRET_DISTINCT})"
+    per_char = -sum(n / len(secret) * math.log2(n / len(secret)) for n in counts.values())
+    runs = sum(abs(ord(b) - ord(a)) <= 1 for a, b in pairwise(secret))
+    bits = per_char * (len(secret) - runs)
+    if bits < MIN_SECRET_BITS:
+        return f"it holds about {bits:.0f} bits of entropy (at least {MIN_SECRET_BITS})"
+    return None
 
 
 class InsecureSettings(RuntimeError):
@@ -45,6 +70,12 @@ class Settings(BaseSettings):
             )
         if len(self.secret_key) < 32:
             raise InsecureSettings("MUTUALAID_SECRET_KEY must be at least 32 characters")
+        weakness = None if self.secret_key == DEMO_SECRET_KEY else secret_weakness(self.secret_key)
+        if weakness:
+            raise InsecureSettings(
+                f"weak_secret_key: MUTUALAID_SECRET_KEY is guessable: {weakness}; generate one "
+                "with `python -c 'import secrets; print(secrets.token_urlsafe(48))'`"
+            )
         return self
 
     @cached_property

@@ -44,7 +44,7 @@ severe_per_million = 480
 BIRTHS = [date(1990, 1, 1), date(1995, 5, 5), date(1986, 3, 8), date(1986, 3, 7), date(1970, 1, 1)]
 
 
-def use_rule(ctx: ServiceContext, rule: str, *, annual_fen: int = 10**12) -> None:
+def use_rule(ctx: ServiceContext, rule: str, *, annual_fen: int = 10**9) -> None:
     text = read_plan_file("xhb-main.toml")
     text = text.replace('sharing_rule = "uniform"', f'sharing_rule = "{rule}"')
     text = re.sub(r"^per_case_fen = [0-9_]+", "per_case_fen = 1_000_000_000", text, flags=re.M)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 #: The ctx fixture's key too, so identity numbers hash alike whether written by a test or a command.
-SECRET = "test-secret-key-0123456789abcdefghijklmnop"
+SECRET = "test-secret-key-q8Zr2vLx7KpW4mNb9TfY3hJd"
 
 
 @pytest.fixture(autouse=True)

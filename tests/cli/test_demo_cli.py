@@ -5,8 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from tests.cli.cli import mutualaid, said
+from sqlalchemy import select
+from tests.cli.cli import assert_clean_failure, mutualaid, said
+from tests.factories import staff
 
+from mutualaid.db.models import Account
+from mutualaid.domain.accounts import Role
+from mutualaid.services.context import ServiceContext
 from mutualaid.services.demo_data import DEMO_MEMBER_PHONE, DEMO_PASSWORD, DEMO_STAFF
 
 
@@ -17,7 +22,7 @@ def _joined(text: str) -> str:
 
 @pytest.fixture
 def demo_database(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    # The demo picks its own database and demo mode when these are unset (and sets them).
+    # The demo picks its own database when it is unset; demo mode must be asked for.
     monkeypatch.delenv("MUTUALAID_DATABASE_URL")
     monkeypatch.delenv("MUTUALAID_SECRET_KEY")
     return tmp_path / "demo.db"
@@ -26,6 +31,7 @@ def demo_database(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
 def test_the_demo_is_created_once_and_running_it_again_says_it_is_there(
     demo_database: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("MUTUALAID_DEMO", "1")  # as `make demo` sets it
     first = mutualaid("demo", "--no-serve", "--crowd", "20", "--database", str(demo_database))
 
     assert first.exit_code == 0, first.output
@@ -47,3 +53,32 @@ def test_the_demo_is_created_once_and_running_it_again_says_it_is_there(
     assert "22 members" in said(listed.stdout)  # the demo member, their child and a crowd of 20
     plans = mutualaid("plans", "list")
     assert "xhb-main" in said(plans.stdout) and "xhb-elderly-cancer" in said(plans.stdout)
+
+
+def test_the_demo_refuses_without_demo_mode(
+    demo_database: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MUTUALAID_SECRET_KEY", "a-real-deployment-secret-Xk29fQ7wLm4Rz8Tp")
+    result = mutualaid("demo", "--no-serve", "--crowd", "0", "--database", str(demo_database))
+
+    assert result.exit_code == 2
+    assert "demo_mode_off" in said(result.stderr)
+    assert_clean_failure(result)
+    assert not demo_database.exists()
+
+
+def test_the_demo_plants_no_operator_in_a_database_with_real_accounts(
+    ctx: ServiceContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A production database: a real secret (the fixture's), a real account in it.
+    staff(ctx, Role.OPERATOR)
+    monkeypatch.setenv("MUTUALAID_DEMO", "1")
+
+    result = mutualaid("demo", "--no-serve", "--crowd", "0")
+
+    assert result.exit_code == 2
+    assert "database_not_demo" in said(result.stderr)
+    assert_clean_failure(result)
+    with ctx.reading() as session:
+        phones = set(session.scalars(select(Account.phone)))
+    assert DEMO_STAFF[Role.OPERATOR] not in phones

@@ -50,3 +50,25 @@ def test_a_malformed_setting_is_refused_naming_the_variable(
     assert result.exit_code == 2
     assert "MUTUALAID_TOKEN_TTL_HOURS" in said(result.stderr)
     assert_clean_failure(result)
+
+
+@pytest.mark.parametrize(
+    "secret",
+    [
+        "a" * 64,
+        "0123456789" * 5,
+        "abcdefghijklmnopqrstuvwxyz0123456789ABCDEF",
+        "ab" * 24,
+    ],
+)
+def test_a_long_but_guessable_secret_is_refused(
+    monkeypatch: pytest.MonkeyPatch, secret: str
+) -> None:
+    monkeypatch.setenv("MUTUALAID_SECRET_KEY", secret)
+
+    result = mutualaid("plans", "list")
+
+    assert result.exit_code == 2
+    assert "weak_secret_key" in said(result.stderr)
+    assert "MUTUALAID_SECRET_KEY" in said(result.stderr)
+    assert_clean_failure(result)

@@ -158,3 +158,33 @@ def test_a_file_without_the_required_columns_is_refused_before_anything_is_writt
         run_import(ctx, "phone,name\n1,2\n")
     assert refused.value.code == "invalid_csv"
     assert refused.value.field == "payer_phone"
+
+
+class _ReportDiskFull(io.StringIO):
+    """An error report on a disk that fills up after the header and the first chunk's errors."""
+
+    writes = 0
+
+    def write(self, text: str) -> int:
+        self.writes += 1
+        if self.writes > 2:
+            raise OSError(28, "No space left on device")
+        return super().write(text)
+
+
+def test_an_import_that_stops_halfway_says_what_was_committed(ctx: ServiceContext) -> None:
+    rows = random_member_rows(300, TODAY)
+    cousin = {50: dict(rows[50], relation="cousin"), 150: dict(rows[150], relation="cousin")}
+    text = to_csv([cousin.get(i, row) for i, row in enumerate(rows)])
+
+    with pytest.raises(DomainError) as stopped:
+        import_members(
+            ctx, SYSTEM_ACTOR, "xhb-main", io.StringIO(text), _ReportDiskFull(), chunk_rows=100
+        )
+
+    assert stopped.value.code == "import_interrupted"
+    with ctx.reading() as session:
+        committed = session.scalar(select(func.count()).select_from(Membership))
+    # The second chunk was committed before its error report failed: it counts.
+    assert committed == stopped.value.details["imported"] == 198
+    assert f"{committed:,} imported and committed" in stopped.value.message

@@ -276,7 +276,7 @@ def test_key_files_and_settings(tmp_path: Path) -> None:
         write_key_file(path, LOG_KEY)
     witness = generate_witness_key("w1.example", seed=b"\x01" * 32).verifier()
     settings = Settings(
-        secret_key="x" * 40,
+        secret_key="test-secret-key-q8Zr2vLx7KpW4mNb9TfY3hJd",
         log_key_file=path,
         witnesses=f"w1={witness.encode()}@http://127.0.0.1:9/",
         witness_quorum=1,
@@ -286,7 +286,7 @@ def test_key_files_and_settings(tmp_path: Path) -> None:
     with pytest.raises(LogError, match="quorum of 2 can never be met with 1 witnesses"):
         load_log_config(settings.model_copy(update={"witness_quorum": 2}))
     with pytest.raises(LogError, match="MUTUALAID_LOG_KEY_FILE is not set"):
-        load_log_config(Settings(secret_key="x" * 40))
+        load_log_config(Settings(secret_key="test-secret-key-q8Zr2vLx7KpW4mNb9TfY3hJd"))
     demo = load_log_config(Settings(demo=True, data_dir=tmp_path / "demo"))
     assert demo.origin == "mutualaid.example/log"
     assert load_log_config(Settings(demo=True, data_dir=tmp_path / "demo")).signer == demo.signer
@@ -295,4 +295,10 @@ def test_key_files_and_settings(tmp_path: Path) -> None:
     with pytest.raises(LogError, match="is not a cosignature/v1"):
         parse_witnesses(f"w1={LOG_KEY.verifier().encode()}@http://127.0.0.1:9")
     with pytest.raises(LogError, match="but MUTUALAID_LOG_ORIGIN is 'other'"):
-        load_log_config(Settings(secret_key="x" * 40, log_key_file=path, log_origin="other"))
+        load_log_config(
+            Settings(
+                secret_key="test-secret-key-q8Zr2vLx7KpW4mNb9TfY3hJd",
+                log_key_file=path,
+                log_origin="other",
+            )
+        )

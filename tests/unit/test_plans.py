@@ -81,6 +81,23 @@ def test_a_cause_specific_band_beats_a_general_one() -> None:
         (("to_age = 39", "to_age = 35"), "payout_bands", "age 36"),
         (("max_age_years = 59", "max_age_years = 60"), "entry.max_age_years", "exit age"),
         (('code = "xhb-main"', 'code = "XHB main"'), "code", "pattern"),
+        # Extreme amounts (security #13): bounded so sums at 100M members fit int64.
+        (
+            ("amount_fen = 10_000_000", "amount_fen = 9223372036854775807"),
+            "payout_bands[1].amount_fen",
+            "100000000",
+        ),
+        (
+            ("amount_fen = 10_000_000", "amount_fen = 100_000_001"),
+            "payout_bands[1].amount_fen",
+            "100000000",
+        ),
+        (
+            ("per_case_fen = 10", "per_case_fen = 9223372036854775807"),
+            "caps.per_case_fen",
+            "1000000000",
+        ),
+        (("annual_fen = 18_800", "annual_fen = 1_000_000_001"), "caps.annual_fen", "1000000000"),
     ],
 )
 def test_malformed_plan_files_are_refused_with_the_exact_key_and_reason(

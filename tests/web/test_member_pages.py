@@ -19,7 +19,6 @@ from mutualaid.services.claims.claims import ClaimReport, decide_claim, report_c
 from mutualaid.services.claims.evidence import list_evidence
 from mutualaid.services.context import ServiceContext
 from mutualaid.services.juries.juries import dispute_rejection
-from mutualaid.web import uploads
 
 JPEG = bytes.fromhex("ffd8ffe000104a46494600010100000100010000") + bytes(600_000) + b"\xff\xd9"
 
@@ -183,11 +182,13 @@ def test_a_resumable_upload_survives_a_dropped_piece_and_a_resent_one(
             f"{base}?offset={offset}", headers=headers, content=JPEG[offset : offset + piece]
         ).json()["received"]
     # What waits on disk is encrypted: the JPEG's bytes are nowhere in it.
-    stored = (uploads.UPLOAD_DIR / f"{upload_id}.part").read_bytes()
+    assert ctx.upload_dir is not None
+    (part,) = ctx.upload_dir.glob(f"*{upload_id}.part")
+    stored = part.read_bytes()
     assert JPEG[:40] not in stored
     done = browser.client.post(f"{base}/finish", headers=headers)
     assert done.json()["redirect"].startswith(f"/claims/{ref}?ok=evidence_added")
-    assert not (uploads.UPLOAD_DIR / f"{upload_id}.part").exists()
+    assert not part.exists()
     assert "病历" in browser.get(f"/claims/{ref}").text
 
 

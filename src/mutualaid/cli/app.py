@@ -24,8 +24,16 @@ from mutualaid.cli import (
     wind_down,
     witness,
 )
-from mutualaid.cli.common import EXIT_REFUSED, console, context, err_console, friendly_errors
+from mutualaid.cli.common import (
+    EXIT_REFUSED,
+    console,
+    context,
+    err_console,
+    friendly_errors,
+    load_settings,
+)
 from mutualaid.db.schema import current_revision, upgrade
+from mutualaid.domain.errors import DomainError
 
 app = typer.Typer(
     help="mutualaid: run an online mutual aid plan. Settings come from MUTUALAID_* variables "
@@ -106,9 +114,19 @@ def demo(
         True, "--serve/--no-serve", help="Start the server afterwards"
     ),
 ) -> None:
-    """Create (once) a demo on SQLite: the Xiang Hu Bao plans, staff, members; then serve it."""
+    """Create (once) a demo on SQLite: the Xiang Hu Bao plans, staff, members; then serve it.
+
+    Needs MUTUALAID_DEMO=1 (`make demo` sets it), and refuses a database that holds accounts but
+    no demo: the demo's staff have a published password.
+    """
     os.environ.setdefault("MUTUALAID_DATABASE_URL", f"sqlite:///{database}")
-    os.environ.setdefault("MUTUALAID_DEMO", "1")
+    if not load_settings().demo:
+        raise DomainError(
+            "demo_mode_off",
+            "the demo creates staff with a published password; set MUTUALAID_DEMO=1 to run it "
+            "(`make demo` does, for its own var/demo.db)",
+            "MUTUALAID_DEMO",
+        )
     from mutualaid.services.demo_data import seed_demo
 
     ctx = context()

@@ -49,7 +49,7 @@ def import_command(
     total = _count_data_rows(path)
     ctx = context()
     with (
-        path.open(newline="", encoding="utf-8-sig") as source,
+        path.open("rb") as source,  # decoded line by line: a bad line is a refused row
         errors_path.open("w", newline="", encoding="utf-8") as errors_out,
         Progress(
             TextColumn("importing"),

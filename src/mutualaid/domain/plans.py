@@ -25,6 +25,15 @@ from mutualaid.domain.risk import RiskParams, SignalCode
 _STRICT = ConfigDict(extra="forbid")
 
 
+#: Money bounds for plan files. Sums are int64 in the database (at most 9.2e18 fen) and the design
+#: ceiling is 100M (1e8) members. A payout is at most ¥1,000,000 (1e8 fen; a real one ¥300,000):
+#: a payout times 1e8 members is 1e16 fen, room for 900 such payouts in one period's sums. A
+#: per-member cap (per case, per year) is at most ¥10,000,000 (1e9 fen, high enough to mean
+#: "uncapped"): times 1e8 members it is 1e17 fen, 90 times below int64's limit.
+MAX_PAYOUT_FEN = 100_000_000
+MAX_SHARE_CAP_FEN = 1_000_000_000
+
+
 class Tier(StrEnum):
     SEVERE = "severe"
     MILD = "mild"
@@ -65,7 +74,7 @@ class PayoutBand:
     from_age: Annotated[int, Field(ge=0, le=130)]
     to_age: Annotated[int, Field(ge=0, le=130)]
     tier: Tier
-    amount_fen: Annotated[int, Field(gt=0)]
+    amount_fen: Annotated[int, Field(gt=0, le=MAX_PAYOUT_FEN)]
     cause: Literal["any", "illness", "accident"] = "any"
 
 
@@ -84,8 +93,8 @@ class Fees:
 
 @dataclass(frozen=True, config=_STRICT)
 class Caps:
-    per_case_fen: int | None = Field(default=10, gt=0)
-    annual_fen: int | None = Field(default=18_800, gt=0)
+    per_case_fen: int | None = Field(default=10, gt=0, le=MAX_SHARE_CAP_FEN)
+    annual_fen: int | None = Field(default=18_800, gt=0, le=MAX_SHARE_CAP_FEN)
 
 
 @dataclass(frozen=True, config=_STRICT)

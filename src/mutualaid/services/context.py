@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
+from pathlib import Path
 
 from argon2 import PasswordHasher
 from sqlalchemy import Connection, Engine
@@ -48,6 +49,8 @@ class ServiceContext:
     password_hasher: PasswordHasher = field(default_factory=PasswordHasher)
     #: Where claim evidence is kept, encrypted and content-addressed (None: uploads are refused).
     evidence_store: EvidenceStore | None = None
+    #: Where resumable uploads wait, encrypted, owner-only (None: only one-shot uploads).
+    upload_dir: Path | None = None
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
@@ -93,4 +96,5 @@ def build_context(settings: Settings, clock: Clock | None = None) -> ServiceCont
         evidence_store=FileSystemEvidenceStore(
             settings.data_dir / "evidence", evidence_key(settings.secret_key)
         ),
+        upload_dir=settings.data_dir / "partial-uploads",
     )

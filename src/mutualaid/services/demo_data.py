@@ -13,6 +13,7 @@ from sqlalchemy import select
 from mutualaid.db.models import Account
 from mutualaid.domain.accounts import Role
 from mutualaid.domain.calendars import local_date
+from mutualaid.domain.errors import DomainError
 from mutualaid.domain.identities import PROVINCES, Sex, make_resident_id
 from mutualaid.domain.memberships import Relation
 from mutualaid.plan_files import DEMO_PLAN_FILES, read_plan_file
@@ -82,6 +83,13 @@ def seed_demo(ctx: ServiceContext, crowd: int = 300) -> DemoLogins:
     with ctx.reading() as session:
         if session.scalar(select(Account.id).where(Account.phone == DEMO_MEMBER_PHONE)) is not None:
             return DemoLogins(DEMO_MEMBER_PHONE, staff, DEMO_PASSWORD, created=False)
+        # Never plant staff with a published password among real accounts.
+        if session.scalar(select(Account.id).limit(1)) is not None:
+            raise DomainError(
+                "database_not_demo",
+                "this database holds accounts and no demo; run the demo on an empty database",
+                "MUTUALAID_DATABASE_URL",
+            )
     for name in DEMO_PLAN_FILES:
         publish_plan(ctx, SYSTEM_ACTOR, read_plan_file(name))
     for role, phone in DEMO_STAFF.items():

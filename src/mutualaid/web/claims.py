@@ -172,6 +172,7 @@ def upload_start(ref: str, page: Page) -> Response:
         except ValueError:
             raise DomainError("empty_file", "the file is empty", "file") from None
         upload = uploads.start_upload(
+            page.ctx,
             actor.account_id,
             ref,
             size,
@@ -223,7 +224,7 @@ def upload_finish(ref: str, upload_id: str, page: Page) -> Response:
         add_evidence(
             page.ctx, actor, ref, uploads.pieces(page.ctx, upload), upload.media_type, upload.label
         )
-        uploads.discard(upload_id)
+        uploads.discard(page.ctx, upload)
     except DomainError as error:
         return _json_error(page, error)
     return JSONResponse({"redirect": f"/claims/{ref}?ok=evidence_added#evidence"})

@@ -53,6 +53,13 @@ from mutualaid.domain.plans import PlanRules
 from mutualaid.services import audit
 from mutualaid.services.accounts.accounts import Actor
 from mutualaid.services.context import ServiceContext
+from mutualaid.services.csv_lines import (
+    MAX_FIELD_CHARS,
+    LineProblem,
+    bounded_lines,
+    oversized_field,
+    parse_line,
+)
 from mutualaid.services.personal_data import PersonalDataProtector
 
 REQUIRED_COLUMNS = ("payer_phone", "full_name", "id_number")
@@ -91,6 +98,8 @@ class ImportReport:
 class _Chunk:
     lines: list[int]
     rows: list[list[str]]
+    #: Lines refused while reading (encoding, size): reported with the chunk's own errors.
+    problems: list[LineProblem]
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,7 +222,7 @@ def _validate_chunk(
     waiting, ended = MembershipState.WAITING, MembershipState.ENDED
     copy_lines: list[str] = []
     good: list[tuple[Any, ...]] = []
-    errors: list[tuple[int, str, str, str]] = []
+    errors: list[tuple[int, str, str, str]] = list(chunk.problems)
     seen: set[str] = set()
     for line_no, row in zip(chunk.lines, chunk.rows, strict=True):
         if len(row) < width:
@@ -302,11 +311,19 @@ def _validate_chunk(
 
 
 def _chunks(
-    source: IO[str], chunk_rows: int
+    source: IO[bytes] | IO[str], chunk_rows: int
 ) -> tuple[tuple[int, int, int, int, int], Iterator[_Chunk]]:
-    """The column positions (-1: absent) and the file's data rows in chunks, with line numbers."""
-    reader = csv.reader(source)
-    header = [name.strip() for name in next(reader, None) or []]
+    """The column positions (-1: absent) and the file's data rows in chunks, with line numbers.
+
+    Lines are read bounded and decoded one by one (services/csv_lines.py): a line that cannot be
+    read, or holds an oversized field, is one of the chunk's problems, and reading goes on.
+    """
+    problems: list[LineProblem] = []
+    lines = bounded_lines(source, problems)
+    first = next(lines, None)
+    if problems or first is None:
+        raise DomainError("invalid_csv", "the header line cannot be read", "(file)")
+    header = [name.strip() for name in _parse(first[0], first[1], problems) or []]
     missing = [column for column in REQUIRED_COLUMNS if column not in header]
     if missing:
         raise DomainError(
@@ -322,20 +339,37 @@ def _chunks(
     columns = (phone, name, id_number, relation, joined_on)
 
     def chunks() -> Iterator[_Chunk]:
-        lines: list[int] = []
+        numbers: list[int] = []
         rows: list[list[str]] = []
-        for row in reader:
+        for line_no, line_text in lines:
+            row = _parse(line_no, line_text, problems)
             if not row:
-                continue  # a blank line is no row
-            lines.append(reader.line_num)
+                continue  # a blank line is no row; an unreadable one is a problem
+            too_long = oversized_field(row)
+            if too_long is not None:
+                field = header[too_long] if too_long < len(header) else ""
+                problems.append(
+                    (line_no, "field_too_long", field, f"a field is over {MAX_FIELD_CHARS} chars")
+                )
+                continue
+            numbers.append(line_no)
             rows.append(row)
-            if len(rows) >= chunk_rows:
-                yield _Chunk(lines, rows)
-                lines, rows = [], []
-        if rows:
-            yield _Chunk(lines, rows)
+            if len(rows) + len(problems) >= chunk_rows:
+                yield _Chunk(numbers, rows, problems[:])
+                numbers, rows = [], []
+                problems.clear()
+        if rows or problems:
+            yield _Chunk(numbers, rows, problems[:])
 
     return columns, chunks()
+
+
+def _parse(line_no: int, text: str, problems: list[LineProblem]) -> list[str] | None:
+    try:
+        return parse_line(text)
+    except csv.Error as error:
+        problems.append((line_no, "invalid_csv_line", "", str(error)))
+        return None
 
 
 # --- writing (set-based) -----------------------------------------------------------------------
@@ -541,7 +575,7 @@ def import_members(
     ctx: ServiceContext,
     actor: Actor,
     plan_code: str,
-    source: IO[str],
+    source: IO[bytes] | IO[str],
     errors_out: IO[str],
     *,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
@@ -586,28 +620,45 @@ def import_members(
             result.errors
             + [(line, code, "id_number", _STAGED_MESSAGES[code]) for line, code in staged_errors]
         )
-        error_writer.writerows(errors)
+        # Counted before the report is written: the chunk is committed whatever happens next.
         rows_read += rows_in_chunk
         imported += chunk_imported
         rejected += len(errors)
+        error_writer.writerows(errors)
         if progress:
             progress(rows_in_chunk)
 
-    with ProcessPoolExecutor(
-        max_workers=workers, initializer=_init_worker, initargs=(ctx.protector, rules, today)
-    ) as pool:
-        in_flight: deque[tuple[Future[_ChunkResult], int]] = deque()
-        for chunk in chunks:
-            in_flight.append(
-                (pool.submit(_validate_chunk, chunk, columns, postgres), len(chunk.rows))
-            )
-            # Keep at most workers + 1 chunks in flight so memory stays flat.
-            while len(in_flight) > workers:
+    try:
+        with ProcessPoolExecutor(
+            max_workers=workers, initializer=_init_worker, initargs=(ctx.protector, rules, today)
+        ) as pool:
+            in_flight: deque[tuple[Future[_ChunkResult], int]] = deque()
+            for chunk in chunks:
+                in_flight.append(
+                    (
+                        pool.submit(_validate_chunk, chunk, columns, postgres),
+                        len(chunk.rows) + len(chunk.problems),
+                    )
+                )
+                # Keep at most workers + 1 chunks in flight so memory stays flat.
+                while len(in_flight) > workers:
+                    future, size = in_flight.popleft()
+                    write(future.result(), size)
+            while in_flight:
                 future, size = in_flight.popleft()
                 write(future.result(), size)
-        while in_flight:
-            future, size = in_flight.popleft()
-            write(future.result(), size)
+    except Exception as error:
+        if not imported:
+            raise
+        # Earlier chunks are committed: say exactly what, never "nothing was written".
+        raise DomainError(
+            "import_interrupted",
+            f"the import stopped ({type(error).__name__}) after {rows_read:,} rows read: "
+            f"{imported:,} imported and committed, {rejected:,} refused; import the same file "
+            "again to finish (rows already imported are then refused as already_member)",
+            "(file)",
+            details={"rows_read": rows_read, "imported": imported, "rejected": rejected},
+        ) from error
     return ImportReport(plan_code, rows_read, imported, rejected)
 
 
