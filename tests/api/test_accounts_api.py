@@ -156,3 +156,14 @@ def test_guessing_passwords_through_the_api_is_locked_out_like_the_web_form(api:
     assert locked.status_code == 429, locked.text
     assert locked.json()["error"]["code"] == "too_many_attempts"
     assert locked.json()["error"]["field"] == "phone"
+
+
+def test_a_locked_login_says_when_to_retry(api: Api) -> None:
+    phone = next_phone()
+    api.client.post("/api/v1/accounts", json={"phone": phone, "password": PASSWORD})
+    for _ in range(5):
+        api.client.post("/api/v1/sessions", json={"phone": phone, "password": "guess" * 3})
+    locked = api.client.post("/api/v1/sessions", json={"phone": phone, "password": PASSWORD})
+    assert locked.status_code == 429
+    assert locked.json()["error"]["code"] == "too_many_attempts"
+    assert 0 < int(locked.headers["Retry-After"]) <= 15 * 60
