@@ -9,8 +9,8 @@ kept in process memory, so several workers (or a restarted one) enforce the same
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 import math
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select
