@@ -85,3 +85,21 @@ def covered_member(
     finally:
         clock.set(now)
     return holder, membership
+
+
+def imported_member(ctx: ServiceContext, phone: str) -> str:
+    """A member brought in by a CSV import (no password yet); returns the invitation code the
+    operator hands them. The demo plans must be published."""
+    import io
+
+    from mutualaid.services.accounts import SYSTEM_ACTOR
+    from mutualaid.services.invitations import issue_invitations
+    from mutualaid.services.member_imports import import_members
+
+    text = (
+        "payer_phone,full_name,id_number,relation,joined_on\n"
+        f"{phone},张三华,{resident_id(date(1990, 5, 1))},self,2026-01-01\n"
+    )
+    report = import_members(ctx, SYSTEM_ACTOR, "xhb-main", io.StringIO(text), io.StringIO())
+    assert report.imported == 1
+    return dict(issue_invitations(ctx))[phone]

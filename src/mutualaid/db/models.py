@@ -95,6 +95,22 @@ class ApiToken(Base):
     expires_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
+class AccountInvitation(Base):
+    """The one-time code that lets the owner of an imported, passwordless account bind it
+    (security issue #13, finding 1). Stored as a hash only; deleted when used."""
+
+    __tablename__ = "account_invitations"
+
+    account_id: Mapped[int] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True
+    )
+    code_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    #: Wrong codes tried against this invitation; it is void after a few.
+    failed_attempts: Mapped[int] = mapped_column(Integer, default=0)
+
+
 class Plan(Base):
     __tablename__ = "plans"
 
