@@ -18,6 +18,7 @@ from mutualaid.api import (
     wind_down,
 )
 from mutualaid.api.errors import install_error_handlers
+from mutualaid.api.rate_limiting import install_rate_limits
 from mutualaid.logging import configure_logging
 from mutualaid.services.context import ServiceContext, build_context
 from mutualaid.settings import Settings
@@ -35,6 +36,7 @@ def create_app(ctx: ServiceContext) -> FastAPI:
     )
     app.state.ctx = ctx
     install_error_handlers(app)
+    install_rate_limits(app, ctx)
     app.include_router(accounts.router)
     app.include_router(plans.router)
     app.include_router(memberships.router)

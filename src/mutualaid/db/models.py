@@ -111,6 +111,16 @@ class AccountInvitation(Base):
     failed_attempts: Mapped[int] = mapped_column(Integer, default=0)
 
 
+class RateCounter(Base):
+    """Mutating requests per key (a keyed hash of a token or an address) per fixed window."""
+
+    __tablename__ = "rate_counters"
+
+    key: Mapped[str] = mapped_column(String(32), primary_key=True)
+    window_index: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    hits: Mapped[int] = mapped_column(Integer)
+
+
 class Plan(Base):
     __tablename__ = "plans"
 

@@ -16,6 +16,7 @@ from mutualaid.db.engines import READ_ONLY, make_engine, make_sessionmaker
 from mutualaid.services.credit_checks import CreditCheck, load_credit_check
 from mutualaid.services.evidence_store import EvidenceStore, FileSystemEvidenceStore, evidence_key
 from mutualaid.services.personal_data import PersonalDataProtector
+from mutualaid.services.rate_limits import RateLimits
 from mutualaid.settings import Settings
 
 _autocommit_engines: dict[str, Engine] = {}
@@ -44,6 +45,8 @@ class ServiceContext:
     password_hasher: PasswordHasher = field(default_factory=PasswordHasher)
     #: Where claim evidence is kept, encrypted and content-addressed (None: uploads are refused).
     evidence_store: EvidenceStore | None = None
+    #: Requests per window on mutating routes (services/rate_limits.py).
+    rate_limits: RateLimits = field(default_factory=RateLimits)
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
@@ -86,6 +89,11 @@ def build_context(settings: Settings, clock: Clock | None = None) -> ServiceCont
         clock=clock or SystemClock(),
         credit_check=load_credit_check(settings.credit_check),
         token_ttl_hours=settings.token_ttl_hours,
+        rate_limits=RateLimits(
+            settings.rate_limit_window_s,
+            settings.rate_limit_per_token,
+            settings.rate_limit_per_address,
+        ),
         evidence_store=FileSystemEvidenceStore(
             settings.data_dir / "evidence", evidence_key(settings.secret_key)
         ),

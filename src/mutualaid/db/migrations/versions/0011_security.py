@@ -1,4 +1,4 @@
-"""account invitations: proof of owning an imported account before it is bound (issue #13)
+"""account invitations and rate counters (security issue #13)
 
 Revision ID: 0011
 Revises: 0010
@@ -36,7 +36,15 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("account_id", name=op.f("pk_account_invitations")),
     )
+    op.create_table(
+        "rate_counters",
+        sa.Column("key", sa.String(length=32), nullable=False),
+        sa.Column("window_index", sa.BigInteger(), nullable=False),
+        sa.Column("hits", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("key", "window_index", name=op.f("pk_rate_counters")),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("rate_counters")
     op.drop_table("account_invitations")
