@@ -203,3 +203,21 @@ def close_on(ctx: ServiceContext, clock: FixedClock, on: date, **options: object
     """Close the period of `on`, with the clock at 09:00 Shanghai that day."""
     clock.set(datetime(on.year, on.month, on.day, 1, 0, tzinfo=UTC))
     return close_period(ctx, SYSTEM_ACTOR, MAIN_PLAN, on, **options)  # type: ignore[arg-type]
+
+
+def imported_member(ctx: ServiceContext, phone: str) -> str:
+    """A member brought in by a CSV import (no password yet); returns the invitation code the
+    operator hands them. The demo plans must be published."""
+    import io
+
+    from mutualaid.services.accounts.accounts import SYSTEM_ACTOR
+    from mutualaid.services.accounts.invitations import issue_invitations
+    from mutualaid.services.enrollment.member_imports import import_members
+
+    text = (
+        "payer_phone,full_name,id_number,relation,joined_on\n"
+        f"{phone},张三华,{resident_id(date(1990, 5, 1))},self,2026-01-01\n"
+    )
+    report = import_members(ctx, SYSTEM_ACTOR, "xhb-main", io.StringIO(text), io.StringIO())
+    assert report.imported == 1
+    return dict(issue_invitations(ctx))[phone]

@@ -59,6 +59,11 @@ class Settings(BaseSettings):
     #: Witnesses as comma-separated "name=verifierkey@url"; a checkpoint needs `witness_quorum` of them.
     witnesses: str = ""
     witness_quorum: int = Field(default=0, ge=0)
+    #: Mutating requests (POST, PUT, PATCH, DELETE) allowed per window per bearer token / web
+    #: session and per client address, across all workers; 0 switches a limit off.
+    rate_limit_window_s: int = Field(default=60, ge=1)
+    rate_limit_per_token: int = Field(default=600, ge=0)
+    rate_limit_per_address: int = Field(default=3000, ge=0)
 
     @model_validator(mode="after")
     def _refuse_default_secret(self) -> Settings:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from tests.api.calls import Api, bearer, next_phone
-from tests.factories import PASSWORD
+from tests.factories import PASSWORD, imported_member, publish_demo_plans
 
 from mutualaid.clock import FixedClock
 from mutualaid.services.context import ServiceContext
@@ -156,3 +156,28 @@ def test_guessing_passwords_through_the_api_is_locked_out_like_the_web_form(api:
     assert locked.status_code == 429, locked.text
     assert locked.json()["error"]["code"] == "too_many_attempts"
     assert locked.json()["error"]["field"] == "phone"
+
+
+def test_a_locked_login_says_when_to_retry(api: Api) -> None:
+    phone = next_phone()
+    api.client.post("/api/v1/accounts", json={"phone": phone, "password": PASSWORD})
+    for _ in range(5):
+        api.client.post("/api/v1/sessions", json={"phone": phone, "password": "guess" * 3})
+    locked = api.client.post("/api/v1/sessions", json={"phone": phone, "password": PASSWORD})
+    assert locked.status_code == 429
+    assert locked.json()["error"]["code"] == "too_many_attempts"
+    assert 0 < int(locked.headers["Retry-After"]) <= 15 * 60
+
+
+def test_an_imported_phone_is_bound_only_with_its_invitation(api: Api, ctx: ServiceContext) -> None:
+    publish_demo_plans(ctx)
+    code = imported_member(ctx, "13900000002")
+    taken = api.client.post("/api/v1/accounts", json={"phone": "13900000002", "password": PASSWORD})
+    assert taken.status_code == 403
+    assert taken.json()["error"]["code"] == "invitation_required"
+    assert taken.json()["error"]["field"] == "invitation"
+    bound = api.client.post(
+        "/api/v1/accounts",
+        json={"phone": "13900000002", "password": PASSWORD, "invitation": code},
+    )
+    assert bound.status_code == 201, bound.text

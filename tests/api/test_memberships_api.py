@@ -154,7 +154,7 @@ def test_a_person_enrolled_by_one_family_cannot_be_enrolled_by_another(api: Api)
     response = api.client.post(JOIN, headers=stranger, json=body)
 
     assert response.status_code == 409
-    assert response.json()["error"]["code"] == "identity_registered_elsewhere"
+    assert response.json()["error"]["code"] == "identity_unavailable"
     assert api.memberships(stranger) == []
 
 

@@ -219,3 +219,25 @@ def test_the_daily_job_covers_members_whose_waiting_period_is_over(
     assert [row.membership_id for row in covered.items] == [waited.id]
     again = mutualaid("members", "advance", "xhb-main")
     assert "0 now covered" in said(again.stdout)
+
+
+@pytest.mark.usefixtures("plans")
+def test_an_import_hands_the_invitation_codes_to_the_operator_only(
+    ctx: ServiceContext, members_csv: Path, tmp_path: Path
+) -> None:
+    from mutualaid.services.accounts.accounts import register_account
+
+    codes = tmp_path / "codes.csv"
+    result = mutualaid(
+        "members", "import", "xhb-main", str(members_csv), "--invitations", str(codes)
+    )
+
+    assert codes.stat().st_mode & 0o777 == 0o600
+    with codes.open(newline="", encoding="utf-8") as source:
+        issued = {row["phone"]: row["invitation"] for row in csv.DictReader(source)}
+    assert "13812340001" in issued  # one per new account, the family's payer among them
+    assert not any(code in result.output for code in issued.values())
+    view = register_account(
+        ctx, "13812340001", "secret-passphrase", invitation=issued["13812340001"]
+    )
+    assert view.phone == "13812340001"

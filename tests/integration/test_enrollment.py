@@ -157,7 +157,7 @@ class TestEnrollment:
         enroll(ctx, account(ctx), date(1990, 5, 1), id_number=number)
         with pytest.raises(Conflict) as refused:
             enroll(ctx, account(ctx), date(1990, 5, 1), id_number=number)
-        assert refused.value.code == "identity_registered_elsewhere"
+        assert refused.value.code == "identity_unavailable"
 
     def test_an_account_has_one_self(self, ctx: ServiceContext) -> None:
         holder = account(ctx)

@@ -7,7 +7,7 @@ import json
 from datetime import date, timedelta
 
 from fastapi.testclient import TestClient
-from tests.factories import HEALTHY, account, covered_member, resident_id
+from tests.factories import HEALTHY, account, covered_member, imported_member, resident_id
 from tests.web.conftest import Browser, csrf, phone_of, published_case
 
 from mutualaid.clock import FixedClock
@@ -393,3 +393,16 @@ def test_a_member_cannot_see_another_members_claim(
     assert member_browser.get(f"/claims/{case.ref}").status_code == 404
     assert member_browser.get(f"/claims/{case.ref}/proof.json").status_code == 404
     assert list_evidence(ctx, case.member, case.ref) == []
+
+
+def test_an_imported_member_registers_with_the_invitation_code(
+    ctx: ServiceContext, browser: Browser
+) -> None:
+    code = imported_member(ctx, "13900000002")
+    form = {"phone": "13900000002", "password": "secret-passphrase"}
+    form["password_again"] = form["password"]
+    refused = browser.submit("/register", "/register", form)
+    assert refused.status_code == 422
+    assert "计划运营方发给您的邀请码" in refused.text
+    bound = browser.submit("/register", "/register", form | {"invitation": code})
+    assert bound.headers["location"] == "/me?ok=registered"

@@ -27,6 +27,8 @@ class Registration(BaseModel):
     password: str = Field(min_length=8, max_length=200)
     display_name: str | None = Field(default=None, max_length=100)
     locale: str = Field(default="zh_CN", pattern="^(zh_CN|en)$")
+    #: Needed only for a phone an operator imported: the code from that import.
+    invitation: str | None = Field(default=None, max_length=100)
 
 
 class Credentials(BaseModel):
@@ -44,7 +46,12 @@ class Session(BaseModel):
 @router.post("/accounts", status_code=status.HTTP_201_CREATED, response_model=None)
 def register(body: Registration, ctx: Context) -> AccountView:
     return register_account(
-        ctx, body.phone, body.password, display_name=body.display_name, locale=body.locale
+        ctx,
+        body.phone,
+        body.password,
+        display_name=body.display_name,
+        locale=body.locale,
+        invitation=body.invitation,
     )
 
 

@@ -21,6 +21,8 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def _domain(_: Request, error: DomainError) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if error.status == 401 else None
+        if error.status == 429 and "retry_after_s" in error.details:
+            headers = {"Retry-After": str(error.details["retry_after_s"])}
         return JSONResponse(
             error_body(**error.as_dict()), status_code=error.status, headers=headers
         )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import os
 from pathlib import Path
 
 import typer
@@ -11,6 +13,7 @@ from rich.table import Table
 from mutualaid.cli.common import console, context, friendly_errors
 from mutualaid.domain.memberships import MembershipState
 from mutualaid.services.accounts.accounts import SYSTEM_ACTOR
+from mutualaid.services.accounts.invitations import issue_invitations
 from mutualaid.services.enrollment.member_imports import DEFAULT_CHUNK_ROWS, import_members
 from mutualaid.services.enrollment.memberships import advance_memberships, list_plan_members
 
@@ -40,6 +43,11 @@ def import_command(
     ),
     chunk_rows: int = typer.Option(DEFAULT_CHUNK_ROWS, min=100, help="Rows per transaction"),
     workers: int = typer.Option(1, min=1, max=16, help="Validation worker processes"),
+    invitations: Path = typer.Option(
+        None,
+        help="Where to write each new account's invitation code, readable by you only "
+        "(default: PATH.invitations.csv). Hand each member their code: they need it to register.",
+    ),
 ) -> None:
     """Import members from CSV, streamed; bad rows go to an error report, good rows are kept.
 
@@ -76,8 +84,23 @@ def import_command(
         f"{report.rows_read:,} rows read, {report.imported:,} imported, "
         f"{report.rejected:,} refused" + (f" (see {errors_path})" if report.rejected else "")
     )
+    issued = issue_invitations(ctx)
+    invitations_path = invitations or path.with_suffix(".invitations.csv")
+    _write_invitations(invitations_path, issued)
+    if issued:
+        # The codes themselves go only to the file, never to the console or the log.
+        console.print(f"{len(issued):,} invitation codes written to {invitations_path}")
     if report.rejected:
         raise typer.Exit(1)
+
+
+def _write_invitations(path: Path, issued: list[tuple[str, str]]) -> None:
+    """phone,invitation lines in a file only its owner may read (the codes bind accounts)."""
+    path.unlink(missing_ok=True)
+    with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as out:
+        writer = csv.writer(out)
+        writer.writerow(["phone", "invitation"])
+        writer.writerows(issued)
 
 
 @app.command("list")

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from mutualaid.clock import Clock, SystemClock
 from mutualaid.db.engines import READ_ONLY, make_engine, make_sessionmaker
+from mutualaid.services.accounts.rate_limits import RateLimits
 from mutualaid.services.credit_checks import CreditCheck, load_credit_check
 from mutualaid.services.evidence_store import (
     EvidenceStore,
@@ -51,6 +52,8 @@ class ServiceContext:
     evidence_store: EvidenceStore | None = None
     #: Where resumable uploads wait, encrypted, owner-only (None: only one-shot uploads).
     upload_dir: Path | None = None
+    #: Requests per window on mutating routes (services/accounts/rate_limits.py).
+    rate_limits: RateLimits = field(default_factory=RateLimits)
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
@@ -93,6 +96,11 @@ def build_context(settings: Settings, clock: Clock | None = None) -> ServiceCont
         clock=clock or SystemClock(),
         credit_check=load_credit_check(settings.credit_check),
         token_ttl_hours=settings.token_ttl_hours,
+        rate_limits=RateLimits(
+            settings.rate_limit_window_s,
+            settings.rate_limit_per_token,
+            settings.rate_limit_per_address,
+        ),
         evidence_store=FileSystemEvidenceStore(
             settings.data_dir / "evidence", evidence_key(settings.secret_key)
         ),

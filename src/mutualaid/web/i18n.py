@@ -223,7 +223,10 @@ KNOWN_MESSAGES = (
     N_("a name has 1 to 50 characters"),
     N_("this plan no longer accepts members"),
     N_("this person already has a membership in this plan"),
-    N_("this person is already registered by another account; that account can enroll them"),
+    N_(
+        "this person cannot be enrolled from this account; if the ID number is yours, "
+        "ask the plan operator"
+    ),
     N_("this account has already enrolled its holder; choose a relation"),
     N_("a phone number is 6 to 15 digits"),
     N_("a password needs at least 8 characters"),

@@ -55,6 +55,7 @@ def register(page: Page) -> Response:
             password,
             display_name=page.text("display_name") or None,
             locale=page.lang.code,
+            invitation=page.text("invitation") or None,
         )
         issued = log_in(page.ctx, phone, password)
     except DomainError as error:

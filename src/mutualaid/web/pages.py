@@ -150,7 +150,7 @@ def render_form(
     status = 429 if error.status == 429 else 422
     if rules is not None:
         extra["rules"] = rules
-    return render(
+    response = render(
         page,
         template,
         status_code=status,
@@ -159,6 +159,9 @@ def render_form(
         values=page.values(),
         **extra,
     )
+    if status == 429 and "retry_after_s" in error.details:
+        response.headers["Retry-After"] = str(error.details["retry_after_s"])
+    return response
 
 
 def chosen_plan(page: PageState, plans: Sequence[PlanSummary]) -> str:

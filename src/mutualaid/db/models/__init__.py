@@ -4,7 +4,15 @@ One module per noun; this package imports them all, so ``Base.metadata`` is comp
 reads it) and ``from mutualaid.db.models import X`` keeps working.
 """
 
-from mutualaid.db.models.accounts import Account, ApiToken, AuditEvent, IdempotencyKey, Notification
+from mutualaid.db.models.accounts import (
+    Account,
+    AccountInvitation,
+    ApiToken,
+    AuditEvent,
+    IdempotencyKey,
+    Notification,
+    RateCounter,
+)
 from mutualaid.db.models.base import NAMING, Base, Id, UtcDateTime
 from mutualaid.db.models.claims import (
     OPEN_CLAIM_STATES_SQL,
@@ -59,6 +67,7 @@ __all__ = [
     "NAMING",
     "OPEN_CLAIM_STATES_SQL",
     "Account",
+    "AccountInvitation",
     "ApiToken",
     "AuditEvent",
     "Base",
@@ -101,6 +110,7 @@ __all__ = [
     "PlanWindDown",
     "PrepaidBalance",
     "PrepaidRefund",
+    "RateCounter",
     "RiskSignalFeedback",
     "SponsoredScheme",
     "UtcDateTime",

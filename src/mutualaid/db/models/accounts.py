@@ -10,6 +10,7 @@ from sqlalchemy import (
     BigInteger,
     ForeignKey,
     Index,
+    Integer,
     String,
     UniqueConstraint,
     text,
@@ -46,6 +47,32 @@ class ApiToken(Base):
     )
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     expires_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class AccountInvitation(Base):
+    """The one-time code that lets the owner of an imported, passwordless account bind it
+    (security issue #13, finding 1). Stored as a hash only; deleted when used."""
+
+    __tablename__ = "account_invitations"
+
+    account_id: Mapped[int] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True
+    )
+    code_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    #: Wrong codes tried against this invitation; it is void after a few.
+    failed_attempts: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class RateCounter(Base):
+    """Mutating requests per key (a keyed hash of a token or an address) per fixed window."""
+
+    __tablename__ = "rate_counters"
+
+    key: Mapped[str] = mapped_column(String(32), primary_key=True)
+    window_index: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    hits: Mapped[int] = mapped_column(Integer)
 
 
 class AuditEvent(Base):

@@ -16,7 +16,10 @@ from mutualaid.db.models import Account, ApiToken
 from mutualaid.domain.accounts import Role, check_password_strength, normalise_phone
 from mutualaid.domain.errors import Conflict, Unauthenticated
 from mutualaid.services import audit
+from mutualaid.services.accounts.invitations import ImportInvitation, OwnershipProof, ProofRefused
 from mutualaid.services.context import ServiceContext
+
+IMPORT_INVITATION = ImportInvitation()
 
 _DUMMY_PASSWORD = "not-a-real-password"
 _dummy_hashes: dict[str, str] = {}
@@ -97,15 +100,22 @@ def register_account(
     locale: str = "zh_CN",
     role: Role = Role.MEMBER,
     actor_account_id: int | None = None,
+    invitation: str | None = None,
+    proof: OwnershipProof = IMPORT_INVITATION,
 ) -> AccountView:
+    """A new account, or the binding of an imported one: that needs `invitation`, the proof of
+    owning the phone (security issue #13, finding 1)."""
     phone = normalise_phone(phone)
     check_password_strength(password)
     password_hash = ctx.password_hasher.hash(password)
+    claimed_id: int | None = None
     try:
         with ctx.transaction() as session:
             existing = session.scalar(select(Account).where(Account.phone == phone))
             if existing is not None and existing.password_hash is None:
-                # An imported member claims their account by setting a password.
+                # An imported member claims their account by setting a password, with proof.
+                claimed_id = existing.id
+                proof.verify(session, claimed_id, invitation, ctx.clock.now())
                 existing.password_hash = password_hash
                 existing.display_name = existing.display_name or display_name
                 account = existing
@@ -132,6 +142,10 @@ def register_account(
                 role=str(role),
             )
             return _view(account)
+    except ProofRefused as refused:
+        if refused.counts and claimed_id is not None:
+            proof.count_failure(ctx, claimed_id)
+        raise
     except IntegrityError:
         raise Conflict("phone_taken", "an account with this phone number exists", "phone") from None
 

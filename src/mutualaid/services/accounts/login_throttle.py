@@ -1,14 +1,17 @@
 """Login rate limiting kept in the database, so every worker sees the same count.
 
 A failed login is an audit row (`login_failed`) naming a keyed hash of the phone number and the
-client address; a login is refused while either has too many failures in the window. Nothing is
+client address. A phone is throttled per (phone, address) with a doubling back-off, and an address
+by its failures in the window: a stranger's wrong guesses never lock the owner out (security issue
+#13, finding 9). Nothing is
 kept in process memory, so several workers (or a restarted one) enforce the same limit.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select
 
@@ -27,9 +30,13 @@ class TooManyAttempts(DomainError):
 
 @dataclass(frozen=True, slots=True)
 class ThrottlePolicy:
-    window: timedelta = timedelta(minutes=15)
-    #: Failures for one phone number within the window before its logins are refused.
-    per_phone: int = 5
+    #: How far back failures count.
+    window: timedelta = timedelta(hours=1)
+    #: Failures for one phone from one address before that pair waits (then each further failure
+    #: doubles the wait). Counted per pair, so guesses from elsewhere never lock the owner out.
+    per_pair: int = 5
+    first_wait: timedelta = timedelta(minutes=1)
+    longest_wait: timedelta = timedelta(minutes=30)
     #: Failures from one client address within the window (many phones tried from one place).
     per_address: int = 30
 
@@ -46,29 +53,43 @@ def _phone_key(ctx: ServiceContext, phone: str) -> str:
 def check_login_allowed(
     ctx: ServiceContext, phone: str, address: str, policy: ThrottlePolicy = DEFAULT_POLICY
 ) -> None:
-    """Refuse (429) while the phone or the address has too many recent failures."""
-    since = ctx.clock.now() - policy.window
-    key = _phone_key(ctx, phone)
-    recent = (
-        select(func.count())
-        .select_from(AuditEvent)
-        .where(AuditEvent.action == ACTION, AuditEvent.occurred_at >= since)
-    )
+    """Refuse (429, with the seconds to wait) while this phone from this address is backing off,
+    or while the address has too many recent failures. One statement over the audit rows."""
+    now = ctx.clock.now()
+    pair = AuditEvent.details["phone_key"].as_string() == _phone_key(ctx, phone)
     with ctx.reading() as session:
-        by_phone = (
-            session.scalar(recent.where(AuditEvent.details["phone_key"].as_string() == key)) or 0
-        )
-        by_address = (
-            session.scalar(recent.where(AuditEvent.details["address"].as_string() == address)) or 0
-        )
-    if by_phone >= policy.per_phone or by_address >= policy.per_address:
-        minutes = int(policy.window.total_seconds() // 60)
+        row = session.execute(
+            select(
+                func.count().filter(pair),
+                func.max(AuditEvent.occurred_at).filter(pair),
+                func.count(),
+                func.min(AuditEvent.occurred_at),
+            ).where(
+                AuditEvent.action == ACTION,
+                AuditEvent.occurred_at >= now - policy.window,
+                AuditEvent.details["address"].as_string() == address,
+            )
+        ).one()
+    by_pair, last_pair, by_address, first_address = row
+    wait = timedelta(0)
+    if by_pair >= policy.per_pair and last_pair is not None:
+        backoff = min(policy.first_wait * 2 ** (by_pair - policy.per_pair), policy.longest_wait)
+        wait = _as_utc(last_pair) + backoff - now
+    if by_address >= policy.per_address and first_address is not None:
+        wait = max(wait, _as_utc(first_address) + policy.window - now)
+    if wait > timedelta(0):
+        seconds = max(1, math.ceil(wait.total_seconds()))
         raise TooManyAttempts(
             "too_many_attempts",
-            f"too many failed logins: wait {minutes} minutes and try again",
+            f"too many failed logins: wait {math.ceil(seconds / 60)} minutes and try again",
             "phone",
-            details={"retry_after_s": int(policy.window.total_seconds())},
+            details={"retry_after_s": seconds},
         )
+
+
+def _as_utc(moment: datetime) -> datetime:
+    # SQLite hands aggregates back without a time zone; every stored moment is UTC.
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def record_failed_login(ctx: ServiceContext, phone: str, address: str) -> None:

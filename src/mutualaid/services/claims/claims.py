@@ -908,17 +908,23 @@ def object_to_claim(
 
     def file(session: Session) -> ObjectionView:
         now = ctx.clock.now()
-        claim, plan, _ = _load(session, ref, for_update=False)
+        closed = DomainError(
+            "publicity_closed",
+            "objections are taken only while a case is in publicity",
+            "claim_ref",
+        )
+        try:
+            claim, plan, _ = _load(session, ref, for_update=False)
+        except NotFound:
+            # The same answer as for a claim not in publicity: refs of unpublished claims must
+            # not be testable for existence (security issue #13, finding 12).
+            raise closed from None
         if (
             claim.state != ClaimState.IN_PUBLICITY
             or claim.publicity_closes_at is None
             or not now < claim.publicity_closes_at
         ):
-            raise DomainError(
-                "publicity_closed",
-                "objections are taken only while a case is in publicity",
-                "claim_ref",
-            )
+            raise closed
         covered = (
             session.execute(
                 select(Membership).where(

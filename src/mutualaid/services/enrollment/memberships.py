@@ -132,16 +132,40 @@ def _person_facts(account: Any) -> tuple[Any, ...]:
 _PERSON_FACTS = select(*_person_facts(bindparam("account_id")))
 
 
+class IdentityUnavailable(Conflict):
+    """Someone else's person: one answer whatever that person holds, so the refusal does not tell
+    a stranger whether an ID number is a member's (security issue #13, finding 12)."""
+
+    def __init__(self, account_id: int, person_id: int) -> None:
+        super().__init__(
+            "identity_unavailable",
+            "this person cannot be enrolled from this account; if the ID number is yours, "
+            "ask the plan operator",
+            "id_number",
+        )
+        self.account_id = account_id
+        self.person_id = person_id
+
+
+def _record_probe(ctx: ServiceContext, refused: IdentityUnavailable) -> None:
+    """A staff-visible audit row (the person's id, never the ID number): many of these from one
+    account is someone testing ID numbers."""
+    with ctx.transaction() as session:
+        audit.record(
+            session,
+            at=ctx.clock.now(),
+            actor_account_id=refused.account_id,
+            action="identity_probe",
+            subject_type="person",
+            subject_id=refused.person_id,
+        )
+
+
 def _known_person(facts: Any, actor: Actor, relation: Relation) -> int | None:
     """The person being enrolled if already registered by this account (None: a new person)."""
     if facts.known_person_id is not None:
         if facts.known_account_id != actor.account_id:
-            raise Conflict(
-                "identity_registered_elsewhere",
-                "this person is already registered by another account; that account can "
-                "enroll them",
-                "id_number",
-            )
+            raise IdentityUnavailable(actor.account_id, int(facts.known_person_id))
         return int(facts.known_person_id)
     if facts.holder_exists and relation is Relation.SELF:
         raise Conflict(
@@ -277,6 +301,23 @@ _PLAN_AND_NEW_IDS_BY_TOKEN = _plan_and_new_ids(
 
 
 def enroll_member(
+    ctx: ServiceContext,
+    caller: Actor | BearerToken,
+    plan_code: str,
+    request: EnrollmentRequest,
+    *,
+    idempotency_key: str | None = None,
+) -> MembershipView:
+    """Enroll a person (the caller themself or a family member) in a plan; the caller pays for
+    them. Someone else's person is refused with one answer and recorded for staff."""
+    try:
+        return _enroll_member(ctx, caller, plan_code, request, idempotency_key=idempotency_key)
+    except IdentityUnavailable as refused:
+        _record_probe(ctx, refused)
+        raise
+
+
+def _enroll_member(
     ctx: ServiceContext,
     caller: Actor | BearerToken,
     plan_code: str,

@@ -29,7 +29,7 @@ from mutualaid.db.models import (
     PlanVersion,
 )
 from mutualaid.db.queries.plans import known_rules, plan_by_code, rules_of
-from mutualaid.domain.accounts import Role, require_role
+from mutualaid.domain.accounts import STAFF_ROLES, Role, require_role
 from mutualaid.domain.calendars import local_date
 from mutualaid.domain.claims import ClaimEvent
 from mutualaid.domain.errors import Conflict, DomainError, Forbidden, NotFound
@@ -435,6 +435,30 @@ def _quiz(rules: PlanRules, claim: Claim) -> tuple[QuizQuestion, ...]:
     )
 
 
+def _require_juror_of(
+    session: Session, actor: Actor, case: JuryCase, claim: Claim, rules: PlanRules, today: date
+) -> None:
+    """Staff, the drawn panel, whoever voted in the round, or (an open vote) an eligible juror.
+
+    A disputed rejection is never published, so its file must not reach every logged-in account
+    (security issue #13, finding 11)."""
+    if actor.role in STAFF_ROLES:
+        return
+    mine = session.scalar(
+        select(JurySeat.id).where(
+            JurySeat.jury_case_id == case.id, JurySeat.juror_account_id == actor.account_id
+        )
+    ) or session.scalar(
+        select(JuryVote.id).where(
+            JuryVote.jury_case_id == case.id, JuryVote.juror_account_id == actor.account_id
+        )
+    )
+    if mine is None and not (
+        case.mode == "open_vote" and _eligible(session, actor.account_id, claim, rules, today)
+    ):
+        raise Forbidden("not_a_juror", "only the jurors of this round read its case file")
+
+
 def juror_case_file(ctx: ServiceContext, actor: Actor, jury_case_id: int) -> JurorCaseFile:
     """The anonymised case file and its quiz (no names, no documents, no running tally)."""
     with ctx.reading() as session:
@@ -444,6 +468,9 @@ def juror_case_file(ctx: ServiceContext, actor: Actor, jury_case_id: int) -> Jur
                 "jury_not_found", f"there is no jury case {jury_case_id}", "jury_case_id"
             )
         claim, _, rules, public = _case_parts(session, case)
+        _require_juror_of(
+            session, actor, case, claim, rules, local_date(ctx.clock.now(), rules.zone)
+        )
         from mutualaid.db.models import InvestigationReport
 
         report = session.scalars(
