@@ -11,7 +11,14 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from fastapi.testclient import TestClient
-from tests.factories import PASSWORD, account, enroll, publish_demo_plans, resident_id
+from tests.factories import (
+    PASSWORD,
+    account,
+    enroll,
+    publish_demo_plans,
+    resident_id,
+    staff_code,
+)
 
 from mutualaid.api.app import create_app
 from mutualaid.clock import FixedClock
@@ -48,6 +55,10 @@ class Browser:
     def log_in(self, phone: str, password: str = PASSWORD) -> None:
         response = self.submit("/login", "/login", {"phone": phone, "password": password})
         assert response.status_code == 303, response.text
+        if response.headers["location"].startswith("/second-factor"):
+            code = staff_code(self.client.app.state.ctx)  # type: ignore[attr-defined]
+            response = self.submit("/second-factor", "/second-factor", {"code": code})
+            assert response.status_code == 303, response.text
 
 
 @pytest.fixture

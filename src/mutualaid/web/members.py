@@ -15,7 +15,6 @@ from mutualaid.domain.memberships import MembershipEvent, Relation
 from mutualaid.services.accounts import Actor, log_in, log_out, register_account
 from mutualaid.services.casework import claims_reported_by, objections_filed_by
 from mutualaid.services.exports import member_record, member_record_csv
-from mutualaid.services.login_throttle import throttled_log_in
 from mutualaid.services.member_data import family_coverage
 from mutualaid.services.memberships import EnrollmentRequest, enroll_member
 from mutualaid.services.memberships import change_membership as change
@@ -23,8 +22,10 @@ from mutualaid.services.notifications import list_notifications, mark_read
 from mutualaid.services.periods import account_statements, charge_proof, verify_charge_proof
 from mutualaid.services.plans import list_plans, plan_rules
 from mutualaid.services.risk import appeal_fraud_record, my_fraud_records
+from mutualaid.services.second_factors import SecondFactorRequired, sign_in
 from mutualaid.transparency.errors import VerificationError
 from mutualaid.web.pages import page_router, redirect, render, render_form
+from mutualaid.web.second_factors import second_step
 from mutualaid.web.sessions import Page, PageState, client_address, safe_next
 
 router = page_router()
@@ -75,7 +76,9 @@ def login(page: Page) -> Response:
     target = safe_next(page.text("next"), "")
     address = client_address(page)
     try:
-        issued = throttled_log_in(page.ctx, phone, password, address)
+        issued = sign_in(page.ctx, phone, password, None, address)
+    except SecondFactorRequired as step:
+        return second_step(page, step, target)
     except DomainError as error:
         return render_form(page, "members/login.html", error, next=target)
     if page.session_token:
