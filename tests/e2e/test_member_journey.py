@@ -19,7 +19,15 @@ from zoneinfo import ZoneInfo
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 from tests.e2e.conftest import PHONE, LiveServer, Shots
-from tests.factories import PASSWORD, account, covered_member, publish_demo_plans, resident_id
+from tests.factories import (
+    PASSWORD,
+    STAFF_TOTP_SECRET,
+    account,
+    covered_member,
+    publish_demo_plans,
+    resident_id,
+    staff_code,
+)
 
 from mutualaid.clock import FixedClock
 from mutualaid.domain.accounts import Role
@@ -27,6 +35,7 @@ from mutualaid.domain.claims import RejectionReason
 from mutualaid.services.accounts import register_account
 from mutualaid.services.claims import ClaimReport, decide_claim, report_claim, start_review
 from mutualaid.services.context import ServiceContext
+from mutualaid.services.second_factors import enrol_with_secret
 from mutualaid.services.transparency import LogConfig, publish_checkpoint
 from mutualaid.transparency.notes import generate_signer_key
 
@@ -82,6 +91,9 @@ class Person:
         self.page.fill("#f-phone", phone)
         self.page.fill("#f-password", PASSWORD)
         self.submit("form[action='/login']")
+        if "/second-factor" in self.page.url:  # staff: the authenticator code
+            self.page.fill("#f-code", staff_code(self.server.ctx))
+            self.submit("form[action='/second-factor']")
 
     def close(self) -> None:
         self.context.close()
@@ -108,7 +120,8 @@ def people(
 
 
 def staff_phone(ctx: ServiceContext, role: Role, phone: str) -> str:
-    register_account(ctx, phone, PASSWORD, role=role, display_name=f"{role} {phone[-2:]}")
+    view = register_account(ctx, phone, PASSWORD, role=role, display_name=f"{role} {phone[-2:]}")
+    enrol_with_secret(ctx, view.id, STAFF_TOTP_SECRET)
     return phone
 
 
