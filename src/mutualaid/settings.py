@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import cached_property
 from pathlib import Path
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEMO_SECRET_KEY = "demo-secret-key-do-not-use-in-production"
@@ -34,6 +34,15 @@ class Settings(BaseSettings):
     #: Witnesses as comma-separated "name=verifierkey@url"; a checkpoint needs `witness_quorum` of them.
     witnesses: str = ""
     witness_quorum: int = Field(default=0, ge=0)
+    #: Staff sign-in through the operator's OpenID Connect provider (off unless an issuer is set).
+    oidc_issuer: str | None = None
+    oidc_client_id: str | None = None
+    oidc_client_secret: SecretStr | None = None
+    #: The id_token claim naming the staff account: "phone_number" (matched to the account phone).
+    oidc_claim: str = "phone_number"
+    #: An `amr` value (e.g. "mfa") or `acr` value that proves the IdP enforced MFA: then OIDC
+    #: counts as both factors. Empty: staff still give their TOTP code after the IdP.
+    oidc_mfa_value: str = ""
 
     @model_validator(mode="after")
     def _refuse_default_secret(self) -> Settings:

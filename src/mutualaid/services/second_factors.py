@@ -76,6 +76,15 @@ def _ticket(ctx: ServiceContext, account_id: int, phone: str) -> str:
     return f"{body}.{mac}"
 
 
+def ticket_for(ctx: ServiceContext, account_id: int) -> str:
+    """A ticket for an account whose first factor another step proved (an OIDC sign-in)."""
+    with ctx.reading() as session:
+        phone = session.scalar(select(Account.phone).where(Account.id == account_id))
+    if phone is None:
+        raise Unauthenticated("invalid_ticket", "sign in again: this step has expired", "code")
+    return _ticket(ctx, account_id, phone)
+
+
 def account_of_ticket(ctx: ServiceContext, ticket: str) -> tuple[int, str]:
     """The (account id, phone) a valid ticket names; refused when forged or expired."""
     refusal = Unauthenticated("invalid_ticket", "sign in again: this step has expired", "code")
