@@ -94,3 +94,32 @@ def test_an_unknown_subject_is_refused(ctx: ServiceContext, provider: Provider) 
 
 def test_the_client_secret_is_not_in_the_config_repr(provider: Provider) -> None:
     assert CLIENT_SECRET not in repr(_config(provider))
+
+
+def test_the_web_sign_in_goes_through_the_provider_then_asks_for_the_code(
+    ctx: ServiceContext, provider: Provider
+) -> None:
+    from fastapi.testclient import TestClient
+    from tests.factories import staff_code
+
+    from mutualaid.api.app import create_app
+
+    account(ctx, Role.REVIEWER, phone=provider.phone_number)
+    ctx.oidc = OidcConfig(provider.issuer, CLIENT_ID, CLIENT_SECRET, "")
+    with TestClient(create_app(ctx), base_url="http://localhost") as client:
+        assert "/oidc/start" in client.get("/login").text
+        start = client.get("/oidc/start", follow_redirects=False)
+        assert start.status_code == 303
+        at_idp = httpx.get(start.headers["location"], follow_redirects=False)
+        back = urlsplit(at_idp.headers["location"])
+        assert back.path == "/oidc/callback"
+        callback = client.get(f"/oidc/callback?{back.query}", follow_redirects=False)
+        assert callback.headers["location"].startswith("/second-factor?")
+        page = client.get("/second-factor")
+        token = page.text.split('name="csrf_token" value="')[1].split('"')[0]
+        done = client.post(
+            "/second-factor",
+            data={"csrf_token": token, "code": staff_code(ctx)},
+            follow_redirects=False,
+        )
+        assert done.headers["location"] == "/staff?ok=logged_in"

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 from argon2 import PasswordHasher
 from sqlalchemy import Connection, Engine
@@ -17,6 +18,9 @@ from mutualaid.services.credit_checks import CreditCheck, load_credit_check
 from mutualaid.services.evidence_store import EvidenceStore, FileSystemEvidenceStore, evidence_key
 from mutualaid.services.personal_data import PersonalDataProtector
 from mutualaid.settings import Settings
+
+if TYPE_CHECKING:
+    from mutualaid.services.oidc import OidcConfig
 
 _autocommit_engines: dict[str, Engine] = {}
 
@@ -44,6 +48,8 @@ class ServiceContext:
     password_hasher: PasswordHasher = field(default_factory=PasswordHasher)
     #: Where claim evidence is kept, encrypted and content-addressed (None: uploads are refused).
     evidence_store: EvidenceStore | None = None
+    #: Staff sign-in through the operator's OpenID Connect provider (None: not offered).
+    oidc: OidcConfig | None = None
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
@@ -89,4 +95,21 @@ def build_context(settings: Settings, clock: Clock | None = None) -> ServiceCont
         evidence_store=FileSystemEvidenceStore(
             settings.data_dir / "evidence", evidence_key(settings.secret_key)
         ),
+        oidc=_oidc_config(settings),
+    )
+
+
+def _oidc_config(settings: Settings) -> OidcConfig | None:
+    if not (settings.oidc_issuer and settings.oidc_client_id and settings.oidc_client_secret):
+        return None
+    # Imported here: services.oidc builds on the services that import this module.
+    from mutualaid.services.oidc import OidcConfig
+
+    return OidcConfig(
+        issuer=settings.oidc_issuer,
+        client_id=settings.oidc_client_id,
+        client_secret=settings.oidc_client_secret.get_secret_value(),
+        redirect_uri="",  # the web page fills in its own /oidc/callback address
+        claim=settings.oidc_claim,
+        mfa_value=settings.oidc_mfa_value,
     )

@@ -5,15 +5,20 @@ these pages turn ticket + code into the session cookie."""
 
 from __future__ import annotations
 
+import base64
+import dataclasses
+import json
 from typing import Any
 from urllib.parse import quote
 
 import segno
-from fastapi.responses import HTMLResponse, Response
+from cryptography.exceptions import InvalidTag
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from mutualaid.domain.accounts import STAFF_ROLES
-from mutualaid.domain.errors import DomainError, Unauthenticated
+from mutualaid.domain.errors import DomainError, NotFound, Unauthenticated
 from mutualaid.services.accounts import IssuedToken, log_out
+from mutualaid.services.oidc import OidcConfig, Pending, begin, complete, session_for
 from mutualaid.services.second_factors import (
     TICKET_TTL_S,
     SecondFactorRequired,
@@ -36,6 +41,13 @@ REFUSALS = (
     N_("sign in again: this step has expired"),
     N_("start the set-up again"),
     N_("this account already has a second factor"),
+    N_("sign in again: the sign-in did not start here"),
+    N_("sign in again: the token was not issued for this"),
+    N_("the identity provider's token failed its checks"),
+    N_("no staff account matches this identity"),
+    N_("the identity provider sent no id_token"),
+    N_("the identity provider names another issuer"),
+    N_("sign-in through an identity provider is not set up"),
 )
 router = page_router()
 
@@ -127,3 +139,48 @@ def setup_submit(page: Page) -> Response:
         codes=confirmed.recovery_codes,
         next=_home(page, confirmed.issued, target),
     )
+
+
+# --- sign-in through the operator's identity provider (OpenID Connect) -------------------------
+
+OIDC_COOKIE = "ma_oidc"
+
+
+def _oidc(page: PageState) -> OidcConfig:
+    if page.ctx.oidc is None:
+        raise NotFound("oidc_off", "sign-in through an identity provider is not set up")
+    callback = str(page.request.url_for("oidc_callback"))
+    return dataclasses.replace(page.ctx.oidc, redirect_uri=callback)
+
+
+@router.get("/oidc/start")
+def oidc_start(page: Page) -> Response:
+    url, pending = begin(_oidc(page))
+    # State, nonce and PKCE verifier ride in an encrypted HttpOnly cookie: nothing in memory.
+    sealed = page.ctx.protector.encrypt(json.dumps(dataclasses.asdict(pending)))
+    page.set_cookie(OIDC_COOKIE, base64.urlsafe_b64encode(sealed).decode(), max_age=TICKET_TTL_S)
+    return RedirectResponse(url, status_code=303)
+
+
+@router.get("/oidc/callback", name="oidc_callback")
+def oidc_callback(page: Page) -> Response:
+    config = _oidc(page)
+    page.delete_cookie(OIDC_COOKIE)
+    try:
+        sealed = base64.urlsafe_b64decode(page.request.cookies.get(OIDC_COOKIE, ""))
+        pending = Pending(**json.loads(page.ctx.protector.decrypt(sealed)))
+    except (ValueError, TypeError, InvalidTag):
+        error = Unauthenticated("oidc_state_mismatch", "sign in again: this step has expired")
+        return render_form(page, "members/login.html", error, next="")
+    params = page.request.query_params
+    try:
+        signed_in = complete(
+            page.ctx, config, pending, params.get("state", ""), params.get("code", "")
+        )
+        issued = session_for(page.ctx, signed_in)
+    except SecondFactorRequired as step:
+        return second_step(page, step, "")
+    except DomainError as error:
+        return render_form(page, "members/login.html", error, next="")
+    _start(page, issued)
+    return redirect(_home(page, issued, ""), ok="logged_in")
