@@ -13,8 +13,10 @@ from mutualaid.domain.accounts import Role
 from mutualaid.domain.claims import ClaimState
 from mutualaid.domain.identities import Sex, make_resident_id
 from mutualaid.domain.memberships import Relation
+from mutualaid.domain.second_factors import needs_second_factor
 from mutualaid.plan_files import read_plan_file
 from mutualaid.services.accounts.accounts import SYSTEM_ACTOR, Actor, register_account
+from mutualaid.services.accounts.second_factors import current_code, enrol_with_secret
 from mutualaid.services.context import ServiceContext
 from mutualaid.services.enrollment.memberships import (
     EnrollmentRequest,
@@ -27,6 +29,8 @@ from mutualaid.services.plans.plans import publish_plan
 MAIN_PLAN = "xhb-main"
 ELDERLY_PLAN = "xhb-elderly-cancer"
 PASSWORD = "correct horse battery"
+#: Every test staff account enrols this TOTP secret, so tests sign in with a computed code.
+STAFF_TOTP_SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
 HEALTHY = {
     "long_medication": False,
     "long_hospital_stay": False,
@@ -50,7 +54,14 @@ def publish_demo_plans(ctx: ServiceContext) -> None:
 
 def account(ctx: ServiceContext, role: Role = Role.MEMBER, phone: str | None = None) -> Actor:
     view = register_account(ctx, phone or str(next(_phones)), PASSWORD, role=role)
+    if needs_second_factor(view.role):
+        enrol_with_secret(ctx, view.id, STAFF_TOTP_SECRET)
     return Actor(view.id, view.role)
+
+
+def staff_code(ctx: ServiceContext) -> str:
+    """The code a test staff member's authenticator shows at the test clock's present."""
+    return current_code(STAFF_TOTP_SECRET, ctx.clock.now().timestamp())
 
 
 def enroll(

@@ -8,7 +8,7 @@ from functools import cached_property
 from itertools import pairwise
 from pathlib import Path
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEMO_SECRET_KEY = "demo-secret-key-do-not-use-in-production"
@@ -64,6 +64,15 @@ class Settings(BaseSettings):
     rate_limit_window_s: int = Field(default=60, ge=1)
     rate_limit_per_token: int = Field(default=600, ge=0)
     rate_limit_per_address: int = Field(default=3000, ge=0)
+    #: Staff sign-in through the operator's OpenID Connect provider (off unless an issuer is set).
+    oidc_issuer: str | None = None
+    oidc_client_id: str | None = None
+    oidc_client_secret: SecretStr | None = None
+    #: The id_token claim naming the staff account: "phone_number" (matched to the account phone).
+    oidc_claim: str = "phone_number"
+    #: An `amr` value (e.g. "mfa") or `acr` value that proves the IdP enforced MFA: then OIDC
+    #: counts as both factors. Empty: staff still give their TOTP code after the IdP.
+    oidc_mfa_value: str = ""
 
     @model_validator(mode="after")
     def _refuse_default_secret(self) -> Settings:

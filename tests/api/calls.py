@@ -7,7 +7,7 @@ from datetime import date
 from typing import Any
 
 from fastapi.testclient import TestClient
-from tests.factories import HEALTHY, PASSWORD, account, resident_id
+from tests.factories import HEALTHY, PASSWORD, account, resident_id, staff_code
 
 from mutualaid.domain.accounts import Role
 from mutualaid.services.context import ServiceContext
@@ -47,7 +47,9 @@ class Api:
         self.ctx = ctx
 
     def log_in(self, phone: str, password: str = PASSWORD) -> Headers:
-        response = self.client.post("/api/v1/sessions", json={"phone": phone, "password": password})
+        # Staff need the authenticator code; a member's login ignores it.
+        body = {"phone": phone, "password": password, "code": staff_code(self.ctx)}
+        response = self.client.post("/api/v1/sessions", json=body)
         assert response.status_code == 201, response.text
         return bearer(response.json()["token"])
 

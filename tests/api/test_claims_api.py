@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 
 from fastapi.testclient import TestClient
-from tests.factories import HEALTHY, PASSWORD, account, publish_demo_plans, resident_id
+from tests.factories import HEALTHY, PASSWORD, account, publish_demo_plans, resident_id, staff_code
 
 from mutualaid.api.app import create_app
 from mutualaid.clock import FixedClock
@@ -20,7 +20,9 @@ def login(client: TestClient, ctx: ServiceContext, role: Role = Role.MEMBER) -> 
     actor = account(ctx, role)
     with ctx.reading() as session:
         phone = session.get(Account, actor.account_id).phone  # type: ignore[union-attr]
-    response = client.post("/api/v1/sessions", json={"phone": phone, "password": PASSWORD})
+    response = client.post(
+        "/api/v1/sessions", json={"phone": phone, "password": PASSWORD, "code": staff_code(ctx)}
+    )
     assert response.status_code == 201, response.text
     return {
         "Authorization": f"Bearer {response.json()['token']}",

@@ -97,3 +97,38 @@ def test_serve_refuses_an_empty_database_instead_of_starting(
     assert result.exit_code == 2
     assert "mutualaid db upgrade" in said(result.stderr)
     assert_clean_failure(result)
+
+
+def test_reset_2fa_removes_a_staff_factor_and_is_audited(ctx: ServiceContext) -> None:
+    from sqlalchemy import select
+    from tests.factories import account
+
+    from mutualaid.db.models import AuditEvent
+    from mutualaid.services.accounts.second_factors import has_factor
+
+    staff = account(ctx, Role.REVIEWER, phone="10000000091")
+    assert has_factor(ctx, staff.account_id)
+
+    result = mutualaid("accounts", "reset-2fa", "--phone", "10000000091")
+
+    assert result.exit_code == 0, result.output
+    assert not has_factor(ctx, staff.account_id)
+    with ctx.reading() as session:
+        assert (
+            session.scalar(
+                select(AuditEvent.subject_id).where(AuditEvent.action == "second_factor_reset")
+            )
+            == staff.account_id
+        )
+
+
+def test_reset_2fa_of_a_member_is_refused(ctx: ServiceContext) -> None:
+    from tests.factories import account
+
+    account(ctx, Role.MEMBER, phone="10000000092")
+
+    result = mutualaid("accounts", "reset-2fa", "--phone", "10000000092")
+
+    assert result.exit_code != 0
+    assert "not_staff" in said(result.stderr)
+    assert_clean_failure(result)

@@ -45,6 +45,8 @@ class LiveServer:
     url: str
     server: uvicorn.Server
     thread: threading.Thread
+    #: The app's services: its clock tells a staff member's authenticator code.
+    ctx: ServiceContext
 
 
 @pytest.fixture
@@ -72,7 +74,7 @@ def live_server(ctx: ServiceContext) -> Iterator[LiveServer]:
         time.sleep(0.02)
     port = server.servers[0].sockets[0].getsockname()[1]
     try:
-        yield LiveServer(f"http://127.0.0.1:{port}", server, thread)
+        yield LiveServer(f"http://127.0.0.1:{port}", server, thread, ctx)
     finally:
         server.should_exit = True
         thread.join(timeout=10)

@@ -17,6 +17,7 @@ from tests.factories import (
     enroll,
     publish_demo_plans,
     resident_id,
+    staff_code,
 )
 
 from mutualaid.api.app import create_app
@@ -62,6 +63,10 @@ class Browser:
     def log_in(self, phone: str, password: str = PASSWORD) -> None:
         response = self.submit("/login", "/login", {"phone": phone, "password": password})
         assert response.status_code == 303, response.text
+        if response.headers["location"].startswith("/second-factor"):
+            code = staff_code(self.client.app.state.ctx)  # type: ignore[attr-defined]
+            response = self.submit("/second-factor", "/second-factor", {"code": code})
+            assert response.status_code == 303, response.text
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from mutualaid.services.accounts.accounts import (
     log_out,
     register_account,
 )
-from mutualaid.services.accounts.login_throttle import throttled_log_in
+from mutualaid.services.accounts.second_factors import sign_in
 
 router = APIRouter(prefix="/api/v1", tags=["accounts"])
 
@@ -34,6 +34,8 @@ class Registration(BaseModel):
 class Credentials(BaseModel):
     phone: str
     password: str = Field(max_length=200)
+    #: Staff: the authenticator code (or a recovery code) with the password, in one call.
+    code: str | None = Field(default=None, max_length=40)
 
 
 class Session(BaseModel):
@@ -57,9 +59,12 @@ def register(body: Registration, ctx: Context) -> AccountView:
 
 @router.post("/sessions", status_code=status.HTTP_201_CREATED)
 def create_session(body: Credentials, ctx: Context, request: Request) -> Session:
-    """Log in for a bearer token. Failed attempts are limited per phone and per address (429)."""
+    """Log in for a bearer token. Failed attempts are limited per phone and per address (429).
+
+    Staff also send `code` from their authenticator (or a recovery code); without it the answer
+    is 401 `second_factor_required` (or `second_factor_enrolment_required`: enrol on the web)."""
     address = request.client.host if request.client else "unknown"
-    issued = throttled_log_in(ctx, body.phone, body.password, address)
+    issued = sign_in(ctx, body.phone, body.password, body.code, address)
     return Session(token=issued.token, expires_at=issued.expires_at, account=asdict(issued.account))
 
 

@@ -6,7 +6,9 @@ import typer
 
 from mutualaid.cli.common import console, context, friendly_errors
 from mutualaid.domain.accounts import Role
-from mutualaid.services.accounts.accounts import register_account
+from mutualaid.domain.second_factors import needs_second_factor
+from mutualaid.services.accounts.accounts import SYSTEM_ACTOR, register_account
+from mutualaid.services.accounts.second_factors import reset_factor
 
 app = typer.Typer(help="Accounts of members and staff.", no_args_is_help=True)
 
@@ -26,3 +28,14 @@ def create(
     """Create an account (staff accounts can only be made here, not by self-registration)."""
     account = register_account(context(), phone, password, display_name=name, role=role)
     console.print(f"account {account.id} ({account.phone}) created with role {account.role}")
+    if needs_second_factor(account.role):
+        console.print("staff: at the first web sign-in they set up an authenticator app (TOTP)")
+
+
+@app.command("reset-2fa")
+@friendly_errors
+def reset_2fa(phone: str = typer.Option(..., help="Phone number of the staff account")) -> None:
+    """Remove a staff member's second factor (lost phone): their sessions end, and they set up
+    a new authenticator at their next sign-in. Audited as the system."""
+    account_id = reset_factor(context(), phone, SYSTEM_ACTOR.recorded_id)
+    console.print(f"account {account_id}: second factor removed; they enrol again at next sign-in")

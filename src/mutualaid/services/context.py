@@ -7,6 +7,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from argon2 import PasswordHasher
 from sqlalchemy import Connection, Engine
@@ -23,6 +24,9 @@ from mutualaid.services.evidence_store import (
 )
 from mutualaid.services.personal_data import PersonalDataProtector
 from mutualaid.settings import Settings
+
+if TYPE_CHECKING:
+    from mutualaid.services.accounts.oidc import OidcConfig
 
 _autocommit_engines: dict[str, Engine] = {}
 
@@ -54,6 +58,8 @@ class ServiceContext:
     upload_dir: Path | None = None
     #: Requests per window on mutating routes (services/accounts/rate_limits.py).
     rate_limits: RateLimits = field(default_factory=RateLimits)
+    #: Staff sign-in through the operator's OpenID Connect provider (None: not offered).
+    oidc: OidcConfig | None = None
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
@@ -105,4 +111,21 @@ def build_context(settings: Settings, clock: Clock | None = None) -> ServiceCont
             settings.data_dir / "evidence", evidence_key(settings.secret_key)
         ),
         upload_dir=settings.data_dir / "partial-uploads",
+        oidc=_oidc_config(settings),
+    )
+
+
+def _oidc_config(settings: Settings) -> OidcConfig | None:
+    if not (settings.oidc_issuer and settings.oidc_client_id and settings.oidc_client_secret):
+        return None
+    # Imported here: services.oidc builds on the services that import this module.
+    from mutualaid.services.accounts.oidc import OidcConfig
+
+    return OidcConfig(
+        issuer=settings.oidc_issuer,
+        client_id=settings.oidc_client_id,
+        client_secret=settings.oidc_client_secret.get_secret_value(),
+        redirect_uri="",  # the web page fills in its own /oidc/callback address
+        claim=settings.oidc_claim,
+        mfa_value=settings.oidc_mfa_value,
     )

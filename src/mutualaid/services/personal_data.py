@@ -30,6 +30,10 @@ class PersonalDataProtector:
         # Picklable so a worker process (bulk import) can hash and encrypt with the same keys.
         return (PersonalDataProtector, (self._secret_key,))
 
+    def aead_for(self, purpose: bytes) -> AESGCM:
+        """Authenticated encryption under a key of its own (e.g. staff TOTP secrets)."""
+        return AESGCM(derive_key(self._secret_key, purpose))
+
     def identity_hash(self, identity_number: str) -> str:
         return hmac.digest(self._hash_key, identity_number.encode(), "sha256").hex()
 

@@ -13,7 +13,7 @@ from mutualaid.domain.accounts import STAFF_ROLES, Role
 from mutualaid.domain.errors import DomainError, NotFound
 from mutualaid.domain.memberships import MembershipEvent, Relation
 from mutualaid.services.accounts.accounts import Actor, log_in, log_out, register_account
-from mutualaid.services.accounts.login_throttle import throttled_log_in
+from mutualaid.services.accounts.second_factors import SecondFactorRequired, sign_in
 from mutualaid.services.claims.casework import claims_reported_by, objections_filed_by
 from mutualaid.services.enrollment.member_data import family_coverage
 from mutualaid.services.enrollment.memberships import EnrollmentRequest, enroll_member
@@ -26,6 +26,7 @@ from mutualaid.services.risk.risk import appeal_fraud_record, my_fraud_records
 from mutualaid.services.wind_down.exports import member_record, member_record_csv
 from mutualaid.transparency.errors import VerificationError
 from mutualaid.web.pages import page_router, redirect, render, render_form
+from mutualaid.web.second_factors import second_step
 from mutualaid.web.sessions import Page, PageState, client_address, safe_next
 
 router = page_router()
@@ -77,7 +78,9 @@ def login(page: Page) -> Response:
     target = safe_next(page.text("next"), "")
     address = client_address(page)
     try:
-        issued = throttled_log_in(page.ctx, phone, password, address)
+        issued = sign_in(page.ctx, phone, password, None, address)
+    except SecondFactorRequired as step:
+        return second_step(page, step, target)
     except DomainError as error:
         return render_form(page, "members/login.html", error, next=target)
     if page.session_token:

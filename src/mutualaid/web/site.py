@@ -12,6 +12,7 @@ from mutualaid.web import (
     public,
     reports,
     risk,
+    second_factors,
     simulations,
     staff,
     wind_down,
@@ -19,7 +20,18 @@ from mutualaid.web import (
 from mutualaid.web.pages import WEB_DIR
 
 router = APIRouter()
-for module in (public, members, claims, juries, staff, reports, simulations, risk, wind_down):
+for module in (
+    public,
+    members,
+    second_factors,
+    claims,
+    juries,
+    staff,
+    reports,
+    simulations,
+    risk,
+    wind_down,
+):
     router.include_router(module.router)
 
 

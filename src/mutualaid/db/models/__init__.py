@@ -12,6 +12,7 @@ from mutualaid.db.models.accounts import (
     IdempotencyKey,
     Notification,
     RateCounter,
+    StaffSecondFactor,
 )
 from mutualaid.db.models.base import NAMING, Base, Id, UtcDateTime
 from mutualaid.db.models.claims import (
@@ -113,5 +114,6 @@ __all__ = [
     "RateCounter",
     "RiskSignalFeedback",
     "SponsoredScheme",
+    "StaffSecondFactor",
     "UtcDateTime",
 ]

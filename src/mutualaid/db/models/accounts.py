@@ -11,6 +11,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     UniqueConstraint,
     text,
@@ -47,6 +48,22 @@ class ApiToken(Base):
     )
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     expires_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class StaffSecondFactor(Base):
+    """A staff account's TOTP factor: the secret encrypted, recovery codes only as hashes."""
+
+    __tablename__ = "staff_second_factors"
+
+    account_id: Mapped[int] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True
+    )
+    secret_ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+    #: None until the staff member proves with a code that their authenticator holds the secret.
+    confirmed_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    #: The last accepted time step: a code from it (or earlier) is a replay.
+    last_step: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    recovery_hashes: Mapped[list[str]] = mapped_column(JSON)
 
 
 class AccountInvitation(Base):

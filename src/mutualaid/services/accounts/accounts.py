@@ -11,6 +11,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import bindparam, delete, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from mutualaid.db.models import Account, ApiToken
 from mutualaid.domain.accounts import Role, check_password_strength, normalise_phone
@@ -172,26 +173,39 @@ def log_in(ctx: ServiceContext, phone: str, password: str) -> IssuedToken:
             raise refusal
         if hasher.check_needs_rehash(account.password_hash):
             account.password_hash = hasher.hash(password)
-        token = secrets.token_urlsafe(32)
-        now = ctx.clock.now()
-        expires_at = now + timedelta(hours=ctx.token_ttl_hours)
-        session.add(
-            ApiToken(
-                token_hash=_token_hash(token),
-                account_id=account.id,
-                created_at=now,
-                expires_at=expires_at,
-            )
+        return _issue_token(ctx, session, account)
+
+
+def _issue_token(ctx: ServiceContext, session: Session, account: Account) -> IssuedToken:
+    token = secrets.token_urlsafe(32)
+    now = ctx.clock.now()
+    expires_at = now + timedelta(hours=ctx.token_ttl_hours)
+    session.add(
+        ApiToken(
+            token_hash=_token_hash(token),
+            account_id=account.id,
+            created_at=now,
+            expires_at=expires_at,
         )
-        audit.record(
-            session,
-            at=now,
-            actor_account_id=account.id,
-            action="logged_in",
-            subject_type="account",
-            subject_id=account.id,
-        )
-        return IssuedToken(token=token, account=_view(account), expires_at=expires_at)
+    )
+    audit.record(
+        session,
+        at=now,
+        actor_account_id=account.id,
+        action="logged_in",
+        subject_type="account",
+        subject_id=account.id,
+    )
+    return IssuedToken(token=token, account=_view(account), expires_at=expires_at)
+
+
+def issue_token(ctx: ServiceContext, account_id: int) -> IssuedToken:
+    """A session for an account whose sign-in another step completed (a second factor)."""
+    with ctx.transaction() as session:
+        account = session.get(Account, account_id)
+        if account is None:
+            raise Unauthenticated("invalid_token", "the account no longer exists")
+        return _issue_token(ctx, session, account)
 
 
 def log_out(ctx: ServiceContext, token: str) -> None:
