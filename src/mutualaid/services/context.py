@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from argon2 import PasswordHasher
 from sqlalchemy import Connection, Engine
@@ -23,10 +23,14 @@ from mutualaid.services.evidence_store import (
     evidence_key,
 )
 from mutualaid.services.personal_data import PersonalDataProtector
+from mutualaid.services.unit_of_work import UnitOfWork
 from mutualaid.settings import Settings
 
 if TYPE_CHECKING:
     from mutualaid.services.accounts.oidc import OidcConfig
+    from mutualaid.services.idempotency import Once
+
+R = TypeVar("R")
 
 _autocommit_engines: dict[str, Engine] = {}
 
@@ -60,6 +64,10 @@ class ServiceContext:
     rate_limits: RateLimits = field(default_factory=RateLimits)
     #: Staff sign-in through the operator's OpenID Connect provider (None: not offered).
     oidc: OidcConfig | None = None
+
+    def unit_of_work(self, once: Once[R] | None = None) -> UnitOfWork[R]:
+        """The use case's transaction: rolled back unless `commit` is called (unit_of_work.py)."""
+        return UnitOfWork(self, once)
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:

@@ -11,7 +11,7 @@ import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from pydantic import TypeAdapter
 from sqlalchemy import insert, select
@@ -20,12 +20,35 @@ from sqlalchemy.orm import Session
 
 from mutualaid.db.models import IdempotencyKey
 from mutualaid.domain.errors import Conflict, DomainError
-from mutualaid.services.context import ServiceContext
+
+if TYPE_CHECKING:
+    from mutualaid.services.context import ServiceContext
 
 R = TypeVar("R")
 
 MAX_KEY_LENGTH = 200
 INSERT_KEY = insert(IdempotencyKey)
+
+
+@dataclass(frozen=True, slots=True)
+class Once(Generic[R]):
+    """What makes a request idempotent: at most one commit per (account, key), and a retry of the
+    same request answers with the first answer. `key` None: the request is not idempotent."""
+
+    account_id: int
+    key: str | None
+    operation: str
+    request: Mapping[str, Any]
+    result_type: type[R]
+
+
+def check_key(key: str) -> None:
+    if not key or len(key) > MAX_KEY_LENGTH:
+        raise DomainError(
+            "invalid_idempotency_key",
+            f"a key has 1 to {MAX_KEY_LENGTH} characters",
+            "Idempotency-Key",
+        )
 
 
 _adapters: dict[object, TypeAdapter[Any]] = {}
@@ -50,6 +73,16 @@ def _stored(session: Session, account_id: int, key: str) -> IdempotencyKey | Non
             IdempotencyKey.account_id == account_id, IdempotencyKey.key == key
         )
     )
+
+
+def stored_answer(ctx: ServiceContext, once: Once[R]) -> R | None:
+    """The answer committed under `once`'s key, or None when there is none."""
+    assert once.key is not None
+    with ctx.reading() as session:
+        row = _stored(session, once.account_id, once.key)
+        if row is None:
+            return None
+        return _replay(row, once.operation, fingerprint(once.request), once.result_type)
 
 
 def _replay(row: IdempotencyKey, operation: str, request_sha256: str, result_type: type[R]) -> R:
@@ -105,12 +138,7 @@ def act_once(
     """
     if key is None:
         return attempt(None)
-    if not key or len(key) > MAX_KEY_LENGTH:
-        raise DomainError(
-            "invalid_idempotency_key",
-            f"a key has 1 to {MAX_KEY_LENGTH} characters",
-            "Idempotency-Key",
-        )
+    check_key(key)
     request_sha256 = fingerprint(request)
     try:
         return attempt(
@@ -136,21 +164,7 @@ def run_idempotent(
     result_type: type[R],
     action: Callable[[Session], R],
 ) -> R:
-    """Run `action` in one transaction, at most once per (account, key) (see `act_once`)."""
-
-    def attempt(key_row: KeyRow | None) -> R:
-        with ctx.transaction() as session:
-            result = action(session)
-            if key_row is not None:
-                session.connection().execute(INSERT_KEY, key_row.values(result))
-            return result
-
-    return act_once(
-        ctx,
-        account_id=account_id,
-        key=key,
-        operation=operation,
-        request=request,
-        result_type=result_type,
-        attempt=attempt,
-    )
+    """Run `action` in one unit of work, at most once per (account, key)."""
+    with ctx.unit_of_work(Once(account_id, key, operation, request, result_type)) as uow:
+        uow.commit(action(uow.session))
+    return uow.result
