@@ -10,8 +10,7 @@ from tests.factories import PASSWORD
 
 from mutualaid.api.app import create_app
 from mutualaid.clock import FixedClock
-from mutualaid.services.accounts.rate_limits import RateLimits
-from mutualaid.services.context import ServiceContext
+from mutualaid.services.context import RateLimits, ServiceContext
 
 
 def test_one_address_is_refused_with_retry_after_once_over_its_limit(

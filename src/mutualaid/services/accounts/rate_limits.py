@@ -18,15 +18,6 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True, slots=True)
-class RateLimits:
-    """Requests allowed per window; 0 switches that limit off."""
-
-    window_s: int = 60
-    per_token: int = 600
-    per_address: int = 3000
-
-
-@dataclass(frozen=True, slots=True)
 class Refusal:
     retry_after_s: int
 
