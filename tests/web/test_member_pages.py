@@ -406,3 +406,21 @@ def test_an_imported_member_registers_with_the_invitation_code(
     assert "计划运营方发给您的邀请码" in refused.text
     bound = browser.submit("/register", "/register", form | {"invitation": code})
     assert bound.headers["location"] == "/me?ok=registered"
+
+
+def test_registering_one_phone_again_and_again_is_refused_for_an_hour(
+    ctx: ServiceContext, browser: Browser
+) -> None:
+    imported_member(ctx, "13900000003")
+    form = {"phone": "13900000003", "password": "secret-passphrase"}
+    form["password_again"] = form["password"]
+    for attempt in range(5):
+        assert (
+            browser.submit(
+                "/register", "/register", form | {"invitation": f"x{attempt}"}
+            ).status_code
+            == 422
+        )
+    limited = browser.submit("/register", "/register", form | {"invitation": "x5"})
+    assert limited.status_code == 429
+    assert "注册次数过多:请等待60分钟后再试" in limited.text

@@ -51,6 +51,10 @@ class RateLimits:
     window_s: int = 60
     per_token: int = 600
     per_address: int = 3000
+    #: Registrations (new accounts and bindings of imported ones) per hour, per phone number and
+    #: per client address: a stolen list of phone numbers cannot be tried at speed.
+    registrations_per_phone: int = 5
+    registrations_per_address: int = 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +140,8 @@ def build_context(settings: Settings, clock: Clock | None = None) -> ServiceCont
             settings.rate_limit_window_s,
             settings.rate_limit_per_token,
             settings.rate_limit_per_address,
+            settings.rate_limit_registrations_per_phone,
+            settings.rate_limit_registrations_per_address,
         ),
         evidence_store=FileSystemEvidenceStore(
             settings.data_dir / "evidence", evidence_key(settings.secret_key)

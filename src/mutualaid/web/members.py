@@ -13,6 +13,7 @@ from mutualaid.domain.accounts import STAFF_ROLES, Role
 from mutualaid.domain.errors import DomainError, NotFound
 from mutualaid.domain.memberships import MembershipEvent, Relation
 from mutualaid.services.accounts.accounts import Actor, log_in, log_out, register_account
+from mutualaid.services.accounts.rate_limits import check_registration
 from mutualaid.services.accounts.second_factors import SecondFactorRequired, sign_in
 from mutualaid.services.claims.casework import claims_reported_by, objections_filed_by
 from mutualaid.services.enrollment.member_data import family_coverage
@@ -50,6 +51,7 @@ def register(page: Page) -> Response:
     try:
         if password != page.raw("password_again"):
             raise DomainError("passwords_differ", "the two passwords differ", "password_again")
+        check_registration(page.ctx, phone, client_address(page))
         register_account(
             page.ctx,
             phone,
