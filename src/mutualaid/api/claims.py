@@ -10,8 +10,8 @@ from fastapi import APIRouter, File, Form, Query, UploadFile, status
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
+from mutualaid.adapters import Int64
 from mutualaid.api.dependencies import Context, CurrentActor, IdempotencyKey
-from mutualaid.api.types import Int64
 from mutualaid.domain.claims import ClaimState, RejectionReason
 from mutualaid.domain.risk import ClaimLinks
 from mutualaid.services.claims.claims import (

@@ -7,9 +7,9 @@ from typing import Any
 from fastapi import APIRouter, Response, status
 from pydantic import BaseModel, Field
 
+from mutualaid.adapters import Int64
 from mutualaid.api.dependencies import Context, CurrentActor, IdempotencyKey
 from mutualaid.api.responses import json_answer
-from mutualaid.api.types import Int64
 from mutualaid.services.juries.juries import (
     CertificationResult,
     JurorCaseFile,

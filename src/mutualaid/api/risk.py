@@ -6,8 +6,8 @@ from __future__ import annotations
 from fastapi import APIRouter, status
 from pydantic import BaseModel, Field
 
+from mutualaid.adapters import Int64
 from mutualaid.api.dependencies import Context, CurrentActor, IdempotencyKey
-from mutualaid.api.types import Int64
 from mutualaid.domain.risk import SIGNALS, WeightAdvice
 from mutualaid.services.claims.routing import Routing, route_investigation
 from mutualaid.services.risk.risk import (

@@ -11,6 +11,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
+from mutualaid.adapters import parse_int64
 from mutualaid.domain.accounts import Role
 from mutualaid.domain.claims import EVIDENCE_STATES
 from mutualaid.domain.errors import DomainError
@@ -63,7 +64,7 @@ def report(page: Page) -> Response:
     context = _report_context(page)
     try:
         try:
-            membership_id = int(page.text("membership_id"))
+            membership_id = parse_int64(page.text("membership_id"))
         except ValueError:
             raise DomainError("membership_required", "choose who is ill", "membership_id") from None
         try:
@@ -168,7 +169,7 @@ def upload_start(ref: str, page: Page) -> Response:
     try:
         get_claim(page.ctx, actor, ref)
         try:
-            size = int(page.text("size"))
+            size = parse_int64(page.text("size"))
         except ValueError:
             raise DomainError("empty_file", "the file is empty", "file") from None
         upload = uploads.start_upload(
@@ -198,7 +199,7 @@ def upload_state(ref: str, upload_id: str, page: Page) -> Response:
 async def upload_piece(ref: str, upload_id: str, request: Request, page: Page) -> Response:
     actor = page.need(Role.MEMBER)
     try:
-        offset = int(request.query_params.get("offset", "-1"))
+        offset = parse_int64(request.query_params.get("offset", "-1"))
         body = bytearray()
         async for block in request.stream():
             body += block

@@ -7,6 +7,7 @@ from typing import Any
 
 from fastapi.responses import HTMLResponse, Response
 
+from mutualaid.adapters import Int64
 from mutualaid.domain.accounts import Role
 from mutualaid.domain.errors import DomainError
 from mutualaid.services.enrollment.member_data import family_coverage
@@ -74,12 +75,12 @@ def _case_context(page: PageState, jury_case_id: int) -> dict[str, Any]:
 
 
 @router.get("/jury/cases/{jury_case_id}")
-def case(jury_case_id: int, page: Page) -> HTMLResponse:
+def case(jury_case_id: Int64, page: Page) -> HTMLResponse:
     return render(page, "juries/case.html", **_case_context(page, jury_case_id))
 
 
 @router.post("/jury/cases/{jury_case_id}/vote")
-def vote(jury_case_id: int, page: Page) -> Response:
+def vote(jury_case_id: Int64, page: Page) -> Response:
     actor = page.need(Role.MEMBER)
     choice = page.text("choice")
     answers = {

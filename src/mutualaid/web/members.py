@@ -9,6 +9,7 @@ from typing import Any
 
 from fastapi.responses import HTMLResponse, Response
 
+from mutualaid.adapters import Int64
 from mutualaid.domain.accounts import STAFF_ROLES, Role
 from mutualaid.domain.errors import DomainError, NotFound
 from mutualaid.domain.memberships import MembershipEvent, Relation
@@ -121,7 +122,7 @@ def _my_page(page: PageState, actor: Actor) -> dict[str, Any]:
 
 
 @router.post("/me/fraud-records/{record_id}/appeal")
-def appeal(record_id: int, page: Page) -> Response:
+def appeal(record_id: Int64, page: Page) -> Response:
     actor = page.need(Role.MEMBER)
     try:
         appeal_fraud_record(page.ctx, actor, record_id, page.text("reason"))
@@ -184,7 +185,7 @@ def join(code: str, page: Page) -> Response:
 
 
 @router.get("/me/memberships/{membership_id}/leave")
-def leave_form(membership_id: int, page: Page) -> Response:
+def leave_form(membership_id: Int64, page: Page) -> Response:
     actor = page.need(Role.MEMBER)
     coverage = next(
         (
@@ -200,7 +201,7 @@ def leave_form(membership_id: int, page: Page) -> Response:
 
 
 @router.post("/me/memberships/{membership_id}/leave")
-def leave(membership_id: int, page: Page) -> Response:
+def leave(membership_id: Int64, page: Page) -> Response:
     actor = page.need(Role.MEMBER)
     if page.text("confirm") != "yes":
         coverage = next(
@@ -230,7 +231,7 @@ def statement(page: Page) -> HTMLResponse:
 
 
 @router.get("/me/statement/{membership_id}/{publicity_on}")
-def charge_check(membership_id: int, publicity_on: date, page: Page) -> HTMLResponse:
+def charge_check(membership_id: Int64, publicity_on: date, page: Page) -> HTMLResponse:
     """The member's proof that their charge is one entry of the committed charges, checked."""
     actor = page.need(Role.MEMBER)
     plan_code = next(

@@ -10,6 +10,7 @@ from typing import Any
 
 from fastapi.responses import HTMLResponse, Response
 
+from mutualaid.adapters import Int64
 from mutualaid.domain.accounts import Role
 from mutualaid.domain.errors import DomainError
 from mutualaid.domain.risk import RiskLevel, level_of
@@ -183,7 +184,7 @@ def desk(page: Page) -> HTMLResponse:
 
 
 @router.post("/staff/fraud-appeals/{appeal_id}/decision")
-def appeal_decision(appeal_id: int, page: Page) -> Response:
+def appeal_decision(appeal_id: Int64, page: Page) -> Response:
     actor = page.need(Role.OPERATOR)
     try:
         decide_appeal(

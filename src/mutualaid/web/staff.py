@@ -14,6 +14,7 @@ from typing import Any
 
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
 
+from mutualaid.adapters import Int64, parse_int64
 from mutualaid.domain.accounts import STAFF_ROLES, Role
 from mutualaid.domain.claims import ClaimState, RejectionReason
 from mutualaid.domain.errors import DomainError, NotFound
@@ -145,7 +146,7 @@ def _step(page: PageState, ref: str, action: object) -> Response:
 
 
 @router.get("/staff/claims/{ref}/evidence/{evidence_id}")
-def evidence_viewer(ref: str, evidence_id: int, page: Page) -> HTMLResponse:
+def evidence_viewer(ref: str, evidence_id: Int64, page: Page) -> HTMLResponse:
     """One document of the case file; the file itself is fetched (and its access audited) below."""
     actor = page.need(*EVIDENCE_READERS)
     items = list_evidence(page.ctx, actor, ref)
@@ -165,7 +166,7 @@ def evidence_viewer(ref: str, evidence_id: int, page: Page) -> HTMLResponse:
 
 
 @router.get("/staff/claims/{ref}/evidence/{evidence_id}/file")
-def evidence_file(ref: str, evidence_id: int, page: Page) -> Response:
+def evidence_file(ref: str, evidence_id: Int64, page: Page) -> Response:
     actor = page.need(*EVIDENCE_READERS)
     view, content = open_evidence(page.ctx, actor, ref, evidence_id)
     # The type was checked against the file's first bytes at upload, so the browser may show it
@@ -198,7 +199,7 @@ def assign(ref: str, page: Page) -> Response:
 
     def act() -> None:
         try:
-            investigator = int(page.text("investigator_id"))
+            investigator = parse_int64(page.text("investigator_id"))
         except ValueError:
             raise DomainError(
                 "investigator_required", "choose an investigator", "investigator_id"
@@ -297,7 +298,7 @@ def objections(page: Page) -> HTMLResponse:
 
 
 @router.post("/staff/objections/{objection_id}/review")
-def objection_review(objection_id: int, page: Page) -> Response:
+def objection_review(objection_id: Int64, page: Page) -> Response:
     actor = page.need(*DECIDERS)
     ref = page.text("claim_ref")
     try:
@@ -536,7 +537,7 @@ def audit(page: Page) -> HTMLResponse:
 
     def number(name: str) -> int | None:
         value = params.get(name, "").strip()
-        return int(value) if value.isdigit() else None
+        return parse_int64(value) if value.isdigit() and len(value) < 19 else None
 
     def day(name: str, end: bool = False) -> datetime | None:
         value = params.get(name, "").strip()
