@@ -12,9 +12,11 @@ from mutualaid.domain.claims import RejectionReason
 from mutualaid.domain.juries import CERTIFICATION_QUIZ
 from mutualaid.plan_files import read_plan_file
 from mutualaid.services.accounts.accounts import Actor
-from mutualaid.services.claims.claims import ClaimReport, decide_claim, report_claim, start_review
+from mutualaid.services.claims.filing import ClaimReport, report_claim
+from mutualaid.services.claims.review import decide_claim, start_review
 from mutualaid.services.context import ServiceContext
-from mutualaid.services.juries.juries import certify_juror, juror_case_file
+from mutualaid.services.juries.certification import certify_juror
+from mutualaid.services.juries.votes import juror_case_file
 from mutualaid.services.plans.plans import publish_plan
 
 TODAY = date(2026, 3, 1)

@@ -14,35 +14,37 @@ from mutualaid.api.dependencies import Context, CurrentActor, IdempotencyKey
 from mutualaid.api.types import Int64
 from mutualaid.domain.claims import ClaimState, RejectionReason
 from mutualaid.domain.risk import ClaimLinks
-from mutualaid.services.claims.claims import (
-    ClaimReport,
-    ClaimView,
-    ObjectionView,
-    PublicCase,
-    PublicityRun,
-    QueueItem,
-    TimelineEntry,
-    assign_investigation,
-    cases_in_publicity,
-    claim_timeline,
-    decide_claim,
-    file_investigation_report,
-    get_claim,
-    object_to_claim,
-    provide_documents,
-    report_claim,
-    request_documents,
-    review_objection,
-    run_publicity,
-    start_review,
-    withdraw_claim,
-    work_queue,
-)
+from mutualaid.services.claims.claims import ClaimView
 from mutualaid.services.claims.evidence import (
     EvidenceView,
     add_evidence,
     list_evidence,
     open_evidence,
+)
+from mutualaid.services.claims.filing import ClaimReport, report_claim, withdraw_claim
+from mutualaid.services.claims.publicity import (
+    ObjectionView,
+    PublicCase,
+    PublicityRun,
+    cases_in_publicity,
+    object_to_claim,
+    review_objection,
+    run_publicity,
+)
+from mutualaid.services.claims.review import (
+    assign_investigation,
+    decide_claim,
+    file_investigation_report,
+    provide_documents,
+    request_documents,
+    start_review,
+)
+from mutualaid.services.claims.views import (
+    QueueItem,
+    TimelineEntry,
+    claim_timeline,
+    get_claim,
+    work_queue,
 )
 
 router = APIRouter(prefix="/api/v1", tags=["claims"])

@@ -20,7 +20,7 @@ from mutualaid.domain.claims import EVIDENCE_STATES, ClaimState
 from mutualaid.domain.errors import DomainError, Forbidden, NotFound
 from mutualaid.services import audit
 from mutualaid.services.accounts.accounts import Actor
-from mutualaid.services.claims.claims import _load, _visible
+from mutualaid.services.claims.claims import load_claim, require_visible
 from mutualaid.services.context import ServiceContext
 from mutualaid.services.risk import risk
 from mutualaid.services.transparency.log import queue_leaf, unix_seconds
@@ -57,8 +57,8 @@ def add_evidence(
     if ctx.evidence_store is None:
         raise DomainError("uploads_disabled", "this deployment has no evidence store", "file")
     with ctx.reading() as session:
-        claim, _, _ = _load(session, ref, for_update=False)
-        _visible(claim, actor)
+        claim, _, _ = load_claim(session, ref, for_update=False)
+        require_visible(claim, actor)
         if actor.role is Role.MEMBER and claim.claimant_account_id != actor.account_id:
             raise Forbidden(
                 "not_claimant", "only the member who reported the claim may add evidence"
@@ -73,7 +73,7 @@ def add_evidence(
     phash = risk.evidence_phash(ctx, stored.sha256, stored.media_type)  # issue 9: near-duplicates
     with ctx.transaction() as session:
         now = ctx.clock.now()
-        claim, plan, _ = _load(session, ref)
+        claim, plan, _ = load_claim(session, ref)
         if ClaimState(claim.state) not in EVIDENCE_STATES:
             raise DomainError(
                 "claim_closed_for_evidence",
@@ -148,8 +148,8 @@ def _view(row: Evidence, ref: str, *, duplicate: bool) -> EvidenceView:
 
 def list_evidence(ctx: ServiceContext, actor: Actor, ref: str) -> list[EvidenceView]:
     with ctx.reading() as session:
-        claim, _, _ = _load(session, ref, for_update=False)
-        _visible(claim, actor)
+        claim, _, _ = load_claim(session, ref, for_update=False)
+        require_visible(claim, actor)
         rows = session.scalars(
             select(Evidence).where(Evidence.claim_id == claim.id).order_by(Evidence.id)
         ).all()
@@ -165,7 +165,7 @@ def open_evidence(
     if ctx.evidence_store is None:
         raise NotFound("evidence_not_found", "this deployment has no evidence store", "evidence_id")
     with ctx.transaction() as session:
-        claim, _, _ = _load(session, ref, for_update=False)
+        claim, _, _ = load_claim(session, ref, for_update=False)
         row = session.get(Evidence, evidence_id)
         if row is None or row.claim_id != claim.id:
             raise NotFound(

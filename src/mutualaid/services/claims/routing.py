@@ -19,7 +19,7 @@ from mutualaid.domain.risk import (
     investigation_mode,
 )
 from mutualaid.services.accounts.accounts import Actor
-from mutualaid.services.claims.claims import assign_investigation
+from mutualaid.services.claims.review import assign_investigation
 from mutualaid.services.context import ServiceContext
 from mutualaid.services.risk.risk import _claim, plan_params
 

@@ -1,0 +1,310 @@
+"""Review, investigation and decision: a reviewer starts, an investigator checks (and may ask the
+member for documents), then an independent reviewer proposes approval or rejects."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from mutualaid.db.models import (
+    Claim,
+    InvestigationReport,
+    Plan,
+)
+from mutualaid.db.queries.plans import rules_of
+from mutualaid.domain.accounts import Role, require_role
+from mutualaid.domain.calendars import local_date
+from mutualaid.domain.claims import (
+    ClaimEvent,
+    RejectionReason,
+    next_publicity_day,
+)
+from mutualaid.domain.errors import DomainError, Forbidden
+from mutualaid.services.accounts.accounts import Actor
+from mutualaid.services.claims.claims import (
+    STAFF_REVIEW_ROLES,
+    ClaimView,
+    apply_event,
+    claim_view,
+    load_claim,
+    require_visible,
+)
+from mutualaid.services.context import ServiceContext
+from mutualaid.services.idempotency import run_idempotent
+from mutualaid.services.notifications import notify
+
+
+def _step(
+    ctx: ServiceContext,
+    actor: Actor,
+    ref: str,
+    idempotency_key: str | None,
+    operation: str,
+    request: dict[str, Any],
+    body: Any,
+) -> ClaimView:
+    def run(session: Session) -> ClaimView:
+        claim, plan, person = load_claim(session, ref)
+        body(session, claim, plan, ctx.clock.now())
+        return claim_view(claim, plan.code, person.name_masked)
+
+    return run_idempotent(
+        ctx,
+        account_id=actor.account_id,
+        key=idempotency_key,
+        operation=f"{operation}:{ref}",
+        request=request,
+        result_type=ClaimView,
+        action=run,
+    )
+
+
+def start_review(
+    ctx: ServiceContext, actor: Actor, ref: str, *, idempotency_key: str | None = None
+) -> ClaimView:
+    require_role(actor.role, *STAFF_REVIEW_ROLES)
+
+    def body(session: Session, claim: Claim, plan: Plan, now: datetime) -> None:
+        claim.initial_reviewer_id = actor.recorded_id
+        apply_event(
+            session,
+            claim,
+            plan,
+            ClaimEvent.START_REVIEW,
+            actor,
+            now,
+            public_note="a reviewer is checking your claim",
+        )
+
+    return _step(ctx, actor, ref, idempotency_key, "start_review", {}, body)
+
+
+def assign_investigation(
+    ctx: ServiceContext,
+    actor: Actor,
+    ref: str,
+    investigator_id: int,
+    *,
+    idempotency_key: str | None = None,
+) -> ClaimView:
+    require_role(actor.role, *STAFF_REVIEW_ROLES)
+    from mutualaid.db.models import Account
+
+    def body(session: Session, claim: Claim, plan: Plan, now: datetime) -> None:
+        investigator = session.get(Account, investigator_id)
+        # A reviewer may run a desk investigation; then someone else must decide (separated duties).
+        if investigator is None or investigator.role not in (Role.INVESTIGATOR, Role.REVIEWER):
+            raise DomainError(
+                "not_an_investigator",
+                f"account {investigator_id} is not an investigator or reviewer",
+                "investigator_id",
+            )
+        claim.investigator_id = investigator_id
+        apply_event(
+            session,
+            claim,
+            plan,
+            ClaimEvent.ASSIGN_INVESTIGATION,
+            actor,
+            now,
+            public_note="an investigator will check the documents and may contact you",
+        )
+        notify(
+            session,
+            at=now,
+            account_id=investigator_id,
+            kind="investigation_assigned",
+            subject_type="claim",
+            subject_id=claim.id,
+            ref=claim.ref,
+        )
+
+    return _step(
+        ctx, actor, ref, idempotency_key, "assign", {"investigator": investigator_id}, body
+    )
+
+
+def _require_investigator(claim: Claim, actor: Actor) -> None:
+    if claim.investigator_id is None or claim.investigator_id != actor.account_id:
+        raise Forbidden("not_assigned", "only the investigator assigned to this claim may do this")
+
+
+def request_documents(
+    ctx: ServiceContext, actor: Actor, ref: str, message: str, *, idempotency_key: str | None = None
+) -> ClaimView:
+    if not message.strip():
+        raise DomainError("message_required", "say which documents are needed", "message")
+
+    def body(session: Session, claim: Claim, plan: Plan, now: datetime) -> None:
+        _require_investigator(claim, actor)
+        apply_event(
+            session,
+            claim,
+            plan,
+            ClaimEvent.REQUEST_DOCUMENTS,
+            actor,
+            now,
+            public_note=message.strip(),
+        )
+
+    return _step(ctx, actor, ref, idempotency_key, "request_documents", {"m": message}, body)
+
+
+def provide_documents(
+    ctx: ServiceContext,
+    actor: Actor,
+    ref: str,
+    note: str = "",
+    *,
+    idempotency_key: str | None = None,
+) -> ClaimView:
+    """The member says the requested documents are uploaded (upload them with add_evidence first)."""
+
+    def body(session: Session, claim: Claim, plan: Plan, now: datetime) -> None:
+        require_visible(claim, actor)
+        if claim.claimant_account_id != actor.account_id:
+            raise Forbidden("not_claimant", "only the member who reported the claim may answer")
+        apply_event(
+            session,
+            claim,
+            plan,
+            ClaimEvent.PROVIDE_DOCUMENTS,
+            actor,
+            now,
+            public_note=note.strip() or None,
+        )
+        if claim.investigator_id:
+            notify(
+                session,
+                at=now,
+                account_id=claim.investigator_id,
+                kind="documents_provided",
+                subject_type="claim",
+                subject_id=claim.id,
+                ref=claim.ref,
+            )
+
+    return _step(ctx, actor, ref, idempotency_key, "provide_documents", {"n": note}, body)
+
+
+def file_investigation_report(
+    ctx: ServiceContext,
+    actor: Actor,
+    ref: str,
+    findings: str,
+    recommendation: str,
+    cost_fen: int = 0,
+    *,
+    idempotency_key: str | None = None,
+) -> ClaimView:
+    if recommendation not in ("approve", "reject"):
+        raise DomainError("invalid_recommendation", "recommend approve or reject", "recommendation")
+    if not findings.strip():
+        raise DomainError("findings_required", "describe what the investigation found", "findings")
+    if cost_fen < 0:
+        raise DomainError("invalid_amount", "a cost cannot be negative", "cost_fen")
+
+    def body(session: Session, claim: Claim, plan: Plan, now: datetime) -> None:
+        _require_investigator(claim, actor)
+        session.add(
+            InvestigationReport(
+                claim_id=claim.id,
+                investigator_id=actor.account_id,
+                findings=findings.strip(),
+                recommendation=recommendation,
+                cost_fen=cost_fen,
+                filed_at=now,
+            )
+        )
+        apply_event(
+            session,
+            claim,
+            plan,
+            ClaimEvent.FILE_REPORT,
+            actor,
+            now,
+            internal_note=f"investigation recommends {recommendation}",
+            public_note="the investigation is complete; an independent reviewer will decide",
+        )
+
+    return _step(
+        ctx,
+        actor,
+        ref,
+        idempotency_key,
+        "file_report",
+        {"f": findings, "r": recommendation, "c": cost_fen},
+        body,
+    )
+
+
+def decide_claim(
+    ctx: ServiceContext,
+    actor: Actor,
+    ref: str,
+    *,
+    approve: bool,
+    reason_code: RejectionReason | None = None,
+    note: str = "",
+    idempotency_key: str | None = None,
+) -> ClaimView:
+    """Independent re-review: propose approval (then publicity) or reject with a reason code.
+
+    Separated duties: the approver must not be the claim's investigator. Initial review may also
+    reject a plainly ineligible claim.
+    """
+    require_role(actor.role, *STAFF_REVIEW_ROLES)
+    if not approve and reason_code is None:
+        raise DomainError("reason_required", "a rejection needs a reason code", "reason_code")
+    if not approve and not note.strip():
+        raise DomainError(
+            "note_required", "tell the member in words why the claim is rejected", "note"
+        )
+
+    def body(session: Session, claim: Claim, plan: Plan, now: datetime) -> None:
+        if claim.investigator_id is not None and claim.investigator_id == actor.account_id:
+            raise Forbidden(
+                "separated_duties",
+                "the investigator of a claim cannot also decide it: ask another reviewer",
+            )
+        rules = rules_of(session, plan.id, claim.plan_version)
+        claim.approver_id = actor.recorded_id
+        claim.decided_at = now
+        claim.decision_note = note.strip() or None
+        if approve:
+            claim.decision_reason = None
+            claim.publicity_on = next_publicity_day(rules, local_date(now, rules.zone))
+            apply_event(
+                session,
+                claim,
+                plan,
+                ClaimEvent.PROPOSE_APPROVAL,
+                actor,
+                now,
+                public_note=f"approved subject to publicity from {claim.publicity_on}",
+            )
+        else:
+            claim.decision_reason = str(reason_code)
+            apply_event(
+                session,
+                claim,
+                plan,
+                ClaimEvent.REJECT,
+                actor,
+                now,
+                reason_code=str(reason_code),
+                public_note=f"{note.strip()} — you may dispute this decision and ask for a "
+                "member jury",
+            )
+
+    return _step(
+        ctx,
+        actor,
+        ref,
+        idempotency_key,
+        "decide",
+        {"a": approve, "r": str(reason_code), "n": note},
+        body,
+    )
