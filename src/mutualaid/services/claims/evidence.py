@@ -24,6 +24,7 @@ from mutualaid.services.claims.claims import load_claim, require_visible
 from mutualaid.services.context import ServiceContext
 from mutualaid.services.risk import risk
 from mutualaid.services.transparency.log import queue_leaf, unix_seconds
+from mutualaid.services.unit_of_work import UnitOfWork
 
 #: Staff who may open evidence files; members only see their own uploads' metadata.
 EVIDENCE_READERS = (Role.REVIEWER, Role.INVESTIGATOR, Role.OPERATOR)
@@ -71,7 +72,9 @@ def add_evidence(
             )
     stored = ctx.evidence_store.put(chunks, media_type)
     phash = risk.evidence_phash(ctx, stored.sha256, stored.media_type)  # issue 9: near-duplicates
-    with ctx.transaction() as session:
+    uow: UnitOfWork[EvidenceView] = ctx.unit_of_work()
+    with uow:
+        session = uow.session
         now = ctx.clock.now()
         claim, plan, _ = load_claim(session, ref)
         if ClaimState(claim.state) not in EVIDENCE_STATES:
@@ -84,7 +87,7 @@ def add_evidence(
             select(Evidence).where(Evidence.claim_id == claim.id, Evidence.sha256 == stored.sha256)
         )
         if existing is not None:  # the same file again (a retried upload): nothing new
-            return _view(existing, claim.ref, duplicate=True)
+            return _view(existing, claim.ref, duplicate=True)  # nothing written: rolled back
         row = Evidence(
             claim_id=claim.id,
             sha256=stored.sha256,
@@ -130,7 +133,8 @@ def add_evidence(
             plan=plan.code,
         )
         risk.on_evidence_added(session, claim, now)
-        return _view(row, claim.ref, duplicate=False)
+        uow.commit(_view(row, claim.ref, duplicate=False))
+    return uow.result
 
 
 def _view(row: Evidence, ref: str, *, duplicate: bool) -> EvidenceView:
@@ -164,7 +168,9 @@ def open_evidence(
         raise Forbidden("forbidden", "only reviewers, investigators and operators open evidence")
     if ctx.evidence_store is None:
         raise NotFound("evidence_not_found", "this deployment has no evidence store", "evidence_id")
-    with ctx.transaction() as session:
+    uow: UnitOfWork[EvidenceView] = ctx.unit_of_work()
+    with uow:
+        session = uow.session
         claim, _, _ = load_claim(session, ref, for_update=False)
         row = session.get(Evidence, evidence_id)
         if row is None or row.claim_id != claim.id:
@@ -181,5 +187,5 @@ def open_evidence(
             claim=claim.ref,
             sha256=row.sha256,
         )
-        view = _view(row, claim.ref, duplicate=False)
-    return view, ctx.evidence_store.open(view.sha256)
+        uow.commit(_view(row, claim.ref, duplicate=False))
+    return uow.result, ctx.evidence_store.open(uow.result.sha256)

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 
 from mutualaid.db.models import (
     Claim,
@@ -33,10 +32,15 @@ from mutualaid.domain.risk import ClaimLinks
 from mutualaid.domain.schemes import SchemeClaim
 from mutualaid.services import audit
 from mutualaid.services.accounts.accounts import Actor
-from mutualaid.services.claims.claims import ClaimView, apply_event, claim_view, require_visible
-from mutualaid.services.claims.review import _step
+from mutualaid.services.claims.claims import (
+    ClaimView,
+    apply_event,
+    claim_view,
+    load_claim,
+    require_visible,
+)
 from mutualaid.services.context import ServiceContext
-from mutualaid.services.idempotency import run_idempotent
+from mutualaid.services.idempotency import Once
 from mutualaid.services.plans.schemes import plan_claim_sponsored, scheme_terms
 from mutualaid.services.risk import risk
 from mutualaid.services.transparency.log import queue_leaf, unix_seconds
@@ -63,7 +67,18 @@ def report_claim(
     if not hospital or len(hospital) > 200:
         raise DomainError("invalid_hospital", "name the hospital (1 to 200 characters)", "hospital")
 
-    def file(session: Session) -> ClaimView:
+    request = {
+        "membership": report.membership_id,
+        "illness": report.illness_code,
+        "diagnosed_on": report.diagnosed_on.isoformat(),
+        "hospital": hospital,
+        "accident": report.accident,
+        "scheme": report.scheme_code,
+        "links": risk.link_columns(ctx.protector, report.links),
+    }
+    once = Once(actor.account_id, idempotency_key, "report_claim", request, ClaimView)
+    with ctx.unit_of_work(once) as uow:
+        session = uow.session
         now = ctx.clock.now()
         row = session.execute(
             select(Membership, Person, Plan)
@@ -207,36 +222,22 @@ def report_claim(
             },
         )
         risk.on_claim_filed(session, claim, now)
-        return claim_view(claim, plan.code, person.name_masked)
-
-    return run_idempotent(
-        ctx,
-        account_id=actor.account_id,
-        key=idempotency_key,
-        operation="report_claim",
-        request={
-            "membership": report.membership_id,
-            "illness": report.illness_code,
-            "diagnosed_on": report.diagnosed_on.isoformat(),
-            "hospital": hospital,
-            "accident": report.accident,
-            "scheme": report.scheme_code,
-            "links": risk.link_columns(ctx.protector, report.links),
-        },
-        result_type=ClaimView,
-        action=file,
-    )
+        uow.commit(claim_view(claim, plan.code, person.name_masked))
+    return uow.result
 
 
 def withdraw_claim(
     ctx: ServiceContext, actor: Actor, ref: str, *, idempotency_key: str | None = None
 ) -> ClaimView:
-    def body(session: Session, claim: Claim, plan: Plan, now: datetime) -> None:
+    once = Once(actor.account_id, idempotency_key, f"withdraw:{ref}", {}, ClaimView)
+    with ctx.unit_of_work(once) as uow:
+        claim, plan, person = load_claim(uow.session, ref)
+        now = ctx.clock.now()
         require_visible(claim, actor)
         if claim.claimant_account_id != actor.account_id:
             raise Forbidden(
                 "not_claimant", "only the member who reported the claim may withdraw it"
             )
-        apply_event(session, claim, plan, ClaimEvent.WITHDRAW, actor, now)
-
-    return _step(ctx, actor, ref, idempotency_key, "withdraw", {}, body)
+        apply_event(uow.session, claim, plan, ClaimEvent.WITHDRAW, actor, now)
+        uow.commit(claim_view(claim, plan.code, person.name_masked))
+    return uow.result

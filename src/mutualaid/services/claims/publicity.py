@@ -9,7 +9,6 @@ from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 
 from mutualaid.db.models import (
     Claim,
@@ -34,9 +33,10 @@ from mutualaid.services import audit
 from mutualaid.services.accounts.accounts import Actor
 from mutualaid.services.claims.claims import STAFF_REVIEW_ROLES, apply_event, load_claim
 from mutualaid.services.context import ServiceContext
-from mutualaid.services.idempotency import run_idempotent
+from mutualaid.services.idempotency import Once
 from mutualaid.services.notifications import notify
 from mutualaid.services.transparency.log import queue_leaf, unix_seconds
+from mutualaid.services.unit_of_work import UnitOfWork
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +52,9 @@ def run_publicity(ctx: ServiceContext, plan_code: str, actor: Actor) -> Publicit
     A case with an objection still under review stays in publicity until the objection is decided.
     """
     require_role(actor.role, Role.OPERATOR)
-    with ctx.transaction() as session:
+    uow: UnitOfWork[PublicityRun] = ctx.unit_of_work()
+    with uow:
+        session = uow.session
         now = ctx.clock.now()
         plan = plan_by_code(session, plan_code)
         published = approved = held = 0
@@ -119,7 +121,8 @@ def run_publicity(ctx: ServiceContext, plan_code: str, actor: Actor) -> Publicit
             approved=approved,
             held=held,
         )
-        return PublicityRun(published, approved, held)
+        uow.commit(PublicityRun(published, approved, held))
+    return uow.result
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,7 +221,10 @@ def object_to_claim(
     if not 10 <= len(reason) <= 2000:
         raise DomainError("reason_required", "give your reason in 10 to 2,000 characters", "reason")
 
-    def file(session: Session) -> ObjectionView:
+    request = {"r": reason, "e": evidence_sha256}
+    once = Once(actor.account_id, idempotency_key, f"object:{ref}", request, ObjectionView)
+    with ctx.unit_of_work(once) as uow:
+        session = uow.session
         now = ctx.clock.now()
         closed = DomainError(
             "publicity_closed",
@@ -300,17 +306,8 @@ def object_to_claim(
             subject_id=claim.id,
             objection_id=objection.id,
         )
-        return _objection_view(objection, claim.ref)
-
-    return run_idempotent(
-        ctx,
-        account_id=actor.account_id,
-        key=idempotency_key,
-        operation=f"object:{ref}",
-        request={"r": reason, "e": evidence_sha256},
-        result_type=ObjectionView,
-        action=file,
-    )
+        uow.commit(_objection_view(objection, claim.ref))
+    return uow.result
 
 
 def review_objection(
@@ -327,7 +324,16 @@ def review_objection(
     if not note.strip():
         raise DomainError("note_required", "explain the decision on the objection", "note")
 
-    def review(session: Session) -> ObjectionView:
+    request = {"u": uphold, "n": note}
+    once = Once(
+        actor.account_id,
+        idempotency_key,
+        f"review_objection:{objection_id}",
+        request,
+        ObjectionView,
+    )
+    with ctx.unit_of_work(once) as uow:
+        session = uow.session
         now = ctx.clock.now()
         objection = session.get(Objection, objection_id, with_for_update=True)
         if objection is None:
@@ -387,14 +393,5 @@ def review_objection(
             subject_id=claim.id,
             objection_id=objection.id,
         )
-        return _objection_view(objection, claim.ref)
-
-    return run_idempotent(
-        ctx,
-        account_id=actor.account_id,
-        key=idempotency_key,
-        operation=f"review_objection:{objection_id}",
-        request={"u": uphold, "n": note},
-        result_type=ObjectionView,
-        action=review,
-    )
+        uow.commit(_objection_view(objection, claim.ref))
+    return uow.result

@@ -3,24 +3,11 @@ member for documents), then an independent reviewer proposes approval or rejects
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
-
-from sqlalchemy.orm import Session
-
-from mutualaid.db.models import (
-    Claim,
-    InvestigationReport,
-    Plan,
-)
+from mutualaid.db.models import Account, Claim, InvestigationReport
 from mutualaid.db.queries.plans import rules_of
 from mutualaid.domain.accounts import Role, require_role
 from mutualaid.domain.calendars import local_date
-from mutualaid.domain.claims import (
-    ClaimEvent,
-    RejectionReason,
-    next_publicity_day,
-)
+from mutualaid.domain.claims import ClaimEvent, RejectionReason, next_publicity_day
 from mutualaid.domain.errors import DomainError, Forbidden
 from mutualaid.services.accounts.accounts import Actor
 from mutualaid.services.claims.claims import (
@@ -32,44 +19,21 @@ from mutualaid.services.claims.claims import (
     require_visible,
 )
 from mutualaid.services.context import ServiceContext
-from mutualaid.services.idempotency import run_idempotent
+from mutualaid.services.idempotency import Once
 from mutualaid.services.notifications import notify
-
-
-def _step(
-    ctx: ServiceContext,
-    actor: Actor,
-    ref: str,
-    idempotency_key: str | None,
-    operation: str,
-    request: dict[str, Any],
-    body: Any,
-) -> ClaimView:
-    def run(session: Session) -> ClaimView:
-        claim, plan, person = load_claim(session, ref)
-        body(session, claim, plan, ctx.clock.now())
-        return claim_view(claim, plan.code, person.name_masked)
-
-    return run_idempotent(
-        ctx,
-        account_id=actor.account_id,
-        key=idempotency_key,
-        operation=f"{operation}:{ref}",
-        request=request,
-        result_type=ClaimView,
-        action=run,
-    )
 
 
 def start_review(
     ctx: ServiceContext, actor: Actor, ref: str, *, idempotency_key: str | None = None
 ) -> ClaimView:
     require_role(actor.role, *STAFF_REVIEW_ROLES)
-
-    def body(session: Session, claim: Claim, plan: Plan, now: datetime) -> None:
+    once = Once(actor.account_id, idempotency_key, f"start_review:{ref}", {}, ClaimView)
+    with ctx.unit_of_work(once) as uow:
+        claim, plan, person = load_claim(uow.session, ref)
+        now = ctx.clock.now()
         claim.initial_reviewer_id = actor.recorded_id
         apply_event(
-            session,
+            uow.session,
             claim,
             plan,
             ClaimEvent.START_REVIEW,
@@ -77,8 +41,8 @@ def start_review(
             now,
             public_note="a reviewer is checking your claim",
         )
-
-    return _step(ctx, actor, ref, idempotency_key, "start_review", {}, body)
+        uow.commit(claim_view(claim, plan.code, person.name_masked))
+    return uow.result
 
 
 def assign_investigation(
@@ -90,9 +54,12 @@ def assign_investigation(
     idempotency_key: str | None = None,
 ) -> ClaimView:
     require_role(actor.role, *STAFF_REVIEW_ROLES)
-    from mutualaid.db.models import Account
-
-    def body(session: Session, claim: Claim, plan: Plan, now: datetime) -> None:
+    request = {"investigator": investigator_id}
+    once = Once(actor.account_id, idempotency_key, f"assign:{ref}", request, ClaimView)
+    with ctx.unit_of_work(once) as uow:
+        session = uow.session
+        claim, plan, person = load_claim(session, ref)
+        now = ctx.clock.now()
         investigator = session.get(Account, investigator_id)
         # A reviewer may run a desk investigation; then someone else must decide (separated duties).
         if investigator is None or investigator.role not in (Role.INVESTIGATOR, Role.REVIEWER):
@@ -120,10 +87,8 @@ def assign_investigation(
             subject_id=claim.id,
             ref=claim.ref,
         )
-
-    return _step(
-        ctx, actor, ref, idempotency_key, "assign", {"investigator": investigator_id}, body
-    )
+        uow.commit(claim_view(claim, plan.code, person.name_masked))
+    return uow.result
 
 
 def _require_investigator(claim: Claim, actor: Actor) -> None:
@@ -136,11 +101,14 @@ def request_documents(
 ) -> ClaimView:
     if not message.strip():
         raise DomainError("message_required", "say which documents are needed", "message")
-
-    def body(session: Session, claim: Claim, plan: Plan, now: datetime) -> None:
+    request = {"m": message}
+    once = Once(actor.account_id, idempotency_key, f"request_documents:{ref}", request, ClaimView)
+    with ctx.unit_of_work(once) as uow:
+        claim, plan, person = load_claim(uow.session, ref)
+        now = ctx.clock.now()
         _require_investigator(claim, actor)
         apply_event(
-            session,
+            uow.session,
             claim,
             plan,
             ClaimEvent.REQUEST_DOCUMENTS,
@@ -148,8 +116,8 @@ def request_documents(
             now,
             public_note=message.strip(),
         )
-
-    return _step(ctx, actor, ref, idempotency_key, "request_documents", {"m": message}, body)
+        uow.commit(claim_view(claim, plan.code, person.name_masked))
+    return uow.result
 
 
 def provide_documents(
@@ -161,8 +129,12 @@ def provide_documents(
     idempotency_key: str | None = None,
 ) -> ClaimView:
     """The member says the requested documents are uploaded (upload them with add_evidence first)."""
-
-    def body(session: Session, claim: Claim, plan: Plan, now: datetime) -> None:
+    request = {"n": note}
+    once = Once(actor.account_id, idempotency_key, f"provide_documents:{ref}", request, ClaimView)
+    with ctx.unit_of_work(once) as uow:
+        session = uow.session
+        claim, plan, person = load_claim(session, ref)
+        now = ctx.clock.now()
         require_visible(claim, actor)
         if claim.claimant_account_id != actor.account_id:
             raise Forbidden("not_claimant", "only the member who reported the claim may answer")
@@ -185,8 +157,8 @@ def provide_documents(
                 subject_id=claim.id,
                 ref=claim.ref,
             )
-
-    return _step(ctx, actor, ref, idempotency_key, "provide_documents", {"n": note}, body)
+        uow.commit(claim_view(claim, plan.code, person.name_masked))
+    return uow.result
 
 
 def file_investigation_report(
@@ -205,8 +177,12 @@ def file_investigation_report(
         raise DomainError("findings_required", "describe what the investigation found", "findings")
     if cost_fen < 0:
         raise DomainError("invalid_amount", "a cost cannot be negative", "cost_fen")
-
-    def body(session: Session, claim: Claim, plan: Plan, now: datetime) -> None:
+    request = {"f": findings, "r": recommendation, "c": cost_fen}
+    once = Once(actor.account_id, idempotency_key, f"file_report:{ref}", request, ClaimView)
+    with ctx.unit_of_work(once) as uow:
+        session = uow.session
+        claim, plan, person = load_claim(session, ref)
+        now = ctx.clock.now()
         _require_investigator(claim, actor)
         session.add(
             InvestigationReport(
@@ -228,16 +204,8 @@ def file_investigation_report(
             internal_note=f"investigation recommends {recommendation}",
             public_note="the investigation is complete; an independent reviewer will decide",
         )
-
-    return _step(
-        ctx,
-        actor,
-        ref,
-        idempotency_key,
-        "file_report",
-        {"f": findings, "r": recommendation, "c": cost_fen},
-        body,
-    )
+        uow.commit(claim_view(claim, plan.code, person.name_masked))
+    return uow.result
 
 
 def decide_claim(
@@ -262,8 +230,12 @@ def decide_claim(
         raise DomainError(
             "note_required", "tell the member in words why the claim is rejected", "note"
         )
-
-    def body(session: Session, claim: Claim, plan: Plan, now: datetime) -> None:
+    request = {"a": approve, "r": str(reason_code), "n": note}
+    once = Once(actor.account_id, idempotency_key, f"decide:{ref}", request, ClaimView)
+    with ctx.unit_of_work(once) as uow:
+        session = uow.session
+        claim, plan, person = load_claim(session, ref)
+        now = ctx.clock.now()
         if claim.investigator_id is not None and claim.investigator_id == actor.account_id:
             raise Forbidden(
                 "separated_duties",
@@ -298,13 +270,5 @@ def decide_claim(
                 public_note=f"{note.strip()} — you may dispute this decision and ask for a "
                 "member jury",
             )
-
-    return _step(
-        ctx,
-        actor,
-        ref,
-        idempotency_key,
-        "decide",
-        {"a": approve, "r": str(reason_code), "n": note},
-        body,
-    )
+        uow.commit(claim_view(claim, plan.code, person.name_masked))
+    return uow.result

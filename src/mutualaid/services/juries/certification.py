@@ -14,6 +14,7 @@ from mutualaid.domain.juries import (
 from mutualaid.services import audit
 from mutualaid.services.accounts.accounts import Actor
 from mutualaid.services.context import ServiceContext
+from mutualaid.services.unit_of_work import UnitOfWork
 
 
 def certification_quiz() -> list[dict[str, Any]]:
@@ -35,7 +36,9 @@ def certify_juror(
     wrong = [q.code for q in CERTIFICATION_QUIZ if answers.get(q.code) != q.answer]
     if wrong:
         return CertificationResult(False, wrong)
-    with ctx.transaction() as session:
+    uow: UnitOfWork[CertificationResult] = ctx.unit_of_work()
+    with uow:
+        session = uow.session
         now = ctx.clock.now()
         row = session.get(JurorCertification, actor.account_id)
         if row is None:
@@ -52,4 +55,5 @@ def certify_juror(
             subject_type="account",
             subject_id=actor.account_id,
         )
-    return CertificationResult(True, [])
+        uow.commit(CertificationResult(True, []))
+    return uow.result

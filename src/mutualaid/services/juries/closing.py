@@ -24,6 +24,7 @@ from mutualaid.services.context import ServiceContext
 from mutualaid.services.juries.panels import open_round
 from mutualaid.services.juries.votes import case_parts
 from mutualaid.services.transparency.log import queue_leaf, unix_seconds
+from mutualaid.services.unit_of_work import UnitOfWork
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +40,9 @@ def close_due_juries(ctx: ServiceContext, actor: Actor) -> JuryCloseRun:
     """Close every vote whose window has passed: tally, decide, move the claim, or start a new round."""
     require_role(actor.role, Role.OPERATOR)
     closed = approved = rejected = new_rounds = inconclusive = 0
-    with ctx.transaction() as session:
+    uow: UnitOfWork[JuryCloseRun] = ctx.unit_of_work()
+    with uow:
+        session = uow.session
         now = ctx.clock.now()
         due = session.scalars(
             select(JuryCase)
@@ -114,4 +117,5 @@ def close_due_juries(ctx: ServiceContext, actor: Actor) -> JuryCloseRun:
             subject_id=None,
             closed=closed,
         )
-    return JuryCloseRun(closed, approved, rejected, new_rounds, inconclusive)
+        uow.commit(JuryCloseRun(closed, approved, rejected, new_rounds, inconclusive))
+    return uow.result

@@ -29,10 +29,11 @@ from mutualaid.services import audit
 from mutualaid.services.accounts.accounts import Actor
 from mutualaid.services.claims.claims import apply_event, load_claim
 from mutualaid.services.context import ServiceContext
-from mutualaid.services.idempotency import run_idempotent
+from mutualaid.services.idempotency import Once
 from mutualaid.services.juries.eligibility import eligible_jurors
 from mutualaid.services.juries.juries import JuryView, juror_ref, jury_view
 from mutualaid.services.notifications import notify, notify_many
+from mutualaid.services.unit_of_work import UnitOfWork
 
 
 def open_round(
@@ -81,7 +82,10 @@ def dispute_rejection(
     if not reason.strip():
         raise DomainError("reason_required", "say why you dispute the decision", "reason")
 
-    def run(session: Session) -> JuryView:
+    request = {"r": reason}
+    once = Once(actor.account_id, idempotency_key, f"dispute:{ref}", request, JuryView)
+    with ctx.unit_of_work(once) as uow:
+        session = uow.session
         now = ctx.clock.now()
         claim, plan, _ = load_claim(session, ref)
         if claim.claimant_account_id != actor.account_id:
@@ -90,23 +94,16 @@ def dispute_rejection(
         apply_event(
             session, claim, plan, ClaimEvent.DISPUTE, actor, now, public_note=reason.strip()
         )
-        return jury_view(open_round(session, claim, plan, rules, 1, now), claim.ref)
-
-    return run_idempotent(
-        ctx,
-        account_id=actor.account_id,
-        key=idempotency_key,
-        operation=f"dispute:{ref}",
-        request={"r": reason},
-        result_type=JuryView,
-        action=run,
-    )
+        uow.commit(jury_view(open_round(session, claim, plan, rules, 1, now), claim.ref))
+    return uow.result
 
 
 def refer_to_jury(ctx: ServiceContext, actor: Actor, ref: str, note: str) -> JuryView:
     """An operator refers a contested case (in re-review or publicity) to a jury."""
     require_role(actor.role, Role.OPERATOR)
-    with ctx.transaction() as session:
+    uow: UnitOfWork[JuryView] = ctx.unit_of_work()
+    with uow:
+        session = uow.session
         now = ctx.clock.now()
         claim, plan, _ = load_claim(session, ref)
         rules = rules_of(session, plan.id, claim.plan_version)
@@ -124,7 +121,8 @@ def refer_to_jury(ctx: ServiceContext, actor: Actor, ref: str, note: str) -> Jur
             session.scalar(select(func.max(JuryCase.round)).where(JuryCase.claim_id == claim.id))
             or 0
         ) + 1
-        return jury_view(open_round(session, claim, plan, rules, next_round, now), claim.ref)
+        uow.commit(jury_view(open_round(session, claim, plan, rules, next_round, now), claim.ref))
+    return uow.result
 
 
 def seat_panel(
@@ -135,7 +133,9 @@ def seat_panel(
     Anyone with the candidate list (committed at referral), the seed and the case ref can redo the
     draw with `mutualaid.domain.juries.draw_panel`.
     """
-    with ctx.transaction() as session:
+    uow: UnitOfWork[JuryView] = ctx.unit_of_work()
+    with uow:
+        session = uow.session
         now = ctx.clock.now()
         case = session.get(JuryCase, jury_case_id, with_for_update=True)
         if case is None:
@@ -192,7 +192,8 @@ def seat_panel(
             seed=case.seed_hex,
             seed_tree_size=seed_tree_size,
         )
-        return jury_view(case, claim.ref)
+        uow.commit(jury_view(case, claim.ref))
+    return uow.result
 
 
 @dataclass(frozen=True, slots=True)
