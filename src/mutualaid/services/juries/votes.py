@@ -23,6 +23,7 @@ from mutualaid.db.models import (
     Plan,
     PlanVersion,
 )
+from mutualaid.db.queries.juries import eligible_juror_ids
 from mutualaid.db.queries.plans import known_rules, rules_of
 from mutualaid.domain.accounts import STAFF_ROLES
 from mutualaid.domain.calendars import local_date
@@ -30,13 +31,14 @@ from mutualaid.domain.errors import Conflict, DomainError, Forbidden, NotFound
 from mutualaid.domain.juries import (
     QuizQuestion,
     case_quiz,
+    juror_limits,
     quiz_passed,
 )
 from mutualaid.domain.plans import PlanRules
 from mutualaid.services.accounts.accounts import Actor
 from mutualaid.services.claims.publicity import PublicCase, public_case
 from mutualaid.services.context import ServiceContext
-from mutualaid.services.juries.eligibility import eligibility, is_eligible, juror_limits
+from mutualaid.services.juries.eligibility import is_eligible
 from mutualaid.services.juries.juries import JuryView, jury_view
 
 
@@ -170,7 +172,7 @@ def _ballot(right_to_vote: Any) -> Any:
 
 
 _OPEN_VOTE_BALLOT = _ballot(
-    eligibility(
+    eligible_juror_ids(
         bindparam("plan_id"),
         bindparam("latest_birth"),
         bindparam("joined_by"),
@@ -212,7 +214,7 @@ def cast_vote(
         if case.status != "open" or case.closes_at is None or not now < case.closes_at:
             raise DomainError("vote_closed", "this vote is not open", "jury_case_id")
         rules = known_rules(connection, case.rules_sha256, case.plan_id, case.plan_version)
-        latest_birth, joined_by = juror_limits(rules, local_date(now, rules.zone))
+        limits = juror_limits(rules.jury, local_date(now, rules.zone))
         params = {
             "case_id": case.id,
             "juror": actor.account_id,
@@ -220,8 +222,8 @@ def cast_vote(
             "now": now,
             "plan_id": case.plan_id,
             "claimant": case.claimant_account_id,
-            "latest_birth": latest_birth,
-            "joined_by": joined_by,
+            "latest_birth": limits.latest_birth_on,
+            "joined_by": limits.joined_by_on,
         }
         panel = case.mode == "panel"
         quiz = case_quiz(
@@ -256,7 +258,7 @@ def _refuse_voter(connection: Connection, panel: bool, params: dict[str, Any]) -
             raise Forbidden("not_on_panel", "only the drawn panel votes on this case")
     elif (
         connection.scalar(
-            eligibility(
+            eligible_juror_ids(
                 params["plan_id"],
                 params["latest_birth"],
                 params["joined_by"],
