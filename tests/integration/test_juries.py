@@ -299,3 +299,9 @@ def test_a_retried_dispute_opens_one_jury(ctx: ServiceContext, clock: FixedClock
             )
             == 2
         )
+
+
+def test_a_jury_referral_needs_a_note(ctx: ServiceContext, clock: FixedClock) -> None:
+    _, ref = rejected_claim(ctx, clock)
+    with refused("note_required"):
+        refer_to_jury(ctx, staff(ctx, Role.OPERATOR), ref, "   ")

@@ -12,7 +12,14 @@ from pydantic import BaseModel, Field
 
 from mutualaid.api.dependencies import Context, CurrentActor, IdempotencyKey
 from mutualaid.api.types import Int64
-from mutualaid.domain.claims import ClaimState, RejectionReason
+from mutualaid.domain.claims import (
+    MAX_FINDINGS_CHARS,
+    MAX_HOSPITAL_CHARS,
+    MAX_NOTE_CHARS,
+    MIN_OBJECTION_CHARS,
+    ClaimState,
+    RejectionReason,
+)
 from mutualaid.domain.risk import ClaimLinks
 from mutualaid.services.claims.claims import ClaimView
 from mutualaid.services.claims.evidence import (
@@ -54,7 +61,7 @@ class NewClaim(BaseModel):
     membership_id: Int64
     illness_code: str = Field(min_length=1, max_length=20, examples=["CI01"])
     diagnosed_on: date
-    hospital: str = Field(min_length=1, max_length=200)
+    hospital: str = Field(min_length=1, max_length=MAX_HOSPITAL_CHARS)
     accident: bool = False
     #: Optional link data for the risk signals (issue 9); contacts are stored only hashed.
     links: ClaimLinks | None = None
@@ -68,15 +75,15 @@ class Assignment(BaseModel):
 
 
 class Message(BaseModel):
-    message: str = Field(min_length=1, max_length=2000)
+    message: str = Field(min_length=1, max_length=MAX_NOTE_CHARS)
 
 
 class Note(BaseModel):
-    note: str = Field(default="", max_length=2000)
+    note: str = Field(default="", max_length=MAX_NOTE_CHARS)
 
 
 class Report(BaseModel):
-    findings: str = Field(min_length=1, max_length=10_000)
+    findings: str = Field(min_length=1, max_length=MAX_FINDINGS_CHARS)
     recommendation: str = Field(pattern="^(approve|reject)$")
     cost_fen: Int64 = Field(default=0, ge=0)
 
@@ -84,17 +91,17 @@ class Report(BaseModel):
 class Decision(BaseModel):
     approve: bool
     reason_code: RejectionReason | None = None
-    note: str = Field(default="", max_length=2000)
+    note: str = Field(default="", max_length=MAX_NOTE_CHARS)
 
 
 class NewObjection(BaseModel):
-    reason: str = Field(min_length=10, max_length=2000)
+    reason: str = Field(min_length=MIN_OBJECTION_CHARS, max_length=MAX_NOTE_CHARS)
     evidence_sha256: str | None = Field(default=None, pattern="^[0-9a-f]{64}$")
 
 
 class ObjectionReview(BaseModel):
     uphold: bool
-    note: str = Field(min_length=1, max_length=2000)
+    note: str = Field(min_length=1, max_length=MAX_NOTE_CHARS)
 
 
 @router.post("/claims", status_code=status.HTTP_201_CREATED, response_model=None)

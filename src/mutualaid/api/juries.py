@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 from mutualaid.api.dependencies import Context, CurrentActor, IdempotencyKey
 from mutualaid.api.responses import json_answer
 from mutualaid.api.types import Int64
+from mutualaid.domain.claims import MAX_NOTE_CHARS
 from mutualaid.services.juries.certification import (
     CertificationResult,
     certification_quiz,
@@ -29,7 +30,7 @@ class Answers(BaseModel):
 
 
 class Dispute(BaseModel):
-    reason: str = Field(min_length=1, max_length=2000)
+    reason: str = Field(min_length=1, max_length=MAX_NOTE_CHARS)
 
 
 class Vote(BaseModel):

@@ -271,10 +271,7 @@ def refer(ref: str, page: Page) -> Response:
     actor = page.need(Role.OPERATOR)
 
     def act() -> None:
-        note = page.text("note")
-        if not note:
-            raise DomainError("note_required", "say why the case goes to a member jury", "note")
-        refer_to_jury(page.ctx, actor, ref, note)
+        refer_to_jury(page.ctx, actor, ref, page.text("note"))
 
     return _step(page, ref, act)
 

@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 
 from mutualaid.db.models import Evidence
 from mutualaid.domain.accounts import Role
-from mutualaid.domain.claims import EVIDENCE_STATES, ClaimState
+from mutualaid.domain.claims import EVIDENCE_STATES, MAX_LABEL_CHARS, ClaimState, written
 from mutualaid.domain.errors import DomainError, Forbidden, NotFound
 from mutualaid.services import audit
 from mutualaid.services.accounts.accounts import Actor
@@ -52,9 +52,13 @@ def add_evidence(
     document_on: date | None = None,
 ) -> EvidenceView:
     """Attach a document to a claim while it is being reported or investigated."""
-    label = label.strip() or "document"
-    if len(label) > 100:
-        raise DomainError("invalid_label", "a label has at most 100 characters", "label")
+    label = written(
+        label.strip() or "document",
+        "invalid_label",
+        "a label has at most 100 characters",
+        "label",
+        max_chars=MAX_LABEL_CHARS,
+    )
     if ctx.evidence_store is None:
         raise DomainError("uploads_disabled", "this deployment has no evidence store", "file")
     with ctx.reading() as session:

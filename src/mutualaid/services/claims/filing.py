@@ -19,12 +19,14 @@ from mutualaid.db.models import (
 from mutualaid.db.queries.plans import rules_of
 from mutualaid.domain.calendars import age_in_years, local_date
 from mutualaid.domain.claims import (
+    MAX_HOSPITAL_CHARS,
     OPEN_STATES,
     ClaimEvent,
     ClaimFacts,
     ClaimState,
     filing_refusal,
     payout_for,
+    written,
 )
 from mutualaid.domain.errors import Conflict, DomainError, Forbidden, NotFound
 from mutualaid.domain.memberships import CoverageDates, MembershipState, state_on
@@ -63,9 +65,13 @@ def report_claim(
     ctx: ServiceContext, actor: Actor, report: ClaimReport, *, idempotency_key: str | None = None
 ) -> ClaimView:
     """A member (the family's account holder) reports a claim for a covered family member."""
-    hospital = report.hospital.strip()
-    if not hospital or len(hospital) > 200:
-        raise DomainError("invalid_hospital", "name the hospital (1 to 200 characters)", "hospital")
+    hospital = written(
+        report.hospital,
+        "invalid_hospital",
+        "name the hospital (1 to 200 characters)",
+        "hospital",
+        max_chars=MAX_HOSPITAL_CHARS,
+    )
 
     request = {
         "membership": report.membership_id,

@@ -21,9 +21,11 @@ from mutualaid.db.queries.plans import plan_by_code, rules_of
 from mutualaid.domain.accounts import Role, require_role
 from mutualaid.domain.calendars import local_date
 from mutualaid.domain.claims import (
+    MIN_OBJECTION_CHARS,
     ClaimEvent,
     ClaimState,
     publicity_window,
+    written,
 )
 from mutualaid.domain.errors import Conflict, DomainError, Forbidden, NotFound
 from mutualaid.domain.identities import PROVINCES
@@ -217,9 +219,13 @@ def object_to_claim(
     idempotency_key: str | None = None,
 ) -> ObjectionView:
     """Any covered member of the plan may object, once per case, while its publicity is open."""
-    reason = reason.strip()
-    if not 10 <= len(reason) <= 2000:
-        raise DomainError("reason_required", "give your reason in 10 to 2,000 characters", "reason")
+    reason = written(
+        reason,
+        "reason_required",
+        "give your reason in 10 to 2,000 characters",
+        "reason",
+        min_chars=MIN_OBJECTION_CHARS,
+    )
 
     request = {"r": reason, "e": evidence_sha256}
     once = Once(actor.account_id, idempotency_key, f"object:{ref}", request, ObjectionView)
@@ -321,8 +327,7 @@ def review_objection(
 ) -> ObjectionView:
     """An upheld objection sends the case back to re-review; a dismissed one lets publicity close."""
     require_role(actor.role, *STAFF_REVIEW_ROLES)
-    if not note.strip():
-        raise DomainError("note_required", "explain the decision on the objection", "note")
+    written(note, "note_required", "explain the decision on the objection", "note")
 
     request = {"u": uphold, "n": note}
     once = Once(

@@ -7,7 +7,13 @@ from mutualaid.db.models import Account, Claim, InvestigationReport
 from mutualaid.db.queries.plans import rules_of
 from mutualaid.domain.accounts import Role, require_role
 from mutualaid.domain.calendars import local_date
-from mutualaid.domain.claims import ClaimEvent, RejectionReason, next_publicity_day
+from mutualaid.domain.claims import (
+    MAX_FINDINGS_CHARS,
+    ClaimEvent,
+    RejectionReason,
+    next_publicity_day,
+    written,
+)
 from mutualaid.domain.errors import DomainError, Forbidden
 from mutualaid.services.accounts.accounts import Actor
 from mutualaid.services.claims.claims import (
@@ -99,8 +105,7 @@ def _require_investigator(claim: Claim, actor: Actor) -> None:
 def request_documents(
     ctx: ServiceContext, actor: Actor, ref: str, message: str, *, idempotency_key: str | None = None
 ) -> ClaimView:
-    if not message.strip():
-        raise DomainError("message_required", "say which documents are needed", "message")
+    written(message, "message_required", "say which documents are needed", "message")
     request = {"m": message}
     once = Once(actor.account_id, idempotency_key, f"request_documents:{ref}", request, ClaimView)
     with ctx.unit_of_work(once) as uow:
@@ -173,8 +178,13 @@ def file_investigation_report(
 ) -> ClaimView:
     if recommendation not in ("approve", "reject"):
         raise DomainError("invalid_recommendation", "recommend approve or reject", "recommendation")
-    if not findings.strip():
-        raise DomainError("findings_required", "describe what the investigation found", "findings")
+    written(
+        findings,
+        "findings_required",
+        "describe what the investigation found",
+        "findings",
+        max_chars=MAX_FINDINGS_CHARS,
+    )
     if cost_fen < 0:
         raise DomainError("invalid_amount", "a cost cannot be negative", "cost_fen")
     request = {"f": findings, "r": recommendation, "c": cost_fen}
@@ -226,10 +236,8 @@ def decide_claim(
     require_role(actor.role, *STAFF_REVIEW_ROLES)
     if not approve and reason_code is None:
         raise DomainError("reason_required", "a rejection needs a reason code", "reason_code")
-    if not approve and not note.strip():
-        raise DomainError(
-            "note_required", "tell the member in words why the claim is rejected", "note"
-        )
+    if not approve:
+        written(note, "note_required", "tell the member in words why the claim is rejected", "note")
     request = {"a": approve, "r": str(reason_code), "n": note}
     once = Once(actor.account_id, idempotency_key, f"decide:{ref}", request, ClaimView)
     with ctx.unit_of_work(once) as uow:

@@ -18,7 +18,7 @@ from mutualaid.db.models import (
 from mutualaid.db.queries.plans import rules_of
 from mutualaid.domain.accounts import Role, require_role
 from mutualaid.domain.calendars import local_date
-from mutualaid.domain.claims import ClaimEvent
+from mutualaid.domain.claims import ClaimEvent, written
 from mutualaid.domain.errors import Conflict, DomainError, NotFound
 from mutualaid.domain.juries import (
     candidates_commitment,
@@ -79,8 +79,7 @@ def dispute_rejection(
     ctx: ServiceContext, actor: Actor, ref: str, reason: str, *, idempotency_key: str | None = None
 ) -> JuryView:
     """The applicant disputes a rejection: the case goes to a member jury."""
-    if not reason.strip():
-        raise DomainError("reason_required", "say why you dispute the decision", "reason")
+    written(reason, "reason_required", "say why you dispute the decision", "reason")
 
     request = {"r": reason}
     once = Once(actor.account_id, idempotency_key, f"dispute:{ref}", request, JuryView)
@@ -101,6 +100,7 @@ def dispute_rejection(
 def refer_to_jury(ctx: ServiceContext, actor: Actor, ref: str, note: str) -> JuryView:
     """An operator refers a contested case (in re-review or publicity) to a jury."""
     require_role(actor.role, Role.OPERATOR)
+    written(note, "note_required", "say why the case goes to a member jury", "note")
     uow: UnitOfWork[JuryView] = ctx.unit_of_work()
     with uow:
         session = uow.session
