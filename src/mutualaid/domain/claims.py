@@ -241,9 +241,6 @@ class PublicityWindow:
     opens_at: datetime
     closes_at: datetime
 
-    def is_open(self, instant: datetime) -> bool:
-        return self.opens_at <= instant < self.closes_at
-
 
 def publicity_window(rules: PlanRules, published_on: date) -> PublicityWindow:
     """From 00:00 on the publicity day, for `publicity_length_days` whole days, in the plan's zone."""
