@@ -24,7 +24,9 @@ from mutualaid.domain.errors import DomainError
 from mutualaid.domain.ledger import SPONSOR
 from mutualaid.domain.schemes import PlanStatus
 from mutualaid.services.accounts.accounts import SYSTEM_ACTOR, Actor
-from mutualaid.services.claims.claims import ClaimReport, decide_claim, report_claim, run_publicity
+from mutualaid.services.claims.filing import ClaimReport, report_claim
+from mutualaid.services.claims.publicity import run_publicity
+from mutualaid.services.claims.review import decide_claim
 from mutualaid.services.collections.collections import collect_period, pay_approved_claims, top_up
 from mutualaid.services.context import ServiceContext
 from mutualaid.services.ledger.ledger import balances, unbalanced_transactions

@@ -40,18 +40,13 @@ from mutualaid.domain.memberships import MembershipEvent, Relation
 from mutualaid.domain.risk import CODES, ClaimLinks, SignalCode
 from mutualaid.plan_files import read_plan_file
 from mutualaid.services.accounts.accounts import Actor
-from mutualaid.services.claims.claims import (
-    ClaimReport,
-    decide_claim,
-    file_investigation_report,
-    report_claim,
-    start_review,
-)
 from mutualaid.services.claims.evidence import add_evidence
+from mutualaid.services.claims.filing import ClaimReport, report_claim
+from mutualaid.services.claims.review import decide_claim, file_investigation_report, start_review
 from mutualaid.services.claims.routing import route_investigation
 from mutualaid.services.context import ServiceContext
 from mutualaid.services.enrollment.memberships import change_membership
-from mutualaid.services.juries.juries import eligible_jurors
+from mutualaid.services.juries.eligibility import eligible_jurors
 from mutualaid.services.plans.plans import publish_plan
 from mutualaid.services.risk.risk import (
     appeal_fraud_record,

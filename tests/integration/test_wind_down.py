@@ -38,7 +38,7 @@ from mutualaid.domain.accounts import Role
 from mutualaid.domain.errors import Conflict, DomainError, NotFound
 from mutualaid.domain.schemes import PlanStatus
 from mutualaid.services.accounts.accounts import SYSTEM_ACTOR, Actor
-from mutualaid.services.claims.claims import ClaimReport, report_claim
+from mutualaid.services.claims.filing import ClaimReport, report_claim
 from mutualaid.services.collections.collections import (
     SimulatedProvider,
     collect_period,

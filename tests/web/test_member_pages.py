@@ -15,10 +15,11 @@ from mutualaid.domain.accounts import Role
 from mutualaid.domain.claims import RejectionReason
 from mutualaid.domain.juries import CERTIFICATION_QUIZ
 from mutualaid.services.accounts.accounts import Actor
-from mutualaid.services.claims.claims import ClaimReport, decide_claim, report_claim, start_review
 from mutualaid.services.claims.evidence import list_evidence
+from mutualaid.services.claims.filing import ClaimReport, report_claim
+from mutualaid.services.claims.review import decide_claim, start_review
 from mutualaid.services.context import ServiceContext
-from mutualaid.services.juries.juries import dispute_rejection
+from mutualaid.services.juries.panels import dispute_rejection
 
 JPEG = bytes.fromhex("ffd8ffe000104a46494600010100000100010000") + bytes(600_000) + b"\xff\xd9"
 
@@ -255,7 +256,8 @@ def test_a_member_follows_a_claim_answers_a_request_and_disputes_a_rejection(
 def test_a_member_answers_a_document_request_and_withdraws_only_after_confirming(
     ctx: ServiceContext, clock: FixedClock, client: TestClient
 ) -> None:
-    from mutualaid.services.claims.claims import assign_investigation, get_claim, request_documents
+    from mutualaid.services.claims.review import assign_investigation, request_documents
+    from mutualaid.services.claims.views import get_claim
 
     browser, membership_id = _covered(ctx, clock, client)
     member = Actor(int(browser.get("/me/data.json").json()["account"]["id"]), Role.MEMBER)

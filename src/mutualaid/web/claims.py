@@ -17,20 +17,13 @@ from mutualaid.domain.claims import EVIDENCE_STATES
 from mutualaid.domain.errors import DomainError
 from mutualaid.domain.plans import PlanRules
 from mutualaid.services.accounts.accounts import Actor
-from mutualaid.services.claims.claims import (
-    ClaimReport,
-    PublicCase,
-    cases_in_publicity,
-    claim_timeline,
-    get_claim,
-    object_to_claim,
-    provide_documents,
-    report_claim,
-    withdraw_claim,
-)
 from mutualaid.services.claims.evidence import add_evidence, list_evidence
+from mutualaid.services.claims.filing import ClaimReport, report_claim, withdraw_claim
+from mutualaid.services.claims.publicity import PublicCase, cases_in_publicity, object_to_claim
+from mutualaid.services.claims.review import provide_documents
+from mutualaid.services.claims.views import claim_timeline, get_claim
 from mutualaid.services.enrollment.member_data import family_coverage
-from mutualaid.services.juries.juries import dispute_rejection
+from mutualaid.services.juries.panels import dispute_rejection
 from mutualaid.services.plans.plans import plan_rules
 from mutualaid.services.transparency.checkpoints import proof_bundle
 from mutualaid.web import uploads

@@ -20,24 +20,23 @@ from mutualaid.domain.claims import ClaimState, RejectionReason
 from mutualaid.domain.errors import DomainError, NotFound
 from mutualaid.domain.money import parse_yuan
 from mutualaid.services.claims.casework import case_file_extras, objections_to_review, staff_members
-from mutualaid.services.claims.claims import (
+from mutualaid.services.claims.evidence import EVIDENCE_READERS, list_evidence, open_evidence
+from mutualaid.services.claims.publicity import review_objection, run_publicity
+from mutualaid.services.claims.review import (
     assign_investigation,
-    claim_timeline,
     decide_claim,
     file_investigation_report,
-    get_claim,
     request_documents,
-    review_objection,
-    run_publicity,
     start_review,
-    work_queue,
 )
-from mutualaid.services.claims.evidence import EVIDENCE_READERS, list_evidence, open_evidence
+from mutualaid.services.claims.views import claim_timeline, get_claim, work_queue
 from mutualaid.services.collections.collections import (
     export_collection_file,
     import_collection_results,
 )
-from mutualaid.services.juries.juries import close_due_juries, jury_rounds, refer_to_jury
+from mutualaid.services.juries.closing import close_due_juries
+from mutualaid.services.juries.juries import jury_rounds
+from mutualaid.services.juries.panels import refer_to_jury
 from mutualaid.services.periods.close import close_period
 from mutualaid.services.periods.preview import preview_period
 from mutualaid.services.periods.views import list_periods
@@ -273,10 +272,7 @@ def refer(ref: str, page: Page) -> Response:
     actor = page.need(Role.OPERATOR)
 
     def act() -> None:
-        note = page.text("note")
-        if not note:
-            raise DomainError("note_required", "say why the case goes to a member jury", "note")
-        refer_to_jury(page.ctx, actor, ref, note)
+        refer_to_jury(page.ctx, actor, ref, page.text("note"))
 
     return _step(page, ref, act)
 

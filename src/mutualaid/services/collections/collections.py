@@ -59,7 +59,7 @@ from mutualaid.domain.money import format_yuan
 from mutualaid.domain.plans import FundingModel
 from mutualaid.services import audit
 from mutualaid.services.accounts.accounts import Actor
-from mutualaid.services.claims.claims import _apply as apply_claim_event
+from mutualaid.services.claims.claims import apply_event as apply_claim_event
 from mutualaid.services.context import ServiceContext
 from mutualaid.services.idempotency import run_idempotent
 from mutualaid.services.ledger.ledger import post
