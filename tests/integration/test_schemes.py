@@ -37,11 +37,9 @@ from mutualaid.services.claims.claims import (
     report_claim,
     run_publicity,
 )
-from mutualaid.services.collections.collections import (
-    SimulatedProvider,
-    collect_period,
-    pay_approved_claims,
-)
+from mutualaid.services.collections.debits import collect_period
+from mutualaid.services.collections.payouts import pay_approved_claims
+from mutualaid.services.collections.providers import SimulatedProvider
 from mutualaid.services.context import ServiceContext
 from mutualaid.services.ledger.ledger import balances, unbalanced_transactions
 from mutualaid.services.periods.notice import period_notice

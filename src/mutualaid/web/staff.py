@@ -32,10 +32,7 @@ from mutualaid.services.claims.claims import (
     work_queue,
 )
 from mutualaid.services.claims.evidence import EVIDENCE_READERS, list_evidence, open_evidence
-from mutualaid.services.collections.collections import (
-    export_collection_file,
-    import_collection_results,
-)
+from mutualaid.services.collections.files import export_collection_file, import_collection_results
 from mutualaid.services.juries.juries import close_due_juries, jury_rounds, refer_to_jury
 from mutualaid.services.periods.close import close_period
 from mutualaid.services.periods.preview import preview_period
