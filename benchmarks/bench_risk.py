@@ -61,9 +61,9 @@ from mutualaid.services.risk.risk import (  # noqa: E402
     _persist,
     _report_days,
     _score_around,
-    _since,
-    _window,
+    plan_window,
     rescore_plan,
+    window_start,
 )
 
 LIMIT_S = 5.0
@@ -160,7 +160,7 @@ def score_by_window(session: Session, claim: Claim, now: datetime) -> None:
     """The old filing path (the baseline): load the plan's whole window, score the claim and its
     linked open claims in it."""
     params = DEFAULT_PARAMS
-    window = _window(session, claim.plan_id, _since(claim.reported_on, params))
+    window = plan_window(session, claim.plan_id, window_start(claim.reported_on, params))
     row = window.row_of(claim.id)
     linked = [
         j
@@ -188,7 +188,7 @@ def filing(sizes: list[int], url: str | None, filings: int, seed: int) -> None:
             ctx = fresh(url or f"sqlite:///{scratch}/bench_risk.db", population)
             setup = time.perf_counter() - start
             with ctx.reading() as session:
-                since = _since(now.date(), DEFAULT_PARAMS)
+                since = window_start(now.date(), DEFAULT_PARAMS)
                 in_window = session.scalar(
                     select(func.count()).select_from(Claim).where(Claim.reported_on >= since)
                 )
