@@ -17,15 +17,8 @@ from mutualaid.db.models import (
 )
 from mutualaid.domain.accounts import STAFF_ROLES, Role, require_role
 from mutualaid.domain.errors import DomainError
-from mutualaid.domain.risk import (
-    BY_CODE,
-    LinkKind,
-    SignalCode,
-    explain,
-    investigation_mode,
-    level_of,
-    links_of,
-)
+from mutualaid.domain.risk import BY_CODE, SignalCode, explain, investigation_mode, level_of
+from mutualaid.domain.risk_scores import LinkKind, links_of
 from mutualaid.services import audit
 from mutualaid.services.accounts.accounts import Actor
 from mutualaid.services.context import ServiceContext

@@ -31,14 +31,12 @@ from mutualaid.domain.accounts import Role, require_role
 from mutualaid.domain.claims import OPEN_STATES
 from mutualaid.domain.errors import NotFound
 from mutualaid.domain.plans import params_of
-from mutualaid.domain.risk import (
-    CODES,
+from mutualaid.domain.risk import CODES, ClaimLinks, RiskParams, investigation_mode, level_of
+from mutualaid.domain.risk_scores import (
     NO_DATE,
     ClaimColumns,
-    ClaimLinks,
     EvidenceColumns,
     LinkKind,
-    RiskParams,
     RiskResult,
     WindowCounts,
     age_band,
@@ -46,8 +44,6 @@ from mutualaid.domain.risk import (
     band_probes,
     factorize,
     hamming,
-    investigation_mode,
-    level_of,
     links_of,
     score_claims,
     window_counts,
