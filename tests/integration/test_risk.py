@@ -48,19 +48,15 @@ from mutualaid.services.context import ServiceContext
 from mutualaid.services.enrollment.memberships import change_membership
 from mutualaid.services.juries.eligibility import eligible_jurors
 from mutualaid.services.plans.plans import publish_plan
-from mutualaid.services.risk.risk import (
+from mutualaid.services.risk.figures import risk_operations, weight_report
+from mutualaid.services.risk.fraud_records import (
     appeal_fraud_record,
-    claim_graph,
-    claim_risk,
     decide_appeal,
     flag_fraud,
     my_fraud_records,
-    on_evidence_added,
-    record_feedback,
-    rescore_plan,
-    risk_operations,
-    weight_report,
 )
+from mutualaid.services.risk.reviews import claim_graph, claim_risk, record_feedback
+from mutualaid.services.risk.risk import on_evidence_added, rescore_plan
 
 TODAY = date(2026, 3, 1)
 

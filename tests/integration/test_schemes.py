@@ -34,11 +34,9 @@ from mutualaid.services.claims.filing import ClaimReport, report_claim
 from mutualaid.services.claims.publicity import run_publicity
 from mutualaid.services.claims.review import decide_claim
 from mutualaid.services.claims.views import get_claim
-from mutualaid.services.collections.collections import (
-    SimulatedProvider,
-    collect_period,
-    pay_approved_claims,
-)
+from mutualaid.services.collections.debits import collect_period
+from mutualaid.services.collections.payouts import pay_approved_claims
+from mutualaid.services.collections.providers import SimulatedProvider
 from mutualaid.services.context import ServiceContext
 from mutualaid.services.ledger.ledger import balances, unbalanced_transactions
 from mutualaid.services.periods.notice import period_notice

@@ -24,7 +24,7 @@ from mutualaid.services.notifications import list_notifications, mark_read
 from mutualaid.services.periods.proofs import charge_proof, verify_charge_proof
 from mutualaid.services.periods.statements import account_statements
 from mutualaid.services.plans.plans import list_plans, plan_rules
-from mutualaid.services.risk.risk import appeal_fraud_record, my_fraud_records
+from mutualaid.services.risk.fraud_records import appeal_fraud_record, my_fraud_records
 from mutualaid.services.wind_down.exports import member_record, member_record_csv
 from mutualaid.transparency.errors import VerificationError
 from mutualaid.web.pages import page_router, redirect, render, render_form

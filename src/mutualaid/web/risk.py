@@ -16,17 +16,14 @@ from mutualaid.domain.errors import DomainError
 from mutualaid.domain.risk import RiskLevel, level_of
 from mutualaid.services.claims.routing import route_investigation
 from mutualaid.services.plans.plans import list_plans
-from mutualaid.services.risk.risk import (
+from mutualaid.services.risk.figures import risk_operations, weight_report
+from mutualaid.services.risk.fraud_records import decide_appeal, flag_fraud, pending_appeals
+from mutualaid.services.risk.reviews import (
     FEEDBACK_ROLES,
     ClaimGraph,
     claim_graph,
     claim_risk,
-    decide_appeal,
-    flag_fraud,
-    pending_appeals,
     record_feedback,
-    risk_operations,
-    weight_report,
 )
 from mutualaid.web.pages import chosen_plan, page_router, redirect, render, render_form, templates
 from mutualaid.web.sessions import Page, PageState

@@ -30,10 +30,7 @@ from mutualaid.services.claims.review import (
     start_review,
 )
 from mutualaid.services.claims.views import claim_timeline, get_claim, work_queue
-from mutualaid.services.collections.collections import (
-    export_collection_file,
-    import_collection_results,
-)
+from mutualaid.services.collections.files import export_collection_file, import_collection_results
 from mutualaid.services.juries.closing import close_due_juries
 from mutualaid.services.juries.juries import jury_rounds
 from mutualaid.services.juries.panels import refer_to_jury

@@ -56,7 +56,7 @@ from mutualaid.services import audit
 from mutualaid.services.accounts.accounts import Actor, BearerToken, authenticate
 from mutualaid.services.context import ServiceContext
 from mutualaid.services.idempotency import KeyRow, act_once, run_idempotent
-from mutualaid.services.risk import risk
+from mutualaid.services.risk import fraud_records
 
 _ACTIVE = [str(s) for s in ACTIVE_STATES]
 # Built once: a statement with bound parameters skips SQLAlchemy's per-call coercion and caching.
@@ -365,9 +365,11 @@ def _enroll_member(
             enrollment_refusals(rules, resident, request.health_answers, today, credit_score)
         )
         if facts.account_flagged:
-            raise risk.excluded_for_fraud()
+            raise fraud_records.excluded_for_fraud()
         person_id = _known_person(facts, actor, request.relation)
-        risk.fraud_exclusion(connection, person_id, actor.account_id)  # issue 9: no rejoining
+        fraud_records.fraud_exclusion(
+            connection, person_id, actor.account_id
+        )  # issue 9: no rejoining
         name_masked = mask_name(full_name)
         new_person = None
         if person_id is None:
