@@ -551,8 +551,3 @@ def claim_by_ref(session: Session, ref: str, *, for_update: bool = False) -> Cla
     if claim is None:
         raise NotFound("claim_not_found", f"there is no claim {ref}", "claim_ref")
     return claim
-
-
-#: The old private name, still imported by services/claims/routing.py: drop it once that module
-#: imports `claim_by_ref`.
-_claim = claim_by_ref
