@@ -29,7 +29,7 @@ from mutualaid.services.juries.certification import certify_juror
 from mutualaid.services.juries.closing import close_due_juries
 from mutualaid.services.juries.juries import juror_ref, jury_rounds, open_votes_for
 from mutualaid.services.juries.panels import dispute_rejection, refer_to_jury, seat_panel
-from mutualaid.services.juries.votes import cast_vote
+from mutualaid.services.juries.votes import cast_vote, juror_case_file
 
 
 @pytest.fixture(autouse=True)
@@ -138,7 +138,7 @@ def test_the_applicant_and_uncertified_or_fraudulent_members_cannot_vote(
     answers = answers_for(ctx, staff(ctx, Role.REVIEWER), jury.id)
     for outsider in (holder, uncertified, flagged):
         with refused("not_a_juror", Forbidden):
-            answers_for(ctx, outsider, jury.id)
+            juror_case_file(ctx, outsider, jury.id)
         with refused("not_eligible", Forbidden):
             cast_vote(ctx, outsider, jury.id, "approve", answers)
     assert open_votes_for(ctx, holder, "xhb-main") == []
@@ -186,7 +186,7 @@ def test_a_panel_is_drawn_reproducibly_from_a_later_seed(
     panel = [refs[r] for r in expected]
     outsider = next(j for j in pool if j not in panel)
     with refused("not_a_juror", Forbidden):
-        answers_for(ctx, outsider, jury.id)
+        juror_case_file(ctx, outsider, jury.id)
     with refused("not_on_panel", Forbidden):
         cast_vote(ctx, outsider, jury.id, "approve", answers_for(ctx, panel[0], jury.id))
     for juror in panel:
