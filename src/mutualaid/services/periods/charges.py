@@ -46,6 +46,7 @@ from mutualaid.services.periods.sharing import (
     charge_rule,
 )
 from mutualaid.services.transparency.log import queue_leaf, unix_seconds
+from mutualaid.services.unit_of_work import UnitOfWork
 from mutualaid.transparency.merkle import EMPTY_ROOT, MemoryTree, hash_leaf
 
 # --- the charges tree -------------------------------------------------------------------------------
@@ -243,7 +244,9 @@ def _commit(
             blocks = charge_blocks(
                 session, charge_rule(session, period), progress, period.member_count or 0
             )
-    with ctx.transaction() as session:
+    uow: UnitOfWork[None] = ctx.unit_of_work()
+    with uow:
+        session = uow.session
         period = session.scalars(
             select(Period).where(Period.id == period_id).with_for_update()
         ).one()
@@ -297,6 +300,7 @@ def _commit(
             charges_root=period.charges_root,
             leaves=len(blocks),
         )
+        uow.commit(None)
 
 
 def commitment_fields(period: Period, plan_code: str, committed: int) -> dict[str, Any]:

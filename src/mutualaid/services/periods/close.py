@@ -104,6 +104,7 @@ from mutualaid.services.periods.cohorts import (
 from mutualaid.services.periods.sharing import EXCLUDED, Progress, StepHook, _dialect, sharing_where
 from mutualaid.services.periods.views import PeriodView, find_period, view
 from mutualaid.services.plans.schemes import sponsorship_of_period
+from mutualaid.services.unit_of_work import UnitOfWork
 
 # --- closing ---------------------------------------------------------------------------------------
 
@@ -138,8 +139,10 @@ def close_period(
 def _lock(
     ctx: ServiceContext, actor: Actor, plan_code: str, on: date | None, cap_excess: CapExcess
 ) -> int:
+    uow: UnitOfWork[int] = ctx.unit_of_work()
     try:
-        with ctx.transaction() as session:
+        with uow:
+            session = uow.session
             now = ctx.clock.now()
             plan = plan_by_code(session, plan_code)
             rules = current_rules(session, plan)
@@ -201,7 +204,8 @@ def _lock(
                 ref=period.ref,
                 lock_at=dates.lock_at.isoformat(),
             )
-            return period.id
+            uow.commit(period.id)
+        return uow.result
     except IntegrityError:
         # Another worker locked the same period a moment ago: carry on with theirs.
         with ctx.reading() as session:
@@ -231,7 +235,9 @@ def _year_periods(session: Session, period: Period) -> list[Period]:
 
 
 def _compute(ctx: ServiceContext, actor: Actor, period_id: int, step: StepHook) -> None:
-    with ctx.transaction() as session:
+    uow: UnitOfWork[None] = ctx.unit_of_work()
+    with uow:
+        session = uow.session
         period = session.scalars(
             select(Period).where(Period.id == period_id).with_for_update()
         ).one()
@@ -362,6 +368,7 @@ def _compute(ctx: ServiceContext, actor: Actor, period_id: int, step: StepHook) 
             sponsor_fen=figures.sponsor_fen,
             excluded=len(excluded),
         )
+        uow.commit(None)
 
 
 def _compute_banded(
