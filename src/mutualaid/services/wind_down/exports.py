@@ -30,6 +30,7 @@ from mutualaid.db.models import (
     PrepaidBalance,
     PrepaidRefund,
 )
+from mutualaid.db.queries.periods import membership_plan_is
 from mutualaid.db.queries.plans import plan_by_code
 from mutualaid.domain.accounts import Role, require_role
 from mutualaid.domain.claims import OPEN_STATES
@@ -273,13 +274,9 @@ def migration_export(
     after = 0
     while True:
         with ctx.reading() as session:
-            # Keyset on the primary key; on SQLite ``plan_id + 0`` keeps the walk on it (the
+            # Keyset on the primary key, kept on it by `membership_plan_is` (on SQLite the
             # (plan_id, state) index would make each chunk a scan and a sort of the whole plan).
-            plan_match = (
-                (Membership.plan_id + 0 == plan_id)
-                if session.get_bind().dialect.name == "sqlite"
-                else (Membership.plan_id == plan_id)
-            )
+            plan_match = membership_plan_is(session, plan_id)
             rows = session.execute(
                 select(
                     Membership.id,
