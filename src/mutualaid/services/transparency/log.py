@@ -10,7 +10,6 @@ from the stored nodes: O(log n) rows in one query.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -36,6 +35,7 @@ from mutualaid.transparency.merkle import (
     EMPTY_ROOT,
     CompactRange,
     RawNode,
+    hash_leaf,
 )
 from mutualaid.transparency.tiles import (
     STORAGE_HEIGHT,
@@ -51,11 +51,6 @@ MAX_LEAVES_PAGE = 1000
 WITNESS_TIMEOUT_S = 10.0
 
 
-def leaf_hash(data: bytes) -> bytes:
-    """RFC 9162 leaf hash: SHA-256(0x00 ‖ data)."""
-    return hashlib.sha256(b"\x00" + data).digest()
-
-
 def queue_leaf(
     session: Session,
     *,
@@ -69,7 +64,7 @@ def queue_leaf(
     entry = LogEntry(
         leaf_type=leaf_type,
         leaf_data=data,
-        leaf_hash=leaf_hash(data),
+        leaf_hash=hash_leaf(data),
         subject_type=subject_type,
         subject_ref=subject_ref,
         queued_at=at,
@@ -117,7 +112,7 @@ def queue_leaves(session: Session, *, at: datetime, leaves: Sequence[PendingLeaf
     """
     if not leaves:
         return 0
-    insert_queued_leaves(session, at, leaves, [leaf_hash(leaf.leaf_data) for leaf in leaves])
+    insert_queued_leaves(session, at, leaves, [hash_leaf(leaf.leaf_data) for leaf in leaves])
     return len(leaves)
 
 
@@ -135,7 +130,7 @@ def append_leaves(
     base = state.size
     if not leaves:
         return IntegrationResult(0, base, base, state.root_hash)
-    hashes = [leaf_hash(leaf.leaf_data) for leaf in leaves]
+    hashes = [hash_leaf(leaf.leaf_data) for leaf in leaves]
     insert_numbered_leaves(session, at, leaves, hashes, base)
     return _grow(session, state, hashes, at)
 
