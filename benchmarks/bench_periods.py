@@ -448,7 +448,7 @@ def child_close(url: str) -> dict[str, Any]:
         count = (
             select(func.count())
             .select_from(Membership)
-            .where(*sharing_where(session.get_bind().dialect.name, plan_id, LOCK_AT, CLOSE_ON))
+            .where(*sharing_where(session, plan_id, LOCK_AT, CLOSE_ON))
         )
         for _ in range(2):  # the second scan is the warm one
             baseline, _ = timed(lambda: session.execute(count).scalar_one())
@@ -533,7 +533,7 @@ def child_export(url: str) -> dict[str, Any]:
         count = (
             select(func.count())
             .select_from(Membership)
-            .where(*sharing_where(session.get_bind().dialect.name, plan_id, LOCK_AT, CLOSE_ON))
+            .where(*sharing_where(session, plan_id, LOCK_AT, CLOSE_ON))
         )
         for _ in range(2):
             scan, _ = timed(lambda: session.execute(count).scalar_one())

@@ -112,16 +112,6 @@ def latest_publicity_day(rules: PlanRules, today: date) -> date:
     raise AssertionError("publicity days are validated to fall in every month")
 
 
-def publicity_days_of_year(rules: PlanRules, year: int, before: date) -> list[date]:
-    """This calendar year's publicity days strictly before `before`, in order."""
-    return [
-        date(year, month, day)
-        for month in range(1, 13)
-        for day in rules.periods.publicity_days
-        if date(year, month, day) < before
-    ]
-
-
 def period_ref(plan_code: str, publicity_on: date) -> str:
     return f"{plan_code}/{publicity_on.isoformat()}"
 

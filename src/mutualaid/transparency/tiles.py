@@ -126,7 +126,6 @@ def storage_tile_hashes(width: int) -> int:
     return sum(width >> row for row in range(STORAGE_HEIGHT))
 
 
-_WIDTH_BY_HASHES = {storage_tile_hashes(w): w for w in range(1, STORAGE_WIDTH + 1)}
 #: By a stored tile's length in bytes: its width and where each of its rows starts (in hashes).
 _LAYOUT_BY_BYTES = {
     32 * storage_tile_hashes(w): (

@@ -2,6 +2,9 @@
 
 Owns who shares in a period, closing it (lock, compute, commit the charges tree), the period notice,
 member statements and the charge proofs a member can verify, and the preview before a close.
-Use cases: find_period, get_period, list_periods, close_period, period_notice, member_statement,
-account_statements, charge_proof, verify_charge_proof (periods.py); preview_period (preview.py).
+Use cases: close_period (close.py: lock, compute with cohorts.py, commit the tree with
+charges.py, one unit of work per step); find_period, get_period, list_periods (views.py);
+period_notice (notice.py); member_statement, account_statements (statements.py); charge_proof,
+verify_charge_proof (proofs.py); preview_period (preview.py). Who shares and what each pays
+is sharing.py.
 """

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +26,7 @@ from mutualaid.db.models import (
     PeriodChargeTree,
     Plan,
 )
+from mutualaid.db.queries.periods import hashes_charge_blocks, stream_rows
 from mutualaid.domain.apportionment import (
     BLOCK_BITS,
     PeriodState,
@@ -42,10 +43,10 @@ from mutualaid.services.periods.sharing import (
     ChargeRule,
     Progress,
     StepHook,
-    _dialect,
     charge_rule,
 )
 from mutualaid.services.transparency.log import queue_leaf, unix_seconds
+from mutualaid.services.unit_of_work import UnitOfWork
 from mutualaid.transparency.merkle import EMPTY_ROOT, MemoryTree, hash_leaf
 
 # --- the charges tree -------------------------------------------------------------------------------
@@ -94,53 +95,29 @@ def stream_charges(
     """
     constant = rule.constant
     columns: list[Any] = [Membership.id] if constant else [Membership.id, rule.charge_sql()]
-    dialect = _dialect(session)
-    stmt = select(*columns).where(*rule.where(dialect))
+    stmt = select(*columns).where(*rule.where(session))
     if id_from is not None:
         stmt = stmt.where(Membership.id >= id_from)
     if id_to is not None:
         stmt = stmt.where(Membership.id < id_to)
-    connection = session.connection()
-    batches: Iterator[Sequence[Any]]
-    if dialect == "sqlite":
-        # pysqlite steps through the result as it is fetched: read the driver's cursor directly
-        # (one id per row needs no tuple: a third faster).
-        result = connection.execute(stmt.order_by(Membership.id))
-        cursor: Any = result.cursor
-        if constant:
-            cursor.row_factory = _first_column
-        batches = iter(lambda: cursor.fetchmany(chunk), [])
-    else:
-        result = connection.execution_options(stream_results=True, yield_per=chunk).execute(
-            stmt.order_by(Membership.id)
-        )
-        batches = result.partitions(chunk)
     width = len(columns)
-    scalar_rows = dialect == "sqlite" and constant
-    try:
-        for rows in batches:
-            flat = np.fromiter(
-                rows if scalar_rows else itertools.chain.from_iterable(rows),
-                dtype=np.int64,
-                count=len(rows) * width,
+    for rows in stream_rows(session, stmt.order_by(Membership.id), chunk, first_column=constant):
+        flat = np.fromiter(
+            rows if constant else itertools.chain.from_iterable(rows),
+            dtype=np.int64,
+            count=len(rows) * width,
+        )
+        if constant:
+            ids, charges = (
+                flat,
+                np.full(len(flat), rule.cohort_charge(START_OF_TIME), dtype=np.int64),
             )
-            if constant:
-                ids, charges = (
-                    flat,
-                    np.full(len(flat), rule.cohort_charge(START_OF_TIME), dtype=np.int64),
-                )
-            else:
-                pairs = flat.reshape(-1, 2)
-                ids, charges = pairs[:, 0], pairs[:, 1]
-            ids, charges = _apply_exceptions(rule, ids, charges)
-            if len(ids):
-                yield ids, charges
-    finally:
-        result.close()
-
-
-def _first_column(_cursor: Any, row: tuple[Any, ...]) -> Any:
-    return row[0]
+        else:
+            pairs = flat.reshape(-1, 2)
+            ids, charges = pairs[:, 0], pairs[:, 1]
+        ids, charges = _apply_exceptions(rule, ids, charges)
+        if len(ids):
+            yield ids, charges
 
 
 def _leaf_for(rule: ChargeRule, block: int, ids: np.ndarray, charges: np.ndarray) -> bytes:
@@ -211,7 +188,7 @@ def charge_blocks_postgres(session: Session, rule: ChargeRule) -> list[ChargeBlo
             exception,
             (exception.period_id == rule.period_id) & (exception.membership_id == Membership.id),
         )
-        .where(*rule.where("postgresql"), or_(exception.kind.is_(None), exception.kind != EXCLUDED))
+        .where(*rule.where(session), or_(exception.kind.is_(None), exception.kind != EXCLUDED))
         .group_by(block)
         .order_by(block)
     )
@@ -221,7 +198,7 @@ def charge_blocks_postgres(session: Session, rule: ChargeRule) -> list[ChargeBlo
 def charge_blocks(
     session: Session, rule: ChargeRule, progress: Progress | None = None, total: int = 0
 ) -> list[ChargeBlock]:
-    if _dialect(session) == "postgresql":
+    if hashes_charge_blocks(session):
         blocks = charge_blocks_postgres(session, rule)
         if progress:
             progress(total, total)
@@ -243,7 +220,9 @@ def _commit(
             blocks = charge_blocks(
                 session, charge_rule(session, period), progress, period.member_count or 0
             )
-    with ctx.transaction() as session:
+    uow: UnitOfWork[None] = ctx.unit_of_work()
+    with uow:
+        session = uow.session
         period = session.scalars(
             select(Period).where(Period.id == period_id).with_for_update()
         ).one()
@@ -297,6 +276,7 @@ def _commit(
             charges_root=period.charges_root,
             leaves=len(blocks),
         )
+        uow.commit(None)
 
 
 def commitment_fields(period: Period, plan_code: str, committed: int) -> dict[str, Any]:

@@ -101,9 +101,10 @@ from mutualaid.services.periods.cohorts import (
     _record_cap_adjusted,
     _share_bound,
 )
-from mutualaid.services.periods.sharing import EXCLUDED, Progress, StepHook, _dialect, sharing_where
+from mutualaid.services.periods.sharing import EXCLUDED, Progress, StepHook, sharing_where
 from mutualaid.services.periods.views import PeriodView, find_period, view
 from mutualaid.services.plans.schemes import sponsorship_of_period
+from mutualaid.services.unit_of_work import UnitOfWork
 
 # --- closing ---------------------------------------------------------------------------------------
 
@@ -138,8 +139,10 @@ def close_period(
 def _lock(
     ctx: ServiceContext, actor: Actor, plan_code: str, on: date | None, cap_excess: CapExcess
 ) -> int:
+    uow: UnitOfWork[int] = ctx.unit_of_work()
     try:
-        with ctx.transaction() as session:
+        with uow:
+            session = uow.session
             now = ctx.clock.now()
             plan = plan_by_code(session, plan_code)
             rules = current_rules(session, plan)
@@ -201,7 +204,8 @@ def _lock(
                 ref=period.ref,
                 lock_at=dates.lock_at.isoformat(),
             )
-            return period.id
+            uow.commit(period.id)
+        return uow.result
     except IntegrityError:
         # Another worker locked the same period a moment ago: carry on with theirs.
         with ctx.reading() as session:
@@ -231,7 +235,9 @@ def _year_periods(session: Session, period: Period) -> list[Period]:
 
 
 def _compute(ctx: ServiceContext, actor: Actor, period_id: int, step: StepHook) -> None:
-    with ctx.transaction() as session:
+    uow: UnitOfWork[None] = ctx.unit_of_work()
+    with uow:
+        session = uow.session
         period = session.scalars(
             select(Period).where(Period.id == period_id).with_for_update()
         ).one()
@@ -275,8 +281,7 @@ def _compute(ctx: ServiceContext, actor: Actor, period_id: int, step: StepHook) 
             else:
                 shared_cases, shared_aid = int(count), int(total)
 
-        dialect = _dialect(session)
-        excluded = _record_exclusions(session, period, now, dialect)
+        excluded = _record_exclusions(session, period, now)
         year = _year_periods(session, period)
         longest = year_to_date(_past(year))
         common: dict[str, Any] = {
@@ -303,7 +308,7 @@ def _compute(ctx: ServiceContext, actor: Actor, period_id: int, step: StepHook) 
                 session.scalar(
                     select(func.count())
                     .select_from(Membership)
-                    .where(*sharing_where(dialect, plan.id, period.lock_at, period.publicity_on))
+                    .where(*sharing_where(session, plan.id, period.lock_at, period.publicity_on))
                 )
                 or 0
             )
@@ -362,6 +367,7 @@ def _compute(ctx: ServiceContext, actor: Actor, period_id: int, step: StepHook) 
             sponsor_fen=figures.sponsor_fen,
             excluded=len(excluded),
         )
+        uow.commit(None)
 
 
 def _compute_banded(
@@ -457,9 +463,7 @@ def _count_sharing(
         select(*keys, func.count())
         .select_from(Membership)
         .join(Person, Person.id == Membership.person_id)
-        .where(
-            *sharing_where(_dialect(session), period.plan_id, period.lock_at, period.publicity_on)
-        )
+        .where(*sharing_where(session, period.plan_id, period.lock_at, period.publicity_on))
         .group_by(*keys)
     )
     excluded = sharing.join(
@@ -537,9 +541,7 @@ def _band_groups(
     return intervals, counted + singles, adjusted
 
 
-def _record_exclusions(
-    session: Session, period: Period, now: datetime, dialect: str
-) -> dict[int, datetime]:
+def _record_exclusions(session: Session, period: Period, now: datetime) -> dict[int, datetime]:
     """Members in the plan at the lock but suspended for an unpaid share: they are not charged.
 
     Suspended now (the close runs at the lock: the stored state is the state at the lock), or
@@ -547,7 +549,7 @@ def _record_exclusions(
     close runs later). Recorded with INSERT … SELECT (no rows through Python); returns membership
     id -> joined_at of the excluded.
     """
-    where = sharing_where(dialect, period.plan_id, period.lock_at, period.publicity_on, scan=False)
+    where = sharing_where(session, period.plan_id, period.lock_at, period.publicity_on, scan=False)
     # Driven from the (small) failures table: never a walk over the plan's memberships.
     suspended_then = (
         select(CollectionFailure.membership_id)
@@ -591,7 +593,7 @@ def _record_exclusions(
         insert(PeriodChargeException).from_select(
             columns,
             select(*values).where(
-                *sharing_where(dialect, period.plan_id, period.lock_at, period.publicity_on),
+                *sharing_where(session, period.plan_id, period.lock_at, period.publicity_on),
                 Membership.id.in_(suspended_then),
                 Membership.id.not_in(already),
             ),

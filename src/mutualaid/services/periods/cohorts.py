@@ -45,7 +45,6 @@ from mutualaid.domain.sharing import (
 from mutualaid.services.periods.sharing import (
     CAP_ADJUSTED,
     EXCLUDED,
-    _dialect,
     shares_in,
     sharing_where,
 )
@@ -140,7 +139,6 @@ def _compute_cohorts(
     """The annual cap may bind: count members per cohort, and give a charge of their own to the
     few whose year so far is not their cohort's (they left and rejoined, or were excluded). If,
     counted, the share turns out to leave everyone under the cap, it is one cohort after all."""
-    dialect = _dialect(session)
     past = _past(year)
     keys = [p.publicity_on for p in year] + [period.publicity_on]
     cohort_index = (
@@ -154,7 +152,7 @@ def _compute_cohorts(
     counts = [0] * len(keys)
     for index, count in session.execute(
         select(cohort_index, func.count())
-        .where(*sharing_where(dialect, period.plan_id, period.lock_at, period.publicity_on))
+        .where(*sharing_where(session, period.plan_id, period.lock_at, period.publicity_on))
         .group_by(cohort_index)
     ):
         counts[int(index)] = int(count)
@@ -230,9 +228,7 @@ def _irregular_year_to_date(
     read individually. `banded`: the year's banded periods, whose charges depend on the birth."""
     if not year:
         return []
-    where = sharing_where(
-        _dialect(session), period.plan_id, period.lock_at, period.publicity_on, scan=False
-    )
+    where = sharing_where(session, period.plan_id, period.lock_at, period.publicity_on, scan=False)
     # This year's leavers (index ix_memberships_ended), and the active memberships of the same
     # persons (the one-active-membership index, whose condition is repeated word for word so that
     # SQLite can use it).
@@ -250,7 +246,7 @@ def _irregular_year_to_date(
     earlier = select(PeriodChargeException.membership_id).where(
         PeriodChargeException.period_id.in_([p.id for p in year])
     )
-    scan = sharing_where(_dialect(session), period.plan_id, period.lock_at, period.publicity_on)
+    scan = sharing_where(session, period.plan_id, period.lock_at, period.publicity_on)
     for row in session.execute(_facts_query().where(*scan, Membership.id.in_(earlier))):
         candidates[row[0]] = _Facts(*row)
     candidates = {k: v for k, v in candidates.items() if k not in excluded}

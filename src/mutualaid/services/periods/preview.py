@@ -94,11 +94,7 @@ def preview_period(
             session.scalar(
                 select(func.count())
                 .select_from(Membership)
-                .where(
-                    *sharing_where(
-                        session.get_bind().dialect.name, plan.id, dates.lock_at, publicity_on
-                    )
-                )
+                .where(*sharing_where(session, plan.id, dates.lock_at, publicity_on))
             )
             or 0
         )

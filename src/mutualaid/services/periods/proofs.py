@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections import OrderedDict
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 
@@ -173,8 +171,3 @@ def verify_charge_proof(proof: ChargeProof) -> None:
             raise VerificationError("the logged share differs")
     if proof.charge_fen > proof.share_fen:
         raise VerificationError("the charge is above the period's share")
-
-
-def block_digest(period_ref_text: str, block_index: int, pairs: Sequence[tuple[int, int]]) -> str:
-    """Hex leaf hash of a block, for tools that check a downloaded charges file."""
-    return hashlib.sha256(b"\x00" + charges_leaf(period_ref_text, block_index, pairs)).hexdigest()

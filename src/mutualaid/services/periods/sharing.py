@@ -27,6 +27,7 @@ from mutualaid.db.models import (
     PeriodCohort,
     Person,
 )
+from mutualaid.db.queries.periods import SessionOrDialect, membership_plan_is
 from mutualaid.domain.sharing import (
     BirthInterval,
     band_index,
@@ -49,25 +50,21 @@ STREAM_CHUNK = 65_536
 
 
 def sharing_where(
-    dialect: str, plan_id: int, lock_at: datetime, publicity_on: date, *, scan: bool = True
+    on: SessionOrDialect,
+    plan_id: int,
+    lock_at: datetime,
+    publicity_on: date,
+    *,
+    scan: bool = True,
 ) -> list[ColumnElement[bool]]:
     """Memberships in the plan at the lock instant: joined before it, not ended before it, not aged
     out by publicity day. (Suspension is handled by `excluded` exceptions, recorded at compute.)
 
-    `scan` (the default) writes the plan test as ``plan_id + 0`` on SQLite, which has no
-    statistics and would otherwise pick the (plan_id, state) index for any query with this
-    predicate: walking it and fetching each row by id is 1.6× slower than reading the table in
-    order, and far slower than the id, payer or failure lookups the other queries want. Pass
-    ``scan=False`` only when that index is the right one (a state lookup). PostgreSQL decides
-    from its statistics either way.
+    `scan` (the default) keeps SQLite's planner off the (plan_id, state) index
+    (`membership_plan_is`); pass ``scan=False`` only when that index is the right one.
     """
-    plan_match = (
-        (Membership.plan_id + 0 == plan_id)
-        if scan and dialect == "sqlite"
-        else (Membership.plan_id == plan_id)
-    )
     return [
-        plan_match,
+        membership_plan_is(on, plan_id, scan=scan),
         Membership.joined_at < lock_at,
         or_(Membership.ended_at.is_(None), Membership.ended_at >= lock_at),
         Membership.ages_out_on > publicity_on,
@@ -118,8 +115,8 @@ class ChargeRule:
         """Does every sharing member (exceptions aside) pay the same?"""
         return len(self.bounds) <= 1 and not self.band_charges
 
-    def where(self, dialect: str, *, scan: bool = True) -> list[ColumnElement[bool]]:
-        return sharing_where(dialect, self.plan_id, self.lock_at, self.publicity_on, scan=scan)
+    def where(self, on: SessionOrDialect, *, scan: bool = True) -> list[ColumnElement[bool]]:
+        return sharing_where(on, self.plan_id, self.lock_at, self.publicity_on, scan=scan)
 
     def charge_sql(self) -> ColumnElement[Any]:
         """The cohort charge of a membership row, as SQL (exceptions are applied separately)."""
@@ -300,7 +297,3 @@ def period_bands(session: Session, period_id: int) -> list[PeriodBand]:
             .order_by(PeriodBand.band_index)
         )
     )
-
-
-def _dialect(session: Session) -> str:
-    return session.get_bind().dialect.name

@@ -11,10 +11,10 @@ from typing import cast
 
 import httpx
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from mutualaid.db.models import LogCheckpoint, LogEntry, LogWitnessState
+from mutualaid.db.queries.log import insert_checkpoint
 from mutualaid.domain.errors import NotFound
 from mutualaid.services.context import ServiceContext
 from mutualaid.services.transparency.log import (
@@ -29,6 +29,7 @@ from mutualaid.services.transparency.proofs import (
     log_size,
     root_at,
 )
+from mutualaid.services.unit_of_work import UnitOfWork
 from mutualaid.settings import Settings
 from mutualaid.transparency.checkpoints import Checkpoint, sign_checkpoint
 from mutualaid.transparency.errors import KeyFormatError, TransparencyError
@@ -253,16 +254,22 @@ def publish_checkpoint(
     """
     integrated = integrate_all(ctx, max_batch=max_batch)
     now = ctx.clock.now()
-    with ctx.transaction() as session:
+    signed: UnitOfWork[PublishResult | None] = ctx.unit_of_work()
+    with signed:
+        session = signed.session
         size = log_size(session)
         root = root_at(session, size)
         row = _checkpoint_row(session, size, root, config, now)
         if row.published or not config.witnesses:
             if not row.published:  # quorum 0 and no witnesses: the log's signature suffices
                 row.published, row.published_at = True, now
-            return PublishResult(_view(row), integrated.integrated, ())
-        note = row.note
-        known = {w.name: w.size for w in session.scalars(select(LogWitnessState))}
+            signed.commit(PublishResult(_view(row), integrated.integrated, ()))
+        else:
+            note = row.note
+            known = {w.name: w.size for w in session.scalars(select(LogWitnessState))}
+            signed.commit(None)
+    if signed.result is not None:
+        return signed.result
 
     client = http or httpx.Client(timeout=WITNESS_TIMEOUT_S)
     try:
@@ -274,7 +281,9 @@ def publish_checkpoint(
         if http is None:
             client.close()
 
-    with ctx.transaction() as session:
+    uow: UnitOfWork[PublishResult] = ctx.unit_of_work()
+    with uow:
+        session = uow.session
         row = session.scalars(
             select(LogCheckpoint).where(LogCheckpoint.size == size).with_for_update()
         ).one()
@@ -287,7 +296,8 @@ def publish_checkpoint(
         for outcome, _, witness_size in asked:
             if witness_size is not None:
                 _remember_witness_size(session, outcome.name, witness_size, now)
-        return PublishResult(_view(row), integrated.integrated, tuple(o for o, _, _ in asked))
+        uow.commit(PublishResult(_view(row), integrated.integrated, tuple(o for o, _, _ in asked)))
+    return uow.result
 
 
 def _checkpoint_row(
@@ -299,22 +309,19 @@ def _checkpoint_row(
     witness_keys = [w.key.encode() for w in config.witnesses]
     if row is None:
         note = sign_checkpoint(Checkpoint(config.origin, size, root), config.signer)
-        dialect = session.get_bind().dialect.name
-        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        session.execute(
-            insert(LogCheckpoint)
-            .values(
-                size=size,
-                root_hash=root,
-                note=note,
-                log_key=config.verifier.encode(),
-                witness_keys=witness_keys,
-                quorum=config.quorum,
-                cosigners=0,
-                published=False,
-                created_at=now,
-            )
-            .on_conflict_do_nothing()
+        insert_checkpoint(
+            session,
+            {
+                "size": size,
+                "root_hash": root,
+                "note": note,
+                "log_key": config.verifier.encode(),
+                "witness_keys": witness_keys,
+                "quorum": config.quorum,
+                "cosigners": 0,
+                "published": False,
+                "created_at": now,
+            },
         )
         row = session.scalars(
             select(LogCheckpoint).where(LogCheckpoint.size == size).with_for_update()

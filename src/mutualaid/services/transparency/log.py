@@ -10,25 +10,32 @@ from the stored nodes: O(log n) rows in one query.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
 
 from sqlalchemy import select, text
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from mutualaid.db.models import LogEntry, LogState
+from mutualaid.db.queries.log import (
+    insert_log_state,
+    insert_numbered_leaves,
+    insert_queued_leaves,
+    read_tiles,
+    store_tiles,
+)
 from mutualaid.domain.errors import DomainError
 from mutualaid.services.context import ServiceContext
+from mutualaid.services.unit_of_work import UnitOfWork
 from mutualaid.transparency.errors import TreeError
 from mutualaid.transparency.leaves import canonical_leaf
 from mutualaid.transparency.merkle import (
     EMPTY_ROOT,
     CompactRange,
     RawNode,
+    hash_leaf,
 )
 from mutualaid.transparency.tiles import (
     STORAGE_HEIGHT,
@@ -44,11 +51,6 @@ MAX_LEAVES_PAGE = 1000
 WITNESS_TIMEOUT_S = 10.0
 
 
-def leaf_hash(data: bytes) -> bytes:
-    """RFC 9162 leaf hash: SHA-256(0x00 ‖ data)."""
-    return hashlib.sha256(b"\x00" + data).digest()
-
-
 def queue_leaf(
     session: Session,
     *,
@@ -62,7 +64,7 @@ def queue_leaf(
     entry = LogEntry(
         leaf_type=leaf_type,
         leaf_data=data,
-        leaf_hash=leaf_hash(data),
+        leaf_hash=hash_leaf(data),
         subject_type=subject_type,
         subject_ref=subject_ref,
         queued_at=at,
@@ -108,41 +110,10 @@ def queue_leaves(session: Session, *, at: datetime, leaves: Sequence[PendingLeaf
 
     The bytes must be canonical leaves (`canonical_leaf`); they are hashed here.
     """
-    rows = [
-        (
-            leaf.leaf_type,
-            leaf.leaf_data,
-            leaf_hash(leaf.leaf_data),
-            leaf.subject_type,
-            leaf.subject_ref,
-            at,
-        )
-        for leaf in leaves
-    ]
-    if not rows:
+    if not leaves:
         return 0
-    connection = session.connection()
-    raw: Any = connection.connection.driver_connection
-    columns = "leaf_type, leaf_data, leaf_hash, subject_type, subject_ref, queued_at"
-    if connection.dialect.name == "postgresql":
-        with (
-            raw.cursor() as cursor,
-            cursor.copy(f"COPY log_entries ({columns}) FROM STDIN (FORMAT BINARY)") as copy,
-        ):
-            copy.set_types(["varchar", "bytea", "bytea", "varchar", "varchar", "timestamptz"])
-            for row in rows:
-                copy.write_row(row)
-    else:
-        stamp = _sqlite_instant(connection.dialect, at)
-        cursor = raw.cursor()
-        try:
-            cursor.executemany(
-                f"INSERT INTO log_entries ({columns}) VALUES (?, ?, ?, ?, ?, ?)",
-                [(*row[:5], stamp) for row in rows],
-            )
-        finally:
-            cursor.close()
-    return len(rows)
+    insert_queued_leaves(session, at, leaves, [hash_leaf(leaf.leaf_data) for leaf in leaves])
+    return len(leaves)
 
 
 def append_leaves(
@@ -159,59 +130,9 @@ def append_leaves(
     base = state.size
     if not leaves:
         return IntegrationResult(0, base, base, state.root_hash)
-    hashes = [leaf_hash(leaf.leaf_data) for leaf in leaves]
-    connection = session.connection()
-    raw: Any = connection.connection.driver_connection
-    columns = "leaf_type, leaf_data, leaf_hash, leaf_index, subject_type, subject_ref, queued_at"
-    if connection.dialect.name == "postgresql":
-        with (
-            raw.cursor() as cursor,
-            cursor.copy(f"COPY log_entries ({columns}) FROM STDIN (FORMAT BINARY)") as copy,
-        ):
-            copy.set_types(
-                ["varchar", "bytea", "bytea", "int8", "varchar", "varchar", "timestamptz"]
-            )
-            for position, leaf in enumerate(leaves):
-                copy.write_row(
-                    (
-                        leaf.leaf_type,
-                        leaf.leaf_data,
-                        hashes[position],
-                        base + position,
-                        leaf.subject_type,
-                        leaf.subject_ref,
-                        at,
-                    )
-                )
-    else:
-        stamp = _sqlite_instant(connection.dialect, at)
-        cursor = raw.cursor()
-        try:
-            cursor.executemany(
-                f"INSERT INTO log_entries ({columns}) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (
-                        leaf.leaf_type,
-                        leaf.leaf_data,
-                        hashes[position],
-                        base + position,
-                        leaf.subject_type,
-                        leaf.subject_ref,
-                        stamp,
-                    )
-                    for position, leaf in enumerate(leaves)
-                ],
-            )
-        finally:
-            cursor.close()
+    hashes = [hash_leaf(leaf.leaf_data) for leaf in leaves]
+    insert_numbered_leaves(session, at, leaves, hashes, base)
     return _grow(session, state, hashes, at)
-
-
-def _sqlite_instant(dialect: Any, at: datetime) -> Any:
-    """`at` as SQLAlchemy would bind it to log_entries.queued_at (a text instant on SQLite)."""
-    column_type = LogEntry.__table__.c.queued_at.type
-    process = column_type.dialect_impl(dialect).bind_processor(dialect)
-    return process(at) if process else at
 
 
 def _grow(
@@ -221,7 +142,7 @@ def _grow(
     base = state.size
     compact = CompactRange.from_bytes(state.size, state.compact_range)
     new_range, nodes = compact.extend(hashes)
-    _store_tiles(session, base, hashes, nodes)
+    _update_tiles(session, base, hashes, nodes)
     state.size = new_range.size
     state.compact_range = new_range.to_bytes()
     state.root_hash = new_range.root()
@@ -242,8 +163,10 @@ class IntegrationResult:
 
 def integrate_pending(ctx: ServiceContext, *, max_batch: int = DEFAULT_BATCH) -> IntegrationResult:
     """Sequence up to `max_batch` queued leaves in one transaction (see `integrate_in_session`)."""
-    with ctx.transaction() as session:
-        return integrate_in_session(session, at=ctx.clock.now(), max_batch=max_batch)
+    uow: UnitOfWork[IntegrationResult] = ctx.unit_of_work()
+    with uow:
+        uow.commit(integrate_in_session(uow.session, at=ctx.clock.now(), max_batch=max_batch))
+    return uow.result
 
 
 def integrate_all(ctx: ServiceContext, *, max_batch: int = DEFAULT_BATCH) -> IntegrationResult:
@@ -312,14 +235,12 @@ def _lock_state(session: Session, at: datetime) -> LogState:
             "root_hash": EMPTY_ROOT,
             "updated_at": at,
         }
-        dialect = session.get_bind().dialect.name
-        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        session.execute(insert(LogState).values(**values).on_conflict_do_nothing())
+        insert_log_state(session, values)
         state = session.scalars(query).one()
     return state
 
 
-def _store_tiles(
+def _update_tiles(
     session: Session, base: int, leaf_hashes: Sequence[bytes], nodes: Sequence[RawNode]
 ) -> None:
     """Write every stored tile that gained nodes when leaves [base, base + n) were appended.
@@ -343,11 +264,8 @@ def _store_tiles(
         for t in tile_levels
         if (base >> (STORAGE_HEIGHT * t)) % STORAGE_WIDTH
     ]
-    connection = session.connection()
-    raw: Any = connection.connection.driver_connection
-    postgres = connection.dialect.name == "postgresql"
     if partial:
-        for (t, j), data in _read_tiles(raw, postgres, partial).items():
+        for (t, j), data in read_tiles(session, partial).items():
             for row in range(STORAGE_HEIGHT):
                 level = t * STORAGE_HEIGHT + row
                 first = j * (STORAGE_WIDTH >> row)
@@ -372,51 +290,4 @@ def _store_tiles(
                 for row in range(STORAGE_HEIGHT)
             ]
             tiles.append((t, j, encode_storage_tile(rows)))
-    if postgres:
-        with raw.cursor() as cursor:
-            if partial:
-                cursor.execute(
-                    "DELETE FROM log_tiles WHERE (level, idx) IN "
-                    "(SELECT * FROM unnest(%s::integer[], %s::bigint[]))",
-                    ([t for t, _ in partial], [j for _, j in partial]),
-                )
-            with cursor.copy(
-                "COPY log_tiles (level, idx, hashes) FROM STDIN (FORMAT BINARY)"
-            ) as copy:
-                copy.set_types(["int4", "int8", "bytea"])
-                for tile in tiles:
-                    copy.write_row(tile)
-    else:
-        cursor = raw.cursor()
-        try:
-            cursor.executemany(
-                "INSERT OR REPLACE INTO log_tiles (level, idx, hashes) VALUES (?, ?, ?)", tiles
-            )
-        finally:
-            cursor.close()
-
-
-def _read_tiles(
-    raw: Any, postgres: bool, wanted: Sequence[tuple[int, int]]
-) -> dict[tuple[int, int], bytes]:
-    """Stored tiles by (tile level, tile index); missing ones are left out."""
-    if postgres:
-        with raw.cursor() as cursor:
-            cursor.execute(
-                "SELECT t.level, t.idx, t.hashes FROM log_tiles AS t "
-                "JOIN unnest(%s::integer[], %s::bigint[]) AS wanted(level, idx) "
-                "ON t.level = wanted.level AND t.idx = wanted.idx",
-                ([t for t, _ in wanted], [j for _, j in wanted]),
-            )
-            rows = cursor.fetchall()
-    else:
-        cursor = raw.cursor()
-        try:
-            rows = cursor.execute(
-                "SELECT level, idx, hashes FROM log_tiles WHERE "
-                + " OR ".join(["(level = ? AND idx = ?)"] * len(wanted)),
-                [value for pair in wanted for value in pair],
-            ).fetchall()
-        finally:
-            cursor.close()
-    return {(level, index): bytes(data) for level, index, data in rows}
+    store_tiles(session, partial, tiles)

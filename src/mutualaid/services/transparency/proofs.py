@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import cast
 
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from mutualaid.db.models import LogEntry, LogState
+from mutualaid.db.queries.log import read_size_and_tiles
 from mutualaid.domain.errors import NotFound
 from mutualaid.services.transparency.log import LOG_STATE_ID, MAX_LEAVES_PAGE, LogError
 from mutualaid.transparency.errors import TreeError
@@ -56,22 +57,7 @@ class StoredNodes:
                 (tile_level, node_id.index >> shift, row, node_id.index & ((1 << shift) - 1))
             )
         wanted = sorted({(slot[0], slot[1]) for slot in slots})
-        raw: Any = self._connection.connection.driver_connection
-        if self._connection.dialect.name == "postgresql":
-            with raw.cursor() as cursor:
-                cursor.execute(_PG_READ_TILES, ([t for t, _ in wanted], [j for _, j in wanted]))
-                rows = cursor.fetchall()
-        else:
-            cursor = raw.cursor()
-            try:
-                rows = cursor.execute(
-                    "SELECT -1, size, NULL FROM log_state UNION ALL "
-                    "SELECT level, idx, hashes FROM log_tiles WHERE "
-                    + " OR ".join(["(level = ? AND idx = ?)"] * len(wanted)),
-                    [value for pair in wanted for value in pair],
-                ).fetchall()
-            finally:
-                cursor.close()
+        rows = read_size_and_tiles(self._connection, wanted)
         tiles: dict[tuple[int, int], tuple[bytes, int, tuple[int, ...]]] = {}
         integrated = 0
         for level, index, data in rows:
@@ -92,15 +78,6 @@ class StoredNodes:
             offset = (tile[2][row] + position) * 32
             hashes.append(bytes(tile[0][offset : offset + 32]))
         return hashes
-
-
-_PG_READ_TILES = (
-    "SELECT -1, size, NULL::bytea FROM log_state "
-    "UNION ALL "
-    "SELECT t.level, t.idx, t.hashes FROM log_tiles AS t "
-    "JOIN unnest(%s::integer[], %s::bigint[]) AS wanted(level, idx) "
-    "ON t.level = wanted.level AND t.idx = wanted.idx"
-)
 
 
 def _beyond(size: int, integrated: int) -> LogError:

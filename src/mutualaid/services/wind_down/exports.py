@@ -30,6 +30,7 @@ from mutualaid.db.models import (
     PrepaidBalance,
     PrepaidRefund,
 )
+from mutualaid.db.queries.periods import membership_plan_is
 from mutualaid.db.queries.plans import plan_by_code
 from mutualaid.domain.accounts import Role, require_role
 from mutualaid.domain.claims import OPEN_STATES
@@ -38,6 +39,7 @@ from mutualaid.services.accounts.accounts import Actor
 from mutualaid.services.context import ServiceContext
 from mutualaid.services.enrollment.member_data import export_member_data
 from mutualaid.services.periods.statements import account_statements
+from mutualaid.services.unit_of_work import UnitOfWork
 from mutualaid.services.wind_down.wind_down import PLAN_ENDED
 
 RECORD_FORMAT = "mutualaid-member-record/v1"
@@ -253,7 +255,9 @@ def migration_export(
     With `with_identity` (the members' consent obtained) the full name and identity number are
     added, decrypted, so the successor can enrol them without a new declaration."""
     require_role(actor.role, Role.OPERATOR)
-    with ctx.transaction() as session:  # reading personal data in bulk is audited
+    audited: UnitOfWork[int] = ctx.unit_of_work()
+    with audited:  # reading personal data in bulk is audited
+        session = audited.session
         plan_id = plan_by_code(session, plan_code).id
         audit.record(
             session,
@@ -264,18 +268,15 @@ def migration_export(
             subject_id=plan_id,
             with_identity=with_identity,
         )
+        audited.commit(plan_id)
     columns = MIGRATION_COLUMNS + (IDENTITY_COLUMNS if with_identity else ())
     yield _csv_rows([columns])
     after = 0
     while True:
         with ctx.reading() as session:
-            # Keyset on the primary key; on SQLite ``plan_id + 0`` keeps the walk on it (the
+            # Keyset on the primary key, kept on it by `membership_plan_is` (on SQLite the
             # (plan_id, state) index would make each chunk a scan and a sort of the whole plan).
-            plan_match = (
-                (Membership.plan_id + 0 == plan_id)
-                if session.get_bind().dialect.name == "sqlite"
-                else (Membership.plan_id == plan_id)
-            )
+            plan_match = membership_plan_is(session, plan_id)
             rows = session.execute(
                 select(
                     Membership.id,

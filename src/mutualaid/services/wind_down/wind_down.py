@@ -63,6 +63,7 @@ from mutualaid.services.ledger.ledger import balances, post
 from mutualaid.services.notifications import notify_many
 from mutualaid.services.transparency.checkpoints import LogConfig, publish_checkpoint
 from mutualaid.services.transparency.log import queue_leaf, unix_seconds
+from mutualaid.services.unit_of_work import UnitOfWork
 from mutualaid.services.wind_down.archives import REFUND_KEY, write_archive
 
 #: memberships.end_reason of everyone still in the plan when its cover ended.
@@ -195,7 +196,9 @@ def announce_end(
         raise DomainError(
             "reason_required", "say why the plan ends (1 to 2,000 characters)", "reason"
         )
-    with ctx.transaction() as session:
+    uow: UnitOfWork[WindDownView] = ctx.unit_of_work()
+    with uow:
+        session = uow.session
         plan = plan_by_code(session, plan_code, for_update=True)
         existing = session.get(PlanWindDown, plan.id)
         if existing is not None:
@@ -274,7 +277,8 @@ def announce_end(
             payers_notified=notified,
         )
         session.flush()
-        return _status(session, plan)
+        uow.commit(_status(session, plan))
+    return uow.result
 
 
 # --- 2. the end of cover ------------------------------------------------------------------------------
@@ -416,7 +420,9 @@ def end_cover(ctx: ServiceContext, actor: Actor, plan_code: str) -> WindDownView
     """On or after the announced end date: end every membership, write off what is still being
     retried, refund the prepaid balances; the plan goes into run-off. Idempotent."""
     require_role(actor.role, Role.OPERATOR)
-    with ctx.transaction() as session:
+    uow: UnitOfWork[WindDownView] = ctx.unit_of_work()
+    with uow:
+        session = uow.session
         plan = plan_by_code(session, plan_code, for_update=True)
         row = _wind_down(session, plan)
         if plan.status in (PlanStatus.RUN_OFF, PlanStatus.CLOSED):
@@ -490,7 +496,8 @@ def end_cover(ctx: ServiceContext, actor: Actor, plan_code: str) -> WindDownView
             claims_sponsored=claims,
         )
         session.flush()
-        return _status(session, plan)
+        uow.commit(_status(session, plan))
+    return uow.result
 
 
 # --- 3. closing ---------------------------------------------------------------------------------------
@@ -545,7 +552,9 @@ def close_plan(
             f"cosigned the checkpoint at size {checkpoint.size}; try again",
         )
     digest = write_archive(ctx, plan_code, checkpoint.size, archive_dir)
-    with ctx.transaction() as session:
+    uow: UnitOfWork[WindDownView] = ctx.unit_of_work()
+    with uow:
+        session = uow.session
         plan = plan_by_code(session, plan_code, for_update=True)
         row = _wind_down(session, plan)
         plan.status = plan_transition(plan.status, WindDownEvent.CLOSE)
@@ -562,7 +571,8 @@ def close_plan(
             archive_sha256=digest,
         )
         session.flush()
-        return _status(session, plan)
+        uow.commit(_status(session, plan))
+    return uow.result
 
 
 # --- minimum membership --------------------------------------------------------------------------------
@@ -582,7 +592,9 @@ def check_minimum_membership(ctx: ServiceContext, actor: Actor, plan_code: str) 
     """A daily job: below its minimum (after the launch grace days) the plan alerts every
     operator and follows its rule (`wind_down.below_minimum`: alert, or announce the end)."""
     require_role(actor.role, Role.OPERATOR)
-    with ctx.transaction() as session:
+    alert: UnitOfWork[None] = ctx.unit_of_work()
+    with alert:
+        session = alert.session
         plan = plan_by_code(session, plan_code)
         rules = current_rules(session, plan)
         now = ctx.clock.now()
@@ -623,6 +635,7 @@ def check_minimum_membership(ctx: ServiceContext, actor: Actor, plan_code: str) 
         )
         follow = rules.wind_down.below_minimum
         end_on = today + timedelta(days=max(rules.wind_down.notice_days, 1))
+        alert.commit(None)
     if follow == "wind_down":
         announce_end(
             ctx,
