@@ -12,17 +12,8 @@ from sqlalchemy.orm import Session
 
 from mutualaid.db.models import Membership
 
-#: A session, or the name of its database's dialect (what services/collections still passes).
-SessionOrDialect = Session | str
 
-
-def _dialect(on: SessionOrDialect) -> str:
-    return on if isinstance(on, str) else on.get_bind().dialect.name
-
-
-def membership_plan_is(
-    on: SessionOrDialect, plan_id: int, *, scan: bool = True
-) -> ColumnElement[bool]:
+def membership_plan_is(session: Session, plan_id: int, *, scan: bool = True) -> ColumnElement[bool]:
     """``memberships.plan_id = plan_id``; with `scan` (the default) written ``plan_id + 0`` on
     SQLite, which has no statistics and would otherwise pick the (plan_id, state) index for any
     query with this test: walking it and fetching each row by id is 1.6× slower than reading the
@@ -30,7 +21,7 @@ def membership_plan_is(
     (and a keyset walk on the primary key would become a scan and a sort of the whole plan per
     chunk). Pass ``scan=False`` only when that index is the right one (a state lookup).
     PostgreSQL decides from its statistics either way."""
-    if scan and _dialect(on) == "sqlite":
+    if scan and session.get_bind().dialect.name == "sqlite":
         return Membership.plan_id + 0 == plan_id
     return Membership.plan_id == plan_id
 
@@ -42,7 +33,7 @@ def stream_rows(
     stays flat); with `first_column`, each row is its first column alone."""
     connection = session.connection()
     batches: Iterator[Sequence[Any]]
-    if _dialect(session) == "sqlite":
+    if session.get_bind().dialect.name == "sqlite":
         # pysqlite steps through the result as it is fetched: read the driver's cursor directly
         # (one value per row needs no tuple: a third faster).
         result = connection.execute(stmt)
@@ -66,4 +57,4 @@ def _first_column(_cursor: Any, row: tuple[Any, ...]) -> Any:
 def hashes_charge_blocks(session: Session) -> bool:
     """Can the database build the charges tree's leaves itself (``sha256`` over ``string_agg``
     of ``int8send``: PostgreSQL), so that only one row per block comes back?"""
-    return _dialect(session) == "postgresql"
+    return session.get_bind().dialect.name == "postgresql"

@@ -42,8 +42,7 @@ class Owed:
 
 def payers_owing(session: Session, rule: ChargeRule, after: int, upto: int | None) -> list[Owed]:
     """Each payer in (after, upto] and their total due, exceptions applied."""
-    dialect = session.get_bind().dialect.name
-    where = [*rule.where(dialect), Membership.payer_account_id > after]
+    where = [*rule.where(session), Membership.payer_account_id > after]
     if upto is not None:
         where.append(Membership.payer_account_id <= upto)
     totals: dict[int, int] = {
@@ -76,7 +75,7 @@ def payer_dues(session: Session, rule: ChargeRule, payer: int) -> list[Due]:
         select(Membership.id, Membership.joined_at, Person.relation, Person.birth_on)
         .join(Person, Person.id == Membership.person_id)
         # (On SQLite ``plan_id + 0`` leaves the payer index as the only one to use.)
-        .where(*rule.where(session.get_bind().dialect.name), Membership.payer_account_id == payer)
+        .where(*rule.where(session), Membership.payer_account_id == payer)
     ).all()
     dues = []
     for membership_id, joined_at, relation, birth_on in rows:

@@ -83,7 +83,6 @@ def _export_ranges(
     per-row work stays in the database's C code and Python sees a few hundred strings (a row-by-
     row stream, even PostgreSQL's COPY, costs a Python call per line). The few exception
     memberships are left out of the ranges and written last."""
-    dialect = session.get_bind().dialect.name
     charge = rule.charge_sql()
     line = (
         cast(Membership.id, Text())
@@ -97,7 +96,7 @@ def _export_ranges(
     )
     # In the order the range is read (by id, from the primary key); the file's order is not part
     # of its meaning, so no ORDER BY (on PostgreSQL it would sort each range: 2× slower).
-    lines_of_range = concatenated(line, dialect)
+    lines_of_range = concatenated(session, line)
     lowest, highest = session.execute(
         select(func.min(Membership.id), func.max(Membership.id))
     ).one()
@@ -105,7 +104,7 @@ def _export_ranges(
     lines = 0
     step = 1 << 16
     for low in range(lowest or 0, (highest or -1) + 1, step):
-        where = [*rule.where(dialect), Membership.id >= low, Membership.id < low + step, charge > 0]
+        where = [*rule.where(session), Membership.id >= low, Membership.id < low + step, charge > 0]
         excepted = skip[bisect.bisect_left(skip, low) : bisect.bisect_left(skip, low + step)]
         if excepted:
             where.append(Membership.id.not_in(excepted))

@@ -36,6 +36,7 @@ from mutualaid.domain.errors import Conflict
 from mutualaid.services import audit
 from mutualaid.services.accounts.accounts import Actor
 from mutualaid.services.context import ServiceContext
+from mutualaid.services.idempotency import UnitOfWork
 from mutualaid.services.periods.sharing import (
     EXCLUDED,
     START_OF_TIME,
@@ -46,7 +47,6 @@ from mutualaid.services.periods.sharing import (
     charge_rule,
 )
 from mutualaid.services.transparency.log import queue_leaf, unix_seconds
-from mutualaid.services.unit_of_work import UnitOfWork
 from mutualaid.transparency.merkle import EMPTY_ROOT, MemoryTree, hash_leaf
 
 # --- the charges tree -------------------------------------------------------------------------------

@@ -90,6 +90,7 @@ from mutualaid.domain.sharing import (
 from mutualaid.services import audit
 from mutualaid.services.accounts.accounts import Actor
 from mutualaid.services.context import ServiceContext
+from mutualaid.services.idempotency import UnitOfWork
 from mutualaid.services.ledger.ledger import post
 from mutualaid.services.periods.charges import _commit
 from mutualaid.services.periods.cohorts import (
@@ -104,7 +105,6 @@ from mutualaid.services.periods.cohorts import (
 from mutualaid.services.periods.sharing import EXCLUDED, Progress, StepHook, sharing_where
 from mutualaid.services.periods.views import PeriodView, find_period, view
 from mutualaid.services.plans.schemes import sponsorship_of_period
-from mutualaid.services.unit_of_work import UnitOfWork
 
 # --- closing ---------------------------------------------------------------------------------------
 

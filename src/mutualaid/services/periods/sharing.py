@@ -27,7 +27,7 @@ from mutualaid.db.models import (
     PeriodCohort,
     Person,
 )
-from mutualaid.db.queries.periods import SessionOrDialect, membership_plan_is
+from mutualaid.db.queries.periods import membership_plan_is
 from mutualaid.domain.sharing import (
     BirthInterval,
     band_index,
@@ -50,7 +50,7 @@ STREAM_CHUNK = 65_536
 
 
 def sharing_where(
-    on: SessionOrDialect,
+    session: Session,
     plan_id: int,
     lock_at: datetime,
     publicity_on: date,
@@ -64,7 +64,7 @@ def sharing_where(
     (`membership_plan_is`); pass ``scan=False`` only when that index is the right one.
     """
     return [
-        membership_plan_is(on, plan_id, scan=scan),
+        membership_plan_is(session, plan_id, scan=scan),
         Membership.joined_at < lock_at,
         or_(Membership.ended_at.is_(None), Membership.ended_at >= lock_at),
         Membership.ages_out_on > publicity_on,
@@ -115,8 +115,8 @@ class ChargeRule:
         """Does every sharing member (exceptions aside) pay the same?"""
         return len(self.bounds) <= 1 and not self.band_charges
 
-    def where(self, on: SessionOrDialect, *, scan: bool = True) -> list[ColumnElement[bool]]:
-        return sharing_where(on, self.plan_id, self.lock_at, self.publicity_on, scan=scan)
+    def where(self, session: Session, *, scan: bool = True) -> list[ColumnElement[bool]]:
+        return sharing_where(session, self.plan_id, self.lock_at, self.publicity_on, scan=scan)
 
     def charge_sql(self) -> ColumnElement[Any]:
         """The cohort charge of a membership row, as SQL (exceptions are applied separately)."""

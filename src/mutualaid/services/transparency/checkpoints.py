@@ -17,6 +17,7 @@ from mutualaid.db.models import LogCheckpoint, LogEntry, LogWitnessState
 from mutualaid.db.queries.log import insert_checkpoint
 from mutualaid.domain.errors import NotFound
 from mutualaid.services.context import ServiceContext
+from mutualaid.services.idempotency import UnitOfWork
 from mutualaid.services.transparency.log import (
     DEFAULT_BATCH,
     WITNESS_TIMEOUT_S,
@@ -29,7 +30,6 @@ from mutualaid.services.transparency.proofs import (
     log_size,
     root_at,
 )
-from mutualaid.services.unit_of_work import UnitOfWork
 from mutualaid.settings import Settings
 from mutualaid.transparency.checkpoints import Checkpoint, sign_checkpoint
 from mutualaid.transparency.errors import KeyFormatError, TransparencyError

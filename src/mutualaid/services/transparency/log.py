@@ -28,7 +28,7 @@ from mutualaid.db.queries.log import (
 )
 from mutualaid.domain.errors import DomainError
 from mutualaid.services.context import ServiceContext
-from mutualaid.services.unit_of_work import UnitOfWork
+from mutualaid.services.idempotency import UnitOfWork
 from mutualaid.transparency.errors import TreeError
 from mutualaid.transparency.leaves import canonical_leaf
 from mutualaid.transparency.merkle import (

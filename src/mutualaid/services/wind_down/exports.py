@@ -38,8 +38,8 @@ from mutualaid.services import audit
 from mutualaid.services.accounts.accounts import Actor
 from mutualaid.services.context import ServiceContext
 from mutualaid.services.enrollment.member_data import export_member_data
+from mutualaid.services.idempotency import UnitOfWork
 from mutualaid.services.periods.statements import account_statements
-from mutualaid.services.unit_of_work import UnitOfWork
 from mutualaid.services.wind_down.wind_down import PLAN_ENDED
 
 RECORD_FORMAT = "mutualaid-member-record/v1"

@@ -59,11 +59,11 @@ from mutualaid.domain.schemes import (
 from mutualaid.services import audit
 from mutualaid.services.accounts.accounts import Actor
 from mutualaid.services.context import ServiceContext
+from mutualaid.services.idempotency import UnitOfWork
 from mutualaid.services.ledger.ledger import balances, post
 from mutualaid.services.notifications import notify_many
 from mutualaid.services.transparency.checkpoints import LogConfig, publish_checkpoint
 from mutualaid.services.transparency.log import queue_leaf, unix_seconds
-from mutualaid.services.unit_of_work import UnitOfWork
 from mutualaid.services.wind_down.archives import REFUND_KEY, write_archive
 
 #: memberships.end_reason of everyone still in the plan when its cover ended.
