@@ -48,7 +48,7 @@ from mutualaid.domain.claims import RejectionReason
 from mutualaid.domain.identities import Sex, make_resident_id
 from mutualaid.services.accounts.accounts import Actor, register_account
 from mutualaid.services.claims.claims import ClaimReport, decide_claim, report_claim, start_review
-from mutualaid.services.enrollment.memberships import EnrollmentRequest, enroll_member
+from mutualaid.services.enrollment.joins import EnrollmentRequest, enroll_member
 from mutualaid.services.juries.juries import dispute_rejection, juror_case_file
 
 

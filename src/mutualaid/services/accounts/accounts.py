@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import bindparam, delete, select
+from sqlalchemy import Connection, bindparam, delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -223,8 +223,14 @@ _TOKEN_OWNER = (
 def authenticate(ctx: ServiceContext, token: str) -> Actor:
     # Every API call starts here: one prebuilt statement, no ORM session.
     with ctx.autocommit() as connection:
-        row = connection.execute(_TOKEN_OWNER, {"token_hash": _token_hash(token)}).first()
-    if row is None or row.expires_at <= ctx.clock.now():
+        return actor_of_token(connection, BearerToken(token), ctx.clock.now())
+
+
+def actor_of_token(connection: Connection, token: BearerToken, now: datetime) -> Actor:
+    """The owner of a bearer token, read on the caller's connection; refused when unknown or
+    expired at `now`."""
+    row = connection.execute(_TOKEN_OWNER, {"token_hash": token.token_hash}).first()
+    if row is None or row.expires_at <= now:
         raise Unauthenticated("invalid_token", "log in again: the token is unknown or expired")
     return Actor(account_id=row.id, role=Role(row.role))
 

@@ -41,7 +41,7 @@ from mutualaid.domain.calendars import (
     start_of_day,
 )
 from mutualaid.domain.errors import DomainError
-from mutualaid.domain.identities import mask_name, parse_resident_id
+from mutualaid.domain.identities import check_full_name, mask_name, parse_resident_id
 from mutualaid.domain.memberships import (
     CoverageDates,
     MembershipState,
@@ -232,9 +232,7 @@ def _validate_chunk(
             phone = phones.get(phone_text)
             if phone is None:
                 phone = phones[phone_text] = normalise_phone(phone_text, "payer_phone")
-            name = (row[name_at] if name_at >= 0 else "").strip()
-            if not name or len(name) > 50:
-                raise DomainError("invalid_name", "a name has 1 to 50 characters", "full_name")
+            name = check_full_name(row[name_at] if name_at >= 0 else "")
             resident = parse_resident_id(row[id_at] if id_at >= 0 else "")
             relation_text = (row[relation_at] if relation_at >= 0 else "").strip() or "self"
             relation = _RELATIONS.get(relation_text)
