@@ -35,6 +35,7 @@ from mutualaid.domain.schemes import (
 from mutualaid.services import audit
 from mutualaid.services.accounts.accounts import Actor
 from mutualaid.services.context import ServiceContext
+from mutualaid.services.unit_of_work import UnitOfWork
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +75,9 @@ def attach_scheme(
     require_role(actor.role, Role.OPERATOR)
     scheme = parse_scheme_toml(source_toml)
     sha256 = scheme.fingerprint()
-    with ctx.transaction() as session:
+    uow: UnitOfWork[SchemeView] = ctx.unit_of_work()
+    with uow:
+        session = uow.session
         plan = plan_by_code(session, plan_code, for_update=True)
         if plan.status != "open":
             raise Conflict(
@@ -92,7 +95,7 @@ def attach_scheme(
                     f"scheme {scheme.code} is attached with other terms; use a new code",
                     "code",
                 )
-            return _scheme_view(plan.code, scheme, sha256)
+            return _scheme_view(plan.code, scheme, sha256)  # attached already: nothing to write
         now = ctx.clock.now()
         row = SponsoredScheme(
             plan_id=plan.id,
@@ -115,7 +118,8 @@ def attach_scheme(
             rules_sha256=sha256,
             payout_fen=scheme.payout_fen,
         )
-        return _scheme_view(plan.code, scheme, sha256)
+        uow.commit(_scheme_view(plan.code, scheme, sha256))
+    return uow.result
 
 
 def list_schemes(ctx: ServiceContext, plan_code: str) -> list[SchemeView]:
@@ -203,7 +207,9 @@ def sponsor_periods(
     refused = sponsorship_refusal(kind, from_on, to_on)
     if refused:
         raise DomainError(*refused)
-    with ctx.transaction() as session:
+    uow: UnitOfWork[SponsorshipView] = ctx.unit_of_work()
+    with uow:
+        session = uow.session
         plan = plan_by_code(session, plan_code)
         now = ctx.clock.now()
         row = PlanSponsorship(
@@ -228,7 +234,10 @@ def sponsor_periods(
             from_on=from_on.isoformat(),
             to_on=to_on.isoformat(),
         )
-        return SponsorshipView(row.id, plan.code, SponsorshipKind(kind), from_on, to_on, row.memo)
+        uow.commit(
+            SponsorshipView(row.id, plan.code, SponsorshipKind(kind), from_on, to_on, row.memo)
+        )
+    return uow.result
 
 
 def list_sponsorships(ctx: ServiceContext, plan_code: str) -> list[SponsorshipView]:
