@@ -17,11 +17,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, and_, case, distinct, func, select
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import InstrumentedAttribute, Session, aliased
 
 from mutualaid.db.models import (
     Claim,
@@ -176,6 +176,11 @@ class PlanReport:
 # --- the window -----------------------------------------------------------------------------------
 
 
+#: An instant column, nullable or not.
+_Instant = InstrumentedAttribute[datetime] | InstrumentedAttribute[datetime | None]
+K = TypeVar("K")
+
+
 @dataclass(frozen=True, slots=True)
 class _Window:
     from_on: date | None
@@ -191,15 +196,15 @@ class _Window:
     def end(self) -> datetime:
         return start_of_day(self.to_on + timedelta(days=1), self.zone)
 
-    def instants(self, column: Any) -> ColumnElement[bool]:
+    def instants(self, column: _Instant) -> ColumnElement[bool]:
         end = column < self.end
         return and_(column >= self.start, end) if self.start else end
 
-    def dates(self, column: Any) -> ColumnElement[bool]:
+    def dates(self, column: InstrumentedAttribute[date]) -> ColumnElement[bool]:
         end = column <= self.to_on
         return and_(column >= self.from_on, end) if self.from_on else end
 
-    def month_of(self, column: Any) -> ColumnElement[str]:
+    def month_of(self, column: _Instant) -> ColumnElement[str]:
         return month_of_instant(column, self.dialect, self.zone, self.end)
 
 
@@ -281,8 +286,8 @@ def _membership(session: Session, plan_id: int, window: _Window) -> list[Members
 
 
 def _case_totals(
-    session: Session, plan_id: int, window: _Window, key: Any
-) -> list[tuple[Any, int, int, int]]:
+    session: Session, plan_id: int, window: _Window, key: InstrumentedAttribute[K]
+) -> list[tuple[K, int, int, int]]:
     approved = Claim.state.in_([str(s) for s in APPROVED_STATES])
     query = select(
         key,
