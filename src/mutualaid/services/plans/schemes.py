@@ -20,10 +20,12 @@ from mutualaid.domain.accounts import Role, require_role
 from mutualaid.domain.errors import Conflict, DomainError, NotFound
 from mutualaid.domain.schemes import (
     PeriodSponsorship,
+    PlanStatus,
     SchemeClaim,
     SchemeRules,
     Sponsorship,
     SponsorshipKind,
+    attach_refusal,
     filing_closed,
     parse_scheme,
     parse_scheme_toml,
@@ -79,10 +81,9 @@ def attach_scheme(
     with uow:
         session = uow.session
         plan = plan_by_code(session, plan_code, for_update=True)
-        if plan.status != "open":
-            raise Conflict(
-                "plan_not_open", "a scheme can only be attached to an open plan", "plan_code"
-            )
+        refused = attach_refusal(plan.status)
+        if refused:
+            raise Conflict(*refused)
         existing = session.scalar(
             select(SponsoredScheme).where(
                 SponsoredScheme.plan_id == plan.id, SponsoredScheme.code == scheme.code
@@ -172,7 +173,7 @@ def plan_claim_sponsored(session: Session, plan: Plan) -> bool:
     refused = filing_closed(plan.status)
     if refused:
         raise DomainError(*refused)
-    if plan.status == "open":
+    if plan.status == PlanStatus.OPEN:
         return False
     rule = session.scalar(select(PlanWindDown.rule).where(PlanWindDown.plan_id == plan.id))
     return sponsor_pays_new_claims(plan.status, rule or "")
