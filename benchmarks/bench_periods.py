@@ -522,7 +522,7 @@ def child_export(url: str) -> dict[str, Any]:
     from sqlalchemy import func, select
 
     from mutualaid.db.models import Membership
-    from mutualaid.services.collections.collections import export_collection_file
+    from mutualaid.services.collections.files import export_collection_file
     from mutualaid.services.periods.sharing import sharing_where
 
     ctx = context(url)

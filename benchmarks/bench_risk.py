@@ -3,7 +3,7 @@
 Two measurements on the generated population of tests/risk_population.py (honest claims over 18
 months plus every planted fraud pattern):
 
-1. The scorer alone (`domain.risk.score_claims`: every signal for every claim, the near-duplicate
+1. The scorer alone (`domain.risk_scores.score_claims`: every signal for every claim, the near-duplicate
    image search over all images included), against a trivial baseline over the same columns (one
    vectorised group-by: how many claims share each payee account).
 2. Through the database: `services.risk.rescore_plan` (load the plan's claims and evidence, score,
@@ -44,13 +44,8 @@ from mutualaid.db.engines import make_engine, make_sessionmaker  # noqa: E402
 from mutualaid.db.models import Claim  # noqa: E402
 from mutualaid.db.schema import upgrade  # noqa: E402
 from mutualaid.domain.accounts import Role  # noqa: E402
-from mutualaid.domain.risk import (  # noqa: E402
-    DEFAULT_PARAMS,
-    LinkKind,
-    links_of,
-    score_claims,
-    window_counts,
-)
+from mutualaid.domain.risk import DEFAULT_PARAMS  # noqa: E402
+from mutualaid.domain.risk_scores import LinkKind, links_of, score_claims, window_counts  # noqa: E402
 from mutualaid.plan_files import read_plan_file  # noqa: E402
 from mutualaid.services.accounts.accounts import Actor  # noqa: E402
 from mutualaid.services.context import ServiceContext  # noqa: E402
@@ -61,9 +56,9 @@ from mutualaid.services.risk.risk import (  # noqa: E402
     _persist,
     _report_days,
     _score_around,
-    _since,
-    _window,
+    plan_window,
     rescore_plan,
+    window_start,
 )
 
 LIMIT_S = 5.0
@@ -160,7 +155,7 @@ def score_by_window(session: Session, claim: Claim, now: datetime) -> None:
     """The old filing path (the baseline): load the plan's whole window, score the claim and its
     linked open claims in it."""
     params = DEFAULT_PARAMS
-    window = _window(session, claim.plan_id, _since(claim.reported_on, params))
+    window = plan_window(session, claim.plan_id, window_start(claim.reported_on, params))
     row = window.row_of(claim.id)
     linked = [
         j
@@ -188,7 +183,7 @@ def filing(sizes: list[int], url: str | None, filings: int, seed: int) -> None:
             ctx = fresh(url or f"sqlite:///{scratch}/bench_risk.db", population)
             setup = time.perf_counter() - start
             with ctx.reading() as session:
-                since = _since(now.date(), DEFAULT_PARAMS)
+                since = window_start(now.date(), DEFAULT_PARAMS)
                 in_window = session.scalar(
                     select(func.count()).select_from(Claim).where(Claim.reported_on >= since)
                 )

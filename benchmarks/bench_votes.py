@@ -47,9 +47,11 @@ from mutualaid.domain.accounts import Role
 from mutualaid.domain.claims import RejectionReason
 from mutualaid.domain.identities import Sex, make_resident_id
 from mutualaid.services.accounts.accounts import Actor, register_account
-from mutualaid.services.claims.claims import ClaimReport, decide_claim, report_claim, start_review
+from mutualaid.services.claims.filing import ClaimReport, report_claim
+from mutualaid.services.claims.review import decide_claim, start_review
 from mutualaid.services.enrollment.joins import EnrollmentRequest, enroll_member
-from mutualaid.services.juries.juries import dispute_rejection, juror_case_file
+from mutualaid.services.juries.panels import dispute_rejection
+from mutualaid.services.juries.votes import juror_case_file
 
 
 def prepare(url: str, jurors: int) -> tuple[list[str], int, dict[str, str]]:

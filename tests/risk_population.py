@@ -21,14 +21,8 @@ import numpy as np
 from sqlalchemy import insert, select
 
 from mutualaid.db.models import Account, Claim, Evidence, Membership, Person, Plan
-from mutualaid.domain.risk import (
-    NO_DATE,
-    ClaimColumns,
-    ClaimLinks,
-    EvidenceColumns,
-    SignalCode,
-    factorize,
-)
+from mutualaid.domain.risk import ClaimLinks, SignalCode
+from mutualaid.domain.risk_scores import NO_DATE, ClaimColumns, EvidenceColumns, factorize
 from mutualaid.services.context import ServiceContext
 from mutualaid.services.risk.risk import link_columns
 

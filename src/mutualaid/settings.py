@@ -64,6 +64,9 @@ class Settings(BaseSettings):
     rate_limit_window_s: int = Field(default=60, ge=1)
     rate_limit_per_token: int = Field(default=600, ge=0)
     rate_limit_per_address: int = Field(default=3000, ge=0)
+    #: Registrations per hour per phone number and per client address; 0 switches a limit off.
+    rate_limit_registrations_per_phone: int = Field(default=5, ge=0)
+    rate_limit_registrations_per_address: int = Field(default=20, ge=0)
     #: Staff sign-in through the operator's OpenID Connect provider (off unless an issuer is set).
     oidc_issuer: str | None = None
     oidc_client_id: str | None = None

@@ -11,7 +11,7 @@ from mutualaid.api.app import create_app
 from mutualaid.clock import FixedClock
 from mutualaid.db.models import Account
 from mutualaid.services.accounts.accounts import Actor
-from mutualaid.services.claims.claims import ClaimReport, report_claim
+from mutualaid.services.claims.filing import ClaimReport, report_claim
 from mutualaid.services.context import ServiceContext
 
 

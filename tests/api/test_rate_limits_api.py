@@ -10,8 +10,7 @@ from tests.factories import PASSWORD
 
 from mutualaid.api.app import create_app
 from mutualaid.clock import FixedClock
-from mutualaid.services.accounts.rate_limits import RateLimits
-from mutualaid.services.context import ServiceContext
+from mutualaid.services.context import RateLimits, ServiceContext
 
 
 def test_one_address_is_refused_with_retry_after_once_over_its_limit(
@@ -51,3 +50,59 @@ def test_two_app_instances_share_the_count(ctx: ServiceContext) -> None:
     assert first.post("/api/v1/accounts", json=body).status_code == 201
     assert second.post("/api/v1/accounts", json=body).status_code == 409
     assert first.post("/api/v1/accounts", json=body).json()["error"]["code"] == "rate_limited"
+
+
+def test_guessing_an_imported_members_invitation_code_stops_after_five_tries_an_hour(
+    ctx: ServiceContext, clock: FixedClock, plans: None
+) -> None:
+    from tests.factories import imported_member
+
+    phone = "13900000077"
+    code = imported_member(ctx, phone)
+    client = TestClient(create_app(ctx))
+    guesses = [
+        client.post(
+            "/api/v1/accounts",
+            json={"phone": phone, "password": PASSWORD, "invitation": f"WRONG-{i}"},
+        )
+        for i in range(6)
+    ]
+    assert [g.status_code for g in guesses[:5]] == [403] * 5
+    assert guesses[5].status_code == 429
+    assert guesses[5].json()["error"]["code"] == "registration_rate_limited"
+    assert guesses[5].json()["error"]["field"] == "phone"
+    assert 0 < int(guesses[5].headers["Retry-After"]) <= 3600
+    # Even the right code waits out the hour: the limit counts attempts, not failures.
+    right = {"phone": phone, "password": PASSWORD, "invitation": code}
+    assert client.post("/api/v1/accounts", json=right).status_code == 429
+    clock.advance(timedelta(hours=1))
+    assert client.post("/api/v1/accounts", json=right).status_code in (201, 403)
+
+
+def test_one_address_registers_at_most_twenty_accounts_an_hour(ctx: ServiceContext) -> None:
+    client = TestClient(create_app(ctx))
+    answers = [
+        client.post("/api/v1/accounts", json={"phone": next_phone(), "password": PASSWORD})
+        for _ in range(21)
+    ]
+    assert [a.status_code for a in answers] == [201] * 20 + [429]
+    assert answers[20].json()["error"]["code"] == "registration_rate_limited"
+
+
+def test_expired_counters_are_pruned(ctx: ServiceContext, clock: FixedClock) -> None:
+    from sqlalchemy import func, select, text
+
+    from mutualaid.services.accounts.rate_limits import prune_rate_counters
+
+    client = TestClient(create_app(ctx))
+    client.post("/api/v1/accounts", json={"phone": next_phone(), "password": PASSWORD})
+
+    def counters() -> int:
+        with ctx.reading() as session:
+            return session.scalar(select(func.count()).select_from(text("rate_counters"))) or 0
+
+    assert counters() == 3  # the request per address; the registration per phone and address
+    assert prune_rate_counters(ctx) == 0
+    clock.advance(timedelta(hours=3))
+    assert prune_rate_counters(ctx) == 3
+    assert counters() == 0

@@ -11,7 +11,7 @@ from tests.factories import staff
 
 from mutualaid.domain.accounts import Role
 from mutualaid.domain.claims import RejectionReason
-from mutualaid.services.claims.claims import decide_claim, start_review
+from mutualaid.services.claims.review import decide_claim, start_review
 
 TODAY = date(2026, 3, 1)
 

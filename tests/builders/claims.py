@@ -5,7 +5,7 @@ from __future__ import annotations
 from tests.factories import staff
 
 from mutualaid.domain.accounts import Role
-from mutualaid.services.claims.claims import (
+from mutualaid.services.claims.review import (
     assign_investigation,
     file_investigation_report,
     start_review,

@@ -15,8 +15,9 @@ from typer.testing import CliRunner
 from mutualaid.cli.app import app
 from mutualaid.clock import FixedClock
 from mutualaid.domain.accounts import Role
-from mutualaid.services.claims.claims import ClaimReport, decide_claim, report_claim
 from mutualaid.services.claims.evidence import add_evidence
+from mutualaid.services.claims.filing import ClaimReport, report_claim
+from mutualaid.services.claims.review import decide_claim
 from mutualaid.services.context import ServiceContext
 
 runner = CliRunner()

@@ -10,7 +10,7 @@ from tests.factories import covered_member, publish_demo_plans
 
 from mutualaid.clock import FixedClock
 from mutualaid.domain.risk import ClaimLinks
-from mutualaid.services.claims.claims import ClaimReport, report_claim
+from mutualaid.services.claims.filing import ClaimReport, report_claim
 from mutualaid.services.context import ServiceContext
 
 

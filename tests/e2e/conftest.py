@@ -18,11 +18,12 @@ from pathlib import Path
 import pytest
 import uvicorn
 from playwright.sync_api import Browser, BrowserContext, Page, expect
-from tests.factories import PASSWORD
+from tests.factories import PASSWORD, STAFF_TOTP_SECRET, staff_code
 
 from mutualaid.api.app import create_app
 from mutualaid.domain.accounts import Role
 from mutualaid.services.accounts.accounts import register_account
+from mutualaid.services.accounts.second_factors import enrol_with_secret
 from mutualaid.services.context import ServiceContext
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -156,11 +157,15 @@ class Person:
         self.page.fill("#f-phone", phone)
         self.page.fill("#f-password", PASSWORD)
         self.submit("form[action='/login']")
+        if "/second-factor" in self.page.url:  # staff: the authenticator code
+            self.page.fill("#f-code", staff_code(self.server.ctx))
+            self.submit("form[action='/second-factor']")
 
     def close(self) -> None:
         self.context.close()
 
 
 def staff_phone(ctx: ServiceContext, role: Role, phone: str) -> str:
-    register_account(ctx, phone, PASSWORD, role=role, display_name=f"{role} {phone[-2:]}")
+    view = register_account(ctx, phone, PASSWORD, role=role, display_name=f"{role} {phone[-2:]}")
+    enrol_with_secret(ctx, view.id, STAFF_TOTP_SECRET)
     return phone

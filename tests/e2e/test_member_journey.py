@@ -24,7 +24,8 @@ from tests.factories import PASSWORD, account, covered_member, publish_demo_plan
 from mutualaid.clock import FixedClock
 from mutualaid.domain.accounts import Role
 from mutualaid.domain.claims import RejectionReason
-from mutualaid.services.claims.claims import ClaimReport, decide_claim, report_claim, start_review
+from mutualaid.services.claims.filing import ClaimReport, report_claim
+from mutualaid.services.claims.review import decide_claim, start_review
 from mutualaid.services.context import ServiceContext
 from mutualaid.services.transparency.checkpoints import LogConfig, publish_checkpoint
 from mutualaid.transparency.notes import generate_signer_key

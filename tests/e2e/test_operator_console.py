@@ -19,16 +19,15 @@ from mutualaid.domain.accounts import Role
 from mutualaid.domain.claims import RejectionReason
 from mutualaid.domain.money import format_yuan
 from mutualaid.domain.risk import SIGNALS, ClaimLinks, SignalCode
-from mutualaid.services.claims.claims import (
-    ClaimReport,
+from mutualaid.services.claims.evidence import add_evidence
+from mutualaid.services.claims.filing import ClaimReport, report_claim
+from mutualaid.services.claims.publicity import run_publicity
+from mutualaid.services.claims.review import (
     assign_investigation,
     decide_claim,
     file_investigation_report,
-    report_claim,
-    run_publicity,
     start_review,
 )
-from mutualaid.services.claims.evidence import add_evidence
 from mutualaid.services.context import ServiceContext
 from mutualaid.services.periods.close import close_period
 

@@ -14,24 +14,22 @@ from mutualaid.domain.accounts import Role
 from mutualaid.domain.claims import ClaimState, RejectionReason
 from mutualaid.domain.errors import Conflict, DomainError, Forbidden, NotFound
 from mutualaid.domain.memberships import MembershipEvent
-from mutualaid.services.claims.claims import (
-    ClaimReport,
-    assign_investigation,
+from mutualaid.services.claims.filing import ClaimReport, report_claim, withdraw_claim
+from mutualaid.services.claims.publicity import (
     cases_in_publicity,
-    claim_timeline,
-    decide_claim,
-    file_investigation_report,
-    get_claim,
     object_to_claim,
-    provide_documents,
-    report_claim,
-    request_documents,
     review_objection,
     run_publicity,
-    start_review,
-    withdraw_claim,
-    work_queue,
 )
+from mutualaid.services.claims.review import (
+    assign_investigation,
+    decide_claim,
+    file_investigation_report,
+    provide_documents,
+    request_documents,
+    start_review,
+)
+from mutualaid.services.claims.views import claim_timeline, get_claim, work_queue
 from mutualaid.services.context import ServiceContext
 from mutualaid.services.enrollment.memberships import change_membership
 

@@ -21,25 +21,15 @@ from mutualaid.domain.accounts import Role
 from mutualaid.domain.claims import ClaimState
 from mutualaid.domain.errors import Conflict, DomainError, Forbidden
 from mutualaid.domain.juries import draw_panel
-from mutualaid.services.claims.claims import (
-    ClaimReport,
-    decide_claim,
-    get_claim,
-    report_claim,
-    start_review,
-)
+from mutualaid.services.claims.filing import ClaimReport, report_claim
+from mutualaid.services.claims.review import decide_claim, start_review
+from mutualaid.services.claims.views import get_claim
 from mutualaid.services.context import ServiceContext
-from mutualaid.services.juries.juries import (
-    cast_vote,
-    certify_juror,
-    close_due_juries,
-    dispute_rejection,
-    juror_ref,
-    jury_rounds,
-    open_votes_for,
-    refer_to_jury,
-    seat_panel,
-)
+from mutualaid.services.juries.certification import certify_juror
+from mutualaid.services.juries.closing import close_due_juries
+from mutualaid.services.juries.juries import juror_ref, jury_rounds, open_votes_for
+from mutualaid.services.juries.panels import dispute_rejection, refer_to_jury, seat_panel
+from mutualaid.services.juries.votes import cast_vote
 
 
 @pytest.fixture(autouse=True)
@@ -144,9 +134,13 @@ def test_the_applicant_and_uncertified_or_fraudulent_members_cannot_vote(
             )
         )
     jury = dispute_rejection(ctx, holder, ref, "please look again")
+    # They may not read the case file, and answers copied from someone who may do not let them vote.
+    answers = answers_for(ctx, staff(ctx, Role.REVIEWER), jury.id)
     for outsider in (holder, uncertified, flagged):
+        with refused("not_a_juror", Forbidden):
+            answers_for(ctx, outsider, jury.id)
         with refused("not_eligible", Forbidden):
-            cast_vote(ctx, outsider, jury.id, "approve", answers_for(ctx, outsider, jury.id))
+            cast_vote(ctx, outsider, jury.id, "approve", answers)
     assert open_votes_for(ctx, holder, "xhb-main") == []
 
 
@@ -159,8 +153,9 @@ def test_members_of_less_than_30_days_cannot_serve(ctx: ServiceContext, clock: F
     certify_juror(ctx, newcomer, RIGHT_ANSWERS)
     holder, ref = rejected_claim(ctx, clock)
     jury = dispute_rejection(ctx, holder, ref, "please look again")
+    answers = answers_for(ctx, staff(ctx, Role.REVIEWER), jury.id)
     with refused("not_eligible", Forbidden):
-        cast_vote(ctx, newcomer, jury.id, "approve", answers_for(ctx, newcomer, jury.id))
+        cast_vote(ctx, newcomer, jury.id, "approve", answers)
 
 
 def test_votes_close_at_the_deadline(ctx: ServiceContext, clock: FixedClock) -> None:
@@ -190,8 +185,10 @@ def test_a_panel_is_drawn_reproducibly_from_a_later_seed(
     # Anyone can recompute the panel from the public seed and the committed candidate list.
     panel = [refs[r] for r in expected]
     outsider = next(j for j in pool if j not in panel)
+    with refused("not_a_juror", Forbidden):
+        answers_for(ctx, outsider, jury.id)
     with refused("not_on_panel", Forbidden):
-        cast_vote(ctx, outsider, jury.id, "approve", answers_for(ctx, outsider, jury.id))
+        cast_vote(ctx, outsider, jury.id, "approve", answers_for(ctx, panel[0], jury.id))
     for juror in panel:
         cast_vote(ctx, juror, jury.id, "reject", answers_for(ctx, juror, jury.id))
     clock.advance(timedelta(hours=24))
@@ -219,11 +216,8 @@ def test_a_panel_with_no_shows_is_redrawn_without_them(
 def test_an_operator_refers_a_contested_case_in_publicity(
     ctx: ServiceContext, clock: FixedClock
 ) -> None:
-    from mutualaid.services.claims.claims import (
-        assign_investigation,
-        file_investigation_report,
-        run_publicity,
-    )
+    from mutualaid.services.claims.publicity import run_publicity
+    from mutualaid.services.claims.review import assign_investigation, file_investigation_report
 
     use_jury_rules(ctx, min_votes=1)
     holder, membership = covered_member(ctx, clock)
@@ -267,7 +261,7 @@ def test_concurrent_votes_are_counted_exactly_once_each(
 def test_panels_are_seeded_by_the_first_checkpoint_published_after_referral(
     ctx: ServiceContext, clock: FixedClock
 ) -> None:
-    from mutualaid.services.juries.juries import seat_waiting_panels
+    from mutualaid.services.juries.panels import seat_waiting_panels
     from mutualaid.services.transparency.checkpoints import LogConfig, publish_checkpoint
     from mutualaid.transparency.notes import generate_signer_key
 
@@ -312,3 +306,9 @@ def test_a_retried_dispute_opens_one_jury(ctx: ServiceContext, clock: FixedClock
             )
             == 2
         )
+
+
+def test_a_jury_referral_needs_a_note(ctx: ServiceContext, clock: FixedClock) -> None:
+    _, ref = rejected_claim(ctx, clock)
+    with refused("note_required"):
+        refer_to_jury(ctx, staff(ctx, Role.OPERATOR), ref, "   ")

@@ -12,9 +12,12 @@ from mutualaid.domain.accounts import Role
 from mutualaid.domain.claims import RejectionReason
 from mutualaid.domain.errors import Forbidden
 from mutualaid.domain.juries import CERTIFICATION_QUIZ
-from mutualaid.services.claims.claims import ClaimReport, decide_claim, report_claim, start_review
+from mutualaid.services.claims.filing import ClaimReport, report_claim
+from mutualaid.services.claims.review import decide_claim, start_review
 from mutualaid.services.context import ServiceContext
-from mutualaid.services.juries.juries import certify_juror, dispute_rejection, juror_case_file
+from mutualaid.services.juries.certification import certify_juror
+from mutualaid.services.juries.panels import dispute_rejection
+from mutualaid.services.juries.votes import juror_case_file
 
 TODAY = date(2026, 3, 1)
 

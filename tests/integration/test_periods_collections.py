@@ -27,17 +27,16 @@ from mutualaid.domain.claims import ClaimState
 from mutualaid.domain.errors import Conflict
 from mutualaid.domain.memberships import Relation
 from mutualaid.services.accounts.accounts import SYSTEM_ACTOR
-from mutualaid.services.collections.collections import (
-    SimulatedProvider,
-    collect_period,
+from mutualaid.services.collections.debits import collect_period
+from mutualaid.services.collections.files import (
     export_collection_file,
     import_collection_results,
-    pay_approved_claims,
-    prepaid_balance,
     results_file_text,
-    retry_failed_payments,
-    top_up,
 )
+from mutualaid.services.collections.payouts import pay_approved_claims
+from mutualaid.services.collections.prepaid import prepaid_balance, top_up
+from mutualaid.services.collections.providers import SimulatedProvider
+from mutualaid.services.collections.retries import retry_failed_payments
 from mutualaid.services.context import ServiceContext
 from mutualaid.services.ledger.ledger import balances, unbalanced_transactions
 from mutualaid.services.periods.statements import member_statement

@@ -27,7 +27,8 @@ from mutualaid.clock import FixedClock
 from mutualaid.db.models import LedgerTransaction, LogEntry, Period, PeriodChargeTree
 from mutualaid.domain.apportionment import PeriodState
 from mutualaid.services.accounts.accounts import SYSTEM_ACTOR
-from mutualaid.services.collections.collections import SimulatedProvider, collect_period
+from mutualaid.services.collections.debits import collect_period
+from mutualaid.services.collections.providers import SimulatedProvider
 from mutualaid.services.context import ServiceContext
 from mutualaid.services.ledger.ledger import balances, unbalanced_transactions
 from mutualaid.services.periods.close import close_period
@@ -62,7 +63,8 @@ SCRIPT = textwrap.dedent("""
         from mutualaid.services.periods.close import close_period
         close_period(ctx, SYSTEM_ACTOR, "xhb-main", date(2026, 3, 7), hook=hook)
     else:
-        from mutualaid.services.collections.collections import SimulatedProvider, collect_period
+        from mutualaid.services.collections.debits import collect_period
+        from mutualaid.services.collections.providers import SimulatedProvider
         provider = SimulatedProvider(journal=Path(sys.argv[5]), failing={int(sys.argv[6])})
         collect_period(ctx, SYSTEM_ACTOR, "xhb-main", date(2026, 3, 7), provider, chunk=2,
                        hook=hook)

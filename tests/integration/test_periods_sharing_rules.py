@@ -25,11 +25,9 @@ from mutualaid.clock import FixedClock
 from mutualaid.db.models import PeriodBand
 from mutualaid.domain.memberships import MembershipEvent
 from mutualaid.services.accounts.accounts import SYSTEM_ACTOR
-from mutualaid.services.collections.collections import (
-    SimulatedProvider,
-    collect_period,
-    export_collection_file,
-)
+from mutualaid.services.collections.debits import collect_period
+from mutualaid.services.collections.files import export_collection_file
+from mutualaid.services.collections.providers import SimulatedProvider
 from mutualaid.services.context import ServiceContext
 from mutualaid.services.enrollment.memberships import MembershipView, change_membership
 from mutualaid.services.ledger.ledger import balances, unbalanced_transactions

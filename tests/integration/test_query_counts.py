@@ -27,10 +27,11 @@ from tests.query_counter import QueryCounter
 
 from mutualaid.clock import FixedClock
 from mutualaid.services.accounts.accounts import Actor
-from mutualaid.services.claims.claims import ClaimReport, report_claim
+from mutualaid.services.claims.filing import ClaimReport, report_claim
 from mutualaid.services.context import ServiceContext
 from mutualaid.services.enrollment.memberships import MembershipView
-from mutualaid.services.juries.juries import cast_vote, dispute_rejection
+from mutualaid.services.juries.panels import dispute_rejection
+from mutualaid.services.juries.votes import cast_vote
 from mutualaid.services.periods.proofs import charge_proof
 from mutualaid.services.periods.statements import member_statement
 

@@ -40,32 +40,23 @@ from mutualaid.domain.memberships import MembershipEvent, Relation
 from mutualaid.domain.risk import CODES, ClaimLinks, SignalCode
 from mutualaid.plan_files import read_plan_file
 from mutualaid.services.accounts.accounts import Actor
-from mutualaid.services.claims.claims import (
-    ClaimReport,
-    decide_claim,
-    file_investigation_report,
-    report_claim,
-    start_review,
-)
 from mutualaid.services.claims.evidence import add_evidence
+from mutualaid.services.claims.filing import ClaimReport, report_claim
+from mutualaid.services.claims.review import decide_claim, file_investigation_report, start_review
 from mutualaid.services.claims.routing import route_investigation
 from mutualaid.services.context import ServiceContext
 from mutualaid.services.enrollment.memberships import change_membership
-from mutualaid.services.juries.juries import eligible_jurors
+from mutualaid.services.juries.eligibility import eligible_jurors
 from mutualaid.services.plans.plans import publish_plan
-from mutualaid.services.risk.risk import (
+from mutualaid.services.risk.figures import risk_operations, weight_report
+from mutualaid.services.risk.fraud_records import (
     appeal_fraud_record,
-    claim_graph,
-    claim_risk,
     decide_appeal,
     flag_fraud,
     my_fraud_records,
-    on_evidence_added,
-    record_feedback,
-    rescore_plan,
-    risk_operations,
-    weight_report,
 )
+from mutualaid.services.risk.reviews import claim_graph, claim_risk, record_feedback
+from mutualaid.services.risk.risk import on_evidence_added, rescore_plan
 
 TODAY = date(2026, 3, 1)
 

@@ -29,19 +29,14 @@ from mutualaid.domain.apportionment import CapExcess
 from mutualaid.domain.claims import ClaimState
 from mutualaid.domain.errors import Conflict, DomainError, Forbidden, NotFound
 from mutualaid.services.accounts.accounts import SYSTEM_ACTOR
-from mutualaid.services.claims.claims import (
-    ClaimReport,
-    ClaimView,
-    decide_claim,
-    get_claim,
-    report_claim,
-    run_publicity,
-)
-from mutualaid.services.collections.collections import (
-    SimulatedProvider,
-    collect_period,
-    pay_approved_claims,
-)
+from mutualaid.services.claims.claims import ClaimView
+from mutualaid.services.claims.filing import ClaimReport, report_claim
+from mutualaid.services.claims.publicity import run_publicity
+from mutualaid.services.claims.review import decide_claim
+from mutualaid.services.claims.views import get_claim
+from mutualaid.services.collections.debits import collect_period
+from mutualaid.services.collections.payouts import pay_approved_claims
+from mutualaid.services.collections.providers import SimulatedProvider
 from mutualaid.services.context import ServiceContext
 from mutualaid.services.ledger.ledger import balances, unbalanced_transactions
 from mutualaid.services.periods.notice import period_notice

@@ -38,13 +38,10 @@ from mutualaid.domain.accounts import Role
 from mutualaid.domain.errors import Conflict, DomainError, NotFound
 from mutualaid.domain.schemes import PlanStatus
 from mutualaid.services.accounts.accounts import SYSTEM_ACTOR, Actor
-from mutualaid.services.claims.claims import ClaimReport, report_claim
-from mutualaid.services.collections.collections import (
-    SimulatedProvider,
-    collect_period,
-    prepaid_balance,
-    top_up,
-)
+from mutualaid.services.claims.filing import ClaimReport, report_claim
+from mutualaid.services.collections.debits import collect_period
+from mutualaid.services.collections.prepaid import prepaid_balance, top_up
+from mutualaid.services.collections.providers import SimulatedProvider
 from mutualaid.services.context import ServiceContext
 from mutualaid.services.enrollment.memberships import MembershipView
 from mutualaid.services.ledger.ledger import balances, unbalanced_transactions
@@ -398,7 +395,7 @@ class TestArchive:
         close_on(ctx, clock, MARCH_7)
         at(clock, date(2026, 3, 9))
         collect_period(ctx, SYSTEM_ACTOR, MAIN_PLAN, MARCH_7, SimulatedProvider())
-        from mutualaid.services.collections.collections import pay_approved_claims
+        from mutualaid.services.collections.payouts import pay_approved_claims
 
         pay_approved_claims(ctx, SYSTEM_ACTOR, MAIN_PLAN, MARCH_7)
         at(clock, date(2026, 3, 10))

@@ -13,9 +13,9 @@ from tests.oidc_provider import CLIENT_ID, CLIENT_SECRET, Provider, running_prov
 
 from mutualaid.domain.accounts import Role
 from mutualaid.domain.errors import Unauthenticated
-from mutualaid.services.accounts.oidc import OidcConfig, Pending, begin, complete, session_for
+from mutualaid.services.accounts.oidc import Pending, begin, complete, session_for
 from mutualaid.services.accounts.second_factors import SecondFactorRequired
-from mutualaid.services.context import ServiceContext
+from mutualaid.services.context import OidcConfig, ServiceContext
 
 REDIRECT = "http://127.0.0.1/oidc/callback"
 

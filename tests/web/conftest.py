@@ -25,12 +25,11 @@ from mutualaid.clock import FixedClock
 from mutualaid.db.models import Account
 from mutualaid.domain.accounts import Role
 from mutualaid.services.accounts.accounts import Actor
-from mutualaid.services.claims.claims import (
-    ClaimReport,
+from mutualaid.services.claims.filing import ClaimReport, report_claim
+from mutualaid.services.claims.publicity import run_publicity
+from mutualaid.services.claims.review import (
     assign_investigation,
     file_investigation_report,
-    report_claim,
-    run_publicity,
     start_review,
 )
 from mutualaid.services.context import ServiceContext
@@ -122,7 +121,7 @@ def published_case(
 ) -> PublishedCase:
     """A member covered for 200 days whose claim was investigated, approved by someone else and
     is now in publicity (the clock is moved to the publicity day)."""
-    from mutualaid.services.claims.claims import decide_claim
+    from mutualaid.services.claims.review import decide_claim
 
     member = account(ctx)
     id_number = resident_id(date(1988, 4, 2))

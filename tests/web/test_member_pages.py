@@ -15,10 +15,11 @@ from mutualaid.domain.accounts import Role
 from mutualaid.domain.claims import RejectionReason
 from mutualaid.domain.juries import CERTIFICATION_QUIZ
 from mutualaid.services.accounts.accounts import Actor
-from mutualaid.services.claims.claims import ClaimReport, decide_claim, report_claim, start_review
 from mutualaid.services.claims.evidence import list_evidence
+from mutualaid.services.claims.filing import ClaimReport, report_claim
+from mutualaid.services.claims.review import decide_claim, start_review
 from mutualaid.services.context import ServiceContext
-from mutualaid.services.juries.juries import dispute_rejection
+from mutualaid.services.juries.panels import dispute_rejection
 
 JPEG = bytes.fromhex("ffd8ffe000104a46494600010100000100010000") + bytes(600_000) + b"\xff\xd9"
 
@@ -255,7 +256,8 @@ def test_a_member_follows_a_claim_answers_a_request_and_disputes_a_rejection(
 def test_a_member_answers_a_document_request_and_withdraws_only_after_confirming(
     ctx: ServiceContext, clock: FixedClock, client: TestClient
 ) -> None:
-    from mutualaid.services.claims.claims import assign_investigation, get_claim, request_documents
+    from mutualaid.services.claims.review import assign_investigation, request_documents
+    from mutualaid.services.claims.views import get_claim
 
     browser, membership_id = _covered(ctx, clock, client)
     member = Actor(int(browser.get("/me/data.json").json()["account"]["id"]), Role.MEMBER)
@@ -406,3 +408,21 @@ def test_an_imported_member_registers_with_the_invitation_code(
     assert "计划运营方发给您的邀请码" in refused.text
     bound = browser.submit("/register", "/register", form | {"invitation": code})
     assert bound.headers["location"] == "/me?ok=registered"
+
+
+def test_registering_one_phone_again_and_again_is_refused_for_an_hour(
+    ctx: ServiceContext, browser: Browser
+) -> None:
+    imported_member(ctx, "13900000003")
+    form = {"phone": "13900000003", "password": "secret-passphrase"}
+    form["password_again"] = form["password"]
+    for attempt in range(5):
+        assert (
+            browser.submit(
+                "/register", "/register", form | {"invitation": f"x{attempt}"}
+            ).status_code
+            == 422
+        )
+    limited = browser.submit("/register", "/register", form | {"invitation": "x5"})
+    assert limited.status_code == 429
+    assert "注册次数过多:请等待60分钟后再试" in limited.text

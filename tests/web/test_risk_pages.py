@@ -13,9 +13,11 @@ from mutualaid.clock import FixedClock
 from mutualaid.domain.accounts import Role
 from mutualaid.domain.claims import RejectionReason
 from mutualaid.domain.risk import ClaimLinks
-from mutualaid.services.claims.claims import ClaimReport, decide_claim, report_claim, start_review
+from mutualaid.services.claims.filing import ClaimReport, report_claim
+from mutualaid.services.claims.review import decide_claim, start_review
 from mutualaid.services.context import ServiceContext
-from mutualaid.services.risk.risk import claim_risk, my_fraud_records, pending_appeals
+from mutualaid.services.risk.fraud_records import my_fraud_records, pending_appeals
+from mutualaid.services.risk.reviews import claim_risk
 
 
 def staff_browser(ctx: ServiceContext, client: TestClient, role: Role) -> tuple[Browser, int]:

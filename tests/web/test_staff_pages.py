@@ -14,16 +14,14 @@ from mutualaid.clock import FixedClock
 from mutualaid.domain.accounts import Role
 from mutualaid.plan_files import read_plan_file
 from mutualaid.services.accounts.accounts import Actor
-from mutualaid.services.claims.claims import (
-    ClaimReport,
+from mutualaid.services.claims.evidence import add_evidence
+from mutualaid.services.claims.filing import ClaimReport, report_claim
+from mutualaid.services.claims.publicity import object_to_claim, run_publicity
+from mutualaid.services.claims.review import (
     assign_investigation,
     file_investigation_report,
-    object_to_claim,
-    report_claim,
-    run_publicity,
     start_review,
 )
-from mutualaid.services.claims.evidence import add_evidence
 from mutualaid.services.context import ServiceContext
 
 JPEG = bytes.fromhex("ffd8ffe000104a46494600010100000100010000ffd9")

@@ -18,6 +18,7 @@ from mutualaid.services.accounts.accounts import (
     log_out,
     register_account,
 )
+from mutualaid.services.accounts.rate_limits import check_registration
 from mutualaid.services.accounts.second_factors import sign_in
 
 router = APIRouter(prefix="/api/v1", tags=["accounts"])
@@ -47,7 +48,10 @@ class Session(BaseModel):
 
 
 @router.post("/accounts", status_code=status.HTTP_201_CREATED, response_model=None)
-def register(body: Registration, ctx: Context) -> AccountView:
+def register(body: Registration, ctx: Context, request: Request) -> AccountView:
+    """Register, or bind an imported account with its invitation code. Limited per phone and per
+    address per hour (429 `registration_rate_limited`, with Retry-After)."""
+    check_registration(ctx, body.phone, request.client.host if request.client else "unknown")
     return register_account(
         ctx,
         body.phone,

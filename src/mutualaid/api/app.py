@@ -21,7 +21,7 @@ from mutualaid.api.errors import install_error_handlers
 from mutualaid.api.headers import SecurityHeadersMiddleware, install_docs
 from mutualaid.api.limits import BodyLimitMiddleware
 from mutualaid.api.nul import RejectNulMiddleware
-from mutualaid.api.rate_limiting import install_rate_limits
+from mutualaid.api.rate_limiting import RateLimitMiddleware
 from mutualaid.logging import configure_logging
 from mutualaid.services.context import ServiceContext, build_context
 from mutualaid.settings import Settings
@@ -41,7 +41,7 @@ def create_app(ctx: ServiceContext) -> FastAPI:
     )
     app.state.ctx = ctx
     install_error_handlers(app)
-    install_rate_limits(app, ctx)
+    app.add_middleware(RateLimitMiddleware, ctx=ctx)
     # Added last = outermost: headers go on every answer, the 413 included.
     app.add_middleware(RejectNulMiddleware)
     app.add_middleware(BodyLimitMiddleware)

@@ -10,39 +10,48 @@ from fastapi import APIRouter, File, Form, Query, UploadFile, status
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
+from mutualaid.adapters import Int64
 from mutualaid.api.dependencies import Context, CurrentActor, IdempotencyKey
-from mutualaid.api.types import Int64
-from mutualaid.domain.claims import ClaimState, RejectionReason
-from mutualaid.domain.risk import ClaimLinks
-from mutualaid.services.claims.claims import (
-    ClaimReport,
-    ClaimView,
-    ObjectionView,
-    PublicCase,
-    PublicityRun,
-    QueueItem,
-    TimelineEntry,
-    assign_investigation,
-    cases_in_publicity,
-    claim_timeline,
-    decide_claim,
-    file_investigation_report,
-    get_claim,
-    object_to_claim,
-    provide_documents,
-    report_claim,
-    request_documents,
-    review_objection,
-    run_publicity,
-    start_review,
-    withdraw_claim,
-    work_queue,
+from mutualaid.domain.claims import (
+    MAX_FINDINGS_CHARS,
+    MAX_HOSPITAL_CHARS,
+    MAX_NOTE_CHARS,
+    MIN_OBJECTION_CHARS,
+    ClaimState,
+    RejectionReason,
 )
+from mutualaid.domain.risk import ClaimLinks
+from mutualaid.services.claims.claims import ClaimView
 from mutualaid.services.claims.evidence import (
     EvidenceView,
     add_evidence,
     list_evidence,
     open_evidence,
+)
+from mutualaid.services.claims.filing import ClaimReport, report_claim, withdraw_claim
+from mutualaid.services.claims.publicity import (
+    ObjectionView,
+    PublicCase,
+    PublicityRun,
+    cases_in_publicity,
+    object_to_claim,
+    review_objection,
+    run_publicity,
+)
+from mutualaid.services.claims.review import (
+    assign_investigation,
+    decide_claim,
+    file_investigation_report,
+    provide_documents,
+    request_documents,
+    start_review,
+)
+from mutualaid.services.claims.views import (
+    QueueItem,
+    TimelineEntry,
+    claim_timeline,
+    get_claim,
+    work_queue,
 )
 
 router = APIRouter(prefix="/api/v1", tags=["claims"])
@@ -52,7 +61,7 @@ class NewClaim(BaseModel):
     membership_id: Int64
     illness_code: str = Field(min_length=1, max_length=20, examples=["CI01"])
     diagnosed_on: date
-    hospital: str = Field(min_length=1, max_length=200)
+    hospital: str = Field(min_length=1, max_length=MAX_HOSPITAL_CHARS)
     accident: bool = False
     #: Optional link data for the risk signals (issue 9); contacts are stored only hashed.
     links: ClaimLinks | None = None
@@ -66,15 +75,15 @@ class Assignment(BaseModel):
 
 
 class Message(BaseModel):
-    message: str = Field(min_length=1, max_length=2000)
+    message: str = Field(min_length=1, max_length=MAX_NOTE_CHARS)
 
 
 class Note(BaseModel):
-    note: str = Field(default="", max_length=2000)
+    note: str = Field(default="", max_length=MAX_NOTE_CHARS)
 
 
 class Report(BaseModel):
-    findings: str = Field(min_length=1, max_length=10_000)
+    findings: str = Field(min_length=1, max_length=MAX_FINDINGS_CHARS)
     recommendation: str = Field(pattern="^(approve|reject)$")
     cost_fen: Int64 = Field(default=0, ge=0)
 
@@ -82,17 +91,17 @@ class Report(BaseModel):
 class Decision(BaseModel):
     approve: bool
     reason_code: RejectionReason | None = None
-    note: str = Field(default="", max_length=2000)
+    note: str = Field(default="", max_length=MAX_NOTE_CHARS)
 
 
 class NewObjection(BaseModel):
-    reason: str = Field(min_length=10, max_length=2000)
+    reason: str = Field(min_length=MIN_OBJECTION_CHARS, max_length=MAX_NOTE_CHARS)
     evidence_sha256: str | None = Field(default=None, pattern="^[0-9a-f]{64}$")
 
 
 class ObjectionReview(BaseModel):
     uphold: bool
-    note: str = Field(min_length=1, max_length=2000)
+    note: str = Field(min_length=1, max_length=MAX_NOTE_CHARS)
 
 
 @router.post("/claims", status_code=status.HTTP_201_CREATED, response_model=None)

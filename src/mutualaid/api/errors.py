@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Send
 
 from mutualaid.domain.errors import DomainError
 
@@ -15,6 +18,29 @@ def error_body(
     code: str, message: str, field: str | None = None, **extra: object
 ) -> dict[str, object]:
     return {"error": {"code": code, "message": message, "field": field, **extra}}
+
+
+async def send_refusal(
+    send: Send,
+    status: int,
+    code: str,
+    message: str,
+    headers: tuple[tuple[bytes, bytes], ...] = (),
+) -> None:
+    """Answer with the usual error body straight from an ASGI middleware (before any route)."""
+    body = json.dumps(error_body(code, message)).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                *headers,
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
 
 
 def install_error_handlers(app: FastAPI) -> None:

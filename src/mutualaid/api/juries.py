@@ -7,25 +7,19 @@ from typing import Any
 from fastapi import APIRouter, Response, status
 from pydantic import BaseModel, Field
 
+from mutualaid.adapters import Int64
 from mutualaid.api.dependencies import Context, CurrentActor, IdempotencyKey
 from mutualaid.api.responses import json_answer
-from mutualaid.api.types import Int64
-from mutualaid.services.juries.juries import (
+from mutualaid.domain.claims import MAX_NOTE_CHARS
+from mutualaid.services.juries.certification import (
     CertificationResult,
-    JurorCaseFile,
-    JuryCloseRun,
-    JuryView,
-    VoteReceipt,
-    cast_vote,
     certification_quiz,
     certify_juror,
-    close_due_juries,
-    dispute_rejection,
-    juror_case_file,
-    jury_rounds,
-    open_votes_for,
-    refer_to_jury,
 )
+from mutualaid.services.juries.closing import JuryCloseRun, close_due_juries
+from mutualaid.services.juries.juries import JuryView, jury_rounds, open_votes_for
+from mutualaid.services.juries.panels import dispute_rejection, refer_to_jury
+from mutualaid.services.juries.votes import JurorCaseFile, VoteReceipt, cast_vote, juror_case_file
 from mutualaid.services.notifications import list_notifications, mark_read, unread_count
 
 router = APIRouter(prefix="/api/v1", tags=["juries"])
@@ -36,7 +30,7 @@ class Answers(BaseModel):
 
 
 class Dispute(BaseModel):
-    reason: str = Field(min_length=1, max_length=2000)
+    reason: str = Field(min_length=1, max_length=MAX_NOTE_CHARS)
 
 
 class Vote(BaseModel):

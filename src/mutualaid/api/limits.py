@@ -7,11 +7,12 @@ application never reads more than the limit.
 
 from __future__ import annotations
 
-import json
 import re
 
 from fastapi import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from mutualaid.api.errors import send_refusal
 
 MB = 1024 * 1024
 #: Forms and JSON bodies: a plan's TOML is the largest legitimate one (a few KB).
@@ -82,24 +83,6 @@ class BodyLimitMiddleware:
 
 
 async def _refuse(send: Send, limit: int) -> None:
-    body = json.dumps(
-        {
-            "error": {
-                "code": "body_too_large",
-                "message": BodyTooLarge(limit).detail,
-                "field": None,
-            }
-        }
-    ).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 413,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                (b"connection", b"close"),
-            ],
-        }
+    await send_refusal(
+        send, 413, "body_too_large", BodyTooLarge(limit).detail, ((b"connection", b"close"),)
     )
-    await send({"type": "http.response.body", "body": body})

@@ -7,9 +7,9 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Response, status
 from pydantic import BaseModel, Field
 
+from mutualaid.adapters import Int64
 from mutualaid.api.dependencies import BearerCaller, Context, CurrentActor, IdempotencyKey
 from mutualaid.api.responses import json_answer
-from mutualaid.api.types import Int64
 from mutualaid.domain.accounts import Role, require_role
 from mutualaid.domain.identities import MAX_NAME_LENGTH
 from mutualaid.domain.memberships import MembershipEvent, Relation

@@ -8,10 +8,10 @@ bodies carry binary files and are left to the field validation of their routes.
 
 from __future__ import annotations
 
-import json
-
 from fastapi import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from mutualaid.api.errors import send_refusal
 
 #: How a NUL is spelled in each body type we scan (raw NUL is already invalid JSON).
 _BODY_MARKERS = {
@@ -62,17 +62,4 @@ class RejectNulMiddleware:
 
 
 async def _refuse(send: Send) -> None:
-    body = json.dumps(
-        {"error": {"code": "invalid_request", "message": _MESSAGE, "field": None}}
-    ).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 422,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+    await send_refusal(send, 422, "invalid_request", _MESSAGE)

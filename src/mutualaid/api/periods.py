@@ -12,20 +12,14 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
+from mutualaid.adapters import Int64
 from mutualaid.api.dependencies import Context, CurrentActor, IdempotencyKey
-from mutualaid.api.types import Int64
 from mutualaid.domain.accounts import Role, require_role
 from mutualaid.domain.apportionment import CapExcess
-from mutualaid.services.collections.collections import (
-    CollectionRun,
-    PayoutRun,
-    PrepaidView,
-    export_collection_file,
-    import_collection_results,
-    pay_approved_claims,
-    prepaid_balance,
-    top_up,
-)
+from mutualaid.services.collections.debits import CollectionRun
+from mutualaid.services.collections.files import export_collection_file, import_collection_results
+from mutualaid.services.collections.payouts import PayoutRun, pay_approved_claims
+from mutualaid.services.collections.prepaid import PrepaidView, prepaid_balance, top_up
 from mutualaid.services.ledger.ledger import account_balances
 from mutualaid.services.periods.close import close_period
 from mutualaid.services.periods.notice import PeriodNotice, period_notice

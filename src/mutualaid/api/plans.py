@@ -7,8 +7,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Query, status
 from fastapi.responses import PlainTextResponse
 
+from mutualaid.adapters import Int64
 from mutualaid.api.dependencies import Context, CurrentActor
-from mutualaid.api.types import Int64
 from mutualaid.domain.memberships import MembershipState
 from mutualaid.services.enrollment.memberships import MemberPage, list_plan_members
 from mutualaid.services.plans.plans import (

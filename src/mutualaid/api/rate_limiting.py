@@ -1,14 +1,14 @@
-"""The middleware that applies services/accounts/rate_limits.py to every mutating request (API and web)."""
+"""The middleware that applies services/accounts/rate_limits.py to every mutating request (API and
+web). A plain ASGI middleware: it reads only the headers, so the body streams on to the body limit
+and NUL checks untouched."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-
-from fastapi import FastAPI, Request, Response
-from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import HTTPConnection
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from mutualaid.api.errors import error_body
+from mutualaid.api.errors import send_refusal
 from mutualaid.services.accounts.rate_limits import count_request
 from mutualaid.services.context import ServiceContext
 from mutualaid.web.sessions import SESSION_COOKIE
@@ -16,29 +16,31 @@ from mutualaid.web.sessions import SESSION_COOKIE
 MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
-def _token(request: Request) -> str | None:
-    scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
+def _token(connection: HTTPConnection) -> str | None:
+    scheme, _, credentials = connection.headers.get("authorization", "").partition(" ")
     if scheme.lower() == "bearer" and credentials:
         return credentials.strip()
-    return request.cookies.get(SESSION_COOKIE)
+    return connection.cookies.get(SESSION_COOKIE)
 
 
-def install_rate_limits(app: FastAPI, ctx: ServiceContext) -> None:
-    @app.middleware("http")
-    async def _limit(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        if request.method in MUTATING:
+class RateLimitMiddleware:
+    def __init__(self, app: ASGIApp, ctx: ServiceContext) -> None:
+        self.app = app
+        self.ctx = ctx
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] in MUTATING:
+            connection = HTTPConnection(scope)
             # As given: behind a reverse proxy this is the proxy (trusted proxies come later).
-            address = request.client.host if request.client else "unknown"
-            refusal = await run_in_threadpool(count_request, ctx, _token(request), address)
+            address = connection.client.host if connection.client else "unknown"
+            refusal = await run_in_threadpool(count_request, self.ctx, _token(connection), address)
             if refusal is not None:
-                return JSONResponse(
-                    error_body(
-                        "rate_limited",
-                        f"too many requests: try again in {refusal.retry_after_s} seconds",
-                    ),
-                    status_code=429,
-                    headers={"Retry-After": str(refusal.retry_after_s)},
+                await send_refusal(
+                    send,
+                    429,
+                    "rate_limited",
+                    f"too many requests: try again in {refusal.retry_after_s} seconds",
+                    ((b"retry-after", str(refusal.retry_after_s).encode()),),
                 )
-        return await call_next(request)
+                return
+        await self.app(scope, receive, send)

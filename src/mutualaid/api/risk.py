@@ -6,30 +6,29 @@ from __future__ import annotations
 from fastapi import APIRouter, status
 from pydantic import BaseModel, Field
 
+from mutualaid.adapters import Int64
 from mutualaid.api.dependencies import Context, CurrentActor, IdempotencyKey
-from mutualaid.api.types import Int64
 from mutualaid.domain.risk import SIGNALS, WeightAdvice
 from mutualaid.services.claims.routing import Routing, route_investigation
-from mutualaid.services.risk.risk import (
+from mutualaid.services.risk.figures import RiskOperations, risk_operations, weight_report
+from mutualaid.services.risk.fraud_records import (
     AppealView,
-    ClaimGraph,
-    FeedbackView,
     FraudRecordView,
-    RescoreResult,
-    RiskOperations,
-    RiskView,
     appeal_fraud_record,
-    claim_graph,
-    claim_risk,
     decide_appeal,
     flag_fraud,
     my_fraud_records,
     pending_appeals,
-    record_feedback,
-    rescore_plan,
-    risk_operations,
-    weight_report,
 )
+from mutualaid.services.risk.reviews import (
+    ClaimGraph,
+    FeedbackView,
+    RiskView,
+    claim_graph,
+    claim_risk,
+    record_feedback,
+)
+from mutualaid.services.risk.risk import RescoreResult, rescore_plan
 
 router = APIRouter(prefix="/api/v1", tags=["risk"])
 

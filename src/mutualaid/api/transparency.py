@@ -11,8 +11,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel
 
+from mutualaid.adapters import Int64
 from mutualaid.api.dependencies import Context
-from mutualaid.api.types import Int64
 from mutualaid.domain.errors import DomainError, NotFound
 from mutualaid.services.transparency.checkpoints import (
     checkpoint_at,

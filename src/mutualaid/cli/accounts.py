@@ -8,6 +8,7 @@ from mutualaid.cli.common import console, context, friendly_errors
 from mutualaid.domain.accounts import Role
 from mutualaid.domain.second_factors import needs_second_factor
 from mutualaid.services.accounts.accounts import SYSTEM_ACTOR, register_account
+from mutualaid.services.accounts.rate_limits import prune_rate_counters
 from mutualaid.services.accounts.second_factors import reset_factor
 
 app = typer.Typer(help="Accounts of members and staff.", no_args_is_help=True)
@@ -39,3 +40,11 @@ def reset_2fa(phone: str = typer.Option(..., help="Phone number of the staff acc
     a new authenticator at their next sign-in. Audited as the system."""
     account_id = reset_factor(context(), phone, SYSTEM_ACTOR.recorded_id)
     console.print(f"account {account_id}: second factor removed; they enrol again at next sign-in")
+
+
+@app.command("prune-rate-limits")
+@friendly_errors
+def prune_rate_limits() -> None:
+    """Delete request and registration counters of windows that have ended (run daily)."""
+    deleted = prune_rate_counters(context())
+    console.print(f"{deleted} expired rate-limit counters deleted")

@@ -9,9 +9,11 @@ from mutualaid.cli.common import console, context, friendly_errors, print_json
 from mutualaid.domain.claims import ClaimState
 from mutualaid.domain.money import format_yuan
 from mutualaid.services.accounts.accounts import SYSTEM_ACTOR
-from mutualaid.services.claims.claims import claim_timeline, get_claim, run_publicity, work_queue
+from mutualaid.services.claims.publicity import run_publicity
+from mutualaid.services.claims.views import claim_timeline, get_claim, work_queue
 from mutualaid.services.enrollment.memberships import advance_memberships
-from mutualaid.services.juries.juries import close_due_juries, seat_waiting_panels
+from mutualaid.services.juries.closing import close_due_juries
+from mutualaid.services.juries.panels import seat_waiting_panels
 from mutualaid.services.notifications import LogOnlyChannel, dispatch_notifications
 
 app = typer.Typer(help="Claims: work queues and the daily publicity job.", no_args_is_help=True)

@@ -17,14 +17,11 @@ from mutualaid.cli.common import console, context, friendly_errors, print_json
 from mutualaid.domain.apportionment import CapExcess
 from mutualaid.domain.money import format_yuan
 from mutualaid.services.accounts.accounts import SYSTEM_ACTOR
-from mutualaid.services.collections.collections import (
-    SimulatedProvider,
-    collect_period,
-    export_collection_file,
-    import_collection_results,
-    pay_approved_claims,
-    retry_failed_payments,
-)
+from mutualaid.services.collections.debits import collect_period
+from mutualaid.services.collections.files import export_collection_file, import_collection_results
+from mutualaid.services.collections.payouts import pay_approved_claims
+from mutualaid.services.collections.providers import SimulatedProvider
+from mutualaid.services.collections.retries import retry_failed_payments
 from mutualaid.services.periods.close import close_period
 from mutualaid.services.periods.notice import period_notice
 from mutualaid.services.periods.proofs import charge_proof, verify_charge_proof

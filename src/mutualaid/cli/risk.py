@@ -10,7 +10,8 @@ from rich.table import Table
 from mutualaid.cli.common import console, context, friendly_errors, print_json
 from mutualaid.domain.money import format_yuan
 from mutualaid.services.accounts.accounts import SYSTEM_ACTOR
-from mutualaid.services.risk.risk import rescore_plan, risk_operations, weight_report
+from mutualaid.services.risk.figures import risk_operations, weight_report
+from mutualaid.services.risk.risk import rescore_plan
 
 app = typer.Typer(
     help="Risk controls: signals, weights and investigation figures.", no_args_is_help=True

@@ -88,6 +88,32 @@ OPEN_STATES = frozenset(set(ClaimState) - {S.PAID, S.CLOSED_REJECTED, S.WITHDRAW
 EVIDENCE_STATES = frozenset({S.SUBMITTED, S.IN_REVIEW, S.INVESTIGATING, S.AWAITING_DOCUMENTS})
 
 
+#: Limits on what people write about a claim. The services check them with `written`; the API's
+#: fields declare the same numbers.
+MAX_NOTE_CHARS = 2_000  # notes, messages, reasons: decisions, disputes, referrals, objections
+MIN_OBJECTION_CHARS = 10
+MAX_FINDINGS_CHARS = 10_000
+MAX_HOSPITAL_CHARS = 200
+MAX_LABEL_CHARS = 100
+
+
+def written(
+    text: str,
+    code: str,
+    message: str,
+    field: str,
+    *,
+    min_chars: int = 1,
+    max_chars: int = MAX_NOTE_CHARS,
+) -> str:
+    """`text` without surrounding space, or a refusal `code` when it has fewer than `min_chars`
+    or more than `max_chars` characters."""
+    stripped = text.strip()
+    if not min_chars <= len(stripped) <= max_chars:
+        raise DomainError(code, message, field)
+    return stripped
+
+
 def transition(state: ClaimState, event: ClaimEvent) -> ClaimState:
     try:
         return TRANSITIONS[(state, event)]
@@ -214,9 +240,6 @@ class PublicityWindow:
     published_on: date
     opens_at: datetime
     closes_at: datetime
-
-    def is_open(self, instant: datetime) -> bool:
-        return self.opens_at <= instant < self.closes_at
 
 
 def publicity_window(rules: PlanRules, published_on: date) -> PublicityWindow:

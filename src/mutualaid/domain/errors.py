@@ -56,3 +56,9 @@ class Forbidden(DomainError):
 
 class Unauthenticated(DomainError):
     status = 401
+
+
+class TooManyRequests(DomainError):
+    """Over a rate limit; `details["retry_after_s"]` says when to try again (Retry-After)."""
+
+    status = 429

@@ -5,8 +5,11 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import date, timedelta
 from enum import StrEnum
 
+from mutualaid.domain.calendars import age_in_years
+from mutualaid.domain.memberships import MembershipState
 from mutualaid.domain.plans import JuryRules
 
 
@@ -36,24 +39,43 @@ def decide(tally: Tally, rules: JuryRules, seats: int | None = None) -> JuryOutc
     return JuryOutcome.REJECTED
 
 
+#: Membership states in which a member may serve on a jury (not while suspended or after leaving).
+JUROR_MEMBERSHIP_STATES = frozenset({MembershipState.WAITING, MembershipState.COVERED})
+
+
 @dataclass(frozen=True, slots=True)
 class JurorFacts:
-    age_years: int
-    is_paying_member: bool
-    membership_days: int
+    """What decides whether an account may serve on a case's jury.
+
+    Its own membership of the plan is the one it pays for whose person is the account holder
+    (relation "self"); `membership_state` is None when it has none.
+    """
+
+    birth_on: date
+    joined_on: date
+    membership_state: MembershipState | None
     certified: bool
     fraud_record: bool
+    #: The account filed the claim the jury hears.
+    is_claimant: bool = False
 
 
-def juror_refusal(facts: JurorFacts, rules: JuryRules) -> tuple[str, str] | None:
-    """Why someone may not serve as a juror (code, message), or None."""
+def juror_refusal(facts: JurorFacts, rules: JuryRules, today: date) -> tuple[str, str] | None:
+    """Why someone may not serve as a juror today (code, message), or None: the rule.
+
+    `db.queries.juries.eligible_juror_ids` expresses the same rule in SQL (with the bounds of
+    `juror_limits`), so a vote can check it in its INSERT and a referral can notify every eligible
+    juror at once; tests/integration/test_juror_eligibility.py compares the two.
+    """
+    if facts.is_claimant:
+        return ("own_claim", "the member who filed a claim cannot serve on its jury")
     if facts.fraud_record:
         return ("fraud_record", "members with a fraud record cannot serve on a jury")
-    if not facts.is_paying_member:
+    if facts.membership_state not in JUROR_MEMBERSHIP_STATES:
         return ("not_paying_member", "jurors must be paying members of the plan")
-    if facts.age_years < rules.juror_min_age_years:
+    if age_in_years(facts.birth_on, today) < rules.juror_min_age_years:
         return ("too_young", f"jurors must be at least {rules.juror_min_age_years} years old")
-    if facts.membership_days < rules.juror_min_membership_days:
+    if (today - facts.joined_on).days < rules.juror_min_membership_days:
         return (
             "membership_too_recent",
             f"jurors must have been members for at least {rules.juror_min_membership_days} days",
@@ -61,6 +83,29 @@ def juror_refusal(facts: JurorFacts, rules: JuryRules) -> tuple[str, str] | None
     if not facts.certified:
         return ("not_certified", "pass the juror certification quiz first")
     return None
+
+
+@dataclass(frozen=True, slots=True)
+class JurorLimits:
+    """`juror_refusal`'s age and seniority tests as bounds on dates, for SQL.
+
+    age_in_years(birth_on, today) >= min age  <=>  birth_on <= latest_birth_on, and
+    (today - joined_on).days >= min days      <=>  joined_on <= joined_by_on.
+    """
+
+    latest_birth_on: date
+    joined_by_on: date
+
+
+def juror_limits(rules: JuryRules, today: date) -> JurorLimits:
+    """The latest birth date and the latest joining date of an eligible juror today."""
+    years = rules.juror_min_age_years
+    try:
+        # Born on this day `years` ago: `years` old today (anniversary() of that birth is today).
+        latest_birth_on = today.replace(year=today.year - years)
+    except ValueError:  # today is 29 February and that year had none: born by 28 February
+        latest_birth_on = date(today.year - years, 2, 28)
+    return JurorLimits(latest_birth_on, today - timedelta(days=rules.juror_min_membership_days))
 
 
 def draw_order_key(seed: bytes, case_ref: str, juror_ref: str) -> bytes:

@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TypeVar
 
 from argon2 import PasswordHasher
 from sqlalchemy import Connection, Engine
@@ -15,20 +15,15 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from mutualaid.clock import Clock, SystemClock
 from mutualaid.db.engines import READ_ONLY, make_engine, make_sessionmaker
-from mutualaid.services.accounts.rate_limits import RateLimits
 from mutualaid.services.credit_checks import CreditCheck, load_credit_check
 from mutualaid.services.evidence_store import (
     EvidenceStore,
     FileSystemEvidenceStore,
     evidence_key,
 )
+from mutualaid.services.idempotency import Once, UnitOfWork
 from mutualaid.services.personal_data import PersonalDataProtector
-from mutualaid.services.unit_of_work import UnitOfWork
 from mutualaid.settings import Settings
-
-if TYPE_CHECKING:
-    from mutualaid.services.accounts.oidc import OidcConfig
-    from mutualaid.services.idempotency import Once
 
 R = TypeVar("R")
 
@@ -44,6 +39,37 @@ def autocommit_engine(engine: Engine) -> Engine:
     if pool is None:
         pool = _autocommit_engines[url] = make_engine(url, isolation_level="AUTOCOMMIT")
     return pool
+
+
+# The context's configuration of capabilities (kept here so the kernel imports no capability).
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimits:
+    """Mutating requests allowed per window (services/accounts/rate_limits.py); 0: no limit."""
+
+    window_s: int = 60
+    per_token: int = 600
+    per_address: int = 3000
+    #: Registrations (new accounts and bindings of imported ones) per hour, per phone number and
+    #: per client address: a stolen list of phone numbers cannot be tried at speed.
+    registrations_per_phone: int = 5
+    registrations_per_address: int = 20
+
+
+@dataclass(frozen=True, slots=True)
+class OidcConfig:
+    """Staff sign-in through the operator's OpenID Connect provider (services/accounts/oidc.py)."""
+
+    issuer: str
+    client_id: str
+    client_secret: str
+    redirect_uri: str
+    claim: str = "phone_number"
+    mfa_value: str = ""
+
+    def __repr__(self) -> str:  # the client secret never reaches a log line
+        return f"OidcConfig(issuer={self.issuer!r}, client_id={self.client_id!r})"
 
 
 @dataclass
@@ -66,7 +92,7 @@ class ServiceContext:
     oidc: OidcConfig | None = None
 
     def unit_of_work(self, once: Once[R] | None = None) -> UnitOfWork[R]:
-        """The use case's transaction: rolled back unless `commit` is called (unit_of_work.py)."""
+        """The use case's transaction: rolled back unless `commit` is called (idempotency.py)."""
         return UnitOfWork(self, once)
 
     @contextmanager
@@ -114,6 +140,8 @@ def build_context(settings: Settings, clock: Clock | None = None) -> ServiceCont
             settings.rate_limit_window_s,
             settings.rate_limit_per_token,
             settings.rate_limit_per_address,
+            settings.rate_limit_registrations_per_phone,
+            settings.rate_limit_registrations_per_address,
         ),
         evidence_store=FileSystemEvidenceStore(
             settings.data_dir / "evidence", evidence_key(settings.secret_key)
@@ -127,7 +155,6 @@ def _oidc_config(settings: Settings) -> OidcConfig | None:
     if not (settings.oidc_issuer and settings.oidc_client_id and settings.oidc_client_secret):
         return None
     # Imported here: services.oidc builds on the services that import this module.
-    from mutualaid.services.accounts.oidc import OidcConfig
 
     return OidcConfig(
         issuer=settings.oidc_issuer,

@@ -1,4 +1,21 @@
-"""Idempotency keys: a retried or double-clicked mutation returns the first result, once.
+"""Units of work and idempotency keys.
+
+The unit of work a use case opens itself: one transaction, rolled back unless committed.
+
+    with ctx.unit_of_work(Once(actor.account_id, key, "start_review:" + ref, {}, ClaimView)) as uow:
+        claim = load(uow.session, ref)
+        ...                                   # check the rule, write rows, the audit row, the leaf
+        uow.commit(view_of(claim))
+    return uow.result
+
+Nothing is written unless the block calls `commit`: leaving it early, by return or by exception,
+rolls back. With an idempotency key (`Once`), `commit` also stores the answer under
+UNIQUE(account_id, key), in the same transaction; when the block fails, because it was refused or
+because a twin request committed first, and the key already has an answer, the failure is swallowed
+and `uow.result` is that answer (a retried join finds "already a member" only because its first
+attempt succeeded). So code after the block reads `uow.result`, never its own locals.
+
+Idempotency keys: a retried or double-clicked mutation returns the first result, once.
 
 The key row is inserted in the same transaction as the change, under UNIQUE(account_id, key): of two
 concurrent requests with one key, the second waits for the first and then replays its answer.
@@ -11,18 +28,29 @@ import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from types import TracebackType
+from typing import Any, Generic, Protocol, TypeVar, cast
 
 from pydantic import TypeAdapter
 from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
+from mutualaid.clock import Clock
 from mutualaid.db.models import IdempotencyKey
 from mutualaid.domain.errors import Conflict, DomainError
 
-if TYPE_CHECKING:
-    from mutualaid.services.context import ServiceContext
+
+class Kernel(Protocol):
+    """What a unit of work needs of the ServiceContext (a protocol, so this module does not import
+    the context that builds on it)."""
+
+    @property
+    def sessions(self) -> sessionmaker[Session]: ...
+
+    @property
+    def clock(self) -> Clock: ...
+
 
 R = TypeVar("R")
 
@@ -75,10 +103,10 @@ def _stored(session: Session, account_id: int, key: str) -> IdempotencyKey | Non
     )
 
 
-def stored_answer(ctx: ServiceContext, once: Once[R]) -> R | None:
+def stored_answer(ctx: Kernel, once: Once[R]) -> R | None:
     """The answer committed under `once`'s key, or None when there is none."""
     assert once.key is not None
-    with ctx.reading() as session:
+    with ctx.sessions() as session:
         row = _stored(session, once.account_id, once.key)
         if row is None:
             return None
@@ -118,7 +146,7 @@ class KeyRow:
 
 
 def act_once(
-    ctx: ServiceContext,
+    ctx: Kernel,
     *,
     account_id: int,
     key: str | None,
@@ -147,7 +175,7 @@ def act_once(
     except (DomainError, IntegrityError):
         # Refused, or beaten by a twin: when the key has an answer, that answer is the answer
         # (a retried join finds "already a member" only because its first attempt succeeded).
-        with ctx.reading() as session:
+        with ctx.sessions() as session:
             row = _stored(session, account_id, key)
             if row is None:
                 raise
@@ -155,7 +183,7 @@ def act_once(
 
 
 def run_idempotent(
-    ctx: ServiceContext,
+    ctx: Kernel,
     *,
     account_id: int,
     key: str | None,
@@ -165,6 +193,78 @@ def run_idempotent(
     action: Callable[[Session], R],
 ) -> R:
     """Run `action` in one unit of work, at most once per (account, key)."""
-    with ctx.unit_of_work(Once(account_id, key, operation, request, result_type)) as uow:
+    with UnitOfWork(ctx, Once(account_id, key, operation, request, result_type)) as uow:
         uow.commit(action(uow.session))
     return uow.result
+
+
+_NOT_YET: Any = object()
+
+
+class UnitOfWork(Generic[R]):
+    """One transaction in a use case (see the module docstring)."""
+
+    def __init__(self, ctx: Kernel, once: Once[R] | None = None) -> None:
+        self._ctx = ctx
+        self._once = once if once is not None and once.key is not None else None
+        self._result: R = _NOT_YET
+        self._session: Session | None = None
+
+    @property
+    def session(self) -> Session:
+        if self._session is None:
+            raise RuntimeError("the unit of work is not open")
+        return self._session
+
+    @property
+    def result(self) -> R:
+        """The committed answer, or the stored answer of the first of two identical requests."""
+        if self._result is _NOT_YET:
+            raise RuntimeError("the unit of work did not commit")
+        return self._result
+
+    def commit(self, result: R) -> R:
+        """Store the idempotency key with `result` (if any) and commit; returns `result`."""
+        session = self.session
+        if self._once is not None:
+            once = self._once
+            assert once.key is not None
+            row = KeyRow(
+                once.account_id,
+                once.key,
+                once.operation,
+                fingerprint(once.request),
+                self._ctx.clock.now(),
+                once.result_type,
+            )
+            session.connection().execute(INSERT_KEY, row.values(result))
+        session.commit()
+        self._result = result
+        return result
+
+    def __enter__(self) -> UnitOfWork[R]:
+        if self._once is not None:
+            check_key(cast(str, self._once.key))
+        self._session = self._ctx.sessions()
+        self._session.begin()
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> bool:
+        session, self._session = self.session, None
+        try:
+            if session.in_transaction():
+                session.rollback()
+        finally:
+            session.close()
+        if self._once is None or not isinstance(error, DomainError | IntegrityError):
+            return False
+        answer = stored_answer(self._ctx, self._once)
+        if answer is None:
+            return False
+        self._result = answer
+        return True

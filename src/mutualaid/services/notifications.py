@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from mutualaid.db.models import Notification
 from mutualaid.services.context import ServiceContext
-from mutualaid.services.unit_of_work import UnitOfWork
+from mutualaid.services.idempotency import UnitOfWork
 
 log = structlog.get_logger()
 

@@ -11,25 +11,19 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
+from mutualaid.adapters import parse_int64
 from mutualaid.domain.accounts import Role
 from mutualaid.domain.claims import EVIDENCE_STATES
 from mutualaid.domain.errors import DomainError
 from mutualaid.domain.plans import PlanRules
 from mutualaid.services.accounts.accounts import Actor
-from mutualaid.services.claims.claims import (
-    ClaimReport,
-    PublicCase,
-    cases_in_publicity,
-    claim_timeline,
-    get_claim,
-    object_to_claim,
-    provide_documents,
-    report_claim,
-    withdraw_claim,
-)
 from mutualaid.services.claims.evidence import add_evidence, list_evidence
+from mutualaid.services.claims.filing import ClaimReport, report_claim, withdraw_claim
+from mutualaid.services.claims.publicity import PublicCase, cases_in_publicity, object_to_claim
+from mutualaid.services.claims.review import provide_documents
+from mutualaid.services.claims.views import claim_timeline, get_claim
 from mutualaid.services.enrollment.member_data import family_coverage
-from mutualaid.services.juries.juries import dispute_rejection
+from mutualaid.services.juries.panels import dispute_rejection
 from mutualaid.services.plans.plans import plan_rules
 from mutualaid.services.transparency.checkpoints import proof_bundle
 from mutualaid.web import uploads
@@ -63,7 +57,7 @@ def report(page: Page) -> Response:
     context = _report_context(page)
     try:
         try:
-            membership_id = int(page.text("membership_id"))
+            membership_id = parse_int64(page.text("membership_id"))
         except ValueError:
             raise DomainError("membership_required", "choose who is ill", "membership_id") from None
         try:
@@ -168,7 +162,7 @@ def upload_start(ref: str, page: Page) -> Response:
     try:
         get_claim(page.ctx, actor, ref)
         try:
-            size = int(page.text("size"))
+            size = parse_int64(page.text("size"))
         except ValueError:
             raise DomainError("empty_file", "the file is empty", "file") from None
         upload = uploads.start_upload(
@@ -198,7 +192,7 @@ def upload_state(ref: str, upload_id: str, page: Page) -> Response:
 async def upload_piece(ref: str, upload_id: str, request: Request, page: Page) -> Response:
     actor = page.need(Role.MEMBER)
     try:
-        offset = int(request.query_params.get("offset", "-1"))
+        offset = parse_int64(request.query_params.get("offset", "-1"))
         body = bytearray()
         async for block in request.stream():
             body += block

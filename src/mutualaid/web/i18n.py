@@ -135,6 +135,13 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
             N_("too many failed logins: wait {minutes} minutes and try again"),
         ),
         (
+            r"^too many registrations for this phone or from here: wait (?P<minutes>\d+) minutes "
+            r"and try again$",
+            N_(
+                "too many registrations for this phone or from here: wait {minutes} minutes and try again"
+            ),
+        ),
+        (
             r"^account (?P<id>\d+) is not an investigator or reviewer$",
             N_("account {id} is not an investigator or reviewer"),
         ),

@@ -7,17 +7,14 @@ from typing import Any
 
 from fastapi.responses import HTMLResponse, Response
 
+from mutualaid.adapters import Int64
 from mutualaid.domain.accounts import Role
 from mutualaid.domain.errors import DomainError
 from mutualaid.services.enrollment.member_data import family_coverage
-from mutualaid.services.juries.juries import (
-    cast_vote,
-    certification_quiz,
-    certify_juror,
-    juror_case_file,
-    open_votes_for,
-)
+from mutualaid.services.juries.certification import certification_quiz, certify_juror
+from mutualaid.services.juries.juries import open_votes_for
 from mutualaid.services.juries.juror_records import certified_at, votes_cast_by
+from mutualaid.services.juries.votes import cast_vote, juror_case_file
 from mutualaid.services.plans.plans import list_plans, plan_rules
 from mutualaid.web.pages import page_router, redirect, render, render_form
 from mutualaid.web.sessions import Page, PageState
@@ -74,12 +71,12 @@ def _case_context(page: PageState, jury_case_id: int) -> dict[str, Any]:
 
 
 @router.get("/jury/cases/{jury_case_id}")
-def case(jury_case_id: int, page: Page) -> HTMLResponse:
+def case(jury_case_id: Int64, page: Page) -> HTMLResponse:
     return render(page, "juries/case.html", **_case_context(page, jury_case_id))
 
 
 @router.post("/jury/cases/{jury_case_id}/vote")
-def vote(jury_case_id: int, page: Page) -> Response:
+def vote(jury_case_id: Int64, page: Page) -> Response:
     actor = page.need(Role.MEMBER)
     choice = page.text("choice")
     answers = {

@@ -9,10 +9,12 @@ from typing import Any
 
 from fastapi.responses import HTMLResponse, Response
 
+from mutualaid.adapters import Int64
 from mutualaid.domain.accounts import STAFF_ROLES, Role
 from mutualaid.domain.errors import DomainError, NotFound
 from mutualaid.domain.memberships import MembershipEvent, Relation
 from mutualaid.services.accounts.accounts import Actor, log_in, log_out, register_account
+from mutualaid.services.accounts.rate_limits import check_registration
 from mutualaid.services.accounts.second_factors import SecondFactorRequired, sign_in
 from mutualaid.services.claims.casework import claims_reported_by, objections_filed_by
 from mutualaid.services.enrollment.joins import EnrollmentRequest, enroll_member
@@ -22,7 +24,7 @@ from mutualaid.services.notifications import list_notifications, mark_read
 from mutualaid.services.periods.proofs import charge_proof, verify_charge_proof
 from mutualaid.services.periods.statements import account_statements
 from mutualaid.services.plans.plans import list_plans, plan_rules
-from mutualaid.services.risk.risk import appeal_fraud_record, my_fraud_records
+from mutualaid.services.risk.fraud_records import appeal_fraud_record, my_fraud_records
 from mutualaid.services.wind_down.exports import member_record, member_record_csv
 from mutualaid.transparency.errors import VerificationError
 from mutualaid.web.pages import page_router, redirect, render, render_form
@@ -50,6 +52,7 @@ def register(page: Page) -> Response:
     try:
         if password != page.raw("password_again"):
             raise DomainError("passwords_differ", "the two passwords differ", "password_again")
+        check_registration(page.ctx, phone, client_address(page))
         register_account(
             page.ctx,
             phone,
@@ -119,7 +122,7 @@ def _my_page(page: PageState, actor: Actor) -> dict[str, Any]:
 
 
 @router.post("/me/fraud-records/{record_id}/appeal")
-def appeal(record_id: int, page: Page) -> Response:
+def appeal(record_id: Int64, page: Page) -> Response:
     actor = page.need(Role.MEMBER)
     try:
         appeal_fraud_record(page.ctx, actor, record_id, page.text("reason"))
@@ -182,7 +185,7 @@ def join(code: str, page: Page) -> Response:
 
 
 @router.get("/me/memberships/{membership_id}/leave")
-def leave_form(membership_id: int, page: Page) -> Response:
+def leave_form(membership_id: Int64, page: Page) -> Response:
     actor = page.need(Role.MEMBER)
     coverage = next(
         (
@@ -198,7 +201,7 @@ def leave_form(membership_id: int, page: Page) -> Response:
 
 
 @router.post("/me/memberships/{membership_id}/leave")
-def leave(membership_id: int, page: Page) -> Response:
+def leave(membership_id: Int64, page: Page) -> Response:
     actor = page.need(Role.MEMBER)
     if page.text("confirm") != "yes":
         coverage = next(
@@ -228,7 +231,7 @@ def statement(page: Page) -> HTMLResponse:
 
 
 @router.get("/me/statement/{membership_id}/{publicity_on}")
-def charge_check(membership_id: int, publicity_on: date, page: Page) -> HTMLResponse:
+def charge_check(membership_id: Int64, publicity_on: date, page: Page) -> HTMLResponse:
     """The member's proof that their charge is one entry of the committed charges, checked."""
     actor = page.need(Role.MEMBER)
     plan_code = next(

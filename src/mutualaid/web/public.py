@@ -10,8 +10,8 @@ from fastapi.responses import HTMLResponse, Response
 
 from mutualaid.domain.apportionment import PeriodState, reached
 from mutualaid.domain.errors import DomainError, NotFound
-from mutualaid.services.claims.claims import cases_in_publicity
 from mutualaid.services.claims.notices import notice_days, notice_of
+from mutualaid.services.claims.publicity import cases_in_publicity
 from mutualaid.services.periods.notice import period_notice
 from mutualaid.services.periods.views import PeriodView, list_periods
 from mutualaid.services.plans.plan_statistics import plan_statistics

@@ -10,22 +10,20 @@ from typing import Any
 
 from fastapi.responses import HTMLResponse, Response
 
+from mutualaid.adapters import Int64
 from mutualaid.domain.accounts import Role
 from mutualaid.domain.errors import DomainError
 from mutualaid.domain.risk import RiskLevel, level_of
 from mutualaid.services.claims.routing import route_investigation
 from mutualaid.services.plans.plans import list_plans
-from mutualaid.services.risk.risk import (
+from mutualaid.services.risk.figures import risk_operations, weight_report
+from mutualaid.services.risk.fraud_records import decide_appeal, flag_fraud, pending_appeals
+from mutualaid.services.risk.reviews import (
     FEEDBACK_ROLES,
     ClaimGraph,
     claim_graph,
     claim_risk,
-    decide_appeal,
-    flag_fraud,
-    pending_appeals,
     record_feedback,
-    risk_operations,
-    weight_report,
 )
 from mutualaid.web.pages import chosen_plan, page_router, redirect, render, render_form, templates
 from mutualaid.web.sessions import Page, PageState
@@ -183,7 +181,7 @@ def desk(page: Page) -> HTMLResponse:
 
 
 @router.post("/staff/fraud-appeals/{appeal_id}/decision")
-def appeal_decision(appeal_id: int, page: Page) -> Response:
+def appeal_decision(appeal_id: Int64, page: Page) -> Response:
     actor = page.need(Role.OPERATOR)
     try:
         decide_appeal(

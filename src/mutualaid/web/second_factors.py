@@ -18,7 +18,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from mutualaid.domain.accounts import STAFF_ROLES
 from mutualaid.domain.errors import DomainError, NotFound, Unauthenticated
 from mutualaid.services.accounts.accounts import IssuedToken, log_out
-from mutualaid.services.accounts.oidc import OidcConfig, Pending, begin, complete, session_for
+from mutualaid.services.accounts.oidc import Pending, begin, complete, session_for
 from mutualaid.services.accounts.second_factors import (
     TICKET_TTL_S,
     SecondFactorRequired,
@@ -26,6 +26,7 @@ from mutualaid.services.accounts.second_factors import (
     start_enrolment,
     verify_code,
 )
+from mutualaid.services.context import OidcConfig
 from mutualaid.web.i18n import N_
 from mutualaid.web.pages import page_router, redirect, render, render_form
 from mutualaid.web.sessions import Page, PageState, client_address, safe_next

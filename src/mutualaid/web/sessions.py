@@ -25,10 +25,10 @@ from starlette.responses import Response
 
 from mutualaid.adapters import Context
 from mutualaid.domain.accounts import Role
-from mutualaid.domain.errors import Forbidden, Unauthenticated
+from mutualaid.domain.errors import DomainError, Forbidden, Unauthenticated
 from mutualaid.services.accounts.accounts import AccountView, Actor, authenticate, get_account
 from mutualaid.services.context import ServiceContext
-from mutualaid.web.i18n import Lang, pick_locale
+from mutualaid.web.i18n import N_, Lang, pick_locale
 
 SESSION_COOKIE = "ma_session"
 CSRF_COOKIE = "ma_csrf"
@@ -93,12 +93,19 @@ class PageState:
 
     def text(self, name: str, default: str = "") -> str:
         value = self.form.get(name) if self.form is not None else None
-        return value.strip() if isinstance(value, str) else default
+        return self.raw(name).strip() if isinstance(value, str) else default
 
     def raw(self, name: str) -> str:
-        """A field exactly as typed (passwords are not trimmed)."""
+        """A field exactly as typed (passwords are not trimmed).
+
+        Multipart forms pass the NUL middleware (their files are binary): their text fields are
+        refused here, as every other text is there."""
         value = self.form.get(name) if self.form is not None else None
-        return value if isinstance(value, str) else ""
+        if not isinstance(value, str):
+            return ""
+        if "\x00" in value:
+            raise DomainError("invalid_request", N_("text may not contain the NUL character"), name)
+        return value
 
     def file(self, name: str) -> UploadFile | None:
         value = self.form.get(name) if self.form is not None else None

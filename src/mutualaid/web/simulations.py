@@ -16,6 +16,7 @@ import numpy as np
 from fastapi.responses import HTMLResponse, Response
 from markupsafe import Markup
 
+from mutualaid.adapters import parse_int64
 from mutualaid.domain.errors import DomainError
 from mutualaid.domain.money import format_yuan
 from mutualaid.domain.sharing import SharingRule
@@ -44,7 +45,7 @@ def _number(params: Mapping[str, str], name: str, default: int) -> int:
     if not text:
         return default
     try:
-        return int(text)
+        return parse_int64(text)
     except ValueError:
         raise DomainError("not_a_number", "enter a whole number", name) from None
 

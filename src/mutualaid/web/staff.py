@@ -14,29 +14,26 @@ from typing import Any
 
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
 
+from mutualaid.adapters import Int64, parse_int64
 from mutualaid.domain.accounts import STAFF_ROLES, Role
 from mutualaid.domain.claims import ClaimState, RejectionReason
 from mutualaid.domain.errors import DomainError, NotFound
 from mutualaid.domain.money import parse_yuan
 from mutualaid.services.claims.casework import case_file_extras, objections_to_review, staff_members
-from mutualaid.services.claims.claims import (
+from mutualaid.services.claims.evidence import EVIDENCE_READERS, list_evidence, open_evidence
+from mutualaid.services.claims.publicity import review_objection, run_publicity
+from mutualaid.services.claims.review import (
     assign_investigation,
-    claim_timeline,
     decide_claim,
     file_investigation_report,
-    get_claim,
     request_documents,
-    review_objection,
-    run_publicity,
     start_review,
-    work_queue,
 )
-from mutualaid.services.claims.evidence import EVIDENCE_READERS, list_evidence, open_evidence
-from mutualaid.services.collections.collections import (
-    export_collection_file,
-    import_collection_results,
-)
-from mutualaid.services.juries.juries import close_due_juries, jury_rounds, refer_to_jury
+from mutualaid.services.claims.views import claim_timeline, get_claim, work_queue
+from mutualaid.services.collections.files import export_collection_file, import_collection_results
+from mutualaid.services.juries.closing import close_due_juries
+from mutualaid.services.juries.juries import jury_rounds
+from mutualaid.services.juries.panels import refer_to_jury
 from mutualaid.services.periods.close import close_period
 from mutualaid.services.periods.preview import preview_period
 from mutualaid.services.periods.views import list_periods
@@ -145,7 +142,7 @@ def _step(page: PageState, ref: str, action: object) -> Response:
 
 
 @router.get("/staff/claims/{ref}/evidence/{evidence_id}")
-def evidence_viewer(ref: str, evidence_id: int, page: Page) -> HTMLResponse:
+def evidence_viewer(ref: str, evidence_id: Int64, page: Page) -> HTMLResponse:
     """One document of the case file; the file itself is fetched (and its access audited) below."""
     actor = page.need(*EVIDENCE_READERS)
     items = list_evidence(page.ctx, actor, ref)
@@ -165,7 +162,7 @@ def evidence_viewer(ref: str, evidence_id: int, page: Page) -> HTMLResponse:
 
 
 @router.get("/staff/claims/{ref}/evidence/{evidence_id}/file")
-def evidence_file(ref: str, evidence_id: int, page: Page) -> Response:
+def evidence_file(ref: str, evidence_id: Int64, page: Page) -> Response:
     actor = page.need(*EVIDENCE_READERS)
     view, content = open_evidence(page.ctx, actor, ref, evidence_id)
     # The type was checked against the file's first bytes at upload, so the browser may show it
@@ -198,7 +195,7 @@ def assign(ref: str, page: Page) -> Response:
 
     def act() -> None:
         try:
-            investigator = int(page.text("investigator_id"))
+            investigator = parse_int64(page.text("investigator_id"))
         except ValueError:
             raise DomainError(
                 "investigator_required", "choose an investigator", "investigator_id"
@@ -272,10 +269,7 @@ def refer(ref: str, page: Page) -> Response:
     actor = page.need(Role.OPERATOR)
 
     def act() -> None:
-        note = page.text("note")
-        if not note:
-            raise DomainError("note_required", "say why the case goes to a member jury", "note")
-        refer_to_jury(page.ctx, actor, ref, note)
+        refer_to_jury(page.ctx, actor, ref, page.text("note"))
 
     return _step(page, ref, act)
 
@@ -297,7 +291,7 @@ def objections(page: Page) -> HTMLResponse:
 
 
 @router.post("/staff/objections/{objection_id}/review")
-def objection_review(objection_id: int, page: Page) -> Response:
+def objection_review(objection_id: Int64, page: Page) -> Response:
     actor = page.need(*DECIDERS)
     ref = page.text("claim_ref")
     try:
@@ -536,7 +530,7 @@ def audit(page: Page) -> HTMLResponse:
 
     def number(name: str) -> int | None:
         value = params.get(name, "").strip()
-        return int(value) if value.isdigit() else None
+        return parse_int64(value) if value.isdigit() and len(value) < 19 else None
 
     def day(name: str, end: bool = False) -> datetime | None:
         value = params.get(name, "").strip()

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from mutualaid.db.models.base import Base, Id, UtcDateTime
 from mutualaid.db.models.members import Person
-from mutualaid.domain.risk import BANDS, phash_band
+from mutualaid.domain.risk_scores import BANDS, phash_band
 
 OPEN_CLAIM_STATES_SQL = (
     "state IN ('submitted', 'in_review', 'investigating', 'awaiting_documents', 're_review', "

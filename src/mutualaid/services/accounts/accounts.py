@@ -19,7 +19,7 @@ from mutualaid.domain.errors import Conflict, Unauthenticated
 from mutualaid.services import audit
 from mutualaid.services.accounts.invitations import ImportInvitation, OwnershipProof, ProofRefused
 from mutualaid.services.context import ServiceContext
-from mutualaid.services.unit_of_work import UnitOfWork
+from mutualaid.services.idempotency import UnitOfWork
 
 IMPORT_INVITATION = ImportInvitation()
 

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from mutualaid.db.models import Account, AccountInvitation
 from mutualaid.domain.errors import Forbidden
 from mutualaid.services.context import ServiceContext
-from mutualaid.services.unit_of_work import UnitOfWork
+from mutualaid.services.idempotency import UnitOfWork
 
 INVITATION_DAYS = 30
 #: Wrong codes before an invitation is void (the operator issues a new one).

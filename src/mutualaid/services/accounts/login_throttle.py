@@ -20,7 +20,7 @@ from mutualaid.domain.errors import DomainError, Unauthenticated
 from mutualaid.services import audit
 from mutualaid.services.accounts.accounts import IssuedToken, log_in
 from mutualaid.services.context import ServiceContext
-from mutualaid.services.unit_of_work import UnitOfWork
+from mutualaid.services.idempotency import UnitOfWork
 
 ACTION = "login_failed"
 

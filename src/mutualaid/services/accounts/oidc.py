@@ -24,20 +24,7 @@ from mutualaid.domain.errors import DomainError, Unauthenticated
 from mutualaid.domain.second_factors import needs_second_factor
 from mutualaid.services.accounts.accounts import IssuedToken, issue_token
 from mutualaid.services.accounts.second_factors import SecondFactorRequired, ticket_for
-from mutualaid.services.context import ServiceContext
-
-
-@dataclass(frozen=True, slots=True)
-class OidcConfig:
-    issuer: str
-    client_id: str
-    client_secret: str
-    redirect_uri: str
-    claim: str = "phone_number"
-    mfa_value: str = ""
-
-    def __repr__(self) -> str:  # the client secret never reaches a log line
-        return f"OidcConfig(issuer={self.issuer!r}, client_id={self.client_id!r})"
+from mutualaid.services.context import OidcConfig, ServiceContext
 
 
 @dataclass(frozen=True, slots=True)

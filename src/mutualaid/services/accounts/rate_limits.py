@@ -13,17 +13,10 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import text
 
+from mutualaid.domain.errors import TooManyRequests
+
 if TYPE_CHECKING:
     from mutualaid.services.context import ServiceContext
-
-
-@dataclass(frozen=True, slots=True)
-class RateLimits:
-    """Requests allowed per window; 0 switches that limit off."""
-
-    window_s: int = 60
-    per_token: int = 600
-    per_address: int = 3000
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,22 +36,68 @@ _COUNTS = {
 }
 
 
+REGISTRATION_WINDOW_S = 3600
+
+
 def count_request(ctx: ServiceContext, token: str | None, address: str) -> Refusal | None:
     """Count one mutating request; a Refusal when the token or the address is over its limit."""
     limits = ctx.rate_limits
     wanted: dict[str, int] = {}
     if limits.per_address:
-        wanted[ctx.protector.identity_hash(f"rate-address:{address}")[:32]] = limits.per_address
+        wanted[f"rate-address:{address}"] = limits.per_address
     if token and limits.per_token:
-        wanted[ctx.protector.identity_hash(f"rate-token:{token}")[:32]] = limits.per_token
+        wanted[f"rate-token:{token}"] = limits.per_token
+    return _count(ctx, wanted, limits.window_s)
+
+
+def check_registration(ctx: ServiceContext, phone: str, address: str) -> None:
+    """Count one registration attempt; refuse (429) past the hourly limit per phone or address.
+
+    Counted before any work, whether or not the attempt then succeeds: binding an imported account
+    needs its invitation code, and this bounds how fast anyone can guess one."""
+    limits = ctx.rate_limits
+    wanted: dict[str, int] = {}
+    if limits.registrations_per_phone:
+        wanted[f"register-phone:{phone.strip()}"] = limits.registrations_per_phone
+    if limits.registrations_per_address:
+        wanted[f"register-address:{address}"] = limits.registrations_per_address
+    refusal = _count(ctx, wanted, REGISTRATION_WINDOW_S)
+    if refusal is not None:
+        raise TooManyRequests(
+            "registration_rate_limited",
+            "too many registrations for this phone or from here: wait "
+            f"{math.ceil(refusal.retry_after_s / 60)} minutes and try again",
+            "phone",
+            details={"retry_after_s": refusal.retry_after_s},
+        )
+
+
+def _count(ctx: ServiceContext, wanted: dict[str, int], window_s: int) -> Refusal | None:
+    """Bump each key's counter in the current window (one statement); a Refusal when any key is
+    over its limit. Keys are stored as keyed hashes."""
     if not wanted:
         return None
+    limit_of = {ctx.protector.identity_hash(key)[:32]: limit for key, limit in wanted.items()}
     now = ctx.clock.now().timestamp()
-    window = math.floor(now / limits.window_s)
-    keys = list(wanted)
+    # Windows are named by their start in epoch seconds, whatever their length, so one prune by
+    # age clears them all.
+    window = math.floor(now / window_s) * window_s
+    keys = list(limit_of)
     params: dict[str, object] = {f"k{i}": key for i, key in enumerate(keys)} | {"w": window}
     with ctx.autocommit() as connection:
         counted = connection.execute(_COUNTS[len(keys)], params).all()
-    if any(hits > wanted[key] for key, hits in counted):
-        return Refusal(max(1, math.ceil((window + 1) * limits.window_s - now)))
+    if any(hits > limit_of[key] for key, hits in counted):
+        return Refusal(max(1, math.ceil(window + window_s - now)))
     return None
+
+
+def prune_rate_counters(ctx: ServiceContext) -> int:
+    """Delete counters of windows that ended before the longest window could still count them."""
+    oldest = math.floor(ctx.clock.now().timestamp()) - 2 * max(
+        REGISTRATION_WINDOW_S, ctx.rate_limits.window_s
+    )
+    with ctx.autocommit() as connection:
+        deleted = connection.execute(
+            text("DELETE FROM rate_counters WHERE window_index < :oldest"), {"oldest": oldest}
+        )
+    return deleted.rowcount

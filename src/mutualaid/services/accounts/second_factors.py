@@ -37,7 +37,7 @@ from mutualaid.services.accounts.login_throttle import (
     throttled_log_in,
 )
 from mutualaid.services.context import ServiceContext
-from mutualaid.services.unit_of_work import UnitOfWork
+from mutualaid.services.idempotency import UnitOfWork
 
 _SECRET_PURPOSE = b"mutualaid staff totp secret v1"
 TICKET_TTL_S = 10 * 60

@@ -16,12 +16,13 @@ from sqlalchemy.exc import IntegrityError
 
 from mutualaid.db.models import Evidence
 from mutualaid.domain.accounts import Role
-from mutualaid.domain.claims import EVIDENCE_STATES, ClaimState
+from mutualaid.domain.claims import EVIDENCE_STATES, MAX_LABEL_CHARS, ClaimState, written
 from mutualaid.domain.errors import DomainError, Forbidden, NotFound
 from mutualaid.services import audit
 from mutualaid.services.accounts.accounts import Actor
-from mutualaid.services.claims.claims import _load, _visible
+from mutualaid.services.claims.claims import load_claim, require_visible
 from mutualaid.services.context import ServiceContext
+from mutualaid.services.idempotency import UnitOfWork
 from mutualaid.services.risk import risk
 from mutualaid.services.transparency.log import queue_leaf, unix_seconds
 
@@ -51,14 +52,18 @@ def add_evidence(
     document_on: date | None = None,
 ) -> EvidenceView:
     """Attach a document to a claim while it is being reported or investigated."""
-    label = label.strip() or "document"
-    if len(label) > 100:
-        raise DomainError("invalid_label", "a label has at most 100 characters", "label")
+    label = written(
+        label.strip() or "document",
+        "invalid_label",
+        "a label has at most 100 characters",
+        "label",
+        max_chars=MAX_LABEL_CHARS,
+    )
     if ctx.evidence_store is None:
         raise DomainError("uploads_disabled", "this deployment has no evidence store", "file")
     with ctx.reading() as session:
-        claim, _, _ = _load(session, ref, for_update=False)
-        _visible(claim, actor)
+        claim, _, _ = load_claim(session, ref, for_update=False)
+        require_visible(claim, actor)
         if actor.role is Role.MEMBER and claim.claimant_account_id != actor.account_id:
             raise Forbidden(
                 "not_claimant", "only the member who reported the claim may add evidence"
@@ -71,9 +76,11 @@ def add_evidence(
             )
     stored = ctx.evidence_store.put(chunks, media_type)
     phash = risk.evidence_phash(ctx, stored.sha256, stored.media_type)  # issue 9: near-duplicates
-    with ctx.transaction() as session:
+    uow: UnitOfWork[EvidenceView] = ctx.unit_of_work()
+    with uow:
+        session = uow.session
         now = ctx.clock.now()
-        claim, plan, _ = _load(session, ref)
+        claim, plan, _ = load_claim(session, ref)
         if ClaimState(claim.state) not in EVIDENCE_STATES:
             raise DomainError(
                 "claim_closed_for_evidence",
@@ -84,7 +91,7 @@ def add_evidence(
             select(Evidence).where(Evidence.claim_id == claim.id, Evidence.sha256 == stored.sha256)
         )
         if existing is not None:  # the same file again (a retried upload): nothing new
-            return _view(existing, claim.ref, duplicate=True)
+            return _view(existing, claim.ref, duplicate=True)  # nothing written: rolled back
         row = Evidence(
             claim_id=claim.id,
             sha256=stored.sha256,
@@ -130,7 +137,8 @@ def add_evidence(
             plan=plan.code,
         )
         risk.on_evidence_added(session, claim, now)
-        return _view(row, claim.ref, duplicate=False)
+        uow.commit(_view(row, claim.ref, duplicate=False))
+    return uow.result
 
 
 def _view(row: Evidence, ref: str, *, duplicate: bool) -> EvidenceView:
@@ -148,8 +156,8 @@ def _view(row: Evidence, ref: str, *, duplicate: bool) -> EvidenceView:
 
 def list_evidence(ctx: ServiceContext, actor: Actor, ref: str) -> list[EvidenceView]:
     with ctx.reading() as session:
-        claim, _, _ = _load(session, ref, for_update=False)
-        _visible(claim, actor)
+        claim, _, _ = load_claim(session, ref, for_update=False)
+        require_visible(claim, actor)
         rows = session.scalars(
             select(Evidence).where(Evidence.claim_id == claim.id).order_by(Evidence.id)
         ).all()
@@ -164,8 +172,10 @@ def open_evidence(
         raise Forbidden("forbidden", "only reviewers, investigators and operators open evidence")
     if ctx.evidence_store is None:
         raise NotFound("evidence_not_found", "this deployment has no evidence store", "evidence_id")
-    with ctx.transaction() as session:
-        claim, _, _ = _load(session, ref, for_update=False)
+    uow: UnitOfWork[EvidenceView] = ctx.unit_of_work()
+    with uow:
+        session = uow.session
+        claim, _, _ = load_claim(session, ref, for_update=False)
         row = session.get(Evidence, evidence_id)
         if row is None or row.claim_id != claim.id:
             raise NotFound(
@@ -181,5 +191,5 @@ def open_evidence(
             claim=claim.ref,
             sha256=row.sha256,
         )
-        view = _view(row, claim.ref, duplicate=False)
-    return view, ctx.evidence_store.open(view.sha256)
+        uow.commit(_view(row, claim.ref, duplicate=False))
+    return uow.result, ctx.evidence_store.open(uow.result.sha256)

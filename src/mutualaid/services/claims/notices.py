@@ -15,7 +15,7 @@ from mutualaid.db.models import Claim, Membership, Person
 from mutualaid.db.queries.plans import plan_by_code, rules_of
 from mutualaid.domain.claims import ClaimState
 from mutualaid.domain.money import apply_basis_points
-from mutualaid.services.claims.claims import PublicCase, public_case
+from mutualaid.services.claims.publicity import PublicCase, public_case
 from mutualaid.services.context import ServiceContext
 
 #: States of a case that was published (and not sent back by an upheld objection).

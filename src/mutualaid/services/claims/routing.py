@@ -19,9 +19,10 @@ from mutualaid.domain.risk import (
     investigation_mode,
 )
 from mutualaid.services.accounts.accounts import Actor
-from mutualaid.services.claims.claims import assign_investigation
+from mutualaid.services.claims.claims import load_claim
+from mutualaid.services.claims.review import assign_investigation
 from mutualaid.services.context import ServiceContext
-from mutualaid.services.risk.risk import _claim, plan_params
+from mutualaid.services.risk.risk import plan_params
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +40,7 @@ def route_investigation(
     the rest to the least-loaded other reviewer for a desk review."""
     require_role(actor.role, Role.REVIEWER, Role.OPERATOR)
     with ctx.reading() as session:
-        claim = _claim(session, ref)
+        claim, _, _ = load_claim(session, ref, for_update=False)
         risk = session.get(ClaimRisk, claim.id)
         score = risk.score if risk else 0
         mode = investigation_mode(score, plan_params(session, claim.plan_id))

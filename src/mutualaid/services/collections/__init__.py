@@ -2,6 +2,8 @@
 
 Owns collecting each period's charges (provider files, results, retries), prepaid top-ups and paying
 approved claims; every movement is posted to the ledger package. Use cases: collect_period,
-collection_summary, export_collection_file, import_collection_results, retry_failed_payments, top_up,
-prepaid_balance, pay_approved_claims (collections.py).
+collection_summary (debits.py, with what each payer owes in dues.py and the payment provider in
+providers.py), export_collection_file, import_collection_results (files.py),
+retry_failed_payments (retries.py), top_up, prepaid_balance (prepaid.py), pay_approved_claims
+(payouts.py).
 """

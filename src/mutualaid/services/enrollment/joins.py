@@ -40,9 +40,15 @@ from mutualaid.services import audit
 from mutualaid.services.accounts.accounts import Actor, BearerToken, actor_of_token, authenticate
 from mutualaid.services.context import ServiceContext
 from mutualaid.services.enrollment.memberships import MembershipView
-from mutualaid.services.idempotency import KeyRow, Once, check_key, fingerprint, stored_answer
-from mutualaid.services.risk import risk
-from mutualaid.services.unit_of_work import UnitOfWork
+from mutualaid.services.idempotency import (
+    KeyRow,
+    Once,
+    UnitOfWork,
+    check_key,
+    fingerprint,
+    stored_answer,
+)
+from mutualaid.services.risk import fraud_records
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,9 +215,9 @@ def _checked_joining(
         )
     )
     if facts.account_flagged:
-        raise risk.excluded_for_fraud()
+        raise fraud_records.excluded_for_fraud()
     known_id = _known_person(facts, actor, applicant.relation)
-    risk.fraud_exclusion(connection, known_id, actor.account_id)  # issue 9: no rejoining
+    fraud_records.fraud_exclusion(connection, known_id, actor.account_id)  # issue 9: no rejoining
     person_id = facts.new_person_id if known_id is None else known_id
     membership_id = facts.new_membership_id
     resident = applicant.resident

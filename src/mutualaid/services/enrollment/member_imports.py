@@ -63,8 +63,8 @@ from mutualaid.services.csv_lines import (
     oversized_field,
     parse_line,
 )
+from mutualaid.services.idempotency import UnitOfWork
 from mutualaid.services.personal_data import PersonalDataProtector
-from mutualaid.services.unit_of_work import UnitOfWork
 
 REQUIRED_COLUMNS = ("payer_phone", "full_name", "id_number")
 OPTIONAL_COLUMNS = ("relation", "joined_on")

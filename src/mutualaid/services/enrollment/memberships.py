@@ -28,8 +28,7 @@ from mutualaid.domain.memberships import (
 from mutualaid.services import audit
 from mutualaid.services.accounts.accounts import Actor
 from mutualaid.services.context import ServiceContext
-from mutualaid.services.idempotency import Once
-from mutualaid.services.unit_of_work import UnitOfWork
+from mutualaid.services.idempotency import Once, UnitOfWork
 
 _ACTIVE = [str(s) for s in ACTIVE_STATES]
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
@@ -21,6 +22,9 @@ from mutualaid.domain.ledger import Leg, Transaction, balanced, reversal
 from mutualaid.services import audit
 from mutualaid.services.accounts.accounts import Actor
 from mutualaid.services.context import ServiceContext
+
+if TYPE_CHECKING:
+    from mutualaid.services.idempotency import UnitOfWork
 
 
 def _ensure_accounts(session: Session, codes: set[str], at: datetime) -> None:
@@ -103,7 +107,9 @@ def reverse_transaction(
 ) -> PostedTransaction:
     """Correct a posted transaction with a new, reversing one (the original stays as it was)."""
     require_role(actor.role, Role.OPERATOR)
-    with ctx.transaction() as session:
+    work: UnitOfWork[PostedTransaction] = ctx.unit_of_work()
+    with work as uow:
+        session = uow.session
         original = load_transaction(session, key)
         if original.kind == "reversal":
             raise Conflict("cannot_reverse_reversal", "post the original again instead", "key")
@@ -133,12 +139,15 @@ def reverse_transaction(
             key=key,
             reason=correction.memo,
         )
-        return PostedTransaction(
-            correction.key,
-            correction.kind,
-            correction.memo,
-            [(leg.account, leg.amount_fen) for leg in correction.legs],
+        uow.commit(
+            PostedTransaction(
+                correction.key,
+                correction.kind,
+                correction.memo,
+                [(leg.account, leg.amount_fen) for leg in correction.legs],
+            )
         )
+    return uow.result
 
 
 def balances(session: Session, prefix: str = "") -> dict[str, int]:

@@ -31,7 +31,7 @@ from mutualaid.domain.errors import Conflict
 from mutualaid.domain.sharing import (
     SharingRule,
 )
-from mutualaid.services.claims.claims import PublicCase, public_case
+from mutualaid.services.claims.publicity import PublicCase, public_case
 from mutualaid.services.context import ServiceContext
 from mutualaid.services.periods.sharing import CAP_ADJUSTED, EXCLUDED, period_bands
 from mutualaid.services.periods.views import PeriodView, find_period, view

@@ -15,7 +15,7 @@ from mutualaid.domain.plans import PlanRules, parse_plan_toml, rules_fingerprint
 from mutualaid.services import audit
 from mutualaid.services.accounts.accounts import Actor
 from mutualaid.services.context import ServiceContext
-from mutualaid.services.unit_of_work import UnitOfWork
+from mutualaid.services.idempotency import UnitOfWork
 
 
 @dataclass(frozen=True, slots=True)

@@ -37,7 +37,7 @@ from mutualaid.domain.schemes import (
 from mutualaid.services import audit
 from mutualaid.services.accounts.accounts import Actor
 from mutualaid.services.context import ServiceContext
-from mutualaid.services.unit_of_work import UnitOfWork
+from mutualaid.services.idempotency import UnitOfWork
 
 
 @dataclass(frozen=True, slots=True)

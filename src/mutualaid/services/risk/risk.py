@@ -1,8 +1,8 @@
-"""Risk controls: score claims when filed and when evidence arrives, explain every signal, route
-investigations by score, learn from reviewers' feedback, and record proven fraud (appealable).
+"""Scoring claims: when filed and when evidence arrives (the hooks the claim services call), and a
+plan's open claims in one batch; every signal is stored with its explanation's numbers.
 
-Nothing here rejects a claim: a score orders and routes work; people decide. Proven fraud is only
-recorded for a claim a reviewer rejected for fraud, and the record can be appealed.
+Nothing here rejects a claim: a score orders and routes work; people decide. The link data and
+image hashes a claim carries are computed here too, for the claim and evidence services.
 """
 
 from __future__ import annotations
@@ -11,71 +11,52 @@ import io
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from sqlalchemy import ColumnElement, Connection, case, delete, func, insert, literal, or_, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import ColumnElement, delete, func, insert, literal, or_, select
 from sqlalchemy.orm import Session
 
 from mutualaid.db.models import (
-    Account,
     Claim,
     ClaimRisk,
     ClaimRiskSignal,
     Evidence,
-    FraudAppeal,
-    FraudRecord,
-    InvestigationReport,
     Membership,
     Plan,
     PlanVersion,
-    RiskSignalFeedback,
 )
 from mutualaid.db.queries.plans import known_rules, plan_by_code
-from mutualaid.domain.accounts import STAFF_ROLES, Role, require_role
-from mutualaid.domain.claims import OPEN_STATES, RejectionReason
-from mutualaid.domain.errors import Conflict, DomainError, Forbidden, NotFound
+from mutualaid.domain.accounts import Role, require_role
+from mutualaid.domain.claims import OPEN_STATES
+from mutualaid.domain.errors import NotFound
 from mutualaid.domain.plans import params_of
-from mutualaid.domain.risk import (
-    BY_CODE,
-    CODES,
-    DEFAULT_PARAMS,
+from mutualaid.domain.risk import CODES, ClaimLinks, RiskParams, investigation_mode, level_of
+from mutualaid.domain.risk_scores import (
     NO_DATE,
-    SIGNALS,
     ClaimColumns,
-    ClaimLinks,
     EvidenceColumns,
-    InvestigationMode,
     LinkKind,
-    RiskParams,
     RiskResult,
-    SignalCode,
-    SignalRecord,
-    WeightAdvice,
     WindowCounts,
-    advise_weights,
     age_band,
     age_band_bounds,
     band_probes,
-    explain,
     factorize,
     hamming,
-    investigation_mode,
-    level_of,
     links_of,
     score_claims,
-    weight_of,
     window_counts,
 )
 from mutualaid.services import audit
 from mutualaid.services.accounts.accounts import Actor
 from mutualaid.services.context import ServiceContext
-from mutualaid.services.notifications import notify
 from mutualaid.services.personal_data import PersonalDataProtector
 
-FEEDBACK_ROLES = (Role.REVIEWER, Role.INVESTIGATOR, Role.OPERATOR)
 _OPEN = [str(s) for s in OPEN_STATES]
+
+if TYPE_CHECKING:
+    from mutualaid.services.idempotency import UnitOfWork
 
 
 # --- link data and image hashes (called by the claim and evidence services) ----------------------
@@ -224,7 +205,7 @@ def _load(session: Session, where: ColumnElement[bool]) -> _Window:
     )
 
 
-def _window(session: Session, plan_id: int, since: date) -> _Window:
+def plan_window(session: Session, plan_id: int, since: date) -> _Window:
     """Every claim of the plan reported since that day, with its evidence: the claims to score and
     the history the signals compare them with."""
     return _load(session, (Claim.plan_id == plan_id) & (Claim.reported_on >= since))
@@ -254,7 +235,7 @@ def plan_params(session: Session, plan_id: int) -> RiskParams:
     return params_of(known_rules(session, sha256, plan_id, version).risk)
 
 
-def _since(reported_on: date, params: RiskParams) -> date:
+def window_start(reported_on: date, params: RiskParams) -> date:
     return reported_on - timedelta(days=params.lookback_days)
 
 
@@ -452,7 +433,7 @@ def _score_around(session: Session, claim: Claim, now: datetime) -> int:
     (they gained a link too), from their neighbours only: the cost does not grow with the plan."""
     session.flush()
     params = plan_params(session, claim.plan_id)
-    since = _since(claim.reported_on, params)
+    since = window_start(claim.reported_on, params)
     near = _load(
         session, Claim.id.in_(_neighbours(session, claim.plan_id, [claim.id], since, params))
     )
@@ -468,7 +449,7 @@ def _score_around(session: Session, claim: Claim, now: datetime) -> int:
         near = _load(
             session,
             Claim.id.in_(
-                _neighbours(session, claim.plan_id, ids, _since(earliest, params), params)
+                _neighbours(session, claim.plan_id, ids, window_start(earliest, params), params)
             ),
         )
         row, linked = near.row_of(claim.id), [near.row_of(i) for i in ids[1:]]
@@ -522,7 +503,9 @@ def rescore_plan(ctx: ServiceContext, actor: Actor, plan_code: str) -> RescoreRe
     """Score every open claim of a plan again with the plan's current thresholds and weights
     (after publishing a version that tunes them, or a data fix)."""
     require_role(actor.role, Role.OPERATOR, Role.REVIEWER)
-    with ctx.transaction() as session:
+    work: UnitOfWork[RescoreResult] = ctx.unit_of_work()
+    with work as uow:
+        session = uow.session
         now = ctx.clock.now()
         plan = plan_by_code(session, plan_code)
         params = plan_params(session, plan.id)
@@ -533,7 +516,7 @@ def rescore_plan(ctx: ServiceContext, actor: Actor, plan_code: str) -> RescoreRe
         )
         if oldest is None:
             return RescoreResult(plan.code, 0, 0, {})
-        window = _window(session, plan.id, _since(oldest, params))
+        window = plan_window(session, plan.id, window_start(oldest, params))
         first_day, _ = _report_days(session, plan.id)
         result = score_claims(
             window.claims,
@@ -557,607 +540,14 @@ def rescore_plan(ctx: ServiceContext, actor: Actor, plan_code: str) -> RescoreRe
             scored=len(rows),
             flagged=flagged,
         )
-        return RescoreResult(plan.code, len(rows), flagged, by_signal)
+        uow.commit(RescoreResult(plan.code, len(rows), flagged, by_signal))
+    return uow.result
 
 
-# --- what a reviewer sees ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class SignalView:
-    code: str
-    weight: int
-    label_zh: str
-    label_en: str
-    explanation_zh: str
-    explanation_en: str
-    reason: str
-    #: This viewer's feedback on it: True useful, False not useful, None not given.
-    my_feedback: bool | None
-
-
-@dataclass(frozen=True, slots=True)
-class RiskView:
-    claim_ref: str
-    state: str
-    decision_reason: str | None
-    scored: bool
-    score: int
-    level: str
-    mode: str
-    computed_at: datetime | None
-    signals: list[SignalView]
-    fraud_record_id: int | None
-
-
-def _claim(session: Session, ref: str, *, for_update: bool = False) -> Claim:
+def claim_by_ref(session: Session, ref: str, *, for_update: bool = False) -> Claim:
+    """The claim with this reference, or NotFound."""
     query = select(Claim).where(Claim.ref == ref)
     claim = session.scalar(query.with_for_update() if for_update else query)
     if claim is None:
         raise NotFound("claim_not_found", f"there is no claim {ref}", "claim_ref")
     return claim
-
-
-def claim_risk(ctx: ServiceContext, actor: Actor, ref: str) -> RiskView:
-    """A claim's risk score with every fired signal explained (staff only)."""
-    require_role(actor.role, *STAFF_ROLES)
-    with ctx.reading() as session:
-        claim = _claim(session, ref)
-        risk = session.get(ClaimRisk, claim.id)
-        rows = session.scalars(
-            select(ClaimRiskSignal)
-            .where(ClaimRiskSignal.claim_id == claim.id)
-            .order_by(ClaimRiskSignal.weight.desc(), ClaimRiskSignal.code)
-        ).all()
-        mine = dict(
-            session.execute(
-                select(RiskSignalFeedback.code, RiskSignalFeedback.useful).where(
-                    RiskSignalFeedback.claim_id == claim.id,
-                    RiskSignalFeedback.reviewer_id == actor.account_id,
-                )
-            ).all()
-        )
-        record = session.scalar(
-            select(FraudRecord.id).where(
-                FraudRecord.claim_id == claim.id, FraudRecord.revoked_at.is_(None)
-            )
-        )
-        signals = []
-        for row in rows:
-            signal = BY_CODE[SignalCode(row.code)]
-            zh, en = explain(
-                signal.code, float(row.details.get("first", 0)), float(row.details.get("second", 0))
-            )
-            signals.append(
-                SignalView(
-                    row.code,
-                    row.weight,
-                    signal.label_zh,
-                    signal.label_en,
-                    zh,
-                    en,
-                    signal.reason,
-                    mine.get(row.code),
-                )
-            )
-        if risk is None:
-            params = plan_params(session, claim.plan_id)
-            return RiskView(
-                claim.ref,
-                claim.state,
-                claim.decision_reason,
-                False,
-                0,
-                str(level_of(0, params)),
-                str(investigation_mode(0, params)),
-                None,
-                signals,
-                record,
-            )
-        return RiskView(
-            claim.ref,
-            claim.state,
-            claim.decision_reason,
-            True,
-            risk.score,
-            risk.level,
-            risk.mode,
-            risk.computed_at,
-            signals,
-            record,
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class GraphNode:
-    ref: str
-    state: str
-    score: int | None
-    center: bool
-
-
-@dataclass(frozen=True, slots=True)
-class GraphEdge:
-    source: str
-    target: str
-    kinds: list[str]
-
-
-@dataclass(frozen=True, slots=True)
-class ClaimGraph:
-    nodes: list[GraphNode]
-    edges: list[GraphEdge]
-
-
-def claim_graph(ctx: ServiceContext, actor: Actor, ref: str, limit: int = 30) -> ClaimGraph:
-    """The claims linked to this one (shared contacts, payee, device, doctor, files or images),
-    and the links among them: a ring shows as a dense cluster."""
-    require_role(actor.role, *STAFF_ROLES)
-    with ctx.reading() as session:
-        claim = _claim(session, ref)
-        params = plan_params(session, claim.plan_id)
-        window = _window(session, claim.plan_id, _since(claim.reported_on, params))
-        center = window.row_of(claim.id)
-        first_hop = links_of(window.claims, window.evidence, center, params)
-        members = [center, *sorted(first_hop)[:limit]]
-        chosen = set(members)
-        edges: dict[tuple[int, int], set[LinkKind]] = {}
-        for i in members:
-            links = (
-                first_hop if i == center else links_of(window.claims, window.evidence, i, params)
-            )
-            for j, kinds in links.items():
-                if j in chosen:
-                    edges.setdefault((min(i, j), max(i, j)), set()).update(kinds)
-        scores = dict(
-            session.execute(
-                select(ClaimRisk.claim_id, ClaimRisk.score).where(
-                    ClaimRisk.claim_id.in_([window.ids[i] for i in members])
-                )
-            ).all()
-        )
-        return ClaimGraph(
-            [
-                GraphNode(window.refs[i], window.states[i], scores.get(window.ids[i]), i == center)
-                for i in members
-            ],
-            [
-                GraphEdge(window.refs[a], window.refs[b], sorted(str(k) for k in kinds))
-                for (a, b), kinds in sorted(edges.items())
-            ],
-        )
-
-
-# --- reviewers' feedback and the weight report -------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class FeedbackView:
-    claim_ref: str
-    code: str
-    useful: bool
-
-
-def record_feedback(
-    ctx: ServiceContext, actor: Actor, ref: str, code: str, useful: bool, note: str = ""
-) -> FeedbackView:
-    """A reviewer says whether a signal helped on this case (changing their mind replaces it)."""
-    require_role(actor.role, *FEEDBACK_ROLES)
-    if code not in BY_CODE:
-        raise DomainError("unknown_signal", f"there is no signal {code}", "signal")
-    with ctx.transaction() as session:
-        now = ctx.clock.now()
-        claim = _claim(session, ref)
-        fired = session.scalar(
-            select(ClaimRiskSignal.id).where(
-                ClaimRiskSignal.claim_id == claim.id, ClaimRiskSignal.code == code
-            )
-        )
-        if fired is None:
-            raise DomainError(
-                "signal_not_fired", f"signal {code} did not fire on claim {ref}", "signal"
-            )
-        row = session.scalar(
-            select(RiskSignalFeedback).where(
-                RiskSignalFeedback.claim_id == claim.id,
-                RiskSignalFeedback.code == code,
-                RiskSignalFeedback.reviewer_id == actor.account_id,
-            )
-        )
-        if row is None:
-            session.add(
-                RiskSignalFeedback(
-                    claim_id=claim.id,
-                    code=code,
-                    reviewer_id=actor.account_id,
-                    useful=useful,
-                    note=note.strip() or None,
-                    recorded_at=now,
-                )
-            )
-        else:
-            row.useful, row.note, row.recorded_at = useful, note.strip() or None, now
-        audit.record(
-            session,
-            at=now,
-            actor_account_id=actor.account_id,
-            action="risk_feedback",
-            subject_type="claim",
-            subject_id=claim.id,
-            signal=code,
-            useful=useful,
-        )
-        return FeedbackView(claim.ref, code, useful)
-
-
-def weight_report(
-    ctx: ServiceContext, actor: Actor, plan_code: str | None = None
-) -> list[WeightAdvice]:
-    """Per signal: how often it fired, how useful reviewers found it, how often its cases were
-    rejected, and the weight the feedback suggests (set-based counts)."""
-    require_role(actor.role, Role.OPERATOR, Role.REVIEWER, Role.AUDITOR)
-    with ctx.reading() as session:
-        scope, params = select(Claim.id), DEFAULT_PARAMS
-        if plan_code:
-            plan_id = plan_by_code(session, plan_code).id
-            scope, params = scope.where(Claim.plan_id == plan_id), plan_params(session, plan_id)
-        fired = dict(
-            session.execute(
-                select(ClaimRiskSignal.code, func.count())
-                .where(ClaimRiskSignal.claim_id.in_(scope))
-                .group_by(ClaimRiskSignal.code)
-            ).all()
-        )
-        feedback = {
-            (code, bool(useful)): n
-            for code, useful, n in session.execute(
-                select(RiskSignalFeedback.code, RiskSignalFeedback.useful, func.count())
-                .where(RiskSignalFeedback.claim_id.in_(scope))
-                .group_by(RiskSignalFeedback.code, RiskSignalFeedback.useful)
-            ).all()
-        }
-        outcomes = {
-            code: (int(decided or 0), int(rejected or 0))
-            for code, decided, rejected in session.execute(
-                select(
-                    ClaimRiskSignal.code, func.count(Claim.decided_at), func.sum(_rejected_case())
-                )
-                .join(Claim, Claim.id == ClaimRiskSignal.claim_id)
-                .where(ClaimRiskSignal.claim_id.in_(scope))
-                .group_by(ClaimRiskSignal.code)
-            ).all()
-        }
-        records = [
-            SignalRecord(
-                s.code,
-                weight_of(s.code, params),
-                int(fired.get(str(s.code), 0)),
-                int(feedback.get((str(s.code), True), 0)),
-                int(feedback.get((str(s.code), False), 0)),
-                *outcomes.get(str(s.code), (0, 0)),
-            )
-            for s in SIGNALS
-        ]
-        return advise_weights(records)
-
-
-def _rejected_case() -> Any:
-    return case((Claim.decision_reason.is_not(None), 1), else_=0)
-
-
-# --- investigation routing and the operator's figures -------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class ModeCost:
-    mode: str
-    cases: int
-    cost_fen: int
-    #: Rounded half up to the fen.
-    cost_per_case_fen: int
-
-
-@dataclass(frozen=True, slots=True)
-class RiskOperations:
-    plan_code: str
-    modes: list[ModeCost]
-    flagged: int
-    flagged_decided: int
-    flagged_rejected: int
-    flagged_rejected_fraud: int
-    unflagged_decided: int
-    unflagged_rejected: int
-
-
-def risk_operations(ctx: ServiceContext, actor: Actor, plan_code: str) -> RiskOperations:
-    """What investigations cost per case (field vs desk) and how flagged cases ended."""
-    require_role(actor.role, Role.OPERATOR, Role.AUDITOR)
-    with ctx.reading() as session:
-        plan = plan_by_code(session, plan_code)
-        modes = []
-        for mode, role in (
-            (InvestigationMode.FIELD, Role.INVESTIGATOR),
-            (InvestigationMode.DESK, Role.REVIEWER),
-        ):
-            cases, cost = session.execute(
-                select(
-                    func.count(func.distinct(InvestigationReport.claim_id)),
-                    func.coalesce(func.sum(InvestigationReport.cost_fen), 0),
-                )
-                .join(Claim, Claim.id == InvestigationReport.claim_id)
-                .join(Account, Account.id == InvestigationReport.investigator_id)
-                .where(Claim.plan_id == plan.id, Account.role == str(role))
-            ).one()
-            modes.append(
-                ModeCost(
-                    str(mode),
-                    int(cases),
-                    int(cost),
-                    (2 * int(cost) + int(cases)) // (2 * int(cases)) if cases else 0,
-                )
-            )
-        flagged_expr = ClaimRisk.score >= plan_params(session, plan.id).medium_threshold
-        rows = session.execute(
-            select(
-                flagged_expr,
-                func.count(),
-                func.count(Claim.decided_at),
-                func.sum(_rejected_case()),
-                func.sum(_fraud_case()),
-            )
-            .join(ClaimRisk, ClaimRisk.claim_id == Claim.id)
-            .where(Claim.plan_id == plan.id)
-            .group_by(flagged_expr)
-        ).all()
-        figures = {bool(f): (int(n), int(d), int(r or 0), int(x or 0)) for f, n, d, r, x in rows}
-        flagged = figures.get(True, (0, 0, 0, 0))
-        unflagged = figures.get(False, (0, 0, 0, 0))
-        return RiskOperations(
-            plan.code,
-            modes,
-            flagged[0],
-            flagged[1],
-            flagged[2],
-            flagged[3],
-            unflagged[1],
-            unflagged[2],
-        )
-
-
-def _fraud_case() -> Any:
-    return case((Claim.decision_reason == str(RejectionReason.FRAUD), 1), else_=0)
-
-
-# --- proven fraud: the record, its effects, the appeal ------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class FraudRecordView:
-    id: int
-    claim_ref: str | None
-    reason: str
-    recorded_at: datetime
-    revoked_at: datetime | None
-    appeal_state: str | None
-
-
-def flag_fraud(ctx: ServiceContext, actor: Actor, ref: str, reason: str) -> FraudRecordView:
-    """Record proven fraud for a claim a reviewer rejected for fraud. The member loses juror status
-    and may not rejoin until an appeal succeeds; they are told, with the right to appeal."""
-    require_role(actor.role, Role.OPERATOR)
-    reason = reason.strip()
-    if not 10 <= len(reason) <= 2000:
-        raise DomainError("reason_required", "give the reason in 10 to 2,000 characters", "reason")
-    with ctx.transaction() as session:
-        now = ctx.clock.now()
-        claim = _claim(session, ref, for_update=True)
-        if claim.decision_reason != RejectionReason.FRAUD:
-            raise DomainError(
-                "fraud_not_proven",
-                "only a claim rejected for fraud can found a fraud record",
-                "claim_ref",
-            )
-        if session.scalar(
-            select(FraudRecord.id).where(
-                FraudRecord.claim_id == claim.id, FraudRecord.revoked_at.is_(None)
-            )
-        ):
-            raise Conflict("already_flagged", "this claim already has a fraud record", "claim_ref")
-        record = FraudRecord(
-            person_id=claim.person_id,
-            account_id=claim.claimant_account_id,
-            claim_id=claim.id,
-            reason=reason,
-            recorded_by=actor.recorded_id,
-            recorded_at=now,
-        )
-        session.add(record)
-        session.flush()
-        audit.record(
-            session,
-            at=now,
-            actor_account_id=actor.account_id,
-            action="fraud_flagged",
-            subject_type="fraud_record",
-            subject_id=record.id,
-            claim=claim.ref,
-            person_id=claim.person_id,
-            account_id=claim.claimant_account_id,
-        )
-        notify(
-            session,
-            at=now,
-            account_id=claim.claimant_account_id,
-            kind="fraud_flagged",
-            subject_type="fraud_record",
-            subject_id=record.id,
-            ref=claim.ref,
-        )
-        return FraudRecordView(
-            record.id, claim.ref, record.reason, record.recorded_at, record.revoked_at, None
-        )
-
-
-def fraud_exclusion(session: Session | Connection, person_id: int | None, account_id: int) -> None:
-    """Refuse a known person's rejoining while they have a standing fraud record. (The enrolling
-    account's own record is checked with the join's first read; a person never seen before has
-    none: no query on the busy path.)"""
-    if person_id is None:
-        return
-    if session.scalar(
-        select(FraudRecord.id)
-        .where(
-            FraudRecord.revoked_at.is_(None),
-            (FraudRecord.person_id == person_id) | (FraudRecord.account_id == account_id),
-        )
-        .limit(1)
-    ):
-        raise excluded_for_fraud()
-
-
-def excluded_for_fraud() -> Forbidden:
-    return Forbidden(
-        "excluded_for_fraud",
-        "a proven fraud record excludes joining again; the record can be appealed",
-        "id_number",
-    )
-
-
-def my_fraud_records(ctx: ServiceContext, actor: Actor) -> list[FraudRecordView]:
-    with ctx.reading() as session:
-        rows = session.execute(
-            select(FraudRecord, Claim.ref, FraudAppeal.state)
-            .outerjoin(Claim, Claim.id == FraudRecord.claim_id)
-            .outerjoin(FraudAppeal, FraudAppeal.fraud_record_id == FraudRecord.id)
-            .where(FraudRecord.account_id == actor.account_id)
-            .order_by(FraudRecord.id)
-        ).all()
-        return [
-            FraudRecordView(r.id, ref, r.reason, r.recorded_at, r.revoked_at, appeal)
-            for r, ref, appeal in rows
-        ]
-
-
-@dataclass(frozen=True, slots=True)
-class AppealView:
-    id: int
-    fraud_record_id: int
-    state: str
-    reason: str
-    filed_at: datetime
-    decision_note: str | None
-
-
-def _appeal_view(appeal: FraudAppeal) -> AppealView:
-    return AppealView(
-        appeal.id,
-        appeal.fraud_record_id,
-        appeal.state,
-        appeal.reason,
-        appeal.filed_at,
-        appeal.decision_note,
-    )
-
-
-def appeal_fraud_record(
-    ctx: ServiceContext, actor: Actor, record_id: int, reason: str
-) -> AppealView:
-    """The member appeals once against a fraud record on their account."""
-    reason = reason.strip()
-    if not 10 <= len(reason) <= 2000:
-        raise DomainError("reason_required", "give your reason in 10 to 2,000 characters", "reason")
-    with ctx.transaction() as session:
-        now = ctx.clock.now()
-        record = session.get(FraudRecord, record_id)
-        if record is None or record.account_id != actor.account_id:
-            raise NotFound(
-                "fraud_record_not_found", f"there is no fraud record {record_id}", "fraud_record_id"
-            )
-        if record.revoked_at is not None:
-            raise Conflict("record_revoked", "this record is already revoked", "fraud_record_id")
-        appeal = FraudAppeal(
-            fraud_record_id=record.id,
-            filed_by=actor.account_id,
-            reason=reason,
-            filed_at=now,
-            state="pending",
-        )
-        session.add(appeal)
-        try:
-            session.flush()
-        except IntegrityError:
-            raise Conflict(
-                "already_appealed", "this record has already been appealed", "fraud_record_id"
-            ) from None
-        audit.record(
-            session,
-            at=now,
-            actor_account_id=actor.account_id,
-            action="fraud_appealed",
-            subject_type="fraud_record",
-            subject_id=record.id,
-            appeal_id=appeal.id,
-        )
-        return _appeal_view(appeal)
-
-
-def pending_appeals(ctx: ServiceContext, actor: Actor) -> list[AppealView]:
-    require_role(actor.role, Role.OPERATOR, Role.AUDITOR)
-    with ctx.reading() as session:
-        return [
-            _appeal_view(a)
-            for a in session.scalars(
-                select(FraudAppeal).where(FraudAppeal.state == "pending").order_by(FraudAppeal.id)
-            )
-        ]
-
-
-def decide_appeal(
-    ctx: ServiceContext, actor: Actor, appeal_id: int, *, uphold: bool, note: str
-) -> AppealView:
-    """Another operator than the one who recorded the fraud decides; upheld, the record is revoked
-    (juror status and the right to join come back with it)."""
-    require_role(actor.role, Role.OPERATOR)
-    if not note.strip():
-        raise DomainError("note_required", "explain the decision on the appeal", "note")
-    with ctx.transaction() as session:
-        now = ctx.clock.now()
-        appeal = session.get(FraudAppeal, appeal_id, with_for_update=True)
-        if appeal is None:
-            raise NotFound("appeal_not_found", f"there is no appeal {appeal_id}", "appeal_id")
-        if appeal.state != "pending":
-            raise Conflict("already_decided", "this appeal has been decided", "appeal_id")
-        record = session.get(FraudRecord, appeal.fraud_record_id, with_for_update=True)
-        assert record is not None
-        if record.recorded_by == actor.account_id:
-            raise Forbidden(
-                "separated_duties", "whoever recorded the fraud cannot decide its appeal"
-            )
-        appeal.state = "upheld" if uphold else "dismissed"
-        appeal.decided_by, appeal.decided_at, appeal.decision_note = (
-            actor.recorded_id,
-            now,
-            note.strip(),
-        )
-        if uphold:
-            record.revoked_at = now
-        audit.record(
-            session,
-            at=now,
-            actor_account_id=actor.account_id,
-            action=f"fraud_appeal_{appeal.state}",
-            subject_type="fraud_record",
-            subject_id=record.id,
-            appeal_id=appeal.id,
-        )
-        if record.account_id is not None:
-            notify(
-                session,
-                at=now,
-                account_id=record.account_id,
-                kind=f"fraud_appeal_{appeal.state}",
-                subject_type="fraud_record",
-                subject_id=record.id,
-                note=note.strip(),
-            )
-        return _appeal_view(appeal)
