@@ -111,6 +111,9 @@ def enroll_member(
     applicant = _applicant(ctx, caller, request)
     once: Once[MembershipView] | None = None
     try:
+        # Not a unit of work: the hot path's documented exception (module docstring). On
+        # PostgreSQL the read and the one-statement write each commit alone; on SQLite the block
+        # is one transaction. Either way a refusal or a lost race leaves nothing written.
         with ctx.autocommit() as connection:
             now = ctx.clock.now()
             facts = _read_facts(connection, caller, plan_code, applicant.identity_hash, now)
