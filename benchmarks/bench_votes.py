@@ -49,7 +49,7 @@ from mutualaid.domain.identities import Sex, make_resident_id
 from mutualaid.services.accounts.accounts import Actor, register_account
 from mutualaid.services.claims.filing import ClaimReport, report_claim
 from mutualaid.services.claims.review import decide_claim, start_review
-from mutualaid.services.enrollment.memberships import EnrollmentRequest, enroll_member
+from mutualaid.services.enrollment.joins import EnrollmentRequest, enroll_member
 from mutualaid.services.juries.panels import dispute_rejection
 from mutualaid.services.juries.votes import juror_case_file
 

@@ -45,7 +45,7 @@ def prepaid(url: str) -> int:
             'funding_model = "post_paid"', 'funding_model = "prepaid"'
         ),
     )
-    with ctx.transaction() as session:
+    with ctx.sessions.begin() as session:
         plan_id = session.execute(
             text("SELECT id FROM plans WHERE code = :c"), {"c": PLAN}
         ).scalar_one()

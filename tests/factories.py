@@ -18,11 +18,8 @@ from mutualaid.plan_files import read_plan_file
 from mutualaid.services.accounts.accounts import SYSTEM_ACTOR, Actor, register_account
 from mutualaid.services.accounts.second_factors import current_code, enrol_with_secret
 from mutualaid.services.context import ServiceContext
-from mutualaid.services.enrollment.memberships import (
-    EnrollmentRequest,
-    MembershipView,
-    enroll_member,
-)
+from mutualaid.services.enrollment.joins import EnrollmentRequest, enroll_member
+from mutualaid.services.enrollment.memberships import MembershipView
 from mutualaid.services.periods.close import close_period
 from mutualaid.services.plans.plans import publish_plan
 
@@ -180,7 +177,7 @@ def approved_claim(
     sponsored: bool = False,
 ) -> str:
     """A claim that has passed publicity (built directly: the claim flow has its own tests)."""
-    with ctx.transaction() as session:
+    with ctx.sessions.begin() as session:
         m = session.get_one(Membership, membership_id)
         ref = f"claim-test-{next(_refs):06d}"
         session.add(

@@ -361,7 +361,7 @@ def insert_population(
     """The population as rows (set-based inserts): claim index -> claim id."""
     base = 100_000
     now = datetime(2026, 3, 1, 2, tzinfo=UTC)
-    with ctx.transaction() as session:
+    with ctx.sessions.begin() as session:
         plan_id = session.scalar(select(Plan.id).where(Plan.code == plan_code))
         accounts = sorted({c.account for c in population.claims})
         session.execute(

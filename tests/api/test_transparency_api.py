@@ -38,7 +38,7 @@ def leaves(start: int, count: int) -> list[bytes]:
 
 
 def grow(ctx: ServiceContext, data: list[bytes]) -> None:
-    with ctx.transaction() as session:
+    with ctx.sessions.begin() as session:
         append_leaves(
             session,
             at=ctx.clock.now(),
@@ -69,7 +69,7 @@ def test_the_public_log_serves_verifiable_checkpoints_tiles_proofs_and_bundles(
     grow(ctx, data[:200])
     older = TestClient(create_app(ctx)).get("/log/checkpoint").text
     # Leaves for claim n % 7, so indexes 200.. continue the same pattern.
-    with ctx.transaction() as session:
+    with ctx.sessions.begin() as session:
         append_leaves(
             session,
             at=ctx.clock.now(),

@@ -63,7 +63,7 @@ def claim(
     reported: datetime,
     decided: datetime | None = None,
 ) -> int:
-    with ctx.transaction() as session:
+    with ctx.sessions.begin() as session:
         m = session.get_one(Membership, membership_id)
         row = Claim(
             ref=f"claim-report-{next(_refs):06d}",
@@ -98,7 +98,7 @@ def event(
     from_state: str | None,
     to_state: str,
 ) -> None:
-    with ctx.transaction() as session:
+    with ctx.sessions.begin() as session:
         session.add(
             ClaimEventRow(
                 claim_id=claim_id, at=when, event=name, from_state=from_state, to_state=to_state
@@ -109,7 +109,7 @@ def event(
 def period(
     ctx: ServiceContext, on: date, *, members: int, share_fen: int, aid_fen: int, fee_fen: int
 ) -> int:
-    with ctx.transaction() as session:
+    with ctx.sessions.begin() as session:
         plan_id = session.scalars(select(PlanRow.id).where(PlanRow.code == "xhb-main")).one()
         row = Period(
             ref=f"xhb-main/{on}",
@@ -137,7 +137,7 @@ def period(
 
 
 def end(ctx: ServiceContext, membership_id: int, when: datetime, state: str, reason: str) -> None:
-    with ctx.transaction() as session:
+    with ctx.sessions.begin() as session:
         m = session.get_one(Membership, membership_id)
         m.state, m.ended_at, m.end_reason = state, when, reason
 
@@ -197,7 +197,7 @@ def build_population(ctx: ServiceContext, clock: FixedClock) -> Plan:
     event(ctx, c3, at("2026-02-03"), "jury_inconclusive", "jury_voting", "re_review")
 
     objectors = [account(ctx).account_id for _ in range(3)]
-    with ctx.transaction() as session:
+    with ctx.sessions.begin() as session:
         for claim_id, who, state, when in (
             (c3, objectors[0], "upheld", at("2026-02-05")),
             (c3, objectors[1], "dismissed", at("2026-02-05")),
@@ -235,7 +235,7 @@ def build_population(ctx: ServiceContext, clock: FixedClock) -> Plan:
     period(ctx, date(2025, 12, 21), members=1, share_fen=100, aid_fen=90, fee_fen=7)
     period(ctx, date(2026, 1, 7), members=4, share_fen=810, aid_fen=3_000, fee_fen=240)
     feb = period(ctx, date(2026, 2, 7), members=5, share_fen=2_160, aid_fen=10_000, fee_fen=800)
-    with ctx.transaction() as session:
+    with ctx.sessions.begin() as session:
         m = session.get_one(Membership, ids[4])
         session.add(
             CollectionFailure(

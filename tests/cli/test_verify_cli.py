@@ -284,7 +284,7 @@ def test_the_log_commands_from_keygen_to_a_verified_member_bundle(
     }.items():
         monkeypatch.setenv(variable, value)
     for n in (1, 4):
-        with ctx.transaction() as session:
+        with ctx.sessions.begin() as session:
             queue_leaf(
                 session,
                 at=ctx.clock.now(),

@@ -169,7 +169,7 @@ class TestEnrollment:
     def test_a_closed_plan_takes_no_one(self, ctx: ServiceContext) -> None:
         from mutualaid.db.models import Plan
 
-        with ctx.transaction() as session:
+        with ctx.sessions.begin() as session:
             session.scalars(select(Plan).where(Plan.code == "xhb-main")).one().status = "closed"
         with pytest.raises(DomainError) as refused:
             enroll(ctx, account(ctx), date(1990, 5, 1))

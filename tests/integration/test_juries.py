@@ -127,7 +127,7 @@ def test_the_applicant_and_uncertified_or_fraudulent_members_cannot_vote(
     uncertified, _ = covered_member(ctx, clock)
     holder, ref = rejected_claim(ctx, clock)
     certify_juror(ctx, holder, RIGHT_ANSWERS)
-    with ctx.transaction() as session:
+    with ctx.sessions.begin() as session:
         session.add(
             FraudRecord(
                 account_id=flagged.account_id, reason="forged records", recorded_at=clock.now()

@@ -23,7 +23,7 @@ class RecordingChannel:
 
 def test_notifications_are_sent_once_and_failures_are_retried(ctx: ServiceContext) -> None:
     alice, bob = account(ctx), account(ctx)
-    with ctx.transaction() as session:
+    with ctx.sessions.begin() as session:
         for who in (alice, bob):
             notify(
                 session,
@@ -46,7 +46,7 @@ def test_notifications_are_sent_once_and_failures_are_retried(ctx: ServiceContex
 
 def test_unread_notifications_are_counted_until_read(ctx: ServiceContext) -> None:
     alice = account(ctx)
-    with ctx.transaction() as session:
+    with ctx.sessions.begin() as session:
         for _ in range(3):
             notify(
                 session,

@@ -269,7 +269,7 @@ def enroll_again(ctx: ServiceContext, holder: Actor, old_membership_id: int) -> 
         membership = session.get_one(Membership, old_membership_id)
         person = session.get_one(Person, membership.person_id)
         number = ctx.protector.decrypt(person.identity_ciphertext)
-    from mutualaid.services.enrollment.memberships import EnrollmentRequest, enroll_member
+    from mutualaid.services.enrollment.joins import EnrollmentRequest, enroll_member
 
     return enroll_member(
         ctx,

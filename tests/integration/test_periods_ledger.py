@@ -26,7 +26,7 @@ TX = transaction("test:1", "test", [Leg("plan:p:aid_pool", 500), Leg(SPONSOR, -5
 
 
 def test_a_key_is_posted_once(ctx: ServiceContext) -> None:
-    with ctx.transaction() as session:
+    with ctx.sessions.begin() as session:
         assert post(session, TX, at=ctx.clock.now()) is not None
         assert post(session, TX, at=ctx.clock.now()) is None
     with ctx.reading() as session:
@@ -35,25 +35,25 @@ def test_a_key_is_posted_once(ctx: ServiceContext) -> None:
 
 def test_an_unbalanced_transaction_is_never_posted(ctx: ServiceContext) -> None:
     bad = TX.__class__(key="bad", kind="test", legs=(Leg("a", 1), Leg("b", -2)))
-    with ctx.transaction() as session, pytest.raises(DomainError):
+    with ctx.sessions.begin() as session, pytest.raises(DomainError):
         post(session, bad, at=ctx.clock.now())
 
 
 def test_ledger_rows_cannot_be_updated(ctx: ServiceContext) -> None:
-    with ctx.transaction() as session:
+    with ctx.sessions.begin() as session:
         post(session, TX, at=ctx.clock.now())
     for statement in (
         update(LedgerEntry).values(amount_fen=1),
         update(LedgerTransaction).values(memo="changed"),
     ):
-        with pytest.raises(DatabaseError, match="immutable"), ctx.transaction() as session:
+        with pytest.raises(DatabaseError, match="immutable"), ctx.sessions.begin() as session:
             session.execute(statement)
 
 
 def test_the_database_refuses_entries_that_do_not_balance(ctx: ServiceContext) -> None:
     if ctx.engine.dialect.name != "postgresql":
         pytest.skip("SQLite has no deferred constraint triggers; the service check guards it")
-    with pytest.raises(DatabaseError, match="does not balance"), ctx.transaction() as session:
+    with pytest.raises(DatabaseError, match="does not balance"), ctx.sessions.begin() as session:
         session.add(LedgerAccount(code="x", created_at=ctx.clock.now()))
         row = LedgerTransaction(key="raw", kind="test", memo="", created_at=ctx.clock.now())
         session.add(row)
@@ -66,7 +66,7 @@ def test_the_database_refuses_entries_that_do_not_balance(ctx: ServiceContext) -
 
 
 def test_a_correction_is_a_reversing_transaction_with_a_reason(ctx: ServiceContext) -> None:
-    with ctx.transaction() as session:
+    with ctx.sessions.begin() as session:
         post(session, TX, at=ctx.clock.now())
     with refused("forbidden"):
         reverse_transaction(ctx, account(ctx, Role.REVIEWER), "test:1", "wrong amount")

@@ -21,11 +21,8 @@ from mutualaid.domain.memberships import MembershipEvent
 from mutualaid.plan_files import read_plan_file
 from mutualaid.services.accounts.accounts import SYSTEM_ACTOR
 from mutualaid.services.context import ServiceContext
-from mutualaid.services.enrollment.memberships import (
-    EnrollmentRequest,
-    change_membership,
-    enroll_member,
-)
+from mutualaid.services.enrollment.joins import EnrollmentRequest, enroll_member
+from mutualaid.services.enrollment.memberships import change_membership
 from mutualaid.services.ledger.ledger import unbalanced_transactions
 from mutualaid.services.periods.close import close_period
 from mutualaid.services.periods.notice import period_notice

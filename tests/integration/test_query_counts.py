@@ -48,7 +48,7 @@ def test_joining_through_the_service(ctx: ServiceContext, clock: FixedClock) -> 
     holder = account(ctx)
     with QueryCounter(ctx.engine) as counted:
         enroll(ctx, holder, date(1990, 5, 1))
-    assert counted.count == pinned(ctx.engine, sqlite=6, postgresql=None), counted.statements
+    assert counted.count == pinned(ctx.engine, sqlite=5, postgresql=None), counted.statements
 
 
 def test_a_jury_vote(ctx: ServiceContext, clock: FixedClock) -> None:

@@ -207,9 +207,9 @@ def test_fairness_compares_each_age_bands_contribution_with_its_benefit_under_ea
 def test_fairness_uses_the_plans_own_history_once_it_has_enough_cases(
     ctx: ServiceContext, plan: Plan, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import mutualaid.services.reports as reports
+    import mutualaid.services.reports.fairness as fairness_module
 
-    monkeypatch.setattr(reports, "MIN_HISTORY_CASES", 3)
+    monkeypatch.setattr(fairness_module, "MIN_HISTORY_CASES", 3)
     fairness = report_2026(ctx, Section.FAIRNESS).fairness
     assert fairness is not None
     # Approved, unsponsored: c1 (35, severe), c3 (38, mild), c7 (35, severe), c8 (35, severe).

@@ -145,7 +145,7 @@ def test_scoring_one_claim_from_its_neighbours_gives_exactly_what_scoring_the_wh
 ) -> None:
     population = generate(honest=400, seed=9)
     insert_population(ctx, population)
-    with ctx.transaction() as session:  # each claim as if its evidence just arrived
+    with ctx.sessions.begin() as session:  # each claim as if its evidence just arrived
         for claim in session.scalars(select(Claim).order_by(Claim.reported_on, Claim.id)).all():
             on_evidence_added(session, claim, clock.now())
     one_by_one = stored_risk(ctx)
@@ -425,7 +425,7 @@ def test_proven_fraud_costs_juror_status_and_rejoining_until_an_appeal_succeeds(
     clock.set(clock.now() - timedelta(days=200))
     membership = enroll(ctx, holder, date(1990, 5, 1), id_number=id_number)
     clock.set(datetime(2026, 3, 1, 2, tzinfo=UTC))
-    with ctx.transaction() as session:
+    with ctx.sessions.begin() as session:
         session.add(
             JurorCertification(account_id=holder.account_id, passed_at=clock.now(), score=10)
         )

@@ -63,7 +63,7 @@ def evidence(n: int, claim: str = "claim-2026-000001") -> dict[str, object]:
 
 
 def queue(ctx: ServiceContext, n: int, claim: str = "claim-2026-000001") -> None:
-    with ctx.transaction() as session:
+    with ctx.sessions.begin() as session:
         queue_leaf(
             session,
             at=ctx.clock.now(),
@@ -76,7 +76,7 @@ def queue(ctx: ServiceContext, n: int, claim: str = "claim-2026-000001") -> None
 
 def bulk(ctx: ServiceContext, count: int, start: int = 0) -> list[bytes]:
     data = [canonical_leaf("evidence", evidence(n)) for n in range(start, start + count)]
-    with ctx.transaction() as session:
+    with ctx.sessions.begin() as session:
         queue_leaves(
             session,
             at=ctx.clock.now(),
@@ -152,7 +152,7 @@ def test_growing_a_leaf_at_a_time_rewrites_partial_tiles_correctly(ctx: ServiceC
     data = [canonical_leaf("evidence", evidence(n)) for n in range(70)]
     tree = MemoryTree.from_entries(data)
     for size in range(1, 71):
-        with ctx.transaction() as session:
+        with ctx.sessions.begin() as session:
             append_leaves(
                 session,
                 at=ctx.clock.now(),
@@ -177,7 +177,7 @@ def test_proofs_have_at_most_ceil_log2_n_hashes(ctx: ServiceContext) -> None:
 
 def test_a_rolled_back_transaction_leaves_no_leaf(ctx: ServiceContext) -> None:
     queue(ctx, 1)
-    with pytest.raises(RuntimeError), ctx.transaction() as session:
+    with pytest.raises(RuntimeError), ctx.sessions.begin() as session:
         queue_leaf(
             session,
             at=ctx.clock.now(),

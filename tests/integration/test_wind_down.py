@@ -286,7 +286,7 @@ class TestRefunds:
         people = members(ctx, clock, 2)
         for holder, _ in people:
             top_up(ctx, holder, MAIN_PLAN, 500)
-        with ctx.transaction() as session:  # someone edited a balance behind the ledger's back
+        with ctx.sessions.begin() as session:  # someone edited a balance behind the ledger's back
             row = session.scalars(select(PrepaidBalance)).first()
             assert row is not None
             row.balance_fen += 1

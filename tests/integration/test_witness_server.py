@@ -136,7 +136,7 @@ def test_witness_refuses_with_a_status_and_a_code(
 
 
 def queue(ctx: ServiceContext, n: int) -> None:
-    with ctx.transaction() as session:
+    with ctx.sessions.begin() as session:
         queue_leaf(
             session,
             at=ctx.clock.now(),

@@ -14,13 +14,11 @@ from mutualaid.domain.apportionment import CapExcess, capped_charge
 from mutualaid.domain.calendars import age_in_years
 from mutualaid.domain.errors import DomainError
 from mutualaid.domain.plans import parse_plan_toml
-from mutualaid.domain.sharing import (
+from mutualaid.domain.sharing import Risk, RiskClass, SharingRule
+from mutualaid.domain.sharing_bands import (
     AgeBand,
     BandedPast,
     BirthInterval,
-    Risk,
-    RiskClass,
-    SharingRule,
     apportion_banded,
     band_cuts,
     band_groups,

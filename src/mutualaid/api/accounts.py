@@ -11,6 +11,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 
 from mutualaid.api.dependencies import Context, CurrentActor
+from mutualaid.domain.accounts import MAX_DISPLAY_NAME_LENGTH, MIN_PASSWORD_LENGTH
 from mutualaid.services.accounts.accounts import (
     AccountView,
     get_account,
@@ -25,8 +26,8 @@ router = APIRouter(prefix="/api/v1", tags=["accounts"])
 
 class Registration(BaseModel):
     phone: str = Field(examples=["13800138000"])
-    password: str = Field(min_length=8, max_length=200)
-    display_name: str | None = Field(default=None, max_length=100)
+    password: str = Field(min_length=MIN_PASSWORD_LENGTH, max_length=200)
+    display_name: str | None = Field(default=None, max_length=MAX_DISPLAY_NAME_LENGTH)
     locale: str = Field(default="zh_CN", pattern="^(zh_CN|en)$")
     #: Needed only for a phone an operator imported: the code from that import.
     invitation: str | None = Field(default=None, max_length=100)

@@ -11,14 +11,14 @@ from mutualaid.adapters import Int64
 from mutualaid.api.dependencies import BearerCaller, Context, CurrentActor, IdempotencyKey
 from mutualaid.api.responses import json_answer
 from mutualaid.domain.accounts import Role, require_role
+from mutualaid.domain.identities import MAX_NAME_LENGTH
 from mutualaid.domain.memberships import MembershipEvent, Relation
+from mutualaid.services.enrollment.joins import EnrollmentRequest, enroll_member
 from mutualaid.services.enrollment.memberships import (
     AdvanceResult,
-    EnrollmentRequest,
     MembershipView,
     advance_memberships,
     change_membership,
-    enroll_member,
     get_membership,
     list_family_memberships,
 )
@@ -27,7 +27,7 @@ router = APIRouter(prefix="/api/v1", tags=["memberships"])
 
 
 class Enrollment(BaseModel):
-    full_name: str = Field(min_length=1, max_length=50, examples=["张三华"])
+    full_name: str = Field(min_length=1, max_length=MAX_NAME_LENGTH, examples=["张三华"])
     id_number: str = Field(min_length=1, max_length=30, examples=["110101199003070019"])
     relation: Relation = Relation.SELF
     health_answers: dict[str, bool] = Field(

@@ -20,6 +20,8 @@ STAFF_ROLES = frozenset({Role.REVIEWER, Role.INVESTIGATOR, Role.OPERATOR, Role.A
 
 _PHONE = re.compile(r"^\+?[0-9]{6,15}$")
 MIN_PASSWORD_LENGTH = 8
+#: The longest name an account may show (its column's length).
+MAX_DISPLAY_NAME_LENGTH = 100
 
 
 def normalise_phone(raw: str, field: str = "phone") -> str:

@@ -117,3 +117,15 @@ def mask_name(full_name: str) -> str:
     if len(name) == 2:
         return name[0] + "*"
     return name[0] + "*" * (len(name) - 2) + name[-1]
+
+
+#: A person's name as enrolled (the masked form is stored in a column of this length).
+MAX_NAME_LENGTH = 50
+
+
+def check_full_name(raw: str, field: str = "full_name") -> str:
+    """A person's name, stripped of surrounding blanks: 1 to MAX_NAME_LENGTH characters."""
+    name = raw.strip()
+    if not name or len(name) > MAX_NAME_LENGTH:
+        raise DomainError("invalid_name", "a name has 1 to 50 characters", field)
+    return name

@@ -244,6 +244,13 @@ class WindDownRule(StrEnum):
     SHARED_UNTIL_END = "shared_until_end"
 
 
+def attach_refusal(status: str) -> Refusal | None:
+    """Why no sponsored scheme may be attached to a plan in this status (None: it may)."""
+    if status == PlanStatus.OPEN:
+        return None
+    return ("plan_not_open", "a scheme can only be attached to an open plan", "plan_code")
+
+
 def join_refusal(status: str) -> Refusal | None:
     """Why nobody may join a plan in this status (None: joins are open)."""
     if status == PlanStatus.OPEN:

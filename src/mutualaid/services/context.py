@@ -95,12 +95,6 @@ class ServiceContext:
         """The use case's transaction: rolled back unless `commit` is called (idempotency.py)."""
         return UnitOfWork(self, once)
 
-    @contextmanager
-    def transaction(self) -> Iterator[Session]:
-        """One unit of work: commits when the block ends, rolls back on any exception."""
-        with self.sessions.begin() as session:
-            yield session
-
     @cached_property
     def _reader(self) -> Engine:
         return self.engine.execution_options(**{READ_ONLY: True})

@@ -19,8 +19,8 @@ from mutualaid.domain.memberships import Relation
 from mutualaid.plan_files import DEMO_PLAN_FILES, read_plan_file
 from mutualaid.services.accounts.accounts import SYSTEM_ACTOR, Actor, register_account
 from mutualaid.services.context import ServiceContext
+from mutualaid.services.enrollment.joins import EnrollmentRequest, enroll_member
 from mutualaid.services.enrollment.member_imports import import_members
-from mutualaid.services.enrollment.memberships import EnrollmentRequest, enroll_member
 from mutualaid.services.plans.plans import plan_rules, publish_plan
 
 DEMO_MEMBER_PHONE = "13800138000"

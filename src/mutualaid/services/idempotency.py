@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
@@ -143,59 +143,6 @@ class KeyRow:
             "created_at": self.created_at,
             "response": adapter_for(self.result_type).dump_python(result, mode="json"),
         }
-
-
-def act_once(
-    ctx: Kernel,
-    *,
-    account_id: int,
-    key: str | None,
-    operation: str,
-    request: Mapping[str, Any],
-    result_type: type[R],
-    attempt: Callable[[KeyRow | None], R],
-) -> R:
-    """Run `attempt`, which writes its change and the given key row atomically, at most once per
-    (account, key).
-
-    The key row, with the answer, is the attempt's last write. Of two requests with one key
-    (a retry, a double click, two workers), only one can commit that row: UNIQUE(account_id, key)
-    makes the other wait for the first and then fail, so its work is rolled back and it answers
-    with the stored answer. Writing the key last costs no statement up front on the common path
-    (a first attempt), which is most of what a join costs.
-    """
-    if key is None:
-        return attempt(None)
-    check_key(key)
-    request_sha256 = fingerprint(request)
-    try:
-        return attempt(
-            KeyRow(account_id, key, operation, request_sha256, ctx.clock.now(), result_type)
-        )
-    except (DomainError, IntegrityError):
-        # Refused, or beaten by a twin: when the key has an answer, that answer is the answer
-        # (a retried join finds "already a member" only because its first attempt succeeded).
-        with ctx.sessions() as session:
-            row = _stored(session, account_id, key)
-            if row is None:
-                raise
-            return _replay(row, operation, request_sha256, result_type)
-
-
-def run_idempotent(
-    ctx: Kernel,
-    *,
-    account_id: int,
-    key: str | None,
-    operation: str,
-    request: Mapping[str, Any],
-    result_type: type[R],
-    action: Callable[[Session], R],
-) -> R:
-    """Run `action` in one unit of work, at most once per (account, key)."""
-    with UnitOfWork(ctx, Once(account_id, key, operation, request, result_type)) as uow:
-        uow.commit(action(uow.session))
-    return uow.result
 
 
 _NOT_YET: Any = object()

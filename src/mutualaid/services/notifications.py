@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from mutualaid.db.models import Notification
 from mutualaid.services.context import ServiceContext
+from mutualaid.services.idempotency import UnitOfWork
 
 log = structlog.get_logger()
 
@@ -94,8 +95,9 @@ def dispatch_notifications(
     (at-least-once only if the process dies between the channel call and the commit).
     """
     sent = failed = 0
-    with ctx.transaction() as session:
-        rows = session.scalars(
+    uow: UnitOfWork[DispatchResult] = ctx.unit_of_work()
+    with uow:
+        rows = uow.session.scalars(
             select(Notification)
             .where(Notification.sent_at.is_(None))
             .order_by(Notification.id)
@@ -112,7 +114,8 @@ def dispatch_notifications(
                 continue
             row.sent_at = now
             sent += 1
-    return DispatchResult(sent, failed)
+        uow.commit(DispatchResult(sent, failed))
+    return uow.result
 
 
 def list_notifications(
@@ -152,8 +155,9 @@ def unread_count(ctx: ServiceContext, account_id: int) -> int:
 
 
 def mark_read(ctx: ServiceContext, account_id: int, up_to_id: int) -> None:
-    with ctx.transaction() as session:
-        session.execute(
+    uow: UnitOfWork[None] = ctx.unit_of_work()
+    with uow:
+        uow.session.execute(
             update(Notification)
             .where(
                 Notification.account_id == account_id,
@@ -162,3 +166,4 @@ def mark_read(ctx: ServiceContext, account_id: int, up_to_id: int) -> None:
             )
             .values(read_at=ctx.clock.now())
         )
+        uow.commit(None)

@@ -1,13 +1,48 @@
-"""Reading memberships."""
+"""Reading memberships, and the two statements of a join (its one read and its one write).
+
+Joining is the busiest write of a launch: one read (the plan, its rules' hash, the ids the new rows
+will take, what is known of the person and of the caller), then one write. The dialect shows only
+here: PostgreSQL takes the ids from its sequences and writes every row in one statement;
+SQLite takes them as the next rowids (the write lock is held from BEGIN IMMEDIATE) and writes the
+rows one by one, in the transaction of `ctx.autocommit()`.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import TypedDict
 
-from sqlalchemy import Row, select
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    Connection,
+    Executable,
+    Label,
+    Row,
+    bindparam,
+    func,
+    insert,
+    literal_column,
+    select,
+)
 from sqlalchemy.orm import Session
 
-from mutualaid.db.models import Membership, Person, Plan
+from mutualaid.db.models import (
+    Account,
+    ApiToken,
+    AuditEvent,
+    Base,
+    FraudRecord,
+    IdempotencyKey,
+    Membership,
+    Person,
+    Plan,
+    PlanVersion,
+)
+from mutualaid.db.queries.plans import PlanHead
+from mutualaid.domain.memberships import Relation
 
 
 def family_memberships(
@@ -21,3 +56,260 @@ def family_memberships(
         .where(Membership.payer_account_id == payer_account_id)
         .order_by(Membership.id)
     ).all()
+
+
+@dataclass(frozen=True, slots=True)
+class JoiningFacts:
+    """What a join reads before it writes."""
+
+    plan: PlanHead
+    rules_sha256: str
+    #: The ids the new person (if any) and the new membership will take.
+    new_person_id: int
+    new_membership_id: int
+    #: The person already registered with this identity, and the account that registered them.
+    known_person_id: int | None
+    known_account_id: int | None
+    #: Whether the account has enrolled its holder already, and has a standing fraud record.
+    holder_exists: bool
+    account_flagged: bool
+    #: The caller found by its bearer token (None: asked by account id, or the token is unknown
+    #: or expired).
+    caller_id: int | None
+    caller_role: str | None
+
+
+class PersonRow(TypedDict):
+    id: int
+    account_id: int
+    relation: str
+    identity_hash: str
+    identity_ciphertext: bytes
+    name_ciphertext: bytes
+    name_masked: str
+    birth_on: date
+    sex: str
+    province_code: str
+    created_at: datetime
+
+
+class MembershipRow(TypedDict):
+    id: int
+    plan_id: int
+    plan_version: int
+    person_id: int
+    payer_account_id: int
+    state: str
+    joined_at: datetime
+    joined_on: date
+    waiting_ends_on: date
+    covered_from_on: date
+    ages_out_on: date
+
+
+@dataclass(frozen=True, slots=True)
+class JoiningRows:
+    """The rows of one join, ids included. `person` None: the person is registered already."""
+
+    person: PersonRow | None
+    membership: MembershipRow
+    audit: Mapping[str, object]
+    #: The idempotency key row with its answer (None: the request has no key).
+    key: Mapping[str, object] | None
+
+
+def _person_facts(
+    account: ColumnElement[int] | BindParameter[int],
+) -> tuple[Label[int], Label[int], Label[bool], Label[bool]]:
+    """Who this identity already is, whether the account has enrolled its holder, and whether it
+    has a standing fraud record: scalar subqueries, so they ride along with another read."""
+    by_identity = Person.identity_hash == bindparam("identity_hash")
+    return (
+        select(Person.id).where(by_identity).scalar_subquery().label("known_person_id"),
+        select(Person.account_id).where(by_identity).scalar_subquery().label("known_account_id"),
+        select(Person.id)
+        .where(Person.account_id == account, Person.relation == Relation.SELF)
+        .exists()
+        .label("holder_exists"),
+        # Issue 9: an account with a standing proven-fraud record enrolls no one.
+        select(FraudRecord.id)
+        .where(FraudRecord.account_id == account, FraudRecord.revoked_at.is_(None))
+        .exists()
+        .label("account_flagged"),
+    )
+
+
+def _sequence_next(sequence: str) -> ColumnElement[int]:
+    """PostgreSQL: the next value of a BIGSERIAL id's sequence, named as PostgreSQL names it."""
+    return func.nextval(literal_column(f"'{sequence}'::regclass"))
+
+
+def _next_rowid(model: type[Person] | type[Membership]) -> ColumnElement[int]:
+    """SQLite: the rowid the next insert takes (ids are rowids without AUTOINCREMENT)."""
+    return select(func.coalesce(func.max(model.id), 0) + 1).scalar_subquery()
+
+
+def _joining_read(postgres: bool, by_token: bool) -> Executable:
+    caller: ColumnElement[int] | BindParameter[int]
+    if by_token:
+        caller = (
+            select(ApiToken.account_id)
+            .where(
+                ApiToken.token_hash == bindparam("token_hash"),
+                ApiToken.expires_at > bindparam("now"),
+            )
+            .scalar_subquery()
+        )
+        caller_columns = (
+            caller.label("caller_id"),
+            select(Account.role).where(Account.id == caller).scalar_subquery().label("caller_role"),
+        )
+    else:
+        caller = bindparam("account_id")
+        caller_columns = (
+            literal_column("NULL").label("caller_id"),
+            literal_column("NULL").label("caller_role"),
+        )
+    new_ids = (
+        (_sequence_next("persons_id_seq"), _sequence_next("memberships_id_seq"))
+        if postgres
+        else (_next_rowid(Person), _next_rowid(Membership))
+    )
+    return (
+        select(
+            Plan.id,
+            Plan.code,
+            Plan.status,
+            Plan.current_version,
+            PlanVersion.rules_sha256,
+            new_ids[0].label("new_person_id"),
+            new_ids[1].label("new_membership_id"),
+            *_person_facts(caller),
+            *caller_columns,
+        )
+        .join(
+            PlanVersion,
+            (PlanVersion.plan_id == Plan.id) & (PlanVersion.version == Plan.current_version),
+        )
+        .where(Plan.code == bindparam("code"))
+    )
+
+
+# Built once: a statement with bound parameters skips SQLAlchemy's per-call coercion and caching.
+_JOINING_READS = {
+    (postgres, by_token): _joining_read(postgres, by_token)
+    for postgres in (False, True)
+    for by_token in (False, True)
+}
+
+
+def joining_facts(
+    connection: Connection,
+    plan_code: str,
+    identity_hash: str,
+    *,
+    account_id: int | None = None,
+    token_hash: str | None = None,
+    now: datetime | None = None,
+) -> JoiningFacts | None:
+    """The one read of a join, for a caller known by account id or by bearer token (then checked
+    against `now` in the same read). None: there is no such plan."""
+    postgres = connection.dialect.name == "postgresql"
+    params: dict[str, object] = {"code": plan_code, "identity_hash": identity_hash}
+    if token_hash is not None:
+        params |= {"token_hash": token_hash, "now": now}
+    else:
+        params["account_id"] = account_id
+    row = connection.execute(_JOINING_READS[postgres, token_hash is not None], params).first()
+    if row is None:
+        return None
+    return JoiningFacts(
+        plan=PlanHead(row.id, row.code, row.status, row.current_version),
+        rules_sha256=row.rules_sha256,
+        new_person_id=int(row.new_person_id),
+        new_membership_id=int(row.new_membership_id),
+        known_person_id=None if row.known_person_id is None else int(row.known_person_id),
+        known_account_id=None if row.known_account_id is None else int(row.known_account_id),
+        holder_exists=bool(row.holder_exists),
+        account_flagged=bool(row.account_flagged),
+        caller_id=None if row.caller_id is None else int(row.caller_id),
+        caller_role=row.caller_role,
+    )
+
+
+def person_name_masked(connection: Connection, person_id: int) -> str | None:
+    return connection.scalar(select(Person.name_masked).where(Person.id == person_id))
+
+
+def _binds(
+    model: type[Base], prefix: str, columns: Iterable[str]
+) -> dict[str, BindParameter[object]]:
+    table = Base.metadata.tables[model.__tablename__]
+    return {name: bindparam(prefix + name, type_=table.c[name].type) for name in columns}
+
+
+def _prefixed(prefix: str, values: Mapping[str, object]) -> dict[str, object]:
+    return {prefix + name: value for name, value in values.items()}
+
+
+_PERSON_COLUMNS = tuple(PersonRow.__annotations__)
+_MEMBERSHIP_COLUMNS = tuple(MembershipRow.__annotations__)
+_AUDIT_COLUMNS = (
+    "occurred_at",
+    "actor_account_id",
+    "action",
+    "subject_type",
+    "subject_id",
+    "details",
+)
+_KEY_COLUMNS = ("account_id", "key", "operation", "request_sha256", "created_at", "response")
+
+
+def _one_statement_join(new_person: bool, with_key: bool) -> Executable:
+    """PostgreSQL: WITH (INSERT person), (INSERT membership), (INSERT key) INSERT audit — the
+    ids come from the sequences beforehand, so no part waits for another's RETURNING."""
+    parts = []
+    if new_person:
+        parts.append(insert(Person).values(_binds(Person, "p_", _PERSON_COLUMNS)).cte("new_person"))
+    parts.append(
+        insert(Membership)
+        .values(_binds(Membership, "m_", _MEMBERSHIP_COLUMNS))
+        .cte("new_membership")
+    )
+    if with_key:
+        parts.append(
+            insert(IdempotencyKey).values(_binds(IdempotencyKey, "k_", _KEY_COLUMNS)).cte("answer")
+        )
+    return insert(AuditEvent).values(_binds(AuditEvent, "a_", _AUDIT_COLUMNS)).add_cte(*parts)
+
+
+_ONE_STATEMENT_JOINS = {
+    (person, key): _one_statement_join(person, key)
+    for person in (False, True)
+    for key in (False, True)
+}
+_INSERT_PERSON = insert(Person)
+_INSERT_MEMBERSHIP = insert(Membership)
+_INSERT_AUDIT = insert(AuditEvent)
+_INSERT_KEY = insert(IdempotencyKey)
+
+
+def insert_joining(connection: Connection, rows: JoiningRows) -> None:
+    """Write a join's rows: on PostgreSQL one statement, atomic by itself; on SQLite one insert
+    each, in the caller's transaction. The partial unique index refuses a second active membership
+    (and UNIQUE(account_id, key) a second answer), even from a concurrent request: IntegrityError."""
+    if connection.dialect.name == "postgresql":
+        values = _prefixed("m_", rows.membership) | _prefixed("a_", rows.audit)
+        if rows.person is not None:
+            values |= _prefixed("p_", rows.person)
+        if rows.key is not None:
+            values |= _prefixed("k_", rows.key)
+        statement = _ONE_STATEMENT_JOINS[rows.person is not None, rows.key is not None]
+        connection.execute(statement, values)
+        return
+    if rows.person is not None:
+        connection.execute(_INSERT_PERSON, dict(rows.person))
+    connection.execute(_INSERT_MEMBERSHIP, dict(rows.membership))
+    connection.execute(_INSERT_AUDIT, dict(rows.audit))
+    if rows.key is not None:
+        connection.execute(_INSERT_KEY, dict(rows.key))

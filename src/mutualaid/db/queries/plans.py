@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, bindparam, select
+from sqlalchemy import Connection, select
 from sqlalchemy.orm import Session
 
 from mutualaid.db.models import Plan, PlanVersion
@@ -44,27 +44,6 @@ class PlanHead:
     code: str
     status: str
     current_version: int
-
-
-_PLAN_HEAD = (
-    select(Plan.id, Plan.code, Plan.status, Plan.current_version, PlanVersion.rules_sha256)
-    .join(
-        PlanVersion,
-        (PlanVersion.plan_id == Plan.id) & (PlanVersion.version == Plan.current_version),
-    )
-    .where(Plan.code == bindparam("code"))
-)
-
-
-def plan_with_rules(session: Session, code: str) -> tuple[PlanHead, PlanRules]:
-    """A plan and its current rules in one round trip (once the rules are parsed and cached)."""
-    row = session.connection().execute(_PLAN_HEAD, {"code": code}).first()
-    if row is None:
-        raise NotFound("plan_not_found", f"there is no plan {code!r}", "plan_code")
-    plan = PlanHead(
-        id=row.id, code=row.code, status=row.status, current_version=row.current_version
-    )
-    return plan, known_rules(session, row.rules_sha256, plan.id, plan.current_version)
 
 
 def known_rules(

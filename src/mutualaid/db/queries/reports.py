@@ -6,15 +6,15 @@ handful of rows whatever the number of members.
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
+from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Integer, cast, func
+from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.sql.elements import ColumnElement
 
 
-def month_of_date(column: Any, dialect: str) -> ColumnElement[str]:
+def month_of_date(column: InstrumentedAttribute[date], dialect: str) -> ColumnElement[str]:
     """'YYYY-MM' of a DATE column (calendar dates are already in the plan's zone)."""
     if dialect == "postgresql":
         return func.to_char(column, "YYYY-MM")
@@ -22,7 +22,10 @@ def month_of_date(column: Any, dialect: str) -> ColumnElement[str]:
 
 
 def month_of_instant(
-    column: Any, dialect: str, zone: ZoneInfo, near: datetime
+    column: InstrumentedAttribute[datetime] | InstrumentedAttribute[datetime | None],
+    dialect: str,
+    zone: ZoneInfo,
+    near: datetime,
 ) -> ColumnElement[str]:
     """'YYYY-MM' of a UTC instant column, in `zone`.
 
@@ -36,7 +39,11 @@ def month_of_instant(
     return func.strftime("%Y-%m", column, f"{seconds:+d} seconds")
 
 
-def hours_between(start: Any, end: Any, dialect: str) -> ColumnElement[int]:
+def hours_between(
+    start: InstrumentedAttribute[datetime],
+    end: InstrumentedAttribute[datetime] | InstrumentedAttribute[datetime | None],
+    dialect: str,
+) -> ColumnElement[int]:
     """Whole hours from `start` to `end` (both UTC instants), rounded down."""
     if dialect == "postgresql":
         return cast(func.floor(func.extract("epoch", end - start) / 3600), Integer)

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import bindparam, delete, select
+from sqlalchemy import Connection, bindparam, delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -19,6 +19,7 @@ from mutualaid.domain.errors import Conflict, Unauthenticated
 from mutualaid.services import audit
 from mutualaid.services.accounts.invitations import ImportInvitation, OwnershipProof, ProofRefused
 from mutualaid.services.context import ServiceContext
+from mutualaid.services.idempotency import UnitOfWork
 
 IMPORT_INVITATION = ImportInvitation()
 
@@ -110,8 +111,10 @@ def register_account(
     check_password_strength(password)
     password_hash = ctx.password_hasher.hash(password)
     claimed_id: int | None = None
+    uow: UnitOfWork[AccountView] = ctx.unit_of_work()
     try:
-        with ctx.transaction() as session:
+        with uow:
+            session = uow.session
             existing = session.scalar(select(Account).where(Account.phone == phone))
             if existing is not None and existing.password_hash is None:
                 # An imported member claims their account by setting a password, with proof.
@@ -142,13 +145,14 @@ def register_account(
                 subject_id=account.id,
                 role=str(role),
             )
-            return _view(account)
+            uow.commit(_view(account))
     except ProofRefused as refused:
         if refused.counts and claimed_id is not None:
             proof.count_failure(ctx, claimed_id)
         raise
     except IntegrityError:
         raise Conflict("phone_taken", "an account with this phone number exists", "phone") from None
+    return uow.result
 
 
 def log_in(ctx: ServiceContext, phone: str, password: str) -> IssuedToken:
@@ -160,7 +164,9 @@ def log_in(ctx: ServiceContext, phone: str, password: str) -> IssuedToken:
     except Exception:
         raise refusal from None
     hasher = ctx.password_hasher
-    with ctx.transaction() as session:
+    uow: UnitOfWork[IssuedToken] = ctx.unit_of_work()
+    with uow:
+        session = uow.session
         account = session.scalar(select(Account).where(Account.phone == phone))
         try:
             hasher.verify(
@@ -173,7 +179,8 @@ def log_in(ctx: ServiceContext, phone: str, password: str) -> IssuedToken:
             raise refusal
         if hasher.check_needs_rehash(account.password_hash):
             account.password_hash = hasher.hash(password)
-        return _issue_token(ctx, session, account)
+        uow.commit(_issue_token(ctx, session, account))
+    return uow.result
 
 
 def _issue_token(ctx: ServiceContext, session: Session, account: Account) -> IssuedToken:
@@ -201,16 +208,20 @@ def _issue_token(ctx: ServiceContext, session: Session, account: Account) -> Iss
 
 def issue_token(ctx: ServiceContext, account_id: int) -> IssuedToken:
     """A session for an account whose sign-in another step completed (a second factor)."""
-    with ctx.transaction() as session:
-        account = session.get(Account, account_id)
+    uow: UnitOfWork[IssuedToken] = ctx.unit_of_work()
+    with uow:
+        account = uow.session.get(Account, account_id)
         if account is None:
             raise Unauthenticated("invalid_token", "the account no longer exists")
-        return _issue_token(ctx, session, account)
+        uow.commit(_issue_token(ctx, uow.session, account))
+    return uow.result
 
 
 def log_out(ctx: ServiceContext, token: str) -> None:
-    with ctx.transaction() as session:
-        session.execute(delete(ApiToken).where(ApiToken.token_hash == _token_hash(token)))
+    uow: UnitOfWork[None] = ctx.unit_of_work()
+    with uow:
+        uow.session.execute(delete(ApiToken).where(ApiToken.token_hash == _token_hash(token)))
+        uow.commit(None)
 
 
 _TOKEN_OWNER = (
@@ -223,8 +234,14 @@ _TOKEN_OWNER = (
 def authenticate(ctx: ServiceContext, token: str) -> Actor:
     # Every API call starts here: one prebuilt statement, no ORM session.
     with ctx.autocommit() as connection:
-        row = connection.execute(_TOKEN_OWNER, {"token_hash": _token_hash(token)}).first()
-    if row is None or row.expires_at <= ctx.clock.now():
+        return actor_of_token(connection, BearerToken(token), ctx.clock.now())
+
+
+def actor_of_token(connection: Connection, token: BearerToken, now: datetime) -> Actor:
+    """The owner of a bearer token, read on the caller's connection; refused when unknown or
+    expired at `now`."""
+    row = connection.execute(_TOKEN_OWNER, {"token_hash": token.token_hash}).first()
+    if row is None or row.expires_at <= now:
         raise Unauthenticated("invalid_token", "log in again: the token is unknown or expired")
     return Actor(account_id=row.id, role=Role(row.role))
 

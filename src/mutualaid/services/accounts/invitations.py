@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from mutualaid.db.models import Account, AccountInvitation
 from mutualaid.domain.errors import Forbidden
 from mutualaid.services.context import ServiceContext
+from mutualaid.services.idempotency import UnitOfWork
 
 INVITATION_DAYS = 30
 #: Wrong codes before an invitation is void (the operator issues a new one).
@@ -74,12 +75,14 @@ class ImportInvitation:
         session.delete(invitation)
 
     def count_failure(self, ctx: ServiceContext, account_id: int) -> None:
-        with ctx.transaction() as session:
-            session.execute(
+        uow: UnitOfWork[None] = ctx.unit_of_work()
+        with uow:
+            uow.session.execute(
                 update(AccountInvitation)
                 .where(AccountInvitation.account_id == account_id)
                 .values(failed_attempts=AccountInvitation.failed_attempts + 1)
             )
+            uow.commit(None)
 
 
 def issue_invitations(ctx: ServiceContext, *, renew: bool = False) -> list[tuple[str, str]]:
@@ -87,7 +90,9 @@ def issue_invitations(ctx: ServiceContext, *, renew: bool = False) -> list[tuple
     for the operator to hand out. Only the hash is kept. `renew` replaces existing ones too."""
     now = ctx.clock.now()
     issued: list[tuple[str, str]] = []
-    with ctx.transaction() as session:
+    uow: UnitOfWork[list[tuple[str, str]]] = ctx.unit_of_work()
+    with uow:
+        session = uow.session
         query = (
             select(Account.id, Account.phone, AccountInvitation)
             .outerjoin(AccountInvitation, AccountInvitation.account_id == Account.id)
@@ -111,4 +116,5 @@ def issue_invitations(ctx: ServiceContext, *, renew: bool = False) -> list[tuple
                 )
             )
             issued.append((phone, code))
-    return issued
+        uow.commit(issued)
+    return uow.result

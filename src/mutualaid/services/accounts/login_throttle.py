@@ -20,6 +20,7 @@ from mutualaid.domain.errors import DomainError, Unauthenticated
 from mutualaid.services import audit
 from mutualaid.services.accounts.accounts import IssuedToken, log_in
 from mutualaid.services.context import ServiceContext
+from mutualaid.services.idempotency import UnitOfWork
 
 ACTION = "login_failed"
 
@@ -93,9 +94,10 @@ def _as_utc(moment: datetime) -> datetime:
 
 
 def record_failed_login(ctx: ServiceContext, phone: str, address: str) -> None:
-    with ctx.transaction() as session:
+    uow: UnitOfWork[None] = ctx.unit_of_work()
+    with uow:
         audit.record(
-            session,
+            uow.session,
             at=ctx.clock.now(),
             actor_account_id=None,
             action=ACTION,
@@ -104,6 +106,7 @@ def record_failed_login(ctx: ServiceContext, phone: str, address: str) -> None:
             phone_key=_phone_key(ctx, phone),
             address=address,
         )
+        uow.commit(None)
 
 
 def throttled_log_in(

@@ -37,6 +37,7 @@ from mutualaid.services.accounts.login_throttle import (
     throttled_log_in,
 )
 from mutualaid.services.context import ServiceContext
+from mutualaid.services.idempotency import UnitOfWork
 
 _SECRET_PURPOSE = b"mutualaid staff totp secret v1"
 TICKET_TTL_S = 10 * 60
@@ -139,7 +140,9 @@ def has_factor(ctx: ServiceContext, account_id: int) -> bool:
 def start_enrolment(ctx: ServiceContext, ticket: str, *, secret: str | None = None) -> Enrolment:
     """A new secret for an account without a confirmed factor (kept until confirmed)."""
     account_id, phone = account_of_ticket(ctx, ticket)
-    with ctx.transaction() as session:
+    uow: UnitOfWork[str] = ctx.unit_of_work()
+    with uow:
+        session = uow.session
         row = session.get(StaffSecondFactor, account_id)
         if row is not None and row.confirmed_at is not None:
             raise DomainError("already_enrolled", "this account already has a second factor")
@@ -150,8 +153,9 @@ def start_enrolment(ctx: ServiceContext, ticket: str, *, secret: str | None = No
             row = StaffSecondFactor(account_id=account_id, recovery_hashes=[])
             session.add(row)
         row.secret_ciphertext = _encrypt(ctx, secret)
-    uri = pyotp.TOTP(secret).provisioning_uri(name=phone, issuer_name=ISSUER)
-    return Enrolment(secret=secret, uri=uri)
+        uow.commit(secret)
+    uri = pyotp.TOTP(uow.result).provisioning_uri(name=phone, issuer_name=ISSUER)
+    return Enrolment(secret=uow.result, uri=uri)
 
 
 def confirm_enrolment(ctx: ServiceContext, ticket: str, code: str, address: str) -> Confirmed:
@@ -161,15 +165,14 @@ def confirm_enrolment(ctx: ServiceContext, ticket: str, code: str, address: str)
     check_login_allowed(ctx, phone, address)
     code = normalise_code(code)
     codes = new_recovery_codes()
-    with ctx.transaction() as session:
+    uow: UnitOfWork[bool] = ctx.unit_of_work()
+    with uow:
+        session = uow.session
         row = session.get(StaffSecondFactor, account_id)
         if row is None or row.confirmed_at is not None:
             raise DomainError("not_enrolling", "start the set-up again", "code")
         step = _matching_step(ctx, _decrypt(ctx, row.secret_ciphertext), code)
-        if step is None:
-            wrong = True
-        else:
-            wrong = False
+        if step is not None:
             row.confirmed_at = ctx.clock.now()
             row.last_step = step
             row.recovery_hashes = [recovery_hash(c) for c in codes]
@@ -181,7 +184,8 @@ def confirm_enrolment(ctx: ServiceContext, ticket: str, code: str, address: str)
                 subject_type="account",
                 subject_id=account_id,
             )
-    if wrong:
+        uow.commit(step is None)
+    if uow.result:  # the code was wrong
         record_failed_login(ctx, phone, address)
         raise Unauthenticated("bad_code", "the code is wrong: check the time on your phone", "code")
     return Confirmed(issued=issue_token(ctx, account_id), recovery_codes=codes)
@@ -192,7 +196,9 @@ def confirm_enrolment(ctx: ServiceContext, ticket: str, code: str, address: str)
 
 def _spend_code(ctx: ServiceContext, account_id: int, code: str) -> str | None:
     """Accept a TOTP code (not replayed) or spend a recovery code; the refusal code if neither."""
-    with ctx.transaction() as session:
+    uow: UnitOfWork[None] = ctx.unit_of_work()
+    with uow:
+        session = uow.session
         row = session.scalar(
             select(StaffSecondFactor)
             .where(StaffSecondFactor.account_id == account_id)
@@ -207,6 +213,7 @@ def _spend_code(ctx: ServiceContext, account_id: int, code: str) -> str | None:
             if row.last_step is not None and step <= row.last_step:
                 return "code_replayed"
             row.last_step = step
+            uow.commit(None)
             return None
         hashed = recovery_hash(code)
         if hashed not in row.recovery_hashes:
@@ -221,7 +228,8 @@ def _spend_code(ctx: ServiceContext, account_id: int, code: str) -> str | None:
             subject_id=account_id,
             left=len(row.recovery_hashes),
         )
-        return None
+        uow.commit(None)
+    return None
 
 
 def sign_in(
@@ -271,7 +279,9 @@ def reset_factor(ctx: ServiceContext, phone: str, actor_account_id: int | None) 
     """Remove a staff member's factor (lost phone): they enrol again at their next sign-in.
     Their open sessions end too. Audited."""
     phone = normalise_phone(phone)
-    with ctx.transaction() as session:
+    uow: UnitOfWork[int] = ctx.unit_of_work()
+    with uow:
+        session = uow.session
         account = session.scalar(select(Account).where(Account.phone == phone))
         if account is None:
             raise NotFound("account_not_found", "no account has this phone number", "phone")
@@ -289,13 +299,16 @@ def reset_factor(ctx: ServiceContext, phone: str, actor_account_id: int | None) 
             subject_type="account",
             subject_id=account.id,
         )
-        return account.id
+        uow.commit(account.id)
+    return uow.result
 
 
 def enrol_with_secret(ctx: ServiceContext, account_id: int, secret: str) -> list[str]:
     """Enrol a known secret at once (test and CLI-provisioned staff): its recovery codes."""
     codes = new_recovery_codes()
-    with ctx.transaction() as session:
+    uow: UnitOfWork[None] = ctx.unit_of_work()
+    with uow:
+        session = uow.session
         row = session.get(StaffSecondFactor, account_id)
         if row is None:
             row = StaffSecondFactor(account_id=account_id, recovery_hashes=[])
@@ -312,6 +325,7 @@ def enrol_with_secret(ctx: ServiceContext, account_id: int, secret: str) -> list
             subject_type="account",
             subject_id=account_id,
         )
+        uow.commit(None)
     return codes
 
 

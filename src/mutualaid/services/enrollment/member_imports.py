@@ -25,12 +25,15 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
-from typing import IO, Any
+from datetime import date, timedelta
+from typing import IO
 
-from sqlalchemy import text
-from sqlalchemy.orm import Session
-
+from mutualaid.db.queries.memberships_imports import (
+    StagedChunk,
+    StagedRow,
+    stages_by_copy,
+    write_import_chunk,
+)
 from mutualaid.db.queries.plans import current_rules, plan_by_code
 from mutualaid.domain.accounts import Role, normalise_phone, require_role
 from mutualaid.domain.calendars import (
@@ -41,7 +44,7 @@ from mutualaid.domain.calendars import (
     start_of_day,
 )
 from mutualaid.domain.errors import DomainError
-from mutualaid.domain.identities import mask_name, parse_resident_id
+from mutualaid.domain.identities import check_full_name, mask_name, parse_resident_id
 from mutualaid.domain.memberships import (
     CoverageDates,
     MembershipState,
@@ -60,30 +63,12 @@ from mutualaid.services.csv_lines import (
     oversized_field,
     parse_line,
 )
+from mutualaid.services.idempotency import UnitOfWork
 from mutualaid.services.personal_data import PersonalDataProtector
 
 REQUIRED_COLUMNS = ("payer_phone", "full_name", "id_number")
 OPTIONAL_COLUMNS = ("relation", "joined_on")
 DEFAULT_CHUNK_ROWS = 20_000
-
-_STAGING_COLUMNS = (
-    "line_no",
-    "phone",
-    "identity_hash",
-    "identity_ciphertext",
-    "name_ciphertext",
-    "name_masked",
-    "birth_on",
-    "sex",
-    "province_code",
-    "relation",
-    "state",
-    "joined_at",
-    "joined_on",
-    "waiting_ends_on",
-    "covered_from_on",
-    "ages_out_on",
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,11 +89,7 @@ class _Chunk:
 
 @dataclass(frozen=True, slots=True)
 class _ChunkResult:
-    good_count: int
-    #: PostgreSQL: the good rows as the body of `COPY … FROM STDIN` (text format).
-    copy_data: bytes
-    #: SQLite: the good rows as parameter tuples.
-    good: list[tuple[Any, ...]]
+    staged: StagedChunk
     errors: list[tuple[int, str, str, str]]  # line, code, field, message
 
 
@@ -221,7 +202,7 @@ def _validate_chunk(
     phones: dict[str, str] = {}
     waiting, ended = MembershipState.WAITING, MembershipState.ENDED
     copy_lines: list[str] = []
-    good: list[tuple[Any, ...]] = []
+    good: list[StagedRow] = []
     errors: list[tuple[int, str, str, str]] = list(chunk.problems)
     seen: set[str] = set()
     for line_no, row in zip(chunk.lines, chunk.rows, strict=True):
@@ -232,9 +213,7 @@ def _validate_chunk(
             phone = phones.get(phone_text)
             if phone is None:
                 phone = phones[phone_text] = normalise_phone(phone_text, "payer_phone")
-            name = (row[name_at] if name_at >= 0 else "").strip()
-            if not name or len(name) > 50:
-                raise DomainError("invalid_name", "a name has 1 to 50 characters", "full_name")
+            name = check_full_name(row[name_at] if name_at >= 0 else "")
             resident = parse_resident_id(row[id_at] if id_at >= 0 else "")
             relation_text = (row[relation_at] if relation_at >= 0 else "").strip() or "self"
             relation = _RELATIONS.get(relation_text)
@@ -304,7 +283,8 @@ def _validate_chunk(
                     ages_out_on,
                 )
             )
-    return _ChunkResult(len(copy_lines) + len(good), "".join(copy_lines).encode(), good, errors)
+    staged = StagedChunk(len(copy_lines) + len(good), "".join(copy_lines).encode(), good)
+    return _ChunkResult(staged, errors)
 
 
 # --- reading -----------------------------------------------------------------------------------
@@ -372,199 +352,6 @@ def _parse(line_no: int, text: str, problems: list[LineProblem]) -> list[str] | 
         return None
 
 
-# --- writing (set-based) -----------------------------------------------------------------------
-
-_STAGING = "member_import_staging"
-
-_CREATE_STAGING_POSTGRES = f"""
-CREATE TEMPORARY TABLE IF NOT EXISTS {_STAGING} (
-  line_no BIGINT, phone VARCHAR(20), identity_hash VARCHAR(64), identity_ciphertext BYTEA,
-  name_ciphertext BYTEA, name_masked VARCHAR(50), birth_on DATE, sex VARCHAR(1),
-  province_code VARCHAR(2), relation VARCHAR(10), state VARCHAR(10),
-  joined_at TIMESTAMP WITH TIME ZONE, joined_on DATE, waiting_ends_on DATE, covered_from_on DATE,
-  ages_out_on DATE, error VARCHAR(40), account_id BIGINT, person_id BIGINT,
-  person_account_id BIGINT, person_is_new BOOLEAN
-) ON COMMIT DELETE ROWS"""
-
-# Lookups are scalar correlated subqueries: one index probe per staged row, never a scan of a
-# member table, whatever the planner believes about table sizes (statistics lag behind a bulk
-# import). EXISTS would not do: the planner turns it into a semi-join or a hashed subplan, which
-# reads every member of the plan for each chunk.
-_POSTGRES_ACCOUNTS = f"""
-INSERT INTO accounts (phone, role, locale, created_at)
-SELECT DISTINCT phone, 'member', 'zh_CN', %(now)s FROM {_STAGING}
-ON CONFLICT (phone) DO NOTHING"""
-
-# The common case first: every staged person is new. Their persons and memberships are inserted
-# by one statement; the unique index on identity_hash is the only check for an existing person.
-_POSTGRES_NEW_PERSONS = f"""
-WITH new_persons AS (
-  INSERT INTO persons (account_id, relation, identity_hash, identity_ciphertext, name_ciphertext,
-                       name_masked, birth_on, sex, province_code, created_at)
-  SELECT (SELECT a.id FROM accounts a WHERE a.phone = s.phone), relation, identity_hash,
-         identity_ciphertext, name_ciphertext, name_masked, birth_on, sex, province_code, %(now)s
-  FROM {_STAGING} s
-  ON CONFLICT (identity_hash) DO NOTHING
-  RETURNING id, account_id, identity_hash
-), new_memberships AS (
-  INSERT INTO memberships (plan_id, plan_version, person_id, payer_account_id, state, joined_at,
-                           joined_on, waiting_ends_on, covered_from_on, ages_out_on)
-  SELECT %(plan_id)s, %(version)s, np.id, np.account_id, s.state, s.joined_at, s.joined_on,
-         s.waiting_ends_on, s.covered_from_on, s.ages_out_on
-  FROM {_STAGING} s JOIN new_persons np ON np.identity_hash = s.identity_hash
-  RETURNING 1
-)
-SELECT count(*) FROM new_memberships"""
-
-# Only when some staged person existed already (a re-import, an overlap, a concurrent enrollment):
-# a new statement, so its snapshot sees persons that a concurrent transaction committed meanwhile.
-_POSTGRES_EXISTING = (
-    f"""UPDATE {_STAGING} s SET
-          (person_id, person_account_id, person_is_new) = (
-            SELECT p.id, p.account_id, p.xmin = pg_current_xact_id()::xid
-            FROM persons p WHERE p.identity_hash = s.identity_hash),
-          account_id = (SELECT a.id FROM accounts a WHERE a.phone = s.phone)""",
-    f"""UPDATE {_STAGING} s SET error = CASE
-          WHEN s.person_account_id <> s.account_id THEN 'identity_registered_elsewhere'
-          WHEN (SELECT 1 FROM memberships m
-                WHERE m.plan_id = %(plan_id)s AND m.person_id = s.person_id
-                  AND m.state IN ('waiting', 'covered', 'suspended') LIMIT 1) IS NOT NULL
-            THEN 'already_member'
-        END
-        WHERE s.person_is_new IS NOT TRUE""",
-    f"""WITH new_memberships AS (
-          INSERT INTO memberships (plan_id, plan_version, person_id, payer_account_id, state,
-                                   joined_at, joined_on, waiting_ends_on, covered_from_on,
-                                   ages_out_on)
-          SELECT %(plan_id)s, %(version)s, person_id, person_account_id, state, joined_at,
-                 joined_on, waiting_ends_on, covered_from_on, ages_out_on
-          FROM {_STAGING} WHERE person_is_new IS NOT TRUE AND error IS NULL
-          ON CONFLICT (plan_id, person_id) WHERE state IN ('waiting', 'covered', 'suspended')
-          DO NOTHING
-          RETURNING 1
-        )
-        SELECT count(*) FROM new_memberships""",
-)
-
-# Only when a concurrent enrollment took the membership between the check and the insert.
-_POSTGRES_RACED = f"""
-UPDATE {_STAGING} s SET error = 'already_member'
-WHERE s.person_is_new IS NOT TRUE AND s.error IS NULL
-  AND (SELECT 1 FROM memberships m
-       WHERE m.plan_id = %(plan_id)s AND m.person_id = s.person_id
-         AND m.xmin = pg_current_xact_id()::xid LIMIT 1) IS NULL"""
-
-
-def _write_postgres(
-    session: Session, result: _ChunkResult, plan_id: int, plan_version: int, now: datetime
-) -> tuple[int, list[tuple[int, str]]]:
-    cursor = session.connection().connection.driver_connection.cursor()  # type: ignore[union-attr]
-    params = {"plan_id": plan_id, "version": plan_version, "now": now}
-    # ON COMMIT DELETE ROWS: emptied by every commit, so the table never holds dead rows.
-    cursor.execute(_CREATE_STAGING_POSTGRES)
-    # Cost estimates this large trigger JIT compilation, which costs more than the statements;
-    # the one join (new persons to their staged rows) is chunk by chunk: hash it.
-    cursor.execute("SET LOCAL jit = off")
-    cursor.execute("SET LOCAL enable_nestloop = off")
-    with cursor.copy(f"COPY {_STAGING} ({', '.join(_STAGING_COLUMNS)}) FROM STDIN") as copy:
-        copy.write(result.copy_data)
-    cursor.execute(_POSTGRES_ACCOUNTS, params)
-    imported = _fetch_count(cursor, _POSTGRES_NEW_PERSONS, params)
-    if imported == result.good_count:
-        return imported, []
-    update_existing, judge_existing, insert_existing = _POSTGRES_EXISTING
-    cursor.execute(update_existing, params)
-    cursor.execute(judge_existing, params)
-    imported += _fetch_count(cursor, insert_existing, params)
-    if imported != _fetch_count(
-        cursor, f"SELECT count(*) FROM {_STAGING} WHERE error IS NULL", params
-    ):
-        cursor.execute(_POSTGRES_RACED, params)
-    cursor.execute(f"SELECT line_no, error FROM {_STAGING} WHERE error IS NOT NULL")
-    return imported, [(int(line), str(code)) for line, code in cursor.fetchall()]
-
-
-def _fetch_count(cursor: Any, statement: str, params: dict[str, Any]) -> int:
-    cursor.execute(statement, params)
-    return int(cursor.fetchone()[0])
-
-
-_CREATE_STAGING_SQLITE = """
-CREATE TEMPORARY TABLE IF NOT EXISTS import_staging (
-  line_no BIGINT, phone VARCHAR(20), identity_hash VARCHAR(64), identity_ciphertext BLOB,
-  name_ciphertext BLOB, name_masked VARCHAR(50), birth_on DATE, sex VARCHAR(1),
-  province_code VARCHAR(2), relation VARCHAR(10), state VARCHAR(10), joined_at DATETIME,
-  joined_on DATE, waiting_ends_on DATE, covered_from_on DATE, ages_out_on DATE,
-  error VARCHAR(40)
-)"""
-
-
-def _write_sqlite(
-    session: Session, result: _ChunkResult, plan_id: int, plan_version: int, now: datetime
-) -> tuple[int, list[tuple[int, str]]]:
-    connection = session.connection()
-    connection.exec_driver_sql(_CREATE_STAGING_SQLITE)
-    placeholders = ", ".join("?" for _ in _STAGING_COLUMNS)
-    sqlite_rows = [
-        (*row[:11], row[11].strftime("%Y-%m-%d %H:%M:%S.%f"), *row[12:]) for row in result.good
-    ]
-    connection.exec_driver_sql(
-        f"INSERT INTO import_staging ({', '.join(_STAGING_COLUMNS)}) VALUES ({placeholders})",
-        sqlite_rows,
-    )
-    params = {"plan_id": plan_id, "version": plan_version, "now": now}
-    session.execute(
-        text("""
-        INSERT INTO accounts (phone, role, locale, created_at)
-        SELECT DISTINCT phone, 'member', 'zh_CN', :now FROM import_staging WHERE true
-        ON CONFLICT (phone) DO NOTHING"""),
-        params,
-    )
-    session.execute(
-        text("""
-        UPDATE import_staging SET error = 'identity_registered_elsewhere'
-        WHERE EXISTS (SELECT 1 FROM persons p JOIN accounts a ON a.id = p.account_id
-                      WHERE p.identity_hash = import_staging.identity_hash
-                        AND a.phone <> import_staging.phone)""")
-    )
-    session.execute(
-        text("""
-        UPDATE import_staging SET error = 'already_member'
-        WHERE error IS NULL AND EXISTS (
-            SELECT 1 FROM persons p JOIN memberships m ON m.person_id = p.id
-            WHERE p.identity_hash = import_staging.identity_hash AND m.plan_id = :plan_id
-              AND m.state IN ('waiting', 'covered', 'suspended'))"""),
-        params,
-    )
-    session.execute(
-        text("""
-        INSERT INTO persons (account_id, relation, identity_hash, identity_ciphertext,
-                             name_ciphertext, name_masked, birth_on, sex, province_code, created_at)
-        SELECT a.id, s.relation, s.identity_hash, s.identity_ciphertext, s.name_ciphertext,
-               s.name_masked, s.birth_on, s.sex, s.province_code, :now
-        FROM import_staging s JOIN accounts a ON a.phone = s.phone
-        WHERE s.error IS NULL
-        ON CONFLICT (identity_hash) DO NOTHING"""),
-        params,
-    )
-    moved = session.execute(
-        text("""
-        INSERT INTO memberships (plan_id, plan_version, person_id, payer_account_id, state,
-                                 joined_at, joined_on, waiting_ends_on, covered_from_on, ages_out_on)
-        SELECT :plan_id, :version, p.id, p.account_id, s.state, s.joined_at, s.joined_on,
-               s.waiting_ends_on, s.covered_from_on, s.ages_out_on
-        FROM import_staging s JOIN persons p ON p.identity_hash = s.identity_hash
-        WHERE s.error IS NULL"""),
-        params,
-    )
-    imported = moved.rowcount  # type: ignore[attr-defined]
-    rows = session.execute(
-        text("SELECT line_no, error FROM import_staging WHERE error IS NOT NULL ORDER BY line_no")
-    ).all()
-    session.execute(text("DELETE FROM import_staging"))
-    return int(imported), [(int(line), str(code)) for line, code in rows]
-
-
 _STAGED_MESSAGES = {
     "identity_registered_elsewhere": "this person is registered by another account",
     "already_member": "this person already has a membership in this plan",
@@ -589,8 +376,7 @@ def import_members(
         plan_id, plan_version = plan.id, plan.current_version
         rules = current_rules(session, plan)
     today = local_date(ctx.clock.now(), rules.zone)
-    postgres = ctx.engine.dialect.name == "postgresql"
-    write_chunk = _write_postgres if postgres else _write_sqlite
+    for_copy = stages_by_copy(ctx.engine)
     columns, chunks = _chunks(source, chunk_rows)
     error_writer = csv.writer(errors_out)
     error_writer.writerow(["line", "code", "field", "message"])
@@ -600,14 +386,15 @@ def import_members(
         nonlocal rows_read, imported, rejected
         staged_errors: list[tuple[int, str]] = []
         chunk_imported = 0
-        if result.good_count:
-            with ctx.transaction() as session:
+        if result.staged.good_count:
+            uow: UnitOfWork[None] = ctx.unit_of_work()
+            with uow:
                 now = ctx.clock.now()
-                chunk_imported, staged_errors = write_chunk(
-                    session, result, plan_id, plan_version, now
+                chunk_imported, staged_errors = write_import_chunk(
+                    uow.session, result.staged, plan_id, plan_version, now
                 )
                 audit.record(
-                    session,
+                    uow.session,
                     at=now,
                     actor_account_id=actor.account_id,
                     action="members_imported",
@@ -616,6 +403,7 @@ def import_members(
                     rows=rows_in_chunk,
                     imported=chunk_imported,
                 )
+                uow.commit(None)
         errors = sorted(
             result.errors
             + [(line, code, "id_number", _STAGED_MESSAGES[code]) for line, code in staged_errors]
@@ -636,7 +424,7 @@ def import_members(
             for chunk in chunks:
                 in_flight.append(
                     (
-                        pool.submit(_validate_chunk, chunk, columns, postgres),
+                        pool.submit(_validate_chunk, chunk, columns, for_copy),
                         len(chunk.rows) + len(chunk.problems),
                     )
                 )

@@ -76,12 +76,11 @@ from mutualaid.domain.claims import ClaimState
 from mutualaid.domain.errors import Conflict, DomainError
 from mutualaid.domain.ledger import period_charge
 from mutualaid.domain.plans import PlanRules
-from mutualaid.domain.sharing import (
+from mutualaid.domain.sharing import RiskClass, SharingRule
+from mutualaid.domain.sharing_bands import (
     BandedPast,
     BandGroup,
     BirthInterval,
-    RiskClass,
-    SharingRule,
     apportion_banded,
     band_cuts,
     band_groups,
@@ -381,7 +380,7 @@ def _compute_banded(
 ) -> PeriodFigures:
     """A non-uniform sharing rule: members counted per age band at the lock (one GROUP BY on a
     CASE over the birth date, the excluded counted the same way and taken off), the need split
-    among the bands exactly (`sharing.apportion_banded`), and each band's share stored. When the
+    among the bands exactly (`sharing_bands.apportion_banded`), and each band's share stored. When the
     annual cap may bind, the members are counted again per cohort and birth interval
     (`_band_groups`) and each group pays its band's share capped at what it has left."""
     bands = plan_bands(rules)

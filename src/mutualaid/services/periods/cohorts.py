@@ -38,10 +38,7 @@ from mutualaid.domain.apportionment import (
     cohort_of,
     year_to_date,
 )
-from mutualaid.domain.sharing import (
-    BandedPast,
-    BirthInterval,
-)
+from mutualaid.domain.sharing_bands import BandedPast, BirthInterval
 from mutualaid.services.periods.sharing import (
     CAP_ADJUSTED,
     EXCLUDED,

@@ -28,10 +28,7 @@ from mutualaid.db.models import (
     Person,
 )
 from mutualaid.db.queries.periods import membership_plan_is
-from mutualaid.domain.sharing import (
-    BirthInterval,
-    band_index,
-)
+from mutualaid.domain.sharing_bands import BirthInterval, band_index
 
 #: Called with a step name at each point a close may be interrupted ("locked", "computing",
 #: "computed", "tree", "committed"): progress reports, and the crash tests' kill switch.

@@ -15,6 +15,7 @@ from mutualaid.domain.plans import PlanRules, parse_plan_toml, rules_fingerprint
 from mutualaid.services import audit
 from mutualaid.services.accounts.accounts import Actor
 from mutualaid.services.context import ServiceContext
+from mutualaid.services.idempotency import UnitOfWork
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +44,9 @@ def publish_plan(ctx: ServiceContext, actor: Actor | None, source_toml: str) -> 
     rules = parse_plan_toml(source_toml)
     sha256 = rules_fingerprint(rules)
     now = ctx.clock.now()
-    with ctx.transaction() as session:
+    uow: UnitOfWork[PublishedPlan] = ctx.unit_of_work()
+    with uow:
+        session = uow.session
         plan = session.scalar(select(Plan).where(Plan.code == rules.code).with_for_update())
         if plan is None:
             plan = Plan(
@@ -62,7 +65,7 @@ def publish_plan(ctx: ServiceContext, actor: Actor | None, source_toml: str) -> 
                     PlanVersion.plan_id == plan.id, PlanVersion.version == plan.current_version
                 )
             )
-            if current_sha == sha256:
+            if current_sha == sha256:  # unchanged rules: nothing to write
                 return PublishedPlan(_view(plan, sha256), created_version=False)
         plan.current_version += 1
         plan.name_zh, plan.name_en = rules.name_zh, rules.name_en
@@ -87,7 +90,8 @@ def publish_plan(ctx: ServiceContext, actor: Actor | None, source_toml: str) -> 
             version=plan.current_version,
             rules_sha256=sha256,
         )
-        return PublishedPlan(_view(plan, sha256), created_version=True)
+        uow.commit(PublishedPlan(_view(plan, sha256), created_version=True))
+    return uow.result
 
 
 def _view(plan: Plan, sha256: str) -> PlanView:

@@ -20,10 +20,12 @@ from mutualaid.domain.accounts import Role, require_role
 from mutualaid.domain.errors import Conflict, DomainError, NotFound
 from mutualaid.domain.schemes import (
     PeriodSponsorship,
+    PlanStatus,
     SchemeClaim,
     SchemeRules,
     Sponsorship,
     SponsorshipKind,
+    attach_refusal,
     filing_closed,
     parse_scheme,
     parse_scheme_toml,
@@ -35,6 +37,7 @@ from mutualaid.domain.schemes import (
 from mutualaid.services import audit
 from mutualaid.services.accounts.accounts import Actor
 from mutualaid.services.context import ServiceContext
+from mutualaid.services.idempotency import UnitOfWork
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,12 +77,13 @@ def attach_scheme(
     require_role(actor.role, Role.OPERATOR)
     scheme = parse_scheme_toml(source_toml)
     sha256 = scheme.fingerprint()
-    with ctx.transaction() as session:
+    uow: UnitOfWork[SchemeView] = ctx.unit_of_work()
+    with uow:
+        session = uow.session
         plan = plan_by_code(session, plan_code, for_update=True)
-        if plan.status != "open":
-            raise Conflict(
-                "plan_not_open", "a scheme can only be attached to an open plan", "plan_code"
-            )
+        refused = attach_refusal(plan.status)
+        if refused:
+            raise Conflict(*refused)
         existing = session.scalar(
             select(SponsoredScheme).where(
                 SponsoredScheme.plan_id == plan.id, SponsoredScheme.code == scheme.code
@@ -92,7 +96,7 @@ def attach_scheme(
                     f"scheme {scheme.code} is attached with other terms; use a new code",
                     "code",
                 )
-            return _scheme_view(plan.code, scheme, sha256)
+            return _scheme_view(plan.code, scheme, sha256)  # attached already: nothing to write
         now = ctx.clock.now()
         row = SponsoredScheme(
             plan_id=plan.id,
@@ -115,7 +119,8 @@ def attach_scheme(
             rules_sha256=sha256,
             payout_fen=scheme.payout_fen,
         )
-        return _scheme_view(plan.code, scheme, sha256)
+        uow.commit(_scheme_view(plan.code, scheme, sha256))
+    return uow.result
 
 
 def list_schemes(ctx: ServiceContext, plan_code: str) -> list[SchemeView]:
@@ -168,7 +173,7 @@ def plan_claim_sponsored(session: Session, plan: Plan) -> bool:
     refused = filing_closed(plan.status)
     if refused:
         raise DomainError(*refused)
-    if plan.status == "open":
+    if plan.status == PlanStatus.OPEN:
         return False
     rule = session.scalar(select(PlanWindDown.rule).where(PlanWindDown.plan_id == plan.id))
     return sponsor_pays_new_claims(plan.status, rule or "")
@@ -203,7 +208,9 @@ def sponsor_periods(
     refused = sponsorship_refusal(kind, from_on, to_on)
     if refused:
         raise DomainError(*refused)
-    with ctx.transaction() as session:
+    uow: UnitOfWork[SponsorshipView] = ctx.unit_of_work()
+    with uow:
+        session = uow.session
         plan = plan_by_code(session, plan_code)
         now = ctx.clock.now()
         row = PlanSponsorship(
@@ -228,7 +235,10 @@ def sponsor_periods(
             from_on=from_on.isoformat(),
             to_on=to_on.isoformat(),
         )
-        return SponsorshipView(row.id, plan.code, SponsorshipKind(kind), from_on, to_on, row.memo)
+        uow.commit(
+            SponsorshipView(row.id, plan.code, SponsorshipKind(kind), from_on, to_on, row.memo)
+        )
+    return uow.result
 
 
 def list_sponsorships(ctx: ServiceContext, plan_code: str) -> list[SponsorshipView]:

@@ -1,5 +1,5 @@
 """Operator reports (issue 7): membership flows, cases, shares, time to decision, objections,
-juries, investigation cost, and the fairness of each sharing rule by age band.
+juries, investigation cost, and the fairness of each sharing rule by age band (fairness.py).
 
 Every figure is a grouped SQL aggregate (the database buckets by month, illness, age, province…), so
 a report reads a few hundred rows whether the plan has a thousand members or a hundred million. One
@@ -12,19 +12,16 @@ publicity_on) are compared as dates, instants (ended_at, decided_at, filed_at…
 
 from __future__ import annotations
 
-import bisect
-import itertools
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from enum import StrEnum
-from fractions import Fraction
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, and_, case, distinct, func, or_, select
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy import ColumnElement, and_, case, distinct, func, select
+from sqlalchemy.orm import InstrumentedAttribute, Session, aliased
 
 from mutualaid.db.models import (
     Claim,
@@ -40,25 +37,19 @@ from mutualaid.db.models import (
 from mutualaid.db.queries.plans import current_rules, plan_by_code
 from mutualaid.db.queries.reports import hours_between, month_of_date, month_of_instant
 from mutualaid.domain.accounts import Role, require_role
-from mutualaid.domain.calendars import age_in_years, start_of_day
+from mutualaid.domain.calendars import start_of_day
 from mutualaid.domain.claims import ClaimEvent, ClaimState, age_band_label
 from mutualaid.domain.errors import DomainError
 from mutualaid.domain.identities import PROVINCES
 from mutualaid.domain.memberships import MembershipState
-from mutualaid.domain.plans import PlanRules, Tier
-from mutualaid.domain.sharing import Outcome, Risk, RiskClass, SharingRule, fairness_report
-from mutualaid.forecasts.models import ForecastModel, IncidenceRow, default_model
-from mutualaid.forecasts.simulation import band_edges
+from mutualaid.domain.plans import PlanRules
+from mutualaid.forecasts.models import ForecastModel, default_model
 from mutualaid.services.accounts.accounts import Actor
 from mutualaid.services.context import ServiceContext
+from mutualaid.services.reports.fairness import APPROVED_STATES, FairnessReport, fairness
 
 #: Who reads reports: they show money and every case, so the operator's desk and its auditors.
 READERS = (Role.OPERATOR, Role.AUDITOR)
-#: A claim counts as approved once it has passed publicity.
-APPROVED_STATES = (ClaimState.APPROVED, ClaimState.PAID)
-#: The plan's own claim history replaces the forecast model's incidence from this many approved
-#: cases on (below it, chance dominates the age pattern).
-MIN_HISTORY_CASES = 1_000
 #: Reports span at most this many months (a membership table row per month).
 MAX_MONTHS = 240
 
@@ -162,28 +153,6 @@ class InvestigationStats:
 
 
 @dataclass(frozen=True, slots=True)
-class FairnessBand:
-    """Per member and year in an age band: expected aid against expected contribution."""
-
-    band: str  # "30-34" (ages, inclusive)
-    members: int
-    benefit_fen: int  # expected aid received, rounded to the fen
-    contribution_fen: dict[str, int]  # per rule: expected charge, fee included
-    ratio: dict[str, float | None]  # per rule: contribution / (benefit × (1 + fee)); 1 is fair
-
-
-@dataclass(frozen=True, slots=True)
-class FairnessReport:
-    on: date
-    source: str  # "model" (the forecast model's incidence) or "history" (the plan's own cases)
-    history_cases: int
-    fee_bp: int
-    plan_rule: str
-    rules: list[str]
-    bands: list[FairnessBand]
-
-
-@dataclass(frozen=True, slots=True)
 class PlanReport:
     plan_code: str
     name_zh: str
@@ -207,6 +176,11 @@ class PlanReport:
 # --- the window -----------------------------------------------------------------------------------
 
 
+#: An instant column, nullable or not.
+_Instant = InstrumentedAttribute[datetime] | InstrumentedAttribute[datetime | None]
+K = TypeVar("K")
+
+
 @dataclass(frozen=True, slots=True)
 class _Window:
     from_on: date | None
@@ -222,15 +196,15 @@ class _Window:
     def end(self) -> datetime:
         return start_of_day(self.to_on + timedelta(days=1), self.zone)
 
-    def instants(self, column: Any) -> ColumnElement[bool]:
+    def instants(self, column: _Instant) -> ColumnElement[bool]:
         end = column < self.end
         return and_(column >= self.start, end) if self.start else end
 
-    def dates(self, column: Any) -> ColumnElement[bool]:
+    def dates(self, column: InstrumentedAttribute[date]) -> ColumnElement[bool]:
         end = column <= self.to_on
         return and_(column >= self.from_on, end) if self.from_on else end
 
-    def month_of(self, column: Any) -> ColumnElement[str]:
+    def month_of(self, column: _Instant) -> ColumnElement[str]:
         return month_of_instant(column, self.dialect, self.zone, self.end)
 
 
@@ -312,8 +286,8 @@ def _membership(session: Session, plan_id: int, window: _Window) -> list[Members
 
 
 def _case_totals(
-    session: Session, plan_id: int, window: _Window, key: Any
-) -> list[tuple[Any, int, int, int]]:
+    session: Session, plan_id: int, window: _Window, key: InstrumentedAttribute[K]
+) -> list[tuple[K, int, int, int]]:
     approved = Claim.state.in_([str(s) for s in APPROVED_STATES])
     query = select(
         key,
@@ -587,144 +561,6 @@ def _investigations(session: Session, plan_id: int, window: _Window) -> Investig
     )
 
 
-# --- fairness -------------------------------------------------------------------------------------
-
-
-def _row_for(rows: Sequence[IncidenceRow], age: int) -> IncidenceRow:
-    for row in rows:
-        if row.from_age <= age <= row.to_age:
-            return row
-    raise DomainError("invalid_model", f"no incidence row covers age {age}", "incidence")
-
-
-def _band_of(edges: Sequence[int], age: int) -> int | None:
-    """The index of the band [edges[i], edges[i + 1]) holding `age`, if any."""
-    index = bisect.bisect_right(edges, age) - 1
-    return index if 0 <= index < len(edges) - 1 else None
-
-
-def _probability(rate: float) -> Fraction:
-    return Fraction(min(max(rate, 0.0), 1.0)).limit_denominator(10**12)
-
-
-def _members_by_band(
-    session: Session, plan_id: int, edges: Sequence[int], on: date, end: datetime
-) -> list[tuple[int, int]]:
-    """(men, women) in each band at the end of `on`: one row per birth date and sex."""
-    rows = session.execute(
-        select(Person.birth_on, Person.sex, func.count())
-        .join(Membership, Membership.person_id == Person.id)
-        .where(
-            Membership.plan_id == plan_id,
-            Membership.joined_at < end,
-            or_(Membership.ended_at.is_(None), Membership.ended_at >= end),
-        )
-        .group_by(Person.birth_on, Person.sex)
-    ).all()
-    counts = [[0, 0] for _ in edges[:-1]]
-    for born, sex, count in rows:
-        index = _band_of(edges, age_in_years(born, on))
-        if index is not None:
-            counts[index][0 if sex == "M" else 1] += int(count)
-    return [(men, women) for men, women in counts]
-
-
-def _history(
-    session: Session,
-    plan_id: int,
-    rules: PlanRules,
-    edges: Sequence[int],
-    members: Sequence[tuple[int, int]],
-) -> tuple[int, list[dict[Tier, float]] | None]:
-    """Approved cases a year per member in each band, from the plan's own periods and cases.
-
-    Exposure is the member-years the plan's closed periods charged (members × the period's share of
-    a year), spread over the bands as today's membership is: an approximation that holds while the
-    age mix changes slowly.
-    """
-    rows = session.execute(
-        select(Claim.age_at_diagnosis, Claim.tier, func.count())
-        .where(
-            Claim.plan_id == plan_id,
-            Claim.state.in_([str(s) for s in APPROVED_STATES]),
-            Claim.sponsored.is_(False),
-        )
-        .group_by(Claim.age_at_diagnosis, Claim.tier)
-    ).all()
-    total_cases = sum(int(n) for _, _, n in rows)
-    charged = int(
-        session.scalar(
-            select(func.coalesce(func.sum(Period.member_count), 0)).where(Period.plan_id == plan_id)
-        )
-        or 0
-    )
-    everyone = sum(m + w for m, w in members)
-    if total_cases < MIN_HISTORY_CASES or not charged or not everyone:
-        return total_cases, None
-    member_years = charged / (len(rules.periods.publicity_days) * 12)
-    rates: list[dict[Tier, float]] = [{} for _ in members]
-    for age, tier, count in rows:
-        index = _band_of(edges, int(age))
-        exposure = member_years * sum(members[index]) / everyone if index is not None else 0
-        if index is not None and exposure:
-            rates[index][Tier(tier)] = rates[index].get(Tier(tier), 0.0) + count / exposure
-    if any(sum(band.values()) > 1 for band in rates):
-        return total_cases, None  # more cases than member-years: too little history to read
-    return total_cases, rates
-
-
-def _fairness(
-    session: Session, plan_id: int, rules: PlanRules, window: _Window, model: ForecastModel
-) -> FairnessReport:
-    edges = band_edges(rules, model)
-    members = _members_by_band(session, plan_id, edges, window.to_on, window.end)
-    history_cases, history = _history(session, plan_id, rules, edges, members)
-    classes: list[RiskClass] = []
-    for index, (low, high) in enumerate(itertools.pairwise(edges)):
-        men, women = members[index]
-        row = _row_for(model.incidence, low)
-        outcomes = []
-        for tier in (Tier.SEVERE, Tier.MILD):
-            payout = rules.payout_fen(low, tier, accident=False)
-            if not payout or not any(i.tier == tier for i in rules.illnesses):
-                continue
-            if history is not None:
-                rate = history[index].get(tier, 0.0)
-            else:
-                male, female = row.severe if tier is Tier.SEVERE else row.mild
-                share = men / (men + women) if men + women else 0.5
-                rate = (share * male + (1 - share) * female) / 100_000 * model.incidence_level
-            probability = _probability(rate)
-            if probability:
-                outcomes.append(Outcome(int(payout), probability))
-        classes.append(RiskClass(f"{low}-{high - 1}", men + women, Risk(tuple(outcomes))))
-    fee_bp = rules.fees.management_fee_bp
-    rows = fairness_report(classes, fee_bp)
-    bands = []
-    for fair in rows:
-        bands.append(
-            FairnessBand(
-                band=fair.key,
-                members=fair.count,
-                benefit_fen=round(fair.benefit_fen),
-                contribution_fen={str(r): round(fair.contribution_fen[r]) for r in SharingRule},
-                ratio={
-                    str(r): None if (x := fair.ratio(r)) is None else round(float(x), 4)
-                    for r in SharingRule
-                },
-            )
-        )
-    return FairnessReport(
-        on=window.to_on,
-        source="model" if history is None else "history",
-        history_cases=history_cases,
-        fee_bp=fee_bp,
-        plan_rule=str(rules.sharing_rule),
-        rules=[str(r) for r in SharingRule],
-        bands=bands,
-    )
-
-
 # --- the report -----------------------------------------------------------------------------------
 
 
@@ -769,7 +605,9 @@ def plan_report(
         if Section.INVESTIGATIONS in wanted:
             found["investigations"] = _investigations(session, plan.id, window)
         if Section.FAIRNESS in wanted:
-            found["fairness"] = _fairness(session, plan.id, rules, window, model or default_model())
+            found["fairness"] = fairness(
+                session, plan.id, rules, window.to_on, window.end, model or default_model()
+            )
     return PlanReport(
         plan_code=plan.code,
         name_zh=plan.name_zh,
