@@ -41,7 +41,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import psutil
-from databases import BENCH_SECRET, PLAN_CODE, fresh_context, url_for
+from databases import PLAN_CODE, fresh_context, server_env, url_for
 from fastapi import FastAPI, Header, status
 from pydantic import BaseModel, Field
 from sqlalchemy import BigInteger, Column, DateTime, MetaData, String, Table, insert
@@ -454,13 +454,7 @@ def main() -> None:
         flush=True,
     )
 
-    env = {
-        **os.environ,
-        "MUTUALAID_DATABASE_URL": url,
-        "MUTUALAID_SECRET_KEY": BENCH_SECRET,
-        "MUTUALAID_LOG_LEVEL": "WARNING",
-    }
-    env.pop("MUTUALAID_DEMO", None)
+    env = server_env(url)
     mutualaid = str(Path(sys.executable).with_name("mutualaid"))
     port = free_port()
     joins = run_phase(

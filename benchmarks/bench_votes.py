@@ -40,7 +40,7 @@ from bench_joins import (
     start_server,
     stop_server,
 )
-from databases import BENCH_SECRET, PLAN_CODE, fresh_context, url_for
+from databases import PLAN_CODE, fresh_context, server_env, url_for
 
 from mutualaid.clock import FixedClock, SystemClock
 from mutualaid.domain.accounts import Role
@@ -276,13 +276,7 @@ def main() -> None:
         flush=True,
     )
     tokens, jury_id, answers = prepare(url, args.jurors)
-    env = {
-        **os.environ,
-        "MUTUALAID_DATABASE_URL": url,
-        "MUTUALAID_SECRET_KEY": BENCH_SECRET,
-        "MUTUALAID_LOG_LEVEL": "WARNING",
-    }
-    env.pop("MUTUALAID_DEMO", None)
+    env = server_env(url)
 
     phases = []
     seconds: dict[tuple[str, int], int] = {}

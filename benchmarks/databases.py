@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
@@ -20,7 +22,25 @@ def url_for(database: str) -> str:
 
 DEFAULT_URL = url_for("bench")
 #: A benchmark-only secret (40+ characters, not the demo key).
-BENCH_SECRET = "benchmark-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz"
+#: Random, so the settings' entropy check accepts it (a benchmark's data is thrown away).
+BENCH_SECRET = "bench-Zq7Lw2Xv9Rk4Tn8Mp3Hs6Jd1Fc5Gb0Ya"
+
+
+def server_env(url: str) -> dict[str, str]:
+    """The environment of a benchmarked `mutualaid serve`: rate limits off (a load test from one
+    address is exactly what they stop), warnings only."""
+    return {
+        **{k: v for k, v in os.environ.items() if k != "MUTUALAID_DEMO"},
+        "MUTUALAID_DATABASE_URL": url,
+        "MUTUALAID_SECRET_KEY": BENCH_SECRET,
+        "MUTUALAID_LOG_LEVEL": "WARNING",
+        "MUTUALAID_RATE_LIMIT_PER_TOKEN": "0",
+        "MUTUALAID_RATE_LIMIT_PER_ADDRESS": "0",
+        "MUTUALAID_RATE_LIMIT_REGISTRATIONS_PER_PHONE": "0",
+        "MUTUALAID_RATE_LIMIT_REGISTRATIONS_PER_ADDRESS": "0",
+    }
+
+
 PLAN_CODE = "xhb-main"
 
 
