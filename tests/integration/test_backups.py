@@ -228,7 +228,9 @@ def test_a_plan_in_mid_life_is_restored_whole_into_an_empty_database_and_folder(
 def test_no_key_is_in_a_backup(source: ServiceContext, tmp_path: Path) -> None:
     stored = source.evidence_store.put([SCAN], "image/jpeg")  # type: ignore[union-attr]
     staff(source, Role.OPERATOR)
+    (tmp_path / "evidence" / "incoming" / "upload-cut-off").write_bytes(b"half a file")
     create_backup(source.engine, tmp_path / "evidence", tmp_path / "backup", now=NOW)
+    assert not list((tmp_path / "backup").rglob("upload-cut-off"))  # not a stored file
     forbidden = [
         SECRET.encode(),
         KEY,

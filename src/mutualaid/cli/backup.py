@@ -101,11 +101,7 @@ def backup_command(
 ) -> None:
     """Back up the database and the evidence files into DIR, while the service runs.
 
-    DIR gets the database (PostgreSQL: `pg_dump -Fc`, which must be installed; SQLite: the online
-    backup API), the encrypted evidence files as they are, and manifest.json with the SHA-256 and
-    size of every file. Keys are NOT in the backup: keep MUTUALAID_SECRET_KEY and the log signing
-    key (MUTUALAID_LOG_KEY_FILE) apart, or the backup cannot be read. Partial uploads are not
-    backed up. See docs/backup.md.
+    DIR gets the database (PostgreSQL: `pg_dump -Fc`, which must be installed; SQLite: the online backup API), the encrypted evidence files as they are, and manifest.json with the SHA-256 and size of every file. Keys are NOT in the backup: keep MUTUALAID_SECRET_KEY and the log signing key (MUTUALAID_LOG_KEY_FILE) apart, or the backup cannot be read. Partial uploads are not backed up. See docs/backup.md.
     """
     settings = load_settings()
     ctx = context()
@@ -139,11 +135,7 @@ def restore_command(
 ) -> None:
     """Restore a backup into an EMPTY database and an EMPTY evidence folder.
 
-    The target is MUTUALAID_DATABASE_URL (PostgreSQL: a new database from `createdb`, filled by
-    `pg_restore`; SQLite: a new file) and MUTUALAID_DATA_DIR/evidence. Every file's size and
-    SHA-256 are checked against the manifest before anything is written; a tampered or incomplete
-    backup, or a target that holds data, is refused. Set MUTUALAID_SECRET_KEY to the key of the
-    deployment that made the backup. See docs/backup.md for the whole restore drill.
+    The target is MUTUALAID_DATABASE_URL (PostgreSQL: a new database from `createdb`, filled by `pg_restore`; SQLite: a new file) and MUTUALAID_DATA_DIR/evidence. Every file's size and SHA-256 are checked against the manifest before anything is written; a tampered or incomplete backup, or a target that holds data, is refused. Set MUTUALAID_SECRET_KEY to the key of the deployment that made the backup. See docs/backup.md for the whole restore drill.
     """
     settings = load_settings()
     ctx = context()

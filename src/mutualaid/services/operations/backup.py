@@ -506,9 +506,10 @@ def restore_backup(
     _ensure_evidence_empty(evidence_root)
     verify_backup(directory, manifest, progress)
 
-    progress.begin("restoring the database", None)
+    progress.begin("restoring the database", manifest.database.size_bytes)
     try:
         restore_database(engine, directory / manifest.database.path)
+        progress.advance(manifest.database.size_bytes)
     finally:
         progress.end()
     first = _restore_evidence(directory, manifest, evidence_root, progress)
