@@ -11,6 +11,7 @@ import uvicorn
 from mutualaid import __version__
 from mutualaid.cli import (
     accounts,
+    backup,
     claims,
     database,
     forecasts,
@@ -58,6 +59,8 @@ verify.app.command("archive")(wind_down.verify_archive_command)
 app.command("simulate")(forecasts.simulate)
 app.command("calibrate")(forecasts.calibrate)
 app.command("report")(reports.report)
+app.command("backup")(backup.backup_command)
+app.command("restore")(backup.restore_command)
 
 
 def _version(value: bool) -> None:
