@@ -32,9 +32,13 @@ from mutualaid.domain.accounts import Role
 from mutualaid.domain.claims import ClaimState
 from mutualaid.domain.errors import DomainError
 from mutualaid.services.accounts.accounts import SYSTEM_ACTOR
-from mutualaid.services.claims.claims import ClaimReport, decide_claim, report_claim, run_publicity
 from mutualaid.services.claims.evidence import add_evidence, open_evidence
-from mutualaid.services.collections.collections import collect_period, pay_approved_claims, top_up
+from mutualaid.services.claims.filing import ClaimReport, report_claim
+from mutualaid.services.claims.publicity import run_publicity
+from mutualaid.services.claims.review import decide_claim
+from mutualaid.services.collections.debits import collect_period
+from mutualaid.services.collections.payouts import pay_approved_claims
+from mutualaid.services.collections.prepaid import top_up
 from mutualaid.services.context import ServiceContext
 from mutualaid.services.evidence_store import FileSystemEvidenceStore, evidence_key
 from mutualaid.services.ledger.ledger import balances, unbalanced_transactions
