@@ -145,6 +145,10 @@ def demo(
     console.print(f"  member    phone {logins.member_phone}  password {logins.password}")
     for role, phone in logins.staff.items():
         console.print(f"  {role:<9} phone {phone}  password {logins.password}")
+    console.print(
+        "  staff sign in with a second factor: at the first sign-in, scan the QR code shown with an"
+        " authenticator app (Google or Microsoft Authenticator, FreeOTP) and keep the recovery codes"
+    )
     if serve_after:
         serve(host="127.0.0.1", port=port, workers=1, access_log=False)
 
