@@ -51,8 +51,9 @@ SCAN = b"\xff\xd8\xff\xe0 pathology report, page 1 " * 40
 
 
 @pytest.fixture
-def witnesses(tmp_path: Path) -> Iterator[tuple[LogConfig, httpx.Client]]:
-    """Three witness apps (the real tlog-witness server), reached by host name."""
+def three_witnesses(tmp_path: Path) -> Iterator[tuple[LogConfig, httpx.Client]]:
+    """Three witness apps (the real tlog-witness server), reached by host name, quorum 2: unlike
+    conftest's two-of-two, a bundle here can lose one cosignature and still verify."""
     stores = [WitnessStore(tmp_path / f"w{n}.sqlite") for n in range(3)]
     apps = {
         f"w{n}.test": TestClient(create_witness_app(key, [LOG_KEY.verifier()], stores[n]))
@@ -75,11 +76,11 @@ def witnesses(tmp_path: Path) -> Iterator[tuple[LogConfig, httpx.Client]]:
 
 @pytest.fixture
 def emitted(
-    ctx: ServiceContext, clock: FixedClock, witnesses: tuple[LogConfig, httpx.Client]
+    ctx: ServiceContext, clock: FixedClock, three_witnesses: tuple[LogConfig, httpx.Client]
 ) -> dict[str, Any]:
     """A claim's bundle as the API serves it, at the second checkpoint, with consistency from
     the first."""
-    config, http = witnesses
+    config, http = three_witnesses
     publish_demo_plans(ctx)
     holder, membership = covered_member(ctx, clock)
     claim = report_claim(
@@ -281,6 +282,9 @@ def test_the_script_fails_with_the_wrong_keys_or_a_forged_file(
     )
     all_three = run(tmp_path, emitted, *keys(quorum=3))
     assert all_three.returncode == 0, all_three.stdout
+    two_left = dict(emitted, checkpoint=drop_cosignatures(emitted["checkpoint"], 2))
+    assert run(tmp_path, two_left, *keys(quorum=2)).returncode == 0
+    assert run(tmp_path, two_left, *keys(quorum=3)).returncode == 1
     too_many = run(tmp_path, emitted, *keys(quorum=4))
     assert too_many.returncode == 1 and "quorum is 4" in too_many.stdout
     forged = tmp_path / "forged.jpg"
