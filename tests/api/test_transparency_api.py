@@ -4,6 +4,7 @@ checkpoint, leaves, and proof bundles."""
 from __future__ import annotations
 
 import base64
+import gzip
 import hashlib
 
 from fastapi.testclient import TestClient
@@ -161,3 +162,64 @@ def test_bad_proof_requests_name_the_parameter(ctx: ServiceContext) -> None:
     assert error(inclusion, leaf_hash="XYZ")[:2] == (422, "invalid_request")
     assert error("/api/v1/log/proofs/consistency", old=11) == (400, "bad_sizes", "old")
     assert error("/api/v1/log/bundles/claim/claim-2026-999999") == (404, "no_leaves", "subject_ref")
+
+
+IMMUTABLE = "public, max-age=31536000, immutable"
+
+
+def raw_get(
+    client: TestClient, path: str, accept_encoding: str
+) -> tuple[int, dict[str, str], bytes]:
+    """Status, headers and the body exactly as sent (httpx would otherwise decompress it)."""
+    with client.stream("GET", path, headers={"Accept-Encoding": accept_encoding}) as answer:
+        return answer.status_code, dict(answer.headers), b"".join(answer.iter_raw())
+
+
+def test_tiles_and_entry_bundles_are_immutable_and_the_checkpoint_is_not(
+    ctx: ServiceContext,
+) -> None:
+    """tlog-tiles: tile and entry bundle paths never change content (a partial one names its
+    width), so caches may keep them for a year; the checkpoint must be fetched fresh."""
+    grow(ctx, leaves(0, 300))
+    client = TestClient(create_app(ctx))
+    assert client.get("/log/checkpoint").headers["cache-control"] == "no-cache"
+    for path in ("0/000", "0/001.p/44", "1/000.p/1", "entries/000", "entries/001.p/44"):
+        answer = client.get(f"/log/tile/{path}", headers={"Accept-Encoding": "identity"})
+        assert answer.status_code == 200, path
+        assert answer.headers["cache-control"] == IMMUTABLE, path
+        assert answer.headers["content-type"] == "application/octet-stream", path
+    # A partial tile's bytes are the first W hashes of the full one, as the path promises.
+    assert (
+        client.get("/log/tile/0/000.p/17").content
+        == client.get("/log/tile/0/000").content[: 17 * 32]
+    )
+    # What does not exist yet must not be cached as if it were final.
+    missing = client.get("/log/tile/entries/001.p/45")
+    assert missing.status_code == 404 and "immutable" not in missing.headers.get(
+        "cache-control", ""
+    )
+
+
+def test_entry_bundles_are_gzipped_when_the_client_accepts_gzip(ctx: ServiceContext) -> None:
+    data = leaves(0, 300)
+    grow(ctx, data)
+    client = TestClient(create_app(ctx))
+    for path, entries in (("entries/000", data[:256]), ("entries/001.p/44", data[256:])):
+        status, plain_headers, plain = raw_get(client, f"/log/tile/{path}", "identity")
+        assert status == 200 and "content-encoding" not in plain_headers
+        assert plain_headers["vary"] == "Accept-Encoding"
+        assert decode_entry_bundle(plain) == entries
+        for accepted in ("gzip", "gzip, deflate, br", "br;q=1.0, gzip;q=0.5", "*", "x-gzip"):
+            status, headers, sent = raw_get(client, f"/log/tile/{path}", accepted)
+            assert status == 200, accepted
+            assert headers["content-encoding"] == "gzip", accepted
+            assert headers["vary"] == "Accept-Encoding"
+            assert headers["cache-control"] == IMMUTABLE
+            assert int(headers["content-length"]) == len(sent) < len(plain)
+            assert gzip.decompress(sent) == plain, accepted
+        for refused in ("identity", "br", "gzip;q=0, identity", "*;q=0", "gzip;q=0.000, *"):
+            _, headers, sent = raw_get(client, f"/log/tile/{path}", refused)
+            assert "content-encoding" not in headers and sent == plain, refused
+    # Hash tiles are random bytes: never compressed, whatever the client accepts.
+    _, headers, tile = raw_get(client, "/log/tile/0/000", "gzip")
+    assert "content-encoding" not in headers and len(tile) == 256 * 32

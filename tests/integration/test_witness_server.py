@@ -33,7 +33,11 @@ from mutualaid.transparency.checkpoints import Checkpoint, sign_checkpoint
 from mutualaid.transparency.merkle import MemoryTree
 from mutualaid.transparency.notes import SignerKey, generate_signer_key, open_note
 from mutualaid.transparency.verification import TrustPolicy, verify_subject_bundle
-from mutualaid.transparency.witness_server import WitnessStore, create_witness_app
+from mutualaid.transparency.witness_server import (
+    MAX_BODY_BYTES,
+    WitnessStore,
+    create_witness_app,
+)
 from mutualaid.transparency.witnesses import generate_witness_key
 
 ORIGIN = "mutualaid.example/log"
@@ -62,6 +66,11 @@ def body(
     return f"old {old}\n{lines}\n{checkpoint or note(new, tree)}".encode()
 
 
+def content_types(response: httpx.Response) -> list[bytes]:
+    """Every Content-Type header exactly as sent, bytes and all."""
+    return [value for name, value in response.headers.raw if name.lower() == b"content-type"]
+
+
 @pytest.fixture
 def witness(tmp_path: Path) -> Iterator[TestClient]:
     store = WitnessStore(tmp_path / "witness.sqlite")
@@ -84,8 +93,8 @@ def test_witness_cosigns_a_growing_log_and_remembers_across_restarts(
     restarted = create_witness_app(WITNESS_KEYS[0], [LOG_KEY.verifier()], store)
     stale = TestClient(restarted).post("/add-checkpoint", content=body(5, 13))
     store.close()
-    assert (stale.status_code, stale.text) == (409, "12\n")
-    assert stale.headers["content-type"].startswith("text/x.tlog.size")
+    assert (stale.status_code, stale.content) == (409, b"12\n")
+    assert content_types(stale) == [b"text/x.tlog.size"]
     assert witness.get("/").json()["logs"][0]["size"] == 12
 
 
@@ -131,8 +140,44 @@ def test_witness_refuses_with_a_status_and_a_code(
     refused = witness.post("/add-checkpoint", content=request_body())
     assert refused.status_code == status, refused.text
     assert refused.text.startswith(start), refused.text
+    assert refused.content.endswith(b"\n")
+    # Only the size conflict is text/x.tlog.size: a fork is a 409 a client must not retry.
+    assert content_types(refused) == [b"text/plain; charset=utf-8"]
     # A refusal changes nothing: the witness still extends its size-8 checkpoint.
     assert witness.post("/add-checkpoint", content=body(8, 9)).status_code == 200
+
+
+def test_witness_answers_are_byte_exact_as_tlog_witness_requires(witness: TestClient) -> None:
+    cosigned = witness.post("/add-checkpoint", content=body(0, 5))
+    assert cosigned.status_code == 200
+    assert content_types(cosigned) == [b"text/plain; charset=utf-8"]
+    # One note signature line per key: an em dash, the witness name, base64, a newline.
+    line = cosigned.content.decode("utf-8")
+    assert line.startswith("\u2014 w0.example ") and line.endswith("\n") and line.count("\n") == 1
+
+    # A client that does not know the witness's size asks with old 0 and learns it from the 409.
+    for old in (0, 3):
+        conflict = witness.post("/add-checkpoint", content=body(old, 8))
+        assert (conflict.status_code, conflict.content) == (409, b"5\n")
+        assert content_types(conflict) == [b"text/x.tlog.size"]
+    assert witness.post("/add-checkpoint", content=body(5, 8)).status_code == 200
+
+    # Only POST: a GET of add-checkpoint is not a way to read anything.
+    assert witness.get("/add-checkpoint").status_code == 405
+
+
+def test_a_first_checkpoint_with_a_proof_from_size_0_is_unprocessable(witness: TestClient) -> None:
+    refused = witness.post("/add-checkpoint", content=body(0, 5, proof=[TREE.root(1)]))
+    assert refused.status_code == 422, refused.text
+    assert refused.text.startswith("bad_proof: ")
+    assert content_types(refused) == [b"text/plain; charset=utf-8"]
+
+
+def test_an_oversized_request_is_refused_without_reading_it_all(witness: TestClient) -> None:
+    huge = b"old 0\n" + b"A" * (2 * MAX_BODY_BYTES)
+    refused = witness.post("/add-checkpoint", content=huge)
+    assert refused.status_code == 400
+    assert refused.text == f"malformed: request body is over {MAX_BODY_BYTES} bytes\n"
 
 
 def queue(ctx: ServiceContext, n: int) -> None:

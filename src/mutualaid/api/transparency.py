@@ -4,11 +4,12 @@ proof bundles under /api/v1/log. Everything here is public and read-only (no aut
 from __future__ import annotations
 
 import base64
+import gzip
 import re
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel
 
 from mutualaid.adapters import Int64
@@ -36,7 +37,10 @@ from mutualaid.transparency.tiles import encode_entry_bundle, parse_tile_path
 tiles = APIRouter(prefix="/log", tags=["transparency log"])
 api = APIRouter(prefix="/api/v1/log", tags=["transparency log"])
 
+#: tlog-tiles: tiles and entry bundles are immutable. A partial one (``.p/<W>``) too: its path
+#: names its width, so its bytes never change; the log only adds the full one beside it later.
 _IMMUTABLE = "public, max-age=31536000, immutable"
+#: tlog-tiles: the checkpoint is mutable and must not be cached beyond a few seconds.
 _FRESH = "no-cache"
 
 
@@ -69,7 +73,7 @@ def checkpoint_note(ctx: Context) -> Response:
     response_class=Response,
     responses={200: {"content": {"application/octet-stream": {}}}, 404: {}},
 )
-def tile(tile_path: str, ctx: Context) -> Response:
+def tile(tile_path: str, request: Request, ctx: Context) -> Response:
     """A tlog-tiles hash tile (``<L>/<N>[.p/<W>]``) or entry bundle (``entries/<N>[.p/<W>]``)."""
     try:
         ref = parse_tile_path(tile_path)
@@ -82,11 +86,39 @@ def tile(tile_path: str, ctx: Context) -> Response:
             body = b"".join(hash_tile(session, ref.level, ref.index, ref.width))
     if not body:
         raise NotFound("no_tile", f"the log has not grown to {ref.path} yet", "tile_path")
-    return Response(
-        body,
-        media_type="application/octet-stream",
-        headers={"Cache-Control": _IMMUTABLE if ref.is_full else _FRESH},
-    )
+    headers = {"Cache-Control": _IMMUTABLE}
+    if ref.level is None:
+        # Entry bundles (the leaves, JSON text) compress well: gzip when the client accepts it.
+        # Deterministic (no timestamp), so every copy of a bundle is the same bytes.
+        headers["Vary"] = "Accept-Encoding"
+        if _accepts_gzip(request.headers.get("accept-encoding")):
+            body = gzip.compress(body, compresslevel=6, mtime=0)
+            headers["Content-Encoding"] = "gzip"
+    return Response(body, media_type="application/octet-stream", headers=headers)
+
+
+def _accepts_gzip(accept_encoding: str | None) -> bool:
+    """Whether an Accept-Encoding header (RFC 9110 §12.5.3) allows gzip: named (or x-gzip) or
+    covered by ``*``, with a q-value above 0."""
+    if not accept_encoding:
+        return False
+    weights: dict[str, float] = {}
+    for item in accept_encoding.split(","):
+        coding, *parameters = (part.strip() for part in item.split(";"))
+        weight = 1.0
+        for parameter in parameters:
+            name, _, value = parameter.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    weight = float(value.strip())
+                except ValueError:
+                    weight = 0.0
+        if coding:
+            weights[coding.lower()] = weight
+    for coding in ("gzip", "x-gzip", "*"):
+        if coding in weights:
+            return weights[coding] > 0
+    return False
 
 
 # --- JSON ---------------------------------------------------------------------------------------

@@ -15,10 +15,15 @@ the signed checkpoint note. Answers (each error body is ``<refusal code>: <messa
 403    ``bad_signature``: not validly signed by the log's key
 404    ``unknown_origin``: this witness does not follow that log
 409    old size is not the size this witness last cosigned: the body is that size and a newline,
-       Content-Type ``text/x.tlog.size`` (the client retries with a proof from it); or ``fork``:
-       same size as the one cosigned, different root hash (text/plain)
+       ``Content-Type: text/x.tlog.size`` exactly, with no charset parameter (the client retries
+       with a proof from it); or ``fork``: same size as the one cosigned, different root hash
 422    ``bad_proof``: the consistency proof does not verify (a fork with a larger size shows so)
 =====  =========================================================================================
+
+Every other answer is ``text/plain; charset=utf-8`` (a cosignature line holds U+2014). The
+Content-Type header is written byte for byte as given: Starlette would add ``; charset=utf-8`` to
+any ``text/`` media type, which turns the conflict's ``text/x.tlog.size`` into something a strict
+client does not recognise.
 """
 
 from __future__ import annotations
@@ -53,6 +58,7 @@ from mutualaid.transparency.witnesses import WitnessState, cosign
 MAX_BODY_BYTES = 64 * 1024
 MAX_PROOF_LINES = 63
 SIZE_CONTENT_TYPE = "text/x.tlog.size"
+TEXT_CONTENT_TYPE = "text/plain; charset=utf-8"
 _DECIMAL = re.compile(r"0|[1-9][0-9]{0,19}")
 
 _STATUS = {
@@ -117,7 +123,15 @@ class WitnessStore:
 class WitnessReply:
     status: int
     body: str
-    content_type: str = "text/plain; charset=utf-8"
+    content_type: str = TEXT_CONTENT_TYPE
+
+    def response(self) -> Response:
+        """The HTTP answer, its Content-Type exactly `content_type` (no parameter added)."""
+        return Response(
+            self.body.encode("utf-8"),
+            status_code=self.status,
+            headers={"Content-Type": self.content_type},
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,7 +144,7 @@ class AddCheckpointRequest:
 def parse_add_checkpoint(body: bytes) -> AddCheckpointRequest:
     """Parse a tlog-witness add-checkpoint body, refusing anything non-canonical."""
     if len(body) > MAX_BODY_BYTES:
-        raise VerificationError(f"request body is {len(body)} bytes, over {MAX_BODY_BYTES}")
+        raise VerificationError(f"request body is over {MAX_BODY_BYTES} bytes")
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as error:
@@ -231,9 +245,15 @@ def create_witness_app(
 
     @app.post("/add-checkpoint", response_class=Response)
     async def add(request: Request) -> Response:
-        body = await request.body()
-        reply = await run_in_threadpool(add_checkpoint, body, store, logs, signer, int(clock()))
-        return Response(reply.body, status_code=reply.status, media_type=reply.content_type)
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > MAX_BODY_BYTES:  # refused by parse_add_checkpoint; read no further
+                break
+        reply = await run_in_threadpool(
+            add_checkpoint, bytes(body), store, logs, signer, int(clock())
+        )
+        return reply.response()
 
     @app.get("/")
     def describe() -> dict[str, Any]:
