@@ -8,7 +8,8 @@ A plain ASGI middleware (outermost of ours), so that:
 - when the direct peer is a trusted proxy, the scheme it received (X-Forwarded-Proto) becomes the
   request's, so Secure cookies and HSTS follow the client's TLS (adapters.TrustedProxies);
 - once the answer is sent, one line is logged (method, route template, status, duration_ms) and
-  the request is counted by route template, never by raw path, so no id reaches a label.
+  the request is counted by route template, never by raw path, so no id reaches a label
+  ("unrouted": refused by a middleware before routing, or no such route).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import uuid
 
 import structlog
 from starlette.datastructures import MutableHeaders
-from starlette.routing import Match, Mount
+from starlette.routing import Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mutualaid.adapters import TrustedProxies
@@ -29,7 +30,7 @@ from mutualaid.metrics import record_request
 REQUEST_ID_HEADER = "X-Request-ID"
 #: What an incoming id may be (a UUID, a proxy's hex id, a trace id): anything else is replaced.
 SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{8,128}")
-UNMATCHED = "unmatched"
+UNROUTED = "unrouted"
 #: Methods counted by name; any other (a client may send any token) is counted as "other".
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
@@ -45,20 +46,12 @@ def request_id_from(scope: Scope) -> str:
 
 
 def route_template(scope: Scope) -> str:
-    """The path template of the route that answered ("/api/v1/claims/{ref}"), or of the route
-    that would have (a request refused by a middleware before routing), or "unmatched"."""
+    """The path template of the route that answered ("/api/v1/claims/{ref}"), or "unrouted" for
+    an answer given before routing (a middleware's 413, 422 or 429) or by no route (404)."""
     route = scope.get("route")
-    if route is None:
-        app = scope.get("app")
-        router = getattr(app, "router", None)
-        for candidate in getattr(router, "routes", ()):
-            match, _ = candidate.matches(scope)
-            if match is not Match.NONE:
-                route = candidate
-                break
     path = getattr(route, "path", None)
     if not isinstance(path, str):
-        return UNMATCHED
+        return UNROUTED
     return f"{path}/{{path}}" if isinstance(route, Mount) else path
 
 
