@@ -54,17 +54,23 @@ def test_each_request_logs_one_line_with_its_route_status_and_request_id(
         structlog.get_logger().info("service_step", step="looked up")
         return {"ref": ref}
 
-    client = TestClient(app)
+    @app.get("/api/v1/test-failure")
+    def fail() -> None:
+        raise RuntimeError("a bug")
+
+    client = TestClient(app, raise_server_exceptions=False)
     logged_lines(capsys)
     own = client.get("/api/v1/test-service-log/C-123", headers={"X-Request-ID": "req-0123456789"})
     fresh = client.get("/api/v1/plans/xhb-main")
     insane = client.get("/api/v1/plans/xhb-main", headers={"X-Request-ID": "a b\tc" * 50})
     refused = client.post("/api/v1/accounts", content=b"x" * (2 * 1024 * 1024))
+    failed = client.get("/api/v1/test-failure", headers={"X-Request-ID": "req-failing-1"})
 
     assert own.headers["X-Request-ID"] == "req-0123456789"
     assert len(fresh.headers["X-Request-ID"]) == 32
     assert insane.headers["X-Request-ID"] not in ("a b\tc" * 50, fresh.headers["X-Request-ID"])
     assert refused.status_code == 413 and refused.headers["X-Request-ID"]
+    assert failed.status_code == 500
     lines = logged_lines(capsys)
     requests = [line for line in lines if line["event"] == "request"]
     assert [
@@ -75,12 +81,13 @@ def test_each_request_logs_one_line_with_its_route_status_and_request_id(
         ("GET", "/api/v1/plans/{plan_code}", 200, fresh.headers["X-Request-ID"], "info"),
         ("GET", "/api/v1/plans/{plan_code}", 200, insane.headers["X-Request-ID"], "info"),
         ("POST", "unrouted", 413, refused.headers["X-Request-ID"], "info"),
+        ("GET", "/api/v1/test-failure", 500, "req-failing-1", "info"),
     ]
     assert all(isinstance(line["duration_ms"], float) for line in requests)
     (step,) = [line for line in lines if line["event"] == "service_step"]
     assert step["request_id"] == "req-0123456789"
-    # The id is the request's only: nothing is left bound once it is answered.
-    assert structlog.contextvars.get_contextvars() == {}
+    (error,) = [line for line in lines if line["event"] == "unhandled_error"]
+    assert error["request_id"] == "req-failing-1"
 
 
 def test_a_whole_claim_flow_logs_no_phone_id_number_password_token_or_evidence(

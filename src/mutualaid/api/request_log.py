@@ -82,18 +82,21 @@ class RequestContextMiddleware:
 
         try:
             await self.app(scope, receive, send_with_id)
-        finally:
-            seconds = time.perf_counter() - start
-            route = route_template(scope)
-            method = scope["method"] if scope["method"] in METHODS else "other"
-            record_request(method, route, status, seconds)
-            # Looked up per request, not at import: it follows configure_logging.
-            log = structlog.get_logger("mutualaid.http")
-            (log.debug if route in PROBE_ROUTES else log.info)(
-                "request",
-                method=method,
-                route=route,
-                status=status,
-                duration_ms=round(seconds * 1000, 1),
-            )
-            structlog.contextvars.reset_contextvars(**tokens)
+        except BaseException:
+            _log_request(scope, status, time.perf_counter() - start)
+            # Left bound: the server's 500 handler, outside this middleware, logs the error with
+            # the id. The binding ends with the request's task (uvicorn runs each in its own).
+            raise
+        _log_request(scope, status, time.perf_counter() - start)
+        structlog.contextvars.reset_contextvars(**tokens)
+
+
+def _log_request(scope: Scope, status: int, seconds: float) -> None:
+    route = route_template(scope)
+    method = scope["method"] if scope["method"] in METHODS else "other"
+    record_request(method, route, status, seconds)
+    # Looked up per request, not at import: it follows configure_logging.
+    log = structlog.get_logger("mutualaid.http")
+    (log.debug if route in PROBE_ROUTES else log.info)(
+        "request", method=method, route=route, status=status, duration_ms=round(seconds * 1000, 1)
+    )
