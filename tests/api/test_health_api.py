@@ -18,10 +18,11 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.api.calls import Api
 from tests.builders.wind_down import LOG_KEY, ORIGIN
 from tests.conftest import TEST_SECRET, _postgres_database
+from typer.testing import CliRunner
 
 from mutualaid.api.app import create_app
+from mutualaid.cli.app import app as cli
 from mutualaid.clock import FixedClock
-from mutualaid.db.schema import upgrade
 from mutualaid.metrics import record_job, timed_job
 from mutualaid.services.context import ServiceContext, build_context
 from mutualaid.services.transparency.checkpoints import (
@@ -94,7 +95,12 @@ def test_readyz_is_503_before_db_upgrade_and_200_after(
         assert "mutualaid db upgrade" in before.json()["missing"]["migrations"]
         assert client.get("/healthz").status_code == 200
 
-        upgrade(ctx.engine)  # what `mutualaid db upgrade` does
+        upgraded = CliRunner().invoke(
+            cli,
+            ["db", "upgrade"],
+            env={"MUTUALAID_DATABASE_URL": empty_database_url, "MUTUALAID_SECRET_KEY": TEST_SECRET},
+        )
+        assert upgraded.exit_code == 0, upgraded.output
 
         after = client.get("/readyz")
         assert after.status_code == 200, after.text
