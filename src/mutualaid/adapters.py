@@ -117,4 +117,7 @@ def client_address(connection: HTTPConnection) -> str:
     or the X-Forwarded-For client when the peer is a trusted proxy. The API and the pages both
     ask here."""
     peer = connection.client.host if connection.client else None
-    return trusted_proxies(connection).client(peer, connection.headers.get("x-forwarded-for"))
+    # Several header lines are one list, in order (a proxy may add its own line after the
+    # client's rather than append to it).
+    forwarded_for = ", ".join(connection.headers.getlist("x-forwarded-for")) or None
+    return trusted_proxies(connection).client(peer, forwarded_for)

@@ -61,6 +61,18 @@ def test_the_forwarded_client_is_believed_only_from_a_trusted_proxy() -> None:
     assert not TrustedProxies("") and TrustedProxies("*")
 
 
+def test_a_proxy_that_adds_its_own_header_line_is_read_after_the_clients(
+    ctx: ServiceContext,
+) -> None:
+    client = client_from(ctx, PROXY, "10.0.0.0/8")
+    phone = next_phone()
+    client.post("/api/v1/accounts", json={"phone": phone, "password": PASSWORD})
+    lines = [("X-Forwarded-For", "6.6.6.6"), ("X-Forwarded-For", CLIENT)]
+    wrong = {"phone": phone, "password": "not-the-password"}
+    assert client.post("/api/v1/sessions", json=wrong, headers=lines).status_code == 401
+    assert failed_login_addresses(ctx) == [CLIENT]
+
+
 def test_a_typo_in_the_trusted_addresses_is_refused_at_startup() -> None:
     with pytest.raises(ValidationError, match="forwarded_allow_ips"):
         settings("10.0.0.0/8, 10.0.0.300")
