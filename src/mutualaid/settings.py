@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import ipaddress
 import math
 from collections import Counter
 from functools import cached_property
 from itertools import pairwise
 from pathlib import Path
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEMO_SECRET_KEY = "demo-secret-key-do-not-use-in-production"
@@ -76,6 +77,20 @@ class Settings(BaseSettings):
     #: An `amr` value (e.g. "mfa") or `acr` value that proves the IdP enforced MFA: then OIDC
     #: counts as both factors. Empty: staff still give their TOTP code after the IdP.
     oidc_mfa_value: str = ""
+    #: Reverse proxies whose X-Forwarded-For / X-Forwarded-Proto are believed: comma-separated
+    #: addresses and networks ("127.0.0.1,10.0.0.0/8"), or "*". Empty: none (docs/operations.md).
+    forwarded_allow_ips: str = ""
+    #: How long a server process reuses the database figures of /metrics (members and claims by
+    #: state, pending notifications, log size), so scrapes never cost more than one query each.
+    metrics_cache_s: int = Field(default=30, ge=0)
+
+    @field_validator("forwarded_allow_ips")
+    @classmethod
+    def _addresses(cls, value: str) -> str:
+        for entry in value.split(","):
+            if entry.strip() not in ("", "*"):
+                ipaddress.ip_network(entry.strip(), strict=False)  # a ValueError names the typo
+        return value
 
     @model_validator(mode="after")
     def _refuse_default_secret(self) -> Settings:

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 
+from mutualaid.adapters import client_address
 from mutualaid.api.dependencies import Context, CurrentActor
 from mutualaid.domain.accounts import MAX_DISPLAY_NAME_LENGTH, MIN_PASSWORD_LENGTH
 from mutualaid.services.accounts.accounts import (
@@ -51,7 +52,7 @@ class Session(BaseModel):
 def register(body: Registration, ctx: Context, request: Request) -> AccountView:
     """Register, or bind an imported account with its invitation code. Limited per phone and per
     address per hour (429 `registration_rate_limited`, with Retry-After)."""
-    check_registration(ctx, body.phone, request.client.host if request.client else "unknown")
+    check_registration(ctx, body.phone, client_address(request))
     return register_account(
         ctx,
         body.phone,
@@ -68,8 +69,7 @@ def create_session(body: Credentials, ctx: Context, request: Request) -> Session
 
     Staff also send `code` from their authenticator (or a recovery code); without it the answer
     is 401 `second_factor_required` (or `second_factor_enrolment_required`: enrol on the web)."""
-    address = request.client.host if request.client else "unknown"
-    issued = sign_in(ctx, body.phone, body.password, body.code, address)
+    issued = sign_in(ctx, body.phone, body.password, body.code, client_address(request))
     return Session(token=issued.token, expires_at=issued.expires_at, account=asdict(issued.account))
 
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from mutualaid import __version__
+from mutualaid.adapters import TRUSTED_PROXIES_STATE, TrustedProxies
 from mutualaid.api import (
     accounts,
     claims,
+    health,
     juries,
     memberships,
     periods,
@@ -22,12 +24,17 @@ from mutualaid.api.headers import SecurityHeadersMiddleware, install_docs
 from mutualaid.api.limits import BodyLimitMiddleware
 from mutualaid.api.nul import RejectNulMiddleware
 from mutualaid.api.rate_limiting import RateLimitMiddleware
+from mutualaid.api.request_log import RequestContextMiddleware
 from mutualaid.logging import configure_logging
 from mutualaid.services.context import ServiceContext, build_context
+from mutualaid.services.monitoring import MonitoringCache
 from mutualaid.settings import Settings
 
 
-def create_app(ctx: ServiceContext) -> FastAPI:
+def create_app(ctx: ServiceContext, settings: Settings | None = None) -> FastAPI:
+    """The app over `ctx`. `settings` (the server's MUTUALAID_*) name the trusted proxies, the
+    log key /readyz checks and the metrics cache; without them no proxy is trusted and /readyz
+    reports the log key as missing."""
     app = FastAPI(
         title="mutualaid",
         version=__version__,
@@ -40,13 +47,24 @@ def create_app(ctx: ServiceContext) -> FastAPI:
         redoc_url=None,
     )
     app.state.ctx = ctx
+    proxies = TrustedProxies(settings.forwarded_allow_ips if settings else "")
+    setattr(app.state, TRUSTED_PROXIES_STATE, proxies)
+    setattr(app.state, health.SETTINGS_STATE, settings)
+    setattr(
+        app.state,
+        health.MONITORING_STATE,
+        MonitoringCache(settings.metrics_cache_s if settings else 30),
+    )
     install_error_handlers(app)
     app.add_middleware(RateLimitMiddleware, ctx=ctx)
-    # Added last = outermost: headers go on every answer, the 413 included.
+    # Added later = further out: headers go on every answer, the 413 included; the request id,
+    # the request's log line and its metrics wrap everything (the refusals included).
     app.add_middleware(RejectNulMiddleware)
     app.add_middleware(BodyLimitMiddleware)
     app.add_middleware(SecurityHeadersMiddleware)
+    app.add_middleware(RequestContextMiddleware, proxies=proxies)
     install_docs(app)
+    app.include_router(health.router)
     app.include_router(accounts.router)
     app.include_router(plans.router)
     app.include_router(memberships.router)
@@ -69,4 +87,4 @@ def app_from_environment() -> FastAPI:
     """Factory for `uvicorn --factory` (each worker builds its own context from MUTUALAID_*)."""
     settings = Settings()
     configure_logging(settings.log_level, settings.log_json)
-    return create_app(build_context(settings))
+    return create_app(build_context(settings), settings)

@@ -33,8 +33,8 @@ class SecurityHeadersMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        # Behind a TLS-terminating proxy uvicorn sets the scheme from X-Forwarded-Proto
-        # (--proxy-headers), so "https" here covers both.
+        # Behind a trusted TLS-terminating proxy the request middleware (request_log.py) has set
+        # the scheme from X-Forwarded-Proto, so "https" here covers both.
         tls = scope.get("scheme") == "https"
 
         async def send_with_headers(message: Message) -> None:

@@ -8,6 +8,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from mutualaid.adapters import client_address
 from mutualaid.api.errors import send_refusal
 from mutualaid.services.accounts.rate_limits import count_request
 from mutualaid.services.context import ServiceContext
@@ -31,8 +32,7 @@ class RateLimitMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] in MUTATING:
             connection = HTTPConnection(scope)
-            # As given: behind a reverse proxy this is the proxy (trusted proxies come later).
-            address = connection.client.host if connection.client else "unknown"
+            address = client_address(connection)
             refusal = await run_in_threadpool(count_request, self.ctx, _token(connection), address)
             if refusal is not None:
                 await send_refusal(

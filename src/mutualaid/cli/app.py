@@ -104,6 +104,8 @@ def serve(
         workers=workers,
         access_log=access_log,
         log_level="warning",
+        # The app reads X-Forwarded-* itself, from MUTUALAID_FORWARDED_ALLOW_IPS only.
+        proxy_headers=False,
     )
 
 

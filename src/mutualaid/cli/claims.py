@@ -8,6 +8,7 @@ from rich.table import Table
 from mutualaid.cli.common import console, context, friendly_errors, print_json
 from mutualaid.domain.claims import ClaimState
 from mutualaid.domain.money import format_yuan
+from mutualaid.metrics import timed_job
 from mutualaid.services.accounts.accounts import SYSTEM_ACTOR
 from mutualaid.services.claims.publicity import run_publicity
 from mutualaid.services.claims.views import claim_timeline, get_claim, work_queue
@@ -92,6 +93,11 @@ def publicity(plan: str) -> None:
 @friendly_errors
 def daily(plan: str) -> None:
     """Everything a plan needs once a day: coverage, publicity, juries, notifications."""
+    with timed_job("daily"):
+        _daily(plan)
+
+
+def _daily(plan: str) -> None:
     ctx = context()
     advanced = advance_memberships(ctx, plan)
     console.print(
@@ -119,9 +125,10 @@ def juries_job() -> None:
     """Draw panels whose seed checkpoint is out, and close votes whose window has passed (run
     hourly, and after each checkpoint)."""
     ctx = context()
-    panels = seat_waiting_panels(ctx)
+    with timed_job("juries"):
+        panels = seat_waiting_panels(ctx)
+        result = close_due_juries(ctx, SYSTEM_ACTOR)
     console.print(f"panels: {panels.seated} drawn, {panels.waiting} waiting for a checkpoint")
-    result = close_due_juries(ctx, SYSTEM_ACTOR)
     console.print(
         f"{result.closed} closed: {result.approved} approved, {result.rejected} rejected, "
         f"{result.new_rounds} new rounds, {result.inconclusive} back to staff"
@@ -132,5 +139,6 @@ def juries_job() -> None:
 @friendly_errors
 def notifications_job() -> None:
     """Send unsent notifications through the outbound channel (log-only by default)."""
-    result = dispatch_notifications(context(), LogOnlyChannel())
+    with timed_job("notifications"):
+        result = dispatch_notifications(context(), LogOnlyChannel())
     console.print(f"{result.sent} sent, {result.failed} to retry")

@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 
 from mutualaid.cli.common import EXIT_REFUSED, context, friendly_errors, load_settings
 from mutualaid.db.models import LogEntry
+from mutualaid.metrics import JobOutcome, record_job, timed_job
 from mutualaid.services.context import ServiceContext
 from mutualaid.services.transparency.checkpoints import (
     latest_published,
@@ -74,7 +75,8 @@ def integrate(
     """Give queued leaves their index in the log (the sequencer)."""
     with service_context() as ctx:
         while True:
-            result = integrate_all(ctx, max_batch=batch)
+            with timed_job("log_integrate"):
+                result = integrate_all(ctx, max_batch=batch)
             typer.echo(
                 f"integrated {result.integrated} leaves; log size {result.size}, "
                 f"root {result.root_hash.hex()}"
@@ -98,8 +100,16 @@ def checkpoint(
     config = load_log_config(settings)
     with service_context() as ctx:
         while True:
-            result = publish_checkpoint(ctx, config)
+            start = time.perf_counter()
+            try:
+                result = publish_checkpoint(ctx, config)
+            except Exception:
+                record_job("log_checkpoint", "failed", time.perf_counter() - start)
+                raise
             cp = result.checkpoint
+            # Unpublished (the witness quorum not met) counts as failed: it is retried next time.
+            job_outcome: JobOutcome = "ok" if cp.published else "failed"
+            record_job("log_checkpoint", job_outcome, time.perf_counter() - start)
             state = "published" if cp.published else "NOT published"
             typer.echo(
                 f"checkpoint {config.origin} size {cp.size} root {cp.root_hash.hex()}: "

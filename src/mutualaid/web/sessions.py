@@ -23,6 +23,7 @@ from fastapi import Depends, Request
 from starlette.datastructures import FormData, UploadFile
 from starlette.responses import Response
 
+from mutualaid import adapters
 from mutualaid.adapters import Context
 from mutualaid.domain.accounts import Role
 from mutualaid.domain.errors import DomainError, Forbidden, Unauthenticated
@@ -149,10 +150,6 @@ class PageState:
                 )
 
 
-def _client_address(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
-
-
 def page_state(request: Request, ctx: Context) -> PageState:
     existing: PageState | None = request.scope.get(PAGE_KEY)
     if existing is not None:
@@ -222,7 +219,8 @@ async def csrf_protect(request: Request, page: Page) -> None:
 
 
 def client_address(page: PageState) -> str:
-    return _client_address(page.request)
+    """The client's address (the X-Forwarded-For client behind a trusted proxy)."""
+    return adapters.client_address(page.request)
 
 
 def safe_next(target: str | None, default: str = "/") -> str:
