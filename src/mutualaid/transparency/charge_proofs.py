@@ -138,7 +138,12 @@ class ChargeProof:
             },
             "checkpoint": self.checkpoint,
         }
-        return json.dumps(body, indent=2, ensure_ascii=False) + "\n"
+        text = json.dumps(body, indent=2, ensure_ascii=False)
+        # One (membership id, charge) pair per line: a block lists up to 1024 of them.
+        return _PAIR.sub(r"[\1, \2]", text) + "\n"
+
+
+_PAIR = re.compile(r"\[\s+(\d+),\s+(\d+)\s+\]")
 
 
 @dataclass(frozen=True, slots=True)
