@@ -564,17 +564,22 @@ def child_export(url: str) -> dict[str, Any]:
 
 
 def child_proof(url: str) -> dict[str, Any]:
-    from mutualaid.services.periods.proofs import charge_proof, verify_charge_proof
+    from mutualaid.services.periods.proofs import charge_proof, published_trust
+    from mutualaid.services.transparency.checkpoints import LogConfig, publish_checkpoint
+    from mutualaid.transparency.charge_proofs import verify_charge_proof
+    from mutualaid.transparency.notes import generate_signer_key
 
     ctx = context(url)
     member = _statement_members(ctx, 1)[0]
+    # The proof is anchored to a published checkpoint covering the period's commitment leaf.
+    publish_checkpoint(ctx, LogConfig(generate_signer_key("bench.example/log")))
     timings = []
     proof = None
     for _ in range(20):
         seconds, proof = timed(lambda: charge_proof(ctx, SYSTEM_ACTOR, member, PLAN, CLOSE_ON))
         timings.append(seconds)
     assert proof is not None
-    verify_charge_proof(proof)
+    verify_charge_proof(proof, published_trust(ctx))
     with ctx.engine.connect() as connection:
         baseline, _ = timed(
             lambda: connection.execute(
@@ -586,7 +591,7 @@ def child_proof(url: str) -> dict[str, Any]:
     return {
         "first_ms": timings[0] * 1000,
         "median_ms": median * 1000,
-        "tree_size": proof.tree_size,
+        "tree_size": proof.charges_tree_size,
         "block_members": len(proof.block),
         "baseline_block_read_ms": baseline * 1000,
         "ratio_to_baseline": median / baseline,

@@ -21,7 +21,16 @@ from mutualaid.services.context import ServiceContext
 from mutualaid.services.enrollment.joins import EnrollmentRequest, enroll_member
 from mutualaid.services.enrollment.memberships import MembershipView
 from mutualaid.services.periods.close import close_period
+from mutualaid.services.periods.proofs import charge_proof
 from mutualaid.services.plans.plans import publish_plan
+from mutualaid.services.transparency.checkpoints import LogConfig, publish_checkpoint
+from mutualaid.transparency.charge_proofs import (
+    ChargeProofReport,
+    parse_charge_proof,
+    verify_charge_proof,
+)
+from mutualaid.transparency.notes import generate_signer_key
+from mutualaid.transparency.verification import TrustPolicy
 
 MAIN_PLAN = "xhb-main"
 ELDERLY_PLAN = "xhb-elderly-cancer"
@@ -211,6 +220,21 @@ def close_on(ctx: ServiceContext, clock: FixedClock, on: date, **options: object
     """Close the period of `on`, with the clock at 09:00 Shanghai that day."""
     clock.set(datetime(on.year, on.month, on.day, 1, 0, tzinfo=UTC))
     return close_period(ctx, SYSTEM_ACTOR, MAIN_PLAN, on, **options)  # type: ignore[arg-type]
+
+
+#: The log key of tests that publish checkpoints without witnesses (quorum 0).
+TEST_LOG_KEY = generate_signer_key("mutualaid.example/log", seed=b"\x5a" * 32)
+TEST_TRUST = TrustPolicy(TEST_LOG_KEY.name, TEST_LOG_KEY.verifier(), (), 0)
+
+
+def proven_charge(
+    ctx: ServiceContext, actor: Actor, membership_id: int, on: date, plan: str = MAIN_PLAN
+) -> ChargeProofReport:
+    """Publish a checkpoint (signed by TEST_LOG_KEY, no witnesses), build the member's charge
+    proof, write it to its file and back, and check every link against TEST_TRUST."""
+    publish_checkpoint(ctx, LogConfig(TEST_LOG_KEY))
+    proof = charge_proof(ctx, actor, membership_id, plan, on)
+    return verify_charge_proof(parse_charge_proof(proof.to_json()), TEST_TRUST)
 
 
 def imported_member(ctx: ServiceContext, phone: str) -> str:

@@ -3,16 +3,16 @@ a member reads their statement and checks their charge proof."""
 
 from __future__ import annotations
 
-from dataclasses import fields
 from datetime import UTC, datetime, timedelta
 
 from fastapi.testclient import TestClient
 from tests.api.calls import Api
-from tests.factories import LOCK_MARCH_7, approved_claim, use_rules
+from tests.factories import LOCK_MARCH_7, TEST_LOG_KEY, TEST_TRUST, approved_claim, use_rules
 
 from mutualaid.clock import FixedClock
 from mutualaid.services.context import ServiceContext
-from mutualaid.services.periods.proofs import ChargeProof, verify_charge_proof
+from mutualaid.services.transparency.checkpoints import LogConfig, publish_checkpoint
+from mutualaid.transparency.charge_proofs import parse_charge_proof, verify_charge_proof
 
 PERIOD = "/api/v1/plans/xhb-main/periods/2026-03-07"
 
@@ -50,13 +50,17 @@ def test_an_operator_closes_collects_and_pays_and_everyone_can_check_the_numbers
     assert body["period"]["charges_root"] in body["commitment_leaf"]
     assert client.get("/api/v1/plans/xhb-main/periods").json()[0]["state"] == "committed"
 
-    proof = client.get(
-        f"{PERIOD}/charge-proof", params={"membership_id": membership}, headers=member
-    )
+    params = {"membership_id": membership}
+    early = client.get(f"{PERIOD}/charge-proof", params=params, headers=member)
+    assert early.status_code == 409
+    assert early.json()["error"]["code"] == "commitment_not_yet_checkpointed"
+    publish_checkpoint(ctx, LogConfig(TEST_LOG_KEY))
+    proof = client.get(f"{PERIOD}/charge-proof", params=params, headers=member)
     assert proof.status_code == 200, proof.text
-    data = proof.json()
-    data["block"] = [tuple(pair) for pair in data["block"]]
-    verify_charge_proof(ChargeProof(**{f.name: data[f.name] for f in fields(ChargeProof)}))
+    assert proof.headers["content-type"] == "application/json"
+    assert f"-{membership}.json" in proof.headers["content-disposition"]
+    report = verify_charge_proof(parse_charge_proof(proof.content), TEST_TRUST)
+    assert report.checks[-1].passed
     assert (
         client.get(
             f"{PERIOD}/charge-proof", params={"membership_id": membership}, headers=others[0]

@@ -9,11 +9,12 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from tests.cli.cli import assert_clean_failure, mutualaid, said
-from tests.factories import account, approved_claim, enroll, use_rules
+from tests.factories import TEST_LOG_KEY, account, approved_claim, enroll, use_rules
 
 from mutualaid.clock import FixedClock
 from mutualaid.domain.calendars import start_of_day
 from mutualaid.services.context import ServiceContext
+from mutualaid.services.transparency.checkpoints import LogConfig, publish_checkpoint
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
@@ -64,6 +65,7 @@ def test_an_operator_closes_collects_and_pays_a_period_from_the_command_line(
     assert [
         (line["charge_fen"], line["status"]) for line in json.loads(statement.output)["lines"]
     ] == [(216, "paid")]
+    publish_checkpoint(ctx, LogConfig(TEST_LOG_KEY))
     proof = mutualaid(
         "periods",
         "proof",
@@ -76,6 +78,15 @@ def test_an_operator_closes_collects_and_pays_a_period_from_the_command_line(
     )
     assert proof.exit_code == 0, proof.output
     assert json.loads((tmp_path / "proof.json").read_text())["charge_fen"] == 216
+    checked = mutualaid(
+        "verify",
+        "charge",
+        str(tmp_path / "proof.json"),
+        "--log-key",
+        TEST_LOG_KEY.verifier().encode(),
+    )
+    assert checked.exit_code == 0, checked.output
+    assert "all 9 links hold" in checked.output
     listed = mutualaid("periods", "list", "xhb-main")
     assert on.isoformat() in listed.output and "paid" in listed.output
 

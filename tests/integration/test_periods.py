@@ -10,11 +10,13 @@ from tests.factories import (
     LOCK_MARCH_7,
     MAIN_PLAN,
     MARCH_7,
+    TEST_TRUST,
     account,
     approved_claim,
     close_on,
     join_at,
     members,
+    proven_charge,
     publish_demo_plans,
     use_rules,
 )
@@ -40,9 +42,9 @@ from mutualaid.services.enrollment.memberships import change_membership
 from mutualaid.services.ledger.ledger import balances, unbalanced_transactions
 from mutualaid.services.periods.close import close_period
 from mutualaid.services.periods.notice import period_notice
-from mutualaid.services.periods.proofs import charge_proof, verify_charge_proof
+from mutualaid.services.periods.proofs import charge_proof
 from mutualaid.services.periods.statements import member_statement
-from mutualaid.transparency.errors import VerificationError
+from mutualaid.transparency.charge_proofs import ChargeProofError, verify_charge_proof
 
 SHANGHAI = "Asia/Shanghai"
 
@@ -332,18 +334,23 @@ class TestProofs:
         approved_claim(ctx, people[0][1].id, 1000, LOCK_MARCH_7 - timedelta(days=1))
         period = close_on(ctx, clock, MARCH_7)
         holder, membership = people[3]
+        with refused("commitment_not_yet_checkpointed"):
+            charge_proof(ctx, holder, membership.id, MAIN_PLAN, MARCH_7)
+        report = proven_charge(ctx, holder, membership.id, MARCH_7)
         proof = charge_proof(ctx, holder, membership.id, MAIN_PLAN, MARCH_7)
-        assert proof.charge_fen == proof.share_fen == period.share_fen
+        assert proof.charge_fen == period.share_fen == report.commitment.fields["share_fen"]
         assert len(proof.block) == 5
-        verify_charge_proof(proof)
-        assert proof.commitment_leaf is not None and period.charges_root in proof.commitment_leaf
+        assert proof.charges_root.hex() == period.charges_root
+        assert proof.commitment_leaf is not None
+        assert period.charges_root in proof.commitment_leaf.decode()
         from dataclasses import replace
 
         tampered = replace(
-            proof, block=[(m, c - 1) if m != membership.id else (m, c) for m, c in proof.block]
+            proof, block=tuple((m, c - 1) if m != membership.id else (m, c) for m, c in proof.block)
         )
-        with pytest.raises(VerificationError):
-            verify_charge_proof(tampered)
+        with pytest.raises(ChargeProofError) as refusal:
+            verify_charge_proof(tampered, TEST_TRUST)
+        assert refusal.value.link == "block in charges tree"
         with refused("membership_not_found"):
             charge_proof(ctx, account(ctx), membership.id, MAIN_PLAN, MARCH_7)
         close_on(ctx, clock, date(2026, 3, 21))  # no case: nothing charged, nothing to prove
@@ -402,6 +409,4 @@ class TestProofs:
                 assert charge_blocks_postgres(session, rule) == streamed
         for membership_id in ids[1:5]:
             if membership_id != people[5][1].id:
-                verify_charge_proof(
-                    charge_proof(ctx, SYSTEM_ACTOR, membership_id, MAIN_PLAN, date(2026, 1, 21))
-                )
+                proven_charge(ctx, SYSTEM_ACTOR, membership_id, date(2026, 1, 21))

@@ -19,6 +19,7 @@ from tests.factories import (
     MARCH_7,
     approved_claim,
     members,
+    proven_charge,
     publish_demo_plans,
     use_rules,
 )
@@ -32,7 +33,6 @@ from mutualaid.services.collections.providers import SimulatedProvider
 from mutualaid.services.context import ServiceContext
 from mutualaid.services.ledger.ledger import balances, unbalanced_transactions
 from mutualaid.services.periods.close import close_period
-from mutualaid.services.periods.proofs import charge_proof, verify_charge_proof
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -126,7 +126,7 @@ def test_a_close_killed_midway_and_run_again_charges_once(
         assert balances(session, f"plan:{MAIN_PLAN}:members") == {
             f"plan:{MAIN_PLAN}:members": -1080
         }
-    verify_charge_proof(charge_proof(ctx, people[4][0], people[4][1].id, MAIN_PLAN, MARCH_7))
+    proven_charge(ctx, people[4][0], people[4][1].id, MARCH_7)
     assert close_period(ctx, SYSTEM_ACTOR, MAIN_PLAN, MARCH_7) == period
 
 

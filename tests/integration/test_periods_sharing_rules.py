@@ -18,6 +18,7 @@ from tests.factories import (
     approved_claim,
     close_on,
     enroll,
+    proven_charge,
     publish_demo_plans,
 )
 
@@ -32,7 +33,6 @@ from mutualaid.services.context import ServiceContext
 from mutualaid.services.enrollment.memberships import MembershipView, change_membership
 from mutualaid.services.ledger.ledger import balances, unbalanced_transactions
 from mutualaid.services.periods.notice import period_notice
-from mutualaid.services.periods.proofs import charge_proof, verify_charge_proof
 from mutualaid.services.periods.statements import member_statement
 
 
@@ -96,8 +96,7 @@ def test_the_proportional_rule_splits_the_need_by_expected_loss_and_each_band_sh
     lines = member_statement(ctx, SYSTEM_ACTOR, people[3].id).lines
     assert (lines[0].share_fen, lines[0].charge_fen) == (6_646_154, 6_646_154)
     for person in (people[2], people[3]):
-        proof = charge_proof(ctx, SYSTEM_ACTOR, person.id, MAIN_PLAN, MARCH_7)
-        verify_charge_proof(proof)
+        proven_charge(ctx, SYSTEM_ACTOR, person.id, MARCH_7)
     with ctx.reading() as session:
         assert unbalanced_transactions(session) == []
         assert balances(session, MEMBERS)[MEMBERS] == -43_200_001
@@ -233,7 +232,7 @@ def test_the_annual_cap_binds_per_band_and_a_member_who_changed_band_pays_by_the
         (MARCH_21, 1, 1, 0, 1_542_857),
     ]
     for person in people:
-        verify_charge_proof(charge_proof(ctx, SYSTEM_ACTOR, person.id, MAIN_PLAN, MARCH_21))
+        proven_charge(ctx, SYSTEM_ACTOR, person.id, MARCH_21)
     provider = SimulatedProvider()
     clock.set(datetime(2026, 3, 28, 2, 0, tzinfo=UTC))
     run = collect_period(ctx, SYSTEM_ACTOR, MAIN_PLAN, MARCH_21, provider)
@@ -269,7 +268,7 @@ def test_a_member_excluded_earlier_in_the_year_pays_by_their_own_year_not_their_
     assert all(check.holds for check in notice.checks), notice.checks
     assert sum(g.member_count for g in notice.groups) == 5
     for person in people[:3]:
-        verify_charge_proof(charge_proof(ctx, SYSTEM_ACTOR, person.id, MAIN_PLAN, MARCH_21))
+        proven_charge(ctx, SYSTEM_ACTOR, person.id, MARCH_21)
     with ctx.reading() as session:
         assert balances(session, MEMBERS)[MEMBERS] == -(43_200_000 + 9_022_860)
 

@@ -7,7 +7,7 @@ from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from fastapi.testclient import TestClient
-from tests.factories import account, covered_member
+from tests.factories import TEST_LOG_KEY, account, covered_member
 from tests.web.conftest import Browser, csrf, phone_of, published_case, staff_browser
 
 from mutualaid.clock import FixedClock
@@ -23,6 +23,7 @@ from mutualaid.services.claims.review import (
     start_review,
 )
 from mutualaid.services.context import ServiceContext
+from mutualaid.services.transparency.checkpoints import LogConfig, publish_checkpoint
 
 JPEG = bytes.fromhex("ffd8ffe000104a46494600010100000100010000ffd9")
 
@@ -188,6 +189,9 @@ def test_the_operator_previews_then_closes_a_period_and_the_member_checks_her_ch
     member.log_in(phone_of(ctx, case.member.account_id))
     statement = member.get("/me/statement").text
     assert "¥0.10" in statement and "待扣款" in statement
+    pending = member.get(f"/me/statement/{case.membership_id}/{next_day}").text
+    assert "下一个检查点发布后即可生成证明" in pending
+    publish_checkpoint(ctx, LogConfig(TEST_LOG_KEY))
     check = member.get(f"/me/statement/{case.membership_id}/{next_day}").text
     assert "您的分摊包含在本期已提交的分摊记录中" in check
     assert "¥0.10" in public.get("/plans/xhb-main/statistics").text

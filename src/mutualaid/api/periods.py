@@ -8,7 +8,7 @@ from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, status
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
@@ -23,7 +23,7 @@ from mutualaid.services.collections.prepaid import PrepaidView, prepaid_balance,
 from mutualaid.services.ledger.ledger import account_balances
 from mutualaid.services.periods.close import close_period
 from mutualaid.services.periods.notice import PeriodNotice, period_notice
-from mutualaid.services.periods.proofs import ChargeProof, charge_proof
+from mutualaid.services.periods.proofs import charge_proof, charge_proof_file_name
 from mutualaid.services.periods.statements import (
     MemberStatement,
     account_statements,
@@ -119,9 +119,17 @@ def payouts(plan_code: str, publicity_on: date, ctx: Context, actor: CurrentActo
 @router.get("/plans/{plan_code}/periods/{publicity_on}/charge-proof", response_model=None)
 def proof(
     plan_code: str, publicity_on: date, membership_id: Int64, ctx: Context, actor: CurrentActor
-) -> ChargeProof:
-    """A member's proof that their charge is in the period's committed charges root."""
-    return charge_proof(ctx, actor, membership_id, plan_code, publicity_on)
+) -> Response:
+    """A member's charge proof file (`mutualaid-charge-proof/v1`, checked offline by
+    `mutualaid verify charge`): their charge, its block in the period's charges tree, the
+    period's commitment leaf, its inclusion in the log and the cosigned checkpoint. 409
+    `commitment_not_yet_checkpointed` until a published checkpoint covers the commitment."""
+    found = charge_proof(ctx, actor, membership_id, plan_code, publicity_on)
+    return Response(
+        found.to_json(),
+        media_type="application/json",
+        headers={"Content-Disposition": f'attachment; filename="{charge_proof_file_name(found)}"'},
+    )
 
 
 @router.get("/memberships/{membership_id}/statement", response_model=None)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import date
@@ -24,9 +23,10 @@ from mutualaid.services.collections.providers import SimulatedProvider
 from mutualaid.services.collections.retries import retry_failed_payments
 from mutualaid.services.periods.close import close_period
 from mutualaid.services.periods.notice import period_notice
-from mutualaid.services.periods.proofs import charge_proof, verify_charge_proof
+from mutualaid.services.periods.proofs import charge_proof, published_trust
 from mutualaid.services.periods.statements import member_statement
 from mutualaid.services.periods.views import PeriodView, list_periods
+from mutualaid.transparency.charge_proofs import verify_charge_proof
 
 app = typer.Typer(help="Periods: close, collect, pay, and the public notice.", no_args_is_help=True)
 
@@ -316,15 +316,20 @@ def proof(
     membership_id: int,
     plan: str = PLAN,
     on: str = ON,
-    out: Path = typer.Option(None, dir_okay=False, help="Also save the proof as JSON"),
+    out: Path = typer.Option(
+        None, dir_okay=False, help="Also save the proof file (`mutualaid verify charge` reads it)"
+    ),
 ) -> None:
-    """A membership's proof that its charge is in the period's committed root (checked here)."""
-    result = charge_proof(context(), SYSTEM_ACTOR, membership_id, plan, date.fromisoformat(on))
-    verify_charge_proof(result)
+    """A membership's charge proof, anchored to the latest published checkpoint of the log
+    (checked here with the keys that checkpoint was published under)."""
+    ctx = context()
+    result = charge_proof(ctx, SYSTEM_ACTOR, membership_id, plan, date.fromisoformat(on))
+    verify_charge_proof(result, published_trust(ctx))
     if out is not None:
-        out.write_text(json.dumps(dataclasses.asdict(result), indent=2))
+        out.write_text(result.to_json(), encoding="utf-8")
     console.print(
         f"membership {membership_id} was charged {_yuan(result.charge_fen)} in "
-        f"{result.period_ref} (share {_yuan(result.share_fen)}): leaf "
-        f"{result.leaf_index} of {result.tree_size}, root {result.charges_root} ✓"
+        f"{result.period_ref}: block leaf {result.block_leaf_index} of "
+        f"{result.charges_tree_size}, root {result.charges_root.hex()}, commitment leaf "
+        f"{result.commitment_leaf_index} of the log ✓"
     )

@@ -17,6 +17,12 @@ import httpx
 import typer
 
 from mutualaid.cli.common import EXIT_REFUSED, friendly_errors
+from mutualaid.transparency.charge_proofs import (
+    LINKS,
+    ChargeProofError,
+    parse_charge_proof,
+    verify_charge_proof,
+)
 from mutualaid.transparency.checkpoints import Checkpoint, open_checkpoint
 from mutualaid.transparency.errors import KeyFormatError, TransparencyError, VerificationError
 from mutualaid.transparency.leaves import Leaf
@@ -196,6 +202,41 @@ def _evidence_check(report: VerificationReport, parsed: object, path: Path, dige
         name,
         False,
         f"file {path} (SHA-256 {digest}) is not in any included evidence leaf of the bundle",
+    )
+
+
+@app.command("charge")
+@friendly_errors
+def charge(
+    source: str = typer.Argument(..., help="Charge proof file: a file or an http(s) URL"),
+    log_key: str = typer.Option(..., help=LOG_KEY_HELP),
+    witness_key: list[str] = typer.Option([], help=WITNESS_KEY_HELP),
+    quorum: int = typer.Option(None, min=0, help=QUORUM_HELP),
+    origin: str = typer.Option(None, help="Expected log origin (default: the log key's name)"),
+) -> None:
+    """Check a member's charge proof (mutualaid-charge-proof/v1) link by link: the checkpoint's
+    log signature and witness quorum, the period commitment leaf and its inclusion in the log,
+    the period, the committed charges root, the block and its inclusion in the charges tree, and
+    the member's charge. One line per link; exit code 0 only when every link holds."""
+    policy = _policy(origin, log_key, witness_key, quorum)
+    assert policy is not None
+    try:
+        proof = parse_charge_proof(read_source(source))
+    except VerificationError as error:
+        _fail(f"charge proof: {error.message}")
+    try:
+        report = verify_charge_proof(proof, policy)
+    except ChargeProofError as error:
+        for check in error.checks:
+            _print(check)
+        for name in LINKS[len(error.checks) :]:
+            typer.echo(f"-       {name}: not checked", err=True)
+        _fail(f"link '{error.link}' does not hold: {error.detail}")
+    for check in report.checks:
+        _print(check)
+    typer.echo(
+        f"verified: membership {proof.membership_id} was charged {proof.charge_fen} fen in "
+        f"{proof.period_ref}; all {len(report.checks)} links hold"
     )
 
 

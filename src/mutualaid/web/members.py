@@ -21,12 +21,22 @@ from mutualaid.services.enrollment.joins import EnrollmentRequest, enroll_member
 from mutualaid.services.enrollment.member_data import family_coverage
 from mutualaid.services.enrollment.memberships import change_membership as change
 from mutualaid.services.notifications import list_notifications, mark_read
-from mutualaid.services.periods.proofs import charge_proof, verify_charge_proof
+from mutualaid.services.periods.proofs import (
+    charge_proof,
+    charge_proof_file_name,
+    published_trust,
+)
 from mutualaid.services.periods.statements import account_statements
 from mutualaid.services.plans.plans import list_plans, plan_rules
 from mutualaid.services.risk.fraud_records import appeal_fraud_record, my_fraud_records
 from mutualaid.services.wind_down.exports import member_record, member_record_csv
-from mutualaid.transparency.errors import VerificationError
+from mutualaid.transparency.charge_proofs import (
+    LINKS,
+    ChargeProof,
+    ChargeProofError,
+    verify_charge_proof,
+)
+from mutualaid.transparency.verification import Check
 from mutualaid.web.pages import page_router, redirect, render, render_form
 from mutualaid.web.second_factors import second_step
 from mutualaid.web.sessions import Page, PageState, client_address, safe_next
@@ -232,8 +242,55 @@ def statement(page: Page) -> HTMLResponse:
 
 @router.get("/me/statement/{membership_id}/{publicity_on}")
 def charge_check(membership_id: Int64, publicity_on: date, page: Page) -> HTMLResponse:
-    """The member's proof that their charge is one entry of the committed charges, checked."""
+    """The member's charge proof, checked here link by link with the keys the operator published,
+    and offered as a file to check offline with keys obtained from the witnesses."""
     actor = page.need(Role.MEMBER)
+    plan_code = _statement_plan(page, actor, membership_id)
+    try:
+        proof = charge_proof(page.ctx, actor, membership_id, plan_code, publicity_on)
+    except DomainError as error:
+        if error.code != "commitment_not_yet_checkpointed":
+            raise
+        return render(
+            page, "members/charge_proof.html", proof=None, pending=True, plan_code=plan_code
+        )
+    trust = published_trust(page.ctx)
+    checks: tuple[Check, ...]
+    try:
+        report = verify_charge_proof(proof, trust)
+        checks, failure, share = report.checks, None, report.commitment.fields.get("share_fen")
+    except ChargeProofError as error:
+        checks, failure, share = error.checks, error.message, None
+    return render(
+        page,
+        "members/charge_proof.html",
+        proof=proof,
+        pending=False,
+        plan_code=plan_code,
+        checks=checks,
+        unchecked=LINKS[len(checks) :],
+        failure=failure,
+        share_fen=share,
+        trust=trust,
+        file_name=charge_proof_file_name(proof),
+        download=f"/me/statement/{membership_id}/{publicity_on.isoformat()}/charge-proof.json",
+    )
+
+
+@router.get("/me/statement/{membership_id}/{publicity_on}/charge-proof.json")
+def charge_proof_file(membership_id: Int64, publicity_on: date, page: Page) -> Response:
+    """The charge proof file (`mutualaid verify charge` checks it offline)."""
+    actor = page.need(Role.MEMBER)
+    plan_code = _statement_plan(page, actor, membership_id)
+    proof: ChargeProof = charge_proof(page.ctx, actor, membership_id, plan_code, publicity_on)
+    return Response(
+        proof.to_json(),
+        media_type="application/json",
+        headers={"Content-Disposition": f'attachment; filename="{charge_proof_file_name(proof)}"'},
+    )
+
+
+def _statement_plan(page: PageState, actor: Actor, membership_id: int) -> str:
     plan_code = next(
         (
             s.plan_code
@@ -244,15 +301,7 @@ def charge_check(membership_id: Int64, publicity_on: date, page: Page) -> HTMLRe
     )
     if plan_code is None:
         raise NotFound("membership_not_found", f"there is no membership {membership_id}")
-    proof = charge_proof(page.ctx, actor, membership_id, plan_code, publicity_on)
-    try:
-        verify_charge_proof(proof)
-        failure = None
-    except (VerificationError, DomainError) as error:
-        failure = error.message
-    return render(
-        page, "members/charge_proof.html", proof=proof, failure=failure, plan_code=plan_code
-    )
+    return plan_code
 
 
 @router.get("/me/data.json")

@@ -13,14 +13,24 @@ from mutualaid.domain.errors import DomainError, NotFound
 from mutualaid.services.claims.notices import notice_days, notice_of
 from mutualaid.services.claims.publicity import cases_in_publicity
 from mutualaid.services.periods.notice import period_notice
+from mutualaid.services.periods.proofs import published_trust
 from mutualaid.services.periods.views import PeriodView, list_periods
 from mutualaid.services.plans.plan_statistics import plan_statistics
 from mutualaid.services.plans.plans import list_plans, plan_rules
 from mutualaid.services.transparency.checkpoints import latest_checkpoint, proof_bundle
-from mutualaid.transparency.errors import LeafError
+from mutualaid.transparency.charge_proofs import (
+    LINKS,
+    ChargeProof,
+    ChargeProofError,
+    parse_charge_proof,
+    verify_charge_proof,
+)
+from mutualaid.transparency.errors import KeyFormatError, LeafError, VerificationError
 from mutualaid.transparency.leaves import decode_leaf
-from mutualaid.transparency.verification import verify_subject_bundle
-from mutualaid.web.pages import DEFAULT_ZONE, page_router, render
+from mutualaid.transparency.notes import parse_verifier_key
+from mutualaid.transparency.verification import Check, TrustPolicy, verify_subject_bundle
+from mutualaid.web.i18n import N_
+from mutualaid.web.pages import DEFAULT_ZONE, page_router, render, render_form
 from mutualaid.web.sessions import Page, PageState
 
 router = page_router()
@@ -128,6 +138,79 @@ def statistics(code: str, page: Page) -> HTMLResponse:
 @router.get("/transparency")
 def transparency(page: Page) -> HTMLResponse:
     return render(page, "public/transparency.html", checkpoint=latest_checkpoint(page.ctx))
+
+
+#: A charge proof file is a few kB (one block of at most 1024 charges); refuse anything huge.
+CHARGE_PROOF_MAX_BYTES = 1 << 20
+
+
+@router.get("/verify/charge")
+def verify_charge_form(page: Page) -> HTMLResponse:
+    """Upload a member's charge proof file to have each of its links checked."""
+    return render(page, "public/verify_charge.html", checks=None)
+
+
+@router.post("/verify/charge")
+def verify_charge(page: Page) -> HTMLResponse:
+    """Check an uploaded charge proof, link by link, with the keys given in the form or (when
+    none are given) the keys the operator published, and say which."""
+    upload = page.file("proof_file")
+    data = upload.file.read(CHARGE_PROOF_MAX_BYTES + 1) if upload is not None else b""
+    try:
+        if not data:
+            raise DomainError("file_required", N_("choose a charge proof file"), "proof_file")
+        if len(data) > CHARGE_PROOF_MAX_BYTES:
+            raise DomainError(
+                "file_too_large", N_("a charge proof file is at most 1 MB"), "proof_file"
+            )
+        trust, own_keys = _charge_trust(page)
+    except DomainError as error:
+        return render_form(page, "public/verify_charge.html", error, checks=None)
+    checks: tuple[Check, ...] = ()
+    unreadable: str | None = None
+    proof: ChargeProof | None = None
+    try:
+        proof = parse_charge_proof(data)
+        checks = verify_charge_proof(proof, trust).checks
+    except ChargeProofError as error:
+        checks = error.checks
+    except VerificationError as error:
+        unreadable = error.message
+    return render(
+        page,
+        "public/verify_charge.html",
+        proof=proof,
+        checks=checks,
+        unchecked=LINKS[len(checks) :] if proof is not None else (),
+        ok=proof is not None and len(checks) == len(LINKS) and all(c.passed for c in checks),
+        unreadable=unreadable,
+        own_keys=own_keys,
+        trust=trust,
+    )
+
+
+def _charge_trust(page: PageState) -> tuple[TrustPolicy, bool]:
+    """The keys from the form (a log key, witness keys one per line, a quorum), else the
+    published ones."""
+    log_key = page.text("log_key").strip()
+    if not log_key:
+        return published_trust(page.ctx), False
+    try:
+        log = parse_verifier_key(log_key)
+        witnesses = tuple(
+            parse_verifier_key(line.strip())
+            for line in page.raw("witness_keys").splitlines()
+            if line.strip()
+        )
+    except KeyFormatError as error:
+        raise DomainError("invalid_key", error.message, "log_key") from None
+    quorum_text = page.text("quorum").strip()
+    quorum = int(quorum_text) if quorum_text.isdigit() else len(witnesses)
+    if quorum > len(witnesses):
+        raise DomainError(
+            "invalid_quorum", N_("the quorum is larger than the number of witness keys"), "quorum"
+        )
+    return TrustPolicy(log.name, log, witnesses, quorum), True
 
 
 @router.get("/verify/{subject_type}/{subject_ref:path}/bundle.json")

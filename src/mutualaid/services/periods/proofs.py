@@ -1,14 +1,18 @@
-"""A member's proof that their charge is in the committed total, and its check."""
+"""A member's proof that their charge is in the committed total, anchored to a cosigned checkpoint
+of the transparency log (the file `mutualaid verify charge` checks; see
+`transparency.charge_proofs`)."""
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass
 from datetime import date
 
 import numpy as np
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from mutualaid.db.models import (
+    LogCheckpoint,
     LogEntry,
     Membership,
     PeriodChargeTree,
@@ -26,34 +30,23 @@ from mutualaid.services.context import ServiceContext
 from mutualaid.services.periods.charges import stream_charges
 from mutualaid.services.periods.sharing import charge_rule
 from mutualaid.services.periods.views import find_period
-from mutualaid.transparency.merkle import MemoryTree, hash_leaf, verify_inclusion
+from mutualaid.services.transparency.proofs import StoredNodes
+from mutualaid.transparency.charge_proofs import ChargeProof
+from mutualaid.transparency.errors import KeyFormatError
+from mutualaid.transparency.merkle import MemoryTree, hash_leaf, inclusion_proof
+from mutualaid.transparency.notes import parse_verifier_key
+from mutualaid.transparency.verification import TrustPolicy
 
 # --- a member's proof that their charge is in the committed total --------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class ChargeProof:
-    period_ref: str
-    membership_id: int
-    charge_fen: int
-    share_fen: int
-    #: Every (membership id, charge) of the member's block: the leaf, to be re-encoded.
-    block_index: int
-    block: list[tuple[int, int]]
-    leaf_index: int
-    tree_size: int
-    inclusion_proof: list[str]
-    charges_root: str
-    #: The period_commitment leaf (canonical JSON) holding `charges_root`, and its log index.
-    commitment_leaf: str | None
-    commitment_leaf_index: int | None
 
 
 def charge_proof(
     ctx: ServiceContext, actor: Actor, membership_id: int, plan_code: str, publicity_on: date
 ) -> ChargeProof:
-    """The evidence a member needs to check, without trusting us, that their charge is one leaf
-    entry of the committed charges tree and equal to the period's share (see `verify_charge_proof`)."""
+    """Everything a member needs to check, without trusting us, that their charge is one entry of
+    the charges tree committed for the period, whose commitment leaf is in the log under the
+    latest published (cosigned) checkpoint. Refused with `commitment_not_yet_checkpointed` until
+    a published checkpoint covers the commitment leaf."""
     with ctx.reading() as session:
         plan = plan_by_code(session, plan_code)
         membership = session.get(Membership, membership_id)
@@ -101,20 +94,67 @@ def charge_proof(
             if period.commitment_entry_id
             else None
         )
+        checkpoint = _latest_published(session)
+        if (
+            entry is None
+            or entry.leaf_index is None
+            or checkpoint is None
+            or entry.leaf_index >= checkpoint.size
+        ):
+            raise Conflict(
+                "commitment_not_yet_checkpointed",
+                f"the commitment of {period.ref} is not yet under a published checkpoint of the "
+                "log; the proof can be made after the next checkpoint",
+            )
+        log_proof = inclusion_proof(StoredNodes(session), entry.leaf_index, checkpoint.size)
         return ChargeProof(
+            plan_ref=plan.code,
             period_ref=period.ref,
             membership_id=membership_id,
             charge_fen=own[0],
-            share_fen=period.share_fen or 0,
+            block_period_ref=period.ref,
             block_index=block_index,
-            block=pairs,
-            leaf_index=leaf_index,
-            tree_size=len(indexes),
-            inclusion_proof=[h.hex() for h in tree.inclusion_proof(leaf_index)],
-            charges_root=period.charges_root or "",
-            commitment_leaf=entry.leaf_data.decode() if entry is not None else None,
-            commitment_leaf_index=entry.leaf_index if entry is not None else None,
+            block=tuple(pairs),
+            block_leaf_index=leaf_index,
+            charges_tree_size=len(indexes),
+            charges_root=bytes.fromhex(period.charges_root or ""),
+            charges_proof=tuple(tree.inclusion_proof(leaf_index)),
+            commitment_leaf=bytes(entry.leaf_data),
+            commitment_leaf_index=entry.leaf_index,
+            commitment_proof=tuple(log_proof),
+            checkpoint=checkpoint.note,
         )
+
+
+def charge_proof_file_name(proof: ChargeProof) -> str:
+    """E.g. ``charge-proof-xhb-main_2026-03-07-1234.json``."""
+    safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in proof.period_ref)
+    return f"charge-proof-{safe}-{proof.membership_id}.json"
+
+
+def published_trust(ctx: ServiceContext) -> TrustPolicy:
+    """The log key, witness keys and quorum the latest checkpoint was published under: what the
+    operator *claims*. Pages use it to check a proof in place; an auditor passes keys obtained
+    from the witnesses themselves instead."""
+    with ctx.reading() as session:
+        row = _latest_published(session)
+    if row is None:
+        raise NotFound("no_checkpoint", "the log has not published a checkpoint yet")
+    try:
+        log_key = parse_verifier_key(row.log_key)
+        witnesses = tuple(parse_verifier_key(key) for key in row.witness_keys)
+    except KeyFormatError as error:  # keys are checked before they are stored
+        raise Conflict("bad_log_key", error.message) from None
+    return TrustPolicy(log_key.name, log_key, witnesses, row.quorum)
+
+
+def _latest_published(session: Session) -> LogCheckpoint | None:
+    return session.scalars(
+        select(LogCheckpoint)
+        .where(LogCheckpoint.published)
+        .order_by(LogCheckpoint.size.desc())
+        .limit(1)
+    ).first()
 
 
 _TREES: OrderedDict[tuple[int, str], MemoryTree] = OrderedDict()
@@ -135,39 +175,3 @@ def _charges_tree(period_id: int, root: str, leaf_hashes: bytes) -> MemoryTree:
             _TREES.popitem(last=False)
     _TREES.move_to_end(key)
     return tree
-
-
-def verify_charge_proof(proof: ChargeProof) -> None:
-    """Check a charge proof offline; raises VerificationError or DomainError when it fails.
-
-    1. the member's (id, charge) is in the block, and the block re-encodes to the leaf;
-    2. the leaf's inclusion proof leads to `charges_root`;
-    3. the commitment leaf (logged in the transparency log) names that root and this period;
-    4. the charge equals the period's share (or is lower only where the annual cap binds, which
-       the commitment's share and the member's own statement show).
-    """
-    import json
-
-    from mutualaid.transparency.errors import VerificationError
-
-    if (proof.membership_id, proof.charge_fen) not in [tuple(p) for p in proof.block]:
-        raise VerificationError("the member's charge is not in the block")
-    leaf = charges_leaf(proof.period_ref, proof.block_index, [(a, b) for a, b in proof.block])
-    verify_inclusion(
-        leaf_hash=hash_leaf(leaf),
-        index=proof.leaf_index,
-        size=proof.tree_size,
-        proof=[bytes.fromhex(h) for h in proof.inclusion_proof],
-        root=bytes.fromhex(proof.charges_root),
-    )
-    if proof.commitment_leaf is not None:
-        commitment = json.loads(proof.commitment_leaf)
-        if (
-            commitment.get("charges_root") != proof.charges_root
-            or commitment.get("period_ref") != proof.period_ref
-        ):
-            raise VerificationError("the logged commitment names another root or period")
-        if commitment.get("share_fen", proof.share_fen) != proof.share_fen:
-            raise VerificationError("the logged share differs")
-    if proof.charge_fen > proof.share_fen:
-        raise VerificationError("the charge is above the period's share")
