@@ -11,6 +11,7 @@ from mutualaid.api import (
     juries,
     memberships,
     periods,
+    plan_files,
     plans,
     reports,
     risk,
@@ -49,6 +50,7 @@ def create_app(ctx: ServiceContext) -> FastAPI:
     install_docs(app)
     app.include_router(accounts.router)
     app.include_router(plans.router)
+    app.include_router(plan_files.router)
     app.include_router(memberships.router)
     app.include_router(claims.router)
     app.include_router(juries.router)

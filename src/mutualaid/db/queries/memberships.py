@@ -12,18 +12,26 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import TypedDict
+from typing import Any, TypedDict
 
 from sqlalchemy import (
+    BigInteger,
     BindParameter,
     ColumnElement,
     Connection,
     Executable,
     Label,
+    LargeBinary,
     Row,
+    Select,
+    SQLColumnExpression,
+    String,
     bindparam,
+    case,
+    cast,
     func,
     insert,
+    literal,
     literal_column,
     select,
 )
@@ -36,6 +44,7 @@ from mutualaid.db.models import (
     Base,
     FraudRecord,
     IdempotencyKey,
+    LogEntry,
     Membership,
     Person,
     Plan,
@@ -43,6 +52,8 @@ from mutualaid.db.models import (
 )
 from mutualaid.db.queries.plans import PlanHead
 from mutualaid.domain.memberships import Relation
+from mutualaid.transparency.leaves import canonical_leaf
+from mutualaid.transparency.merkle import hash_leaf
 
 
 def family_memberships(
@@ -116,6 +127,9 @@ class JoiningRows:
     audit: Mapping[str, object]
     #: The idempotency key row with its answer (None: the request has no key).
     key: Mapping[str, object] | None
+    #: The join's transparency-log leaf (log_entries columns; issue 14): the outbox row, written
+    #: by the same statement.
+    leaf: Mapping[str, object] | None = None
 
 
 def _person_facts(
@@ -263,12 +277,14 @@ _AUDIT_COLUMNS = (
     "details",
 )
 _KEY_COLUMNS = ("account_id", "key", "operation", "request_sha256", "created_at", "response")
+_LEAF_COLUMNS = ("leaf_type", "leaf_data", "leaf_hash", "subject_type", "subject_ref", "queued_at")
 
 
 def _one_statement_join(new_person: bool, with_key: bool) -> Executable:
-    """PostgreSQL: WITH (INSERT person), (INSERT membership), (INSERT key) INSERT audit — the
-    ids come from the sequences beforehand, so no part waits for another's RETURNING."""
-    parts = []
+    """PostgreSQL: WITH (INSERT person), (INSERT membership), (INSERT key), (INSERT log leaf)
+    INSERT audit — the ids come from the sequences beforehand, so no part waits for another's
+    RETURNING."""
+    parts = [insert(LogEntry).values(_binds(LogEntry, "l_", _LEAF_COLUMNS)).cte("new_leaf")]
     if new_person:
         parts.append(insert(Person).values(_binds(Person, "p_", _PERSON_COLUMNS)).cte("new_person"))
     parts.append(
@@ -292,6 +308,7 @@ _INSERT_PERSON = insert(Person)
 _INSERT_MEMBERSHIP = insert(Membership)
 _INSERT_AUDIT = insert(AuditEvent)
 _INSERT_KEY = insert(IdempotencyKey)
+_INSERT_LEAF = insert(LogEntry)
 
 
 def insert_joining(connection: Connection, rows: JoiningRows) -> None:
@@ -299,7 +316,13 @@ def insert_joining(connection: Connection, rows: JoiningRows) -> None:
     each, in the caller's transaction. The partial unique index refuses a second active membership
     (and UNIQUE(account_id, key) a second answer), even from a concurrent request: IntegrityError."""
     if connection.dialect.name == "postgresql":
-        values = _prefixed("m_", rows.membership) | _prefixed("a_", rows.audit)
+        if rows.leaf is None:
+            raise ValueError("a join writes its log leaf")
+        values = (
+            _prefixed("m_", rows.membership)
+            | _prefixed("a_", rows.audit)
+            | _prefixed("l_", rows.leaf)
+        )
         if rows.person is not None:
             values |= _prefixed("p_", rows.person)
         if rows.key is not None:
@@ -311,5 +334,98 @@ def insert_joining(connection: Connection, rows: JoiningRows) -> None:
         connection.execute(_INSERT_PERSON, dict(rows.person))
     connection.execute(_INSERT_MEMBERSHIP, dict(rows.membership))
     connection.execute(_INSERT_AUDIT, dict(rows.audit))
+    if rows.leaf is not None:
+        connection.execute(_INSERT_LEAF, dict(rows.leaf))
     if rows.key is not None:
         connection.execute(_INSERT_KEY, dict(rows.key))
+
+
+# --- membership events on the transparency log (issue 14) ------------------------------------------
+
+
+def epoch_seconds(session: Session, column: SQLColumnExpression[datetime]) -> ColumnElement[int]:
+    """POSIX seconds of a stored instant (floored), as SQL for the session's database."""
+    if session.get_bind().dialect.name == "postgresql":
+        return cast(func.floor(func.extract("epoch", column)), BigInteger())
+    return cast(func.strftime("%s", column), BigInteger())
+
+
+def _sqlite_leaf_hash(data: bytes) -> bytes:
+    return hash_leaf(bytes(data))
+
+
+def insert_membership_event_leaves(
+    session: Session,
+    source: Select[*tuple[Any, ...]],
+    *,
+    plan_ref: str,
+    event: str,
+    queued_at: datetime,
+) -> int:
+    """Queue one membership_event leaf per row of `source` — (membership id, occurred_at POSIX
+    seconds, state after) — with one INSERT … SELECT into the outbox: the bytes are built and
+    hashed by the database (SHA-256 on PostgreSQL, a registered function on SQLite), exactly
+    as `leaves.membership_event_leaf` builds them (tests/unit compares the two)."""
+    # The fields are checked once here; the per-row parts are integers and a state token.
+    canonical_leaf(
+        "membership_event",
+        {
+            "plan_ref": plan_ref,
+            "membership_ref": "m-1",
+            "event": event,
+            "state": "waiting",
+            "occurred_at": 0,
+        },
+    )
+    rows = source.subquery("events")
+    membership_id, occurred_at, state = rows.c[0], rows.c[1], rows.c[2]
+    text_of = String()
+    json_text = (
+        literal(f'{{"event":"{event}","membership_ref":"m-', text_of)
+        + cast(membership_id, text_of)
+        + literal('","occurred_at":', text_of)
+        + cast(occurred_at, text_of)
+        + literal(f',"plan_ref":"{plan_ref}","state":"', text_of)
+        + cast(state, text_of)
+        + literal('","type":"membership_event","v":1}', text_of)
+    )
+    connection = session.connection()
+    leaf_data: ColumnElement[bytes]
+    leaf_hash: ColumnElement[bytes]
+    if connection.dialect.name == "postgresql":
+        leaf_data = func.convert_to(json_text, literal("UTF8"), type_=LargeBinary())
+        leaf_hash = func.sha256(
+            literal(b"\x00", LargeBinary()).op("||", return_type=LargeBinary())(leaf_data),
+            type_=LargeBinary(),
+        )
+    else:
+        raw: Any = connection.connection.driver_connection
+        raw.create_function("mutualaid_leaf_hash", 1, _sqlite_leaf_hash, deterministic=True)
+        leaf_data = cast(json_text, LargeBinary())
+        leaf_hash = func.mutualaid_leaf_hash(leaf_data, type_=LargeBinary())
+    result = session.execute(
+        insert(LogEntry).from_select(
+            ["leaf_type", "leaf_data", "leaf_hash", "subject_type", "subject_ref", "queued_at"],
+            select(
+                literal("membership_event", String()),
+                leaf_data,
+                leaf_hash,
+                literal("membership", String()),
+                literal("m-", text_of) + cast(membership_id, text_of),
+                literal(queued_at, LogEntry.queued_at.type),
+            ),
+        )
+    )
+    return int(getattr(result, "rowcount", 0))
+
+
+def instant_by_date(
+    column: SQLColumnExpression[date], instants: Mapping[date, int]
+) -> ColumnElement[int]:
+    """SQL mapping each of a few dates to its POSIX seconds (a CASE; the daily job's dates)."""
+    if not instants:
+        return literal(0, BigInteger())
+    return case(
+        *[(column == day, literal(seconds, BigInteger())) for day, seconds in instants.items()],
+        else_=literal(0, BigInteger()),
+    )

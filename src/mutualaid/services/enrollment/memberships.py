@@ -3,6 +3,7 @@ alone changes, and the staff listing of a plan's members. (Joining: joins.py.)""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from datetime import date
 
@@ -10,10 +11,14 @@ from sqlalchemy import func, insert, literal, select, update
 from sqlalchemy.orm import Session
 
 from mutualaid.db.models import Account, AuditEvent, Membership, Person, Plan
-from mutualaid.db.queries.memberships import family_memberships
+from mutualaid.db.queries.memberships import (
+    family_memberships,
+    insert_membership_event_leaves,
+    instant_by_date,
+)
 from mutualaid.db.queries.plans import current_rules, plan_by_code, rules_of
 from mutualaid.domain.accounts import STAFF_ROLES, Role
-from mutualaid.domain.calendars import local_date
+from mutualaid.domain.calendars import local_date, start_of_day
 from mutualaid.domain.errors import Forbidden, NotFound
 from mutualaid.domain.memberships import (
     ACTIVE_STATES,
@@ -28,9 +33,14 @@ from mutualaid.domain.memberships import (
 from mutualaid.services import audit
 from mutualaid.services.accounts.accounts import Actor
 from mutualaid.services.context import ServiceContext
+from mutualaid.services.enrollment.membership_leaves import queue_membership_event
 from mutualaid.services.idempotency import Once, UnitOfWork
+from mutualaid.services.transparency.log import unix_seconds
 
 _ACTIVE = [str(s) for s in ACTIVE_STATES]
+#: Benchmarks only: set to "1", the daily job writes no leaves, to measure what they cost
+#: (benchmarks/RESULTS.md, issue 14). Never set in production.
+NO_LEAVES_ENV = "MUTUALAID_BENCH_NO_MEMBERSHIP_LEAVES"
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +160,15 @@ def change_membership(
             to_state=str(new_state),
             reason=reason,
         )
+        queue_membership_event(
+            uow.session,
+            at=now,
+            plan_ref=plan.code,
+            membership_id=membership.id,
+            event=event,
+            state=new_state,
+            occurred_at=now,
+        )
         uow.commit(_view(membership, person, plan.code, today))
     return uow.result
 
@@ -174,12 +193,45 @@ def advance_memberships(ctx: ServiceContext, plan_code: str) -> AdvanceResult:
         session = uow.session
         now = ctx.clock.now()
         plan = plan_by_code(session, plan_code)
-        today = local_date(now, current_rules(session, plan).zone)
+        zone = current_rules(session, plan).zone
+        today = local_date(now, zone)
         ageing_out = (
             (Membership.plan_id == plan.id)
             & Membership.state.in_(_ACTIVE)
             & (Membership.ages_out_on <= today)
         )
+        now_covering = (
+            (Membership.plan_id == plan.id)
+            & (Membership.state == MembershipState.WAITING)
+            & (Membership.covered_from_on <= today)
+            & (Membership.ages_out_on > today)
+        )
+        # The leaves (issue 14), before the UPDATEs change what the conditions select: one
+        # INSERT … SELECT each, stamped with the start of the day the change took effect (a few
+        # distinct days: one after a missed run or two).
+        if os.environ.get(NO_LEAVES_ENV) != "1":
+            for event, condition, column, state in (
+                ("age_out", ageing_out, Membership.ages_out_on, literal(MembershipState.ENDED)),
+                (
+                    "waiting_period_over",
+                    now_covering,
+                    Membership.covered_from_on,
+                    literal(MembershipState.COVERED),
+                ),
+            ):
+                days = session.scalars(select(column).where(condition).distinct()).all()
+                if not days:
+                    continue
+                instants = {day: unix_seconds(start_of_day(day, zone)) for day in days}
+                insert_membership_event_leaves(
+                    session,
+                    select(Membership.id, instant_by_date(column, instants), state).where(
+                        condition
+                    ),
+                    plan_ref=plan.code,
+                    event=event,
+                    queued_at=now,
+                )
         session.execute(
             insert(AuditEvent).from_select(
                 [
