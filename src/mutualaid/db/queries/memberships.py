@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, TypedDict
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
     BigInteger,
@@ -34,6 +35,8 @@ from sqlalchemy import (
     literal,
     literal_column,
     select,
+    text,
+    update,
 )
 from sqlalchemy.orm import Session
 
@@ -51,6 +54,7 @@ from mutualaid.db.models import (
     PlanVersion,
 )
 from mutualaid.db.queries.plans import PlanHead
+from mutualaid.domain.calendars import start_of_day
 from mutualaid.domain.memberships import Relation
 from mutualaid.transparency.leaves import canonical_leaf
 from mutualaid.transparency.merkle import hash_leaf
@@ -429,3 +433,130 @@ def instant_by_date(
         *[(column == day, literal(seconds, BigInteger())) for day, seconds in instants.items()],
         else_=literal(0, BigInteger()),
     )
+
+
+# --- the daily job's two UPDATEs, with their leaves (issue 14) -------------------------------------
+
+
+def _postgres_leaf_data(event: str, state: str) -> str:
+    """PostgreSQL: the canonical membership_event leaf of a row `c` (id, day) as bytea, `day` at
+    00:00 in the zone :zone — what `leaves.membership_event_leaf` builds (a test compares)."""
+    return (
+        'convert_to(\'{"event":"' + event + '","membership_ref":"m-\' || c.id || '
+        '\'","occurred_at":\' || CAST(extract(epoch FROM (c.day::timestamp AT TIME ZONE :zone)) '
+        'AS BIGINT) || \',"plan_ref":"\' || :plan_ref || \'","state":"' + state + '",'
+        '"type":"membership_event","v"\\:1}\', \'UTF8\')'  # \\: a colon, not a bind
+    )
+
+
+_POSTGRES_ADVANCE = {
+    name: text(
+        f"""
+        WITH changed AS ({update} RETURNING id, {day} AS day),
+        leaves AS (SELECT c.id, {_postgres_leaf_data(event, state)} AS data FROM changed c)
+        INSERT INTO log_entries
+            (leaf_type, leaf_data, leaf_hash, subject_type, subject_ref, queued_at)
+        SELECT 'membership_event', data, sha256('\\x00'::bytea || data), 'membership',
+               'm-' || id, :now
+        FROM leaves"""
+    )
+    for name, update, day, event, state in (
+        (
+            "age_out",
+            "UPDATE memberships SET state = 'ended', end_reason = 'aged_out', ended_at = :now "
+            "WHERE plan_id = :plan_id AND state IN ('waiting', 'covered', 'suspended') "
+            "AND ages_out_on <= :today",
+            "ages_out_on",
+            "age_out",
+            "ended",
+        ),
+        (
+            "covered",
+            "UPDATE memberships SET state = 'covered' "
+            "WHERE plan_id = :plan_id AND state = 'waiting' AND covered_from_on <= :today",
+            "covered_from_on",
+            "waiting_period_over",
+            "covered",
+        ),
+    )
+}
+
+
+def advance_with_leaves(
+    session: Session,
+    *,
+    plan_id: int,
+    plan_ref: str,
+    today: date,
+    zone: ZoneInfo,
+    now: datetime,
+) -> tuple[int, int]:
+    """The daily job's UPDATEs — exit age reached: ended; waiting period over: covered — each
+    with one membership_event leaf per changed membership, stamped 00:00 (in `zone`) of the day
+    the change took effect. (aged out, now covered).
+
+    PostgreSQL: one statement each, the UPDATE … RETURNING feeding the outbox INSERT (no second
+    scan of the memberships). SQLite: the leaves by INSERT … SELECT first (the few distinct days
+    mapped to their instants), then the UPDATE."""
+    canonical_leaf(  # the plan's code is written into every leaf by the SQL: check it once
+        "membership_event",
+        {
+            "plan_ref": plan_ref,
+            "membership_ref": "m-1",
+            "event": "age_out",
+            "state": "ended",
+            "occurred_at": 0,
+        },
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        params = {
+            "plan_id": plan_id,
+            "plan_ref": plan_ref,
+            "today": today,
+            "zone": zone.key,
+            "now": now,
+        }
+        aged_out = session.execute(_POSTGRES_ADVANCE["age_out"], params)
+        covered = session.execute(_POSTGRES_ADVANCE["covered"], params)
+        return int(getattr(aged_out, "rowcount", 0)), int(getattr(covered, "rowcount", 0))
+    ageing_out = (
+        (Membership.plan_id == plan_id)
+        & Membership.state.in_(["waiting", "covered", "suspended"])
+        & (Membership.ages_out_on <= today)
+    )
+    now_covering = (
+        (Membership.plan_id == plan_id)
+        & (Membership.state == "waiting")
+        & (Membership.covered_from_on <= today)
+    )
+    counts = []
+    for event, condition, column, state, values in (
+        (
+            "age_out",
+            ageing_out,
+            Membership.ages_out_on,
+            "ended",
+            {"state": "ended", "end_reason": "aged_out", "ended_at": now},
+        ),
+        ("waiting_period_over", now_covering, Membership.covered_from_on, "covered", None),
+    ):
+        days = session.scalars(select(column).where(condition).distinct()).all()
+        instants = {day: int(start_of_day(day, zone).timestamp()) for day in days}
+        if instants:
+            insert_membership_event_leaves(
+                session,
+                select(Membership.id, instant_by_date(column, instants), literal(state)).where(
+                    condition
+                ),
+                plan_ref=plan_ref,
+                event=event,
+                queued_at=now,
+            )
+        result = session.execute(
+            update(Membership)
+            .where(condition)
+            .values(values or {"state": "covered"})
+            .execution_options(synchronize_session=False)
+        )
+        counts.append(int(getattr(result, "rowcount", 0)))
+    return counts[0], counts[1]

@@ -11,14 +11,10 @@ from sqlalchemy import func, insert, literal, select, update
 from sqlalchemy.orm import Session
 
 from mutualaid.db.models import Account, AuditEvent, Membership, Person, Plan
-from mutualaid.db.queries.memberships import (
-    family_memberships,
-    insert_membership_event_leaves,
-    instant_by_date,
-)
+from mutualaid.db.queries.memberships import advance_with_leaves, family_memberships
 from mutualaid.db.queries.plans import current_rules, plan_by_code, rules_of
 from mutualaid.domain.accounts import STAFF_ROLES, Role
-from mutualaid.domain.calendars import local_date, start_of_day
+from mutualaid.domain.calendars import local_date
 from mutualaid.domain.errors import Forbidden, NotFound
 from mutualaid.domain.memberships import (
     ACTIVE_STATES,
@@ -35,7 +31,6 @@ from mutualaid.services.accounts.accounts import Actor
 from mutualaid.services.context import ServiceContext
 from mutualaid.services.enrollment.membership_leaves import queue_membership_event
 from mutualaid.services.idempotency import Once, UnitOfWork
-from mutualaid.services.transparency.log import unix_seconds
 
 _ACTIVE = [str(s) for s in ACTIVE_STATES]
 #: Benchmarks only: set to "1", the daily job writes no leaves, to measure what they cost
@@ -184,7 +179,9 @@ class AdvanceResult:
 def advance_memberships(ctx: ServiceContext, plan_code: str) -> AdvanceResult:
     """The daily job: waiting periods that are over become covered; birthdays at the exit age end.
 
-    Set-based: two UPDATEs and one INSERT … SELECT of audit rows, whatever the member count.
+    Set-based: two UPDATEs, one INSERT … SELECT of audit rows and the changes' membership_event
+    leaves (issue 14; on PostgreSQL written by the UPDATEs' own statements), whatever the member
+    count.
     Coverage never depends on this job having run (state_on() derives it from the dates), so a
     missed day changes nothing but the stored state column.
     """
@@ -200,38 +197,6 @@ def advance_memberships(ctx: ServiceContext, plan_code: str) -> AdvanceResult:
             & Membership.state.in_(_ACTIVE)
             & (Membership.ages_out_on <= today)
         )
-        now_covering = (
-            (Membership.plan_id == plan.id)
-            & (Membership.state == MembershipState.WAITING)
-            & (Membership.covered_from_on <= today)
-            & (Membership.ages_out_on > today)
-        )
-        # The leaves (issue 14), before the UPDATEs change what the conditions select: one
-        # INSERT … SELECT each, stamped with the start of the day the change took effect (a few
-        # distinct days: one after a missed run or two).
-        if os.environ.get(NO_LEAVES_ENV) != "1":
-            for event, condition, column, state in (
-                ("age_out", ageing_out, Membership.ages_out_on, literal(MembershipState.ENDED)),
-                (
-                    "waiting_period_over",
-                    now_covering,
-                    Membership.covered_from_on,
-                    literal(MembershipState.COVERED),
-                ),
-            ):
-                days = session.scalars(select(column).where(condition).distinct()).all()
-                if not days:
-                    continue
-                instants = {day: unix_seconds(start_of_day(day, zone)) for day in days}
-                insert_membership_event_leaves(
-                    session,
-                    select(Membership.id, instant_by_date(column, instants), state).where(
-                        condition
-                    ),
-                    plan_ref=plan.code,
-                    event=event,
-                    queued_at=now,
-                )
         session.execute(
             insert(AuditEvent).from_select(
                 [
@@ -252,24 +217,30 @@ def advance_memberships(ctx: ServiceContext, plan_code: str) -> AdvanceResult:
                 ).where(ageing_out),
             )
         )
-        aged_out_result = session.execute(
-            update(Membership)
-            .where(ageing_out)
-            .values(state=MembershipState.ENDED, end_reason="aged_out", ended_at=now)
-            .execution_options(synchronize_session=False)
-        )
-        now_covered_result = session.execute(
-            update(Membership)
-            .where(
-                Membership.plan_id == plan.id,
-                Membership.state == MembershipState.WAITING,
-                Membership.covered_from_on <= today,
+        # The UPDATEs, with their leaves unless a benchmark measures the job without (issue 14).
+        if os.environ.get(NO_LEAVES_ENV) == "1":
+            aged_out_result = session.execute(
+                update(Membership)
+                .where(ageing_out)
+                .values(state=MembershipState.ENDED, end_reason="aged_out", ended_at=now)
+                .execution_options(synchronize_session=False)
             )
-            .values(state=MembershipState.COVERED)
-            .execution_options(synchronize_session=False)
-        )
-        aged_out = int(getattr(aged_out_result, "rowcount", 0))
-        now_covered = int(getattr(now_covered_result, "rowcount", 0))
+            now_covered_result = session.execute(
+                update(Membership)
+                .where(
+                    Membership.plan_id == plan.id,
+                    Membership.state == MembershipState.WAITING,
+                    Membership.covered_from_on <= today,
+                )
+                .values(state=MembershipState.COVERED)
+                .execution_options(synchronize_session=False)
+            )
+            aged_out = int(getattr(aged_out_result, "rowcount", 0))
+            now_covered = int(getattr(now_covered_result, "rowcount", 0))
+        else:
+            aged_out, now_covered = advance_with_leaves(
+                session, plan_id=plan.id, plan_ref=plan.code, today=today, zone=zone, now=now
+            )
         audit.record(
             session,
             at=now,
