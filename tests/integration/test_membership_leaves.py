@@ -10,23 +10,30 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from sqlalchemy import select
+from tests.builders.claims import through_investigation
 from tests.factories import (
     MAIN_PLAN,
     account,
+    covered_member,
     enroll,
     publish_demo_plans,
     resident_id,
+    staff,
     use_rules,
 )
 from tests.refusals import refused
 
 from mutualaid.clock import FixedClock
 from mutualaid.db.models import LogEntry
+from mutualaid.domain.accounts import Role
 from mutualaid.domain.calendars import start_of_day
+from mutualaid.domain.claims import RejectionReason
 from mutualaid.domain.errors import Conflict, DomainError
 from mutualaid.domain.memberships import MembershipEvent
 from mutualaid.plan_files import read_plan_file
 from mutualaid.services.accounts.accounts import SYSTEM_ACTOR
+from mutualaid.services.claims.filing import ClaimReport, report_claim
+from mutualaid.services.claims.review import decide_claim
 from mutualaid.services.context import ServiceContext
 from mutualaid.services.enrollment.member_imports import import_members
 from mutualaid.services.enrollment.memberships import advance_memberships, change_membership
@@ -174,3 +181,40 @@ class TestPlanVersions:
         with pytest.raises(DomainError):
             publish_plan(ctx, None, "code = 'x'\n")
         assert leaves(ctx, "plan_version") == []
+
+
+@pytest.mark.usefixtures("plans")
+class TestClaimDecisions:
+    def test_a_rejection_is_a_decision_leaf_and_a_refused_decision_writes_none(
+        self, ctx: ServiceContext, clock: FixedClock
+    ) -> None:
+        holder, membership = covered_member(ctx, clock)
+        ref = report_claim(
+            ctx,
+            holder,
+            ClaimReport(membership.id, "CI01", clock.now().date() - timedelta(days=2), "医院"),
+        ).ref
+        _, investigator = through_investigation(ctx, ref)
+        with pytest.raises(DomainError):
+            decide_claim(ctx, investigator, ref, approve=False, reason_code="not_covered")
+        assert leaves(ctx, "claim_decision") == []
+        decide_claim(
+            ctx,
+            staff(ctx, Role.REVIEWER),
+            ref,
+            approve=False,
+            reason_code=RejectionReason.PRE_EXISTING_CONDITION,
+            note="treated before joining",
+        )
+        assert leaves(ctx, "claim_decision") == [
+            {
+                "claim_ref": ref,
+                "decision": "rejected",
+                "aid_fen": 0,
+                "decided_at": int(clock.now().timestamp()),
+                "stage": "review",
+                "reason_code": "pre_existing_condition",
+                "plan_ref": MAIN_PLAN,
+                "funding": "shared",
+            }
+        ]
