@@ -12,7 +12,9 @@ import shutil
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+import httpx
 import pytest
+from fastapi.testclient import TestClient
 from tests.builders.claims import through_investigation
 from tests.builders.wind_down import at
 from tests.cli.cli import mutualaid, said
@@ -26,6 +28,7 @@ from tests.factories import (
     use_rules,
 )
 
+from mutualaid.api.app import create_app
 from mutualaid.clock import FixedClock
 from mutualaid.domain.accounts import Role
 from mutualaid.services.accounts.accounts import SYSTEM_ACTOR, Actor
@@ -38,6 +41,7 @@ from mutualaid.services.collections.retries import retry_failed_payments
 from mutualaid.services.context import ServiceContext
 from mutualaid.services.periods.views import PeriodView
 from mutualaid.services.plans.plans import plan_file
+from mutualaid.services.transparency.checkpoints import LogConfig, publish_checkpoint
 from mutualaid.services.transparency.log import integrate_all
 from mutualaid.services.transparency.proofs import entry_bundle, log_size
 from mutualaid.transparency.checkpoints import Checkpoint, sign_checkpoint
@@ -232,3 +236,35 @@ def test_a_malformed_period_is_refused(period: str, tmp_path: Path) -> None:
     result = mutualaid("verify", "period", MAIN_PLAN, period, "--from", str(tmp_path))
     assert result.exit_code == 2
     assert "is not a date" in said(result.output)
+
+
+def test_a_period_is_recomputed_from_the_servers_log(
+    ctx: ServiceContext, clock: FixedClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--server reads /log/checkpoint, the entry bundles and /api/v1/plan-files/… (here through
+    the app in-process), and checks the leaves against the signed checkpoint."""
+    first, _ = two_periods(ctx, clock)
+    signer = generate_signer_key("log.test.example", seed=bytes(32))
+    publish_checkpoint(ctx, LogConfig(signer))
+    client = TestClient(create_app(ctx))
+
+    def get(url: str, **_: object) -> httpx.Response:
+        assert url.startswith("https://aid.example/")
+        answer = client.get(url.removeprefix("https://aid.example"))
+        return httpx.Response(answer.status_code, content=answer.content)
+
+    monkeypatch.setattr(httpx, "get", get)
+    result = mutualaid(
+        "verify",
+        "period",
+        MAIN_PLAN,
+        "2026-03-07",
+        "--server",
+        "https://aid.example",
+        "--log-key",
+        signer.verifier().encode(),
+    )
+    assert result.exit_code == 0, result.output
+    text = said(result.output)
+    assert "root matches the leaves; signed by the log" in text
+    assert f"ok total_charged_fen: {first.total_charged_fen}" in text

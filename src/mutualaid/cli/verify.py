@@ -324,7 +324,9 @@ def period(
     if (source_dir is None) == (server is None):
         _unusable("give the log with exactly one of --from DIR or --server URL")
     fetch = _dir_reader(source_dir) if source_dir is not None else _url_reader(server)
-    note = fetch("checkpoint", required=False)
+    # A server always serves its checkpoint (it gives the size to read up to); a directory may
+    # lack one, and then every entry bundle in it is read.
+    note = fetch("checkpoint", required=server is not None)
     checkpoint = _read_checkpoint(note, log_key) if note is not None else None
     if checkpoint is None and log_key is not None:
         _unusable("--log-key: there is no checkpoint to check")
