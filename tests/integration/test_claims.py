@@ -229,8 +229,16 @@ class TestDecision:
         assert "investigation recommends" not in " ".join(t.note or "" for t in timeline)
         with ctx.reading() as session:
             leaves = session.scalars(
-                select(LogEntry.leaf_data).where(LogEntry.subject_ref == ref)
+                select(LogEntry.leaf_data).where(
+                    LogEntry.subject_ref == ref, LogEntry.leaf_type == "claim_event"
+                )
             ).all()
+            # Issue 14: the rejection is also a claim_decision leaf, in the same transaction.
+            decision = session.scalars(
+                select(LogEntry.leaf_data).where(
+                    LogEntry.subject_ref == ref, LogEntry.leaf_type == "claim_decision"
+                )
+            ).one()
             notices = session.scalar(
                 select(func.count())
                 .select_from(Notification)
@@ -238,6 +246,7 @@ class TestDecision:
             )
         assert len(leaves) == 5
         assert b"pre_existing_condition" in leaves[-1]
+        assert b'"decision":"rejected"' in decision and b"pre_existing_condition" in decision
         assert "张".encode() not in b"".join(leaves)  # no personal data on the public log
         assert notices == 4
 
@@ -472,4 +481,6 @@ class TestRetries:
         events = [entry.event for entry in claim_timeline(ctx, reviewer, ref)]
         assert len(events) == len(set(events)) == len(steps) + 1, events
         with ctx.reading() as session:
-            assert session.scalar(select(func.count()).select_from(LogEntry)) == len(steps) + 1
+            # Counted among the claim's leaves: joins and plan versions are on the log too (#14).
+            claim_leaves = select(func.count()).where(LogEntry.leaf_type == "claim_event")
+            assert session.scalar(claim_leaves) == len(steps) + 1

@@ -49,7 +49,9 @@ def test_joining_through_the_service(ctx: ServiceContext, clock: FixedClock) -> 
     holder = account(ctx)
     with QueryCounter(ctx.engine) as counted:
         enroll(ctx, holder, date(1990, 5, 1))
-    assert counted.count == pinned(ctx.engine, sqlite=5, postgresql=2), counted.statements
+    # Issue 14: the join's membership_event leaf is one more INSERT on SQLite (5 -> 6); on
+    # PostgreSQL it is a CTE of the join's one statement (still 2).
+    assert counted.count == pinned(ctx.engine, sqlite=6, postgresql=2), counted.statements
 
 
 def test_a_jury_vote(ctx: ServiceContext, clock: FixedClock) -> None:

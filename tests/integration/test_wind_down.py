@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -29,6 +29,7 @@ from mutualaid.clock import FixedClock
 from mutualaid.db.models import (
     Claim,
     CollectionFailure,
+    LogEntry,
     Membership,
     Notification,
     PrepaidBalance,
@@ -54,6 +55,7 @@ from mutualaid.services.wind_down.wind_down import (
     wind_down_status,
 )
 from mutualaid.transparency.archives import verify_archive
+from mutualaid.transparency.leaves import decode_leaf
 from mutualaid.transparency.notes import generate_signer_key
 from mutualaid.transparency.verification import TrustPolicy
 
@@ -215,6 +217,17 @@ class TestEndOfCover:
             assert set(session.execute(select(Membership.state, Membership.end_reason)).all()) == {
                 ("ended", "plan_ended")
             }
+            # Issue 14: each end of cover is a membership_event leaf, written once.
+            events = session.scalars(
+                select(LogEntry.leaf_data).where(LogEntry.leaf_type == "membership_event")
+            )
+            ended = [
+                fields
+                for fields in (decode_leaf(data).fields for data in events)
+                if fields["event"] == "cover_ended"
+            ]
+        end_at = int(datetime(2026, 3, 14, 16, tzinfo=UTC).timestamp())  # 00:00 on the 15th
+        assert sorted((f["state"], f["occurred_at"]) for f in ended) == [("ended", end_at)] * 3
         at(clock, date(2026, 4, 20))
         ref = report(ctx, holder, membership.id, date(2026, 3, 14))  # the last day of cover
         with ctx.reading() as session:

@@ -13,6 +13,7 @@ from mutualaid.api import (
     juries,
     memberships,
     periods,
+    plan_files,
     plans,
     reports,
     risk,
@@ -67,6 +68,7 @@ def create_app(ctx: ServiceContext, settings: Settings | None = None) -> FastAPI
     app.include_router(health.router)
     app.include_router(accounts.router)
     app.include_router(plans.router)
+    app.include_router(plan_files.router)
     app.include_router(memberships.router)
     app.include_router(claims.router)
     app.include_router(juries.router)

@@ -10,6 +10,8 @@ import base64
 import binascii
 import hashlib
 import json
+from collections.abc import Callable, Sequence
+from datetime import date
 from pathlib import Path
 from typing import NoReturn
 
@@ -23,11 +25,19 @@ from mutualaid.transparency.charge_proofs import (
     parse_charge_proof,
     verify_charge_proof,
 )
-from mutualaid.transparency.checkpoints import Checkpoint, open_checkpoint
+from mutualaid.transparency.checkpoints import Checkpoint, open_checkpoint, parse_checkpoint
 from mutualaid.transparency.errors import KeyFormatError, TransparencyError, VerificationError
 from mutualaid.transparency.leaves import Leaf
-from mutualaid.transparency.merkle import verify_consistency
+from mutualaid.transparency.merkle import MemoryTree, verify_consistency
 from mutualaid.transparency.notes import VerifierKey, parse_verifier_key
+from mutualaid.transparency.period_audit import (
+    AuditError,
+    PeriodAudit,
+    audit_period,
+    decode_leaves,
+    instant_text,
+)
+from mutualaid.transparency.tiles import TILE_WIDTH, TileRef, decode_entry_bundle
 from mutualaid.transparency.verification import (
     Check,
     ProofBundle,
@@ -324,3 +334,195 @@ def _proof_hashes(data: bytes, old_size: int, new_size: int) -> list[bytes]:
         except (binascii.Error, ValueError):
             _fail(f"proof: hash {position} is not valid base64")
     return hashes
+
+
+# --- verify period (issue 14) -------------------------------------------------------------------
+
+
+@app.command("period")
+@friendly_errors
+def period(
+    plan: str = typer.Argument(..., help="The plan's code, e.g. xhb-main"),
+    publicity_on: str = typer.Argument(..., metavar="PERIOD", help="Publicity day, YYYY-MM-DD"),
+    source_dir: Path = typer.Option(
+        None,
+        "--from",
+        help="A directory holding the log as served: tile/entries/… entry bundles, "
+        "plan-files/<sha256>, and optionally checkpoint",
+    ),
+    server: str = typer.Option(
+        None, help="The server's base URL, e.g. https://aid.example (instead of --from)"
+    ),
+    log_key: str = typer.Option(None, help=LOG_KEY_HELP + " (checks the checkpoint)"),
+) -> None:
+    """Recompute a closed period from the log alone: the members sharing at its lock, its cases,
+    the aid, the fee, the share and the totals, to the fen, with the close's own arithmetic; report
+    every figure that differs from the period's commitment leaf (exit 1)."""
+    try:
+        day = date.fromisoformat(publicity_on)
+    except ValueError:
+        _unusable(f"PERIOD: {publicity_on!r} is not a date (YYYY-MM-DD)")
+    if (source_dir is None) == (server is None):
+        _unusable("give the log with exactly one of --from DIR or --server URL")
+    fetch = _dir_reader(source_dir) if source_dir is not None else _url_reader(server)
+    # A server always serves its checkpoint (it gives the size to read up to); a directory may
+    # lack one, and then every entry bundle in it is read.
+    note = fetch("checkpoint", required=server is not None)
+    checkpoint = _read_checkpoint(note, log_key) if note is not None else None
+    if checkpoint is None and log_key is not None:
+        _unusable("--log-key: there is no checkpoint to check")
+    partial_widths = (
+        sorted(
+            {int(p.name) for p in source_dir.glob("tile/entries/**/*.p/*") if p.name.isdigit()},
+            reverse=True,
+        )
+        if source_dir is not None
+        else []
+    )
+    entries = _log_entries(fetch, checkpoint.size if checkpoint else None, partial_widths)
+    if checkpoint is not None:
+        _check_entries_against(checkpoint, entries, signed=log_key is not None)
+    try:
+        leaves = decode_leaves(entries)
+        files = {
+            sha: data
+            for sha in sorted(
+                {str(v.fields["rules_sha256"]) for v in leaves if v.type == "plan_version"}
+            )
+            if (data := fetch(f"plan-files/{sha}", required=False)) is not None
+        }
+        audit = audit_period(leaves, files, plan, day)
+    except AuditError as error:
+        _fail(str(error))
+    _report(audit, len(entries))
+    if not audit.agrees:
+        raise typer.Exit(EXIT_FAILED)
+
+
+_Fetch = Callable[..., bytes | None]
+
+
+def _dir_reader(root: Path) -> _Fetch:
+    if not root.is_dir():
+        _unusable(f"--from: {root} is not a directory")
+
+    def fetch(path: str, *, required: bool = True) -> bytes | None:
+        target = root / path
+        if not target.is_file():
+            if required:
+                _unusable(f"--from: {target} is missing")
+            return None
+        return target.read_bytes()
+
+    return fetch
+
+
+def _url_reader(base: str) -> _Fetch:
+    prefix = base.rstrip("/")
+    where = {"checkpoint": "/log/checkpoint"}
+
+    def fetch(path: str, *, required: bool = True) -> bytes | None:
+        if path.startswith("tile/"):
+            url = f"{prefix}/log/{path}"
+        elif path.startswith("plan-files/"):
+            url = f"{prefix}/api/v1/{path}"
+        else:
+            url = prefix + where[path]
+        try:
+            response = httpx.get(url, timeout=30, follow_redirects=True)
+        except httpx.HTTPError as error:
+            _unusable(f"cannot fetch {url}: {type(error).__name__}: {error}")
+        if response.status_code == 404 and not required:
+            return None
+        if response.status_code != 200:
+            _unusable(f"cannot fetch {url}: HTTP {response.status_code}")
+        return response.content
+
+    return fetch
+
+
+def _log_entries(fetch: _Fetch, size: int | None, partial_widths: Sequence[int]) -> list[bytes]:
+    """Every leaf of the log, in order: full entry bundles of 256 leaves, then the partial one.
+    With a checkpoint, exactly its `size` leaves; without (a directory), every bundle found."""
+    entries: list[bytes] = []
+    index = 0
+    while size is None or (index + 1) * TILE_WIDTH <= size:
+        full = fetch(TileRef(None, index).path, required=size is not None)
+        if full is None:
+            break
+        entries += _bundle(full, index, TILE_WIDTH)
+        index += 1
+    widths = [size % TILE_WIDTH] if size is not None and size % TILE_WIDTH else []
+    for width in widths if size is not None else partial_widths:
+        partial = fetch(TileRef(None, index, width).path, required=size is not None)
+        if partial is not None:
+            entries += _bundle(partial, index, width)
+            break
+    if not entries:
+        _unusable("the log holds no entry bundle")
+    return entries
+
+
+def _bundle(data: bytes, index: int, width: int) -> list[bytes]:
+    try:
+        bundle = decode_entry_bundle(data)
+    except TransparencyError as error:
+        _fail(f"entry bundle {index}: {error.message}")
+    if len(bundle) != width:
+        _fail(f"entry bundle {index} holds {len(bundle)} leaves, not {width}")
+    return bundle
+
+
+def _read_checkpoint(note: bytes, log_key: str | None) -> Checkpoint:
+    try:
+        if log_key is not None:
+            return open_checkpoint(note, _key(log_key, "--log-key")).checkpoint
+        return parse_checkpoint(note.decode("utf-8").split("\n\n", 1)[0] + "\n")
+    except TransparencyError as error:
+        _fail(f"checkpoint: {error.message}")
+    except UnicodeDecodeError as error:
+        _fail(f"checkpoint: {error}")
+
+
+def _check_entries_against(
+    checkpoint: Checkpoint, entries: Sequence[bytes], *, signed: bool
+) -> None:
+    """The leaves read must be exactly the log at its checkpoint: same size, same root."""
+    tree = MemoryTree.from_entries(entries)
+    if tree.size != checkpoint.size or tree.root() != checkpoint.root_hash:
+        _fail(
+            f"the {len(entries)} leaves read do not make the checkpoint's tree "
+            f"(size {checkpoint.size}, root {checkpoint.root_hash.hex()}): the log was altered "
+            "or is incomplete"
+        )
+    how = "signed by the log" if signed else "signature not checked (no --log-key)"
+    typer.echo(f"ok      checkpoint: size {checkpoint.size}, root matches the leaves; {how}")
+
+
+def _report(audit: PeriodAudit, leaves: int) -> None:
+    typer.echo(
+        f"period {audit.period_ref}: lock {instant_text(audit.lock_at)}, plan version "
+        f"{audit.plan_version} (file {audit.rules_sha256[:16]}…, sharing rule "
+        f"{audit.sharing_rule}); from {leaves} leaves: {audit.members} members at the lock, "
+        f"{audit.excluded} suspended, {len(audit.cases)} shared case(s)"
+    )
+    for name, value in audit.recomputed.items():
+        committed = audit.committed.get(name)
+        if committed == value:
+            typer.echo(f"ok      {name}: {value}")
+        else:
+            shown = "not stated" if committed is None else str(committed)
+            typer.echo(
+                f"FAILED  {name}: the log gives {value}, the period's commitment says {shown}",
+                err=True,
+            )
+    for name, why in audit.unchecked.items():
+        typer.echo(f"skipped {name}: {why}")
+    if audit.agrees:
+        typer.echo(f"period {audit.period_ref} recomputed from the log: every figure agrees")
+    else:
+        typer.echo(
+            f"FAILED: period {audit.period_ref}: {len(audit.differences)} figure(s) differ from "
+            "the commitment",
+            err=True,
+        )

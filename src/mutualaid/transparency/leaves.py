@@ -70,6 +70,22 @@ def _spec(kind: FieldKind, *choices: str) -> FieldSpec:
     return FieldSpec(kind, frozenset(choices) if choices else None)
 
 
+#: The `event` of a membership_event leaf: joining, then the membership state machine's events
+#: (domain/memberships.py), and the end of cover when a plan winds down.
+MEMBERSHIP_LEAF_EVENTS = (
+    "join",
+    "waiting_period_over",
+    "suspend",
+    "reinstate",
+    "leave",
+    "remove",
+    "age_out",
+    "severe_payout",
+    "cover_ended",
+)
+#: The `state` after the event (domain/memberships.py MembershipState).
+MEMBERSHIP_LEAF_STATES = ("waiting", "covered", "suspended", "left", "ended")
+
 _REF = _spec(FieldKind.REF)
 _HASH = _spec(FieldKind.SHA256_HEX)
 _COUNT = _spec(FieldKind.COUNT)
@@ -100,6 +116,9 @@ LEAF_SCHEMAS: Mapping[str, LeafSchema] = MappingProxyType(
                 "stage": _spec(FieldKind.TOKEN),
                 "reason_code": _spec(FieldKind.TOKEN),
                 "evidence_root": _HASH,
+                # Issue 14: which plan's members share the aid, and whether they do at all.
+                "plan_ref": _REF,
+                "funding": _spec(FieldKind.TOKEN, "shared", "sponsored"),
             },
         ),
         "jury_result": LeafSchema(
@@ -183,11 +202,15 @@ LEAF_SCHEMAS: Mapping[str, LeafSchema] = MappingProxyType(
                 "written_off_fen": _COUNT,
             },
         ),
+        # Issue 14: every join and change of a membership's state; the membership appears only
+        # as an opaque ref ("m-<id>"), never as a person. (A `member_commitment` form was
+        # documented before but never written.)
         "membership_event": LeafSchema(
             required={
                 "plan_ref": _REF,
-                "member_commitment": _HASH,
-                "event": _spec(FieldKind.TOKEN, "joined", "left", "removed", "coverage_ended"),
+                "membership_ref": _REF,
+                "event": _spec(FieldKind.TOKEN, *MEMBERSHIP_LEAF_EVENTS),
+                "state": _spec(FieldKind.TOKEN, *MEMBERSHIP_LEAF_STATES),
                 "occurred_at": _TIME,
             },
         ),
@@ -248,6 +271,24 @@ def decode_leaf(data: bytes, *, schemas: Mapping[str, LeafSchema] = LEAF_SCHEMAS
     if canonical != data:
         raise LeafError("leaf bytes are not in canonical form (key order, spacing or escapes)")
     return Leaf(leaf_type, MappingProxyType(record))
+
+
+def membership_ref(membership_id: int) -> str:
+    """The public, opaque name of a membership on the log."""
+    return f"m-{membership_id}"
+
+
+def membership_event_leaf(
+    plan_ref: str, membership_id: int, event: str, state: str, occurred_at: int
+) -> bytes:
+    """A membership_event leaf's canonical bytes, without the schema walk: bulk paths make
+    millions. Equal to `canonical_leaf("membership_event", …)` (a test checks it); `plan_ref`,
+    `event` and `state` must already be valid (the callers pass constants and a plan code)."""
+    return (
+        f'{{"event":"{event}","membership_ref":"m-{membership_id}",'
+        f'"occurred_at":{occurred_at},"plan_ref":"{plan_ref}","state":"{state}",'
+        '"type":"membership_event","v":1}'
+    ).encode()
 
 
 def commit(salt: bytes, value: str | bytes) -> str:

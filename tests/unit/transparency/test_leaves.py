@@ -12,12 +12,15 @@ from hypothesis import strategies as st
 from mutualaid.transparency.errors import LeafError
 from mutualaid.transparency.leaves import (
     LEAF_SCHEMAS,
+    MEMBERSHIP_LEAF_EVENTS,
+    MEMBERSHIP_LEAF_STATES,
     FieldKind,
     FieldSpec,
     LeafSchema,
     canonical_leaf,
     commit,
     decode_leaf,
+    membership_event_leaf,
 )
 
 DOC_HASH = hashlib.sha256(b"diagnosis certificate scan").hexdigest()
@@ -65,8 +68,8 @@ def test_every_registered_type_accepts_a_complete_record() -> None:
             "effective_on": "2019-01-01",
         },
         "membership_event": {
-            "plan_ref": "main", "member_commitment": commit(SALT, "110101199001011234"),
-            "event": "joined", "occurred_at": 1_546_300_800,
+            "plan_ref": "main", "membership_ref": "m-1024", "event": "join",
+            "state": "waiting", "occurred_at": 1_546_300_800,
         },
         "claim_event": {
             "claim_ref": "C2603-1A2B3C4D", "event": "publish", "state": "in_publicity",
@@ -199,3 +202,41 @@ def test_canonical_evidence_leaves_decode_to_the_same_fields(
 ) -> None:
     fields = {"claim_ref": claim_ref, "sha256": digest.hex(), "size": size, "media_type": "a/b"}
     assert dict(decode_leaf(canonical_leaf("evidence", fields)).fields) == fields
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    plan_ref=st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._:/-]{0,40}", fullmatch=True),
+    membership_id=st.integers(1, 2**53 - 1),
+    event=st.sampled_from(MEMBERSHIP_LEAF_EVENTS),
+    state=st.sampled_from(MEMBERSHIP_LEAF_STATES),
+    occurred_at=st.integers(0, 2**40),
+)
+def test_the_fast_membership_leaf_is_the_canonical_one(
+    plan_ref: str, membership_id: int, event: str, state: str, occurred_at: int
+) -> None:
+    fields = {
+        "plan_ref": plan_ref,
+        "membership_ref": f"m-{membership_id}",
+        "event": event,
+        "state": state,
+        "occurred_at": occurred_at,
+    }
+    fast = membership_event_leaf(plan_ref, membership_id, event, state, occurred_at)
+    assert fast == canonical_leaf("membership_event", fields)
+    assert dict(decode_leaf(fast).fields) == fields
+
+
+def test_a_membership_leaf_names_no_person() -> None:
+    with pytest.raises(LeafError, match="unknown field"):
+        canonical_leaf(
+            "membership_event",
+            {
+                "plan_ref": "main",
+                "membership_ref": "m-1",
+                "event": "join",
+                "state": "waiting",
+                "occurred_at": 0,
+                "member_commitment": commit(SALT, "110101199001011234"),
+            },
+        )

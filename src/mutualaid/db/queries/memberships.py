@@ -12,20 +12,31 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import TypedDict
+from typing import Any, TypedDict
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
+    BigInteger,
     BindParameter,
     ColumnElement,
     Connection,
     Executable,
     Label,
+    LargeBinary,
     Row,
+    Select,
+    SQLColumnExpression,
+    String,
     bindparam,
+    case,
+    cast,
     func,
     insert,
+    literal,
     literal_column,
     select,
+    text,
+    update,
 )
 from sqlalchemy.orm import Session
 
@@ -36,13 +47,17 @@ from mutualaid.db.models import (
     Base,
     FraudRecord,
     IdempotencyKey,
+    LogEntry,
     Membership,
     Person,
     Plan,
     PlanVersion,
 )
 from mutualaid.db.queries.plans import PlanHead
+from mutualaid.domain.calendars import start_of_day
 from mutualaid.domain.memberships import Relation
+from mutualaid.transparency.leaves import canonical_leaf
+from mutualaid.transparency.merkle import hash_leaf
 
 
 def family_memberships(
@@ -116,6 +131,9 @@ class JoiningRows:
     audit: Mapping[str, object]
     #: The idempotency key row with its answer (None: the request has no key).
     key: Mapping[str, object] | None
+    #: The join's transparency-log leaf (log_entries columns; issue 14): the outbox row, written
+    #: by the same statement.
+    leaf: Mapping[str, object] | None = None
 
 
 def _person_facts(
@@ -263,12 +281,14 @@ _AUDIT_COLUMNS = (
     "details",
 )
 _KEY_COLUMNS = ("account_id", "key", "operation", "request_sha256", "created_at", "response")
+_LEAF_COLUMNS = ("leaf_type", "leaf_data", "leaf_hash", "subject_type", "subject_ref", "queued_at")
 
 
 def _one_statement_join(new_person: bool, with_key: bool) -> Executable:
-    """PostgreSQL: WITH (INSERT person), (INSERT membership), (INSERT key) INSERT audit — the
-    ids come from the sequences beforehand, so no part waits for another's RETURNING."""
-    parts = []
+    """PostgreSQL: WITH (INSERT person), (INSERT membership), (INSERT key), (INSERT log leaf)
+    INSERT audit — the ids come from the sequences beforehand, so no part waits for another's
+    RETURNING."""
+    parts = [insert(LogEntry).values(_binds(LogEntry, "l_", _LEAF_COLUMNS)).cte("new_leaf")]
     if new_person:
         parts.append(insert(Person).values(_binds(Person, "p_", _PERSON_COLUMNS)).cte("new_person"))
     parts.append(
@@ -292,6 +312,7 @@ _INSERT_PERSON = insert(Person)
 _INSERT_MEMBERSHIP = insert(Membership)
 _INSERT_AUDIT = insert(AuditEvent)
 _INSERT_KEY = insert(IdempotencyKey)
+_INSERT_LEAF = insert(LogEntry)
 
 
 def insert_joining(connection: Connection, rows: JoiningRows) -> None:
@@ -299,7 +320,13 @@ def insert_joining(connection: Connection, rows: JoiningRows) -> None:
     each, in the caller's transaction. The partial unique index refuses a second active membership
     (and UNIQUE(account_id, key) a second answer), even from a concurrent request: IntegrityError."""
     if connection.dialect.name == "postgresql":
-        values = _prefixed("m_", rows.membership) | _prefixed("a_", rows.audit)
+        if rows.leaf is None:
+            raise ValueError("a join writes its log leaf")
+        values = (
+            _prefixed("m_", rows.membership)
+            | _prefixed("a_", rows.audit)
+            | _prefixed("l_", rows.leaf)
+        )
         if rows.person is not None:
             values |= _prefixed("p_", rows.person)
         if rows.key is not None:
@@ -311,5 +338,225 @@ def insert_joining(connection: Connection, rows: JoiningRows) -> None:
         connection.execute(_INSERT_PERSON, dict(rows.person))
     connection.execute(_INSERT_MEMBERSHIP, dict(rows.membership))
     connection.execute(_INSERT_AUDIT, dict(rows.audit))
+    if rows.leaf is not None:
+        connection.execute(_INSERT_LEAF, dict(rows.leaf))
     if rows.key is not None:
         connection.execute(_INSERT_KEY, dict(rows.key))
+
+
+# --- membership events on the transparency log (issue 14) ------------------------------------------
+
+
+def epoch_seconds(session: Session, column: SQLColumnExpression[datetime]) -> ColumnElement[int]:
+    """POSIX seconds of a stored instant (floored), as SQL for the session's database."""
+    if session.get_bind().dialect.name == "postgresql":
+        return cast(func.floor(func.extract("epoch", column)), BigInteger())
+    return cast(func.strftime("%s", column), BigInteger())
+
+
+def _sqlite_leaf_hash(data: bytes) -> bytes:
+    return hash_leaf(bytes(data))
+
+
+def insert_membership_event_leaves(
+    session: Session,
+    source: Select[*tuple[Any, ...]],
+    *,
+    plan_ref: str,
+    event: str,
+    queued_at: datetime,
+) -> int:
+    """Queue one membership_event leaf per row of `source` — (membership id, occurred_at POSIX
+    seconds, state after) — with one INSERT … SELECT into the outbox: the bytes are built and
+    hashed by the database (SHA-256 on PostgreSQL, a registered function on SQLite), exactly
+    as `leaves.membership_event_leaf` builds them (tests/unit compares the two)."""
+    # The fields are checked once here; the per-row parts are integers and a state token.
+    canonical_leaf(
+        "membership_event",
+        {
+            "plan_ref": plan_ref,
+            "membership_ref": "m-1",
+            "event": event,
+            "state": "waiting",
+            "occurred_at": 0,
+        },
+    )
+    rows = source.subquery("events")
+    membership_id, occurred_at, state = rows.c[0], rows.c[1], rows.c[2]
+    text_of = String()
+    json_text = (
+        literal(f'{{"event":"{event}","membership_ref":"m-', text_of)
+        + cast(membership_id, text_of)
+        + literal('","occurred_at":', text_of)
+        + cast(occurred_at, text_of)
+        + literal(f',"plan_ref":"{plan_ref}","state":"', text_of)
+        + cast(state, text_of)
+        + literal('","type":"membership_event","v":1}', text_of)
+    )
+    connection = session.connection()
+    leaf_data: ColumnElement[bytes]
+    leaf_hash: ColumnElement[bytes]
+    if connection.dialect.name == "postgresql":
+        leaf_data = func.convert_to(json_text, literal("UTF8"), type_=LargeBinary())
+        leaf_hash = func.sha256(
+            literal(b"\x00", LargeBinary()).op("||", return_type=LargeBinary())(leaf_data),
+            type_=LargeBinary(),
+        )
+    else:
+        raw: Any = connection.connection.driver_connection
+        raw.create_function("mutualaid_leaf_hash", 1, _sqlite_leaf_hash, deterministic=True)
+        leaf_data = cast(json_text, LargeBinary())
+        leaf_hash = func.mutualaid_leaf_hash(leaf_data, type_=LargeBinary())
+    result = session.execute(
+        insert(LogEntry).from_select(
+            ["leaf_type", "leaf_data", "leaf_hash", "subject_type", "subject_ref", "queued_at"],
+            select(
+                literal("membership_event", String()),
+                leaf_data,
+                leaf_hash,
+                literal("membership", String()),
+                literal("m-", text_of) + cast(membership_id, text_of),
+                literal(queued_at, LogEntry.queued_at.type),
+            ),
+        )
+    )
+    return int(getattr(result, "rowcount", 0))
+
+
+def instant_by_date(
+    column: SQLColumnExpression[date], instants: Mapping[date, int]
+) -> ColumnElement[int]:
+    """SQL mapping each of a few dates to its POSIX seconds (a CASE; the daily job's dates)."""
+    if not instants:
+        return literal(0, BigInteger())
+    return case(
+        *[(column == day, literal(seconds, BigInteger())) for day, seconds in instants.items()],
+        else_=literal(0, BigInteger()),
+    )
+
+
+# --- the daily job's two UPDATEs, with their leaves (issue 14) -------------------------------------
+
+
+def _postgres_leaf_data(event: str, state: str) -> str:
+    """PostgreSQL: the canonical membership_event leaf of a row `c` (id, day) as bytea, `day` at
+    00:00 in the zone :zone — what `leaves.membership_event_leaf` builds (a test compares)."""
+    return (
+        'convert_to(\'{"event":"' + event + '","membership_ref":"m-\' || c.id || '
+        '\'","occurred_at":\' || CAST(extract(epoch FROM (c.day::timestamp AT TIME ZONE :zone)) '
+        'AS BIGINT) || \',"plan_ref":"\' || :plan_ref || \'","state":"' + state + '",'
+        '"type":"membership_event","v"\\:1}\', \'UTF8\')'  # \\: a colon, not a bind
+    )
+
+
+_POSTGRES_ADVANCE = {
+    name: text(
+        f"""
+        WITH changed AS ({update} RETURNING id, {day} AS day),
+        leaves AS (SELECT c.id, {_postgres_leaf_data(event, state)} AS data FROM changed c)
+        INSERT INTO log_entries
+            (leaf_type, leaf_data, leaf_hash, subject_type, subject_ref, queued_at)
+        SELECT 'membership_event', data, sha256('\\x00'::bytea || data), 'membership',
+               'm-' || id, :now
+        FROM leaves"""
+    )
+    for name, update, day, event, state in (
+        (
+            "age_out",
+            "UPDATE memberships SET state = 'ended', end_reason = 'aged_out', ended_at = :now "
+            "WHERE plan_id = :plan_id AND state IN ('waiting', 'covered', 'suspended') "
+            "AND ages_out_on <= :today",
+            "ages_out_on",
+            "age_out",
+            "ended",
+        ),
+        (
+            "covered",
+            "UPDATE memberships SET state = 'covered' "
+            "WHERE plan_id = :plan_id AND state = 'waiting' AND covered_from_on <= :today",
+            "covered_from_on",
+            "waiting_period_over",
+            "covered",
+        ),
+    )
+}
+
+
+def advance_with_leaves(
+    session: Session,
+    *,
+    plan_id: int,
+    plan_ref: str,
+    today: date,
+    zone: ZoneInfo,
+    now: datetime,
+) -> tuple[int, int]:
+    """The daily job's UPDATEs — exit age reached: ended; waiting period over: covered — each
+    with one membership_event leaf per changed membership, stamped 00:00 (in `zone`) of the day
+    the change took effect. (aged out, now covered).
+
+    PostgreSQL: one statement each, the UPDATE … RETURNING feeding the outbox INSERT (no second
+    scan of the memberships). SQLite: the leaves by INSERT … SELECT first (the few distinct days
+    mapped to their instants), then the UPDATE."""
+    canonical_leaf(  # the plan's code is written into every leaf by the SQL: check it once
+        "membership_event",
+        {
+            "plan_ref": plan_ref,
+            "membership_ref": "m-1",
+            "event": "age_out",
+            "state": "ended",
+            "occurred_at": 0,
+        },
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        params = {
+            "plan_id": plan_id,
+            "plan_ref": plan_ref,
+            "today": today,
+            "zone": zone.key,
+            "now": now,
+        }
+        aged_out = session.execute(_POSTGRES_ADVANCE["age_out"], params)
+        covered = session.execute(_POSTGRES_ADVANCE["covered"], params)
+        return int(getattr(aged_out, "rowcount", 0)), int(getattr(covered, "rowcount", 0))
+    ageing_out = (
+        (Membership.plan_id == plan_id)
+        & Membership.state.in_(["waiting", "covered", "suspended"])
+        & (Membership.ages_out_on <= today)
+    )
+    now_covering = (
+        (Membership.plan_id == plan_id)
+        & (Membership.state == "waiting")
+        & (Membership.covered_from_on <= today)
+    )
+    counts = []
+    for event, condition, column, state, values in (
+        (
+            "age_out",
+            ageing_out,
+            Membership.ages_out_on,
+            "ended",
+            {"state": "ended", "end_reason": "aged_out", "ended_at": now},
+        ),
+        ("waiting_period_over", now_covering, Membership.covered_from_on, "covered", None),
+    ):
+        days = session.scalars(select(column).where(condition).distinct()).all()
+        instants = {day: int(start_of_day(day, zone).timestamp()) for day in days}
+        if instants:
+            insert_membership_event_leaves(
+                session,
+                select(Membership.id, instant_by_date(column, instants), literal(state)).where(
+                    condition
+                ),
+                plan_ref=plan_ref,
+                event=event,
+                queued_at=now,
+            )
+        result = session.execute(
+            update(Membership)
+            .where(condition)
+            .values(values or {"state": "covered"})
+            .execution_options(synchronize_session=False)
+        )
+        counts.append(int(getattr(result, "rowcount", 0)))
+    return counts[0], counts[1]

@@ -13,8 +13,12 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, select, text
 from sqlalchemy.orm import Session
+
+from mutualaid.db.models import Membership
+from mutualaid.db.queries.memberships import epoch_seconds, insert_membership_event_leaves
+from mutualaid.transparency.leaves import canonical_leaf
 
 if TYPE_CHECKING:
     from psycopg import Cursor
@@ -63,13 +67,35 @@ class StagedChunk:
 
 
 def write_import_chunk(
-    session: Session, chunk: StagedChunk, plan_id: int, plan_version: int, now: datetime
+    session: Session,
+    chunk: StagedChunk,
+    plan_id: int,
+    plan_version: int,
+    now: datetime,
+    plan_ref: str | None,
 ) -> tuple[int, list[tuple[int, str]]]:
     """Stage and move one chunk: the number of memberships created, and the (line, error code)
-    of each staged row refused (identity_registered_elsewhere, already_member)."""
+    of each staged row refused (identity_registered_elsewhere, already_member).
+
+    With `plan_ref` (the plan's code), each new membership's `join` leaf is queued to the
+    transparency log by the same statements (issue 14; None only in the benchmark that measures
+    what they cost)."""
+    if plan_ref is not None:  # checked once: the SQL below writes it into every leaf
+        canonical_leaf(
+            "membership_event",
+            {
+                "plan_ref": plan_ref,
+                "membership_ref": "m-1",
+                "event": "join",
+                "state": "waiting",
+                "occurred_at": 0,
+            },
+        )
     postgres = session.get_bind().dialect.name == "postgresql"
-    write = _write_postgres if postgres else _write_sqlite
-    return write(session, chunk, plan_id, plan_version, now)
+    if postgres:
+        return _write_postgres(session, chunk, plan_id, plan_version, now, plan_ref)
+    written = _write_sqlite(session, chunk, plan_id, plan_version, now, plan_ref)
+    return written
 
 
 _STAGING = "member_import_staging"
@@ -110,9 +136,22 @@ WITH new_persons AS (
   SELECT %(plan_id)s, %(version)s, np.id, np.account_id, s.state, s.joined_at, s.joined_on,
          s.waiting_ends_on, s.covered_from_on, s.ages_out_on
   FROM {_STAGING} s JOIN new_persons np ON np.identity_hash = s.identity_hash
-  RETURNING 1
-)
+  RETURNING id, joined_at, state
+){{leaves}}
 SELECT count(*) FROM new_memberships"""
+
+# Issue 14: each new membership's `join` leaf, built and hashed by the database exactly as
+# transparency.leaves.membership_event_leaf builds it (tests compare the two).
+_POSTGRES_LEAVES = """, new_leaves AS (
+  INSERT INTO log_entries (leaf_type, leaf_data, leaf_hash, subject_type, subject_ref, queued_at)
+  SELECT 'membership_event', leaf.data, sha256('\\x00'::bytea || leaf.data), 'membership',
+         'm-' || nm.id, %(now)s
+  FROM new_memberships nm CROSS JOIN LATERAL (SELECT convert_to(
+    '{"event":"join","membership_ref":"m-' || nm.id || '","occurred_at":'
+    || CAST(floor(extract(epoch FROM nm.joined_at)) AS BIGINT) || ',"plan_ref":"'
+    || %(plan_ref)s || '","state":"' || nm.state || '","type":"membership_event","v":1}',
+    'UTF8') AS data) AS leaf
+)"""
 
 # Only when some staged person existed already (a re-import, an overlap, a concurrent enrollment):
 # a new statement, so its snapshot sees persons that a concurrent transaction committed meanwhile.
@@ -139,8 +178,8 @@ _POSTGRES_EXISTING = (
           FROM {_STAGING} WHERE person_is_new IS NOT TRUE AND error IS NULL
           ON CONFLICT (plan_id, person_id) WHERE state IN ('waiting', 'covered', 'suspended')
           DO NOTHING
-          RETURNING 1
-        )
+          RETURNING id, joined_at, state
+        ){{leaves}}
         SELECT count(*) FROM new_memberships""",
 )
 
@@ -154,10 +193,16 @@ WHERE s.person_is_new IS NOT TRUE AND s.error IS NULL
 
 
 def _write_postgres(
-    session: Session, chunk: StagedChunk, plan_id: int, plan_version: int, now: datetime
+    session: Session,
+    chunk: StagedChunk,
+    plan_id: int,
+    plan_version: int,
+    now: datetime,
+    plan_ref: str | None,
 ) -> tuple[int, list[tuple[int, str]]]:
     cursor = session.connection().connection.driver_connection.cursor()  # type: ignore[union-attr]
-    params = {"plan_id": plan_id, "version": plan_version, "now": now}
+    params = {"plan_id": plan_id, "version": plan_version, "now": now, "plan_ref": plan_ref}
+    leaves = "" if plan_ref is None else _POSTGRES_LEAVES
     # ON COMMIT DELETE ROWS: emptied by every commit, so the table never holds dead rows.
     cursor.execute(_CREATE_STAGING_POSTGRES)
     # Cost estimates this large trigger JIT compilation, which costs more than the statements;
@@ -167,13 +212,13 @@ def _write_postgres(
     with cursor.copy(f"COPY {_STAGING} ({', '.join(_STAGING_COLUMNS)}) FROM STDIN") as copy:
         copy.write(chunk.copy_data)
     cursor.execute(_POSTGRES_ACCOUNTS, params)
-    imported = _fetch_count(cursor, _POSTGRES_NEW_PERSONS, params)
+    imported = _fetch_count(cursor, _POSTGRES_NEW_PERSONS.format(leaves=leaves), params)
     if imported == chunk.good_count:
         return imported, []
     update_existing, judge_existing, insert_existing = _POSTGRES_EXISTING
     cursor.execute(update_existing, params)
     cursor.execute(judge_existing, params)
-    imported += _fetch_count(cursor, insert_existing, params)
+    imported += _fetch_count(cursor, insert_existing.format(leaves=leaves), params)
     if imported != _fetch_count(
         cursor, f"SELECT count(*) FROM {_STAGING} WHERE error IS NULL", params
     ):
@@ -200,7 +245,12 @@ CREATE TEMPORARY TABLE IF NOT EXISTS import_staging (
 
 
 def _write_sqlite(
-    session: Session, chunk: StagedChunk, plan_id: int, plan_version: int, now: datetime
+    session: Session,
+    chunk: StagedChunk,
+    plan_id: int,
+    plan_version: int,
+    now: datetime,
+    plan_ref: str | None,
 ) -> tuple[int, list[tuple[int, str]]]:
     connection = session.connection()
     connection.exec_driver_sql(_CREATE_STAGING_SQLITE)
@@ -247,6 +297,8 @@ def _write_sqlite(
         ON CONFLICT (identity_hash) DO NOTHING"""),
         params,
     )
+    # Ids are rowids and the write lock is held: the new memberships are those above this one.
+    before = session.execute(text("SELECT coalesce(max(id), 0) FROM memberships")).scalar_one()
     moved = session.execute(
         text("""
         INSERT INTO memberships (plan_id, plan_version, person_id, payer_account_id, state,
@@ -258,6 +310,16 @@ def _write_sqlite(
         params,
     )
     imported = moved.rowcount  # type: ignore[attr-defined]
+    if plan_ref is not None:
+        insert_membership_event_leaves(
+            session,
+            select(
+                Membership.id, epoch_seconds(session, Membership.joined_at), Membership.state
+            ).where(Membership.id > before, Membership.plan_id == plan_id),
+            plan_ref=plan_ref,
+            event="join",
+            queued_at=now,
+        )
     rows = session.execute(
         text("SELECT line_no, error FROM import_staging WHERE error IS NOT NULL ORDER BY line_no")
     ).all()

@@ -110,6 +110,45 @@ def require_visible(claim: Claim, actor: Actor) -> None:
         raise NotFound("claim_not_found", f"there is no claim {claim.ref}", "claim_ref")
 
 
+#: The states that decide a claim: its claim_decision leaf is written on entering one.
+DECISION_STATES = frozenset({ClaimState.APPROVED, ClaimState.REJECTED, ClaimState.CLOSED_REJECTED})
+
+
+_STAGES = {
+    ClaimEvent.REJECT: "review",
+    ClaimEvent.CLOSE_PUBLICITY: "publicity",
+    ClaimEvent.JURY_APPROVES: "jury",
+    ClaimEvent.JURY_REJECTS: "jury",
+}
+
+
+def decision_fields(
+    claim: Claim,
+    plan: Plan,
+    event: ClaimEvent,
+    after: ClaimState,
+    at: datetime,
+    reason_code: str | None,
+) -> dict[str, Any]:
+    """The claim_decision leaf (docs/transparency.md): an approval carries the aid and the
+    instant it counts from for the sharing periods (`approved_at`); the auditor of a period takes
+    the approvals of its plan decided before its lock (issue 14)."""
+    approved = after is ClaimState.APPROVED
+    decided_at = claim.approved_at if approved and claim.approved_at is not None else at
+    fields: dict[str, Any] = {
+        "claim_ref": claim.ref,
+        "decision": "approved" if approved else "rejected",
+        "aid_fen": claim.payout_fen if approved else 0,
+        "decided_at": unix_seconds(decided_at),
+        "stage": _STAGES.get(event, str(event)),
+        "plan_ref": plan.code,
+        "funding": "sponsored" if claim.sponsored else "shared",
+    }
+    if reason_code:
+        fields["reason_code"] = reason_code
+    return fields
+
+
 def apply_event(
     session: Session,
     claim: Claim,
@@ -171,6 +210,15 @@ def apply_event(
         subject_type="claim",
         subject_ref=claim.ref,
     )
+    if after in DECISION_STATES:
+        queue_leaf(
+            session,
+            at=at,
+            leaf_type="claim_decision",
+            fields=decision_fields(claim, plan, event, after, at, reason_code),
+            subject_type="claim",
+            subject_ref=claim.ref,
+        )
     notify(
         session,
         at=at,

@@ -26,8 +26,9 @@ from mutualaid.domain.apportionment import (
     Due,
     payment_order,
 )
-from mutualaid.domain.memberships import MembershipState, Relation
+from mutualaid.domain.memberships import MembershipEvent, MembershipState, Relation
 from mutualaid.services import audit
+from mutualaid.services.enrollment.membership_leaves import queue_membership_event
 from mutualaid.services.notifications import notify
 from mutualaid.services.periods.sharing import EXCLUDED, ChargeRule
 
@@ -133,6 +134,15 @@ def record_unpaid(
                 reason=f"share of {period.ref} unpaid",
             )
             membership.state = MembershipState.SUSPENDED
+            queue_membership_event(
+                session,
+                at=now,
+                plan_ref=period.ref.split("/", 1)[0],  # period_ref: "<plan code>/<date>"
+                membership_id=membership.id,
+                event=MembershipEvent.SUSPEND,
+                state=MembershipState.SUSPENDED,
+                occurred_at=now,
+            )
         failed += due.charge_fen
     if failed:
         notify(

@@ -25,12 +25,13 @@ from mutualaid.domain.apportionment import (
 from mutualaid.domain.claims import ClaimEvent, ClaimState
 from mutualaid.domain.errors import Conflict
 from mutualaid.domain.ledger import SPONSOR, Leg, plan_account, transaction
-from mutualaid.domain.memberships import EndReason, MembershipState
+from mutualaid.domain.memberships import EndReason, MembershipEvent, MembershipState
 from mutualaid.domain.money import format_yuan
 from mutualaid.services import audit
 from mutualaid.services.accounts.accounts import Actor
 from mutualaid.services.claims.claims import apply_event as apply_claim_event
 from mutualaid.services.context import ServiceContext
+from mutualaid.services.enrollment.membership_leaves import queue_membership_event
 from mutualaid.services.ledger.ledger import post
 from mutualaid.services.periods.views import find_period
 
@@ -174,5 +175,14 @@ def _pay_one(
                 membership.state = MembershipState.ENDED
                 membership.ended_at = now
                 membership.end_reason = EndReason.SEVERE_PAYOUT
+                queue_membership_event(
+                    session,
+                    at=now,
+                    plan_ref=plan.code,
+                    membership_id=membership.id,
+                    event=MembershipEvent.SEVERE_PAYOUT,
+                    state=MembershipState.ENDED,
+                    occurred_at=now,
+                )
         uow.commit(Payout(claim.ref, claim.claimant_account_id, amount, key))
     return uow.result

@@ -31,12 +31,13 @@ from mutualaid.domain.apportionment import (
 from mutualaid.domain.calendars import local_date
 from mutualaid.domain.errors import DomainError
 from mutualaid.domain.ledger import PROVIDER, SPONSOR, Leg, plan_account, transaction
-from mutualaid.domain.memberships import EndReason, MembershipState, Relation
+from mutualaid.domain.memberships import EndReason, MembershipEvent, MembershipState, Relation
 from mutualaid.domain.plans import FundingModel
 from mutualaid.services import audit
 from mutualaid.services.accounts.accounts import Actor
 from mutualaid.services.collections.providers import PaymentProvider
 from mutualaid.services.context import ServiceContext
+from mutualaid.services.enrollment.membership_leaves import MembershipLeaves
 from mutualaid.services.ledger.ledger import post
 from mutualaid.services.notifications import notify
 
@@ -83,6 +84,8 @@ def retry_failed_payments(
             .order_by(CollectionFailure.payer_account_id, Period.publicity_on)
             .with_for_update(of=CollectionFailure)
         ).all()
+        # Their membership events (issue 14), queued together after the loop: one round trip.
+        leaves = MembershipLeaves(plan.code)
         by_payer: dict[int, list[Any]] = defaultdict(list)
         for row in rows:
             by_payer[row[0].payer_account_id].append(row)
@@ -101,7 +104,7 @@ def retry_failed_payments(
             for failure, period, membership, _ in items:
                 if today > failure.retry_until_on:
                     written_off += _write_off(
-                        session, plan, period, failure, membership, now, actor
+                        session, plan, period, failure, membership, now, actor, leaves
                     )
                     removed += 1
                     continue
@@ -110,12 +113,13 @@ def retry_failed_payments(
                     ok = _retry(session, plan, period, failure, provider, prepaid, today, now)
                 if ok:
                     paid_late += 1
-                    _reinstate_if_clear(session, membership, failure, today, now)
+                    _reinstate_if_clear(session, membership, failure, today, now, leaves)
                 else:
                     blocked = True
                     failure.attempts += 1
                     failure.last_attempt_at = now
                     still += 1
+        leaves.queue(session, now)
         audit.record(
             session,
             at=now,
@@ -176,7 +180,12 @@ def _retry(
 
 
 def _reinstate_if_clear(
-    session: Session, membership: Membership, failure: CollectionFailure, today: date, now: datetime
+    session: Session,
+    membership: Membership,
+    failure: CollectionFailure,
+    today: date,
+    now: datetime,
+    leaves: MembershipLeaves,
 ) -> None:
     open_failures = (
         session.scalar(
@@ -197,6 +206,7 @@ def _reinstate_if_clear(
         MembershipState.COVERED if today >= membership.covered_from_on else MembershipState.WAITING
     )
     membership.state = restored
+    leaves.add(membership.id, MembershipEvent.REINSTATE, restored, now)
     audit.record(
         session,
         at=now,
@@ -226,6 +236,7 @@ def _write_off(
     membership: Membership,
     now: datetime,
     actor: Actor,
+    leaves: MembershipLeaves,
 ) -> int:
     amount = failure.amount_fen
     post(
@@ -247,6 +258,7 @@ def _write_off(
         membership.state = MembershipState.ENDED
         membership.ended_at = now
         membership.end_reason = EndReason.REMOVED_UNPAID
+        leaves.add(membership.id, MembershipEvent.REMOVE, MembershipState.ENDED, now)
         audit.record(
             session,
             at=now,

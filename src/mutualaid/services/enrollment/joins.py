@@ -1,6 +1,7 @@
 """Joining a plan: the busiest write of a launch (3.3M joins in 3 days).
 
-A join is one read and one write (db/queries/memberships.py). On PostgreSQL `ctx.autocommit()`
+A join is one read and one write (db/queries/memberships.py), its `membership_event` leaf
+(issue 14) included in the write. On PostgreSQL `ctx.autocommit()`
 lets each stand alone: the write is one statement, atomic by itself, so no BEGIN or COMMIT is sent;
 on SQLite the block is one transaction. The idempotency key's row is part of the write.
 """
@@ -39,6 +40,7 @@ from mutualaid.domain.schemes import join_refusal
 from mutualaid.services import audit
 from mutualaid.services.accounts.accounts import Actor, BearerToken, actor_of_token, authenticate
 from mutualaid.services.context import ServiceContext
+from mutualaid.services.enrollment.membership_leaves import membership_leaf
 from mutualaid.services.enrollment.memberships import MembershipView
 from mutualaid.services.idempotency import (
     KeyRow,
@@ -49,6 +51,7 @@ from mutualaid.services.idempotency import (
     stored_answer,
 )
 from mutualaid.services.risk import fraud_records
+from mutualaid.transparency.merkle import hash_leaf
 
 
 @dataclass(frozen=True, slots=True)
@@ -278,7 +281,16 @@ def _checked_joining(
         covered_from_on=dates.covered_from_on,
         ages_out_on=dates.ages_out_on,
     )
-    return view, JoiningRows(person, membership, audit_row, None)
+    pending = membership_leaf(plan.code, membership_id, "join", MembershipState.WAITING, now)
+    leaf = {
+        "leaf_type": pending.leaf_type,
+        "leaf_data": pending.leaf_data,
+        "leaf_hash": hash_leaf(pending.leaf_data),
+        "subject_type": pending.subject_type,
+        "subject_ref": pending.subject_ref,
+        "queued_at": now,
+    }
+    return view, JoiningRows(person, membership, audit_row, None, leaf)
 
 
 def _with_key(
@@ -295,7 +307,7 @@ def _with_key(
         ctx.clock.now(),
         MembershipView,
     )
-    return JoiningRows(rows.person, rows.membership, rows.audit, key.values(view))
+    return JoiningRows(rows.person, rows.membership, rows.audit, key.values(view), rows.leaf)
 
 
 def _known_person(facts: JoiningFacts, actor: Actor, relation: Relation) -> int | None:

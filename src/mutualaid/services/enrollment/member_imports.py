@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -63,6 +64,7 @@ from mutualaid.services.csv_lines import (
     oversized_field,
     parse_line,
 )
+from mutualaid.services.enrollment.memberships import NO_LEAVES_ENV
 from mutualaid.services.idempotency import UnitOfWork
 from mutualaid.services.personal_data import PersonalDataProtector
 
@@ -376,6 +378,9 @@ def import_members(
         plan_id, plan_version = plan.id, plan.current_version
         rules = current_rules(session, plan)
     today = local_date(ctx.clock.now(), rules.zone)
+    # Each membership's join goes on the log with it (issue 14), set-based in the chunk's
+    # statements; the switch exists for the benchmark that measures what the leaves cost.
+    leaves_for = None if os.environ.get(NO_LEAVES_ENV) == "1" else plan_code
     for_copy = stages_by_copy(ctx.engine)
     columns, chunks = _chunks(source, chunk_rows)
     error_writer = csv.writer(errors_out)
@@ -391,7 +396,7 @@ def import_members(
             with uow:
                 now = ctx.clock.now()
                 chunk_imported, staged_errors = write_import_chunk(
-                    uow.session, result.staged, plan_id, plan_version, now
+                    uow.session, result.staged, plan_id, plan_version, now, leaves_for
                 )
                 audit.record(
                     uow.session,

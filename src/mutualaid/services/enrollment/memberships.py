@@ -3,6 +3,7 @@ alone changes, and the staff listing of a plan's members. (Joining: joins.py.)""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from datetime import date
 
@@ -10,7 +11,7 @@ from sqlalchemy import func, insert, literal, select, update
 from sqlalchemy.orm import Session
 
 from mutualaid.db.models import Account, AuditEvent, Membership, Person, Plan
-from mutualaid.db.queries.memberships import family_memberships
+from mutualaid.db.queries.memberships import advance_with_leaves, family_memberships
 from mutualaid.db.queries.plans import current_rules, plan_by_code, rules_of
 from mutualaid.domain.accounts import STAFF_ROLES, Role
 from mutualaid.domain.calendars import local_date
@@ -28,9 +29,13 @@ from mutualaid.domain.memberships import (
 from mutualaid.services import audit
 from mutualaid.services.accounts.accounts import Actor
 from mutualaid.services.context import ServiceContext
+from mutualaid.services.enrollment.membership_leaves import queue_membership_event
 from mutualaid.services.idempotency import Once, UnitOfWork
 
 _ACTIVE = [str(s) for s in ACTIVE_STATES]
+#: Benchmarks only: set to "1", the daily job writes no leaves, to measure what they cost
+#: (benchmarks/RESULTS.md, issue 14). Never set in production.
+NO_LEAVES_ENV = "MUTUALAID_BENCH_NO_MEMBERSHIP_LEAVES"
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +155,15 @@ def change_membership(
             to_state=str(new_state),
             reason=reason,
         )
+        queue_membership_event(
+            uow.session,
+            at=now,
+            plan_ref=plan.code,
+            membership_id=membership.id,
+            event=event,
+            state=new_state,
+            occurred_at=now,
+        )
         uow.commit(_view(membership, person, plan.code, today))
     return uow.result
 
@@ -165,7 +179,9 @@ class AdvanceResult:
 def advance_memberships(ctx: ServiceContext, plan_code: str) -> AdvanceResult:
     """The daily job: waiting periods that are over become covered; birthdays at the exit age end.
 
-    Set-based: two UPDATEs and one INSERT … SELECT of audit rows, whatever the member count.
+    Set-based: two UPDATEs, one INSERT … SELECT of audit rows and the changes' membership_event
+    leaves (issue 14; on PostgreSQL written by the UPDATEs' own statements), whatever the member
+    count.
     Coverage never depends on this job having run (state_on() derives it from the dates), so a
     missed day changes nothing but the stored state column.
     """
@@ -174,7 +190,8 @@ def advance_memberships(ctx: ServiceContext, plan_code: str) -> AdvanceResult:
         session = uow.session
         now = ctx.clock.now()
         plan = plan_by_code(session, plan_code)
-        today = local_date(now, current_rules(session, plan).zone)
+        zone = current_rules(session, plan).zone
+        today = local_date(now, zone)
         ageing_out = (
             (Membership.plan_id == plan.id)
             & Membership.state.in_(_ACTIVE)
@@ -200,24 +217,30 @@ def advance_memberships(ctx: ServiceContext, plan_code: str) -> AdvanceResult:
                 ).where(ageing_out),
             )
         )
-        aged_out_result = session.execute(
-            update(Membership)
-            .where(ageing_out)
-            .values(state=MembershipState.ENDED, end_reason="aged_out", ended_at=now)
-            .execution_options(synchronize_session=False)
-        )
-        now_covered_result = session.execute(
-            update(Membership)
-            .where(
-                Membership.plan_id == plan.id,
-                Membership.state == MembershipState.WAITING,
-                Membership.covered_from_on <= today,
+        # The UPDATEs, with their leaves unless a benchmark measures the job without (issue 14).
+        if os.environ.get(NO_LEAVES_ENV) == "1":
+            aged_out_result = session.execute(
+                update(Membership)
+                .where(ageing_out)
+                .values(state=MembershipState.ENDED, end_reason="aged_out", ended_at=now)
+                .execution_options(synchronize_session=False)
             )
-            .values(state=MembershipState.COVERED)
-            .execution_options(synchronize_session=False)
-        )
-        aged_out = int(getattr(aged_out_result, "rowcount", 0))
-        now_covered = int(getattr(now_covered_result, "rowcount", 0))
+            now_covered_result = session.execute(
+                update(Membership)
+                .where(
+                    Membership.plan_id == plan.id,
+                    Membership.state == MembershipState.WAITING,
+                    Membership.covered_from_on <= today,
+                )
+                .values(state=MembershipState.COVERED)
+                .execution_options(synchronize_session=False)
+            )
+            aged_out = int(getattr(aged_out_result, "rowcount", 0))
+            now_covered = int(getattr(now_covered_result, "rowcount", 0))
+        else:
+            aged_out, now_covered = advance_with_leaves(
+                session, plan_id=plan.id, plan_ref=plan.code, today=today, zone=zone, now=now
+            )
         audit.record(
             session,
             at=now,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 from sqlalchemy import func, select
@@ -9,6 +10,7 @@ from sqlalchemy import func, select
 from mutualaid.db.models import Membership, Plan, PlanVersion
 from mutualaid.db.queries.plans import current_rules, plan_by_code
 from mutualaid.domain.accounts import Role, require_role
+from mutualaid.domain.calendars import local_date
 from mutualaid.domain.errors import NotFound
 from mutualaid.domain.memberships import ACTIVE_STATES
 from mutualaid.domain.plans import PlanRules, parse_plan_toml, rules_fingerprint
@@ -16,6 +18,7 @@ from mutualaid.services import audit
 from mutualaid.services.accounts.accounts import Actor
 from mutualaid.services.context import ServiceContext
 from mutualaid.services.idempotency import UnitOfWork
+from mutualaid.services.transparency.log import queue_leaf
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,8 +93,41 @@ def publish_plan(ctx: ServiceContext, actor: Actor | None, source_toml: str) -> 
             version=plan.current_version,
             rules_sha256=sha256,
         )
+        # Issue 14: the version on the log, naming the exact file by its SHA-256 (served at
+        # GET /api/v1/plan-files/<sha256>), so anyone can check which rules were in force.
+        queue_leaf(
+            session,
+            at=now,
+            leaf_type="plan_version",
+            fields={
+                "plan_ref": plan.code,
+                "version": plan.current_version,
+                "rules_sha256": plan_file_sha256(source_toml),
+                "effective_on": local_date(now, rules.zone).isoformat(),
+            },
+            subject_type="plan",
+            subject_ref=plan.code,
+        )
         uow.commit(PublishedPlan(_view(plan, sha256), created_version=True))
     return uow.result
+
+
+def plan_file_sha256(source_toml: str) -> str:
+    """The SHA-256 of a plan file's exact bytes (UTF-8), as its plan_version leaf names it."""
+    return hashlib.sha256(source_toml.encode("utf-8")).hexdigest()
+
+
+def plan_file(ctx: ServiceContext, sha256: str) -> bytes:
+    """The exact bytes of the plan file whose SHA-256 is `sha256` (any plan, any version)."""
+    if len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256):
+        raise NotFound("plan_file_not_found", f"there is no plan file {sha256}", "sha256")
+    with ctx.reading() as session:
+        # Plan versions are few (tens): hashing them all beats a column to keep in step.
+        for source in session.scalars(select(PlanVersion.source_toml).order_by(PlanVersion.id)):
+            data = source.encode("utf-8")
+            if hashlib.sha256(data).hexdigest() == sha256:
+                return data
+    raise NotFound("plan_file_not_found", f"there is no plan file {sha256}", "sha256")
 
 
 def _view(plan: Plan, sha256: str) -> PlanView:
