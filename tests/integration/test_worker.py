@@ -286,3 +286,27 @@ def _membership_ids(ctx: ServiceContext) -> list[int]:
                 .where(Plan.code == MAIN_PLAN)
             )
         )
+
+
+def test_a_first_start_late_in_the_month_closes_and_collects_the_missed_periods_in_order(
+    ctx: ServiceContext, clock: FixedClock, env: JobEnvironment, people: int
+) -> None:
+    clock.set(datetime(2026, 3, 25, 2, 0, tzinfo=UTC))
+    ran = [(r.job, local(r.due_at).day) for r in tick(ctx, env, "w") if r.scope == MAIN_PLAN]
+    assert [item for item in ran if item[0] in ("period_close", "collection")] == [
+        ("period_close", 7),
+        ("collection", 14),
+        ("period_close", 21),
+    ]
+    assert ("coverage", 25) in ran
+    with ctx.reading() as session:
+        states = session.execute(
+            select(Period.publicity_on, Period.state)
+            .join(Plan, Plan.id == Period.plan_id)
+            .where(Plan.code == MAIN_PLAN)
+            .order_by(Period.publicity_on)
+        ).all()
+    assert [tuple(row) for row in states] == [
+        (MARCH_7, PeriodState.COLLECTED),
+        (date(2026, 3, 21), PeriodState.COMMITTED),
+    ]

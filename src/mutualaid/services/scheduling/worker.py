@@ -68,6 +68,8 @@ PENDING, RUNNING, SUCCEEDED, FAILED, SKIPPED, SUPERSEDED = (
 OPEN_STATES = (PENDING, RUNNING, FAILED)
 #: Finished runs are kept this long (for `worker --list`, the console and the catch-up).
 KEEP_FINISHED = timedelta(days=40)
+#: On a first start, catch-up jobs (close, collection) look back this far.
+FIRST_CATCH_UP = timedelta(days=31)
 
 #: Called once per finished run with (job, outcome, seconds); outcome is succeeded, failed or
 #: skipped. The metrics module connects here (api/metrics.py: record_job).
@@ -113,6 +115,13 @@ def job_scopes(session: Session) -> Iterator[JobScope]:
 
 def _instants_due(entry: JobScope, previous: datetime | None, now: datetime) -> list[datetime]:
     trigger = entry.job.trigger
+    if previous is None and entry.job.catch_up:
+        # A first start: every instant of the last month (periods close in order, so a close
+        # missed before the worker existed is not skipped), none before the plan existed.
+        since = now - FIRST_CATCH_UP
+        if entry.not_before is not None:
+            since = max(since, entry.not_before - timedelta(microseconds=1))
+        return due_between(trigger, entry.calendar, since, now)
     if previous is None or not entry.job.catch_up:
         latest = latest_due(trigger, entry.calendar, now)
         if previous is not None and latest <= previous:
