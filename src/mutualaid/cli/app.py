@@ -24,6 +24,7 @@ from mutualaid.cli import (
     verify,
     wind_down,
     witness,
+    worker,
 )
 from mutualaid.cli.common import (
     EXIT_REFUSED,
@@ -61,6 +62,7 @@ app.command("calibrate")(forecasts.calibrate)
 app.command("report")(reports.report)
 app.command("backup")(backup.backup_command)
 app.command("restore")(backup.restore_command)
+app.command("worker")(worker.worker_command)
 
 
 def _version(value: bool) -> None:

@@ -55,6 +55,7 @@ from mutualaid.db.models.risk import (
     FraudRecord,
     RiskSignalFeedback,
 )
+from mutualaid.db.models.scheduling import SITE_SCOPE, ScheduledRun
 from mutualaid.db.models.transparency import (
     LogCheckpoint,
     LogEntry,
@@ -67,6 +68,7 @@ __all__ = [
     "ACTIVE_STATES_SQL",
     "NAMING",
     "OPEN_CLAIM_STATES_SQL",
+    "SITE_SCOPE",
     "Account",
     "AccountInvitation",
     "ApiToken",
@@ -113,6 +115,7 @@ __all__ = [
     "PrepaidRefund",
     "RateCounter",
     "RiskSignalFeedback",
+    "ScheduledRun",
     "SponsoredScheme",
     "StaffSecondFactor",
     "UtcDateTime",
