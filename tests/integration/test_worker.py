@@ -38,7 +38,7 @@ from mutualaid.services.accounts.accounts import SYSTEM_ACTOR
 from mutualaid.services.collections.providers import SimulatedProvider
 from mutualaid.services.context import ServiceContext
 from mutualaid.services.ledger.ledger import unbalanced_transactions
-from mutualaid.services.periods.proofs import charge_proof, verify_charge_proof
+from mutualaid.services.periods.proofs import charge_proof
 from mutualaid.services.scheduling.jobs import JobEnvironment
 from mutualaid.services.scheduling.worker import (
     RunResult,
@@ -46,6 +46,7 @@ from mutualaid.services.scheduling.worker import (
     tick,
 )
 from mutualaid.services.transparency.checkpoints import LogConfig
+from mutualaid.transparency.charge_proofs import verify_charge_proof
 from mutualaid.transparency.verification import TrustPolicy
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")

@@ -12,6 +12,7 @@ import typer
 from rich.table import Table
 
 from mutualaid.cli.common import console, context, friendly_errors, load_settings
+from mutualaid.metrics import record_job
 from mutualaid.services.collections.providers import PaymentProvider, SimulatedProvider
 from mutualaid.services.scheduling.jobs import JobEnvironment
 from mutualaid.services.scheduling.worker import (
@@ -111,5 +112,10 @@ def worker_command(
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     console.print(f"worker {name} started; SIGTERM or Ctrl-C stops it after the current job")
-    # on_job_finished: the metrics hook (api/metrics.py record_job) is connected here.
-    run_worker(ctx, env, stop, owner=name, on_job_finished=None)
+    run_worker(ctx, env, stop, owner=name, on_job_finished=_count_job)
+
+
+def _count_job(job: str, state: str, seconds: float) -> None:
+    """Each finished run in the metrics (a skipped run, e.g. no payment provider, is not a run)."""
+    if state != "skipped":
+        record_job(job, "ok" if state == "succeeded" else "failed", seconds)
