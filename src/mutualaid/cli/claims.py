@@ -19,7 +19,8 @@ from mutualaid.services.notifications import LogOnlyChannel, dispatch_notificati
 
 app = typer.Typer(help="Claims: work queues and the daily publicity job.", no_args_is_help=True)
 jobs = typer.Typer(
-    help="Scheduled jobs (run them from cron or a systemd timer).", no_args_is_help=True
+    help="Scheduled jobs, one at a time (`mutualaid worker` runs them all on the plan's calendar).",
+    no_args_is_help=True,
 )
 
 

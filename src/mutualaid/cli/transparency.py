@@ -41,7 +41,7 @@ def service_context() -> Iterator[ServiceContext]:
 
 app = typer.Typer(
     help="The transparency log: keys, the sequencer, signed checkpoints and proof bundles. "
-    "Run `integrate` and `checkpoint` on a schedule (cron, a systemd timer, or --every).",
+    "`mutualaid worker` runs `integrate` and `checkpoint` on its schedule (or use --every).",
     no_args_is_help=True,
 )
 
