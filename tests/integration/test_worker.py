@@ -38,7 +38,7 @@ from mutualaid.services.accounts.accounts import SYSTEM_ACTOR
 from mutualaid.services.collections.providers import SimulatedProvider
 from mutualaid.services.context import ServiceContext
 from mutualaid.services.ledger.ledger import unbalanced_transactions
-from mutualaid.services.periods.proofs import charge_proof
+from mutualaid.services.periods.proofs import charge_proof, published_trust
 from mutualaid.services.scheduling.jobs import JobEnvironment
 from mutualaid.services.scheduling.worker import (
     RunResult,
@@ -46,7 +46,7 @@ from mutualaid.services.scheduling.worker import (
     tick,
 )
 from mutualaid.services.transparency.checkpoints import LogConfig
-from mutualaid.transparency.charge_proofs import verify_charge_proof
+from mutualaid.transparency.charge_proofs import parse_charge_proof, verify_charge_proof
 from mutualaid.transparency.verification import TrustPolicy
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -229,7 +229,7 @@ def test_a_worker_killed_mid_close_leaves_it_to_the_next_which_charges_each_memb
     membership_ids = _membership_ids(ctx)
     for membership_id in membership_ids:
         proof = charge_proof(ctx, SYSTEM_ACTOR, membership_id, MAIN_PLAN, MARCH_7)
-        verify_charge_proof(proof)
+        verify_charge_proof(parse_charge_proof(proof.to_json()), published_trust(ctx))
         assert proof.charge_fen == 216
 
 
