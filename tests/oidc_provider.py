@@ -7,7 +7,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import secrets
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,13 +14,13 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
-import uvicorn
 from joserfc import jwt
 from joserfc.jwk import RSAKey
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
+from tests.live_servers import served
 
 CLIENT_ID = "mutualaid-staff"
 CLIENT_SECRET = "test-client-secret-not-for-logs"
@@ -106,28 +105,6 @@ class Provider:
 @contextmanager
 def running_provider() -> Iterator[Provider]:
     provider = Provider()
-    config = uvicorn.Config(
-        provider.app(),
-        host="127.0.0.1",
-        port=0,
-        log_level="warning",
-        lifespan="off",
-        ws="none",
-        http="h11",
-        loop="asyncio",
-        access_log=False,
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="oidc-provider", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the test OIDC provider did not start")
-        time.sleep(0.02)
-    provider.issuer = f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
-    try:
+    with served(provider.app(), "the test OIDC provider") as app:
+        provider.issuer = app.url
         yield provider
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 import shutil
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +18,7 @@ import pytest
 import uvicorn
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 from tests.factories import PASSWORD, STAFF_TOTP_SECRET, staff_code
+from tests.live_servers import served
 
 from mutualaid.api.app import create_app
 from mutualaid.domain.accounts import Role
@@ -54,31 +54,8 @@ class LiveServer:
 def live_server(ctx: ServiceContext) -> Iterator[LiveServer]:
     # The flows move the clock by months; sessions must outlive that like a member's phone does.
     ctx.token_ttl_hours = 24 * 365
-    config = uvicorn.Config(
-        create_app(ctx),
-        host="127.0.0.1",
-        port=0,
-        log_level="warning",
-        lifespan="off",
-        ws="none",
-        http="h11",
-        loop="asyncio",
-        access_log=False,
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="uvicorn-e2e", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the test server did not start")
-        time.sleep(0.02)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield LiveServer(f"http://127.0.0.1:{port}", server, thread, ctx)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    with served(create_app(ctx), "the test server") as app:
+        yield LiveServer(app.url, app.server, app.thread, ctx)
 
 
 @pytest.fixture(scope="session")

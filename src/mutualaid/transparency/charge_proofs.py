@@ -38,7 +38,7 @@ from mutualaid.transparency.checkpoints import Checkpoint, open_checkpoint
 from mutualaid.transparency.errors import LeafError, TransparencyError, VerificationError
 from mutualaid.transparency.leaves import Leaf, decode_leaf
 from mutualaid.transparency.merkle import HASH_SIZE, hash_leaf, verify_inclusion
-from mutualaid.transparency.verification import Check, TrustPolicy
+from mutualaid.transparency.verification import Check, TrustPolicy, json_document
 from mutualaid.transparency.witnesses import verify_cosigned
 
 CHARGE_PROOF_FORMAT = "mutualaid-charge-proof/v1"
@@ -382,16 +382,7 @@ def verify_charge_proof(proof: ChargeProof, trust: TrustPolicy) -> ChargeProofRe
 
 def parse_charge_proof(text: str | bytes) -> ChargeProof:
     """Parse a charge proof file, with a precise message for the first field that is wrong."""
-    try:
-        body = json.loads(text)
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise VerificationError(f"charge proof is not valid JSON: {error}") from None
-    if not isinstance(body, dict):
-        raise VerificationError("charge proof is not a JSON object")
-    if body.get("format") != CHARGE_PROOF_FORMAT:
-        raise VerificationError(
-            f"charge proof format is {body.get('format')!r}, expected {CHARGE_PROOF_FORMAT!r}"
-        )
+    body = json_document(text, CHARGE_PROOF_FORMAT, "charge proof")
     _keys(body, _TOP_KEYS, "")
     block = _object(body, "block", _BLOCK_KEYS)
     tree = _object(body, "charges_tree", _TREE_KEYS)

@@ -133,18 +133,24 @@ class VerificationReport:
             raise VerificationError("; ".join(f"{c.name}: {c.detail}" for c in self.failures))
 
 
-def parse_bundle(text: str | bytes) -> ProofBundle:
-    """Parse bundle JSON, with a precise message for the first field that is wrong."""
+def json_document(text: str | bytes, format_name: str, what: str) -> dict[str, Any]:
+    """A proof file's JSON object, refused unless its `format` field is `format_name`."""
     try:
         body = json.loads(text)
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise VerificationError(f"bundle is not valid JSON: {error}") from None
+        raise VerificationError(f"{what} is not valid JSON: {error}") from None
     if not isinstance(body, dict):
-        raise VerificationError("bundle is not a JSON object")
-    if body.get("format") != BUNDLE_FORMAT:
+        raise VerificationError(f"{what} is not a JSON object")
+    if body.get("format") != format_name:
         raise VerificationError(
-            f"bundle format is {body.get('format')!r}, expected {BUNDLE_FORMAT!r}"
+            f"{what} format is {body.get('format')!r}, expected {format_name!r}"
         )
+    return body
+
+
+def parse_bundle(text: str | bytes) -> ProofBundle:
+    """Parse bundle JSON, with a precise message for the first field that is wrong."""
+    body = json_document(text, BUNDLE_FORMAT, "bundle")
     older = _optional_str(body, "older_checkpoint")
     if older is None and "consistency_proof" in body:
         raise VerificationError("bundle has a consistency_proof but no older_checkpoint")
