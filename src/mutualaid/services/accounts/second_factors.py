@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import pyotp
 from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
 
 from mutualaid.db.models import Account, ApiToken, StaffSecondFactor
 from mutualaid.domain.accounts import Role, normalise_phone
@@ -173,17 +174,7 @@ def confirm_enrolment(ctx: ServiceContext, ticket: str, code: str, address: str)
             raise DomainError("not_enrolling", "start the set-up again", "code")
         step = _matching_step(ctx, _decrypt(ctx, row.secret_ciphertext), code)
         if step is not None:
-            row.confirmed_at = ctx.clock.now()
-            row.last_step = step
-            row.recovery_hashes = [recovery_hash(c) for c in codes]
-            audit.record(
-                session,
-                at=ctx.clock.now(),
-                actor_account_id=account_id,
-                action="second_factor_enrolled",
-                subject_type="account",
-                subject_id=account_id,
-            )
+            _confirm(ctx, session, row, step, codes, actor_account_id=account_id)
         uow.commit(step is None)
     if uow.result:  # the code was wrong
         record_failed_login(ctx, phone, address)
@@ -314,17 +305,7 @@ def enrol_with_secret(ctx: ServiceContext, account_id: int, secret: str) -> list
             row = StaffSecondFactor(account_id=account_id, recovery_hashes=[])
             session.add(row)
         row.secret_ciphertext = _encrypt(ctx, secret)
-        row.confirmed_at = ctx.clock.now()
-        row.last_step = None
-        row.recovery_hashes = [recovery_hash(c) for c in codes]
-        audit.record(
-            session,
-            at=ctx.clock.now(),
-            actor_account_id=None,
-            action="second_factor_enrolled",
-            subject_type="account",
-            subject_id=account_id,
-        )
+        _confirm(ctx, session, row, None, codes, actor_account_id=None)
         uow.commit(None)
     return codes
 
@@ -332,3 +313,26 @@ def enrol_with_secret(ctx: ServiceContext, account_id: int, secret: str) -> list
 def current_code(secret: str, at_epoch_s: float | None = None) -> str:
     """The code an authenticator shows now (tests, and the demo's printed instructions)."""
     return pyotp.TOTP(secret).at(at_epoch_s if at_epoch_s is not None else time.time())
+
+
+def _confirm(
+    ctx: ServiceContext,
+    session: Session,
+    row: StaffSecondFactor,
+    step: int | None,
+    codes: list[str],
+    *,
+    actor_account_id: int | None,
+) -> None:
+    """The factor is in use from now, with these recovery codes (hashed), and the audit says so."""
+    row.confirmed_at = ctx.clock.now()
+    row.last_step = step
+    row.recovery_hashes = [recovery_hash(c) for c in codes]
+    audit.record(
+        session,
+        at=ctx.clock.now(),
+        actor_account_id=actor_account_id,
+        action="second_factor_enrolled",
+        subject_type="account",
+        subject_id=row.account_id,
+    )
