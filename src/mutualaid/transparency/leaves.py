@@ -15,9 +15,10 @@ import datetime
 import hashlib
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from itertools import pairwise
 from types import MappingProxyType
 from typing import Any
 
@@ -39,6 +40,9 @@ class FieldKind(StrEnum):
     TOKEN = "token"  # lowercase word from a fixed vocabulary, e.g. "approved"
     MEDIA_TYPE = "media_type"  # e.g. "image/jpeg"
     DATE = "date"  # calendar date "YYYY-MM-DD"
+    #: Ascending positive integers in decimal, comma-separated, no spaces ("3,17,204"): the
+    #: memberships of a `membership_events` batch. Strictly ascending, so there is one encoding.
+    ID_LIST = "id_list"
 
 
 _PATTERNS: Mapping[FieldKind, re.Pattern[str]] = {
@@ -49,6 +53,7 @@ _PATTERNS: Mapping[FieldKind, re.Pattern[str]] = {
         r"[a-z0-9][a-z0-9!#$&^_.+-]{0,126}/[a-z0-9][a-z0-9!#$&^_.+-]{0,126}"
     ),
     FieldKind.DATE: re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}"),
+    FieldKind.ID_LIST: re.compile(r"[1-9][0-9]{0,15}(?:,[1-9][0-9]{0,15})*"),
 }
 _INTEGER_KINDS = (FieldKind.COUNT, FieldKind.POSITIVE, FieldKind.UNIX_SECONDS)
 
@@ -85,6 +90,9 @@ MEMBERSHIP_LEAF_EVENTS = (
 )
 #: The `state` after the event (domain/memberships.py MembershipState).
 MEMBERSHIP_LEAF_STATES = ("waiting", "covered", "suspended", "left", "ended")
+#: The most memberships one `membership_events` leaf lists. With ids below 10**12 a full batch
+#: is under 53,000 bytes, within an entry bundle's 65,535-byte limit (tiles.MAX_ENTRY_SIZE).
+MEMBERSHIP_BATCH_SIZE = 4000
 
 _REF = _spec(FieldKind.REF)
 _HASH = _spec(FieldKind.SHA256_HEX)
@@ -214,6 +222,18 @@ LEAF_SCHEMAS: Mapping[str, LeafSchema] = MappingProxyType(
                 "occurred_at": _TIME,
             },
         ),
+        # Issue 14, bulk paths (the daily job, the end of cover): the same event, taking effect
+        # at the same instant, for up to MEMBERSHIP_BATCH_SIZE memberships of a plan, listed by
+        # id ascending. Equivalent to one membership_event leaf per id ("m-<id>").
+        "membership_events": LeafSchema(
+            required={
+                "plan_ref": _REF,
+                "membership_ids": _spec(FieldKind.ID_LIST),
+                "event": _spec(FieldKind.TOKEN, *MEMBERSHIP_LEAF_EVENTS),
+                "state": _spec(FieldKind.TOKEN, *MEMBERSHIP_LEAF_STATES),
+                "occurred_at": _TIME,
+            },
+        ),
     }
 )
 
@@ -291,6 +311,35 @@ def membership_event_leaf(
     ).encode()
 
 
+def membership_ids(listed: str) -> tuple[int, ...]:
+    """The ids of a `membership_events` leaf's `membership_ids` (already checked by the schema)."""
+    return tuple(int(part) for part in listed.split(","))
+
+
+def membership_events_leaves(
+    plan_ref: str, event: str, state: str, occurred_at: int, ids: Sequence[int]
+) -> list[bytes]:
+    """The `membership_events` leaves of one event, effective at one instant, for `ids` (any
+    order): ascending, MEMBERSHIP_BATCH_SIZE to a leaf. Checked against the schema, so equal to
+    `canonical_leaf("membership_events", …)`; the database builds the same bytes (a test compares)."""
+    ordered = sorted(ids)
+    return [
+        canonical_leaf(
+            "membership_events",
+            {
+                "plan_ref": plan_ref,
+                "membership_ids": ",".join(
+                    map(str, ordered[start : start + MEMBERSHIP_BATCH_SIZE])
+                ),
+                "event": event,
+                "state": state,
+                "occurred_at": occurred_at,
+            },
+        )
+        for start in range(0, len(ordered), MEMBERSHIP_BATCH_SIZE)
+    ]
+
+
 def commit(salt: bytes, value: str | bytes) -> str:
     """A hiding commitment to a personal value: hex SHA-256 over a domain-separated encoding.
 
@@ -317,6 +366,14 @@ def _check_value(leaf_type: str, name: str, value: object, spec: FieldSpec) -> N
         raise LeafError(f"{where} must be a string, got {type(value).__name__}")
     if not _PATTERNS[spec.kind].fullmatch(value):
         raise LeafError(f"{where} value {value!r} is not a valid {spec.kind.value}")
+    if spec.kind is FieldKind.ID_LIST:
+        ids = membership_ids(value)
+        if any(a >= b for a, b in pairwise(ids)):
+            raise LeafError(f"{where} is not strictly ascending")
+        if ids[-1] > MAX_LEAF_INT:
+            raise LeafError(f"{where} holds {ids[-1]}, above {MAX_LEAF_INT}")
+        if len(ids) > MEMBERSHIP_BATCH_SIZE:
+            raise LeafError(f"{where} lists {len(ids)} ids, more than {MEMBERSHIP_BATCH_SIZE}")
     if spec.kind is FieldKind.DATE:
         try:
             datetime.date.fromisoformat(value)

@@ -4,7 +4,8 @@ An auditor holds the log's leaves (entry bundles) and the plan files they name. 
 
 * the **plan version in force**: the newest `plan_version` leaf of the plan effective on or before
   publicity day; its file must hash to the leaf's `rules_sha256`;
-* the **sharing members**: `membership_event` leaves replayed up to the period's lock instant
+* the **sharing members**: `membership_event` leaves (and the `membership_events` batches of the
+  bulk paths, one event per listed id) replayed up to the period's lock instant
   (`lock_at` of its `period_commitment` leaf). A membership shares when it joined before the
   lock and had not ended before it (an `age_out` takes effect at 00:00 of the birthday, so one
   at the lock itself already counts); it is excluded, not charged, when its last
@@ -42,7 +43,7 @@ from mutualaid.domain.apportionment import (
 from mutualaid.domain.errors import DomainError
 from mutualaid.domain.plans import PlanRules, parse_plan_toml
 from mutualaid.transparency.errors import LeafError
-from mutualaid.transparency.leaves import Leaf, decode_leaf
+from mutualaid.transparency.leaves import Leaf, decode_leaf, membership_ids, membership_ref
 
 #: Events after which a membership no longer shares (from their instant on).
 ENDING_EVENTS = frozenset({"leave", "remove", "severe_payout", "cover_ended"})
@@ -299,16 +300,25 @@ def _rules_in_force(
     return _int(leaf, "version"), sha256, rules
 
 
+def _membership_events(leaves: Sequence[Leaf]) -> Iterable[tuple[str, object, int]]:
+    """(membership ref, event, instant) of every membership event, in log order: a
+    `membership_event` leaf gives one, a `membership_events` batch one per listed id."""
+    for leaf in leaves:
+        if leaf.type == "membership_event":
+            yield (
+                str(leaf.fields["membership_ref"]),
+                leaf.fields["event"],
+                _int(leaf, "occurred_at"),
+            )
+        elif leaf.type == "membership_events":
+            event, at = leaf.fields["event"], _int(leaf, "occurred_at")
+            for membership_id in membership_ids(str(leaf.fields["membership_ids"])):
+                yield membership_ref(membership_id), event, at
+
+
 def _replay(leaves: Sequence[Leaf]) -> dict[str, _Membership]:
     memberships: dict[str, _Membership] = {}
-    for leaf in leaves:
-        if leaf.type != "membership_event":
-            continue
-        ref, event, at = (
-            str(leaf.fields["membership_ref"]),
-            leaf.fields["event"],
-            _int(leaf, "occurred_at"),
-        )
+    for ref, event, at in _membership_events(leaves):
         m = memberships.setdefault(ref, _Membership())
         if event == "join":
             if m.joined_at is not None:

@@ -27,8 +27,8 @@ from sqlalchemy import (
     Select,
     SQLColumnExpression,
     String,
+    TextClause,
     bindparam,
-    case,
     cast,
     func,
     insert,
@@ -56,7 +56,11 @@ from mutualaid.db.models import (
 from mutualaid.db.queries.plans import PlanHead
 from mutualaid.domain.calendars import start_of_day
 from mutualaid.domain.memberships import Relation
-from mutualaid.transparency.leaves import canonical_leaf
+from mutualaid.transparency.leaves import (
+    MEMBERSHIP_BATCH_SIZE,
+    canonical_leaf,
+    membership_events_leaves,
+)
 from mutualaid.transparency.merkle import hash_leaf
 
 
@@ -423,63 +427,119 @@ def insert_membership_event_leaves(
     return int(getattr(result, "rowcount", 0))
 
 
-def instant_by_date(
-    column: SQLColumnExpression[date], instants: Mapping[date, int]
-) -> ColumnElement[int]:
-    """SQL mapping each of a few dates to its POSIX seconds (a CASE; the daily job's dates)."""
-    if not instants:
-        return literal(0, BigInteger())
-    return case(
-        *[(column == day, literal(seconds, BigInteger())) for day, seconds in instants.items()],
-        else_=literal(0, BigInteger()),
-    )
+# --- bulk changes of state, with their batched leaves (issue 14) ------------------------------------
+#
+# The daily job and the end of cover change many memberships at once to the same state, taking
+# effect at the same instant (per day). They log one `membership_events` leaf per
+# MEMBERSHIP_BATCH_SIZE memberships, listing their ids ascending, instead of one leaf each: the
+# outbox row (5 indexes, a random leaf_hash) cost more than the UPDATE of the membership
+# (benchmarks/RESULTS.md, "The daily job").
+
+BATCH_LEAF_TYPE = "membership_events"
 
 
-# --- the daily job's two UPDATEs, with their leaves (issue 14) -------------------------------------
-
-
-def _postgres_leaf_data(event: str, state: str) -> str:
-    """PostgreSQL: the canonical membership_event leaf of a row `c` (id, day) as bytea, `day` at
-    00:00 in the zone :zone — what `leaves.membership_event_leaf` builds (a test compares)."""
-    return (
-        'convert_to(\'{"event":"' + event + '","membership_ref":"m-\' || c.id || '
-        '\'","occurred_at":\' || CAST(extract(epoch FROM (c.day::timestamp AT TIME ZONE :zone)) '
-        'AS BIGINT) || \',"plan_ref":"\' || :plan_ref || \'","state":"' + state + '",'
-        '"type":"membership_event","v"\\:1}\', \'UTF8\')'  # \\: a colon, not a bind
-    )
-
-
-_POSTGRES_ADVANCE = {
-    name: text(
+def _postgres_batched(changed: str, group: str, event: str, state: str, instant: str) -> TextClause:
+    """PostgreSQL: one statement — `changed` (an UPDATE of memberships) RETURNING each id with its
+    `group` (the day the change takes effect), then per group the ids cut into chunks of
+    MEMBERSHIP_BATCH_SIZE, ascending, each chunk one leaf, its bytes what
+    `leaves.membership_events_leaves` builds (a test compares) with `instant` the group's
+    POSIX seconds. Answers (memberships changed, leaves written)."""
+    return text(
         f"""
-        WITH changed AS ({update} RETURNING id, {day} AS day),
-        leaves AS (SELECT c.id, {_postgres_leaf_data(event, state)} AS data FROM changed c)
-        INSERT INTO log_entries
-            (leaf_type, leaf_data, leaf_hash, subject_type, subject_ref, queued_at)
-        SELECT 'membership_event', data, sha256('\\x00'::bytea || data), 'membership',
-               'm-' || id, :now
-        FROM leaves"""
+        WITH changed AS ({changed} RETURNING id, {group} AS grp),
+        numbered AS (
+            SELECT id, grp,
+                   (row_number() OVER (PARTITION BY grp ORDER BY id) - 1)
+                   / {MEMBERSHIP_BATCH_SIZE} AS chunk
+            FROM changed),
+        batches AS (
+            SELECT grp, chunk, string_agg(CAST(id AS TEXT), ',' ORDER BY id) AS ids
+            FROM numbered GROUP BY grp, chunk),
+        leaves AS (
+            SELECT grp, chunk, convert_to('{{"event":"{event}","membership_ids":"' || ids
+                || '","occurred_at":' || {instant} || ',"plan_ref":"' || :plan_ref
+                || '","state":"{state}","type":"{BATCH_LEAF_TYPE}","v"\\:1}}', 'UTF8') AS data
+            FROM batches),
+        written AS (
+            INSERT INTO log_entries
+                (leaf_type, leaf_data, leaf_hash, subject_type, subject_ref, queued_at)
+            SELECT '{BATCH_LEAF_TYPE}', data, sha256('\\x00'::bytea || data), 'plan', :plan_ref,
+                   :now
+            FROM leaves ORDER BY grp, chunk
+            RETURNING 1)
+        SELECT (SELECT count(*) FROM changed), (SELECT count(*) FROM written)"""
     )
-    for name, update, day, event, state in (
-        (
-            "age_out",
-            "UPDATE memberships SET state = 'ended', end_reason = 'aged_out', ended_at = :now "
-            "WHERE plan_id = :plan_id AND state IN ('waiting', 'covered', 'suspended') "
-            "AND ages_out_on <= :today",
-            "ages_out_on",
-            "age_out",
-            "ended",
-        ),
-        (
-            "covered",
-            "UPDATE memberships SET state = 'covered' "
-            "WHERE plan_id = :plan_id AND state = 'waiting' AND covered_from_on <= :today",
-            "covered_from_on",
-            "waiting_period_over",
-            "covered",
-        ),
+
+
+_ACTIVE_SQL = "('waiting', 'covered', 'suspended')"
+_DAY_START = "CAST(extract(epoch FROM (grp::timestamp AT TIME ZONE :zone)) AS BIGINT)"
+_POSTGRES_AGE_OUT = _postgres_batched(
+    "UPDATE memberships SET state = 'ended', end_reason = 'aged_out', ended_at = :now "
+    f"WHERE plan_id = :plan_id AND state IN {_ACTIVE_SQL} AND ages_out_on <= :today",
+    "ages_out_on",
+    "age_out",
+    "ended",
+    _DAY_START,
+)
+_POSTGRES_COVERED = _postgres_batched(
+    "UPDATE memberships SET state = 'covered' "
+    "WHERE plan_id = :plan_id AND state = 'waiting' AND covered_from_on <= :today",
+    "covered_from_on",
+    "waiting_period_over",
+    "covered",
+    _DAY_START,
+)
+_POSTGRES_END_COVER = _postgres_batched(
+    "UPDATE memberships SET state = 'ended', ended_at = :ended_at, end_reason = :end_reason "
+    f"WHERE plan_id = :plan_id AND state IN {_ACTIVE_SQL}",
+    "0",
+    "cover_ended",
+    "ended",
+    "CAST(:occurred_at AS BIGINT)",
+)
+
+
+def _insert_batches(
+    session: Session,
+    *,
+    plan_ref: str,
+    event: str,
+    state: str,
+    ids_by_instant: Mapping[int, Sequence[int]],
+    queued_at: datetime,
+) -> int:
+    """SQLite: the batch leaves of ids already read (by the UPDATE's RETURNING), one INSERT."""
+    rows = [
+        {
+            "leaf_type": BATCH_LEAF_TYPE,
+            "leaf_data": data,
+            "leaf_hash": hash_leaf(data),
+            "subject_type": "plan",
+            "subject_ref": plan_ref,
+            "queued_at": queued_at,
+        }
+        for instant in sorted(ids_by_instant)
+        for data in membership_events_leaves(
+            plan_ref, event, state, instant, ids_by_instant[instant]
+        )
+    ]
+    if rows:
+        session.execute(insert(LogEntry), rows)
+    return len(rows)
+
+
+def _check_plan_ref(plan_ref: str, event: str, state: str) -> None:
+    """The plan's code is written into every leaf by SQL: check it (and the tokens) once."""
+    canonical_leaf(
+        BATCH_LEAF_TYPE,
+        {
+            "plan_ref": plan_ref,
+            "membership_ids": "1",
+            "event": event,
+            "state": state,
+            "occurred_at": 0,
+        },
     )
-}
 
 
 def advance_with_leaves(
@@ -492,22 +552,14 @@ def advance_with_leaves(
     now: datetime,
 ) -> tuple[int, int]:
     """The daily job's UPDATEs — exit age reached: ended; waiting period over: covered — each
-    with one membership_event leaf per changed membership, stamped 00:00 (in `zone`) of the day
-    the change took effect. (aged out, now covered).
+    with the `membership_events` leaves of the memberships it changed, one per day the change
+    took effect (00:00 of it in `zone`) and MEMBERSHIP_BATCH_SIZE memberships. (aged out, now
+    covered).
 
     PostgreSQL: one statement each, the UPDATE … RETURNING feeding the outbox INSERT (no second
-    scan of the memberships). SQLite: the leaves by INSERT … SELECT first (the few distinct days
-    mapped to their instants), then the UPDATE."""
-    canonical_leaf(  # the plan's code is written into every leaf by the SQL: check it once
-        "membership_event",
-        {
-            "plan_ref": plan_ref,
-            "membership_ref": "m-1",
-            "event": "age_out",
-            "state": "ended",
-            "occurred_at": 0,
-        },
-    )
+    scan of the memberships, no id leaves the database). SQLite: the UPDATE … RETURNING the ids,
+    then one INSERT of the few batch leaves built from them."""
+    _check_plan_ref(plan_ref, "age_out", "ended")
     if session.get_bind().dialect.name == "postgresql":
         params = {
             "plan_id": plan_id,
@@ -516,47 +568,97 @@ def advance_with_leaves(
             "zone": zone.key,
             "now": now,
         }
-        aged_out = session.execute(_POSTGRES_ADVANCE["age_out"], params)
-        covered = session.execute(_POSTGRES_ADVANCE["covered"], params)
-        return int(getattr(aged_out, "rowcount", 0)), int(getattr(covered, "rowcount", 0))
-    ageing_out = (
-        (Membership.plan_id == plan_id)
-        & Membership.state.in_(["waiting", "covered", "suspended"])
-        & (Membership.ages_out_on <= today)
-    )
-    now_covering = (
-        (Membership.plan_id == plan_id)
-        & (Membership.state == "waiting")
-        & (Membership.covered_from_on <= today)
-    )
+        aged_out = session.execute(_POSTGRES_AGE_OUT, params).one()
+        covered = session.execute(_POSTGRES_COVERED, params).one()
+        return int(aged_out[0]), int(covered[0])
     counts = []
     for event, condition, column, state, values in (
         (
             "age_out",
-            ageing_out,
+            (Membership.plan_id == plan_id)
+            & Membership.state.in_(["waiting", "covered", "suspended"])
+            & (Membership.ages_out_on <= today),
             Membership.ages_out_on,
             "ended",
             {"state": "ended", "end_reason": "aged_out", "ended_at": now},
         ),
-        ("waiting_period_over", now_covering, Membership.covered_from_on, "covered", None),
+        (
+            "waiting_period_over",
+            (Membership.plan_id == plan_id)
+            & (Membership.state == "waiting")
+            & (Membership.covered_from_on <= today),
+            Membership.covered_from_on,
+            "covered",
+            {"state": "covered"},
+        ),
     ):
-        days = session.scalars(select(column).where(condition).distinct()).all()
-        instants = {day: int(start_of_day(day, zone).timestamp()) for day in days}
-        if instants:
-            insert_membership_event_leaves(
-                session,
-                select(Membership.id, instant_by_date(column, instants), literal(state)).where(
-                    condition
-                ),
-                plan_ref=plan_ref,
-                event=event,
-                queued_at=now,
-            )
-        result = session.execute(
+        changed = session.execute(
             update(Membership)
             .where(condition)
-            .values(values or {"state": "covered"})
+            .values(values)
+            .returning(Membership.id, column)
             .execution_options(synchronize_session=False)
+        ).all()
+        by_instant: dict[int, list[int]] = {}
+        instants: dict[date, int] = {}
+        for membership_id, day in changed:
+            if day not in instants:
+                instants[day] = int(start_of_day(day, zone).timestamp())
+            by_instant.setdefault(instants[day], []).append(membership_id)
+        _insert_batches(
+            session,
+            plan_ref=plan_ref,
+            event=event,
+            state=state,
+            ids_by_instant=by_instant,
+            queued_at=now,
         )
-        counts.append(int(getattr(result, "rowcount", 0)))
+        counts.append(len(changed))
     return counts[0], counts[1]
+
+
+def end_cover_with_leaves(
+    session: Session,
+    *,
+    plan_id: int,
+    plan_ref: str,
+    ended_at: datetime,
+    end_reason: str,
+    now: datetime,
+) -> int:
+    """End every active membership of a plan at `ended_at` (a wind-down's end of cover), with
+    their `cover_ended` leaves batched as the daily job's are. The number of memberships ended."""
+    _check_plan_ref(plan_ref, "cover_ended", "ended")
+    occurred_at = int(ended_at.timestamp())
+    if session.get_bind().dialect.name == "postgresql":
+        row = session.execute(
+            _POSTGRES_END_COVER,
+            {
+                "plan_id": plan_id,
+                "plan_ref": plan_ref,
+                "ended_at": ended_at,
+                "end_reason": end_reason,
+                "occurred_at": occurred_at,
+                "now": now,
+            },
+        ).one()
+        return int(row[0])
+    ids = session.scalars(
+        update(Membership)
+        .where(
+            Membership.plan_id == plan_id,
+            Membership.state.in_(["waiting", "covered", "suspended"]),
+        )
+        .values(state="ended", ended_at=ended_at, end_reason=end_reason)
+        .returning(Membership.id)
+        .execution_options(synchronize_session=False)
+    ).all()
+    _insert_batches(
+        session,
+        plan_ref=plan_ref,
+        event="cover_ended",
+        state="ended",
+        ids_by_instant={occurred_at: ids} if ids else {},
+        queued_at=now,
+    )
+    return len(ids)

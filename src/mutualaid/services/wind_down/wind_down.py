@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import BigInteger, ColumnElement, Select, func, insert, literal, select, update
+from sqlalchemy import ColumnElement, Select, func, insert, literal, select, update
 from sqlalchemy.orm import Session
 
 from mutualaid.db.models import (
@@ -36,7 +36,7 @@ from mutualaid.db.models import (
     PrepaidBalance,
     PrepaidRefund,
 )
-from mutualaid.db.queries.memberships import insert_membership_event_leaves
+from mutualaid.db.queries.memberships import end_cover_with_leaves
 from mutualaid.db.queries.plans import current_rules, plan_by_code
 from mutualaid.domain.accounts import Role, require_role
 from mutualaid.domain.apportionment import PeriodState, latest_publicity_day, period_dates, reached
@@ -44,7 +44,7 @@ from mutualaid.domain.calendars import local_date, start_of_day
 from mutualaid.domain.claims import OPEN_STATES, ClaimState
 from mutualaid.domain.errors import Conflict, DomainError, NotFound
 from mutualaid.domain.ledger import PROVIDER, SPONSOR, Leg, plan_account, transaction
-from mutualaid.domain.memberships import ACTIVE_STATES, MembershipState
+from mutualaid.domain.memberships import ACTIVE_STATES
 from mutualaid.domain.plans import FundingModel
 from mutualaid.domain.schemes import (
     MinimumStatus,
@@ -435,26 +435,16 @@ def end_cover(ctx: ServiceContext, actor: Actor, plan_code: str) -> WindDownView
             )
         plan.status = plan_transition(plan.status, WindDownEvent.END_COVER)
         _require_periods_settled(session, plan, row.end_on)
-        # Every active membership's end on the log (issue 14), before the UPDATE: one INSERT …
-        # SELECT, effective at the end of cover.
-        insert_membership_event_leaves(
+        # Every active membership ends, each on the log (issue 14) by the same statement:
+        # `membership_events` leaves effective at the end of cover, a few thousand to a leaf.
+        row.memberships_ended = end_cover_with_leaves(
             session,
-            select(
-                Membership.id,
-                literal(unix_seconds(row.end_at), BigInteger()),
-                literal(str(MembershipState.ENDED)),
-            ).where(Membership.plan_id == plan.id, Membership.state.in_(_ACTIVE)),
+            plan_id=plan.id,
             plan_ref=plan.code,
-            event="cover_ended",
-            queued_at=now,
+            ended_at=row.end_at,
+            end_reason=PLAN_ENDED,
+            now=now,
         )
-        ended = session.execute(
-            update(Membership)
-            .where(Membership.plan_id == plan.id, Membership.state.in_(_ACTIVE))
-            .values(state="ended", ended_at=row.end_at, end_reason=PLAN_ENDED)
-            .execution_options(synchronize_session=False)
-        )
-        row.memberships_ended = int(getattr(ended, "rowcount", 0) or 0)
         row.written_off_fen = _write_off_unpaid(session, plan, now, actor)
         claims = _sponsor_unshared_claims(session, plan.id)
         row.refunds, row.refunded_fen = 0, 0
