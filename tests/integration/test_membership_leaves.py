@@ -11,9 +11,12 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from sqlalchemy import select
 from tests.builders.claims import through_investigation
+from tests.builders.wind_down import at
 from tests.factories import (
     MAIN_PLAN,
+    MARCH_7,
     account,
+    close_on,
     covered_member,
     enroll,
     publish_demo_plans,
@@ -24,9 +27,10 @@ from tests.factories import (
 from tests.refusals import refused
 
 from mutualaid.clock import FixedClock
-from mutualaid.db.models import LogEntry
+from mutualaid.db.models import LogEntry, Membership, Plan
+from mutualaid.db.queries.memberships import advance_with_leaves
 from mutualaid.domain.accounts import Role
-from mutualaid.domain.calendars import start_of_day
+from mutualaid.domain.calendars import local_date, start_of_day
 from mutualaid.domain.claims import RejectionReason
 from mutualaid.domain.errors import Conflict, DomainError
 from mutualaid.domain.memberships import MembershipEvent
@@ -38,8 +42,10 @@ from mutualaid.services.context import ServiceContext
 from mutualaid.services.enrollment.member_imports import import_members
 from mutualaid.services.enrollment.memberships import advance_memberships, change_membership
 from mutualaid.services.plans.plans import plan_file, plan_file_sha256, publish_plan
-from mutualaid.transparency.leaves import decode_leaf
+from mutualaid.services.transparency.log import integrate_all
+from mutualaid.transparency.leaves import decode_leaf, membership_events_leaves
 from mutualaid.transparency.merkle import hash_leaf
+from mutualaid.transparency.period_audit import audit_period
 
 SHANGHAI_MIDNIGHT = timedelta(hours=8)
 
@@ -129,30 +135,143 @@ class TestChanges:
         assert [(f["event"], f["state"]) for f in found] == [("join", "waiting"), ("leave", "left")]
         assert found[1]["occurred_at"] == int(clock.now().timestamp())
 
-    def test_the_daily_job_writes_its_leaves_set_based_at_the_effective_day(
+    def test_the_daily_job_writes_batch_leaves_set_based_at_the_effective_day(
         self, ctx: ServiceContext, clock: FixedClock
     ) -> None:
         holder = account(ctx)
         start = clock.now()
         waiting = enroll(ctx, holder, date(1990, 5, 1))
+        also_waiting = enroll(ctx, account(ctx), date(1991, 5, 1))
         # Aged 59 when joining: the exit age (60 in the demo plan) is reached on 20 May 2026.
         old = enroll(ctx, account(ctx), date(1966, 5, 20))
         clock.set(start + timedelta(days=60))
         advance_memberships(ctx, MAIN_PLAN)
         clock.set(start + timedelta(days=200))
         advance_memberships(ctx, MAIN_PLAN)
-        found = {(f["membership_ref"], f["event"]): f for f in leaves(ctx, "membership_event")[2:]}
-        covered = found[(f"m-{waiting.id}", "waiting_period_over")]
+        # One leaf per (event, effective day), listing the memberships by id, none per member.
+        assert [f["event"] for f in leaves(ctx, "membership_event")] == ["join"] * 3
+        found = {f["event"]: f for f in leaves(ctx, "membership_events")}
+        assert set(found) == {"waiting_period_over", "age_out"}
+        covered = found["waiting_period_over"]
+        assert covered["membership_ids"] == f"{waiting.id},{also_waiting.id}"
         zone_midnight = start_of_day(waiting.covered_from_on, _zone())
         assert covered["occurred_at"] == int(zone_midnight.timestamp())
-        assert covered["state"] == "covered"
-        aged = found[(f"m-{old.id}", "age_out")]
-        assert aged["state"] == "ended"
+        assert (covered["state"], covered["plan_ref"]) == ("covered", MAIN_PLAN)
+        aged = found["age_out"]
+        assert (aged["membership_ids"], aged["state"]) == (str(old.id), "ended")
         assert aged["occurred_at"] == int(start_of_day(old.ages_out_on, _zone()).timestamp())
         # Run again: nothing changes, nothing new on the log.
-        count = len(leaves(ctx, "membership_event"))
         advance_memberships(ctx, MAIN_PLAN)
-        assert len(leaves(ctx, "membership_event")) == count
+        assert len(leaves(ctx, "membership_events")) == 2
+
+    def test_a_large_day_is_cut_into_batches_built_by_the_database_as_in_python(
+        self, ctx: ServiceContext, clock: FixedClock
+    ) -> None:
+        """The SQL (PostgreSQL: in the UPDATE's own statement) makes the bytes and hash that
+        `membership_events_leaves` makes, ids ascending, `batch_size` to a leaf, one day each."""
+        start = clock.now()
+        first = [enroll(ctx, account(ctx), date(1990, 5, 1 + i)).id for i in range(3)]
+        clock.set(start + timedelta(days=1))
+        second = [enroll(ctx, account(ctx), date(1990, 6, 1 + i)).id for i in range(2)]
+        clock.set(start + timedelta(days=400))
+        now = clock.now()
+        zone = _zone()
+        with ctx.sessions.begin() as session:
+            plan = session.scalars(select(Plan).where(Plan.code == MAIN_PLAN)).one()
+            counts = advance_with_leaves(
+                session,
+                plan_id=plan.id,
+                plan_ref=MAIN_PLAN,
+                today=local_date(now, zone),
+                zone=zone,
+                now=now,
+                batch_size=2,
+            )
+            covered_from = dict(
+                session.execute(
+                    select(Membership.id, Membership.covered_from_on).where(
+                        Membership.id.in_(first + second)
+                    )
+                ).all()
+            )
+        assert counts == (0, 5)
+        expected = []
+        for ids in (first, second):
+            instant = int(start_of_day(covered_from[ids[0]], zone).timestamp())
+            assert {covered_from[i] for i in ids} == {covered_from[ids[0]]}
+            expected += membership_events_leaves(
+                MAIN_PLAN, "waiting_period_over", "covered", instant, ids[::-1], batch_size=2
+            )
+        with ctx.reading() as session:
+            rows = session.execute(
+                select(LogEntry.leaf_data, LogEntry.leaf_hash, LogEntry.subject_ref)
+                .where(LogEntry.leaf_type == "membership_events")
+                .order_by(LogEntry.id)
+            ).all()
+        assert [bytes(r[0]) for r in rows] == expected  # 2 + 1 ids, then 2
+        assert [bytes(r[1]) for r in rows] == [hash_leaf(data) for data in expected]
+        assert {r[2] for r in rows} == {MAIN_PLAN}
+
+
+@pytest.mark.usefixtures("plans")
+class TestAuditFromBatches:
+    def test_a_period_recomputes_from_batch_leaves_and_an_altered_batch_fails(
+        self, ctx: ServiceContext, clock: FixedClock
+    ) -> None:
+        """Two members age out by the daily job (one age_out batch leaf) before the lock of
+        7 March; `verify period` counts the others, and a copy of the log with one membership
+        taken out of, or put into, that batch no longer agrees."""
+        at(clock, date(2025, 6, 1))
+        for _ in range(3):
+            enroll(ctx, account(ctx), date(1990, 5, 1))
+        old = [enroll(ctx, account(ctx), date(1966, 3, 1)).id for _ in range(2)]
+        at(clock, date(2026, 3, 3))
+        result = advance_memberships(ctx, MAIN_PLAN)
+        assert result.aged_out == 2
+        view = close_on(ctx, clock, MARCH_7)
+        assert view.member_count == 3
+        integrate_all(ctx)
+        with ctx.reading() as session:
+            entries = [
+                bytes(d)
+                for d in session.scalars(
+                    select(LogEntry.leaf_data)
+                    .where(LogEntry.leaf_index.is_not(None))
+                    .order_by(LogEntry.leaf_index)
+                )
+            ]
+        decoded = [decode_leaf(data) for data in entries]
+        files = {
+            str(leaf.fields["rules_sha256"]): plan_file(ctx, str(leaf.fields["rules_sha256"]))
+            for leaf in decoded
+            if leaf.type == "plan_version"
+        }
+        honest = audit_period(decoded, files, MAIN_PLAN, MARCH_7)
+        assert honest.agrees, honest.differences
+        assert honest.recomputed["member_count"] == 3
+        [batch] = [
+            i
+            for i, leaf in enumerate(decoded)
+            if leaf.type == "membership_events" and leaf.fields["event"] == "age_out"
+        ]
+        assert decoded[batch].fields["membership_ids"] == f"{old[0]},{old[1]}"
+        first_member = min(
+            int(str(leaf.fields["membership_ref"]).removeprefix("m-"))
+            for leaf in decoded
+            if leaf.type == "membership_event"
+        )
+        for forged_ids, count in ((str(old[1]), 4), (f"{first_member},{old[0]},{old[1]}", 2)):
+            forged = list(decoded)
+            forged[batch] = decode_leaf(
+                entries[batch].replace(
+                    f'"membership_ids":"{old[0]},{old[1]}"'.encode(),
+                    f'"membership_ids":"{forged_ids}"'.encode(),
+                )
+            )
+            audit = audit_period(forged, files, MAIN_PLAN, MARCH_7)
+            assert not audit.agrees
+            [differs] = [d for d in audit.differences if d.figure == "member_count"]
+            assert (differs.recomputed, differs.committed) == (count, 3)
 
 
 def _zone():  # type: ignore[no-untyped-def]

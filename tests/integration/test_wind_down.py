@@ -217,9 +217,11 @@ class TestEndOfCover:
             assert set(session.execute(select(Membership.state, Membership.end_reason)).all()) == {
                 ("ended", "plan_ended")
             }
-            # Issue 14: each end of cover is a membership_event leaf, written once.
+            # Issue 14: the ends of cover are on the log, written once: one membership_events
+            # leaf listing the three memberships, effective at the end of cover.
+            ended_ids = sorted(session.scalars(select(Membership.id)))
             events = session.scalars(
-                select(LogEntry.leaf_data).where(LogEntry.leaf_type == "membership_event")
+                select(LogEntry.leaf_data).where(LogEntry.leaf_type == "membership_events")
             )
             ended = [
                 fields
@@ -227,7 +229,9 @@ class TestEndOfCover:
                 if fields["event"] == "cover_ended"
             ]
         end_at = int(datetime(2026, 3, 14, 16, tzinfo=UTC).timestamp())  # 00:00 on the 15th
-        assert sorted((f["state"], f["occurred_at"]) for f in ended) == [("ended", end_at)] * 3
+        assert [(f["state"], f["occurred_at"], f["membership_ids"]) for f in ended] == [
+            ("ended", end_at, ",".join(map(str, ended_ids)))
+        ]
         at(clock, date(2026, 4, 20))
         ref = report(ctx, holder, membership.id, date(2026, 3, 14))  # the last day of cover
         with ctx.reading() as session:

@@ -317,26 +317,31 @@ def membership_ids(listed: str) -> tuple[int, ...]:
 
 
 def membership_events_leaves(
-    plan_ref: str, event: str, state: str, occurred_at: int, ids: Sequence[int]
+    plan_ref: str,
+    event: str,
+    state: str,
+    occurred_at: int,
+    ids: Sequence[int],
+    *,
+    batch_size: int = MEMBERSHIP_BATCH_SIZE,
 ) -> list[bytes]:
     """The `membership_events` leaves of one event, effective at one instant, for `ids` (any
-    order): ascending, MEMBERSHIP_BATCH_SIZE to a leaf. Checked against the schema, so equal to
-    `canonical_leaf("membership_events", …)`; the database builds the same bytes (a test compares)."""
+    order): ascending, `batch_size` (at most MEMBERSHIP_BATCH_SIZE) to a leaf. Checked against
+    the schema, so equal to `canonical_leaf("membership_events", …)`; the database builds the
+    same bytes (tests compare)."""
     ordered = sorted(ids)
     return [
         canonical_leaf(
             "membership_events",
             {
                 "plan_ref": plan_ref,
-                "membership_ids": ",".join(
-                    map(str, ordered[start : start + MEMBERSHIP_BATCH_SIZE])
-                ),
+                "membership_ids": ",".join(map(str, ordered[start : start + batch_size])),
                 "event": event,
                 "state": state,
                 "occurred_at": occurred_at,
             },
         )
-        for start in range(0, len(ordered), MEMBERSHIP_BATCH_SIZE)
+        for start in range(0, len(ordered), batch_size)
     ]
 
 

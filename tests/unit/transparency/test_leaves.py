@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from mutualaid.transparency.errors import LeafError
 from mutualaid.transparency.leaves import (
     LEAF_SCHEMAS,
+    MEMBERSHIP_BATCH_SIZE,
     MEMBERSHIP_LEAF_EVENTS,
     MEMBERSHIP_LEAF_STATES,
     FieldKind,
@@ -21,7 +22,10 @@ from mutualaid.transparency.leaves import (
     commit,
     decode_leaf,
     membership_event_leaf,
+    membership_events_leaves,
+    membership_ids,
 )
+from mutualaid.transparency.tiles import MAX_ENTRY_SIZE
 
 DOC_HASH = hashlib.sha256(b"diagnosis certificate scan").hexdigest()
 EVIDENCE = {
@@ -70,6 +74,10 @@ def test_every_registered_type_accepts_a_complete_record() -> None:
         "membership_event": {
             "plan_ref": "main", "membership_ref": "m-1024", "event": "join",
             "state": "waiting", "occurred_at": 1_546_300_800,
+        },
+        "membership_events": {
+            "plan_ref": "main", "membership_ids": "7,1024,1025", "event": "age_out",
+            "state": "ended", "occurred_at": 1_546_300_800,
         },
         "claim_event": {
             "claim_ref": "C2603-1A2B3C4D", "event": "publish", "state": "in_publicity",
@@ -240,3 +248,66 @@ def test_a_membership_leaf_names_no_person() -> None:
                 "member_commitment": commit(SALT, "110101199001011234"),
             },
         )
+
+
+def _batch(ids: str) -> dict[str, object]:
+    return {
+        "plan_ref": "xhb-main",
+        "membership_ids": ids,
+        "event": "waiting_period_over",
+        "state": "covered",
+        "occurred_at": 1_772_294_400,
+    }
+
+
+def test_a_batch_leaf_lists_its_memberships_once_ascending() -> None:
+    data = canonical_leaf("membership_events", _batch("3,17,204"))
+    assert data == (
+        b'{"event":"waiting_period_over","membership_ids":"3,17,204","occurred_at":1772294400,'
+        b'"plan_ref":"xhb-main","state":"covered","type":"membership_events","v":1}'
+    )
+    assert membership_ids(str(decode_leaf(data).fields["membership_ids"])) == (3, 17, 204)
+
+
+@pytest.mark.parametrize(
+    ("ids", "why"),
+    [
+        ("17,3", "strictly ascending"),
+        ("3,3", "strictly ascending"),
+        ("03,4", "not a valid id_list"),
+        ("3, 4", "not a valid id_list"),
+        ("", "not a valid id_list"),
+        ("0", "not a valid id_list"),
+        ("3,", "not a valid id_list"),
+        (str(2**53), "above"),
+        (",".join(map(str, range(1, MEMBERSHIP_BATCH_SIZE + 2))), "more than"),
+    ],
+)
+def test_a_batch_with_ids_out_of_order_repeated_or_spelled_otherwise_is_refused(
+    ids: str, why: str
+) -> None:
+    """One list of memberships has one encoding: a second spelling would be a second leaf
+    hash for the same change."""
+    with pytest.raises(LeafError, match=why):
+        canonical_leaf("membership_events", _batch(ids))
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    ids=st.sets(st.integers(1, 2**40), min_size=1, max_size=300),
+    batch_size=st.integers(1, 50),
+)
+def test_batches_cover_each_membership_once_in_order(ids: set[int], batch_size: int) -> None:
+    leaves = membership_events_leaves(
+        "xhb-main", "age_out", "ended", 0, list(ids), batch_size=batch_size
+    )
+    listed = [membership_ids(str(decode_leaf(data).fields["membership_ids"])) for data in leaves]
+    assert [i for chunk in listed for i in chunk] == sorted(ids)
+    assert all(len(chunk) == batch_size for chunk in listed[:-1])
+    assert 1 <= len(listed[-1]) <= batch_size
+
+
+def test_a_full_batch_of_large_ids_fits_an_entry_bundle() -> None:
+    ids = range(10**12 - MEMBERSHIP_BATCH_SIZE, 10**12)
+    [data] = membership_events_leaves("xhb-main", "waiting_period_over", "covered", 0, ids)
+    assert len(data) <= MAX_ENTRY_SIZE

@@ -149,3 +149,49 @@ def test_a_missing_or_altered_plan_file_stops_the_audit() -> None:
         audit_period(leaves, {sha: data + b"\n"}, PLAN, date(2026, 3, 7))
     with pytest.raises(AuditError, match="no period_commitment leaf"):
         audit_period(leaves, {sha: data}, PLAN, date(2026, 3, 21))
+
+
+def batched(leaves: list[Leaf], ids: str) -> list[Leaf]:
+    """The log with m-4's age-out written as the daily job writes it: one `membership_events`
+    batch (here also naming m-7, who joins at the lock and shares in neither case), and the
+    waiting periods' ends as another batch (they change nobody's sharing)."""
+    single = event(4, "age_out", "ended", LOCK)
+    batch = leaf(
+        "membership_events",
+        plan_ref=PLAN,
+        membership_ids=ids,
+        event="age_out",
+        state="ended",
+        occurred_at=LOCK,
+    )
+    covered = leaf(
+        "membership_events",
+        plan_ref=PLAN,
+        membership_ids="1,2,3,5,6",
+        event="waiting_period_over",
+        state="covered",
+        occurred_at=LOCK - 10 * DAY,
+    )
+    return [covered if x == single else x for x in leaves] + [batch]
+
+
+def test_a_batch_leaf_counts_as_the_event_of_each_membership_it_lists() -> None:
+    leaves, data = log()
+    files = {hashlib.sha256(data).hexdigest(): data}
+    audit = audit_period(batched(leaves, "4,7"), files, PLAN, date(2026, 3, 7))
+    assert audit.agrees, audit.differences
+    assert (audit.members, audit.excluded) == (5, 1)
+
+
+@pytest.mark.parametrize(
+    ("ids", "recomputed"),
+    [("7", 5), ("2,4,7", 3)],
+    ids=["a membership taken out", "a sharing one put in"],
+)
+def test_altering_one_membership_in_a_batch_leaf_fails_the_audit(ids: str, recomputed: int) -> None:
+    leaves, data = log()
+    files = {hashlib.sha256(data).hexdigest(): data}
+    audit = audit_period(batched(leaves, ids), files, PLAN, date(2026, 3, 7))
+    assert not audit.agrees
+    [count] = [d for d in audit.differences if d.figure == "member_count"]
+    assert (count.recomputed, count.committed) == (recomputed, 4)

@@ -440,23 +440,21 @@ BATCH_LEAF_TYPE = "membership_events"
 
 def _postgres_batched(changed: str, group: str, event: str, state: str, instant: str) -> TextClause:
     """PostgreSQL: one statement — `changed` (an UPDATE of memberships) RETURNING each id with its
-    `group` (the day the change takes effect), then per group the ids cut into chunks of
-    MEMBERSHIP_BATCH_SIZE, ascending, each chunk one leaf, its bytes what
+    `group` (the day the change takes effect), then per group the ids sorted once (array_agg)
+    and cut into slices of :batch_size, each slice one leaf, its bytes what
     `leaves.membership_events_leaves` builds (a test compares) with `instant` the group's
     POSIX seconds. Answers (memberships changed, leaves written)."""
     return text(
         f"""
         WITH changed AS ({changed} RETURNING id, {group} AS grp),
-        numbered AS (
-            SELECT id, grp,
-                   (row_number() OVER (PARTITION BY grp ORDER BY id) - 1)
-                   / {MEMBERSHIP_BATCH_SIZE} AS chunk
-            FROM changed),
+        grouped AS (SELECT grp, array_agg(id ORDER BY id) AS ids FROM changed GROUP BY grp),
         batches AS (
-            SELECT grp, chunk, string_agg(CAST(id AS TEXT), ',' ORDER BY id) AS ids
-            FROM numbered GROUP BY grp, chunk),
+            SELECT grp, pos, array_to_string(ids[pos:pos + CAST(:batch_size AS INTEGER) - 1], ',')
+                   AS ids
+            FROM grouped,
+                 generate_series(1, cardinality(ids), CAST(:batch_size AS INTEGER)) AS pos),
         leaves AS (
-            SELECT grp, chunk, convert_to('{{"event":"{event}","membership_ids":"' || ids
+            SELECT grp, pos, convert_to('{{"event":"{event}","membership_ids":"' || ids
                 || '","occurred_at":' || {instant} || ',"plan_ref":"' || :plan_ref
                 || '","state":"{state}","type":"{BATCH_LEAF_TYPE}","v"\\:1}}', 'UTF8') AS data
             FROM batches),
@@ -465,7 +463,7 @@ def _postgres_batched(changed: str, group: str, event: str, state: str, instant:
                 (leaf_type, leaf_data, leaf_hash, subject_type, subject_ref, queued_at)
             SELECT '{BATCH_LEAF_TYPE}', data, sha256('\\x00'::bytea || data), 'plan', :plan_ref,
                    :now
-            FROM leaves ORDER BY grp, chunk
+            FROM leaves ORDER BY grp, pos
             RETURNING 1)
         SELECT (SELECT count(*) FROM changed), (SELECT count(*) FROM written)"""
     )
@@ -507,6 +505,7 @@ def _insert_batches(
     state: str,
     ids_by_instant: Mapping[int, Sequence[int]],
     queued_at: datetime,
+    batch_size: int,
 ) -> int:
     """SQLite: the batch leaves of ids already read (by the UPDATE's RETURNING), one INSERT."""
     rows = [
@@ -520,7 +519,7 @@ def _insert_batches(
         }
         for instant in sorted(ids_by_instant)
         for data in membership_events_leaves(
-            plan_ref, event, state, instant, ids_by_instant[instant]
+            plan_ref, event, state, instant, ids_by_instant[instant], batch_size=batch_size
         )
     ]
     if rows:
@@ -550,6 +549,7 @@ def advance_with_leaves(
     today: date,
     zone: ZoneInfo,
     now: datetime,
+    batch_size: int = MEMBERSHIP_BATCH_SIZE,
 ) -> tuple[int, int]:
     """The daily job's UPDATEs — exit age reached: ended; waiting period over: covered — each
     with the `membership_events` leaves of the memberships it changed, one per day the change
@@ -567,6 +567,7 @@ def advance_with_leaves(
             "today": today,
             "zone": zone.key,
             "now": now,
+            "batch_size": batch_size,
         }
         aged_out = session.execute(_POSTGRES_AGE_OUT, params).one()
         covered = session.execute(_POSTGRES_COVERED, params).one()
@@ -612,6 +613,7 @@ def advance_with_leaves(
             state=state,
             ids_by_instant=by_instant,
             queued_at=now,
+            batch_size=batch_size,
         )
         counts.append(len(changed))
     return counts[0], counts[1]
@@ -625,6 +627,7 @@ def end_cover_with_leaves(
     ended_at: datetime,
     end_reason: str,
     now: datetime,
+    batch_size: int = MEMBERSHIP_BATCH_SIZE,
 ) -> int:
     """End every active membership of a plan at `ended_at` (a wind-down's end of cover), with
     their `cover_ended` leaves batched as the daily job's are. The number of memberships ended."""
@@ -640,6 +643,7 @@ def end_cover_with_leaves(
                 "end_reason": end_reason,
                 "occurred_at": occurred_at,
                 "now": now,
+                "batch_size": batch_size,
             },
         ).one()
         return int(row[0])
@@ -660,5 +664,6 @@ def end_cover_with_leaves(
         state="ended",
         ids_by_instant={occurred_at: ids} if ids else {},
         queued_at=now,
+        batch_size=batch_size,
     )
     return len(ids)
