@@ -1,13 +1,14 @@
 """Check a mutualaid proof bundle by hand: Python's standard library plus `cryptography`.
 
     python verify_by_hand.py BUNDLE.json --log-key KEY [--witness-key KEY ...] [--quorum K]
-                             [--evidence FILE ...]
+                             [--evidence FILE ...] [--membership ID ...]
 
 Reads a subject bundle (``mutualaid-subject-bundle/v1``, what the app and `mutualaid log bundle`
 emit) or a one-leaf proof bundle (``mutualaid-proof-bundle/v1``) and checks, trusting only the
 keys given on the command line: the log's signature on the checkpoint, that K of the witnesses
 cosigned it, each leaf's inclusion at it, that it extends the bundle's older checkpoint, and
-that each --evidence file's SHA-256 is in an included leaf.
+that each --evidence file's SHA-256 is in an included leaf, and that each --membership is named
+by an included leaf (as `m-<id>`, or listed in a `membership_events` batch's `membership_ids`).
 Without --log-key it uses the keys inside the bundle and says so: those are only what the
 operator claims. Exit 0: every check held; 1: a check failed; 2: unreadable input or bad key.
 """
@@ -162,6 +163,7 @@ def main():
     parser.add_argument("--witness-key", action="append", default=[])
     parser.add_argument("--quorum", type=int, help="witnesses needed (default: all given)")
     parser.add_argument("--evidence", action="append", default=[], help="a file to find")
+    parser.add_argument("--membership", action="append", default=[], help="a membership id")
     args = parser.parse_args()
     try:
         with open(args.bundle, encoding="utf-8") as file:
@@ -222,6 +224,11 @@ def main():
                 included.append(json.loads(leaf))
             except ValueError:
                 return f"{len(leaf)} bytes, not a JSON leaf"
+            ids = str(included[-1].get("membership_ids", "")).split(",")
+            if len(ids) > 6:  # a batch of up to 4,000 memberships: not all on one line
+                return leaf.decode("utf-8").replace(
+                    ",".join(ids), f"{','.join(ids[:3])},…,{ids[-1]} ({len(ids)} ids)"
+                )
             return leaf.decode("utf-8")
 
         results.append(check(f"leaf {entry['leaf_index']} inclusion", inclusion))
@@ -253,6 +260,17 @@ def main():
             return f"SHA-256 {digest} is in an included leaf"
 
         results.append(check(f"evidence {path}", evidence))
+
+    for membership in args.membership:
+
+        def named(membership=membership):
+            for leaf in included:
+                listed = str(leaf.get("membership_ids", "")).split(",")
+                if leaf.get("membership_ref") == f"m-{membership}" or membership in listed:
+                    return f"{leaf['event']} at {leaf['occurred_at']}"
+            raise Failed("in no included leaf")
+
+        results.append(check(f"membership {membership}", named))
     return 0 if all(results) else 1
 
 

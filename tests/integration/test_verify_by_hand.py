@@ -12,7 +12,7 @@ import re
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 from tests.builders.claims import through_investigation
-from tests.factories import covered_member, publish_demo_plans, staff
+from tests.factories import MAIN_PLAN, account, covered_member, enroll, publish_demo_plans, staff
 
 from mutualaid.api.app import create_app
 from mutualaid.clock import FixedClock
@@ -29,6 +29,7 @@ from mutualaid.services.claims.evidence import add_evidence
 from mutualaid.services.claims.filing import ClaimReport, report_claim
 from mutualaid.services.claims.review import decide_claim
 from mutualaid.services.context import ServiceContext
+from mutualaid.services.enrollment.memberships import advance_memberships
 from mutualaid.services.transparency.checkpoints import (
     LogConfig,
     WitnessEndpoint,
@@ -354,3 +355,31 @@ def test_the_scripts_proof_checks_agree_with_rfc_9162_on_every_small_tree() -> N
             if 0 < old < size:
                 assert fails(script.verify_consistency, old, size, root, root, proof)
         assert fails(script.verify_consistency, size, size - 1, root, tree.root(size - 1), [])
+
+
+def test_a_member_finds_their_change_in_a_batch_leaf_of_the_plans_bundle(
+    ctx: ServiceContext,
+    clock: FixedClock,
+    three_witnesses: tuple[LogConfig, httpx.Client],
+    tmp_path: Path,
+) -> None:
+    """The daily job logs eight waiting periods' ends as one `membership_events` leaf, whose
+    subject is the plan: the script finds each member in it (printing the batch shortened)."""
+    config, http = three_witnesses
+    publish_demo_plans(ctx)
+    ids = [enroll(ctx, account(ctx), date(1990, 5, 1 + n)).id for n in range(8)]
+    clock.set(clock.now() + timedelta(days=400))
+    assert advance_memberships(ctx, MAIN_PLAN).now_covered == 8
+    assert publish_checkpoint(ctx, config, http=http).checkpoint.published
+    answer = TestClient(create_app(ctx)).get(f"/api/v1/log/bundles/plan/{MAIN_PLAN}")
+    assert answer.status_code == 200, answer.text
+    missing = str(max(ids) + 1)
+    result = run(
+        tmp_path, answer.json(), *keys(), "--membership", str(ids[5]), "--membership", missing
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    assert f"ok      membership {ids[5]}: waiting_period_over at " in result.stdout
+    assert f"FAILED  membership {missing}: in no included leaf" in lines
+    [batch] = [line for line in lines if '"membership_ids":' in line]
+    assert f'"membership_ids":"{ids[0]},{ids[1]},{ids[2]},…,{ids[7]} (8 ids)"' in batch

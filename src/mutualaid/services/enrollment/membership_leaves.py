@@ -5,8 +5,11 @@ change of state, queued in the transaction of the change, never naming the perso
 waiting period ends or an exit age is reached (in the plan's zone), otherwise the instant of the
 change. An auditor replays these leaves to find who shared in a period (docs/transparency.md,
 "Auditing a period"). Bulk paths queue theirs set-based: `MembershipLeaves` collects a loop's
-leaves for one `queue_leaves`, and `db.queries.memberships.insert_membership_event_leaves` writes
-one leaf per row of a SELECT with one INSERT … SELECT.
+leaves for one `queue_leaves` (removals after failed payments), the CSV import writes one join
+leaf per row in its chunk's statements (`insert_membership_event_leaves` on SQLite), and the
+daily job and the end of cover write `membership_events` batch leaves — one per event, effective
+day and up to 4,000 memberships — in the statement of their UPDATE
+(`db.queries.memberships.advance_with_leaves`, `end_cover_with_leaves`).
 """
 
 from __future__ import annotations
