@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import io
 from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select
@@ -50,7 +51,7 @@ from mutualaid.transparency.period_audit import audit_period
 SHANGHAI_MIDNIGHT = timedelta(hours=8)
 
 
-def leaves(ctx: ServiceContext, leaf_type: str) -> list[dict[str, object]]:
+def leaves(ctx: ServiceContext, leaf_type: str) -> list[dict[str, str | int]]:
     """Every queued leaf of a type, decoded (which refuses any non-canonical bytes), after
     checking its stored hash."""
     with ctx.reading() as session:
@@ -274,9 +275,7 @@ class TestAuditFromBatches:
             assert (differs.recomputed, differs.committed) == (count, 3)
 
 
-def _zone():  # type: ignore[no-untyped-def]
-    from zoneinfo import ZoneInfo
-
+def _zone() -> ZoneInfo:
     return ZoneInfo("Asia/Shanghai")
 
 
