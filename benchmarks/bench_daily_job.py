@@ -2,9 +2,9 @@
 
 Loads N memberships of which --changing percent have a waiting period that ended yesterday (1 %
 of those also reach the exit age; the others wait on),
-then runs the job alternately without and with its `membership_event` leaves (issue 14: one
-INSERT … SELECT per kind of change), resetting the states in between, and prints seconds and the
-ratio. The switch is the benchmark-only MUTUALAID_BENCH_NO_MEMBERSHIP_LEAVES variable.
+then runs the job alternately without and with its leaves (issue 14: `membership_events` batch
+leaves, one per kind of change, effective day and 4,000 memberships, written by the UPDATE's own
+statement), resetting the states in between, and prints seconds and the ratio. The switch is the benchmark-only MUTUALAID_BENCH_NO_MEMBERSHIP_LEAVES variable.
 
     python benchmarks/bench_daily_job.py --members 1000000 --rounds 2
 """
