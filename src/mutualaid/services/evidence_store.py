@@ -432,9 +432,7 @@ class FileSystemEvidenceStore:
             while True:
                 following = file.read(CHUNK_SIZE + TAG_SIZE)
                 last = not following
-                plaintext = self._decrypt_chunk(
-                    aead, current, prefix, counter, last, aad, sha256
-                )
+                plaintext = self._decrypt_chunk(aead, current, prefix, counter, last, aad, sha256)
                 hasher.update(plaintext)
                 yield plaintext
                 if last:
@@ -450,7 +448,11 @@ class FileSystemEvidenceStore:
         self,
         aead: AESGCM,
         sealed: bytes,
-        prefix: bytes, counter: int, last: bool, aad: bytes, sha256: str
+        prefix: bytes,
+        counter: int,
+        last: bool,
+        aad: bytes,
+        sha256: str,
     ) -> bytes:
         if counter >= _MAX_CHUNKS:
             raise EvidenceCorrupted(sha256, "blob holds more chunks than the format allows")

@@ -100,9 +100,7 @@ class PersonalDataProtector:
     def identity_hashes(self, identity_number: str) -> list[str]:
         """The keyed hash under every live version, current first: what a look-up matches while
         a rotation is under way."""
-        return [
-            self.identity_hash(identity_number, version) for version in reversed(self.versions)
-        ]
+        return [self.identity_hash(identity_number, version) for version in reversed(self.versions)]
 
     def encrypt(self, plaintext: str, version: int | None = None) -> bytes:
         aead = self._aead if version is None else self._version(version).aead

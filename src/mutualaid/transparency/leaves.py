@@ -39,6 +39,8 @@ class FieldKind(StrEnum):
     TOKEN = "token"  # lowercase word from a fixed vocabulary, e.g. "approved"
     MEDIA_TYPE = "media_type"  # e.g. "image/jpeg"
     DATE = "date"  # calendar date "YYYY-MM-DD"
+    VERIFIER_KEY = "verifier_key"  # a signed-note verifier key "name+keyid+base64"
+    SIGNATURE = "signature"  # a base64 Ed25519 signature (64 bytes)
 
 
 _PATTERNS: Mapping[FieldKind, re.Pattern[str]] = {
@@ -49,6 +51,8 @@ _PATTERNS: Mapping[FieldKind, re.Pattern[str]] = {
         r"[a-z0-9][a-z0-9!#$&^_.+-]{0,126}/[a-z0-9][a-z0-9!#$&^_.+-]{0,126}"
     ),
     FieldKind.DATE: re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}"),
+    FieldKind.VERIFIER_KEY: re.compile(r"[!-*,-~]{1,200}\+[0-9a-f]{8}\+[A-Za-z0-9+/]{44}"),
+    FieldKind.SIGNATURE: re.compile(r"[A-Za-z0-9+/]{86}=="),
 }
 _INTEGER_KINDS = (FieldKind.COUNT, FieldKind.POSITIVE, FieldKind.UNIX_SECONDS)
 
@@ -212,6 +216,16 @@ LEAF_SCHEMAS: Mapping[str, LeafSchema] = MappingProxyType(
                 "event": _spec(FieldKind.TOKEN, *MEMBERSHIP_LEAF_EVENTS),
                 "state": _spec(FieldKind.TOKEN, *MEMBERSHIP_LEAF_STATES),
                 "occurred_at": _TIME,
+            },
+        ),
+        # Issue 16: a new log signing key, announced with a signature by the key it replaces
+        # (transparency/key_rotations.py); checkpoints after it are signed by the new key.
+        "log_key": LeafSchema(
+            required={
+                "old_key": _spec(FieldKind.VERIFIER_KEY),
+                "new_key": _spec(FieldKind.VERIFIER_KEY),
+                "signature": _spec(FieldKind.SIGNATURE),
+                "at": _TIME,
             },
         ),
     }

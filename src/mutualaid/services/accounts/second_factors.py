@@ -40,7 +40,7 @@ from mutualaid.services.accounts.login_throttle import (
 from mutualaid.services.context import ServiceContext
 from mutualaid.services.idempotency import UnitOfWork
 
-_SECRET_PURPOSE = b"mutualaid staff totp secret v1"
+SECRET_PURPOSE = b"mutualaid staff totp secret v1"
 TICKET_TTL_S = 10 * 60
 
 
@@ -112,11 +112,11 @@ def account_of_ticket(ctx: ServiceContext, ticket: str) -> tuple[int, str]:
 
 def _encrypt(ctx: ServiceContext, secret: str) -> bytes:
     nonce = os.urandom(12)
-    return nonce + ctx.protector.aead_for(_SECRET_PURPOSE).encrypt(nonce, secret.encode(), None)
+    return nonce + ctx.protector.aead_for(SECRET_PURPOSE).encrypt(nonce, secret.encode(), None)
 
 
 def _decrypt(ctx: ServiceContext, ciphertext: bytes, key_version: int) -> str:
-    aead = ctx.protector.aead_for(_SECRET_PURPOSE, key_version)
+    aead = ctx.protector.aead_for(SECRET_PURPOSE, key_version)
     return aead.decrypt(ciphertext[:12], ciphertext[12:], None).decode()
 
 
@@ -148,7 +148,9 @@ def start_enrolment(ctx: ServiceContext, ticket: str, *, secret: str | None = No
         if row is not None and row.confirmed_at is not None:
             raise DomainError("already_enrolled", "this account already has a second factor")
         if row is not None and secret is None:
-            secret = _decrypt(ctx, row.secret_ciphertext, row.key_version)  # reloading the page keeps the secret
+            secret = _decrypt(
+                ctx, row.secret_ciphertext, row.key_version
+            )  # reloading the page keeps the secret
         secret = secret or pyotp.random_base32()
         if row is None:
             row = StaffSecondFactor(account_id=account_id, recovery_hashes=[])

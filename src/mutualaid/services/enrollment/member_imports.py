@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import IO
 
+from mutualaid.db.queries.key_versions import persons_under_other_versions
 from mutualaid.db.queries.memberships_imports import (
     StagedChunk,
     StagedRow,
