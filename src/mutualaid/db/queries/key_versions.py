@@ -77,9 +77,7 @@ def rewrite_persons(session: Session, rows: Sequence[Mapping[str, object]]) -> i
     return int(result.rowcount)
 
 
-def second_factors_to_rotate(
-    session: Session, version: int
-) -> Sequence[Row[int, int, bytes]]:
+def second_factors_to_rotate(session: Session, version: int) -> Sequence[Row[int, int, bytes]]:
     return session.execute(
         select(
             StaffSecondFactor.account_id,
