@@ -201,7 +201,7 @@ def test_data_under_a_version_removed_too_early_is_refused_by_code(
     holder = stranger(old)
     enroll(old, holder, date(1988, 8, 8))
     assert old.evidence_store is not None
-    sha256 = old.evidence_store.put([PNG], "image/png").sha256
+    old.evidence_store.put([PNG], "image/png")
     skipped = with_ring(ctx, {3: NEW}, tmp_path / "evidence")  # version 1 dropped, never rotated
     with refused("key_version_retired"):
         rotate_personal_data(skipped)
