@@ -37,7 +37,7 @@ from mutualaid.services.personal_data import PersonalDataProtector
 from mutualaid.services.plans.plans import publish_plan
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from databases import BENCH_SECRET, PLAN_CODE, fresh_context, url_for  # noqa: E402
+from databases import BENCH_SECRET, PLAN_CODE, fresh_context, url_for
 
 NEW_SECRET = "rotated-Kd8sPq3Lm7Vx2Nw9Rt4Yb6Hj1Fg5Cz0Ua"
 TODAY = date(2026, 3, 1)
