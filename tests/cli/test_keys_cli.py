@@ -172,3 +172,12 @@ def test_a_rotated_log_key_verifies_from_the_original_key_and_a_forgery_does_not
     assert caught.exit_code == 1, caught.output
     assert f"log key announcement at leaf {len(entries)}" in said(caught.stderr)
     assert "forged announcement" in said(caught.stderr)
+
+
+def test_an_unreadable_key_file_is_refused_with_its_code(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("MUTUALAID_SECRET_KEYS_FILE", str(tmp_path / "missing"))
+    result = mutualaid("keys", "status")
+    assert result.exit_code == 2, result.output
+    assert "key_ring_unreadable" in said(result.stderr)

@@ -227,3 +227,16 @@ def test_two_rows_for_one_identity_under_two_versions_stop_the_rotation(
     with refused("duplicate_identity_across_versions"):
         rotate_personal_data(new)
     assert versions(ctx) == {1: 1, 2: 1}  # nothing half-written
+
+
+def test_a_ring_giving_a_version_the_wrong_secret_is_refused_by_code(
+    ctx: ServiceContext, tmp_path: Path
+) -> None:
+    publish_demo_plans(ctx)
+    enroll(ctx, stranger(ctx), date(1988, 8, 8))
+    wrong = with_ring(ctx, {1: "mistyped-" + NEW, 2: NEW}, tmp_path / "evidence")
+    with refused("key_mismatch"):
+        rotate_personal_data(wrong)
+    with refused("invalid_batch_size"):
+        rotate_personal_data(wrong, batch_rows=0)
+    assert versions(ctx) == {1: 1}
