@@ -45,7 +45,14 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="MUTUALAID_", extra="ignore")
 
     database_url: str = "sqlite:///var/mutualaid.db"
+    #: The single secret of before key rotation (docs/operations.md "Key rotation"): key version 1.
     secret_key: str = DEMO_SECRET_KEY
+    #: The versioned key ring: "3:secret,2:secret" (version:secret, comma-separated); the highest
+    #: version is the current one, the others are only read with. MUTUALAID_SECRET_KEY, when set,
+    #: is accepted as version 1 beside it.
+    secret_keys: SecretStr | None = None
+    #: The key ring in a file: one "version:secret" per line (# comments allowed).
+    secret_keys_file: Path | None = None
     demo: bool = False
     time_zone: str = "Asia/Shanghai"
     data_dir: Path = Path("var")
@@ -94,22 +101,85 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _refuse_default_secret(self) -> Settings:
-        if self.secret_key == DEMO_SECRET_KEY and not self.demo:
-            raise InsecureSettings(
-                "MUTUALAID_SECRET_KEY is the demo key; set a secret of your own "
-                "(e.g. `python -c 'import secrets; print(secrets.token_urlsafe(48))'`) "
-                "or set MUTUALAID_DEMO=1 for a demo"
-            )
-        if len(self.secret_key) < 32:
-            raise InsecureSettings("MUTUALAID_SECRET_KEY must be at least 32 characters")
-        weakness = None if self.secret_key == DEMO_SECRET_KEY else secret_weakness(self.secret_key)
-        if weakness:
-            raise InsecureSettings(
-                f"weak_secret_key: MUTUALAID_SECRET_KEY is guessable: {weakness}; generate one "
-                "with `python -c 'import secrets; print(secrets.token_urlsafe(48))'`"
-            )
+        self.key_ring_secrets  # parses the key ring and checks every key of it  # noqa: B018
         return self
+
+    @cached_property
+    def key_ring_secrets(self) -> dict[int, str]:
+        """Every live key version's secret; the highest version is the current one.
+
+        From MUTUALAID_SECRET_KEYS or MUTUALAID_SECRET_KEYS_FILE, with MUTUALAID_SECRET_KEY (when
+        set, or when no ring is given) as version 1. Each key passes the demo/length/entropy checks.
+        """
+        ring: dict[int, str] = {}
+        sources: list[tuple[str, str]] = []
+        if self.secret_keys is not None and self.secret_keys.get_secret_value().strip():
+            sources.append(("MUTUALAID_SECRET_KEYS", self.secret_keys.get_secret_value()))
+        if self.secret_keys_file is not None:
+            try:
+                text = self.secret_keys_file.read_text(encoding="utf-8")
+            except OSError as error:
+                raise InsecureSettings(
+                    f"key_ring_unreadable: MUTUALAID_SECRET_KEYS_FILE {self.secret_keys_file}: "
+                    f"{error.strerror or error}"
+                ) from None
+            lines = (line.split("#", 1)[0].strip() for line in text.splitlines())
+            sources.append(("MUTUALAID_SECRET_KEYS_FILE", ",".join(line for line in lines if line)))
+        for where, text in sources:
+            for version, secret in _parse_ring(text, where):
+                if ring.get(version, secret) != secret:
+                    raise InsecureSettings(
+                        f"key_version_conflict: {where}: key version {version} is given twice "
+                        "with different secrets"
+                    )
+                _check_secret(secret, f"{where} version {version}", demo=self.demo)
+                ring[version] = secret
+        if not ring or "secret_key" in self.model_fields_set:
+            if ring.get(1, self.secret_key) != self.secret_key:
+                raise InsecureSettings(
+                    "key_version_conflict: MUTUALAID_SECRET_KEY is key version 1, but the key "
+                    "ring gives version 1 another secret"
+                )
+            _check_secret(self.secret_key, "MUTUALAID_SECRET_KEY", demo=self.demo)
+            ring[1] = self.secret_key
+        return dict(sorted(ring.items()))
 
     @cached_property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+
+def _parse_ring(text: str, where: str) -> list[tuple[int, str]]:
+    entries: list[tuple[int, str]] = []
+    for entry in text.split(","):
+        entry = entry.strip()
+        if not entry:
+            continue
+        version_text, colon, secret = entry.partition(":")
+        if not colon or not version_text.strip().isdigit() or int(version_text) < 1:
+            raise InsecureSettings(
+                f"key_ring_malformed: {where}: each key is 'version:secret' with a version of "
+                "1 or more (e.g. '2:newsecret,1:oldsecret')"
+            )
+        entries.append((int(version_text), secret.strip()))
+    return entries
+
+
+def _check_secret(secret: str, name: str, *, demo: bool) -> None:
+    """The demo key outside demo mode, a short key or a guessable one are refused."""
+    if secret == DEMO_SECRET_KEY:
+        if demo:
+            return
+        raise InsecureSettings(
+            f"{name} is the demo key; set a secret of your own "
+            "(e.g. `python -c 'import secrets; print(secrets.token_urlsafe(48))'`) "
+            "or set MUTUALAID_DEMO=1 for a demo"
+        )
+    if len(secret) < 32:
+        raise InsecureSettings(f"{name} must be at least 32 characters")
+    weakness = secret_weakness(secret)
+    if weakness:
+        raise InsecureSettings(
+            f"weak_secret_key: {name} is guessable: {weakness}; generate one "
+            "with `python -c 'import secrets; print(secrets.token_urlsafe(48))'`"
+        )

@@ -15,6 +15,7 @@ from mutualaid.cli import (
     claims,
     database,
     forecasts,
+    keys,
     members,
     periods,
     plans,
@@ -52,6 +53,7 @@ app.add_typer(claims.jobs, name="jobs")
 app.add_typer(transparency.app, name="log")
 app.add_typer(witness.app, name="witness")
 app.add_typer(verify.app, name="verify")
+app.add_typer(keys.app, name="keys")
 app.add_typer(periods.app, name="periods")
 app.add_typer(risk.app, name="risk")
 app.add_typer(wind_down.schemes, name="schemes")

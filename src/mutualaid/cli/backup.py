@@ -18,7 +18,7 @@ from rich.progress import (
 )
 
 from mutualaid.cli.common import console, context, err_console, friendly_errors, load_settings
-from mutualaid.services.evidence_store import evidence_key
+from mutualaid.services.evidence_store import evidence_keys
 from mutualaid.services.operations.backup import (
     NOT_INCLUDED,
     Manifest,
@@ -145,7 +145,7 @@ def restore_command(
             ctx.engine,
             evidence_dir,
             directory,
-            evidence_key=evidence_key(settings.secret_key),
+            evidence_key=evidence_keys(settings.key_ring_secrets),
             expected_manifest_sha256=manifest_sha256,
             progress=bars,
         )

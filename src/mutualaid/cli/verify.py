@@ -27,6 +27,7 @@ from mutualaid.transparency.charge_proofs import (
 )
 from mutualaid.transparency.checkpoints import Checkpoint, open_checkpoint, parse_checkpoint
 from mutualaid.transparency.errors import KeyFormatError, TransparencyError, VerificationError
+from mutualaid.transparency.key_rotations import follow_key_chain
 from mutualaid.transparency.leaves import Leaf
 from mutualaid.transparency.merkle import MemoryTree, verify_consistency
 from mutualaid.transparency.notes import VerifierKey, parse_verifier_key
@@ -368,7 +369,7 @@ def period(
     # A server always serves its checkpoint (it gives the size to read up to); a directory may
     # lack one, and then every entry bundle in it is read.
     note = fetch("checkpoint", required=server is not None)
-    checkpoint = _read_checkpoint(note, log_key) if note is not None else None
+    checkpoint = _read_checkpoint(note, None) if note is not None else None
     if checkpoint is None and log_key is not None:
         _unusable("--log-key: there is no checkpoint to check")
     partial_widths = (
@@ -382,6 +383,8 @@ def period(
     entries = _log_entries(fetch, checkpoint.size if checkpoint else None, partial_widths)
     if checkpoint is not None:
         _check_entries_against(checkpoint, entries, signed=log_key is not None)
+    if note is not None and log_key is not None:
+        _signed_by_chain(note, _key(log_key, "--log-key"), entries)
     try:
         leaves = decode_leaves(entries)
         files = {
@@ -526,3 +529,53 @@ def _report(audit: PeriodAudit, leaves: int) -> None:
             "the commitment",
             err=True,
         )
+
+
+# --- verify log (issue 16): the whole log, following its signing key's rotations -----------------
+
+
+@app.command("log")
+@friendly_errors
+def log(
+    source_dir: Path = typer.Option(
+        None,
+        "--from",
+        help="A directory holding the log as served: checkpoint and tile/entries/… bundles",
+    ),
+    server: str = typer.Option(
+        None, help="The server's base URL, e.g. https://aid.example (instead of --from)"
+    ),
+    log_key: str = typer.Option(..., help="The log's ORIGINAL verifier key, or a file holding it"),
+) -> None:
+    """Check the log's checkpoint against its leaves and its signature, trusting only the log's
+    original key: each announcement of a new signing key on the log must be signed by the key
+    trusted before it, and the checkpoint by the last key so announced (exit 1 otherwise)."""
+    if (source_dir is None) == (server is None):
+        _unusable("give the log with exactly one of --from DIR or --server URL")
+    fetch = _dir_reader(source_dir) if source_dir is not None else _url_reader(server)
+    note = fetch("checkpoint")
+    assert note is not None
+    original = _key(log_key, "--log-key")
+    checkpoint = _read_checkpoint(note, None)
+    entries = _log_entries(fetch, checkpoint.size, [])
+    _check_entries_against(checkpoint, entries, signed=True)
+    _signed_by_chain(note, original, entries)
+    typer.echo(f"verified: the log at size {checkpoint.size}")
+
+
+def _signed_by_chain(note: bytes, original: VerifierKey, entries: Sequence[bytes]) -> None:
+    """The checkpoint is signed by the key the log's announcements lead to from `original`."""
+    try:
+        trusted, changes = follow_key_chain(entries, original)
+    except VerificationError as error:
+        _fail(error.message)
+    for change in changes:
+        typer.echo(
+            f"ok      log key announcement at leaf {change.leaf_index}: "
+            f"'{change.old_key.label}' hands over to '{change.new_key.label}'"
+        )
+    try:
+        open_checkpoint(note, trusted, expected_origin=original.name)
+    except TransparencyError as error:
+        _fail(f"checkpoint: {error.message}")
+    typer.echo(f"ok      checkpoint signature: by '{trusted.label}'")

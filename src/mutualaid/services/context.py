@@ -19,7 +19,7 @@ from mutualaid.services.credit_checks import CreditCheck, load_credit_check
 from mutualaid.services.evidence_store import (
     EvidenceStore,
     FileSystemEvidenceStore,
-    evidence_key,
+    evidence_keys,
 )
 from mutualaid.services.idempotency import Once, UnitOfWork
 from mutualaid.services.personal_data import PersonalDataProtector
@@ -126,7 +126,7 @@ def build_context(settings: Settings, clock: Clock | None = None) -> ServiceCont
     return ServiceContext(
         engine=engine,
         sessions=make_sessionmaker(engine),
-        protector=PersonalDataProtector(settings.secret_key),
+        protector=PersonalDataProtector(settings.key_ring_secrets),
         clock=clock or SystemClock(),
         credit_check=load_credit_check(settings.credit_check),
         token_ttl_hours=settings.token_ttl_hours,
@@ -138,7 +138,7 @@ def build_context(settings: Settings, clock: Clock | None = None) -> ServiceCont
             settings.rate_limit_registrations_per_address,
         ),
         evidence_store=FileSystemEvidenceStore(
-            settings.data_dir / "evidence", evidence_key(settings.secret_key)
+            settings.data_dir / "evidence", evidence_keys(settings.key_ring_secrets)
         ),
         upload_dir=settings.data_dir / "partial-uploads",
         oidc=_oidc_config(settings),

@@ -17,6 +17,11 @@ On-disk format (version 1)::
                   chunk 1..64 KiB), nonce = prefix ‖ chunk counter (4 bytes, big-endian) ‖ last flag
                   (00, or 01 on the final chunk), associated data = bytes 0..8
 
+Format version 2 is the same with the secret key version (2 bytes, big-endian) after the format
+byte, so the header is 26 bytes and the associated data bytes 0..10; a blob under key version 1
+is written in format 1. `mutualaid keys rotate` re-encrypts every blob under an older key version
+into the current one (`reencrypt`), one file at a time, each replaced atomically.
+
 The chunks follow the STREAM construction (Hoang, Reyhanitabar, Rogaway, Vizár, 2015): the counter
 stops reordering, the last flag stops truncation and appending, the prefix stops splicing chunks of
 two blobs. The SHA-256 is only known once the whole upload has passed, so it cannot be in the
@@ -32,7 +37,7 @@ import os
 import re
 import struct
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol
@@ -44,6 +49,8 @@ from mutualaid.domain.errors import DomainError, NotFound
 from mutualaid.services.personal_data import derive_key
 
 FORMAT_VERSION = 1
+#: The format whose header names the key version (any key version but 1).
+KEYED_FORMAT_VERSION = 2
 CHUNK_SIZE = 64 * 1024
 TAG_SIZE = 16
 PREFIX_SIZE = 7
@@ -65,6 +72,11 @@ _ALIASES = {"image/jpg": "image/jpeg", "image/pjpeg": "image/jpeg"}
 def evidence_key(secret_key: str) -> bytes:
     """The 32-byte evidence encryption key, derived from the deployment secret (HKDF-SHA256)."""
     return derive_key(secret_key, b"mutualaid evidence encryption v1")
+
+
+def evidence_keys(secret_keys: Mapping[int, str]) -> dict[int, bytes]:
+    """The evidence key of every key version of the ring."""
+    return {version: evidence_key(secret) for version, secret in secret_keys.items()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,11 +143,16 @@ class _EncryptingWriter:
     left in the buffer when the upload ends, and it is never empty.
     """
 
-    def __init__(self, file: BinaryIO, aead: AESGCM) -> None:
+    def __init__(self, file: BinaryIO, aead: AESGCM, key_version: int = 1) -> None:
         self._file = file
         self._aead = aead
         self._prefix = os.urandom(PREFIX_SIZE)
-        self._header = bytes([FORMAT_VERSION]) + self._prefix
+        if key_version == 1:
+            self._header = bytes([FORMAT_VERSION]) + self._prefix
+        else:
+            self._header = (
+                bytes([KEYED_FORMAT_VERSION]) + key_version.to_bytes(2, "big") + self._prefix
+            )
         self._counter = 0
         self._buffer = bytearray()
         file.write(self._header + bytes(TAG_SIZE))  # address tag placeholder, filled in by finish
@@ -174,7 +191,7 @@ class FileSystemEvidenceStore:
     def __init__(
         self,
         root: Path,
-        key: bytes,
+        key: bytes | Mapping[int, bytes],
         max_bytes: int = 20 * 1024 * 1024,
         allowed_media_types: Iterable[str] = (
             "image/jpeg",
@@ -184,8 +201,11 @@ class FileSystemEvidenceStore:
             "image/heic",
         ),
     ) -> None:
-        if len(key) != 32:
+        keys = {1: key} if isinstance(key, bytes) else dict(key)
+        if not keys or any(len(k) != 32 for k in keys.values()):
             raise ValueError("the evidence key must be 32 bytes (AES-256)")
+        if not all(0 < version < 2**16 for version in keys):
+            raise ValueError("key versions are 1..65535")
         if not 0 < max_bytes <= CHUNK_SIZE * _MAX_CHUNKS:
             raise ValueError("max_bytes must be positive and below 256 TiB")
         allowed = tuple(_normalise_media_type(media_type) for media_type in allowed_media_types)
@@ -193,7 +213,10 @@ class FileSystemEvidenceStore:
         if unknown:
             raise ValueError(f"cannot recognise the content of {', '.join(unknown)}")
         self._root = Path(root)
-        self._aead = AESGCM(key)
+        self._aeads = {version: AESGCM(k) for version, k in keys.items()}
+        #: New blobs are written under the highest key version.
+        self.key_version = max(keys)
+        self._aead = self._aeads[self.key_version]
         self._max_bytes = max_bytes
         self._allowed = allowed
 
@@ -242,7 +265,7 @@ class FileSystemEvidenceStore:
         self, chunks: Iterable[bytes], declared: str, file: BinaryIO
     ) -> tuple[bytes, int]:
         hasher = hashlib.sha256()
-        writer = _EncryptingWriter(file, self._aead)
+        writer = _EncryptingWriter(file, self._aead, self.key_version)
         head = b""
         sniffed = False
         size = 0
@@ -307,19 +330,35 @@ class FileSystemEvidenceStore:
             return False
         return True
 
-    def _read_header(self, file: BinaryIO, sha256: str) -> bytes:
+    def _read_header(self, file: BinaryIO, sha256: str) -> tuple[bytes, AESGCM]:
+        """The blob's associated data (its header less the address tag) and the cipher of its
+        key version, once the address tag is authenticated."""
         header = file.read(HEADER_SIZE)
         if len(header) < HEADER_SIZE:
             raise EvidenceCorrupted(
                 sha256, f"blob is truncated: header has {len(header)} of {HEADER_SIZE} bytes"
             )
-        if header[0] != FORMAT_VERSION:
+        if header[0] == KEYED_FORMAT_VERSION:
+            header += file.read(2)
+            if len(header) < HEADER_SIZE + 2:
+                raise EvidenceCorrupted(sha256, "blob is truncated in its header")
+            key_version = int.from_bytes(header[1:3], "big")
+        elif header[0] == FORMAT_VERSION:
+            key_version = 1
+        else:
             raise EvidenceCorrupted(sha256, f"unknown blob format version {header[0]}")
-        aad = header[: 1 + PREFIX_SIZE]
+        aead = self._aeads.get(key_version)
+        if aead is None:
+            raise EvidenceCorrupted(
+                sha256,
+                f"the blob is under secret key version {key_version}, which is not in the key "
+                "ring (key_version_retired)",
+            )
+        aad = header[:-TAG_SIZE]
         try:
-            self._aead.decrypt(
-                _address_nonce(header[1 : 1 + PREFIX_SIZE]),
-                header[1 + PREFIX_SIZE :],
+            aead.decrypt(
+                _address_nonce(aad[-PREFIX_SIZE:]),
+                header[-TAG_SIZE:],
                 aad + bytes.fromhex(sha256),
             )
         except InvalidTag:
@@ -328,12 +367,63 @@ class FileSystemEvidenceStore:
                 "address tag failed authentication: the blob belongs to another address, "
                 "its header was modified, or it was encrypted with another key",
             ) from None
-        return aad
+        return aad, aead
+
+    def key_version_of(self, sha256: str) -> int:
+        """The key version a stored blob is under, from its header (not authenticated)."""
+        with self._path_of(sha256).open("rb") as file:
+            head = file.read(3)
+        if len(head) == 3 and head[0] == KEYED_FORMAT_VERSION:
+            return int.from_bytes(head[1:3], "big")
+        return 1
+
+    def addresses(self) -> Iterator[str]:
+        """Every stored blob's address, in no particular order (a directory walk)."""
+        if not self._root.is_dir():
+            return
+        for first in sorted(self._root.iterdir()):
+            if len(first.name) != 2 or not first.is_dir():
+                continue
+            for second in sorted(first.iterdir()):
+                for path in second.iterdir():
+                    if _ADDRESS.fullmatch(path.name) and path.name.startswith(
+                        first.name + second.name
+                    ):
+                        yield path.name
+
+    def reencrypt(self, sha256: str) -> bool:
+        """Re-encrypt a blob under the current key version; False when it already is.
+
+        The blob is decrypted and checked chunk by chunk while the new one is written to a temp
+        file, which then replaces it atomically: a reader holding the old file keeps reading it,
+        a crash leaves either blob whole, and a second run skips what is done.
+        """
+        if self.key_version_of(sha256) == self.key_version:
+            return False
+        incoming = self._root / "incoming"
+        incoming.mkdir(parents=True, exist_ok=True)
+        fd, temp_name = tempfile.mkstemp(dir=incoming, prefix="rekey-")
+        temp = Path(temp_name)
+        try:
+            with os.fdopen(fd, "wb") as file:
+                writer = _EncryptingWriter(file, self._aead, self.key_version)
+                for plaintext in self.open(sha256):
+                    writer.feed(plaintext)
+                writer.finish(bytes.fromhex(sha256))
+                file.flush()
+                os.fsync(file.fileno())
+            path = self._path_of(sha256)
+            os.replace(temp, path)
+            _fsync_directory(path.parent)
+        except BaseException:
+            temp.unlink(missing_ok=True)
+            raise
+        return True
 
     def _decrypt_stream(self, path: Path, sha256: str) -> Iterator[bytes]:
         with path.open("rb") as file:
-            aad = self._read_header(file, sha256)
-            prefix = aad[1:]
+            aad, aead = self._read_header(file, sha256)
+            prefix = aad[-PREFIX_SIZE:]
             hasher = hashlib.sha256()
             current = file.read(CHUNK_SIZE + TAG_SIZE)
             if not current:
@@ -342,7 +432,7 @@ class FileSystemEvidenceStore:
             while True:
                 following = file.read(CHUNK_SIZE + TAG_SIZE)
                 last = not following
-                plaintext = self._decrypt_chunk(current, prefix, counter, last, aad, sha256)
+                plaintext = self._decrypt_chunk(aead, current, prefix, counter, last, aad, sha256)
                 hasher.update(plaintext)
                 yield plaintext
                 if last:
@@ -355,17 +445,24 @@ class FileSystemEvidenceStore:
             )
 
     def _decrypt_chunk(
-        self, sealed: bytes, prefix: bytes, counter: int, last: bool, aad: bytes, sha256: str
+        self,
+        aead: AESGCM,
+        sealed: bytes,
+        prefix: bytes,
+        counter: int,
+        last: bool,
+        aad: bytes,
+        sha256: str,
     ) -> bytes:
         if counter >= _MAX_CHUNKS:
             raise EvidenceCorrupted(sha256, "blob holds more chunks than the format allows")
         try:
-            return self._aead.decrypt(_chunk_nonce(prefix, counter, last), sealed, aad)
+            return aead.decrypt(_chunk_nonce(prefix, counter, last), sealed, aad)
         except InvalidTag:
             pass
         # Authentication failed; find out why, for the message only. Nothing is returned.
         try:
-            self._aead.decrypt(_chunk_nonce(prefix, counter, not last), sealed, aad)
+            aead.decrypt(_chunk_nonce(prefix, counter, not last), sealed, aad)
         except InvalidTag:
             raise EvidenceCorrupted(
                 sha256, f"chunk {counter} failed authentication: the blob was modified or damaged"

@@ -43,6 +43,8 @@ class FieldKind(StrEnum):
     #: Ascending positive integers in decimal, comma-separated, no spaces ("3,17,204"): the
     #: memberships of a `membership_events` batch. Strictly ascending, so there is one encoding.
     ID_LIST = "id_list"
+    VERIFIER_KEY = "verifier_key"  # a signed-note verifier key "name+keyid+base64"
+    SIGNATURE = "signature"  # a base64 Ed25519 signature (64 bytes)
 
 
 _PATTERNS: Mapping[FieldKind, re.Pattern[str]] = {
@@ -54,6 +56,8 @@ _PATTERNS: Mapping[FieldKind, re.Pattern[str]] = {
     ),
     FieldKind.DATE: re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}"),
     FieldKind.ID_LIST: re.compile(r"[1-9][0-9]{0,15}(?:,[1-9][0-9]{0,15})*"),
+    FieldKind.VERIFIER_KEY: re.compile(r"[!-*,-~]{1,200}\+[0-9a-f]{8}\+[A-Za-z0-9+/]{44}"),
+    FieldKind.SIGNATURE: re.compile(r"[A-Za-z0-9+/]{86}=="),
 }
 _INTEGER_KINDS = (FieldKind.COUNT, FieldKind.POSITIVE, FieldKind.UNIX_SECONDS)
 
@@ -232,6 +236,16 @@ LEAF_SCHEMAS: Mapping[str, LeafSchema] = MappingProxyType(
                 "event": _spec(FieldKind.TOKEN, *MEMBERSHIP_LEAF_EVENTS),
                 "state": _spec(FieldKind.TOKEN, *MEMBERSHIP_LEAF_STATES),
                 "occurred_at": _TIME,
+            },
+        ),
+        # Issue 16: a new log signing key, announced with a signature by the key it replaces
+        # (transparency/key_rotations.py); checkpoints after it are signed by the new key.
+        "log_key": LeafSchema(
+            required={
+                "old_key": _spec(FieldKind.VERIFIER_KEY),
+                "new_key": _spec(FieldKind.VERIFIER_KEY),
+                "signature": _spec(FieldKind.SIGNATURE),
+                "at": _TIME,
             },
         ),
     }

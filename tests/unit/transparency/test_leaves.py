@@ -92,6 +92,11 @@ def test_every_registered_type_accepts_a_complete_record() -> None:
             "end_on": "2022-01-28", "run_off_until_on": "2022-07-27", "memberships_ended": 75,
             "refunds": 3, "refunded_fen": 1_234, "written_off_fen": 0,
         },
+        "log_key": {
+            "old_key": "log.example+4813722f+AST53MX/noCp2EJggFc9GrADr1g9dCQkK88yZk+GyY9y",
+            "new_key": "log.example+0a1b2c3d+AST53MX/noCp2EJggFc9GrADr1g9dCQkK88yZk+GyY9z",
+            "signature": "A" * 86 + "==", "at": 1_800_000_000,
+        },
     }  # fmt: skip
     assert set(examples) | {"evidence"} == set(LEAF_SCHEMAS)
     for leaf_type, fields in examples.items():

@@ -12,6 +12,7 @@ from sqlalchemy import (
     Index,
     Integer,
     LargeBinary,
+    SmallInteger,
     String,
     UniqueConstraint,
     text,
@@ -59,6 +60,8 @@ class StaffSecondFactor(Base):
         ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True
     )
     secret_ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+    #: The secret key version `secret_ciphertext` is under (services/personal_data.py).
+    key_version: Mapped[int] = mapped_column(SmallInteger, server_default=text("1"))
     #: None until the staff member proves with a code that their authenticator holds the secret.
     confirmed_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
     #: The last accepted time step: a code from it (or earlier) is a replay.

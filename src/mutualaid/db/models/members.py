@@ -10,6 +10,7 @@ from sqlalchemy import (
     Index,
     Integer,
     LargeBinary,
+    SmallInteger,
     String,
     text,
 )
@@ -22,10 +23,14 @@ class Person(Base):
     """A covered person. Their identity number is never stored in plain text.
 
     `identity_hash` (keyed HMAC) enforces one person per identity; `identity_ciphertext` lets an
-    operator read it back when a claim needs it.
+    operator read it back when a claim needs it. All three are under the secret key version
+    `key_version` (services/personal_data.py; `mutualaid keys rotate` moves them to the current).
     """
 
     __tablename__ = "persons"
+    #: Finds the people a key rotation has still to move, and counts them per version, without
+    #: a scan (`mutualaid keys status`).
+    __table_args__ = (Index("ix_persons_key_version", "key_version"),)
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
@@ -33,6 +38,7 @@ class Person(Base):
     identity_hash: Mapped[str] = mapped_column(String(64), unique=True)
     identity_ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
     name_ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+    key_version: Mapped[int] = mapped_column(SmallInteger, server_default=text("1"))
     name_masked: Mapped[str] = mapped_column(String(50))
     birth_on: Mapped[date] = mapped_column(Date)
     sex: Mapped[str] = mapped_column(String(1))

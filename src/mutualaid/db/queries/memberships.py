@@ -105,6 +105,7 @@ class PersonRow(TypedDict):
     identity_hash: str
     identity_ciphertext: bytes
     name_ciphertext: bytes
+    key_version: int
     name_masked: str
     birth_on: date
     sex: str
@@ -145,10 +146,24 @@ def _person_facts(
 ) -> tuple[Label[int], Label[int], Label[bool], Label[bool]]:
     """Who this identity already is, whether the account has enrolled its holder, and whether it
     has a standing fraud record: scalar subqueries, so they ride along with another read."""
-    by_identity = Person.identity_hash == bindparam("identity_hash")
+    # The hash under every live key version: during a key rotation a person may be under either
+    # (services/keys). Two rows for one identity could only come from servers running different
+    # key rings at once; the oldest row answers, and the rotation reports the pair.
+    by_identity = Person.identity_hash.in_(bindparam("identity_hashes", expanding=True))
+    first = (Person.id,)
     return (
-        select(Person.id).where(by_identity).scalar_subquery().label("known_person_id"),
-        select(Person.account_id).where(by_identity).scalar_subquery().label("known_account_id"),
+        select(Person.id)
+        .where(by_identity)
+        .order_by(*first)
+        .limit(1)
+        .scalar_subquery()
+        .label("known_person_id"),
+        select(Person.account_id)
+        .where(by_identity)
+        .order_by(*first)
+        .limit(1)
+        .scalar_subquery()
+        .label("known_account_id"),
         select(Person.id)
         .where(Person.account_id == account, Person.relation == Relation.SELF)
         .exists()
@@ -228,16 +243,18 @@ _JOINING_READS = {
 def joining_facts(
     connection: Connection,
     plan_code: str,
-    identity_hash: str,
+    identity_hash: str | Sequence[str],
     *,
     account_id: int | None = None,
     token_hash: str | None = None,
     now: datetime | None = None,
 ) -> JoiningFacts | None:
     """The one read of a join, for a caller known by account id or by bearer token (then checked
-    against `now` in the same read). None: there is no such plan."""
+    against `now` in the same read). `identity_hash`: the person's hash, or their hashes under
+    every live key version. None: there is no such plan."""
     postgres = connection.dialect.name == "postgresql"
-    params: dict[str, object] = {"code": plan_code, "identity_hash": identity_hash}
+    hashes = [identity_hash] if isinstance(identity_hash, str) else list(identity_hash)
+    params: dict[str, object] = {"code": plan_code, "identity_hashes": hashes}
     if token_hash is not None:
         params |= {"token_hash": token_hash, "now": now}
     else:

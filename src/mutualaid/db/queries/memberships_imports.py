@@ -73,6 +73,7 @@ def write_import_chunk(
     plan_version: int,
     now: datetime,
     plan_ref: str | None,
+    key_version: int = 1,
 ) -> tuple[int, list[tuple[int, str]]]:
     """Stage and move one chunk: the number of memberships created, and the (line, error code)
     of each staged row refused (identity_registered_elsewhere, already_member).
@@ -93,8 +94,8 @@ def write_import_chunk(
         )
     postgres = session.get_bind().dialect.name == "postgresql"
     if postgres:
-        return _write_postgres(session, chunk, plan_id, plan_version, now, plan_ref)
-    written = _write_sqlite(session, chunk, plan_id, plan_version, now, plan_ref)
+        return _write_postgres(session, chunk, plan_id, plan_version, now, plan_ref, key_version)
+    written = _write_sqlite(session, chunk, plan_id, plan_version, now, plan_ref, key_version)
     return written
 
 
@@ -124,9 +125,10 @@ ON CONFLICT (phone) DO NOTHING"""
 _POSTGRES_NEW_PERSONS = f"""
 WITH new_persons AS (
   INSERT INTO persons (account_id, relation, identity_hash, identity_ciphertext, name_ciphertext,
-                       name_masked, birth_on, sex, province_code, created_at)
+                       name_masked, birth_on, sex, province_code, created_at, key_version)
   SELECT (SELECT a.id FROM accounts a WHERE a.phone = s.phone), relation, identity_hash,
-         identity_ciphertext, name_ciphertext, name_masked, birth_on, sex, province_code, %(now)s
+         identity_ciphertext, name_ciphertext, name_masked, birth_on, sex, province_code, %(now)s,
+         %(key_version)s
   FROM {_STAGING} s
   ON CONFLICT (identity_hash) DO NOTHING
   RETURNING id, account_id, identity_hash
@@ -199,9 +201,16 @@ def _write_postgres(
     plan_version: int,
     now: datetime,
     plan_ref: str | None,
+    key_version: int,
 ) -> tuple[int, list[tuple[int, str]]]:
     cursor = session.connection().connection.driver_connection.cursor()  # type: ignore[union-attr]
-    params = {"plan_id": plan_id, "version": plan_version, "now": now, "plan_ref": plan_ref}
+    params = {
+        "plan_id": plan_id,
+        "version": plan_version,
+        "now": now,
+        "plan_ref": plan_ref,
+        "key_version": key_version,
+    }
     leaves = "" if plan_ref is None else _POSTGRES_LEAVES
     # ON COMMIT DELETE ROWS: emptied by every commit, so the table never holds dead rows.
     cursor.execute(_CREATE_STAGING_POSTGRES)
@@ -251,6 +260,7 @@ def _write_sqlite(
     plan_version: int,
     now: datetime,
     plan_ref: str | None,
+    key_version: int,
 ) -> tuple[int, list[tuple[int, str]]]:
     connection = session.connection()
     connection.exec_driver_sql(_CREATE_STAGING_SQLITE)
@@ -262,7 +272,7 @@ def _write_sqlite(
         f"INSERT INTO import_staging ({', '.join(_STAGING_COLUMNS)}) VALUES ({placeholders})",
         sqlite_rows,
     )
-    params = {"plan_id": plan_id, "version": plan_version, "now": now}
+    params = {"plan_id": plan_id, "version": plan_version, "now": now, "key_version": key_version}
     session.execute(
         text("""
         INSERT INTO accounts (phone, role, locale, created_at)
@@ -289,9 +299,10 @@ def _write_sqlite(
     session.execute(
         text("""
         INSERT INTO persons (account_id, relation, identity_hash, identity_ciphertext,
-                             name_ciphertext, name_masked, birth_on, sex, province_code, created_at)
+                             name_ciphertext, name_masked, birth_on, sex, province_code, created_at,
+                             key_version)
         SELECT a.id, s.relation, s.identity_hash, s.identity_ciphertext, s.name_ciphertext,
-               s.name_masked, s.birth_on, s.sex, s.province_code, :now
+               s.name_masked, s.birth_on, s.sex, s.province_code, :now, :key_version
         FROM import_staging s JOIN accounts a ON a.phone = s.phone
         WHERE s.error IS NULL
         ON CONFLICT (identity_hash) DO NOTHING"""),

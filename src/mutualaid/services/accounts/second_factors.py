@@ -40,7 +40,7 @@ from mutualaid.services.accounts.login_throttle import (
 from mutualaid.services.context import ServiceContext
 from mutualaid.services.idempotency import UnitOfWork
 
-_SECRET_PURPOSE = b"mutualaid staff totp secret v1"
+SECRET_PURPOSE = b"mutualaid staff totp secret v1"
 TICKET_TTL_S = 10 * 60
 
 
@@ -112,11 +112,11 @@ def account_of_ticket(ctx: ServiceContext, ticket: str) -> tuple[int, str]:
 
 def _encrypt(ctx: ServiceContext, secret: str) -> bytes:
     nonce = os.urandom(12)
-    return nonce + ctx.protector.aead_for(_SECRET_PURPOSE).encrypt(nonce, secret.encode(), None)
+    return nonce + ctx.protector.aead_for(SECRET_PURPOSE).encrypt(nonce, secret.encode(), None)
 
 
-def _decrypt(ctx: ServiceContext, ciphertext: bytes) -> str:
-    aead = ctx.protector.aead_for(_SECRET_PURPOSE)
+def _decrypt(ctx: ServiceContext, ciphertext: bytes, key_version: int) -> str:
+    aead = ctx.protector.aead_for(SECRET_PURPOSE, key_version)
     return aead.decrypt(ciphertext[:12], ciphertext[12:], None).decode()
 
 
@@ -148,12 +148,15 @@ def start_enrolment(ctx: ServiceContext, ticket: str, *, secret: str | None = No
         if row is not None and row.confirmed_at is not None:
             raise DomainError("already_enrolled", "this account already has a second factor")
         if row is not None and secret is None:
-            secret = _decrypt(ctx, row.secret_ciphertext)  # reloading the page keeps the secret
+            secret = _decrypt(
+                ctx, row.secret_ciphertext, row.key_version
+            )  # reloading the page keeps the secret
         secret = secret or pyotp.random_base32()
         if row is None:
             row = StaffSecondFactor(account_id=account_id, recovery_hashes=[])
             session.add(row)
         row.secret_ciphertext = _encrypt(ctx, secret)
+        row.key_version = ctx.protector.current_version
         uow.commit(secret)
     uri = pyotp.TOTP(uow.result).provisioning_uri(name=phone, issuer_name=ISSUER)
     return Enrolment(secret=uow.result, uri=uri)
@@ -172,7 +175,7 @@ def confirm_enrolment(ctx: ServiceContext, ticket: str, code: str, address: str)
         row = session.get(StaffSecondFactor, account_id)
         if row is None or row.confirmed_at is not None:
             raise DomainError("not_enrolling", "start the set-up again", "code")
-        step = _matching_step(ctx, _decrypt(ctx, row.secret_ciphertext), code)
+        step = _matching_step(ctx, _decrypt(ctx, row.secret_ciphertext, row.key_version), code)
         if step is not None:
             _confirm(ctx, session, row, step, codes, actor_account_id=account_id)
         uow.commit(step is None)
@@ -198,7 +201,7 @@ def _spend_code(ctx: ServiceContext, account_id: int, code: str) -> str | None:
         if row is None or row.confirmed_at is None:
             return "second_factor_not_enrolled"
         if is_totp_shaped(code):
-            step = _matching_step(ctx, _decrypt(ctx, row.secret_ciphertext), code)
+            step = _matching_step(ctx, _decrypt(ctx, row.secret_ciphertext, row.key_version), code)
             if step is None:
                 return "bad_code"
             if row.last_step is not None and step <= row.last_step:
@@ -305,6 +308,7 @@ def enrol_with_secret(ctx: ServiceContext, account_id: int, secret: str) -> list
             row = StaffSecondFactor(account_id=account_id, recovery_hashes=[])
             session.add(row)
         row.secret_ciphertext = _encrypt(ctx, secret)
+        row.key_version = ctx.protector.current_version
         _confirm(ctx, session, row, None, codes, actor_account_id=None)
         uow.commit(None)
     return codes

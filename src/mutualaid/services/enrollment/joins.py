@@ -8,7 +8,7 @@ on SQLite the block is one transaction. The idempotency key's row is part of the
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -87,6 +87,8 @@ class _Applicant:
     relation: Relation
     health_answers: Mapping[str, bool]
     credit_score: int | None
+    #: The hash under every live key version, current first (a key rotation may be under way).
+    identity_hashes: tuple[str, ...] = ()
 
     def fingerprint(self) -> dict[str, object]:
         return {
@@ -119,7 +121,7 @@ def enroll_member(
         # is one transaction. Either way a refusal or a lost race leaves nothing written.
         with ctx.autocommit() as connection:
             now = ctx.clock.now()
-            facts = _read_facts(connection, caller, plan_code, applicant.identity_hash, now)
+            facts = _read_facts(connection, caller, plan_code, applicant.identity_hashes, now)
             actor = (
                 caller if isinstance(caller, Actor) else _caller_of(connection, caller, facts, now)
             )
@@ -162,7 +164,8 @@ def _applicant(
         if isinstance(caller, BearerToken):
             authenticate(ctx, caller.token)
         raise
-    identity_hash = ctx.protector.identity_hash(resident.number)
+    identity_hashes = tuple(ctx.protector.identity_hashes(resident.number))
+    identity_hash = identity_hashes[0]
     credit_score = (
         ctx.credit_check.score(identity_hash, resident.birth_on) if ctx.credit_check else None
     )
@@ -173,6 +176,7 @@ def _applicant(
         request.relation,
         request.health_answers,
         credit_score,
+        identity_hashes,
     )
 
 
@@ -180,14 +184,14 @@ def _read_facts(
     connection: Connection,
     caller: Actor | BearerToken,
     plan_code: str,
-    identity_hash: str,
+    identity_hashes: Sequence[str],
     now: datetime,
 ) -> JoiningFacts | None:
     if isinstance(caller, BearerToken):
         return joining_facts(
-            connection, plan_code, identity_hash, token_hash=caller.token_hash, now=now
+            connection, plan_code, identity_hashes, token_hash=caller.token_hash, now=now
         )
-    return joining_facts(connection, plan_code, identity_hash, account_id=caller.account_id)
+    return joining_facts(connection, plan_code, identity_hashes, account_id=caller.account_id)
 
 
 def _caller_of(
@@ -237,6 +241,7 @@ def _checked_joining(
             "identity_hash": applicant.identity_hash,
             "identity_ciphertext": ctx.protector.encrypt(resident.number),
             "name_ciphertext": ctx.protector.encrypt(applicant.full_name),
+            "key_version": ctx.protector.current_version,
             "name_masked": name_masked,
             "birth_on": resident.birth_on,
             "sex": resident.sex,

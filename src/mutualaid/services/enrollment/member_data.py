@@ -175,8 +175,8 @@ def export_member_data(ctx: ServiceContext, actor: Actor) -> dict[str, Any]:
                 {
                     "id": p.id,
                     "relation": p.relation,
-                    "full_name": protector.decrypt(p.name_ciphertext),
-                    "id_number": protector.decrypt(p.identity_ciphertext),
+                    "full_name": protector.decrypt(p.name_ciphertext, p.key_version),
+                    "id_number": protector.decrypt(p.identity_ciphertext, p.key_version),
                     "birth_on": _iso(p.birth_on),
                     "sex": p.sex,
                     "province_code": p.province_code,

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import IO
 
+from mutualaid.db.queries.key_versions import persons_under_other_versions
 from mutualaid.db.queries.memberships_imports import (
     StagedChunk,
     StagedRow,
@@ -377,6 +378,16 @@ def import_members(
         plan = plan_by_code(session, plan_code)
         plan_id, plan_version = plan.id, plan.current_version
         rules = current_rules(session, plan)
+        # The import matches people by their hash under the current key only (set-based, in
+        # SQL): while a key rotation is under way, someone under an older key would be added
+        # twice, so the import waits for `mutualaid keys rotate` to finish.
+        if persons_under_other_versions(session, ctx.protector.current_version):
+            raise DomainError(
+                "key_rotation_in_progress",
+                "people are still under an older secret key version; finish "
+                "`mutualaid keys rotate` before importing",
+                "(file)",
+            )
     today = local_date(ctx.clock.now(), rules.zone)
     # Each membership's join goes on the log with it (issue 14), set-based in the chunk's
     # statements; the switch exists for the benchmark that measures what the leaves cost.
@@ -396,7 +407,13 @@ def import_members(
             with uow:
                 now = ctx.clock.now()
                 chunk_imported, staged_errors = write_import_chunk(
-                    uow.session, result.staged, plan_id, plan_version, now, leaves_for
+                    uow.session,
+                    result.staged,
+                    plan_id,
+                    plan_version,
+                    now,
+                    leaves_for,
+                    ctx.protector.current_version,
                 )
                 audit.record(
                     uow.session,

@@ -33,7 +33,7 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -472,7 +472,7 @@ def restore_backup(
     evidence_root: Path,
     directory: Path,
     *,
-    evidence_key: bytes | None = None,
+    evidence_key: bytes | Mapping[int, bytes] | None = None,
     expected_manifest_sha256: str | None = None,
     progress: Progress | None = None,
 ) -> RestoreResult:

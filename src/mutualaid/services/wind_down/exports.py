@@ -295,6 +295,7 @@ def migration_export(
                     Account.phone,
                     Person.name_ciphertext,
                     Person.identity_ciphertext,
+                    Person.key_version,
                 )
                 .join(Person, Person.id == Membership.person_id)
                 .join(Account, Account.id == Membership.payer_account_id)
@@ -350,8 +351,8 @@ def migration_export(
                 ]
                 if with_identity:
                     line += [
-                        ctx.protector.decrypt(row.name_ciphertext),
-                        ctx.protector.decrypt(row.identity_ciphertext),
+                        ctx.protector.decrypt(row.name_ciphertext, row.key_version),
+                        ctx.protector.decrypt(row.identity_ciphertext, row.key_version),
                     ]
                 lines.append(line)
             after = rows[-1].id
