@@ -66,7 +66,7 @@ def create_app(ctx: ServiceContext, settings: Settings | None = None) -> FastAPI
     app.add_middleware(RejectNulMiddleware)
     app.add_middleware(BodyLimitMiddleware)
     app.add_middleware(SecurityHeadersMiddleware)
-    app.add_middleware(RequestContextMiddleware, proxies=proxies)
+    app.add_middleware(RequestContextMiddleware, proxies=proxies, router=app.router)
     install_docs(app)
     app.include_router(health.router)
     app.include_router(accounts.router)
