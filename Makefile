@@ -8,7 +8,7 @@ POSTGRES_URL ?= postgresql://postgres@127.0.0.1:5432/postgres
 # pytest-xdist workers: one per core (each with its own database).
 WORKERS ?= auto
 
-.PHONY: demo test test-postgres postgres browser lint fuzz
+.PHONY: demo test test-postgres test-replica postgres browser lint fuzz
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,14 @@ test: $(STAMP) browser
 ## The database tests again (services, API, pages, commands), against PostgreSQL (started, or installed, when missing).
 test-postgres: $(STAMP) postgres
 	MUTUALAID_TEST_DATABASE_URL=$(POSTGRES_URL) $(BIN)/python -m pytest -n $(WORKERS) tests/integration tests/api tests/web tests/cli -m "not e2e"
+
+## The read-replica tests: a streaming replica of that server on port 5433 (scripts/start-replica.sh,
+## reused when already replaying), the tests, then the replica stopped and removed.
+test-replica: $(STAMP) postgres
+	@replica=$$(sh scripts/start-replica.sh) \
+	  && MUTUALAID_TEST_DATABASE_URL=$(POSTGRES_URL) MUTUALAID_TEST_REPLICA_URL=$$replica \
+	     $(BIN)/python -m pytest tests/api/test_read_replica_api.py -m replica; \
+	status=$$?; sh scripts/start-replica.sh stop; exit $$status
 
 browser:
 	@(command -v chromium >/dev/null 2>&1 && fc-list 2>/dev/null | grep -qi wqy) \

@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="MUTUALAID_", extra="ignore")
 
     database_url: str = "sqlite:///var/mutualaid.db"
+    #: A streaming replica of the PostgreSQL database for reports, public pages, statements and
+    #: proofs (docs/operations.md, "Read replica"). Unset: the primary answers every read.
+    read_database_url: str | None = None
     #: The single secret of before key rotation (docs/operations.md "Key rotation"): key version 1.
     secret_key: str = DEMO_SECRET_KEY
     #: The versioned key ring: "3:secret,2:secret" (version:secret, comma-separated); the highest
@@ -98,6 +101,13 @@ class Settings(BaseSettings):
             if entry.strip() not in ("", "*"):
                 ipaddress.ip_network(entry.strip(), strict=False)  # a ValueError names the typo
         return value
+
+    @field_validator("read_database_url")
+    @classmethod
+    def _replica_is_postgres(cls, value: str | None) -> str | None:
+        if value and not value.startswith("postgres"):
+            raise ValueError("a read replica is a PostgreSQL streaming replica (postgresql://...)")
+        return value or None
 
     @model_validator(mode="after")
     def _refuse_default_secret(self) -> Settings:

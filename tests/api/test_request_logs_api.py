@@ -65,12 +65,15 @@ def test_each_request_logs_one_line_with_its_route_status_and_request_id(
     insane = client.get("/api/v1/plans/xhb-main", headers={"X-Request-ID": "a b\tc" * 50})
     refused = client.post("/api/v1/accounts", content=b"x" * (2 * 1024 * 1024))
     failed = client.get("/api/v1/test-failure", headers={"X-Request-ID": "req-failing-1"})
+    nul = client.get("/api/v1/plans/xhb%00main")
+    unknown = client.get("/api/v1/no-such-thing/123")
 
     assert own.headers["X-Request-ID"] == "req-0123456789"
     assert len(fresh.headers["X-Request-ID"]) == 32
     assert insane.headers["X-Request-ID"] not in ("a b\tc" * 50, fresh.headers["X-Request-ID"])
     assert refused.status_code == 413 and refused.headers["X-Request-ID"]
-    assert failed.status_code == 500
+    assert failed.status_code == 500 and failed.headers["X-Request-ID"] == "req-failing-1"
+    assert nul.status_code == 422 and unknown.status_code == 404
     lines = logged_lines(capsys)
     requests = [line for line in lines if line["event"] == "request"]
     assert [
@@ -80,8 +83,12 @@ def test_each_request_logs_one_line_with_its_route_status_and_request_id(
         ("GET", "/api/v1/test-service-log/{ref}", 200, "req-0123456789", "info"),
         ("GET", "/api/v1/plans/{plan_code}", 200, fresh.headers["X-Request-ID"], "info"),
         ("GET", "/api/v1/plans/{plan_code}", 200, insane.headers["X-Request-ID"], "info"),
-        ("POST", "unrouted", 413, refused.headers["X-Request-ID"], "info"),
+        # Refused before routing: labelled with the route the request was meant for.
+        ("POST", "/api/v1/accounts", 413, refused.headers["X-Request-ID"], "info"),
         ("GET", "/api/v1/test-failure", 500, "req-failing-1", "info"),
+        ("GET", "/api/v1/plans/{plan_code}", 422, nul.headers["X-Request-ID"], "info"),
+        # No route matches: one label for every unknown path (never the raw path).
+        ("GET", "unrouted", 404, unknown.headers["X-Request-ID"], "info"),
     ]
     assert all(isinstance(line["duration_ms"], float) for line in requests)
     (step,) = [line for line in lines if line["event"] == "service_step"]

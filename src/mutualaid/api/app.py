@@ -25,6 +25,7 @@ from mutualaid.api.headers import SecurityHeadersMiddleware, install_docs
 from mutualaid.api.limits import BodyLimitMiddleware
 from mutualaid.api.nul import RejectNulMiddleware
 from mutualaid.api.rate_limiting import RateLimitMiddleware
+from mutualaid.api.read_your_writes import ReadYourWritesMiddleware
 from mutualaid.api.request_log import RequestContextMiddleware
 from mutualaid.logging import configure_logging
 from mutualaid.services.context import ServiceContext, build_context
@@ -57,13 +58,15 @@ def create_app(ctx: ServiceContext, settings: Settings | None = None) -> FastAPI
         MonitoringCache(settings.metrics_cache_s if settings else 30),
     )
     install_error_handlers(app)
+    # Innermost: which reads may go to the read replica (a no-op without one).
+    app.add_middleware(ReadYourWritesMiddleware, ctx=ctx)
     app.add_middleware(RateLimitMiddleware, ctx=ctx)
     # Added later = further out: headers go on every answer, the 413 included; the request id,
     # the request's log line and its metrics wrap everything (the refusals included).
     app.add_middleware(RejectNulMiddleware)
     app.add_middleware(BodyLimitMiddleware)
     app.add_middleware(SecurityHeadersMiddleware)
-    app.add_middleware(RequestContextMiddleware, proxies=proxies)
+    app.add_middleware(RequestContextMiddleware, proxies=proxies, router=app.router)
     install_docs(app)
     app.include_router(health.router)
     app.include_router(accounts.router)

@@ -88,7 +88,11 @@ def install_error_handlers(app: FastAPI) -> None:
         # Looked up per call, not cached at import: it follows configure_logging.
         # (exc_info is passed: a worker thread has no "current" exception.)
         structlog.get_logger().error("unhandled_error", path=request.url.path, exc_info=error)
+        # This answer is sent by Starlette's outermost middleware, outside the one that echoes
+        # the request id; the id is still bound (api/request_log.py), so it goes on here.
+        request_id = structlog.contextvars.get_contextvars().get("request_id")
         return JSONResponse(
             error_body("internal_error", "something went wrong on our side; nothing was changed"),
             status_code=500,
+            headers={"X-Request-ID": str(request_id)} if request_id else None,
         )

@@ -59,7 +59,7 @@ def _b64(data: bytes) -> str:
 def checkpoint_note(ctx: Context) -> Response:
     """The latest published checkpoint: a C2SP signed note, signed by the log and cosigned by
     at least the quorum of witnesses."""
-    with ctx.reading() as session:
+    with ctx.reading(replica=True) as session:
         checkpoint = latest_published(session)
     if checkpoint is None:
         raise NotFound("no_checkpoint", "the log has not published a checkpoint yet")
@@ -79,7 +79,7 @@ def tile(tile_path: str, request: Request, ctx: Context) -> Response:
         ref = parse_tile_path(tile_path)
     except VerificationError as error:
         raise NotFound("no_tile", error.message, "tile_path") from None
-    with ctx.reading() as session:
+    with ctx.reading(replica=True) as session:
         if ref.level is None:
             body = encode_entry_bundle(entry_bundle(session, ref.index, ref.width))
         else:
@@ -173,7 +173,7 @@ class LeavesOut(BaseModel):
 def _default_size(ctx: Context, size: int | None) -> int:
     if size is not None:
         return size
-    with ctx.reading() as session:
+    with ctx.reading(replica=True) as session:
         checkpoint = latest_published(session)
     if checkpoint is None:
         raise NotFound("no_checkpoint", "the log has not published a checkpoint yet; pass size")
@@ -183,7 +183,7 @@ def _default_size(ctx: Context, size: int | None) -> int:
 @api.get("/checkpoint", response_model=CheckpointOut)
 def checkpoint_json(ctx: Context) -> CheckpointOut:
     """The latest published checkpoint, parsed."""
-    with ctx.reading() as session:
+    with ctx.reading(replica=True) as session:
         checkpoint = latest_published(session)
         integrated = log_size(session)
     if checkpoint is None:
@@ -216,7 +216,7 @@ def inclusion(
     if (index is None) == (leaf_hash is None):
         raise DomainError("bad_query", "give exactly one of index and leaf_hash", "index")
     tree_size = _default_size(ctx, size)
-    with ctx.reading() as session:
+    with ctx.reading(replica=True) as session:
         if index is None:
             assert leaf_hash is not None
             index = leaf_index_of(session, bytes.fromhex(leaf_hash), tree_size)
@@ -243,7 +243,7 @@ def consistency(
 ) -> ConsistencyOut:
     """A consistency proof between two tree sizes (RFC 9162 §2.1.4)."""
     new_size = _default_size(ctx, new)
-    with ctx.reading() as session:
+    with ctx.reading(replica=True) as session:
         proof = consistency_proof_between(session, old, new_size)
         notes = [checkpoint_at(session, s) for s in (old, new_size)]
     old_note, new_note = (n.note if n and n.published else None for n in notes)
@@ -267,7 +267,7 @@ def leaves(
 ) -> LeavesOut:
     """Integrated leaves with their decoded records, a page at a time."""
     stop = min(start + MAX_LEAVES_PAGE, end if end is not None else start + 100)
-    with ctx.reading() as session:
+    with ctx.reading(replica=True) as session:
         rows = leaves_between(session, start, stop)
         integrated = log_size(session)
     out = []

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from mutualaid.clock import Clock, SystemClock
 from mutualaid.db.engines import READ_ONLY, make_engine, make_sessionmaker
+from mutualaid.db.replica import replica_session, track_commits
 from mutualaid.services.credit_checks import CreditCheck, load_credit_check
 from mutualaid.services.evidence_store import (
     EvidenceStore,
@@ -90,6 +91,9 @@ class ServiceContext:
     rate_limits: RateLimits = field(default_factory=RateLimits)
     #: Staff sign-in through the operator's OpenID Connect provider (None: not offered).
     oidc: OidcConfig | None = None
+    #: A streaming replica of `engine` for reads that may lag (None: the primary answers them);
+    #: see db/replica.py for who reads from it and when.
+    replica: Engine | None = None
 
     def unit_of_work(self, once: Once[R] | None = None) -> UnitOfWork[R]:
         """The use case's transaction: rolled back unless `commit` is called (idempotency.py)."""
@@ -100,10 +104,16 @@ class ServiceContext:
         return self.engine.execution_options(**{READ_ONLY: True})
 
     @contextmanager
-    def reading(self) -> Iterator[Session]:
-        """A session for reads only (on SQLite a deferred transaction that takes no write lock)."""
-        with self.sessions(bind=self._reader) as session:
-            yield session
+    def reading(self, *, replica: bool = False) -> Iterator[Session]:
+        """A session for reads only (on SQLite a deferred transaction that takes no write lock).
+
+        `replica=True`: the read may be served by the read replica (reports, public pages,
+        statements, proofs), which db/replica.py picks only when it has replayed every write
+        the caller must see; otherwise, and without a replica, the primary.
+        """
+        session = replica_session(self.sessions, self.replica) if replica and self.replica else None
+        with session or self.sessions(bind=self._reader) as chosen:
+            yield chosen
 
     @contextmanager
     def autocommit(self) -> Iterator[Connection]:
@@ -123,6 +133,10 @@ class ServiceContext:
 
 def build_context(settings: Settings, clock: Clock | None = None) -> ServiceContext:
     engine = make_engine(settings.database_url)
+    replica = None
+    if settings.read_database_url:
+        replica = make_engine(settings.read_database_url)
+        track_commits(engine)
     return ServiceContext(
         engine=engine,
         sessions=make_sessionmaker(engine),
@@ -142,6 +156,7 @@ def build_context(settings: Settings, clock: Clock | None = None) -> ServiceCont
         ),
         upload_dir=settings.data_dir / "partial-uploads",
         oidc=_oidc_config(settings),
+        replica=replica,
     )
 
 

@@ -173,7 +173,7 @@ def public_case(
 
 def cases_in_publicity(ctx: ServiceContext, plan_code: str) -> list[PublicCase]:
     """The public notice: every case now open for objections (no login needed)."""
-    with ctx.reading() as session:
+    with ctx.reading(replica=True) as session:
         plan = plan_by_code(session, plan_code)
         rows = session.execute(
             select(Claim, Person, Membership)

@@ -47,7 +47,7 @@ def charge_proof(
     the charges tree committed for the period, whose commitment leaf is in the log under the
     latest published (cosigned) checkpoint. Refused with `commitment_not_yet_checkpointed` until
     a published checkpoint covers the commitment leaf."""
-    with ctx.reading() as session:
+    with ctx.reading(replica=True) as session:
         plan = plan_by_code(session, plan_code)
         membership = session.get(Membership, membership_id)
         if (
@@ -136,7 +136,7 @@ def published_trust(ctx: ServiceContext) -> TrustPolicy:
     """The log key, witness keys and quorum the latest checkpoint was published under: what the
     operator *claims*. Pages use it to check a proof in place; an auditor passes keys obtained
     from the witnesses themselves instead."""
-    with ctx.reading() as session:
+    with ctx.reading(replica=True) as session:
         row = _latest_published(session)
     if row is None:
         raise NotFound("no_checkpoint", "the log has not published a checkpoint yet")

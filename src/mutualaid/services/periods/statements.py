@@ -74,7 +74,7 @@ def member_statement(ctx: ServiceContext, actor: Actor, membership_id: int) -> M
     Computed from the period rows, the membership's dates and its exceptions and failures: there
     is no row per member per period to read.
     """
-    with ctx.reading() as session:
+    with ctx.reading(replica=True) as session:
         row = session.execute(
             select(Membership, Person.name_masked, Plan.code, Person.birth_on)
             .join(Person, Person.id == Membership.person_id)
@@ -233,7 +233,7 @@ def _line(
 
 def account_statements(ctx: ServiceContext, actor: Actor) -> list[MemberStatement]:
     """The statements of every membership the actor pays for."""
-    with ctx.reading() as session:
+    with ctx.reading(replica=True) as session:
         ids = list(
             session.scalars(
                 select(Membership.id)

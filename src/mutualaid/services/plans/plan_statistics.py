@@ -52,7 +52,7 @@ def _month(value: object) -> str:
 
 
 def plan_statistics(ctx: ServiceContext, plan_code: str, *, months: int = 24) -> PlanStatistics:
-    with ctx.reading() as session:
+    with ctx.reading(replica=True) as session:
         plan = plan_by_code(session, plan_code)
         rules = current_rules(session, plan)
         joins = session.execute(
@@ -135,7 +135,7 @@ class OperatorDashboard:
 def operator_dashboard(ctx: ServiceContext, actor: Actor, plan_code: str) -> OperatorDashboard:
     if actor.role not in STAFF_ROLES:
         raise Forbidden("forbidden", "dashboards are for staff")
-    with ctx.reading() as session:
+    with ctx.reading(replica=True) as session:
         plan = plan_by_code(session, plan_code)
         members = dict(
             session.execute(

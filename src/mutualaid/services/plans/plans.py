@@ -121,7 +121,7 @@ def plan_file(ctx: ServiceContext, sha256: str) -> bytes:
     """The exact bytes of the plan file whose SHA-256 is `sha256` (any plan, any version)."""
     if len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256):
         raise NotFound("plan_file_not_found", f"there is no plan file {sha256}", "sha256")
-    with ctx.reading() as session:
+    with ctx.reading(replica=True) as session:
         # Plan versions are few (tens): hashing them all beats a column to keep in step.
         for source in session.scalars(select(PlanVersion.source_toml).order_by(PlanVersion.id)):
             data = source.encode("utf-8")
@@ -148,7 +148,7 @@ class PlanSummary:
 
 
 def list_plans(ctx: ServiceContext) -> list[PlanSummary]:
-    with ctx.reading() as session:
+    with ctx.reading(replica=True) as session:
         counts = dict(
             session.execute(
                 select(Membership.plan_id, func.count())
@@ -168,7 +168,7 @@ def list_plans(ctx: ServiceContext) -> list[PlanSummary]:
 
 
 def plan_rules(ctx: ServiceContext, code: str) -> tuple[PlanView, PlanRules]:
-    with ctx.reading() as session:
+    with ctx.reading(replica=True) as session:
         plan = plan_by_code(session, code)
         rules = current_rules(session, plan)
         sha = session.scalars(
@@ -180,7 +180,7 @@ def plan_rules(ctx: ServiceContext, code: str) -> tuple[PlanView, PlanRules]:
 
 
 def plan_source(ctx: ServiceContext, code: str, version: int | None = None) -> str:
-    with ctx.reading() as session:
+    with ctx.reading(replica=True) as session:
         plan = plan_by_code(session, code)
         wanted = version or plan.current_version
         source = session.scalar(

@@ -577,7 +577,7 @@ def plan_report(
     """The plan's report over [from_on, to_on] (default: from its first day to today)."""
     require_role(actor.role, *READERS)
     wanted = frozenset(sections)
-    with ctx.reading() as session:
+    with ctx.reading(replica=True) as session:
         plan: Plan = plan_by_code(session, plan_code)
         rules = current_rules(session, plan)
         zone = rules.zone

@@ -220,7 +220,7 @@ def latest_checkpoint(ctx: ServiceContext) -> CheckpointView | None:
     Its root is unpredictable before it is published: the jury draw uses one published after a
     referral as its seed.
     """
-    with ctx.reading() as session:
+    with ctx.reading(replica=True) as session:
         return latest_published(session)
 
 
@@ -433,7 +433,7 @@ def proof_bundle(
 
     With `older_size`, also the published checkpoint at that size and a consistency proof from it.
     """
-    with ctx.reading() as session:
+    with ctx.reading(replica=True) as session:
         checkpoint = latest_published(session)
         if checkpoint is None:
             raise NotFound("no_checkpoint", "the log has not published a checkpoint yet")
