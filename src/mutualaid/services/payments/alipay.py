@@ -103,10 +103,28 @@ class AlipayProvider:
     ) -> None:
         self.config = config
         self.agreement_of = agreement_of
-        self.http = http or httpx.Client(timeout=15)
+        self._http = http
+        self._owns_http = http is None
         self.now = now
         self._key = load_private_key(config.private_key)
         self._gateway_key = load_public_key(config.gateway_public_key)
+
+    @property
+    def http(self) -> httpx.Client:
+        if self._http is None:
+            self._http = httpx.Client(timeout=15)
+        return self._http
+
+    def close(self) -> None:
+        if self._http is not None and self._owns_http:
+            self._http.close()
+            self._http = None
+
+    def __enter__(self) -> AlipayProvider:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
 
     # --- requests --------------------------------------------------------------------------
 
