@@ -16,8 +16,8 @@ class PaymentAgreement(Base):
 
     __tablename__ = "payment_agreements"
     __table_args__ = (
-        UniqueConstraint("provider", "external_no"),
-        UniqueConstraint("provider", "agreement_no"),
+        UniqueConstraint("external_no", "provider"),
+        UniqueConstraint("agreement_no", "provider"),
         Index("ix_payment_agreements_account", "account_id", "provider"),
     )
 
@@ -41,10 +41,10 @@ class ProviderPayment(Base):
 
     __tablename__ = "provider_payments"
     __table_args__ = (
-        UniqueConstraint("provider", "key"),
-        UniqueConstraint("provider", "out_ref"),
+        UniqueConstraint("key", "provider"),
+        UniqueConstraint("out_ref", "provider"),
         #: One provider reference settles one movement, ever.
-        UniqueConstraint("provider", "provider_ref"),
+        UniqueConstraint("provider_ref", "provider"),
         Index("ix_provider_payments_period", "period_id"),
         Index("ix_provider_payments_status", "kind", "status"),
     )
@@ -74,7 +74,7 @@ class ProviderNotification(Base):
     """Each asynchronous notification taken in, once (a replay finds its row and changes nothing)."""
 
     __tablename__ = "provider_notifications"
-    __table_args__ = (UniqueConstraint("provider", "notify_id"),)
+    __table_args__ = (UniqueConstraint("notify_id", "provider"),)
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     provider: Mapped[str] = mapped_column(String(20))
