@@ -39,10 +39,11 @@ from mutualaid.domain.accounts import Role
 from mutualaid.domain.claims import ClaimState
 from mutualaid.services.accounts.accounts import SYSTEM_ACTOR, Actor
 from mutualaid.services.collections.debits import collect_period
+from mutualaid.services.collections.retries import retry_failed_payments
 from mutualaid.services.context import AlipayConfig, ServiceContext
 from mutualaid.services.payments.agreements import start_agreement
 from mutualaid.services.payments.alipay import AlipayProvider, out_reference
-from mutualaid.services.payments.providers import alipay_client, plan_provider
+from mutualaid.services.payments.providers import alipay_client, plan_provider, provider_of
 from mutualaid.services.payments.reconciliation import reconcile
 from mutualaid.services.payments.transfers import release_payout, send_payouts
 
@@ -115,6 +116,17 @@ def test_debits_callbacks_payout_and_reconciliation_end_to_end(
     assert paid.provider_ref and paid.provider_ref.startswith("2026031422001")
     assert paid.out_ref == out_reference(f"{period_ref}:{payers[0]}")
     assert gateway.refused_requests == 0
+
+    # The daily retry asks the declined payer again, never the one whose debit is still pending.
+    with provider_of(ctx, MAIN_PLAN) as again:
+        retried = retry_failed_payments(ctx, SYSTEM_ACTOR, MAIN_PLAN, again)
+    assert (retried.paid_late, retried.still_failing) == (0, 2)
+    assert len(gateway.pending) == 1
+    with ctx.reading() as session:
+        asked = session.scalars(
+            select(ProviderPayment.account_id).where(ProviderPayment.key.contains(":retry:"))
+        ).all()
+        assert asked == [payers[1]]
 
     # The waiting debit: "closed" first, then "paid" (out of order), then "paid" replayed.
     transactions = count(ctx, LedgerTransaction)

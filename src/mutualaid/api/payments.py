@@ -19,7 +19,9 @@ router = APIRouter(prefix="/api/v1/payments", tags=["payments"])
 
 
 class AgreementRequest(BaseModel):
-    return_url: str = Field(default="", max_length=500, description="Where Alipay sends the payer back")
+    return_url: str = Field(
+        default="", max_length=500, description="Where Alipay sends the payer back"
+    )
 
 
 @router.post(

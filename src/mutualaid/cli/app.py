@@ -16,6 +16,7 @@ from mutualaid.cli import (
     database,
     forecasts,
     members,
+    payments,
     periods,
     plans,
     reports,
@@ -53,6 +54,7 @@ app.add_typer(transparency.app, name="log")
 app.add_typer(witness.app, name="witness")
 app.add_typer(verify.app, name="verify")
 app.add_typer(periods.app, name="periods")
+app.add_typer(payments.app, name="payments")
 app.add_typer(risk.app, name="risk")
 app.add_typer(wind_down.schemes, name="schemes")
 app.add_typer(wind_down.app, name="wind-down")

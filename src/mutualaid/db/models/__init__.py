@@ -31,13 +31,13 @@ from mutualaid.db.models.ledger import (
     LedgerTransaction,
     PrepaidBalance,
 )
+from mutualaid.db.models.members import ACTIVE_STATES_SQL, Membership, Person
 from mutualaid.db.models.payments import (
     PaymentAgreement,
     PayoutRelease,
     ProviderNotification,
     ProviderPayment,
 )
-from mutualaid.db.models.members import ACTIVE_STATES_SQL, Membership, Person
 from mutualaid.db.models.periods import (
     Period,
     PeriodBand,

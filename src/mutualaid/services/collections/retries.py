@@ -21,6 +21,7 @@ from mutualaid.db.models import (
     Person,
     Plan,
     PrepaidBalance,
+    ProviderPayment,
 )
 from mutualaid.db.queries.plans import current_rules, plan_by_code
 from mutualaid.domain.accounts import Role, require_role
@@ -157,8 +158,12 @@ def _retry(
         source = plan_account(plan.code, "prepaid")
     else:
         assert provider is not None
+        if awaiting_provider(session, period.id, payer):
+            return False  # a debit the provider has not settled yet: its notification will
         key = f"{period.ref}:{payer}:{failure.membership_id}:retry:{today.isoformat()}"
-        if not record_debit(session, provider, period, payer, failure.membership_id, amount, key, now).ok:
+        if not record_debit(
+            session, provider, period, payer, failure.membership_id, amount, key, now
+        ).ok:
             return False
         source = PROVIDER
     post(
@@ -333,13 +338,16 @@ def settle_late_debit(
         legs.append(Leg(plan_account(plan.code, "members"), paid))
     if left:
         legs.append(Leg(plan_account(plan.code, "refunds_due"), left))
-    if post(
-        session,
-        transaction(ledger_key, "late_payment", legs, memo=memo),
-        at=now,
-        plan_id=plan.id,
-        period_id=period.id,
-    ) is None:
+    if (
+        post(
+            session,
+            transaction(ledger_key, "late_payment", legs, memo=memo),
+            at=now,
+            plan_id=plan.id,
+            period_id=period.id,
+        )
+        is None
+    ):
         return 0
     today = local_date(now, current_rules(session, plan).zone)
     leaves = MembershipLeaves(plan.code)
@@ -350,3 +358,19 @@ def settle_late_debit(
         _reinstate_if_clear(session, membership, failure, today, now, leaves)
     leaves.queue(session, now)
     return paid
+
+
+def awaiting_provider(session: Session, period_id: int, payer_account_id: int) -> bool:
+    """Whether a debit of the payer for the period is still pending at the provider (asking
+    again before it settles could take the share twice)."""
+    return (
+        session.scalar(
+            select(ProviderPayment.id).where(
+                ProviderPayment.period_id == period_id,
+                ProviderPayment.account_id == payer_account_id,
+                ProviderPayment.kind == "debit",
+                ProviderPayment.status == "pending",
+            )
+        )
+        is not None
+    )

@@ -244,7 +244,8 @@ class AlipayProvider:
         url = answer.get("bill_download_url")
         if str(answer.get("code")) != "10000" or not url:
             raise ProviderError(
-                "statement_unavailable", f"Alipay has no statement for {on}: {answer.get('sub_code')}"
+                "statement_unavailable",
+                f"Alipay has no statement for {on}: {answer.get('sub_code')}",
             )
         try:
             archive = self.http.get(str(url))

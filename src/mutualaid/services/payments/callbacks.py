@@ -117,7 +117,12 @@ def take_notification(
     outcome, payout = uow.result
     if payout is not None:
         paid = record_payout(
-            ctx, SYSTEM_ACTOR, payout.claim_id, payout.amount_fen, payout.sponsored, payout.reference
+            ctx,
+            SYSTEM_ACTOR,
+            payout.claim_id,
+            payout.amount_fen,
+            payout.sponsored,
+            payout.reference,
         )
         with ctx.reading() as session:
             period_id = session.get_one(Claim, payout.claim_id).period_id
@@ -131,7 +136,9 @@ def _biz(params: Mapping[str, str]) -> dict[str, Any]:
     try:
         biz = json.loads(params.get("biz_content", ""))
     except json.JSONDecodeError:
-        raise DomainError("invalid_notification", "biz_content is not JSON", "biz_content") from None
+        raise DomainError(
+            "invalid_notification", "biz_content is not JSON", "biz_content"
+        ) from None
     if not isinstance(biz, dict):
         raise DomainError("invalid_notification", "biz_content is not an object", "biz_content")
     return biz

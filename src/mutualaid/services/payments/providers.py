@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from sqlalchemy import select
 
 from mutualaid.db.models import PaymentAgreement
@@ -58,3 +61,16 @@ def known_provider(name: str) -> str:
     if name not in PROVIDERS:
         raise NotFound("unknown_provider", f"there is no payment provider {name!r}", "provider")
     return name
+
+
+@contextmanager
+def provider_of(
+    ctx: ServiceContext, plan_code: str, *, simulated_failure_bp: int = 0
+) -> Iterator[PaymentProvider | None]:
+    """`plan_provider`, its connections closed at the end of the block."""
+    provider = plan_provider(ctx, plan_code, simulated_failure_bp=simulated_failure_bp)
+    try:
+        yield provider
+    finally:
+        if isinstance(provider, AlipayProvider):
+            provider.close()

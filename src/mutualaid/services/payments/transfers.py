@@ -8,6 +8,7 @@ from datetime import date
 from typing import TYPE_CHECKING
 
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from mutualaid.db.models import (
     Claim,
@@ -131,13 +132,12 @@ def _send_one(
     return uow.result
 
 
-def _view(session: object, row: ProviderPayment, ref: str) -> TransferView:
-    from sqlalchemy.orm import Session
-
-    assert isinstance(session, Session)
+def _view(session: Session, row: ProviderPayment, ref: str) -> TransferView:
     releases = (
         session.scalar(
-            select(func.count()).select_from(PayoutRelease).where(PayoutRelease.payment_id == row.id)
+            select(func.count())
+            .select_from(PayoutRelease)
+            .where(PayoutRelease.payment_id == row.id)
         )
         or 0
     )

@@ -12,7 +12,6 @@ from alembic import op
 
 import mutualaid.db.models
 
-
 revision = "0016"
 down_revision = "0013"
 branch_labels = None
