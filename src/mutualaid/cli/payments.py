@@ -6,7 +6,6 @@ from datetime import date
 from pathlib import Path
 
 import typer
-from rich.table import Table
 
 from mutualaid.cli.common import EXIT_REFUSED, console, context, friendly_errors
 from mutualaid.domain.money import format_yuan
@@ -49,12 +48,13 @@ def reconcile_command(
     if not differences:
         console.print(f"{provider} {day}: {len(lines)} statement lines, no difference")
         return
-    table = Table("difference", "reference", "provider reference", "ours", "statement")
-    for d in differences:
-        table.add_row(
-            d.kind, d.out_ref, d.provider_ref or "—", _yuan(d.ours_fen), _yuan(d.theirs_fen)
+    for d in differences:  # one plain line each, whole references (operators search for them)
+        console.print(
+            f"{d.kind}\t{d.out_ref}\tprovider ref {d.provider_ref or '—'}\t"
+            f"ours {_yuan(d.ours_fen)}\tstatement {_yuan(d.theirs_fen)}",
+            soft_wrap=True,
+            highlight=False,
         )
-    console.print(table)
     console.print(f"{provider} {day}: {len(differences)} difference(s)")
     raise typer.Exit(1)
 
