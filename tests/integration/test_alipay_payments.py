@@ -46,6 +46,8 @@ from mutualaid.services.payments.alipay import AlipayProvider, out_reference
 from mutualaid.services.payments.providers import alipay_client, plan_provider, provider_of
 from mutualaid.services.payments.reconciliation import reconcile
 from mutualaid.services.payments.transfers import release_payout, send_payouts
+from mutualaid.services.scheduling.jobs import JobEnvironment
+from mutualaid.services.scheduling.worker import tick
 
 DEBIT_DAY = datetime(2026, 3, 14, 2, tzinfo=UTC)  # 10:00 Beijing
 PAYMENTS = '\n[payments]\nprovider = "alipay"\nfour_eyes_above_fen = 500\n'
@@ -226,3 +228,27 @@ def test_a_notification_with_a_bad_signature_is_refused_and_changes_nothing(
     assert forged.json()["error"]["code"] == "invalid_signature"
     assert count(ctx, ProviderNotification) == 0
     assert start_agreement(ctx, holder).status == "pending"
+
+
+def test_the_worker_collects_a_plan_that_names_alipay_through_alipay(
+    ctx: ServiceContext, clock: FixedClock, gateway: Gateway
+) -> None:
+    publish_demo_plans(ctx)
+    use_rules(ctx, tables=PAYMENTS)
+    people = members(ctx, clock, 2)
+    for n, (holder, _) in enumerate(people):
+        signed_up(ctx, gateway, holder, f"20881111111111{n}")
+    approved_claim(ctx, people[0][1].id, 1000, LOCK_MARCH_7 - timedelta(days=1))
+    env = JobEnvironment(provider=None)  # no simulated provider: only the plan's own
+    clock.set(LOCK_MARCH_7)
+    tick(ctx, env, "w")
+    clock.set(datetime(2026, 3, 13, 16, 0, tzinfo=UTC))
+    runs = [r for r in tick(ctx, env, "w") if r.job == "collection" and r.scope == MAIN_PLAN]
+    assert [r.state for r in runs] == ["succeeded"], runs
+    with ctx.reading() as session:
+        assert session.scalar(
+            select(Period.state).where(Period.ref == f"{MAIN_PLAN}/{MARCH_7}")
+        ) == ("collected")
+        statuses = session.scalars(select(ProviderPayment.status)).all()
+    assert statuses == ["paid", "paid"]
+    assert len(gateway.movements) == 2 and gateway.refused_requests == 0
