@@ -128,6 +128,7 @@ def use_rules(
     fee_bp: int = 800,
     funding_model: str = "post_paid",
     retry_days: int = 5,
+    tables: str = "",
 ) -> None:
     """Publish the demo main plan again with other money rules (a new plan version)."""
     text = read_plan_file("xhb-main.toml")
@@ -140,7 +141,7 @@ def use_rules(
         text, count = re.subn(rf"^{key} = [0-9_]+", f"{key} = {value}", text, flags=re.M)
         assert count == 1, key
     text = text.replace('funding_model = "post_paid"', f'funding_model = "{funding_model}"')
-    publish_plan(ctx, None, text)
+    publish_plan(ctx, None, text + tables)
 
 
 def birth() -> date:

@@ -93,6 +93,15 @@ class Settings(BaseSettings):
     #: How long a server process reuses the database figures of /metrics (members and claims by
     #: state, pending notifications, log size), so scrapes never cost more than one query each.
     metrics_cache_s: int = Field(default=30, ge=0)
+    #: Alipay open platform (plans with `[payments] provider = "alipay"`, docs/payments.md): the
+    #: app id, the app's private key and Alipay's public key (PEM or Alipay's bare base64, files
+    #: readable by the service only), the gateway, and this site's public address, to which
+    #: Alipay sends its notifications (<public_url>/api/v1/payments/alipay/notify).
+    alipay_app_id: str | None = None
+    alipay_private_key_file: Path | None = None
+    alipay_public_key_file: Path | None = None
+    alipay_gateway_url: str = "https://openapi.alipay.com/gateway.do"
+    public_url: str = "http://127.0.0.1:8000"
 
     @field_validator("forwarded_allow_ips")
     @classmethod

@@ -12,6 +12,7 @@ from mutualaid.api import (
     health,
     juries,
     memberships,
+    payments,
     periods,
     plan_files,
     plans,
@@ -80,6 +81,7 @@ def create_app(ctx: ServiceContext, settings: Settings | None = None) -> FastAPI
     app.include_router(risk.router)
     app.include_router(reports.router)
     app.include_router(wind_down.router)
+    app.include_router(payments.router)
     from mutualaid.web.site import mount_static
     from mutualaid.web.site import router as web_router
 

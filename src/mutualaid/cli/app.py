@@ -17,6 +17,7 @@ from mutualaid.cli import (
     forecasts,
     keys,
     members,
+    payments,
     periods,
     plans,
     reports,
@@ -55,6 +56,7 @@ app.add_typer(witness.app, name="witness")
 app.add_typer(verify.app, name="verify")
 app.add_typer(keys.app, name="keys")
 app.add_typer(periods.app, name="periods")
+app.add_typer(payments.app, name="payments")
 app.add_typer(risk.app, name="risk")
 app.add_typer(wind_down.schemes, name="schemes")
 app.add_typer(wind_down.app, name="wind-down")

@@ -19,8 +19,10 @@ from mutualaid.services.accounts.accounts import SYSTEM_ACTOR
 from mutualaid.services.collections.debits import collect_period
 from mutualaid.services.collections.files import export_collection_file, import_collection_results
 from mutualaid.services.collections.payouts import pay_approved_claims
-from mutualaid.services.collections.providers import SimulatedProvider
+from mutualaid.services.collections.providers import PaymentProvider
 from mutualaid.services.collections.retries import retry_failed_payments
+from mutualaid.services.context import ServiceContext
+from mutualaid.services.payments.providers import provider_of
 from mutualaid.services.periods.close import close_period
 from mutualaid.services.periods.notice import period_notice
 from mutualaid.services.periods.proofs import charge_proof, published_trust
@@ -39,6 +41,14 @@ FAILURE_BP = typer.Option(
     max=10_000,
     help="Simulated provider: basis points of payers whose debit fails",
 )
+
+
+@contextmanager
+def _provider(ctx: ServiceContext, plan: str, failure_bp: int) -> Iterator[PaymentProvider | None]:
+    """The plan's provider (None for a plan collected through the collection file: a post-paid
+    one is then refused with provider_required; a prepaid one needs none)."""
+    with provider_of(ctx, plan, simulated_failure_bp=failure_bp) as provider:
+        yield provider
 
 
 def _yuan(fen: int | None) -> str:
@@ -141,15 +151,16 @@ def collect(
     failure_bp: int = FAILURE_BP,
     chunk: int = typer.Option(2000, min=1, help="Memberships per transaction"),
 ) -> None:
-    """Debit every payer's share (post-paid: the built-in simulated provider; prepaid: the
-    balances). Resumable: run it again after a crash."""
-    with _progress("collecting") as progress:
+    """Debit every payer's share (post-paid: through the plan's payment provider, `[payments]`
+    in the plan file; prepaid: the balances). Resumable: run it again after a crash."""
+    ctx = context()
+    with _progress("collecting") as progress, _provider(ctx, plan, failure_bp) as provider:
         run = collect_period(
-            context(),
+            ctx,
             SYSTEM_ACTOR,
             plan,
             date.fromisoformat(on),
-            SimulatedProvider(failure_bp=failure_bp),
+            provider,
             chunk=chunk,
             progress=progress,
         )
@@ -164,9 +175,9 @@ def collect(
 @friendly_errors
 def retry(plan: str = PLAN, failure_bp: int = FAILURE_BP) -> None:
     """The daily job: retry failed shares; past the retry days, remove the member."""
-    run = retry_failed_payments(
-        context(), SYSTEM_ACTOR, plan, SimulatedProvider(failure_bp=failure_bp)
-    )
+    ctx = context()
+    with _provider(ctx, plan, failure_bp) as provider:
+        run = retry_failed_payments(ctx, SYSTEM_ACTOR, plan, provider)
     console.print(
         f"{run.paid_late} paid late, {run.still_failing} still failing, {run.removed} "
         f"removed ({_yuan(run.written_off_fen)} written off to the sponsor)"

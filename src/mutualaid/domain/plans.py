@@ -177,6 +177,18 @@ class RiskRules:
     weights: dict[str, Annotated[int, Field(ge=0, le=100)]] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, config=_STRICT)
+class PaymentRules:
+    """Who moves the plan's money (issue 17, docs/payments.md). Keys and addresses are settings
+    (MUTUALAID_ALIPAY_*), never part of a plan file."""
+
+    #: simulated (demo and tests), file (the collection file and its results, for banks that work
+    #: in batches), alipay (withholding agreements, deductions and transfers through Alipay).
+    provider: Literal["simulated", "file", "alipay"] = "simulated"
+    #: A payout above this many fen waits for two different staff members to release it.
+    four_eyes_above_fen: int = Field(default=5_000_000, ge=0)
+
+
 def params_of(rules: RiskRules | None) -> RiskParams:
     """A plan's `[risk]` table as the scorer's parameters (None: the defaults)."""
     if rules is None:
@@ -212,6 +224,8 @@ class PlanRules:
     wind_down: WindDownRules = field(default_factory=WindDownRules)
     #: None: the code defaults (and a plan without the table keeps its rules hash).
     risk: RiskRules | None = None
+    #: None: the simulated provider (and a plan without the table keeps its rules hash).
+    payments: PaymentRules | None = None
 
     @property
     def zone(self) -> ZoneInfo:
@@ -240,6 +254,8 @@ class PlanRules:
         data = asdict(self)
         if data["risk"] is None:  # left out, so that the hash of a plan without it never changed
             del data["risk"]
+        if data["payments"] is None:
+            del data["payments"]
         return json.loads(json.dumps(data, default=str))  # type: ignore[no-any-return]
 
 

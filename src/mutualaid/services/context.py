@@ -73,6 +73,20 @@ class OidcConfig:
         return f"OidcConfig(issuer={self.issuer!r}, client_id={self.client_id!r})"
 
 
+@dataclass(frozen=True, slots=True)
+class AlipayConfig:
+    """The Alipay open-platform app (services/payments/alipay.py); keys as PEM text."""
+
+    app_id: str
+    private_key: str
+    gateway_public_key: str
+    gateway_url: str
+    notify_url: str
+
+    def __repr__(self) -> str:  # the private key never reaches a log line
+        return f"AlipayConfig(app_id={self.app_id!r}, gateway_url={self.gateway_url!r})"
+
+
 @dataclass
 class ServiceContext:
     engine: Engine
@@ -94,6 +108,8 @@ class ServiceContext:
     #: A streaming replica of `engine` for reads that may lag (None: the primary answers them);
     #: see db/replica.py for who reads from it and when.
     replica: Engine | None = None
+    #: The Alipay app, for plans that pay through Alipay (None: not configured).
+    alipay: AlipayConfig | None = None
 
     def unit_of_work(self, once: Once[R] | None = None) -> UnitOfWork[R]:
         """The use case's transaction: rolled back unless `commit` is called (idempotency.py)."""
@@ -157,6 +173,23 @@ def build_context(settings: Settings, clock: Clock | None = None) -> ServiceCont
         upload_dir=settings.data_dir / "partial-uploads",
         oidc=_oidc_config(settings),
         replica=replica,
+        alipay=_alipay_config(settings),
+    )
+
+
+def _alipay_config(settings: Settings) -> AlipayConfig | None:
+    if not (
+        settings.alipay_app_id
+        and settings.alipay_private_key_file
+        and settings.alipay_public_key_file
+    ):
+        return None
+    return AlipayConfig(
+        app_id=settings.alipay_app_id,
+        private_key=settings.alipay_private_key_file.read_text(),
+        gateway_public_key=settings.alipay_public_key_file.read_text(),
+        gateway_url=settings.alipay_gateway_url,
+        notify_url=settings.public_url.rstrip("/") + "/api/v1/payments/alipay/notify",
     )
 
 

@@ -32,6 +32,12 @@ from mutualaid.db.models.ledger import (
     PrepaidBalance,
 )
 from mutualaid.db.models.members import ACTIVE_STATES_SQL, Membership, Person
+from mutualaid.db.models.payments import (
+    PaymentAgreement,
+    PayoutRelease,
+    ProviderNotification,
+    ProviderPayment,
+)
 from mutualaid.db.models.periods import (
     Period,
     PeriodBand,
@@ -100,6 +106,8 @@ __all__ = [
     "Membership",
     "Notification",
     "Objection",
+    "PaymentAgreement",
+    "PayoutRelease",
     "Period",
     "PeriodBand",
     "PeriodBandGroup",
@@ -113,6 +121,8 @@ __all__ = [
     "PlanWindDown",
     "PrepaidBalance",
     "PrepaidRefund",
+    "ProviderNotification",
+    "ProviderPayment",
     "RateCounter",
     "RiskSignalFeedback",
     "ScheduledRun",

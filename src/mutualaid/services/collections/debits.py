@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from typing import TYPE_CHECKING
 
 from sqlalchemy import func, select
@@ -26,6 +26,7 @@ from mutualaid.db.models import (
     CollectionFailure,
     Period,
     Plan,
+    ProviderPayment,
 )
 from mutualaid.db.queries.collections import next_payer_bound
 from mutualaid.db.queries.plans import current_rules, plan_by_code, rules_of
@@ -43,7 +44,7 @@ from mutualaid.services import audit
 from mutualaid.services.accounts.accounts import Actor
 from mutualaid.services.collections.dues import Owed, payer_dues, payers_owing, record_unpaid
 from mutualaid.services.collections.prepaid import balances_in_range, deduct
-from mutualaid.services.collections.providers import PaymentProvider
+from mutualaid.services.collections.providers import DebitResult, PaymentProvider
 from mutualaid.services.context import ServiceContext
 from mutualaid.services.ledger.ledger import post
 from mutualaid.services.notifications import notify
@@ -160,7 +161,7 @@ def collect_period(
                         low.append((item.payer_account_id, left, item.amount_fen))
                 else:
                     assert provider is not None
-                    paid, unpaid = _debit(session, rule, provider, period.ref, item)
+                    paid, unpaid = _debit(session, rule, provider, period, item, now)
                 chunk_collected += paid
                 chunk_failed += record_unpaid(
                     session, period, item.payer_account_id, unpaid, now, today
@@ -229,19 +230,80 @@ def collect_period(
 
 
 def _debit(
-    session: Session, rule: ChargeRule, provider: PaymentProvider, ref: str, item: Owed
+    session: Session,
+    rule: ChargeRule,
+    provider: PaymentProvider,
+    period: Period,
+    item: Owed,
+    now: datetime,
 ) -> tuple[int, list[Due]]:
-    """One debit for the payer's total; if refused, share by share in payment order."""
+    """One debit for the payer's total; if refused, share by share in payment order. A debit the
+    provider has neither paid nor refused (pending) is not split: its notification settles it."""
     payer = item.payer_account_id
-    if provider.debit(payer, item.amount_fen, f"{ref}:{payer}").ok:
+    total = record_debit(
+        session, provider, period, payer, None, item.amount_fen, f"{period.ref}:{payer}", now
+    )
+    if total.ok:
         return item.amount_fen, []
-    paid = 0
     dues = payer_dues(session, rule, payer)
+    if total.pending:
+        return 0, dues
+    paid = 0
     for position, due in enumerate(dues):
-        if not provider.debit(payer, due.charge_fen, f"{ref}:{payer}:{due.membership_id}").ok:
+        key = f"{period.ref}:{payer}:{due.membership_id}"
+        share = record_debit(
+            session, provider, period, payer, due.membership_id, due.charge_fen, key, now
+        )
+        if not share.ok:
             return paid, dues[position:]
         paid += due.charge_fen
     return paid, []
+
+
+def record_debit(
+    session: Session,
+    provider: PaymentProvider,
+    period: Period,
+    payer: int,
+    membership_id: int | None,
+    amount_fen: int,
+    key: str,
+    now: datetime,
+) -> DebitResult:
+    """Ask the provider for one debit; a provider that names it (out_ref) gets it recorded, once,
+    with its reference and status, for its notifications and its statement."""
+    result = provider.debit(payer, amount_fen, key)
+    if result.out_ref is None:
+        return result
+    row = session.scalar(
+        select(ProviderPayment).where(
+            ProviderPayment.provider == provider.name, ProviderPayment.key == key
+        )
+    )
+    status = "paid" if result.ok else "pending" if result.pending else "failed"
+    if row is None:
+        session.add(
+            ProviderPayment(
+                provider=provider.name,
+                kind="debit",
+                key=key,
+                out_ref=result.out_ref,
+                provider_ref=result.reference,
+                amount_fen=amount_fen,
+                status=status,
+                account_id=payer,
+                period_id=period.id,
+                membership_id=membership_id,
+                created_at=now,
+                settled_at=now if result.ok else None,
+            )
+        )
+        session.flush()
+    elif row.status != "paid":
+        row.status = status
+        row.provider_ref = row.provider_ref or result.reference
+        row.settled_at = now if result.ok else None
+    return result
 
 
 def collection_summary(ctx: ServiceContext, plan_code: str, publicity_on: date) -> CollectionRun:

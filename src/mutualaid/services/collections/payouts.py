@@ -7,6 +7,7 @@ from datetime import date
 from typing import TYPE_CHECKING
 
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from mutualaid.db.models import (
     Claim,
@@ -74,27 +75,36 @@ def pay_approved_claims(
             return PayoutRun(period.ref, state, [])
         if not reached(state, PeriodState.COLLECTED):
             raise Conflict("period_not_collected", f"collect period {period.ref} first")
-        claims = session.execute(
-            select(Claim.id, Claim.ref, Claim.payout_fen, Claim.sponsored)
-            .where(Claim.period_id == period.id)
-            .order_by(Claim.id)
-        ).all()
-        shared = [(ref, amount) for _, ref, amount, sponsored in claims if not sponsored]
-        aid_cut, _ = prorated_split(
-            period.aid_fen or 0, period.fee_fen or 0, period.prorated_fen or 0
-        )
-        amounts = dict(
-            zip([ref for ref, _ in shared], prorate_payouts(shared, aid_cut), strict=True)
-        )
+        claims = payout_amounts(session, period)
     payouts = []
-    for claim_id, ref, amount, sponsored in claims:
-        payout = _pay_one(ctx, actor, claim_id, amounts.get(ref, amount), sponsored)
+    for claim_id, _, amount, sponsored in claims:
+        payout = record_payout(ctx, actor, claim_id, amount, sponsored)
         if payout is not None:
             payouts.append(payout)
+    return finish_period(ctx, actor, period.id, payouts)
+
+
+def payout_amounts(session: Session, period: Period) -> list[tuple[int, str, int, bool]]:
+    """Each case of the period with what it is paid: (claim id, ref, fen, sponsored)."""
+    claims = session.execute(
+        select(Claim.id, Claim.ref, Claim.payout_fen, Claim.sponsored)
+        .where(Claim.period_id == period.id)
+        .order_by(Claim.id)
+    ).all()
+    shared = [(ref, amount) for _, ref, amount, sponsored in claims if not sponsored]
+    aid_cut, _ = prorated_split(period.aid_fen or 0, period.fee_fen or 0, period.prorated_fen or 0)
+    amounts = dict(zip([ref for ref, _ in shared], prorate_payouts(shared, aid_cut), strict=True))
+    return [(i, ref, amounts.get(ref, amount), sponsored) for i, ref, amount, sponsored in claims]
+
+
+def finish_period(
+    ctx: ServiceContext, actor: Actor, period_id: int, payouts: list[Payout]
+) -> PayoutRun:
+    """Mark a collected period paid once none of its cases waits for its payout."""
     work: UnitOfWork[PayoutRun] = ctx.unit_of_work()
     with work as uow:
         session = uow.session
-        period = session.get_one(Period, period.id, with_for_update=True)
+        period = session.get_one(Period, period_id, with_for_update=True)
         unpaid = (
             session.scalar(
                 select(func.count())
@@ -121,9 +131,16 @@ def pay_approved_claims(
     return uow.result
 
 
-def _pay_one(
-    ctx: ServiceContext, actor: Actor, claim_id: int, amount: int, sponsored: bool
+def record_payout(
+    ctx: ServiceContext,
+    actor: Actor,
+    claim_id: int,
+    amount: int,
+    sponsored: bool,
+    reference: str = "",
 ) -> Payout | None:
+    """The payout of one approved case, once: its ledger entry (with the provider's reference
+    when a provider moved the money) and the claim paid. None: the claim is not approved."""
     work: UnitOfWork[Payout | None] = ctx.unit_of_work()
     with work as uow:
         session = uow.session
@@ -141,7 +158,8 @@ def _pay_one(
                 key,
                 "payout",
                 [Leg(source, -amount), Leg(plan_account(plan.code, "payouts"), amount)],
-                memo=f"aid for {claim.ref} to account {claim.claimant_account_id}",
+                memo=f"aid for {claim.ref} to account {claim.claimant_account_id}"
+                + (f", {reference}" if reference else ""),
             ),
             at=now,
             plan_id=plan.id,

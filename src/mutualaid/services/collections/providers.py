@@ -15,6 +15,13 @@ from typing import Protocol
 class DebitResult:
     ok: bool
     message: str = ""
+    #: What the provider knows the debit by (its out_trade_no) when the debit is to be recorded
+    #: for its notifications and statement (None: the simulated provider, nothing to record).
+    out_ref: str | None = None
+    #: The provider's own reference (Alipay's trade_no), when it gave one.
+    reference: str | None = None
+    #: Neither paid nor refused yet: a notification settles it (counted unpaid until then).
+    pending: bool = False
 
 
 class PaymentProvider(Protocol):

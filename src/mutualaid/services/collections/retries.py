@@ -21,6 +21,7 @@ from mutualaid.db.models import (
     Person,
     Plan,
     PrepaidBalance,
+    ProviderPayment,
 )
 from mutualaid.db.queries.plans import current_rules, plan_by_code
 from mutualaid.domain.accounts import Role, require_role
@@ -35,6 +36,7 @@ from mutualaid.domain.memberships import EndReason, MembershipEvent, MembershipS
 from mutualaid.domain.plans import FundingModel
 from mutualaid.services import audit
 from mutualaid.services.accounts.accounts import Actor
+from mutualaid.services.collections.debits import record_debit
 from mutualaid.services.collections.providers import PaymentProvider
 from mutualaid.services.context import ServiceContext
 from mutualaid.services.enrollment.membership_leaves import MembershipLeaves
@@ -156,8 +158,12 @@ def _retry(
         source = plan_account(plan.code, "prepaid")
     else:
         assert provider is not None
+        if awaiting_provider(session, period.id, payer):
+            return False  # a debit the provider has not settled yet: its notification will
         key = f"{period.ref}:{payer}:{failure.membership_id}:retry:{today.isoformat()}"
-        if not provider.debit(payer, amount, key).ok:
+        if not record_debit(
+            session, provider, period, payer, failure.membership_id, amount, key, now
+        ).ok:
             return False
         source = PROVIDER
     post(
@@ -280,3 +286,91 @@ def _write_off(
             period=period.ref,
         )
     return amount
+
+
+def settle_late_debit(
+    session: Session,
+    plan: Plan,
+    period: Period,
+    payer_account_id: int,
+    membership_id: int | None,
+    amount_fen: int,
+    ledger_key: str,
+    memo: str,
+    now: datetime,
+) -> int:
+    """A debit the provider reports paid after it was counted unpaid (a pending or failed debit
+    that went through after all): its unpaid shares of `period` are paid late, in payment order,
+    and their memberships reinstated; what exceeds them (the shares were meanwhile paid by a
+    retry) is owed back to the payer (ledger account plan:P:refunds_due). Posted once under
+    `ledger_key`; returns the fen settled against unpaid shares."""
+    rows = session.execute(
+        select(CollectionFailure, Membership, Person.relation)
+        .join(Membership, Membership.id == CollectionFailure.membership_id)
+        .join(Person, Person.id == Membership.person_id)
+        .where(
+            CollectionFailure.period_id == period.id,
+            CollectionFailure.payer_account_id == payer_account_id,
+            CollectionFailure.status == "retrying",
+            *([CollectionFailure.membership_id == membership_id] if membership_id else []),
+        )
+        .with_for_update(of=CollectionFailure)
+    ).all()
+    order = {
+        d.membership_id: i
+        for i, d in enumerate(
+            payment_order(
+                Due(m.id, f.amount_fen, relation == Relation.SELF, m.joined_at)
+                for f, m, relation in rows
+            )
+        )
+    }
+    left = amount_fen
+    settled: list[tuple[CollectionFailure, Membership]] = []
+    for failure, membership, _ in sorted(rows, key=lambda r: order[r[1].id]):
+        if failure.amount_fen > left:
+            break
+        left -= failure.amount_fen
+        settled.append((failure, membership))
+    paid = amount_fen - left
+    legs = [Leg(PROVIDER, -amount_fen)]
+    if paid:
+        legs.append(Leg(plan_account(plan.code, "members"), paid))
+    if left:
+        legs.append(Leg(plan_account(plan.code, "refunds_due"), left))
+    if (
+        post(
+            session,
+            transaction(ledger_key, "late_payment", legs, memo=memo),
+            at=now,
+            plan_id=plan.id,
+            period_id=period.id,
+        )
+        is None
+    ):
+        return 0
+    today = local_date(now, current_rules(session, plan).zone)
+    leaves = MembershipLeaves(plan.code)
+    for failure, membership in settled:
+        failure.status = "paid_late"
+        failure.resolved_at = now
+        failure.last_attempt_at = now
+        _reinstate_if_clear(session, membership, failure, today, now, leaves)
+    leaves.queue(session, now)
+    return paid
+
+
+def awaiting_provider(session: Session, period_id: int, payer_account_id: int) -> bool:
+    """Whether a debit of the payer for the period is still pending at the provider (asking
+    again before it settles could take the share twice)."""
+    return (
+        session.scalar(
+            select(ProviderPayment.id).where(
+                ProviderPayment.period_id == period_id,
+                ProviderPayment.account_id == payer_account_id,
+                ProviderPayment.kind == "debit",
+                ProviderPayment.status == "pending",
+            )
+        )
+        is not None
+    )

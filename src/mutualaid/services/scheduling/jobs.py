@@ -6,7 +6,8 @@ stopped), so running a job again, or after another worker died in the middle of 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
@@ -15,7 +16,7 @@ import httpx
 from mutualaid.db.queries.plans import current_rules, plan_by_code
 from mutualaid.domain.calendars import local_date
 from mutualaid.domain.errors import DomainError
-from mutualaid.domain.plans import FundingModel, PlanRules
+from mutualaid.domain.plans import FundingModel, PaymentRules, PlanRules
 from mutualaid.domain.schedule import MonthDays, job_kind, publicity_day_of
 from mutualaid.services.accounts.accounts import SYSTEM_ACTOR
 from mutualaid.services.accounts.rate_limits import prune_rate_counters
@@ -28,6 +29,7 @@ from mutualaid.services.enrollment.memberships import advance_memberships
 from mutualaid.services.juries.closing import close_due_juries
 from mutualaid.services.juries.panels import seat_waiting_panels
 from mutualaid.services.notifications import LogOnlyChannel, OutboundChannel, dispatch_notifications
+from mutualaid.services.payments.providers import alipay_client
 from mutualaid.services.periods.close import close_period
 from mutualaid.services.transparency.checkpoints import LogConfig, publish_checkpoint
 from mutualaid.services.transparency.log import integrate_all
@@ -41,8 +43,9 @@ StepHook = Callable[[str], None]
 class JobEnvironment:
     """What the jobs need beyond the service context: the outside world they talk to."""
 
-    #: Who debits post-paid members (None: post-paid plans collect through the collection file,
-    #: `periods export-collection` / `import-results`, and the worker skips their collection).
+    #: Who debits post-paid members of plans on the simulated provider (None: the worker skips
+    #: their collection). A plan whose `[payments]` names alipay collects through Alipay (the
+    #: settings), one naming file through the collection file (skipped here).
     provider: PaymentProvider | None = None
     #: Where notifications go.
     channel: OutboundChannel = field(default_factory=LogOnlyChannel)
@@ -74,9 +77,25 @@ def _period_on(ctx: ServiceContext, job: str, plan_code: str, due_at: datetime) 
 
 
 def _needs_missing_provider(ctx: ServiceContext, env: JobEnvironment, plan_code: str) -> bool:
-    return env.provider is None and (
-        _plan_rules(ctx, plan_code).funding_model is not FundingModel.PREPAID
-    )
+    rules = _plan_rules(ctx, plan_code)
+    if rules.funding_model is FundingModel.PREPAID:
+        return False
+    named = (rules.payments or PaymentRules()).provider
+    return named == "file" or (named == "simulated" and env.provider is None)
+
+
+@contextmanager
+def _provider(
+    ctx: ServiceContext, env: JobEnvironment, plan_code: str
+) -> Iterator[PaymentProvider | None]:
+    """The plan's provider: Alipay when its plan file says so (configured by the settings),
+    otherwise the worker's own (the simulated one, or none)."""
+    rules = _plan_rules(ctx, plan_code)
+    if (rules.payments or PaymentRules()).provider != "alipay":
+        yield env.provider
+        return
+    with alipay_client(ctx) as client:
+        yield client
 
 
 def _coverage(
@@ -102,7 +121,8 @@ def _collection(
         return JobDone(
             f"period of {on}: no payment provider (collect it with the collection file)", True
         )
-    run = collect_period(ctx, SYSTEM_ACTOR, scope, on, env.provider, hook=hook)
+    with _provider(ctx, env, scope) as provider:
+        run = collect_period(ctx, SYSTEM_ACTOR, scope, on, provider, hook=hook)
     return JobDone(
         f"{run.period_ref} {run.state}: {run.payers_asked} payers asked, "
         f"{run.collected_fen} fen collected, {run.failed_fen} fen failed"
@@ -114,7 +134,8 @@ def _retries(
 ) -> JobDone:
     if _needs_missing_provider(ctx, env, scope):
         return JobDone("no payment provider (retry through the collection file)", True)
-    run = retry_failed_payments(ctx, SYSTEM_ACTOR, scope, env.provider)
+    with _provider(ctx, env, scope) as provider:
+        run = retry_failed_payments(ctx, SYSTEM_ACTOR, scope, provider)
     return JobDone(
         f"{run.paid_late} paid late, {run.still_failing} still failing, {run.removed} removed"
     )

@@ -1,0 +1,9 @@
+"""Payments: the payment providers behind collections and payouts, and what they tell us.
+
+Owns choosing a plan's provider (providers.py: simulated, file or Alipay, from the plan's
+`[payments]` table and the settings), the Alipay adapter and its RSA2 signatures (alipay.py,
+signatures.py), debit agreements (agreements.py: start_agreement), the providers' asynchronous
+notifications (callbacks.py: take_notification), payouts through a provider with a four-eyes
+release (transfers.py: send_payouts, release_payout) and the daily reconciliation against the
+provider's statement (reconciliation.py: reconcile).
+"""

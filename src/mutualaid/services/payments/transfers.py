@@ -1,0 +1,191 @@
+"""Payouts through the provider: each approved case transferred once, a large one only after two
+different staff members released it; the provider's notification settles it (callbacks.py)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from typing import TYPE_CHECKING
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from mutualaid.db.models import (
+    Claim,
+    PaymentAgreement,
+    PayoutRelease,
+    ProviderPayment,
+)
+from mutualaid.db.queries.plans import plan_by_code
+from mutualaid.domain.accounts import Role, require_role
+from mutualaid.domain.apportionment import PeriodState, reached
+from mutualaid.domain.claims import ClaimState
+from mutualaid.domain.errors import Conflict, NotFound
+from mutualaid.services import audit
+from mutualaid.services.accounts.accounts import Actor
+from mutualaid.services.collections.payouts import payout_amounts
+from mutualaid.services.context import ServiceContext
+from mutualaid.services.payments.alipay import AlipayProvider, out_reference
+from mutualaid.services.payments.providers import payment_rules
+from mutualaid.services.periods.views import find_period
+
+if TYPE_CHECKING:
+    from mutualaid.services.idempotency import UnitOfWork
+
+RELEASES_NEEDED = 2
+
+
+@dataclass(frozen=True, slots=True)
+class TransferView:
+    claim_ref: str
+    amount_fen: int
+    #: held (waiting for releases), ready, pending (sent; the notification settles it), paid,
+    #: failed, no_payee (the claimant has no active agreement to pay to)
+    status: str
+    releases: int = 0
+    reference: str | None = None
+
+
+def send_payouts(
+    ctx: ServiceContext, actor: Actor, plan_code: str, publicity_on: date, client: AlipayProvider
+) -> list[TransferView]:
+    """Transfer each approved case of a collected period through Alipay, once (out_biz_no from
+    ``payout:<claim>``). A case above the plan's `four_eyes_above_fen` is held until released."""
+    require_role(actor.role, Role.OPERATOR)
+    threshold = payment_rules(ctx, plan_code).four_eyes_above_fen
+    with ctx.reading() as session:
+        plan = plan_by_code(session, plan_code)
+        period = find_period(session, plan, publicity_on)
+        if not reached(PeriodState(period.state), PeriodState.COLLECTED):
+            raise Conflict("period_not_collected", f"collect period {period.ref} first")
+        cases = payout_amounts(session, period)
+        period_id = period.id
+    views = []
+    for claim_id, ref, amount, _ in cases:
+        views.append(_send_one(ctx, actor, client, period_id, claim_id, ref, amount, threshold))
+    return views
+
+
+def _send_one(
+    ctx: ServiceContext,
+    actor: Actor,
+    client: AlipayProvider,
+    period_id: int,
+    claim_id: int,
+    ref: str,
+    amount: int,
+    threshold: int,
+) -> TransferView:
+    work: UnitOfWork[TransferView] = ctx.unit_of_work()
+    with work as uow:
+        session = uow.session
+        claim = session.get_one(Claim, claim_id, with_for_update=True)
+        key = f"payout:{ref}"
+        row = session.scalar(
+            select(ProviderPayment).where(
+                ProviderPayment.provider == client.name, ProviderPayment.key == key
+            )
+        )
+        now = ctx.clock.now()
+        if row is None:
+            if claim.state != ClaimState.APPROVED:
+                return TransferView(ref, amount, str(claim.state))
+            row = ProviderPayment(
+                provider=client.name,
+                kind="transfer",
+                key=key,
+                out_ref=out_reference(key),
+                amount_fen=amount,
+                status="held" if amount > threshold else "ready",
+                account_id=claim.claimant_account_id,
+                period_id=period_id,
+                claim_id=claim.id,
+                created_at=now,
+            )
+            session.add(row)
+            session.flush()
+        if row.status == "ready":
+            payee = session.scalar(
+                select(PaymentAgreement.provider_user_id).where(
+                    PaymentAgreement.provider == client.name,
+                    PaymentAgreement.account_id == claim.claimant_account_id,
+                    PaymentAgreement.status == "active",
+                )
+            )
+            if payee is None:
+                uow.commit(TransferView(ref, amount, "no_payee"))
+                return uow.result
+            result = client.transfer(payee, amount, key, f"mutual aid payout {ref}")
+            row.status = "pending" if result.accepted else "failed"
+            row.provider_ref = result.reference
+            audit.record(
+                session,
+                at=now,
+                actor_account_id=actor.recorded_id,
+                action="payout_transfer_sent",
+                subject_type="claim",
+                subject_id=claim.id,
+                amount_fen=amount,
+                accepted=result.accepted,
+            )
+        uow.commit(_view(session, row, ref))
+    return uow.result
+
+
+def _view(session: Session, row: ProviderPayment, ref: str) -> TransferView:
+    releases = (
+        session.scalar(
+            select(func.count())
+            .select_from(PayoutRelease)
+            .where(PayoutRelease.payment_id == row.id)
+        )
+        or 0
+    )
+    return TransferView(ref, row.amount_fen, row.status, releases, row.provider_ref)
+
+
+def release_payout(ctx: ServiceContext, actor: Actor, claim_ref: str) -> TransferView:
+    """One staff member's release of a held payout; the second, by someone else, makes it ready
+    (sent by the next `send_payouts`)."""
+    require_role(actor.role, Role.OPERATOR)
+    work: UnitOfWork[TransferView] = ctx.unit_of_work()
+    with work as uow:
+        session = uow.session
+        row = session.scalar(
+            select(ProviderPayment)
+            .where(ProviderPayment.kind == "transfer", ProviderPayment.key == f"payout:{claim_ref}")
+            .with_for_update()
+        )
+        if row is None:
+            raise NotFound("payout_not_found", f"no payout of {claim_ref} is waiting", "claim")
+        if row.status != "held":
+            raise Conflict("payout_not_held", f"the payout of {claim_ref} is {row.status}", "claim")
+        mine = session.scalar(
+            select(PayoutRelease.id).where(
+                PayoutRelease.payment_id == row.id, PayoutRelease.account_id == actor.account_id
+            )
+        )
+        if mine is not None or not actor.recorded_id:
+            raise Conflict(
+                "second_release_needed",
+                "another staff member must release this payout",
+                "claim",
+            )
+        now = ctx.clock.now()
+        session.add(PayoutRelease(payment_id=row.id, account_id=actor.account_id, released_at=now))
+        session.flush()
+        view = _view(session, row, claim_ref)
+        if view.releases >= RELEASES_NEEDED:
+            row.status = "ready"
+        audit.record(
+            session,
+            at=now,
+            actor_account_id=actor.recorded_id,
+            action="payout_released",
+            subject_type="provider_payment",
+            subject_id=row.id,
+            claim=claim_ref,
+            releases=view.releases,
+        )
+        uow.commit(_view(session, row, claim_ref))
+    return uow.result
