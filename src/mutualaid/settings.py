@@ -83,6 +83,14 @@ class Settings(BaseSettings):
     #: How long a server process reuses the database figures of /metrics (members and claims by
     #: state, pending notifications, log size), so scrapes never cost more than one query each.
     metrics_cache_s: int = Field(default=30, ge=0)
+    #: Apprise notification URLs per channel (https://appriseit.com); `{to}` in one is replaced
+    #: by the recipient's address. Unset: that channel's messages only go to the log.
+    notify_email_url: SecretStr | None = None
+    notify_sms_url: SecretStr | None = None
+    #: The "app" channel: a webhook to the operator's own app (push), e.g. "jsons://push.example.org/{to}".
+    notify_webhook_url: SecretStr | None = None
+    #: The site's address, for links in messages ("pay now", "see your claim").
+    public_url: str = "http://localhost:8000"
 
     @field_validator("forwarded_allow_ips")
     @classmethod

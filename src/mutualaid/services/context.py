@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from argon2 import PasswordHasher
+from pydantic import SecretStr
 from sqlalchemy import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -72,6 +73,20 @@ class OidcConfig:
         return f"OidcConfig(issuer={self.issuer!r}, client_id={self.client_id!r})"
 
 
+@dataclass(frozen=True, slots=True)
+class MessageChannels:
+    """Apprise notification URLs per channel (services/notifications/channels.py; None: that
+    channel's messages go to the log) and the site's address for links in messages."""
+
+    email_url: str | None = None
+    sms_url: str | None = None
+    webhook_url: str | None = None
+    public_url: str = "http://localhost:8000"
+
+    def __repr__(self) -> str:  # the URLs hold gateway credentials
+        return f"MessageChannels(public_url={self.public_url!r})"
+
+
 @dataclass
 class ServiceContext:
     engine: Engine
@@ -90,6 +105,8 @@ class ServiceContext:
     rate_limits: RateLimits = field(default_factory=RateLimits)
     #: Staff sign-in through the operator's OpenID Connect provider (None: not offered).
     oidc: OidcConfig | None = None
+    #: Where outbound messages go (services/notifications); the log with nothing configured.
+    messages: MessageChannels = field(default_factory=MessageChannels)
 
     def unit_of_work(self, once: Once[R] | None = None) -> UnitOfWork[R]:
         """The use case's transaction: rolled back unless `commit` is called (idempotency.py)."""
@@ -142,7 +159,17 @@ def build_context(settings: Settings, clock: Clock | None = None) -> ServiceCont
         ),
         upload_dir=settings.data_dir / "partial-uploads",
         oidc=_oidc_config(settings),
+        messages=MessageChannels(
+            email_url=_secret(settings.notify_email_url),
+            sms_url=_secret(settings.notify_sms_url),
+            webhook_url=_secret(settings.notify_webhook_url),
+            public_url=settings.public_url,
+        ),
     )
+
+
+def _secret(value: SecretStr | None) -> str | None:
+    return value.get_secret_value() if value is not None else None
 
 
 def _oidc_config(settings: Settings) -> OidcConfig | None:

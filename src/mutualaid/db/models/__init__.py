@@ -11,6 +11,7 @@ from mutualaid.db.models.accounts import (
     AuditEvent,
     IdempotencyKey,
     Notification,
+    PhoneCode,
     RateCounter,
     StaffSecondFactor,
 )
@@ -99,6 +100,7 @@ __all__ = [
     "LogWitnessState",
     "Membership",
     "Notification",
+    "PhoneCode",
     "Objection",
     "Period",
     "PeriodBand",
