@@ -22,6 +22,11 @@ from mutualaid.services.notifications.dispatch import (
     list_dead_letters,
     retry_dead_letters,
 )
+from mutualaid.services.notifications.preferences import (
+    MessagePreferences,
+    get_preferences,
+    set_preferences,
+)
 from mutualaid.services.notifications.outbox import (
     list_notifications,
     mark_read,
@@ -34,16 +39,19 @@ __all__ = [
     "DeadLetter",
     "DeliveryFailed",
     "DispatchResult",
+    "MessagePreferences",
     "LogSender",
     "Outbound",
     "OutboundMessage",
     "deliver_now",
     "dispatch_notifications",
+    "get_preferences",
     "list_dead_letters",
     "list_notifications",
     "mark_read",
     "notify",
     "notify_many",
     "retry_dead_letters",
+    "set_preferences",
     "unread_count",
 ]
