@@ -39,6 +39,7 @@ def test_notifications_are_sent_once_and_failures_are_retried_after_a_pause(
     ctx: ServiceContext, clock: FixedClock
 ) -> None:
     alice, bob = account(ctx), account(ctx)
+    dispatch_notifications(ctx, by_sms(RecordingSender()))  # their welcome messages
     with ctx.sessions.begin() as session:
         for who in (alice, bob):
             notify(
@@ -64,6 +65,7 @@ def test_notifications_are_sent_once_and_failures_are_retried_after_a_pause(
 
 def test_unread_notifications_are_counted_until_read(ctx: ServiceContext) -> None:
     alice = account(ctx)
+    assert unread_count(ctx, alice.account_id) == 1  # the welcome notice
     with ctx.sessions.begin() as session:
         for _ in range(3):
             notify(
@@ -74,7 +76,7 @@ def test_unread_notifications_are_counted_until_read(ctx: ServiceContext) -> Non
                 subject_type="claim",
                 subject_id=None,
             )
-    assert unread_count(ctx, alice.account_id) == 3
+    assert unread_count(ctx, alice.account_id) == 4
     with ctx.reading() as session:
         newest = max(session.scalars(select(Notification.id)))
     mark_read(ctx, alice.account_id, newest)

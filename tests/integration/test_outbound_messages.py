@@ -35,18 +35,25 @@ def by_mail(ctx: ServiceContext, smtp: Mailbox) -> None:
     )
 
 
+def member(ctx: ServiceContext, phone: str | None = None) -> Actor:
+    """A member whose welcome message is already out (to the log)."""
+    actor = account(ctx, phone=phone)
+    dispatch_notifications(ctx, Outbound())
+    return actor
+
+
 def reading_email(ctx: ServiceContext, locale: str, address: str) -> Actor:
-    member = account(ctx)
-    set_preferences(ctx, member.account_id, locale=locale, channel="email", email=address)
-    return member
+    actor = member(ctx)
+    set_preferences(ctx, actor.account_id, locale=locale, channel="email", email=address)
+    return actor
 
 
-def tell(ctx: ServiceContext, member: Actor, kind: str, **payload: object) -> None:
+def tell(ctx: ServiceContext, actor: Actor, kind: str, **payload: object) -> None:
     with ctx.sessions.begin() as session:
         notify(
             session,
             at=ctx.clock.now(),
-            account_id=member.account_id,
+            account_id=actor.account_id,
             kind=kind,
             subject_type="period",
             subject_id=None,
@@ -54,10 +61,10 @@ def tell(ctx: ServiceContext, member: Actor, kind: str, **payload: object) -> No
         )
 
 
-def failed_debit(ctx: ServiceContext, member: Actor) -> None:
+def failed_debit(ctx: ServiceContext, actor: Actor) -> None:
     tell(
         ctx,
-        member,
+        actor,
         "share_payment_failed",
         period="2026-03-07",
         amount_fen=12345,
@@ -87,8 +94,7 @@ def test_a_failed_debit_is_mailed_with_the_amount_and_a_link_to_pay_in_each_lang
 
 def test_sms_goes_to_the_phone_when_no_email_is_chosen(ctx: ServiceContext, smtp: Mailbox) -> None:
     by_mail(ctx, smtp)
-    member = account(ctx, phone="13912345678")
-    tell(ctx, member, "claim_approved", ref="C-2026-1", note=None)
+    tell(ctx, member(ctx, "13912345678"), "claim_approved", ref="C-2026-1", note=None)
     dispatch_notifications(ctx)
     [sms] = smtp.to("sms-13912345678@sms.example.org")
     assert sms.subject == "您的申请 C-2026-1:已通过"
@@ -99,17 +105,21 @@ def test_an_opted_out_member_gets_only_essential_messages(
     ctx: ServiceContext, smtp: Mailbox
 ) -> None:
     by_mail(ctx, smtp)
-    member = reading_email(ctx, "en", "quiet@example.org")
-    set_preferences(ctx, member.account_id, optional=False)
-    tell(ctx, member, "jury_vote_open", claim_ref="C-1", closes_at="2026-03-02T02:00:00+00:00")
-    failed_debit(ctx, member)
+    actor = reading_email(ctx, "en", "quiet@example.org")
+    set_preferences(ctx, actor.account_id, optional=False)
+    tell(ctx, actor, "jury_vote_open", claim_ref="C-1", closes_at="2026-03-02T02:00:00+00:00")
+    failed_debit(ctx, actor)
     result = dispatch_notifications(ctx)
     assert (result.sent, result.skipped) == (1, 1)
     [mail] = smtp.to("quiet@example.org")
     assert "¥123.45" in mail.subject
     with ctx.reading() as session:  # the jury notice stays in the app, marked as not sent out
         channels = dict(session.execute(select(Notification.kind, Notification.channel)).all())
-    assert channels == {"jury_vote_open": "none", "share_payment_failed": "email"}
+    assert channels == {
+        "account_registered": "log",
+        "jury_vote_open": "none",
+        "share_payment_failed": "email",
+    }
 
 
 def test_failures_back_off_then_become_dead_letters_that_an_operator_retries(
@@ -118,8 +128,7 @@ def test_failures_back_off_then_become_dead_letters_that_an_operator_retries(
     by_mail(ctx, smtp)
     working = ctx.messages
     ctx.messages = MessageChannels(email_url=Mailbox(port=free_port()).url(), public_url=SITE)
-    member = reading_email(ctx, "en", "unlucky@example.org")
-    failed_debit(ctx, member)
+    failed_debit(ctx, reading_email(ctx, "en", "unlucky@example.org"))
     for attempt in range(1, MAX_ATTEMPTS + 1):
         result = dispatch_notifications(ctx)
         assert result.failed == 1
@@ -139,13 +148,15 @@ def test_failures_back_off_then_become_dead_letters_that_an_operator_retries(
 
 
 def test_choosing_email_needs_an_address(ctx: ServiceContext) -> None:
-    member = account(ctx)
+    actor = member(ctx)
     with refused("email_required"):
-        set_preferences(ctx, member.account_id, channel="email")
+        set_preferences(ctx, actor.account_id, channel="email")
     with refused("invalid_email"):
-        set_preferences(ctx, member.account_id, email="not an address")
+        set_preferences(ctx, actor.account_id, email="not an address")
     with refused("invalid_channel"):
-        set_preferences(ctx, member.account_id, channel="fax")
+        set_preferences(ctx, actor.account_id, channel="fax")
+    with refused("invalid_locale"):
+        set_preferences(ctx, actor.account_id, locale="fr")
 
 
 class GatedSender:
@@ -162,9 +173,8 @@ class GatedSender:
 
 
 def test_two_dispatchers_never_send_the_same_message(ctx: ServiceContext) -> None:
-    members = [account(ctx) for _ in range(3)]
-    for member in members:
-        failed_debit(ctx, member)
+    for actor in [member(ctx) for _ in range(3)]:
+        failed_debit(ctx, actor)
     slow, fast = GatedSender(), GatedSender()
     fast.release.set()
     first = threading.Thread(target=dispatch_notifications, args=(ctx, Outbound({Channel.SMS: slow})))
@@ -186,8 +196,8 @@ def test_every_event_has_a_message_in_both_languages(
     by_mail(ctx, smtp)
     english = reading_email(ctx, "en", "en@example.org")
     chinese = reading_email(ctx, "zh_CN", "zh@example.org")
-    for member in (english, chinese):
-        tell(ctx, member, kind, plan="mutual-aid", ref="C-9")
+    for actor in (english, chinese):
+        tell(ctx, actor, kind, plan="mutual-aid", ref="C-9")
     dispatch_notifications(ctx)
     [en], [zh] = smtp.to("en@example.org"), smtp.to("zh@example.org")
     assert en.subject.isascii() and not zh.subject.isascii()

@@ -20,6 +20,7 @@ from mutualaid.services import audit
 from mutualaid.services.accounts.invitations import ImportInvitation, OwnershipProof, ProofRefused
 from mutualaid.services.context import ServiceContext
 from mutualaid.services.idempotency import UnitOfWork
+from mutualaid.services.notifications.outbox import notify
 
 IMPORT_INVITATION = ImportInvitation()
 
@@ -136,6 +137,15 @@ def register_account(
                 )
                 session.add(account)
                 session.flush()
+            if role == Role.MEMBER:
+                notify(
+                    session,
+                    at=ctx.clock.now(),
+                    account_id=account.id,
+                    kind="account_registered",
+                    subject_type="account",
+                    subject_id=account.id,
+                )
             audit.record(
                 session,
                 at=ctx.clock.now(),

@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from typing import Protocol
 from urllib.parse import quote
 
-import apprise
 import structlog
 
 from mutualaid.domain.notifications import Channel
@@ -74,12 +73,16 @@ class AppriseSender:
     """One Apprise URL template; `{to}` becomes the recipient's (URL-quoted) address."""
 
     def __init__(self, url: str) -> None:
+        import apprise  # noqa: PLC0415 - 0.4 s to import: only where a channel is configured
+
         self.url = url
         probe = apprise.Apprise()
         if not probe.add(url.replace("{to}", "probe")):
             raise ValueError("not an Apprise notification URL (see https://appriseit.com)")
 
     def send(self, message: OutboundMessage) -> None:
+        import apprise  # noqa: PLC0415
+
         target = apprise.Apprise()
         if not target.add(self.url.replace("{to}", quote(message.to, safe=""))):
             raise DeliveryFailed("the address does not fit the channel's URL")
