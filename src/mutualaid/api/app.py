@@ -11,6 +11,7 @@ from mutualaid.api import (
     claims,
     health,
     juries,
+    messages,
     memberships,
     periods,
     plan_files,
@@ -77,6 +78,7 @@ def create_app(ctx: ServiceContext, settings: Settings | None = None) -> FastAPI
     app.include_router(risk.router)
     app.include_router(reports.router)
     app.include_router(wind_down.router)
+    app.include_router(messages.router)
     from mutualaid.web.site import mount_static
     from mutualaid.web.site import router as web_router
 

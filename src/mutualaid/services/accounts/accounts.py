@@ -71,6 +71,8 @@ class AccountView:
     role: Role
     display_name: str | None
     locale: str
+    #: Whether the owner proved the phone with an SMS code (services/accounts/phone_codes.py).
+    phone_verified: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +89,7 @@ def _view(account: Account) -> AccountView:
         role=Role(account.role),
         display_name=account.display_name,
         locale=account.locale,
+        phone_verified=account.phone_verified_at is not None,
     )
 
 
