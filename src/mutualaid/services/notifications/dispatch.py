@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import Row, bindparam, func, or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import Row, bindparam, or_, select, update
 
 from mutualaid.db.models import Account, Notification
 from mutualaid.domain.notifications import (
@@ -44,6 +44,8 @@ log = structlog.get_logger()
 #: How long a claimed batch is the claimant's; a batch of 500 e-mails takes well under this.
 LEASE = timedelta(minutes=10)
 BATCH = 500
+#: Messages in flight at once within a batch (SMTP and SMS gateways answer in a round trip).
+PARALLEL = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,25 +96,39 @@ _FAILED = (
 
 
 def dispatch_notifications(
-    ctx: ServiceContext, outbound: Outbound | None = None, *, batch: int = BATCH
+    ctx: ServiceContext,
+    outbound: Outbound | None = None,
+    *,
+    batch: int = BATCH,
+    parallel: int = PARALLEL,
 ) -> DispatchResult:
-    """Send every due message, one claimed batch at a time, until none is due."""
+    """Send every due message, one claimed batch at a time, until none is due. Within a batch up
+    to `parallel` messages are in flight at once (a gateway's answer takes a round trip)."""
     outbound = outbound or outbound_for(ctx.messages)
     total = DispatchResult(0, 0)
-    while True:
-        claimed, done = _dispatch_batch(ctx, outbound, batch)
-        total = DispatchResult(
-            total.sent + done.sent,
-            total.failed + done.failed,
-            total.skipped + done.skipped,
-            total.dead + done.dead,
-        )
-        if claimed < batch:
-            return total
+    with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
+        while True:
+            claimed, done = _dispatch_batch(ctx, outbound, batch, pool)
+            total = DispatchResult(
+                total.sent + done.sent,
+                total.failed + done.failed,
+                total.skipped + done.skipped,
+                total.dead + done.dead,
+            )
+            if claimed < batch:
+                return total
+
+
+def _attempt(outbound: Outbound, message: OutboundMessage) -> Exception | None:
+    try:
+        outbound.send(message)
+    except Exception as error:  # noqa: BLE001 - any channel failure is retried, never fatal
+        return error
+    return None
 
 
 def _dispatch_batch(
-    ctx: ServiceContext, outbound: Outbound, batch: int
+    ctx: ServiceContext, outbound: Outbound, batch: int, pool: ThreadPoolExecutor
 ) -> tuple[int, DispatchResult]:
     token = secrets.token_hex(16)
     rows = _claim(ctx, token, batch)
@@ -121,34 +137,48 @@ def _dispatch_batch(
     sent: list[dict[str, Any]] = []
     failed: list[dict[str, Any]] = []
     skipped = dead = 0
+    pending: list[tuple[Row[Any], dict[str, Any], Future[Exception | None]]] = []
     for row in rows:
-        recipient = Recipient(row.phone, row.email, row.notify_channel, row.notify_optional, row.locale)
+        recipient = Recipient(
+            row.phone, row.email, row.notify_channel, row.notify_optional, row.locale
+        )
         way = route(row.kind, recipient, row.account_id, outbound.configured)
         values: dict[str, Any] = {"b_id": row.id, "b_token": token, "b_channel": str(way.channel)}
         if way.channel is Channel.NONE:
             skipped += 1
             sent.append(values)
             continue
+        outcome: Future[Exception | None]
         try:
             text = render(row.kind, row.payload, row.locale, ctx.messages.public_url)
-            outbound.send(
-                OutboundMessage(
-                    row.id,
-                    row.account_id,
-                    row.kind,
-                    way.channel,
-                    way.to,
-                    row.locale,
-                    text.subject,
-                    text.body,
-                )
+        except Exception as error:  # noqa: BLE001 - a broken template is a failed try
+            outcome = Future()
+            outcome.set_result(error)
+        else:
+            message = OutboundMessage(
+                row.id,
+                row.account_id,
+                row.kind,
+                way.channel,
+                way.to,
+                row.locale,
+                text.subject,
+                text.body,
             )
-        except Exception as error:  # noqa: BLE001 - any channel failure is retried, never fatal
-            attempts = row.attempts + 1
-            dead += is_dead(attempts)
-            failed.append(values | _failure(ctx.clock.now(), attempts, error))
+            if way.channel is Channel.LOG:  # a log line: no round trip to wait for
+                outcome = Future()
+                outcome.set_result(_attempt(outbound, message))
+            else:
+                outcome = pool.submit(_attempt, outbound, message)
+        pending.append((row, values, outcome))
+    for row, values, outcome in pending:
+        error = outcome.result()
+        if error is None:
+            sent.append(values)
             continue
-        sent.append(values)
+        attempts = row.attempts + 1
+        dead += is_dead(attempts)
+        failed.append(values | _failure(ctx.clock.now(), attempts, error))
     now = ctx.clock.now()
     uow: UnitOfWork[DispatchResult] = ctx.unit_of_work()
     with uow:
@@ -258,12 +288,6 @@ def list_dead_letters(ctx: ServiceContext, *, limit: int = 100) -> list[DeadLett
             .limit(max(1, min(limit, 1000)))
         ).all()
     return [DeadLetter(*row) for row in rows]
-
-
-def count_dead_letters(session: Session) -> int:
-    return session.scalar(
-        select(func.count()).select_from(Notification).where(Notification.dead_at.is_not(None))
-    ) or 0
 
 
 def retry_dead_letters(
