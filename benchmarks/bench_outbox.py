@@ -48,7 +48,7 @@ class Counting:
     def __init__(self) -> None:
         self.received = 0
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         self.received += 1
         return "250 OK"
 

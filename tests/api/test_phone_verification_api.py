@@ -13,7 +13,6 @@ from tests.factories import PASSWORD
 from tests.mailboxes import Mailbox
 
 from mutualaid.clock import FixedClock
-from mutualaid.services.accounts import phone_codes
 from mutualaid.services.context import MessageChannels, ServiceContext
 
 SMS = "sms-{to}@sms.example.org"
@@ -46,9 +45,7 @@ def error_of(answer: object) -> str:
     return code
 
 
-def test_a_new_member_proves_the_phone_with_the_code_sent_by_sms(
-    api: Api, by_sms: Mailbox
-) -> None:
+def test_a_new_member_proves_the_phone_with_the_code_sent_by_sms(api: Api, by_sms: Mailbox) -> None:
     phone, headers = registered(api)
     sent = api.client.post("/api/v1/me/phone/code", json={}, headers=headers)
     assert sent.status_code == 202, sent.text
@@ -109,9 +106,7 @@ def test_codes_are_throttled_per_minute_and_per_hour(
     assert len(by_sms.to(SMS.format(to=phone))) == 5
 
 
-def test_a_new_phone_takes_effect_only_once_its_code_is_entered(
-    api: Api, by_sms: Mailbox
-) -> None:
+def test_a_new_phone_takes_effect_only_once_its_code_is_entered(api: Api, by_sms: Mailbox) -> None:
     old_phone, headers = registered(api)
     new_phone = next_phone()
     taken_phone, _ = registered(api)
@@ -137,15 +132,18 @@ def test_a_code_never_reaches_a_log_line(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """With no SMS gateway set the code goes to the log channel, which logs its kind only."""
-    monkeypatch.setattr(phone_codes.secrets, "randbelow", lambda _: 482_915)
+    monkeypatch.setattr("secrets.randbelow", lambda _: 482_915)
     caplog.set_level(logging.DEBUG)
     _, headers = registered(api)
     sent = api.client.post("/api/v1/me/phone/code", json={}, headers=headers)
     assert sent.json()["channel"] == "log"
     api.client.post("/api/v1/me/phone/verify", json={"code": "482916"}, headers=headers)
-    assert api.client.post(
-        "/api/v1/me/phone/verify", json={"code": "482915"}, headers=headers
-    ).status_code == 200
+    assert (
+        api.client.post(
+            "/api/v1/me/phone/verify", json={"code": "482915"}, headers=headers
+        ).status_code
+        == 200
+    )
     captured = capsys.readouterr()
     logs = caplog.text + captured.out + captured.err
     assert "phone_code" in logs  # the log channel did log the message

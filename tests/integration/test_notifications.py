@@ -5,8 +5,8 @@ from datetime import timedelta
 from sqlalchemy import select
 from tests.factories import account
 
-from mutualaid.db.models import Notification
 from mutualaid.clock import FixedClock
+from mutualaid.db.models import Notification
 from mutualaid.domain.notifications import Channel
 from mutualaid.services.context import ServiceContext
 from mutualaid.services.notifications import (

@@ -177,7 +177,9 @@ def test_two_dispatchers_never_send_the_same_message(ctx: ServiceContext) -> Non
         failed_debit(ctx, actor)
     slow, fast = GatedSender(), GatedSender()
     fast.release.set()
-    first = threading.Thread(target=dispatch_notifications, args=(ctx, Outbound({Channel.SMS: slow})))
+    first = threading.Thread(
+        target=dispatch_notifications, args=(ctx, Outbound({Channel.SMS: slow}))
+    )
     first.start()
     try:
         assert slow.entered.wait(10)

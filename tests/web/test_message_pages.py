@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import re
 
+from sqlalchemy import select
 from tests.factories import account
 from tests.mailboxes import Mailbox
-from sqlalchemy import select
 from tests.web.conftest import Browser, phone_of
 
 from mutualaid.clock import FixedClock

@@ -79,12 +79,8 @@ def change_preferences(
     )
 
 
-@router.post(
-    "/me/phone/code", status_code=status.HTTP_202_ACCEPTED, operation_id="phone-code-send"
-)
-def send_code(
-    body: CodeRequest, ctx: Context, actor: CurrentActor, request: Request
-) -> CodeSent:
+@router.post("/me/phone/code", status_code=status.HTTP_202_ACCEPTED, operation_id="phone-code-send")
+def send_code(body: CodeRequest, ctx: Context, actor: CurrentActor, request: Request) -> CodeSent:
     """Send a 6-digit code by SMS that proves your phone (or a new one, to change it); it expires
     in 10 minutes. Errors: 409 `phone_already_verified`, `phone_taken`; 429 `phone_code_too_soon`
     (one a minute), `phone_code_rate_limited` (a few an hour per phone and per address); 503
@@ -114,4 +110,3 @@ def retry(body: RetryRequest, ctx: Context, actor: CurrentActor) -> RetryDone:
     """Operators: put dead letters (all, or `ids`) back in the outbox with fresh tries."""
     require_role(actor.role, Role.OPERATOR)
     return RetryDone(retried=retry_dead_letters(ctx, actor.account_id, body.ids))
-

@@ -60,7 +60,8 @@ def retry_delay(attempts: int) -> timedelta:
     """How long to wait after the `attempts`-th failed try: 1, 2, 4, … minutes, at most 6 hours."""
     if attempts < 1:
         raise ValueError("attempts counts failed tries, from 1")
-    return min(FIRST_RETRY * 2 ** (attempts - 1), LONGEST_RETRY)
+    delay: timedelta = FIRST_RETRY * (2 ** (attempts - 1))
+    return min(delay, LONGEST_RETRY)
 
 
 def is_dead(attempts: int) -> bool:
@@ -85,7 +86,9 @@ class Route:
     to: str
 
 
-def route(kind: str, recipient: Recipient, account_id: int, configured: frozenset[Channel]) -> Route:
+def route(
+    kind: str, recipient: Recipient, account_id: int, configured: frozenset[Channel]
+) -> Route:
     """Where a notice goes: nowhere for an opted-out optional one; else the member's channel, the
     phone when they chose e-mail without an address, and the log when the operator set no URL for
     the channel. Phone codes always go by SMS: they prove the phone."""

@@ -3,6 +3,8 @@ dead letters."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi.responses import HTMLResponse, Response
 
 from mutualaid.domain.accounts import Role
@@ -77,7 +79,7 @@ def settings_page(page: Page) -> HTMLResponse:
     return render(page, "members/settings.html", **_settings(page, actor.account_id))
 
 
-def _settings(page: PageState, account_id: int) -> dict[str, object]:
+def _settings(page: PageState, account_id: int) -> dict[str, Any]:
     return {
         "preferences": get_preferences(page.ctx, account_id),
         "channels": [(str(c), CHANNEL_NAMES[c]) for c in MEMBER_CHANNELS],

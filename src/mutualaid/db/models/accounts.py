@@ -40,7 +40,9 @@ class Account(Base):
     #: Where outbound messages go: "sms", "email" or "app" (the operator's app, by webhook).
     notify_channel: Mapped[str] = mapped_column(String(10), default="sms", server_default="sms")
     #: False: only essential messages (claim decisions, failed debits, codes) leave the plan.
-    notify_optional: Mapped[bool] = mapped_column(Boolean, default=True, server_default=text("true"))
+    notify_optional: Mapped[bool] = mapped_column(
+        Boolean, default=True, server_default=text("true")
+    )
     email: Mapped[str | None] = mapped_column(String(254))
 
 

@@ -294,9 +294,7 @@ def _one_statement_join(new_person: bool, with_key: bool) -> Executable:
     for another's RETURNING."""
     parts = [
         insert(LogEntry).values(_binds(LogEntry, "l_", _LEAF_COLUMNS)).cte("new_leaf"),
-        insert(Notification)
-        .values(_binds(Notification, "n_", _NOTICE_COLUMNS))
-        .cte("new_notice"),
+        insert(Notification).values(_binds(Notification, "n_", _NOTICE_COLUMNS)).cte("new_notice"),
     ]
     if new_person:
         parts.append(insert(Person).values(_binds(Person, "p_", _PERSON_COLUMNS)).cte("new_person"))

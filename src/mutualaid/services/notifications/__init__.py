@@ -22,11 +22,6 @@ from mutualaid.services.notifications.dispatch import (
     list_dead_letters,
     retry_dead_letters,
 )
-from mutualaid.services.notifications.preferences import (
-    MessagePreferences,
-    get_preferences,
-    set_preferences,
-)
 from mutualaid.services.notifications.outbox import (
     list_notifications,
     mark_read,
@@ -34,13 +29,18 @@ from mutualaid.services.notifications.outbox import (
     notify_many,
     unread_count,
 )
+from mutualaid.services.notifications.preferences import (
+    MessagePreferences,
+    get_preferences,
+    set_preferences,
+)
 
 __all__ = [
     "DeadLetter",
     "DeliveryFailed",
     "DispatchResult",
-    "MessagePreferences",
     "LogSender",
+    "MessagePreferences",
     "Outbound",
     "OutboundMessage",
     "deliver_now",

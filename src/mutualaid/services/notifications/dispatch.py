@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import Row, bindparam, or_, select, update
+from sqlalchemy import Row, Table, bindparam, or_, select, update
 
 from mutualaid.db.models import Account, Notification
 from mutualaid.domain.notifications import (
@@ -70,6 +70,7 @@ class DeadLetter:
 
 
 _table = Notification.__table__
+assert isinstance(_table, Table)
 _SENT = (
     update(_table)
     .where(_table.c.id == bindparam("b_id"), _table.c.lease_token == bindparam("b_token"))
@@ -122,7 +123,7 @@ def dispatch_notifications(
 def _attempt(outbound: Outbound, message: OutboundMessage) -> Exception | None:
     try:
         outbound.send(message)
-    except Exception as error:  # noqa: BLE001 - any channel failure is retried, never fatal
+    except Exception as error:
         return error
     return None
 
@@ -151,7 +152,7 @@ def _dispatch_batch(
         outcome: Future[Exception | None]
         try:
             text = render(row.kind, row.payload, row.locale, ctx.messages.public_url)
-        except Exception as error:  # noqa: BLE001 - a broken template is a failed try
+        except Exception as error:
             outcome = Future()
             outcome.set_result(error)
         else:
@@ -172,13 +173,13 @@ def _dispatch_batch(
                 outcome = pool.submit(_attempt, outbound, message)
         pending.append((row, values, outcome))
     for row, values, outcome in pending:
-        error = outcome.result()
-        if error is None:
+        refusal = outcome.result()
+        if refusal is None:
             sent.append(values)
             continue
         attempts = row.attempts + 1
         dead += is_dead(attempts)
-        failed.append(values | _failure(ctx.clock.now(), attempts, error))
+        failed.append(values | _failure(ctx.clock.now(), attempts, refusal))
     now = ctx.clock.now()
     uow: UnitOfWork[DispatchResult] = ctx.unit_of_work()
     with uow:
@@ -287,7 +288,11 @@ def list_dead_letters(ctx: ServiceContext, *, limit: int = 100) -> list[DeadLett
             .order_by(Notification.id)
             .limit(max(1, min(limit, 1000)))
         ).all()
-    return [DeadLetter(*row) for row in rows]
+    return [
+        DeadLetter(id_, account_id, kind, attempts, created_at, dead_at, error)
+        for id_, account_id, kind, attempts, created_at, dead_at, error in rows
+        if dead_at is not None
+    ]
 
 
 def retry_dead_letters(

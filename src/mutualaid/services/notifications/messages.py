@@ -30,7 +30,7 @@ class Text:
 
 @cache
 def _environment() -> Environment:
-    env = Environment(  # noqa: S701 - plain text (SMS, text e-mail), never HTML
+    env = Environment(
         loader=FileSystemLoader(str(LOCALE_DIR)),
         autoescape=False,
         keep_trailing_newline=False,

@@ -27,7 +27,9 @@ def upgrade() -> None:
             sa.Column("notify_channel", sa.String(length=10), server_default="sms", nullable=False)
         )
         batch.add_column(
-            sa.Column("notify_optional", sa.Boolean(), server_default=sa.text("true"), nullable=False)
+            sa.Column(
+                "notify_optional", sa.Boolean(), server_default=sa.text("true"), nullable=False
+            )
         )
         batch.add_column(sa.Column("email", sa.String(length=254), nullable=True))
     op.drop_index("ix_notifications_unsent", table_name="notifications")
@@ -57,7 +59,9 @@ def upgrade() -> None:
     )
     op.create_table(
         "phone_codes",
-        sa.Column("account_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column(
+            "account_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
+        ),
         sa.Column("phone", sa.String(length=20), nullable=False),
         sa.Column("code_hash", sa.String(length=64), nullable=False),
         sa.Column("created_at", _UTC(timezone=True), nullable=False),
