@@ -285,7 +285,15 @@ _AUDIT_COLUMNS = (
 )
 _KEY_COLUMNS = ("account_id", "key", "operation", "request_sha256", "created_at", "response")
 _LEAF_COLUMNS = ("leaf_type", "leaf_data", "leaf_hash", "subject_type", "subject_ref", "queued_at")
-_NOTICE_COLUMNS = ("account_id", "kind", "subject_type", "subject_id", "payload", "created_at")
+_NOTICE_COLUMNS = (
+    "account_id",
+    "kind",
+    "subject_type",
+    "subject_id",
+    "payload",
+    "created_at",
+    "attempts",  # given: a CTE's INSERT gets no Python-side defaults
+)
 
 
 def _one_statement_join(new_person: bool, with_key: bool) -> Executable:

@@ -297,6 +297,7 @@ def _checked_joining(
         "subject_id": membership_id,
         "payload": {"plan": plan.code, "waiting_ends_on": dates.waiting_ends_on.isoformat()},
         "created_at": now,
+        "attempts": 0,
     }
     return view, JoiningRows(person, membership, audit_row, None, leaf, notice)
 
