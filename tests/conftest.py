@@ -21,6 +21,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 from tests.builders.wind_down import LOG_KEY, ORIGIN, WITNESS_KEYS
+from tests.mailboxes import Mailbox, SmtpServer
 
 from mutualaid.clock import FixedClock
 from mutualaid.db.engines import make_engine, make_sessionmaker
@@ -140,3 +141,10 @@ def witnesses(tmp_path: Path) -> Iterator[tuple[LogConfig, httpx.Client, TrustPo
         yield LogConfig(LOG_KEY, endpoints, quorum=2), http, policy
     for store in stores:
         store.close()
+
+
+@pytest.fixture
+def smtp() -> Iterator[Mailbox]:
+    """A real SMTP server on localhost; what it receives is in the Mailbox."""
+    with SmtpServer() as mailbox:
+        yield mailbox

@@ -101,7 +101,14 @@ class Settings(BaseSettings):
     alipay_private_key_file: Path | None = None
     alipay_public_key_file: Path | None = None
     alipay_gateway_url: str = "https://openapi.alipay.com/gateway.do"
-    public_url: str = "http://127.0.0.1:8000"
+    #: Apprise notification URLs per channel (https://appriseit.com); `{to}` in one is replaced
+    #: by the recipient's address. Unset: that channel's messages only go to the log.
+    notify_email_url: SecretStr | None = None
+    notify_sms_url: SecretStr | None = None
+    #: The "app" channel: a webhook to the operator's own app (push), e.g. "jsons://push.example.org/{to}".
+    notify_webhook_url: SecretStr | None = None
+    #: The site's address, for links in messages ("pay now", "see your claim").
+    public_url: str = "http://localhost:8000"
 
     @field_validator("forwarded_allow_ips")
     @classmethod

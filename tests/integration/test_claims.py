@@ -242,13 +242,16 @@ class TestDecision:
             notices = session.scalar(
                 select(func.count())
                 .select_from(Notification)
-                .where(Notification.account_id == holder.account_id)
+                .where(
+                    Notification.account_id == holder.account_id,
+                    Notification.subject_type == "claim",
+                )
             )
         assert len(leaves) == 5
         assert b"pre_existing_condition" in leaves[-1]
         assert b'"decision":"rejected"' in decision and b"pre_existing_condition" in decision
         assert "张".encode() not in b"".join(leaves)  # no personal data on the public log
-        assert notices == 4
+        assert notices == 5  # claim received (issue 17) + the 4 transitions
 
     def test_whoever_investigated_a_claim_cannot_approve_it(
         self, ctx: ServiceContext, clock: FixedClock

@@ -102,7 +102,10 @@ class TestPostPaid:
         with ctx.reading() as session:
             assert (
                 session.scalar(
-                    select(Notification.kind).where(Notification.account_id == holder.account_id)
+                    select(Notification.kind).where(
+                        Notification.account_id == holder.account_id,
+                        Notification.subject_type == "period",
+                    )
                 )
                 == "share_payment_failed"
             )

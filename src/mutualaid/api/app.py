@@ -13,6 +13,7 @@ from mutualaid.api import (
     juries,
     memberships,
     payments,
+    messages,
     periods,
     plan_files,
     plans,
@@ -82,6 +83,7 @@ def create_app(ctx: ServiceContext, settings: Settings | None = None) -> FastAPI
     app.include_router(reports.router)
     app.include_router(wind_down.router)
     app.include_router(payments.router)
+    app.include_router(messages.router)
     from mutualaid.web.site import mount_static
     from mutualaid.web.site import router as web_router
 

@@ -81,6 +81,11 @@ class DatabaseCollector:
             value=snapshot.pending_notifications,
         )
         yield GaugeMetricFamily(
+            "mutualaid_notifications_dead",
+            "Messages whose tries are spent, waiting for an operator to retry them",
+            value=snapshot.dead_notifications,
+        )
+        yield GaugeMetricFamily(
             "mutualaid_log_size", "Leaves in the transparency log", value=snapshot.log_size
         )
         yield GaugeMetricFamily(

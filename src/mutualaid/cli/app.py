@@ -18,6 +18,7 @@ from mutualaid.cli import (
     keys,
     members,
     payments,
+    notifications,
     periods,
     plans,
     reports,
@@ -60,6 +61,7 @@ app.add_typer(payments.app, name="payments")
 app.add_typer(risk.app, name="risk")
 app.add_typer(wind_down.schemes, name="schemes")
 app.add_typer(wind_down.app, name="wind-down")
+app.add_typer(notifications.app, name="notifications")
 verify.app.command("archive")(wind_down.verify_archive_command)
 app.command("simulate")(forecasts.simulate)
 app.command("calibrate")(forecasts.calibrate)

@@ -15,7 +15,7 @@ from mutualaid.services.claims.views import claim_timeline, get_claim, work_queu
 from mutualaid.services.enrollment.memberships import advance_memberships
 from mutualaid.services.juries.closing import close_due_juries
 from mutualaid.services.juries.panels import seat_waiting_panels
-from mutualaid.services.notifications import LogOnlyChannel, dispatch_notifications
+from mutualaid.services.notifications import dispatch_notifications
 
 app = typer.Typer(help="Claims: work queues and the daily publicity job.", no_args_is_help=True)
 jobs = typer.Typer(
@@ -116,8 +116,10 @@ def _daily(plan: str) -> None:
         f"juries: {juries.closed} closed ({juries.approved} approved, {juries.rejected} "
         f"rejected, {juries.new_rounds} new rounds, {juries.inconclusive} back to staff)"
     )
-    sent = dispatch_notifications(ctx, LogOnlyChannel())
-    console.print(f"notifications: {sent.sent} sent, {sent.failed} to retry")
+    sent = dispatch_notifications(ctx)
+    console.print(
+        f"notifications: {sent.sent} sent, {sent.failed} to retry, {sent.dead} dead letters"
+    )
 
 
 @jobs.command("juries")
@@ -139,7 +141,10 @@ def juries_job() -> None:
 @jobs.command("notifications")
 @friendly_errors
 def notifications_job() -> None:
-    """Send unsent notifications through the outbound channel (log-only by default)."""
+    """Send due notifications through their channels (MUTUALAID_NOTIFY_*_URL; the log without)."""
     with timed_job("notifications"):
-        result = dispatch_notifications(context(), LogOnlyChannel())
-    console.print(f"{result.sent} sent, {result.failed} to retry")
+        result = dispatch_notifications(context())
+    console.print(
+        f"{result.sent} sent, {result.skipped} opted out, {result.failed} to retry, "
+        f"{result.dead} new dead letters"
+    )

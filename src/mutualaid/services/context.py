@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from argon2 import PasswordHasher
+from pydantic import SecretStr
 from sqlalchemy import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -87,6 +88,20 @@ class AlipayConfig:
         return f"AlipayConfig(app_id={self.app_id!r}, gateway_url={self.gateway_url!r})"
 
 
+@dataclass(frozen=True, slots=True)
+class MessageChannels:
+    """Apprise notification URLs per channel (services/notifications/channels.py; None: that
+    channel's messages go to the log) and the site's address for links in messages."""
+
+    email_url: str | None = None
+    sms_url: str | None = None
+    webhook_url: str | None = None
+    public_url: str = "http://localhost:8000"
+
+    def __repr__(self) -> str:  # the URLs hold gateway credentials
+        return f"MessageChannels(public_url={self.public_url!r})"
+
+
 @dataclass
 class ServiceContext:
     engine: Engine
@@ -110,6 +125,8 @@ class ServiceContext:
     replica: Engine | None = None
     #: The Alipay app, for plans that pay through Alipay (None: not configured).
     alipay: AlipayConfig | None = None
+    #: Where outbound messages go (services/notifications); the log with nothing configured.
+    messages: MessageChannels = field(default_factory=MessageChannels)
 
     def unit_of_work(self, once: Once[R] | None = None) -> UnitOfWork[R]:
         """The use case's transaction: rolled back unless `commit` is called (idempotency.py)."""
@@ -174,6 +191,12 @@ def build_context(settings: Settings, clock: Clock | None = None) -> ServiceCont
         oidc=_oidc_config(settings),
         replica=replica,
         alipay=_alipay_config(settings),
+        messages=MessageChannels(
+            email_url=_secret(settings.notify_email_url),
+            sms_url=_secret(settings.notify_sms_url),
+            webhook_url=_secret(settings.notify_webhook_url),
+            public_url=settings.public_url,
+        ),
     )
 
 
@@ -191,6 +214,10 @@ def _alipay_config(settings: Settings) -> AlipayConfig | None:
         gateway_url=settings.alipay_gateway_url,
         notify_url=settings.public_url.rstrip("/") + "/api/v1/payments/alipay/notify",
     )
+
+
+def _secret(value: SecretStr | None) -> str | None:
+    return value.get_secret_value() if value is not None else None
 
 
 def _oidc_config(settings: Settings) -> OidcConfig | None:

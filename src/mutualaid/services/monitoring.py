@@ -71,6 +71,8 @@ class Snapshot:
     #: When the newest published checkpoint was published (None before the first).
     checkpoint_published_at: datetime | None
     checkpoint_size: int
+    #: Messages whose tries are spent (`mutualaid notifications dead-letters`).
+    dead_notifications: int = 0
 
 
 def take_snapshot(ctx: ServiceContext) -> Snapshot:
@@ -91,6 +93,7 @@ def take_snapshot(ctx: ServiceContext) -> Snapshot:
             unsequenced_leaves=queries.unsequenced_leaves(session),
             checkpoint_published_at=checkpoint[1] if checkpoint else None,
             checkpoint_size=checkpoint[0] if checkpoint else 0,
+            dead_notifications=queries.dead_notifications(session),
         )
 
 

@@ -79,6 +79,10 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
         ),
         (r"^(?P<code>\d+) is not a province code$", N_("{code} is not a province code")),
         (
+            r"^the code is wrong \((?P<left>\d+) tries left\)$",
+            N_("the code is wrong ({left} tries left)"),
+        ),
+        (
             r"^(?P<digits>\d+) in the identity number is not a date$",
             N_("{digits} in the identity number is not a date"),
         ),
@@ -584,6 +588,9 @@ NOTIFICATION_NAMES = {
     "fraud_flagged": N_("a proven fraud record was made against your account; you can appeal"),
     "fraud_appeal_upheld": N_("your appeal was upheld: the fraud record is revoked"),
     "fraud_appeal_dismissed": N_("your appeal was dismissed: the fraud record stands"),
+    "account_registered": N_("welcome: your account is ready; verify your phone number"),
+    "membership_joined": N_("you joined a plan: the waiting period has started"),
+    "claim_submitted": N_("your claim was received"),
 }
 
 

@@ -37,6 +37,7 @@ from mutualaid.transparency.charge_proofs import (
     verify_charge_proof,
 )
 from mutualaid.transparency.verification import Check
+from mutualaid.web.messages import send_code_after_registering
 from mutualaid.web.pages import page_router, redirect, render, render_form
 from mutualaid.web.second_factors import second_step
 from mutualaid.web.sessions import Page, PageState, client_address, safe_next
@@ -63,7 +64,7 @@ def register(page: Page) -> Response:
         if password != page.raw("password_again"):
             raise DomainError("passwords_differ", "the two passwords differ", "password_again")
         check_registration(page.ctx, phone, client_address(page))
-        register_account(
+        account = register_account(
             page.ctx,
             phone,
             password,
@@ -74,6 +75,7 @@ def register(page: Page) -> Response:
         issued = log_in(page.ctx, phone, password)
     except DomainError as error:
         return render_form(page, "members/register.html", error)
+    send_code_after_registering(page, account.id)
     page.start_session(issued.token, page.ctx.token_ttl_hours * 3600)
     return redirect("/me", ok="registered")
 

@@ -62,6 +62,9 @@ CONFIRMATIONS = {
     "plan_published": i18n.N_("The new plan version is published."),
     "plan_unchanged": i18n.N_("The rules are unchanged: no new version."),
     "period_closed": i18n.N_("The period is closed: shares are computed and committed."),
+    "code_sent": i18n.N_("We sent you a code by text message. It is valid for 10 minutes."),
+    "phone_verified": i18n.N_("Your phone number is verified."),
+    "settings_saved": i18n.N_("Your message settings are saved."),
 }
 
 SECURITY_HEADERS = {

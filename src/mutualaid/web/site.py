@@ -9,6 +9,7 @@ from mutualaid.web import (
     claims,
     juries,
     members,
+    messages,
     public,
     reports,
     risk,
@@ -23,6 +24,7 @@ router = APIRouter()
 for module in (
     public,
     members,
+    messages,
     second_factors,
     claims,
     juries,

@@ -11,6 +11,7 @@ from mutualaid.db.models.accounts import (
     AuditEvent,
     IdempotencyKey,
     Notification,
+    PhoneCode,
     RateCounter,
     StaffSecondFactor,
 )
@@ -115,6 +116,7 @@ __all__ = [
     "PeriodChargeTree",
     "PeriodCohort",
     "Person",
+    "PhoneCode",
     "Plan",
     "PlanSponsorship",
     "PlanVersion",

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     ForeignKey,
     Index,
     Integer,
@@ -35,6 +36,15 @@ class Account(Base):
     display_name: Mapped[str | None] = mapped_column(String(100))
     locale: Mapped[str] = mapped_column(String(10), default="zh_CN")
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    #: When the owner proved with an SMS code that the phone is theirs (None: not yet).
+    phone_verified_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    #: Where outbound messages go: "sms", "email" or "app" (the operator's app, by webhook).
+    notify_channel: Mapped[str] = mapped_column(String(10), default="sms", server_default="sms")
+    #: False: only essential messages (claim decisions, failed debits, codes) leave the plan.
+    notify_optional: Mapped[bool] = mapped_column(
+        Boolean, default=True, server_default=text("true")
+    )
+    email: Mapped[str | None] = mapped_column(String(254))
 
 
 class ApiToken(Base):
@@ -134,8 +144,14 @@ class Notification(Base):
         Index(
             "ix_notifications_unsent",
             "id",
-            sqlite_where=text("sent_at IS NULL"),
-            postgresql_where=text("sent_at IS NULL"),
+            sqlite_where=text("sent_at IS NULL AND dead_at IS NULL"),
+            postgresql_where=text("sent_at IS NULL AND dead_at IS NULL"),
+        ),
+        Index(
+            "ix_notifications_dead",
+            "id",
+            sqlite_where=text("dead_at IS NOT NULL"),
+            postgresql_where=text("dead_at IS NOT NULL"),
         ),
     )
 
@@ -149,3 +165,32 @@ class Notification(Base):
     read_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     #: Set once the outbound channel has taken it (the table doubles as the channel's outbox).
     sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    #: The channel that took it ("email", "sms", "app", "log"), or "none" for an opted-out notice.
+    channel: Mapped[str | None] = mapped_column(String(10))
+    #: Failed deliveries so far; the next try waits until `next_attempt_at` (back-off).
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    #: A dispatcher's claim: no other dispatcher takes the row before `leased_until`.
+    lease_token: Mapped[str | None] = mapped_column(String(32))
+    leased_until: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    #: Set when the tries are spent (the dead letters an operator reviews and retries).
+    dead_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    #: Why the last try failed (the channel's words; never an address or the message body).
+    last_error: Mapped[str | None] = mapped_column(String(200))
+
+
+class PhoneCode(Base):
+    """A one-time SMS code that proves a phone is the account owner's (at registration or on a
+    change of phone). Stored as a keyed hash only; deleted when used."""
+
+    __tablename__ = "phone_codes"
+
+    account_id: Mapped[int] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True
+    )
+    #: The number being proved (the new one on a change of phone).
+    phone: Mapped[str] = mapped_column(String(20))
+    code_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    failed_attempts: Mapped[int] = mapped_column(Integer, default=0)

@@ -49,6 +49,7 @@ from mutualaid.db.models import (
     IdempotencyKey,
     LogEntry,
     Membership,
+    Notification,
     Person,
     Plan,
     PlanVersion,
@@ -139,6 +140,8 @@ class JoiningRows:
     #: The join's transparency-log leaf (log_entries columns; issue 14): the outbox row, written
     #: by the same statement.
     leaf: Mapping[str, object] | None = None
+    #: The payer's "you joined" notice (notifications columns), also in the same statement.
+    notice: Mapping[str, object] | None = None
 
 
 def _person_facts(
@@ -303,13 +306,25 @@ _AUDIT_COLUMNS = (
 )
 _KEY_COLUMNS = ("account_id", "key", "operation", "request_sha256", "created_at", "response")
 _LEAF_COLUMNS = ("leaf_type", "leaf_data", "leaf_hash", "subject_type", "subject_ref", "queued_at")
+_NOTICE_COLUMNS = (
+    "account_id",
+    "kind",
+    "subject_type",
+    "subject_id",
+    "payload",
+    "created_at",
+    "attempts",  # given: a CTE's INSERT gets no Python-side defaults
+)
 
 
 def _one_statement_join(new_person: bool, with_key: bool) -> Executable:
-    """PostgreSQL: WITH (INSERT person), (INSERT membership), (INSERT key), (INSERT log leaf)
-    INSERT audit — the ids come from the sequences beforehand, so no part waits for another's
-    RETURNING."""
-    parts = [insert(LogEntry).values(_binds(LogEntry, "l_", _LEAF_COLUMNS)).cte("new_leaf")]
+    """PostgreSQL: WITH (INSERT person), (INSERT membership), (INSERT key), (INSERT log leaf),
+    (INSERT notice) INSERT audit — the ids come from the sequences beforehand, so no part waits
+    for another's RETURNING."""
+    parts = [
+        insert(LogEntry).values(_binds(LogEntry, "l_", _LEAF_COLUMNS)).cte("new_leaf"),
+        insert(Notification).values(_binds(Notification, "n_", _NOTICE_COLUMNS)).cte("new_notice"),
+    ]
     if new_person:
         parts.append(insert(Person).values(_binds(Person, "p_", _PERSON_COLUMNS)).cte("new_person"))
     parts.append(
@@ -334,6 +349,7 @@ _INSERT_MEMBERSHIP = insert(Membership)
 _INSERT_AUDIT = insert(AuditEvent)
 _INSERT_KEY = insert(IdempotencyKey)
 _INSERT_LEAF = insert(LogEntry)
+_INSERT_NOTICE = insert(Notification)
 
 
 def insert_joining(connection: Connection, rows: JoiningRows) -> None:
@@ -341,12 +357,13 @@ def insert_joining(connection: Connection, rows: JoiningRows) -> None:
     each, in the caller's transaction. The partial unique index refuses a second active membership
     (and UNIQUE(account_id, key) a second answer), even from a concurrent request: IntegrityError."""
     if connection.dialect.name == "postgresql":
-        if rows.leaf is None:
-            raise ValueError("a join writes its log leaf")
+        if rows.leaf is None or rows.notice is None:
+            raise ValueError("a join writes its log leaf and its notice")
         values = (
             _prefixed("m_", rows.membership)
             | _prefixed("a_", rows.audit)
             | _prefixed("l_", rows.leaf)
+            | _prefixed("n_", rows.notice)
         )
         if rows.person is not None:
             values |= _prefixed("p_", rows.person)
@@ -363,6 +380,8 @@ def insert_joining(connection: Connection, rows: JoiningRows) -> None:
         connection.execute(_INSERT_LEAF, dict(rows.leaf))
     if rows.key is not None:
         connection.execute(_INSERT_KEY, dict(rows.key))
+    if rows.notice is not None:
+        connection.execute(_INSERT_NOTICE, dict(rows.notice))
 
 
 # --- membership events on the transparency log (issue 14) ------------------------------------------

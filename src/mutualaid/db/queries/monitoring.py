@@ -45,8 +45,20 @@ def claims_by_state(session: Session) -> list[tuple[int, str, int]]:
 
 
 def pending_notifications(session: Session) -> int:
-    """Notifications the outbound channel has not taken yet."""
-    return session.scalar(select(func.count()).where(Notification.sent_at.is_(None))) or 0
+    """Notifications the outbound channel has not taken yet (dead letters apart)."""
+    return (
+        session.scalar(
+            select(func.count()).where(
+                Notification.sent_at.is_(None), Notification.dead_at.is_(None)
+            )
+        )
+        or 0
+    )
+
+
+def dead_notifications(session: Session) -> int:
+    """Notifications whose tries are spent, waiting for an operator (ix_notifications_dead)."""
+    return session.scalar(select(func.count()).where(Notification.dead_at.is_not(None))) or 0
 
 
 def unsequenced_leaves(session: Session) -> int:

@@ -20,6 +20,7 @@ from mutualaid.services import audit
 from mutualaid.services.accounts.invitations import ImportInvitation, OwnershipProof, ProofRefused
 from mutualaid.services.context import ServiceContext
 from mutualaid.services.idempotency import UnitOfWork
+from mutualaid.services.notifications.outbox import notify
 
 IMPORT_INVITATION = ImportInvitation()
 
@@ -70,6 +71,8 @@ class AccountView:
     role: Role
     display_name: str | None
     locale: str
+    #: Whether the owner proved the phone with an SMS code (services/accounts/phone_codes.py).
+    phone_verified: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +89,7 @@ def _view(account: Account) -> AccountView:
         role=Role(account.role),
         display_name=account.display_name,
         locale=account.locale,
+        phone_verified=account.phone_verified_at is not None,
     )
 
 
@@ -136,6 +140,15 @@ def register_account(
                 )
                 session.add(account)
                 session.flush()
+            if role == Role.MEMBER:
+                notify(
+                    session,
+                    at=ctx.clock.now(),
+                    account_id=account.id,
+                    kind="account_registered",
+                    subject_type="account",
+                    subject_id=account.id,
+                )
             audit.record(
                 session,
                 at=ctx.clock.now(),

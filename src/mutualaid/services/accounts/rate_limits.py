@@ -72,6 +72,30 @@ def check_registration(ctx: ServiceContext, phone: str, address: str) -> None:
         )
 
 
+#: SMS codes per hour per phone number and per client address (each costs the plan an SMS, and a
+#: flood of them is harassment).
+PHONE_CODES_PER_PHONE = 5
+PHONE_CODES_PER_ADDRESS = 20
+
+
+def check_phone_code(ctx: ServiceContext, phone: str, address: str) -> None:
+    """Count one request for an SMS code; refuse (429) past the hourly limit per phone or
+    address."""
+    wanted = {
+        f"phone-code-phone:{phone}": PHONE_CODES_PER_PHONE,
+        f"phone-code-address:{address}": PHONE_CODES_PER_ADDRESS,
+    }
+    refusal = _count(ctx, wanted, REGISTRATION_WINDOW_S)
+    if refusal is not None:
+        raise TooManyRequests(
+            "phone_code_rate_limited",
+            "too many codes for this phone or from here: wait "
+            f"{math.ceil(refusal.retry_after_s / 60)} minutes and try again",
+            "phone",
+            details={"retry_after_s": refusal.retry_after_s},
+        )
+
+
 def _count(ctx: ServiceContext, wanted: dict[str, int], window_s: int) -> Refusal | None:
     """Bump each key's counter in the current window (one statement); a Refusal when any key is
     over its limit. Keys are stored as keyed hashes."""

@@ -43,6 +43,7 @@ from mutualaid.services.claims.claims import (
 )
 from mutualaid.services.context import ServiceContext
 from mutualaid.services.idempotency import Once
+from mutualaid.services.notifications.outbox import notify
 from mutualaid.services.plans.schemes import plan_claim_sponsored, scheme_terms
 from mutualaid.services.risk import risk
 from mutualaid.services.transparency.log import queue_leaf, unix_seconds
@@ -228,6 +229,15 @@ def report_claim(
             },
         )
         risk.on_claim_filed(session, claim, now)
+        notify(
+            session,
+            at=now,
+            account_id=claim.claimant_account_id,
+            kind="claim_submitted",
+            subject_type="claim",
+            subject_id=claim.id,
+            ref=claim.ref,
+        )
         uow.commit(claim_view(claim, plan.code, person.name_masked))
     return uow.result
 

@@ -295,7 +295,16 @@ def _checked_joining(
         "subject_ref": pending.subject_ref,
         "queued_at": now,
     }
-    return view, JoiningRows(person, membership, audit_row, None, leaf)
+    notice = {
+        "account_id": actor.account_id,
+        "kind": "membership_joined",
+        "subject_type": "membership",
+        "subject_id": membership_id,
+        "payload": {"plan": plan.code, "waiting_ends_on": dates.waiting_ends_on.isoformat()},
+        "created_at": now,
+        "attempts": 0,
+    }
+    return view, JoiningRows(person, membership, audit_row, None, leaf, notice)
 
 
 def _with_key(
@@ -312,7 +321,9 @@ def _with_key(
         ctx.clock.now(),
         MembershipView,
     )
-    return JoiningRows(rows.person, rows.membership, rows.audit, key.values(view), rows.leaf)
+    return JoiningRows(
+        rows.person, rows.membership, rows.audit, key.values(view), rows.leaf, rows.notice
+    )
 
 
 def _known_person(facts: JoiningFacts, actor: Actor, relation: Relation) -> int | None:

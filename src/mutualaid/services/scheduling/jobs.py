@@ -28,7 +28,7 @@ from mutualaid.services.context import ServiceContext
 from mutualaid.services.enrollment.memberships import advance_memberships
 from mutualaid.services.juries.closing import close_due_juries
 from mutualaid.services.juries.panels import seat_waiting_panels
-from mutualaid.services.notifications import LogOnlyChannel, OutboundChannel, dispatch_notifications
+from mutualaid.services.notifications import Outbound, dispatch_notifications
 from mutualaid.services.payments.providers import alipay_client
 from mutualaid.services.periods.close import close_period
 from mutualaid.services.transparency.checkpoints import LogConfig, publish_checkpoint
@@ -47,8 +47,8 @@ class JobEnvironment:
     #: their collection). A plan whose `[payments]` names alipay collects through Alipay (the
     #: settings), one naming file through the collection file (skipped here).
     provider: PaymentProvider | None = None
-    #: Where notifications go.
-    channel: OutboundChannel = field(default_factory=LogOnlyChannel)
+    #: Where notifications go (None: the channels of the context's settings).
+    outbound: Outbound | None = None
     #: The log's signing key and witnesses, read when the checkpoint job first runs (None: the job
     #: only integrates queued leaves).
     log_config: Callable[[], LogConfig] | None = None
@@ -190,8 +190,11 @@ def _log_checkpoint(
 def _notifications(
     ctx: ServiceContext, env: JobEnvironment, scope: str, due_at: datetime, hook: StepHook
 ) -> JobDone:
-    result = dispatch_notifications(ctx, env.channel)
-    return JobDone(f"{result.sent} sent, {result.failed} to retry")
+    result = dispatch_notifications(ctx, env.outbound)
+    return JobDone(
+        f"{result.sent} sent, {result.skipped} opted out, {result.failed} to retry, "
+        f"{result.dead} dead letters"
+    )
 
 
 def _prune_rate_limits(

@@ -1,33 +1,17 @@
-"""Notifications: an in-app row written with the change, then an outbound message after commit.
-
-The outbound channel (SMS, e-mail, push) is pluggable; the default only logs, so nothing leaves the
-machine unless an operator configures a real channel.
-"""
+"""The outbox: an in-app notice written in the transaction of the change it tells of; the
+dispatcher (dispatch.py) sends it outbound after commit."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
-import structlog
 from sqlalchemy import Select, func, insert, literal, select, update
 from sqlalchemy.orm import Session
 
 from mutualaid.db.models import Notification
 from mutualaid.services.context import ServiceContext
 from mutualaid.services.idempotency import UnitOfWork
-
-log = structlog.get_logger()
-
-
-class OutboundChannel(Protocol):
-    def send(self, account_id: int, kind: str, payload: dict[str, Any]) -> None: ...
-
-
-class LogOnlyChannel:
-    def send(self, account_id: int, kind: str, payload: dict[str, Any]) -> None:
-        log.info("notification", account_id=account_id, kind=kind, **payload)
 
 
 def notify(
@@ -77,45 +61,6 @@ def notify_many(
         )
     )
     return int(getattr(result, "rowcount", 0) or 0)
-
-
-@dataclass(frozen=True, slots=True)
-class DispatchResult:
-    sent: int
-    failed: int
-
-
-def dispatch_notifications(
-    ctx: ServiceContext, channel: OutboundChannel, *, batch: int = 500
-) -> DispatchResult:
-    """Hand unsent notifications to the outbound channel, after the changes that made them committed.
-
-    A notification whose sending fails stays unsent and is tried again on the next run; one that
-    was sent is marked in the same transaction that read it, so a re-run does not send it twice
-    (at-least-once only if the process dies between the channel call and the commit).
-    """
-    sent = failed = 0
-    uow: UnitOfWork[DispatchResult] = ctx.unit_of_work()
-    with uow:
-        rows = uow.session.scalars(
-            select(Notification)
-            .where(Notification.sent_at.is_(None))
-            .order_by(Notification.id)
-            .limit(batch)
-            .with_for_update(skip_locked=True)
-        ).all()
-        now = ctx.clock.now()
-        for row in rows:
-            try:
-                channel.send(row.account_id, row.kind, dict(row.payload))
-            except Exception:
-                log.warning("notification_send_failed", notification_id=row.id)
-                failed += 1
-                continue
-            row.sent_at = now
-            sent += 1
-        uow.commit(DispatchResult(sent, failed))
-    return uow.result
 
 
 def list_notifications(
