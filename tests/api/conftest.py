@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+
 import pytest
 from fastapi.testclient import TestClient
+from tests.api.answered_statuses import AnsweredStatuses, RecordStatuses
 from tests.api.calls import Api
 from tests.factories import publish_demo_plans
 
@@ -12,8 +16,20 @@ from mutualaid.services.context import ServiceContext
 
 
 @pytest.fixture
-def client(ctx: ServiceContext) -> TestClient:
-    return TestClient(create_app(ctx))
+def client(ctx: ServiceContext) -> Iterator[TestClient]:
+    """The app, holding every answer it gives to its OpenAPI document: a status an operation
+    answered in the test but does not document fails the test."""
+    app = create_app(ctx)
+    record = AnsweredStatuses()
+    app.add_middleware(RecordStatuses, fastapi=app, record=record)
+    yield TestClient(app)
+    if os.environ.get("MUTUALAID_DUMP_STATUSES"):
+        with open(os.environ["MUTUALAID_DUMP_STATUSES"], "a") as dump:
+            for a in record.answers:
+                dump.write(f"{a.method} {a.path} {a.status}\n")
+        return
+    undocumented = record.undocumented(app)
+    assert not undocumented, f"answered but not in the OpenAPI document: {undocumented}"
 
 
 @pytest.fixture
