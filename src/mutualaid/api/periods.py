@@ -14,7 +14,16 @@ from starlette.concurrency import run_in_threadpool
 
 from mutualaid.adapters import Int64
 from mutualaid.api.dependencies import Context, CurrentActor, IdempotencyKey
-from mutualaid.api.openapi import PUBLIC_READ, READ, SAFE_TO_RETRY, WRITE, json_document, ok, raw
+from mutualaid.api.openapi import (
+    PUBLIC_READ,
+    READ,
+    SAFE_TO_RETRY,
+    WRITE,
+    errors,
+    json_document,
+    ok,
+    raw,
+)
 from mutualaid.api.schemas import LedgerBalances
 from mutualaid.domain.accounts import Role, require_role
 from mutualaid.domain.apportionment import CapExcess
@@ -157,7 +166,9 @@ def payouts(plan_code: str, publicity_on: date, ctx: Context, actor: CurrentActo
     "/plans/{plan_code}/periods/{publicity_on}/charge-proof",
     operation_id="periods-charge-proof",
     response_class=Response,
-    responses=json_document("The charge proof file (`mutualaid-charge-proof/v1`)") | READ,
+    responses=json_document("The charge proof file (`mutualaid-charge-proof/v1`)")
+    | READ
+    | errors(409),
 )
 def proof(
     plan_code: str, publicity_on: date, membership_id: Int64, ctx: Context, actor: CurrentActor
