@@ -178,9 +178,7 @@ def fraud_rejected_claim(api: Api, member: Headers) -> str:
     return ref
 
 
-def test_a_retried_fraud_record_appeal_and_decision_each_act_once(
-    api: Api, plans: None
-) -> None:
+def test_a_retried_fraud_record_appeal_and_decision_each_act_once(api: Api, plans: None) -> None:
     member, operator, other_operator = api.member(), api.staff(), api.staff()
     ref = fraud_rejected_claim(api, member)
 
@@ -217,9 +215,7 @@ def test_a_retried_fraud_record_appeal_and_decision_each_act_once(
     assert (again.status_code, again.json()["error"]["code"]) == (409, "already_decided")
 
 
-def test_retried_feedback_and_certification_answer_the_first_answer(
-    api: Api, plans: None
-) -> None:
+def test_retried_feedback_and_certification_answer_the_first_answer(api: Api, plans: None) -> None:
     member = api.member()
     ref = fraud_rejected_claim(api, member)
     reviewer = api.staff(Role.REVIEWER)

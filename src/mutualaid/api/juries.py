@@ -10,8 +10,8 @@ from pydantic import BaseModel, Field
 from mutualaid.adapters import Int64
 from mutualaid.api.dependencies import Context, CurrentActor, IdempotencyKey
 from mutualaid.api.openapi import NO_CONTENT, PUBLIC_READ, READ, SAFE_TO_RETRY, WRITE, ok
-from mutualaid.api.schemas import NotificationsPage, QuizQuestion
 from mutualaid.api.responses import json_answer
+from mutualaid.api.schemas import NotificationsPage, QuizQuestion
 from mutualaid.domain.claims import MAX_NOTE_CHARS
 from mutualaid.services.juries.certification import (
     CertificationResult,

@@ -68,7 +68,9 @@ def ok(model: Any, status: int = 200, description: str = "Done") -> Responses:
 
 def raw(media_types: tuple[str, ...], description: str, *, binary: bool = False) -> Responses:
     """A 200 answer that is not JSON we build: a file, a CSV, a signed note, a proof document."""
-    schema: dict[str, Any] = {"type": "string", "format": "binary"} if binary else {"type": "string"}
+    schema: dict[str, Any] = (
+        {"type": "string", "format": "binary"} if binary else {"type": "string"}
+    )
     return {
         200: {
             "description": description,

@@ -26,7 +26,10 @@ router = APIRouter(prefix="/api/v1/plans", tags=["plans"])
 
 
 @router.get(
-    "", operation_id="plans-list", response_model=None, responses=ok(list[PlanSummary]) | PUBLIC_READ
+    "",
+    operation_id="plans-list",
+    response_model=None,
+    responses=ok(list[PlanSummary]) | PUBLIC_READ,
 )
 def plans(ctx: Context) -> list[PlanSummary]:
     """Every plan with its current rule version and active member count (public)."""

@@ -211,9 +211,7 @@ def sponsor_periods(
     if refused:
         raise DomainError(*refused)
     request = {"kind": kind, "from_on": from_on, "to_on": to_on, "memo": memo}
-    once = Once(
-        actor.account_id, idempotency_key, f"sponsor:{plan_code}", request, SponsorshipView
-    )
+    once = Once(actor.account_id, idempotency_key, f"sponsor:{plan_code}", request, SponsorshipView)
     uow: UnitOfWork[SponsorshipView] = ctx.unit_of_work(once)
     with uow:
         session = uow.session

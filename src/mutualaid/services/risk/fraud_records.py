@@ -248,7 +248,9 @@ def decide_appeal(
     if not note.strip():
         raise DomainError("note_required", "explain the decision on the appeal", "note")
     request = {"uphold": uphold, "note": note}
-    once = Once(actor.account_id, idempotency_key, f"decide_appeal:{appeal_id}", request, AppealView)
+    once = Once(
+        actor.account_id, idempotency_key, f"decide_appeal:{appeal_id}", request, AppealView
+    )
     work: UnitOfWork[AppealView] = ctx.unit_of_work(once)
     with work as uow:
         session = uow.session
