@@ -28,7 +28,7 @@ CHECKS = [
 ]
 
 
-@schemathesis.serializer("application/toml")
+@schemathesis.serializer("application/toml")  # type: ignore[untyped-decorator]
 def _plan_file(_ctx: Any, value: Any) -> bytes:
     """A plan file is text: the generated string as it is (a malformed one is refused per key)."""
     return str(value).encode()
@@ -47,7 +47,10 @@ def test_generated_requests_get_documented_answers(client: TestClient, plans: No
 
         try:
             check()
-        except (Exception, ExceptionGroup) as error:  # every operation is tried; all failures are reported
+        except (
+            Exception,
+            ExceptionGroup,
+        ) as error:  # every operation is tried; all failures are reported
             failures.append(f"{operation.label}: {error}")
 
     assert failures == [], "\n\n".join(failures)
