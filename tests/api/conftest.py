@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 from fastapi.testclient import TestClient
+from tests.api.answered_statuses import AnsweredStatuses, RecordStatuses
 from tests.api.calls import Api
 from tests.factories import publish_demo_plans
 
@@ -12,8 +15,16 @@ from mutualaid.services.context import ServiceContext
 
 
 @pytest.fixture
-def client(ctx: ServiceContext) -> TestClient:
-    return TestClient(create_app(ctx))
+def client(ctx: ServiceContext) -> Iterator[TestClient]:
+    """The app, holding every answer it gives to its OpenAPI document: a status an operation
+    answered in the test but does not document fails the test."""
+    app = create_app(ctx)
+    record = AnsweredStatuses()
+    app.add_middleware(RecordStatuses, fastapi=app, record=record)
+    app.openapi()  # built (and cached) now, not inside the test's first (maybe timed) request
+    yield TestClient(app)
+    undocumented = record.undocumented(app)
+    assert not undocumented, f"answered but not in the OpenAPI document: {undocumented}"
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 
 from mutualaid.adapters import client_address
 from mutualaid.api.dependencies import Context, CurrentActor
+from mutualaid.api.openapi import NO_CONTENT, PUBLIC_WRITE, READ, SAFE_TO_RETRY, WRITE, ok
 from mutualaid.domain.accounts import MAX_DISPLAY_NAME_LENGTH, MIN_PASSWORD_LENGTH
 from mutualaid.services.accounts.accounts import (
     AccountView,
@@ -48,10 +49,20 @@ class Session(BaseModel):
     account: dict[str, Any]
 
 
-@router.post("/accounts", status_code=status.HTTP_201_CREATED, response_model=None)
+@router.post(
+    "/accounts",
+    operation_id="accounts-register",
+    status_code=status.HTTP_201_CREATED,
+    response_model=None,
+    responses=ok(AccountView, 201, "Registered") | PUBLIC_WRITE,
+    dependencies=[SAFE_TO_RETRY],
+)
 def register(body: Registration, ctx: Context, request: Request) -> AccountView:
     """Register, or bind an imported account with its invitation code. Limited per phone and per
-    address per hour (429 `registration_rate_limited`, with Retry-After)."""
+    address per hour (429 `registration_rate_limited`, with Retry-After).
+
+    Safe to retry: a phone registers once, so a retry after success is refused (409) and
+    creates no second account."""
     check_registration(ctx, body.phone, client_address(request))
     return register_account(
         ctx,
@@ -63,25 +74,42 @@ def register(body: Registration, ctx: Context, request: Request) -> AccountView:
     )
 
 
-@router.post("/sessions", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/sessions",
+    operation_id="accounts-log-in",
+    status_code=status.HTTP_201_CREATED,
+    responses=PUBLIC_WRITE,
+    dependencies=[SAFE_TO_RETRY],
+)
 def create_session(body: Credentials, ctx: Context, request: Request) -> Session:
     """Log in for a bearer token. Failed attempts are limited per phone and per address (429).
 
     Staff also send `code` from their authenticator (or a recovery code); without it the answer
-    is 401 `second_factor_required` (or `second_factor_enrolment_required`: enrol on the web)."""
+    is 401 `second_factor_required` (or `second_factor_enrolment_required`: enrol on the web).
+
+    Safe to retry: a retry issues another token and changes nothing else."""
     issued = sign_in(ctx, body.phone, body.password, body.code, client_address(request))
     return Session(token=issued.token, expires_at=issued.expires_at, account=asdict(issued.account))
 
 
-@router.delete("/sessions/current", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete(
+    "/sessions/current",
+    operation_id="accounts-log-out",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=NO_CONTENT | WRITE,
+    dependencies=[SAFE_TO_RETRY],
+)
 def delete_session(
     ctx: Context,
     _: CurrentActor,
     credentials: Annotated[HTTPAuthorizationCredentials, Depends(HTTPBearer())],
 ) -> None:
+    """Revoke the token. Safe to retry: a revoked token is refused (401), nothing changes."""
     log_out(ctx, credentials.credentials)
 
 
-@router.get("/me", response_model=None)
+@router.get(
+    "/me", operation_id="accounts-me", response_model=None, responses=ok(AccountView) | READ
+)
 def me(ctx: Context, actor: CurrentActor) -> AccountView:
     return get_account(ctx, actor.account_id)

@@ -7,11 +7,12 @@ from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Query, UploadFile, status
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, Field
 
 from mutualaid.adapters import Int64
 from mutualaid.api.dependencies import Context, CurrentActor, IdempotencyKey
+from mutualaid.api.openapi import PUBLIC_READ, READ, SAFE_TO_RETRY, WRITE, ok, raw
 from mutualaid.domain.claims import (
     MAX_FINDINGS_CHARS,
     MAX_HOSPITAL_CHARS,
@@ -55,6 +56,9 @@ from mutualaid.services.claims.views import (
 )
 
 router = APIRouter(prefix="/api/v1", tags=["claims"])
+
+#: What an evidence file may be (services/evidence_store.py sniffs and refuses anything else).
+EVIDENCE_MEDIA_TYPES = ("image/jpeg", "image/png", "application/pdf", "image/webp", "image/heic")
 
 
 class NewClaim(BaseModel):
@@ -104,7 +108,13 @@ class ObjectionReview(BaseModel):
     note: str = Field(min_length=1, max_length=MAX_NOTE_CHARS)
 
 
-@router.post("/claims", status_code=status.HTTP_201_CREATED, response_model=None)
+@router.post(
+    "/claims",
+    operation_id="claims-report",
+    status_code=status.HTTP_201_CREATED,
+    response_model=None,
+    responses=ok(ClaimView, 201, "Reported") | WRITE,
+)
 def report(
     body: NewClaim, ctx: Context, actor: CurrentActor, key: IdempotencyKey = None
 ) -> ClaimView:
@@ -125,18 +135,33 @@ def report(
     )
 
 
-@router.get("/claims/{ref}", response_model=None)
+@router.get(
+    "/claims/{ref}",
+    operation_id="claims-get",
+    response_model=None,
+    responses=ok(ClaimView) | READ,
+)
 def claim(ref: str, ctx: Context, actor: CurrentActor) -> ClaimView:
     return get_claim(ctx, actor, ref)
 
 
-@router.get("/claims/{ref}/timeline", response_model=None)
+@router.get(
+    "/claims/{ref}/timeline",
+    operation_id="claims-timeline",
+    response_model=None,
+    responses=ok(list[TimelineEntry]) | READ,
+)
 def timeline(ref: str, ctx: Context, actor: CurrentActor) -> list[TimelineEntry]:
     """What happened, with what the member was told (staff also see internal notes)."""
     return claim_timeline(ctx, actor, ref)
 
 
-@router.get("/claims", response_model=None)
+@router.get(
+    "/claims",
+    operation_id="claims-queue",
+    response_model=None,
+    responses=ok(list[QueueItem]) | READ,
+)
 def queue(
     ctx: Context,
     actor: CurrentActor,
@@ -158,33 +183,58 @@ def queue(
     )
 
 
-@router.post("/claims/{ref}/review", response_model=None)
+@router.post(
+    "/claims/{ref}/review",
+    operation_id="claims-start-review",
+    response_model=None,
+    responses=ok(ClaimView) | WRITE,
+)
 def review(ref: str, ctx: Context, actor: CurrentActor, key: IdempotencyKey = None) -> ClaimView:
     return start_review(ctx, actor, ref, idempotency_key=key)
 
 
-@router.post("/claims/{ref}/investigation", response_model=None)
+@router.post(
+    "/claims/{ref}/investigation",
+    operation_id="claims-assign-investigation",
+    response_model=None,
+    responses=ok(ClaimView) | WRITE,
+)
 def investigate(
     ref: str, body: Assignment, ctx: Context, actor: CurrentActor, key: IdempotencyKey = None
 ) -> ClaimView:
     return assign_investigation(ctx, actor, ref, body.investigator_id, idempotency_key=key)
 
 
-@router.post("/claims/{ref}/document-requests", response_model=None)
+@router.post(
+    "/claims/{ref}/document-requests",
+    operation_id="claims-request-documents",
+    response_model=None,
+    responses=ok(ClaimView) | WRITE,
+)
 def ask_documents(
     ref: str, body: Message, ctx: Context, actor: CurrentActor, key: IdempotencyKey = None
 ) -> ClaimView:
     return request_documents(ctx, actor, ref, body.message, idempotency_key=key)
 
 
-@router.post("/claims/{ref}/documents-provided", response_model=None)
+@router.post(
+    "/claims/{ref}/documents-provided",
+    operation_id="claims-documents-provided",
+    response_model=None,
+    responses=ok(ClaimView) | WRITE,
+)
 def documents_provided(
     ref: str, body: Note, ctx: Context, actor: CurrentActor, key: IdempotencyKey = None
 ) -> ClaimView:
     return provide_documents(ctx, actor, ref, body.note, idempotency_key=key)
 
 
-@router.post("/claims/{ref}/investigation-report", response_model=None)
+@router.post(
+    "/claims/{ref}/investigation-report",
+    operation_id="claims-file-investigation-report",
+    response_model=None,
+    responses=ok(ClaimView) | WRITE,
+)
 def investigation_report(
     ref: str, body: Report, ctx: Context, actor: CurrentActor, key: IdempotencyKey = None
 ) -> ClaimView:
@@ -193,7 +243,12 @@ def investigation_report(
     )
 
 
-@router.post("/claims/{ref}/decision", response_model=None)
+@router.post(
+    "/claims/{ref}/decision",
+    operation_id="claims-decide",
+    response_model=None,
+    responses=ok(ClaimView) | WRITE,
+)
 def decision(
     ref: str, body: Decision, ctx: Context, actor: CurrentActor, key: IdempotencyKey = None
 ) -> ClaimView:
@@ -209,24 +264,47 @@ def decision(
     )
 
 
-@router.post("/claims/{ref}/withdrawal", response_model=None)
+@router.post(
+    "/claims/{ref}/withdrawal",
+    operation_id="claims-withdraw",
+    response_model=None,
+    responses=ok(ClaimView) | WRITE,
+)
 def withdraw(ref: str, ctx: Context, actor: CurrentActor, key: IdempotencyKey = None) -> ClaimView:
     return withdraw_claim(ctx, actor, ref, idempotency_key=key)
 
 
-@router.get("/plans/{plan_code}/publicity", response_model=None)
+@router.get(
+    "/plans/{plan_code}/publicity",
+    operation_id="claims-publicity",
+    response_model=None,
+    responses=ok(list[PublicCase]) | PUBLIC_READ,
+)
 def publicity(plan_code: str, ctx: Context) -> list[PublicCase]:
     """The public notice: cases open for objections, anonymised (no login needed)."""
     return cases_in_publicity(ctx, plan_code)
 
 
-@router.post("/plans/{plan_code}/publicity/run", response_model=None)
+@router.post(
+    "/plans/{plan_code}/publicity/run",
+    operation_id="claims-run-publicity",
+    response_model=None,
+    responses=ok(PublicityRun) | WRITE,
+    dependencies=[SAFE_TO_RETRY],
+)
 def publicity_job(plan_code: str, ctx: Context, actor: CurrentActor) -> PublicityRun:
-    """Operators: publish today's batch and close windows that have passed."""
+    """Operators: publish today's batch and close windows that have passed. Safe to retry: a
+    second run the same day finds nothing more to publish or close."""
     return run_publicity(ctx, plan_code, actor)
 
 
-@router.post("/claims/{ref}/objections", status_code=status.HTTP_201_CREATED, response_model=None)
+@router.post(
+    "/claims/{ref}/objections",
+    operation_id="claims-object",
+    status_code=status.HTTP_201_CREATED,
+    response_model=None,
+    responses=ok(ObjectionView, 201, "Objection recorded") | WRITE,
+)
 def object_(
     ref: str, body: NewObjection, ctx: Context, actor: CurrentActor, key: IdempotencyKey = None
 ) -> ObjectionView:
@@ -234,7 +312,12 @@ def object_(
     return object_to_claim(ctx, actor, ref, body.reason, body.evidence_sha256, idempotency_key=key)
 
 
-@router.post("/objections/{objection_id}/review", response_model=None)
+@router.post(
+    "/objections/{objection_id}/review",
+    operation_id="claims-review-objection",
+    response_model=None,
+    responses=ok(ObjectionView) | WRITE,
+)
 def review_objection_(
     objection_id: Int64,
     body: ObjectionReview,
@@ -247,7 +330,14 @@ def review_objection_(
     )
 
 
-@router.post("/claims/{ref}/evidence", status_code=status.HTTP_201_CREATED, response_model=None)
+@router.post(
+    "/claims/{ref}/evidence",
+    operation_id="claims-upload-evidence",
+    status_code=status.HTTP_201_CREATED,
+    response_model=None,
+    responses=ok(EvidenceView, 201, "Attached (or already attached)") | WRITE,
+    dependencies=[SAFE_TO_RETRY],
+)
 def upload_evidence(
     ref: str,
     ctx: Context,
@@ -258,7 +348,9 @@ def upload_evidence(
         date | None, Form(description="the date printed on the document")
     ] = None,
 ) -> EvidenceView:
-    """Attach a document. It is streamed, hashed, encrypted at rest; only its hash is public."""
+    """Attach a document. It is streamed, hashed, encrypted at rest; only its hash is public.
+
+    Safe to retry: the same file again is not stored twice (the answer says `duplicate`)."""
 
     def chunks() -> Iterator[bytes]:
         while block := file.file.read(64 * 1024):
@@ -275,12 +367,22 @@ def upload_evidence(
     )
 
 
-@router.get("/claims/{ref}/evidence", response_model=None)
+@router.get(
+    "/claims/{ref}/evidence",
+    operation_id="claims-list-evidence",
+    response_model=None,
+    responses=ok(list[EvidenceView]) | READ,
+)
 def evidence_list(ref: str, ctx: Context, actor: CurrentActor) -> list[EvidenceView]:
     return list_evidence(ctx, actor, ref)
 
 
-@router.get("/claims/{ref}/evidence/{evidence_id}")
+@router.get(
+    "/claims/{ref}/evidence/{evidence_id}",
+    operation_id="claims-get-evidence",
+    response_class=Response,
+    responses=raw(EVIDENCE_MEDIA_TYPES, "The document as uploaded", binary=True) | READ,
+)
 def evidence_file(
     ref: str, evidence_id: Int64, ctx: Context, actor: CurrentActor
 ) -> StreamingResponse:

@@ -9,7 +9,9 @@ from pydantic import BaseModel, Field
 
 from mutualaid.adapters import Int64
 from mutualaid.api.dependencies import Context, CurrentActor, IdempotencyKey
+from mutualaid.api.openapi import NO_CONTENT, PUBLIC_READ, READ, SAFE_TO_RETRY, WRITE, ok
 from mutualaid.api.responses import json_answer
+from mutualaid.api.schemas import NotificationsPage, QuizQuestion
 from mutualaid.domain.claims import MAX_NOTE_CHARS
 from mutualaid.services.juries.certification import (
     CertificationResult,
@@ -38,18 +40,37 @@ class Vote(BaseModel):
     quiz_answers: dict[str, str] = Field(default_factory=dict)
 
 
-@router.get("/juror-certification")
+@router.get(
+    "/juror-certification",
+    operation_id="juries-certification-quiz",
+    response_model=list[QuizQuestion],
+    responses=PUBLIC_READ,
+)
 def quiz() -> list[dict[str, Any]]:
     """The juror certification quiz (answer every question right to become a juror)."""
     return certification_quiz()
 
 
-@router.post("/juror-certification", response_model=None)
-def certify(body: Answers, ctx: Context, actor: CurrentActor) -> CertificationResult:
-    return certify_juror(ctx, actor, body.answers)
+@router.post(
+    "/juror-certification",
+    operation_id="juries-certify",
+    response_model=None,
+    responses=ok(CertificationResult) | WRITE,
+)
+def certify(
+    body: Answers, ctx: Context, actor: CurrentActor, key: IdempotencyKey = None
+) -> CertificationResult:
+    """Answer the quiz; every answer right makes the caller a juror."""
+    return certify_juror(ctx, actor, body.answers, idempotency_key=key)
 
 
-@router.post("/claims/{ref}/dispute", status_code=status.HTTP_201_CREATED, response_model=None)
+@router.post(
+    "/claims/{ref}/dispute",
+    operation_id="juries-dispute",
+    status_code=status.HTTP_201_CREATED,
+    response_model=None,
+    responses=ok(JuryView, 201, "A jury round opened") | WRITE,
+)
 def dispute(
     ref: str, body: Dispute, ctx: Context, actor: CurrentActor, key: IdempotencyKey = None
 ) -> JuryView:
@@ -58,56 +79,101 @@ def dispute(
 
 
 @router.post(
-    "/claims/{ref}/jury-referral", status_code=status.HTTP_201_CREATED, response_model=None
+    "/claims/{ref}/jury-referral",
+    operation_id="juries-refer",
+    status_code=status.HTTP_201_CREATED,
+    response_model=None,
+    responses=ok(JuryView, 201, "A jury round opened") | WRITE,
 )
-def refer(ref: str, body: Dispute, ctx: Context, actor: CurrentActor) -> JuryView:
+def refer(
+    ref: str, body: Dispute, ctx: Context, actor: CurrentActor, key: IdempotencyKey = None
+) -> JuryView:
     """Operators refer a contested case to a jury."""
-    return refer_to_jury(ctx, actor, ref, body.reason)
+    return refer_to_jury(ctx, actor, ref, body.reason, idempotency_key=key)
 
 
-@router.get("/claims/{ref}/juries", response_model=None)
+@router.get(
+    "/claims/{ref}/juries",
+    operation_id="juries-rounds",
+    response_model=None,
+    responses=ok(list[JuryView]) | PUBLIC_READ,
+)
 def rounds(ref: str, ctx: Context) -> list[JuryView]:
     """Jury rounds of a case; counts appear only after a vote closes (public)."""
     return jury_rounds(ctx, ref)
 
 
-@router.get("/plans/{plan_code}/open-votes", response_model=None)
+@router.get(
+    "/plans/{plan_code}/open-votes",
+    operation_id="juries-open-votes",
+    response_model=None,
+    responses=ok(list[JuryView]) | READ,
+)
 def open_votes(plan_code: str, ctx: Context, actor: CurrentActor) -> list[JuryView]:
     return open_votes_for(ctx, actor, plan_code)
 
 
-@router.get("/juries/{jury_case_id}/case-file", response_model=None)
+@router.get(
+    "/juries/{jury_case_id}/case-file",
+    operation_id="juries-case-file",
+    response_model=None,
+    responses=ok(JurorCaseFile) | READ,
+)
 def case_file(jury_case_id: Int64, ctx: Context, actor: CurrentActor) -> JurorCaseFile:
     return juror_case_file(ctx, actor, jury_case_id)
 
 
 @router.post(
-    "/juries/{jury_case_id}/votes", status_code=status.HTTP_201_CREATED, response_model=VoteReceipt
+    "/juries/{jury_case_id}/votes",
+    operation_id="juries-vote",
+    status_code=status.HTTP_201_CREATED,
+    response_model=VoteReceipt,
+    responses=WRITE,
+    dependencies=[SAFE_TO_RETRY],
 )
 def vote(jury_case_id: Int64, body: Vote, ctx: Context, actor: CurrentActor) -> Response:
     """One member, one vote (or recuse). Answer the case quiz first. Sending the same vote
-    again returns the first receipt."""
+    again returns the first receipt (safe to retry)."""
     return json_answer(
         cast_vote(ctx, actor, jury_case_id, body.choice, body.quiz_answers), status.HTTP_201_CREATED
     )
 
 
-@router.post("/juries/close-due", response_model=None)
+@router.post(
+    "/juries/close-due",
+    operation_id="juries-close-due",
+    response_model=None,
+    responses=ok(JuryCloseRun) | WRITE,
+    dependencies=[SAFE_TO_RETRY],
+)
 def close_due(ctx: Context, actor: CurrentActor) -> JuryCloseRun:
-    """Operators: close votes whose window has passed."""
+    """Operators: close votes whose window has passed. Safe to retry: a vote closes once."""
     return close_due_juries(ctx, actor)
 
 
-@router.get("/notifications")
+@router.get(
+    "/notifications",
+    operation_id="notifications-list",
+    response_model=NotificationsPage,
+    responses=READ,
+)
 def notifications(
     ctx: Context, actor: CurrentActor, after_id: Int64 = 0, limit: Int64 = 50
 ) -> dict[str, Any]:
+    """The caller's notifications, newest first, with the unread count."""
     return {
         "unread": unread_count(ctx, actor.account_id),
         "items": list_notifications(ctx, actor.account_id, after_id=after_id, limit=limit),
     }
 
 
-@router.post("/notifications/read", status_code=status.HTTP_204_NO_CONTENT)
+@router.post(
+    "/notifications/read",
+    operation_id="notifications-mark-read",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=NO_CONTENT | WRITE,
+    dependencies=[SAFE_TO_RETRY],
+)
 def read(ctx: Context, actor: CurrentActor, up_to_id: Int64) -> None:
+    """Mark every notification up to `up_to_id` read. Safe to retry: read stays read."""
     mark_read(ctx, actor.account_id, up_to_id)

@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 
 from mutualaid.adapters import Int64
 from mutualaid.api.dependencies import BearerCaller, Context, CurrentActor, IdempotencyKey
+from mutualaid.api.openapi import READ, SAFE_TO_RETRY, WRITE, ok
 from mutualaid.api.responses import json_answer
 from mutualaid.domain.accounts import Role, require_role
 from mutualaid.domain.identities import MAX_NAME_LENGTH
@@ -41,8 +42,10 @@ class Reason(BaseModel):
 
 @router.post(
     "/plans/{plan_code}/memberships",
+    operation_id="memberships-join",
     status_code=status.HTTP_201_CREATED,
     response_model=MembershipView,
+    responses=WRITE,
 )
 def join(
     plan_code: str,
@@ -63,18 +66,33 @@ def join(
     )
 
 
-@router.get("/memberships", response_model=None)
+@router.get(
+    "/memberships",
+    operation_id="memberships-list",
+    response_model=None,
+    responses=ok(list[MembershipView]) | READ,
+)
 def my_memberships(ctx: Context, actor: CurrentActor) -> list[MembershipView]:
     """Your family's memberships in every plan."""
     return list_family_memberships(ctx, actor)
 
 
-@router.get("/memberships/{membership_id}", response_model=None)
+@router.get(
+    "/memberships/{membership_id}",
+    operation_id="memberships-get",
+    response_model=None,
+    responses=ok(MembershipView) | READ,
+)
 def membership(membership_id: Int64, ctx: Context, actor: CurrentActor) -> MembershipView:
     return get_membership(ctx, actor, membership_id)
 
 
-@router.post("/memberships/{membership_id}/leave", response_model=None)
+@router.post(
+    "/memberships/{membership_id}/leave",
+    operation_id="memberships-leave",
+    response_model=None,
+    responses=ok(MembershipView) | WRITE,
+)
 def leave(
     membership_id: Int64,
     ctx: Context,
@@ -93,7 +111,12 @@ def leave(
     )
 
 
-@router.post("/memberships/{membership_id}/events/{event}", response_model=None)
+@router.post(
+    "/memberships/{membership_id}/events/{event}",
+    operation_id="memberships-apply-event",
+    response_model=None,
+    responses=ok(MembershipView) | WRITE,
+)
 def apply_event(
     membership_id: Int64,
     event: MembershipEvent,
@@ -108,8 +131,15 @@ def apply_event(
     )
 
 
-@router.post("/plans/{plan_code}/advance", response_model=None)
+@router.post(
+    "/plans/{plan_code}/advance",
+    operation_id="memberships-advance",
+    response_model=None,
+    responses=ok(AdvanceResult) | WRITE,
+    dependencies=[SAFE_TO_RETRY],
+)
 def advance(plan_code: str, ctx: Context, actor: CurrentActor) -> AdvanceResult:
-    """Operators: run the daily job (waiting periods over, ageing out) now."""
+    """Operators: run the daily job (waiting periods over, ageing out) now. Safe to retry: a
+    second run finds nothing more to change."""
     require_role(actor.role, Role.OPERATOR)
     return advance_memberships(ctx, plan_code)

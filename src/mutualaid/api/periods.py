@@ -14,6 +14,17 @@ from starlette.concurrency import run_in_threadpool
 
 from mutualaid.adapters import Int64
 from mutualaid.api.dependencies import Context, CurrentActor, IdempotencyKey
+from mutualaid.api.openapi import (
+    PUBLIC_READ,
+    READ,
+    SAFE_TO_RETRY,
+    WRITE,
+    errors,
+    json_document,
+    ok,
+    raw,
+)
+from mutualaid.api.schemas import LedgerBalances
 from mutualaid.domain.accounts import Role, require_role
 from mutualaid.domain.apportionment import CapExcess
 from mutualaid.services.collections.debits import CollectionRun
@@ -46,7 +57,12 @@ class TopUp(BaseModel):
     amount_fen: Int64 = Field(gt=0, le=10_000_000)
 
 
-@router.get("/plans/{plan_code}/periods", response_model=None)
+@router.get(
+    "/plans/{plan_code}/periods",
+    operation_id="periods-list",
+    response_model=None,
+    responses=ok(list[PeriodView]) | PUBLIC_READ,
+)
 def periods(
     plan_code: str, ctx: Context, limit: Annotated[Int64, Query(ge=1, le=500)] = 100
 ) -> list[PeriodView]:
@@ -54,21 +70,37 @@ def periods(
     return list_periods(ctx, plan_code, limit=limit)
 
 
-@router.post("/plans/{plan_code}/periods", response_model=None)
+@router.post(
+    "/plans/{plan_code}/periods",
+    operation_id="periods-close",
+    response_model=None,
+    responses=ok(PeriodView) | WRITE,
+    dependencies=[SAFE_TO_RETRY],
+)
 def close(plan_code: str, body: CloseRequest, ctx: Context, actor: CurrentActor) -> PeriodView:
     """Operators: close a period (lock, figures, commitment). Idempotent: closing it again
     returns the same period and charges nobody twice."""
     return close_period(ctx, actor, plan_code, body.on, cap_excess=body.cap_excess)
 
 
-@router.get("/plans/{plan_code}/periods/{publicity_on}", response_model=None)
+@router.get(
+    "/plans/{plan_code}/periods/{publicity_on}",
+    operation_id="periods-notice",
+    response_model=None,
+    responses=ok(PeriodNotice) | PUBLIC_READ,
+)
 def notice(plan_code: str, publicity_on: date, ctx: Context) -> PeriodNotice:
     """The public period notice: every case (anonymised), aid, fee, surplus, sponsor amount,
     member count, share per member, and the arithmetic that proves the numbers add up."""
     return period_notice(ctx, plan_code, publicity_on)
 
 
-@router.get("/plans/{plan_code}/periods/{publicity_on}/collection-file", response_model=None)
+@router.get(
+    "/plans/{plan_code}/periods/{publicity_on}/collection-file",
+    operation_id="periods-collection-file",
+    response_class=Response,
+    responses=raw(("text/csv",), "The debit instructions, CSV") | READ,
+)
 def collection_file(
     plan_code: str, publicity_on: date, ctx: Context, actor: CurrentActor
 ) -> StreamingResponse:
@@ -92,12 +124,19 @@ def collection_file(
     )
 
 
-@router.post("/plans/{plan_code}/periods/{publicity_on}/collection-results", response_model=None)
+@router.post(
+    "/plans/{plan_code}/periods/{publicity_on}/collection-results",
+    operation_id="periods-import-collection-results",
+    response_model=None,
+    responses=ok(CollectionRun) | WRITE,
+    dependencies=[SAFE_TO_RETRY],
+)
 async def collection_results(
     plan_code: str, publicity_on: date, request: Request, ctx: Context, actor: CurrentActor
 ) -> CollectionRun:
     """Operators: the provider's results file (CSV body: membership_id,status; status paid or
-    failed). Memberships not listed were paid; a payer's own share is taken first."""
+    failed). Memberships not listed were paid; a payer's own share is taken first. Safe to
+    retry: importing the same file again changes nothing."""
     require_role(actor.role, Role.OPERATOR)
     spool = tempfile.SpooledTemporaryFile(max_size=8 << 20, mode="w+b")  # noqa: SIM115
     with spool:
@@ -110,13 +149,27 @@ async def collection_results(
         )
 
 
-@router.post("/plans/{plan_code}/periods/{publicity_on}/payouts", response_model=None)
+@router.post(
+    "/plans/{plan_code}/periods/{publicity_on}/payouts",
+    operation_id="periods-pay-out",
+    response_model=None,
+    responses=ok(PayoutRun) | WRITE,
+    dependencies=[SAFE_TO_RETRY],
+)
 def payouts(plan_code: str, publicity_on: date, ctx: Context, actor: CurrentActor) -> PayoutRun:
-    """Operators: pay every case of a collected period, once each."""
+    """Operators: pay every case of a collected period, once each (safe to retry: a paid case
+    is not paid again)."""
     return pay_approved_claims(ctx, actor, plan_code, publicity_on)
 
 
-@router.get("/plans/{plan_code}/periods/{publicity_on}/charge-proof", response_model=None)
+@router.get(
+    "/plans/{plan_code}/periods/{publicity_on}/charge-proof",
+    operation_id="periods-charge-proof",
+    response_class=Response,
+    responses=json_document("The charge proof file (`mutualaid-charge-proof/v1`)")
+    | READ
+    | errors(409),
+)
 def proof(
     plan_code: str, publicity_on: date, membership_id: Int64, ctx: Context, actor: CurrentActor
 ) -> Response:
@@ -132,25 +185,44 @@ def proof(
     )
 
 
-@router.get("/memberships/{membership_id}/statement", response_model=None)
+@router.get(
+    "/memberships/{membership_id}/statement",
+    operation_id="periods-statement",
+    response_model=None,
+    responses=ok(MemberStatement) | READ,
+)
 def statement(membership_id: Int64, ctx: Context, actor: CurrentActor) -> MemberStatement:
     """Every period a membership shared in: the share, its charge, what was paid, what for."""
     return member_statement(ctx, actor, membership_id)
 
 
-@router.get("/statements", response_model=None)
+@router.get(
+    "/statements",
+    operation_id="periods-my-statements",
+    response_model=None,
+    responses=ok(list[MemberStatement]) | READ,
+)
 def my_statements(ctx: Context, actor: CurrentActor) -> list[MemberStatement]:
     """The statements of every membership the caller pays for."""
     return account_statements(ctx, actor)
 
 
-@router.get("/plans/{plan_code}/prepaid", response_model=None)
+@router.get(
+    "/plans/{plan_code}/prepaid",
+    operation_id="periods-prepaid-balance",
+    response_model=None,
+    responses=ok(PrepaidView) | READ,
+)
 def balance(plan_code: str, ctx: Context, actor: CurrentActor) -> PrepaidView:
     return prepaid_balance(ctx, actor, plan_code)
 
 
 @router.post(
-    "/plans/{plan_code}/prepaid/top-ups", status_code=status.HTTP_201_CREATED, response_model=None
+    "/plans/{plan_code}/prepaid/top-ups",
+    operation_id="periods-top-up",
+    status_code=status.HTTP_201_CREATED,
+    response_model=None,
+    responses=ok(PrepaidView, 201, "Added") | WRITE,
 )
 def add_funds(
     plan_code: str, body: TopUp, ctx: Context, actor: CurrentActor, key: IdempotencyKey = None
@@ -159,7 +231,12 @@ def add_funds(
     return top_up(ctx, actor, plan_code, body.amount_fen, idempotency_key=key)
 
 
-@router.get("/ledger/balances", response_model=None)
+@router.get(
+    "/ledger/balances",
+    operation_id="periods-ledger-balances",
+    response_model=LedgerBalances,
+    responses=READ,
+)
 def ledger(ctx: Context, actor: CurrentActor, prefix: str = "") -> dict[str, object]:
     """Operators and auditors: every ledger account's balance (integer fen)."""
     balances = account_balances(ctx, actor, prefix)

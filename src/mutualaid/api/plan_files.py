@@ -6,6 +6,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 
 from mutualaid.api.dependencies import Context
+from mutualaid.api.openapi import PUBLIC_READ, raw
 from mutualaid.services.plans.plans import plan_file
 
 router = APIRouter(prefix="/api/v1/plan-files", tags=["plans"])
@@ -15,8 +16,9 @@ _IMMUTABLE = "public, max-age=31536000, immutable"
 
 @router.get(
     "/{sha256}",
+    operation_id="plans-file",
     response_class=Response,
-    responses={200: {"content": {"application/toml": {}}}, 404: {"description": "no such file"}},
+    responses=raw(("application/toml",), "The plan file, byte for byte") | PUBLIC_READ,
 )
 def get_plan_file(sha256: str, ctx: Context) -> Response:
     """The plan file whose SHA-256 is `sha256`, byte for byte."""

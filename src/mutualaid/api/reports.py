@@ -8,12 +8,18 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from mutualaid.api.dependencies import Context, CurrentActor
+from mutualaid.api.openapi import READ
 from mutualaid.services.reports.reports import ALL_SECTIONS, PlanReport, Section, plan_report
 
 router = APIRouter(prefix="/api/v1", tags=["reports"])
 
 
-@router.get("/plans/{plan_code}/reports", response_model=PlanReport)
+@router.get(
+    "/plans/{plan_code}/reports",
+    operation_id="reports-plan",
+    response_model=PlanReport,
+    responses=READ,
+)
 def report(
     plan_code: str,
     ctx: Context,

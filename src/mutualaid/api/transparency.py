@@ -14,6 +14,7 @@ from pydantic import BaseModel
 
 from mutualaid.adapters import Int64
 from mutualaid.api.dependencies import Context
+from mutualaid.api.openapi import PUBLIC_READ, json_document, raw
 from mutualaid.domain.errors import DomainError, NotFound
 from mutualaid.services.transparency.checkpoints import (
     checkpoint_at,
@@ -53,8 +54,9 @@ def _b64(data: bytes) -> str:
 
 @tiles.get(
     "/checkpoint",
+    operation_id="log-checkpoint-note",
     response_class=Response,
-    responses={200: {"content": {"text/plain": {}}}, 404: {}},
+    responses=raw(("text/plain",), "The checkpoint, a C2SP signed note") | PUBLIC_READ,
 )
 def checkpoint_note(ctx: Context) -> Response:
     """The latest published checkpoint: a C2SP signed note, signed by the log and cosigned by
@@ -70,8 +72,9 @@ def checkpoint_note(ctx: Context) -> Response:
 
 @tiles.get(
     "/tile/{tile_path:path}",
+    operation_id="log-tile",
     response_class=Response,
-    responses={200: {"content": {"application/octet-stream": {}}}, 404: {}},
+    responses=raw(("application/octet-stream",), "The tile's bytes", binary=True) | PUBLIC_READ,
 )
 def tile(tile_path: str, request: Request, ctx: Context) -> Response:
     """A tlog-tiles hash tile (``<L>/<N>[.p/<W>]``) or entry bundle (``entries/<N>[.p/<W>]``)."""
@@ -180,7 +183,12 @@ def _default_size(ctx: Context, size: int | None) -> int:
     return checkpoint.size
 
 
-@api.get("/checkpoint", response_model=CheckpointOut)
+@api.get(
+    "/checkpoint",
+    operation_id="log-checkpoint",
+    response_model=CheckpointOut,
+    responses=PUBLIC_READ,
+)
 def checkpoint_json(ctx: Context) -> CheckpointOut:
     """The latest published checkpoint, parsed."""
     with ctx.reading(replica=True) as session:
@@ -201,7 +209,12 @@ def checkpoint_json(ctx: Context) -> CheckpointOut:
     )
 
 
-@api.get("/proofs/inclusion", response_model=InclusionOut)
+@api.get(
+    "/proofs/inclusion",
+    operation_id="log-inclusion-proof",
+    response_model=InclusionOut,
+    responses=PUBLIC_READ,
+)
 def inclusion(
     ctx: Context,
     index: Annotated[Int64 | None, Query(ge=0, description="The leaf's index")] = None,
@@ -232,7 +245,12 @@ def inclusion(
     )
 
 
-@api.get("/proofs/consistency", response_model=ConsistencyOut)
+@api.get(
+    "/proofs/consistency",
+    operation_id="log-consistency-proof",
+    response_model=ConsistencyOut,
+    responses=PUBLIC_READ,
+)
 def consistency(
     ctx: Context,
     old: Annotated[Int64, Query(ge=0, description="The older tree size")],
@@ -256,7 +274,12 @@ def consistency(
     )
 
 
-@api.get("/leaves", response_model=LeavesOut)
+@api.get(
+    "/leaves",
+    operation_id="log-leaves",
+    response_model=LeavesOut,
+    responses=PUBLIC_READ,
+)
 def leaves(
     ctx: Context,
     start: Annotated[Int64, Query(ge=0)] = 0,
@@ -296,8 +319,9 @@ def leaves(
 
 @api.get(
     "/bundles/{subject_type}/{subject_ref:path}",
+    operation_id="log-bundle",
     response_class=Response,
-    responses={200: {"content": {"application/json": {}}}, 404: {}},
+    responses=json_document("A proof bundle (`mutualaid verify bundle` checks it)") | PUBLIC_READ,
 )
 def bundle(
     subject_type: str,

@@ -14,7 +14,7 @@ from mutualaid.domain.juries import (
 from mutualaid.services import audit
 from mutualaid.services.accounts.accounts import Actor
 from mutualaid.services.context import ServiceContext
-from mutualaid.services.idempotency import UnitOfWork
+from mutualaid.services.idempotency import Once, UnitOfWork
 
 
 def certification_quiz() -> list[dict[str, Any]]:
@@ -31,12 +31,17 @@ class CertificationResult:
 
 
 def certify_juror(
-    ctx: ServiceContext, actor: Actor, answers: dict[str, str]
+    ctx: ServiceContext,
+    actor: Actor,
+    answers: dict[str, str],
+    *,
+    idempotency_key: str | None = None,
 ) -> CertificationResult:
     wrong = [q.code for q in CERTIFICATION_QUIZ if answers.get(q.code) != q.answer]
     if wrong:
         return CertificationResult(False, wrong)
-    uow: UnitOfWork[CertificationResult] = ctx.unit_of_work()
+    once = Once(actor.account_id, idempotency_key, "certify_juror", {}, CertificationResult)
+    uow: UnitOfWork[CertificationResult] = ctx.unit_of_work(once)
     with uow:
         session = uow.session
         now = ctx.clock.now()

@@ -96,11 +96,19 @@ def dispute_rejection(
     return uow.result
 
 
-def refer_to_jury(ctx: ServiceContext, actor: Actor, ref: str, note: str) -> JuryView:
+def refer_to_jury(
+    ctx: ServiceContext,
+    actor: Actor,
+    ref: str,
+    note: str,
+    *,
+    idempotency_key: str | None = None,
+) -> JuryView:
     """An operator refers a contested case (in re-review or publicity) to a jury."""
     require_role(actor.role, Role.OPERATOR)
     written(note, "note_required", "say why the case goes to a member jury", "note")
-    uow: UnitOfWork[JuryView] = ctx.unit_of_work()
+    once = Once(actor.account_id, idempotency_key, f"refer:{ref}", {"note": note}, JuryView)
+    uow: UnitOfWork[JuryView] = ctx.unit_of_work(once)
     with uow:
         session = uow.session
         now = ctx.clock.now()

@@ -37,7 +37,7 @@ from mutualaid.domain.schemes import (
 from mutualaid.services import audit
 from mutualaid.services.accounts.accounts import Actor
 from mutualaid.services.context import ServiceContext
-from mutualaid.services.idempotency import UnitOfWork
+from mutualaid.services.idempotency import Once, UnitOfWork
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,6 +200,8 @@ def sponsor_periods(
     from_on: date,
     to_on: date,
     memo: str = "",
+    *,
+    idempotency_key: str | None = None,
 ) -> SponsorshipView:
     """The sponsor promises to pay the shares (kind "period") or the cap excess ("cap_excess")
     of every period whose publicity day is in [from_on, to_on]. Periods already locked keep the
@@ -208,7 +210,9 @@ def sponsor_periods(
     refused = sponsorship_refusal(kind, from_on, to_on)
     if refused:
         raise DomainError(*refused)
-    uow: UnitOfWork[SponsorshipView] = ctx.unit_of_work()
+    request = {"kind": kind, "from_on": from_on, "to_on": to_on, "memo": memo}
+    once = Once(actor.account_id, idempotency_key, f"sponsor:{plan_code}", request, SponsorshipView)
+    uow: UnitOfWork[SponsorshipView] = ctx.unit_of_work(once)
     with uow:
         session = uow.session
         plan = plan_by_code(session, plan_code)

@@ -22,6 +22,7 @@ from mutualaid.domain.errors import Conflict, DomainError, Forbidden, NotFound
 from mutualaid.services import audit
 from mutualaid.services.accounts.accounts import Actor
 from mutualaid.services.context import ServiceContext
+from mutualaid.services.idempotency import Once
 from mutualaid.services.notifications import notify
 from mutualaid.services.risk.risk import claim_by_ref
 
@@ -41,14 +42,19 @@ class FraudRecordView:
     appeal_state: str | None
 
 
-def flag_fraud(ctx: ServiceContext, actor: Actor, ref: str, reason: str) -> FraudRecordView:
+def flag_fraud(
+    ctx: ServiceContext, actor: Actor, ref: str, reason: str, *, idempotency_key: str | None = None
+) -> FraudRecordView:
     """Record proven fraud for a claim a reviewer rejected for fraud. The member loses juror status
     and may not rejoin until an appeal succeeds; they are told, with the right to appeal."""
     require_role(actor.role, Role.OPERATOR)
     reason = reason.strip()
     if not 10 <= len(reason) <= 2000:
         raise DomainError("reason_required", "give the reason in 10 to 2,000 characters", "reason")
-    work: UnitOfWork[FraudRecordView] = ctx.unit_of_work()
+    once = Once(
+        actor.account_id, idempotency_key, f"flag_fraud:{ref}", {"reason": reason}, FraudRecordView
+    )
+    work: UnitOfWork[FraudRecordView] = ctx.unit_of_work(once)
     with work as uow:
         session = uow.session
         now = ctx.clock.now()
@@ -165,13 +171,20 @@ def _appeal_view(appeal: FraudAppeal) -> AppealView:
 
 
 def appeal_fraud_record(
-    ctx: ServiceContext, actor: Actor, record_id: int, reason: str
+    ctx: ServiceContext,
+    actor: Actor,
+    record_id: int,
+    reason: str,
+    *,
+    idempotency_key: str | None = None,
 ) -> AppealView:
     """The member appeals once against a fraud record on their account."""
     reason = reason.strip()
     if not 10 <= len(reason) <= 2000:
         raise DomainError("reason_required", "give your reason in 10 to 2,000 characters", "reason")
-    work: UnitOfWork[AppealView] = ctx.unit_of_work()
+    operation = f"appeal_fraud_record:{record_id}"
+    once = Once(actor.account_id, idempotency_key, operation, {"reason": reason}, AppealView)
+    work: UnitOfWork[AppealView] = ctx.unit_of_work(once)
     with work as uow:
         session = uow.session
         now = ctx.clock.now()
@@ -221,14 +234,24 @@ def pending_appeals(ctx: ServiceContext, actor: Actor) -> list[AppealView]:
 
 
 def decide_appeal(
-    ctx: ServiceContext, actor: Actor, appeal_id: int, *, uphold: bool, note: str
+    ctx: ServiceContext,
+    actor: Actor,
+    appeal_id: int,
+    *,
+    uphold: bool,
+    note: str,
+    idempotency_key: str | None = None,
 ) -> AppealView:
     """Another operator than the one who recorded the fraud decides; upheld, the record is revoked
     (juror status and the right to join come back with it)."""
     require_role(actor.role, Role.OPERATOR)
     if not note.strip():
         raise DomainError("note_required", "explain the decision on the appeal", "note")
-    work: UnitOfWork[AppealView] = ctx.unit_of_work()
+    request = {"uphold": uphold, "note": note}
+    once = Once(
+        actor.account_id, idempotency_key, f"decide_appeal:{appeal_id}", request, AppealView
+    )
+    work: UnitOfWork[AppealView] = ctx.unit_of_work(once)
     with work as uow:
         session = uow.session
         now = ctx.clock.now()

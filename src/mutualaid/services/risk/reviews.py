@@ -22,6 +22,7 @@ from mutualaid.domain.risk_scores import LinkKind, links_of
 from mutualaid.services import audit
 from mutualaid.services.accounts.accounts import Actor
 from mutualaid.services.context import ServiceContext
+from mutualaid.services.idempotency import Once
 from mutualaid.services.risk.risk import claim_by_ref, plan_params, plan_window, window_start
 
 FEEDBACK_ROLES = (Role.REVIEWER, Role.INVESTIGATOR, Role.OPERATOR)
@@ -201,13 +202,22 @@ class FeedbackView:
 
 
 def record_feedback(
-    ctx: ServiceContext, actor: Actor, ref: str, code: str, useful: bool, note: str = ""
+    ctx: ServiceContext,
+    actor: Actor,
+    ref: str,
+    code: str,
+    useful: bool,
+    note: str = "",
+    *,
+    idempotency_key: str | None = None,
 ) -> FeedbackView:
     """A reviewer says whether a signal helped on this case (changing their mind replaces it)."""
     require_role(actor.role, *FEEDBACK_ROLES)
     if code not in BY_CODE:
         raise DomainError("unknown_signal", f"there is no signal {code}", "signal")
-    work: UnitOfWork[FeedbackView] = ctx.unit_of_work()
+    request = {"signal": code, "useful": useful, "note": note}
+    once = Once(actor.account_id, idempotency_key, f"risk_feedback:{ref}", request, FeedbackView)
+    work: UnitOfWork[FeedbackView] = ctx.unit_of_work(once)
     with work as uow:
         session = uow.session
         now = ctx.clock.now()
