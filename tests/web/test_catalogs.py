@@ -41,17 +41,37 @@ def test_every_web_string_has_a_chinese_translation_with_the_same_placeholders()
 
 
 def test_a_refusal_is_told_in_the_readers_language() -> None:
-    message = "the identity number's check digit does not match (a digit was mistyped)"
-    assert (
-        Lang.of("zh_CN").explain("invalid_id_number", message, "id_number")
-        == "身份证号码的校验位不符(有数字输错了)"
+    from mutualaid.domain.errors import DomainError
+
+    error = DomainError(
+        "invalid_id_number",
+        "the identity number's check digit does not match (a digit was mistyped)",
+        "id_number",
+        details={"variant": "check_digit"},
     )
-    assert Lang.of("en").explain("invalid_id_number", message, "id_number") == message
-    waiting = (
-        "the illness was diagnosed in the waiting period (until 2026-06-01) and was not "
-        "caused by an accident"
+    assert Lang.of("zh_CN").explain_error(error) == "身份证号码的校验位不符（有数字输错了）"
+    assert Lang.of("en").explain_error(error) == error.message
+    waiting = DomainError(
+        "waiting_period", "…", "diagnosed_on", details={"waiting_ends_on": "2026-06-01"}
     )
-    assert "2026年6月1日" in Lang.of("zh_CN").explain("waiting_period", waiting, "diagnosed_on")
+    assert "2026年6月1日" in Lang.of("zh_CN").explain_error(waiting)
+
+
+def test_timeline_notes_keep_the_wording_the_services_write() -> None:
+    from mutualaid.domain import claims
+    from mutualaid.web.i18n import TIMELINE_NOTES
+
+    assert all(note_format == msgid for note_format, msgid in TIMELINE_NOTES.items())
+    zh = Lang.of("zh_CN")
+    approved = claims.NOTE_APPROVED.format(on="2026-12-07")
+    assert zh.note(approved) == zh.gettext(
+        "approved subject to publicity from {on}", on="2026年12月7日"
+    )
+    published = claims.NOTE_PUBLISHED.format(at="2026-12-06 16:00 UTC")
+    assert "2026年12月7日 00:00（UTC+8）" in zh.note(published)
+    assert "16:00" not in zh.note(published)
+    rejected = claims.NOTE_DISPUTABLE.format(note="a reviewer is checking your claim")
+    assert zh.note(rejected).startswith(zh.gettext("a reviewer is checking your claim"))
 
 
 def test_money_and_dates_follow_the_locale() -> None:
@@ -64,7 +84,7 @@ def test_money_and_dates_follow_the_locale() -> None:
     assert en.date(date(2026, 3, 1)) == "March 1, 2026"
     # 16:30 UTC is 00:30 the next day in Shanghai.
     instant = datetime(2026, 3, 1, 16, 30, tzinfo=UTC)
-    assert zh.datetime(instant, ZoneInfo("Asia/Shanghai")) == "2026年3月2日 00:30 (UTC+8)"
+    assert zh.datetime(instant, ZoneInfo("Asia/Shanghai")) == "2026年3月2日 00:30（UTC+8）"
 
 
 def test_the_english_catalog_says_what_the_code_says() -> None:

@@ -107,7 +107,7 @@ def context_for(page: PageState, extra: dict[str, Any]) -> dict[str, Any]:
         "event_name": i18n.named(lang, i18n.EVENT_NAMES),
         "notification_name": i18n.named(lang, i18n.NOTIFICATION_NAMES),
         "payment_name": i18n.named(lang, i18n.PAYMENT_NAMES),
-        "say": lambda message: lang.explain("", message or "", None) if message else "",
+        "say": lambda message: lang.note(message, zone) if message else "",
         "csrf_field": CSRF_FIELD,
         "csrf_token": page.csrf_token,
         "form_key": lambda: secrets.token_urlsafe(16),
@@ -143,7 +143,7 @@ def render_form(
     **extra: Any,
 ) -> HTMLResponse:
     """Show a form again with the refusal next to the field it names, and what was typed."""
-    problems = page.lang.problems(error, rules)
+    problems = page.lang.problems(error, rules, rules.zone if rules else None)
     by_field: dict[str, list[str]] = {}
     for problem in problems:
         by_field.setdefault(problem.field or "", []).append(problem.message)
@@ -199,7 +199,7 @@ def _error_page(request: Request, error: DomainError) -> Response:
         "error.html",
         status_code=error.status,
         title=title,
-        message=lang.explain(error.code, error.message, error.field),
+        message=lang.explain_error(error),
         error_code=error.code,
     )
 

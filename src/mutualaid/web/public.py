@@ -158,10 +158,13 @@ def verify_charge(page: Page) -> HTMLResponse:
     data = upload.file.read(CHARGE_PROOF_MAX_BYTES + 1) if upload is not None else b""
     try:
         if not data:
-            raise DomainError("file_required", N_("choose a charge proof file"), "proof_file")
+            raise DomainError("file_required", "choose a charge proof file", "proof_file")
         if len(data) > CHARGE_PROOF_MAX_BYTES:
             raise DomainError(
-                "file_too_large", N_("a charge proof file is at most 1 MB"), "proof_file"
+                "file_too_large",
+                "a charge proof file is at most 1 MB",
+                "proof_file",
+                details={"max_bytes": CHARGE_PROOF_MAX_BYTES},
             )
         trust, own_keys = _charge_trust(page)
     except DomainError as error:
@@ -208,7 +211,7 @@ def _charge_trust(page: PageState) -> tuple[TrustPolicy, bool]:
     quorum = int(quorum_text) if quorum_text.isdigit() else len(witnesses)
     if quorum > len(witnesses):
         raise DomainError(
-            "invalid_quorum", N_("the quorum is larger than the number of witness keys"), "quorum"
+            "invalid_quorum", "the quorum is larger than the number of witness keys", "quorum"
         )
     return TrustPolicy(log.name, log, witnesses, quorum), True
 
@@ -243,7 +246,7 @@ def verify(subject_type: str, subject_ref: str, page: Page) -> HTMLResponse:
             subject_type=subject_type,
             subject_ref=subject_ref,
             bundle=None,
-            unavailable=page.lang.explain(error.code, error.message, error.field),
+            unavailable=page.lang.explain_error(error),
         )
     report = verify_subject_bundle(bundle)
     leaves: list[tuple[int, str, list[tuple[str, str]]]] = []

@@ -19,7 +19,7 @@ from mutualaid.services.context import ServiceContext
 
 def _require_staff(actor: Actor) -> None:
     if actor.role not in STAFF_ROLES:
-        raise Forbidden("forbidden", "this is for staff")
+        raise Forbidden("forbidden", "this is for staff", details={"variant": "staff"})
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,7 +4,7 @@ objections, and objections filed by covered members and reviewed by staff."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -21,6 +21,8 @@ from mutualaid.db.queries.plans import plan_by_code, rules_of
 from mutualaid.domain.accounts import Role, require_role
 from mutualaid.domain.calendars import local_date
 from mutualaid.domain.claims import (
+    NOTE_INSTANT_FORMAT,
+    NOTE_PUBLISHED,
     MIN_OBJECTION_CHARS,
     ClaimEvent,
     ClaimState,
@@ -80,7 +82,9 @@ def run_publicity(ctx: ServiceContext, plan_code: str, actor: Actor) -> Publicit
                 ClaimEvent.PUBLISH,
                 actor,
                 now,
-                public_note=f"published for objections until {window.closes_at:%Y-%m-%d %H:%M} UTC",
+                public_note=NOTE_PUBLISHED.format(
+                    at=window.closes_at.astimezone(UTC).strftime(NOTE_INSTANT_FORMAT)
+                ),
             )
             published += 1
         pending = set(

@@ -73,7 +73,11 @@ def pay_approved_claims(
         if state is PeriodState.PAID:
             return PayoutRun(period.ref, state, [])
         if not reached(state, PeriodState.COLLECTED):
-            raise Conflict("period_not_collected", f"collect period {period.ref} first")
+            raise Conflict(
+                "period_not_collected",
+                f"collect period {period.ref} first",
+                details={"period": period.ref},
+            )
         claims = session.execute(
             select(Claim.id, Claim.ref, Claim.payout_fen, Claim.sponsored)
             .where(Claim.period_id == period.id)

@@ -47,7 +47,12 @@ def flag_fraud(ctx: ServiceContext, actor: Actor, ref: str, reason: str) -> Frau
     require_role(actor.role, Role.OPERATOR)
     reason = reason.strip()
     if not 10 <= len(reason) <= 2000:
-        raise DomainError("reason_required", "give the reason in 10 to 2,000 characters", "reason")
+        raise DomainError(
+            "reason_required",
+            "give the reason in 10 to 2,000 characters",
+            "reason",
+            details={"variant": "long"},
+        )
     work: UnitOfWork[FraudRecordView] = ctx.unit_of_work()
     with work as uow:
         session = uow.session
@@ -170,7 +175,12 @@ def appeal_fraud_record(
     """The member appeals once against a fraud record on their account."""
     reason = reason.strip()
     if not 10 <= len(reason) <= 2000:
-        raise DomainError("reason_required", "give your reason in 10 to 2,000 characters", "reason")
+        raise DomainError(
+            "reason_required",
+            "give your reason in 10 to 2,000 characters",
+            "reason",
+            details={"variant": "long"},
+        )
     work: UnitOfWork[AppealView] = ctx.unit_of_work()
     with work as uow:
         session = uow.session
