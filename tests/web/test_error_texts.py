@@ -271,7 +271,7 @@ def test_dates_instants_roles_and_minutes_are_shown_for_the_reader() -> None:
     role = DomainError("forbidden", "…", details={"variant": "role", "role": "member"})
     assert zh.explain_error(role) == "您的角色（成员）无权进行此操作"
     throttled = DomainError("too_many_attempts", "…", details={"retry_after_s": 125})
-    assert zh.explain_error(throttled) == "登录失败次数太多：请3分钟后再试"
+    assert zh.explain_error(throttled) == "登录失败次数过多：请等待3分钟后再试"
 
 
 def test_an_unknown_code_says_so_without_english_prose() -> None:

@@ -158,7 +158,12 @@ def verify_charge(page: Page) -> HTMLResponse:
     data = upload.file.read(CHARGE_PROOF_MAX_BYTES + 1) if upload is not None else b""
     try:
         if not data:
-            raise DomainError("file_required", "choose a charge proof file", "proof_file")
+            raise DomainError(
+                "file_required",
+                "choose a charge proof file",
+                "proof_file",
+                details={"variant": "charge_proof"},
+            )
         if len(data) > CHARGE_PROOF_MAX_BYTES:
             raise DomainError(
                 "file_too_large",

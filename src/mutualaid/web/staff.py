@@ -500,7 +500,12 @@ def collection_results(code: str, publicity_on: date, page: Page) -> Response:
     try:
         upload = page.file("results")
         if upload is None:
-            raise DomainError("file_required", "choose the provider's results file", "results")
+            raise DomainError(
+                "file_required",
+                "choose the provider's results file",
+                "results",
+                details={"variant": "results"},
+            )
         lines = (line.decode("utf-8") for line in upload.file)
         result = import_collection_results(page.ctx, actor, code, publicity_on, lines)
     except (DomainError, UnicodeDecodeError) as error:

@@ -237,7 +237,12 @@ def decide_appeal(
     (juror status and the right to join come back with it)."""
     require_role(actor.role, Role.OPERATOR)
     if not note.strip():
-        raise DomainError("note_required", "explain the decision on the appeal", "note")
+        raise DomainError(
+            "note_required",
+            "explain the decision on the appeal",
+            "note",
+            details={"variant": "appeal"},
+        )
     work: UnitOfWork[AppealView] = ctx.unit_of_work()
     with work as uow:
         session = uow.session
@@ -251,7 +256,9 @@ def decide_appeal(
         assert record is not None
         if record.recorded_by == actor.account_id:
             raise Forbidden(
-                "separated_duties", "whoever recorded the fraud cannot decide its appeal"
+                "separated_duties",
+                "whoever recorded the fraud cannot decide its appeal",
+                details={"variant": "fraud"},
             )
         appeal.state = "upheld" if uphold else "dismissed"
         appeal.decided_by, appeal.decided_at, appeal.decision_note = (
