@@ -154,7 +154,9 @@ def collect_sites() -> tuple[list[Site], list[str]]:
                             sites.append(Site(code, None, frozenset({"field"}), where))
                 elif callee in forwarders and len(node.args) > forwarders[callee]:
                     if code := _literal(node.args[forwarders[callee]]):
-                        sites.append(Site(code, None, frozenset({"field"}), where))
+                        gives, variant = _details(details_kw)
+                        gives = gives | {"field"} if gives is not None else None
+                        sites.append(Site(code, variant, gives, where))
                 if callee == "__init__" and node.args and (code := _literal(node.args[0])):
                     if len(node.args) > 1 and _is_message(node.args[1]):
                         sites.append(Site(code, None, frozenset({"field"}), where))

@@ -57,7 +57,7 @@ def test_the_case_file_explains_each_signal_and_takes_the_reviewers_feedback(
     assert (
         "收款账户与其他家庭的申请相同" in page and "收款账户也出现在另外 1 个家庭的申请中" in page
     )
-    assert "评分只提示先看哪里,从不拒绝申请。" in page
+    assert "评分只提示先看哪里，从不拒绝申请。" in page
     answer = browser.submit(
         f"/staff/claims/{second}",
         f"/staff/claims/{second}/risk/feedback",

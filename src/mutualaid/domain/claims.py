@@ -115,12 +115,13 @@ def written(
     *,
     min_chars: int = 1,
     max_chars: int = MAX_NOTE_CHARS,
+    details: Mapping[str, object] | None = None,
 ) -> str:
-    """`text` without surrounding space, or a refusal `code` when it has fewer than `min_chars`
-    or more than `max_chars` characters."""
+    """`text` without surrounding space, or a refusal `code` (with `details`) when it has fewer
+    than `min_chars` or more than `max_chars` characters."""
     stripped = text.strip()
     if not min_chars <= len(stripped) <= max_chars:
-        raise DomainError(code, message, field)
+        raise DomainError(code, message, field, details=details)
     return stripped
 
 

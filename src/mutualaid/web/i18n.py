@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from babel.dates import format_date, format_time
+from babel.dates import format_date, format_time, get_timezone_name
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.support import Translations
@@ -201,6 +201,18 @@ class Lang:
         day = format_date(local.date(), "long", locale=self.code)
         time = format_time(local, "HH:mm", locale=self.code)
         return f"{day} {time}（{suffix}）" if self.is_zh else f"{day} {time} ({suffix})"
+
+    def zone_name(self, zone: ZoneInfo | str) -> str:
+        """A time zone as people name it ("中国时间（UTC+8）"), not its IANA key."""
+        zone = ZoneInfo(zone) if isinstance(zone, str) else zone
+        name = str(get_timezone_name(zone, locale=self.code))
+        offsets = {datetime(2026, month, 1, tzinfo=zone).utcoffset() for month in (1, 7)}
+        if len(offsets) != 1:
+            return name  # summer time: the offset changes through the year
+        offset = offsets.pop()
+        hours = int(offset.total_seconds() // 3600) if offset else 0
+        suffix = f"UTC{hours:+d}" if hours else "UTC"
+        return f"{name}（{suffix}）" if self.is_zh else f"{name} ({suffix})"
 
     def number(self, value: int) -> str:
         return f"{value:,}"
@@ -456,6 +468,87 @@ NOTIFICATION_NAMES = {
     "fraud_appeal_upheld": N_("your appeal was upheld: the fraud record is revoked"),
     "fraud_appeal_dismissed": N_("your appeal was dismissed: the fraud record stands"),
 }
+
+
+#: The lines of a period notice's "the numbers add up", by their name (services/periods/notice.py).
+CHECK_EXPRESSIONS = {
+    "aid": N_("Σ payouts of the shared cases = aid"),
+    "charges": N_("Σ members × charge = total charged"),
+    "members": N_("Σ members of every cohort = members"),
+    "balance": N_("total + sponsor + prorated = aid + fee − surplus in + surplus out"),
+    "share": N_("uncapped share = ⌈(aid + fee − surplus in) / members⌉"),
+    "bands": N_("Σ band totals = aid + fee − surplus in"),
+    "groups": N_(
+        "Σ group members × min(band share, annual cap − charged so far) = Σ group members × charge"
+    ),
+}
+_BAND_SHARE = re.compile(r"^share_(\d+)_(\d+)$")
+
+
+def check_expression(lang: Lang, name: str, expression: str) -> str:
+    """A notice's arithmetic line in the reader's language, by its name (the service's English
+    expression when the name is new)."""
+    if name in CHECK_EXPRESSIONS:
+        return lang.gettext(CHECK_EXPRESSIONS[name])
+    band = _BAND_SHARE.match(name)
+    if band:
+        return lang.gettext(
+            N_("uncapped share {from_age}–{to_age} = ⌈band total / band members⌉"),
+            from_age=band.group(1),
+            to_age=band.group(2),
+        )
+    return expression
+
+
+#: The steps of verifying a log proof (transparency/verification.py Check.kind): a name, and what a
+#: passed step found.
+VERIFY_CHECK_NAMES = {
+    "leaf_inclusion": N_("Record {index} is in the log"),
+    "consistency": N_("The log only grew since the older checkpoint"),
+    "keys": N_("The keys can be read"),
+    "origin": N_("The proof is of the expected log"),
+    "checkpoint_signatures": N_("The checkpoint is signed and cosigned"),
+}
+VERIFY_CHECK_DETAILS = {
+    "leaf_inclusion": N_("record {index} (hash {hash}) is in the log of {size} records"),
+    "consistency": N_("the log of {new_size} records extends the log of {old_size} records"),
+    "checkpoint_signatures": N_(
+        "signed by the log key {key} and cosigned by {cosigners} of {witnesses} witnesses "
+        "(at least {quorum} needed)"
+    ),
+}
+
+#: The kinds of records in the transparency log (transparency/leaves.py LEAF_SCHEMAS).
+LEAF_NAMES = {
+    "evidence": N_("evidence file"),
+    "claim_decision": N_("decision on a claim"),
+    "jury_result": N_("jury result"),
+    "period_commitment": N_("period's charges"),
+    "plan_version": N_("plan version"),
+    "claim_event": N_("claim event"),
+    "objection": N_("objection"),
+    "plan_event": N_("plan event"),
+    "membership_event": N_("membership event"),
+}
+
+
+def verify_check(lang: Lang, check: Any) -> tuple[str, str]:
+    """A verification step's name and finding in the reader's language. A failed step's finding
+    is the verifier's own (technical) words."""
+    kind = getattr(check, "kind", "")
+    values = dict(getattr(check, "values", {}) or {})
+    if kind not in VERIFY_CHECK_NAMES:
+        return check.name, check.detail
+    try:
+        name = lang.gettext(VERIFY_CHECK_NAMES[kind], **{"index": "?", **values})
+        detail = (
+            lang.gettext(VERIFY_CHECK_DETAILS[kind], **values)
+            if check.passed and kind in VERIFY_CHECK_DETAILS
+            else check.detail
+        )
+    except (KeyError, IndexError):
+        return check.name, check.detail
+    return name, detail
 
 
 def named(lang: Lang, names: Mapping[str, str]) -> Callable[[str | None], str]:

@@ -228,6 +228,7 @@ def object_to_claim(
         "give your reason in 10 to 2,000 characters",
         "reason",
         min_chars=MIN_OBJECTION_CHARS,
+        details={"variant": "long"},
     )
 
     request = {"r": reason, "e": evidence_sha256}

@@ -78,7 +78,13 @@ def dispute_rejection(
     ctx: ServiceContext, actor: Actor, ref: str, reason: str, *, idempotency_key: str | None = None
 ) -> JuryView:
     """The applicant disputes a rejection: the case goes to a member jury."""
-    written(reason, "reason_required", "say why you dispute the decision", "reason")
+    written(
+        reason,
+        "reason_required",
+        "say why you dispute the decision",
+        "reason",
+        details={"variant": "dispute"},
+    )
 
     request = {"r": reason}
     once = Once(actor.account_id, idempotency_key, f"dispute:{ref}", request, JuryView)
