@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from tests.builders.juries import RIGHT_ANSWERS
 from tests.factories import MAIN_PLAN, TEST_LOG_KEY, account, enroll, resident_id
 
 from mutualaid.clock import FixedClock
@@ -23,6 +24,8 @@ from mutualaid.services.claims.review import (
     start_review,
 )
 from mutualaid.services.context import ServiceContext
+from mutualaid.services.juries.certification import certify_juror
+from mutualaid.services.juries.panels import dispute_rejection, seat_waiting_panels
 from mutualaid.services.periods.close import close_period
 from mutualaid.services.transparency.checkpoints import LogConfig, publish_checkpoint
 
@@ -110,7 +113,11 @@ def lived_in(ctx: ServiceContext, clock: FixedClock) -> LivedIn:
         reason_code=RejectionReason.INSUFFICIENT_EVIDENCE,
         note="诊断证明缺少医院盖章",
     )
+    # The member is a certified juror; the rejected claimant disputes, and a panel is drawn.
+    assert certify_juror(ctx, member, RIGHT_ANSWERS).passed
+    dispute_rejection(ctx, third, rejected_ref, "医院盖章的证明已经补交，请评审团重新看一下")
     publish_checkpoint(ctx, LogConfig(TEST_LOG_KEY))
+    seat_waiting_panels(ctx)
     return LivedIn(
         {Role.MEMBER: member, **staff},
         membership.id,

@@ -470,6 +470,36 @@ NOTIFICATION_NAMES = {
 }
 
 
+#: A period's states (domain/apportionment.py PeriodState) and a plan's (domain/schemes.py).
+PERIOD_STATE_NAMES = {
+    "locked": N_("locked"),
+    "computed": N_("computed"),
+    "committed": N_("committed to the log"),
+    "collecting": N_("collecting"),
+    "collected": N_("collected"),
+    "paid": N_("paid out"),
+}
+PLAN_STATUS_NAMES = {
+    "open": N_("Open: taking new members"),
+    "winding_down": N_("Winding down: no new members"),
+    "run_off": N_("Run-off: cover has ended, earlier diagnoses may still claim"),
+    "closed": N_("Closed"),
+}
+#: What an audit row is about (its subject_type).
+SUBJECT_NAMES = {
+    "account": N_("account"),
+    "claim": N_("claim"),
+    "evidence": N_("evidence file"),
+    "fraud_record": N_("fraud record"),
+    "jury_case": N_("jury case"),
+    "ledger_transaction": N_("ledger transaction"),
+    "login": N_("login"),
+    "membership": N_("membership"),
+    "period": N_("period"),
+    "person": N_("person"),
+    "plan": N_("plan"),
+}
+
 #: The lines of a period notice's "the numbers add up", by their name (services/periods/notice.py).
 CHECK_EXPRESSIONS = {
     "aid": N_("Σ payouts of the shared cases = aid"),
