@@ -115,3 +115,12 @@ def test_every_notification_a_service_sends_has_a_name_members_can_read() -> Non
         "fraud_appeal_upheld",
         "fraud_appeal_dismissed",
     } <= set(NOTIFICATION_NAMES)
+
+
+def test_every_log_record_and_field_has_a_name_people_can_read() -> None:
+    from mutualaid.transparency.leaves import LEAF_SCHEMAS
+    from mutualaid.web.i18n import LEAF_FIELD_NAMES, LEAF_NAMES
+
+    assert set(LEAF_SCHEMAS) <= set(LEAF_NAMES)
+    fields = {name for s in LEAF_SCHEMAS.values() for name in (*s.required, *s.optional)}
+    assert fields <= set(LEAF_FIELD_NAMES), sorted(fields - set(LEAF_FIELD_NAMES))

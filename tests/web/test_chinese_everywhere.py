@@ -113,10 +113,16 @@ class _Text(HTMLParser):
             self.texts.append(" ".join(data.split()))
 
 
+#: A person shown as a bare number ("#3").
+BARE_NUMBER = re.compile(r"(?<![&\w])#\d+")
+
+
 def english_in(text: str) -> list[str]:
+    """English words (and bare "#3" numbers) in a text a reader sees."""
+    bare = BARE_NUMBER.findall(text)
     for pattern in ALLOWED_PATTERNS:
         text = pattern.sub(" ", text)
-    return [w for w in LATIN_WORD.findall(text) if w not in ALLOWED_WORDS]
+    return bare + [w for w in LATIN_WORD.findall(text) if w not in ALLOWED_WORDS]
 
 
 def crawl(

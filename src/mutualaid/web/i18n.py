@@ -562,6 +562,69 @@ LEAF_NAMES = {
 }
 
 
+#: The fields of log records (transparency/leaves.py LEAF_SCHEMAS), named for people.
+LEAF_FIELD_NAMES = {
+    "aid_fen": N_("aid"),
+    "at": N_("time"),
+    "case_count": N_("cases"),
+    "charges_count": N_("charges"),
+    "charges_leaves": N_("blocks of charges"),
+    "charges_root": N_("root of the charges tree"),
+    "claim_ref": N_("claim"),
+    "closed_at": N_("closed"),
+    "decided_at": N_("decided"),
+    "decision": N_("decision"),
+    "effective_on": N_("effective from"),
+    "end_on": N_("end date"),
+    "event": N_("event"),
+    "evidence_root": N_("root of the evidence hashes"),
+    "evidence_sha256": N_("evidence hash"),
+    "fee_fen": N_("management fee"),
+    "funding": N_("funding"),
+    "illness_code": N_("illness code"),
+    "jury_ref": N_("jury"),
+    "lock_at": N_("locked"),
+    "media_type": N_("file type"),
+    "member_count": N_("members"),
+    "membership_ref": N_("membership"),
+    "memberships_ended": N_("memberships ended"),
+    "objection_ref": N_("objection"),
+    "occurred_at": N_("time"),
+    "outcome": N_("outcome"),
+    "period_ref": N_("period"),
+    "plan_ref": N_("plan"),
+    "prorated_fen": N_("taken off in proportion"),
+    "reason_code": N_("reason"),
+    "refunded_fen": N_("refunded"),
+    "refunds": N_("refunds"),
+    "rule": N_("rule"),
+    "rules_sha256": N_("hash of the rules"),
+    "run_off_until_on": N_("run-off until"),
+    "sha256": N_("file hash"),
+    "share_fen": N_("share per member"),
+    "size": N_("size"),
+    "sponsor_fen": N_("paid by the operator"),
+    "stage": N_("stage"),
+    "state": N_("state"),
+    "submitted_at": N_("submitted"),
+    "surplus_in_fen": N_("surplus from last period"),
+    "surplus_out_fen": N_("surplus to next period"),
+    "total_charged_fen": N_("total charged"),
+    "version": N_("version"),
+    "votes_against": N_("votes against"),
+    "votes_for": N_("votes for"),
+    "written_off_fen": N_("written off"),
+}
+
+
+def leaf_value(lang: Lang, value: str) -> str | None:
+    """A recorded word (an event, a state, a reason) in the reader's language, if it has one."""
+    for names in (EVENT_NAMES, STATE_NAMES, REASON_NAMES, CHOICE_NAMES):
+        if value in names:
+            return lang.gettext(names[value])
+    return None
+
+
 def verify_check(lang: Lang, check: Any) -> tuple[str, str]:
     """A verification step's name and finding in the reader's language. A failed step's finding
     is the verifier's own (technical) words."""

@@ -159,6 +159,8 @@ def context_for(page: PageState, extra: dict[str, Any]) -> dict[str, Any]:
         "subject_name": i18n.named(lang, i18n.SUBJECT_NAMES),
         "verify_check": lambda check: i18n.verify_check(lang, check),
         "leaf_name": i18n.named(lang, i18n.LEAF_NAMES),
+        "leaf_field_name": i18n.named(lang, i18n.LEAF_FIELD_NAMES),
+        "leaf_word": lambda value: i18n.leaf_value(lang, str(value)),
         "check_expression": lambda name, expression: i18n.check_expression(lang, name, expression),
         "zone_name": lambda z=None: lang.zone_name(z or zone),
         "say": lambda message: lang.note(message, zone) if message else "",

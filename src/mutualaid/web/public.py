@@ -254,7 +254,7 @@ def verify(subject_type: str, subject_ref: str, page: Page) -> HTMLResponse:
             unavailable=page.lang.explain_error(error),
         )
     report = verify_subject_bundle(bundle)
-    leaves: list[tuple[int, str, list[tuple[str, str]]]] = []
+    leaves: list[tuple[int, str, list[tuple[str, str, bool]]]] = []
     for entry in bundle.entries:
         try:
             leaf = decode_leaf(entry.leaf_data)
@@ -265,7 +265,7 @@ def verify(subject_type: str, subject_ref: str, page: Page) -> HTMLResponse:
             (
                 entry.leaf_index,
                 leaf.type,
-                [(key, _leaf_value(page, key, value)) for key, value in leaf.fields.items()],
+                [_leaf_field(page, key, value) for key, value in leaf.fields.items()],
             )
         )
     return render(
@@ -281,14 +281,16 @@ def verify(subject_type: str, subject_ref: str, page: Page) -> HTMLResponse:
     )
 
 
-def _leaf_value(page: PageState, key: str, value: object) -> str:
-    """A leaf field for people: instants as local times, fen as money; the rest as recorded."""
+def _leaf_field(page: PageState, key: str, value: object) -> tuple[str, str, bool]:
+    """A leaf field for people: instants as local times, fen as money, counts as numbers; the rest
+    as recorded (the third item says so: it is shown as code, to compare with the file)."""
     if isinstance(value, int) and not isinstance(value, bool):
         if key.endswith("_fen"):
-            return page.lang.money(value)
+            return key, page.lang.money(value), False
         if key == "at" or key.endswith("_at"):
-            return page.lang.datetime(datetime.fromtimestamp(value, UTC), DEFAULT_ZONE)
-    return str(value)
+            return key, page.lang.datetime(datetime.fromtimestamp(value, UTC), DEFAULT_ZONE), False
+        return key, page.lang.number(value), False
+    return key, str(value), True
 
 
 def bundle_file_name(subject_type: str, subject_ref: str) -> str:
