@@ -61,9 +61,7 @@ def _investigated(
         ClaimReport(membership_id, "CI01", now.date() - timedelta(days=3), "杭州市第一人民医院"),
     )
     start_review(ctx, staff[Role.REVIEWER], claim.ref)
-    assign_investigation(
-        ctx, staff[Role.REVIEWER], claim.ref, staff[Role.INVESTIGATOR].account_id
-    )
+    assign_investigation(ctx, staff[Role.REVIEWER], claim.ref, staff[Role.INVESTIGATOR].account_id)
     file_investigation_report(
         ctx, staff[Role.INVESTIGATOR], claim.ref, "病历与诊断证明一致", "approve", cost_fen=35_000
     )

@@ -95,13 +95,17 @@ class _Text(HTMLParser):
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         values = dict(attrs)
-        if tag in SKIPPED_TAGS or "translate" in values and values["translate"] == "no":
+        if tag in SKIPPED_TAGS or ("translate" in values and values["translate"] == "no"):
             self._skipping.append(tag)
         if tag == "a" and values.get("href"):
             self.links.append(values["href"] or "")
         if not self._skipping:
             self.texts.extend(v for k, v in attrs if k in SHOWN_ATTRIBUTES and v)
-            if tag == "input" and values.get("type") in ("submit", "button") and values.get("value"):
+            if (
+                tag == "input"
+                and values.get("type") in ("submit", "button")
+                and values.get("value")
+            ):
                 self.texts.append(values["value"] or "")
 
     def handle_endtag(self, tag: str) -> None:
@@ -125,9 +129,7 @@ def english_in(text: str) -> list[str]:
     return bare + [w for w in LATIN_WORD.findall(text) if w not in ALLOWED_WORDS]
 
 
-def crawl(
-    browser: Browser, starts: list[str]
-) -> tuple[dict[str, list[str]], set[str], set[str]]:
+def crawl(browser: Browser, starts: list[str]) -> tuple[dict[str, list[str]], set[str], set[str]]:
     """English words on each page reachable from `starts` (GET, same site), by page; the pages
     read and the templates that rendered them."""
     seen: set[str] = set()
@@ -154,9 +156,7 @@ def crawl(
         parser.feed(response.text)
         words = sorted({word for text in parser.texts for word in english_in(text)})
         if words:
-            found[url] = [
-                text for text in dict.fromkeys(parser.texts) if english_in(text)
-            ][:12]
+            found[url] = [text for text in dict.fromkeys(parser.texts) if english_in(text)][:12]
         for href in parser.links:
             link, _ = urldefrag(href)
             if link.startswith("/") and not link.startswith("//") and not NOT_FOLLOWED.search(link):

@@ -101,10 +101,13 @@ def _error_classes(trees: dict[str, ast.Module]) -> set[str]:
         grown = False
         for tree in trees.values():
             for node in ast.walk(tree):
-                if isinstance(node, ast.ClassDef) and node.name not in names:
-                    if any(_name(base) in names for base in node.bases):
-                        names.add(node.name)
-                        grown = True
+                if (
+                    isinstance(node, ast.ClassDef)
+                    and node.name not in names
+                    and any(_name(base) in names for base in node.bases)
+                ):
+                    names.add(node.name)
+                    grown = True
     return names
 
 
@@ -152,14 +155,21 @@ def collect_sites() -> tuple[list[Site], list[str]]:
                             unreadable.append(f"{where} {ast.unparse(first)}")
                         for code in sorted(built or ()):
                             sites.append(Site(code, None, frozenset({"field"}), where))
-                elif callee in forwarders and len(node.args) > forwarders[callee]:
-                    if code := _literal(node.args[forwarders[callee]]):
-                        gives, variant = _details(details_kw)
-                        gives = gives | {"field"} if gives is not None else None
-                        sites.append(Site(code, variant, gives, where))
-                if callee == "__init__" and node.args and (code := _literal(node.args[0])):
-                    if len(node.args) > 1 and _is_message(node.args[1]):
-                        sites.append(Site(code, None, frozenset({"field"}), where))
+                elif (
+                    callee in forwarders
+                    and len(node.args) > forwarders[callee]
+                    and (code := _literal(node.args[forwarders[callee]]))
+                ):
+                    gives, variant = _details(details_kw)
+                    gives = gives | {"field"} if gives is not None else None
+                    sites.append(Site(code, variant, gives, where))
+                if (
+                    callee == "__init__"
+                    and len(node.args) > 1
+                    and (code := _literal(node.args[0]))
+                    and _is_message(node.args[1])
+                ):
+                    sites.append(Site(code, None, frozenset({"field"}), where))
             elif isinstance(node, ast.Tuple) and 2 <= len(node.elts) <= 4:
                 code = _literal(node.elts[0])
                 if code is None or not _is_message(node.elts[1]):
@@ -224,7 +234,9 @@ def test_no_text_names_a_value_its_sites_do_not_give() -> None:
 
 def test_each_text_names_the_same_values_in_both_languages() -> None:
     for key, entry in error_texts().items():
-        assert set(PLACEHOLDER.findall(entry["zh_CN"])) == set(PLACEHOLDER.findall(entry["en"])), key
+        assert set(PLACEHOLDER.findall(entry["zh_CN"])) == set(PLACEHOLDER.findall(entry["en"])), (
+            key
+        )
 
 
 def test_every_text_belongs_to_a_code_the_code_raises() -> None:

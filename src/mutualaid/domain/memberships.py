@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
 from datetime import date, timedelta
 from enum import StrEnum
+from typing import Any
 
 from mutualaid.domain.calendars import age_in_days, age_in_years, anniversary
 from mutualaid.domain.errors import DomainError
@@ -247,7 +247,12 @@ def refuse_if_any(refusals: list[Refusal]) -> None:
             first.field,
             details={
                 "refusals": [
-                    {"code": r.code, "message": r.message, "field": r.field, "details": dict(r.details)}
+                    {
+                        "code": r.code,
+                        "message": r.message,
+                        "field": r.field,
+                        "details": dict(r.details),
+                    }
                     for r in refusals
                 ]
             },

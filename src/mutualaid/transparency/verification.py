@@ -466,9 +466,7 @@ def verify_subject_bundle(
             )
         except VerificationError as error:
             checks.append(
-                Check(
-                    name, False, error.message, "leaf_inclusion", {"index": entry.leaf_index}
-                )
+                Check(name, False, error.message, "leaf_inclusion", {"index": entry.leaf_index})
             )
             included = False
         else:
@@ -531,9 +529,7 @@ def _authentic_checkpoint(
             expected_origin=policy.origin,
         )
     except TransparencyError as error:
-        checks.append(
-            Check("checkpoint signatures", False, error.message, "checkpoint_signatures")
-        )
+        checks.append(Check("checkpoint signatures", False, error.message, "checkpoint_signatures"))
         return None
     cosigners = [c.name for c in cosigned.cosigners]
     checks.append(

@@ -21,9 +21,9 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from mutualaid import __version__
+from mutualaid.domain.accounts import STAFF_ROLES, Role
 from mutualaid.domain.errors import DomainError, NotFound
 from mutualaid.domain.plans import PlanRules
-from mutualaid.domain.accounts import STAFF_ROLES, Role
 from mutualaid.services.claims.casework import StaffMember, staff_members
 from mutualaid.services.notifications import unread_count
 from mutualaid.services.plans.plans import PlanSummary, plan_names
@@ -105,9 +105,7 @@ def _staff_namer(page: PageState) -> Callable[[int | None], str]:
             return ""
         actor = page.actor
         if not members and actor is not None and actor.role is not Role.MEMBER:
-            members.update(
-                {s.id: s for s in staff_members(page.ctx, actor, tuple(STAFF_ROLES))}
-            )
+            members.update({s.id: s for s in staff_members(page.ctx, actor, tuple(STAFF_ROLES))})
         member = members.get(account_id)
         if member is None:
             return page.lang.gettext(i18n.N_("staff member no. {n}"), n=account_id)

@@ -29,7 +29,6 @@ from mutualaid.transparency.errors import KeyFormatError, LeafError, Verificatio
 from mutualaid.transparency.leaves import decode_leaf
 from mutualaid.transparency.notes import parse_verifier_key
 from mutualaid.transparency.verification import Check, TrustPolicy, verify_subject_bundle
-from mutualaid.web.i18n import N_
 from mutualaid.web.pages import DEFAULT_ZONE, page_router, render, render_form
 from mutualaid.web.sessions import Page, PageState
 

@@ -29,7 +29,7 @@ from mutualaid.domain.accounts import Role
 from mutualaid.domain.errors import DomainError, Forbidden, Unauthenticated
 from mutualaid.services.accounts.accounts import AccountView, Actor, authenticate, get_account
 from mutualaid.services.context import ServiceContext
-from mutualaid.web.i18n import N_, Lang, pick_locale
+from mutualaid.web.i18n import Lang, pick_locale
 
 SESSION_COOKIE = "ma_session"
 CSRF_COOKIE = "ma_csrf"

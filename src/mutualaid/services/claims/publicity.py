@@ -21,9 +21,9 @@ from mutualaid.db.queries.plans import plan_by_code, rules_of
 from mutualaid.domain.accounts import Role, require_role
 from mutualaid.domain.calendars import local_date
 from mutualaid.domain.claims import (
+    MIN_OBJECTION_CHARS,
     NOTE_INSTANT_FORMAT,
     NOTE_PUBLISHED,
-    MIN_OBJECTION_CHARS,
     ClaimEvent,
     ClaimState,
     publicity_window,

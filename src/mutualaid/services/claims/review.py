@@ -8,9 +8,9 @@ from mutualaid.db.queries.plans import rules_of
 from mutualaid.domain.accounts import Role, require_role
 from mutualaid.domain.calendars import local_date
 from mutualaid.domain.claims import (
+    MAX_FINDINGS_CHARS,
     NOTE_APPROVED,
     NOTE_DISPUTABLE,
-    MAX_FINDINGS_CHARS,
     ClaimEvent,
     RejectionReason,
     next_publicity_day,
@@ -189,7 +189,10 @@ def file_investigation_report(
     )
     if cost_fen < 0:
         raise DomainError(
-            "invalid_amount", "a cost cannot be negative", "cost_fen", details={"variant": "negative"}
+            "invalid_amount",
+            "a cost cannot be negative",
+            "cost_fen",
+            details={"variant": "negative"},
         )
     request = {"f": findings, "r": recommendation, "c": cost_fen}
     once = Once(actor.account_id, idempotency_key, f"file_report:{ref}", request, ClaimView)

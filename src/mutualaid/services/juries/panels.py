@@ -94,11 +94,11 @@ def dispute_rejection(
         claim, plan, _ = load_claim(session, ref)
         if claim.claimant_account_id != actor.account_id:
             raise NotFound(
-            "claim_not_found",
-            f"there is no claim {ref}",
-            "claim_ref",
-            details={"ref": ref},
-        )
+                "claim_not_found",
+                f"there is no claim {ref}",
+                "claim_ref",
+                details={"ref": ref},
+            )
         rules = rules_of(session, plan.id, claim.plan_version)
         apply_event(
             session, claim, plan, ClaimEvent.DISPUTE, actor, now, public_note=reason.strip()
