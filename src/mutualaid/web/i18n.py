@@ -130,11 +130,8 @@ def _note_pattern(note_format: str) -> re.Pattern[str]:
 _NOTE_PATTERNS = tuple((_note_pattern(key), msgid) for key, msgid in TIMELINE_NOTES.items())
 
 
-# Refusal messages that quote a plan text: shown with the plan's own words in the reader's language.
-_QUESTION_REFUSALS = {
-    "health_declaration": N_("the plan cannot accept a member who answers yes to: {question}"),
-    "health_answer_missing": N_("please answer: {question}"),
-}
+#: Refusals that quote a plan's health question: the question in the reader's language.
+_QUESTION_REFUSALS = frozenset({"health_declaration", "health_answer_missing"})
 
 
 @dataclass(frozen=True, slots=True)
