@@ -150,6 +150,8 @@ def context_for(page: PageState, extra: dict[str, Any]) -> dict[str, Any]:
         "event_name": i18n.named(lang, i18n.EVENT_NAMES),
         "notification_name": i18n.named(lang, i18n.NOTIFICATION_NAMES),
         "payment_name": i18n.named(lang, i18n.PAYMENT_NAMES),
+        # "X (Y)": full-width brackets in Chinese, no space before them.
+        "paren": lambda value: f"（{value}）" if lang.is_zh else f" ({value})",
         "plan_name": _plan_namer(page),
         "staff_name": _staff_namer(page),
         "period_state_name": i18n.named(lang, i18n.PERIOD_STATE_NAMES),
