@@ -124,3 +124,23 @@ def test_every_log_record_and_field_has_a_name_people_can_read() -> None:
     assert set(LEAF_SCHEMAS) <= set(LEAF_NAMES)
     fields = {name for s in LEAF_SCHEMAS.values() for name in (*s.required, *s.optional)}
     assert fields <= set(LEAF_FIELD_NAMES), sorted(fields - set(LEAF_FIELD_NAMES))
+
+
+def test_every_note_a_service_writes_on_a_timeline_is_in_the_catalog() -> None:
+    """A note is a fixed text (FIXED_NOTES) or a format of domain/claims.py (TIMELINE_NOTES); an
+    f-string written in place would reach Chinese readers in English."""
+    import ast
+
+    from mutualaid.web.i18n import FIXED_NOTES
+
+    services = Path(__file__).resolve().parents[2] / "src" / "mutualaid" / "services"
+    written: list[tuple[str, ast.expr]] = []
+    for path in services.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.keyword) and node.arg == "public_note":
+                written.append((f"{path.name}:{node.value.lineno}", node.value))
+    assert len(written) > 10
+    for where, value in written:
+        assert not isinstance(value, ast.JoinedStr), f"{where}: use a NOTE_* format"
+        if isinstance(value, ast.Constant) and isinstance(value.value, str):
+            assert value.value in FIXED_NOTES, f"{where}: add {value.value!r} to FIXED_NOTES"

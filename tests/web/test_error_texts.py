@@ -292,3 +292,9 @@ def test_an_unknown_code_says_so_without_english_prose() -> None:
     said = Lang.of("zh_CN").explain("no_such_code_anywhere", {"x": 1})
     assert "no_such_code_anywhere" in said
     assert error_text_key("too_young", {"variant": "nonsense"}) == "too_young"
+
+
+def test_a_period_is_told_by_its_day_not_its_reference() -> None:
+    error = DomainError("period_not_committed", "…", details={"period": "xhb-main/2026-03-21"})
+    assert Lang.of("zh_CN").explain_error(error) == "请先结算2026年3月21日这一期"
+    assert Lang.of("en").explain_error(error) == "close the period of March 21, 2026 first"

@@ -89,6 +89,7 @@ NOTE_PUBLISHED = "published for objections until {at}"
 NOTE_DISPUTABLE = "{note} — you may dispute this decision and ask for a member jury"
 NOTE_JURY_TALLY = "jury: {approve} approve, {reject} reject, {recused} recused"
 NOTE_JURY_TOO_FEW = "too few jurors voted in {rounds} rounds; staff will decide"
+NOTE_PAID = "{amount} paid"
 #: How NOTE_PUBLISHED writes its instant (UTC).
 NOTE_INSTANT_FORMAT = "%Y-%m-%d %H:%M UTC"
 

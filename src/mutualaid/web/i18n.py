@@ -99,6 +99,7 @@ TIMELINE_NOTES: dict[str, str] = {
     claims.NOTE_DISPUTABLE: N_("{note} — you may dispute this decision and ask for a member jury"),
     claims.NOTE_JURY_TALLY: N_("jury: {approve} approve, {reject} reject, {recused} recused"),
     claims.NOTE_JURY_TOO_FEW: N_("too few jurors voted in {rounds} rounds; staff will decide"),
+    claims.NOTE_PAID: N_("{amount} paid"),
 }
 
 #: Fixed notes services write on a timeline or a case file, for the catalogs.
@@ -309,6 +310,12 @@ class Lang:
             return self.money(value)
         if name.endswith("_bytes") and isinstance(value, int):
             return self.size(value)
+        if name == "period" and isinstance(value, str) and "/" in value:
+            # A period ref ("xhb-main/2026-03-21") is told by its day.
+            try:
+                return self.date(date.fromisoformat(value.rsplit("/", 1)[1]))
+            except ValueError:
+                return value
         if name == "state" and isinstance(value, str):
             return self.gettext(STATE_NAMES.get(value, value.replace("_", " ")))
         if name == "role" and isinstance(value, str):

@@ -22,7 +22,7 @@ from mutualaid.domain.apportionment import (
     prorated_split,
     reached,
 )
-from mutualaid.domain.claims import ClaimEvent, ClaimState
+from mutualaid.domain.claims import NOTE_PAID, ClaimEvent, ClaimState
 from mutualaid.domain.errors import Conflict
 from mutualaid.domain.ledger import SPONSOR, Leg, plan_account, transaction
 from mutualaid.domain.memberships import EndReason, MembershipEvent, MembershipState
@@ -160,7 +160,7 @@ def _pay_one(
             ClaimEvent.PAY,
             actor,
             now,
-            public_note=f"{format_yuan(amount, symbol=True, grouping=True)} paid",
+            public_note=NOTE_PAID.format(amount=format_yuan(amount, symbol=True, grouping=True)),
         )
         if claim.tier == "severe":
             membership = session.get_one(Membership, claim.membership_id)
