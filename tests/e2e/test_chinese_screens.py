@@ -79,6 +79,14 @@ def test_key_pages_read_in_chinese_on_a_phone(
         member.go(path)
         _check(member)
         _phone_shot(member, shots, name)
+    # A refusal is told by its code, with its values, next to its field.
+    member.go("/plans/xhb-main/join")
+    member.page.fill("#f-full_name", "欧阳小明")
+    member.page.fill("#f-id_number", "11010519491231002X"[:17] + "1")
+    member.submit("form[action='/plans/xhb-main/join']")
+    expect(member.page.locator("#f-id_number-error")).to_contain_text("校验位")
+    _check(member)
+    _phone_shot(member, shots, "join-refused")
     member.close()
 
     reviewer = Person(chromium, live_server, "zh_CN", shots, "reviewer")
@@ -88,4 +96,4 @@ def test_key_pages_read_in_chinese_on_a_phone(
     expect(reviewer.page.locator("main")).not_to_contain_text("#")
     _phone_shot(reviewer, shots, "case-file")
     reviewer.close()
-    assert len(shots.taken) == 10
+    assert len(shots.taken) == 11
