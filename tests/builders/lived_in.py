@@ -15,6 +15,7 @@ from mutualaid.clock import FixedClock
 from mutualaid.domain.accounts import Role
 from mutualaid.domain.claims import RejectionReason
 from mutualaid.services.accounts.accounts import Actor
+from mutualaid.services.claims.evidence import add_evidence
 from mutualaid.services.claims.filing import ClaimReport, report_claim
 from mutualaid.services.claims.publicity import run_publicity
 from mutualaid.services.claims.review import (
@@ -30,6 +31,8 @@ from mutualaid.services.periods.close import close_period
 from mutualaid.services.transparency.checkpoints import LogConfig, publish_checkpoint
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
+#: A small valid JPEG, the same for every claim (so the risk signal for a shared file fires).
+JPEG = bytes.fromhex("ffd8ffe000104a46494600010100000100010000ffd9")
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,7 @@ def _investigated(
         member,
         ClaimReport(membership_id, "CI01", now.date() - timedelta(days=3), "杭州市第一人民医院"),
     )
+    add_evidence(ctx, member, claim.ref, [JPEG], "image/jpeg", "诊断证明")
     start_review(ctx, staff[Role.REVIEWER], claim.ref)
     assign_investigation(ctx, staff[Role.REVIEWER], claim.ref, staff[Role.INVESTIGATOR].account_id)
     file_investigation_report(

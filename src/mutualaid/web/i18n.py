@@ -36,6 +36,7 @@ from babel.support import Translations
 from mutualaid.domain import claims
 from mutualaid.domain.money import format_yuan
 from mutualaid.domain.plans import PlanRules
+from mutualaid.domain.risk import BY_CODE, SignalCode
 
 LOCALES: tuple[str, ...] = ("zh_CN", "en")
 DEFAULT_LOCALE = "zh_CN"
@@ -646,6 +647,23 @@ def verify_check(lang: Lang, check: Any) -> tuple[str, str]:
     except (KeyError, IndexError):
         return check.name, check.detail
     return name, detail
+
+
+#: File types by the names people know (format names, the same in every language).
+MEDIA_NAMES = {
+    "image/jpeg": "JPEG",
+    "image/png": "PNG",
+    "image/webp": "WEBP",
+    "image/heic": "HEIC",
+    "image/heif": "HEIC",
+    "application/pdf": "PDF",
+}
+
+
+def signal_label(lang: Lang, code: str) -> str:
+    """A risk signal (or a link between claims named after one) by its label."""
+    signal = BY_CODE.get(SignalCode(code)) if code in set(SignalCode) else None
+    return lang.pick(signal.label_zh, signal.label_en) if signal else code
 
 
 def named(lang: Lang, names: Mapping[str, str]) -> Callable[[str | None], str]:

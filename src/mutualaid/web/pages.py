@@ -153,6 +153,8 @@ def context_for(page: PageState, extra: dict[str, Any]) -> dict[str, Any]:
         # "X (Y)": full-width brackets in Chinese, no space before them.
         "paren": lambda value: f"（{value}）" if lang.is_zh else f" ({value})",
         "plan_name": _plan_namer(page),
+        "media_name": lambda media_type: i18n.MEDIA_NAMES.get(media_type, media_type),
+        "signal_label": lambda code: i18n.signal_label(lang, str(code)),
         "staff_name": _staff_namer(page),
         "period_state_name": i18n.named(lang, i18n.PERIOD_STATE_NAMES),
         "plan_status_name": i18n.named(lang, i18n.PLAN_STATUS_NAMES),
