@@ -75,10 +75,10 @@ def _details(node: ast.expr | None) -> tuple[frozenset[str] | None, str | None]:
         return frozenset(), None
     if not isinstance(node, ast.Dict):
         return None, None
-    keys = {k.value for k in node.keys if isinstance(k, ast.Constant)}
+    keys = {str(k.value) for k in node.keys if isinstance(k, ast.Constant)}
     variant = next(
         (
-            v.value
+            str(v.value)
             for k, v in zip(node.keys, node.values, strict=True)
             if isinstance(k, ast.Constant) and k.value == "variant" and isinstance(v, ast.Constant)
         ),
@@ -95,7 +95,8 @@ def _trees() -> dict[str, ast.Module]:
 
 
 def _error_classes(trees: dict[str, ast.Module]) -> set[str]:
-    names = {cls.__name__ for cls in (DomainError, *DomainError.__subclasses__())} | {"Refusal"}
+    classes: list[type] = [DomainError, *DomainError.__subclasses__()]
+    names = {cls.__name__ for cls in classes} | {"Refusal"}
     grown = True
     while grown:
         grown = False
