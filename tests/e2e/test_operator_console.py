@@ -238,7 +238,7 @@ def test_a_reviewer_sees_why_a_claim_is_risky_marks_a_signal_useful_and_follows_
     page = reviewer.go(f"/staff/claims/{second}")
     panel = page.locator("#risk")
     expect(panel).to_contain_text(f"风险评分 {score} / 100")
-    expect(panel).to_contain_text("评分只提示先看哪里,从不拒绝申请。")
+    expect(panel).to_contain_text("评分只提示先看哪里，从不拒绝申请。")
     payee = panel.locator(f"#signal-{SignalCode.SHARED_PAYEE}")
     expect(payee).to_contain_text("收款账户与其他家庭的申请相同")
     expect(payee).to_contain_text("收款账户也出现在另外 1 个家庭的申请中")
@@ -262,7 +262,7 @@ def test_a_reviewer_sees_why_a_claim_is_risky_marks_a_signal_useful_and_follows_
     ).not_to_have_attribute("aria-pressed", "true")
     reviewer.shot("feedback-recorded")
 
-    page.get_by_role("link", name="关联申请(关系图)").click()
+    page.get_by_role("link", name="关联申请（关系图）").click()
     graph = page.get_by_role("img", name=f"与 {second} 关联的申请")
     expect(graph).to_be_visible()
     other = graph.locator(f"a[href='/staff/claims/{first}']")
@@ -344,7 +344,7 @@ def test_an_operator_sees_each_plan_open_with_its_members_on_the_wind_down_page(
     page = operator.go("/staff/wind-down")
     expect(page.locator("h1")).to_have_text("计划终止")
     main = page.locator(f"section[aria-labelledby=end-{PLAN}]")
-    expect(main.locator("dt:text-is('状态') + dd")).to_have_text("开放:接受新成员")
+    expect(main.locator("dt:text-is('状态') + dd")).to_have_text("开放：接受新成员")
     expect(main.locator("dt:text-is('在册成员') + dd")).to_contain_text("2")
     expect(
         page.locator("section[aria-labelledby=end-xhb-elderly-cancer] dt:text-is('在册成员') + dd")

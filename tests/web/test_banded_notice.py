@@ -41,6 +41,6 @@ def test_the_period_page_shows_who_the_annual_cap_limited(
     a_joiner_and_an_old_case_on_march_21(ctx, clock, people)
     close_on(ctx, clock, MARCH_21)
     page = client.get("/plans/xhb-main/periods/2026-03-21").text
-    assert "年度封顶:按组计算" in page
+    assert "年度封顶：按组计算" in page
     assert "20,307.69" in page  # the young band's charge, capped: 120,000 − 99,692.31
     assert "✗" not in page

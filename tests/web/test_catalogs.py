@@ -41,17 +41,37 @@ def test_every_web_string_has_a_chinese_translation_with_the_same_placeholders()
 
 
 def test_a_refusal_is_told_in_the_readers_language() -> None:
-    message = "the identity number's check digit does not match (a digit was mistyped)"
-    assert (
-        Lang.of("zh_CN").explain("invalid_id_number", message, "id_number")
-        == "身份证号码的校验位不符(有数字输错了)"
+    from mutualaid.domain.errors import DomainError
+
+    error = DomainError(
+        "invalid_id_number",
+        "the identity number's check digit does not match (a digit was mistyped)",
+        "id_number",
+        details={"variant": "check_digit"},
     )
-    assert Lang.of("en").explain("invalid_id_number", message, "id_number") == message
-    waiting = (
-        "the illness was diagnosed in the waiting period (until 2026-06-01) and was not "
-        "caused by an accident"
+    assert Lang.of("zh_CN").explain_error(error) == "身份证号码的校验位不符（有数字输错了）"
+    assert Lang.of("en").explain_error(error) == error.message
+    waiting = DomainError(
+        "waiting_period", "…", "diagnosed_on", details={"waiting_ends_on": "2026-06-01"}
     )
-    assert "2026年6月1日" in Lang.of("zh_CN").explain("waiting_period", waiting, "diagnosed_on")
+    assert "2026年6月1日" in Lang.of("zh_CN").explain_error(waiting)
+
+
+def test_timeline_notes_keep_the_wording_the_services_write() -> None:
+    from mutualaid.domain import claims
+    from mutualaid.web.i18n import TIMELINE_NOTES
+
+    assert all(note_format == msgid for note_format, msgid in TIMELINE_NOTES.items())
+    zh = Lang.of("zh_CN")
+    approved = claims.NOTE_APPROVED.format(on="2026-12-07")
+    assert zh.note(approved) == zh.gettext(
+        "approved subject to publicity from {on}", on="2026年12月7日"
+    )
+    published = claims.NOTE_PUBLISHED.format(at="2026-12-06 16:00 UTC")
+    assert "2026年12月7日 00:00（UTC+8）" in zh.note(published)
+    assert "16:00" not in zh.note(published)
+    rejected = claims.NOTE_DISPUTABLE.format(note="a reviewer is checking your claim")
+    assert zh.note(rejected).startswith(zh.gettext("a reviewer is checking your claim"))
 
 
 def test_money_and_dates_follow_the_locale() -> None:
@@ -64,7 +84,7 @@ def test_money_and_dates_follow_the_locale() -> None:
     assert en.date(date(2026, 3, 1)) == "March 1, 2026"
     # 16:30 UTC is 00:30 the next day in Shanghai.
     instant = datetime(2026, 3, 1, 16, 30, tzinfo=UTC)
-    assert zh.datetime(instant, ZoneInfo("Asia/Shanghai")) == "2026年3月2日 00:30 (UTC+8)"
+    assert zh.datetime(instant, ZoneInfo("Asia/Shanghai")) == "2026年3月2日 00:30（UTC+8）"
 
 
 def test_the_english_catalog_says_what_the_code_says() -> None:
@@ -95,3 +115,32 @@ def test_every_notification_a_service_sends_has_a_name_members_can_read() -> Non
         "fraud_appeal_upheld",
         "fraud_appeal_dismissed",
     } <= set(NOTIFICATION_NAMES)
+
+
+def test_every_log_record_and_field_has_a_name_people_can_read() -> None:
+    from mutualaid.transparency.leaves import LEAF_SCHEMAS
+    from mutualaid.web.i18n import LEAF_FIELD_NAMES, LEAF_NAMES
+
+    assert set(LEAF_SCHEMAS) <= set(LEAF_NAMES)
+    fields = {name for s in LEAF_SCHEMAS.values() for name in (*s.required, *s.optional)}
+    assert fields <= set(LEAF_FIELD_NAMES), sorted(fields - set(LEAF_FIELD_NAMES))
+
+
+def test_every_note_a_service_writes_on_a_timeline_is_in_the_catalog() -> None:
+    """A note is a fixed text (FIXED_NOTES) or a format of domain/claims.py (TIMELINE_NOTES); an
+    f-string written in place would reach Chinese readers in English."""
+    import ast
+
+    from mutualaid.web.i18n import FIXED_NOTES
+
+    services = Path(__file__).resolve().parents[2] / "src" / "mutualaid" / "services"
+    written: list[tuple[str, ast.expr]] = []
+    for path in services.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.keyword) and node.arg == "public_note":
+                written.append((f"{path.name}:{node.value.lineno}", node.value))
+    assert len(written) > 10
+    for where, value in written:
+        assert not isinstance(value, ast.JoinedStr), f"{where}: use a NOTE_* format"
+        if isinstance(value, ast.Constant) and isinstance(value.value, str):
+            assert value.value in FIXED_NOTES, f"{where}: add {value.value!r} to FIXED_NOTES"

@@ -67,7 +67,7 @@ def test_every_enrollment_refusal_is_explained_next_to_its_field(member_browser:
     )
     assert refused.status_code == 422
     assert (
-        '<p class="field-error" id="f-id_number-error">身份证号码的校验位不符(有数字输错了)</p>'
+        '<p class="field-error" id="f-id_number-error">身份证号码的校验位不符（有数字输错了）</p>'
         in refused.text
     )
     assert 'aria-invalid="true"' in refused.text and f'value="{wrong}"' in refused.text
@@ -87,7 +87,7 @@ def test_every_enrollment_refusal_is_explained_next_to_its_field(member_browser:
         "/plans/xhb-main/join?lang=zh_CN",
         join_form(resident_id(date(2026, 2, 20)), relation="child"),
     )
-    assert "成员须出生满30天(可于2026年3月22日起加入)" in baby.text
+    assert "成员须出生满30天（可于2026年3月22日起加入）" in baby.text
 
 
 def _covered(ctx: ServiceContext, clock: FixedClock, client: TestClient) -> tuple[Browser, int]:
@@ -250,7 +250,7 @@ def test_a_member_follows_a_claim_answers_a_request_and_disputes_a_rejection(
     assert disputed.headers["location"].endswith("ok=disputed")
     assert "评审团投票中" in browser.get(f"/claims/{claim.ref}").text
     messages = browser.get("/me/notifications").text
-    assert "您的申请状态:已拒绝" in messages
+    assert "您的申请状态：已拒绝" in messages
 
 
 def test_a_member_answers_a_document_request_and_withdraws_only_after_confirming(
@@ -425,4 +425,4 @@ def test_registering_one_phone_again_and_again_is_refused_for_an_hour(
         )
     limited = browser.submit("/register", "/register", form | {"invitation": "x5"})
     assert limited.status_code == 429
-    assert "注册次数过多:请等待60分钟后再试" in limited.text
+    assert "注册次数过多：请等待60分钟后再试" in limited.text

@@ -57,7 +57,7 @@ def test_the_case_file_explains_each_signal_and_takes_the_reviewers_feedback(
     assert (
         "收款账户与其他家庭的申请相同" in page and "收款账户也出现在另外 1 个家庭的申请中" in page
     )
-    assert "评分只提示先看哪里,从不拒绝申请。" in page
+    assert "评分只提示先看哪里，从不拒绝申请。" in page
     answer = browser.submit(
         f"/staff/claims/{second}",
         f"/staff/claims/{second}/risk/feedback",
@@ -97,7 +97,7 @@ def test_routing_by_risk_sends_a_linked_claim_to_a_field_investigator(
     start_review(ctx, Actor(reviewer_id, Role.REVIEWER), second)
     answer = browser.submit(f"/staff/claims/{second}", f"/staff/claims/{second}/risk/route", {})
     assert answer.status_code == 303
-    assert f"#{investigator.account_id}" in browser.get(f"/staff/claims/{second}").text
+    assert f"调查员（编号{investigator.account_id}）" in browser.get(f"/staff/claims/{second}").text
 
 
 def test_an_operator_records_proven_fraud_and_decides_the_appeal_on_the_risk_desk(

@@ -28,10 +28,10 @@ def test_an_operator_sees_the_announced_end_and_the_schemes_in_chinese(
     assert 'href="/staff/wind-down"' in page  # in the staff navigation
     for text in (
         "计划终止",
-        "终止中:不再接受新成员",
-        "2026-04-15",
-        "2026-10-11",
-        "运营方(停止分摊)",
+        "终止中：不再接受新成员",
+        "2026年4月15日",
+        "2026年10月11日",
+        "运营方（停止分摊）",
         "新冠肺炎专项保障",
     ):
         assert text in page, text

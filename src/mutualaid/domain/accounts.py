@@ -34,11 +34,18 @@ def normalise_phone(raw: str, field: str = "phone") -> str:
 def check_password_strength(password: str, field: str = "password") -> None:
     if len(password) < MIN_PASSWORD_LENGTH:
         raise DomainError(
-            "weak_password", f"a password needs at least {MIN_PASSWORD_LENGTH} characters", field
+            "weak_password",
+            f"a password needs at least {MIN_PASSWORD_LENGTH} characters",
+            field,
+            details={"min_length": MIN_PASSWORD_LENGTH},
         )
 
 
 def require_role(role: Role, *allowed: Role) -> None:
     if role not in allowed:
         names = ", ".join(sorted(allowed))
-        raise Forbidden("forbidden", f"this needs the role {names}; you are {role}")
+        raise Forbidden(
+            "forbidden",
+            f"this needs the role {names}; you are {role}",
+            details={"variant": "role", "role": str(role)},
+        )

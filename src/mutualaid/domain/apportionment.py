@@ -58,7 +58,10 @@ _ORDER = {state: position for position, state in enumerate(PeriodState)}
 def advance(state: PeriodState, to: PeriodState) -> PeriodState:
     if NEXT_STATE.get(state) is not to:
         raise DomainError(
-            "invalid_transition", f"a period that is {state} cannot become {to}", "state"
+            "invalid_transition",
+            f"a period that is {state} cannot become {to}",
+            "state",
+            details={"state": str(state)},
         )
     return to
 
@@ -93,6 +96,7 @@ def period_dates(rules: PlanRules, publicity_on: date) -> PeriodDates:
             "not_a_publicity_day",
             f"{publicity_on} is not a publicity day of this plan (days {', '.join(map(str, days))})",
             "on",
+            details={"on": publicity_on.isoformat()},
         )
     debit_day = rules.periods.debit_days[days.index(publicity_on.day)]
     return PeriodDates(

@@ -82,6 +82,17 @@ TRANSITIONS: Mapping[tuple[ClaimState, ClaimEvent], ClaimState] = {
     (S.AWAITING_DOCUMENTS, E.WITHDRAW): S.WITHDRAWN,
 }
 
+#: Notes the services write on a claim's public timeline with values in them (`str.format`). The web
+#: app shows them in the reader's language: web/i18n.py TIMELINE_NOTES holds the same texts.
+NOTE_APPROVED = "approved subject to publicity from {on}"
+NOTE_PUBLISHED = "published for objections until {at}"
+NOTE_DISPUTABLE = "{note} — you may dispute this decision and ask for a member jury"
+NOTE_JURY_TALLY = "jury: {approve} approve, {reject} reject, {recused} recused"
+NOTE_JURY_TOO_FEW = "too few jurors voted in {rounds} rounds; staff will decide"
+NOTE_PAID = "{amount} paid"
+#: How NOTE_PUBLISHED writes its instant (UTC).
+NOTE_INSTANT_FORMAT = "%Y-%m-%d %H:%M UTC"
+
 #: A person may have only one claim in these states per plan.
 OPEN_STATES = frozenset(set(ClaimState) - {S.PAID, S.CLOSED_REJECTED, S.WITHDRAWN, S.REJECTED})
 #: States whose members still owe nothing and whose evidence may still be added.
@@ -105,12 +116,13 @@ def written(
     *,
     min_chars: int = 1,
     max_chars: int = MAX_NOTE_CHARS,
+    details: Mapping[str, object] | None = None,
 ) -> str:
-    """`text` without surrounding space, or a refusal `code` when it has fewer than `min_chars`
-    or more than `max_chars` characters."""
+    """`text` without surrounding space, or a refusal `code` (with `details`) when it has fewer
+    than `min_chars` or more than `max_chars` characters."""
     stripped = text.strip()
     if not min_chars <= len(stripped) <= max_chars:
-        raise DomainError(code, message, field)
+        raise DomainError(code, message, field, details=details)
     return stripped
 
 
@@ -122,6 +134,7 @@ def transition(state: ClaimState, event: ClaimEvent) -> ClaimState:
             "invalid_transition",
             f"a claim that is {state.replace('_', ' ')} cannot {event.replace('_', ' ')}",
             "state",
+            details={"state": str(state)},
         ) from None
 
 
@@ -154,22 +167,24 @@ class ClaimFacts:
 
 def filing_refusal(
     rules: PlanRules, facts: ClaimFacts, has_open_claim: bool
-) -> tuple[str, str, str] | None:
-    """Why this claim may not be filed (code, message, field), or None when it may."""
+) -> tuple[str, str, str, dict[str, object]] | None:
+    """Why this claim may not be filed (code, message, field, details), or None when it may."""
     coverage = facts.coverage
     if rules.illness(facts.illness_code) is None:
         return (
             "illness_not_covered",
             f"{facts.illness_code} is not an illness this plan covers",
             "illness_code",
+            {},
         )
     if facts.diagnosed_on > facts.reported_on:
-        return ("diagnosis_in_future", "the diagnosis date is after today", "diagnosed_on")
+        return ("diagnosis_in_future", "the diagnosis date is after today", "diagnosed_on", {})
     if facts.end_reason == "severe_payout":
         return (
             "severe_payout_made",
             "this member has already received a severe illness payout",
             "membership_id",
+            {},
         )
     ended_on = facts.ended_on or coverage.ages_out_on
     if not coverage.joined_on <= facts.diagnosed_on < min(ended_on, coverage.ages_out_on):
@@ -177,6 +192,7 @@ def filing_refusal(
             "not_covered_member",
             "the person was not a member on the diagnosis date",
             "diagnosed_on",
+            {},
         )
     if facts.diagnosed_on <= coverage.waiting_ends_on and not (
         facts.accident and rules.waiting_period.accidents_covered
@@ -186,12 +202,14 @@ def filing_refusal(
             f"the illness was diagnosed in the waiting period (until {coverage.waiting_ends_on}) "
             "and was not caused by an accident",
             "diagnosed_on",
+            {"waiting_ends_on": coverage.waiting_ends_on.isoformat()},
         )
     if facts.membership_state is MembershipState.SUSPENDED:
         return (
             "membership_suspended",
             "the membership is suspended for an unpaid share: pay it to restore cover",
             "membership_id",
+            {},
         )
     deadline = facts.diagnosed_on + timedelta(days=rules.claims.deadline_days)
     if facts.reported_on > deadline:
@@ -200,12 +218,18 @@ def filing_refusal(
             f"a claim must be reported within {rules.claims.deadline_days} days of the first "
             f"diagnosis (by {deadline})",
             "diagnosed_on",
+            {
+                "variant": "dated",
+                "days": rules.claims.deadline_days,
+                "by_on": deadline.isoformat(),
+            },
         )
     if has_open_claim:
         return (
             "duplicate_open_claim",
             "this member already has an open claim in this plan",
             "membership_id",
+            {},
         )
     return None
 

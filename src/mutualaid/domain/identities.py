@@ -76,11 +76,15 @@ def parse_resident_id(raw: str, field: str = "id_number") -> ResidentId:
             "invalid_id_number",
             f"an identity number has 18 characters, this one has {len(number)}",
             field,
+            details={"variant": "length", "length": len(number)},
         )
     body, check = number[:17], number[17]
     if not body.isdigit() or not (check.isdigit() or check == "X"):
         raise DomainError(
-            "invalid_id_number", "an identity number is 17 digits followed by a digit or X", field
+            "invalid_id_number",
+            "an identity number is 17 digits followed by a digit or X",
+            field,
+            details={"variant": "format"},
         )
     expected = check_character(body)
     if check != expected:
@@ -88,15 +92,24 @@ def parse_resident_id(raw: str, field: str = "id_number") -> ResidentId:
             "invalid_id_number",
             "the identity number's check digit does not match (a digit was mistyped)",
             field,
+            details={"variant": "check_digit"},
         )
     province = body[:2]
     if province not in PROVINCES:
-        raise DomainError("invalid_id_number", f"{province} is not a province code", field)
+        raise DomainError(
+            "invalid_id_number",
+            f"{province} is not a province code",
+            field,
+            details={"variant": "province", "province": province},
+        )
     try:
         birth_on = date(int(body[6:10]), int(body[10:12]), int(body[12:14]))
     except ValueError:
         raise DomainError(
-            "invalid_id_number", f"{body[6:14]} in the identity number is not a date", field
+            "invalid_id_number",
+            f"{body[6:14]} in the identity number is not a date",
+            field,
+            details={"variant": "birth_date", "digits": body[6:14]},
         ) from None
     sex = Sex.MALE if int(body[16]) % 2 == 1 else Sex.FEMALE
     return ResidentId(number=number, birth_on=birth_on, sex=sex, province_code=province)

@@ -150,28 +150,28 @@ class QuizQuestion:
 CERTIFICATION_QUIZ: tuple[QuizQuestion, ...] = (
     QuizQuestion(
         "waiting_period",
-        "等待期内非意外导致的疾病能否获得互助金?",
+        "等待期内非意外导致的疾病能否获得互助金？",
         "Does an illness not caused by an accident qualify during the waiting period?",
         ("yes", "no"),
         "no",
     ),
     QuizQuestion(
         "evidence",
-        "判断一个案件时,应依据什么?",
+        "判断一个案件时，应依据什么？",
         "What should a juror base a decision on?",
         ("case_file", "rumours", "sympathy"),
         "case_file",
     ),
     QuizQuestion(
         "declaration",
-        "加入时隐瞒已患重病的成员能否获得互助金?",
+        "加入时隐瞒已患重病的成员能否获得互助金？",
         "Can a member who hid a serious existing illness when joining receive aid?",
         ("yes", "no"),
         "no",
     ),
     QuizQuestion(
         "conflict",
-        "如果你认识申请人,应该怎么做?",
+        "如果你认识申请人，应该怎么做？",
         "What should you do if you know the applicant?",
         ("vote", "recuse"),
         "recuse",
@@ -203,10 +203,10 @@ def case_quiz(
     return (
         QuizQuestion(
             "illness",
-            "申请的是哪种疾病?",
+            "申请的是哪种疾病？",
             "Which illness is claimed?",
             illness_options,
             illness_code,
         ),
-        QuizQuestion("age_band", "确诊时的年龄段?", "The age band at diagnosis?", bands, band),
+        QuizQuestion("age_band", "确诊时的年龄段？", "The age band at diagnosis?", bands, band),
     )

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from datetime import date, timedelta
 from enum import StrEnum
+from typing import Any
 
 from mutualaid.domain.calendars import age_in_days, age_in_years, anniversary
 from mutualaid.domain.errors import DomainError
@@ -81,6 +83,7 @@ def transition(state: MembershipState, event: MembershipEvent) -> MembershipStat
             "invalid_transition",
             f"a membership that is {state} cannot {event.replace('_', ' ')}",
             "state",
+            details={"state": str(state)},
         ) from None
 
 
@@ -142,6 +145,8 @@ class Refusal:
     code: str
     message: str
     field: str
+    #: The values the message names, for adapters that say it in another language.
+    details: Mapping[str, Any] = dataclass_field(default_factory=dict)
 
 
 def enrollment_refusals(
@@ -163,6 +168,11 @@ def enrollment_refusals(
                 f"a member must be at least {entry.min_age_days} days old "
                 f"(can join from {person.birth_on + timedelta(days=entry.min_age_days)})",
                 "id_number",
+                {
+                    "variant": "days",
+                    "days": entry.min_age_days,
+                    "from_on": (person.birth_on + timedelta(days=entry.min_age_days)).isoformat(),
+                },
             )
         )
     elif age_in_years(person.birth_on, on) < entry.min_age_years:
@@ -171,6 +181,7 @@ def enrollment_refusals(
                 "too_young",
                 f"this plan accepts members from {entry.min_age_years} years old",
                 "id_number",
+                {"variant": "years", "age": entry.min_age_years},
             )
         )
     elif age_in_years(person.birth_on, on) > entry.max_age_years:
@@ -179,6 +190,7 @@ def enrollment_refusals(
                 "too_old",
                 f"this plan accepts members up to {entry.max_age_years} years old",
                 "id_number",
+                {"variant": "years", "age": entry.max_age_years},
             )
         )
     for question in rules.health_questions:
@@ -189,6 +201,7 @@ def enrollment_refusals(
                     "health_answer_missing",
                     f"please answer: {question.text_en}",
                     f"health_answers.{question.code}",
+                    {"question": question.text_en},
                 )
             )
         elif answer:
@@ -197,6 +210,7 @@ def enrollment_refusals(
                     "health_declaration",
                     f"the plan cannot accept a member who answers yes to: {question.text_en}",
                     f"health_answers.{question.code}",
+                    {"question": question.text_en},
                 )
             )
     unknown = sorted(set(health_answers) - {q.code for q in rules.health_questions})
@@ -218,6 +232,7 @@ def enrollment_refusals(
                 "credit_check_failed",
                 f"the credit check score is below the plan's minimum of {entry.credit_min_score}",
                 "id_number",
+                {"min_score": entry.credit_min_score},
             )
         )
     return refusals
@@ -232,7 +247,13 @@ def refuse_if_any(refusals: list[Refusal]) -> None:
             first.field,
             details={
                 "refusals": [
-                    {"code": r.code, "message": r.message, "field": r.field} for r in refusals
+                    {
+                        "code": r.code,
+                        "message": r.message,
+                        "field": r.field,
+                        "details": dict(r.details),
+                    }
+                    for r in refusals
                 ]
             },
         )

@@ -40,6 +40,8 @@ class Signal:
     label_en: str
     #: Why this pattern is worth a look, and when it is innocent (shown in docs and to reviewers).
     reason: str
+    #: The same in Chinese.
+    reason_zh: str
 
 
 SIGNALS: tuple[Signal, ...] = (
@@ -52,6 +54,7 @@ SIGNALS: tuple[Signal, ...] = (
         "certificate or photo belongs to one patient; reuse is the commonest document fraud. "
         "Innocent when a shared family document (household register) was uploaded for two "
         "relatives.",
+        "完全相同的文件（SHA-256）出现在另一个人的申请中。诊断证明或照片只属于一位患者，重复使用是最常见的材料造假。若是两位亲属共用的家庭文件（如户口簿）则属正常。",
     ),
     Signal(
         SignalCode.NEAR_DUPLICATE_IMAGE,
@@ -61,6 +64,7 @@ SIGNALS: tuple[Signal, ...] = (
         "A different file whose picture is nearly the same (difference hash within the "
         "threshold) is attached to a claim of a different person: a re-saved, resized or "
         "lightly edited copy. Innocent for blank forms or printed templates photographed alike.",
+        "另一个人的申请中有一张几乎相同的图片（差值哈希在阈值内）：可能是另存、缩放或稍加修改的副本。空白表格或印好的模板拍得相似则属正常。",
     ),
     Signal(
         SignalCode.SOON_AFTER_WAITING,
@@ -70,6 +74,7 @@ SIGNALS: tuple[Signal, ...] = (
         "A non-accident illness diagnosed within the first days after the waiting period ended. "
         "People who know they are ill may join and wait out the period. Many honest claims also "
         "fall here, so the weight is low.",
+        "非意外疾病在等待期结束后没几天就确诊。知道自己患病的人可能加入后等过等待期。很多正常申请也落在这里，所以权重较低。",
     ),
     Signal(
         SignalCode.DIAGNOSIS_NEAR_JOINING,
@@ -78,14 +83,16 @@ SIGNALS: tuple[Signal, ...] = (
         "Diagnosis close to the joining date",
         "The diagnosis is dated within days of joining (possible only for accident claims, which "
         "the waiting period does not hold back): an 'accident' may be a known illness.",
+        "确诊日期与加入日期只差几天（只有意外申请才可能，等待期不限制意外）：所谓“意外”可能是已知的疾病。",
     ),
     Signal(
         SignalCode.RECORDS_BEFORE_JOINING,
         35,
-        "病历早于加入日期(与健康告知矛盾)",
+        "病历早于加入日期（与健康告知矛盾）",
         "Medical records predate joining (contradicts the health declaration)",
         "A medical document attached to the claim is dated before the member joined, within the "
         "health declaration's look-back (two years), while every declaration answer was 'no'.",
+        "申请所附的医疗材料日期早于加入日期，且在健康告知的回溯期（两年）内，而健康告知的每个问题都回答了“否”。",
     ),
     Signal(
         SignalCode.SHARED_PHONE,
@@ -94,6 +101,7 @@ SIGNALS: tuple[Signal, ...] = (
         "Contact phone shared with another family's claim",
         "The contact phone given on the claim also appears on a claim of another account: one "
         "person filing for several unrelated families.",
+        "申请填写的联系电话也出现在另一个账户的申请中：一个人在为多个不相关的家庭申请。",
     ),
     Signal(
         SignalCode.SHARED_PAYEE,
@@ -102,6 +110,7 @@ SIGNALS: tuple[Signal, ...] = (
         "Payee account shared with another family's claim",
         "The aid would be paid to an account that also receives another family's aid: the "
         "strongest link in organised claim rings.",
+        "互助金会打入一个也在接收其他家庭互助金的账户：这是有组织骗保团伙最明显的关联。",
     ),
     Signal(
         SignalCode.SHARED_ADDRESS,
@@ -110,6 +119,7 @@ SIGNALS: tuple[Signal, ...] = (
         "Address shared with another family's claim",
         "The same address on claims of different accounts. Weak alone (neighbours, care homes, "
         "shared housing), stronger with other links.",
+        "不同账户的申请使用同一地址。单独出现时较弱（邻居、养老院、合租），与其他关联同时出现时更值得注意。",
     ),
     Signal(
         SignalCode.SHARED_DEVICE,
@@ -118,6 +128,7 @@ SIGNALS: tuple[Signal, ...] = (
         "Device shared with another family's claim",
         "The claim was filed from a device that also filed another account's claim: an agent "
         "filing on behalf of many.",
+        "申请来自一台也提交过其他账户申请的设备：可能是代理人替多人申请。",
     ),
     Signal(
         SignalCode.FREQUENT_HOSPITAL,
@@ -126,6 +137,7 @@ SIGNALS: tuple[Signal, ...] = (
         "Hospital appearing unusually often",
         "The hospital's claims in the last window far exceed its own earlier rate in this plan "
         "(Poisson bound): a small clinic suddenly issuing many certificates.",
+        "该医院在最近一段时间的申请数远超其在本计划中的以往水平（泊松上限）：比如一家小诊所突然开出很多证明。",
     ),
     Signal(
         SignalCode.FREQUENT_DOCTOR,
@@ -134,6 +146,7 @@ SIGNALS: tuple[Signal, ...] = (
         "Doctor appearing unusually often",
         "The certifying doctor appears on far more recent claims than their earlier rate: one "
         "doctor signing for a ring.",
+        "开具证明的医生出现在近期申请中的次数远超以往：可能有一位医生在为团伙签字。",
     ),
     Signal(
         SignalCode.OUTLIER_CELL,
@@ -142,6 +155,7 @@ SIGNALS: tuple[Signal, ...] = (
         "Statistical outlier: illness, age band and region",
         "Recent claims of this illness in this age band and province far exceed what the plan's "
         "own history predicts (illness-and-age count × the province's share of claims).",
+        "该病种在该年龄段和省份的近期申请数，远超本计划自身历史的预期（病种与年龄的数量 × 该省份的申请占比）。",
     ),
 )
 
@@ -231,7 +245,7 @@ def explain(code: SignalCode, first: float, second: float = 0.0) -> tuple[str, s
             )
         case SignalCode.NEAR_DUPLICATE_IMAGE:
             return (
-                f"有图片与他人证据仅相差 {a} 位(64 位差值哈希)",
+                f"有图片与他人证据仅相差 {a} 位（64 位差值哈希）",
                 f"an image differs from another person's evidence by only {a} of 64 hash bits",
             )
         case SignalCode.SOON_AFTER_WAITING:
@@ -266,12 +280,12 @@ def explain(code: SignalCode, first: float, second: float = 0.0) -> tuple[str, s
                 else ("该医生", "this doctor")
             )
             return (
-                f"{zh}近期出现在 {a} 件申请中,按以往预期约 {b:.1f} 件",
+                f"{zh}近期出现在 {a} 件申请中，按以往预期约 {b:.1f} 件",
                 f"{en} is on {a} recent claims where its history predicts {b:.1f}",
             )
         case SignalCode.OUTLIER_CELL:
             return (
-                f"同病种、同年龄段、同省份近期有 {a} 件申请,预期约 {b:.1f} 件",
+                f"同病种、同年龄段、同省份近期有 {a} 件申请，预期约 {b:.1f} 件",
                 f"{a} recent claims of this illness, age band and province where {b:.1f} "
                 "are expected",
             )

@@ -293,6 +293,7 @@ def announcement_dates(
             "notice_too_short",
             f"the plan promises {notice_days} days' notice: end on {earliest} or later",
             "end_on",
+            details={"days": notice_days, "earliest_on": earliest.isoformat()},
         )
     return EndDates(end_on, end_on - timedelta(days=1) + timedelta(days=deadline_days))
 

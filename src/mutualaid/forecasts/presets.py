@@ -38,10 +38,14 @@ class ConsoleForecast:
                 "invalid_scenarios",
                 f"scenarios must be between 1 and {MAX_WEB_SCENARIOS}",
                 "scenarios",
+                details={"variant": "range", "max": MAX_WEB_SCENARIOS},
             )
         if not 1 <= self.periods <= MAX_WEB_PERIODS:
             raise DomainError(
-                "invalid_periods", f"periods must be between 1 and {MAX_WEB_PERIODS}", "periods"
+                "invalid_periods",
+                f"periods must be between 1 and {MAX_WEB_PERIODS}",
+                "periods",
+                details={"max": MAX_WEB_PERIODS},
             )
         if self.seed < 0:
             raise DomainError("invalid_seed", "a seed is a non-negative integer", "seed")

@@ -78,7 +78,10 @@ class SimulationSettings:
     def __post_init__(self) -> None:
         if not 1 <= self.periods <= MAX_PERIODS:
             raise DomainError(
-                "invalid_periods", f"periods must be between 1 and {MAX_PERIODS}", "periods"
+                "invalid_periods",
+                f"periods must be between 1 and {MAX_PERIODS}",
+                "periods",
+                details={"max": MAX_PERIODS},
             )
         if self.scenarios < 1:
             raise DomainError("invalid_scenarios", "at least one scenario is needed", "scenarios")

@@ -28,8 +28,8 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from mutualaid.transparency.checkpoints import Checkpoint, open_checkpoint
@@ -95,6 +95,9 @@ class Check:
     name: str
     passed: bool
     detail: str
+    #: What was checked, for readers in other languages: a stable kind and the values it found.
+    kind: str = ""
+    values: Mapping[str, object] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,7 +203,15 @@ def verify_bundle(bundle: ProofBundle, trust: TrustPolicy | None = None) -> Veri
             root=checkpoint.root_hash,
         )
     except VerificationError as error:
-        checks.append(Check("leaf inclusion", False, error.message))
+        checks.append(
+            Check(
+                "leaf inclusion",
+                False,
+                error.message,
+                "leaf_inclusion",
+                {"index": bundle.leaf_index},
+            )
+        )
     else:
         checks.append(
             Check(
@@ -208,6 +219,8 @@ def verify_bundle(bundle: ProofBundle, trust: TrustPolicy | None = None) -> Veri
                 True,
                 f"leaf {bundle.leaf_index} (hash {leaf_hash.hex()}) is in the log at size "
                 f"{checkpoint.size}",
+                "leaf_inclusion",
+                {"index": bundle.leaf_index, "hash": leaf_hash.hex(), "size": checkpoint.size},
             )
         )
 
@@ -227,7 +240,7 @@ def _check_consistency(
             bundle.older_checkpoint, policy.log_key, expected_origin=policy.origin
         ).checkpoint
     except TransparencyError as error:
-        return Check(name, False, f"older checkpoint: {error.message}")
+        return Check(name, False, f"older checkpoint: {error.message}", "consistency")
     try:
         verify_consistency(
             old_size=older.size,
@@ -237,8 +250,14 @@ def _check_consistency(
             proof=bundle.consistency_proof,
         )
     except VerificationError as error:
-        return Check(name, False, error.message)
-    return Check(name, True, f"the log at size {newer.size} extends the log at size {older.size}")
+        return Check(name, False, error.message, "consistency")
+    return Check(
+        name,
+        True,
+        f"the log at size {newer.size} extends the log at size {older.size}",
+        "consistency",
+        {"old_size": older.size, "new_size": newer.size},
+    )
 
 
 def _policy_from_bundle(bundle: ProofBundle | SubjectBundle) -> TrustPolicy:
@@ -446,7 +465,9 @@ def verify_subject_bundle(
                 root=checkpoint.root_hash,
             )
         except VerificationError as error:
-            checks.append(Check(name, False, error.message))
+            checks.append(
+                Check(name, False, error.message, "leaf_inclusion", {"index": entry.leaf_index})
+            )
             included = False
         else:
             checks.append(
@@ -455,6 +476,8 @@ def verify_subject_bundle(
                     True,
                     f"leaf {entry.leaf_index} (hash {leaf_hash.hex()}) is in the log at size "
                     f"{checkpoint.size}",
+                    "leaf_inclusion",
+                    {"index": entry.leaf_index, "hash": leaf_hash.hex(), "size": checkpoint.size},
                 )
             )
             included = True
@@ -485,7 +508,7 @@ def _authentic_checkpoint(
     try:
         policy = trust or _policy_from_bundle(bundle)
     except TransparencyError as error:
-        checks.append(Check("keys", False, error.message))
+        checks.append(Check("keys", False, error.message, "keys"))
         return None
     if trust is not None and bundle.origin != trust.origin:
         checks.append(
@@ -493,6 +516,7 @@ def _authentic_checkpoint(
                 "origin",
                 False,
                 f"bundle origin '{bundle.origin}' does not match expected origin '{trust.origin}'",
+                "origin",
             )
         )
         return None
@@ -505,7 +529,7 @@ def _authentic_checkpoint(
             expected_origin=policy.origin,
         )
     except TransparencyError as error:
-        checks.append(Check("checkpoint signatures", False, error.message))
+        checks.append(Check("checkpoint signatures", False, error.message, "checkpoint_signatures"))
         return None
     cosigners = [c.name for c in cosigned.cosigners]
     checks.append(
@@ -514,6 +538,13 @@ def _authentic_checkpoint(
             True,
             f"signed by log key '{policy.log_key.label}' and cosigned by {len(cosigners)} of "
             f"{len(policy.witness_keys)} witnesses (quorum {policy.quorum})",
+            "checkpoint_signatures",
+            {
+                "key": policy.log_key.label,
+                "cosigners": len(cosigners),
+                "witnesses": len(policy.witness_keys),
+                "quorum": policy.quorum,
+            },
         )
     )
     return policy, cosigned.checkpoint, cosigners

@@ -64,7 +64,10 @@ def report(page: Page) -> Response:
             diagnosed_on = date.fromisoformat(page.text("diagnosed_on"))
         except ValueError:
             raise DomainError(
-                "invalid_date", "give the date of the first diagnosis", "diagnosed_on"
+                "invalid_date",
+                "give the date of the first diagnosis",
+                "diagnosed_on",
+                details={"variant": "diagnosis"},
             ) from None
         view = report_claim(
             page.ctx,
@@ -111,7 +114,12 @@ def claim(ref: str, page: Page) -> HTMLResponse:
 def _file_chunks(page: PageState) -> tuple[Iterator[bytes], str]:
     upload = page.file("file")
     if upload is None:
-        raise DomainError("file_required", "choose a photo or a PDF of the document", "file")
+        raise DomainError(
+            "file_required",
+            "choose a photo or a PDF of the document",
+            "file",
+            details={"variant": "evidence"},
+        )
 
     def chunks() -> Iterator[bytes]:
         while block := upload.file.read(64 * 1024):
@@ -137,7 +145,7 @@ def _json_error(page: PageState, error: DomainError) -> JSONResponse:
             "error": {
                 "code": error.code,
                 "field": error.field,
-                "message": page.lang.explain(error.code, error.message, error.field),
+                "message": page.lang.explain_error(error),
                 **({"received": error.details["received"]} if "received" in error.details else {}),
             }
         },
@@ -202,7 +210,12 @@ async def upload_piece(ref: str, upload_id: str, request: Request, page: Page) -
             uploads.append_piece, page.ctx, actor.account_id, upload_id, offset, bytes(body)
         )
     except ValueError:
-        return _json_error(page, DomainError("wrong_offset", "resume from the start", "offset"))
+        return _json_error(
+            page,
+            DomainError(
+                "wrong_offset", "resume from the start", "offset", details={"variant": "start"}
+            ),
+        )
     except DomainError as error:
         return _json_error(page, error)
     return _upload_json(upload)

@@ -21,10 +21,12 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from mutualaid import __version__
+from mutualaid.domain.accounts import STAFF_ROLES, Role
 from mutualaid.domain.errors import DomainError, NotFound
 from mutualaid.domain.plans import PlanRules
+from mutualaid.services.claims.casework import StaffMember, staff_members
 from mutualaid.services.notifications import unread_count
-from mutualaid.services.plans.plans import PlanSummary
+from mutualaid.services.plans.plans import PlanSummary, plan_names
 from mutualaid.web import i18n
 from mutualaid.web.sessions import (
     CSRF_FIELD,
@@ -80,6 +82,47 @@ SECURITY_HEADERS = {
 }
 
 
+def _plan_namer(page: PageState) -> Callable[[str | None], str]:
+    """A plan's name in the reader's language by its code (the plans are read once, if asked)."""
+    names: dict[str, tuple[str, str]] = {}
+
+    def plan_name(code: str | None) -> str:
+        if not code:
+            return ""
+        if not names:
+            names.update(plan_names(page.ctx))
+        if code not in names:
+            return code
+        return page.lang.pick(*names[code])
+
+    return plan_name
+
+
+def _staff_namer(page: PageState) -> Callable[[int | None], str]:
+    """A staff member as staff pages name them: their display name, else their role and number
+    (never a bare "#3"). Read once, if asked, and only for staff."""
+    members: dict[int, StaffMember] = {}
+
+    def staff_name(account_id: int | None) -> str:
+        if account_id is None:
+            return ""
+        actor = page.actor
+        if not members and actor is not None and actor.role is not Role.MEMBER:
+            members.update({s.id: s for s in staff_members(page.ctx, actor, tuple(STAFF_ROLES))})
+        member = members.get(account_id)
+        if member is None:
+            return page.lang.gettext(i18n.N_("staff member no. {n}"), n=account_id)
+        if member.display_name:
+            return member.display_name
+        return page.lang.gettext(
+            i18n.N_("{role} no. {n}"),
+            role=page.lang.gettext(i18n.ROLE_NAMES.get(str(member.role), str(member.role))),
+            n=account_id,
+        )
+
+    return staff_name
+
+
 def context_for(page: PageState, extra: dict[str, Any]) -> dict[str, Any]:
     lang = page.lang
     zone: ZoneInfo = extra.get("zone") or DEFAULT_ZONE
@@ -110,7 +153,22 @@ def context_for(page: PageState, extra: dict[str, Any]) -> dict[str, Any]:
         "event_name": i18n.named(lang, i18n.EVENT_NAMES),
         "notification_name": i18n.named(lang, i18n.NOTIFICATION_NAMES),
         "payment_name": i18n.named(lang, i18n.PAYMENT_NAMES),
-        "say": lambda message: lang.explain("", message or "", None) if message else "",
+        # "X (Y)": full-width brackets in Chinese, no space before them.
+        "paren": lambda value: f"（{value}）" if lang.is_zh else f" ({value})",
+        "plan_name": _plan_namer(page),
+        "media_name": lambda media_type: i18n.MEDIA_NAMES.get(media_type, media_type),
+        "signal_label": lambda code: i18n.signal_label(lang, str(code)),
+        "staff_name": _staff_namer(page),
+        "period_state_name": i18n.named(lang, i18n.PERIOD_STATE_NAMES),
+        "plan_status_name": i18n.named(lang, i18n.PLAN_STATUS_NAMES),
+        "subject_name": i18n.named(lang, i18n.SUBJECT_NAMES),
+        "verify_check": lambda check: i18n.verify_check(lang, check),
+        "leaf_name": i18n.named(lang, i18n.LEAF_NAMES),
+        "leaf_field_name": i18n.named(lang, i18n.LEAF_FIELD_NAMES),
+        "leaf_word": lambda value: i18n.leaf_value(lang, str(value)),
+        "check_expression": lambda name, expression: i18n.check_expression(lang, name, expression),
+        "zone_name": lambda z=None: lang.zone_name(z or zone),
+        "say": lambda message: lang.note(message, zone) if message else "",
         "csrf_field": CSRF_FIELD,
         "csrf_token": page.csrf_token,
         "form_key": lambda: secrets.token_urlsafe(16),
@@ -146,7 +204,7 @@ def render_form(
     **extra: Any,
 ) -> HTMLResponse:
     """Show a form again with the refusal next to the field it names, and what was typed."""
-    problems = page.lang.problems(error, rules)
+    problems = page.lang.problems(error, rules, rules.zone if rules else None)
     by_field: dict[str, list[str]] = {}
     for problem in problems:
         by_field.setdefault(problem.field or "", []).append(problem.message)
@@ -202,7 +260,7 @@ def _error_page(request: Request, error: DomainError) -> Response:
         "error.html",
         status_code=error.status,
         title=title,
-        message=lang.explain(error.code, error.message, error.field),
+        message=lang.explain_error(error),
         error_code=error.code,
     )
 

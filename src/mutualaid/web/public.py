@@ -29,7 +29,6 @@ from mutualaid.transparency.errors import KeyFormatError, LeafError, Verificatio
 from mutualaid.transparency.leaves import decode_leaf
 from mutualaid.transparency.notes import parse_verifier_key
 from mutualaid.transparency.verification import Check, TrustPolicy, verify_subject_bundle
-from mutualaid.web.i18n import N_
 from mutualaid.web.pages import DEFAULT_ZONE, page_router, render, render_form
 from mutualaid.web.sessions import Page, PageState
 
@@ -158,10 +157,18 @@ def verify_charge(page: Page) -> HTMLResponse:
     data = upload.file.read(CHARGE_PROOF_MAX_BYTES + 1) if upload is not None else b""
     try:
         if not data:
-            raise DomainError("file_required", N_("choose a charge proof file"), "proof_file")
+            raise DomainError(
+                "file_required",
+                "choose a charge proof file",
+                "proof_file",
+                details={"variant": "charge_proof"},
+            )
         if len(data) > CHARGE_PROOF_MAX_BYTES:
             raise DomainError(
-                "file_too_large", N_("a charge proof file is at most 1 MB"), "proof_file"
+                "file_too_large",
+                "a charge proof file is at most 1 MB",
+                "proof_file",
+                details={"max_bytes": CHARGE_PROOF_MAX_BYTES},
             )
         trust, own_keys = _charge_trust(page)
     except DomainError as error:
@@ -208,7 +215,7 @@ def _charge_trust(page: PageState) -> tuple[TrustPolicy, bool]:
     quorum = int(quorum_text) if quorum_text.isdigit() else len(witnesses)
     if quorum > len(witnesses):
         raise DomainError(
-            "invalid_quorum", N_("the quorum is larger than the number of witness keys"), "quorum"
+            "invalid_quorum", "the quorum is larger than the number of witness keys", "quorum"
         )
     return TrustPolicy(log.name, log, witnesses, quorum), True
 
@@ -243,10 +250,10 @@ def verify(subject_type: str, subject_ref: str, page: Page) -> HTMLResponse:
             subject_type=subject_type,
             subject_ref=subject_ref,
             bundle=None,
-            unavailable=page.lang.explain(error.code, error.message, error.field),
+            unavailable=page.lang.explain_error(error),
         )
     report = verify_subject_bundle(bundle)
-    leaves: list[tuple[int, str, list[tuple[str, str]]]] = []
+    leaves: list[tuple[int, str, list[tuple[str, str, bool]]]] = []
     for entry in bundle.entries:
         try:
             leaf = decode_leaf(entry.leaf_data)
@@ -257,7 +264,7 @@ def verify(subject_type: str, subject_ref: str, page: Page) -> HTMLResponse:
             (
                 entry.leaf_index,
                 leaf.type,
-                [(key, _leaf_value(page, key, value)) for key, value in leaf.fields.items()],
+                [_leaf_field(page, key, value) for key, value in leaf.fields.items()],
             )
         )
     return render(
@@ -273,14 +280,16 @@ def verify(subject_type: str, subject_ref: str, page: Page) -> HTMLResponse:
     )
 
 
-def _leaf_value(page: PageState, key: str, value: object) -> str:
-    """A leaf field for people: instants as local times, fen as money; the rest as recorded."""
+def _leaf_field(page: PageState, key: str, value: object) -> tuple[str, str, bool]:
+    """A leaf field for people: instants as local times, fen as money, counts as numbers; the rest
+    as recorded (the third item says so: it is shown as code, to compare with the file)."""
     if isinstance(value, int) and not isinstance(value, bool):
         if key.endswith("_fen"):
-            return page.lang.money(value)
+            return key, page.lang.money(value), False
         if key == "at" or key.endswith("_at"):
-            return page.lang.datetime(datetime.fromtimestamp(value, UTC), DEFAULT_ZONE)
-    return str(value)
+            return key, page.lang.datetime(datetime.fromtimestamp(value, UTC), DEFAULT_ZONE), False
+        return key, page.lang.number(value), False
+    return key, str(value), True
 
 
 def bundle_file_name(subject_type: str, subject_ref: str) -> str:

@@ -27,29 +27,10 @@ from mutualaid.services.accounts.second_factors import (
     verify_code,
 )
 from mutualaid.services.context import OidcConfig
-from mutualaid.web.i18n import N_
 from mutualaid.web.pages import page_router, redirect, render, render_form
 from mutualaid.web.sessions import Page, PageState, client_address, safe_next
 
 TICKET_COOKIE = "ma_2fa"
-# The services' refusals, for the catalogs (explain() translates them by their English text).
-REFUSALS = (
-    N_("the code is wrong: check the time on your phone"),
-    N_("this code was used already: wait for the next one"),
-    N_("set up an authenticator app first"),
-    N_("enter the code from your authenticator app"),
-    N_("staff accounts need a second factor: set up an authenticator app first"),
-    N_("sign in again: this step has expired"),
-    N_("start the set-up again"),
-    N_("this account already has a second factor"),
-    N_("sign in again: the sign-in did not start here"),
-    N_("sign in again: the token was not issued for this"),
-    N_("the identity provider's token failed its checks"),
-    N_("no staff account matches this identity"),
-    N_("the identity provider sent no id_token"),
-    N_("the identity provider names another issuer"),
-    N_("sign-in through an identity provider is not set up"),
-)
 router = page_router()
 
 

@@ -29,7 +29,7 @@ from mutualaid.domain.accounts import Role
 from mutualaid.domain.errors import DomainError, Forbidden, Unauthenticated
 from mutualaid.services.accounts.accounts import AccountView, Actor, authenticate, get_account
 from mutualaid.services.context import ServiceContext
-from mutualaid.web.i18n import N_, Lang, pick_locale
+from mutualaid.web.i18n import Lang, pick_locale
 
 SESSION_COOKIE = "ma_session"
 CSRF_COOKIE = "ma_csrf"
@@ -83,6 +83,7 @@ class PageState:
             raise Forbidden(
                 "forbidden",
                 f"this needs the role {', '.join(sorted(roles))}; you are {self.actor.role}",
+                details={"variant": "role", "role": str(self.actor.role)},
             )
         return self.actor
 
@@ -105,7 +106,12 @@ class PageState:
         if not isinstance(value, str):
             return ""
         if "\x00" in value:
-            raise DomainError("invalid_request", N_("text may not contain the NUL character"), name)
+            raise DomainError(
+                "invalid_request",
+                "text may not contain the NUL character",
+                name,
+                details={"variant": "nul"},
+            )
         return value
 
     def file(self, name: str) -> UploadFile | None:

@@ -53,7 +53,9 @@ def _number(params: Mapping[str, str], name: str, default: int) -> int:
 def _asked(params: Mapping[str, str], plans: list[str]) -> ConsoleForecast:
     code = params.get("plan") or (plans[0] if plans else "")
     if code not in plans:
-        raise DomainError("plan_not_found", "choose one of the plans", "plan")
+        raise DomainError(
+            "plan_not_found", "choose one of the plans", "plan", details={"variant": "choose"}
+        )
     rule = params.get("rule") or ""
     if rule and rule not in set(SharingRule):
         raise DomainError("invalid_rule", "choose one of the sharing rules", "rule")

@@ -385,15 +385,28 @@ def publish(code: str, page: Page) -> Response:
         if upload is not None:
             data = upload.file.read(1024 * 1024 + 1)
             if len(data) > 1024 * 1024:
-                raise DomainError("file_too_large", "a plan file is at most 1 MB", "plan_file")
+                raise DomainError(
+                    "file_too_large",
+                    "a plan file is at most 1 MB",
+                    "plan_file",
+                    details={"max_bytes": 1024 * 1024},
+                )
             try:
                 source = data.decode("utf-8")
             except UnicodeDecodeError:
                 raise DomainError(
-                    "invalid_plan", "the plan file is not UTF-8 text", "plan_file"
+                    "invalid_plan",
+                    "the plan file is not UTF-8 text",
+                    "plan_file",
+                    details={"variant": "encoding"},
                 ) from None
         if not source.strip():
-            raise DomainError("invalid_plan", "paste the plan file or choose it", "source")
+            raise DomainError(
+                "invalid_plan",
+                "paste the plan file or choose it",
+                "source",
+                details={"variant": "empty"},
+            )
         published = publish_plan(page.ctx, actor, source)
         if published.plan.code != code:
             # Publishing stored it under its own code: say so rather than pretend.
@@ -487,7 +500,12 @@ def collection_results(code: str, publicity_on: date, page: Page) -> Response:
     try:
         upload = page.file("results")
         if upload is None:
-            raise DomainError("file_required", "choose the provider's results file", "results")
+            raise DomainError(
+                "file_required",
+                "choose the provider's results file",
+                "results",
+                details={"variant": "results"},
+            )
         lines = (line.decode("utf-8") for line in upload.file)
         result = import_collection_results(page.ctx, actor, code, publicity_on, lines)
     except (DomainError, UnicodeDecodeError) as error:
@@ -495,7 +513,10 @@ def collection_results(code: str, publicity_on: date, page: Page) -> Response:
             error
             if isinstance(error, DomainError)
             else DomainError(
-                "invalid_results_file", "the results file is not UTF-8 text", "results"
+                "invalid_results_file",
+                "the results file is not UTF-8 text",
+                "results",
+                details={"variant": "encoding"},
             )
         )
         return render_form(page, "staff/periods.html", refusal, **_periods_context(page, code))

@@ -147,7 +147,12 @@ def start_upload(
     if size <= 0:
         raise DomainError("empty_file", "the file is empty", "file")
     if size > MAX_BYTES:
-        raise DomainError("file_too_large", "the file is larger than the 20 MB limit", "file")
+        raise DomainError(
+            "file_too_large",
+            "the file is larger than the 20 MB limit",
+            "file",
+            details={"max_bytes": MAX_BYTES},
+        )
     _sweep(_folder(ctx))
     _check_open_uploads(ctx, account_id, size)
     upload_id = secrets.token_urlsafe(24)
@@ -244,7 +249,12 @@ def append_piece(
                 details={"received": received},
             )
         elif received + len(data) > upload.size:
-            raise DomainError("file_too_large", "the file is larger than announced", "file")
+            raise DomainError(
+                "file_too_large",
+                "the file is larger than announced",
+                "file",
+                details={"variant": "announced"},
+            )
         elif data:
             sealed = _seal(aead, data, _piece_data(upload_id, count))
             handle.write(_RECORD.pack(len(sealed)) + sealed)
@@ -266,7 +276,10 @@ def pieces(ctx: ServiceContext, upload: PartialUpload) -> Iterator[bytes]:
     """The whole file, piece by piece, for `add_evidence`."""
     if upload.received != upload.size:
         raise DomainError(
-            "upload_incomplete", f"{upload.received} of {upload.size} bytes have arrived", "file"
+            "upload_incomplete",
+            f"{upload.received} of {upload.size} bytes have arrived",
+            "file",
+            details={"received_bytes": upload.received, "size_bytes": upload.size},
         )
     _, part_path = _paths(ctx, upload.account_id, upload.upload_id)
     aead = _aead(ctx, upload.upload_id)

@@ -257,11 +257,13 @@ def verify_code(ctx: ServiceContext, ticket: str, code: str, address: str) -> Is
     refusal = _spend_code(ctx, account_id, normalise_code(code))
     if refusal is not None:
         record_failed_login(ctx, phone, address)
-        messages = {
-            "bad_code": "the code is wrong: check the time on your phone",
-            "code_replayed": "this code was used already: wait for the next one",
-            "second_factor_not_enrolled": "set up an authenticator app first",
-        }
+        messages = dict(
+            (
+                ("bad_code", "the code is wrong: check the time on your phone"),
+                ("code_replayed", "this code was used already: wait for the next one"),
+                ("second_factor_not_enrolled", "set up an authenticator app first"),
+            )
+        )
         raise Unauthenticated(refusal, messages[refusal], "code")
     return issue_token(ctx, account_id)
 

@@ -19,7 +19,7 @@ from mutualaid.services.context import ServiceContext
 
 def _require_staff(actor: Actor) -> None:
     if actor.role not in STAFF_ROLES:
-        raise Forbidden("forbidden", "this is for staff")
+        raise Forbidden("forbidden", "this is for staff", details={"variant": "staff"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +73,12 @@ def _claim_id(ctx: ServiceContext, ref: str) -> int:
     with ctx.reading() as session:
         claim_id = session.scalar(select(Claim.id).where(Claim.ref == ref))
     if claim_id is None:
-        raise NotFound("claim_not_found", f"there is no claim {ref}", "claim_ref")
+        raise NotFound(
+            "claim_not_found",
+            f"there is no claim {ref}",
+            "claim_ref",
+            details={"ref": ref},
+        )
     return claim_id
 
 

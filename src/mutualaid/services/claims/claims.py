@@ -100,14 +100,24 @@ def load_claim(
         query = query.with_for_update(of=Claim)
     row = session.execute(query).first()
     if row is None:
-        raise NotFound("claim_not_found", f"there is no claim {ref}", "claim_ref")
+        raise NotFound(
+            "claim_not_found",
+            f"there is no claim {ref}",
+            "claim_ref",
+            details={"ref": ref},
+        )
     return row[0], row[1], row[2]
 
 
 def require_visible(claim: Claim, actor: Actor) -> None:
     """Members see only their family's claims; staff see all."""
     if actor.role is Role.MEMBER and claim.claimant_account_id != actor.account_id:
-        raise NotFound("claim_not_found", f"there is no claim {claim.ref}", "claim_ref")
+        raise NotFound(
+            "claim_not_found",
+            f"there is no claim {claim.ref}",
+            "claim_ref",
+            details={"ref": claim.ref},
+        )
 
 
 #: The states that decide a claim: its claim_decision leaf is written on entering one.

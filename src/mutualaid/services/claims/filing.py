@@ -153,9 +153,9 @@ def report_claim(
         else:
             refusal = filing_refusal(rules, facts, has_open)
             if refusal:
-                code, message, field = refusal
+                code, message, field, details = refusal
                 raise (Conflict if code == "duplicate_open_claim" else DomainError)(
-                    code, message, field
+                    code, message, field, details=details
                 )
             illness = rules.illness(report.illness_code)
             assert illness is not None

@@ -4,7 +4,7 @@ objections, and objections filed by covered members and reviewed by staff."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -22,6 +22,8 @@ from mutualaid.domain.accounts import Role, require_role
 from mutualaid.domain.calendars import local_date
 from mutualaid.domain.claims import (
     MIN_OBJECTION_CHARS,
+    NOTE_INSTANT_FORMAT,
+    NOTE_PUBLISHED,
     ClaimEvent,
     ClaimState,
     publicity_window,
@@ -80,7 +82,9 @@ def run_publicity(ctx: ServiceContext, plan_code: str, actor: Actor) -> Publicit
                 ClaimEvent.PUBLISH,
                 actor,
                 now,
-                public_note=f"published for objections until {window.closes_at:%Y-%m-%d %H:%M} UTC",
+                public_note=NOTE_PUBLISHED.format(
+                    at=window.closes_at.astimezone(UTC).strftime(NOTE_INSTANT_FORMAT)
+                ),
             )
             published += 1
         pending = set(
@@ -224,6 +228,7 @@ def object_to_claim(
         "give your reason in 10 to 2,000 characters",
         "reason",
         min_chars=MIN_OBJECTION_CHARS,
+        details={"variant": "long"},
     )
 
     request = {"r": reason, "e": evidence_sha256}

@@ -9,6 +9,8 @@ from mutualaid.domain.accounts import Role, require_role
 from mutualaid.domain.calendars import local_date
 from mutualaid.domain.claims import (
     MAX_FINDINGS_CHARS,
+    NOTE_APPROVED,
+    NOTE_DISPUTABLE,
     ClaimEvent,
     RejectionReason,
     next_publicity_day,
@@ -186,7 +188,12 @@ def file_investigation_report(
         max_chars=MAX_FINDINGS_CHARS,
     )
     if cost_fen < 0:
-        raise DomainError("invalid_amount", "a cost cannot be negative", "cost_fen")
+        raise DomainError(
+            "invalid_amount",
+            "a cost cannot be negative",
+            "cost_fen",
+            details={"variant": "negative"},
+        )
     request = {"f": findings, "r": recommendation, "c": cost_fen}
     once = Once(actor.account_id, idempotency_key, f"file_report:{ref}", request, ClaimView)
     with ctx.unit_of_work(once) as uow:
@@ -235,7 +242,12 @@ def decide_claim(
     """
     require_role(actor.role, *STAFF_REVIEW_ROLES)
     if not approve and reason_code is None:
-        raise DomainError("reason_required", "a rejection needs a reason code", "reason_code")
+        raise DomainError(
+            "reason_required",
+            "a rejection needs a reason code",
+            "reason_code",
+            details={"variant": "rejection"},
+        )
     if not approve:
         written(note, "note_required", "tell the member in words why the claim is rejected", "note")
     request = {"a": approve, "r": str(reason_code), "n": note}
@@ -263,7 +275,7 @@ def decide_claim(
                 ClaimEvent.PROPOSE_APPROVAL,
                 actor,
                 now,
-                public_note=f"approved subject to publicity from {claim.publicity_on}",
+                public_note=NOTE_APPROVED.format(on=claim.publicity_on),
             )
         else:
             claim.decision_reason = str(reason_code)
@@ -275,8 +287,7 @@ def decide_claim(
                 actor,
                 now,
                 reason_code=str(reason_code),
-                public_note=f"{note.strip()} — you may dispute this decision and ask for a "
-                "member jury",
+                public_note=NOTE_DISPUTABLE.format(note=note.strip()),
             )
         uow.commit(claim_view(claim, plan.code, person.name_masked))
     return uow.result

@@ -88,7 +88,7 @@ def work_queue(
 ) -> list[QueueItem]:
     """Staff work queues, filtered by state, plan and assignment, paged by keyset."""
     if actor.role is Role.MEMBER:
-        raise Forbidden("forbidden", "work queues are for staff")
+        raise Forbidden("forbidden", "work queues are for staff", details={"variant": "staff"})
     evidence = (
         select(Evidence.claim_id, func.count().label("n")).group_by(Evidence.claim_id).subquery()
     )

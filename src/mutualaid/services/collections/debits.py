@@ -94,7 +94,11 @@ def start_collecting(
             period.collect_cursor = FILE_MODE if by_file else 0
             period.failed_fen = 0
         elif state is not PeriodState.COLLECTING:
-            raise Conflict("period_not_committed", f"close period {period.ref} first")
+            raise Conflict(
+                "period_not_committed",
+                f"close period {period.ref} first",
+                details={"period": period.ref},
+            )
         elif (period.collect_cursor == FILE_MODE) != by_file:
             raise Conflict(
                 "collection_in_progress",

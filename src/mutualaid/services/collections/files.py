@@ -69,7 +69,11 @@ def export_collection_file(
         plan = plan_by_code(session, plan_code)
         period = find_period(session, plan, publicity_on)
         if not reached(PeriodState(period.state), PeriodState.COMMITTED):
-            raise Conflict("period_not_committed", f"close period {period.ref} first")
+            raise Conflict(
+                "period_not_committed",
+                f"close period {period.ref} first",
+                details={"period": period.ref},
+            )
         rule = charge_rule(session, period)
         out.write(COLLECTION_HEADER.encode())
         return _export_ranges(session, rule, out, progress, period.member_count or 0)
@@ -243,11 +247,17 @@ def _parse_results(lines: Iterable[str]) -> Iterator[tuple[int, str]]:
             status = row[1].strip().lower()
         except (IndexError, ValueError):
             raise DomainError(
-                "invalid_results_file", f"line {number}: expected {RESULTS_HEADER}", "file"
+                "invalid_results_file",
+                f"line {number}: expected {RESULTS_HEADER}",
+                "file",
+                details={"line": number},
             ) from None
         if status not in ("paid", "failed"):
             raise DomainError(
-                "invalid_results_file", f"line {number}: status is paid or failed", "file"
+                "invalid_results_file",
+                f"line {number}: status is paid or failed",
+                "file",
+                details={"line": number},
             )
         yield membership, status
 

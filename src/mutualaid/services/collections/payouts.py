@@ -23,7 +23,7 @@ from mutualaid.domain.apportionment import (
     prorated_split,
     reached,
 )
-from mutualaid.domain.claims import ClaimEvent, ClaimState
+from mutualaid.domain.claims import NOTE_PAID, ClaimEvent, ClaimState
 from mutualaid.domain.errors import Conflict
 from mutualaid.domain.ledger import SPONSOR, Leg, plan_account, transaction
 from mutualaid.domain.memberships import EndReason, MembershipEvent, MembershipState
@@ -74,7 +74,11 @@ def pay_approved_claims(
         if state is PeriodState.PAID:
             return PayoutRun(period.ref, state, [])
         if not reached(state, PeriodState.COLLECTED):
-            raise Conflict("period_not_collected", f"collect period {period.ref} first")
+            raise Conflict(
+                "period_not_collected",
+                f"collect period {period.ref} first",
+                details={"period": period.ref},
+            )
         claims = payout_amounts(session, period)
     payouts = []
     for claim_id, _, amount, sponsored in claims:
@@ -174,7 +178,7 @@ def record_payout(
             ClaimEvent.PAY,
             actor,
             now,
-            public_note=f"{format_yuan(amount, symbol=True, grouping=True)} paid",
+            public_note=NOTE_PAID.format(amount=format_yuan(amount, symbol=True, grouping=True)),
         )
         if claim.tier == "severe":
             membership = session.get_one(Membership, claim.membership_id)

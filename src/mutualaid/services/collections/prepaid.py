@@ -86,7 +86,12 @@ def top_up(
 ) -> PrepaidView:
     """A payer adds money to their prepaid balance in a plan (the provider has taken it)."""
     if amount_fen <= 0 or amount_fen > 10_000_000:
-        raise DomainError("invalid_amount", "a top-up is 0.01 to 100,000 yuan", "amount_fen")
+        raise DomainError(
+            "invalid_amount",
+            "a top-up is 0.01 to 100,000 yuan",
+            "amount_fen",
+            details={"variant": "top_up"},
+        )
 
     with ctx.unit_of_work(
         Once(

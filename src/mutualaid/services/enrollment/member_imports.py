@@ -147,7 +147,12 @@ class _DateFacts:
                     "invalid_date", f"{stripped!r} is not a date (YYYY-MM-DD)", "joined_on"
                 ) from None
             if joined_on > self.today:
-                raise DomainError("invalid_date", "joined_on is in the future", "joined_on")
+                raise DomainError(
+                    "invalid_date",
+                    "joined_on is in the future",
+                    "joined_on",
+                    details={"variant": "future"},
+                )
             # The waiting period depends on joined_on alone (ages_out_on on the birth date alone).
             dates = coverage_dates(self.rules, joined_on, joined_on)
             joined_at = start_of_day(joined_on, self.rules.zone)
@@ -187,9 +192,19 @@ class _DateFacts:
             age_in_days(birth_on, joined_on) < entry.min_age_days
             or age_in_years(birth_on, joined_on) < entry.min_age_years
         ):
-            raise DomainError("too_young", "below the plan's entry age on joined_on", "id_number")
+            raise DomainError(
+                "too_young",
+                "below the plan's entry age on joined_on",
+                "id_number",
+                details={"variant": "import"},
+            )
         if age_in_years(birth_on, joined_on) > entry.max_age_years:
-            raise DomainError("too_old", "above the plan's entry age on joined_on", "id_number")
+            raise DomainError(
+                "too_old",
+                "above the plan's entry age on joined_on",
+                "id_number",
+                details={"variant": "import"},
+            )
 
 
 def _validate_chunk(

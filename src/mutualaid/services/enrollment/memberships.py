@@ -286,7 +286,9 @@ def list_plan_members(
 ) -> MemberPage:
     """Operators page through a plan's members by keyset (fast at any depth), masked."""
     if actor.role not in (Role.OPERATOR, Role.AUDITOR, Role.REVIEWER):
-        raise Forbidden("forbidden", "only staff may list members", "role")
+        raise Forbidden(
+            "forbidden", "only staff may list members", "role", details={"variant": "staff"}
+        )
     limit = max(1, min(limit, 500))
     with ctx.reading() as session:
         plan = plan_by_code(session, plan_code)

@@ -11,7 +11,7 @@ from mutualaid.db.models import (
     JuryVote,
 )
 from mutualaid.domain.accounts import Role, require_role
-from mutualaid.domain.claims import ClaimEvent
+from mutualaid.domain.claims import NOTE_JURY_TALLY, NOTE_JURY_TOO_FEW, ClaimEvent
 from mutualaid.domain.juries import (
     JuryOutcome,
     Tally,
@@ -82,7 +82,9 @@ def close_due_juries(ctx: ServiceContext, actor: Actor) -> JuryCloseRun:
                     "closed_at": unix_seconds(now),
                 },
             )
-            note = f"jury: {tally.approve} approve, {tally.reject} reject, {case.recusals} recused"
+            note = NOTE_JURY_TALLY.format(
+                approve=tally.approve, reject=tally.reject, recused=case.recusals
+            )
             if outcome is JuryOutcome.APPROVED:
                 claim.approved_at = now
                 apply_event(
@@ -105,7 +107,7 @@ def close_due_juries(ctx: ServiceContext, actor: Actor) -> JuryCloseRun:
                     ClaimEvent.JURY_INCONCLUSIVE,
                     actor,
                     now,
-                    public_note=f"too few jurors voted in {case.round} rounds; staff will decide",
+                    public_note=NOTE_JURY_TOO_FEW.format(rounds=case.round),
                 )
                 inconclusive += 1
         audit.record(

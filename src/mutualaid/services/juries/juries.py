@@ -71,7 +71,12 @@ def jury_rounds(ctx: ServiceContext, ref: str) -> list[JuryView]:
     with ctx.reading() as session:
         claim = session.scalars(select(Claim).where(Claim.ref == ref)).first()
         if claim is None:
-            raise NotFound("claim_not_found", f"there is no claim {ref}", "claim_ref")
+            raise NotFound(
+                "claim_not_found",
+                f"there is no claim {ref}",
+                "claim_ref",
+                details={"ref": ref},
+            )
         cases = session.scalars(
             select(JuryCase).where(JuryCase.claim_id == claim.id).order_by(JuryCase.round)
         ).all()

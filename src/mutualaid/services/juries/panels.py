@@ -78,7 +78,13 @@ def dispute_rejection(
     ctx: ServiceContext, actor: Actor, ref: str, reason: str, *, idempotency_key: str | None = None
 ) -> JuryView:
     """The applicant disputes a rejection: the case goes to a member jury."""
-    written(reason, "reason_required", "say why you dispute the decision", "reason")
+    written(
+        reason,
+        "reason_required",
+        "say why you dispute the decision",
+        "reason",
+        details={"variant": "dispute"},
+    )
 
     request = {"r": reason}
     once = Once(actor.account_id, idempotency_key, f"dispute:{ref}", request, JuryView)
@@ -87,7 +93,12 @@ def dispute_rejection(
         now = ctx.clock.now()
         claim, plan, _ = load_claim(session, ref)
         if claim.claimant_account_id != actor.account_id:
-            raise NotFound("claim_not_found", f"there is no claim {ref}", "claim_ref")
+            raise NotFound(
+                "claim_not_found",
+                f"there is no claim {ref}",
+                "claim_ref",
+                details={"ref": ref},
+            )
         rules = rules_of(session, plan.id, claim.plan_version)
         apply_event(
             session, claim, plan, ClaimEvent.DISPUTE, actor, now, public_note=reason.strip()

@@ -160,6 +160,10 @@ def _lock(
                     f"the period of {publicity_on} locks at {dates.lock_at:%Y-%m-%d %H:%M} "
                     "UTC; it cannot be closed before",
                     "on",
+                    details={
+                        "publicity_on": publicity_on.isoformat(),
+                        "lock_at": dates.lock_at.isoformat(),
+                    },
                 )
             later = session.scalar(
                 select(Period.ref)
@@ -171,6 +175,7 @@ def _lock(
                     "later_period_closed",
                     f"period {later} is already closed; periods close in order",
                     "on",
+                    details={"period": later},
                 )
             # A promotional sponsorship (issue 8): a per-case cap of 0 leaves every share to the
             # sponsor, and the figures still show what each member would have paid.
@@ -254,6 +259,7 @@ def _compute(ctx: ServiceContext, actor: Actor, period_id: int, step: StepHook) 
             raise Conflict(
                 "previous_period_open",
                 f"close period {previous.ref} first: its surplus carries into this one",
+                details={"period": previous.ref},
             )
         surplus_in = (previous.surplus_out_fen or 0) if previous is not None else 0
 

@@ -154,7 +154,11 @@ def period_notice(ctx: ServiceContext, plan_code: str, publicity_on: date) -> Pe
         plan = plan_by_code(session, plan_code)
         period = find_period(session, plan, publicity_on)
         if not reached(PeriodState(period.state), PeriodState.COMPUTED):
-            raise Conflict("period_not_computed", f"period {period.ref} is still being closed")
+            raise Conflict(
+                "period_not_computed",
+                f"period {period.ref} is still being closed",
+                details={"period": period.ref},
+            )
         rules = rules_of(session, plan.id, period.plan_version)
         rows = session.execute(
             select(Claim, Person, Membership)

@@ -60,10 +60,17 @@ def charge_proof(
             )
         period = find_period(session, plan, publicity_on)
         if not reached(PeriodState(period.state), PeriodState.COMMITTED):
-            raise Conflict("period_not_committed", f"period {period.ref} is not committed yet")
+            raise Conflict(
+                "period_not_committed",
+                f"period {period.ref} is not committed yet",
+                details={"period": period.ref},
+            )
         if not period.share_fen:
             raise NotFound(
-                "not_charged", f"nobody was charged in {period.ref} (no share)", "membership_id"
+                "not_charged",
+                f"nobody was charged in {period.ref} (no share)",
+                "membership_id",
+                details={"period": period.ref},
             )
         tree_row = session.get_one(PeriodChargeTree, period.id)
         bits = tree_row.block_bits
@@ -79,6 +86,7 @@ def charge_proof(
                 "not_charged",
                 f"membership {membership_id} was not charged in {period.ref}",
                 "membership_id",
+                details={"period": period.ref},
             )
         indexes = np.frombuffer(tree_row.block_indexes, dtype=">u8")
         leaf_index = int(np.searchsorted(indexes, block_index))

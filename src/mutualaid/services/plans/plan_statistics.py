@@ -134,7 +134,7 @@ class OperatorDashboard:
 
 def operator_dashboard(ctx: ServiceContext, actor: Actor, plan_code: str) -> OperatorDashboard:
     if actor.role not in STAFF_ROLES:
-        raise Forbidden("forbidden", "dashboards are for staff")
+        raise Forbidden("forbidden", "dashboards are for staff", details={"variant": "staff"})
     with ctx.reading(replica=True) as session:
         plan = plan_by_code(session, plan_code)
         members = dict(

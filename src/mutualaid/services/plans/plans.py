@@ -167,6 +167,13 @@ def list_plans(ctx: ServiceContext) -> list[PlanSummary]:
         return [PlanSummary(_view(plan, sha), counts.get(plan.id, 0)) for plan, sha in rows]
 
 
+def plan_names(ctx: ServiceContext) -> dict[str, tuple[str, str]]:
+    """Each plan's names (zh, en) by its code: pages name a plan, never show its code alone."""
+    with ctx.reading() as session:
+        rows = session.execute(select(Plan.code, Plan.name_zh, Plan.name_en)).all()
+        return {code: (name_zh, name_en) for code, name_zh, name_en in rows}
+
+
 def plan_rules(ctx: ServiceContext, code: str) -> tuple[PlanView, PlanRules]:
     with ctx.reading(replica=True) as session:
         plan = plan_by_code(session, code)

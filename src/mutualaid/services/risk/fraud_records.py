@@ -50,7 +50,12 @@ def flag_fraud(
     require_role(actor.role, Role.OPERATOR)
     reason = reason.strip()
     if not 10 <= len(reason) <= 2000:
-        raise DomainError("reason_required", "give the reason in 10 to 2,000 characters", "reason")
+        raise DomainError(
+            "reason_required",
+            "give the reason in 10 to 2,000 characters",
+            "reason",
+            details={"variant": "long"},
+        )
     once = Once(
         actor.account_id, idempotency_key, f"flag_fraud:{ref}", {"reason": reason}, FraudRecordView
     )
@@ -181,7 +186,12 @@ def appeal_fraud_record(
     """The member appeals once against a fraud record on their account."""
     reason = reason.strip()
     if not 10 <= len(reason) <= 2000:
-        raise DomainError("reason_required", "give your reason in 10 to 2,000 characters", "reason")
+        raise DomainError(
+            "reason_required",
+            "give your reason in 10 to 2,000 characters",
+            "reason",
+            details={"variant": "long"},
+        )
     operation = f"appeal_fraud_record:{record_id}"
     once = Once(actor.account_id, idempotency_key, operation, {"reason": reason}, AppealView)
     work: UnitOfWork[AppealView] = ctx.unit_of_work(once)
@@ -246,7 +256,12 @@ def decide_appeal(
     (juror status and the right to join come back with it)."""
     require_role(actor.role, Role.OPERATOR)
     if not note.strip():
-        raise DomainError("note_required", "explain the decision on the appeal", "note")
+        raise DomainError(
+            "note_required",
+            "explain the decision on the appeal",
+            "note",
+            details={"variant": "appeal"},
+        )
     request = {"uphold": uphold, "note": note}
     once = Once(
         actor.account_id, idempotency_key, f"decide_appeal:{appeal_id}", request, AppealView
@@ -264,7 +279,9 @@ def decide_appeal(
         assert record is not None
         if record.recorded_by == actor.account_id:
             raise Forbidden(
-                "separated_duties", "whoever recorded the fraud cannot decide its appeal"
+                "separated_duties",
+                "whoever recorded the fraud cannot decide its appeal",
+                details={"variant": "fraud"},
             )
         appeal.state = "upheld" if uphold else "dismissed"
         appeal.decided_by, appeal.decided_at, appeal.decision_note = (

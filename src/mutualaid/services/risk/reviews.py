@@ -43,6 +43,7 @@ class SignalView:
     explanation_zh: str
     explanation_en: str
     reason: str
+    reason_zh: str
     #: This viewer's feedback on it: True useful, False not useful, None not given.
     my_feedback: bool | None
 
@@ -100,6 +101,7 @@ def claim_risk(ctx: ServiceContext, actor: Actor, ref: str) -> RiskView:
                     zh,
                     en,
                     signal.reason,
+                    signal.reason_zh,
                     mine.get(row.code),
                 )
             )

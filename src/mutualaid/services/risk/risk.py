@@ -549,5 +549,10 @@ def claim_by_ref(session: Session, ref: str, *, for_update: bool = False) -> Cla
     query = select(Claim).where(Claim.ref == ref)
     claim = session.scalar(query.with_for_update() if for_update else query)
     if claim is None:
-        raise NotFound("claim_not_found", f"there is no claim {ref}", "claim_ref")
+        raise NotFound(
+            "claim_not_found",
+            f"there is no claim {ref}",
+            "claim_ref",
+            details={"ref": ref},
+        )
     return claim
