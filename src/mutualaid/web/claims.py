@@ -23,6 +23,7 @@ from mutualaid.services.claims.publicity import PublicCase, cases_in_publicity, 
 from mutualaid.services.claims.review import provide_documents
 from mutualaid.services.claims.views import claim_timeline, get_claim
 from mutualaid.services.enrollment.member_data import family_coverage
+from mutualaid.services.juries.juries import jury_rounds
 from mutualaid.services.juries.panels import dispute_rejection
 from mutualaid.services.plans.plans import plan_rules
 from mutualaid.services.transparency.checkpoints import proof_bundle
@@ -93,6 +94,7 @@ def _claim_context(page: PageState, ref: str) -> dict[str, Any]:
         "zone": rules.zone,
         "illness": rules.illness(claim.illness_code),
         "timeline": claim_timeline(page.ctx, actor, ref),
+        "rounds": jury_rounds(page.ctx, ref),
         "evidence": list_evidence(page.ctx, actor, ref),
         "upload": claim.state in EVIDENCE_STATES and page.ctx.evidence_store is not None,
         "piece_bytes": uploads.PIECE_BYTES,

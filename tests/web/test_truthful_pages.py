@@ -1,0 +1,148 @@
+"""Issue #18, "misleading or broken": each page tells the truth and the next step (page tests;
+the browser tests with screenshots are tests/e2e/test_truthful_screens.py)."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+from fastapi.testclient import TestClient
+from tests.api.calls import Api
+from tests.builders.juries import RIGHT_ANSWERS
+from tests.factories import account, enroll, resident_id
+from tests.web.conftest import Browser, phone_of
+
+from mutualaid.clock import FixedClock
+from mutualaid.domain.accounts import Role
+from mutualaid.domain.claims import RejectionReason
+from mutualaid.services.accounts.accounts import Actor
+from mutualaid.services.claims.evidence import add_evidence
+from mutualaid.services.claims.filing import ClaimReport, report_claim
+from mutualaid.services.claims.review import (
+    assign_investigation,
+    decide_claim,
+    file_investigation_report,
+    start_review,
+)
+from mutualaid.services.context import ServiceContext
+from mutualaid.services.juries.certification import certify_juror
+from mutualaid.services.juries.panels import dispute_rejection
+from mutualaid.services.juries.votes import juror_case_file
+
+NAME = "欧阳明华"
+BIRTH = date(1980, 6, 15)
+ID_NUMBER = resident_id(BIRTH)
+
+
+def covered(ctx: ServiceContext, clock: FixedClock, birth_on: date, name: str = "张三华") -> tuple[Actor, int]:
+    member = account(ctx)
+    now = clock.now()
+    clock.set(now - timedelta(days=200))
+    try:
+        membership = enroll(ctx, member, birth_on, name=name, id_number=resident_id(birth_on))
+    finally:
+        clock.set(now)
+    return member, membership.id
+
+
+def disputed_case(ctx: ServiceContext, clock: FixedClock) -> tuple[Actor, str]:
+    """A claim investigated, rejected and disputed, where the claimant's name, ID number and phone
+    were written into every free-text note and into a document's label."""
+    member = account(ctx)
+    now = clock.now()
+    clock.set(now - timedelta(days=200))
+    membership = enroll(ctx, member, BIRTH, name=NAME, id_number=ID_NUMBER)
+    clock.set(now)
+    phone = phone_of(ctx, member.account_id)
+    claim = report_claim(
+        ctx,
+        member,
+        ClaimReport(membership.id, "CI01", now.date() - timedelta(days=3), "浙江大学医学院附属第一医院"),
+    )
+    add_evidence(
+        ctx, member, claim.ref, iter([b"%PDF-1.4 diagnosis"]), "application/pdf",
+        f"{NAME}的诊断证明", date(2026, 2, 25),
+    )
+    add_evidence(
+        ctx, member, claim.ref, iter([b"\xff\xd8\xff card \xff\xd9"]), "image/jpeg",
+        f"身份证 {ID_NUMBER}",
+    )
+    reviewer, decider = account(ctx, Role.REVIEWER), account(ctx, Role.REVIEWER)
+    investigator = account(ctx, Role.INVESTIGATOR)
+    start_review(ctx, reviewer, claim.ref)
+    assign_investigation(ctx, reviewer, claim.ref, investigator.account_id)
+    file_investigation_report(
+        ctx, investigator, claim.ref,
+        f"走访医院：{NAME}（身份证{ID_NUMBER}，电话{phone}）的肿瘤分期为原位癌", "reject",
+    )
+    decide_claim(
+        ctx, decider, claim.ref, approve=False,
+        reason_code=RejectionReason.CRITERIA_NOT_MET,
+        note=f"{NAME}的病理报告显示原位癌，不符合定义",
+    )
+    dispute_rejection(ctx, member, claim.ref, f"我是明华，病理报告已补充，请联系{phone}")
+    return member, claim.ref
+
+
+def test_a_juror_reads_the_whole_case_file_without_a_name_or_number(
+    ctx: ServiceContext, clock: FixedClock, client: TestClient
+) -> None:
+    claimant, ref = disputed_case(ctx, clock)
+    juror, _ = covered(ctx, clock, date(1985, 1, 1))
+    assert certify_juror(ctx, juror, RIGHT_ANSWERS).passed
+    browser = Browser(client)
+    browser.log_in(phone_of(ctx, juror.account_id))
+    home = browser.get("/jury").text
+    case_id = home.split('href="/jury/cases/')[1].split('"')[0]
+    page = browser.get(f"/jury/cases/{case_id}").text
+    phone = phone_of(ctx, claimant.account_id)
+    for secret in (NAME, "明华", ID_NUMBER, phone, "浙江大学医学院附属第一医院"):
+        assert secret not in page, secret
+    # What the reviewer, the investigator and the member said, and the evidence by kind and date.
+    assert "该疾病不符合计划的定义" in page or "不符合" in page
+    assert "原位癌，不符合定义" in page
+    assert "肿瘤分期为原位癌" in page
+    assert "病理报告已补充" in page
+    assert "诊断证明" in page and "身份证件" in page
+    assert "2026年2月25日" in page
+    assert "省级或大学附属医院" in page
+    # The rules that apply: the payout for this age, the waiting period, the vote's threshold.
+    assert "计划给付 ¥100,000.00" in page  # aged 45 at diagnosis
+    assert "确诊于加入后 197 天" in page and "赞成票超过 50%" in page
+    # Every juror reads the same file (staff too, through the service the API shares).
+    other, _ = covered(ctx, clock, date(1986, 2, 2))
+    assert certify_juror(ctx, other, RIGHT_ANSWERS).passed
+    assert juror_case_file(ctx, juror, int(case_id)).file == juror_case_file(
+        ctx, other, int(case_id)
+    ).file
+    english = browser.get(f"/jury/cases/{case_id}?lang=en").text
+    assert "[name removed]" in english and "[number removed]" in english
+    assert NAME not in english and ID_NUMBER not in english
+
+
+def test_the_api_returns_the_same_case_file(
+    ctx: ServiceContext, clock: FixedClock, client: TestClient
+) -> None:
+    _, ref = disputed_case(ctx, clock)
+    staff = account(ctx, Role.OPERATOR)
+    headers = Api(client, ctx).log_in(phone_of(ctx, staff.account_id))
+    case_id = client.get(f"/api/v1/claims/{ref}/juries").json()[0]["id"]
+    body = client.get(
+        f"/api/v1/juries/{case_id}/case-file", headers=headers
+    )
+    assert body.status_code == 200, body.text
+    file = body.json()["file"]
+    assert file["rejection_reason"] == "criteria_not_met"
+    assert file["hospital_level"] == "tertiary"
+    assert [e["kind"] for e in file["evidence"]] == ["diagnosis_certificate", "identity_document"]
+    assert NAME not in body.text and ID_NUMBER not in body.text
+
+
+def test_the_claimant_sees_the_jury_rounds_on_the_claim(
+    ctx: ServiceContext, clock: FixedClock, client: TestClient
+) -> None:
+    claimant, ref = disputed_case(ctx, clock)
+    browser = Browser(client)
+    browser.log_in(phone_of(ctx, claimant.account_id))
+    page = browser.get(f"/claims/{ref}?lang=en").text
+    assert 'id="jury-rounds"' in page
+    assert "round 1" in page and "the count is shown when the vote closes" in page
