@@ -77,11 +77,12 @@ def create_app(ctx: ServiceContext, settings: Settings | None = None) -> FastAPI
     app.include_router(risk.router)
     app.include_router(reports.router)
     app.include_router(wind_down.router)
-    from mutualaid.web.site import mount_static
+    from mutualaid.web.site import install_not_found_page, mount_static
     from mutualaid.web.site import router as web_router
 
     app.include_router(web_router)
     mount_static(app)
+    install_not_found_page(app)
     return app
 
 
