@@ -146,3 +146,111 @@ def test_the_claimant_sees_the_jury_rounds_on_the_claim(
     page = browser.get(f"/claims/{ref}?lang=en").text
     assert 'id="jury-rounds"' in page
     assert "round 1" in page and "the count is shown when the vote closes" in page
+
+
+def person(client: TestClient, ctx: ServiceContext, actor: Actor) -> Browser:
+    """A browser of its own (its own cookies) logged in as `actor`."""
+    browser = Browser(TestClient(client.app, base_url="http://localhost"))
+    browser.log_in(phone_of(ctx, actor.account_id))
+    return browser
+
+
+def test_a_card_in_the_waiting_period_says_accidents_only_until_when(
+    ctx: ServiceContext, clock: FixedClock, client: TestClient
+) -> None:
+    member = account(ctx)
+    membership = enroll(ctx, member, date(1990, 5, 1))
+    me = person(client, ctx, member).get("/me").text
+    card = me.split(f'id="ms-{membership.id}"')[1].split("</section>")[0]
+    assert "到 2026年5月30日 为止只保障意外导致的疾病" in card
+    assert "现在确诊可获互助金" not in card
+    assert "申请互助" not in card and "报告意外导致的疾病" in card
+    assert "自 2026年5月31日 起" in card
+
+
+def test_objections_are_offered_only_to_members_who_may_object(
+    ctx: ServiceContext, clock: FixedClock, client: TestClient
+) -> None:
+    from tests.refusals import refused
+    from tests.web.conftest import published_case
+
+    from mutualaid.services.claims.publicity import object_to_claim
+
+    case = published_case(ctx, clock)
+    objector, _ = covered(ctx, clock, date(1984, 3, 3))
+    waiting = account(ctx)
+    enroll(ctx, waiting, date(1991, 1, 1))
+    link = f'href="/claims/{case.ref}/objection"'
+    assert link in person(client, ctx, objector).get("/plans/xhb-main/notices").text
+    for who, code, words in (
+        (case.member, "own_claim", "这是您家庭自己的申请"),
+        (waiting, "not_covered_member", "只有本计划保障生效中的会员才能提出异议"),
+    ):
+        browser = person(client, ctx, who)
+        assert link not in browser.get("/plans/xhb-main/notices").text
+        assert link not in browser.get("/notices").text
+        form = browser.get(f"/claims/{case.ref}/objection")
+        assert form.status_code == 403 and words in form.text and "<textarea" not in form.text
+        with refused(code):
+            object_to_claim(ctx, who, case.ref, "我认为这个案例有问题，需要再核实。")
+
+
+def test_publicity_periods_redirects_and_a_suspended_card(
+    ctx: ServiceContext, clock: FixedClock, client: TestClient
+) -> None:
+    from datetime import datetime, time
+    from zoneinfo import ZoneInfo
+
+    from tests.web.conftest import published_case
+
+    shanghai = ZoneInfo("Asia/Shanghai")
+    case = published_case(ctx, clock)
+    publicity_on = clock.now().date()  # the 7th or the 21st
+    next_day = (
+        date(publicity_on.year, publicity_on.month, 21)
+        if publicity_on.day == 7
+        else date(publicity_on.year + (publicity_on.month == 12), publicity_on.month % 12 + 1, 7)
+    )
+    public = Browser(TestClient(client.app, base_url="http://localhost"))
+    notices = public.get("/plans/xhb-main/notices?lang=en").text
+    assert 'id="two-calendars"' in notices
+    charged = notices.split(f'id="case-{case.ref}"')[1].split("</article>")[0]
+    assert "Shared in the period of" in charged and public.client.app is client.app
+    assert f"{next_day:%B} {next_day.day}, {next_day.year}" in charged
+
+    operator = person(client, ctx, account(ctx, Role.OPERATOR))
+    clock.set(datetime.combine(publicity_on + timedelta(days=4), time(9), tzinfo=shanghai))
+    ran = operator.submit("/staff/operations", "/staff/plans/xhb-main/publicity", {})
+    assert ran.status_code == 303 and ran.headers["location"].startswith("/staff/operations?")
+    told = operator.get(ran.headers["location"]).text
+    assert "0个案例开始公示" in told and "1个通过" in told
+    # A refresh is a GET: it runs nothing again.
+    assert operator.get(ran.headers["location"]).text.count("1个通过") == 1
+    assert "今天不是公示日" in told and f"{next_day.year}年{next_day.month}月{next_day.day}日" in told
+
+    clock.set(datetime.combine(next_day, time(10), tzinfo=shanghai))
+    closed = operator.submit(
+        "/staff/plans/xhb-main/periods",
+        "/staff/plans/xhb-main/periods/close",
+        {"on": next_day.isoformat()},
+    )
+    assert closed.status_code == 303
+    page = operator.get(f"/staff/plans/xhb-main/periods?on={next_day}").text
+    assert "（已结算）" in page and "这一期</h2>" not in page
+
+    results = f"membership_id,status\n{case.membership_id},failed\n".encode()
+    imported = operator.submit(
+        "/staff/plans/xhb-main/periods",
+        f"/staff/plans/xhb-main/periods/{next_day}/results",
+        {},
+        files={"results": ("results.csv", results, "text/csv")},
+    )
+    assert imported.status_code == 303, imported.text
+    after = operator.get(imported.headers["location"]).text
+    assert 'id="results-imported"' in after and f"xhb-main/{next_day}" in after
+
+    me = person(client, ctx, case.member).get("/me").text
+    card = me.split(f'id="ms-{case.membership_id}"')[1].split("</section>")[0]
+    assert "保障已暂停" in card and "欠款 ¥0.10" in card
+    assert f'href="/me/statement#s-{case.membership_id}"' in card
+    assert "现在确诊可获互助金" not in card and "申请互助" not in card
