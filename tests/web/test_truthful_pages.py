@@ -254,3 +254,55 @@ def test_publicity_periods_redirects_and_a_suspended_card(
     assert "保障已暂停" in card and "欠款 ¥0.10" in card
     assert f'href="/me/statement#s-{case.membership_id}"' in card
     assert "现在确诊可获互助金" not in card and "申请互助" not in card
+
+
+def test_the_same_file_sent_again_under_a_new_label_is_named(
+    ctx: ServiceContext, clock: FixedClock, client: TestClient
+) -> None:
+    member, membership_id = covered(ctx, clock, date(1990, 5, 1))
+    claim = report_claim(
+        ctx, member, ClaimReport(membership_id, "CI01", clock.now().date() - timedelta(days=2), "医院")
+    )
+    browser = person(client, ctx, member)
+    photo = bytes.fromhex("ffd8ffe000104a46494600010100000100010000") + bytes(2000) + b"\xff\xd9"
+    page = f"/claims/{claim.ref}"
+    first = browser.submit(
+        page, f"{page}/evidence", {"label": "诊断证明"}, files={"file": ("a.jpg", photo, "image/jpeg")}
+    )
+    assert first.headers["location"].endswith("ok=evidence_added#evidence")
+    again = browser.submit(
+        page, f"{page}/evidence", {"label": "病历"}, files={"file": ("b.jpg", photo, "image/jpeg")}
+    )
+    told = browser.get(again.headers["location"]).text
+    assert 'id="duplicate-upload"' in told and "“诊断证明”" in told
+    assert told.count("<li class=\"card\">") == 1  # still one document
+
+
+def test_unknown_paths_answer_a_page_to_browsers_and_json_to_api_clients(
+    client: TestClient,
+) -> None:
+    page = client.get("/no/such/page", headers={"Accept": "text/html,application/xhtml+xml"})
+    assert page.status_code == 404 and page.headers["content-type"].startswith("text/html")
+    assert "<title>未找到" in page.text and 'href="/"' in page.text
+    api = client.get("/no/such/page", headers={"Accept": "application/json"})
+    assert api.status_code == 404 and api.json()["error"]["code"] == "not_found"
+    unknown_api = client.get("/api/v1/nothing", headers={"Accept": "text/html"})
+    assert unknown_api.json()["error"]["code"] == "not_found"
+    icon = client.get("/favicon.ico")
+    assert icon.status_code == 200 and icon.headers["content-type"] == "image/x-icon"
+    assert icon.content[:4] == b"\x00\x00\x01\x00"  # an ICO file
+
+
+def test_desk_review_says_why_only_rejection_is_offered(
+    ctx: ServiceContext, clock: FixedClock, client: TestClient
+) -> None:
+    member, membership_id = covered(ctx, clock, date(1990, 5, 1))
+    claim = report_claim(
+        ctx, member, ClaimReport(membership_id, "CI01", clock.now().date() - timedelta(days=2), "医院")
+    )
+    reviewer = account(ctx, Role.REVIEWER)
+    start_review(ctx, reviewer, claim.ref)
+    page = person(client, ctx, reviewer).get(f"/staff/claims/{claim.ref}").text
+    assert 'id="approve-needs-investigation"' in page and "批准申请前必须先进行实地调查" in page
+    decision = page.split(f'action="/staff/claims/{claim.ref}/decision"')[1].split("</form>")[0]
+    assert 'value="reject"' in decision and 'value="approve"' not in decision
