@@ -7,86 +7,25 @@ from datetime import date, timedelta
 
 from fastapi.testclient import TestClient
 from tests.api.calls import Api
+from tests.builders.case_files import ID_NUMBER, NAME, covered, disputed_case
 from tests.builders.juries import RIGHT_ANSWERS
-from tests.factories import account, enroll, resident_id
+from tests.factories import account, enroll
 from tests.web.conftest import Browser, phone_of
 
 from mutualaid.clock import FixedClock
 from mutualaid.domain.accounts import Role
-from mutualaid.domain.claims import RejectionReason
 from mutualaid.services.accounts.accounts import Actor
-from mutualaid.services.claims.evidence import add_evidence
 from mutualaid.services.claims.filing import ClaimReport, report_claim
-from mutualaid.services.claims.review import (
-    assign_investigation,
-    decide_claim,
-    file_investigation_report,
-    start_review,
-)
+from mutualaid.services.claims.review import start_review
 from mutualaid.services.context import ServiceContext
 from mutualaid.services.juries.certification import certify_juror
-from mutualaid.services.juries.panels import dispute_rejection
 from mutualaid.services.juries.votes import juror_case_file
-
-NAME = "欧阳明华"
-BIRTH = date(1980, 6, 15)
-ID_NUMBER = resident_id(BIRTH)
-
-
-def covered(ctx: ServiceContext, clock: FixedClock, birth_on: date, name: str = "张三华") -> tuple[Actor, int]:
-    member = account(ctx)
-    now = clock.now()
-    clock.set(now - timedelta(days=200))
-    try:
-        membership = enroll(ctx, member, birth_on, name=name, id_number=resident_id(birth_on))
-    finally:
-        clock.set(now)
-    return member, membership.id
-
-
-def disputed_case(ctx: ServiceContext, clock: FixedClock) -> tuple[Actor, str]:
-    """A claim investigated, rejected and disputed, where the claimant's name, ID number and phone
-    were written into every free-text note and into a document's label."""
-    member = account(ctx)
-    now = clock.now()
-    clock.set(now - timedelta(days=200))
-    membership = enroll(ctx, member, BIRTH, name=NAME, id_number=ID_NUMBER)
-    clock.set(now)
-    phone = phone_of(ctx, member.account_id)
-    claim = report_claim(
-        ctx,
-        member,
-        ClaimReport(membership.id, "CI01", now.date() - timedelta(days=3), "浙江大学医学院附属第一医院"),
-    )
-    add_evidence(
-        ctx, member, claim.ref, iter([b"%PDF-1.4 diagnosis"]), "application/pdf",
-        f"{NAME}的诊断证明", date(2026, 2, 25),
-    )
-    add_evidence(
-        ctx, member, claim.ref, iter([b"\xff\xd8\xff card \xff\xd9"]), "image/jpeg",
-        f"身份证 {ID_NUMBER}",
-    )
-    reviewer, decider = account(ctx, Role.REVIEWER), account(ctx, Role.REVIEWER)
-    investigator = account(ctx, Role.INVESTIGATOR)
-    start_review(ctx, reviewer, claim.ref)
-    assign_investigation(ctx, reviewer, claim.ref, investigator.account_id)
-    file_investigation_report(
-        ctx, investigator, claim.ref,
-        f"走访医院：{NAME}（身份证{ID_NUMBER}，电话{phone}）的肿瘤分期为原位癌", "reject",
-    )
-    decide_claim(
-        ctx, decider, claim.ref, approve=False,
-        reason_code=RejectionReason.CRITERIA_NOT_MET,
-        note=f"{NAME}的病理报告显示原位癌，不符合定义",
-    )
-    dispute_rejection(ctx, member, claim.ref, f"我是明华，病理报告已补充，请联系{phone}")
-    return member, claim.ref
 
 
 def test_a_juror_reads_the_whole_case_file_without_a_name_or_number(
     ctx: ServiceContext, clock: FixedClock, client: TestClient
 ) -> None:
-    claimant, ref = disputed_case(ctx, clock)
+    claimant, _ = disputed_case(ctx, clock)
     juror, _ = covered(ctx, clock, date(1985, 1, 1))
     assert certify_juror(ctx, juror, RIGHT_ANSWERS).passed
     browser = Browser(client)
@@ -111,9 +50,10 @@ def test_a_juror_reads_the_whole_case_file_without_a_name_or_number(
     # Every juror reads the same file (staff too, through the service the API shares).
     other, _ = covered(ctx, clock, date(1986, 2, 2))
     assert certify_juror(ctx, other, RIGHT_ANSWERS).passed
-    assert juror_case_file(ctx, juror, int(case_id)).file == juror_case_file(
-        ctx, other, int(case_id)
-    ).file
+    assert (
+        juror_case_file(ctx, juror, int(case_id)).file
+        == juror_case_file(ctx, other, int(case_id)).file
+    )
     english = browser.get(f"/jury/cases/{case_id}?lang=en").text
     assert "[name removed]" in english and "[number removed]" in english
     assert NAME not in english and ID_NUMBER not in english
@@ -126,9 +66,7 @@ def test_the_api_returns_the_same_case_file(
     staff = account(ctx, Role.OPERATOR)
     headers = Api(client, ctx).log_in(phone_of(ctx, staff.account_id))
     case_id = client.get(f"/api/v1/claims/{ref}/juries").json()[0]["id"]
-    body = client.get(
-        f"/api/v1/juries/{case_id}/case-file", headers=headers
-    )
+    body = client.get(f"/api/v1/juries/{case_id}/case-file", headers=headers)
     assert body.status_code == 200, body.text
     file = body.json()["file"]
     assert file["rejection_reason"] == "criteria_not_met"
@@ -226,7 +164,9 @@ def test_publicity_periods_redirects_and_a_suspended_card(
     assert "0个案例开始公示" in told and "1个通过" in told
     # A refresh is a GET: it runs nothing again.
     assert operator.get(ran.headers["location"]).text.count("1个通过") == 1
-    assert "今天不是公示日" in told and f"{next_day.year}年{next_day.month}月{next_day.day}日" in told
+    assert (
+        "今天不是公示日" in told and f"{next_day.year}年{next_day.month}月{next_day.day}日" in told
+    )
 
     clock.set(datetime.combine(next_day, time(10), tzinfo=shanghai))
     closed = operator.submit(
@@ -261,13 +201,18 @@ def test_the_same_file_sent_again_under_a_new_label_is_named(
 ) -> None:
     member, membership_id = covered(ctx, clock, date(1990, 5, 1))
     claim = report_claim(
-        ctx, member, ClaimReport(membership_id, "CI01", clock.now().date() - timedelta(days=2), "医院")
+        ctx,
+        member,
+        ClaimReport(membership_id, "CI01", clock.now().date() - timedelta(days=2), "医院"),
     )
     browser = person(client, ctx, member)
     photo = bytes.fromhex("ffd8ffe000104a46494600010100000100010000") + bytes(2000) + b"\xff\xd9"
     page = f"/claims/{claim.ref}"
     first = browser.submit(
-        page, f"{page}/evidence", {"label": "诊断证明"}, files={"file": ("a.jpg", photo, "image/jpeg")}
+        page,
+        f"{page}/evidence",
+        {"label": "诊断证明"},
+        files={"file": ("a.jpg", photo, "image/jpeg")},
     )
     assert first.headers["location"].endswith("ok=evidence_added#evidence")
     again = browser.submit(
@@ -275,7 +220,7 @@ def test_the_same_file_sent_again_under_a_new_label_is_named(
     )
     told = browser.get(again.headers["location"]).text
     assert 'id="duplicate-upload"' in told and "“诊断证明”" in told
-    assert told.count("<li class=\"card\">") == 1  # still one document
+    assert told.count('<li class="card">') == 1  # still one document
 
 
 def test_unknown_paths_answer_a_page_to_browsers_and_json_to_api_clients(
@@ -298,7 +243,9 @@ def test_desk_review_says_why_only_rejection_is_offered(
 ) -> None:
     member, membership_id = covered(ctx, clock, date(1990, 5, 1))
     claim = report_claim(
-        ctx, member, ClaimReport(membership_id, "CI01", clock.now().date() - timedelta(days=2), "医院")
+        ctx,
+        member,
+        ClaimReport(membership_id, "CI01", clock.now().date() - timedelta(days=2), "医院"),
     )
     reviewer = account(ctx, Role.REVIEWER)
     start_review(ctx, reviewer, claim.ref)
