@@ -172,7 +172,7 @@ def test_publicity_periods_redirects_and_a_suspended_card(
     closed = operator.submit(
         "/staff/plans/xhb-main/periods",
         "/staff/plans/xhb-main/periods/close",
-        {"on": next_day.isoformat()},
+        {"on": next_day.isoformat(), "confirm": "yes"},
     )
     assert closed.status_code == 303
     page = operator.get(f"/staff/plans/xhb-main/periods?on={next_day}").text
@@ -253,3 +253,51 @@ def test_desk_review_says_why_only_rejection_is_offered(
     assert 'id="approve-needs-investigation"' in page and "批准申请前必须先进行实地调查" in page
     decision = page.split(f'action="/staff/claims/{claim.ref}/decision"')[1].split("</form>")[0]
     assert 'value="reject"' in decision and 'value="approve"' not in decision
+
+
+def test_approving_and_closing_are_confirmed_with_the_amount(
+    ctx: ServiceContext, clock: FixedClock, client: TestClient
+) -> None:
+    from tests.web.conftest import csrf
+
+    from mutualaid.services.claims.review import (
+        assign_investigation,
+        file_investigation_report,
+    )
+    from mutualaid.services.claims.views import get_claim
+
+    member, membership_id = covered(ctx, clock, date(1990, 5, 1))
+    claim = report_claim(
+        ctx,
+        member,
+        ClaimReport(membership_id, "CI01", clock.now().date() - timedelta(days=2), "医院"),
+    )
+    reviewer, investigator = account(ctx, Role.REVIEWER), account(ctx, Role.INVESTIGATOR)
+    start_review(ctx, reviewer, claim.ref)
+    assign_investigation(ctx, reviewer, claim.ref, investigator.account_id)
+    file_investigation_report(ctx, investigator, claim.ref, "属实", "approve")
+    browser = person(client, ctx, reviewer)
+    case_page = f"/staff/claims/{claim.ref}"
+    page = browser.get(case_page).text
+    assert "如批准：我确认给付" in page and "¥300,000.00" in page.split('id="confirm-approval"')[1]
+    unconfirmed = browser.submit(
+        case_page, f"{case_page}/decision", {"outcome": "approve", "note": ""}
+    )
+    assert unconfirmed.status_code == 422 and 'id="f-confirm-error"' in unconfirmed.text
+    assert get_claim(ctx, reviewer, claim.ref).state == "re_review"
+    confirmed = browser.submit(
+        case_page, f"{case_page}/decision", {"outcome": "approve", "confirm": "yes"}
+    )
+    assert confirmed.status_code == 303
+    operator = person(client, ctx, account(ctx, Role.OPERATOR))
+    periods = operator.get("/staff/plans/xhb-main/periods").text
+    # The period of 21 February is locked and open: its close is confirmed with the amounts.
+    assert 'id="close-period"' in periods
+    assert "我确认：" in periods and "结算后不能撤销" in periods
+    refused_close = operator.client.post(
+        "/staff/plans/xhb-main/periods/close",
+        data={"csrf_token": csrf(periods), "on": "2026-02-21"},
+        follow_redirects=False,
+    )
+    assert refused_close.status_code == 422 and 'id="f-confirm-error"' in refused_close.text
+    assert "（已结算）" not in operator.get("/staff/plans/xhb-main/periods").text

@@ -254,6 +254,9 @@ def decision(ref: str, page: Page) -> Response:
         outcome = page.text("outcome")
         if outcome not in ("approve", "reject"):
             raise DomainError("outcome_required", "choose approve or reject", "outcome")
+        if outcome == "approve" and page.text("confirm") != "yes":
+            # Approving commits every member to share the aid: the form shows the amount.
+            raise DomainError("confirm_required", "tick the box to confirm", "confirm")
         reason = page.text("reason_code")
         decide_claim(
             page.ctx,
@@ -522,6 +525,9 @@ def close(code: str, page: Page) -> Response:
     actor = page.need(Role.OPERATOR)
     try:
         on = date.fromisoformat(page.text("on"))
+        if page.text("confirm") != "yes":
+            # Closing charges every member and cannot be undone: the form shows the amounts.
+            raise DomainError("confirm_required", "tick the box to confirm", "confirm")
         close_period(page.ctx, actor, code, on)
     except ValueError:
         return redirect(f"/staff/plans/{code}/periods")
