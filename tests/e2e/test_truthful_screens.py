@@ -5,7 +5,7 @@ calendars on the notices page, and an unknown path answered with a page."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -59,14 +59,14 @@ def lang(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def people(
     chromium: Browser, live_server: LiveServer, lang: str, shots: Shots
-) -> Iterator[dict[str, Person]]:
+) -> Iterator[Callable[[str], Person]]:
     made: dict[str, Person] = {}
 
     def person(name: str) -> Person:
         made[name] = Person(chromium, live_server, lang, shots, name)
         return made[name]
 
-    yield person  # type: ignore[misc]
+    yield person
     for p in made.values():
         p.close()
 
@@ -75,7 +75,7 @@ def test_a_juror_reads_a_redacted_case_file(
     ctx: ServiceContext,
     clock: FixedClock,
     live_server: LiveServer,
-    people,  # type: ignore[no-untyped-def]
+    people: Callable[[str], Person],
     lang: str,
 ) -> None:
     words = WORDS[lang]
@@ -106,7 +106,7 @@ def test_cards_objections_calendars_and_not_found(
     ctx: ServiceContext,
     clock: FixedClock,
     live_server: LiveServer,
-    people,  # type: ignore[no-untyped-def]
+    people: Callable[[str], Person],
     lang: str,
 ) -> None:
     words = WORDS[lang]

@@ -8,8 +8,8 @@ from datetime import UTC, date, datetime
 
 from fastapi.responses import HTMLResponse, Response
 
-from mutualaid.domain.apportionment import PeriodState, reached
 from mutualaid.domain.accounts import Role
+from mutualaid.domain.apportionment import PeriodState, reached
 from mutualaid.domain.calendars import local_date
 from mutualaid.domain.claims import next_publicity_day, publicity_window
 from mutualaid.domain.errors import DomainError, NotFound

@@ -7,6 +7,8 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from mutualaid.api.errors import error_body
+from mutualaid.domain.errors import NotFound
 from mutualaid.web import (
     claims,
     juries,
@@ -19,8 +21,6 @@ from mutualaid.web import (
     staff,
     wind_down,
 )
-from mutualaid.api.errors import error_body
-from mutualaid.domain.errors import NotFound
 from mutualaid.web.pages import SECURITY_HEADERS, WEB_DIR, error_page
 from mutualaid.web.sessions import page_state
 

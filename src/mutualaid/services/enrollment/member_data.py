@@ -121,7 +121,9 @@ def family_coverage(ctx: ServiceContext, actor: Actor) -> list[Coverage]:
                     payout_accident_mild_fen=rules.payout_fen(age, Tier.MILD, accident=True),
                     owed_fen=sum(a for a, _, _ in owed.get(membership.id, [])),
                     owed_periods=tuple(r for _, r, _ in owed.get(membership.id, [])),
-                    retry_until_on=max((u for _, _, u in owed.get(membership.id, [])), default=None),
+                    retry_until_on=max(
+                        (u for _, _, u in owed.get(membership.id, [])), default=None
+                    ),
                 )
             )
         return result
