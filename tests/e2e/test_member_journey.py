@@ -208,6 +208,9 @@ def test_a_claim_from_report_to_the_members_statement(
     decider.log_in(approver)
     decider.go(f"/staff/claims/{ref}")
     decider.page.locator("input[name=outcome][value=approve]").check()
+    # Approving commits every member to share the aid: the amount is confirmed first.
+    expect(decider.page.locator("#confirm-approval")).to_contain_text("300,000.00")
+    decider.page.locator("#confirm-approval input[name=confirm]").check()
     decider.shot("decision")
     decider.submit(f"form[action='/staff/claims/{ref}/decision']")
 
@@ -283,6 +286,7 @@ def test_a_claim_from_report_to_the_members_statement(
     clock.set(at_shanghai(2026, 7, 7))
     desk.go("/staff/plans/xhb-main/periods")
     if desk.page.locator("form#close-period").count():
+        desk.page.locator("form#close-period input[name=confirm]").check()
         desk.shot("period-preview")
         desk.submit("form#close-period")
         desk.shot("period-closed")

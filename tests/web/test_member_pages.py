@@ -302,12 +302,19 @@ def test_a_covered_member_objects_once_to_a_published_case(
         {"reason": "我认识她,她在加入之前就已经确诊了。"},
     )
     assert filed.headers["location"] == "/me?ok=objected"
-    twice = browser.submit(
+    # The form is no longer offered; a second objection sent anyway is refused by the service.
+    again = browser.get(f"/claims/{case.ref}/objection")
+    assert again.status_code == 403 and "<textarea" not in again.text
+    assert "您已对此案例提出异议" in again.text
+    twice = browser.client.post(
         f"/claims/{case.ref}/objection",
-        f"/claims/{case.ref}/objection",
-        {"reason": "我认识她,她在加入之前就已经确诊了。"},
+        data={
+            "csrf_token": csrf(browser.get("/me").text),
+            "reason": "我认识她,她在加入之前就已经确诊了。",
+        },
+        follow_redirects=False,
     )
-    assert "您已对此案例提出过异议" in twice.text
+    assert twice.status_code == 422 and "您已对此案例提出过异议" in twice.text
     assert "待处理" in browser.get("/me").text
 
 

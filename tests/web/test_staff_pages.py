@@ -46,7 +46,8 @@ def test_a_reviewer_who_investigated_sees_and_meets_the_separated_duties(
     assert 'id="separated-duties"' in page and "职责分离" in page
     assert f'action="/staff/claims/{claim.ref}/decision"' not in page
     forced = browser.client.post(
-        f"/staff/claims/{claim.ref}/decision", data={"csrf_token": csrf(page), "outcome": "approve"}
+        f"/staff/claims/{claim.ref}/decision",
+        data={"csrf_token": csrf(page), "outcome": "approve", "confirm": "yes"},
     )
     assert forced.status_code == 422
     assert "调查员不能同时决定同一申请" in forced.text
@@ -175,7 +176,7 @@ def test_the_operator_previews_then_closes_a_period_and_the_member_checks_her_ch
     closed = browser.submit(
         "/staff/plans/xhb-main/periods",
         "/staff/plans/xhb-main/periods/close",
-        {"on": next_day.isoformat()},
+        {"on": next_day.isoformat(), "confirm": "yes"},
     )
     assert closed.headers["location"] == "/staff/plans/xhb-main/periods?ok=period_closed"
     export = browser.get(f"/staff/plans/xhb-main/periods/{next_day}/collection.csv")

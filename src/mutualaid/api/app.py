@@ -84,11 +84,12 @@ def create_app(ctx: ServiceContext, settings: Settings | None = None) -> FastAPI
     app.include_router(wind_down.router)
     app.include_router(payments.router)
     app.include_router(messages.router)
-    from mutualaid.web.site import mount_static
+    from mutualaid.web.site import install_not_found_page, mount_static
     from mutualaid.web.site import router as web_router
 
     app.include_router(web_router)
     mount_static(app)
+    install_not_found_page(app)
     return app
 
 

@@ -17,12 +17,18 @@ from mutualaid.domain.claims import EVIDENCE_STATES
 from mutualaid.domain.errors import DomainError
 from mutualaid.domain.plans import PlanRules
 from mutualaid.services.accounts.accounts import Actor
-from mutualaid.services.claims.evidence import add_evidence, list_evidence
+from mutualaid.services.claims.evidence import EvidenceView, add_evidence, list_evidence
 from mutualaid.services.claims.filing import ClaimReport, report_claim, withdraw_claim
-from mutualaid.services.claims.publicity import PublicCase, cases_in_publicity, object_to_claim
+from mutualaid.services.claims.publicity import (
+    PublicCase,
+    cases_in_publicity,
+    object_to_claim,
+    objection_refusals,
+)
 from mutualaid.services.claims.review import provide_documents
 from mutualaid.services.claims.views import claim_timeline, get_claim
 from mutualaid.services.enrollment.member_data import family_coverage
+from mutualaid.services.juries.juries import jury_rounds
 from mutualaid.services.juries.panels import dispute_rejection
 from mutualaid.services.plans.plans import plan_rules
 from mutualaid.services.transparency.checkpoints import proof_bundle
@@ -90,13 +96,19 @@ def _claim_context(page: PageState, ref: str) -> dict[str, Any]:
     actor = page.need()
     claim = get_claim(page.ctx, actor, ref)
     _, rules = plan_rules(page.ctx, claim.plan_code)
+    evidence = list_evidence(page.ctx, actor, ref)
     return {
         "claim": claim,
         "rules": rules,
         "zone": rules.zone,
         "illness": rules.illness(claim.illness_code),
         "timeline": claim_timeline(page.ctx, actor, ref),
-        "evidence": list_evidence(page.ctx, actor, ref),
+        "rounds": jury_rounds(page.ctx, ref),
+        "evidence": evidence,
+        # The same file sent again: say under which label it is already attached.
+        "duplicate_of": next(
+            (e for e in evidence if str(e.id) == page.request.query_params.get("duplicate")), None
+        ),
         "upload": claim.state in EVIDENCE_STATES and page.ctx.evidence_store is not None,
         "piece_bytes": uploads.PIECE_BYTES,
     }
@@ -133,10 +145,17 @@ def evidence(ref: str, page: Page) -> Response:
     actor = page.need(Role.MEMBER)
     try:
         chunks, media_type = _file_chunks(page)
-        add_evidence(page.ctx, actor, ref, chunks, media_type, page.text("label"))
+        added = add_evidence(page.ctx, actor, ref, chunks, media_type, page.text("label"))
     except DomainError as error:
         return render_form(page, "claims/claim.html", error, **_claim_context(page, ref))
-    return redirect(f"/claims/{ref}#evidence", ok="evidence_added")
+    return redirect(_after_upload(added))
+
+
+def _after_upload(added: EvidenceView) -> str:
+    """Back to the claim: "added", or (the same file sent again) which document it already is."""
+    if added.duplicate:
+        return f"/claims/{added.claim_ref}?duplicate={added.id}#evidence"
+    return f"/claims/{added.claim_ref}?ok=evidence_added#evidence"
 
 
 def _json_error(page: PageState, error: DomainError) -> JSONResponse:
@@ -228,13 +247,13 @@ def upload_finish(ref: str, upload_id: str, page: Page) -> Response:
         upload = uploads.find_upload(page.ctx, actor.account_id, upload_id)
         if upload.claim_ref != ref:
             raise DomainError("upload_not_found", "there is no such upload", "upload_id")
-        add_evidence(
+        added = add_evidence(
             page.ctx, actor, ref, uploads.pieces(page.ctx, upload), upload.media_type, upload.label
         )
         uploads.discard(page.ctx, upload)
     except DomainError as error:
         return _json_error(page, error)
-    return JSONResponse({"redirect": f"/claims/{ref}?ok=evidence_added#evidence"})
+    return JSONResponse({"redirect": _after_upload(added)})
 
 
 def _on_own_claim(
@@ -313,7 +332,16 @@ def _published_case(page: PageState, ref: str) -> tuple[PublicCase, PlanRules]:
 @router.get("/claims/{ref}/objection")
 def objection_form(ref: str, page: Page) -> HTMLResponse:
     case, rules = _published_case(page, ref)
-    return render(page, "claims/objection.html", case=case, rules=rules, zone=rules.zone)
+    refusal = objection_refusals(page.ctx, page.need(Role.MEMBER), [ref]).get(ref, "")
+    return render(
+        page,
+        "claims/objection.html",
+        status_code=403 if refusal else 200,
+        case=case,
+        rules=rules,
+        zone=rules.zone,
+        refusal=refusal,
+    )
 
 
 @router.post("/claims/{ref}/objection")

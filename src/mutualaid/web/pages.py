@@ -239,7 +239,7 @@ def redirect(url: str, ok: str | None = None) -> RedirectResponse:
     return RedirectResponse(url, status_code=303)
 
 
-def _error_page(request: Request, error: DomainError) -> Response:
+def error_page(request: Request, error: DomainError) -> Response:
     page: PageState | None = request.scope.get(PAGE_KEY)
     if page is None:
         return HTMLResponse(
@@ -279,15 +279,15 @@ class PageRoute(APIRoute):
                 target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
                 response = RedirectResponse(f"/login?next={quote(target)}", status_code=303)
             except DomainError as error:
-                response = await run_in_threadpool(_error_page, request, error)
+                response = await run_in_threadpool(error_page, request, error)
             except RequestValidationError:
                 response = await run_in_threadpool(
-                    _error_page, request, NotFound("not_found", "there is no such page")
+                    error_page, request, NotFound("not_found", "there is no such page")
                 )
             except Exception:
                 log.exception("page_error", path=request.url.path)
                 response = await run_in_threadpool(
-                    _error_page,
+                    error_page,
                     request,
                     DomainError(
                         "internal_error", "something went wrong on our side; nothing was changed"

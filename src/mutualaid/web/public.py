@@ -8,10 +8,13 @@ from datetime import UTC, date, datetime
 
 from fastapi.responses import HTMLResponse, Response
 
+from mutualaid.domain.accounts import Role
 from mutualaid.domain.apportionment import PeriodState, reached
+from mutualaid.domain.calendars import local_date
+from mutualaid.domain.claims import next_publicity_day, publicity_window
 from mutualaid.domain.errors import DomainError, NotFound
 from mutualaid.services.claims.notices import notice_days, notice_of
-from mutualaid.services.claims.publicity import cases_in_publicity
+from mutualaid.services.claims.publicity import cases_in_publicity, objection_refusals
 from mutualaid.services.periods.notice import period_notice
 from mutualaid.services.periods.proofs import published_trust
 from mutualaid.services.periods.views import PeriodView, list_periods
@@ -57,13 +60,26 @@ def all_notices(page: Page) -> HTMLResponse:
         )
         for summary in plans
     ]
-    return render(page, "public/notices_all.html", current=current)
+    return render(
+        page,
+        "public/notices_all.html",
+        current=current,
+        objectable=_objectable(page, [c.ref for _, _, cases in current for c in cases]),
+    )
+
+
+def _objectable(page: PageState, refs: list[str]) -> dict[str, str]:
+    """Per case, why the reader may not object ("" where they may): only members are asked."""
+    if page.actor is None or page.actor.role is not Role.MEMBER:
+        return {}
+    return objection_refusals(page.ctx, page.actor, refs)
 
 
 @router.get("/plans/{code}/notices")
 def notices(code: str, page: Page) -> HTMLResponse:
     view, rules = plan_rules(page.ctx, code)
     current = cases_in_publicity(page.ctx, code)
+    days = notice_days(page.ctx, code)
     return render(
         page,
         "public/notices.html",
@@ -72,8 +88,17 @@ def notices(code: str, page: Page) -> HTMLResponse:
         zone=rules.zone,
         current=current,
         current_aid=sum(c.payout_fen for c in current),
-        days=notice_days(page.ctx, code),
+        days=days,
+        # A day's cases are shared in the period of the first publicity day after their
+        # publicity ends (unless an objection holds one).
+        shared_in={
+            d.published_on: next_publicity_day(
+                rules, local_date(publicity_window(rules, d.published_on).closes_at, rules.zone)
+            )
+            for d in days
+        },
         periods=closed_periods(page, code),
+        objectable=_objectable(page, [c.ref for c in current]),
     )
 
 

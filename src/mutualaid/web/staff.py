@@ -9,14 +9,18 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
+from urllib.parse import urlencode
 
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
 
 from mutualaid.adapters import Int64, parse_int64
 from mutualaid.domain.accounts import STAFF_ROLES, Role
-from mutualaid.domain.claims import ClaimState, RejectionReason
+from mutualaid.domain.apportionment import period_ref
+from mutualaid.domain.calendars import local_date
+from mutualaid.domain.claims import ClaimState, RejectionReason, next_publicity_day
 from mutualaid.domain.errors import DomainError, NotFound
 from mutualaid.domain.money import parse_yuan
 from mutualaid.services.claims.casework import case_file_extras, objections_to_review, staff_members
@@ -250,6 +254,9 @@ def decision(ref: str, page: Page) -> Response:
         outcome = page.text("outcome")
         if outcome not in ("approve", "reject"):
             raise DomainError("outcome_required", "choose approve or reject", "outcome")
+        if outcome == "approve" and page.text("confirm") != "yes":
+            # Approving commits every member to share the aid: the form shows the amount.
+            raise DomainError("confirm_required", "tick the box to confirm", "confirm")
         reason = page.text("reason_code")
         decide_claim(
             page.ctx,
@@ -322,28 +329,76 @@ def objection_review(objection_id: Int64, page: Page) -> Response:
 # --- the operator's desk --------------------------------------------------------------------------
 
 
+def _counts(page: PageState, *names: str) -> dict[str, int] | None:
+    """Whole numbers a redirect-after-post carried in the query (None if any is missing)."""
+    params = page.request.query_params
+    try:
+        return {name: int(params[name]) for name in names}
+    except (KeyError, ValueError):
+        return None
+
+
+def _operations_result(page: PageState) -> str | None:
+    """What the last run did, told on the page the run redirected to (POST → 303 → GET)."""
+    ran = page.request.query_params.get("ran")
+    if ran == "publicity":
+        counts = _counts(page, "published", "approved", "held")
+        code = page.request.query_params.get("plan", "")
+        if counts is None or not code:
+            return None
+        _, rules = plan_rules(page.ctx, code)
+        told = page.lang.gettext(
+            "Publicity run for {plan}: {published} published, {approved} approved, "
+            "{held} held by objections",
+            plan=code,
+            **counts,
+        )
+        today = local_date(page.ctx.clock.now(), rules.zone)
+        if today.day not in rules.periods.publicity_days:
+            told += " " + page.lang.gettext(
+                "Today is not a publicity day: approved cases are published on the next one, "
+                "{day}.",
+                day=page.lang.date(next_publicity_day(rules, today)),
+            )
+        return told
+    if ran == "juries":
+        counts = _counts(page, "closed", "approved", "rejected", "rounds")
+        if counts is None:
+            return None
+        return page.lang.gettext(
+            "Juries closed: {closed} ({approved} approved, {rejected} rejected, "
+            "{rounds} new rounds)",
+            **counts,
+        )
+    return None
+
+
 @router.get("/staff/operations")
 def operations(page: Page) -> HTMLResponse:
     page.need(*DESK)
-    return render(page, "staff/operations.html", plans=list_plans(page.ctx), result=None)
+    return render(
+        page,
+        "staff/operations.html",
+        plans=list_plans(page.ctx),
+        result=_operations_result(page),
+    )
 
 
 @router.post("/staff/plans/{code}/publicity")
 def publicity(code: str, page: Page) -> Response:
     actor = page.need(Role.OPERATOR)
     result = run_publicity(page.ctx, code, actor)
-    return render(
-        page,
-        "staff/operations.html",
-        plans=list_plans(page.ctx),
-        result=page.lang.gettext(
-            "Publicity run for {plan}: {published} published, {approved} approved, "
-            "{held} held by objections",
-            plan=code,
-            published=result.published,
-            approved=result.approved,
-            held=result.held_by_objections,
-        ),
+    return redirect(
+        "/staff/operations?"
+        + urlencode(
+            {
+                "ran": "publicity",
+                "plan": code,
+                "published": result.published,
+                "approved": result.approved,
+                "held": result.held_by_objections,
+            }
+        )
     )
 
 
@@ -351,18 +406,17 @@ def publicity(code: str, page: Page) -> Response:
 def close_juries(page: Page) -> Response:
     actor = page.need(Role.OPERATOR)
     result = close_due_juries(page.ctx, actor)
-    return render(
-        page,
-        "staff/operations.html",
-        plans=list_plans(page.ctx),
-        result=page.lang.gettext(
-            "Juries closed: {closed} ({approved} approved, {rejected} rejected, "
-            "{rounds} new rounds)",
-            closed=result.closed,
-            approved=result.approved,
-            rejected=result.rejected,
-            rounds=result.new_rounds,
-        ),
+    return redirect(
+        "/staff/operations?"
+        + urlencode(
+            {
+                "ran": "juries",
+                "closed": result.closed,
+                "approved": result.approved,
+                "rejected": result.rejected,
+                "rounds": result.new_rounds,
+            }
+        )
     )
 
 
@@ -457,7 +511,26 @@ def periods(code: str, page: Page) -> HTMLResponse:
         context = _periods_context(page, code, chosen)
     except DomainError as error:  # e.g. a day that is not a publicity day
         return render_form(page, "staff/periods.html", error, **_periods_context(page, code, None))
-    return render(page, "staff/periods.html", **context)
+    return render(page, "staff/periods.html", imported=_imported(page, code), **context)
+
+
+@dataclass(frozen=True, slots=True)
+class _Imported:
+    period_ref: str
+    collected_fen: int
+    failed_fen: int
+
+
+def _imported(page: PageState, code: str) -> _Imported | None:
+    """A results import's totals, carried by its redirect-after-post."""
+    counts = _counts(page, "collected", "failed")
+    try:
+        day = date.fromisoformat(page.request.query_params.get("imported", ""))
+    except ValueError:
+        return None
+    if counts is None:
+        return None
+    return _Imported(period_ref(code, day), counts["collected"], counts["failed"])
 
 
 @router.post("/staff/plans/{code}/periods/close")
@@ -465,6 +538,9 @@ def close(code: str, page: Page) -> Response:
     actor = page.need(Role.OPERATOR)
     try:
         on = date.fromisoformat(page.text("on"))
+        if page.text("confirm") != "yes":
+            # Closing charges every member and cannot be undone: the form shows the amounts.
+            raise DomainError("confirm_required", "tick the box to confirm", "confirm")
         close_period(page.ctx, actor, code, on)
     except ValueError:
         return redirect(f"/staff/plans/{code}/periods")
@@ -520,7 +596,16 @@ def collection_results(code: str, publicity_on: date, page: Page) -> Response:
             )
         )
         return render_form(page, "staff/periods.html", refusal, **_periods_context(page, code))
-    return render(page, "staff/periods.html", imported=result, **_periods_context(page, code))
+    return redirect(
+        f"/staff/plans/{code}/periods?"
+        + urlencode(
+            {
+                "imported": publicity_on.isoformat(),
+                "collected": result.collected_fen,
+                "failed": result.failed_fen,
+            }
+        )
+    )
 
 
 @router.get("/staff/dashboard")

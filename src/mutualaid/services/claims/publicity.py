@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from mutualaid.db.models import (
     Claim,
@@ -26,6 +27,7 @@ from mutualaid.domain.claims import (
     NOTE_PUBLISHED,
     ClaimEvent,
     ClaimState,
+    next_publicity_day,
     publicity_window,
     written,
 )
@@ -149,6 +151,22 @@ class PublicCase:
     state: str
     publicity_on: date | None
     publicity_closes_at: datetime | None
+    #: The publicity day of the period whose members share this case's aid: the first publicity
+    #: day after the case is approved (expected from the end of its publicity while it is in
+    #: publicity; None before publicity or once it can no longer be paid).
+    charged_on: date | None = None
+
+
+def charging_publicity_day(rules: PlanRules, claim: Claim) -> date | None:
+    """The period a case is (or, in publicity, will be) shared in: a period takes the cases
+    approved before its lock, 00:00 of its publicity day in the plan's zone."""
+    if claim.state in (ClaimState.APPROVED, ClaimState.PAID) and claim.approved_at is not None:
+        approved = claim.approved_at
+    elif claim.state == ClaimState.IN_PUBLICITY and claim.publicity_closes_at is not None:
+        approved = claim.publicity_closes_at  # approved when publicity closes without objection
+    else:
+        return None
+    return next_publicity_day(rules, local_date(approved, rules.zone))
 
 
 def public_case(
@@ -172,6 +190,7 @@ def public_case(
         state=claim.state,
         publicity_on=claim.publicity_on,
         publicity_closes_at=claim.publicity_closes_at,
+        charged_on=charging_publicity_day(rules, claim),
     )
 
 
@@ -210,6 +229,80 @@ def _objection_view(objection: Objection, ref: str) -> ObjectionView:
         objection.filed_at,
         objection.review_note,
     )
+
+
+def _covered_in_plan(session: Session, account_id: int, plan_id: int, today: date) -> bool:
+    """Does the account pay for a membership of the plan that is covered today?"""
+    memberships = session.scalars(
+        select(Membership).where(
+            Membership.payer_account_id == account_id,
+            Membership.plan_id == plan_id,
+            Membership.state.in_(["waiting", "covered"]),
+        )
+    ).all()
+    return any(
+        state_on(
+            CoverageDates(m.joined_on, m.waiting_ends_on, m.covered_from_on, m.ages_out_on),
+            MembershipState(m.state),
+            today,
+        )
+        is MembershipState.COVERED
+        for m in memberships
+    )
+
+
+def _objection_refusal(
+    session: Session,
+    actor: Actor,
+    claim: Claim,
+    plan_id: int,
+    now: datetime,
+    *,
+    check_earlier: bool = True,
+) -> DomainError | None:
+    """Why this member may not object to this case in publicity (None: they may).
+
+    The rules: only a member whose cover is in force in the claim's plan, never the claimant
+    (nor whoever pays for the ill member), once per case."""
+    if actor.account_id == claim.claimant_account_id or (
+        session.scalar(
+            select(Membership.payer_account_id).where(Membership.id == claim.membership_id)
+        )
+        == actor.account_id
+    ):
+        return Forbidden("own_claim", "you cannot object to a claim of your own family")
+    rules = rules_of(session, plan_id, claim.plan_version)
+    if not _covered_in_plan(session, actor.account_id, plan_id, local_date(now, rules.zone)):
+        return Forbidden("not_covered_member", "only covered members of this plan may object")
+    if check_earlier and session.scalar(
+        select(Objection.id).where(
+            Objection.claim_id == claim.id, Objection.objector_account_id == actor.account_id
+        )
+    ):
+        return Conflict("already_objected", "you have already objected to this case", "claim_ref")
+    return None
+
+
+def objection_refusals(ctx: ServiceContext, actor: Actor, refs: list[str]) -> dict[str, str]:
+    """For each case of `refs` in publicity, the code of the rule that keeps this member from
+    objecting ("" when they may): pages offer the objection only where it would be taken."""
+    if not refs:
+        return {}
+    with ctx.reading() as session:
+        now = ctx.clock.now()
+        claims = session.scalars(
+            select(Claim).where(Claim.ref.in_(refs), Claim.state == ClaimState.IN_PUBLICITY)
+        ).all()
+        result = {}
+        for claim in claims:
+            open_now = claim.publicity_closes_at is not None and now < claim.publicity_closes_at
+            refusal = (
+                _objection_refusal(session, actor, claim, claim.plan_id, now)
+                if open_now
+                else DomainError("publicity_closed", "publicity is closed")
+            )
+            result[claim.ref] = refusal.code if refusal is not None else ""
+        return result
 
 
 def object_to_claim(
@@ -253,29 +346,9 @@ def object_to_claim(
             or not now < claim.publicity_closes_at
         ):
             raise closed
-        covered = (
-            session.execute(
-                select(Membership).where(
-                    Membership.payer_account_id == actor.account_id,
-                    Membership.plan_id == plan.id,
-                    Membership.state.in_(["waiting", "covered"]),
-                )
-            )
-            .scalars()
-            .all()
-        )
-        rules = rules_of(session, plan.id, claim.plan_version)
-        today = local_date(now, rules.zone)
-        if not any(
-            state_on(
-                CoverageDates(m.joined_on, m.waiting_ends_on, m.covered_from_on, m.ages_out_on),
-                MembershipState(m.state),
-                today,
-            )
-            is MembershipState.COVERED
-            for m in covered
-        ):
-            raise Forbidden("not_covered_member", "only covered members of this plan may object")
+        refusal = _objection_refusal(session, actor, claim, plan.id, now, check_earlier=False)
+        if refusal is not None:
+            raise refusal
         objection = Objection(
             claim_id=claim.id,
             objector_account_id=actor.account_id,

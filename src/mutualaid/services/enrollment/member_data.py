@@ -12,11 +12,13 @@ from mutualaid.db.models import (
     Account,
     Claim,
     ClaimEventRow,
+    CollectionFailure,
     JurorCertification,
     JuryVote,
     Membership,
     Notification,
     Objection,
+    Period,
     Person,
     Plan,
 )
@@ -49,6 +51,15 @@ class Coverage:
     #: Payout for an illness first diagnosed today, by severity tier (None: the tier is not covered).
     payout_severe_fen: int | None
     payout_mild_fen: int | None
+    #: In the waiting period: only illness caused by an accident is covered (and what it pays).
+    accidents_covered_while_waiting: bool = False
+    payout_accident_severe_fen: int | None = None
+    payout_accident_mild_fen: int | None = None
+    #: Suspended: the unpaid shares (sum), the periods they are of, and the last day of the
+    #: daily retries (after it the membership is removed).
+    owed_fen: int = 0
+    owed_periods: tuple[str, ...] = ()
+    retry_until_on: date | None = None
 
     @property
     def active(self) -> bool:
@@ -62,6 +73,22 @@ class Coverage:
 def family_coverage(ctx: ServiceContext, actor: Actor) -> list[Coverage]:
     with ctx.reading() as session:
         result = []
+        owed: dict[int, list[tuple[int, str, date]]] = {}
+        for membership_id, amount, ref, until in session.execute(
+            select(
+                CollectionFailure.membership_id,
+                CollectionFailure.amount_fen,
+                Period.ref,
+                CollectionFailure.retry_until_on,
+            )
+            .join(Period, Period.id == CollectionFailure.period_id)
+            .where(
+                CollectionFailure.payer_account_id == actor.account_id,
+                CollectionFailure.status == "retrying",
+            )
+            .order_by(CollectionFailure.id)
+        ):
+            owed.setdefault(membership_id, []).append((int(amount), ref, until))
         for membership, person, plan in family_memberships(session, actor.account_id):
             rules = rules_of(session, plan.id, membership.plan_version)
             today = local_date(ctx.clock.now(), rules.zone)
@@ -89,6 +116,14 @@ def family_coverage(ctx: ServiceContext, actor: Actor) -> list[Coverage]:
                     age_years=age,
                     payout_severe_fen=rules.payout_fen(age, Tier.SEVERE, accident=False),
                     payout_mild_fen=rules.payout_fen(age, Tier.MILD, accident=False),
+                    accidents_covered_while_waiting=rules.waiting_period.accidents_covered,
+                    payout_accident_severe_fen=rules.payout_fen(age, Tier.SEVERE, accident=True),
+                    payout_accident_mild_fen=rules.payout_fen(age, Tier.MILD, accident=True),
+                    owed_fen=sum(a for a, _, _ in owed.get(membership.id, [])),
+                    owed_periods=tuple(r for _, r, _ in owed.get(membership.id, [])),
+                    retry_until_on=max(
+                        (u for _, _, u in owed.get(membership.id, [])), default=None
+                    ),
                 )
             )
         return result

@@ -38,6 +38,7 @@ from mutualaid.domain.plans import PlanRules
 from mutualaid.services.accounts.accounts import Actor
 from mutualaid.services.claims.publicity import PublicCase, public_case
 from mutualaid.services.context import ServiceContext
+from mutualaid.services.juries.case_files import JuryCaseFile, build_case_file
 from mutualaid.services.juries.eligibility import is_eligible
 from mutualaid.services.juries.juries import JuryView, jury_view
 
@@ -48,6 +49,8 @@ class JurorCaseFile:
     case: PublicCase
     findings_summary: str
     quiz: list[dict[str, Any]]
+    #: What the juror reads before voting (the same for every juror; names taken out).
+    file: JuryCaseFile
 
 
 def case_parts(session: Session, case: JuryCase) -> tuple[Claim, Plan, PlanRules, PublicCase]:
@@ -120,7 +123,13 @@ def juror_case_file(ctx: ServiceContext, actor: Actor, jury_case_id: int) -> Jur
             {"code": q.code, "text_zh": q.text_zh, "text_en": q.text_en, "choices": list(q.choices)}
             for q in _quiz(rules, claim)
         ]
-        return JurorCaseFile(jury_view(case, claim.ref), public, summary, quiz)
+        return JurorCaseFile(
+            jury_view(case, claim.ref),
+            public,
+            summary,
+            quiz,
+            build_case_file(session, ctx.protector, case, claim, rules),
+        )
 
 
 @dataclass(frozen=True, slots=True)
