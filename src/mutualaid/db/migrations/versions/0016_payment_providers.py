@@ -1,7 +1,7 @@
 """payment providers
 
 Revision ID: 0016
-Revises: 0013
+Revises: 0015
 Create Date: 2026-12-05 17:18:21.783594
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import mutualaid.db.models
 
 revision = "0016"
-down_revision = "0013"
+down_revision = "0015"
 branch_labels = None
 depends_on = None
 

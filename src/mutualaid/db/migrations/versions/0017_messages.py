@@ -1,7 +1,7 @@
 """messages: delivery state of the notification outbox, members' message preferences, phone codes
 
 Revision ID: 0017
-Revises: 0013
+Revises: 0016
 Create Date: 2026-12-05 17:30:00
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import mutualaid.db.models
 
 revision = "0017"
-down_revision = "0013"
+down_revision = "0016"
 branch_labels = None
 depends_on = None
 
