@@ -1,5 +1,6 @@
 """FastAPI adapter code the JSON API and the web pages share: the service context of a request,
-the bound on every integer a request carries, and the client's address behind trusted proxies.
+the bound on every integer a request carries, the client's address behind trusted proxies, and
+the JSON body of a refusal.
 
 Both `api` and `web` import this module; neither imports the other for it (the import-graph test,
 tests/unit/test_import_graph.py, keeps it so).
@@ -15,6 +16,13 @@ from fastapi import Depends, Request
 from starlette.requests import HTTPConnection
 
 from mutualaid.services.context import ServiceContext
+
+
+def error_body(
+    code: str, message: str, field: str | None = None, **extra: object
+) -> dict[str, object]:
+    """The JSON body of every refusal, from the API and from the pages' fallbacks alike."""
+    return {"error": {"code": code, "message": message, "field": field, **extra}}
 
 
 def service_context(request: Request) -> ServiceContext:

@@ -11,13 +11,8 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Send
 
+from mutualaid.adapters import error_body
 from mutualaid.domain.errors import DomainError
-
-
-def error_body(
-    code: str, message: str, field: str | None = None, **extra: object
-) -> dict[str, object]:
-    return {"error": {"code": code, "message": message, "field": field, **extra}}
 
 
 async def send_refusal(

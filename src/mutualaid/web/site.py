@@ -7,7 +7,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from mutualaid.api.errors import error_body
+from mutualaid.adapters import error_body
 from mutualaid.domain.errors import NotFound
 from mutualaid.web import (
     claims,
