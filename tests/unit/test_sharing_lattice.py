@@ -31,8 +31,9 @@ def _young_part_closed_form(young: int, p_young: Fraction, old: int, p_old: Frac
     no old one, or three old claims and no young one (50-digit decimals: (1 − p)^n is tiny)."""
     with localcontext() as context:
         context.prec = 50
-        py, po = Decimal(p_young.numerator) / p_young.denominator, Decimal(p_old.numerator) / (
-            p_old.denominator
+        py, po = (
+            Decimal(p_young.numerator) / p_young.denominator,
+            Decimal(p_old.numerator) / (p_old.denominator),
         )
         one_young = young * py * (1 - py) ** (young - 1) * (1 - po) ** old
         three_old = math.comb(old, 3) * po**3 * (1 - po) ** (old - 3) * (1 - py) ** young
@@ -91,7 +92,9 @@ _outcome = st.builds(
 def _pools(draw: st.DrawFn) -> tuple[list[RiskClass], int]:
     classes = []
     for index in range(draw(st.integers(1, 3))):
-        outcomes = draw(st.lists(_outcome, min_size=1, max_size=2, unique_by=lambda o: o.amount_fen))
+        outcomes = draw(
+            st.lists(_outcome, min_size=1, max_size=2, unique_by=lambda o: o.amount_fen)
+        )
         classes.append(RiskClass(str(index), draw(st.integers(1, 10)), Risk(tuple(outcomes))))
     realised = draw(st.sampled_from([1_000, 2_000, 3_000, 5_000, 8_000, 13_000]))
     return classes, realised

@@ -85,7 +85,9 @@ def _tilt_to(laws: Sequence[NDArray[np.float64]], counts: Sequence[int], target:
     tilt only decides where the FFT is accurate, not the result)."""
 
     def mean_total(theta: float) -> float:
-        return sum(n * _moments(_tilted(law, theta))[0] for law, n in zip(laws, counts, strict=True))
+        return sum(
+            n * _moments(_tilted(law, theta))[0] for law, n in zip(laws, counts, strict=True)
+        )
 
     low, high = -1.0, 1.0
     while mean_total(low) > target and low > -1e4:
