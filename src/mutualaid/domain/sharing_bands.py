@@ -18,7 +18,6 @@ from mutualaid.domain.apportionment import CapExcess, CohortCharge, PeriodFigure
 from mutualaid.domain.errors import DomainError
 from mutualaid.domain.money import Fen, apply_basis_points
 from mutualaid.domain.plans import PlanRules, Tier
-from mutualaid.domain.sharing_lattice import lattice_conditional_means
 from mutualaid.domain.sharing import (
     Outcome,
     Risk,
@@ -28,6 +27,7 @@ from mutualaid.domain.sharing import (
     class_conditional_means,
     class_weights,
 )
+from mutualaid.domain.sharing_lattice import lattice_conditional_means
 
 # --- age bands of a period (apportionment under the proportional and conditional mean rules) ------
 
