@@ -63,8 +63,8 @@ def test_the_young_bands_part_of_one_large_payout_is_the_exact_conditional_mean(
     assert part == pytest.approx(exact, abs=1e-9)
     if expected is not None:
         assert round(part, 4) == expected
-    # Σ n E[X | S = s] = s, to a micro-fen per band.
-    total = sum(c.count * m for c, m in zip(classes, means, strict=True))
+    # Σ n E[X | S = s] = s, to 10^-9 of the aid.
+    total = sum((c.count * m for c, m in zip(classes, means, strict=True)), Fraction(0))
     assert abs(total - YOUNG_FEN) <= Fraction(YOUNG_FEN, 10**9)
 
 
