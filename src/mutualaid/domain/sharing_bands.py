@@ -1,5 +1,5 @@
 """Sharing by age band within a real period: the bands' birth-date cuts, each band's weight under
-the proportional and conditional mean rules (exact for small pools, Esscher-tilted for large ones),
+the proportional and conditional mean rules (exact at any pool size, `sharing_lattice.py`),
 the shares in fen, and the annual cap when members are charged by band.
 
 The rules themselves, exact distributions and the fairness report are in `sharing.py`.
@@ -27,6 +27,7 @@ from mutualaid.domain.sharing import (
     class_conditional_means,
     class_weights,
 )
+from mutualaid.domain.sharing_lattice import lattice_conditional_means
 
 # --- age bands of a period (apportionment under the proportional and conditional mean rules) ------
 
@@ -54,7 +55,8 @@ DEFAULT_BAND_RATES: tuple[tuple[int, int, int, int], ...] = (
     (80, 130, 17250, 80),
 )
 PER_MILLION = 1_000_000
-#: Pools up to this many members get the exact conditional mean; larger ones the Esscher form.
+#: Pools up to this many members get the conditional mean in rational arithmetic; larger ones the
+#: lattice computation (`sharing_lattice.py`), which agrees with it to within 10^-9 of the aid.
 EXACT_POOL_LIMIT = 64
 
 
@@ -87,15 +89,21 @@ def band_index(birth_on: date, cuts: Sequence[date]) -> int:
 def banded_weights(
     rule: SharingRule, classes: Sequence[RiskClass], realised_fen: int
 ) -> list[Fraction]:
-    """The weight of one member of each band. The conditional mean is exact for small pools (when
-    the realised aid can arise from the bands' risks); otherwise its large-pool (Esscher) form,
-    computed in decimal arithmetic so that anyone recomputes the same digits."""
+    """The weight of one member of each band. The conditional mean is exact at any pool size when
+    the realised aid can arise from the bands' risks (rational arithmetic for small pools, the
+    payouts' lattice for large ones). A total these risks cannot produce (a claimant who no longer
+    shares, a payout outside the band table) has no conditional mean: there the large-pool
+    (Esscher) form, whose weights still add up to the aid, is used instead."""
     if rule is SharingRule.CONDITIONAL_MEAN and realised_fen > 0:
-        if sum(c.count for c in classes) <= EXACT_POOL_LIMIT:
-            try:
-                return class_conditional_means(classes, realised_fen)
-            except DomainError:
-                pass  # a total these risks cannot produce (a claimant who no longer shares)
+        exact = (
+            class_conditional_means
+            if sum(c.count for c in classes) <= EXACT_POOL_LIMIT
+            else lattice_conditional_means
+        )
+        try:
+            return exact(classes, realised_fen)
+        except DomainError:
+            pass  # a total these risks cannot produce
         return tilted_means(classes, realised_fen)
     if rule is SharingRule.CONDITIONAL_MEAN:
         return [c.risk.expected_fen for c in classes]
