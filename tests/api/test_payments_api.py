@@ -126,3 +126,30 @@ def test_a_held_payout_needs_two_different_operators(api: Api, ctx: ServiceConte
     assert late.json()["error"]["code"] == "payout_not_held"
     member = api.client.post("/api/v1/payments/payouts/claim-x/release", headers=api.member())
     assert member.status_code == 403
+
+
+def test_a_release_retried_with_its_key_answers_the_first_release(
+    api: Api, ctx: ServiceContext
+) -> None:
+    payee = account(ctx)
+    with ctx.sessions.begin() as session:
+        session.add(
+            ProviderPayment(
+                provider="alipay",
+                kind="transfer",
+                key="payout:claim-y",
+                out_ref="MA" + "2" * 30,
+                amount_fen=10_000_000,
+                status="held",
+                account_id=payee.account_id,
+                created_at=datetime(2026, 3, 14, tzinfo=UTC),
+            )
+        )
+    first = {**api.staff(Role.OPERATOR), "Idempotency-Key": "release-1"}
+    path = "/api/v1/payments/payouts/claim-y/release"
+
+    answers = [api.client.post(path, headers=first) for _ in range(2)]
+
+    assert [(a.status_code, a.json()["releases"]) for a in answers] == [(200, 1), (200, 1)]
+    released = api.client.post(path, headers=api.staff(Role.OPERATOR)).json()
+    assert (released["status"], released["releases"]) == ("ready", 2)

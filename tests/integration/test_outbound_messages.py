@@ -6,7 +6,7 @@ import threading
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 from tests.factories import account
 from tests.mailboxes import Mailbox, free_port
 from tests.refusals import refused
@@ -145,6 +145,30 @@ def test_failures_back_off_then_become_dead_letters_that_an_operator_retries(
     assert dispatch_notifications(ctx).sent == 1
     assert len(smtp.to("unlucky@example.org")) == 1
     assert list_dead_letters(ctx) == []
+
+
+def test_a_dead_letter_retry_repeated_with_its_key_retries_once(ctx: ServiceContext) -> None:
+    operator, actor = account(ctx), member(ctx)
+    failed_debit(ctx, actor)
+    with ctx.sessions.begin() as session:  # its tries spent
+        session.execute(
+            update(Notification)
+            .where(Notification.sent_at.is_(None))
+            .values(attempts=MAX_ATTEMPTS, dead_at=ctx.clock.now())
+        )
+    [dead] = list_dead_letters(ctx)
+
+    first = retry_dead_letters(ctx, operator.account_id, None, idempotency_key="retry-1")
+    with ctx.sessions.begin() as session:  # it dies again before the operator's retry arrives
+        session.execute(
+            update(Notification).values(dead_at=ctx.clock.now()).where(Notification.id == dead.id)
+        )
+    again = retry_dead_letters(ctx, operator.account_id, None, idempotency_key="retry-1")
+
+    assert (first, again) == (1, 1)
+    assert [d.id for d in list_dead_letters(ctx)] == [dead.id]  # the retry put nothing back
+    with refused("idempotency_key_reused"):
+        retry_dead_letters(ctx, operator.account_id, [dead.id], idempotency_key="retry-1")
 
 
 def test_choosing_email_needs_an_address(ctx: ServiceContext) -> None:

@@ -41,6 +41,7 @@ ERROR_DESCRIPTIONS: dict[int, str] = {
         "every one), or text contains the NUL character"
     ),
     429: "Too many requests; `Retry-After` says in how many seconds to try again",
+    503: "A gateway the plan depends on (SMS, payments) did not take the request: try again later",
 }
 
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from datetime import date
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, Field
 
-from mutualaid.api.dependencies import Context, CurrentActor
+from mutualaid.api.dependencies import Context, CurrentActor, IdempotencyKey
+from mutualaid.api.openapi import SAFE_TO_RETRY, WRITE, errors, ok, raw
 from mutualaid.services.payments.agreements import SignPage, start_agreement
 from mutualaid.services.payments.callbacks import take_notification
 from mutualaid.services.payments.providers import alipay_client
@@ -27,21 +28,37 @@ class AgreementRequest(BaseModel):
 @router.post(
     "/{provider}/notify",
     operation_id="payments-notify",
-    response_class=PlainTextResponse,
-    responses={400: {"description": "invalid_signature: not signed by the provider"}},
+    response_class=Response,
+    responses=raw(
+        ("text/plain",),
+        "The plain text `success`, the answer Alipay's protocol requires (not JSON): the "
+        "notification is taken in, and Alipay stops sending it",
+    )
+    | errors(400, 404, 413, 422, 429),
+    dependencies=[SAFE_TO_RETRY],
 )
 async def notify(provider: str, request: Request, ctx: Context) -> PlainTextResponse:
-    """The provider's asynchronous notification (form fields, signed). Answers `success` once
-    it is taken in (Alipay sends it again until then); a replay changes nothing."""
+    """The provider's asynchronous notification (form fields, signed). Answers the plain text
+    `success` once it is taken in (Alipay's protocol requires exactly that text, and sends the
+    notification again until it gets it). Safe to retry: a replay (same `notify_id`) finds its
+    row and changes nothing. Errors: 400 `invalid_signature` (not signed by the provider),
+    `no_notifications` (the provider sends none); 404: no such provider."""
     form = await request.form()
     params = {key: value for key, value in form.items() if isinstance(value, str)}
     take_notification(ctx, provider, params)
     return PlainTextResponse("success")
 
 
-@router.post("/alipay/agreements", operation_id="payments-agreement-start", response_model=None)
+@router.post(
+    "/alipay/agreements",
+    operation_id="payments-agreement-start",
+    response_model=None,
+    responses=ok(SignPage) | WRITE,
+    dependencies=[SAFE_TO_RETRY],
+)
 def agreement(body: AgreementRequest, ctx: Context, actor: CurrentActor) -> SignPage:
-    """A payer starts (or resumes) their Alipay withholding agreement: the page to sign it."""
+    """A payer starts (or resumes) their Alipay withholding agreement: the page to sign it.
+    Safe to retry: a retry finds the pending (or active) agreement and answers it again."""
     return start_agreement(ctx, actor, body.return_url)
 
 
@@ -49,19 +66,31 @@ def agreement(body: AgreementRequest, ctx: Context, actor: CurrentActor) -> Sign
     "/plans/{plan_code}/periods/{publicity_on}/transfers",
     operation_id="payments-transfers-send",
     response_model=None,
+    responses=ok(list[TransferView]) | WRITE,
+    dependencies=[SAFE_TO_RETRY],
 )
 def transfers(
     plan_code: str, publicity_on: date, ctx: Context, actor: CurrentActor
 ) -> list[TransferView]:
     """Operators: transfer the period's approved payouts through Alipay (each once); a payout
-    above the plan's four-eyes amount waits for two releases."""
+    above the plan's four-eyes amount waits for two releases. Safe to retry: each payout is
+    sent under one out_biz_no (`payout:<claim>`, UNIQUE), so a retry sends only those still
+    ready and answers the others' state."""
     with alipay_client(ctx) as client:
         return send_payouts(ctx, actor, plan_code, publicity_on, client)
 
 
 @router.post(
-    "/payouts/{claim_ref}/release", operation_id="payments-payout-release", response_model=None
+    "/payouts/{claim_ref}/release",
+    operation_id="payments-payout-release",
+    response_model=None,
+    responses=ok(TransferView) | WRITE,
 )
-def release(claim_ref: str, ctx: Context, actor: CurrentActor) -> TransferView:
-    """Operators: release a held payout; two different staff members release it."""
-    return release_payout(ctx, actor, claim_ref)
+def release(
+    claim_ref: str, ctx: Context, actor: CurrentActor, key: IdempotencyKey = None
+) -> TransferView:
+    """Operators: release a held payout; two different staff members release it. Send an
+    Idempotency-Key: a retry with it answers the first release (without it, a second release
+    by the same person is refused with 409 `second_release_needed`). Errors: 404
+    `payout_not_found`; 409 `payout_not_held`, `second_release_needed`."""
+    return release_payout(ctx, actor, claim_ref, idempotency_key=key)

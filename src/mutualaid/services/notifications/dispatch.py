@@ -30,7 +30,7 @@ from mutualaid.domain.notifications import (
 )
 from mutualaid.services import audit
 from mutualaid.services.context import ServiceContext
-from mutualaid.services.idempotency import UnitOfWork
+from mutualaid.services.idempotency import Once, UnitOfWork
 from mutualaid.services.notifications.channels import (
     DeliveryFailed,
     Outbound,
@@ -296,13 +296,23 @@ def list_dead_letters(ctx: ServiceContext, *, limit: int = 100) -> list[DeadLett
 
 
 def retry_dead_letters(
-    ctx: ServiceContext, actor_account_id: int | None, ids: Iterable[int] | None = None
+    ctx: ServiceContext,
+    actor_account_id: int | None,
+    ids: Iterable[int] | None = None,
+    *,
+    idempotency_key: str | None = None,
 ) -> int:
-    """Put dead letters (all, or the ones named) back in the outbox with fresh tries."""
-    uow: UnitOfWork[int] = ctx.unit_of_work()
+    """Put dead letters (all, or the ones named) back in the outbox with fresh tries. A retry
+    under the same key (an operator's account) answers the first count and retries nothing more."""
+    wanted = None if ids is None else sorted(set(ids))
+    once = (
+        Once(actor_account_id, idempotency_key, "retry_dead_letters", {"ids": wanted}, int)
+        if actor_account_id is not None
+        else None
+    )
+    uow: UnitOfWork[int] = ctx.unit_of_work(once)
     with uow:
         query = update(Notification).where(Notification.dead_at.is_not(None))
-        wanted = None if ids is None else sorted(set(ids))
         if wanted is not None:
             query = query.where(Notification.id.in_(wanted))
         result = uow.session.execute(

@@ -25,6 +25,7 @@ from mutualaid.services import audit
 from mutualaid.services.accounts.accounts import Actor
 from mutualaid.services.collections.payouts import payout_amounts
 from mutualaid.services.context import ServiceContext
+from mutualaid.services.idempotency import Once
 from mutualaid.services.payments.alipay import AlipayProvider, out_reference
 from mutualaid.services.payments.providers import payment_rules
 from mutualaid.services.periods.views import find_period
@@ -57,7 +58,11 @@ def send_payouts(
         plan = plan_by_code(session, plan_code)
         period = find_period(session, plan, publicity_on)
         if not reached(PeriodState(period.state), PeriodState.COLLECTED):
-            raise Conflict("period_not_collected", f"collect period {period.ref} first")
+            raise Conflict(
+                "period_not_collected",
+                f"collect period {period.ref} first",
+                details={"period": period.ref},
+            )
         cases = payout_amounts(session, period)
         period_id = period.id
     views = []
@@ -144,11 +149,14 @@ def _view(session: Session, row: ProviderPayment, ref: str) -> TransferView:
     return TransferView(ref, row.amount_fen, row.status, releases, row.provider_ref)
 
 
-def release_payout(ctx: ServiceContext, actor: Actor, claim_ref: str) -> TransferView:
+def release_payout(
+    ctx: ServiceContext, actor: Actor, claim_ref: str, *, idempotency_key: str | None = None
+) -> TransferView:
     """One staff member's release of a held payout; the second, by someone else, makes it ready
-    (sent by the next `send_payouts`)."""
+    (sent by the next `send_payouts`). A retry under the same key answers the first release."""
     require_role(actor.role, Role.OPERATOR)
-    work: UnitOfWork[TransferView] = ctx.unit_of_work()
+    once = Once(actor.account_id, idempotency_key, "release_payout:" + claim_ref, {}, TransferView)
+    work: UnitOfWork[TransferView] = ctx.unit_of_work(once)
     with work as uow:
         session = uow.session
         row = session.scalar(
