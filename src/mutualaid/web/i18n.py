@@ -567,6 +567,8 @@ LEAF_NAMES = {
     "objection": N_("objection"),
     "plan_event": N_("plan event"),
     "membership_event": N_("membership event"),
+    "membership_events": N_("membership events"),
+    "log_key": N_("new log signing key"),
 }
 
 
@@ -593,11 +595,14 @@ LEAF_FIELD_NAMES = {
     "jury_ref": N_("jury"),
     "lock_at": N_("locked"),
     "media_type": N_("file type"),
+    "new_key": N_("new key"),
     "member_count": N_("members"),
+    "membership_ids": N_("memberships"),
     "membership_ref": N_("membership"),
     "memberships_ended": N_("memberships ended"),
     "objection_ref": N_("objection"),
     "occurred_at": N_("time"),
+    "old_key": N_("old key"),
     "outcome": N_("outcome"),
     "period_ref": N_("period"),
     "plan_ref": N_("plan"),
@@ -610,6 +615,7 @@ LEAF_FIELD_NAMES = {
     "run_off_until_on": N_("run-off until"),
     "sha256": N_("file hash"),
     "share_fen": N_("share per member"),
+    "signature": N_("signature"),
     "size": N_("size"),
     "sponsor_fen": N_("paid by the operator"),
     "stage": N_("stage"),
