@@ -183,7 +183,13 @@ START_PAGES = {
     Role.MEMBER: ["/me", "/me/statement", "/me/notifications", "/jury", "/jury/certification"],
     Role.REVIEWER: ["/staff", "/staff/objections", "/staff/risk", "/me"],
     Role.INVESTIGATOR: ["/staff"],
-    Role.OPERATOR: ["/staff", "/staff/dashboard", "/staff/plans/xhb-main/periods", "/staff/audit"],
+    Role.OPERATOR: [
+        "/staff",
+        "/staff/dashboard",
+        "/staff/plans/xhb-main/periods",
+        "/staff/audit",
+        "/staff/notifications",
+    ],
     Role.AUDITOR: ["/staff/reports", "/staff/audit"],
 }
 

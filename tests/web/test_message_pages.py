@@ -42,7 +42,7 @@ def test_registering_sends_a_code_that_the_member_enters_to_verify_the_phone(
     code = re.search(r"\b(\d{6})\b", sms.body)
     assert code
     wrong = browser.submit("/me/phone", "/me/phone/verify", {"code": "12345x"})
-    assert wrong.status_code == 422 and "验证码错误(还可尝试 4 次)" in wrong.text
+    assert wrong.status_code == 422 and "验证码错误（还可尝试4次）" in wrong.text
     done = browser.submit("/me/phone", "/me/phone/verify", {"code": code.group(1)})
     assert done.headers["location"] == "/me?ok=phone_verified"
     assert "您的手机号码尚未验证" not in browser.get("/me").text
@@ -55,7 +55,7 @@ def test_a_member_chooses_email_in_english_and_opts_out_of_news(
         "/me/settings", "/me/settings", {"locale": "en", "channel": "email", "email": ""}
     )
     assert refused.status_code == 422
-    assert "通过电子邮件接收消息,请填写电子邮箱地址" in refused.text
+    assert "通过电子邮件接收消息，请填写电子邮箱地址" in refused.text
     saved = member_browser.submit(
         "/me/settings",
         "/me/settings",
