@@ -23,21 +23,18 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from mutualaid.db.engines import make_engine, make_sessionmaker
+from mutualaid.db.engines import make_engine
 from mutualaid.db.models import Person
 from mutualaid.db.queries.memberships import joining_facts
-from mutualaid.db.schema import upgrade
-from mutualaid.plan_files import read_plan_file
 from mutualaid.services.accounts.accounts import SYSTEM_ACTOR
 from mutualaid.services.context import ServiceContext
 from mutualaid.services.demo_data import random_member_rows
 from mutualaid.services.enrollment.member_imports import import_members
 from mutualaid.services.keys.rotation import rotate_personal_data
 from mutualaid.services.personal_data import PersonalDataProtector
-from mutualaid.services.plans.plans import publish_plan
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from databases import BENCH_SECRET, PLAN_CODE, fresh_context, url_for
+from databases import BENCH_SECRET, PLAN_CODE, fresh_context, plan_context, url_for
 
 NEW_SECRET = "rotated-Kd8sPq3Lm7Vx2Nw9Rt4Yb6Hj1Fg5Cz0Ua"
 TODAY = date(2026, 3, 1)
@@ -45,18 +42,6 @@ TODAY = date(2026, 3, 1)
 
 class Stop(Exception):
     pass
-
-
-def sqlite_context(path: Path) -> ServiceContext:
-    engine = make_engine(f"sqlite:///{path}")
-    upgrade(engine)
-    ctx = ServiceContext(
-        engine=engine,
-        sessions=make_sessionmaker(engine),
-        protector=PersonalDataProtector(BENCH_SECRET),
-    )
-    publish_plan(ctx, None, read_plan_file(f"{PLAN_CODE}.toml"))
-    return ctx
 
 
 def found(ctx: ServiceContext, number: str) -> float:
@@ -78,7 +63,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         if args.database == "sqlite":
-            ctx = sqlite_context(Path(folder) / "bench.db")
+            ctx = plan_context(make_engine(f"sqlite:///{Path(folder) / 'bench.db'}"))
         else:
             ctx = fresh_context(url_for("bench_keys"))
         rows = random_member_rows(args.members, TODAY)

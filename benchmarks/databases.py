@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from sqlalchemy import text
+from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
 
 from mutualaid.db.engines import make_engine, make_sessionmaker
@@ -74,6 +74,11 @@ def fresh_context(url: str) -> ServiceContext:
     with engine.begin() as connection:
         connection.execute(text("DROP SCHEMA public CASCADE"))
         connection.execute(text("CREATE SCHEMA public"))
+    return plan_context(engine)
+
+
+def plan_context(engine: Engine) -> ServiceContext:
+    """`engine`'s database upgraded to head, with the demo plan published."""
     upgrade(engine)
     ctx = ServiceContext(
         engine=engine,

@@ -3,6 +3,7 @@ different staff members released it; the provider's notification settles it (cal
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING
@@ -185,6 +186,7 @@ def release_payout(
         view = _view(session, row, claim_ref)
         if view.releases >= RELEASES_NEEDED:
             row.status = "ready"
+            view = dataclasses.replace(view, status=row.status)
         audit.record(
             session,
             at=now,
@@ -195,5 +197,5 @@ def release_payout(
             claim=claim_ref,
             releases=view.releases,
         )
-        uow.commit(_view(session, row, claim_ref))
+        uow.commit(view)
     return uow.result
