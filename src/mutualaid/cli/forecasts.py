@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
+from datetime import time as time_of_day
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from mutualaid.cli.common import console, err_console, friendly_errors
+from mutualaid.cli.common import console, context, err_console, friendly_errors
 from mutualaid.domain.errors import DomainError
 from mutualaid.domain.money import format_yuan
 from mutualaid.domain.plans import PlanRules, parse_plan_toml
@@ -38,7 +39,9 @@ from mutualaid.forecasts.outputs import (
 )
 from mutualaid.forecasts.simulation import MAX_PERIODS, SimulationResult, SimulationSettings
 from mutualaid.forecasts.simulation import simulate as run_simulation
+from mutualaid.forecasts.starting_points import StartingPoint, entry_age_mix
 from mutualaid.plan_files import read_plan_file
+from mutualaid.services.forecasts.live_plans import live_forecast_inputs
 
 DEFAULT_PLAN = "xhb-main.toml"
 MAX_SCENARIOS = 100_000
@@ -184,8 +187,17 @@ def _summary(result: SimulationResult, rules: PlanRules, elapsed: float) -> None
 
 @friendly_errors
 def simulate(
+    plan_code: str | None = typer.Option(
+        None,
+        "--plan",
+        help="A plan in the database (its code): the forecast starts from its members, claim and "
+        "leaving rates and surplus today",
+    ),
     plan_file: Path | None = typer.Option(
-        None, "--plan-file", help="A plan file (TOML); default: the shipped Xiang Hu Bao main plan"
+        None,
+        "--plan-file",
+        help="A plan file (TOML), simulated from its launch; default: the shipped Xiang Hu Bao "
+        "main plan (the Xiang Hu Bao history preset)",
     ),
     model_file: Path | None = typer.Option(
         None,
@@ -221,7 +233,28 @@ def simulate(
     if print_model:
         typer.echo(DEFAULT_MODEL_TOML, nl=False)  # raw: no wrapping, ready to save
         return
+    if plan_code and (plan_file or start_on):
+        raise DomainError(
+            "invalid_start",
+            "a plan in the database starts today: drop --plan-file and --start-on",
+            "--plan",
+        )
     rules, model = _load(plan_file, model_file)
+    start = StartingPoint()
+    if plan_code:
+        rules, live = live_forecast_inputs(context(), plan_code, model)
+        model, start, start_on = (
+            live.model,
+            live.start,
+            datetime.combine(live.today.today, time_of_day()),
+        )
+        console.print(
+            f"{plan_code} on {live.today.today}: {live.today.member_count:,} members, "
+            f"{live.today.observed_cases} approved claims and {live.today.observed_leavers} "
+            f"leavers in the last {live.today.window_days} days"
+        )
+    else:
+        model = entry_age_mix(model, rules)
     settings = SimulationSettings(
         periods=periods,
         scenarios=scenarios,
@@ -229,6 +262,7 @@ def simulate(
         rule=rule or SharingRule(rules.sharing_rule),
         start_on=start_on.date() if start_on else None,
         workers=workers,
+        start=start,
     )
     if charts:
         try:

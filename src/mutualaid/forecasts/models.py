@@ -90,6 +90,9 @@ class ForecastModel:
     incidence_level: NonNegative = 1.0
     #: Share of cases caused by an accident (covered during the waiting period when the plan says so).
     accident_share: Probability = 0.01
+    #: Severe accidents per 100,000 member-years at every age, instead of `accident_share` (an
+    #: accident does not follow the age curve of illness, nor the health declaration).
+    accident_per_100k: NonNegative | None = None
     #: Probability that a case is published 0, 1, 2, … periods after the period of diagnosis.
     reporting_delay: Annotated[list[Probability], Field(min_length=1, max_length=48)] = field(
         default_factory=lambda: [1.0]
@@ -171,7 +174,9 @@ DEFAULT_MODEL_TOML = """\
 # published figures that `mutualaid calibrate` checks.
 
 incidence_level = 1.15
-accident_share = 0.005                # covered during the waiting period (burns, limb loss, coma)
+# Severe accidents (burns, limb loss, coma) at every age, covered during the waiting period: the
+# only cases of the first weeks, so they set the first shares (2 cases, 0.03 RMB in Jan 2019).
+accident_per_100k = 0.2
 # Diagnosis -> report -> investigation -> publicity: published 0, 1, 2, ... periods later.
 reporting_delay = [0.0, 0.05, 0.25, 0.3, 0.2, 0.1, 0.1]
 

@@ -5,14 +5,19 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from datetime import date
 
 from mutualaid.domain.errors import DomainError
 from mutualaid.domain.sharing import SharingRule
 from mutualaid.forecasts.models import ForecastModel
 from mutualaid.forecasts.simulation import SimulationSettings
+from mutualaid.forecasts.starting_points import StartingPoint
 
 #: Join ramps: the calibrated Xiang Hu Bao ramp scaled by a factor (every knot's cumulative joins).
 RAMPS: dict[str, float] = {"xhb": 1.0, "half": 0.5, "small": 0.01}
+#: Where a forecast starts: the plan as it stands today (its members, rates and surplus), or an
+#: empty plan at launch with one of the join ramps (the Xiang Hu Bao history).
+STARTS = ("today", "launch")
 #: What a web request may ask for (`mutualaid simulate` has no such limit).
 MAX_WEB_SCENARIOS = 200
 MAX_WEB_PERIODS = 120
@@ -31,8 +36,11 @@ class ConsoleForecast:
     ramp: str = "xhb"
     #: Multiplies every band's leaving per yuan of recent charge (1: the calibrated model).
     churn: float = 1.0
+    start: str = "today"
 
     def __post_init__(self) -> None:
+        if self.start not in STARTS:
+            raise DomainError("invalid_start", "choose today or the launch", "start")
         if not 1 <= self.scenarios <= MAX_WEB_SCENARIOS:
             raise DomainError(
                 "invalid_scenarios",
@@ -58,12 +66,16 @@ class ConsoleForecast:
                 "churn",
             )
 
-    def settings(self, plan_rule: str) -> SimulationSettings:
+    def settings(
+        self, plan_rule: str, start: StartingPoint | None = None, start_on: date | None = None
+    ) -> SimulationSettings:
         return SimulationSettings(
             periods=self.periods,
             scenarios=self.scenarios,
             seed=self.seed,
             rule=self.rule or SharingRule(plan_rule),
+            start=start or StartingPoint(),
+            start_on=start_on,
         )
 
     def model(self, base: ForecastModel) -> ForecastModel:

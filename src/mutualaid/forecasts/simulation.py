@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from multiprocessing import get_context
 from typing import Any, Protocol
@@ -33,6 +33,7 @@ from mutualaid.domain.plans import PlanRules, Tier
 from mutualaid.domain.sharing import SharingRule
 from mutualaid.forecasts.models import ForecastModel
 from mutualaid.forecasts.rules import WEIGHT_BITS, band_weights
+from mutualaid.forecasts.starting_points import Multiplier, StartingPoint
 
 DAYS_PER_YEAR = 365.25
 BATCH_SIZE = 25
@@ -74,6 +75,11 @@ class SimulationSettings:
     #: Day 0 of the join ramp; None: the model's `joins.start_on`.
     start_on: date | None = None
     workers: int = 1
+    #: The plan's members and surplus on the start day (default: an empty plan at launch).
+    start: StartingPoint = field(default_factory=StartingPoint)
+    #: Publicity days (first, last inclusive) whose cases the operator pays: no share is charged
+    #: (Xiang Hu Bao: Ant Group paid every case before January 2019 and the last periods).
+    sponsored: tuple[tuple[date, date], ...] = ()
 
     def __post_init__(self) -> None:
         if not 1 <= self.periods <= MAX_PERIODS:
@@ -123,10 +129,25 @@ class Setup:
     churn_max: float
     delay: F64
     year_start: tuple[bool, ...]
+    #: (K, 2, A) members already in the plan at the start, by joining cohort, sex and age band;
+    #: their cohorts come before the forecast's own (cohort index K + t joins in period t).
+    initial: I64
+    initial_ytd_fen: I64  # (K,)
+    initial_surplus_fen: int
+    incidence_multiplier: Multiplier | None
+    leaving_multiplier: Multiplier | None
+    sponsored: tuple[bool, ...]
+    #: (N, K+N) covered share of a year for accidents (no waiting period where the plan covers
+    #: them, no health-declaration factor) and (T, 2, A) their rate; None: `accident_share`.
+    accidents: tuple[F64, F64] | None
 
     @property
     def periods(self) -> int:
         return len(self.publicity_on)
+
+    @property
+    def initial_cohorts(self) -> int:
+        return len(self.initial)
 
     @property
     def bands(self) -> int:
@@ -265,12 +286,16 @@ def build_setup(rules: PlanRules, model: ForecastModel, settings: SimulationSett
     joins = np.array(
         [allocate(int(total), integer_weights) for total in per_period], dtype=np.int64
     ).reshape(periods, 2, bands)
+    initial, initial_ytd, initial_joined = _initial_cohorts(settings.start, edges)
 
-    # Exposure, waiting period and selection of cohort j during period t's interval.
+    # Exposure, waiting period and selection of cohort j during period t's interval (the
+    # members already there first: they joined before day 0).
     ends = days
     starts = np.concatenate([[0.0], days[:-1]])
     lengths = np.maximum(ends - starts, 1e-9)
-    joined = (starts + ends) / 2  # joiners arrive, on average, mid-interval
+    new_joined = (starts + ends) / 2  # joiners arrive, on average, mid-interval
+    joined = np.concatenate([initial_joined, new_joined])
+    already = len(initial)
     waiting = rules.waiting_period.days + 1 if rules.waiting_period.days else 0
     exposure_from = np.maximum(starts[:, None], joined[None, :])
     exposed = np.clip(ends[:, None] - exposure_from, 0.0, None) / lengths[:, None]
@@ -283,18 +308,26 @@ def build_setup(rules: PlanRules, model: ForecastModel, settings: SimulationSett
         np.clip((starts + ends)[:, None] / 2 - joined[None, :], 0.0, None) / DAYS_PER_YEAR
     )
     selection = _interpolate(model.selection.knots, tenure_years)
-    share = model.accident_share
+    share = model.accident_share if model.accident_per_100k is None else 0.0
     cover = selection * ((1 - share) * covered + share * accident_cover)
     cover *= (lengths / DAYS_PER_YEAR)[:, None]
-    cover = np.tril(cover)  # cohorts that have not joined yet are empty anyway
+    cover = np.tril(cover, k=already)  # cohorts that have not joined yet are empty anyway
+    accidents: tuple[F64, F64] | None = None
+    if model.accident_per_100k is not None:
+        exposure = np.tril(accident_cover * (lengths / DAYS_PER_YEAR)[:, None], k=already)
+        severe_rate = np.zeros((len(tiers), 2, bands))
+        if Tier.SEVERE in tiers:
+            k = tiers.index(Tier.SEVERE)
+            severe_rate[k] = model.accident_per_100k / 100_000 * (payouts[:, k] > 0)
+        accidents = (exposure, severe_rate)
 
     years = lengths / DAYS_PER_YEAR
     rule_rates = (male * rates[:, 0, :] + (1 - male) * rates[:, 1, :]).T  # (A, T)
     rule_probabilities = np.clip(rule_rates[None, :, :] * years[:, None, None], 0.0, 1.0)
     # Ageing during period t of cohort j (j < t): from the interval's start (or from joining,
     # for the first interval after it) to its end.
-    since_join_end = (ends[:, None] - joined[None, :]) / DAYS_PER_YEAR
-    since_join_start = (starts[:, None] - joined[None, :]) / DAYS_PER_YEAR
+    since_join_end = (ends[:, None] - new_joined[None, :]) / DAYS_PER_YEAR
+    since_join_start = (starts[:, None] - new_joined[None, :]) / DAYS_PER_YEAR
     first = np.eye(periods, k=-1, dtype=bool)
     since_join_start = np.where(first, 0.0, np.clip(since_join_start, 0.0, None))
     ageing = ageing_chances(
@@ -305,6 +338,15 @@ def build_setup(rules: PlanRules, model: ForecastModel, settings: SimulationSett
         np.clip(since_join_end, 0.0, None),
     )
     ageing = np.tril(ageing.transpose(2, 0, 1), k=-1).transpose(1, 2, 0)
+    # The members already there age from day 0, at known ages (spread evenly within a band).
+    ageing_before = ageing_chances(
+        lows.astype(np.float64),
+        highs.astype(np.float64),
+        initial.sum(axis=1).astype(np.float64),
+        np.repeat((starts / DAYS_PER_YEAR)[:, None], already, axis=1),
+        np.repeat((ends / DAYS_PER_YEAR)[:, None], already, axis=1),
+    )
+    ageing = np.concatenate([ageing_before, ageing], axis=1)
 
     churn_rows = model.churn.bands
     base = np.array(
@@ -314,6 +356,7 @@ def build_setup(rules: PlanRules, model: ForecastModel, settings: SimulationSett
         [churn_rows[_row_for(churn_rows, int(a), "churn.bands")].per_yuan for a in lows]
     )
     year_start = tuple(t > 0 and dates[t].year != dates[t - 1].year for t in range(periods))
+    sponsored = tuple(any(f <= d <= to for f, to in settings.sponsored) for d in dates)
     return Setup(
         publicity_on=tuple(dates),
         band_edges=tuple(edges),
@@ -335,7 +378,29 @@ def build_setup(rules: PlanRules, model: ForecastModel, settings: SimulationSett
         churn_max=model.churn.max_per_period,
         delay=np.array(model.reporting_delay),
         year_start=year_start,
+        initial=initial,
+        initial_ytd_fen=initial_ytd,
+        initial_surplus_fen=settings.start.surplus_fen,
+        incidence_multiplier=settings.start.incidence,
+        leaving_multiplier=settings.start.leaving,
+        sponsored=sponsored,
+        accidents=accidents,
     )
+
+
+def _initial_cohorts(start: StartingPoint, edges: list[int]) -> tuple[I64, I64, F64]:
+    """(K, 2, A) counts of the members already there, their year-to-date shares (K,) and their
+    joining days relative to day 0 (K,, negative). Ages outside the plan's bands are left out."""
+    bands = len(edges) - 1
+    counts = np.zeros((len(start.cohorts), 2, bands), dtype=np.int64)
+    for k, cohort in enumerate(start.cohorts):
+        for sex, age, count in cohort.members:
+            band = int(np.searchsorted(edges, age, side="right")) - 1
+            if 0 <= band < bands:
+                counts[k, sex, band] += count
+    ytd = np.array([cohort.ytd_fen for cohort in start.cohorts], dtype=np.int64)
+    joined = np.array([-float(cohort.joined_days_ago) for cohort in start.cohorts])
+    return counts, ytd, joined
 
 
 # --- the period's arithmetic ---------------------------------------------------------------------
@@ -404,6 +469,21 @@ def settle(
     )
 
 
+def sponsored(result: Settlement, aid_fen: I64, surplus_in_fen: I64) -> Settlement:
+    """A period whose aid and fee the operator pays: no member is charged, the surplus waits."""
+    nothing = np.zeros_like(result.pay_fen)
+    return Settlement(
+        fee_fen=result.fee_fen,
+        need_fen=result.need_fen,
+        uncapped_fen=np.zeros_like(result.uncapped_fen),
+        charge_fen=np.zeros_like(result.charge_fen),
+        pay_fen=nothing,
+        total_fen=np.zeros_like(result.total_fen),
+        sponsor_fen=np.where(aid_fen > 0, aid_fen + result.fee_fen, 0),
+        surplus_out_fen=surplus_in_fen,
+    )
+
+
 # --- one batch of scenarios ----------------------------------------------------------------------
 
 
@@ -411,15 +491,27 @@ def _generator(seed: int, batch: int) -> np.random.Generator:
     return np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=(batch,))))
 
 
+def _draw(rng: np.random.Generator, multiplier: Multiplier | None, size: int) -> F64 | None:
+    if multiplier is None:
+        return None  # no draw: the scenarios of a plan at launch keep their random stream
+    return rng.gamma(multiplier.shape, 1.0 / multiplier.rate, size)
+
+
 def run_batch(setup: Setup, seed: int, batch: int, size: int) -> dict[str, NDArray[Any]]:
     """Simulate `size` scenarios (the batch-th batch of this seed)."""
     rng = _generator(seed, batch)
     periods, bands, tiers = setup.periods, setup.bands, len(setup.tiers)
     lags = len(setup.delay)
-    counts = np.zeros((size, periods, 2, bands), dtype=np.int64)
+    already = setup.initial_cohorts
+    counts = np.zeros((size, already + periods, 2, bands), dtype=np.int64)
+    counts[:, :already] = setup.initial
     ytd = np.zeros_like(counts)
+    ytd[:, :already] = setup.initial_ytd_fen[None, :, None, None]
     pending = np.zeros((lags, size, bands, tiers), dtype=np.int64)
-    surplus = np.zeros(size, dtype=np.int64)
+    surplus = np.full(size, setup.initial_surplus_fen, dtype=np.int64)
+    # Each scenario's own multipliers of incidence and of the base leaving rate (live plans).
+    incidence_level = _draw(rng, setup.incidence_multiplier, size)
+    leaving_level = _draw(rng, setup.leaving_multiplier, size)
     signal = np.zeros((size, bands))
     out: dict[str, NDArray[Any]] = {
         name: np.zeros((size, periods), dtype=np.int64) for name in INT_SERIES
@@ -432,24 +524,32 @@ def run_batch(setup: Setup, seed: int, batch: int, size: int) -> dict[str, NDArr
     for t in range(periods):
         if setup.year_start[t]:
             ytd[:] = 0
-        if t:
-            present = counts[:, :t]
-            hazard = np.minimum(
-                setup.churn_max, setup.churn_base + setup.churn_per_yuan * signal
-            )  # (B, A)
+        if already + t:
+            present = counts[:, : already + t]
+            base = (
+                setup.churn_base
+                if leaving_level is None
+                else setup.churn_base[None, :] * leaving_level[:, None]
+            )
+            hazard = np.minimum(setup.churn_max, base + setup.churn_per_yuan * signal)  # (B, A)
             leave = rng.binomial(present, hazard[:, None, None, :])
             present -= leave
-            move = rng.binomial(present, setup.ageing[t, :t][None, :, None, :])
+            move = rng.binomial(present, setup.ageing[t, : already + t][None, :, None, :])
             present -= move
             present[..., 1:] += move[..., :-1]
             out["leavers"][:, t] = leave.sum(axis=(1, 2, 3))
             out["exits"][:, t] = move[..., -1].sum(axis=(1, 2))
-        counts[:, t] = setup.joins[t]
+        counts[:, already + t] = setup.joins[t]
         out["joins"][:, t] = setup.joins[t].sum()
-        sharing = counts[:, : t + 1]
+        sharing = counts[:, : already + t + 1]
         diagnosed = np.empty((size, bands, tiers), dtype=np.int64)
         for k in range(tiers):
-            chance = setup.cover[t, : t + 1, None, None] * setup.rates[k][None, :, :]
+            chance = setup.cover[t, : already + t + 1, None, None] * setup.rates[k][None, :, :]
+            if setup.accidents is not None:
+                exposure, accident_rates = setup.accidents
+                chance = chance + exposure[t, : already + t + 1, None, None] * accident_rates[k]
+            if incidence_level is not None:
+                chance = chance[None] * incidence_level[:, None, None, None]
             new = rng.binomial(sharing, np.clip(chance, 0.0, 1.0))
             if setup.severe[k]:
                 sharing -= new  # after a severe payout that member's coverage ends
@@ -468,7 +568,8 @@ def run_batch(setup: Setup, seed: int, batch: int, size: int) -> dict[str, NDArr
         cases = published.sum(axis=(1, 2))
         aid_band = (published * setup.payouts[None]).sum(axis=2)
         aid = aid_band.sum(axis=1)
-        cells = sharing.reshape(size, (t + 1) * 2, bands)
+        cohorts = already + t + 1
+        cells = sharing.reshape(size, cohorts * 2, bands)
         members_band = cells.sum(axis=1)
         weights = band_weights(
             setup.rule, members_band, setup.rule_probabilities[t], setup.payouts, aid
@@ -478,13 +579,15 @@ def run_batch(setup: Setup, seed: int, batch: int, size: int) -> dict[str, NDArr
             aid_fen=aid,
             surplus_in_fen=surplus,
             counts=cells,
-            ytd_fen=ytd[:, : t + 1].reshape(size, (t + 1) * 2, bands),
+            ytd_fen=ytd[:, :cohorts].reshape(size, cohorts * 2, bands),
             weights=weights,
             fee_bp=setup.fee_bp,
             per_case_cap_fen=setup.per_case_cap_fen,
             annual_cap_fen=setup.annual_cap_fen,
         )
-        ytd[:, : t + 1] += result.pay_fen.reshape(size, t + 1, 2, bands)
+        if setup.sponsored[t]:
+            result = sponsored(result, aid, surplus)
+        ytd[:, :cohorts] += result.pay_fen.reshape(size, cohorts, 2, bands)
         surplus = result.surplus_out_fen
         members = members_band.sum(axis=1)
         charged_band = (cells * result.pay_fen).sum(axis=1)
@@ -506,7 +609,7 @@ def run_batch(setup: Setup, seed: int, batch: int, size: int) -> dict[str, NDArr
             limit = np.maximum(cases * setup.per_case_cap_fen, 1)
             out["per_case_cap_use"][:, t] = result.uncapped_fen.max(axis=1) / limit
         if setup.annual_cap_fen is not None:
-            held = np.where(cells > 0, ytd[:, : t + 1].reshape(size, (t + 1) * 2, bands), 0)
+            held = np.where(cells > 0, ytd[:, :cohorts].reshape(size, cohorts * 2, bands), 0)
             out["annual_cap_use"][:, t] = held.max(axis=(1, 2)) / setup.annual_cap_fen
         band_charge[:, t] = result.charge_fen
         band_members[:, t] = members_band

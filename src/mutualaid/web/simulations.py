@@ -26,9 +26,12 @@ from mutualaid.forecasts.presets import (
     MAX_WEB_PERIODS,
     MAX_WEB_SCENARIOS,
     RAMPS,
+    STARTS,
     ConsoleForecast,
 )
 from mutualaid.forecasts.simulation import SimulationResult, simulate
+from mutualaid.forecasts.starting_points import entry_age_mix, gamma_range
+from mutualaid.services.forecasts.live_plans import LiveForecastInputs, live_forecast_inputs
 from mutualaid.services.plans.plans import list_plans, plan_rules
 from mutualaid.web.charts import band_chart
 from mutualaid.web.pages import page_router, render
@@ -37,7 +40,7 @@ from mutualaid.web.staff import DESK
 
 router = page_router()
 
-FIELDS = ("plan", "periods", "scenarios", "seed", "rule", "ramp", "churn")
+FIELDS = ("plan", "start", "periods", "scenarios", "seed", "rule", "ramp", "churn")
 
 
 def _number(params: Mapping[str, str], name: str, default: int) -> int:
@@ -71,12 +74,42 @@ def _asked(params: Mapping[str, str], plans: list[str]) -> ConsoleForecast:
         rule=SharingRule(rule) if rule else None,
         ramp=params.get("ramp") or "xhb",
         churn=churn,
+        start=params.get("start") or "today",
     )
 
 
-def run_forecast(page: PageState, asked: ConsoleForecast) -> SimulationResult:
+def run_forecast(
+    page: PageState, asked: ConsoleForecast
+) -> tuple[SimulationResult, LiveForecastInputs | None]:
+    """From the plan's state today (its members, observed rates and surplus), or from an empty
+    plan at launch with the chosen join ramp."""
+    base = asked.model(default_model())
+    if asked.start == "today":
+        rules, live = live_forecast_inputs(page.ctx, asked.plan_code, base)
+        settings = asked.settings(rules.sharing_rule, live.start, live.today.today)
+        return simulate(rules, live.model, settings), live
     _, rules = plan_rules(page.ctx, asked.plan_code)
-    return simulate(rules, asked.model(default_model()), asked.settings(rules.sharing_rule))
+    return simulate(rules, entry_age_mix(base, rules), asked.settings(rules.sharing_rule)), None
+
+
+def _starting_facts(live: LiveForecastInputs | None) -> dict[str, Any] | None:
+    """What the forecast took from the plan: members, and the observed against the model's
+    expected rates with the 5–95% range of the multiplier each scenario draws."""
+    if live is None:
+        return None
+    facts: dict[str, Any] = {
+        "today": live.today.today,
+        "members": live.today.member_count,
+        "cases": live.today.observed_cases,
+        "leavers": live.today.observed_leavers,
+        "window_days": live.today.window_days,
+        "surplus_fen": live.today.surplus_fen,
+    }
+    for name, multiplier in (("incidence", live.start.incidence), ("leaving", live.start.leaving)):
+        if multiplier is not None:
+            low, high = gamma_range(multiplier)
+            facts[name] = (multiplier.mean, low, high)
+    return facts
 
 
 def _charts(page: PageState, result: SimulationResult) -> list[tuple[str, Markup]]:
@@ -99,6 +132,7 @@ def _context(page: PageState) -> dict[str, Any]:
         "plans": plans,
         "rules_list": [str(r) for r in SharingRule],
         "ramps": list(RAMPS),
+        "starts": STARTS,
         "max_scenarios": MAX_WEB_SCENARIOS,
         "max_periods": MAX_WEB_PERIODS,
     }
@@ -114,7 +148,7 @@ def simulate_page(page: Page) -> HTMLResponse:
         return render(page, "staff/simulate.html", values=values, result=None, **context)
     try:
         asked = _asked(params, [p.plan.code for p in context["plans"]])
-        result = run_forecast(page, asked)
+        result, live = run_forecast(page, asked)
     except DomainError as error:
         return _refused(page, error, values, context)
     totals = result["charged_fen"].sum(axis=1)
@@ -129,6 +163,7 @@ def simulate_page(page: Page) -> HTMLResponse:
         csv_url=f"/staff/simulate/periods.csv?{query}",
         charged_p50=int(np.percentile(totals, 50, method="inverted_cdf")),
         rule=str(result.settings.rule),
+        starting=_starting_facts(live),
         **context,
     )
 
@@ -159,7 +194,7 @@ def simulate_csv(page: Page) -> Response:
     page.need(*DESK)
     plans = [p.plan.code for p in list_plans(page.ctx)]
     asked = _asked(page.request.query_params, plans)
-    result = run_forecast(page, asked)
+    result, _ = run_forecast(page, asked)
     with tempfile.TemporaryDirectory() as directory:
         data = write_periods_csv(result, Path(directory) / "periods.csv").read_bytes()
     name = f"forecast-{asked.plan_code}-seed{asked.seed}.csv"

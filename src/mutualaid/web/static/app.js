@@ -110,4 +110,19 @@
     var forms = document.querySelectorAll("form[data-resumable]");
     for (var i = 0; i < forms.length; i += 1) { enhance(forms[i]); }
   });
+  /* A long GET form (the forecast) says that it is running and for how long, until the answer
+     replaces the page. */
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    if (!form.hasAttribute || !form.hasAttribute("data-running-form")) { return; }
+    var box = form.querySelector("[data-running]");
+    var counter = form.querySelector("[data-seconds]");
+    if (!box) { return; }
+    box.hidden = false;
+    var began = Date.now();
+    setInterval(function () {
+      var seconds = String(Math.round((Date.now() - began) / 1000));
+      if (counter) { counter.textContent = counter.getAttribute("data-text").replace("{seconds}", seconds); }
+    }, 1000);
+  });
 })();
