@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import csv
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from tests.cli.cli import assert_clean_failure, mutualaid
+from tests.factories import members, publish_demo_plans
 
+from mutualaid.clock import FixedClock
 from mutualaid.forecasts.models import parse_model_toml
 from mutualaid.plan_files import read_plan_file
+from mutualaid.services.context import ServiceContext
 
 SMALL = ("--scenarios", "3", "--periods", "30", "--seed", "2", "--workers", "1")
 
@@ -142,11 +146,11 @@ def test_a_malformed_model_is_refused_with_the_key(tmp_path: Path) -> None:
     model = tmp_path / "model.toml"
     printed = mutualaid("simulate", "--print-model").stdout
     model.write_text(
-        printed.replace("accident_share = 0.005", "accident_share = 2.0"), encoding="utf-8"
+        printed.replace("accident_per_100k = 0.2", "accident_per_100k = -1.0"), encoding="utf-8"
     )
     result = mutualaid("simulate", *SMALL, "--model", str(model), "--out", str(tmp_path))
     assert result.exit_code == 2
-    assert "invalid_model (accident_share)" in result.output
+    assert "invalid_model (accident_per_100k)" in result.output
     assert_clean_failure(result)
 
 
@@ -176,3 +180,27 @@ def test_the_root_help_lists_simulate_and_calibrate() -> None:
     assert result.exit_code == 0, result.output
     for name in ("simulate", "calibrate"):
         assert f" {name} " in result.stdout, name
+
+
+def test_simulate_a_plan_in_the_database_starts_from_its_members_today(
+    ctx: ServiceContext, clock: FixedClock, tmp_path: Path
+) -> None:
+    publish_demo_plans(ctx)
+    members(ctx, clock, 3, datetime(2025, 6, 1, 4, tzinfo=UTC))
+    result = mutualaid(
+        "simulate", "--plan", "xhb-main", *SMALL, "--no-charts", "--out", str(tmp_path)
+    )
+    assert result.exit_code == 0, result.output
+    assert "xhb-main on " in result.stdout and ": 3 members" in result.stdout
+    with (tmp_path / "periods.csv").open(encoding="utf-8") as handle:
+        first = next(csv.DictReader(handle))
+    assert 0 < int(first["members_p50"]) <= 3
+
+
+def test_a_plan_in_the_database_with_a_plan_file_is_refused(tmp_path: Path) -> None:
+    plan = tmp_path / "plan.toml"
+    plan.write_text(read_plan_file("xhb-main.toml"), encoding="utf-8")
+    result = mutualaid("simulate", "--plan", "xhb-main", "--plan-file", str(plan), *SMALL)
+    assert result.exit_code == 2
+    assert "invalid_start" in result.output
+    assert_clean_failure(result)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import os
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -171,7 +172,10 @@ def _summary(result: SimulationResult, rules: PlanRules, elapsed: float) -> None
         title="Fairness by age band: contribution ÷ (benefit × (1 + fee)); "
         "1 is fair, above 1 the band subsidises the others",
     )
-    simulated = np.nanmedian(simulated_fairness(result), axis=0) / (1 + setup.fee_bp / 10_000)
+    with warnings.catch_warnings():
+        # A band that paid nothing in every scenario (a small live plan) has no ratio: "—".
+        warnings.simplefilter("ignore", RuntimeWarning)
+        simulated = np.nanmedian(simulated_fairness(result), axis=0) / (1 + setup.fee_bp / 10_000)
     periods_per_year = 24
     for a, row in enumerate(expected_fairness(result)):
         ratios = [row.ratio(rule) for rule in SharingRule]

@@ -164,10 +164,10 @@ def default_model() -> ForecastModel:
     return parse_model_toml(DEFAULT_MODEL_TOML)
 
 
-#: The default model, calibrated to Xiang Hu Bao (Oct 2018 – Dec 2021). Copy it with
+#: The default model, calibrated to Xiang Hu Bao (Oct 2018 – Jan 2022). Copy it with
 #: `mutualaid simulate --print-model > model.toml`, edit, and pass `--model model.toml`.
 DEFAULT_MODEL_TOML = """\
-# mutualaid forecast model: Xiang Hu Bao's main plan, Oct 2018 - Dec 2021 (see docs/forecasts.md).
+# mutualaid forecast model: Xiang Hu Bao's main plan, Oct 2018 - Jan 2022 (see docs/forecasts.md).
 # Rates are approved claims per 100,000 member-years, [male, female], once the health declaration's
 # effect has worn off. Shape: the age gradient of critical illness (mostly cancer) incidence in
 # China; level: scaled (incidence_level, selection) so that the simulated plan matches the

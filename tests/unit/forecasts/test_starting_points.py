@@ -99,11 +99,11 @@ def test_a_young_plan_keeps_the_model_with_a_wide_band_and_a_large_one_its_own_e
 
 def test_members_who_reached_the_annual_cap_this_year_pay_nothing_more_until_january() -> None:
     rules = main_plan(lambda text: text.replace("annual_fen = 18_800", "annual_fen = 500"))
-    state = plan_today(100_000)
+    state = plan_today(2_000_000)
     capped = dataclasses.replace(state, shares_this_year=((date(2026, 1, 7), 500),))
     base = default_model()
     settings = SimulationSettings(
-        periods=4, scenarios=5, seed=1, start=starting_point(base, capped, rules), start_on=TODAY
+        periods=8, scenarios=5, seed=1, start=starting_point(base, capped, rules), start_on=TODAY
     )
     result = simulate(rules, live_model(base, capped, rules), settings)
     assert result["aid_fen"].sum() > 0
