@@ -104,3 +104,12 @@ def test_the_elderly_plan_is_forecast_from_its_launch_without_an_error(
     )
     assert page.status_code == 200, page.text
     assert page.text.count('<svg class="chart"') == 3
+
+
+def test_a_plan_with_no_member_yet_is_forecast_from_today_as_an_empty_plan(
+    ctx: ServiceContext, client: TestClient
+) -> None:
+    browser, _ = staff_browser(ctx, client, Role.OPERATOR)
+    page = browser.get("/staff/simulate?run=1&plan=xhb-elderly-cancer&periods=4&scenarios=2")
+    assert page.status_code == 200, page.text
+    assert "今天的成员" in page.text
