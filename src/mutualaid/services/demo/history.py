@@ -130,23 +130,23 @@ def _next_period_day(after: date) -> date:
     return date(after.year + (after.month == 12), after.month % 12 + 1, 7)
 
 
-def live_history(
-    ctx: ServiceContext,
-    clock: FixedClock,
-    cast: Cast,
-    log: LogConfig,
-    *,
-    witness_http: httpx.Client | None = None,
-) -> History:
-    """Live the history from `clock`'s present (ctx's clock), which it leaves about one to two
-    months later. `log` signs the checkpoint; its witnesses are reached through `witness_http`."""
+@dataclass(frozen=True, slots=True)
+class FirstPeriod:
+    member_membership_id: int
+    neighbour_membership_id: int
+    disputer_membership_id: int
+    paid_ref: str
+    closed_on: date
+
+
+def live_first_period(ctx: ServiceContext, clock: FixedClock, cast: Cast) -> FirstPeriod:
+    """From `clock`'s present (ctx's clock): three members who joined long ago, and a claim
+    approved, through publicity and charged in a period closed about a month later."""
     membership = join_in_the_past(ctx, clock, cast.member, person("欧阳明华", date(1988, 4, 2), 401))
     neighbour = join_in_the_past(
         ctx, clock, cast.neighbour, person("李秀英", date(1975, 9, 12), 402, Sex.FEMALE)
     )
     disputer = join_in_the_past(ctx, clock, cast.disputer, person("王建国", date(1969, 1, 30), 403))
-
-    # A claim approved, published, through publicity and charged in a closed period.
     paid_ref = _investigated(ctx, cast, cast.member, membership.id)
     decided = decide_claim(ctx, cast.approver, paid_ref, approve=True)
     assert decided.publicity_on is not None
@@ -158,14 +158,29 @@ def live_history(
     closed_on = _next_period_day(publicity_on)
     clock.set(at_nine(closed_on) + timedelta(hours=1))
     close_period(ctx, cast.operator, PLAN, closed_on)
+    # The member is a certified juror (while still covered: a severe payout ends the cover).
+    assert certify_juror(ctx, cast.member, RIGHT_ANSWERS).passed
+    return FirstPeriod(membership.id, neighbour.id, disputer.id, paid_ref, closed_on)
 
-    # A claim in publicity, and a rejected one with the reviewer's reason.
-    publicity_ref = _investigated(ctx, cast, cast.neighbour, neighbour.id)
+
+def live_disputes(
+    ctx: ServiceContext,
+    clock: FixedClock,
+    cast: Cast,
+    first: FirstPeriod,
+    log: LogConfig,
+    *,
+    witness_http: httpx.Client | None = None,
+) -> History:
+    """From `clock`'s present: a claim in publicity, a rejected claim its claimant disputes, a
+    checkpoint signed by `log` (its witnesses reached through `witness_http`), and the jury's
+    panel drawn from it (in a plan whose jury is a panel; an open vote opens at once)."""
+    publicity_ref = _investigated(ctx, cast, cast.neighbour, first.neighbour_membership_id)
     decided = decide_claim(ctx, cast.approver, publicity_ref, approve=True)
     assert decided.publicity_on is not None
     clock.set(at_nine(decided.publicity_on))
     run_publicity(ctx, PLAN, cast.operator)
-    rejected_ref = _investigated(ctx, cast, cast.disputer, disputer.id)
+    rejected_ref = _investigated(ctx, cast, cast.disputer, first.disputer_membership_id)
     decide_claim(
         ctx,
         cast.approver,
@@ -174,11 +189,17 @@ def live_history(
         reason_code=RejectionReason.INSUFFICIENT_EVIDENCE,
         note="诊断证明缺少医院盖章",
     )
-    # The member is a certified juror; the rejected claimant disputes, and a panel is drawn (in a
-    # plan whose jury is a panel; an open vote opens at once).
-    assert certify_juror(ctx, cast.member, RIGHT_ANSWERS).passed
     dispute_rejection(ctx, cast.disputer, rejected_ref, "医院盖章的证明已经补交，请评审团重新看一下")
+    # The panel's seed is the root of a checkpoint published after the referral.
     clock.advance(timedelta(minutes=5))
     publish_checkpoint(ctx, log, http=witness_http)
     seat_waiting_panels(ctx)
-    return History(membership.id, paid_ref, publicity_ref, rejected_ref, closed_on)
+    return History(
+        first.member_membership_id, first.paid_ref, publicity_ref, rejected_ref, first.closed_on
+    )
+
+
+def live_history(ctx: ServiceContext, clock: FixedClock, cast: Cast, log: LogConfig) -> History:
+    """The whole history from `clock`'s present, which it leaves one to two months later."""
+    first = live_first_period(ctx, clock, cast)
+    return live_disputes(ctx, clock, cast, first, log)
