@@ -144,9 +144,21 @@ def demo(
     from mutualaid.services.demo.seeding import seed_demo
     from mutualaid.services.transparency.checkpoints import load_log_config
 
+    # The history is many transactions: a run that fails on its own new file removes the file,
+    # so the next run starts afresh instead of finding half a demo "already there".
+    fresh = (
+        os.environ["MUTUALAID_DATABASE_URL"] == f"sqlite:///{database}" and not database.exists()
+    )
     ctx = context()
-    upgrade(ctx.engine)
-    logins = seed_demo(ctx, load_log_config(load_settings()).signer, crowd=crowd)
+    try:
+        upgrade(ctx.engine)
+        logins = seed_demo(ctx, load_log_config(load_settings()).signer, crowd=crowd)
+    except BaseException:
+        ctx.engine.dispose()
+        if fresh:
+            for path in (database, Path(f"{database}-wal"), Path(f"{database}-shm")):
+                path.unlink(missing_ok=True)
+        raise
     ctx.engine.dispose()
     url = f"http://127.0.0.1:{port}"
     console.print(

@@ -44,4 +44,3 @@ def random_member_rows(count: int, today: date, seed: int = 2018) -> list[dict[s
                 }
             )
     return rows
-

@@ -123,11 +123,24 @@ def _investigated(ctx: ServiceContext, cast: Cast, claimant: Actor, membership_i
     return claim.ref
 
 
-def _next_period_day(after: date) -> date:
-    """The plan's next publicity day (the 7th or the 21st) after `after`'s publicity day."""
-    if after.day == 7:
-        return date(after.year, after.month, 21)
-    return date(after.year + (after.month == 12), after.month % 12 + 1, 7)
+#: The publicity days of the shipped plan (its [periods] table), on which a period closes.
+PUBLICITY_DAYS = frozenset({7, 21})
+
+
+def next_period_day(after: date) -> date:
+    """The plan's first publicity day strictly after `after`."""
+    day = after + timedelta(days=1)
+    while day.day not in PUBLICITY_DAYS:
+        day += timedelta(days=1)
+    return day
+
+
+def previous_period_day(before: date) -> date:
+    """The plan's last publicity day strictly before `before`."""
+    day = before - timedelta(days=1)
+    while day.day not in PUBLICITY_DAYS:
+        day -= timedelta(days=1)
+    return day
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,7 +155,9 @@ class FirstPeriod:
 def live_first_period(ctx: ServiceContext, clock: FixedClock, cast: Cast) -> FirstPeriod:
     """From `clock`'s present (ctx's clock): three members who joined long ago, and a claim
     approved, through publicity and charged in a period closed about a month later."""
-    membership = join_in_the_past(ctx, clock, cast.member, person("欧阳明华", date(1988, 4, 2), 401))
+    membership = join_in_the_past(
+        ctx, clock, cast.member, person("欧阳明华", date(1988, 4, 2), 401)
+    )
     neighbour = join_in_the_past(
         ctx, clock, cast.neighbour, person("李秀英", date(1975, 9, 12), 402, Sex.FEMALE)
     )
@@ -155,7 +170,7 @@ def live_first_period(ctx: ServiceContext, clock: FixedClock, cast: Cast) -> Fir
     run_publicity(ctx, PLAN, cast.operator)
     clock.set(at_nine(publicity_on + timedelta(days=4)))
     run_publicity(ctx, PLAN, cast.operator)
-    closed_on = _next_period_day(publicity_on)
+    closed_on = next_period_day(publicity_on)
     clock.set(at_nine(closed_on) + timedelta(hours=1))
     close_period(ctx, cast.operator, PLAN, closed_on)
     # The member is a certified juror (while still covered: a severe payout ends the cover).
@@ -189,7 +204,9 @@ def live_disputes(
         reason_code=RejectionReason.INSUFFICIENT_EVIDENCE,
         note="诊断证明缺少医院盖章",
     )
-    dispute_rejection(ctx, cast.disputer, rejected_ref, "医院盖章的证明已经补交，请评审团重新看一下")
+    dispute_rejection(
+        ctx, cast.disputer, rejected_ref, "医院盖章的证明已经补交，请评审团重新看一下"
+    )
     # The panel's seed is the root of a checkpoint published after the referral.
     clock.advance(timedelta(minutes=5))
     publish_checkpoint(ctx, log, http=witness_http)

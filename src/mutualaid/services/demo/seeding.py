@@ -39,6 +39,7 @@ from mutualaid.services.demo.history import (
     HEALTHY,
     JPEG,
     PLAN,
+    PUBLICITY_DAYS,
     RIGHT_ANSWERS,
     SHANGHAI,
     Cast,
@@ -47,6 +48,7 @@ from mutualaid.services.demo.history import (
     live_disputes,
     live_first_period,
     person,
+    previous_period_day,
 )
 from mutualaid.services.demo.witnesses import demo_witnesses
 from mutualaid.services.demo_data import random_member_rows
@@ -82,8 +84,6 @@ _JUROR_PHONES = tuple(f"1380013801{n}" for n in range(1, 6))
 #: The demo's jury: a drawn panel of five (all five must vote), open for 60 days, so the demo's
 #: jury can reach its quorum with a handful of jurors (the shipped plan's open vote needs 1,000).
 _PANEL_JURY = '\n[jury]\nmode = "panel"\npanel_size = 5\nvote_hours = 1440\n'
-#: The history starts this long before now and ends some two weeks to a month before now.
-HISTORY_DAYS = 70
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +109,17 @@ def sample_id_numbers(today: date) -> tuple[str, ...]:
         make_resident_id("44", today.replace(year=today.year - 45, day=3), 272, Sex.MALE),
         make_resident_id("31", today.replace(year=today.year - 6, day=20), 273, Sex.MALE),
     )
+
+
+def history_start(today: date) -> date:
+    """The day the history starts: two periods before the last publicity day that is over by
+    `today` (its three days and the day after), so the history ends before today and the next
+    publicity day is due about now, not weeks ago."""
+    last = today - timedelta(days=5)
+    if last.day not in PUBLICITY_DAYS:
+        last = previous_period_day(last)
+    closed_on = previous_period_day(last)
+    return previous_period_day(closed_on) - timedelta(days=1)
 
 
 def seed_demo(ctx: ServiceContext, signer: SignerKey, crowd: int = 300) -> DemoLogins:
@@ -139,7 +150,7 @@ def seed_demo(ctx: ServiceContext, signer: SignerKey, crowd: int = 300) -> DemoL
 
 def _live(ctx: ServiceContext, signer: SignerKey, crowd: int) -> None:
     now = ctx.clock.now()
-    start = at_nine(local_date(now, SHANGHAI) - timedelta(days=HISTORY_DAYS))
+    start = at_nine(history_start(local_date(now, SHANGHAI)))
     clock = FixedClock(start - timedelta(days=400))
     past = replace(ctx, clock=clock)
     for name in DEMO_PLAN_FILES:
@@ -178,7 +189,7 @@ def _live(ctx: ServiceContext, signer: SignerKey, crowd: int) -> None:
     )
     pay_approved_claims(past, cast.operator, PLAN, first.closed_on)
     with demo_witnesses(signer, clock) as log:
-        history = live_disputes(past, clock, cast, first, log.config, witness_http=log.http)
+        live_disputes(past, clock, cast, first, log.config, witness_http=log.http)
         # Publicity ends for the claim in it; fresh claims reach each step of review.
         clock.set(max(clock.now(), at_nine(clock.now().date() + timedelta(days=4))))
         run_publicity(past, PLAN, cast.operator)
@@ -186,12 +197,13 @@ def _live(ctx: ServiceContext, signer: SignerKey, crowd: int) -> None:
         clock.advance(timedelta(hours=1))
         publish_checkpoint(past, log.config, http=log.http)
     assert clock.now() < now, "the demo's history must end before now"
-    assert history.paid_ref
 
 
 def _import_crowd(ctx: ServiceContext, operator: Actor, crowd: int, today: date) -> None:
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, ["payer_phone", "full_name", "id_number", "relation", "joined_on"])
+    writer = csv.DictWriter(
+        buffer, ["payer_phone", "full_name", "id_number", "relation", "joined_on"]
+    )
     writer.writeheader()
     writer.writerows(random_member_rows(crowd, today))
     buffer.seek(0)
@@ -277,4 +289,3 @@ def _seated_juror_phone(ctx: ServiceContext) -> str | None:
             )
         )
     return DEMO_MEMBER_PHONE if DEMO_MEMBER_PHONE in phones else next(iter(phones), None)
-

@@ -19,8 +19,7 @@ from mutualaid.transparency.witnesses import generate_witness_key
 
 #: The witnesses' keys are fixed (the demo publishes them on /verify; they guard nothing).
 WITNESS_KEYS = tuple(
-    generate_witness_key(f"witness-{n}.demo.mutualaid", seed=bytes([0x70 + n]) * 32)
-    for n in (1, 2)
+    generate_witness_key(f"witness-{n}.demo.mutualaid", seed=bytes([0x70 + n]) * 32) for n in (1, 2)
 )
 
 
@@ -37,8 +36,7 @@ def demo_witnesses(signer: SignerKey, clock: Clock) -> Iterator[WitnessedLog]:
     logs = {signer.name: signer.verifier()}
     with tempfile.TemporaryDirectory(prefix="mutualaid-witnesses-") as folder:
         stores = {
-            f"{key.name}": WitnessStore(Path(folder) / f"{key.name}.sqlite")
-            for key in WITNESS_KEYS
+            f"{key.name}": WitnessStore(Path(folder) / f"{key.name}.sqlite") for key in WITNESS_KEYS
         }
         keys = {key.name: key for key in WITNESS_KEYS}
 
