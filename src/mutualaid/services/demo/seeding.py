@@ -71,7 +71,7 @@ DEMO_STAFF = {
 DEMO_APPROVER_PHONE = "10000000005"
 #: The member whose bank refused the share of the closed period.
 DEMO_DECLINED_PHONE = "13800138008"
-#: The history's members: who files which claim, and the certified jurors.
+#: The history's members (services/demo/history.py: Cast) and the claimants of each step of review.
 _HISTORY_PHONES = {"member": "13800138001", "neighbour": "13800138002", "disputer": "13800138003"}
 _CLAIMANTS = {
     "submitted": ("13800138004", "赵志强", date(1983, 6, 9)),

@@ -36,7 +36,7 @@ def demo_witnesses(signer: SignerKey, clock: Clock) -> Iterator[WitnessedLog]:
     logs = {signer.name: signer.verifier()}
     with tempfile.TemporaryDirectory(prefix="mutualaid-witnesses-") as folder:
         stores = {
-            f"{key.name}": WitnessStore(Path(folder) / f"{key.name}.sqlite") for key in WITNESS_KEYS
+            key.name: WitnessStore(Path(folder) / f"{key.name}.sqlite") for key in WITNESS_KEYS
         }
         keys = {key.name: key for key in WITNESS_KEYS}
 
