@@ -9,20 +9,17 @@ from tests.factories import covered_member, staff
 from mutualaid.clock import FixedClock
 from mutualaid.domain.accounts import Role
 from mutualaid.domain.claims import RejectionReason
-from mutualaid.domain.juries import CERTIFICATION_QUIZ
 from mutualaid.plan_files import read_plan_file
 from mutualaid.services.accounts.accounts import SYSTEM_ACTOR, Actor
 from mutualaid.services.claims.filing import ClaimReport, report_claim
 from mutualaid.services.claims.review import decide_claim, start_review
 from mutualaid.services.context import ServiceContext
+from mutualaid.services.demo.history import RIGHT_ANSWERS
 from mutualaid.services.juries.certification import certify_juror
 from mutualaid.services.juries.votes import juror_case_file
 from mutualaid.services.plans.plans import publish_plan
 
 TODAY = date(2026, 3, 1)
-
-
-RIGHT_ANSWERS = {q.code: q.answer for q in CERTIFICATION_QUIZ}
 
 
 def use_jury_rules(ctx: ServiceContext, **rules: object) -> None:

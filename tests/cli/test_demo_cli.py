@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -11,8 +12,15 @@ from tests.factories import staff
 
 from mutualaid.db.models import Account
 from mutualaid.domain.accounts import Role
+from mutualaid.domain.identities import parse_resident_id
 from mutualaid.services.context import ServiceContext
-from mutualaid.services.demo_data import DEMO_MEMBER_PHONE, DEMO_PASSWORD, DEMO_STAFF
+from mutualaid.services.demo.seeding import (
+    DEMO_APPROVER_PHONE,
+    DEMO_DECLINED_PHONE,
+    DEMO_MEMBER_PHONE,
+    DEMO_PASSWORD,
+    DEMO_STAFF,
+)
 
 
 def _joined(text: str) -> str:
@@ -38,8 +46,15 @@ def test_the_demo_is_created_once_and_running_it_again_says_it_is_there(
     output = said(first.stdout)
     assert f"(created:sqlite:///{demo_database})" in _joined(first.stdout)
     assert f"member phone {DEMO_MEMBER_PHONE} password {DEMO_PASSWORD}" in output
+    assert f"declined phone {DEMO_DECLINED_PHONE} password {DEMO_PASSWORD}" in output
+    assert re.search(rf"juror phone 138001380\d\d password {DEMO_PASSWORD}", output)
     for role, phone in DEMO_STAFF.items():
         assert f"{role} phone {phone} password {DEMO_PASSWORD}" in output
+    assert f"reviewer phone {DEMO_APPROVER_PHONE} password {DEMO_PASSWORD}" in output
+    samples = re.search(r"try a join with these ID numbers: ([\dX ]+)", output)
+    assert samples is not None
+    for number in samples.group(1).split():
+        parse_resident_id(number)  # refuses a number whose check character is wrong
     assert demo_database.exists()
 
     second = mutualaid("demo", "--no-serve", "--crowd", "20", "--database", str(demo_database))
@@ -50,7 +65,8 @@ def test_the_demo_is_created_once_and_running_it_again_says_it_is_there(
     monkeypatch.setenv("MUTUALAID_DATABASE_URL", f"sqlite:///{demo_database}")
     monkeypatch.setenv("MUTUALAID_DEMO", "1")
     listed = mutualaid("members", "list", "xhb-main", "--limit", "1")
-    assert "22 members" in said(listed.stdout)  # the demo member, their child and a crowd of 20
+    # A crowd of 20 and the members of the demo's history.
+    assert "36 members" in said(listed.stdout)
     plans = mutualaid("plans", "list")
     assert "xhb-main" in said(plans.stdout) and "xhb-elderly-cancer" in said(plans.stdout)
 

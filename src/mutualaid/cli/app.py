@@ -127,7 +127,8 @@ def demo(
         True, "--serve/--no-serve", help="Start the server afterwards"
     ),
 ) -> None:
-    """Create (once) a demo on SQLite: the Xiang Hu Bao plans, staff, members; then serve it.
+    """Create (once) a demo on SQLite: the Xiang Hu Bao plans and months of their life (members,
+    claims in every state, collected periods, an open jury, witnessed checkpoints); then serve it.
 
     Needs MUTUALAID_DEMO=1 (`make demo` sets it), and refuses a database that holds accounts but
     no demo: the demo's staff have a published password.
@@ -140,11 +141,24 @@ def demo(
             "(`make demo` does, for its own var/demo.db)",
             "MUTUALAID_DEMO",
         )
-    from mutualaid.services.demo_data import seed_demo
+    from mutualaid.services.demo.seeding import seed_demo
+    from mutualaid.services.transparency.checkpoints import load_log_config
 
+    # The history is many transactions: a run that fails on its own new file removes the file,
+    # so the next run starts afresh instead of finding half a demo "already there".
+    fresh = (
+        os.environ["MUTUALAID_DATABASE_URL"] == f"sqlite:///{database}" and not database.exists()
+    )
     ctx = context()
-    upgrade(ctx.engine)
-    logins = seed_demo(ctx, crowd=crowd)
+    try:
+        upgrade(ctx.engine)
+        logins = seed_demo(ctx, load_log_config(load_settings()).signer, crowd=crowd)
+    except BaseException:
+        ctx.engine.dispose()
+        if fresh:
+            for path in (database, Path(f"{database}-wal"), Path(f"{database}-shm")):
+                path.unlink(missing_ok=True)
+        raise
     ctx.engine.dispose()
     url = f"http://127.0.0.1:{port}"
     console.print(
@@ -153,8 +167,22 @@ def demo(
     )
     console.print(f"  open      {url}/   API docs {url}/docs")
     console.print(f"  member    phone {logins.member_phone}  password {logins.password}")
+    if logins.juror_phone:
+        console.print(
+            f"  juror     phone {logins.juror_phone}  password {logins.password}"
+            "  (seated on the open jury: /jury)"
+        )
+    console.print(
+        f"  declined  phone {logins.declined_phone}  password {logins.password}"
+        "  (a member whose debit failed)"
+    )
     for role, phone in logins.staff.items():
         console.print(f"  {role:<9} phone {phone}  password {logins.password}")
+    console.print(
+        f"  reviewer  phone {logins.approver_phone}  password {logins.password}"
+        "  (the second reviewer, who approves)"
+    )
+    console.print(f"  try a join with these ID numbers: {'  '.join(logins.sample_id_numbers)}")
     console.print(
         "  staff sign in with a second factor: at the first sign-in, scan the QR code shown with an"
         " authenticator app (Google or Microsoft Authenticator, FreeOTP) and keep the recovery codes"

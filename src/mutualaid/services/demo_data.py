@@ -1,46 +1,15 @@
-"""The demo: the shipped plans, one account per role, a member with family, and a crowd."""
+"""Generated members with valid ID numbers, for the demo's crowd (services/demo), tests and
+benchmarks."""
 
 from __future__ import annotations
 
-import csv
-import io
 import random
-from dataclasses import dataclass
 from datetime import date, timedelta
 
-from sqlalchemy import select
-
-from mutualaid.db.models import Account
-from mutualaid.domain.accounts import Role
-from mutualaid.domain.calendars import local_date
-from mutualaid.domain.errors import DomainError
 from mutualaid.domain.identities import PROVINCES, Sex, make_resident_id
-from mutualaid.domain.memberships import Relation
-from mutualaid.plan_files import DEMO_PLAN_FILES, read_plan_file
-from mutualaid.services.accounts.accounts import SYSTEM_ACTOR, Actor, register_account
-from mutualaid.services.context import ServiceContext
-from mutualaid.services.enrollment.joins import EnrollmentRequest, enroll_member
-from mutualaid.services.enrollment.member_imports import import_members
-from mutualaid.services.plans.plans import plan_rules, publish_plan
 
-DEMO_MEMBER_PHONE = "13800138000"
-DEMO_PASSWORD = "mutualaid-demo"
-DEMO_STAFF = {
-    Role.OPERATOR: "10000000001",
-    Role.REVIEWER: "10000000002",
-    Role.INVESTIGATOR: "10000000003",
-    Role.AUDITOR: "10000000004",
-}
 _SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗"
 _GIVEN = "伟芳娜秀英敏静丽强磊军洋勇艳杰娟涛明超秀兰霞平刚桂英华"
-
-
-@dataclass(frozen=True, slots=True)
-class DemoLogins:
-    member_phone: str
-    staff: dict[str, str]
-    password: str
-    created: bool
 
 
 def random_member_rows(count: int, today: date, seed: int = 2018) -> list[dict[str, str]]:
@@ -75,64 +44,3 @@ def random_member_rows(count: int, today: date, seed: int = 2018) -> list[dict[s
                 }
             )
     return rows
-
-
-def seed_demo(ctx: ServiceContext, crowd: int = 300) -> DemoLogins:
-    """Load the demo once (running it again changes nothing)."""
-    staff = {str(role): phone for role, phone in DEMO_STAFF.items()}
-    with ctx.reading() as session:
-        if session.scalar(select(Account.id).where(Account.phone == DEMO_MEMBER_PHONE)) is not None:
-            return DemoLogins(DEMO_MEMBER_PHONE, staff, DEMO_PASSWORD, created=False)
-        # Never plant staff with a published password among real accounts.
-        if session.scalar(select(Account.id).limit(1)) is not None:
-            raise DomainError(
-                "database_not_demo",
-                "this database holds accounts and no demo; run the demo on an empty database",
-                "MUTUALAID_DATABASE_URL",
-            )
-    for name in DEMO_PLAN_FILES:
-        publish_plan(ctx, SYSTEM_ACTOR, read_plan_file(name))
-    for role, phone in DEMO_STAFF.items():
-        register_account(ctx, phone, DEMO_PASSWORD, role=role, display_name=f"demo {role}")
-    member = register_account(ctx, DEMO_MEMBER_PHONE, DEMO_PASSWORD, display_name="张三华")
-    actor = Actor(member.id, Role.MEMBER)
-    today = local_date(ctx.clock.now(), plan_rules(ctx, "xhb-main")[1].zone)
-    no = {
-        "long_medication": False,
-        "long_hospital_stay": False,
-        "tumour": False,
-        "heart_disease": False,
-        "diabetes": False,
-    }
-    enroll_member(
-        ctx,
-        actor,
-        "xhb-main",
-        EnrollmentRequest(
-            "张三华",
-            make_resident_id("33", today.replace(year=today.year - 34), 11, Sex.MALE),
-            Relation.SELF,
-            no,
-        ),
-    )
-    enroll_member(
-        ctx,
-        actor,
-        "xhb-main",
-        EnrollmentRequest(
-            "张小雨",
-            make_resident_id("33", today - timedelta(days=3 * 365), 12, Sex.FEMALE),
-            Relation.CHILD,
-            no,
-        ),
-    )
-    if crowd:
-        buffer = io.StringIO()
-        writer = csv.DictWriter(
-            buffer, ["payer_phone", "full_name", "id_number", "relation", "joined_on"]
-        )
-        writer.writeheader()
-        writer.writerows(random_member_rows(crowd, today))
-        buffer.seek(0)
-        import_members(ctx, SYSTEM_ACTOR, "xhb-main", buffer, io.StringIO())
-    return DemoLogins(DEMO_MEMBER_PHONE, staff, DEMO_PASSWORD, created=True)
