@@ -18,6 +18,7 @@ from mutualaid.plan_files import read_plan_file
 from mutualaid.services.accounts.accounts import SYSTEM_ACTOR, Actor, register_account
 from mutualaid.services.accounts.second_factors import current_code, enrol_with_secret
 from mutualaid.services.context import ServiceContext
+from mutualaid.services.demo.history import HEALTHY
 from mutualaid.services.enrollment.joins import EnrollmentRequest, enroll_member
 from mutualaid.services.enrollment.memberships import MembershipView
 from mutualaid.services.periods.close import close_period
@@ -37,13 +38,6 @@ ELDERLY_PLAN = "xhb-elderly-cancer"
 PASSWORD = "correct horse battery"
 #: Every test staff account enrols this TOTP secret, so tests sign in with a computed code.
 STAFF_TOTP_SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
-HEALTHY = {
-    "long_medication": False,
-    "long_hospital_stay": False,
-    "tumour": False,
-    "heart_disease": False,
-    "diabetes": False,
-}
 
 _phones = itertools.count(13900000000)
 _sequence = itertools.count(1)

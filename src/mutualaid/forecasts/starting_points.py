@@ -18,7 +18,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from datetime import date
-from itertools import pairwise
+
+import numpy as np
 
 from mutualaid.domain.plans import PlanRules
 from mutualaid.forecasts.models import AgeWeight, ForecastModel, Joins
@@ -135,13 +136,8 @@ def expected_cases(model: ForecastModel, plan: PlanToday, rules: PlanRules) -> f
 
 
 def _selection(model: ForecastModel, years: float) -> float:
-    knots = model.selection.knots
-    if years <= knots[0][0]:
-        return knots[0][1]
-    for (x0, y0), (x1, y1) in pairwise(knots):
-        if years <= x1:
-            return y0 + (y1 - y0) * (years - x0) / (x1 - x0)
-    return knots[-1][1]
+    years_at, factors = zip(*model.selection.knots, strict=True)
+    return float(np.interp(years, years_at, factors))
 
 
 def expected_leavers(model: ForecastModel, plan: PlanToday, periods_per_year: int) -> float:
