@@ -64,7 +64,15 @@ def test_the_landing_page_says_what_the_plan_is_worth_from_live_data(
     assert "1 person (¥10.00 in aid)" in en
     assert "¥0.10 (March 7, 2026)" in en and "¥0.10 of at most ¥188.00" in en
     assert re.search(r"3[0-9] illnesses</a>", en) and 'id="illnesses"' in en
-    assert "<td>0 to 39</td>" in en and "¥300,000.00" in en
+    # The severe and mild bands split ages differently; each row says both for its ages.
+    rows = re.findall(
+        r"<td>(\d+ to \d+)</td>\s*<td[^>]*>([^<]+)</td>\s*<td[^>]*>([^<]+)</td>",
+        en.split('class="worth"')[1].split("</section>")[0],
+    )
+    assert rows == [
+        ("0 to 39", "¥300,000.00", "¥50,000.00"),
+        ("40 to 59", "¥100,000.00", "¥50,000.00"),
+    ]
 
 
 def _reported_claim(
@@ -158,6 +166,7 @@ def test_the_statement_shows_the_household_the_year_against_the_cap_and_the_proo
     assert "今年已分摊</dt><dd>¥0.20" in household  # two people, ¥0.10 each
     assert "2026年" in zh and "¥0.10（上限¥188.00）" in zh
     assert "每人每个自然年最多分摊¥188.00" in zh
+    assert "点击“核对”，可借助公开日志证明" in zh  # the word of the link next to each charge
     en = browser.get("/me/statement?lang=en").text
     assert "Your household" in en and "¥0.10 of at most ¥188.00" in en
     publish_checkpoint(ctx, LogConfig(TEST_LOG_KEY))

@@ -270,7 +270,12 @@ def charge_check(membership_id: Int64, publicity_on: date, page: Page) -> HTMLRe
         if error.code != "commitment_not_yet_checkpointed":
             raise
         return render(
-            page, "members/charge_proof.html", proof=None, pending=True, plan_code=plan_code
+            page,
+            "members/charge_proof.html",
+            proof=None,
+            pending=True,
+            plan_code=plan_code,
+            publicity_on=publicity_on,
         )
     trust = published_trust(page.ctx)
     checks: tuple[Check, ...]
@@ -285,6 +290,7 @@ def charge_check(membership_id: Int64, publicity_on: date, page: Page) -> HTMLRe
         proof=proof,
         pending=False,
         plan_code=plan_code,
+        publicity_on=publicity_on,
         checks=checks,
         unchecked=LINKS[len(checks) :],
         failure=failure,

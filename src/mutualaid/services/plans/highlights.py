@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
+from itertools import pairwise
 
 from sqlalchemy import func, select
 
@@ -55,17 +56,23 @@ class PlanHighlights:
 
 
 def aid_by_age(rules: PlanRules) -> tuple[AgeBandAid, ...]:
-    """One row per age band with the severe and mild aid for an illness (accident-only bands
-    are left out: they say the same for accidents in the waiting period)."""
-    rows: dict[tuple[int, int], dict[Tier, int]] = {}
-    for band in rules.payout_bands:
-        if band.cause == "accident":
+    """One row per age range over which both the severe and the mild aid for an illness stay the
+    same (the plan's bands may split ages differently per tier; accident-only bands are left
+    out), youngest first."""
+    bands = [b for b in rules.payout_bands if b.cause != "accident"]
+    bounds = sorted({b.from_age for b in bands} | {b.to_age + 1 for b in bands})
+    rows: list[AgeBandAid] = []
+    for low, next_low in pairwise(bounds):
+        severe = rules.payout_fen(low, Tier.SEVERE, accident=False)
+        mild = rules.payout_fen(low, Tier.MILD, accident=False)
+        if severe is None and mild is None:
             continue
-        rows.setdefault((band.from_age, band.to_age), {})[band.tier] = band.amount_fen
-    return tuple(
-        AgeBandAid(low, high, amounts.get(Tier.SEVERE), amounts.get(Tier.MILD))
-        for (low, high), amounts in sorted(rows.items())
-    )
+        last = rows[-1] if rows else None
+        if last and (last.severe_fen, last.mild_fen, last.to_age) == (severe, mild, low - 1):
+            rows[-1] = AgeBandAid(last.from_age, next_low - 1, severe, mild)
+        else:
+            rows.append(AgeBandAid(low, next_low - 1, severe, mild))
+    return tuple(rows)
 
 
 def plan_highlights(ctx: ServiceContext, plan_code: str) -> PlanHighlights:
