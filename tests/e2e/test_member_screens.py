@@ -105,8 +105,10 @@ def test_a_member_sees_the_plans_worth_her_claims_progress_and_her_household_sta
         member.go("/")
         expect(page.get_by_role("heading", name=words["worth"]).first).to_be_visible()
         look("landing")
+        # "36 illnesses" opens the plan page with the list unfolded.
+        page.locator('a[href="/plans/xhb-main#illnesses"]').click()
+        expect(page.locator("#illnesses + details")).to_have_attribute("open", "")
         member.go("/plans/xhb-main")
-        expect(page.locator("#illnesses")).to_be_visible()
         look("plan")
 
         member.log_in(phone_of(ctx, holder.account_id))
