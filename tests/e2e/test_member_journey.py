@@ -108,16 +108,6 @@ def test_a_claim_from_report_to_the_members_statement(
     rejected = report_claim(
         ctx, disputer, ClaimReport(disputer_membership.id, "CI02", date(2026, 2, 20), "县人民医院")
     )
-    reviewer_actor = account(ctx, Role.REVIEWER)
-    start_review(ctx, reviewer_actor, rejected.ref)
-    decide_claim(
-        ctx,
-        reviewer_actor,
-        rejected.ref,
-        approve=False,
-        reason_code=RejectionReason.INSUFFICIENT_EVIDENCE,
-        note="the diagnosis certificate is missing",
-    )
 
     # --- the member registers and enrolls --------------------------------------------------------
     member = people("member")
@@ -255,6 +245,17 @@ def test_a_claim_from_report_to_the_members_statement(
     member.shot("claim-approved")
 
     # --- the jury: a disputed rejection, and a certified member votes -------------------------------
+    # Rejected now, so that it is disputed within the plan's time to dispute (30 days).
+    reviewer_actor = account(ctx, Role.REVIEWER)
+    start_review(ctx, reviewer_actor, rejected.ref)
+    decide_claim(
+        ctx,
+        reviewer_actor,
+        rejected.ref,
+        approve=False,
+        reason_code=RejectionReason.INSUFFICIENT_EVIDENCE,
+        note="the diagnosis certificate is missing",
+    )
     appellant = people("appellant")
     appellant.log_in(phone_of(ctx, disputer.account_id))
     appellant.go(f"/claims/{rejected.ref}")

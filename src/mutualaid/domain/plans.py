@@ -108,6 +108,12 @@ class PeriodSchedule:
 @dataclass(frozen=True, config=_STRICT)
 class ClaimRules:
     deadline_days: int = Field(default=180, ge=1, le=3650)
+    #: Days from the report by which the review should be decided, from the decision to the
+    #: payout (after publicity), and from a rejection to the last day it may be disputed. None:
+    #: the defaults in domain/claim_progress.py (and the plan's rules hash is unchanged).
+    review_days: int | None = Field(default=None, ge=1, le=365)
+    payout_days: int | None = Field(default=None, ge=1, le=365)
+    dispute_days: int | None = Field(default=None, ge=1, le=3650)
 
 
 @dataclass(frozen=True, config=_STRICT)
@@ -256,6 +262,9 @@ class PlanRules:
             del data["risk"]
         if data["payments"] is None:
             del data["payments"]
+        for key in ("review_days", "payout_days", "dispute_days"):
+            if data["claims"][key] is None:  # likewise for the claim progress keys
+                del data["claims"][key]
         return json.loads(json.dumps(data, default=str))  # type: ignore[no-any-return]
 
 

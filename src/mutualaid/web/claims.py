@@ -13,10 +13,13 @@ from starlette.concurrency import run_in_threadpool
 
 from mutualaid.adapters import parse_int64
 from mutualaid.domain.accounts import Role
-from mutualaid.domain.claims import EVIDENCE_STATES
+from mutualaid.domain.calendars import local_date
+from mutualaid.domain.claim_progress import ClaimDates, ClaimProgress, Step, claim_progress
+from mutualaid.domain.claims import EVIDENCE_STATES, ClaimEvent
 from mutualaid.domain.errors import DomainError
 from mutualaid.domain.plans import PlanRules
 from mutualaid.services.accounts.accounts import Actor
+from mutualaid.services.claims.claims import ClaimView
 from mutualaid.services.claims.evidence import EvidenceView, add_evidence, list_evidence
 from mutualaid.services.claims.filing import ClaimReport, report_claim, withdraw_claim
 from mutualaid.services.claims.publicity import (
@@ -26,13 +29,14 @@ from mutualaid.services.claims.publicity import (
     objection_refusals,
 )
 from mutualaid.services.claims.review import provide_documents
-from mutualaid.services.claims.views import claim_timeline, get_claim
+from mutualaid.services.claims.views import TimelineEntry, claim_timeline, get_claim
 from mutualaid.services.enrollment.member_data import family_coverage
 from mutualaid.services.juries.juries import jury_rounds
 from mutualaid.services.juries.panels import dispute_rejection
 from mutualaid.services.plans.plans import plan_rules
 from mutualaid.services.transparency.checkpoints import proof_bundle
 from mutualaid.web import uploads
+from mutualaid.web.i18n import N_
 from mutualaid.web.pages import page_router, redirect, render, render_form
 from mutualaid.web.sessions import Page, PageState
 
@@ -97,12 +101,16 @@ def _claim_context(page: PageState, ref: str) -> dict[str, Any]:
     claim = get_claim(page.ctx, actor, ref)
     _, rules = plan_rules(page.ctx, claim.plan_code)
     evidence = list_evidence(page.ctx, actor, ref)
+    timeline = claim_timeline(page.ctx, actor, ref)
     return {
         "claim": claim,
         "rules": rules,
         "zone": rules.zone,
         "illness": rules.illness(claim.illness_code),
-        "timeline": claim_timeline(page.ctx, actor, ref),
+        "timeline": timeline,
+        "progress": _progress(page, claim, rules, timeline),
+        "step_names": STEP_NAMES,
+        "document_names": DOCUMENT_NAMES,
         "rounds": jury_rounds(page.ctx, ref),
         "evidence": evidence,
         # The same file sent again: say under which label it is already attached.
@@ -112,6 +120,45 @@ def _claim_context(page: PageState, ref: str) -> dict[str, Any]:
         "upload": claim.state in EVIDENCE_STATES and page.ctx.evidence_store is not None,
         "piece_bytes": uploads.PIECE_BYTES,
     }
+
+
+#: The steps of a claim and the documents it needs, as members read them (domain/claim_progress).
+STEP_NAMES = {
+    Step.FILED: N_("Filed"),
+    Step.REVIEW: N_("Review"),
+    Step.PUBLICITY: N_("Publicity"),
+    Step.OBJECTIONS: N_("Objection deadline"),
+    Step.PAYOUT: N_("Payout"),
+}
+DOCUMENT_NAMES = {
+    "id_card": N_("The ill member's ID card (both sides)"),
+    "diagnosis": N_("The diagnosis certificate, or the pathology report, from the hospital"),
+    "medical_record": N_("Hospital records: admission and discharge summaries, test results"),
+    "bank_card": N_("The bank card the aid is to be paid to, in the member's or a parent's name"),
+    "accident_report": N_("Proof of the accident: a police, traffic or work-accident report"),
+}
+#: Timeline events that record a decision, and the payout.
+_DECISIONS = frozenset({str(ClaimEvent.REJECT), str(ClaimEvent.PROPOSE_APPROVAL)})
+
+
+def _progress(
+    page: PageState, claim: ClaimView, rules: PlanRules, timeline: list[TimelineEntry]
+) -> ClaimProgress:
+    zone = rules.zone
+    decided = [local_date(t.at, zone) for t in timeline if t.event in _DECISIONS]
+    paid = [local_date(t.at, zone) for t in timeline if t.event == ClaimEvent.PAY]
+    return claim_progress(
+        rules,
+        ClaimDates(
+            state=claim.state,
+            reported_on=claim.reported_on,
+            accident=claim.accident,
+            decided_on=decided[-1] if decided else None,
+            publicity_on=claim.publicity_on,
+            paid_on=paid[-1] if paid else None,
+        ),
+        local_date(page.ctx.clock.now(), zone),
+    )
 
 
 @router.get("/claims/{ref}")

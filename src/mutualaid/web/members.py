@@ -11,6 +11,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from mutualaid.adapters import Int64
 from mutualaid.domain.accounts import STAFF_ROLES, Role
+from mutualaid.domain.calendars import local_date
 from mutualaid.domain.errors import DomainError, NotFound
 from mutualaid.domain.memberships import MembershipEvent, Relation
 from mutualaid.services.accounts.accounts import Actor, log_in, log_out, register_account
@@ -26,7 +27,7 @@ from mutualaid.services.periods.proofs import (
     charge_proof_file_name,
     published_trust,
 )
-from mutualaid.services.periods.statements import account_statements
+from mutualaid.services.periods.statements import account_statements, charged_in_year
 from mutualaid.services.plans.plans import list_plans, plan_rules
 from mutualaid.services.risk.fraud_records import appeal_fraud_record, my_fraud_records
 from mutualaid.services.wind_down.exports import member_record, member_record_csv
@@ -239,7 +240,22 @@ def leave(membership_id: Int64, page: Page) -> Response:
 @router.get("/me/statement")
 def statement(page: Page) -> HTMLResponse:
     actor = page.need(Role.MEMBER)
-    return render(page, "members/statement.html", statements=account_statements(page.ctx, actor))
+    statements = account_statements(page.ctx, actor)
+    rules = {code: plan_rules(page.ctx, code)[1] for code in {s.plan_code for s in statements}}
+    now = page.ctx.clock.now()
+    year = {s.membership_id: local_date(now, rules[s.plan_code].zone).year for s in statements}
+    this_year = {s.membership_id: charged_in_year(s, year[s.membership_id]) for s in statements}
+    return render(
+        page,
+        "members/statement.html",
+        statements=statements,
+        year=year,
+        this_year=this_year,
+        caps={code: r.caps.annual_fen for code, r in rules.items()},
+        household_charged_fen=sum(s.charged_fen for s in statements),
+        household_paid_fen=sum(s.paid_fen for s in statements),
+        household_year_fen=sum(this_year.values()),
+    )
 
 
 @router.get("/me/statement/{membership_id}/{publicity_on}")
@@ -254,7 +270,12 @@ def charge_check(membership_id: Int64, publicity_on: date, page: Page) -> HTMLRe
         if error.code != "commitment_not_yet_checkpointed":
             raise
         return render(
-            page, "members/charge_proof.html", proof=None, pending=True, plan_code=plan_code
+            page,
+            "members/charge_proof.html",
+            proof=None,
+            pending=True,
+            plan_code=plan_code,
+            publicity_on=publicity_on,
         )
     trust = published_trust(page.ctx)
     checks: tuple[Check, ...]
@@ -269,6 +290,7 @@ def charge_check(membership_id: Int64, publicity_on: date, page: Page) -> HTMLRe
         proof=proof,
         pending=False,
         plan_code=plan_code,
+        publicity_on=publicity_on,
         checks=checks,
         unchecked=LINKS[len(checks) :],
         failure=failure,

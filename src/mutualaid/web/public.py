@@ -18,6 +18,7 @@ from mutualaid.services.claims.publicity import cases_in_publicity, objection_re
 from mutualaid.services.periods.notice import period_notice
 from mutualaid.services.periods.proofs import published_trust
 from mutualaid.services.periods.views import PeriodView, list_periods
+from mutualaid.services.plans.highlights import plan_highlights
 from mutualaid.services.plans.plan_statistics import plan_statistics
 from mutualaid.services.plans.plans import list_plans, plan_rules
 from mutualaid.services.transparency.checkpoints import latest_checkpoint, proof_bundle
@@ -40,13 +41,26 @@ router = page_router()
 
 @router.get("/")
 def home(page: Page) -> HTMLResponse:
-    return render(page, "public/home.html", plans=list_plans(page.ctx))
+    plans = list_plans(page.ctx)
+    return render(
+        page,
+        "public/home.html",
+        plans=plans,
+        highlights={p.plan.code: plan_highlights(page.ctx, p.plan.code) for p in plans},
+    )
 
 
 @router.get("/plans/{code}")
 def plan(code: str, page: Page) -> HTMLResponse:
     view, rules = plan_rules(page.ctx, code)
-    return render(page, "public/plan.html", plan=view, rules=rules, zone=rules.zone)
+    return render(
+        page,
+        "public/plan.html",
+        plan=view,
+        rules=rules,
+        zone=rules.zone,
+        h=plan_highlights(page.ctx, code),
+    )
 
 
 @router.get("/notices")

@@ -18,6 +18,7 @@ from mutualaid.db.models import (
 from mutualaid.db.queries.plans import rules_of
 from mutualaid.domain.accounts import Role, require_role
 from mutualaid.domain.calendars import local_date
+from mutualaid.domain.claim_progress import check_dispute_in_time
 from mutualaid.domain.claims import ClaimEvent, written
 from mutualaid.domain.errors import Conflict, DomainError, NotFound
 from mutualaid.domain.juries import (
@@ -100,6 +101,10 @@ def dispute_rejection(
                 details={"ref": ref},
             )
         rules = rules_of(session, plan.id, claim.plan_version)
+        if claim.decided_at is not None:
+            check_dispute_in_time(
+                rules, local_date(claim.decided_at, rules.zone), local_date(now, rules.zone)
+            )
         apply_event(
             session, claim, plan, ClaimEvent.DISPUTE, actor, now, public_note=reason.strip()
         )

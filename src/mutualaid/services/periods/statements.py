@@ -231,6 +231,12 @@ def _line(
     )
 
 
+def charged_in_year(statement: MemberStatement, year: int) -> int:
+    """What a membership was charged in the periods published in calendar year `year` (what
+    the plan's annual cap limits)."""
+    return sum(line.charge_fen for line in statement.lines if line.publicity_on.year == year)
+
+
 def account_statements(ctx: ServiceContext, actor: Actor) -> list[MemberStatement]:
     """The statements of every membership the actor pays for."""
     with ctx.reading(replica=True) as session:

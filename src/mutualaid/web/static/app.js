@@ -126,3 +126,16 @@
     }, 1000);
   });
 })();
+
+/* A link to a folded list (…#illnesses) unfolds it. */
+(function () {
+  "use strict";
+  function unfold() {
+    if (!location.hash) { return; }
+    var target = document.getElementById(decodeURIComponent(location.hash.slice(1)));
+    var folded = target && (target.tagName === "DETAILS" ? target : target.nextElementSibling);
+    if (folded && folded.tagName === "DETAILS") { folded.open = true; }
+  }
+  window.addEventListener("hashchange", unfold);
+  document.addEventListener("DOMContentLoaded", unfold);
+}());
