@@ -174,6 +174,8 @@ class AdvanceResult:
     on: date
     now_covered: int
     aged_out: int
+    #: Of those reaching the exit age, moved into another plan (issue 19; not in `aged_out`).
+    moved: int = 0
 
 
 def advance_memberships(ctx: ServiceContext, plan_code: str) -> AdvanceResult:
@@ -192,6 +194,10 @@ def advance_memberships(ctx: ServiceContext, plan_code: str) -> AdvanceResult:
         plan = plan_by_code(session, plan_code)
         zone = current_rules(session, plan).zone
         today = local_date(now, zone)
+        # Opted-in age-out moves first (issue 19): those memberships end as `move_out`.
+        from mutualaid.services.enrollment.age_out_moves import move_ageing_out
+
+        moved = move_ageing_out(session, plan, today, now)
         ageing_out = (
             (Membership.plan_id == plan.id)
             & Membership.state.in_(_ACTIVE)
@@ -251,8 +257,9 @@ def advance_memberships(ctx: ServiceContext, plan_code: str) -> AdvanceResult:
             on=today.isoformat(),
             now_covered=now_covered,
             aged_out=aged_out,
+            moved=moved,
         )
-        uow.commit(AdvanceResult(plan.code, today, now_covered, aged_out))
+        uow.commit(AdvanceResult(plan.code, today, now_covered, aged_out, moved))
     return uow.result
 
 
