@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
+from mutualaid.services.collections.refunds import mark_refund_paid, refunds_due
 from sqlalchemy import select
 from tests.factories import (
     ELDERLY_PLAN,
@@ -38,7 +39,6 @@ from mutualaid.services.context import ServiceContext
 from mutualaid.services.enrollment.age_out_moves import age_out_move, set_age_out_move
 from mutualaid.services.enrollment.joins import EnrollmentRequest, enroll_member
 from mutualaid.services.enrollment.memberships import advance_memberships, get_membership
-from mutualaid.services.enrollment.refunds import mark_refund_paid, refunds_due
 from mutualaid.services.ledger.ledger import balances, unbalanced_transactions
 from mutualaid.services.plans.plans import publish_plan
 
@@ -106,15 +106,17 @@ class TestIllnessInTheWaitingPeriod:
             mark_refund_paid(ctx, operator, due.id)
         assert again.value.code == "refund_already_paid"
 
-    def test_nothing_paid_yet_means_no_refund_row(self, ctx: ServiceContext) -> None:
+    def test_nothing_paid_means_nothing_to_refund(self, ctx: ServiceContext) -> None:
         holder = account(ctx)
         membership = enroll(ctx, holder, date(1990, 5, 1))
 
         closed = _report(ctx, holder, membership.id, diagnosed_on=TODAY)
 
         assert closed.state is ClaimState.CLOSED_REJECTED
+        assert refunds_due(ctx, account(ctx, Role.OPERATOR), MAIN_PLAN) == []
         with ctx.reading() as session:
-            assert session.scalars(select(MembershipRefund)).all() == []
+            refund = session.scalars(select(MembershipRefund)).one()
+            assert (refund.status, refund.amount_fen) == ("none", 0)
         with pytest.raises(DomainError) as refused:
             _report(ctx, holder, membership.id, diagnosed_on=TODAY)
         assert refused.value.code == "not_covered_member"

@@ -96,7 +96,7 @@ NOTE_JURY_TOO_FEW = "too few jurors voted in {rounds} rounds; staff will decide"
 NOTE_PAID = "{amount} paid"
 NOTE_WAITING_ILLNESS = (
     "diagnosed in the waiting period (until {on}) and not caused by an accident: no payout; "
-    "the membership has ended and the shares paid ({amount}) are refunded"
+    "the membership has ended and the shares paid are refunded"
 )
 #: How NOTE_PUBLISHED writes its instant (UTC).
 NOTE_INSTANT_FORMAT = "%Y-%m-%d %H:%M UTC"
@@ -225,9 +225,10 @@ def filing_refusal(
             {},
         )
     if in_waiting_period_illness(rules, facts):
-        # Not a refusal but an outcome (WAITING_PERIOD_OUTCOME): the claim is recorded closed.
+        # WAITING_PERIOD_OUTCOME: an outcome (the claim is recorded closed) while the membership
+        # is waiting or covered; a refusal otherwise.
         return (
-            WAITING_PERIOD_OUTCOME,
+            "waiting_period",
             f"the illness was diagnosed in the waiting period (until {coverage.waiting_ends_on}) "
             "and was not caused by an accident",
             "diagnosed_on",

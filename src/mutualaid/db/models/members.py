@@ -109,7 +109,8 @@ class AgeOutMove(Base):
 
 class MembershipRefund(Base):
     """Shares a membership paid, refunded (an illness diagnosed in the waiting period ends the
-    membership and refunds them, issue 19): `due` until the payment provider has paid it back."""
+    membership and refunds them, issue 19): `pending` until priced, then `due` until the payment
+    provider has paid it back."""
 
     __tablename__ = "membership_refunds"
     __table_args__ = (Index("ix_membership_refunds_status", "status", "plan_id", "id"),)
@@ -121,7 +122,7 @@ class MembershipRefund(Base):
     payer_account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
     amount_fen: Mapped[int] = mapped_column(BigInteger)
     reason: Mapped[str] = mapped_column(String(20))
-    #: due, paid
+    #: pending (not yet priced), due, paid, none (nothing was paid): services/collections/refunds.py
     status: Mapped[str] = mapped_column(String(10))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     paid_at: Mapped[datetime | None] = mapped_column(UtcDateTime())

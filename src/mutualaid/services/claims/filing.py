@@ -14,6 +14,7 @@ from mutualaid.db.models import (
     Claim,
     ClaimEventRow,
     Membership,
+    MembershipRefund,
     Person,
     Plan,
 )
@@ -41,7 +42,6 @@ from mutualaid.domain.memberships import (
     state_on,
     transition,
 )
-from mutualaid.domain.money import format_yuan
 from mutualaid.domain.risk import ClaimLinks
 from mutualaid.domain.schemes import SchemeClaim
 from mutualaid.services import audit
@@ -55,7 +55,6 @@ from mutualaid.services.claims.claims import (
 )
 from mutualaid.services.context import ServiceContext
 from mutualaid.services.enrollment.membership_leaves import queue_membership_event
-from mutualaid.services.enrollment.refunds import refund_shares
 from mutualaid.services.idempotency import Once
 from mutualaid.services.notifications.outbox import notify
 from mutualaid.services.plans.schemes import plan_claim_sponsored, scheme_terms
@@ -306,7 +305,18 @@ def _end_in_waiting_period(
         state=membership.state,
         occurred_at=now,
     )
-    refunded = refund_shares(session, plan, membership, event, now, actor)
+    # The shares it paid are refunded: priced and posted by collections (refunds.py).
+    session.add(
+        MembershipRefund(
+            plan_id=plan.id,
+            membership_id=membership.id,
+            payer_account_id=membership.payer_account_id,
+            amount_fen=0,
+            reason=str(event),
+            status="pending",
+            created_at=now,
+        )
+    )
     claim.decision_reason = RejectionReason.WAITING_PERIOD
     apply_event(
         session,
@@ -316,10 +326,7 @@ def _end_in_waiting_period(
         actor,
         now,
         reason_code=RejectionReason.WAITING_PERIOD,
-        public_note=NOTE_WAITING_ILLNESS.format(
-            on=membership.waiting_ends_on.isoformat(),
-            amount=format_yuan(refunded, symbol=True, grouping=True),
-        ),
+        public_note=NOTE_WAITING_ILLNESS.format(on=membership.waiting_ends_on.isoformat()),
     )
 
 

@@ -30,6 +30,7 @@ from mutualaid.services import audit
 from mutualaid.services.accounts.accounts import Actor
 from mutualaid.services.context import ServiceContext
 from mutualaid.services.enrollment.membership_leaves import queue_membership_event
+from mutualaid.services.enrollment.moves import move_ageing_out
 from mutualaid.services.idempotency import Once, UnitOfWork
 
 _ACTIVE = [str(s) for s in ACTIVE_STATES]
@@ -195,8 +196,6 @@ def advance_memberships(ctx: ServiceContext, plan_code: str) -> AdvanceResult:
         zone = current_rules(session, plan).zone
         today = local_date(now, zone)
         # Opted-in age-out moves first (issue 19): those memberships end as `move_out`.
-        from mutualaid.services.enrollment.age_out_moves import move_ageing_out
-
         moved = move_ageing_out(session, plan, today, now)
         ageing_out = (
             (Membership.plan_id == plan.id)

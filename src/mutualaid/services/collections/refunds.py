@@ -1,12 +1,13 @@
 """Refunds of the shares a membership paid (issue 19): an illness (not an accident) first
-diagnosed in the waiting period ends the membership with no payout, and every share it paid is
-refunded through the ledger.
+diagnosed in the waiting period ends the membership with no payout (claims/filing.py), which
+requests a refund: a `pending` `membership_refunds` row, one per membership, ever.
 
-A refund is one `membership_refunds` row (one per membership, ever) and one ledger transaction
-``refund:m-<id>``: the sponsor funds it (the shares themselves already went to other members'
-aid) into ``plan:P:refunds``; the payment provider pays it back to the payer, and
-`mark_refund_paid` posts ``refund-paid:m-<id>`` from ``plan:P:refunds`` to ``external:provider``.
-Staff list the refunds still due (`refunds_due`) for the provider or the collection file.
+`refunds_due` prices each pending refund from the member's statement (so a period computed before
+the end and collected after it is refunded too) and posts ledger transaction ``refund:m-<id>``:
+the sponsor funds it (the shares already went to other members' aid) into ``plan:P:refunds``;
+then lists the refunds due for the provider or the collection file. `mark_refund_paid` records
+the provider's payment back to the payer: ``refund-paid:m-<id>``, from ``plan:P:refunds`` to
+``external:provider``.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from mutualaid.db.models import Membership, MembershipRefund, Plan
+from mutualaid.db.models import MembershipRefund, Plan
 from mutualaid.db.queries.plans import plan_by_code
 from mutualaid.domain.accounts import Role
 from mutualaid.domain.errors import Conflict, Forbidden, NotFound
@@ -29,7 +30,9 @@ from mutualaid.services.idempotency import UnitOfWork
 from mutualaid.services.ledger.ledger import post
 from mutualaid.services.periods.statements import statement_of
 
-DUE, PAID = "due", "paid"
+#: pending: requested (the membership ended), not yet priced; due: priced and posted, to be paid
+#: back; paid: paid back through the provider; none: the member had paid nothing.
+PENDING, DUE, PAID, NONE = "pending", "due", "paid", "none"
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,55 +62,37 @@ def _view(row: MembershipRefund, plan_code: str) -> RefundView:
     )
 
 
-def refund_shares(
-    session: Session,
-    plan: Plan,
-    membership: Membership,
-    reason: str,
-    now: datetime,
-    actor: Actor,
-) -> int:
-    """Refund every share `membership` paid, in the caller's transaction: the amount (0: nothing
-    was paid, no row). Once per membership."""
-    # What the member's statement says they paid (flushed first: it reads the ended membership).
-    session.flush()
-    amount = statement_of(session, membership.id).paid_fen
+def _settle(session: Session, plan: Plan, row: MembershipRefund, now: datetime) -> None:
+    """Price a pending refund from the member's statement (what they paid, every period that
+    has been collected since they ended included) and post it: due, or none when nothing was
+    paid. Once: the ledger key is unique."""
+    amount = statement_of(session, row.membership_id).paid_fen
+    row.amount_fen = amount
     if amount <= 0:
-        return 0
-    row = MembershipRefund(
-        plan_id=plan.id,
-        membership_id=membership.id,
-        payer_account_id=membership.payer_account_id,
-        amount_fen=amount,
-        reason=reason,
-        status=DUE,
-        created_at=now,
-    )
-    session.add(row)
-    session.flush()
+        row.status = NONE
+        return
+    row.status = DUE
     post(
         session,
         transaction(
-            f"refund:m-{membership.id}",
+            f"refund:m-{row.membership_id}",
             "membership_refund",
             [Leg(SPONSOR, -amount), Leg(plan_account(plan.code, "refunds"), amount)],
-            memo=f"shares of membership {membership.id} refunded ({reason})",
+            memo=f"shares of membership {row.membership_id} refunded ({row.reason})",
         ),
         at=now,
         plan_id=plan.id,
-        actor_id=actor.recorded_id,
     )
     audit.record(
         session,
         at=now,
-        actor_account_id=actor.recorded_id,
+        actor_account_id=None,
         action="membership_refund",
         subject_type="membership",
-        subject_id=membership.id,
+        subject_id=row.membership_id,
         amount_fen=amount,
-        reason=reason,
+        reason=row.reason,
     )
-    return amount
 
 
 def _require_staff(actor: Actor, roles: tuple[Role, ...]) -> None:
@@ -120,17 +105,29 @@ def _require_staff(actor: Actor, roles: tuple[Role, ...]) -> None:
 def refunds_due(
     ctx: ServiceContext, actor: Actor, plan_code: str, *, limit: int = 500
 ) -> list[RefundView]:
-    """The plan's refunds still to be paid back, oldest first (for the provider or the file)."""
+    """The plan's refunds still to be paid back, oldest first, for the provider or the file;
+    refunds requested since the last call are priced and posted first."""
     _require_staff(actor, (Role.OPERATOR, Role.AUDITOR))
-    with ctx.reading() as session:
+    uow: UnitOfWork[list[RefundView]] = ctx.unit_of_work()
+    with uow:
+        session = uow.session
+        now = ctx.clock.now()
         plan = plan_by_code(session, plan_code)
+        for row in session.scalars(
+            select(MembershipRefund)
+            .where(MembershipRefund.status == PENDING, MembershipRefund.plan_id == plan.id)
+            .order_by(MembershipRefund.id)
+            .with_for_update()
+        ).all():
+            _settle(session, plan, row, now)
         rows = session.scalars(
             select(MembershipRefund)
             .where(MembershipRefund.status == DUE, MembershipRefund.plan_id == plan.id)
             .order_by(MembershipRefund.id)
             .limit(max(1, min(limit, 5000)))
         ).all()
-        return [_view(row, plan.code) for row in rows]
+        uow.commit([_view(row, plan.code) for row in rows])
+    return uow.result
 
 
 def mark_refund_paid(ctx: ServiceContext, actor: Actor, refund_id: int) -> RefundView:
