@@ -7,7 +7,6 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
-from mutualaid.services.collections.refunds import mark_refund_paid, refunds_due
 from sqlalchemy import select
 from tests.factories import (
     ELDERLY_PLAN,
@@ -35,6 +34,7 @@ from mutualaid.services.accounts.accounts import SYSTEM_ACTOR
 from mutualaid.services.claims.filing import ClaimReport, report_claim
 from mutualaid.services.collections.debits import collect_period
 from mutualaid.services.collections.providers import SimulatedProvider
+from mutualaid.services.collections.refunds import mark_refund_paid, refunds_due
 from mutualaid.services.context import ServiceContext
 from mutualaid.services.enrollment.age_out_moves import age_out_move, set_age_out_move
 from mutualaid.services.enrollment.joins import EnrollmentRequest, enroll_member

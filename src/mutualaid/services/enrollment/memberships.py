@@ -15,7 +15,7 @@ from mutualaid.db.queries.memberships import advance_with_leaves, family_members
 from mutualaid.db.queries.plans import current_rules, plan_by_code, rules_of
 from mutualaid.domain.accounts import STAFF_ROLES, Role
 from mutualaid.domain.calendars import local_date
-from mutualaid.domain.errors import Forbidden, NotFound
+from mutualaid.domain.errors import DomainError, Forbidden, NotFound
 from mutualaid.domain.memberships import (
     ACTIVE_STATES,
     END_REASONS,
@@ -34,6 +34,9 @@ from mutualaid.services.enrollment.moves import move_ageing_out
 from mutualaid.services.idempotency import Once, UnitOfWork
 
 _ACTIVE = [str(s) for s in ACTIVE_STATES]
+#: Events that only their own use cases apply (claims/filing.py, moves.py), with the claim, the
+#: refund or the new membership that goes with them.
+OWN_USE_CASE_EVENTS = frozenset({MembershipEvent.WAITING_ILLNESS, MembershipEvent.MOVE_OUT})
 #: Benchmarks only: set to "1", the daily job writes no leaves, to measure what they cost
 #: (benchmarks/RESULTS.md, issue 14). Never set in production.
 NO_LEAVES_ENV = "MUTUALAID_BENCH_NO_MEMBERSHIP_LEAVES"
@@ -140,6 +143,13 @@ def change_membership(
             membership.ages_out_on,
         )
         current = state_on(dates, MembershipState(membership.state), today)
+        if event in OWN_USE_CASE_EVENTS:  # they come with a claim or a move: never alone
+            raise DomainError(
+                "invalid_transition",
+                f"a membership cannot {event.replace('_', ' ')} by itself",
+                "event",
+                details={"state": str(current)},
+            )
         new_state = transition(current, event)
         membership.state = new_state
         if new_state in (MembershipState.LEFT, MembershipState.ENDED):
