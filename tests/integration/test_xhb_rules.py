@@ -186,7 +186,7 @@ class TestAgeOutMove:
             assert any(b'"event":"move_out"' in leaf for leaf in leaves)
             assert any(b'"event":"move_in"' in leaf for leaf in leaves)
             assert session.scalar(
-                select(AuditEvent.id).where(AuditEvent.action == "membership_age_out_move")
+                select(AuditEvent.id).where(AuditEvent.action == "membership_move_out")
             )
         # The elderly plan's own rules apply: cancer only.
         with pytest.raises(DomainError) as refused:

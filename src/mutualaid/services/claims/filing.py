@@ -35,12 +35,10 @@ from mutualaid.domain.claims import (
 )
 from mutualaid.domain.errors import Conflict, DomainError, Forbidden, NotFound
 from mutualaid.domain.memberships import (
-    END_REASONS,
     CoverageDates,
     MembershipEvent,
     MembershipState,
     state_on,
-    transition,
 )
 from mutualaid.domain.risk import ClaimLinks
 from mutualaid.domain.schemes import SchemeClaim
@@ -54,7 +52,7 @@ from mutualaid.services.claims.claims import (
     require_visible,
 )
 from mutualaid.services.context import ServiceContext
-from mutualaid.services.enrollment.membership_leaves import queue_membership_event
+from mutualaid.services.enrollment.endings import end_membership
 from mutualaid.services.idempotency import Once
 from mutualaid.services.notifications.outbox import notify
 from mutualaid.services.plans.schemes import plan_claim_sponsored, scheme_terms
@@ -281,29 +279,15 @@ def _end_in_waiting_period(
     """An illness (not an accident) first diagnosed in the waiting period: the claim closes with
     no payout, the membership ends (`waiting_illness`) and the shares it paid are refunded."""
     event = MembershipEvent.WAITING_ILLNESS
-    before = MembershipState(membership.state)
-    membership.state = transition(before, event)
-    membership.ended_at = now
-    membership.end_reason = END_REASONS[event]
-    audit.record(
+    end_membership(
         session,
-        at=now,
-        actor_account_id=actor.recorded_id,
-        action=f"membership_{event}",
-        subject_type="membership",
-        subject_id=membership.id,
-        from_state=str(before),
-        to_state=str(membership.state),
-        reason=claim.ref,
-    )
-    queue_membership_event(
-        session,
-        at=now,
+        membership,
+        event,
         plan_ref=plan.code,
-        membership_id=membership.id,
-        event=event,
-        state=membership.state,
-        occurred_at=now,
+        at=now,
+        effective_at=now,
+        actor_account_id=actor.recorded_id,
+        reason=claim.ref,
     )
     # The shares it paid are refunded: priced and posted by collections (refunds.py).
     session.add(

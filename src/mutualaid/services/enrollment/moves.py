@@ -17,14 +17,13 @@ from mutualaid.db.queries.plans import current_rules, plan_by_code, rules_of
 from mutualaid.domain.calendars import age_in_years, start_of_day
 from mutualaid.domain.errors import NotFound
 from mutualaid.domain.memberships import (
-    ACTIVE_STATES,
-    END_REASONS,
     MOVE_IN,
     MembershipEvent,
     MembershipState,
     coverage_dates,
 )
 from mutualaid.services import audit
+from mutualaid.services.enrollment.endings import end_membership
 from mutualaid.services.enrollment.membership_leaves import queue_membership_event
 
 
@@ -39,7 +38,8 @@ def move_ageing_out(session: Session, plan: Plan, today: date, now: datetime) ->
         .where(
             AgeOutMove.moved_at.is_(None),
             Membership.plan_id == plan.id,
-            Membership.state.in_([str(s) for s in ACTIVE_STATES]),
+            # A suspended membership (a share unpaid) does not move: it simply ages out.
+            Membership.state.in_([MembershipState.WAITING, MembershipState.COVERED]),
             Membership.ages_out_on <= today,
         )
         .order_by(AgeOutMove.from_membership_id)
@@ -94,21 +94,15 @@ def _move(
             session.flush()
     except IntegrityError:  # already a member of the new plan: no move
         return False
-    event = MembershipEvent.MOVE_OUT
-    before = old.state
-    old.state = MembershipState.ENDED
-    old.ended_at = at
-    old.end_reason = END_REASONS[event]
     row.to_membership_id, row.moved_at = new.id, now
-    audit.record(
+    end_membership(
         session,
+        old,
+        MembershipEvent.MOVE_OUT,
+        plan_ref=plan.code,
         at=now,
+        effective_at=at,
         actor_account_id=None,
-        action="membership_age_out_move",
-        subject_type="membership",
-        subject_id=old.id,
-        from_state=before,
-        to_state=str(MembershipState.ENDED),
         to_membership_id=new.id,
         to_plan=target.code,
     )
@@ -121,15 +115,6 @@ def _move(
         subject_id=new.id,
         from_membership_id=old.id,
         from_plan=plan.code,
-    )
-    queue_membership_event(
-        session,
-        at=now,
-        plan_ref=plan.code,
-        membership_id=old.id,
-        event=event,
-        state=MembershipState.ENDED,
-        occurred_at=at,
     )
     queue_membership_event(
         session,
