@@ -1,7 +1,9 @@
 """The age-out moves themselves (issue 19; the opt-in: age_out_moves.py): run by the daily job
 (`advance_memberships`), in its transaction, before the set-based age-out of everyone else. The
 move is one event recorded on both memberships: the old one ends `move_out`, the new one starts
-`move_in`, at the same instant (00:00 on the birthday), with an audit row and a log leaf each.
+`move_in`, in one transaction, with an audit row and a log leaf each. The old one ends at 00:00
+on the birthday, like an age-out; the new one joins at the instant of the move (never earlier, so
+that a period of the new plan locked before the job ran is not changed after the fact).
 """
 
 from __future__ import annotations
@@ -67,8 +69,9 @@ def _move(
     person: Person,
     now: datetime,
 ) -> bool:
-    """One move: the old membership ends (`move_out`) and the new one starts (`move_in`) at the
-    same instant, 00:00 on the birthday in the old plan's zone."""
+    """One move, in the daily job's transaction: the old membership ends (`move_out`) and the new
+    one starts (`move_in`). The old one ends at 00:00 on the birthday in the old plan's zone, the
+    new one joins at `now`, with its waiting period counted from the birthday."""
     rules = current_rules(session, target)
     moves_on = old.ages_out_on
     age = age_in_years(person.birth_on, moves_on)
@@ -82,7 +85,7 @@ def _move(
         person_id=person.id,
         payer_account_id=old.payer_account_id,
         state=MembershipState.WAITING,
-        joined_at=at,
+        joined_at=max(at, now),
         joined_on=dates.joined_on,
         waiting_ends_on=dates.waiting_ends_on,
         covered_from_on=dates.covered_from_on,
@@ -123,6 +126,6 @@ def _move(
         membership_id=new.id,
         event=MOVE_IN,
         state=MembershipState.WAITING,
-        occurred_at=at,
+        occurred_at=new.joined_at,
     )
     return True
