@@ -26,7 +26,7 @@ from mutualaid.domain.ledger import PROVIDER, SPONSOR, Leg, plan_account, transa
 from mutualaid.services import audit
 from mutualaid.services.accounts.accounts import Actor
 from mutualaid.services.context import ServiceContext
-from mutualaid.services.idempotency import UnitOfWork
+from mutualaid.services.idempotency import Once, UnitOfWork
 from mutualaid.services.ledger.ledger import post
 from mutualaid.services.periods.statements import statement_of
 
@@ -130,11 +130,13 @@ def refunds_due(
     return uow.result
 
 
-def mark_refund_paid(ctx: ServiceContext, actor: Actor, refund_id: int) -> RefundView:
+def mark_refund_paid(
+    ctx: ServiceContext, actor: Actor, refund_id: int, *, idempotency_key: str | None = None
+) -> RefundView:
     """The provider paid the refund back to the payer: posted once, from plan:P:refunds."""
     _require_staff(actor, (Role.OPERATOR,))
-    uow: UnitOfWork[RefundView] = ctx.unit_of_work()
-    with uow:
+    once = Once(actor.account_id, idempotency_key, f"refund_paid:{refund_id}", {}, RefundView)
+    with ctx.unit_of_work(once) as uow:
         session = uow.session
         now = ctx.clock.now()
         row = session.get(MembershipRefund, refund_id, with_for_update=True)
