@@ -417,6 +417,7 @@ def test_the_daily_job_run_by_an_operator_covers_members_whose_wait_is_over(
         "on": "2026-05-31",
         "now_covered": 1,
         "aged_out": 0,
+        "moved": 0,
     }
     members = api.client.get("/api/v1/plans/xhb-main/members", headers=operator).json()["items"]
     assert {m["membership_id"]: m["state"] for m in members} == {

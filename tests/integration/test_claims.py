@@ -13,7 +13,7 @@ from mutualaid.db.models import Claim, ClaimEventRow, LogEntry, Notification
 from mutualaid.domain.accounts import Role
 from mutualaid.domain.claims import ClaimState, RejectionReason
 from mutualaid.domain.errors import Conflict, DomainError, Forbidden, NotFound
-from mutualaid.domain.memberships import MembershipEvent
+from mutualaid.domain.memberships import MembershipEvent, Relation
 from mutualaid.services.claims.filing import ClaimReport, report_claim, withdraw_claim
 from mutualaid.services.claims.publicity import (
     cases_in_publicity,
@@ -77,12 +77,17 @@ class TestReporting:
     def test_in_the_waiting_period_only_accidents_may_claim(self, ctx: ServiceContext) -> None:
         holder = account(ctx)
         membership = enroll(ctx, holder, date(1990, 5, 1))
-        with pytest.raises(DomainError) as refused:
-            report(ctx, holder, membership.id, diagnosed_on=TODAY)
-        assert refused.value.code == "waiting_period"
         assert (
             report(ctx, holder, membership.id, diagnosed_on=TODAY, accident=True).state
             is ClaimState.SUBMITTED
+        )
+        ill_holder = account(ctx)
+        ill = enroll(ctx, ill_holder, date(1991, 5, 1))
+        closed = report(ctx, ill_holder, ill.id, diagnosed_on=TODAY)
+        assert (closed.state, closed.payout_fen, closed.decision_reason) == (
+            ClaimState.CLOSED_REJECTED,
+            0,
+            "waiting_period",
         )
 
     def test_diagnosis_on_day_90_is_waiting_and_on_day_91_is_covered(
@@ -90,11 +95,12 @@ class TestReporting:
     ) -> None:
         holder = account(ctx)
         membership = enroll(ctx, holder, date(1990, 5, 1))
+        other = enroll(ctx, holder, date(2015, 5, 1), relation=Relation.CHILD, name="张小华")
         clock.advance(timedelta(days=100))
-        with pytest.raises(DomainError) as refused:
-            report(ctx, holder, membership.id, diagnosed_on=TODAY + timedelta(days=90))
-        assert refused.value.code == "waiting_period"
-        report(ctx, holder, membership.id, diagnosed_on=TODAY + timedelta(days=91))
+        on_day_90 = report(ctx, holder, membership.id, diagnosed_on=TODAY + timedelta(days=90))
+        assert on_day_90.state is ClaimState.CLOSED_REJECTED
+        on_day_91 = report(ctx, holder, other.id, diagnosed_on=TODAY + timedelta(days=91))
+        assert on_day_91.state is ClaimState.SUBMITTED
 
     def test_a_claim_after_the_180_day_deadline_is_refused(
         self, ctx: ServiceContext, clock: FixedClock

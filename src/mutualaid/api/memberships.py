@@ -14,6 +14,11 @@ from mutualaid.api.responses import json_answer
 from mutualaid.domain.accounts import Role, require_role
 from mutualaid.domain.identities import MAX_NAME_LENGTH
 from mutualaid.domain.memberships import MembershipEvent, Relation
+from mutualaid.services.enrollment.age_out_moves import (
+    AgeOutMoveView,
+    age_out_move,
+    set_age_out_move,
+)
 from mutualaid.services.enrollment.joins import EnrollmentRequest, enroll_member
 from mutualaid.services.enrollment.memberships import (
     AdvanceResult,
@@ -109,6 +114,42 @@ def leave(
         reason=body.reason if body else None,
         idempotency_key=key,
     )
+
+
+class AgeOutMoveChoice(BaseModel):
+    opted_in: bool = Field(description="true: move into the plan named when ageing out")
+
+
+@router.get(
+    "/memberships/{membership_id}/age-out-move",
+    operation_id="memberships-age-out-move-get",
+    response_model=None,
+    responses=ok(AgeOutMoveView) | READ,
+)
+def get_age_out_move(membership_id: Int64, ctx: Context, actor: CurrentActor) -> AgeOutMoveView:
+    """Whether this membership moves into another plan (Xiang Hu Bao: the elderly cancer plan)
+    when it ages out, and from when the member may choose it. Refused with `no_age_out_move`
+    when the plan has no such move."""
+    return age_out_move(ctx, actor, membership_id)
+
+
+@router.put(
+    "/memberships/{membership_id}/age-out-move",
+    operation_id="memberships-age-out-move-set",
+    response_model=None,
+    responses=ok(AgeOutMoveView) | WRITE,
+)
+def put_age_out_move(
+    membership_id: Int64,
+    body: AgeOutMoveChoice,
+    ctx: Context,
+    actor: CurrentActor,
+    key: IdempotencyKey = None,
+) -> AgeOutMoveView:
+    """Opt in to (or out of) the automatic move when ageing out. Refused with
+    `move_opt_in_too_early` before the plan's opt-in age, `membership_not_active` once the
+    membership has ended or moved, `no_age_out_move` when the plan has no move."""
+    return set_age_out_move(ctx, actor, membership_id, body.opted_in, idempotency_key=key)
 
 
 @router.post(

@@ -9,8 +9,10 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, Field
 
+from mutualaid.adapters import Int64
 from mutualaid.api.dependencies import Context, CurrentActor, IdempotencyKey
-from mutualaid.api.openapi import SAFE_TO_RETRY, WRITE, errors, ok, raw
+from mutualaid.api.openapi import READ, SAFE_TO_RETRY, WRITE, errors, ok, raw
+from mutualaid.services.collections.refunds import RefundView, mark_refund_paid, refunds_due
 from mutualaid.services.payments.agreements import SignPage, start_agreement
 from mutualaid.services.payments.callbacks import take_notification
 from mutualaid.services.payments.providers import alipay_client
@@ -94,3 +96,30 @@ def release(
     by the same person is refused with 409 `second_release_needed`). Errors: 404
     `payout_not_found`; 409 `payout_not_held`, `second_release_needed`."""
     return release_payout(ctx, actor, claim_ref, idempotency_key=key)
+
+
+@router.get(
+    "/plans/{plan_code}/refunds",
+    operation_id="payments-refunds-due",
+    response_model=None,
+    responses=ok(list[RefundView]) | READ,
+)
+def due_refunds(plan_code: str, ctx: Context, actor: CurrentActor) -> list[RefundView]:
+    """Operators and auditors: the refunds the provider has still to pay back (shares of a
+    membership ended by an illness in its waiting period), oldest first. Refunds requested since
+    the last call are priced from the members' statements and posted to the ledger first."""
+    return refunds_due(ctx, actor, plan_code)
+
+
+@router.post(
+    "/refunds/{refund_id}/paid",
+    operation_id="payments-refund-paid",
+    response_model=None,
+    responses=ok(RefundView) | WRITE,
+)
+def refund_paid(
+    refund_id: Int64, ctx: Context, actor: CurrentActor, key: IdempotencyKey = None
+) -> RefundView:
+    """Operators: the provider has paid this refund back to the payer (posted once). Errors:
+    404 `refund_not_found`; 409 `refund_already_paid`."""
+    return mark_refund_paid(ctx, actor, refund_id, idempotency_key=key)

@@ -51,6 +51,9 @@ class ClaimEvent(StrEnum):
     JURY_INCONCLUSIVE = "jury_inconclusive"
     PAY = "pay"
     WITHDRAW = "withdraw"
+    #: An illness (not an accident) first diagnosed in the waiting period: closed at filing with
+    #: no payout; the membership ends and the shares paid are refunded (issue 19).
+    WAITING_ILLNESS = "waiting_illness"
 
 
 S, E = ClaimState, ClaimEvent
@@ -80,6 +83,7 @@ TRANSITIONS: Mapping[tuple[ClaimState, ClaimEvent], ClaimState] = {
     (S.IN_REVIEW, E.WITHDRAW): S.WITHDRAWN,
     (S.INVESTIGATING, E.WITHDRAW): S.WITHDRAWN,
     (S.AWAITING_DOCUMENTS, E.WITHDRAW): S.WITHDRAWN,
+    (S.SUBMITTED, E.WAITING_ILLNESS): S.CLOSED_REJECTED,
 }
 
 #: Notes the services write on a claim's public timeline with values in them (`str.format`). The web
@@ -90,6 +94,10 @@ NOTE_DISPUTABLE = "{note} — you may dispute this decision and ask for a member
 NOTE_JURY_TALLY = "jury: {approve} approve, {reject} reject, {recused} recused"
 NOTE_JURY_TOO_FEW = "too few jurors voted in {rounds} rounds; staff will decide"
 NOTE_PAID = "{amount} paid"
+NOTE_WAITING_ILLNESS = (
+    "diagnosed in the waiting period (until {on}) and not caused by an accident: no payout; "
+    "the membership has ended and the shares paid are refunded"
+)
 #: How NOTE_PUBLISHED writes its instant (UTC).
 NOTE_INSTANT_FORMAT = "%Y-%m-%d %H:%M UTC"
 
@@ -165,17 +173,39 @@ class ClaimFacts:
     end_reason: str | None = None
 
 
+#: The `filing_refusal` code that is an outcome, not an error: the service records the claim
+#: closed (`ClaimEvent.WAITING_ILLNESS`, reason `waiting_period`, no payout), ends the membership
+#: (`MembershipEvent.WAITING_ILLNESS`) and refunds the shares it paid.
+WAITING_PERIOD_OUTCOME = "waiting_period"
+
+
+def in_waiting_period_illness(rules: PlanRules, facts: ClaimFacts) -> bool:
+    """First diagnosed in the waiting period (day 90 included) and not an accident the plan
+    covers in it."""
+    return facts.diagnosed_on <= facts.coverage.waiting_ends_on and not (
+        facts.accident and rules.waiting_period.accidents_covered
+    )
+
+
 def filing_refusal(
     rules: PlanRules, facts: ClaimFacts, has_open_claim: bool
 ) -> tuple[str, str, str, dict[str, object]] | None:
     """Why this claim may not be filed (code, message, field, details), or None when it may."""
     coverage = facts.coverage
-    if rules.illness(facts.illness_code) is None:
+    illness = rules.illness(facts.illness_code)
+    if illness is None:
         return (
             "illness_not_covered",
             f"{facts.illness_code} is not an illness this plan covers",
             "illness_code",
             {},
+        )
+    if illness.cause == "accident" and not facts.accident:
+        return (
+            "accident_only",
+            f"{facts.illness_code} is covered only when caused by an accident",
+            "accident",
+            {"illness_code": facts.illness_code},
         )
     if facts.diagnosed_on > facts.reported_on:
         return ("diagnosis_in_future", "the diagnosis date is after today", "diagnosed_on", {})
@@ -194,9 +224,9 @@ def filing_refusal(
             "diagnosed_on",
             {},
         )
-    if facts.diagnosed_on <= coverage.waiting_ends_on and not (
-        facts.accident and rules.waiting_period.accidents_covered
-    ):
+    if in_waiting_period_illness(rules, facts):
+        # WAITING_PERIOD_OUTCOME: an outcome (the claim is recorded closed) while the membership
+        # is waiting or covered; a refusal otherwise.
         return (
             "waiting_period",
             f"the illness was diagnosed in the waiting period (until {coverage.waiting_ends_on}) "

@@ -14,6 +14,8 @@ Accounts (codes are stable strings; `plan:<code>:…` belong to one plan's pool)
 ``plan:P:surplus``          over-collection carried to the next period (rounding up to the fen)
 ``plan:P:payouts``          aid paid to claimants
 ``plan:P:fee_income``       the operator's management fee
+``plan:P:refunds``          shares refunded to a member and not yet paid back by the provider
+                            (an illness in the waiting period; funded by the sponsor, issue 19)
 ``operator:sponsor``        what the operator paid in (capped shares, sponsored cases, write-offs)
 ``external:provider``       money that came in through the payment provider (negative: received)
 ==========================  ====================================================================
@@ -37,7 +39,15 @@ def plan_account(plan_code: str, name: str) -> str:
     return f"plan:{plan_code}:{name}"
 
 
-PLAN_ACCOUNTS = ("members", "prepaid", "aid_pool", "surplus", "payouts", "fee_income")
+PLAN_ACCOUNTS = (
+    "members",
+    "prepaid",
+    "aid_pool",
+    "surplus",
+    "payouts",
+    "fee_income",
+    "refunds",
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -37,6 +37,16 @@ class MembershipEvent(StrEnum):
     REMOVE = "remove"  # unpaid after the retry window: removed by the plan
     AGE_OUT = "age_out"
     SEVERE_PAYOUT = "severe_payout"
+    #: An illness (not an accident) first diagnosed in the waiting period: the membership ends
+    #: with no payout and the shares paid are refunded (issue 19).
+    WAITING_ILLNESS = "waiting_illness"
+    #: Aged out into the plan the member opted in to move to (`age_out_move`); the new
+    #: membership's first event is `move_in`.
+    MOVE_OUT = "move_out"
+
+
+#: The first event of a membership made by an age-out move (instead of `join`).
+MOVE_IN = "move_in"
 
 
 class EndReason(StrEnum):
@@ -44,6 +54,8 @@ class EndReason(StrEnum):
     REMOVED_UNPAID = "removed_unpaid"
     AGED_OUT = "aged_out"
     SEVERE_PAYOUT = "severe_payout"
+    WAITING_ILLNESS = "waiting_illness"
+    MOVE_OUT = "move_out"
 
 
 _W, _C, _S = MembershipState.WAITING, MembershipState.COVERED, MembershipState.SUSPENDED
@@ -65,6 +77,11 @@ TRANSITIONS: Mapping[tuple[MembershipState, MembershipEvent], MembershipState] =
     (_S, MembershipEvent.AGE_OUT): _E,
     (_W, MembershipEvent.SEVERE_PAYOUT): _E,
     (_C, MembershipEvent.SEVERE_PAYOUT): _E,
+    (_W, MembershipEvent.WAITING_ILLNESS): _E,
+    # Reported after the waiting period, diagnosed in it: the same end.
+    (_C, MembershipEvent.WAITING_ILLNESS): _E,
+    (_W, MembershipEvent.MOVE_OUT): _E,
+    (_C, MembershipEvent.MOVE_OUT): _E,
 }
 
 END_REASONS: Mapping[MembershipEvent, EndReason] = {
@@ -72,6 +89,8 @@ END_REASONS: Mapping[MembershipEvent, EndReason] = {
     MembershipEvent.REMOVE: EndReason.REMOVED_UNPAID,
     MembershipEvent.AGE_OUT: EndReason.AGED_OUT,
     MembershipEvent.SEVERE_PAYOUT: EndReason.SEVERE_PAYOUT,
+    MembershipEvent.WAITING_ILLNESS: EndReason.WAITING_ILLNESS,
+    MembershipEvent.MOVE_OUT: EndReason.MOVE_OUT,
 }
 
 

@@ -79,11 +79,36 @@ class PayoutBand:
 
 
 @dataclass(frozen=True, config=_STRICT)
+class DefinitionSource:
+    """Where a catalogue's illness definitions come from (e.g. the Insurance Association of
+    China's 2020 critical illness definitions); illnesses name one by `code` in their `source`."""
+
+    code: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{1,40}$")]
+    name_zh: Annotated[str, Field(min_length=1)]
+    name_en: Annotated[str, Field(min_length=1)]
+    url: str | None = None
+
+
+@dataclass(frozen=True, config=_STRICT)
 class Illness:
     code: Annotated[str, Field(pattern=r"^[A-Z0-9][A-Z0-9_.-]{0,19}$")]
     name_zh: Annotated[str, Field(min_length=1)]
     name_en: Annotated[str, Field(min_length=1)]
     tier: Tier
+    #: The `definition_sources` code its definition follows (None: the plan's own wording).
+    source: str | None = None
+    #: accident: covered only when caused by an accident (a claim otherwise is refused with
+    #: `accident_only`); any: illness or accident.
+    cause: Literal["any", "accident"] = "any"
+
+
+@dataclass(frozen=True, config=_STRICT)
+class AgeOutMove:
+    """Xiang Hu Bao's automatic move: a member who opts in (from `opt_in_from_age_years`) moves,
+    when they age out of this plan, into plan `to_plan`, whose own rules apply from then."""
+
+    to_plan: Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{1,40}$")]
+    opt_in_from_age_years: int = Field(default=59, ge=0, le=130)
 
 
 @dataclass(frozen=True, config=_STRICT)
@@ -213,6 +238,7 @@ class PlanRules:
     name_en: Annotated[str, Field(min_length=1)]
     illnesses: Annotated[list[Illness], Field(min_length=1)]
     payout_bands: Annotated[list[PayoutBand], Field(min_length=1)]
+    definition_sources: list[DefinitionSource] = field(default_factory=list)
     time_zone: str = "Asia/Shanghai"
     funding_model: FundingModel = FundingModel.POST_PAID
     sharing_rule: Literal["uniform", "proportional", "conditional_mean"] = "uniform"
@@ -232,6 +258,8 @@ class PlanRules:
     risk: RiskRules | None = None
     #: None: the simulated provider (and a plan without the table keeps its rules hash).
     payments: PaymentRules | None = None
+    #: None: members simply age out (and a plan without the table keeps its rules hash).
+    age_out_move: AgeOutMove | None = None
 
     @property
     def zone(self) -> ZoneInfo:
@@ -265,6 +293,18 @@ class PlanRules:
         for key in ("review_days", "payout_days", "dispute_days"):
             if data["claims"][key] is None:  # likewise for the claim progress keys
                 del data["claims"][key]
+        # Keys added with the full catalogue (issue 19) are left out at their defaults, so that
+        # the hash of a plan that does not use them never changed.
+        for key in ("age_out_move",):
+            if data[key] is None:
+                del data[key]
+        if not data["definition_sources"]:
+            del data["definition_sources"]
+        for illness in data["illnesses"]:
+            if illness["source"] is None:
+                del illness["source"]
+            if illness["cause"] == "any":
+                del illness["cause"]
         return json.loads(json.dumps(data, default=str))  # type: ignore[no-any-return]
 
 
@@ -310,6 +350,7 @@ def _check_consistency(rules: PlanRules) -> None:
                 f"illnesses[{index}].code",
             )
         seen.add(illness.code)
+    _check_definition_sources(rules)
     seen.clear()
     for index, question in enumerate(rules.health_questions):
         if question.code in seen:
@@ -326,15 +367,22 @@ def _check_consistency(rules: PlanRules) -> None:
                 f"from_age {band.from_age} is above to_age {band.to_age}",
                 f"payout_bands[{index}].from_age",
             )
-    tiers_used = {illness.tier for illness in rules.illnesses}
-    for tier in sorted(tiers_used):
+    # Every illness maps to a payout at every age a member can have: an accident-only illness
+    # through the accident bands, any other through the illness bands.
+    used = {(illness.tier, illness.cause == "accident") for illness in rules.illnesses}
+    for tier, accident in sorted(used):
         for age in range(entry.min_age_years, entry.exit_age_years):
-            if rules.payout_fen(age, tier, accident=False) is None:
+            if rules.payout_fen(age, tier, accident=accident) is None:
+                cause = " (accident)" if accident else ""
                 raise DomainError(
                     "invalid_plan",
-                    f"no payout band covers age {age} for tier {tier}",
+                    f"no payout band covers age {age} for tier {tier}{cause}",
                     "payout_bands",
                 )
+    if rules.age_out_move is not None and rules.age_out_move.to_plan == rules.code:
+        raise DomainError(
+            "invalid_plan", "a plan cannot move its members into itself", "age_out_move.to_plan"
+        )
     _check_sharing_bands(rules)
     _check_risk(rules.risk)
     periods = rules.periods
@@ -367,6 +415,25 @@ def _check_consistency(rules: PlanRules) -> None:
                 "invalid_plan",
                 f"debit day {debit} falls before publicity from day {publicity} has ended",
                 f"periods.debit_days[{index}]",
+            )
+
+
+def _check_definition_sources(rules: PlanRules) -> None:
+    codes: set[str] = set()
+    for index, source in enumerate(rules.definition_sources):
+        if source.code in codes:
+            raise DomainError(
+                "invalid_plan",
+                f"definition source {source.code} appears twice",
+                f"definition_sources[{index}].code",
+            )
+        codes.add(source.code)
+    for index, illness in enumerate(rules.illnesses):
+        if illness.source is not None and illness.source not in codes:
+            raise DomainError(
+                "invalid_plan",
+                f"{illness.source} is not one of the plan's definition_sources",
+                f"illnesses[{index}].source",
             )
 
 

@@ -91,6 +91,9 @@ MEMBERSHIP_LEAF_EVENTS = (
     "age_out",
     "severe_payout",
     "cover_ended",
+    "waiting_illness",
+    "move_out",
+    "move_in",
 )
 #: The `state` after the event (domain/memberships.py MembershipState).
 MEMBERSHIP_LEAF_STATES = ("waiting", "covered", "suspended", "left", "ended")

@@ -46,8 +46,10 @@ from mutualaid.transparency.errors import LeafError
 from mutualaid.transparency.leaves import Leaf, decode_leaf, membership_ids, membership_ref
 
 #: Events after which a membership no longer shares (from their instant on).
-ENDING_EVENTS = frozenset({"leave", "remove", "severe_payout", "cover_ended"})
+ENDING_EVENTS = frozenset({"leave", "remove", "severe_payout", "cover_ended", "waiting_illness"})
 AGE_OUT = "age_out"
+#: Ends a membership at its exit age like `age_out`, into another plan (issue 19).
+MOVE_OUT = "move_out"
 
 #: The figures compared, in the order reported: (name, needs the members' ages).
 FIGURES: tuple[tuple[str, bool], ...] = (
@@ -121,7 +123,7 @@ class _Membership:
             return False
         if self.ended_at is None:
             return True
-        if self.end_event == AGE_OUT:
+        if self.end_event in (AGE_OUT, MOVE_OUT):
             return self.ended_at > lock_at
         return self.ended_at >= lock_at
 
@@ -320,11 +322,11 @@ def _replay(leaves: Sequence[Leaf]) -> dict[str, _Membership]:
     memberships: dict[str, _Membership] = {}
     for ref, event, at in _membership_events(leaves):
         m = memberships.setdefault(ref, _Membership())
-        if event == "join":
+        if event in ("join", "move_in"):
             if m.joined_at is not None:
                 raise AuditError(f"membership {ref} joins twice on the log")
             m.joined_at = at
-        elif event in ENDING_EVENTS or event == AGE_OUT:
+        elif event in ENDING_EVENTS or event in (AGE_OUT, MOVE_OUT):
             if m.ended_at is None or at < m.ended_at:
                 m.ended_at, m.end_event = at, str(event)
         elif event == "suspend":

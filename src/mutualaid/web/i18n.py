@@ -101,6 +101,10 @@ TIMELINE_NOTES: dict[str, str] = {
     claims.NOTE_JURY_TALLY: N_("jury: {approve} approve, {reject} reject, {recused} recused"),
     claims.NOTE_JURY_TOO_FEW: N_("too few jurors voted in {rounds} rounds; staff will decide"),
     claims.NOTE_PAID: N_("{amount} paid"),
+    claims.NOTE_WAITING_ILLNESS: N_(
+        "diagnosed in the waiting period (until {on}) and not caused by an accident: no payout; "
+        "the membership has ended and the shares paid are refunded"
+    ),
 }
 
 #: Fixed notes services write on a timeline or a case file, for the catalogs.
@@ -403,6 +407,8 @@ END_REASON_NAMES = {
     "removed_unpaid": N_("removed for an unpaid share"),
     "aged_out": N_("reached the exit age"),
     "severe_payout": N_("received a severe illness payout"),
+    "waiting_illness": N_("an illness was diagnosed in the waiting period (shares refunded)"),
+    "move_out": N_("moved into the elderly plan at the exit age"),
 }
 
 CHOICE_NAMES = {

@@ -18,6 +18,11 @@ from mutualaid.services.accounts.accounts import Actor, log_in, log_out, registe
 from mutualaid.services.accounts.rate_limits import check_registration
 from mutualaid.services.accounts.second_factors import SecondFactorRequired, sign_in
 from mutualaid.services.claims.casework import claims_reported_by, objections_filed_by
+from mutualaid.services.enrollment.age_out_moves import (
+    AgeOutMoveView,
+    age_out_move,
+    set_age_out_move,
+)
 from mutualaid.services.enrollment.joins import EnrollmentRequest, enroll_member
 from mutualaid.services.enrollment.member_data import family_coverage
 from mutualaid.services.enrollment.memberships import change_membership as change
@@ -125,13 +130,48 @@ def me(page: Page) -> HTMLResponse:
 
 
 def _my_page(page: PageState, actor: Actor) -> dict[str, Any]:
+    coverage = family_coverage(page.ctx, actor)
     return {
-        "coverage": family_coverage(page.ctx, actor),
+        "coverage": coverage,
+        "moves": _age_out_moves(page, actor, [c.membership_id for c in coverage if c.active]),
         "claims": claims_reported_by(page.ctx, actor),
         "objections": objections_filed_by(page.ctx, actor),
         "plans": list_plans(page.ctx),
         "fraud_records": my_fraud_records(page.ctx, actor),
     }
+
+
+def _age_out_moves(
+    page: PageState, actor: Actor, membership_ids: list[int]
+) -> dict[int, AgeOutMoveView]:
+    """The age-out moves a member may choose now (their plan has one, and they are old enough)."""
+    moves = {}
+    today = page.ctx.clock.now().date()
+    for membership_id in membership_ids:
+        try:
+            move = age_out_move(page.ctx, actor, membership_id)
+        except DomainError:  # no_age_out_move: the plan has none
+            continue
+        if move.moved_at is None and move.opt_in_from_on <= today:
+            moves[membership_id] = move
+    return moves
+
+
+@router.post("/me/memberships/{membership_id}/age-out-move")
+def choose_age_out_move(membership_id: Int64, page: Page) -> Response:
+    """The toggle on the member page: move into the plan named when ageing out, or not."""
+    actor = page.need(Role.MEMBER)
+    try:
+        set_age_out_move(
+            page.ctx,
+            actor,
+            membership_id,
+            page.text("opted_in") == "yes",
+            idempotency_key=page.text("form_key") or None,
+        )
+    except DomainError as error:
+        return render_form(page, "members/me.html", error, **_my_page(page, actor))
+    return redirect("/me", ok="age_out_move")
 
 
 @router.post("/me/fraud-records/{record_id}/appeal")

@@ -51,6 +51,7 @@ CONFIRMATIONS = {
     "logged_out": i18n.N_("You are logged out."),
     "enrolled": i18n.N_("Joined. The waiting period has started."),
     "left": i18n.N_("You have left the plan. Your cover has ended."),
+    "age_out_move": i18n.N_("Your choice of the move at the exit age is saved."),
     "claim_reported": i18n.N_("Your claim is reported. Add photos of your documents below."),
     "evidence_added": i18n.N_("The document was added to your claim."),
     "documents_provided": i18n.N_("Thank you. The investigator has been told."),

@@ -32,7 +32,13 @@ from mutualaid.db.models.ledger import (
     LedgerTransaction,
     PrepaidBalance,
 )
-from mutualaid.db.models.members import ACTIVE_STATES_SQL, Membership, Person
+from mutualaid.db.models.members import (
+    ACTIVE_STATES_SQL,
+    AgeOutMove,
+    Membership,
+    MembershipRefund,
+    Person,
+)
 from mutualaid.db.models.payments import (
     PaymentAgreement,
     PayoutRelease,
@@ -78,6 +84,7 @@ __all__ = [
     "SITE_SCOPE",
     "Account",
     "AccountInvitation",
+    "AgeOutMove",
     "ApiToken",
     "AuditEvent",
     "Base",
@@ -105,6 +112,7 @@ __all__ = [
     "LogTile",
     "LogWitnessState",
     "Membership",
+    "MembershipRefund",
     "Notification",
     "Objection",
     "PaymentAgreement",

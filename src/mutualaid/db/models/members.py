@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 
 from sqlalchemy import (
+    BigInteger,
     Date,
     ForeignKey,
     Index,
@@ -90,3 +91,38 @@ Index(
     sqlite_where=text("ended_at IS NOT NULL"),
     postgresql_where=text("ended_at IS NOT NULL"),
 )
+
+
+class AgeOutMove(Base):
+    """A member's opt-in to move, when they age out of their plan, into the plan its rules name
+    (`age_out_move.to_plan`), and the move once made: one event recorded on both memberships
+    (the old one ends with reason `move_out`, the new one starts with `move_in`). Issue 19."""
+
+    __tablename__ = "age_out_moves"
+    __table_args__ = (Index("ix_age_out_moves_pending", "moved_at", "from_membership_id"),)
+
+    from_membership_id: Mapped[int] = mapped_column(ForeignKey("memberships.id"), primary_key=True)
+    opted_in_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    to_membership_id: Mapped[int | None] = mapped_column(ForeignKey("memberships.id"), unique=True)
+    moved_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+
+class MembershipRefund(Base):
+    """Shares a membership paid, refunded (an illness diagnosed in the waiting period ends the
+    membership and refunds them, issue 19): `pending` until priced, then `due` until the payment
+    provider has paid it back."""
+
+    __tablename__ = "membership_refunds"
+    __table_args__ = (Index("ix_membership_refunds_status", "status", "plan_id", "id"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    plan_id: Mapped[int] = mapped_column(ForeignKey("plans.id"))
+    #: One refund per membership, ever: a re-run cannot refund twice.
+    membership_id: Mapped[int] = mapped_column(ForeignKey("memberships.id"), unique=True)
+    payer_account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    amount_fen: Mapped[int] = mapped_column(BigInteger)
+    reason: Mapped[str] = mapped_column(String(20))
+    #: pending (not yet priced), due, paid, none (nothing was paid): services/collections/refunds.py
+    status: Mapped[str] = mapped_column(String(10))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    paid_at: Mapped[datetime | None] = mapped_column(UtcDateTime())

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from mutualaid.db.models import (
     Claim,
     ClaimEventRow,
     Membership,
+    MembershipRefund,
     Person,
     Plan,
 )
@@ -20,16 +22,24 @@ from mutualaid.db.queries.plans import rules_of
 from mutualaid.domain.calendars import age_in_years, local_date
 from mutualaid.domain.claims import (
     MAX_HOSPITAL_CHARS,
+    NOTE_WAITING_ILLNESS,
     OPEN_STATES,
+    WAITING_PERIOD_OUTCOME,
     ClaimEvent,
     ClaimFacts,
     ClaimState,
+    RejectionReason,
     filing_refusal,
     payout_for,
     written,
 )
 from mutualaid.domain.errors import Conflict, DomainError, Forbidden, NotFound
-from mutualaid.domain.memberships import CoverageDates, MembershipState, state_on
+from mutualaid.domain.memberships import (
+    CoverageDates,
+    MembershipEvent,
+    MembershipState,
+    state_on,
+)
 from mutualaid.domain.risk import ClaimLinks
 from mutualaid.domain.schemes import SchemeClaim
 from mutualaid.services import audit
@@ -42,6 +52,7 @@ from mutualaid.services.claims.claims import (
     require_visible,
 )
 from mutualaid.services.context import ServiceContext
+from mutualaid.services.enrollment.endings import end_membership
 from mutualaid.services.idempotency import Once
 from mutualaid.services.notifications.outbox import notify
 from mutualaid.services.plans.schemes import plan_claim_sponsored, scheme_terms
@@ -152,7 +163,13 @@ def report_claim(
             )
         else:
             refusal = filing_refusal(rules, facts, has_open)
-            if refusal:
+            # An illness in the waiting period is an outcome, not an error, while the membership
+            # can still end: the claim is recorded closed, below (issue 19).
+            waiting_illness = refusal is not None and (
+                refusal[0] == WAITING_PERIOD_OUTCOME
+                and facts.membership_state in (MembershipState.WAITING, MembershipState.COVERED)
+            )
+            if refusal and not waiting_illness:
                 code, message, field, details = refusal
                 raise (Conflict if code == "duplicate_open_claim" else DomainError)(
                     code, message, field, details=details
@@ -160,8 +177,12 @@ def report_claim(
             illness = rules.illness(report.illness_code)
             assert illness is not None
             illness_code, tier, scheme_id = illness.code, illness.tier, None
-            payout = payout_for(
-                rules, illness.code, person.birth_on, report.diagnosed_on, report.accident
+            payout = (
+                0
+                if waiting_illness
+                else payout_for(
+                    rules, illness.code, person.birth_on, report.diagnosed_on, report.accident
+                )
             )
         claim = Claim(
             ref=f"C{today:%y%m}-{secrets.token_hex(4).upper()}",
@@ -228,6 +249,10 @@ def report_claim(
                 "illness_code": illness_code,
             },
         )
+        if waiting_illness:
+            _end_in_waiting_period(session, claim, plan, membership, person, actor, now)
+            uow.commit(claim_view(claim, plan.code, person.name_masked))
+            return uow.result
         risk.on_claim_filed(session, claim, now)
         notify(
             session,
@@ -240,6 +265,53 @@ def report_claim(
         )
         uow.commit(claim_view(claim, plan.code, person.name_masked))
     return uow.result
+
+
+def _end_in_waiting_period(
+    session: Session,
+    claim: Claim,
+    plan: Plan,
+    membership: Membership,
+    person: Person,
+    actor: Actor,
+    now: datetime,
+) -> None:
+    """An illness (not an accident) first diagnosed in the waiting period: the claim closes with
+    no payout, the membership ends (`waiting_illness`) and the shares it paid are refunded."""
+    event = MembershipEvent.WAITING_ILLNESS
+    end_membership(
+        session,
+        membership,
+        event,
+        plan_ref=plan.code,
+        at=now,
+        effective_at=now,
+        actor_account_id=actor.recorded_id,
+        reason=claim.ref,
+    )
+    # The shares it paid are refunded: priced and posted by collections (refunds.py).
+    session.add(
+        MembershipRefund(
+            plan_id=plan.id,
+            membership_id=membership.id,
+            payer_account_id=membership.payer_account_id,
+            amount_fen=0,
+            reason=str(event),
+            status="pending",
+            created_at=now,
+        )
+    )
+    claim.decision_reason = RejectionReason.WAITING_PERIOD
+    apply_event(
+        session,
+        claim,
+        plan,
+        ClaimEvent.WAITING_ILLNESS,
+        actor,
+        now,
+        reason_code=RejectionReason.WAITING_PERIOD,
+        public_note=NOTE_WAITING_ILLNESS.format(on=membership.waiting_ends_on.isoformat()),
+    )
 
 
 def withdraw_claim(

@@ -15,7 +15,7 @@ from mutualaid.db.queries.memberships import advance_with_leaves, family_members
 from mutualaid.db.queries.plans import current_rules, plan_by_code, rules_of
 from mutualaid.domain.accounts import STAFF_ROLES, Role
 from mutualaid.domain.calendars import local_date
-from mutualaid.domain.errors import Forbidden, NotFound
+from mutualaid.domain.errors import DomainError, Forbidden, NotFound
 from mutualaid.domain.memberships import (
     ACTIVE_STATES,
     END_REASONS,
@@ -30,9 +30,13 @@ from mutualaid.services import audit
 from mutualaid.services.accounts.accounts import Actor
 from mutualaid.services.context import ServiceContext
 from mutualaid.services.enrollment.membership_leaves import queue_membership_event
+from mutualaid.services.enrollment.moves import move_ageing_out
 from mutualaid.services.idempotency import Once, UnitOfWork
 
 _ACTIVE = [str(s) for s in ACTIVE_STATES]
+#: Events that only their own use cases apply (claims/filing.py, moves.py), with the claim, the
+#: refund or the new membership that goes with them.
+OWN_USE_CASE_EVENTS = frozenset({MembershipEvent.WAITING_ILLNESS, MembershipEvent.MOVE_OUT})
 #: Benchmarks only: set to "1", the daily job writes no leaves, to measure what they cost
 #: (benchmarks/RESULTS.md, issue 14). Never set in production.
 NO_LEAVES_ENV = "MUTUALAID_BENCH_NO_MEMBERSHIP_LEAVES"
@@ -139,6 +143,13 @@ def change_membership(
             membership.ages_out_on,
         )
         current = state_on(dates, MembershipState(membership.state), today)
+        if event in OWN_USE_CASE_EVENTS:  # they come with a claim or a move: never alone
+            raise DomainError(
+                "invalid_transition",
+                f"a membership cannot {event.replace('_', ' ')} by itself",
+                "event",
+                details={"state": str(current)},
+            )
         new_state = transition(current, event)
         membership.state = new_state
         if new_state in (MembershipState.LEFT, MembershipState.ENDED):
@@ -174,6 +185,8 @@ class AdvanceResult:
     on: date
     now_covered: int
     aged_out: int
+    #: Of those reaching the exit age, moved into another plan (issue 19; not in `aged_out`).
+    moved: int = 0
 
 
 def advance_memberships(ctx: ServiceContext, plan_code: str) -> AdvanceResult:
@@ -192,6 +205,8 @@ def advance_memberships(ctx: ServiceContext, plan_code: str) -> AdvanceResult:
         plan = plan_by_code(session, plan_code)
         zone = current_rules(session, plan).zone
         today = local_date(now, zone)
+        # Opted-in age-out moves first (issue 19): those memberships end as `move_out`.
+        moved = move_ageing_out(session, plan, today, now)
         ageing_out = (
             (Membership.plan_id == plan.id)
             & Membership.state.in_(_ACTIVE)
@@ -251,8 +266,9 @@ def advance_memberships(ctx: ServiceContext, plan_code: str) -> AdvanceResult:
             on=today.isoformat(),
             now_covered=now_covered,
             aged_out=aged_out,
+            moved=moved,
         )
-        uow.commit(AdvanceResult(plan.code, today, now_covered, aged_out))
+        uow.commit(AdvanceResult(plan.code, today, now_covered, aged_out, moved))
     return uow.result
 
 
