@@ -108,6 +108,9 @@ class PeriodSchedule:
 @dataclass(frozen=True, config=_STRICT)
 class ClaimRules:
     deadline_days: int = Field(default=180, ge=1, le=3650)
+    #: Days from a report to the staff decision (None: domain.casework's default); a staff
+    #: queue shows it as each case's deadline.
+    decision_days: int | None = Field(default=None, ge=1, le=365)
 
 
 @dataclass(frozen=True, config=_STRICT)
@@ -256,6 +259,8 @@ class PlanRules:
             del data["risk"]
         if data["payments"] is None:
             del data["payments"]
+        if data["claims"]["decision_days"] is None:  # likewise
+            del data["claims"]["decision_days"]
         return json.loads(json.dumps(data, default=str))  # type: ignore[no-any-return]
 
 
