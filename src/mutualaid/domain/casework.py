@@ -15,7 +15,9 @@ DEFAULT_DECISION_DAYS = 30
 S = ClaimState
 
 #: States in which staff still owe the claimant a decision (the deadline applies).
-UNDECIDED = frozenset({S.SUBMITTED, S.IN_REVIEW, S.INVESTIGATING, S.AWAITING_DOCUMENTS, S.RE_REVIEW})
+UNDECIDED = frozenset(
+    {S.SUBMITTED, S.IN_REVIEW, S.INVESTIGATING, S.AWAITING_DOCUMENTS, S.RE_REVIEW}
+)
 
 #: The next step of each state: what happens next, as a code the pages translate.
 NEXT_STEPS: dict[ClaimState, str] = {

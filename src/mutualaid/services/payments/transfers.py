@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from datetime import date
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -27,7 +27,7 @@ from mutualaid.services.accounts.accounts import Actor
 from mutualaid.services.collections.payouts import payout_amounts
 from mutualaid.services.context import ServiceContext
 from mutualaid.services.idempotency import Once
-from mutualaid.services.payments.alipay import AlipayProvider, out_reference
+from mutualaid.services.payments.alipay import TransferResult, out_reference
 from mutualaid.services.payments.providers import payment_rules
 from mutualaid.services.periods.views import find_period
 
@@ -35,6 +35,31 @@ if TYPE_CHECKING:
     from mutualaid.services.idempotency import UnitOfWork
 
 RELEASES_NEEDED = 2
+
+
+class Transferring(Protocol):
+    """A provider that pays a payee (Alipay; the simulated one for the demo and tests).
+    `transfer` is idempotent by key: asked again it answers the first transfer."""
+
+    name: str
+
+    def transfer(
+        self, payee_user_id: str, amount_fen: int, idempotency_key: str, title: str
+    ) -> TransferResult: ...
+
+
+def payee_of(session: Session, provider: str, account_id: int) -> str | None:
+    """Who a provider pays for this account: the user of their active agreement (the simulated
+    provider pays the account itself); None when they have none."""
+    if provider == "simulated":
+        return f"account:{account_id}"
+    return session.scalar(
+        select(PaymentAgreement.provider_user_id).where(
+            PaymentAgreement.provider == provider,
+            PaymentAgreement.account_id == account_id,
+            PaymentAgreement.status == "active",
+        )
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +74,7 @@ class TransferView:
 
 
 def send_payouts(
-    ctx: ServiceContext, actor: Actor, plan_code: str, publicity_on: date, client: AlipayProvider
+    ctx: ServiceContext, actor: Actor, plan_code: str, publicity_on: date, client: Transferring
 ) -> list[TransferView]:
     """Transfer each approved case of a collected period through Alipay, once (out_biz_no from
     ``payout:<claim>``). A case above the plan's `four_eyes_above_fen` is held until released."""
@@ -68,25 +93,29 @@ def send_payouts(
         period_id = period.id
     views = []
     for claim_id, ref, amount, _ in cases:
-        views.append(_send_one(ctx, actor, client, period_id, claim_id, ref, amount, threshold))
+        views.append(send_one(ctx, actor, client, period_id, claim_id, ref, amount, threshold))
     return views
 
 
-def _send_one(
+def send_one(
     ctx: ServiceContext,
     actor: Actor,
-    client: AlipayProvider,
+    client: Transferring,
     period_id: int,
     claim_id: int,
     ref: str,
     amount: int,
     threshold: int,
+    *,
+    key: str | None = None,
 ) -> TransferView:
+    """Send one payout under `key` (default ``payout:<claim>``; a resend has its own), creating
+    its row first: held above `threshold`, else ready."""
     work: UnitOfWork[TransferView] = ctx.unit_of_work()
     with work as uow:
         session = uow.session
         claim = session.get_one(Claim, claim_id, with_for_update=True)
-        key = f"payout:{ref}"
+        key = key or f"payout:{ref}"
         row = session.scalar(
             select(ProviderPayment).where(
                 ProviderPayment.provider == client.name, ProviderPayment.key == key
@@ -111,13 +140,7 @@ def _send_one(
             session.add(row)
             session.flush()
         if row.status == "ready":
-            payee = session.scalar(
-                select(PaymentAgreement.provider_user_id).where(
-                    PaymentAgreement.provider == client.name,
-                    PaymentAgreement.account_id == claim.claimant_account_id,
-                    PaymentAgreement.status == "active",
-                )
-            )
+            payee = payee_of(session, client.name, claim.claimant_account_id)
             if payee is None:
                 uow.commit(TransferView(ref, amount, "no_payee"))
                 return uow.result
@@ -133,6 +156,7 @@ def _send_one(
                 subject_id=claim.id,
                 amount_fen=amount,
                 accepted=result.accepted,
+                key=key,
             )
         uow.commit(_view(session, row, ref))
     return uow.result
