@@ -18,7 +18,7 @@ from mutualaid.services.payments.payout_desk import (
     resend_transfer,
     send_transfer,
 )
-from mutualaid.services.payments.providers import SimulatedTransfers
+from mutualaid.services.payments.transfers import SimulatedTransfers
 
 
 @pytest.fixture(autouse=True)

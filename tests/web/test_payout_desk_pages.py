@@ -12,7 +12,7 @@ from mutualaid.clock import FixedClock
 from mutualaid.domain.accounts import Role
 from mutualaid.services.context import ServiceContext
 from mutualaid.services.payments.payout_desk import release_for_payment, send_transfer
-from mutualaid.services.payments.providers import SimulatedTransfers
+from mutualaid.services.payments.transfers import SimulatedTransfers
 
 FOUR_EYES = '\n[payments]\nprovider = "simulated"\nfour_eyes_above_fen = 500\n'
 DESK = "/staff/payouts?plan=xhb-main"

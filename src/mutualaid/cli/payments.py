@@ -12,9 +12,9 @@ from mutualaid.domain.money import format_yuan
 from mutualaid.services.accounts.accounts import SYSTEM_ACTOR
 from mutualaid.services.payments.alipay import parse_statement
 from mutualaid.services.payments.payout_desk import plan_of_claim, resend_transfer
-from mutualaid.services.payments.providers import alipay_client, transfer_client
+from mutualaid.services.payments.providers import alipay_client
 from mutualaid.services.payments.reconciliation import reconcile
-from mutualaid.services.payments.transfers import send_payouts
+from mutualaid.services.payments.transfers import send_payouts, transfer_client
 
 app = typer.Typer(
     help="Payments: reconciliation with the provider's statement, payouts through the provider.",

@@ -20,7 +20,8 @@ from mutualaid.services.payments.payout_desk import (
     resend_transfer,
     send_transfer,
 )
-from mutualaid.services.payments.providers import payment_rules, transfer_client
+from mutualaid.services.payments.providers import payment_rules
+from mutualaid.services.payments.transfers import transfer_client
 from mutualaid.services.plans.plans import list_plans
 from mutualaid.web import i18n
 from mutualaid.web.pages import chosen_plan, page_router, redirect, render, render_form

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
@@ -14,10 +13,7 @@ from mutualaid.domain.errors import Conflict, NotFound
 from mutualaid.domain.plans import PaymentRules
 from mutualaid.services.collections.providers import PaymentProvider, SimulatedProvider
 from mutualaid.services.context import ServiceContext
-from mutualaid.services.payments.alipay import AlipayProvider, TransferResult, out_reference
-
-if TYPE_CHECKING:
-    from mutualaid.services.payments.transfers import Transferring
+from mutualaid.services.payments.alipay import AlipayProvider
 
 PROVIDERS = ("simulated", "file", "alipay")
 
@@ -78,43 +74,3 @@ def provider_of(
     finally:
         if isinstance(provider, AlipayProvider):
             provider.close()
-
-
-class SimulatedTransfers:
-    """Payouts for the demo and tests: each accepted (the notification never comes, so a sent
-    transfer stays pending) unless its payee is listed in `failing`; idempotent by key."""
-
-    name = "simulated"
-
-    def __init__(self, *, failing: frozenset[str] = frozenset()) -> None:
-        self.failing = failing
-        self.sent: dict[str, TransferResult] = {}
-
-    def transfer(
-        self, payee_user_id: str, amount_fen: int, idempotency_key: str, title: str
-    ) -> TransferResult:
-        if idempotency_key not in self.sent:
-            out_ref = out_reference(idempotency_key)
-            accepted = payee_user_id not in self.failing
-            self.sent[idempotency_key] = TransferResult(
-                out_ref, "SIM" + out_ref[2:] if accepted else None, accepted
-            )
-        return self.sent[idempotency_key]
-
-
-@contextmanager
-def transfer_client(ctx: ServiceContext, plan_code: str) -> Iterator[Transferring]:
-    """What pays the plan's payouts: Alipay or the simulated provider (a `file` plan cannot)."""
-    name = payment_rules(ctx, plan_code).provider
-    if name == "file":
-        raise Conflict(
-            "provider_not_configured",
-            "the plan's provider (file) makes no transfers",
-            "provider",
-            details={"variant": "no_transfers"},
-        )
-    if name == "simulated":
-        yield SimulatedTransfers()
-        return
-    with alipay_client(ctx) as client:
-        yield client

@@ -4,6 +4,8 @@ different staff members released it; the provider's notification settles it (cal
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING, Protocol
@@ -28,7 +30,7 @@ from mutualaid.services.collections.payouts import payout_amounts
 from mutualaid.services.context import ServiceContext
 from mutualaid.services.idempotency import Once
 from mutualaid.services.payments.alipay import TransferResult, out_reference
-from mutualaid.services.payments.providers import payment_rules
+from mutualaid.services.payments.providers import alipay_client, payment_rules
 from mutualaid.services.periods.views import find_period
 
 if TYPE_CHECKING:
@@ -223,3 +225,43 @@ def release_payout(
         )
         uow.commit(view)
     return uow.result
+
+
+class SimulatedTransfers:
+    """Payouts for the demo and tests: each accepted (the notification never comes, so a sent
+    transfer stays pending) unless its payee is listed in `failing`; idempotent by key."""
+
+    name = "simulated"
+
+    def __init__(self, *, failing: frozenset[str] = frozenset()) -> None:
+        self.failing = failing
+        self.sent: dict[str, TransferResult] = {}
+
+    def transfer(
+        self, payee_user_id: str, amount_fen: int, idempotency_key: str, title: str
+    ) -> TransferResult:
+        if idempotency_key not in self.sent:
+            out_ref = out_reference(idempotency_key)
+            accepted = payee_user_id not in self.failing
+            self.sent[idempotency_key] = TransferResult(
+                out_ref, "SIM" + out_ref[2:] if accepted else None, accepted
+            )
+        return self.sent[idempotency_key]
+
+
+@contextmanager
+def transfer_client(ctx: ServiceContext, plan_code: str) -> Iterator[Transferring]:
+    """What pays the plan's payouts: Alipay or the simulated provider (a `file` plan cannot)."""
+    name = payment_rules(ctx, plan_code).provider
+    if name == "file":
+        raise Conflict(
+            "provider_not_configured",
+            "the plan's provider (file) makes no transfers",
+            "provider",
+            details={"variant": "no_transfers"},
+        )
+    if name == "simulated":
+        yield SimulatedTransfers()
+        return
+    with alipay_client(ctx) as client:
+        yield client
