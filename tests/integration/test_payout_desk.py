@@ -4,11 +4,14 @@ provider, resend a failed transfer; each refusal by its code; the claimant's tra
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import select
 from tests.factories import MAIN_PLAN, account, collected_payout, publish_demo_plans, use_rules
 from tests.refusals import refused
 
 from mutualaid.clock import FixedClock
+from mutualaid.db.models import Claim, LedgerTransaction, Period
 from mutualaid.domain.accounts import Role
+from mutualaid.domain.claims import ClaimState
 from mutualaid.services.accounts.accounts import Actor
 from mutualaid.services.context import ServiceContext
 from mutualaid.services.payments.payout_desk import (
@@ -41,11 +44,18 @@ def test_a_small_payout_is_released_by_one_operator_and_sent_once(
     assert release_for_payment(ctx, operator, ref).status == "ready"
     client = SimulatedTransfers()
     sent = send_transfer(ctx, operator, ref, client)
-    assert sent.status == "pending" and sent.reference
-    assert send_transfer(ctx, operator, ref, client) == sent
+    assert sent.status == "paid" and sent.reference  # the simulated provider settles at once
+    assert send_transfer(ctx, operator, ref, client).status == "paid"  # nothing sent again
     assert len(client.sent) == 1
     [line] = payout_desk(ctx, operator, MAIN_PLAN)
-    assert (line.status, line.attempts) == ("pending", 1)
+    assert (line.status, line.attempts) == ("paid", 1) and line.settled_at is not None
+    with ctx.reading() as session:
+        assert session.scalar(select(Claim.state).where(Claim.ref == ref)) == ClaimState.PAID
+        assert session.scalar(select(Period.state)) == "paid"
+        memo = session.scalar(
+            select(LedgerTransaction.memo).where(LedgerTransaction.kind == "payout")
+        )
+        assert memo is not None and sent.reference in memo
 
 
 def test_a_large_payout_needs_a_second_different_operator(
@@ -61,7 +71,7 @@ def test_a_large_payout_needs_a_second_different_operator(
     with refused("payout_not_ready"):
         send_transfer(ctx, first, ref, SimulatedTransfers())
     assert release_for_payment(ctx, second, ref).status == "ready"
-    assert send_transfer(ctx, second, ref, SimulatedTransfers()).status == "pending"
+    assert send_transfer(ctx, second, ref, SimulatedTransfers()).status == "paid"
 
 
 def test_a_failed_transfer_is_resent_under_a_new_key_and_only_when_failed(
@@ -76,13 +86,13 @@ def test_a_failed_transfer_is_resent_under_a_new_key_and_only_when_failed(
     failing = SimulatedTransfers(failing=frozenset({f"account:{_claimant(ctx, ref).account_id}"}))
     assert send_transfer(ctx, operator, ref, failing).status == "failed"
     again = resend_transfer(ctx, operator, ref, SimulatedTransfers())
-    assert again.status == "pending"
+    assert again.status == "paid"
     with refused("transfer_not_failed"):
         resend_transfer(ctx, operator, ref, SimulatedTransfers())
     [line] = payout_desk(ctx, operator, MAIN_PLAN)
-    assert (line.status, line.attempts) == ("pending", 2)
+    assert (line.status, line.attempts) == ("paid", 2)
     lines = claim_transfers(ctx, _claimant(ctx, ref), ref)
-    assert [t.status for t in lines] == ["failed", "sent"]
+    assert [t.status for t in lines] == ["failed", "settled"]
     stranger = account(ctx)
     assert claim_transfers(ctx, stranger, ref) == []
 
@@ -117,10 +127,6 @@ class _NoNetworkAlipay(SimulatedTransfers):
 
 
 def _claimant(ctx: ServiceContext, ref: str) -> Actor:
-    from sqlalchemy import select
-
-    from mutualaid.db.models import Claim
-
     with ctx.reading() as session:
         account_id = session.scalar(select(Claim.claimant_account_id).where(Claim.ref == ref))
     assert account_id is not None

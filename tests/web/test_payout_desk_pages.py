@@ -45,9 +45,10 @@ def test_a_large_payout_is_released_by_two_operators_then_sent(
     assert released.headers["location"].endswith("ok=payout_released")
     assert f'action="/staff/payouts/{ref}/send"' in second.get(DESK).text
     sent = _post(second, DESK, f"/staff/payouts/{ref}/send")
-    assert sent.status_code == 303 and sent.headers["location"].endswith("ok=transfer_sent")
+    assert sent.status_code == 303 and sent.headers["location"].endswith("ok=transfer_settled")
+    assert "转账已发出并到账" in second.get(sent.headers["location"]).text
     english = second.get(DESK + "&lang=en").text
-    assert "sent, waiting for the provider" in english and "Payouts" in english
+    assert "settled" in english and "Payouts" in english  # the simulated provider settles at once
 
 
 def test_sending_before_release_and_resending_what_did_not_fail_are_refused(
@@ -75,13 +76,13 @@ def test_a_failed_transfer_is_resent_and_the_claimant_sees_each_transfer(
     desk, _ = staff_browser(ctx, client, Role.OPERATOR)
     assert f'action="/staff/payouts/{ref}/resend"' in desk.get(DESK).text
     resent = _post(desk, DESK, f"/staff/payouts/{ref}/resend")
-    assert resent.status_code == 303 and resent.headers["location"].endswith("ok=transfer_sent")
+    assert resent.status_code == 303 and resent.headers["location"].endswith("ok=transfer_settled")
     assert "共2次" in desk.get(DESK).text
 
     member = Browser(TestClient(client.app, base_url="http://localhost"))
     member.log_in(phone_of(ctx, claimant))
     page = member.get(f"/claims/{ref}").text
-    assert 'id="transfers"' in page and "失败，工作人员将重新发送" in page and "已发出" in page
+    assert 'id="transfers"' in page and "失败，工作人员将重新发送" in page and "已到账" in page
     assert "3月14日" in page  # the day, in the plan's zone
     english = member.get(f"/claims/{ref}?lang=en").text
     assert "Payout transfers" in english and "failed, staff will send it again" in english

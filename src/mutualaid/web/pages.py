@@ -70,6 +70,7 @@ CONFIRMATIONS = {
     "payout_released": i18n.N_("The payout is released: it can be sent now."),
     "payout_held": i18n.N_("Your release is recorded. A second operator must release it too."),
     "transfer_sent": i18n.N_("The transfer was sent. The provider's notice settles it."),
+    "transfer_settled": i18n.N_("The transfer was sent and settled: the claim is paid."),
     "transfer_failed": i18n.N_("The provider refused the transfer. Check the payee, then resend."),
 }
 

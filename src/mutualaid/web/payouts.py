@@ -109,9 +109,8 @@ def _send(page: PageState, ref: str, resend: bool) -> Response:
                 view = send_transfer(page.ctx, actor, ref, client)
     except DomainError as error:
         return render_form(page, "staff/payouts.html", error, **_desk(page, code))
-    return redirect(
-        _back(code), ok="transfer_failed" if view.status == "failed" else "transfer_sent"
-    )
+    outcomes = {"failed": "transfer_failed", "paid": "transfer_settled"}
+    return redirect(_back(code), ok=outcomes.get(view.status, "transfer_sent"))
 
 
 @router.post("/staff/payouts/{ref}/send")

@@ -5,6 +5,7 @@ Also each transfer of a claim as its claimant sees it."""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -19,7 +20,7 @@ from mutualaid.domain.claims import ClaimState
 from mutualaid.domain.errors import Conflict, Forbidden, NotFound
 from mutualaid.services import audit
 from mutualaid.services.accounts.accounts import Actor
-from mutualaid.services.collections.payouts import payout_amounts
+from mutualaid.services.collections.payouts import finish_period, payout_amounts, record_payout
 from mutualaid.services.context import ServiceContext
 from mutualaid.services.idempotency import UnitOfWork
 from mutualaid.services.payments.alipay import out_reference
@@ -31,6 +32,7 @@ from mutualaid.services.payments.transfers import (
     payee_of,
     release_payout,
     send_one,
+    transfer_view,
 )
 
 #: Who sees the desk; only operators act on it.
@@ -222,10 +224,15 @@ def release_for_payment(ctx: ServiceContext, actor: Actor, claim_ref: str) -> Tr
     return uow.result
 
 
-def _latest(session: Session, claim_ref: str) -> tuple[_Case, ProviderPayment | None, int]:
-    case = _ready_case(session, claim_ref)
-    rows = _transfers(session, case.claim_id)
-    return case, (rows[-1] if rows else None), len(rows)
+def _latest(session: Session, claim_ref: str) -> tuple[ProviderPayment | None, int]:
+    """The claim's latest transfer and how many it has had."""
+    claim_id = session.scalar(select(Claim.id).where(Claim.ref == claim_ref))
+    if claim_id is None:
+        raise NotFound(
+            "claim_not_found", f"there is no claim {claim_ref}", "claim", details={"ref": claim_ref}
+        )
+    rows = _transfers(session, claim_id)
+    return (rows[-1] if rows else None), len(rows)
 
 
 def _payee_or_refuse(session: Session, client: Transferring, case: _Case, claim_ref: str) -> None:
@@ -244,7 +251,7 @@ def send_transfer(
     """Send a released payout through the provider (once: a second send answers the first)."""
     require_role(actor.role, Role.OPERATOR)
     with ctx.reading() as session:
-        case, last, _ = _latest(session, claim_ref)
+        last, _ = _latest(session, claim_ref)
         if last is None or last.status == "held":
             raise Conflict(
                 "payout_not_ready",
@@ -252,11 +259,15 @@ def send_transfer(
                 "claim",
                 details={"ref": claim_ref},
             )
+        if last.status != "ready":
+            return transfer_view(session, last, claim_ref)
         key = last.key
+        case = _ready_case(session, claim_ref)
         _payee_or_refuse(session, client, case, claim_ref)
-    return send_one(
+    view = send_one(
         ctx, actor, client, case.period_id, case.claim_id, claim_ref, case.amount_fen, 0, key=key
     )
+    return _settled_at_once(ctx, actor, client, view, key)
 
 
 def resend_transfer(
@@ -266,7 +277,7 @@ def resend_transfer(
     on record). Refused unless the payout's latest transfer failed."""
     require_role(actor.role, Role.OPERATOR)
     with ctx.reading() as session:
-        case, last, attempts = _latest(session, claim_ref)
+        last, attempts = _latest(session, claim_ref)
         if last is None or last.status != "failed":
             raise Conflict(
                 "transfer_not_failed",
@@ -274,6 +285,7 @@ def resend_transfer(
                 "claim",
                 details={"ref": claim_ref, "status": last.status if last else "none"},
             )
+        case = _ready_case(session, claim_ref)
         _payee_or_refuse(session, client, case, claim_ref)
         amount = last.amount_fen
     key = f"payout:{claim_ref}:again:{attempts}"
@@ -295,9 +307,39 @@ def resend_transfer(
             )
         )
         uow.commit(None)
-    return send_one(
+    view = send_one(
         ctx, actor, client, case.period_id, case.claim_id, claim_ref, amount, 0, key=key
     )
+    return _settled_at_once(ctx, actor, client, view, key)
+
+
+def _settled_at_once(
+    ctx: ServiceContext, actor: Actor, client: Transferring, view: TransferView, key: str
+) -> TransferView:
+    """The simulated provider sends no notification: its accepted transfer is settled here, as
+    Alipay's notification settles one (callbacks.py): the row paid, the payout recorded, the
+    period paid once none of its cases waits."""
+    if client.name != "simulated" or view.status != "pending":
+        return view
+    work: UnitOfWork[tuple[int, bool, int | None]] = ctx.unit_of_work()
+    with work as uow:
+        session = uow.session
+        row = session.scalar(
+            select(ProviderPayment)
+            .where(ProviderPayment.provider == client.name, ProviderPayment.key == key)
+            .with_for_update()
+        )
+        assert row is not None and row.claim_id is not None
+        claim = session.get_one(Claim, row.claim_id)
+        row.status = "paid"
+        row.settled_at = ctx.clock.now()
+        uow.commit((claim.id, claim.sponsored, claim.period_id))
+    claim_id, sponsored, period_id = uow.result
+    reference = f"simulated transfer {view.reference}"
+    paid = record_payout(ctx, actor, claim_id, view.amount_fen, sponsored, reference)
+    if period_id is not None:
+        finish_period(ctx, actor, period_id, [paid] if paid else [])
+    return dataclasses.replace(view, status="paid")
 
 
 CLAIMANT_STATUS = {"pending": "sent", "paid": "settled", "failed": "failed"}

@@ -160,11 +160,11 @@ def send_one(
                 accepted=result.accepted,
                 key=key,
             )
-        uow.commit(_view(session, row, ref))
+        uow.commit(transfer_view(session, row, ref))
     return uow.result
 
 
-def _view(session: Session, row: ProviderPayment, ref: str) -> TransferView:
+def transfer_view(session: Session, row: ProviderPayment, ref: str) -> TransferView:
     releases = (
         session.scalar(
             select(func.count())
@@ -209,7 +209,7 @@ def release_payout(
         now = ctx.clock.now()
         session.add(PayoutRelease(payment_id=row.id, account_id=actor.account_id, released_at=now))
         session.flush()
-        view = _view(session, row, claim_ref)
+        view = transfer_view(session, row, claim_ref)
         if view.releases >= RELEASES_NEEDED:
             row.status = "ready"
             view = dataclasses.replace(view, status=row.status)
