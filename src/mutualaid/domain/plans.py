@@ -180,6 +180,10 @@ class RiskRules:
     weights: dict[str, Annotated[int, Field(ge=0, le=100)]] = field(default_factory=dict)
 
 
+#: Staff members who release a payout above a plan's four-eyes amount (each a different one).
+FOUR_EYES = 2
+
+
 @dataclass(frozen=True, config=_STRICT)
 class PaymentRules:
     """Who moves the plan's money (issue 17, docs/payments.md). Keys and addresses are settings
@@ -190,6 +194,11 @@ class PaymentRules:
     provider: Literal["simulated", "file", "alipay"] = "simulated"
     #: A payout above this many fen waits for two different staff members to release it.
     four_eyes_above_fen: int = Field(default=5_000_000, ge=0)
+
+    def releases_needed(self, amount_fen: int) -> int:
+        """How many different staff members release a payout of this amount (four eyes above
+        `four_eyes_above_fen`)."""
+        return FOUR_EYES if amount_fen > self.four_eyes_above_fen else 1
 
 
 def params_of(rules: RiskRules | None) -> RiskParams:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from mutualaid.db.models import Claim, PayoutRelease, Period, Plan, ProviderPayment
@@ -17,8 +18,7 @@ from mutualaid.db.queries.plans import plan_by_code
 from mutualaid.domain.accounts import Role, require_role
 from mutualaid.domain.apportionment import PeriodState, reached
 from mutualaid.domain.claims import ClaimState
-from mutualaid.domain.errors import Conflict, Forbidden, NotFound
-from mutualaid.services import audit
+from mutualaid.domain.errors import Conflict, NotFound
 from mutualaid.services.accounts.accounts import Actor
 from mutualaid.services.collections.payouts import finish_period, payout_amounts, record_payout
 from mutualaid.services.context import ServiceContext
@@ -26,7 +26,6 @@ from mutualaid.services.idempotency import UnitOfWork
 from mutualaid.services.payments.alipay import out_reference
 from mutualaid.services.payments.providers import payment_rules
 from mutualaid.services.payments.transfers import (
-    RELEASES_NEEDED,
     Transferring,
     TransferView,
     payee_of,
@@ -87,7 +86,7 @@ def _releases(session: Session, payment_id: int) -> list[int]:
 def payout_desk(ctx: ServiceContext, actor: Actor, plan_code: str) -> list[PayoutLine]:
     """Every payout of the plan's collected periods: approved and waiting, or with transfers."""
     require_role(actor.role, *DESK_ROLES)
-    threshold = payment_rules(ctx, plan_code).four_eyes_above_fen
+    rules = payment_rules(ctx, plan_code)
     lines = []
     with ctx.reading() as session:
         plan = plan_by_code(session, plan_code)
@@ -111,7 +110,7 @@ def payout_desk(ctx: ServiceContext, actor: Actor, plan_code: str) -> list[Payou
                         amount_fen=last.amount_fen if last else amount,
                         status=last.status if last else "to_release",
                         releases=len(released),
-                        releases_needed=RELEASES_NEEDED if amount > threshold else 1,
+                        releases_needed=rules.releases_needed(amount),
                         released_by_me=actor.account_id in released,
                         reference=last.provider_ref if last else None,
                         sent_at=last.created_at if last else None,
@@ -173,9 +172,9 @@ def _ready_case(session: Session, claim_ref: str) -> _Case:
 
 
 def release_for_payment(ctx: ServiceContext, actor: Actor, claim_ref: str) -> TransferView:
-    """An operator releases a payout from the desk. The first release creates its transfer:
-    ready at once up to the plan's four-eyes amount, else held until a second, different
-    operator releases it too (`release_payout`)."""
+    """An operator releases a payout from the desk. The first release creates its transfer,
+    held until as many different operators as the plan's four-eyes rule asks have released it
+    (`release_payout`): one up to the plan's four-eyes amount, two above it."""
     require_role(actor.role, Role.OPERATOR)
     with ctx.reading() as session:
         case = _ready_case(session, claim_ref)
@@ -184,44 +183,30 @@ def release_for_payment(ctx: ServiceContext, actor: Actor, claim_ref: str) -> Tr
             .select_from(ProviderPayment)
             .where(ProviderPayment.kind == "transfer", ProviderPayment.claim_id == case.claim_id)
         )
-    if exists:
-        return release_payout(ctx, actor, claim_ref)
-    rules = payment_rules(ctx, case.plan_code)
-    if not actor.recorded_id:
-        raise Forbidden("forbidden", "a release is made by a staff member", "claim")
-    held = case.amount_fen > rules.four_eyes_above_fen
-    key = f"payout:{claim_ref}"
-    work: UnitOfWork[TransferView] = ctx.unit_of_work()
-    with work as uow:
-        session = uow.session
-        now = ctx.clock.now()
-        row = ProviderPayment(
-            provider=rules.provider,
-            kind="transfer",
-            key=key,
-            out_ref=out_reference(key),
-            amount_fen=case.amount_fen,
-            status="held" if held else "ready",
-            account_id=case.claimant_account_id,
-            period_id=case.period_id,
-            claim_id=case.claim_id,
-            created_at=now,
-        )
-        session.add(row)
-        session.flush()
-        session.add(PayoutRelease(payment_id=row.id, account_id=actor.account_id, released_at=now))
-        audit.record(
-            session,
-            at=now,
-            actor_account_id=actor.recorded_id,
-            action="payout_released",
-            subject_type="provider_payment",
-            subject_id=row.id,
-            claim=claim_ref,
-            releases=1,
-        )
-        uow.commit(TransferView(claim_ref, row.amount_fen, row.status, 1))
-    return uow.result
+    if not exists:
+        key = f"payout:{claim_ref}"
+        provider = payment_rules(ctx, case.plan_code).provider
+        work: UnitOfWork[None] = ctx.unit_of_work()
+        try:
+            with work as uow:
+                uow.session.add(
+                    ProviderPayment(
+                        provider=provider,
+                        kind="transfer",
+                        key=key,
+                        out_ref=out_reference(key),
+                        amount_fen=case.amount_fen,
+                        status="held",
+                        account_id=case.claimant_account_id,
+                        period_id=case.period_id,
+                        claim_id=case.claim_id,
+                        created_at=ctx.clock.now(),
+                    )
+                )
+                uow.commit(None)
+        except IntegrityError:
+            pass  # another operator's release created it a moment ago
+    return release_payout(ctx, actor, claim_ref)
 
 
 def _latest(session: Session, claim_ref: str) -> tuple[ProviderPayment | None, int]:

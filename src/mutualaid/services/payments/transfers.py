@@ -17,13 +17,15 @@ from mutualaid.db.models import (
     Claim,
     PaymentAgreement,
     PayoutRelease,
+    Plan,
     ProviderPayment,
 )
-from mutualaid.db.queries.plans import plan_by_code
+from mutualaid.db.queries.plans import current_rules, plan_by_code
 from mutualaid.domain.accounts import Role, require_role
 from mutualaid.domain.apportionment import PeriodState, reached
 from mutualaid.domain.claims import ClaimState
 from mutualaid.domain.errors import Conflict, NotFound
+from mutualaid.domain.plans import FOUR_EYES, PaymentRules
 from mutualaid.services import audit
 from mutualaid.services.accounts.accounts import Actor
 from mutualaid.services.collections.payouts import payout_amounts
@@ -36,7 +38,7 @@ from mutualaid.services.periods.views import find_period
 if TYPE_CHECKING:
     from mutualaid.services.idempotency import UnitOfWork
 
-RELEASES_NEEDED = 2
+RELEASES_NEEDED = FOUR_EYES
 
 
 class Transferring(Protocol):
@@ -176,11 +178,19 @@ def transfer_view(session: Session, row: ProviderPayment, ref: str) -> TransferV
     return TransferView(ref, row.amount_fen, row.status, releases, row.provider_ref)
 
 
+def _releases_needed(session: Session, row: ProviderPayment) -> int:
+    """The plan's four-eyes rule (domain.plans.PaymentRules.releases_needed) for this payout."""
+    claim = session.get_one(Claim, row.claim_id)
+    rules = current_rules(session, session.get_one(Plan, claim.plan_id))
+    return (rules.payments or PaymentRules()).releases_needed(row.amount_fen)
+
+
 def release_payout(
     ctx: ServiceContext, actor: Actor, claim_ref: str, *, idempotency_key: str | None = None
 ) -> TransferView:
-    """One staff member's release of a held payout; the second, by someone else, makes it ready
-    (sent by the next `send_payouts`). A retry under the same key answers the first release."""
+    """One staff member's release of a held payout; the last one the plan's four-eyes rule needs
+    (the second, by someone else, above its amount) makes it ready (sent by the next
+    `send_payouts`, or from the payout desk). A retry under the same key answers the first release."""
     require_role(actor.role, Role.OPERATOR)
     once = Once(actor.account_id, idempotency_key, "release_payout:" + claim_ref, {}, TransferView)
     work: UnitOfWork[TransferView] = ctx.unit_of_work(once)
@@ -210,7 +220,7 @@ def release_payout(
         session.add(PayoutRelease(payment_id=row.id, account_id=actor.account_id, released_at=now))
         session.flush()
         view = transfer_view(session, row, claim_ref)
-        if view.releases >= RELEASES_NEEDED:
+        if view.releases >= _releases_needed(session, row):
             row.status = "ready"
             view = dataclasses.replace(view, status=row.status)
         audit.record(
