@@ -179,7 +179,10 @@ def transfer_view(session: Session, row: ProviderPayment, ref: str) -> TransferV
 
 
 def _releases_needed(session: Session, row: ProviderPayment) -> int:
-    """The plan's four-eyes rule (domain.plans.PaymentRules.releases_needed) for this payout."""
+    """The plan's four-eyes rule (domain.plans.PaymentRules.releases_needed) for this payout;
+    one of no known claim was held for its amount, so four eyes."""
+    if row.claim_id is None:
+        return FOUR_EYES
     claim = session.get_one(Claim, row.claim_id)
     rules = current_rules(session, session.get_one(Plan, claim.plan_id))
     return (rules.payments or PaymentRules()).releases_needed(row.amount_fen)
