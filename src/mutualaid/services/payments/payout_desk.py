@@ -61,7 +61,7 @@ class TransferLine:
     amount_fen: int
     #: sent (pending at the provider), settled (paid), failed, waiting (held or ready)
     status: str
-    sent_at: datetime
+    sent_at: datetime | None
     settled_at: datetime | None
 
 
@@ -75,16 +75,9 @@ def _transfers(session: Session, claim_id: int) -> list[ProviderPayment]:
     )
 
 
-def _releases(session: Session, payment_id: int) -> list[int]:
-    return list(
-        session.scalars(
-            select(PayoutRelease.account_id).where(PayoutRelease.payment_id == payment_id)
-        )
-    )
-
-
 def payout_desk(ctx: ServiceContext, actor: Actor, plan_code: str) -> list[PayoutLine]:
-    """Every payout of the plan's collected periods: approved and waiting, or with transfers."""
+    """Every payout of the plan's collected periods: approved and waiting, or with transfers
+    (a few queries per collected period, whatever its number of cases)."""
     require_role(actor.role, *DESK_ROLES)
     rules = payment_rules(ctx, plan_code)
     lines = []
@@ -96,24 +89,43 @@ def payout_desk(ctx: ServiceContext, actor: Actor, plan_code: str) -> list[Payou
         for period in periods:
             if not reached(PeriodState(period.state), PeriodState.COLLECTED):
                 continue
+            states = {
+                claim_id: state
+                for claim_id, state in session.execute(
+                    select(Claim.id, Claim.state).where(Claim.period_id == period.id)
+                )
+            }
+            transfers: dict[int, list[ProviderPayment]] = {}
+            for row in session.scalars(
+                select(ProviderPayment)
+                .where(ProviderPayment.kind == "transfer", ProviderPayment.period_id == period.id)
+                .order_by(ProviderPayment.id)
+            ):
+                transfers.setdefault(row.claim_id or 0, []).append(row)
+            released: dict[int, list[int]] = {}
+            for payment_id, account_id in session.execute(
+                select(PayoutRelease.payment_id, PayoutRelease.account_id)
+                .join(ProviderPayment, ProviderPayment.id == PayoutRelease.payment_id)
+                .where(ProviderPayment.period_id == period.id)
+            ):
+                released.setdefault(payment_id, []).append(account_id)
             for claim_id, ref, amount, _ in payout_amounts(session, period):
-                rows = _transfers(session, claim_id)
-                state = session.scalar(select(Claim.state).where(Claim.id == claim_id))
-                if not rows and state != ClaimState.APPROVED:
+                rows = transfers.get(claim_id, [])
+                if not rows and states.get(claim_id) != ClaimState.APPROVED:
                     continue
                 last = rows[-1] if rows else None
-                released = _releases(session, rows[0].id) if rows else []
+                by = released.get(rows[0].id, []) if rows else []
                 lines.append(
                     PayoutLine(
                         claim_ref=ref,
                         period_ref=period.ref,
                         amount_fen=last.amount_fen if last else amount,
                         status=last.status if last else "to_release",
-                        releases=len(released),
+                        releases=len(by),
                         releases_needed=rules.releases_needed(amount),
-                        released_by_me=actor.account_id in released,
+                        released_by_me=actor.account_id in by,
                         reference=last.provider_ref if last else None,
-                        sent_at=last.created_at if last else None,
+                        sent_at=last.sent_at if last else None,
                         settled_at=last.settled_at if last else None,
                         attempts=len(rows),
                     )
@@ -342,7 +354,7 @@ def claim_transfers(ctx: ServiceContext, actor: Actor, claim_ref: str) -> list[T
             TransferLine(
                 row.amount_fen,
                 CLAIMANT_STATUS.get(row.status, "waiting"),
-                row.created_at,
+                row.sent_at,
                 row.settled_at,
             )
             for row in _transfers(session, claim.id)

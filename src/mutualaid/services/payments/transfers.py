@@ -151,6 +151,7 @@ def send_one(
             result = client.transfer(payee, amount, key, f"mutual aid payout {ref}")
             row.status = "pending" if result.accepted else "failed"
             row.provider_ref = result.reference
+            row.sent_at = now
             audit.record(
                 session,
                 at=now,
