@@ -5,7 +5,15 @@ from __future__ import annotations
 
 import pytest
 from sqlalchemy import select
-from tests.factories import MAIN_PLAN, account, collected_payout, publish_demo_plans, use_rules
+from tests.factories import (
+    MAIN_PLAN,
+    account,
+    collected_payout,
+    collected_payouts,
+    publish_demo_plans,
+    use_rules,
+)
+from tests.query_counter import QueryCounter
 from tests.refusals import refused
 
 from mutualaid.clock import FixedClock
@@ -131,3 +139,21 @@ def _claimant(ctx: ServiceContext, ref: str) -> Actor:
         account_id = session.scalar(select(Claim.claimant_account_id).where(Claim.ref == ref))
     assert account_id is not None
     return Actor(account_id, Role.MEMBER)
+
+
+def test_the_desk_reads_a_period_in_the_same_few_queries_whatever_its_cases(
+    ctx: ServiceContext, clock: FixedClock
+) -> None:
+    refs = collected_payouts(ctx, clock, 3)
+    operator = account(ctx, Role.OPERATOR)
+    release_for_payment(ctx, operator, refs[0])
+    send_transfer(ctx, operator, refs[0], SimulatedTransfers())
+    release_for_payment(ctx, operator, refs[1])
+    with QueryCounter(ctx.engine) as counter:
+        lines = payout_desk(ctx, operator, MAIN_PLAN)
+    assert [(line.claim_ref, line.status) for line in lines] == [
+        (refs[0], "paid"),
+        (refs[1], "ready"),
+        (refs[2], "to_release"),
+    ]
+    assert counter.count <= 10, counter.statements
