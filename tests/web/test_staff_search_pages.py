@@ -68,3 +68,7 @@ def test_the_queue_shows_illness_age_days_waiting_and_deadline_and_the_case_its_
     assert "Days waiting" in english and "start the review" in english
     case = browser.get(f"/staff/claims/{claim.ref}").text
     assert "start the review" in case and "waiting 3 days" in case
+    clock.set(clock.now() + timedelta(days=30))
+    later, _ = staff_browser(ctx, client, Role.REVIEWER)  # a new day, a new login
+    assert "已逾期" in later.get("/staff?lang=zh_CN").text
+    assert "已逾期" in later.get(f"/staff/claims/{claim.ref}").text
