@@ -248,3 +248,28 @@ def imported_member(ctx: ServiceContext, phone: str) -> str:
     report = import_members(ctx, SYSTEM_ACTOR, "xhb-main", io.StringIO(text), io.StringIO())
     assert report.imported == 1
     return dict(issue_invitations(ctx))[phone]
+
+
+def collected_payout(ctx: ServiceContext, clock: FixedClock, payout_fen: int = 1000) -> str:
+    """An approved claim in the MARCH_7 period, closed and collected through the simulated
+    provider: its payout is ready to be released. The clock is left on the debit day."""
+    [ref] = collected_payouts(ctx, clock, 1, payout_fen)
+    return ref
+
+
+def collected_payouts(
+    ctx: ServiceContext, clock: FixedClock, cases: int, payout_fen: int = 1000
+) -> list[str]:
+    """`cases` approved claims of the MARCH_7 period, closed and collected (simulated)."""
+    from mutualaid.services.collections.debits import collect_period
+    from mutualaid.services.collections.providers import SimulatedProvider
+
+    people = members(ctx, clock, cases + 1)
+    refs = [
+        approved_claim(ctx, membership.id, payout_fen, LOCK_MARCH_7 - timedelta(days=1))
+        for _, membership in people[:cases]
+    ]
+    close_on(ctx, clock, MARCH_7)
+    clock.set(datetime(2026, 3, 14, 2, tzinfo=UTC))
+    collect_period(ctx, SYSTEM_ACTOR, MAIN_PLAN, MARCH_7, SimulatedProvider())
+    return refs

@@ -222,7 +222,10 @@ def _starts(world: LivedIn, role: Role | None) -> list[str]:
     if role in (Role.REVIEWER, Role.OPERATOR):
         starts += [f"/staff/claims/{world.rejected_ref}", f"/staff/claims/{world.publicity_ref}"]
     if role is Role.OPERATOR:
-        starts += ["/staff/simulate?plan=xhb-main&scenarios=5&periods=3&run=1"]
+        starts += [
+            "/staff/simulate?plan=xhb-main&scenarios=5&periods=3&run=1",
+            f"/staff/payouts/{world.paid_ref}/release",  # paid already: nothing to release
+        ]
     return starts
 
 

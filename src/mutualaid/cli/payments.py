@@ -11,9 +11,10 @@ from mutualaid.cli.common import EXIT_REFUSED, console, context, friendly_errors
 from mutualaid.domain.money import format_yuan
 from mutualaid.services.accounts.accounts import SYSTEM_ACTOR
 from mutualaid.services.payments.alipay import parse_statement
+from mutualaid.services.payments.payout_desk import plan_of_claim, resend_transfer
 from mutualaid.services.payments.providers import alipay_client
 from mutualaid.services.payments.reconciliation import reconcile
-from mutualaid.services.payments.transfers import send_payouts
+from mutualaid.services.payments.transfers import send_payouts, transfer_client
 
 app = typer.Typer(
     help="Payments: reconciliation with the provider's statement, payouts through the provider.",
@@ -73,4 +74,19 @@ def send_payouts_command(
     for view in views:
         console.print(f"{view.claim_ref}: {_yuan(view.amount_fen)} {view.status}")
     if any(view.status in ("failed", "no_payee") for view in views):
+        raise typer.Exit(EXIT_REFUSED)
+
+
+@app.command("resend")
+@friendly_errors
+def resend_command(
+    claim: str = typer.Argument(..., help="The claim reference whose transfer failed"),
+) -> None:
+    """Send a failed payout transfer again through the plan's provider, as a new transfer (the
+    failed one stays on record). Refused unless the payout's latest transfer failed."""
+    ctx = context()
+    with transfer_client(ctx, plan_of_claim(ctx, claim)) as client:
+        view = resend_transfer(ctx, SYSTEM_ACTOR, claim, client)
+    console.print(f"{view.claim_ref}: {_yuan(view.amount_fen)} {view.status}", highlight=False)
+    if view.status in ("failed", "no_payee"):
         raise typer.Exit(EXIT_REFUSED)

@@ -139,6 +139,9 @@ class ClaimRules:
     review_days: int | None = Field(default=None, ge=1, le=365)
     payout_days: int | None = Field(default=None, ge=1, le=365)
     dispute_days: int | None = Field(default=None, ge=1, le=3650)
+    #: Days from a report to the staff decision (None: domain.casework's default); a staff
+    #: queue shows it as each case's deadline.
+    decision_days: int | None = Field(default=None, ge=1, le=365)
 
 
 @dataclass(frozen=True, config=_STRICT)
@@ -208,6 +211,10 @@ class RiskRules:
     weights: dict[str, Annotated[int, Field(ge=0, le=100)]] = field(default_factory=dict)
 
 
+#: Staff members who release a payout above a plan's four-eyes amount (each a different one).
+FOUR_EYES = 2
+
+
 @dataclass(frozen=True, config=_STRICT)
 class PaymentRules:
     """Who moves the plan's money (issue 17, docs/payments.md). Keys and addresses are settings
@@ -218,6 +225,11 @@ class PaymentRules:
     provider: Literal["simulated", "file", "alipay"] = "simulated"
     #: A payout above this many fen waits for two different staff members to release it.
     four_eyes_above_fen: int = Field(default=5_000_000, ge=0)
+
+    def releases_needed(self, amount_fen: int) -> int:
+        """How many different staff members release a payout of this amount (four eyes above
+        `four_eyes_above_fen`)."""
+        return FOUR_EYES if amount_fen > self.four_eyes_above_fen else 1
 
 
 def params_of(rules: RiskRules | None) -> RiskParams:
@@ -290,7 +302,7 @@ class PlanRules:
             del data["risk"]
         if data["payments"] is None:
             del data["payments"]
-        for key in ("review_days", "payout_days", "dispute_days"):
+        for key in ("review_days", "payout_days", "dispute_days", "decision_days"):
             if data["claims"][key] is None:  # likewise for the claim progress keys
                 del data["claims"][key]
         # Keys added with the full catalogue (issue 19) are left out at their defaults, so that

@@ -33,14 +33,23 @@ from mutualaid.services.claims.views import TimelineEntry, claim_timeline, get_c
 from mutualaid.services.enrollment.member_data import family_coverage
 from mutualaid.services.juries.juries import jury_rounds
 from mutualaid.services.juries.panels import dispute_rejection
+from mutualaid.services.payments.payout_desk import claim_transfers
 from mutualaid.services.plans.plans import plan_rules
 from mutualaid.services.transparency.checkpoints import proof_bundle
-from mutualaid.web import uploads
+from mutualaid.web import i18n, uploads
 from mutualaid.web.i18n import N_
 from mutualaid.web.pages import page_router, redirect, render, render_form
 from mutualaid.web.sessions import Page, PageState
 
 router = page_router()
+
+#: A payout transfer as its claimant reads it (payout_desk.TransferLine.status).
+TRANSFER_STATUS_NAMES = {
+    "waiting": i18n.N_("being prepared"),
+    "sent": i18n.N_("sent"),
+    "settled": i18n.N_("settled"),
+    "failed": i18n.N_("failed, staff will send it again"),
+}
 
 
 def _report_context(page: PageState) -> dict[str, Any]:
@@ -119,6 +128,8 @@ def _claim_context(page: PageState, ref: str) -> dict[str, Any]:
         ),
         "upload": claim.state in EVIDENCE_STATES and page.ctx.evidence_store is not None,
         "piece_bytes": uploads.PIECE_BYTES,
+        "transfers": claim_transfers(page.ctx, actor, ref),
+        "transfer_status": i18n.named(page.lang, TRANSFER_STATUS_NAMES),
     }
 
 

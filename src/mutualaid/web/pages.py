@@ -68,6 +68,11 @@ CONFIRMATIONS = {
     "code_sent": i18n.N_("We sent you a code by text message. It is valid for 10 minutes."),
     "phone_verified": i18n.N_("Your phone number is verified."),
     "settings_saved": i18n.N_("Your message settings are saved."),
+    "payout_released": i18n.N_("The payout is released: it can be sent now."),
+    "payout_held": i18n.N_("Your release is recorded. A second operator must release it too."),
+    "transfer_sent": i18n.N_("The transfer was sent. The provider's notice settles it."),
+    "transfer_settled": i18n.N_("The transfer was sent and settled: the claim is paid."),
+    "transfer_failed": i18n.N_("The provider refused the transfer. Check the payee, then resend."),
 }
 
 SECURITY_HEADERS = {

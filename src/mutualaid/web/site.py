@@ -14,12 +14,14 @@ from mutualaid.web import (
     juries,
     members,
     messages,
+    payouts,
     public,
     reports,
     risk,
     second_factors,
     simulations,
     staff,
+    staff_search,
     wind_down,
 )
 from mutualaid.web.pages import SECURITY_HEADERS, WEB_DIR, error_page
@@ -34,6 +36,8 @@ for module in (
     claims,
     juries,
     staff,
+    staff_search,
+    payouts,
     reports,
     simulations,
     risk,

@@ -23,7 +23,12 @@ from mutualaid.domain.calendars import local_date
 from mutualaid.domain.claims import ClaimState, RejectionReason, next_publicity_day
 from mutualaid.domain.errors import DomainError, NotFound
 from mutualaid.domain.money import parse_yuan
-from mutualaid.services.claims.casework import case_file_extras, objections_to_review, staff_members
+from mutualaid.services.claims.casework import (
+    case_file_extras,
+    objections_to_review,
+    queue_details,
+    staff_members,
+)
 from mutualaid.services.claims.evidence import EVIDENCE_READERS, list_evidence, open_evidence
 from mutualaid.services.claims.publicity import review_objection, run_publicity
 from mutualaid.services.claims.review import (
@@ -44,6 +49,7 @@ from mutualaid.services.periods.views import list_periods
 from mutualaid.services.plans.plan_statistics import operator_dashboard, plan_statistics
 from mutualaid.services.plans.plans import list_plans, plan_rules, plan_source, publish_plan
 from mutualaid.services.reports.audit_search import AuditFilter, search_audit
+from mutualaid.web import i18n
 from mutualaid.web.pages import DEFAULT_ZONE, page_router, redirect, render, render_form
 from mutualaid.web.sessions import Page, PageState
 
@@ -65,6 +71,21 @@ DEFAULT_QUEUE: dict[Role, tuple[ClaimState, ...]] = {
     ),
     Role.INVESTIGATOR: (ClaimState.INVESTIGATING, ClaimState.AWAITING_DOCUMENTS),
     Role.AUDITOR: (),
+}
+
+#: The next step of a case (domain.casework.NEXT_STEPS), as staff read it.
+STEP_NAMES = {
+    "start_review": i18n.N_("start the review"),
+    "decide_or_investigate": i18n.N_("decide, or send to field investigation"),
+    "file_report": i18n.N_("the investigator files a report"),
+    "await_documents": i18n.N_("wait for the member's documents"),
+    "decide": i18n.N_("decide after the investigation"),
+    "publish": i18n.N_("published on the next publicity day"),
+    "objections_close": i18n.N_("objections close"),
+    "pay_out": i18n.N_("paid out after the period is collected"),
+    "jury_decides": i18n.N_("the member jury decides"),
+    "dispute_window": i18n.N_("the claimant may dispute"),
+    "none": i18n.N_("nothing more to do"),
 }
 
 
@@ -94,6 +115,8 @@ def queue(page: Page) -> HTMLResponse:
         page,
         template,
         items=items,
+        details=queue_details(page.ctx, actor, [item.ref for item in items]),
+        step_name=i18n.named(page.lang, STEP_NAMES),
         chosen=chosen,
         plan_code=plan or "",
         mine=mine,
@@ -121,6 +144,8 @@ def _case_context(page: PageState, ref: str) -> dict[str, Any]:
         "illness": rules.illness(claim.illness_code),
         "timeline": claim_timeline(page.ctx, actor, ref),
         "extras": case_file_extras(page.ctx, actor, ref),
+        "detail": queue_details(page.ctx, actor, [ref]).get(ref),
+        "step_name": i18n.named(page.lang, STEP_NAMES),
         "juries": jury_rounds(page.ctx, ref),
         "investigators": [s for s in investigators if s.id != actor.account_id],
         "reasons": list(RejectionReason),

@@ -67,6 +67,8 @@ class ProviderPayment(Base):
     membership_id: Mapped[int | None] = mapped_column(ForeignKey("memberships.id"))
     claim_id: Mapped[int | None] = mapped_column(ForeignKey("claims.id"))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    #: When the movement was asked of the provider (a payout's row is created at its release).
+    sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     settled_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
 
 

@@ -9,5 +9,6 @@ decide_claim (review.py); run_publicity, public_case, cases_in_publicity, object
 review_objection (publicity.py); get_claim, claim_timeline, work_queue (views.py); add_evidence,
 list_evidence, open_evidence (evidence.py); notice_days, notice_of (notices.py);
 route_investigation (routing.py: by the risk score, field or desk); staff_members,
-case_file_extras, objections_to_review, objections_filed_by, claims_reported_by (casework.py).
+case_file_extras, objections_to_review, objections_filed_by, claims_reported_by, queue_details
+(casework.py: the queue's columns and each case's next step); staff_search (staff_search.py).
 """

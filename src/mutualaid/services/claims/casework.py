@@ -5,13 +5,24 @@ through services.claims."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 
 from sqlalchemy import select
 
 from mutualaid.db.models import Account, Claim, InvestigationReport, Objection, Person, Plan
+from mutualaid.db.queries.plans import current_rules
 from mutualaid.domain.accounts import STAFF_ROLES, Role
+from mutualaid.domain.calendars import local_date
+from mutualaid.domain.casework import (
+    UNDECIDED,
+    NextStep,
+    days_waiting,
+    decision_deadline,
+    next_step,
+)
+from mutualaid.domain.claims import ClaimState
 from mutualaid.domain.errors import Forbidden, NotFound
+from mutualaid.domain.plans import PlanRules
 from mutualaid.services.accounts.accounts import Actor
 from mutualaid.services.claims.evidence import EvidenceView, list_evidence
 from mutualaid.services.context import ServiceContext
@@ -169,3 +180,59 @@ def claims_reported_by(ctx: ServiceContext, actor: Actor) -> list[MemberClaim]:
         MemberClaim(c.ref, code, name, c.state, c.illness_code, c.payout_fen, c.reported_at)
         for c, code, name in rows
     ]
+
+
+@dataclass(frozen=True, slots=True)
+class QueueDetail:
+    """What a queue row and a case file add to a claim: the illness's names, the member's age at
+    diagnosis, days waiting since the report, the decision deadline and the next step."""
+
+    ref: str
+    illness_zh: str
+    illness_en: str
+    age: int
+    days_waiting: int
+    deadline_on: date | None
+    next_step: NextStep
+
+
+def queue_details(ctx: ServiceContext, actor: Actor, refs: list[str]) -> dict[str, QueueDetail]:
+    """The queue's columns and next steps for these claims (one query; each plan's rules once)."""
+    _require_staff(actor)
+    if not refs:
+        return {}
+    details: dict[str, QueueDetail] = {}
+    with ctx.reading() as session:
+        rows = session.execute(
+            select(Claim, Plan).join(Plan, Plan.id == Claim.plan_id).where(Claim.ref.in_(refs))
+        ).all()
+        rules_by_plan: dict[int, PlanRules] = {}
+        for claim, plan in rows:
+            if plan.id not in rules_by_plan:
+                rules_by_plan[plan.id] = current_rules(session, plan)
+            rules = rules_by_plan[plan.id]
+            today = ctx.clock.now().astimezone(rules.zone).date()
+            state = ClaimState(claim.state)
+            illness = rules.illness(claim.illness_code)
+            closes_on = (
+                local_date(claim.publicity_closes_at, rules.zone)
+                if claim.publicity_closes_at
+                else None
+            )
+            details[claim.ref] = QueueDetail(
+                claim.ref,
+                illness.name_zh if illness else claim.illness_code,
+                illness.name_en if illness else claim.illness_code,
+                claim.age_at_diagnosis,
+                days_waiting(claim.reported_on, today) if state in UNDECIDED else 0,
+                decision_deadline(rules, claim.reported_on) if state in UNDECIDED else None,
+                next_step(
+                    rules,
+                    state,
+                    claim.reported_on,
+                    today,
+                    publicity_on=claim.publicity_on,
+                    publicity_closes_on=closes_on,
+                ),
+            )
+    return details

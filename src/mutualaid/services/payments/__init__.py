@@ -4,6 +4,8 @@ Owns choosing a plan's provider (providers.py: simulated, file or Alipay, from t
 `[payments]` table and the settings), the Alipay adapter and its RSA2 signatures (alipay.py,
 signatures.py), debit agreements (agreements.py: start_agreement), the providers' asynchronous
 notifications (callbacks.py: take_notification), payouts through a provider with a four-eyes
-release (transfers.py: send_payouts, release_payout) and the daily reconciliation against the
-provider's statement (reconciliation.py: reconcile).
+release (transfers.py: send_payouts, release_payout), the operator console's payout desk
+(payout_desk.py: payout_desk, release_for_payment, send_transfer, resend_transfer,
+claim_transfers) and the daily reconciliation against the provider's statement
+(reconciliation.py: reconcile).
 """
