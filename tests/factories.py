@@ -22,7 +22,7 @@ from mutualaid.services.enrollment.joins import EnrollmentRequest, enroll_member
 from mutualaid.services.enrollment.memberships import MembershipView
 from mutualaid.services.periods.close import close_period
 from mutualaid.services.periods.proofs import charge_proof
-from mutualaid.services.plans.plans import publish_plan
+from mutualaid.services.plans.plans import plan_rules, publish_plan
 from mutualaid.services.transparency.checkpoints import LogConfig, publish_checkpoint
 from mutualaid.transparency.charge_proofs import (
     ChargeProofReport,
@@ -81,14 +81,23 @@ def enroll(
     answers: dict[str, bool] | None = None,
     id_number: str | None = None,
     key: str | None = None,
+    rules_sha256: str | None = "current",
 ) -> MembershipView:
+    """Join `plan`, agreeing to its current rules (`rules_sha256`: another hash, or None for
+    no consent)."""
     request = EnrollmentRequest(
         full_name=name,
         id_number=id_number or resident_id(birth_on),
         relation=relation,
         health_answers=HEALTHY if answers is None else answers,
+        rules_sha256=current_rules_sha256(ctx, plan) if rules_sha256 == "current" else rules_sha256,
     )
     return enroll_member(ctx, actor, plan, request, idempotency_key=key)
+
+
+def current_rules_sha256(ctx: ServiceContext, plan: str = MAIN_PLAN) -> str:
+    """The hash of the plan's current rules: what a member agrees to when joining."""
+    return plan_rules(ctx, plan)[0].rules_sha256
 
 
 def staff(ctx: ServiceContext, role: Role) -> Actor:

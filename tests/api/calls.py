@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 from datetime import date
 from typing import Any
@@ -10,6 +11,8 @@ from fastapi.testclient import TestClient
 from tests.factories import HEALTHY, PASSWORD, account, resident_id, staff_code
 
 from mutualaid.domain.accounts import Role
+from mutualaid.domain.plans import parse_plan_toml, rules_fingerprint
+from mutualaid.plan_files import read_plan_file
 from mutualaid.services.context import ServiceContext
 
 Headers = dict[str, str]
@@ -28,12 +31,21 @@ def bearer(token: str) -> Headers:
     return {"Authorization": f"Bearer {token}"}
 
 
-def enrollment(birth_on: date = date(1990, 5, 1), **overrides: Any) -> dict[str, Any]:
+@functools.cache
+def demo_rules_sha256(plan: str = "xhb-main") -> str:
+    """The rules hash of a demo plan as published from its plan file (what a member agrees to)."""
+    return rules_fingerprint(parse_plan_toml(read_plan_file(f"{plan}.toml")))
+
+
+def enrollment(
+    birth_on: date = date(1990, 5, 1), plan: str = "xhb-main", **overrides: Any
+) -> dict[str, Any]:
     body: dict[str, Any] = {
         "full_name": "张三华",
         "id_number": resident_id(birth_on),
         "relation": "self",
         "health_answers": dict(HEALTHY),
+        "rules_sha256": demo_rules_sha256(plan),
     }
     body.update(overrides)
     return body

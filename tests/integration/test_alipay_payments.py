@@ -17,7 +17,7 @@ from tests.factories import (
     account,
     approved_claim,
     close_on,
-    members,
+    join_at,
     publish_demo_plans,
     use_rules,
 )
@@ -50,6 +50,7 @@ from mutualaid.services.scheduling.jobs import JobEnvironment
 from mutualaid.services.scheduling.worker import tick
 
 DEBIT_DAY = datetime(2026, 3, 14, 2, tzinfo=UTC)  # 10:00 Beijing
+JOINED = datetime(2025, 6, 1, tzinfo=UTC)
 PAYMENTS = '\n[payments]\nprovider = "alipay"\nfour_eyes_above_fen = 500\n'
 
 
@@ -94,11 +95,11 @@ def test_debits_callbacks_payout_and_reconciliation_end_to_end(
 ) -> None:
     publish_demo_plans(ctx)
     use_rules(ctx, tables=PAYMENTS)
-    people = members(ctx, clock, 3)
+    payers = [account(ctx) for _ in range(3)]  # a post-paid Alipay plan: sign, then join
     agreements = [
-        signed_up(ctx, gateway, holder, f"20880000000000{n}")
-        for n, (holder, _) in enumerate(people)
+        signed_up(ctx, gateway, holder, f"20880000000000{n}") for n, holder in enumerate(payers)
     ]
+    people = [join_at(ctx, clock, JOINED, holder) for holder in payers]
     gateway.declined.add(agreements[1])
     gateway.waiting.add(agreements[2])
     ref = approved_claim(ctx, people[0][1].id, 1000, LOCK_MARCH_7 - timedelta(days=1))
@@ -235,9 +236,10 @@ def test_the_worker_collects_a_plan_that_names_alipay_through_alipay(
 ) -> None:
     publish_demo_plans(ctx)
     use_rules(ctx, tables=PAYMENTS)
-    people = members(ctx, clock, 2)
-    for n, (holder, _) in enumerate(people):
+    payers = [account(ctx) for _ in range(2)]
+    for n, holder in enumerate(payers):
         signed_up(ctx, gateway, holder, f"20881111111111{n}")
+    people = [join_at(ctx, clock, JOINED, holder) for holder in payers]
     approved_claim(ctx, people[0][1].id, 1000, LOCK_MARCH_7 - timedelta(days=1))
     env = JobEnvironment(provider=None)  # no simulated provider: only the plan's own
     clock.set(LOCK_MARCH_7)
