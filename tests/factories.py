@@ -3,6 +3,7 @@ closings."""
 
 from __future__ import annotations
 
+import functools
 import itertools
 import re
 from datetime import UTC, date, datetime, timedelta
@@ -13,6 +14,7 @@ from mutualaid.domain.accounts import Role
 from mutualaid.domain.claims import ClaimState
 from mutualaid.domain.identities import Sex, make_resident_id
 from mutualaid.domain.memberships import Relation
+from mutualaid.domain.plans import parse_plan_toml, rules_fingerprint
 from mutualaid.domain.second_factors import needs_second_factor
 from mutualaid.plan_files import read_plan_file
 from mutualaid.services.accounts.accounts import SYSTEM_ACTOR, Actor, register_account
@@ -98,6 +100,13 @@ def enroll(
 def current_rules_sha256(ctx: ServiceContext, plan: str = MAIN_PLAN) -> str:
     """The hash of the plan's current rules: what a member agrees to when joining."""
     return plan_rules(ctx, plan)[0].rules_sha256
+
+
+@functools.cache
+def demo_rules_sha256(plan: str = MAIN_PLAN) -> str:
+    """The rules hash of a demo plan as `publish_demo_plans` publishes it (what a member agrees
+    to), for tests that have no context at hand."""
+    return rules_fingerprint(parse_plan_toml(read_plan_file(f"{plan}.toml")))
 
 
 def staff(ctx: ServiceContext, role: Role) -> Actor:

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
-import functools
 import itertools
 from datetime import date
 from typing import Any
 
 from fastapi.testclient import TestClient
-from tests.factories import HEALTHY, PASSWORD, account, resident_id, staff_code
+from tests.factories import (
+    HEALTHY,
+    PASSWORD,
+    account,
+    demo_rules_sha256,
+    resident_id,
+    staff_code,
+)
 
 from mutualaid.domain.accounts import Role
-from mutualaid.domain.plans import parse_plan_toml, rules_fingerprint
-from mutualaid.plan_files import read_plan_file
 from mutualaid.services.context import ServiceContext
 
 Headers = dict[str, str]
@@ -29,12 +33,6 @@ def next_phone() -> str:
 
 def bearer(token: str) -> Headers:
     return {"Authorization": f"Bearer {token}"}
-
-
-@functools.cache
-def demo_rules_sha256(plan: str = "xhb-main") -> str:
-    """The rules hash of a demo plan as published from its plan file (what a member agrees to)."""
-    return rules_fingerprint(parse_plan_toml(read_plan_file(f"{plan}.toml")))
 
 
 def enrollment(
@@ -69,7 +67,7 @@ class Api:
         """A member who registered through the API, as a person on a phone would, logged in."""
         phone = next_phone()
         registered = self.client.post(
-            "/api/v1/accounts", json={"phone": phone, "password": PASSWORD}
+            "/api/v1/accounts", json={"phone": phone, "password": PASSWORD, "send_code": False}
         )
         assert registered.status_code == 201, registered.text
         return self.log_in(phone)

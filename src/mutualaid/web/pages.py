@@ -67,6 +67,9 @@ CONFIRMATIONS = {
     "code_sent": i18n.N_("We sent you a code by text message. It is valid for 10 minutes."),
     "phone_verified": i18n.N_("Your phone number is verified."),
     "settings_saved": i18n.N_("Your message settings are saved."),
+    "share_paid": i18n.N_("Thank you: the share is paid."),
+    "topped_up": i18n.N_("Your balance is topped up."),
+    "agreement_active": i18n.N_("Your debit agreement is already signed."),
 }
 
 SECURITY_HEADERS = {

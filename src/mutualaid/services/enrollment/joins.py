@@ -43,7 +43,6 @@ from mutualaid.services.accounts.accounts import Actor, BearerToken, actor_of_to
 from mutualaid.services.context import ServiceContext
 from mutualaid.services.enrollment.membership_leaves import membership_leaf
 from mutualaid.services.enrollment.memberships import MembershipView
-from mutualaid.services.payments.debit_authorisations import require_debit_agreement
 from mutualaid.services.idempotency import (
     KeyRow,
     Once,
@@ -52,6 +51,7 @@ from mutualaid.services.idempotency import (
     fingerprint,
     stored_answer,
 )
+from mutualaid.services.payments.debit_authorisations import require_debit_agreement
 from mutualaid.services.risk import fraud_records
 from mutualaid.transparency.merkle import hash_leaf
 
@@ -235,7 +235,7 @@ def _checked_joining(
     check_consent(applicant.rules_sha256, facts.rules_sha256, plan.current_version)
     if facts.account_flagged:
         raise fraud_records.excluded_for_fraud()
-    if _needs_agreement(rules):
+    if needs_debit_agreement(rules):
         require_debit_agreement(connection, actor.account_id, plan.code)
     known_id = _known_person(facts, actor, applicant.relation)
     fraud_records.fraud_exclusion(connection, known_id, actor.account_id)  # issue 9: no rejoining
@@ -338,7 +338,7 @@ def check_consent(given: str | None, current: str, version: int) -> None:
         )
 
 
-def _needs_agreement(rules: PlanRules) -> bool:
+def needs_debit_agreement(rules: PlanRules) -> bool:
     """A post-paid plan that debits through Alipay: its payer signs a withholding agreement
     before joining (a prepaid plan is paid by top-ups, the simulated and file providers need none)."""
     provider = rules.payments.provider if rules.payments is not None else "simulated"
