@@ -14,6 +14,7 @@ from mutualaid.services.payments.member_payments import (
     pay_share_now,
     top_up_in_yuan,
 )
+from mutualaid.web.i18n import N_
 from mutualaid.web.pages import page_router, redirect, render, render_form
 from mutualaid.web.sessions import Page, PageState
 
@@ -21,15 +22,25 @@ router = page_router()
 
 TEMPLATE = "members/payments.html"
 
+#: A debit's or an agreement's status, as the member reads it.
+STATUS_NAMES = {
+    "pending": N_("waiting for the provider"),
+    "paid": N_("paid"),
+    "failed": N_("failed"),
+    "active": N_("signed and active"),
+    "ended": N_("ended"),
+}
+
 
 def _refused(page: PageState, error: DomainError) -> Response:
-    return render_form(page, TEMPLATE, error, payments=my_payments(page.ctx, page.need()))
+    payments = my_payments(page.ctx, page.need())
+    return render_form(page, TEMPLATE, error, payments=payments, statuses=STATUS_NAMES)
 
 
 @router.get("/me/payments")
 def payments_page(page: Page) -> HTMLResponse:
     actor = page.need(Role.MEMBER)
-    return render(page, TEMPLATE, payments=my_payments(page.ctx, actor))
+    return render(page, TEMPLATE, payments=my_payments(page.ctx, actor), statuses=STATUS_NAMES)
 
 
 @router.post("/me/payments/shares/{failure_id}/pay")
