@@ -46,14 +46,3 @@ def test_a_post_paid_alipay_plan_asks_for_the_debit_agreement_first(
     error = response.json()["error"]
     assert error["code"] == "debit_authorisation_required"
     assert error["details"]["sign_at"] == "/me/payments"
-
-
-def test_registering_sends_the_phone_code(api: Api) -> None:
-    answer = api.client.post(
-        "/api/v1/accounts", json={"phone": "13755550001", "password": "correct horse battery"}
-    )
-    assert answer.status_code == 201, answer.text
-    headers = api.log_in("13755550001")
-    again = api.client.post("/api/v1/me/phone/code", json={}, headers=headers)
-    assert again.status_code == 429
-    assert again.json()["error"]["code"] == "phone_code_too_soon"  # the first went at registering
