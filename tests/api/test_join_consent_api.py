@@ -45,4 +45,4 @@ def test_a_post_paid_alipay_plan_asks_for_the_debit_agreement_first(
     assert response.status_code == 409
     error = response.json()["error"]
     assert error["code"] == "debit_authorisation_required"
-    assert error["details"]["sign_at"] == "/me/payments"
+    assert error["details"]["sign_page"] == "/me/payments"

@@ -3,7 +3,7 @@ share now, signing the Alipay withholding agreement and topping up a prepaid pla
 
 from __future__ import annotations
 
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, Response
 
 from mutualaid.adapters import Int64
 from mutualaid.domain.accounts import Role
@@ -81,4 +81,7 @@ def sign_agreement(page: Page) -> Response:
         return _refused(page, error)
     if not sign.url:
         return redirect("/me/payments", ok="agreement_active")
-    return RedirectResponse(sign.url, status_code=303)
+    # A link, not a redirect: the pages' CSP (form-action 'self') keeps a form's answer on this
+    # site. Starting again answers the same pending agreement, so a reload changes nothing.
+    payments = my_payments(page.ctx, actor)
+    return render(page, TEMPLATE, payments=payments, statuses=STATUS_NAMES, sign_url=sign.url)

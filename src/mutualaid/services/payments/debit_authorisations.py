@@ -35,5 +35,5 @@ def require_debit_agreement(connection: Connection, account_id: int, plan_code: 
             "debit_authorisation_required",
             "this plan takes its shares by Alipay withholding: sign the debit agreement first",
             "debit_authorisation",
-            details={"provider": "alipay", "plan": plan_code, "sign_at": "/me/payments"},
+            details={"provider": "alipay", "plan": plan_code, "sign_page": "/me/payments"},
         )
