@@ -19,7 +19,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, expect
 from sqlalchemy import func, select
-from tests.alipay_gateway import APP_ID, Gateway, alipay_gateway, new_key, private_pem, public_pem
+from tests.alipay_gateway import Gateway, alipay_gateway, new_key, site_config
 from tests.e2e.conftest import LiveServer, Person, Shots, staff_phone
 from tests.factories import (
     LOCK_MARCH_7,
@@ -50,7 +50,7 @@ from mutualaid.domain.accounts import Role
 from mutualaid.domain.claims import ClaimState
 from mutualaid.services.accounts.accounts import SYSTEM_ACTOR, Actor
 from mutualaid.services.collections.debits import collect_period
-from mutualaid.services.context import AlipayConfig, MessageChannels, ServiceContext
+from mutualaid.services.context import MessageChannels, ServiceContext
 from mutualaid.services.enrollment.memberships import advance_memberships
 from mutualaid.services.notifications import dispatch_notifications
 from mutualaid.services.payments.agreements import start_agreement
@@ -70,15 +70,8 @@ EMAIL = "lin.xiaoman@example.org"
 
 @pytest.fixture
 def gateway(ctx: ServiceContext, live_server: LiveServer, smtp: Mailbox) -> Iterator[Gateway]:
-    app_key = new_key()
-    with alipay_gateway(app_key) as gateway:
-        ctx.alipay = AlipayConfig(
-            app_id=APP_ID,
-            private_key=private_pem(app_key),
-            gateway_public_key=public_pem(gateway.key),
-            gateway_url=f"{gateway.url}/gateway.do",
-            notify_url=f"{live_server.url}/api/v1/payments/alipay/notify",
-        )
+    with alipay_gateway(new_key()) as gateway:
+        ctx.alipay = site_config(gateway, live_server.url)
         ctx.messages = MessageChannels(
             email_url=smtp.url(), sms_url=smtp.url(SMS), public_url=live_server.url
         )

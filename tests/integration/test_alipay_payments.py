@@ -9,7 +9,13 @@ from datetime import UTC, date, datetime, timedelta
 import httpx
 import pytest
 from sqlalchemy import func, select
-from tests.alipay_gateway import APP_ID, Gateway, alipay_gateway, new_key, private_pem, public_pem
+from tests.alipay_gateway import (
+    APP_ID,
+    Gateway,
+    alipay_gateway,
+    new_key,
+    site_config,
+)
 from tests.factories import (
     LOCK_MARCH_7,
     MAIN_PLAN,
@@ -40,7 +46,7 @@ from mutualaid.domain.claims import ClaimState
 from mutualaid.services.accounts.accounts import SYSTEM_ACTOR, Actor
 from mutualaid.services.collections.debits import collect_period
 from mutualaid.services.collections.retries import retry_failed_payments
-from mutualaid.services.context import AlipayConfig, ServiceContext
+from mutualaid.services.context import ServiceContext
 from mutualaid.services.payments.agreements import start_agreement
 from mutualaid.services.payments.alipay import AlipayProvider, out_reference
 from mutualaid.services.payments.providers import alipay_client, plan_provider, provider_of
@@ -56,15 +62,8 @@ PAYMENTS = '\n[payments]\nprovider = "alipay"\nfour_eyes_above_fen = 500\n'
 
 @pytest.fixture
 def gateway(ctx: ServiceContext) -> Iterator[Gateway]:
-    app_key = new_key()
-    with alipay_gateway(app_key) as gateway, served(create_app(ctx), "app") as app:
-        ctx.alipay = AlipayConfig(
-            app_id=APP_ID,
-            private_key=private_pem(app_key),
-            gateway_public_key=public_pem(gateway.key),
-            gateway_url=f"{gateway.url}/gateway.do",
-            notify_url=f"{app.url}/api/v1/payments/alipay/notify",
-        )
+    with alipay_gateway(new_key()) as gateway, served(create_app(ctx), "app") as app:
+        ctx.alipay = site_config(gateway, app.url)
         yield gateway
 
 
