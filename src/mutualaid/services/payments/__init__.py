@@ -5,5 +5,7 @@ Owns choosing a plan's provider (providers.py: simulated, file or Alipay, from t
 signatures.py), debit agreements (agreements.py: start_agreement), the providers' asynchronous
 notifications (callbacks.py: take_notification), payouts through a provider with a four-eyes
 release (transfers.py: send_payouts, release_payout) and the daily reconciliation against the
-provider's statement (reconciliation.py: reconcile).
+provider's statement (reconciliation.py: reconcile); the member's side (member_payments.py:
+my_payments, pay_share_now, top_up_in_yuan) and whether a payer has authorised debits
+(debit_authorisations.py: require_debit_agreement, checked when joining).
 """
