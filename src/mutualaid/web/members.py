@@ -17,11 +17,8 @@ from mutualaid.services.accounts.accounts import Actor, log_in, log_out, registe
 from mutualaid.services.accounts.rate_limits import check_registration
 from mutualaid.services.accounts.second_factors import SecondFactorRequired, sign_in
 from mutualaid.services.claims.casework import claims_reported_by, objections_filed_by
-from mutualaid.services.enrollment.joins import (
-    EnrollmentRequest,
-    enroll_member,
-    needs_debit_agreement,
-)
+from mutualaid.services.enrollment.debit_authorisations import needs_debit_agreement
+from mutualaid.services.enrollment.joins import EnrollmentRequest, enroll_member
 from mutualaid.services.enrollment.member_data import family_coverage
 from mutualaid.services.enrollment.memberships import change_membership as change
 from mutualaid.services.notifications import list_notifications, mark_read

@@ -36,11 +36,14 @@ from mutualaid.domain.memberships import (
     enrollment_refusals,
     refuse_if_any,
 )
-from mutualaid.domain.plans import FundingModel, PlanRules
 from mutualaid.domain.schemes import join_refusal
 from mutualaid.services import audit
 from mutualaid.services.accounts.accounts import Actor, BearerToken, actor_of_token, authenticate
 from mutualaid.services.context import ServiceContext
+from mutualaid.services.enrollment.debit_authorisations import (
+    needs_debit_agreement,
+    require_debit_agreement,
+)
 from mutualaid.services.enrollment.membership_leaves import membership_leaf
 from mutualaid.services.enrollment.memberships import MembershipView
 from mutualaid.services.idempotency import (
@@ -51,7 +54,6 @@ from mutualaid.services.idempotency import (
     fingerprint,
     stored_answer,
 )
-from mutualaid.services.payments.debit_authorisations import require_debit_agreement
 from mutualaid.services.risk import fraud_records
 from mutualaid.transparency.merkle import hash_leaf
 
@@ -336,13 +338,6 @@ def check_consent(given: str | None, current: str, version: int) -> None:
             "rules_sha256",
             details={"rules_sha256": current, "version": version},
         )
-
-
-def needs_debit_agreement(rules: PlanRules) -> bool:
-    """A post-paid plan that debits through Alipay: its payer signs a withholding agreement
-    before joining (a prepaid plan is paid by top-ups, the simulated and file providers need none)."""
-    provider = rules.payments.provider if rules.payments is not None else "simulated"
-    return provider == "alipay" and rules.funding_model is FundingModel.POST_PAID
 
 
 def _with_key(

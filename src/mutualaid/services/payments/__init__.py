@@ -6,6 +6,6 @@ signatures.py), debit agreements (agreements.py: start_agreement), the providers
 notifications (callbacks.py: take_notification), payouts through a provider with a four-eyes
 release (transfers.py: send_payouts, release_payout) and the daily reconciliation against the
 provider's statement (reconciliation.py: reconcile); the member's side (member_payments.py:
-my_payments, pay_share_now, top_up_in_yuan) and whether a payer has authorised debits
-(debit_authorisations.py: require_debit_agreement, checked when joining).
+my_payments, pay_share_now, top_up_in_yuan). Whether a payer has authorised debits, checked
+when joining, is enrollment's (enrollment/debit_authorisations.py).
 """

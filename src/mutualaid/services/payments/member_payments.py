@@ -30,7 +30,7 @@ from mutualaid.services.accounts.accounts import Actor
 from mutualaid.services.collections.prepaid import PrepaidView, prepaid_balance, top_up
 from mutualaid.services.collections.retries import pay_failed_share
 from mutualaid.services.context import ServiceContext
-from mutualaid.services.enrollment.joins import needs_debit_agreement
+from mutualaid.services.enrollment.debit_authorisations import needs_debit_agreement
 from mutualaid.services.payments.providers import provider_of
 
 if TYPE_CHECKING:

@@ -12,6 +12,7 @@ from sqlalchemy.engine import Connection
 
 from mutualaid.db.models import PaymentAgreement
 from mutualaid.domain.errors import Conflict
+from mutualaid.domain.plans import FundingModel, PlanRules
 
 
 def has_active_agreement(connection: Connection, account_id: int, provider: str = "alipay") -> bool:
@@ -37,3 +38,10 @@ def require_debit_agreement(connection: Connection, account_id: int, plan_code: 
             "debit_authorisation",
             details={"provider": "alipay", "plan": plan_code, "sign_page": "/me/payments"},
         )
+
+
+def needs_debit_agreement(rules: PlanRules) -> bool:
+    """A post-paid plan that debits through Alipay: its payer signs a withholding agreement
+    before joining (a prepaid plan is paid by top-ups, the simulated and file providers need none)."""
+    provider = rules.payments.provider if rules.payments is not None else "simulated"
+    return provider == "alipay" and rules.funding_model is FundingModel.POST_PAID
