@@ -48,6 +48,8 @@ from sqlalchemy import BigInteger, Column, DateTime, MetaData, String, Table, in
 
 from mutualaid.db.engines import make_engine
 from mutualaid.domain.identities import PROVINCES, Sex, make_resident_id
+from mutualaid.domain.plans import parse_plan_toml, rules_fingerprint
+from mutualaid.plan_files import read_plan_file
 
 HERE = Path(__file__).resolve().parent
 #: Its own database, so it can run while another benchmark uses `bench`.
@@ -61,6 +63,8 @@ HEALTH_ANSWERS = {
     "diabetes": False,
 }
 JOIN_PATH = f"/api/v1/plans/{PLAN_CODE}/memberships"
+#: The rules every joining member agrees to: the demo plan's, as `databases` publishes it.
+RULES_SHA256 = rules_fingerprint(parse_plan_toml(read_plan_file(f"{PLAN_CODE}.toml")))
 #: Connections open this far apart (within the warm-up). Opened all at once, they would all be
 #: accepted by whichever worker woke first (asyncio accepts a whole backlog in one go), leaving
 #: the other workers idle; clients that arrive over time spread across the workers, as phones do.
@@ -78,6 +82,7 @@ class BaselineBody(BaseModel):
     id_number: str = Field(min_length=1, max_length=30)
     relation: str = "self"
     health_answers: dict[str, bool] = Field(default_factory=dict)
+    rules_sha256: str | None = Field(default=None, max_length=64)
 
 
 def baseline_app() -> FastAPI:
@@ -298,6 +303,7 @@ async def drive(
                         "id_number": ids[i],
                         "relation": "self",
                         "health_answers": HEALTH_ANSWERS,
+                        "rules_sha256": RULES_SHA256,
                     }
                 ).encode()
                 headers = {

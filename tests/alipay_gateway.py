@@ -24,6 +24,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from tests.live_servers import served
 
+from mutualaid.services.context import AlipayConfig
 from mutualaid.services.payments.alipay import fen_of, yuan
 from mutualaid.services.payments.signatures import (
     sign_notification,
@@ -297,3 +298,14 @@ def alipay_gateway(app_key: rsa.RSAPrivateKey) -> Iterator[Gateway]:
     with served(gateway.app(), "alipay-gateway") as live:
         gateway.url = live.url
         yield gateway
+
+
+def site_config(gateway: Gateway, app_url: str) -> AlipayConfig:
+    """The site's Alipay settings for this gateway, notified at the app served at `app_url`."""
+    return AlipayConfig(
+        app_id=APP_ID,
+        private_key=private_pem(gateway.app_key),
+        gateway_public_key=public_pem(gateway.key),
+        gateway_url=f"{gateway.url}/gateway.do",
+        notify_url=f"{app_url}/api/v1/payments/alipay/notify",
+    )

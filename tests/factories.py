@@ -3,6 +3,7 @@ closings."""
 
 from __future__ import annotations
 
+import functools
 import itertools
 import re
 from datetime import UTC, date, datetime, timedelta
@@ -13,6 +14,7 @@ from mutualaid.domain.accounts import Role
 from mutualaid.domain.claims import ClaimState
 from mutualaid.domain.identities import Sex, make_resident_id
 from mutualaid.domain.memberships import Relation
+from mutualaid.domain.plans import parse_plan_toml, rules_fingerprint
 from mutualaid.domain.second_factors import needs_second_factor
 from mutualaid.plan_files import read_plan_file
 from mutualaid.services.accounts.accounts import SYSTEM_ACTOR, Actor, register_account
@@ -23,7 +25,7 @@ from mutualaid.services.enrollment.joins import EnrollmentRequest, enroll_member
 from mutualaid.services.enrollment.memberships import MembershipView
 from mutualaid.services.periods.close import close_period
 from mutualaid.services.periods.proofs import charge_proof
-from mutualaid.services.plans.plans import publish_plan
+from mutualaid.services.plans.plans import plan_rules, publish_plan
 from mutualaid.services.transparency.checkpoints import LogConfig, publish_checkpoint
 from mutualaid.transparency.charge_proofs import (
     ChargeProofReport,
@@ -75,14 +77,30 @@ def enroll(
     answers: dict[str, bool] | None = None,
     id_number: str | None = None,
     key: str | None = None,
+    rules_sha256: str | None = "current",
 ) -> MembershipView:
+    """Join `plan`, agreeing to its current rules (`rules_sha256`: another hash, or None for
+    no consent)."""
     request = EnrollmentRequest(
         full_name=name,
         id_number=id_number or resident_id(birth_on),
         relation=relation,
         health_answers=HEALTHY if answers is None else answers,
+        rules_sha256=current_rules_sha256(ctx, plan) if rules_sha256 == "current" else rules_sha256,
     )
     return enroll_member(ctx, actor, plan, request, idempotency_key=key)
+
+
+def current_rules_sha256(ctx: ServiceContext, plan: str = MAIN_PLAN) -> str:
+    """The hash of the plan's current rules: what a member agrees to when joining."""
+    return plan_rules(ctx, plan)[0].rules_sha256
+
+
+@functools.cache
+def demo_rules_sha256(plan: str = MAIN_PLAN) -> str:
+    """The rules hash of a demo plan as `publish_demo_plans` publishes it (what a member agrees
+    to), for tests that have no context at hand."""
+    return rules_fingerprint(parse_plan_toml(read_plan_file(f"{plan}.toml")))
 
 
 def staff(ctx: ServiceContext, role: Role) -> Actor:

@@ -7,7 +7,14 @@ from datetime import date
 from typing import Any
 
 from fastapi.testclient import TestClient
-from tests.factories import HEALTHY, PASSWORD, account, resident_id, staff_code
+from tests.factories import (
+    HEALTHY,
+    PASSWORD,
+    account,
+    demo_rules_sha256,
+    resident_id,
+    staff_code,
+)
 
 from mutualaid.domain.accounts import Role
 from mutualaid.services.context import ServiceContext
@@ -28,12 +35,15 @@ def bearer(token: str) -> Headers:
     return {"Authorization": f"Bearer {token}"}
 
 
-def enrollment(birth_on: date = date(1990, 5, 1), **overrides: Any) -> dict[str, Any]:
+def enrollment(
+    birth_on: date = date(1990, 5, 1), plan: str = "xhb-main", **overrides: Any
+) -> dict[str, Any]:
     body: dict[str, Any] = {
         "full_name": "张三华",
         "id_number": resident_id(birth_on),
         "relation": "self",
         "health_answers": dict(HEALTHY),
+        "rules_sha256": demo_rules_sha256(plan),
     }
     body.update(overrides)
     return body
@@ -57,7 +67,7 @@ class Api:
         """A member who registered through the API, as a person on a phone would, logged in."""
         phone = next_phone()
         registered = self.client.post(
-            "/api/v1/accounts", json={"phone": phone, "password": PASSWORD}
+            "/api/v1/accounts", json={"phone": phone, "password": PASSWORD, "send_code": False}
         )
         assert registered.status_code == 201, registered.text
         return self.log_in(phone)

@@ -5,7 +5,14 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 
 from fastapi.testclient import TestClient
-from tests.factories import HEALTHY, PASSWORD, account, publish_demo_plans, resident_id, staff_code
+from tests.factories import (
+    HEALTHY,
+    PASSWORD,
+    account,
+    publish_demo_plans,
+    resident_id,
+    staff_code,
+)
 
 from mutualaid.api.app import create_app
 from mutualaid.clock import FixedClock
@@ -34,7 +41,13 @@ def join(client: TestClient, headers: dict[str, str], birth_on: date) -> int:
     response = client.post(
         "/api/v1/plans/xhb-main/memberships",
         headers=headers,
-        json={"full_name": "张三华", "id_number": resident_id(birth_on), "health_answers": HEALTHY},
+        json={
+            "full_name": "张三华",
+            "id_number": resident_id(birth_on),
+            "health_answers": HEALTHY,
+            # What the member read: the plan's current rules, as the API shows them.
+            "rules_sha256": client.get("/api/v1/plans/xhb-main").json()["plan"]["rules_sha256"],
+        },
     )
     assert response.status_code == 201, response.text
     return int(response.json()["id"])

@@ -528,7 +528,9 @@ def test_each_plan_applies_its_own_entry_ages(api: Api) -> None:
     answers = {"tumour": False, "long_hospital_stay": False}
 
     too_young = api.client.post(
-        elderly, headers=headers, json=enrollment(date(1990, 5, 1), health_answers=answers)
+        elderly,
+        headers=headers,
+        json=enrollment(date(1990, 5, 1), "xhb-elderly-cancer", health_answers=answers),
     )
     assert too_young.status_code == 400
     assert too_young.json()["error"]["code"] == "too_young"
@@ -537,7 +539,11 @@ def test_each_plan_applies_its_own_entry_ages(api: Api) -> None:
         elderly,
         headers=headers,
         json=enrollment(
-            date(1961, 5, 1), relation="parent", full_name="张老", health_answers=answers
+            date(1961, 5, 1),
+            "xhb-elderly-cancer",
+            relation="parent",
+            full_name="张老",
+            health_answers=answers,
         ),
     )
     assert joined.status_code == 201, joined.text

@@ -27,7 +27,8 @@ def by_sms(ctx: ServiceContext, smtp: Mailbox) -> Mailbox:
 
 def registered(api: Api) -> tuple[str, Headers]:
     phone = next_phone()
-    answer = api.client.post("/api/v1/accounts", json={"phone": phone, "password": PASSWORD})
+    body = {"phone": phone, "password": PASSWORD, "send_code": False}  # each test asks itself
+    answer = api.client.post("/api/v1/accounts", json=body)
     assert answer.status_code == 201 and answer.json()["phone_verified"] is False
     return phone, api.log_in(phone)
 
@@ -158,3 +159,14 @@ def test_the_sms_gateway_refusing_the_code_is_told_as_503(
     _, headers = registered(api)
     answer = api.client.post("/api/v1/me/phone/code", json={}, headers=headers)
     assert (answer.status_code, error_of(answer)) == (503, "phone_code_not_sent")
+
+
+def test_registering_sends_the_code_that_proves_the_phone(api: Api, by_sms: Mailbox) -> None:
+    phone = next_phone()
+    answer = api.client.post("/api/v1/accounts", json={"phone": phone, "password": PASSWORD})
+    assert answer.status_code == 201, answer.text
+    headers = api.log_in(phone)
+    code = code_sent_to(by_sms, phone)
+    verified = api.client.post("/api/v1/me/phone/verify", json={"code": code}, headers=headers)
+    assert verified.status_code == 200, verified.text
+    assert api.client.get("/api/v1/me", headers=headers).json()["phone_verified"] is True

@@ -99,7 +99,7 @@ def test_an_operator_publishes_a_new_version_that_applies_to_new_members_only(ap
     assert api.client.get("/api/v1/plans/xhb-main").json()["rules"]["waiting_period"]["days"] == 60
     assert api.client.get("/api/v1/plans/xhb-main/source").text == shorter_wait
     assert api.client.get("/api/v1/plans/xhb-main/source", params={"version": 1}).text == MAIN_TOML
-    later = api.join(api.member())
+    later = api.join(api.member(), rules_sha256=response.json()["plan"]["rules_sha256"])
     assert later["covered_from_on"] == "2026-05-01"
     assert earlier["covered_from_on"] == "2026-05-31"
 
@@ -124,7 +124,9 @@ def test_an_operator_creates_a_new_plan_by_publishing_its_file(api: Api) -> None
     assert [p["plan"]["code"] for p in api.client.get("/api/v1/plans").json()] == ["county-main"]
     member = api.member()
     joined = api.client.post(
-        "/api/v1/plans/county-main/memberships", headers=member, json=enrollment()
+        "/api/v1/plans/county-main/memberships",
+        headers=member,
+        json=enrollment(rules_sha256=response.json()["plan"]["rules_sha256"]),
     )
     assert joined.status_code == 201, joined.text
 

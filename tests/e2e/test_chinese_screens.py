@@ -83,6 +83,7 @@ def test_key_pages_read_in_chinese_on_a_phone(
     member.go("/plans/xhb-main/join")
     member.page.fill("#f-full_name", "欧阳小明")
     member.page.fill("#f-id_number", "11010519491231002X"[:17] + "1")
+    member.page.check("#f-rules_sha256")
     member.submit("form[action='/plans/xhb-main/join']")
     expect(member.page.locator("#f-id_number-error")).to_contain_text("校验位")
     _check(member)

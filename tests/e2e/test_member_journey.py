@@ -127,6 +127,7 @@ def test_a_claim_from_report_to_the_members_statement(
     page.fill("#f-id_number", resident_id(date(1990, 5, 1)))
     for radio in page.locator("input[type=radio][value=no]").all():
         radio.check()
+    page.check("#f-rules_sha256")
     member.shot("join-self")
     member.submit("form[action='/plans/xhb-main/join']")
     expect(page).to_have_url(re.compile(r"/me\?ok=enrolled$"))
@@ -139,6 +140,7 @@ def test_a_claim_from_report_to_the_members_statement(
     page.fill("#f-id_number", wrong_child_id)
     for radio in page.locator("input[type=radio][value=no]").all():
         radio.check()
+    page.check("#f-rules_sha256")
     member.submit("form[action='/plans/xhb-main/join']")
     refusal = page.locator("#f-id_number-error")
     expect(refusal).to_contain_text(words["check_digit"])

@@ -43,6 +43,7 @@ def test_the_core_member_flow_works_without_javascript(
     page.fill("#f-id_number", resident_id(date(1992, 8, 8)))
     for radio in page.locator("input[type=radio][value=no]").all():
         radio.check()
+    page.check("#f-rules_sha256")
     page.click("form[action='/plans/xhb-main/join'] button[type=submit]")
     expect(page).to_have_url(re.compile(r"/me\?ok=enrolled$"))
     shots(page, "no-js-enrolled")

@@ -9,7 +9,13 @@ from datetime import UTC, date, datetime, timedelta
 import httpx
 import pytest
 from sqlalchemy import func, select
-from tests.alipay_gateway import APP_ID, Gateway, alipay_gateway, new_key, private_pem, public_pem
+from tests.alipay_gateway import (
+    APP_ID,
+    Gateway,
+    alipay_gateway,
+    new_key,
+    site_config,
+)
 from tests.factories import (
     LOCK_MARCH_7,
     MAIN_PLAN,
@@ -17,7 +23,7 @@ from tests.factories import (
     account,
     approved_claim,
     close_on,
-    members,
+    join_at,
     publish_demo_plans,
     use_rules,
 )
@@ -40,7 +46,7 @@ from mutualaid.domain.claims import ClaimState
 from mutualaid.services.accounts.accounts import SYSTEM_ACTOR, Actor
 from mutualaid.services.collections.debits import collect_period
 from mutualaid.services.collections.retries import retry_failed_payments
-from mutualaid.services.context import AlipayConfig, ServiceContext
+from mutualaid.services.context import ServiceContext
 from mutualaid.services.payments.agreements import start_agreement
 from mutualaid.services.payments.alipay import AlipayProvider, out_reference
 from mutualaid.services.payments.providers import alipay_client, plan_provider, provider_of
@@ -50,20 +56,14 @@ from mutualaid.services.scheduling.jobs import JobEnvironment
 from mutualaid.services.scheduling.worker import tick
 
 DEBIT_DAY = datetime(2026, 3, 14, 2, tzinfo=UTC)  # 10:00 Beijing
+JOINED = datetime(2025, 6, 1, tzinfo=UTC)
 PAYMENTS = '\n[payments]\nprovider = "alipay"\nfour_eyes_above_fen = 500\n'
 
 
 @pytest.fixture
 def gateway(ctx: ServiceContext) -> Iterator[Gateway]:
-    app_key = new_key()
-    with alipay_gateway(app_key) as gateway, served(create_app(ctx), "app") as app:
-        ctx.alipay = AlipayConfig(
-            app_id=APP_ID,
-            private_key=private_pem(app_key),
-            gateway_public_key=public_pem(gateway.key),
-            gateway_url=f"{gateway.url}/gateway.do",
-            notify_url=f"{app.url}/api/v1/payments/alipay/notify",
-        )
+    with alipay_gateway(new_key()) as gateway, served(create_app(ctx), "app") as app:
+        ctx.alipay = site_config(gateway, app.url)
         yield gateway
 
 
@@ -94,11 +94,11 @@ def test_debits_callbacks_payout_and_reconciliation_end_to_end(
 ) -> None:
     publish_demo_plans(ctx)
     use_rules(ctx, tables=PAYMENTS)
-    people = members(ctx, clock, 3)
+    payers = [account(ctx) for _ in range(3)]  # a post-paid Alipay plan: sign, then join
     agreements = [
-        signed_up(ctx, gateway, holder, f"20880000000000{n}")
-        for n, (holder, _) in enumerate(people)
+        signed_up(ctx, gateway, holder, f"20880000000000{n}") for n, holder in enumerate(payers)
     ]
+    people = [join_at(ctx, clock, JOINED, holder) for holder in payers]
     gateway.declined.add(agreements[1])
     gateway.waiting.add(agreements[2])
     ref = approved_claim(ctx, people[0][1].id, 1000, LOCK_MARCH_7 - timedelta(days=1))
@@ -235,9 +235,10 @@ def test_the_worker_collects_a_plan_that_names_alipay_through_alipay(
 ) -> None:
     publish_demo_plans(ctx)
     use_rules(ctx, tables=PAYMENTS)
-    people = members(ctx, clock, 2)
-    for n, (holder, _) in enumerate(people):
+    payers = [account(ctx) for _ in range(2)]
+    for n, holder in enumerate(payers):
         signed_up(ctx, gateway, holder, f"20881111111111{n}")
+    people = [join_at(ctx, clock, JOINED, holder) for holder in payers]
     approved_claim(ctx, people[0][1].id, 1000, LOCK_MARCH_7 - timedelta(days=1))
     env = JobEnvironment(provider=None)  # no simulated provider: only the plan's own
     clock.set(LOCK_MARCH_7)

@@ -84,10 +84,10 @@ def test_a_failed_debit_is_mailed_with_the_amount_and_a_link_to_pay_in_each_lang
     [mail] = smtp.to("li.wei@example.org")
     assert mail.subject == "Your share of ¥123.45 could not be debited"
     assert "Please pay ¥123.45 before 2026-03-21" in mail.body
-    assert f"Pay now: {SITE}/me" in mail.body
+    assert f"Pay now: {SITE}/me/payments" in mail.body
     [mail] = smtp.to("zhang.hua@example.org")
     assert mail.subject == "您的分摊金额 ¥123.45 扣款失败"
-    assert f"立即支付:{SITE}/me" in mail.body
+    assert f"立即支付:{SITE}/me/payments" in mail.body
     assert dispatch_notifications(ctx).sent == 0
     assert len(smtp.messages) == 2
 

@@ -263,7 +263,7 @@ class TestCaps:
 
 
 def enroll_again(ctx: ServiceContext, holder: Actor, old_membership_id: int) -> int:
-    from tests.factories import HEALTHY
+    from tests.factories import HEALTHY, current_rules_sha256
 
     from mutualaid.db.models import Person
 
@@ -277,7 +277,12 @@ def enroll_again(ctx: ServiceContext, holder: Actor, old_membership_id: int) -> 
         ctx,
         holder,
         MAIN_PLAN,
-        EnrollmentRequest(full_name="张三华", id_number=number, health_answers=HEALTHY),
+        EnrollmentRequest(
+            full_name="张三华",
+            id_number=number,
+            health_answers=HEALTHY,
+            rules_sha256=current_rules_sha256(ctx),
+        ),
     ).id
 
 

@@ -12,7 +12,13 @@ from datetime import UTC, date, datetime, timedelta
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
-from tests.factories import HEALTHY, account, approved_claim, resident_id
+from tests.factories import (
+    HEALTHY,
+    account,
+    approved_claim,
+    current_rules_sha256,
+    resident_id,
+)
 
 from mutualaid.clock import FixedClock
 from mutualaid.db.models import LedgerEntry, Membership
@@ -108,7 +114,12 @@ def test_random_periods_always_add_up(ctx: ServiceContext, clock: FixedClock, ca
             ctx,
             holders[index],
             code,
-            EnrollmentRequest(full_name="王小明", id_number=numbers[index], health_answers=HEALTHY),
+            EnrollmentRequest(
+                full_name="王小明",
+                id_number=numbers[index],
+                health_answers=HEALTHY,
+                rules_sha256=current_rules_sha256(ctx, code),
+            ),
         ).id
     # Cases: approved the day before each lock, each for a different member's membership.
     with ctx.reading() as session:

@@ -16,6 +16,7 @@ from tests.factories import (
     account,
     approved_claim,
     close_on,
+    current_rules_sha256,
     enroll,
     join_at,
     members,
@@ -258,7 +259,10 @@ class TestMoreExamplePlans:
             holder,
             "xhb-chronic-cancer",
             EnrollmentRequest(
-                "张三华", resident_id(date(1975, 5, 1)), health_answers={"tumour": False}
+                "张三华",
+                resident_id(date(1975, 5, 1)),
+                health_answers={"tumour": False},
+                rules_sha256=current_rules_sha256(ctx, "xhb-chronic-cancer"),
             ),
         )
         clock.set(clock.now() + timedelta(days=200))
@@ -283,13 +287,22 @@ class TestMoreExamplePlans:
             ctx,
             holder,
             "xhb-transit-accident",
-            EnrollmentRequest("张小华", resident_id(TODAY - timedelta(days=30)), "child"),  # type: ignore[arg-type]
+            EnrollmentRequest(
+                "张小华",
+                resident_id(TODAY - timedelta(days=30)),
+                "child",  # type: ignore[arg-type]
+                rules_sha256=current_rules_sha256(ctx, "xhb-transit-accident"),
+            ),
         )
         adult = enroll_member(
             ctx,
             holder,
             "xhb-transit-accident",
-            EnrollmentRequest("张三华", resident_id(date(1990, 5, 1))),
+            EnrollmentRequest(
+                "张三华",
+                resident_id(date(1990, 5, 1)),
+                rules_sha256=current_rules_sha256(ctx, "xhb-transit-accident"),
+            ),
         )
         with pytest.raises(DomainError) as refused:
             _report(ctx, holder, adult.id, illness_code="TA02", diagnosed_on=TODAY)
@@ -306,7 +319,11 @@ class TestMoreExamplePlans:
                 ctx,
                 account(ctx),
                 "xhb-transit-accident",
-                EnrollmentRequest("李四华", resident_id(date(1966, 1, 1))),
+                EnrollmentRequest(
+                    "李四华",
+                    resident_id(date(1966, 1, 1)),
+                    rules_sha256=current_rules_sha256(ctx, "xhb-transit-accident"),
+                ),
             )
         assert too_old.value.code == "too_old"
 

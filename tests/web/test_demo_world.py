@@ -11,7 +11,13 @@ from datetime import datetime
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
-from tests.factories import HEALTHY, STAFF_TOTP_SECRET, TEST_LOG_KEY, account
+from tests.factories import (
+    HEALTHY,
+    STAFF_TOTP_SECRET,
+    TEST_LOG_KEY,
+    account,
+    current_rules_sha256,
+)
 from tests.web.conftest import Browser
 
 from mutualaid.api.app import create_app
@@ -182,5 +188,7 @@ def test_the_printed_id_numbers_can_join(ctx: ServiceContext, demo: DemoLogins) 
         (newcomer, child, Relation.CHILD),
         (neighbour, older, Relation.SELF),
     ):
-        request = EnrollmentRequest("林小满", number, relation, HEALTHY)
+        request = EnrollmentRequest(
+            "林小满", number, relation, HEALTHY, current_rules_sha256(ctx, "xhb-main")
+        )
         assert enroll_member(ctx, holder, "xhb-main", request).state == "waiting"

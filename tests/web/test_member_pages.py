@@ -7,7 +7,14 @@ import json
 from datetime import date, timedelta
 
 from fastapi.testclient import TestClient
-from tests.factories import HEALTHY, account, covered_member, imported_member, resident_id
+from tests.factories import (
+    HEALTHY,
+    account,
+    covered_member,
+    demo_rules_sha256,
+    imported_member,
+    resident_id,
+)
 from tests.web.conftest import Browser, csrf, phone_of, published_case
 
 from mutualaid.clock import FixedClock
@@ -25,7 +32,13 @@ JPEG = bytes.fromhex("ffd8ffe000104a46494600010100000100010000") + bytes(600_000
 
 
 def join_form(id_number: str, relation: str = "self", **answers: str) -> dict[str, str]:
-    form = {"relation": relation, "full_name": "张三华", "id_number": id_number}
+    form = {
+        "relation": relation,
+        "full_name": "张三华",
+        "id_number": id_number,
+        "rules_sha256": demo_rules_sha256(),
+        "consent": "yes",
+    }
     for code in HEALTHY:
         form[f"health_answers.{code}"] = answers.get(code, "no")
     return form

@@ -20,6 +20,7 @@ from mutualaid.services.accounts.accounts import (
     log_out,
     register_account,
 )
+from mutualaid.services.accounts.phone_codes import send_first_code
 from mutualaid.services.accounts.rate_limits import check_registration
 from mutualaid.services.accounts.second_factors import sign_in
 
@@ -33,6 +34,8 @@ class Registration(BaseModel):
     locale: str = Field(default="zh_CN", pattern="^(zh_CN|en)$")
     #: Needed only for a phone an operator imported: the code from that import.
     invitation: str | None = Field(default=None, max_length=100)
+    #: Send the SMS code that proves the phone at once (POST /me/phone/verify takes it).
+    send_code: bool = True
 
 
 class Credentials(BaseModel):
@@ -62,9 +65,12 @@ def register(body: Registration, ctx: Context, request: Request) -> AccountView:
     address per hour (429 `registration_rate_limited`, with Retry-After).
 
     Safe to retry: a phone registers once, so a retry after success is refused (409) and
-    creates no second account."""
-    check_registration(ctx, body.phone, client_address(request))
-    return register_account(
+    creates no second account. The SMS code that proves the phone goes out at once (unless
+    `send_code` is false); if it could not (throttled, gateway down), ask again at
+    POST /me/phone/code."""
+    address = client_address(request)
+    check_registration(ctx, body.phone, address)
+    view = register_account(
         ctx,
         body.phone,
         body.password,
@@ -72,6 +78,9 @@ def register(body: Registration, ctx: Context, request: Request) -> AccountView:
         locale=body.locale,
         invitation=body.invitation,
     )
+    if body.send_code:
+        send_first_code(ctx, view.id, address)
+    return view
 
 
 @router.post(

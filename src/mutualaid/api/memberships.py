@@ -39,6 +39,12 @@ class Enrollment(BaseModel):
     health_answers: dict[str, bool] = Field(
         default_factory=dict, description="question code -> answer; every question must be answered"
     )
+    rules_sha256: str | None = Field(
+        default=None,
+        max_length=64,
+        description="the sha256 of the plan rules the member read and agreed to (the plan's "
+        "`rules_sha256`); without it 400 `consent_required`, another 409 `rules_changed`",
+    )
 
 
 class Reason(BaseModel):
@@ -65,6 +71,7 @@ def join(
         id_number=body.id_number,
         relation=body.relation,
         health_answers=body.health_answers,
+        rules_sha256=body.rules_sha256,
     )
     return json_answer(
         enroll_member(ctx, caller, plan_code, request, idempotency_key=key), status.HTTP_201_CREATED

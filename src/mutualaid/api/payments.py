@@ -15,6 +15,12 @@ from mutualaid.api.openapi import READ, SAFE_TO_RETRY, WRITE, errors, ok, raw
 from mutualaid.services.collections.refunds import RefundView, mark_refund_paid, refunds_due
 from mutualaid.services.payments.agreements import SignPage, start_agreement
 from mutualaid.services.payments.callbacks import take_notification
+from mutualaid.services.payments.member_payments import (
+    PaidShare,
+    PaymentsView,
+    my_payments,
+    pay_share_now,
+)
 from mutualaid.services.payments.providers import alipay_client
 from mutualaid.services.payments.transfers import TransferView, release_payout, send_payouts
 
@@ -62,6 +68,34 @@ def agreement(body: AgreementRequest, ctx: Context, actor: CurrentActor) -> Sign
     """A payer starts (or resumes) their Alipay withholding agreement: the page to sign it.
     Safe to retry: a retry finds the pending (or active) agreement and answers it again."""
     return start_agreement(ctx, actor, body.return_url)
+
+
+@router.get(
+    "/mine",
+    operation_id="payments-mine",
+    response_model=None,
+    responses=ok(PaymentsView) | READ,
+)
+def mine(ctx: Context, actor: CurrentActor) -> PaymentsView:
+    """How I pay in each plan, my debit agreements, every debit with the provider's reference,
+    and my shares still unpaid (each payable now)."""
+    return my_payments(ctx, actor)
+
+
+@router.post(
+    "/shares/{failure_id}/pay",
+    operation_id="payments-share-pay",
+    response_model=None,
+    responses=ok(PaidShare) | WRITE,
+)
+def pay_share(
+    failure_id: Int64, ctx: Context, actor: CurrentActor, key: IdempotencyKey = None
+) -> PaidShare:
+    """Pay one of my unpaid shares now, through the plan's provider (a prepaid plan: from the
+    balance). Send an Idempotency-Key: the provider is asked under it, so a retry takes no
+    second debit. Errors: 409 `nothing_to_pay` (not mine, or not unpaid: paid already),
+    `payment_declined` (the provider refused it; recorded), `provider_not_configured`."""
+    return pay_share_now(ctx, actor, failure_id, idempotency_key=key)
 
 
 @router.post(

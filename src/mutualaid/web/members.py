@@ -23,6 +23,7 @@ from mutualaid.services.enrollment.age_out_moves import (
     age_out_move,
     set_age_out_move,
 )
+from mutualaid.services.enrollment.debit_authorisations import needs_debit_agreement
 from mutualaid.services.enrollment.joins import EnrollmentRequest, enroll_member
 from mutualaid.services.enrollment.member_data import family_coverage
 from mutualaid.services.enrollment.memberships import change_membership as change
@@ -190,9 +191,12 @@ def _enrollment_context(page: PageState, code: str) -> dict[str, Any]:
         c.relation is Relation.SELF and c.active
         for c in family_coverage(page.ctx, page.need(Role.MEMBER))
     )
+    fee_bp = rules.fees.management_fee_bp
     return {
         "plan": view,
         "rules": rules,
+        "fee_percent": f"{fee_bp // 100}.{fee_bp % 100:02d}%",
+        "debit_by_alipay": needs_debit_agreement(rules),
         "zone": rules.zone,
         "has_self": has_self,
         "relations": [r for r in Relation if not (has_self and r is Relation.SELF)],
@@ -229,6 +233,8 @@ def join(code: str, page: Page) -> Response:
                 id_number=page.text("id_number"),
                 relation=relation,
                 health_answers=answers,
+                # The box ticked: the member agrees to the rules the form showed them.
+                rules_sha256=page.text("rules_sha256") if page.text("consent") == "yes" else None,
             ),
             idempotency_key=page.text("form_key") or None,
         )

@@ -10,7 +10,11 @@ from fastapi.responses import HTMLResponse, Response
 from mutualaid.domain.accounts import Role
 from mutualaid.domain.errors import DomainError
 from mutualaid.domain.notifications import MEMBER_CHANNELS
-from mutualaid.services.accounts.phone_codes import confirm_phone_code, send_phone_code
+from mutualaid.services.accounts.phone_codes import (
+    confirm_phone_code,
+    send_first_code,
+    send_phone_code,
+)
 from mutualaid.services.notifications import (
     dispatch_notifications,
     get_preferences,
@@ -30,10 +34,7 @@ CHANNEL_NAMES = {"sms": N_("Text message (SMS)"), "email": N_("E-mail"), "app": 
 def send_code_after_registering(page: PageState, account_id: int) -> None:
     """Registration sends the first code itself; a refusal (throttled, gateway down) leaves the
     member to ask again from the phone page."""
-    try:
-        send_phone_code(page.ctx, account_id, address=client_address(page))
-    except DomainError:
-        return
+    send_first_code(page.ctx, account_id, client_address(page))
 
 
 # --- my phone -----------------------------------------------------------------------------------

@@ -73,6 +73,9 @@ CONFIRMATIONS = {
     "transfer_sent": i18n.N_("The transfer was sent. The provider's notice settles it."),
     "transfer_settled": i18n.N_("The transfer was sent and settled: the claim is paid."),
     "transfer_failed": i18n.N_("The provider refused the transfer. Check the payee, then resend."),
+    "share_paid": i18n.N_("Thank you: the share is paid."),
+    "topped_up": i18n.N_("Your balance is topped up."),
+    "agreement_active": i18n.N_("Your debit agreement is already signed."),
 }
 
 SECURITY_HEADERS = {

@@ -70,6 +70,9 @@ class Membership(Base):
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     plan_id: Mapped[int] = mapped_column(ForeignKey("plans.id"))
     plan_version: Mapped[int] = mapped_column(Integer)
+    #: The rules hash the member agreed to when joining (issue 17; None: joined before consent
+    #: was recorded, or imported by the operator).
+    rules_sha256: Mapped[str | None] = mapped_column(String(64))
     person_id: Mapped[int] = mapped_column(ForeignKey("persons.id"))
     payer_account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
     state: Mapped[str] = mapped_column(String(10))

@@ -118,6 +118,7 @@ class MembershipRow(TypedDict):
     id: int
     plan_id: int
     plan_version: int
+    rules_sha256: str
     person_id: int
     payer_account_id: int
     state: str

@@ -127,6 +127,15 @@ def send_phone_code(
     return CodeSent(mask_phone(phone), now + CODE_LIFETIME, str(channel))
 
 
+def send_first_code(ctx: ServiceContext, account_id: int, address: str) -> CodeSent | None:
+    """The code registration sends by itself (web and API); a refusal (throttled, gateway down)
+    leaves the member to ask again (None)."""
+    try:
+        return send_phone_code(ctx, account_id, address=address)
+    except DomainError:
+        return None
+
+
 def confirm_phone_code(ctx: ServiceContext, account_id: int, code: str) -> PhoneStatus:
     """Prove the phone with its code: the account is verified (and its phone changed, for a change
     of phone). A wrong code is counted; after MAX_WRONG_CODES the code is void."""

@@ -147,6 +147,7 @@ def _retry(
     prepaid: bool,
     today: date,
     now: datetime,
+    attempt: str | None = None,
 ) -> bool:
     payer, amount = failure.payer_account_id, failure.amount_fen
     if prepaid:
@@ -160,7 +161,7 @@ def _retry(
         assert provider is not None
         if awaiting_provider(session, period.id, payer):
             return False  # a debit the provider has not settled yet: its notification will
-        key = f"{period.ref}:{payer}:{failure.membership_id}:retry:{today.isoformat()}"
+        key = f"{period.ref}:{payer}:{failure.membership_id}:retry:{attempt or today.isoformat()}"
         if not record_debit(
             session, provider, period, payer, failure.membership_id, amount, key, now
         ).ok:
@@ -182,6 +183,36 @@ def _retry(
     failure.resolved_at = now
     failure.last_attempt_at = now
     failure.attempts += 1
+    return True
+
+
+def pay_failed_share(
+    session: Session,
+    plan: Plan,
+    period: Period,
+    failure: CollectionFailure,
+    provider: PaymentProvider | None,
+    now: datetime,
+    attempt: str,
+) -> bool:
+    """The payer pays one unpaid share now (from the balance of a prepaid plan, else a debit
+    through the provider under the key of `attempt`): paid late and the membership reinstated
+    when nothing else is unpaid, as by the daily retry. False: not taken (declined, pending)."""
+    rules = current_rules(session, plan)
+    prepaid = rules.funding_model is FundingModel.PREPAID
+    if not prepaid and provider is None:
+        raise DomainError(
+            "provider_required", "a post-paid plan needs a payment provider", "provider"
+        )
+    today = local_date(now, rules.zone)
+    if not _retry(session, plan, period, failure, provider, prepaid, today, now, attempt):
+        failure.attempts += 1
+        failure.last_attempt_at = now
+        return False
+    leaves = MembershipLeaves(plan.code)
+    membership = session.get_one(Membership, failure.membership_id)
+    _reinstate_if_clear(session, membership, failure, today, now, leaves)
+    leaves.queue(session, now)
     return True
 
 

@@ -6,7 +6,7 @@ published checkpoint; the jury's panel drawn from it. The demo (seeding.py) and 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -33,6 +33,7 @@ from mutualaid.services.enrollment.memberships import MembershipView
 from mutualaid.services.juries.certification import certify_juror
 from mutualaid.services.juries.panels import dispute_rejection, seat_waiting_panels
 from mutualaid.services.periods.close import close_period
+from mutualaid.services.plans.plans import plan_rules
 from mutualaid.services.transparency.checkpoints import LogConfig, publish_checkpoint
 
 PLAN = "xhb-main"
@@ -91,11 +92,13 @@ def join_in_the_past(
     person: EnrollmentRequest,
     before: timedelta = JOINED_BEFORE,
 ) -> MembershipView:
-    """Enrol `person` as `before` ago, then put the clock back where it was."""
+    """Enrol `person` as `before` ago (agreeing to the plan's rules as they stand), then put the
+    clock back where it was."""
+    agreed = replace(person, rules_sha256=plan_rules(ctx, PLAN)[0].rules_sha256)
     now = clock.now()
     clock.set(now - before)
     try:
-        return enroll_member(ctx, holder, PLAN, person)
+        return enroll_member(ctx, holder, PLAN, agreed)
     finally:
         clock.set(now)
 

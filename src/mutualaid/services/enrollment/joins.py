@@ -40,6 +40,10 @@ from mutualaid.domain.schemes import join_refusal
 from mutualaid.services import audit
 from mutualaid.services.accounts.accounts import Actor, BearerToken, actor_of_token, authenticate
 from mutualaid.services.context import ServiceContext
+from mutualaid.services.enrollment.debit_authorisations import (
+    needs_debit_agreement,
+    require_debit_agreement,
+)
 from mutualaid.services.enrollment.membership_leaves import membership_leaf
 from mutualaid.services.enrollment.memberships import MembershipView
 from mutualaid.services.idempotency import (
@@ -60,6 +64,9 @@ class EnrollmentRequest:
     id_number: str
     relation: Relation = Relation.SELF
     health_answers: Mapping[str, bool] = field(default_factory=dict)
+    #: The sha256 of the plan rules the member read and agreed to (the plan's current version's
+    #: `rules_sha256`); None: no consent given, and the join is refused (`consent_required`).
+    rules_sha256: str | None = None
 
 
 class IdentityUnavailable(Conflict):
@@ -89,6 +96,8 @@ class _Applicant:
     credit_score: int | None
     #: The hash under every live key version, current first (a key rotation may be under way).
     identity_hashes: tuple[str, ...] = ()
+    #: The rules hash the applicant consented to (None: no consent).
+    rules_sha256: str | None = None
 
     def fingerprint(self) -> dict[str, object]:
         return {
@@ -177,6 +186,7 @@ def _applicant(
         request.health_answers,
         credit_score,
         identity_hashes,
+        request.rules_sha256,
     )
 
 
@@ -224,8 +234,11 @@ def _checked_joining(
             rules, applicant.resident, applicant.health_answers, today, applicant.credit_score
         )
     )
+    check_consent(applicant.rules_sha256, facts.rules_sha256, plan.current_version)
     if facts.account_flagged:
         raise fraud_records.excluded_for_fraud()
+    if needs_debit_agreement(rules):
+        require_debit_agreement(connection, actor.account_id, plan.code)
     known_id = _known_person(facts, actor, applicant.relation)
     fraud_records.fraud_exclusion(connection, known_id, actor.account_id)  # issue 9: no rejoining
     person_id = facts.new_person_id if known_id is None else known_id
@@ -255,6 +268,7 @@ def _checked_joining(
         "id": membership_id,
         "plan_id": plan.id,
         "plan_version": plan.current_version,
+        "rules_sha256": facts.rules_sha256,
         "person_id": person_id,
         "payer_account_id": actor.account_id,
         "state": MembershipState.WAITING,
@@ -305,6 +319,25 @@ def _checked_joining(
         "attempts": 0,
     }
     return view, JoiningRows(person, membership, audit_row, None, leaf, notice)
+
+
+def check_consent(given: str | None, current: str, version: int) -> None:
+    """The member agreed to the plan's current rules: refused without consent, or when the rules
+    they read are not the current ones (the details carry the current hash, to read and agree to)."""
+    if not given:
+        raise DomainError(
+            "consent_required",
+            "read the plan rules and agree to them: send their rules_sha256",
+            "rules_sha256",
+            details={"rules_sha256": current, "version": version},
+        )
+    if given.strip().lower() != current:
+        raise Conflict(
+            "rules_changed",
+            "the plan rules changed since you read them: read the current rules and agree again",
+            "rules_sha256",
+            details={"rules_sha256": current, "version": version},
+        )
 
 
 def _with_key(

@@ -46,15 +46,15 @@ def _path_of(kind: str, payload: Mapping[str, Any]) -> str:
         return f"/claims/{payload['ref']}"
     if kind == "jury_vote_open":
         return "/jury"
+    if kind in {"share_payment_failed", "prepaid_balance_low"}:
+        return "/me/payments"  # the amount to pay, "pay now" and the top-up form
     if kind in {
-        "share_payment_failed",
         "account_registered",
         "membership_joined",
         "membership_removed",
         "membership_reinstated",
-        "prepaid_balance_low",
     }:
-        # The member's page: memberships, debits and (once it exists) "pay now".
+        # The member's page: memberships and cover.
         return "/me"
     return "/me/notifications"
 

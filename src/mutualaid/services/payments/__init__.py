@@ -7,5 +7,7 @@ notifications (callbacks.py: take_notification), payouts through a provider with
 release (transfers.py: send_payouts, release_payout), the operator console's payout desk
 (payout_desk.py: payout_desk, release_for_payment, send_transfer, resend_transfer,
 claim_transfers) and the daily reconciliation against the provider's statement
-(reconciliation.py: reconcile).
+(reconciliation.py: reconcile); the member's side (member_payments.py:
+my_payments, pay_share_now, top_up_in_yuan). Whether a payer has authorised debits, checked
+when joining, is enrollment's (enrollment/debit_authorisations.py).
 """
