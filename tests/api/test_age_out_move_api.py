@@ -62,7 +62,9 @@ def test_a_plan_without_a_move_and_someone_elses_membership_are_refused(api: Api
         "/api/v1/plans/xhb-elderly-cancer/memberships",
         headers=headers,
         json=enrollment(
-            date(1960, 1, 1), health_answers={"tumour": False, "long_hospital_stay": False}
+            date(1960, 1, 1),
+            plan="xhb-elderly-cancer",
+            health_answers={"tumour": False, "long_hospital_stay": False},
         ),
     )
     assert elderly.status_code == 201, elderly.text
