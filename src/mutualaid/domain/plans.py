@@ -209,7 +209,14 @@ class PlanRules:
     payout_bands: Annotated[list[PayoutBand], Field(min_length=1)]
     time_zone: str = "Asia/Shanghai"
     funding_model: FundingModel = FundingModel.POST_PAID
-    sharing_rule: Literal["uniform", "proportional", "conditional_mean"] = "uniform"
+    sharing_rule: Literal[
+        "uniform",
+        "proportional",
+        "conditional_mean",
+        "linear_covariance",
+        "linear_uniform",
+        "compensation",
+    ] = "uniform"
     #: Age bands and their claim rates for the non-uniform rules (None: the default table).
     sharing_bands: list[SharingBand] | None = None
     minimum_members: int = Field(default=0, ge=0)
