@@ -118,29 +118,33 @@ class ChargeRule:
     def charge_sql(self) -> ColumnElement[Any]:
         """The cohort charge of a membership row, as SQL (exceptions are applied separately)."""
         if self.band_charges:
-            # The member's age band at the lock: a CASE on the person's birth date (a primary-key
-            # lookup per row, so that every caller keeps selecting from memberships alone).
-            born = (
-                select(Person.birth_on).where(Person.id == Membership.person_id).scalar_subquery()
-            )
-            banded = case(
+            # The member's age band at the lock: a CASE on the person's birth date, evaluated
+            # inside one primary-key lookup per row (so that every caller keeps selecting from
+            # memberships alone, and the person is read once, not once per band edge).
+            born = Person.birth_on
+            charge: ColumnElement[Any] = case(
                 *[
-                    (born > cut, literal(charge, BigInteger()))
-                    for cut, charge in zip(self.band_cuts, self.band_charges, strict=False)
+                    (born > cut, literal(amount, BigInteger()))
+                    for cut, amount in zip(self.band_cuts, self.band_charges, strict=False)
                 ],
                 else_=literal(self.band_charges[-1], BigInteger()),
             )
-            if not self.groups:
-                return banded
-            return case(
-                *[
-                    (
-                        and_(*_group_where(joined_from, joined_before, interval, born)),
-                        literal(charge, BigInteger()),
-                    )
-                    for joined_from, joined_before, interval, charge in self.groups
-                ],
-                else_=banded,
+            if self.groups:
+                charge = case(
+                    *[
+                        (
+                            and_(*_group_where(joined_from, joined_before, interval, born)),
+                            literal(amount, BigInteger()),
+                        )
+                        for joined_from, joined_before, interval, amount in self.groups
+                    ],
+                    else_=charge,
+                )
+            return (
+                select(charge)
+                .where(Person.id == Membership.person_id)
+                .correlate(Membership)
+                .scalar_subquery()
             )
         if len(self.bounds) <= 1:
             return literal(self.bounds[0][1] if self.bounds else self.share_fen, BigInteger())
