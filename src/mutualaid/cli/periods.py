@@ -261,7 +261,7 @@ def notice(plan: str = PLAN, on: str = ON, as_json: bool = typer.Option(False, "
             "weight",
             "band total",
             "share",
-            "fairness_ratio_bp",
+            "fairness (bp)",
             title=f"sharing rule: {result.sharing_rule}",
         )
         for band in result.bands:
