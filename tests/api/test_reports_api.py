@@ -41,7 +41,14 @@ def test_an_auditor_reads_the_report_with_money_in_fen_and_rates_as_fractions(
     }
     assert body["objections"]["upheld_rate"] == 0.5
     fairness = body["fairness"]
-    assert fairness["rules"] == ["uniform", "proportional", "conditional_mean"]
+    assert fairness["rules"] == [
+        "uniform",
+        "proportional",
+        "conditional_mean",
+        "linear_covariance",
+        "linear_uniform",
+        "compensation",
+    ]
     assert all(b["ratio"]["proportional"] == 1.0 for b in fairness["bands"])
 
 
