@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import (
     BigInteger,
     ColumnElement,
+    Select,
     and_,
     case,
     literal,
@@ -115,12 +116,14 @@ class ChargeRule:
     def where(self, session: Session, *, scan: bool = True) -> list[ColumnElement[bool]]:
         return sharing_where(session, self.plan_id, self.lock_at, self.publicity_on, scan=scan)
 
-    def charge_sql(self) -> ColumnElement[Any]:
-        """The cohort charge of a membership row, as SQL (exceptions are applied separately)."""
+    def charge_sql(self, *, person_joined: bool = False) -> ColumnElement[Any]:
+        """The cohort charge of a membership row, as SQL (exceptions are applied separately).
+        `person_joined`: the query joins the member's `Person` itself (`join_person`), so a
+        banded charge reads its birth date directly rather than in a lookup per row."""
         if self.band_charges:
             # The member's age band at the lock: a CASE on the person's birth date, evaluated
-            # inside one primary-key lookup per row (so that every caller keeps selecting from
-            # memberships alone, and the person is read once, not once per band edge).
+            # inside one primary-key lookup per row (so that every caller can keep selecting
+            # from memberships alone, and the person is read once, not once per band edge).
             born = Person.birth_on
             charge: ColumnElement[Any] = case(
                 *[
@@ -140,6 +143,8 @@ class ChargeRule:
                     ],
                     else_=charge,
                 )
+            if person_joined:
+                return charge
             return (
                 select(charge)
                 .where(Person.id == Membership.person_id)
@@ -155,6 +160,11 @@ class ChargeRule:
             ],
             else_=literal(self.bounds[-1][1], BigInteger()),
         )
+
+    def join_person(self, query: Select[Any]) -> Select[Any]:
+        """`query` (over memberships) joined to each member's person when the charge is banded:
+        one set-based join instead of a lookup per row (use with ``charge_sql(person_joined=True)``)."""
+        return query.join(Person, Person.id == Membership.person_id) if self.band_charges else query
 
     def cohort_charge(self, joined_at: datetime, birth_on: date | None = None) -> int:
         if self.band_charges:
