@@ -94,6 +94,7 @@ def test_members_with_equal_risks_pay_within_a_fen_of_each_other(
         assert max(alike) - min(alike) <= 1, (index, alike)
 
 
+@settings(deadline=None)
 @given(
     counts=st.lists(st.integers(0, 10**6), min_size=1, max_size=5),
     realised=st.integers(0, 10**9),
@@ -115,6 +116,7 @@ def test_a_linear_rule_adds_up_to_the_aid_unless_a_weight_is_held_at_zero(
             assert total == realised
 
 
+@settings(deadline=None)
 @given(counts=st.lists(st.integers(1, 10**6), min_size=1, max_size=5))
 def test_compensation_ratios_pay_every_loss_in_full_and_are_fair_in_expectation(
     counts: list[int],
