@@ -48,6 +48,7 @@ from sqlalchemy.engine import make_url
 from mutualaid.clock import FixedClock
 from mutualaid.db.engines import make_engine, make_sessionmaker
 from mutualaid.db.schema import upgrade
+from mutualaid.domain.sharing import SharingRule
 from mutualaid.plan_files import read_plan_file
 from mutualaid.services.accounts.accounts import SYSTEM_ACTOR
 from mutualaid.services.context import ServiceContext
@@ -635,7 +636,7 @@ def main() -> None:
     parser.add_argument("--memberships-only", action="store_true")
     parser.add_argument(
         "--rule",
-        choices=("uniform", "proportional", "conditional_mean"),
+        choices=[str(r) for r in SharingRule],
         default="uniform",
         help="The plan's sharing rule for the close",
     )

@@ -280,3 +280,69 @@ def test_a_banded_period_under_the_cap_stores_no_groups(
     close_on(ctx, clock, MARCH_7)
     assert period_notice(ctx, MAIN_PLAN, MARCH_7).groups == []
     assert charges(ctx, people) == [9_969_231] * 3 + [6_646_154] * 2
+
+
+@pytest.mark.parametrize(
+    ("rule", "weights", "totals", "shares", "fairness"),
+    [
+        # Var X: young 30,000,000² / 100,000 − 300² = 8,999,910,000; old 1,999,960,000; Var S =
+        # 30,999,650,000, E[S] = 1,300. h = μ + Var X / Var S × (40,000,000 − 1,300).
+        (
+            "linear_covariance",
+            ["7199880000240/619993", "1600039999640/619993"],
+            (37_625_604, 5_574_396),
+            (12_541_868, 2_787_198),
+            (12_581, 4_194),
+        ),
+        # h = μ + (40,000,000 − 1,300) / 5: 8,000,040 and 7,999,940.
+        (
+            "linear_uniform",
+            ["8000040/1", "7999940/1"],
+            (25_920_130, 17_279_870),
+            (8_640_044, 8_639_935),
+            (8_667, 13_000),
+        ),
+        # h_a = 40,000,000 / 5 + (μ_a − 260) × Σ_b S_b μ_b/σ_b² / Q, S = (30,000,000, 10,000,000)
+        # by the claimants' bands, Q = Σ n_b μ_b²/σ_b².
+        (
+            "compensation",
+            ["639990800000/69999", "146664600000/23333"],
+            (29_622_854, 13_577_146),
+            (9_874_285, 6_788_573),
+            (9_905, 10_214),
+        ),
+    ],
+)
+def test_the_linear_and_compensation_rules_split_the_need_exactly_with_each_band_s_fairness(
+    ctx: ServiceContext,
+    clock: FixedClock,
+    rule: str,
+    weights: list[str],
+    totals: tuple[int, int],
+    shares: tuple[int, int],
+    fairness: tuple[int, int],
+) -> None:
+    use_rule(ctx, rule)
+    people = population(ctx, clock)
+    two_cases(ctx, people)
+    period = close_on(ctx, clock, MARCH_7)
+    assert sum(totals) == 43_200_000
+    assert charges(ctx, people) == [shares[0]] * 3 + [shares[1]] * 2
+    assert period.total_charged_fen == 3 * shares[0] + 2 * shares[1]
+    assert period.surplus_out_fen == period.total_charged_fen - 43_200_000
+    notice = period_notice(ctx, MAIN_PLAN, MARCH_7)
+    assert notice.sharing_rule == rule
+    assert [
+        (b.weight, b.band_total_fen, b.share_fen, b.fairness_ratio_bp) for b in notice.bands
+    ] == [(w, t, s, f) for w, t, s, f in zip(weights, totals, shares, fairness, strict=True)]
+    assert all(check.holds for check in notice.checks), notice.checks
+
+
+def test_the_proportional_rule_is_fair_to_each_band_to_the_basis_point(
+    ctx: ServiceContext, clock: FixedClock
+) -> None:
+    use_rule(ctx, "proportional")
+    two_cases(ctx, population(ctx, clock))
+    close_on(ctx, clock, MARCH_7)
+    notice = period_notice(ctx, MAIN_PLAN, MARCH_7)
+    assert [b.fairness_ratio_bp for b in notice.bands] == [10_000, 10_000]

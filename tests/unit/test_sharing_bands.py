@@ -14,7 +14,7 @@ from mutualaid.domain.apportionment import CapExcess, capped_charge
 from mutualaid.domain.calendars import age_in_years
 from mutualaid.domain.errors import DomainError
 from mutualaid.domain.plans import parse_plan_toml
-from mutualaid.domain.sharing import Risk, RiskClass, SharingRule
+from mutualaid.domain.sharing import Risk, RiskClass, SharingRule, class_weights
 from mutualaid.domain.sharing_bands import (
     AgeBand,
     BandedPast,
@@ -23,10 +23,10 @@ from mutualaid.domain.sharing_bands import (
     band_cuts,
     band_groups,
     band_index,
+    banded_weights,
     banded_year_to_date,
     birth_intervals,
     plan_bands,
-    tilted_means,
 )
 from mutualaid.plan_files import read_plan_file
 
@@ -118,23 +118,20 @@ def test_the_band_split_adds_up_to_the_need_and_the_period_balances_to_the_fen(
     )
 
 
-def test_the_large_pool_conditional_mean_adds_up_to_the_aid_and_is_proportional_at_the_mean() -> (
-    None
-):
+def test_a_total_the_risks_cannot_produce_is_weighed_by_the_linear_covariance_rule() -> None:
+    """No Esscher form at close: an aid off the payouts' lattice (or beyond every member claiming)
+    has no conditional mean, and the exact covariance-based linear rule weighs it instead."""
     young, old = (
         Risk.bernoulli(30_000_000, Fraction(1, 100_000)),
         Risk.bernoulli(10_000_000, Fraction(1, 50_000)),
     )
-    classes = [RiskClass("young", 600_000, young), RiskClass("old", 400_000, old)]
-    for realised in (10_000_000, 90_000_000, 400_000_000):
-        means = tilted_means(classes, realised)
-        total = sum(c.count * m for c, m in zip(classes, means, strict=True))
-        assert abs(total - realised) < Fraction(1, 10**3)
-    at_mean = tilted_means(classes, 600_000 * 300 + 400_000 * 200)
-    assert [round(float(m), 6) for m in at_mean] == [300.0, 200.0]
-    # A bad period of big (young) payouts puts more of it on the young than the mean does.
-    heavy = tilted_means(classes, 600_000_000)
-    assert heavy[0] / heavy[1] > Fraction(3, 2)
+    for count in (10, 600_000):
+        classes = [RiskClass("young", count, young), RiskClass("old", count, old)]
+        for realised in (400_000_001, 2 * count * 30_000_000 + 10_000_000):
+            weights = banded_weights(SharingRule.CONDITIONAL_MEAN, classes, realised)
+            assert weights == class_weights(SharingRule.LINEAR_COVARIANCE, classes, realised)
+            total = sum((c.count * w for c, w in zip(classes, weights, strict=True)), Fraction(0))
+            assert total == realised
 
 
 def test_the_demo_plan_uses_the_default_band_table_up_to_its_exit_age() -> None:

@@ -44,3 +44,20 @@ def test_the_period_page_shows_who_the_annual_cap_limited(
     assert "年度封顶：按组计算" in page
     assert "20,307.69" in page  # the young band's charge, capped: 120,000 − 99,692.31
     assert "✗" not in page
+
+
+def test_the_page_and_the_api_show_each_band_s_fairness_ratio_under_the_compensation_rule(
+    ctx: ServiceContext, clock: FixedClock, client: TestClient
+) -> None:
+    use_rule(ctx, "compensation")
+    two_cases(ctx, population(ctx, clock))
+    close_on(ctx, clock, MARCH_7)
+    page = client.get("/plans/xhb-main/periods/2026-03-07").text
+    assert "按各年龄段理赔补偿分摊" in page and "公平比率" in page
+    assert "<td>0.99</td>" in page and "<td>1.02</td>" in page  # 9,905 and 10,214 bp
+    assert "✗" not in page
+    english = client.get("/plans/xhb-main/periods/2026-03-07?lang=en").text
+    assert "Compensation of each band&#39;s claims" in english and "Fairness ratio" in english
+    body = client.get("/api/v1/plans/xhb-main/periods/2026-03-07").json()
+    assert body["sharing_rule"] == "compensation"
+    assert [b["fairness_ratio_bp"] for b in body["bands"]] == [9_905, 10_214]

@@ -261,6 +261,7 @@ def notice(plan: str = PLAN, on: str = ON, as_json: bool = typer.Option(False, "
             "weight",
             "band total",
             "share",
+            "fairness (bp)",
             title=f"sharing rule: {result.sharing_rule}",
         )
         for band in result.bands:
@@ -270,6 +271,7 @@ def notice(plan: str = PLAN, on: str = ON, as_json: bool = typer.Option(False, "
                 band.weight,
                 _yuan(band.band_total_fen),
                 _yuan(band.share_fen),
+                "—" if band.fairness_ratio_bp is None else f"{band.fairness_ratio_bp:,}",
             )
         console.print(bands)
     if result.groups:

@@ -253,7 +253,14 @@ class PlanRules:
     definition_sources: list[DefinitionSource] = field(default_factory=list)
     time_zone: str = "Asia/Shanghai"
     funding_model: FundingModel = FundingModel.POST_PAID
-    sharing_rule: Literal["uniform", "proportional", "conditional_mean"] = "uniform"
+    sharing_rule: Literal[
+        "uniform",
+        "proportional",
+        "conditional_mean",
+        "linear_covariance",
+        "linear_uniform",
+        "compensation",
+    ] = "uniform"
     #: Age bands and their claim rates for the non-uniform rules (None: the default table).
     sharing_bands: list[SharingBand] | None = None
     minimum_members: int = Field(default=0, ge=0)

@@ -1,6 +1,6 @@
 """Sharing rules: who pays how much of a period's total, exactly to the fen.
 
-A period's total ``T`` (aid + fee − surplus) is split among the sharing members by one of three
+A period's total ``T`` (aid + fee − surplus) is split among the sharing members by one of six
 rules. Every rule only chooses *weights*; the split itself is always `money.allocate` (largest
 remainder), so Σ shares == T exactly, whatever the rule.
 
@@ -39,6 +39,12 @@ from fractions import Fraction
 
 from mutualaid.domain.errors import DomainError
 from mutualaid.domain.money import BASIS_POINTS, Fen, allocate
+from mutualaid.domain.sharing_linear import (
+    Excess,
+    Moments,
+    compensation_means,
+    linear_means,
+)
 
 #: A probability distribution over integer fen amounts.
 Distribution = Mapping[int, Fraction]
@@ -48,6 +54,16 @@ class SharingRule(StrEnum):
     UNIFORM = "uniform"
     PROPORTIONAL = "proportional"
     CONDITIONAL_MEAN = "conditional_mean"
+    #: The linear family h_i = E[X_i] + α_i (s − E[S]) (`sharing_linear.py`): α_i = Var X_i / Var S
+    #: (covariance-based), or α_i = 1/n (the excess over the expected aid split evenly).
+    LINEAR_COVARIANCE = "linear_covariance"
+    LINEAR_UNIFORM = "linear_uniform"
+    #: Each band's realised aid compensated by every member with fair, least-variance ratios.
+    COMPENSATION = "compensation"
+
+
+#: The rules that weigh a member by their age band's risk (every one but the uniform rule).
+BANDED_RULES = frozenset(SharingRule) - {SharingRule.UNIFORM}
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +112,11 @@ class Risk:
     @property
     def expected_fen(self) -> Fraction:
         return sum((o.probability * o.amount_fen for o in self.outcomes), Fraction(0))
+
+    @property
+    def variance_fen2(self) -> Fraction:
+        second = sum((o.probability * o.amount_fen**2 for o in self.outcomes), Fraction(0))
+        return second - self.expected_fen**2
 
     def distribution(self) -> dict[int, Fraction]:
         """P(X = x) for every x with a positive probability (0 included)."""
@@ -286,8 +307,10 @@ def shares(
     risks: Sequence[Risk],
     realised_fen: int,
     tie_keys: Sequence[Hashable] | None = None,
+    losses: Sequence[int] | None = None,
 ) -> list[Fen]:
-    """Split `total` among the members whose period losses are `risks` by `rule`."""
+    """Split `total` among the members whose period losses are `risks` by `rule` (the
+    compensation rule also needs each member's realised loss, `losses`, Σ == realised)."""
     match rule:
         case SharingRule.UNIFORM:
             return uniform_shares(total, len(risks), tie_keys)
@@ -295,12 +318,27 @@ def shares(
             return proportional_shares(total, risks, tie_keys)
         case SharingRule.CONDITIONAL_MEAN:
             return conditional_mean_shares(total, risks, realised_fen, tie_keys)
+        case _:
+            if total == 0:
+                return [Fen(0)] * len(risks)
+            classes = [RiskClass(str(i), 1, risk) for i, risk in enumerate(risks)]
+            return allocate_by_weights(
+                total, class_weights(rule, classes, realised_fen, losses), tie_keys
+            )
+
+
+def class_moments(classes: Sequence[RiskClass]) -> list[Moments]:
+    return [Moments(c.count, c.risk.expected_fen, c.risk.variance_fen2) for c in classes]
 
 
 def class_weights(
-    rule: SharingRule, classes: Sequence[RiskClass], realised_fen: int
+    rule: SharingRule,
+    classes: Sequence[RiskClass],
+    realised_fen: int,
+    class_aid_fen: Sequence[int] | None = None,
 ) -> list[Fraction]:
-    """The weight of ONE member of each class under `rule`."""
+    """The weight of ONE member of each class under `rule` (`class_aid_fen`: the aid paid to each
+    class's claimants, which only the compensation rule reads; None: `expected_split`)."""
     match rule:
         case SharingRule.UNIFORM:
             return [Fraction(1)] * len(classes)
@@ -308,6 +346,25 @@ def class_weights(
             return [c.risk.expected_fen for c in classes]
         case SharingRule.CONDITIONAL_MEAN:
             return class_conditional_means(classes, realised_fen)
+        case SharingRule.LINEAR_COVARIANCE:
+            return linear_means(class_moments(classes), realised_fen, Excess.COVARIANCE)
+        case SharingRule.LINEAR_UNIFORM:
+            return linear_means(class_moments(classes), realised_fen, Excess.UNIFORM)
+        case SharingRule.COMPENSATION:
+            if class_aid_fen is None:
+                # Where the aid arose is unknown: as if each class's claims were its expected part.
+                class_aid_fen = expected_split(classes, realised_fen)
+            if sum(class_aid_fen) != realised_fen:
+                raise ValueError("the aid of the classes' claimants does not add up to the aid")
+            return compensation_means(class_moments(classes), class_aid_fen)
+
+
+def expected_split(classes: Sequence[RiskClass], realised_fen: int) -> list[int]:
+    """`realised_fen` split among the classes by their expected aid (largest remainder)."""
+    weights = [c.count * c.risk.expected_fen for c in classes]
+    if realised_fen <= 0 or not any(weights):
+        return [realised_fen if i == 0 else 0 for i in range(len(classes))]
+    return list(allocate_by_weights(realised_fen, weights, [c.key for c in classes]))
 
 
 def class_totals(
@@ -349,8 +406,10 @@ def fairness_report(classes: Sequence[RiskClass], fee_bp: int) -> list[FairnessR
     """Expected contribution against expected benefit for each class under each rule.
 
     With the fee a fixed share of the aid, the total is T = S·(1 + f), so a member's expected
-    contribution is (1 + f)·E[S]/N under the uniform rule and (1 + f)·E[X_i] under both the
-    proportional rule (by construction) and the conditional mean rule (E[E[X_i | S]] = E[X_i]).
+    contribution is (1 + f)·E[S]/N under the uniform rule and (1 + f)·E[X_i] under every other:
+    the proportional rule (by construction), the conditional mean rule (E[E[X_i | S]] = E[X_i]),
+    the linear and compensation rules (fair by construction; a weight held at 0 in a period of
+    far less aid than expected is left out of this expectation).
     """
     if fee_bp < 0:
         raise DomainError("invalid_fee", "a fee is never negative", "fee_bp")
@@ -367,9 +426,8 @@ def fairness_report(classes: Sequence[RiskClass], fee_bp: int) -> list[FairnessR
                 count=risk_class.count,
                 benefit_fen=benefit,
                 contribution_fen={
-                    SharingRule.UNIFORM: uniform,
-                    SharingRule.PROPORTIONAL: gross * benefit,
-                    SharingRule.CONDITIONAL_MEAN: gross * benefit,
+                    rule: uniform if rule is SharingRule.UNIFORM else gross * benefit
+                    for rule in SharingRule
                 },
                 fee_bp=fee_bp,
             )

@@ -1,5 +1,5 @@
 """Sharing by age band within a real period: the bands' birth-date cuts, each band's weight under
-the proportional and conditional mean rules (exact at any pool size, `sharing_lattice.py`),
+the non-uniform rules (the conditional mean exact at any pool size, `sharing_lattice.py`),
 the shares in fen, and the annual cap when members are charged by band.
 
 The rules themselves, exact distributions and the fairness report are in `sharing.py`.
@@ -8,15 +8,15 @@ The rules themselves, exact distributions and the fairness report are in `sharin
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
-from decimal import Decimal, localcontext
 from fractions import Fraction
 
 from mutualaid.domain.apportionment import CapExcess, CohortCharge, PeriodFigures, capped_charge
 from mutualaid.domain.errors import DomainError
-from mutualaid.domain.money import Fen, apply_basis_points
+from mutualaid.domain.money import BASIS_POINTS, Fen, apply_basis_points
 from mutualaid.domain.plans import PlanRules, Tier
 from mutualaid.domain.sharing import (
     Outcome,
@@ -87,13 +87,16 @@ def band_index(birth_on: date, cuts: Sequence[date]) -> int:
 
 
 def banded_weights(
-    rule: SharingRule, classes: Sequence[RiskClass], realised_fen: int
+    rule: SharingRule,
+    classes: Sequence[RiskClass],
+    realised_fen: int,
+    class_aid_fen: Sequence[int] | None = None,
 ) -> list[Fraction]:
     """The weight of one member of each band. The conditional mean is exact at any pool size when
     the realised aid can arise from the bands' risks (rational arithmetic for small pools, the
-    payouts' lattice for large ones). A total these risks cannot produce (a claimant who no longer
-    shares, a payout outside the band table) has no conditional mean: there the large-pool
-    (Esscher) form, whose weights still add up to the aid, is used instead."""
+    payouts' lattice for large ones). A total these risks cannot produce (a payout outside the
+    band table, more aid than every member claiming at once) has no conditional mean: there its
+    best linear approximation, the covariance-based linear rule, is used instead (exact too)."""
     if rule is SharingRule.CONDITIONAL_MEAN and realised_fen > 0:
         exact = (
             class_conditional_means
@@ -103,46 +106,30 @@ def banded_weights(
         try:
             return exact(classes, realised_fen)
         except DomainError:
-            pass  # a total these risks cannot produce
-        return tilted_means(classes, realised_fen)
+            return class_weights(SharingRule.LINEAR_COVARIANCE, classes, realised_fen)
     if rule is SharingRule.CONDITIONAL_MEAN:
         return [c.risk.expected_fen for c in classes]
-    return class_weights(rule, classes, realised_fen)
+    return class_weights(rule, classes, realised_fen, class_aid_fen)
 
 
-def tilted_means(classes: Sequence[RiskClass], realised_fen: int) -> list[Fraction]:
-    """E_θ[X_i] for one member of each class, θ such that Σ n_a E_θ[X_a] = s (bisection in
-    40-digit decimals; see `mutualaid.forecasts.rules` for the derivation)."""
-    with localcontext() as context:
-        context.prec = 40
-        scale = Decimal(max((o.amount_fen for c in classes for o in c.risk.outcomes), default=1))
-
-        def means(theta: Decimal) -> list[Decimal]:
-            result = []
-            for risk_class in classes:
-                nothing = 1 - sum((o.probability for o in risk_class.risk.outcomes), Fraction(0))
-                mass = _decimal(nothing)
-                weighted = Decimal(0)
-                for o in risk_class.risk.outcomes:
-                    tilt = _decimal(o.probability) * (theta * o.amount_fen / scale).exp()
-                    mass += tilt
-                    weighted += tilt * o.amount_fen
-                result.append(weighted / mass if mass else Decimal(0))
-            return result
-
-        target = Decimal(realised_fen)
-        low, high = Decimal(-200), Decimal(200)
-        for _ in range(120):
-            middle = (low + high) / 2
-            total = sum(
-                (c.count * m for c, m in zip(classes, means(middle), strict=True)), Decimal(0)
-            )
-            low, high = (low, middle) if total > target else (middle, high)
-        return [Fraction(m.quantize(Decimal("1e-12"))) for m in means((low + high) / 2)]
-
-
-def _decimal(value: Fraction) -> Decimal:
-    return Decimal(value.numerator) / Decimal(value.denominator)
+def fairness_ratios_bp(
+    classes: Sequence[RiskClass], band_totals_fen: Sequence[int]
+) -> list[int | None]:
+    """Each band's fairness ratio in basis points: its part of the need over its part of the
+    expected aid, ``(T_b / Σ T) / (n_b E[X_b] / E[S])`` × 10,000 (half up): 10,000 is fair, above
+    it the band pays more than its expected losses' share. None where the band expects no aid or
+    nothing is shared."""
+    expected = [c.count * c.risk.expected_fen for c in classes]
+    total_expected = sum(expected, Fraction(0))
+    need = sum(band_totals_fen)
+    result: list[int | None] = []
+    for part, band_total in zip(expected, band_totals_fen, strict=True):
+        if not part or not need:
+            result.append(None)
+            continue
+        ratio = Fraction(band_total, need) / (part / total_expected) * BASIS_POINTS
+        result.append(math.floor(ratio + Fraction(1, 2)))
+    return result
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,6 +145,8 @@ class BandShare:
     band_total_fen: int
     uncapped_share_fen: int
     share_fen: int
+    #: `fairness_ratios_bp`: the band's part of the need over its part of the expected aid.
+    fairness_ratio_bp: int | None = None
 
 
 def band_shares(
@@ -167,12 +156,13 @@ def band_shares(
     bands: Sequence[AgeBand],
     realised_fen: int,
     share_cap_fen: int | None,
+    class_aid_fen: Sequence[int] | None = None,
 ) -> list[BandShare]:
     """Split the need among the bands (`class_totals`-style, largest remainder, Σ == need), then
     each band's part uniformly over its members, rounded up to the fen (the over-collection is
     carried, as under the uniform rule) and capped at `share_cap_fen` (cases × per-case cap)."""
     weights = (
-        banded_weights(rule, classes, realised_fen)
+        banded_weights(rule, classes, realised_fen, class_aid_fen)
         if need_fen > 0
         else [Fraction(0)] * len(classes)
     )
@@ -187,7 +177,10 @@ def band_shares(
         else [Fen(0)] * len(classes)
     )
     result = []
-    for band, risk_class, weight, total in zip(bands, classes, weights, totals, strict=True):
+    fairness = fairness_ratios_bp(classes, totals)
+    for band, risk_class, weight, total, ratio in zip(
+        bands, classes, weights, totals, fairness, strict=True
+    ):
         uncapped = -(-total // risk_class.count) if risk_class.count and total > 0 else 0
         share = uncapped if share_cap_fen is None else min(uncapped, share_cap_fen)
         result.append(
@@ -200,6 +193,7 @@ def band_shares(
                 total,
                 uncapped,
                 share,
+                ratio,
             )
         )
     return result
@@ -337,6 +331,7 @@ def apportion_banded(
     cap_excess: CapExcess = CapExcess.SPONSOR,
     annual_cap_fen: int | None = None,
     groups: Sequence[BandGroup] = (),
+    class_aid_fen: Sequence[int] | None = None,
 ) -> tuple[PeriodFigures, list[BandShare]]:
     """`apportionment.apportion` for a non-uniform rule: the need (aid + fee − surplus in) is split
     among the age bands exactly, each band's part over its members rounded up. The figures keep
@@ -348,6 +343,8 @@ def apportion_banded(
     With `groups` (the annual cap may bind: every band's members split into `BandGroup`s, the
     counts of each band's groups adding up to the band's), `charges` has one line per group, each
     member paying ``capped_charge(band share, annual cap, group's year to date)``.
+    `class_aid_fen` (the aid paid to each band's claimants, Σ == aid) is what the compensation
+    rule weighs; without it, the aid is taken as arising in each band in its expected part.
     """
     if aid_fen < 0 or surplus_in_fen < 0 or case_count < 0:
         raise ValueError("aid, surplus and case count are never negative")
@@ -356,7 +353,7 @@ def apportion_banded(
     fee = apply_basis_points(aid_fen, fee_bp) if case_count else 0
     need = aid_fen + fee - surplus_in_fen
     cap = case_count * per_case_cap_fen if per_case_cap_fen is not None else None
-    lines = band_shares(rule, need, classes, bands, aid_fen, cap)
+    lines = band_shares(rule, need, classes, bands, aid_fen, cap, class_aid_fen)
     if groups:
         for index, line in enumerate(lines):
             if sum(g.count for g in groups if g.band == index) != line.member_count:

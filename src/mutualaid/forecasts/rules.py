@@ -10,6 +10,9 @@ the ratio P(S − X_i = s − b) / P(S = s) tends to e^{θ b} / E[e^{θ X_i}] by
 At s = E[S], θ = 0 and the rule is the proportional one; a bad period's excess falls more on the
 members with the larger payouts. The test suite checks this against the exact rule on small pools.
 
+The linear and compensation rules (`mutualaid.domain.sharing_linear`) need only means and
+variances, vectorised here the same way.
+
 Weights are returned as int64 numbers up to 2**WEIGHT_BITS so that the charges stay integer fen.
 """
 
@@ -102,3 +105,60 @@ def band_weights(
             return quantise(np.broadcast_to(expected, (scenarios, bands)))
         case SharingRule.CONDITIONAL_MEAN:
             return quantise(tilted_means(counts, probabilities, payouts, realised))
+        case SharingRule.LINEAR_COVARIANCE | SharingRule.LINEAR_UNIFORM:
+            return quantise(linear_means(rule, counts, probabilities, payouts, realised))
+        case SharingRule.COMPENSATION:
+            return quantise(compensation_means(counts, probabilities, payouts, realised))
+
+
+def _moments(
+    probabilities: NDArray[np.float64], payouts: NDArray[np.int64]
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Mean and variance (A,) of one member's loss in each band."""
+    x = payouts.astype(np.float64)
+    mean = (probabilities * x).sum(axis=1)
+    return mean, (probabilities * x**2).sum(axis=1) - mean**2
+
+
+def linear_means(
+    rule: SharingRule,
+    counts: NDArray[np.int64],
+    probabilities: NDArray[np.float64],
+    payouts: NDArray[np.int64],
+    realised: NDArray[np.int64],
+) -> NDArray[np.float64]:
+    """`domain.sharing_linear.linear_means` per scenario (B, A): μ + α (s − E[S]), at least 0."""
+    mean, variance = _moments(probabilities, payouts)
+    n = counts.astype(np.float64)
+    members = np.maximum(n.sum(axis=1, keepdims=True), 1.0)
+    spread = (n * variance[None, :]).sum(axis=1, keepdims=True)
+    uniform = np.broadcast_to(1.0 / members, n.shape)
+    alpha = (
+        np.where(spread > 0, variance[None, :] / np.where(spread > 0, spread, 1.0), uniform)
+        if rule is SharingRule.LINEAR_COVARIANCE
+        else uniform
+    )
+    excess = realised.astype(np.float64)[:, None] - (n * mean[None, :]).sum(axis=1, keepdims=True)
+    return np.asarray(np.maximum(mean[None, :] + alpha * excess, 0.0), dtype=np.float64)
+
+
+def compensation_means(
+    counts: NDArray[np.int64],
+    probabilities: NDArray[np.float64],
+    payouts: NDArray[np.int64],
+    realised: NDArray[np.int64],
+) -> NDArray[np.float64]:
+    """`domain.sharing_linear.compensation_means` per scenario (B, A), the simulator not knowing
+    in which band the aid arose: each band's aid is taken as its expected part of the total."""
+    mean, variance = _moments(probabilities, payouts)
+    n = counts.astype(np.float64)
+    members = np.maximum(n.sum(axis=1, keepdims=True), 1.0)
+    expected = n * mean[None, :]
+    total = expected.sum(axis=1, keepdims=True)
+    aid = realised.astype(np.float64)[:, None] * expected / np.where(total > 0, total, 1.0)
+    tilt = np.where(variance > 0, mean / np.where(variance > 0, variance, 1.0), 0.0)
+    q = (expected * tilt[None, :]).sum(axis=1, keepdims=True)
+    # h_a = Σ_b (1/n + (μ_a − E[S]/n) t_b / Q) S_b
+    weighted = (aid * tilt[None, :]).sum(axis=1, keepdims=True) / np.where(q > 0, q, np.inf)
+    h = aid.sum(axis=1, keepdims=True) / members + (mean[None, :] - total / members) * weighted
+    return np.asarray(np.maximum(h, 0.0), dtype=np.float64)

@@ -94,8 +94,12 @@ def stream_charges(
     everyone pays the same, only the ids are read.
     """
     constant = rule.constant
-    columns: list[Any] = [Membership.id] if constant else [Membership.id, rule.charge_sql()]
+    columns: list[Any] = (
+        [Membership.id] if constant else [Membership.id, rule.charge_sql(person_joined=True)]
+    )
     stmt = select(*columns).where(*rule.where(session))
+    if not constant:
+        stmt = rule.join_person(stmt)
     if id_from is not None:
         stmt = stmt.where(Membership.id >= id_from)
     if id_to is not None:
@@ -173,7 +177,7 @@ def charge_blocks_postgres(session: Session, rule: ChargeRule) -> list[ChargeBlo
     from sqlalchemy.dialects.postgresql import aggregate_order_by
 
     exception = PeriodChargeException
-    charge = func.coalesce(exception.amount_fen, rule.charge_sql())
+    charge = func.coalesce(exception.amount_fen, rule.charge_sql(person_joined=True))
     block = Membership.id.op(">>")(literal_column(str(BLOCK_BITS), Integer()))
     pairs = func.string_agg(
         func.int8send(Membership.id).op("||")(func.int8send(charge)),
@@ -192,6 +196,7 @@ def charge_blocks_postgres(session: Session, rule: ChargeRule) -> list[ChargeBlo
         .group_by(block)
         .order_by(block)
     )
+    query = rule.join_person(query)
     return [ChargeBlock(int(b), bytes(h), int(n), int(t)) for b, h, n, t in session.execute(query)]
 
 

@@ -402,8 +402,12 @@ def _compute_banded(
     counts = [0] * len(bands)
     for (index,), count in _count_sharing(session, period, band_of).items():
         counts[index] += count
+    rule = SharingRule(rules.sharing_rule)
     arguments: dict[str, Any] = {
-        "rule": SharingRule(rules.sharing_rule),
+        "rule": rule,
+        "class_aid_fen": _band_aid(session, period, band_of, len(bands))
+        if rule is SharingRule.COMPENSATION
+        else None,
         "classes": [
             RiskClass(band.key, count, band.risk) for band, count in zip(bands, counts, strict=True)
         ],
@@ -457,6 +461,22 @@ def _compute_banded(
         for index, line in enumerate(lines)
     )
     return figures
+
+
+def _band_aid(
+    session: Session, period: Period, band_of: ColumnElement[Any], count: int
+) -> list[int]:
+    """The shared aid of the period's claims per age band of the claimant (one GROUP BY)."""
+    aid = [0] * count
+    for index, total in session.execute(
+        select(band_of, func.sum(Claim.payout_fen))
+        .select_from(Claim)
+        .join(Person, Person.id == Claim.person_id)
+        .where(Claim.period_id == period.id, Claim.sponsored.is_(False))
+        .group_by(band_of)
+    ):
+        aid[int(index)] += int(total or 0)
+    return aid
 
 
 def _count_sharing(

@@ -28,13 +28,16 @@ from mutualaid.domain.apportionment import (
     reached,
 )
 from mutualaid.domain.errors import Conflict
-from mutualaid.domain.sharing import (
-    SharingRule,
-)
+from mutualaid.domain.plans import PlanRules
+from mutualaid.domain.sharing import Risk, RiskClass, SharingRule
+from mutualaid.domain.sharing_bands import fairness_ratios_bp, plan_bands
 from mutualaid.services.claims.publicity import PublicCase, public_case
 from mutualaid.services.context import ServiceContext
 from mutualaid.services.periods.sharing import CAP_ADJUSTED, EXCLUDED, period_bands
 from mutualaid.services.periods.views import PeriodView, find_period, view
+
+#: A band the plan's table no longer has: no expected aid, so no fairness ratio.
+NO_RISK = Risk(())
 
 # --- the public notice --------------------------------------------------------------------------------
 
@@ -94,6 +97,10 @@ class BandLine:
     band_total_fen: int
     uncapped_share_fen: int
     share_fen: int
+    #: The band's part of the need over its part of the expected aid, in basis points (10,000:
+    #: it pays exactly its expected losses' share; `sharing_bands.fairness_ratios_bp`). None: the
+    #: band expects no aid, or nothing was shared.
+    fairness_ratio_bp: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,7 +137,18 @@ def group_lines(session: Session, period_id: int) -> list[GroupLine]:
     ]
 
 
-def band_lines(session: Session, period_id: int) -> list[BandLine]:
+def band_lines(session: Session, period_id: int, rules: PlanRules) -> list[BandLine]:
+    """The period's bands, each with its fairness ratio against the plan's band risks (those of
+    the plan version the period was closed under)."""
+    rows = period_bands(session, period_id)
+    risks = {(band.from_age, band.to_age): band.risk for band in plan_bands(rules)}
+    classes = [
+        RiskClass(
+            f"{b.from_age}-{b.to_age}", b.member_count, risks.get((b.from_age, b.to_age), NO_RISK)
+        )
+        for b in rows
+    ]
+    ratios = fairness_ratios_bp(classes, [b.band_total_fen for b in rows])
     return [
         BandLine(
             b.from_age,
@@ -141,8 +159,9 @@ def band_lines(session: Session, period_id: int) -> list[BandLine]:
             b.band_total_fen,
             b.uncapped_share_fen,
             b.share_fen,
+            ratio,
         )
-        for b in period_bands(session, period_id)
+        for b, ratio in zip(rows, ratios, strict=True)
     ]
 
 
@@ -191,7 +210,7 @@ def period_notice(ctx: ServiceContext, plan_code: str, publicity_on: date) -> Pe
             else None
         )
         pv = view(period, plan.code)
-        bands = band_lines(session, period.id)
+        bands = band_lines(session, period.id, rules)
         groups = group_lines(session, period.id) if bands else []
         checks = notice_checks(
             pv,

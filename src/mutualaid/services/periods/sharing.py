@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import (
     BigInteger,
     ColumnElement,
+    Select,
     and_,
     case,
     literal,
@@ -115,32 +116,40 @@ class ChargeRule:
     def where(self, session: Session, *, scan: bool = True) -> list[ColumnElement[bool]]:
         return sharing_where(session, self.plan_id, self.lock_at, self.publicity_on, scan=scan)
 
-    def charge_sql(self) -> ColumnElement[Any]:
-        """The cohort charge of a membership row, as SQL (exceptions are applied separately)."""
+    def charge_sql(self, *, person_joined: bool = False) -> ColumnElement[Any]:
+        """The cohort charge of a membership row, as SQL (exceptions are applied separately).
+        `person_joined`: the query joins the member's `Person` itself (`join_person`), so a
+        banded charge reads its birth date directly rather than in a lookup per row."""
         if self.band_charges:
-            # The member's age band at the lock: a CASE on the person's birth date (a primary-key
-            # lookup per row, so that every caller keeps selecting from memberships alone).
-            born = (
-                select(Person.birth_on).where(Person.id == Membership.person_id).scalar_subquery()
-            )
-            banded = case(
+            # The member's age band at the lock: a CASE on the person's birth date, evaluated
+            # inside one primary-key lookup per row (so that every caller can keep selecting
+            # from memberships alone, and the person is read once, not once per band edge).
+            born = Person.birth_on
+            charge: ColumnElement[Any] = case(
                 *[
-                    (born > cut, literal(charge, BigInteger()))
-                    for cut, charge in zip(self.band_cuts, self.band_charges, strict=False)
+                    (born > cut, literal(amount, BigInteger()))
+                    for cut, amount in zip(self.band_cuts, self.band_charges, strict=False)
                 ],
                 else_=literal(self.band_charges[-1], BigInteger()),
             )
-            if not self.groups:
-                return banded
-            return case(
-                *[
-                    (
-                        and_(*_group_where(joined_from, joined_before, interval, born)),
-                        literal(charge, BigInteger()),
-                    )
-                    for joined_from, joined_before, interval, charge in self.groups
-                ],
-                else_=banded,
+            if self.groups:
+                charge = case(
+                    *[
+                        (
+                            and_(*_group_where(joined_from, joined_before, interval, born)),
+                            literal(amount, BigInteger()),
+                        )
+                        for joined_from, joined_before, interval, amount in self.groups
+                    ],
+                    else_=charge,
+                )
+            if person_joined:
+                return charge
+            return (
+                select(charge)
+                .where(Person.id == Membership.person_id)
+                .correlate(Membership)
+                .scalar_subquery()
             )
         if len(self.bounds) <= 1:
             return literal(self.bounds[0][1] if self.bounds else self.share_fen, BigInteger())
@@ -151,6 +160,11 @@ class ChargeRule:
             ],
             else_=literal(self.bounds[-1][1], BigInteger()),
         )
+
+    def join_person(self, query: Select[Any]) -> Select[Any]:
+        """`query` (over memberships) joined to each member's person when the charge is banded:
+        one set-based join instead of a lookup per row (use with ``charge_sql(person_joined=True)``)."""
+        return query.join(Person, Person.id == Membership.person_id) if self.band_charges else query
 
     def cohort_charge(self, joined_at: datetime, birth_on: date | None = None) -> int:
         if self.band_charges:
