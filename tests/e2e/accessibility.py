@@ -157,9 +157,7 @@ class AxeWatch:
         if page not in self.waiting or page.is_closed():
             return
         try:
-            page.wait_for_event(
-                "console", lambda m: m.text.startswith(MARK), timeout=WAIT_MS
-            )
+            page.wait_for_event("console", lambda m: m.text.startswith(MARK), timeout=WAIT_MS)
         except Error:
             self.waiting.discard(page)  # no JavaScript, or the page went away: nothing to read
 

@@ -15,8 +15,8 @@ import shutil
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 import pytest
 import uvicorn
@@ -146,7 +146,12 @@ class Person:
     """One person at one phone: their own browser context (cookies), language and screenshots."""
 
     def __init__(
-        self, browser: Browser | AuditedBrowser, server: LiveServer, lang: str, shots: Shots, name: str
+        self,
+        browser: Browser | AuditedBrowser,
+        server: LiveServer,
+        lang: str,
+        shots: Shots,
+        name: str,
     ) -> None:
         self.context: BrowserContext = browser.new_context(viewport=PHONE, locale="zh-CN")
         self.context.set_default_timeout(20_000)
