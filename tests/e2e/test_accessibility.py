@@ -93,7 +93,7 @@ def test_the_main_pages_of_every_role_pass_axe(
     found = []
     read = 0
     for who, (role, paths) in _pages(world, jury_id).items():
-        person = Person(chromium, live_server, lang, shots, who)  # type: ignore[arg-type]
+        person = Person(chromium, live_server, lang, shots, who)
         person.page.set_viewport_size(size)
         if role is not None:
             person.log_in(phone_of(ctx, world.accounts[role].account_id))
