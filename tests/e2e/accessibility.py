@@ -9,8 +9,8 @@ visited a page with a violation, naming the page, the rule, the elements and wha
 `violations(page)` runs axe on a page as it is now (after a click that changed it in place).
 
 No rule is switched off: axe's default rule set (WCAG 2.x A and AA plus best practices) applies.
-A context without JavaScript runs no init script; its pages are not audited there (the same pages
-are audited with JavaScript in the other tests and in tests/e2e/test_accessibility.py).
+A context without JavaScript runs no init script: the watch keeps each document it was served and
+audits that HTML at the end, loaded at its own address in a context with JavaScript.
 """
 
 from __future__ import annotations
@@ -22,7 +22,17 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from playwright.sync_api import BrowserContext, ConsoleMessage, Error, Page, Request, Route
+from playwright.sync_api import (
+    Browser,
+    BrowserContext,
+    ConsoleMessage,
+    Error,
+    Page,
+    Request,
+    Response,
+    Route,
+    ViewportSize,
+)
 
 AXE = Path(__file__).resolve().parent / "vendor" / "axe.min.js"
 MARK = "__axe__ "
@@ -105,6 +115,17 @@ def report(found: list[Violation]) -> str:
     return f"axe-core found {len(found)} accessibility violation(s):\n{lines}"
 
 
+def _only(url: str) -> Callable[[str], bool]:
+    return lambda address: address == url
+
+
+def _serve(body: bytes) -> Callable[[Route], None]:
+    def serve(route: Route) -> None:
+        route.fulfill(body=body, content_type="text/html; charset=utf-8")
+
+    return serve
+
+
 @dataclass
 class AxeWatch:
     """Audits every page of the contexts it watches; `finish` fails on what it found."""
@@ -114,10 +135,17 @@ class AxeWatch:
     contexts: list[BrowserContext] = field(default_factory=list)
     #: Pages whose document has loaded and not yet reported.
     waiting: set[Page] = field(default_factory=set)
+    #: The documents a context without JavaScript was served (address, HTML), to audit at the end.
+    served: list[tuple[str, bytes, ViewportSize | None]] = field(default_factory=list)
+    browser: Browser | None = None
     finished: bool = False
 
-    def watch(self, context: BrowserContext) -> BrowserContext:
+    def watch(self, context: BrowserContext, *, javascript: bool = True) -> BrowserContext:
         self.contexts.append(context)
+        self.browser = context.browser
+        if not javascript:  # no init script runs: keep the documents to audit them at the end
+            context.on("response", self._keep_document)
+            return context
         context.add_init_script(init_script())
         context.on("page", self._watch_page)
         context.route("**/*", self._before_request)
@@ -168,6 +196,34 @@ class AxeWatch:
                 self._wait_for(frame.page)
         route.fallback()
 
+    def _keep_document(self, response: Response) -> None:
+        request = response.request
+        if not request.is_navigation_request() or request.frame.parent_frame is not None:
+            return
+        if response.status >= 300 or "text/html" not in response.headers.get("content-type", ""):
+            return
+        try:
+            body = response.body()
+        except Error:
+            return  # the browser let go of the body (the page moved on): nothing to keep
+        self.served.append((response.url, body, request.frame.page.viewport_size))
+
+    def _audit_served(self) -> None:
+        """Load each kept document at its own address in a context with JavaScript, to audit it."""
+        if not self.served or self.browser is None:
+            return
+        helper = self.watch(self.browser.new_context())
+        page = helper.new_page()
+        for url, body, viewport in self.served:
+            if viewport is not None:
+                page.set_viewport_size(viewport)
+            page.route(_only(url), _serve(body))
+            page.goto(url)
+            self.record(violations(page))
+            page.unroute_all()
+        self.served.clear()
+        helper.close()
+
     def _wait_for_all(self, context: BrowserContext) -> None:
         for page in context.pages:
             self._wait_for(page)
@@ -176,6 +232,7 @@ class AxeWatch:
         """Read the findings of the pages still open, then fail when any page broke a rule."""
         for context in list(self.contexts):
             self._wait_for_all(context)
+        self._audit_served()
         self.finished = True
         unique = list(dict.fromkeys(self.found.values()))
         assert not unique, report(unique)

@@ -88,7 +88,8 @@ class AuditedBrowser:
         self.browser, self.watch = browser, watch
 
     def new_context(self, **options: Any) -> BrowserContext:
-        return self.watch.watch(self.browser.new_context(**options))
+        javascript = options.get("java_script_enabled", True)
+        return self.watch.watch(self.browser.new_context(**options), javascript=javascript)
 
 
 @pytest.fixture

@@ -23,6 +23,9 @@ from mutualaid.services.juries.juries import jury_rounds
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
+#: A page with no language, no landmark and an image without a text.
+BAD = "<html><body><img src='/x.png'></body></html>"
+
 
 def _pages(world: LivedIn, jury_id: int) -> dict[str, tuple[Role | None, list[str]]]:
     closed = world.closed_on.isoformat()
@@ -130,9 +133,7 @@ def test_a_page_that_breaks_a_rule_fails_the_check(
     # A bad page the browser loads fails the test that visited it, with the page and the rule.
     page.route(
         "**/bad-page",
-        lambda route: route.fulfill(
-            content_type="text/html", body="<html><body><img src='/x.png'></body></html>"
-        ),
+        lambda route: route.fulfill(content_type="text/html", body=BAD),
     )
     page.goto(f"{live_server.url}/bad-page")
     page.goto(f"{live_server.url}/?lang=zh_CN")
@@ -143,6 +144,22 @@ def test_a_page_that_breaks_a_rule_fails_the_check(
     assert f"{live_server.url}/bad-page: [image-alt, critical]" in message
     assert "html-has-lang" in message
     assert "/?lang=zh_CN" not in message
+
+
+def test_a_bad_page_served_without_javascript_fails_the_check_too(
+    session_browser: Browser, live_server: LiveServer
+) -> None:
+    watch = AxeWatch()
+    context = session_browser.new_context(viewport=PHONE, java_script_enabled=False)
+    page = watch.watch(context, javascript=False).new_page()
+    page.route("**/bad-page", lambda route: route.fulfill(content_type="text/html", body=BAD))
+    page.goto(f"{live_server.url}/?lang=zh_CN")
+    page.goto(f"{live_server.url}/bad-page")
+    context.close()
+    with pytest.raises(AssertionError) as failed:
+        watch.finish()
+    assert f"{live_server.url}/bad-page: [image-alt, critical]" in str(failed.value)
+    assert "/?lang=zh_CN" not in str(failed.value)
 
 
 def test_the_vendored_axe_is_the_release_its_readme_names() -> None:
