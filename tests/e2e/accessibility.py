@@ -3,8 +3,9 @@
 `AxeWatch` audits every page a test's browser contexts show. An init script puts axe in every
 document and runs it once the document has loaded; the findings come back as a console message.
 Before the browser leaves a document (a route on the context sees the main frame's next
-navigation) the watch waits for that document's findings, so a test that clicks on at once loses
-none. `finish` (called by tests/e2e/conftest.py once the test body has run) fails the test that
+navigation) the watch waits for that loaded document's findings, so a test that clicks on at once
+loses none. (Running axe from that route instead cannot work: Playwright evaluates nothing in a
+frame while its navigation is held.) `finish` (called by tests/e2e/conftest.py once the test body has run) fails the test that
 visited a page with a violation, naming the page, the rule, the elements and what to do.
 `violations(page)` runs axe on a page as it is now (after a click that changed it in place).
 
