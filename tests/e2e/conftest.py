@@ -3,6 +3,9 @@ database and its movable clock), driven by Debian's chromium through Playwright.
 
 Screenshots go to test-artifacts/screenshots/<test>/ at a phone size (390×844) and a desktop size
 (1280×800); the folder is kept after the run (git-ignored) for people to look at.
+
+Every page a test's browser shows is audited by axe-core (tests/e2e/accessibility.py): a violation
+fails that test once its body has run, naming the page, the rule and the elements.
 """
 
 from __future__ import annotations
@@ -13,10 +16,12 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 import uvicorn
 from playwright.sync_api import Browser, BrowserContext, Page, expect
+from tests.e2e.accessibility import AxeWatch
 from tests.factories import PASSWORD, STAFF_TOTP_SECRET, staff_code
 from tests.live_servers import served
 
@@ -59,7 +64,7 @@ def live_server(ctx: ServiceContext) -> Iterator[LiveServer]:
 
 
 @pytest.fixture(scope="session")
-def chromium() -> Iterator[object]:
+def session_browser() -> Iterator[Browser]:
     if not CHROMIUM.exists():
         pytest.fail(
             "Debian's chromium is not installed: run `make browser` (apt-get install chromium)"
@@ -74,6 +79,38 @@ def chromium() -> Iterator[object]:
             yield browser
         finally:
             browser.close()
+
+
+class AuditedBrowser:
+    """The session's browser as one test sees it: each context it opens is watched by axe."""
+
+    def __init__(self, browser: Browser, watch: AxeWatch) -> None:
+        self.browser, self.watch = browser, watch
+
+    def new_context(self, **options: Any) -> BrowserContext:
+        javascript = options.get("java_script_enabled", True)
+        return self.watch.watch(self.browser.new_context(**options), javascript=javascript)
+
+
+@pytest.fixture
+def axe_watch() -> AxeWatch:
+    return AxeWatch()
+
+
+@pytest.fixture
+def chromium(session_browser: Browser, axe_watch: AxeWatch) -> AuditedBrowser:
+    return AuditedBrowser(session_browser, axe_watch)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    """After a test body passed: the pages its browser still shows are audited, and what axe found
+    on any page it visited fails the test (a failure of this test, never a teardown error)."""
+    result = yield
+    watch = getattr(item, "funcargs", {}).get("axe_watch")
+    if isinstance(watch, AxeWatch):
+        watch.finish()
+    return result
 
 
 @dataclass
@@ -110,7 +147,12 @@ class Person:
     """One person at one phone: their own browser context (cookies), language and screenshots."""
 
     def __init__(
-        self, browser: Browser, server: LiveServer, lang: str, shots: Shots, name: str
+        self,
+        browser: Browser | AuditedBrowser,
+        server: LiveServer,
+        lang: str,
+        shots: Shots,
+        name: str,
     ) -> None:
         self.context: BrowserContext = browser.new_context(viewport=PHONE, locale="zh-CN")
         self.context.set_default_timeout(20_000)

@@ -263,7 +263,7 @@ def test_a_reviewer_sees_why_a_claim_is_risky_marks_a_signal_useful_and_follows_
     reviewer.shot("feedback-recorded")
 
     page.get_by_role("link", name="关联申请（关系图）").click()
-    graph = page.get_by_role("img", name=f"与 {second} 关联的申请")
+    graph = page.get_by_role("group", name=f"与 {second} 关联的申请")
     expect(graph).to_be_visible()
     other = graph.locator(f"a[href='/staff/claims/{first}']")
     expect(other).to_have_count(1)
