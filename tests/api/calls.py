@@ -11,6 +11,7 @@ from tests.factories import (
     HEALTHY,
     PASSWORD,
     account,
+    current_rules_sha256,
     demo_rules_sha256,
     resident_id,
     staff_code,
@@ -84,7 +85,10 @@ class Api:
         response = self.client.post(
             JOIN_PATH,
             headers=headers,
-            json=enrollment(birth_on, **overrides),
+            # The rules as published in this test (a test may have changed the demo's).
+            json=enrollment(
+                birth_on, **{"rules_sha256": current_rules_sha256(self.ctx), **overrides}
+            ),
         )
         assert response.status_code == 201, response.text
         body: dict[str, Any] = response.json()

@@ -139,6 +139,7 @@ def report_claim(
             ended_on=local_date(membership.ended_at, rules.zone) if membership.ended_at else None,
             end_reason=membership.end_reason,
         )
+        waiting_illness = False  # a scheme's cover has no waiting period
         if report.scheme_code:  # sponsored cover (issue 8): the scheme's terms, sponsor-paid
             terms = scheme_terms(
                 session,
