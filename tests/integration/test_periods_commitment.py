@@ -51,11 +51,13 @@ def plans(ctx: ServiceContext) -> None:
 # --- the references ---------------------------------------------------------------------------------
 
 
-def row_stream_blocks(session: Session, rule: ChargeRule, block_bits: int) -> list[ChargeBlock]:
-    """The pre-issue-20 path on any database: every sharing row streamed (chunks of 3 rows, so
-    that blocks straddle chunks), cut into blocks, each leaf hashed."""
+def row_stream_blocks(
+    session: Session, rule: ChargeRule, block_bits: int, chunk: int = 3
+) -> list[ChargeBlock]:
+    """The pre-issue-20 path on any database: every sharing row streamed (by default in chunks of
+    3 rows, so that blocks straddle chunks), cut into blocks, each leaf hashed."""
     ids_chunks, charge_chunks = [], []
-    for ids, charges in stream_charges(session, rule, chunk=3):
+    for ids, charges in stream_charges(session, rule, chunk=chunk):
         ids_chunks.append(ids)
         charge_chunks.append(charges)
     if not ids_chunks:

@@ -51,13 +51,26 @@ class ChargeBlock:
     total_fen: int
 
 
+def _exception_ids(rule: ChargeRule) -> np.ndarray:
+    """The ids of the period's exceptions, sorted (looked up per chunk by binary search)."""
+    return np.sort(np.fromiter(rule.exceptions, dtype=np.int64, count=len(rule.exceptions)))
+
+
 def _apply_exceptions(
-    rule: ChargeRule, ids: np.ndarray, charges: np.ndarray
+    rule: ChargeRule, ids: np.ndarray, charges: np.ndarray, exception_ids: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    if not rule.exceptions:
+    """`ids` (ascending) and their charges with the period's exceptions applied: the excluded
+    taken out, a charge of its own put in. Only the exceptions within the chunk's id span are
+    looked at (`exception_ids`: `_exception_ids(rule)`, made once per scan)."""
+    if not rule.exceptions or not len(ids):
         return ids, charges
-    exception_ids = np.fromiter(rule.exceptions, dtype=np.int64, count=len(rule.exceptions))
-    hits = np.flatnonzero(np.isin(ids, exception_ids))
+    if exception_ids is None:
+        exception_ids = _exception_ids(rule)
+    low = int(np.searchsorted(exception_ids, ids[0], side="left"))
+    high = int(np.searchsorted(exception_ids, ids[-1], side="right"))
+    candidates = exception_ids[low:high]
+    positions = np.searchsorted(ids, candidates)
+    hits = positions[ids[np.minimum(positions, len(ids) - 1)] == candidates]
     if not len(hits):
         return ids, charges
     keep = np.ones(len(ids), dtype=bool)
@@ -123,7 +136,7 @@ RANGE_BLOCK_BITS = 6
 
 
 def _sorted_pairs(
-    flat: np.ndarray, constant: bool, rule: ChargeRule
+    flat: np.ndarray, constant: bool, rule: ChargeRule, exception_ids: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """(ids, charges) of one range's packed values, ascending by id (the aggregate promises no
     order: sorted here, usually a no-op check), exceptions applied."""
@@ -136,7 +149,7 @@ def _sorted_pairs(
     if len(ids) > 1 and not bool(np.all(ids[1:] > ids[:-1])):
         order = np.argsort(ids, kind="stable")
         ids, charges = ids[order], charges[order]
-    return _apply_exceptions(rule, ids, charges)
+    return _apply_exceptions(rule, ids, charges, exception_ids)
 
 
 def charge_blocks(
@@ -168,13 +181,14 @@ def charge_blocks(
         Membership.id >= bindparam("low", type_=BigInteger()),
         Membership.id < bindparam("high", type_=BigInteger()),
     )
+    exception_ids = _exception_ids(rule)
     done = 0
     for low in range(low_id - low_id % span, high_id + 1, span):
         packed = unpacked(session.execute(stmt, {"low": low, "high": low + span}).scalar())
         if not packed:
             continue
         flat = np.frombuffer(packed, dtype=">i8").astype(np.int64)
-        ids, charges = _sorted_pairs(flat, constant, rule)
+        ids, charges = _sorted_pairs(flat, constant, rule, exception_ids)
         edges = [0, *(np.flatnonzero(np.diff(ids >> BLOCK_BITS)) + 1).tolist(), len(ids)]
         for begin, end in itertools.pairwise(edges):
             if begin == end:
