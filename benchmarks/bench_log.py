@@ -220,11 +220,14 @@ def copy_baseline(engine: Engine, leaves: list[PendingLeaf], first_index: int) -
                 )
                 for row in rows:
                     copy.write_row(row)
+            raw.commit()
         else:
+            # One explicit transaction (SQLAlchemy's pysqlite connections do not open one).
+            cursor.execute("BEGIN")
             cursor.executemany(
                 f"INSERT INTO {BASELINE_TABLE} ({LEAF_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)", rows
             )
-        raw.commit()
+            cursor.execute("COMMIT")
         return time.perf_counter() - start
     finally:
         raw.close()
