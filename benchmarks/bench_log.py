@@ -183,7 +183,9 @@ def make_baseline_table(engine: Engine) -> None:
     with engine.begin() as connection:
         connection.execute(text(f"DROP TABLE IF EXISTS {BASELINE_TABLE}"))
         if engine.dialect.name == "postgresql":
-            connection.execute(text(f"CREATE TABLE {BASELINE_TABLE} (LIKE log_entries)"))
+            connection.execute(
+                text(f"CREATE TABLE {BASELINE_TABLE} (LIKE log_entries INCLUDING DEFAULTS)")
+            )
         else:
             connection.execute(
                 text(f"CREATE TABLE {BASELINE_TABLE} AS SELECT * FROM log_entries WHERE 0")
