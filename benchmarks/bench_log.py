@@ -179,7 +179,7 @@ LEAF_COLUMNS = "leaf_type, leaf_data, leaf_hash, leaf_index, subject_type, subje
 
 
 def make_baseline_table(engine: Engine) -> None:
-    """A table with log_entries' columns and no index, key or constraint (issue 20's baseline)."""
+    """A table with log_entries' columns and defaults, and no index or key (issue 20's baseline)."""
     with engine.begin() as connection:
         connection.execute(text(f"DROP TABLE IF EXISTS {BASELINE_TABLE}"))
         if engine.dialect.name == "postgresql":
