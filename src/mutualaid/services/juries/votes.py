@@ -268,13 +268,27 @@ _FAST_BALLOTS = {
 }
 
 
+def _ballot_params(case: Any, rules: PlanRules, choice: str, now: datetime) -> dict[str, Any]:
+    """The bound values every ballot statement takes (the juror's limits as of today)."""
+    limits = juror_limits(rules.jury, local_date(now, rules.zone))
+    return {
+        "case_id": case.id,
+        "choice": choice,
+        "now": now,
+        "plan_id": case.plan_id,
+        "claimant": case.claimant_account_id,
+        "latest_birth": limits.latest_birth_on,
+        "joined_by": limits.joined_by_on,
+    }
+
+
 def _fast_vote(
     ctx: ServiceContext, token: BearerToken, jury_case_id: int, choice: str, answers: dict[str, str]
 ) -> VoteReceipt | None:
     """The vote in one round trip when this process knows the case and the vote is written;
     None otherwise (the slow path then finds out why, or reads the case first)."""
     case = _CASE_FACTS.get(jury_case_id)
-    if case is None:
+    if case is None or case.mode not in _FAST_BALLOTS:
         return None
     now = ctx.clock.now()
     rules = cached_rules(case.rules_sha256)
@@ -285,21 +299,13 @@ def _fast_vote(
     )
     if choice != "recuse" and not quiz_passed(quiz, answers):
         return None
-    limits = juror_limits(rules.jury, local_date(now, rules.zone))
-    params = {
-        "case_id": case.id,
+    params = _ballot_params(case, rules, choice, now) | {
         "mode": case.mode,
         "claim_ref": case.ref,
         "illness_code": case.illness_code,
         "age_at_diagnosis": case.age_at_diagnosis,
         "rules_sha256": case.rules_sha256,
         "token_hash": token.token_hash,
-        "choice": choice,
-        "now": now,
-        "plan_id": case.plan_id,
-        "claimant": case.claimant_account_id,
-        "latest_birth": limits.latest_birth_on,
-        "joined_by": limits.joined_by_on,
     }
     with ctx.autocommit() as connection:
         try:
@@ -358,17 +364,7 @@ def cast_vote(
             if len(_CASE_FACTS) >= _CASE_FACTS_KEPT:
                 _CASE_FACTS.clear()
             _CASE_FACTS[case.id] = case
-        limits = juror_limits(rules.jury, local_date(now, rules.zone))
-        params = {
-            "case_id": case.id,
-            "juror": actor.account_id,
-            "choice": choice,
-            "now": now,
-            "plan_id": case.plan_id,
-            "claimant": case.claimant_account_id,
-            "latest_birth": limits.latest_birth_on,
-            "joined_by": limits.joined_by_on,
-        }
+        params = _ballot_params(case, rules, choice, now) | {"juror": actor.account_id}
         panel = case.mode == "panel"
         quiz = case_quiz(
             case.ref, case.illness_code, [i.code for i in rules.illnesses], case.age_at_diagnosis
