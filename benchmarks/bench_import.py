@@ -492,6 +492,11 @@ def main() -> None:
             f"{large.peak_total_mb / small.peak_total_mb:.2f}"
         )
     print(f"load average after: {' '.join(f'{v:.1f}' for v in os.getloadavg())}")
+    worst = min(r.import_rate / r.fair_rate for r in results)
+    print(
+        f"issue 20 target import / fair baseline >= 0.5: {'met' if worst >= 0.5 else 'NOT met'} "
+        f"(worst {worst:.2f})"
+    )
     target = 100_000
     best = max(r.import_rate for r in results)
     print(
