@@ -187,7 +187,8 @@ def start_server(command: list[str], env: dict[str, str], port: int) -> subproce
     process = subprocess.Popen(
         command, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
-    deadline = time.monotonic() + 60
+    # A loaded shared machine can take over a minute to import the app in every worker.
+    deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise SystemExit(
@@ -200,7 +201,7 @@ def start_server(command: list[str], env: dict[str, str], port: int) -> subproce
         except OSError:
             time.sleep(0.2)
     stop_server(process)
-    raise SystemExit("server did not start in 60 s")
+    raise SystemExit("server did not start in 180 s")
 
 
 def stop_server(process: subprocess.Popen[bytes]) -> None:

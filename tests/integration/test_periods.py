@@ -371,7 +371,7 @@ class TestProofs:
         block_bits: int,
         monkeypatch: pytest.MonkeyPatch,
     ) -> None:
-        """With blocks of 2 ids and chunks of 3 rows, blocks also straddle the streamed chunks."""
+        """With blocks of 2 ids and ranges of one block, most ranges hold one or two members."""
         import mutualaid.domain.apportionment
         import mutualaid.services.periods.charges
 
@@ -380,12 +380,9 @@ class TestProofs:
         from collections import defaultdict
 
         from mutualaid.domain.apportionment import charges_leaf
-        from mutualaid.services.periods.charges import (
-            charge_blocks_postgres,
-            charge_blocks_streamed,
-        )
+        from mutualaid.services.periods.charges import charge_blocks
         from mutualaid.services.periods.sharing import charge_rule
-        from mutualaid.transparency.merkle import MemoryTree
+        from mutualaid.transparency.merkle import MemoryTree, hash_leaf
 
         use_rules(ctx, annual_fen=400, fee_bp=0)
         people = members(ctx, clock, 6)
@@ -408,10 +405,8 @@ class TestProofs:
         with ctx.reading() as session:
             row = session.scalars(select(Period).where(Period.ref == period.ref)).one()
             rule = charge_rule(session, row)
-            streamed = charge_blocks_streamed(session, rule, chunk=3)
-            assert len(streamed) == len(leaves)
-            if ctx.engine.dialect.name == "postgresql":
-                assert charge_blocks_postgres(session, rule) == streamed
+            ranged = charge_blocks(session, rule, range_block_bits=0)
+            assert [b.leaf_hash for b in ranged] == [hash_leaf(leaf) for leaf in leaves]
         for membership_id in ids[1:5]:
             if membership_id != people[5][1].id:
                 proven_charge(ctx, SYSTEM_ACTOR, membership_id, date(2026, 1, 21))

@@ -27,7 +27,7 @@ from tests.factories import (
 from tests.query_counter import QueryCounter
 
 from mutualaid.clock import FixedClock
-from mutualaid.services.accounts.accounts import Actor
+from mutualaid.services.accounts.accounts import Actor, BearerToken, issue_token
 from mutualaid.services.claims.filing import ClaimReport, report_claim
 from mutualaid.services.context import ServiceContext
 from mutualaid.services.enrollment.memberships import MembershipView
@@ -70,6 +70,24 @@ def test_a_jury_vote(ctx: ServiceContext, clock: FixedClock) -> None:
     with QueryCounter(ctx.engine) as counted:
         cast_vote(ctx, panel[1], jury.id, "approve", answers)
     assert counted.count == pinned(ctx.engine, sqlite=3, postgresql=2), counted.statements
+
+
+def test_a_jury_vote_over_the_api_once_the_case_is_known(
+    ctx: ServiceContext, clock: FixedClock
+) -> None:
+    """Issue 20: the caller's token, the open case and the right to vote are checked by the
+    vote's one statement once this process has read the case (the first vote reads it)."""
+    publish_demo_plans(ctx)
+    use_jury_rules(ctx, min_votes=3, vote_hours=24)
+    panel = jurors(ctx, clock, 5)
+    holder, ref = rejected_claim(ctx, clock)
+    jury = dispute_rejection(ctx, holder, ref, "the pathology report shows stage III")
+    first, second = (BearerToken(issue_token(ctx, j.account_id).token) for j in panel[:2])
+    cast_vote(ctx, first, jury.id, "approve", answers_for(ctx, panel[0], jury.id))
+    answers = answers_for(ctx, panel[1], jury.id)
+    with QueryCounter(ctx.engine) as counted:
+        cast_vote(ctx, second, jury.id, "approve", answers)
+    assert counted.count == pinned(ctx.engine, sqlite=2, postgresql=1), counted.statements
 
 
 def test_filing_a_claim(ctx: ServiceContext, clock: FixedClock) -> None:

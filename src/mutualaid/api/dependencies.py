@@ -32,7 +32,7 @@ CurrentActor = Annotated[Actor, Depends(current_actor)]
 def bearer_caller(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> BearerToken:
-    """The caller's token, checked by the service itself in its first read (joins only)."""
+    """The caller's token, checked by the service itself in its first read (joins and votes)."""
     if credentials is None:
         raise Unauthenticated(
             "not_authenticated", "log in first: send Authorization: Bearer <token>"

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Response, status
 from pydantic import BaseModel, Field
 
 from mutualaid.adapters import Int64
-from mutualaid.api.dependencies import Context, CurrentActor, IdempotencyKey
+from mutualaid.api.dependencies import BearerCaller, Context, CurrentActor, IdempotencyKey
 from mutualaid.api.openapi import NO_CONTENT, PUBLIC_READ, READ, SAFE_TO_RETRY, WRITE, ok
 from mutualaid.api.responses import json_answer
 from mutualaid.api.schemas import NotificationsPage, QuizQuestion
@@ -131,11 +131,13 @@ def case_file(jury_case_id: Int64, ctx: Context, actor: CurrentActor) -> JurorCa
     responses=WRITE,
     dependencies=[SAFE_TO_RETRY],
 )
-def vote(jury_case_id: Int64, body: Vote, ctx: Context, actor: CurrentActor) -> Response:
+def vote(jury_case_id: Int64, body: Vote, ctx: Context, caller: BearerCaller) -> Response:
     """One member, one vote (or recuse). Answer the case quiz first. Sending the same vote
     again returns the first receipt (safe to retry)."""
+    # The token is checked in the vote's own first read (as a join's): one round trip fewer.
     return json_answer(
-        cast_vote(ctx, actor, jury_case_id, body.choice, body.quiz_answers), status.HTTP_201_CREATED
+        cast_vote(ctx, caller, jury_case_id, body.choice, body.quiz_answers),
+        status.HTTP_201_CREATED,
     )
 
 

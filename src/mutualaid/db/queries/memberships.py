@@ -41,8 +41,6 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from mutualaid.db.models import (
-    Account,
-    ApiToken,
     AuditEvent,
     Base,
     FraudRecord,
@@ -54,6 +52,7 @@ from mutualaid.db.models import (
     Plan,
     PlanVersion,
 )
+from mutualaid.db.queries.accounts import caller_columns, token_caller
 from mutualaid.db.queries.plans import PlanHead
 from mutualaid.domain.calendars import start_of_day
 from mutualaid.domain.memberships import Relation
@@ -192,22 +191,13 @@ def _next_rowid(model: type[Person] | type[Membership]) -> ColumnElement[int]:
 
 def _joining_read(postgres: bool, by_token: bool) -> Executable:
     caller: ColumnElement[int] | BindParameter[int]
+    caller_facts: tuple[ColumnElement[Any], ...]
     if by_token:
-        caller = (
-            select(ApiToken.account_id)
-            .where(
-                ApiToken.token_hash == bindparam("token_hash"),
-                ApiToken.expires_at > bindparam("now"),
-            )
-            .scalar_subquery()
-        )
-        caller_columns = (
-            caller.label("caller_id"),
-            select(Account.role).where(Account.id == caller).scalar_subquery().label("caller_role"),
-        )
+        caller = token_caller()
+        caller_facts = caller_columns(caller)
     else:
         caller = bindparam("account_id")
-        caller_columns = (
+        caller_facts = (
             literal_column("NULL").label("caller_id"),
             literal_column("NULL").label("caller_role"),
         )
@@ -226,7 +216,7 @@ def _joining_read(postgres: bool, by_token: bool) -> Executable:
             new_ids[0].label("new_person_id"),
             new_ids[1].label("new_membership_id"),
             *_person_facts(caller),
-            *caller_columns,
+            *caller_facts,
         )
         .join(
             PlanVersion,

@@ -1,13 +1,13 @@
 """Periods' queries where PostgreSQL and SQLite part ways: the plan test that keeps SQLite's
-planner on a scan, streaming membership rows in chunks, and whether the database hashes the
-charges tree's leaves itself."""
+planner on a scan, streaming membership rows in chunks, and packing a range's integers into one
+string in the database (the charges tree's scan)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select
+from sqlalchemy import ColumnElement, LargeBinary, Select, func, literal
 from sqlalchemy.orm import Session
 
 from mutualaid.db.models import Membership
@@ -54,7 +54,24 @@ def _first_column(_cursor: Any, row: tuple[Any, ...]) -> Any:
     return row[0]
 
 
-def hashes_charge_blocks(session: Session) -> bool:
-    """Can the database build the charges tree's leaves itself (``sha256`` over ``string_agg``
-    of ``int8send``: PostgreSQL), so that only one row per block comes back?"""
-    return session.get_bind().dialect.name == "postgresql"
+def packed_int8(session: Session, *columns: ColumnElement[Any]) -> ColumnElement[Any]:
+    """An aggregate of the rows' integer `columns` as one string: each row's values as big-endian
+    8-byte integers, rows in no promised order (the caller sorts). PostgreSQL concatenates
+    ``int8send``; SQLite, which has no binary formatting, concatenates 16 hex digits per value
+    (`unpacked` turns either into bytes). One row per range instead of one per member: the
+    driver makes no Python object per row."""
+    if session.get_bind().dialect.name == "sqlite":
+        return func.group_concat(func.printf("%016x" * len(columns), *columns), "")
+    row: ColumnElement[Any] = func.int8send(columns[0])
+    for column in columns[1:]:
+        row = row.op("||")(func.int8send(column))
+    return func.string_agg(row, literal(b"", LargeBinary()))
+
+
+def unpacked(packed: bytes | str | None) -> bytes:
+    """The bytes of a `packed_int8` value (b"" for an empty range)."""
+    if packed is None:
+        return b""
+    if isinstance(packed, str):
+        return bytes.fromhex(packed)
+    return bytes(packed)

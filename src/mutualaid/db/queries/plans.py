@@ -46,6 +46,11 @@ class PlanHead:
     current_version: int
 
 
+def cached_rules(sha256: str) -> PlanRules | None:
+    """The rules of a version whose hash the caller knows, if this process has read them."""
+    return _rules_by_sha256.get(sha256)
+
+
 def known_rules(
     session: Session | Connection, sha256: str, plan_id: int, version: int
 ) -> PlanRules:

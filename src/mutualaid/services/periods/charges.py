@@ -8,25 +8,16 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from sqlalchemy import (
-    Integer,
-    LargeBinary,
-    func,
-    literal,
-    literal_column,
-    or_,
-    select,
-)
+from sqlalchemy import BigInteger, bindparam, func, select
 from sqlalchemy.orm import Session
 
 from mutualaid.db.models import (
     Membership,
     Period,
-    PeriodChargeException,
     PeriodChargeTree,
     Plan,
 )
-from mutualaid.db.queries.periods import hashes_charge_blocks, stream_rows
+from mutualaid.db.queries.periods import packed_int8, stream_rows, unpacked
 from mutualaid.domain.apportionment import (
     BLOCK_BITS,
     PeriodState,
@@ -60,13 +51,26 @@ class ChargeBlock:
     total_fen: int
 
 
+def _exception_ids(rule: ChargeRule) -> np.ndarray:
+    """The ids of the period's exceptions, sorted (looked up per chunk by binary search)."""
+    return np.sort(np.fromiter(rule.exceptions, dtype=np.int64, count=len(rule.exceptions)))
+
+
 def _apply_exceptions(
-    rule: ChargeRule, ids: np.ndarray, charges: np.ndarray
+    rule: ChargeRule, ids: np.ndarray, charges: np.ndarray, exception_ids: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    if not rule.exceptions:
+    """`ids` (ascending) and their charges with the period's exceptions applied: the excluded
+    taken out, a charge of its own put in. Only the exceptions within the chunk's id span are
+    looked at (`exception_ids`: `_exception_ids(rule)`, made once per scan)."""
+    if not rule.exceptions or not len(ids):
         return ids, charges
-    exception_ids = np.fromiter(rule.exceptions, dtype=np.int64, count=len(rule.exceptions))
-    hits = np.flatnonzero(np.isin(ids, exception_ids))
+    if exception_ids is None:
+        exception_ids = _exception_ids(rule)
+    low = int(np.searchsorted(exception_ids, ids[0], side="left"))
+    high = int(np.searchsorted(exception_ids, ids[-1], side="right"))
+    candidates = exception_ids[low:high]
+    positions = np.searchsorted(ids, candidates)
+    hits = positions[ids[np.minimum(positions, len(ids) - 1)] == candidates]
     if not len(hits):
         return ids, charges
     keep = np.ones(len(ids), dtype=bool)
@@ -131,84 +135,83 @@ def _leaf_for(rule: ChargeRule, block: int, ids: np.ndarray, charges: np.ndarray
     return charges_leaf_header(rule.period_ref, block) + body.tobytes()
 
 
-def charge_blocks_streamed(
+#: Blocks per range of the charges tree's scan: one query and one row per 2^6 blocks (65,536 ids).
+RANGE_BLOCK_BITS = 6
+
+
+def _sorted_pairs(
+    flat: np.ndarray, constant: bool, rule: ChargeRule, exception_ids: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(ids, charges) of one range's packed values, ascending by id (the aggregate promises no
+    order: sorted here, usually a no-op check), exceptions applied."""
+    if constant:
+        ids = flat
+        charges = np.full(len(ids), rule.cohort_charge(START_OF_TIME), dtype=np.int64)
+    else:
+        pairs = flat.reshape(-1, 2)
+        ids, charges = pairs[:, 0], pairs[:, 1]
+    if len(ids) > 1 and not bool(np.all(ids[1:] > ids[:-1])):
+        order = np.argsort(ids, kind="stable")
+        ids, charges = ids[order], charges[order]
+    return _apply_exceptions(rule, ids, charges, exception_ids)
+
+
+def charge_blocks(
     session: Session,
     rule: ChargeRule,
     progress: Progress | None = None,
     total: int = 0,
     *,
-    chunk: int = STREAM_CHUNK,
+    range_block_bits: int = RANGE_BLOCK_BITS,
 ) -> list[ChargeBlock]:
-    """The tree's leaves, built in Python from a streamed scan (any database)."""
+    """The tree's leaves from one scan in id ranges of whole blocks (any database).
+
+    Each range is one query whose single row is the range's (id, charge) values packed by the
+    database (`packed_int8`: no Python object per member, no sort of the whole plan, memory flat):
+    the ranges walk the primary key, and each block is hashed as soon as its range arrives. When
+    everyone pays the same, only the ids are read. Exceptions are applied from `rule`.
+    """
+    constant = rule.constant
+    columns: list[Any] = (
+        [Membership.id] if constant else [Membership.id, rule.charge_sql(person_joined=True)]
+    )
+    low_id, high_id = session.execute(
+        select(func.min(Membership.id), func.max(Membership.id))
+    ).one()
     blocks: list[ChargeBlock] = []
-    carry_ids = np.empty(0, dtype=np.int64)
-    carry_charges = np.empty(0, dtype=np.int64)
+    if low_id is None:
+        return blocks
+    span = 1 << (BLOCK_BITS + range_block_bits)
+    stmt = select(packed_int8(session, *columns)).where(
+        *rule.where(session),
+        Membership.id >= bindparam("low", type_=BigInteger()),
+        Membership.id < bindparam("high", type_=BigInteger()),
+    )
+    stmt = rule.join_person(stmt)  # a banded charge reads the birth date through one join
+    exception_ids = _exception_ids(rule)
     done = 0
-
-    def emit(ids: np.ndarray, charges: np.ndarray) -> None:
-        block = int(ids[0]) >> BLOCK_BITS
-        blocks.append(
-            ChargeBlock(
-                block, hash_leaf(_leaf_for(rule, block, ids, charges)), len(ids), int(charges.sum())
-            )
-        )
-
-    for ids, charges in stream_charges(session, rule, chunk=chunk):
-        ids = np.concatenate((carry_ids, ids))
-        charges = np.concatenate((carry_charges, charges))
-        block_of = ids >> BLOCK_BITS
-        starts = np.flatnonzero(np.diff(block_of)) + 1
-        edges = [0, *starts.tolist()]
+    for low in range(low_id - low_id % span, high_id + 1, span):
+        packed = unpacked(session.execute(stmt, {"low": low, "high": low + span}).scalar())
+        if not packed:
+            continue
+        flat = np.frombuffer(packed, dtype=">i8").astype(np.int64)
+        ids, charges = _sorted_pairs(flat, constant, rule, exception_ids)
+        edges = [0, *(np.flatnonzero(np.diff(ids >> BLOCK_BITS)) + 1).tolist(), len(ids)]
         for begin, end in itertools.pairwise(edges):
-            emit(ids[begin:end], charges[begin:end])
-        carry_ids, carry_charges = ids[edges[-1] :], charges[edges[-1] :]
-        done += len(ids) - len(carry_ids)
+            if begin == end:
+                continue
+            block_ids, block_charges = ids[begin:end], charges[begin:end]
+            block = int(block_ids[0]) >> BLOCK_BITS
+            leaf = _leaf_for(rule, block, block_ids, block_charges)
+            blocks.append(
+                ChargeBlock(block, hash_leaf(leaf), len(block_ids), int(block_charges.sum()))
+            )
+        done += len(ids)
         if progress:
             progress(done, total)
-    if len(carry_ids):
-        emit(carry_ids, carry_charges)
     if progress:
         progress(total, total)
     return blocks
-
-
-def charge_blocks_postgres(session: Session, rule: ChargeRule) -> list[ChargeBlock]:
-    """The same leaves, hashed by PostgreSQL itself: only one row per 1,024 ids comes back."""
-    from sqlalchemy.dialects.postgresql import aggregate_order_by
-
-    exception = PeriodChargeException
-    charge = func.coalesce(exception.amount_fen, rule.charge_sql(person_joined=True))
-    block = Membership.id.op(">>")(literal_column(str(BLOCK_BITS), Integer()))
-    pairs = func.string_agg(
-        func.int8send(Membership.id).op("||")(func.int8send(charge)),
-        aggregate_order_by(literal(b"", LargeBinary()), Membership.id),
-    )
-    header = literal(b"\x00" + charges_leaf_header(rule.period_ref, 0)[:-8], LargeBinary())
-    leaf_hash = func.sha256(header.op("||")(func.int8send(block)).op("||")(pairs))
-    query = (
-        select(block, leaf_hash, func.count(), func.sum(charge))
-        .select_from(Membership)
-        .outerjoin(
-            exception,
-            (exception.period_id == rule.period_id) & (exception.membership_id == Membership.id),
-        )
-        .where(*rule.where(session), or_(exception.kind.is_(None), exception.kind != EXCLUDED))
-        .group_by(block)
-        .order_by(block)
-    )
-    query = rule.join_person(query)
-    return [ChargeBlock(int(b), bytes(h), int(n), int(t)) for b, h, n, t in session.execute(query)]
-
-
-def charge_blocks(
-    session: Session, rule: ChargeRule, progress: Progress | None = None, total: int = 0
-) -> list[ChargeBlock]:
-    if hashes_charge_blocks(session):
-        blocks = charge_blocks_postgres(session, rule)
-        if progress:
-            progress(total, total)
-        return blocks
-    return charge_blocks_streamed(session, rule, progress, total)
 
 
 def _commit(
