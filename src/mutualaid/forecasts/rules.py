@@ -40,12 +40,15 @@ def exact_means(
     the covariance-based linear rule (as at close). Scenarios with the same members per band and
     the same aid (aid is a multiple of the payouts' lattice, so they repeat) are computed once.
     """
+    # A band's tiers are exclusive outcomes of one period: chances that add up to more than 1
+    # (clipped rates of an extreme model) are scaled down to 1, as a Risk requires.
+    chances = probabilities / np.maximum(probabilities.sum(axis=1, keepdims=True), 1.0)
     risks = [
         Risk(
             tuple(
-                Outcome(int(payouts[a, k]), _fraction(probabilities[a, k]))
+                Outcome(int(payouts[a, k]), _fraction(chances[a, k]))
                 for k in range(payouts.shape[1])
-                if payouts[a, k] > 0 and probabilities[a, k] > 0
+                if payouts[a, k] > 0 and chances[a, k] > 0
             )
         )
         for a in range(payouts.shape[0])
@@ -68,7 +71,7 @@ def exact_means(
 def _fraction(probability: float) -> Fraction:
     """A float probability as a fraction (12 digits, as `outputs.expected_fairness`): exact enough,
     and small enough for the rational rule of small pools."""
-    return Fraction(float(probability)).limit_denominator(10**12)
+    return min(Fraction(float(probability)).limit_denominator(10**12), Fraction(1))
 
 
 def quantise(weights: NDArray[np.float64]) -> NDArray[np.int64]:
