@@ -24,9 +24,10 @@ functions compute one value per band.
 Reference: Denuit, M. & Dhaene, J. (2012), "Convex order and comonotonic conditional mean risk
 sharing", Insurance: Mathematics and Economics 51(2), 265–270.
 
-Everything here is exact (integers and `fractions.Fraction`); the simulator's vectorised large-pool
-version lives in `mutualaid.forecasts.rules`. Sharing by age band within a real period (band cuts,
-the Esscher-tilted means of large pools, the annual cap) is in `sharing_bands.py`.
+Everything here is exact (integers and `fractions.Fraction`); the simulator's version over
+scenarios lives in `mutualaid.forecasts.rules`. Sharing by age band within a real period (band cuts,
+the conditional mean of large pools on the payouts' lattice, the annual cap) is in
+`sharing_bands.py` and `sharing_lattice.py`.
 """
 
 from __future__ import annotations

@@ -1,82 +1,77 @@
 """The sharing rules of `mutualaid.domain.sharing`, vectorised over scenarios and age bands.
 
-The simulator works with age bands of millions of members, where the exact conditional mean
-(a convolution over the whole pool) is out of reach. For a large pool it is, to O(1/n),
-
-    E[X_i | S = s]  ≈  E_θ[X_i] = Σ_k b_k p_k e^{θ b_k} / (1 − Σ_k p_k + Σ_k p_k e^{θ b_k})
-
-where θ solves Σ_i E_θ[X_i] = s (the Esscher transform that makes the realised total the mean;
-the ratio P(S − X_i = s − b) / P(S = s) tends to e^{θ b} / E[e^{θ X_i}] by the local limit theorem).
-At s = E[S], θ = 0 and the rule is the proportional one; a bad period's excess falls more on the
-members with the larger payouts. The test suite checks this against the exact rule on small pools.
+The conditional mean E[X_i | S = s] is the exact rule of period close (issue 19): each scenario's
+period calls `domain.sharing_bands.banded_weights`, which works on the payouts' lattice
+(`domain.sharing_lattice`) at a cost that does not grow with the members of a band. There is no
+large-pool (Esscher) approximation any more: it was off by a factor of three in low-frequency
+pools. Identical (members per band, aid) rows are computed once.
 
 The linear and compensation rules (`mutualaid.domain.sharing_linear`) need only means and
-variances, vectorised here the same way.
+variances, vectorised here over scenarios.
 
 Weights are returned as int64 numbers up to 2**WEIGHT_BITS so that the charges stay integer fen.
 """
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 import numpy as np
 from numpy.typing import NDArray
 
-from mutualaid.domain.sharing import SharingRule
+from mutualaid.domain.sharing import Outcome, Risk, RiskClass, SharingRule
+from mutualaid.domain.sharing_bands import banded_weights
 
 WEIGHT_BITS = 20
-_NEWTON_STEPS = 80
-_TOLERANCE = 1e-12
 
 
-def tilted_means(
+def exact_means(
     counts: NDArray[np.int64],
     probabilities: NDArray[np.float64],
     payouts: NDArray[np.int64],
     realised: NDArray[np.int64],
 ) -> NDArray[np.float64]:
-    """Per scenario and band, the Esscher-tilted mean loss of one member (in fen).
+    """Per scenario and band, E[X_i | S = s] of one member (in fen), exactly as period close
+    computes it (`domain.sharing_bands.banded_weights`).
 
     counts (B, A): members per band; probabilities (A, T) and payouts (A, T): each tier's chance
     in the period and its payout; realised (B,): the period's aid. Where the realised aid is not
-    positive the weights are the plain expected losses.
+    positive the weights are the plain expected losses; where the bands' risks cannot produce it,
+    the covariance-based linear rule (as at close). Scenarios with the same members per band and
+    the same aid (aid is a multiple of the payouts' lattice, so they repeat) are computed once.
     """
-    scale = float(max(int(payouts.max(initial=0)), 1))
-    x = payouts.astype(np.float64) / scale  # (A, T), in (0, 1]
-    p = probabilities.astype(np.float64)
-    n = counts.astype(np.float64)  # (B, A)
-    target = realised.astype(np.float64) / scale  # (B,)
-    maximum = (n * x.max(axis=1)[None, :]).sum(axis=1)  # the largest total the pool can reach
-    # Targets at or beyond the bounds are solved at the bounds (θ large): clip them inside.
-    target = np.clip(target, 1e-12, np.maximum(maximum * (1 - 1e-9), 1e-12))
-    low = np.full(target.shape, -200.0)
-    high = np.full(target.shape, 200.0)
-    theta = np.zeros(target.shape)
-    for _ in range(_NEWTON_STEPS):
-        # Stable: exponents are shifted by max(θ·x, 0) per band.
-        exponent = theta[:, None, None] * x[None, :, :]  # (B, A, T)
-        shift = np.maximum(exponent.max(axis=2), 0.0)  # (B, A)
-        weighted = p[None] * np.exp(exponent - shift[:, :, None])
-        nothing = (1.0 - p.sum(axis=1))[None, :] * np.exp(-shift)
-        mass = nothing + weighted.sum(axis=2)
-        mean = (weighted * x[None]).sum(axis=2) / mass
-        second = (weighted * x[None] ** 2).sum(axis=2) / mass
-        total = (n * mean).sum(axis=1)
-        if np.all(np.abs(total - target) <= _TOLERANCE * target):
-            break
-        slope = (n * (second - mean**2)).sum(axis=1)
-        too_high = total > target
-        high = np.where(too_high, theta, high)
-        low = np.where(too_high, low, theta)
-        step = theta - (total - target) / np.where(slope > 0, slope, np.inf)
-        bisect = (step <= low) | (step >= high) | ~np.isfinite(step)
-        theta = np.where(bisect, (low + high) / 2, step)
-    exponent = theta[:, None, None] * x[None, :, :]
-    shift = np.maximum(exponent.max(axis=2), 0.0)
-    weighted = p[None] * np.exp(exponent - shift[:, :, None])
-    nothing = (1.0 - p.sum(axis=1))[None, :] * np.exp(-shift)
-    mean = (weighted * x[None]).sum(axis=2) / (nothing + weighted.sum(axis=2))
-    plain = (p * x).sum(axis=1)[None, :]
-    return np.asarray(np.where((realised > 0)[:, None], mean, plain) * scale, dtype=np.float64)
+    # A band's tiers are exclusive outcomes of one period: chances that add up to more than 1
+    # (clipped rates of an extreme model) are scaled down to 1, as a Risk requires.
+    chances = probabilities / np.maximum(probabilities.sum(axis=1, keepdims=True), 1.0)
+    risks = [
+        Risk(
+            tuple(
+                Outcome(int(payouts[a, k]), _fraction(chances[a, k]))
+                for k in range(payouts.shape[1])
+                if payouts[a, k] > 0 and chances[a, k] > 0
+            )
+        )
+        for a in range(payouts.shape[0])
+    ]
+    done: dict[tuple[bytes, int], list[float]] = {}
+    means = np.empty(counts.shape, dtype=np.float64)
+    for row, (members, aid) in enumerate(zip(counts, realised.tolist(), strict=True)):
+        key = (members.tobytes(), int(aid))
+        if key not in done:
+            classes = [
+                RiskClass(str(a), int(n), risk)
+                for a, (n, risk) in enumerate(zip(members.tolist(), risks, strict=True))
+            ]
+            weights = banded_weights(SharingRule.CONDITIONAL_MEAN, classes, int(aid))
+            done[key] = [float(weight) for weight in weights]
+        means[row] = done[key]
+    return means
+
+
+def _fraction(probability: float) -> Fraction:
+    """A float probability as a fraction (12 digits, as `outputs.expected_fairness`): exact enough,
+    and small enough for the rational rule of small pools."""
+    return min(Fraction(float(probability)).limit_denominator(10**12), Fraction(1))
 
 
 def quantise(weights: NDArray[np.float64]) -> NDArray[np.int64]:
@@ -104,7 +99,7 @@ def band_weights(
             expected = (probabilities * payouts).sum(axis=1)
             return quantise(np.broadcast_to(expected, (scenarios, bands)))
         case SharingRule.CONDITIONAL_MEAN:
-            return quantise(tilted_means(counts, probabilities, payouts, realised))
+            return quantise(exact_means(counts, probabilities, payouts, realised))
         case SharingRule.LINEAR_COVARIANCE | SharingRule.LINEAR_UNIFORM:
             return quantise(linear_means(rule, counts, probabilities, payouts, realised))
         case SharingRule.COMPENSATION:
