@@ -67,7 +67,7 @@ def test_the_landing_page_says_what_the_plan_is_worth_from_live_data(
     # The severe and mild bands split ages differently; each row says both for its ages.
     rows = re.findall(
         r"<td>(\d+ to \d+)</td>\s*<td[^>]*>([^<]+)</td>\s*<td[^>]*>([^<]+)</td>",
-        en.split('class="worth"')[1].split("</section>")[0],
+        en.split('class="worth"')[1].split("<h2>")[0],  # up to the next section
     )
     assert rows == [
         ("0 to 39", "¥300,000.00", "¥50,000.00"),
