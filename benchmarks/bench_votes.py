@@ -49,9 +49,11 @@ from mutualaid.domain.identities import Sex, make_resident_id
 from mutualaid.services.accounts.accounts import Actor, register_account
 from mutualaid.services.claims.filing import ClaimReport, report_claim
 from mutualaid.services.claims.review import decide_claim, start_review
+from mutualaid.services.demo.history import HEALTHY
 from mutualaid.services.enrollment.joins import EnrollmentRequest, enroll_member
 from mutualaid.services.juries.panels import dispute_rejection
 from mutualaid.services.juries.votes import juror_case_file
+from mutualaid.services.plans.plans import plan_rules
 
 
 def prepare(url: str, jurors: int) -> tuple[list[str], int, dict[str, str]]:
@@ -130,13 +132,8 @@ def prepare(url: str, jurors: int) -> tuple[list[str], int, dict[str, str]]:
         EnrollmentRequest(
             "李四华",
             make_resident_id("33", date(1990, 5, 1), 7, Sex.MALE),
-            health_answers={
-                "long_medication": False,
-                "long_hospital_stay": False,
-                "tumour": False,
-                "heart_disease": False,
-                "diabetes": False,
-            },
+            health_answers=HEALTHY,
+            rules_sha256=plan_rules(ctx, PLAN_CODE)[0].rules_sha256,  # agrees to the rules
         ),
     )
     ctx.clock = SystemClock()
