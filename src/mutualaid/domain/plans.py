@@ -360,25 +360,11 @@ def _check_consistency(rules: PlanRules) -> None:
             "the maximum entry age must be below the exit age",
             "entry.max_age_years",
         )
-    seen: set[str] = set()
-    for index, illness in enumerate(rules.illnesses):
-        if illness.code in seen:
-            raise DomainError(
-                "invalid_plan",
-                f"illness code {illness.code} appears twice",
-                f"illnesses[{index}].code",
-            )
-        seen.add(illness.code)
+    _refuse_repeated_codes([i.code for i in rules.illnesses], "illness code", "illnesses")
     _check_definition_sources(rules)
-    seen.clear()
-    for index, question in enumerate(rules.health_questions):
-        if question.code in seen:
-            raise DomainError(
-                "invalid_plan",
-                f"question code {question.code} appears twice",
-                f"health_questions[{index}].code",
-            )
-        seen.add(question.code)
+    _refuse_repeated_codes(
+        [q.code for q in rules.health_questions], "question code", "health_questions"
+    )
     for index, band in enumerate(rules.payout_bands):
         if band.from_age > band.to_age:
             raise DomainError(
@@ -437,16 +423,20 @@ def _check_consistency(rules: PlanRules) -> None:
             )
 
 
-def _check_definition_sources(rules: PlanRules) -> None:
-    codes: set[str] = set()
-    for index, source in enumerate(rules.definition_sources):
-        if source.code in codes:
+def _refuse_repeated_codes(codes: list[str], what: str, table: str) -> None:
+    """Each code of a plan table names one row: the second of a pair is refused by its place."""
+    seen: set[str] = set()
+    for index, code in enumerate(codes):
+        if code in seen:
             raise DomainError(
-                "invalid_plan",
-                f"definition source {source.code} appears twice",
-                f"definition_sources[{index}].code",
+                "invalid_plan", f"{what} {code} appears twice", f"{table}[{index}].code"
             )
-        codes.add(source.code)
+        seen.add(code)
+
+
+def _check_definition_sources(rules: PlanRules) -> None:
+    codes = [source.code for source in rules.definition_sources]
+    _refuse_repeated_codes(codes, "definition source", "definition_sources")
     for index, illness in enumerate(rules.illnesses):
         if illness.source is not None and illness.source not in codes:
             raise DomainError(
