@@ -64,6 +64,9 @@ class Settings(BaseSettings):
     #: Dotted path "module:factory" of a credit/risk check (see services/credit_checks.py).
     credit_check: str | None = None
     token_ttl_hours: int = Field(default=24 * 30, ge=1)
+    #: Threads (each with its own database connection) that scan a plan's members together when
+    #: a period closes; about the cores the database can use.
+    scan_threads: int = Field(default=2, ge=1, le=32)
     #: The transparency log's signer key (`mutualaid log keygen`); generated under data_dir in demo mode.
     log_key_file: Path | None = None
     log_origin: str = "mutualaid.example/log"

@@ -165,11 +165,16 @@ def test_the_ranged_scan_commits_the_same_root_and_charges_as_before(
         rule = charge_rule(session, period)
         assert not rule.constant or not banded
         ranged = charge_blocks(session, rule, range_block_bits=rng.choice([0, 1, 6]))
+        # The ranges shared out among threads, each on its own connection, as the close does.
+        threaded = charge_blocks(
+            session, rule, range_block_bits=0, readers=ctx.reading, threads=rng.choice([2, 3])
+        )
         before = row_stream_blocks(session, rule, block_bits)
         leaves = domain_leaves(session, rule, block_bits)
         if ctx.engine.dialect.name == "postgresql":
             assert aggregate_blocks(session, rule, block_bits) == before
     assert ranged == before
+    assert threaded == before
     assert [b.leaf_hash for b in before] == [hash_leaf(leaf) for leaf in leaves]
     root = MemoryTree(b.leaf_hash for b in before).root().hex()
     assert closed.charges_root == root

@@ -127,6 +127,18 @@ class ServiceContext:
     alipay: AlipayConfig | None = None
     #: Where outbound messages go (services/notifications); the log with nothing configured.
     messages: MessageChannels = field(default_factory=MessageChannels)
+    #: Threads, each on its own connection, for the scans that read a whole plan (the charges
+    #: tree of a period close): about one per core the database may use.
+    scan_threads: int = 2
+
+    @property
+    def parallel_readers(self) -> int:
+        """`scan_threads`, or 1 where another connection would not see the same database
+        (SQLite in memory: each connection is a database of its own)."""
+        database = self.engine.url.database
+        if self.engine.dialect.name == "sqlite" and (not database or database == ":memory:"):
+            return 1
+        return max(1, self.scan_threads)
 
     def unit_of_work(self, once: Once[R] | None = None) -> UnitOfWork[R]:
         """The use case's transaction: rolled back unless `commit` is called (idempotency.py)."""
@@ -177,6 +189,7 @@ def build_context(settings: Settings, clock: Clock | None = None) -> ServiceCont
         clock=clock or SystemClock(),
         credit_check=load_credit_check(settings.credit_check),
         token_ttl_hours=settings.token_ttl_hours,
+        scan_threads=settings.scan_threads,
         rate_limits=RateLimits(
             settings.rate_limit_window_s,
             settings.rate_limit_per_token,

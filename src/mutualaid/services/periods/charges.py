@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
@@ -135,6 +138,9 @@ def _leaf_for(rule: ChargeRule, block: int, ids: np.ndarray, charges: np.ndarray
     return charges_leaf_header(rule.period_ref, block) + body.tobytes()
 
 
+#: Makes a read session (`ServiceContext.reading`) for one of the scan's threads.
+Readers = Callable[[], AbstractContextManager[Session]]
+
 #: Blocks per range of the charges tree's scan: one query and one row per 2^6 blocks (65,536 ids).
 RANGE_BLOCK_BITS = 6
 
@@ -163,6 +169,8 @@ def charge_blocks(
     total: int = 0,
     *,
     range_block_bits: int = RANGE_BLOCK_BITS,
+    readers: Readers | None = None,
+    threads: int = 1,
 ) -> list[ChargeBlock]:
     """The tree's leaves from one scan in id ranges of whole blocks (any database).
 
@@ -170,6 +178,12 @@ def charge_blocks(
     database (`packed_int8`: no Python object per member, no sort of the whole plan, memory flat):
     the ranges walk the primary key, and each block is hashed as soon as its range arrives. When
     everyone pays the same, only the ids are read. Exceptions are applied from `rule`.
+
+    With `readers` (a factory of read sessions) and `threads` > 1 the ranges are shared out
+    among that many threads, each on its own connection, so the database scans on every core as
+    its parallel `count(*)` does (the drivers release the GIL while a query runs). Each range is
+    one statement either way, so the leaves are the same; a change behind the scan is caught
+    by the commit's check of the computed figures.
     """
     constant = rule.constant
     columns: list[Any] = (
@@ -178,9 +192,8 @@ def charge_blocks(
     low_id, high_id = session.execute(
         select(func.min(Membership.id), func.max(Membership.id))
     ).one()
-    blocks: list[ChargeBlock] = []
     if low_id is None:
-        return blocks
+        return []
     span = 1 << (BLOCK_BITS + range_block_bits)
     stmt = select(packed_int8(session, *columns)).where(
         *rule.where(session),
@@ -189,29 +202,66 @@ def charge_blocks(
     )
     stmt = rule.join_person(stmt)  # a banded charge reads the birth date through one join
     exception_ids = _exception_ids(rule)
-    done = 0
-    for low in range(low_id - low_id % span, high_id + 1, span):
-        packed = unpacked(session.execute(stmt, {"low": low, "high": low + span}).scalar())
-        if not packed:
-            continue
-        flat = np.frombuffer(packed, dtype=">i8").astype(np.int64)
-        ids, charges = _sorted_pairs(flat, constant, rule, exception_ids)
-        edges = [0, *(np.flatnonzero(np.diff(ids >> BLOCK_BITS)) + 1).tolist(), len(ids)]
-        for begin, end in itertools.pairwise(edges):
-            if begin == end:
-                continue
-            block_ids, block_charges = ids[begin:end], charges[begin:end]
-            block = int(block_ids[0]) >> BLOCK_BITS
-            leaf = _leaf_for(rule, block, block_ids, block_charges)
-            blocks.append(
-                ChargeBlock(block, hash_leaf(leaf), len(block_ids), int(block_charges.sum()))
-            )
-        done += len(ids)
-        if progress:
-            progress(done, total)
-    if progress:
-        progress(total, total)
+    lows = list(range(low_id - low_id % span, high_id + 1, span))
+    report = _Tally(progress, total)
+
+    def scan(reader: Session, stripe: list[int]) -> list[ChargeBlock]:
+        blocks: list[ChargeBlock] = []
+        for low in stripe:
+            packed = unpacked(reader.execute(stmt, {"low": low, "high": low + span}).scalar())
+            if packed:
+                flat = np.frombuffer(packed, dtype=">i8").astype(np.int64)
+                ids, charges = _sorted_pairs(flat, constant, rule, exception_ids)
+                blocks.extend(_blocks_of(rule, ids, charges))
+                report.add(len(ids))
+        return blocks
+
+    threads = max(1, min(threads, len(lows))) if readers is not None else 1
+    if threads == 1:
+        blocks = scan(session, lows)
+    else:
+
+        def stripe(number: int) -> list[ChargeBlock]:
+            assert readers is not None
+            with readers() as reader:
+                return scan(reader, lows[number::threads])
+
+        with ThreadPoolExecutor(threads, thread_name_prefix="charges") as pool:
+            striped = list(pool.map(stripe, range(threads)))
+        blocks = sorted(itertools.chain.from_iterable(striped), key=lambda b: b.index)
+    report.finish()
     return blocks
+
+
+def _blocks_of(rule: ChargeRule, ids: np.ndarray, charges: np.ndarray) -> Iterator[ChargeBlock]:
+    """The leaves of one range's (ids, charges), ascending: one per 2^BLOCK_BITS-id block."""
+    edges = [0, *(np.flatnonzero(np.diff(ids >> BLOCK_BITS)) + 1).tolist(), len(ids)]
+    for begin, end in itertools.pairwise(edges):
+        if begin == end:
+            continue
+        block_ids, block_charges = ids[begin:end], charges[begin:end]
+        block = int(block_ids[0]) >> BLOCK_BITS
+        leaf = _leaf_for(rule, block, block_ids, block_charges)
+        yield ChargeBlock(block, hash_leaf(leaf), len(block_ids), int(block_charges.sum()))
+
+
+class _Tally:
+    """Members scanned so far, reported to `progress` from whichever thread scanned them."""
+
+    def __init__(self, progress: Progress | None, total: int) -> None:
+        self._progress, self._total, self._done = progress, total, 0
+        self._lock = threading.Lock()
+
+    def add(self, members: int) -> None:
+        if self._progress is None:
+            return
+        with self._lock:
+            self._done += members
+            self._progress(self._done, self._total)
+
+    def finish(self) -> None:
+        if self._progress is not None:
+            self._progress(self._total, self._total)
 
 
 def _commit(
@@ -226,7 +276,12 @@ def _commit(
         if period.share_fen:
             step("tree")
             blocks = charge_blocks(
-                session, charge_rule(session, period), progress, period.member_count or 0
+                session,
+                charge_rule(session, period),
+                progress,
+                period.member_count or 0,
+                readers=ctx.reading,
+                threads=ctx.parallel_readers,
             )
     uow: UnitOfWork[None] = ctx.unit_of_work()
     with uow:
