@@ -37,12 +37,13 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, event, text
 from sqlalchemy.engine import make_url
 
 from mutualaid.clock import FixedClock
@@ -78,6 +79,8 @@ def context(url: str, clock: FixedClock | None = None) -> ServiceContext:
         sessions=make_sessionmaker(engine),
         protector=PersonalDataProtector(SECRET),
         clock=clock or FixedClock(CLOSE_CLOCK),
+        # As the server reads it (settings.py); --scan-threads sets it for the children.
+        scan_threads=int(os.environ.get("MUTUALAID_SCAN_THREADS", "2")),
     )
 
 
@@ -463,6 +466,43 @@ def cpu_timed(url: str, action: Any) -> tuple[float, float, float, Any]:
     return wall, time.process_time() - cpu, server_cpu_s(url) - server, result
 
 
+class _StatementTimes:
+    """Seconds and calls per statement shape (its first words), from the engine's events."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self.calls: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def add(self, statement: str, seconds: float) -> None:
+        shape = " ".join(statement.split())[:70]
+        with self._lock:
+            self.seconds[shape] = self.seconds.get(shape, 0.0) + seconds
+            self.calls[shape] = self.calls.get(shape, 0) + 1
+
+    def slowest(self, count: int = 8) -> list[list[Any]]:
+        ranked = sorted(self.seconds.items(), key=lambda item: -item[1])[:count]
+        return [[round(seconds, 3), self.calls[shape], shape] for shape, seconds in ranked]
+
+
+def _statement_profile(engine: Engine) -> _StatementTimes:
+    times = _StatementTimes()
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _before(
+        conn: Any, _cursor: Any, _statement: Any, _params: Any, _ctx: Any, _many: Any
+    ) -> None:
+        conn.info.setdefault("bench_started", []).append(time.perf_counter())
+
+    @event.listens_for(engine, "after_cursor_execute")
+    def _after(
+        conn: Any, _cursor: Any, statement: str, _params: Any, _ctx: Any, _many: Any
+    ) -> None:
+        times.add(statement, time.perf_counter() - conn.info["bench_started"].pop())
+
+    return times
+
+
 def child_close(url: str) -> dict[str, Any]:
     from sqlalchemy import func, select
 
@@ -492,6 +532,8 @@ def child_close(url: str) -> dict[str, Any]:
     def hook(name: str) -> None:
         steps[name] = time.perf_counter() - started
 
+    statements = _statement_profile(ctx.engine)
+
     close_s, close_cpu, close_server, period = cpu_timed(
         url, lambda: close_period(ctx, SYSTEM_ACTOR, PLAN, CLOSE_ON, hook=hook)
     )
@@ -508,6 +550,9 @@ def child_close(url: str) -> dict[str, Any]:
         "total_s": close_s + notice_s,
         "ratio_to_baseline": (close_s + notice_s) / baseline,
         "steps_s": steps,
+        # Where the close's time goes: seconds per statement shape (the scan's threads overlap,
+        # so their sum can exceed the wall time), slowest first.
+        "statements_s": statements.slowest(),
         "members": period.member_count,
         "cases": period.case_count,
         "share_fen": period.share_fen,
@@ -679,10 +724,18 @@ def main() -> None:
         default="uniform",
         help="The plan's sharing rule for the close",
     )
+    parser.add_argument(
+        "--scan-threads",
+        type=int,
+        default=None,
+        help="Threads (connections) of the close's charges scan (default: MUTUALAID_SCAN_THREADS or 2)",
+    )
     parser.add_argument("--only", nargs="*", choices=sorted(CHILDREN), default=None)
     parser.add_argument("--child", choices=sorted(CHILDREN), help=argparse.SUPPRESS)
     args = parser.parse_args()
     url = args.url or (f"sqlite:///{DEFAULT_SQLITE}" if args.db == "sqlite" else DEFAULT_POSTGRES)
+    if args.scan_threads is not None:
+        os.environ["MUTUALAID_SCAN_THREADS"] = str(args.scan_threads)
     if args.child:
         print(json.dumps(CHILDREN[args.child](url), default=str))
         return
