@@ -189,8 +189,13 @@ def charge_blocks(
     columns: list[Any] = (
         [Membership.id] if constant else [Membership.id, rule.charge_sql(person_joined=True)]
     )
+    # Two subqueries: SQLite answers a lone min() or max() of the key from the B-tree's edge,
+    # but both in one SELECT from a scan of the table.
     low_id, high_id = session.execute(
-        select(func.min(Membership.id), func.max(Membership.id))
+        select(
+            select(func.min(Membership.id)).scalar_subquery(),
+            select(func.max(Membership.id)).scalar_subquery(),
+        )
     ).one()
     if low_id is None:
         return []
