@@ -16,6 +16,13 @@ What is timed:
    (making the leaf bytes is the producer's work and is not timed):
    leaf rows (with every index of the real schema), the Merkle nodes that became complete, the
    sequencer state. Also the outbox path: `queue_leaves` then `integrate_pending`, two commits.
+   The bare COPY of the same leaf rows (hashes made before the timing) into a table with
+   log_entries' columns and no key follows each batch: the ratio append/COPY (issue 20).
+   Wall and CPU (this process + our PostgreSQL backends) are printed: CPU is the steadier one
+   on a shared machine.
+   --ablation first shows where the append's time goes: the same COPY into tables with each of
+   log_entries' keys alone, all of them, and cheaper variants; the real append timed by part;
+   a cProfile of its Python side.
 3. The log is grown to --big leaves with the same `append_leaves` (the leaf-hash and subject
    indexes dropped during the build and rebuilt after it: the allowed fast path), then
    --proofs random inclusion proofs (random leaf, tree size = --big) and consistency proofs
@@ -241,12 +248,6 @@ def copy_rows(engine: Engine, table: str, rows: list[tuple[Any, ...]]) -> float:
         raw.close()
 
 
-def copy_baseline(engine: Engine, leaves: list[PendingLeaf], first_index: int) -> float:
-    """Seconds to write the same leaf rows (hashes included, made before the timing) into the
-    unindexed table, in one transaction, commit included."""
-    return copy_rows(engine, BASELINE_TABLE, leaf_rows(engine, leaves, first_index))
-
-
 def bench_appends(
     name: str, sessions: sessionmaker[Session], total: int, batch: int
 ) -> dict[str, float]:
@@ -326,7 +327,7 @@ REAL_INDEXES = tuple(ABLATION_INDEXES)
 #: Cheaper keys tried in place of one of log_entries' indexes: (the index replaced, DDL).
 CANDIDATE_INDEXES: dict[str, dict[str, tuple[str, str]]] = {
     "postgresql": {
-        "leaf_hash as a hash index": (
+        "leaf_hash as a hash index (log_entries from 0021)": (
             "leaf_hash",
             "INDEX {t}_leaf_hash ON {t} USING hash (leaf_hash)",
         ),
@@ -364,7 +365,7 @@ def ablation_steps(dialect: str) -> list[tuple[str, bool, list[str]]]:
     for name in REAL_INDEXES:
         steps.append((f"+ {name}", False, [ABLATION_INDEXES[name]]))
     everything = [ABLATION_INDEXES[name] for name in REAL_INDEXES]
-    steps.append(("all of log_entries' keys", True, everything))
+    steps.append(("all of log_entries' keys (leaf_hash a B-tree, as up to 0020)", True, everything))
     for name, (replaced, ddl) in CANDIDATE_INDEXES[dialect].items():
         others = [ABLATION_INDEXES[n] for n in REAL_INDEXES if n != replaced]
         steps.append((f"all, with {name}", True, [*others, ddl]))
