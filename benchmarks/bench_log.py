@@ -4,7 +4,7 @@ raw SHA-256 of the same leaves; proofs from stored nodes on a 10,000,000-leaf lo
     python benchmarks/bench_log.py                       # both backends, 1M appends, 10M log
     python benchmarks/bench_log.py --backend sqlite --leaves 200000 --big 1000000   # quick look
 
-PostgreSQL: the script creates (and at the end drops, unless --keep) its own database `bench_log`
+PostgreSQL: the script creates (and at the end drops, unless --keep) its own database (--pg-database, `bench_log` unless told)
 through --pg-url's server; it never touches the `test` database. SQLite: a file under --workdir.
 Both run with full durability: PostgreSQL fsync=on, synchronous_commit=on (the server's
 settings, printed); SQLite WAL with synchronous=FULL (an fsync per commit).
@@ -16,6 +16,13 @@ What is timed:
    (making the leaf bytes is the producer's work and is not timed):
    leaf rows (with every index of the real schema), the Merkle nodes that became complete, the
    sequencer state. Also the outbox path: `queue_leaves` then `integrate_pending`, two commits.
+   The bare COPY of the same leaf rows (hashes made before the timing) into a table with
+   log_entries' columns and no key follows each batch: the ratio append/COPY (issue 20).
+   Wall and CPU (this process + our PostgreSQL backends) are printed: CPU is the steadier one
+   on a shared machine.
+   --ablation first shows where the append's time goes: the same COPY into tables with each of
+   log_entries' keys alone, all of them, and cheaper variants; the real append timed by part;
+   a cProfile of its Python side.
 3. The log is grown to --big leaves with the same `append_leaves` (the leaf-hash and subject
    indexes dropped during the build and rebuilt after it: the allowed fast path), then
    --proofs random inclusion proofs (random leaf, tree size = --big) and consistency proofs
@@ -43,7 +50,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, event, text
+from psycopg.types.string import BytesBinaryDumper
+from sqlalchemy import Connection, Engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from mutualaid.db.engines import make_engine, make_sessionmaker
@@ -118,11 +126,11 @@ def sqlite_engine(path: Path) -> Engine:
     return engine
 
 
-def postgres_engine(server_url: str) -> Engine:
+def postgres_engine(server_url: str, database: str) -> Engine:
     admin = make_engine(server_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
-        connection.execute(text("DROP DATABASE IF EXISTS bench_log"))
-        connection.execute(text("CREATE DATABASE bench_log"))
+        connection.execute(text(f"DROP DATABASE IF EXISTS {database}"))
+        connection.execute(text(f"CREATE DATABASE {database}"))
         settings = {
             name: connection.execute(text(f"SHOW {name}")).scalar()
             for name in ("fsync", "synchronous_commit", "shared_buffers", "server_version")
@@ -130,15 +138,15 @@ def postgres_engine(server_url: str) -> Engine:
     admin.dispose()
     log(f"  PostgreSQL settings: {settings}")
     base = server_url.rsplit("/", 1)[0]
-    engine = make_engine(f"{base}/bench_log")
+    engine = make_engine(f"{base}/{database}")
     upgrade(engine)
     return engine
 
 
-def drop_postgres(server_url: str) -> None:
+def drop_postgres(server_url: str, database: str) -> None:
     admin = make_engine(server_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
-        connection.execute(text("DROP DATABASE IF EXISTS bench_log"))
+        connection.execute(text(f"DROP DATABASE IF EXISTS {database}"))
     admin.dispose()
 
 
@@ -192,31 +200,36 @@ def make_baseline_table(engine: Engine) -> None:
             )
 
 
-def copy_baseline(engine: Engine, leaves: list[PendingLeaf], first_index: int) -> float:
-    """Seconds to write the same leaf rows (hashes included, made before the timing) into the
-    unindexed table, in one transaction, commit included: PostgreSQL's binary COPY, as
-    `append_leaves` uses; on SQLite (no COPY) one executemany."""
-    hashes = [hashlib.sha256(b"\x00" + item.leaf_data).digest() for item in leaves]
-    rows = [
+def leaf_rows(engine: Engine, leaves: list[PendingLeaf], first_index: int) -> list[tuple[Any, ...]]:
+    """The rows `append_leaves` writes for `leaves`, hashes included (made here, not timed)."""
+    stamp = AT if engine.dialect.name == "postgresql" else AT.isoformat()
+    return [
         (
             item.leaf_type,
             item.leaf_data,
-            hashes[i],
+            hashlib.sha256(b"\x00" + item.leaf_data).digest(),
             first_index + i,
             item.subject_type,
             item.subject_ref,
-            AT if engine.dialect.name == "postgresql" else AT.isoformat(),
+            stamp,
         )
         for i, item in enumerate(leaves)
     ]
+
+
+def copy_rows(engine: Engine, table: str, rows: list[tuple[Any, ...]]) -> float:
+    """Seconds to write `rows` into `table` in one transaction, commit included: PostgreSQL's
+    binary COPY, as `append_leaves` uses, each row through psycopg's `write_row`; on SQLite (no
+    COPY) one executemany."""
     raw: Any = engine.raw_connection()
     try:
         start = time.perf_counter()
         cursor = raw.cursor()
         if engine.dialect.name == "postgresql":
-            with cursor.copy(
-                f"COPY {BASELINE_TABLE} ({LEAF_COLUMNS}) FROM STDIN (FORMAT BINARY)"
-            ) as copy:
+            # bytes through psycopg's compiled bytea dumper, not dbapi20's Python subclass that
+            # set_types would pick (as `append_leaves` does since issue 20; the same bytes).
+            cursor.adapters.register_dumper(bytes, BytesBinaryDumper)
+            with cursor.copy(f"COPY {table} ({LEAF_COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy:
                 copy.set_types(
                     ["varchar", "bytea", "bytea", "int8", "varchar", "varchar", "timestamptz"]
                 )
@@ -227,7 +240,7 @@ def copy_baseline(engine: Engine, leaves: list[PendingLeaf], first_index: int) -
             # One explicit transaction (SQLAlchemy's pysqlite connections do not open one).
             cursor.execute("BEGIN")
             cursor.executemany(
-                f"INSERT INTO {BASELINE_TABLE} ({LEAF_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)", rows
+                f"INSERT INTO {table} ({LEAF_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)", rows
             )
             cursor.execute("COMMIT")
         return time.perf_counter() - start
@@ -241,9 +254,10 @@ def bench_appends(
     """Durable batched appends, each batch preceded by raw SHA-256 of the same leaves and
     followed by a bare COPY of the same leaf rows into an unindexed table, so the ratios compare
     them under the same momentary machine load."""
-    elapsed = raw_elapsed = copy_elapsed = 0.0
+    raw_elapsed = 0.0
     sha256 = hashlib.sha256
     engine = sessions.kw["bind"]
+    appends, copies = Meter(engine), Meter(engine)
     make_baseline_table(engine)
     for first in range(0, total, batch):
         leaves = pending(first, min(batch, total - first))  # the producer's work: not timed
@@ -251,11 +265,12 @@ def bench_appends(
         for item in leaves:
             sha256(b"\x00" + item.leaf_data).digest()
         raw_elapsed += time.perf_counter() - start
-        start = time.perf_counter()
-        with sessions.begin() as session:
+        with appends.measure(), sessions.begin() as session:
             append_leaves(session, at=AT, leaves=leaves)
-        elapsed += time.perf_counter() - start
-        copy_elapsed += copy_baseline(engine, leaves, first)
+        rows = leaf_rows(engine, leaves, first)
+        with copies.measure():
+            copy_rows(engine, BASELINE_TABLE, rows)
+    elapsed, copy_elapsed = appends.wall, copies.wall
     rate, raw_rate, copy_rate = total / elapsed, total / raw_elapsed, total / copy_elapsed
     log(
         f"  {name}: append_leaves {total:,} leaves in batches of {batch:,}: {elapsed:.2f} s = "
@@ -266,6 +281,12 @@ def bench_appends(
         f"  {name}: bare {'COPY' if engine.dialect.name == 'postgresql' else 'executemany'} of "
         f"the same leaf rows into an unindexed table: {copy_elapsed:.2f} s = {copy_rate:,.0f} "
         f"rows/s; append / copy ratio {rate / copy_rate:.3f} ({load()})"
+    )
+    log(
+        f"  {name}: CPU µs a leaf (this process + our PostgreSQL backends): append_leaves "
+        f"{appends.client / total * 1e6:.2f} + {appends.server / total * 1e6:.2f}, bare copy "
+        f"{copies.client / total * 1e6:.2f} + {copies.server / total * 1e6:.2f}; CPU ratio "
+        f"{copies.cpu() / appends.cpu():.3f}"
     )
     with engine.begin() as connection:
         connection.execute(text(f"DROP TABLE {BASELINE_TABLE}"))
@@ -289,6 +310,306 @@ def bench_outbox(
         f"leaves: {elapsed:.2f} s = {total / elapsed:,.0f} leaves/s"
     )
     return total / elapsed
+
+
+# --- 1b. where the append's time goes (--ablation) -------------------------------------------
+
+
+ABLATION_TABLE = "leaf_copy_ablation"
+#: The real log_entries' indexes besides the primary key, as (name, columns and options).
+ABLATION_INDEXES = {
+    "unique leaf_index": "UNIQUE INDEX {t}_leaf_index ON {t} (leaf_index)",
+    "(subject_type, subject_ref)": "INDEX {t}_subject ON {t} (subject_type, subject_ref)",
+    "leaf_hash": "INDEX {t}_leaf_hash ON {t} (leaf_hash)",
+    "unsequenced (partial)": "INDEX {t}_unsequenced ON {t} (id) WHERE leaf_index IS NULL",
+}
+REAL_INDEXES = tuple(ABLATION_INDEXES)
+#: Cheaper keys tried in place of one of log_entries' indexes: (the index replaced, DDL).
+CANDIDATE_INDEXES: dict[str, dict[str, tuple[str, str]]] = {
+    "postgresql": {
+        "leaf_hash as a hash index (log_entries from 0021)": (
+            "leaf_hash",
+            "INDEX {t}_leaf_hash ON {t} USING hash (leaf_hash)",
+        ),
+        "leaf_hash's first 8 bytes": (
+            "leaf_hash",
+            "INDEX {t}_leaf_hash ON {t} ((substring(leaf_hash FROM 1 FOR 8)))",
+        ),
+        'the subject index in collation "C"': (
+            "(subject_type, subject_ref)",
+            'INDEX {t}_subject ON {t} (subject_type COLLATE "C", subject_ref COLLATE "C")',
+        ),
+        "the subject index on subject_ref alone": (
+            "(subject_type, subject_ref)",
+            "INDEX {t}_subject ON {t} (subject_ref)",
+        ),
+    },
+    "sqlite": {
+        "leaf_hash's first 8 bytes": (
+            "leaf_hash",
+            "INDEX {t}_leaf_hash ON {t} (substr(leaf_hash, 1, 8))",
+        ),
+        "the subject index on subject_ref alone": (
+            "(subject_type, subject_ref)",
+            "INDEX {t}_subject ON {t} (subject_ref)",
+        ),
+    },
+}
+
+
+def ablation_steps(dialect: str) -> list[tuple[str, bool, list[str]]]:
+    """(label, primary key on id, index DDL): the bare table, then each of log_entries' keys
+    alone, then all of them (= log_entries), then all with one index made cheaper."""
+    steps: list[tuple[str, bool, list[str]]] = [("bare COPY (no key, no index)", False, [])]
+    steps.append(("+ primary key (id)", True, []))
+    for name in REAL_INDEXES:
+        steps.append((f"+ {name}", False, [ABLATION_INDEXES[name]]))
+    everything = [ABLATION_INDEXES[name] for name in REAL_INDEXES]
+    steps.append(("all of log_entries' keys (leaf_hash a B-tree, as up to 0020)", True, everything))
+    for name, (replaced, ddl) in CANDIDATE_INDEXES[dialect].items():
+        others = [ABLATION_INDEXES[n] for n in REAL_INDEXES if n != replaced]
+        steps.append((f"all, with {name}", True, [*others, ddl]))
+    return steps
+
+
+def create_ablation_table(engine: Engine, primary_key: bool, indexes: list[str]) -> None:
+    table = ABLATION_TABLE
+    with engine.begin() as connection:
+        connection.execute(text(f"DROP TABLE IF EXISTS {table}"))
+        if engine.dialect.name == "postgresql":
+            connection.execute(text(f"CREATE TABLE {table} (LIKE log_entries INCLUDING DEFAULTS)"))
+            if primary_key:
+                connection.execute(text(f"ALTER TABLE {table} ADD PRIMARY KEY (id)"))
+        else:
+            connection.execute(
+                text(
+                    f"CREATE TABLE {table} (id INTEGER{' PRIMARY KEY' if primary_key else ''}, "
+                    "leaf_type VARCHAR(40) NOT NULL, leaf_data BLOB NOT NULL, "
+                    "leaf_hash BLOB NOT NULL, leaf_index BIGINT, subject_type VARCHAR(30) "
+                    "NOT NULL, subject_ref VARCHAR(80) NOT NULL, queued_at DATETIME NOT NULL)"
+                )
+            )
+        for ddl in indexes:
+            connection.execute(text("CREATE " + ddl.format(t=table)))
+
+
+def empty(connection: Connection, table: str) -> None:
+    postgres = connection.dialect.name == "postgresql"
+    connection.execute(text(f"{'TRUNCATE' if postgres else 'DELETE FROM'} {table}"))
+
+
+def reset_log(engine: Engine) -> None:
+    """An empty log, as at the start of the run."""
+    with engine.begin() as connection:
+        for table in ("log_entries", "log_tiles", "log_state"):
+            empty(connection, table)
+    if engine.dialect.name == "sqlite":
+        raw = engine.raw_connection()
+        try:
+            raw.cursor().execute("VACUUM")
+        finally:
+            raw.close()
+
+
+class AppendParts:
+    """Seconds spent in each part of `append_leaves` (the log module's steps, wrapped)."""
+
+    PARTS = ("lock", "leaf COPY", "extend", "tiles: build", "tiles: read", "tiles: store")
+
+    def __init__(self) -> None:
+        self.seconds = dict.fromkeys(self.PARTS, 0.0)
+
+    @contextmanager
+    def wrapped(self) -> Iterator[None]:
+        import mutualaid.services.transparency.log as log_module
+
+        def timed(part: str, function: Callable[..., Any]) -> Callable[..., Any]:
+            def call(*args: Any, **kwargs: Any) -> Any:
+                start = time.perf_counter()
+                try:
+                    return function(*args, **kwargs)
+                finally:
+                    self.seconds[part] += time.perf_counter() - start
+
+            return call
+
+        names = {
+            "_lock_state": "lock",
+            "insert_numbered_leaves": "leaf COPY",
+            "_update_tiles": "tiles: build",
+            "read_tiles": "tiles: read",
+            "store_tiles": "tiles: store",
+        }
+        saved = {name: getattr(log_module, name) for name in names}
+        saved_extend = log_module.CompactRange.extend
+        try:
+            for name, part in names.items():
+                setattr(log_module, name, timed(part, saved[name]))
+            log_module.CompactRange.extend = timed("extend", saved_extend)  # type: ignore[method-assign]
+            yield
+        finally:
+            for name, function in saved.items():
+                setattr(log_module, name, function)
+            log_module.CompactRange.extend = saved_extend  # type: ignore[method-assign]
+        # _update_tiles' time includes the reads and the store: keep only its own work.
+        self.seconds["tiles: build"] -= self.seconds["tiles: read"] + self.seconds["tiles: store"]
+
+
+def server_cpu_s(engine: Engine) -> float:
+    """CPU seconds used so far by the PostgreSQL backends connected to this benchmark's database
+    (0 on SQLite, where the database's work is this process's). Only backends whose title names
+    our database are counted (the server is shared)."""
+    if engine.dialect.name != "postgresql":
+        return 0.0
+    database = f" {engine.url.database} "
+    total = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            title = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            if not title.startswith("postgres: ") or database not in title:
+                continue
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime + stime
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+class Meter:
+    """Wall seconds, this process's CPU seconds and our PostgreSQL backends' CPU seconds."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.wall = self.client = self.server = 0.0
+
+    @contextmanager
+    def measure(self) -> Iterator[None]:
+        server, client, start = server_cpu_s(self.engine), time.process_time(), time.perf_counter()
+        yield
+        self.wall += time.perf_counter() - start
+        self.client += time.process_time() - client
+        self.server += server_cpu_s(self.engine) - server
+
+    def cpu(self) -> float:
+        return self.client + self.server
+
+
+def bench_ablation(
+    name: str, engine: Engine, sessions: sessionmaker[Session], total: int, batch: int
+) -> None:
+    """Each step writes the same leaf rows as `append_leaves` (one transaction per batch, commit
+    included) into a table with log_entries' columns and some of its keys; each batch of a step
+    is preceded by the bare COPY of the same rows, so every step's ratio is taken under the same
+    momentary load. Then the real `append_leaves`, its parts timed. Wall and CPU (this process
+    + our PostgreSQL backends) are both given: on a shared machine CPU is the steadier one."""
+    dialect = engine.dialect.name
+    make_baseline_table(engine)
+    results: list[tuple[str, Meter, Meter]] = []  # (label, step, the bare COPY beside it)
+    # Warm up (the first COPY of a run pays for the server's and the file's first pages).
+    copy_rows(engine, BASELINE_TABLE, leaf_rows(engine, pending(0, min(batch, total)), 0))
+    with engine.begin() as connection:
+        empty(connection, BASELINE_TABLE)
+    for label, primary_key, indexes in ablation_steps(dialect):
+        before = load()
+        create_ablation_table(engine, primary_key, indexes)
+        step, bare = Meter(engine), Meter(engine)
+        for first in range(0, total, batch):
+            rows = leaf_rows(engine, pending(first, min(batch, total - first)), first)
+            with bare.measure():
+                copy_rows(engine, BASELINE_TABLE, rows)
+            with step.measure():
+                copy_rows(engine, ABLATION_TABLE, rows)
+        results.append((label, step, bare))
+        log(
+            f"  {name} ablation: {label}: {total / step.wall:,.0f} leaves/s, bare COPY beside "
+            f"it {total / bare.wall:,.0f}/s, ratio {bare.wall / step.wall:.3f}; CPU ratio "
+            f"{bare.cpu() / step.cpu():.3f} ({before} -> {load()})"
+        )
+        with engine.begin() as connection:
+            connection.execute(text(f"DROP TABLE {ABLATION_TABLE}"))
+            empty(connection, BASELINE_TABLE)
+    # The real append, on an empty log, its parts timed.
+    reset_log(engine)
+    before = load()
+    parts = AppendParts()
+    step, bare, inside = Meter(engine), Meter(engine), Meter(engine)
+    with parts.wrapped():
+        for first in range(0, total, batch):
+            leaves = pending(first, min(batch, total - first))
+            rows = leaf_rows(engine, leaves, first)
+            with bare.measure():
+                copy_rows(engine, BASELINE_TABLE, rows)
+            with step.measure(), sessions() as session:
+                session.begin()
+                with inside.measure():
+                    append_leaves(session, at=AT, leaves=leaves)
+                session.commit()
+    results.append(("append_leaves (the real table, tiles, state)", step, bare))
+    log(
+        f"  {name} ablation: append_leaves: {total / step.wall:,.0f} leaves/s, bare COPY "
+        f"beside it {total / bare.wall:,.0f}/s, ratio {bare.wall / step.wall:.3f}; CPU ratio "
+        f"{bare.cpu() / step.cpu():.3f} ({before} -> {load()})"
+    )
+    known = sum(parts.seconds.values())
+    shares = {**parts.seconds, "rest (hashing, state row)": inside.wall - known}
+    log(
+        f"  {name} append_leaves by part, wall µs a leaf: "
+        + ", ".join(f"{part} {seconds / total * 1e6:.2f}" for part, seconds in shares.items())
+        + f", commit {(step.wall - inside.wall) / total * 1e6:.2f}"
+    )
+    # The table: µs a leaf above the paired bare COPY, and that as a share of append's gap.
+    _, last, last_bare = results[-1]
+    gap_wall = (last.wall - last_bare.wall) / total
+    gap_cpu = (last.cpu() - last_bare.cpu()) / total
+    log(
+        f"\n  {name} ablation ({total:,} leaves, batches of {batch:,}; µs a leaf; CPU = this "
+        "process + our PostgreSQL backends)\n"
+        "  | step | leaves/s | bare COPY beside it /s | ratio | wall µs above bare | share of "
+        "the gap (wall) | CPU µs: client + server | CPU µs above bare | share of the gap (CPU) |"
+    )
+    for label, meter, paired in results:
+        extra_wall = (meter.wall - paired.wall) / total
+        extra_cpu = (meter.cpu() - paired.cpu()) / total
+        log(
+            f"  | {label} | {total / meter.wall:,.0f} | {total / paired.wall:,.0f} | "
+            f"{paired.wall / meter.wall:.3f} | {extra_wall * 1e6:.2f} | {extra_wall / gap_wall:.0%} "
+            f"| {meter.client / total * 1e6:.2f} + {meter.server / total * 1e6:.2f} | "
+            f"{extra_cpu * 1e6:.2f} | {extra_cpu / gap_cpu:.0%} |"
+        )
+    with engine.begin() as connection:
+        connection.execute(text(f"DROP TABLE {BASELINE_TABLE}"))
+
+
+def profile_appends(
+    name: str, engine: Engine, sessions: sessionmaker[Session], total: int, batch: int
+) -> None:
+    """cProfile of `append_leaves` (the Python side; time waiting on the database shows as the
+    driver's calls), on an empty log."""
+    import cProfile
+    import pstats
+
+    reset_log(engine)
+    batches = [pending(first, min(batch, total - first)) for first in range(0, total, batch)]
+    profiler = cProfile.Profile()
+    for leaves in batches:
+        with sessions.begin() as session:
+            profiler.enable()
+            append_leaves(session, at=AT, leaves=leaves)
+            profiler.disable()
+    log(
+        f"\n  {name}: cProfile of append_leaves ({total:,} leaves, commit not included), by own time:"
+    )
+    stats = pstats.Stats(profiler)
+    stats.sort_stats("tottime")
+    rows = sorted(stats.stats.items(), key=lambda item: -item[1][2])[:18]  # type: ignore[attr-defined]
+    for (filename, line, function), (calls, _, tottime, cumtime, _) in rows:
+        where = f"{Path(filename).name}:{line}" if line else filename
+        log(
+            f"    {tottime / total * 1e6:6.2f} µs/leaf own, {cumtime / total * 1e6:6.2f} "
+            f"cumulative, {calls:>9,} calls  {function} ({where})"
+        )
 
 
 # --- 2. the big log and its proofs ----------------------------------------------------------
@@ -458,6 +779,10 @@ def run_backend(
 ) -> None:
     sessions = make_sessionmaker(engine)
     log(f"\n== {name} == ({load()})")
+    if args.ablation:
+        bench_ablation(name, engine, sessions, args.leaves, args.batch)
+        profile_appends(name, engine, sessions, args.leaves, args.batch)
+        reset_log(engine)
     bench_appends(name, sessions, args.leaves, args.batch)
     bench_outbox(name, sessions, args.leaves, args.outbox, args.batch)
     report_storage(name, engine, sqlite_path, args.leaves + args.outbox)
@@ -504,9 +829,20 @@ def main() -> None:
     parser.add_argument(
         "--pg-url",
         default="postgresql://postgres@127.0.0.1:5432/postgres",
-        help="a maintenance database on the server (bench_log is created)",
+        help="a maintenance database on the server (--pg-database is created there)",
+    )
+    parser.add_argument(
+        "--pg-database",
+        default="bench_log",
+        help="the database the script creates, and drops at the end unless --keep",
     )
     parser.add_argument("--workdir", type=Path, default=Path("var/bench"))
+    parser.add_argument(
+        "--ablation",
+        action="store_true",
+        help="first, where the append's time goes: the bare COPY with each of log_entries' keys "
+        "added, the real append by part, and a cProfile of it",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the databases afterwards")
     args = parser.parse_args()
 
@@ -525,9 +861,9 @@ def main() -> None:
             for suffix in ("", "-wal", "-shm"):
                 Path(f"{path}{suffix}").unlink(missing_ok=True)
     if args.backend in ("both", "postgresql"):
-        run_backend("PostgreSQL", postgres_engine(args.pg_url), None, args)
+        run_backend("PostgreSQL", postgres_engine(args.pg_url, args.pg_database), None, args)
         if not args.keep:
-            drop_postgres(args.pg_url)
+            drop_postgres(args.pg_url, args.pg_database)
 
 
 if __name__ == "__main__":

@@ -46,6 +46,7 @@ from mutualaid.settings import Settings
 from mutualaid.transparency.leaves import canonical_leaf
 from mutualaid.transparency.merkle import MemoryTree, NodeId, hash_leaf
 from mutualaid.transparency.notes import generate_signer_key
+from mutualaid.transparency.tiles import STORAGE_HEIGHT, STORAGE_WIDTH, encode_storage_tile
 from mutualaid.transparency.verification import parse_subject_bundle, verify_subject_bundle
 from mutualaid.transparency.witnesses import generate_witness_key
 
@@ -165,6 +166,80 @@ def test_growing_a_leaf_at_a_time_rewrites_partial_tiles_correctly(ctx: ServiceC
             )
             assert consistency_proof_between(session, size // 3, size) == (
                 tree.consistency_proof(size // 3, size)
+            )
+
+
+def reference_tiles(tree: MemoryTree) -> dict[tuple[int, int], bytes]:
+    """Every stored tile of `tree`, built from the in-memory reference tree: tile (t, j) holds
+    the complete nodes of levels 4t .. 4t + 3 over bottom nodes 16j .. 16j + 15."""
+    size, tiles = tree.size, {}
+    t = 0
+    while size >> (STORAGE_HEIGHT * t):
+        complete = size >> (STORAGE_HEIGHT * t)
+        for j in range((complete + STORAGE_WIDTH - 1) // STORAGE_WIDTH):
+            width = min(STORAGE_WIDTH, complete - j * STORAGE_WIDTH)
+            rows = [
+                tree.read_nodes(
+                    [
+                        NodeId(STORAGE_HEIGHT * t + row, j * (STORAGE_WIDTH >> row) + position)
+                        for position in range(width >> row)
+                    ]
+                )
+                for row in range(STORAGE_HEIGHT)
+            ]
+            tiles[(t, j)] = encode_storage_tile(rows)
+        t += 1
+    return tiles
+
+
+def stored_tiles(ctx: ServiceContext) -> dict[tuple[int, int], bytes]:
+    with ctx.reading() as session:
+        rows = session.execute(select(LogTile.level, LogTile.idx, LogTile.hashes)).all()
+    return {(int(t), int(j)): bytes(h) for t, j, h in rows}
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_appends_in_generated_batches_store_the_reference_tiles_roots_and_proofs(
+    ctx: ServiceContext, seed: int
+) -> None:
+    """Bulk appends and sequencer runs in generated batch sizes (single leaves, tile-sized and
+    tile-crossing batches, larger ones) store byte for byte the tiles, roots and proofs of the
+    reference tree, after every batch."""
+    rng = random.Random(seed)
+    tree = MemoryTree()
+    sizes = [1, 1, 2, 3, 15, 16, 17, 31, 255, 256, 257, 1, 4095, 4097, 600]
+    rng.shuffle(sizes)
+    sizes += [rng.randint(1, 300) for _ in range(12)]
+    data: list[bytes] = []
+    for count in sizes:
+        batch = [
+            canonical_leaf("evidence", evidence(n)) for n in range(len(data), len(data) + count)
+        ]
+        data += batch
+        if rng.random() < 0.3:  # the outbox path: queued, then sequenced
+            bulk(ctx, count, start=len(data) - count)
+            integrate_pending(ctx)
+        else:
+            with ctx.sessions.begin() as session:
+                append_leaves(
+                    session,
+                    at=ctx.clock.now(),
+                    leaves=[
+                        PendingLeaf("evidence", d, "claim", "claim-2026-000001") for d in batch
+                    ],
+                )
+        for entry in batch:
+            tree.append_entry(entry)
+        assert stored_tiles(ctx) == reference_tiles(tree)
+        with ctx.reading() as session:
+            assert root_at(session, tree.size) == tree.root()
+    with ctx.reading() as session:
+        for _ in range(100):
+            size = rng.randint(1, tree.size)
+            index, old = rng.randrange(size), rng.randint(0, size)
+            assert inclusion_proof_at(session, index, size) == tree.inclusion_proof(index, size)
+            assert consistency_proof_between(session, old, size) == tree.consistency_proof(
+                old, size
             )
 
 

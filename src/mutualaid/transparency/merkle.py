@@ -33,6 +33,12 @@ def hash_leaf(data: bytes) -> bytes:
     return hashlib.sha256(LEAF_PREFIX + data).digest()
 
 
+def hash_leaves(entries: Iterable[bytes]) -> list[bytes]:
+    """`hash_leaf` of each entry (for bulk appends: no function call per leaf)."""
+    sha256, prefix = hashlib.sha256, LEAF_PREFIX
+    return [sha256(prefix + data).digest() for data in entries]
+
+
 def hash_children(left: bytes, right: bytes) -> bytes:
     """The RFC 9162 hash of an interior node: SHA-256(0x01 || left || right)."""
     return hashlib.sha256(NODE_PREFIX + left + right).digest()

@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from psycopg.types.string import BytesBinaryDumper
 from sqlalchemy import Connection
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
@@ -33,6 +34,17 @@ def _postgres(connection: Connection) -> bool:
     return connection.dialect.name == "postgresql"
 
 
+def fast_bytea(cursor: Any) -> Any:
+    """`cursor`, its COPYs dumping ``bytes`` as bytea with psycopg's compiled dumper.
+
+    ``set_types([..., "bytea", ...])`` otherwise picks the last dumper registered for bytea,
+    `psycopg.dbapi20`'s, a Python subclass (to accept ``Binary`` too) that costs a Python call per
+    value; the bytes sent are the same. The change is local to this cursor.
+    """
+    cursor.adapters.register_dumper(bytes, BytesBinaryDumper)
+    return cursor
+
+
 def _sqlite_instant(dialect: Any, at: datetime) -> Any:
     """`at` as SQLAlchemy would bind it to log_entries.queued_at (a text instant on SQLite)."""
     column_type = LogEntry.__table__.c.queued_at.type
@@ -48,7 +60,7 @@ def insert_queued_leaves(
     raw: Any = connection.connection.driver_connection
     if _postgres(connection):
         with (
-            raw.cursor() as cursor,
+            fast_bytea(raw.cursor()) as cursor,
             cursor.copy(f"COPY log_entries ({_QUEUED_COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy,
         ):
             copy.set_types(["varchar", "bytea", "bytea", "varchar", "varchar", "timestamptz"])
@@ -86,7 +98,7 @@ def insert_numbered_leaves(
     raw: Any = connection.connection.driver_connection
     if _postgres(connection):
         with (
-            raw.cursor() as cursor,
+            fast_bytea(raw.cursor()) as cursor,
             cursor.copy(
                 f"COPY log_entries ({_NUMBERED_COLUMNS}) FROM STDIN (FORMAT BINARY)"
             ) as copy,
@@ -196,7 +208,7 @@ def store_tiles(
     connection = session.connection()
     raw: Any = connection.connection.driver_connection
     if _postgres(connection):
-        with raw.cursor() as cursor:
+        with fast_bytea(raw.cursor()) as cursor:
             if replaced:
                 cursor.execute(
                     "DELETE FROM log_tiles WHERE (level, idx) IN "

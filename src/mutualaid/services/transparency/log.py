@@ -36,13 +36,12 @@ from mutualaid.transparency.merkle import (
     CompactRange,
     RawNode,
     hash_leaf,
+    hash_leaves,
 )
 from mutualaid.transparency.tiles import (
     STORAGE_HEIGHT,
     STORAGE_WIDTH,
-    encode_storage_tile,
-    storage_tile_node,
-    storage_tile_width,
+    storage_tile_layout,
 )
 
 LOG_STATE_ID = 1
@@ -112,7 +111,7 @@ def queue_leaves(session: Session, *, at: datetime, leaves: Sequence[PendingLeaf
     """
     if not leaves:
         return 0
-    insert_queued_leaves(session, at, leaves, [hash_leaf(leaf.leaf_data) for leaf in leaves])
+    insert_queued_leaves(session, at, leaves, hash_leaves([leaf.leaf_data for leaf in leaves]))
     return len(leaves)
 
 
@@ -130,7 +129,7 @@ def append_leaves(
     base = state.size
     if not leaves:
         return IntegrationResult(0, base, base, state.root_hash)
-    hashes = [hash_leaf(leaf.leaf_data) for leaf in leaves]
+    hashes = hash_leaves([leaf.leaf_data for leaf in leaves])
     insert_numbered_leaves(session, at, leaves, hashes, base)
     return _grow(session, state, hashes, at)
 
@@ -248,16 +247,26 @@ def _update_tiles(
     The rightmost tile of each tile level may already exist, partial: it is read, merged and
     rewritten; all other affected tiles are new. `nodes` are the interior nodes that became
     complete (`CompactRange.extend`).
+
+    The nodes of one tree level that became complete are consecutive: level L gained indexes
+    ``base >> L`` to ``(size >> L) - 1``, and `extend` creates each level's in index order. So
+    each level is kept as one list starting at a known index (preceded by the partial tile's
+    row for that level, which ends right where the new nodes start), and a tile's rows are
+    slices of those lists.
     """
     if not leaf_hashes:
         return
     size = base + len(leaf_hashes)
-    by_level: dict[int, dict[int, bytes]] = {
-        0: dict(zip(range(base, size), leaf_hashes, strict=True))
-    }
-    for level, index, value in nodes:
-        by_level.setdefault(level, {})[index] = value
-    tile_levels = range(max(by_level) // STORAGE_HEIGHT + 1)
+    # levels[L]: the new complete nodes of tree level L, in index order, from index base >> L.
+    levels: list[list[bytes]] = [list(leaf_hashes)]
+    for level, _index, value in nodes:
+        while len(levels) <= level:
+            levels.append([])
+        levels[level].append(value)
+    tile_levels = range((len(levels) - 1) // STORAGE_HEIGHT + 1)
+    # Every level the affected tiles hold (a partial tile's upper rows may have no new node).
+    levels += [[] for _ in range(len(tile_levels) * STORAGE_HEIGHT - len(levels))]
+    first = [base >> level for level in range(len(levels))]
     # The partial tile each tile level had before this append, if any, to be rewritten.
     partial = [
         (t, (base >> (STORAGE_HEIGHT * t)) >> STORAGE_HEIGHT)
@@ -266,28 +275,32 @@ def _update_tiles(
     ]
     if partial:
         for (t, j), data in read_tiles(session, partial).items():
+            width, offsets = storage_tile_layout(data)
             for row in range(STORAGE_HEIGHT):
                 level = t * STORAGE_HEIGHT + row
-                first = j * (STORAGE_WIDTH >> row)
-                for position in range(storage_tile_width(data) >> row):
-                    stored = storage_tile_node(data, row, position)
-                    assert stored is not None  # a position below the row's width is complete
-                    by_level.setdefault(level, {})[first + position] = stored
+                start = j * (STORAGE_WIDTH >> row)
+                stored = [
+                    data[32 * position : 32 * position + 32]
+                    for position in range(offsets[row], offsets[row] + (width >> row))
+                ]
+                if start + len(stored) != first[level]:
+                    raise TreeError(  # unreachable: a stored partial tile ends at the old size
+                        f"stored tile ({t}, {j}) does not end at the log's size {base}"
+                    )
+                levels[level][:0] = stored
+                first[level] = start
     tiles: list[tuple[int, int, bytes]] = []
     for t in tile_levels:
         bottom = t * STORAGE_HEIGHT
         complete = size >> bottom  # nodes of the tile's bottom level in the tree of `size`
-        new_bottom = by_level.get(bottom)
-        if not new_bottom:
-            continue
-        for j in range(min(new_bottom) >> STORAGE_HEIGHT, ((complete - 1) >> STORAGE_HEIGHT) + 1):
+        for j in range(first[bottom] >> STORAGE_HEIGHT, ((complete - 1) >> STORAGE_HEIGHT) + 1):
             width = min(STORAGE_WIDTH, complete - j * STORAGE_WIDTH)
-            rows = [
-                [
-                    by_level[bottom + row][j * (STORAGE_WIDTH >> row) + position]
-                    for position in range(width >> row)
-                ]
-                for row in range(STORAGE_HEIGHT)
-            ]
-            tiles.append((t, j, encode_storage_tile(rows)))
+            parts: list[bytes] = []
+            for row in range(STORAGE_HEIGHT):
+                count = width >> row
+                if not count:
+                    break
+                offset = j * (STORAGE_WIDTH >> row) - first[bottom + row]
+                parts += levels[bottom + row][offset : offset + count]
+            tiles.append((t, j, b"".join(parts)))
     store_tiles(session, partial, tiles)
