@@ -316,6 +316,17 @@ def server_command(name: str, port: int, workers: int, profile_to: Path | None) 
     ]
 
 
+def database_sessions(url: str) -> int:
+    """Sessions ever opened on the database (pg_stat_database, PostgreSQL 14+)."""
+    import psycopg
+
+    with psycopg.connect(url) as connection:
+        row = connection.execute(
+            "SELECT sessions FROM pg_stat_database WHERE datname = current_database()"
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
 def run_phase(
     name: str,
     path: str,
@@ -336,6 +347,7 @@ def run_phase(
         # The profile starts after the warm-up (start-up and first uses are no request's cost).
         threading.Timer(args.warmup, os.kill, (server.pid, signal.SIGUSR1)).start()
     try:
+        sessions = database_sessions(env["MUTUALAID_DATABASE_URL"])
         before = cpu_seconds(server, env["MUTUALAID_DATABASE_URL"])
         following = asyncio.run(
             drive_votes(
@@ -353,6 +365,7 @@ def run_phase(
             )
         )
         after = cpu_seconds(server, env["MUTUALAID_DATABASE_URL"])
+        sessions = database_sessions(env["MUTUALAID_DATABASE_URL"]) - sessions - 2  # ours
         answered = sum(phase.statuses.values())
         if answered:
             phase.cpu_ms_per_request = {
@@ -361,6 +374,8 @@ def run_phase(
     finally:
         stop_server(server)
     label = f"{name} (profiled, 1 worker)" if profile_to else name
+    # A backend that ends within the phase takes its CPU with it (cpu_seconds misses it).
+    print(f"  database sessions opened in the phase: {sessions}", flush=True)
     print(
         f"{label}: {phase.rate:,.1f}/s  p50 {phase.percentile(0.5):.1f} ms  "
         f"p99 {phase.percentile(0.99):.1f} ms  answers {phase.statuses}",
