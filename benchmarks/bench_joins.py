@@ -356,8 +356,9 @@ def cpu_seconds(server: subprocess.Popen[bytes], url: str) -> dict[str, float]:
         pids = [
             row[0]
             for row in connection.execute(
+                # Client backends only: an autovacuum worker on this database is no request's.
                 "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
-                "AND pid <> pg_backend_pid()"
+                "AND pid <> pg_backend_pid() AND backend_type = 'client backend'"
             ).fetchall()
         ]
     for group, members in (

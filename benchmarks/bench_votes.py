@@ -23,7 +23,9 @@ import argparse
 import asyncio
 import json
 import os
+import signal
 import sys
+import threading
 import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -36,10 +38,12 @@ from bench_joins import (
     HERE,
     Phase,
     _request,
+    cpu_seconds,
     free_port,
     start_server,
     stop_server,
 )
+from cpu_profile import split, top_functions
 from databases import PLAN_CODE, fresh_context, server_env, url_for
 
 from mutualaid.clock import FixedClock, SystemClock
@@ -166,6 +170,15 @@ def prepare(url: str, jurors: int) -> tuple[list[str], int, dict[str, str]]:
         "age_band": f"{file.case.age // 10 * 10}-{file.case.age // 10 * 10 + 9}",
     }
     ctx.engine.dispose()
+    # The set-up wrote 100,000s of rows: vacuumed and analysed now, autovacuum does not do it
+    # during the votes phase (it ran there, taking CPU from the votes only: 0.26-0.9 of the
+    # baseline from one run to the next).
+    import psycopg
+
+    started = time.perf_counter()
+    with psycopg.connect(url, autocommit=True) as connection:
+        connection.execute("VACUUM (ANALYZE)")
+    print(f"VACUUM (ANALYZE) after the set-up: {time.perf_counter() - started:.1f} s", flush=True)
     return tokens, jury.id, answers
 
 
@@ -180,8 +193,10 @@ async def drive_votes(
     phase: Phase,
     doubles: int,
     seconds: dict[tuple[str, int], int],
-) -> None:
-    next_index = 0
+    first: int = 0,
+) -> int:
+    """Cast votes with tokens[first:]; returns the index of the first token left unused."""
+    next_index = first
     started = time.perf_counter()
     window_start, window_end = started + warmup, started + warmup + duration
 
@@ -213,7 +228,7 @@ async def drive_votes(
                     phase.failures.append(f"{status}: {answer[:200]!r}")
                 if status == 201 and window_start <= sent and done <= window_end:
                     phase.latencies.append(done - sent)
-                if repeat_first and i < doubles and path != BASELINE_PATH:
+                if repeat_first and i < first + doubles and path != BASELINE_PATH:
                     # A retry of the same vote (answered with the first receipt), then a change
                     # of mind (refused): neither may add a vote.
                     other = "reject" if choice == "approve" else "approve"
@@ -235,6 +250,7 @@ async def drive_votes(
 
     await asyncio.gather(*(loop(number) for number in range(concurrency)))
     phase.measured_s = duration
+    return next_index
 
 
 def tally(url: str, jury_id: int) -> tuple[int, int, int, int]:
@@ -248,6 +264,172 @@ def tally(url: str, jury_id: int) -> tuple[int, int, int, int]:
             (jury_id,),
         ).fetchone()  # type: ignore[misc]
         return int(votes), int(approve), int(reject), int(distinct)
+
+
+def server_command(name: str, port: int, workers: int, profile_to: Path | None) -> list[str]:
+    """The votes server (`mutualaid serve`) or the baseline's, as the benchmark starts them; with
+    `profile_to`, the same app and uvicorn settings in one profiled worker (cpu_profile.py)."""
+    if profile_to is not None:
+        app, extra = (
+            ("mutualaid.api.app:app_from_environment", ["--no-proxy-headers"])
+            if name == "votes"
+            else ("bench_joins:baseline_app", ["--app-dir", str(HERE)])
+        )
+        return [
+            sys.executable,
+            str(HERE / "cpu_profile.py"),
+            str(profile_to),
+            app,
+            "--factory",
+            "--port",
+            str(port),
+            *extra,
+        ]
+    if name == "votes":
+        return [
+            str(Path(sys.executable).with_name("mutualaid")),
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+        ]
+    return [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "--app-dir",
+        str(HERE),
+        "bench_joins:baseline_app",
+        "--factory",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--no-access-log",
+        "--log-level",
+        "warning",
+    ]
+
+
+def database_sessions(url: str) -> int:
+    """Sessions ever opened on the database (pg_stat_database, PostgreSQL 14+)."""
+    import psycopg
+
+    with psycopg.connect(url) as connection:
+        row = connection.execute(
+            "SELECT sessions FROM pg_stat_database WHERE datname = current_database()"
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def run_phase(
+    name: str,
+    path: str,
+    args: argparse.Namespace,
+    env: dict[str, str],
+    tokens: list[str],
+    answers: dict[str, str],
+    seconds: dict[tuple[str, int], int],
+    first: int,
+    profile_to: Path | None = None,
+) -> tuple[Phase, int]:
+    """One phase: start the server, drive it, stop it; the phase (with its CPU milliseconds per
+    answer: server processes, this database's backends, the load generator) and the next token."""
+    port = free_port()
+    phase = Phase(name)
+    server = start_server(server_command(name, port, args.workers, profile_to), env, port)
+    if profile_to is not None:
+        # The profile starts after the warm-up (start-up and first uses are no request's cost).
+        threading.Timer(args.warmup, os.kill, (server.pid, signal.SIGUSR1)).start()
+    try:
+        sessions = database_sessions(env["MUTUALAID_DATABASE_URL"])
+        before = cpu_seconds(server, env["MUTUALAID_DATABASE_URL"])
+        following = asyncio.run(
+            drive_votes(
+                port,
+                path,
+                tokens,
+                answers,
+                args.concurrency,
+                args.warmup,
+                args.duration,
+                phase,
+                args.doubles if profile_to is None else 0,
+                seconds,
+                first if name == "votes" else 0,
+            )
+        )
+        after = cpu_seconds(server, env["MUTUALAID_DATABASE_URL"])
+        sessions = database_sessions(env["MUTUALAID_DATABASE_URL"]) - sessions - 2  # ours
+        answered = sum(phase.statuses.values())
+        if answered:
+            phase.cpu_ms_per_request = {
+                key: (after[key] - before.get(key, 0.0)) / answered * 1000 for key in after
+            }
+    finally:
+        stop_server(server)
+    label = f"{name} (profiled, 1 worker)" if profile_to else name
+    # A backend that ends within the phase takes its CPU with it (cpu_seconds misses it).
+    print(f"  database sessions opened in the phase: {sessions}", flush=True)
+    print(
+        f"{label}: {phase.rate:,.1f}/s  p50 {phase.percentile(0.5):.1f} ms  "
+        f"p99 {phase.percentile(0.99):.1f} ms  answers {phase.statuses}",
+        flush=True,
+    )
+    print(
+        "  CPU µs per answer: "
+        + " | ".join(
+            f"{key} {value * 1000:,.0f}" for key, value in phase.cpu_ms_per_request.items()
+        ),
+        flush=True,
+    )
+    return phase, following if name == "votes" else first
+
+
+def print_split(phases: dict[str, Phase], profiles: dict[str, Path]) -> None:
+    """The CPU of a vote and of a baseline request, µs per answer, split by part: the server's
+    processes as the profile's fractions of their unprofiled CPU, PostgreSQL's backends and the
+    load generator as measured."""
+    splits = {name: split(str(profile)) for name, profile in profiles.items()}
+    parts = sorted(
+        {part for shares, _ in splits.values() for part in shares},
+        key=lambda part: -splits["votes"][0].get(part, 0.0),
+    )
+    print("\nCPU µs per answer (server parts: profile share × unprofiled server CPU)")
+    print(f"  {'part':<52} {'vote':>8} {'baseline':>9}")
+    rows: list[tuple[str, dict[str, float]]] = []
+    for part in parts:
+        rows.append(
+            (
+                part,
+                {
+                    name: shares.get(part, 0.0)
+                    / total
+                    * phases[name].cpu_ms_per_request.get("server", 0.0)
+                    * 1000
+                    for name, (shares, total) in splits.items()
+                },
+            )
+        )
+    for label, key in (
+        ("= server process(es), unprofiled", "server"),
+        ("PostgreSQL backends", "postgres"),
+        ("load generator", "load generator"),
+    ):
+        rows.append(
+            (label, {name: phases[name].cpu_ms_per_request.get(key, 0.0) * 1000 for name in splits})
+        )
+    for label, values in rows:
+        print(f"  {label:<52} {values['votes']:>8,.0f} {values['baseline']:>9,.0f}")
+    for name, profile in profiles.items():
+        print(f"\nmost own CPU, {name} (profiled worker, {profile}):")
+        for line in top_functions(str(profile), 20):
+            print(f"  {line}")
 
 
 def main() -> None:
@@ -265,6 +447,13 @@ def main() -> None:
     parser.add_argument(
         "--doubles", type=int, default=200, help="jurors who also send a second vote"
     )
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        metavar="DIR",
+        help="afterwards, run each phase again in one worker under cProfile (a CPU clock per "
+        "thread), write DIR/votes.prof and DIR/baseline.prof and print the CPU split per part",
+    )
     args = parser.parse_args()
     url = args.database_url
     print(
@@ -275,80 +464,33 @@ def main() -> None:
     tokens, jury_id, answers = prepare(url, args.jurors)
     env = server_env(url)
 
-    phases = []
+    phases: dict[str, Phase] = {}
     seconds: dict[tuple[str, int], int] = {}
-    for name, command_for, path in (
-        (
-            "votes",
-            lambda port: [
-                str(Path(sys.executable).with_name("mutualaid")),
-                "serve",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--workers",
-                str(args.workers),
-            ],
-            f"/api/v1/juries/{jury_id}/votes",
-        ),
-        (
-            "baseline",
-            lambda port: [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "--app-dir",
-                str(HERE),
-                "bench_joins:baseline_app",
-                "--factory",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--workers",
-                str(args.workers),
-                "--no-access-log",
-                "--log-level",
-                "warning",
-            ],
-            BASELINE_PATH,
-        ),
-    ):
-        port = free_port()
-        phase = Phase(name)
-        server = start_server(command_for(port), env, port)
-        try:
-            asyncio.run(
-                drive_votes(
-                    port,
-                    path,
-                    tokens,
-                    answers,
-                    args.concurrency,
-                    args.warmup,
-                    args.duration,
-                    phase,
-                    args.doubles,
-                    seconds,
-                )
-            )
-        finally:
-            stop_server(server)
-        print(
-            f"{name}: {phase.rate:,.1f}/s  p50 {phase.percentile(0.5):.1f} ms  "
-            f"p99 {phase.percentile(0.99):.1f} ms  answers {phase.statuses}",
-            flush=True,
-        )
-        phases.append(phase)
-    votes_phase, baseline = phases
-    votes, approve, reject, distinct = tally(url, jury_id)
-    accepted = votes_phase.statuses.get(201, 0)
+    accepted = 0
+    first = 0
+    paths = {"votes": f"/api/v1/juries/{jury_id}/votes", "baseline": BASELINE_PATH}
+    for name, path in paths.items():
+        phases[name], first = run_phase(name, path, args, env, tokens, answers, seconds, first)
+    accepted += phases["votes"].statuses.get(201, 0)
+    votes_phase, baseline = phases["votes"], phases["baseline"]
     ratio = votes_phase.rate / baseline.rate if baseline.rate else float("nan")
     print(
         f"\nratio votes / baseline inserts: {ratio:.2f}; target >= 2,000 votes/s: "
-        f"{'met' if votes_phase.rate >= 2000 else 'NOT met'}"
+        f"{'met' if votes_phase.rate >= 2000 else 'NOT met'}; load {os.getloadavg()[0]:.1f}"
     )
+    if args.profile is not None:
+        args.profile.mkdir(parents=True, exist_ok=True)
+        profiles = {name: args.profile / f"{name}.prof" for name in paths}
+        for name, path in paths.items():
+            profile = profiles[name]
+            profile.unlink(missing_ok=True)
+            profiled, first = run_phase(
+                name, path, args, env, tokens, answers, seconds, first, profile
+            )
+            if name == "votes":
+                accepted += profiled.statuses.get(201, 0)
+        print_split(phases, profiles)
+    votes, approve, reject, distinct = tally(url, jury_id)
     print(
         f"tally: {votes:,} votes stored, {accepted:,} accepted answers, {approve:,} approve + "
         f"{reject:,} reject, {distinct:,} distinct jurors"

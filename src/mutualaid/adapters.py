@@ -25,7 +25,8 @@ def error_body(
     return {"error": {"code": code, "message": message, "field": field, **extra}}
 
 
-def service_context(request: Request) -> ServiceContext:
+async def service_context(request: Request) -> ServiceContext:
+    # async (it does no I/O): FastAPI runs a sync dependency in the thread pool, one hop each.
     ctx: ServiceContext = request.app.state.ctx
     return ctx
 

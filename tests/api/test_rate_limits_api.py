@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from fastapi.testclient import TestClient
+from sqlalchemy import text
 from tests.api.calls import Api, next_phone
 from tests.factories import PASSWORD
 
@@ -40,6 +41,28 @@ def test_one_token_is_limited_from_any_address(ctx: ServiceContext) -> None:
     ]
     assert [a.status_code for a in answers] == [204, 204, 429]
     assert answers[2].json()["error"]["code"] == "rate_limited"
+
+
+def test_with_both_request_limits_off_nothing_is_counted(ctx: ServiceContext) -> None:
+    """The middleware then skips its count (and its hop to the thread pool): no counter row is
+    written, the token limit off means off even for one token, and a limit set again applies."""
+    ctx.rate_limits = RateLimits(window_s=60, per_token=0, per_address=0)
+    api = Api(TestClient(create_app(ctx)), ctx)
+    headers = api.member()  # its registration is counted (a limit of its own)
+    counted = text("SELECT coalesce(sum(hits), 0) FROM rate_counters")
+    with ctx.reading() as session:
+        before = session.scalar(counted)
+    answers = [
+        api.client.post("/api/v1/notifications/read?up_to_id=0", headers=headers) for _ in range(5)
+    ]
+    assert [a.status_code for a in answers] == [204] * 5
+    with ctx.reading() as session:
+        assert session.scalar(counted) == before
+    ctx.rate_limits = RateLimits(window_s=60, per_token=1, per_address=0)
+    answers = [
+        api.client.post("/api/v1/notifications/read?up_to_id=0", headers=headers) for _ in range(2)
+    ]
+    assert [a.status_code for a in answers] == [204, 429]
 
 
 def test_two_app_instances_share_the_count(ctx: ServiceContext) -> None:

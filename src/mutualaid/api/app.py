@@ -70,6 +70,8 @@ def create_app(ctx: ServiceContext, settings: Settings | None = None) -> FastAPI
     app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(RequestContextMiddleware, proxies=proxies, router=app.router)
     install_docs(app)
+    # First: the vote, the busiest write (unlisted; juries.router lists it in its place).
+    app.include_router(juries.hot_router)
     app.include_router(health.router)
     app.include_router(accounts.router)
     app.include_router(plans.router)

@@ -29,10 +29,12 @@ def current_actor(
 CurrentActor = Annotated[Actor, Depends(current_actor)]
 
 
-def bearer_caller(
+async def bearer_caller(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> BearerToken:
-    """The caller's token, checked by the service itself in its first read (joins and votes)."""
+    """The caller's token, checked by the service itself in its first read (joins and votes).
+
+    async, as it does no I/O: a sync dependency costs a hop to the thread pool and back."""
     if credentials is None:
         raise Unauthenticated(
             "not_authenticated", "log in first: send Authorization: Bearer <token>"

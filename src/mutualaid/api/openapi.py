@@ -93,7 +93,7 @@ def json_document(description: str) -> Responses:
 NO_CONTENT: Responses = {204: {"description": "Done; no body"}}
 
 
-def _safe_to_retry(
+async def _safe_to_retry(
     _key: Annotated[
         str | None,
         Header(
@@ -106,7 +106,7 @@ def _safe_to_retry(
         ),
     ] = None,
 ) -> None:
-    """Declares the header on a mutation that needs no key."""
+    """Declares the header on a mutation that needs no key (async: no thread pool hop)."""
 
 
 SAFE_TO_RETRY = Depends(_safe_to_retry)

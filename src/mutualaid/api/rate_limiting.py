@@ -30,7 +30,13 @@ class RateLimitMiddleware:
         self.ctx = ctx
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] in MUTATING:
+        limits = self.ctx.rate_limits
+        if (
+            scope["type"] == "http"
+            and scope["method"] in MUTATING
+            # With both limits off there is nothing to count: no hop to the thread pool.
+            and (limits.per_address or limits.per_token)
+        ):
             connection = HTTPConnection(scope)
             address = client_address(connection)
             refusal = await run_in_threadpool(count_request, self.ctx, _token(connection), address)

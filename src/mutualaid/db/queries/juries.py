@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, literal, select
 
 from mutualaid.db.models import FraudRecord, JurorCertification, Membership, Person
 from mutualaid.domain.juries import JUROR_MEMBERSHIP_STATES
@@ -28,7 +28,9 @@ def eligible_juror_ids(
         .where(
             Membership.plan_id == plan_id,
             Person.relation == "self",
-            Membership.state.in_([str(s) for s in sorted(JUROR_MEMBERSHIP_STATES)]),
+            # One bound value per state, not an expanding list: the statement's text is then
+            # final when compiled (no re-rendering on every execution of a vote).
+            Membership.state.in_([literal(str(s)) for s in sorted(JUROR_MEMBERSHIP_STATES)]),
             Membership.joined_on <= joined_by,
             Person.birth_on <= latest_birth,
         )

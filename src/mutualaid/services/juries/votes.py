@@ -26,6 +26,7 @@ from mutualaid.db.models import (
 from mutualaid.db.queries.accounts import caller_columns, token_caller
 from mutualaid.db.queries.juries import eligible_juror_ids
 from mutualaid.db.queries.plans import cached_rules, known_rules, rules_of
+from mutualaid.db.statements import CompiledStatement
 from mutualaid.domain.accounts import STAFF_ROLES, Role
 from mutualaid.domain.calendars import local_date
 from mutualaid.domain.errors import Conflict, DomainError, Forbidden, NotFound
@@ -250,22 +251,40 @@ def _fast_ballot(right_to_vote: Any) -> Any:
 
 
 _FAST_BALLOTS = {
-    "open_vote": _fast_ballot(
-        eligible_juror_ids(
-            bindparam("plan_id"),
-            bindparam("latest_birth"),
-            bindparam("joined_by"),
-            bindparam("claimant"),
-            token_caller(),
+    "open_vote": CompiledStatement(
+        _fast_ballot(
+            eligible_juror_ids(
+                bindparam("plan_id"),
+                bindparam("latest_birth"),
+                bindparam("joined_by"),
+                bindparam("claimant"),
+                token_caller(),
+            )
         )
     ),
-    "panel": _fast_ballot(
-        select(JurySeat.id).where(
-            JurySeat.jury_case_id == bindparam("case_id"),
-            JurySeat.juror_account_id == token_caller(),
+    "panel": CompiledStatement(
+        _fast_ballot(
+            select(JurySeat.id).where(
+                JurySeat.jury_case_id == bindparam("case_id"),
+                JurySeat.juror_account_id == token_caller(),
+            )
         )
     ),
 }
+#: Each known case's quiz (its facts and its plan version's illnesses, by rules hash, decide it).
+_QUIZZES: dict[tuple[str, str, str, int], tuple[QuizQuestion, ...]] = {}
+
+
+def _known_case_quiz(case: Any, rules: PlanRules) -> tuple[QuizQuestion, ...]:
+    key = (case.rules_sha256, case.ref, case.illness_code, case.age_at_diagnosis)
+    quiz = _QUIZZES.get(key)
+    if quiz is None:
+        if len(_QUIZZES) >= _CASE_FACTS_KEPT:
+            _QUIZZES.clear()
+        quiz = _QUIZZES[key] = case_quiz(
+            case.ref, case.illness_code, [i.code for i in rules.illnesses], case.age_at_diagnosis
+        )
+    return quiz
 
 
 def _ballot_params(case: Any, rules: PlanRules, choice: str, now: datetime) -> dict[str, Any]:
@@ -294,10 +313,7 @@ def _fast_vote(
     rules = cached_rules(case.rules_sha256)
     if rules is None:
         return None
-    quiz = case_quiz(
-        case.ref, case.illness_code, [i.code for i in rules.illnesses], case.age_at_diagnosis
-    )
-    if choice != "recuse" and not quiz_passed(quiz, answers):
+    if choice != "recuse" and not quiz_passed(_known_case_quiz(case, rules), answers):
         return None
     params = _ballot_params(case, rules, choice, now) | {
         "mode": case.mode,
@@ -309,7 +325,7 @@ def _fast_vote(
     }
     with ctx.autocommit() as connection:
         try:
-            written = connection.execute(_FAST_BALLOTS[case.mode], params).first()
+            written = _FAST_BALLOTS[case.mode].run(connection, params).first()
         except IntegrityError:
             return None  # a second vote: the slow path answers with the first or refuses
     return VoteReceipt(case.id, choice, now) if written is not None else None
