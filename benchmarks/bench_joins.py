@@ -177,6 +177,28 @@ def resident_ids(count: int, today: date) -> list[str]:
     return numbers
 
 
+def baseline_server_command(port: int, workers: int) -> list[str]:
+    """The baseline's server: `baseline_app` under uvicorn with `workers` processes."""
+    return [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "--app-dir",
+        str(HERE),
+        "bench_joins:baseline_app",
+        "--factory",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--no-access-log",
+        "--log-level",
+        "warning",
+    ]
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -494,24 +516,7 @@ def main() -> None:
     port = free_port()
     baseline = run_phase(
         "baseline",
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "--app-dir",
-            str(HERE),
-            "bench_joins:baseline_app",
-            "--factory",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            str(args.workers),
-            "--no-access-log",
-            "--log-level",
-            "warning",
-        ],
+        baseline_server_command(port, args.workers),
         env,
         port,
         BASELINE_PATH,

@@ -50,6 +50,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from databases import backend_cpu_s
 from psycopg.types.string import BytesBinaryDumper
 from sqlalchemy import Connection, Engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
@@ -455,42 +456,20 @@ class AppendParts:
         self.seconds["tiles: build"] -= self.seconds["tiles: read"] + self.seconds["tiles: store"]
 
 
-def server_cpu_s(engine: Engine) -> float:
-    """CPU seconds used so far by the PostgreSQL backends connected to this benchmark's database
-    (0 on SQLite, where the database's work is this process's). Only backends whose title names
-    our database are counted (the server is shared)."""
-    if engine.dialect.name != "postgresql":
-        return 0.0
-    database = f" {engine.url.database} "
-    total = 0
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            title = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            if not title.startswith("postgres: ") or database not in title:
-                continue
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])  # utime + stime
-    return total / os.sysconf("SC_CLK_TCK")
-
-
 class Meter:
     """Wall seconds, this process's CPU seconds and our PostgreSQL backends' CPU seconds."""
 
     def __init__(self, engine: Engine) -> None:
-        self.engine = engine
+        self.url = engine.url.render_as_string(hide_password=False)
         self.wall = self.client = self.server = 0.0
 
     @contextmanager
     def measure(self) -> Iterator[None]:
-        server, client, start = server_cpu_s(self.engine), time.process_time(), time.perf_counter()
+        server, client, start = backend_cpu_s(self.url), time.process_time(), time.perf_counter()
         yield
         self.wall += time.perf_counter() - start
         self.client += time.process_time() - client
-        self.server += server_cpu_s(self.engine) - server
+        self.server += backend_cpu_s(self.url) - server
 
     def cpu(self) -> float:
         return self.client + self.server

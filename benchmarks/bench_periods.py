@@ -43,6 +43,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from databases import backend_cpu_s
 from sqlalchemy import Engine, event, text
 from sqlalchemy.engine import make_url
 
@@ -435,35 +436,11 @@ def timed(action: Any) -> tuple[float, Any]:
     return time.perf_counter() - started, result
 
 
-def server_cpu_s(url: str) -> float:
-    """CPU seconds used so far by the PostgreSQL backends connected to this benchmark's database
-    (0 on SQLite, where the database's work is this process's). The server is shared with other
-    sessions, so only backends whose title names our database are counted; parallel workers,
-    which exit when their query ends, are not (the figure is a lower bound)."""
-    database = make_url(url).database or ""
-    if make_url(url).get_backend_name() == "sqlite":
-        return 0.0
-    ticks = os.sysconf("SC_CLK_TCK")
-    total = 0
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            title = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            if not title.startswith("postgres: ") or f" {database} " not in title:
-                continue
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])  # utime + stime
-    return total / ticks
-
-
 def cpu_timed(url: str, action: Any) -> tuple[float, float, float, Any]:
     """(wall s, this process's CPU s, our PostgreSQL backends' CPU s, result)."""
-    cpu, server = time.process_time(), server_cpu_s(url)
+    cpu, server = time.process_time(), backend_cpu_s(url)
     wall, result = timed(action)
-    return wall, time.process_time() - cpu, server_cpu_s(url) - server, result
+    return wall, time.process_time() - cpu, backend_cpu_s(url) - server, result
 
 
 class _StatementTimes:

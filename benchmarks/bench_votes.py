@@ -38,6 +38,7 @@ from bench_joins import (
     HERE,
     Phase,
     _request,
+    baseline_server_command,
     cpu_seconds,
     free_port,
     start_server,
@@ -296,24 +297,7 @@ def server_command(name: str, port: int, workers: int, profile_to: Path | None) 
             "--workers",
             str(workers),
         ]
-    return [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "--app-dir",
-        str(HERE),
-        "bench_joins:baseline_app",
-        "--factory",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        str(workers),
-        "--no-access-log",
-        "--log-level",
-        "warning",
-    ]
+    return baseline_server_command(port, workers)
 
 
 def database_sessions(url: str) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
@@ -87,3 +88,27 @@ def plan_context(engine: Engine) -> ServiceContext:
     )
     publish_plan(ctx, None, read_plan_file(f"{PLAN_CODE}.toml"))
     return ctx
+
+
+def backend_cpu_s(url: str) -> float:
+    """CPU seconds used so far by the PostgreSQL backends connected to `url`'s database (0 on
+    SQLite, where the database's work is the benchmark's own process). The server is shared with
+    other sessions, so only backends whose title names this database are counted; parallel
+    workers, which exit when their query ends, are not (the figure is a lower bound)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return 0.0
+    database = f" {parsed.database} "
+    total = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            title = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            if not title.startswith("postgres: ") or database not in title:
+                continue
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime + stime
+    return total / os.sysconf("SC_CLK_TCK")
